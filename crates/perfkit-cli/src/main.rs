@@ -1,0 +1,54 @@
+//! `perfkit`: Linux performance toolkit. This crate only parses the command
+//! line, wires perfkit's library crates together and prints; the work lives
+//! in the libraries.
+
+mod output;
+mod profile;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Linux performance toolkit: eBPF profiling and flame graphs.
+#[derive(Debug, Parser)]
+#[command(name = "perfkit", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Profile(profile::ProfileArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Profile(args) => profile::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("perfkit: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,392 @@
+//! `perfkit profile`: on-CPU sampling of one process into a flame graph.
+
+use std::{
+    collections::HashMap,
+    ffi::OsString,
+    io::IsTerminal,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use perfkit_flamegraph::SvgOptions;
+use perfkit_probes::{OnCpuConfig, OnCpuSampler, RawProfile};
+use perfkit_profile::Profile;
+use perfkit_symbols::{MapsTracker, Symbolizer};
+use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
+use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::output::PendingOutput;
+
+const EXAMPLES: &str = "\
+Examples:
+  perfkit profile -p 1234                  # until Ctrl-C, writes flame.svg
+  perfkit profile -p 1234 -d 30 -F 199 -o api.svg --folded api.folded
+  perfkit profile -- ./my-benchmark --iterations 100
+
+Needs root, or CAP_BPF and CAP_PERFMON. Frames are complete for code built
+with frame pointers (-fno-omit-frame-pointer, -C force-frame-pointers=yes).";
+
+/// Sample a process's on-CPU stacks with eBPF and draw a flame graph.
+///
+/// Samples every thread of the target on every CPU at a fixed frequency.
+/// Stacks are counted in the kernel; at the end they are symbolized and
+/// written as an SVG flame graph (and optionally as folded stacks). Sampling
+/// ends at Ctrl-C, after --duration, or when the target exits; every output
+/// is written in each case.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct ProfileArgs {
+    /// Process to profile (all its threads).
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid, conflicts_with = "command", required_unless_present = "command")]
+    pid: Option<u32>,
+
+    /// Samples per second, per CPU.
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    frequency: u64,
+
+    /// Stop after this long: seconds, or with a unit (500ms, 10s, 2m).
+    /// Without it, sampling runs until Ctrl-C or the target exits.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// Where to write the flame graph SVG.
+    #[arg(short, long, value_name = "FILE", default_value = "flame.svg")]
+    output: PathBuf,
+
+    /// Also write the stacks in the folded format (FlameGraph, inferno).
+    #[arg(long, value_name = "FILE")]
+    folded: Option<PathBuf>,
+
+    /// Entries in the kernel's stack map: raise it when stacks are lost to collisions.
+    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_STACK_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
+    stack_map_size: u32,
+
+    /// Entries in the kernel's counts map: raise it when samples are dropped.
+    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_COUNTS_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
+    counts_map_size: u32,
+
+    /// Functions to list in the summary.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+
+    /// Command to run and profile until it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+fn parse_pid(s: &str) -> Result<u32, String> {
+    perfkit_target::parse_pid(s).map_err(|e| e.to_string())
+}
+
+/// Parses `10`, `2.5`, `500ms`, `10s`, `2m`: a positive duration.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (examples: 10, 2.5, 500ms, 2m)"))?;
+    let secs = value * scale;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("the duration must be positive, got {s:?}"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("the duration {s:?} is too long"))
+}
+
+/// Why sampling stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndReason {
+    Interrupted,
+    Duration,
+    TargetExited,
+}
+
+/// The process being profiled, and the child we started if we started it.
+struct Target {
+    info: ProcessInfo,
+    child: Option<HeldCommand>,
+}
+
+pub fn run(args: ProfileArgs) -> Result<()> {
+    // Fail on unwritable outputs before anything runs.
+    let svg_out = PendingOutput::create(&args.output)?;
+    let folded_out = args.folded.as_deref().map(PendingOutput::create).transpose()?;
+
+    let mut target = match args.pid {
+        Some(pid) => Target { info: ProcessInfo::read(pid)?, child: None },
+        None => {
+            let (program, rest) = args.command.split_first().context("no command given")?;
+            let rest: Vec<&OsString> = rest.iter().collect();
+            let child = HeldCommand::spawn(program, &rest)?;
+            let cmdline = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            let info = ProcessInfo { pid: child.pid(), comm: program.to_string_lossy().into_owned(), cmdline };
+            Target { info, child: Some(child) }
+        }
+    };
+    let pid = target.info.pid;
+
+    let mut config = OnCpuConfig::new(pid);
+    config.frequency_hz = args.frequency;
+    config.stack_entries = args.stack_map_size;
+    config.counts_entries = args.counts_map_size;
+    let sampler = OnCpuSampler::start(&config)?;
+
+    let mut maps = MapsTracker::new(pid);
+    if let Some(child) = &mut target.child {
+        child.release()?;
+    }
+    let _ = maps.refresh();
+    let watch = ExitWatch::new(pid);
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let started = Instant::now();
+    let end = runtime.block_on(sample_until_done(&sampler, &mut maps, watch, args.duration, &target.info))?;
+    let elapsed = started.elapsed();
+    let raw = sampler.finish()?;
+    let _ = maps.refresh();
+
+    let child_status = match &mut target.child {
+        Some(child) => Some(stop_child(child, end)?),
+        None => None,
+    };
+
+    let profile = symbolize(&raw, maps, &target.info, elapsed, args.frequency);
+    if profile.total_samples() == 0 {
+        bail!(
+            "no samples: PID {pid} did not run on a CPU during the {:.1} s of sampling; nothing written",
+            elapsed.as_secs_f64()
+        );
+    }
+
+    let mut svg_options = SvgOptions::new(format!("perfkit profile: {}", target.info.display_command()));
+    svg_options.subtitle = Some(subtitle(&profile, pid));
+    let folded_path = folded_out.as_ref().map(|f| f.path().to_owned());
+    if let Some(folded) = folded_out {
+        folded.commit(|w| profile.write_folded(w).context("writing folded stacks"))?;
+    }
+    let svg_path = svg_out.path().to_owned();
+    svg_out.commit(|w| perfkit_flamegraph::render_svg(&profile, &svg_options, w).context("rendering the flame graph"))?;
+
+    print_summary(&profile, &raw, end, child_status, args.top);
+    eprint!("wrote {}", svg_path.display());
+    if let Some(p) = folded_path {
+        eprint!(" and {}", p.display());
+    }
+    eprintln!();
+    Ok(())
+}
+
+/// Samples until Ctrl-C, the duration, or the target's exit, refreshing the
+/// target's mappings and the progress line as it goes.
+async fn sample_until_done(
+    sampler: &OnCpuSampler,
+    maps: &mut MapsTracker,
+    watch: Result<ExitWatch, perfkit_target::TargetError>,
+    duration: Option<Duration>,
+    info: &ProcessInfo,
+) -> Result<EndReason> {
+    let exit = match watch {
+        // SAFETY: `ExitWatch` owns its pidfd and always returns that same fd.
+        Ok(w) => Some(unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("watching the target for exit")?),
+        // Already gone between start and here: sampling ends at once.
+        Err(perfkit_target::TargetError::NoSuchProcess(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let progress = progress_bar();
+    let started = Instant::now();
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let reason = loop {
+        let Some(exit) = &exit else { break EndReason::TargetExited };
+        tokio::select! {
+            r = &mut ctrl_c => {
+                r.context("listening for Ctrl-C")?;
+                break EndReason::Interrupted;
+            }
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break EndReason::Duration,
+            r = exit.readable() => {
+                let _ = r.context("watching the target for exit")?;
+                break EndReason::TargetExited;
+            }
+            _ = tick.tick() => {
+                let _ = maps.refresh();
+                if let Ok(stats) = sampler.stats() {
+                    progress.set_message(format!(
+                        "sampling PID {} ({}): {:.1} s, {} samples",
+                        info.pid, info.comm, started.elapsed().as_secs_f64(), stats.samples
+                    ));
+                }
+            }
+        }
+    };
+    progress.finish_and_clear();
+    Ok(reason)
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}  (Ctrl-C to stop)").expect("valid template"));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// A command we started is stopped with SIGTERM when sampling ended before
+/// it did, then reaped.
+fn stop_child(child: &mut HeldCommand, end: EndReason) -> Result<ExitStatus> {
+    if end != EndReason::TargetExited {
+        // SAFETY: signalling our own unreaped child; its PID cannot be reused.
+        unsafe { libc::kill(child.pid() as i32, libc::SIGTERM) };
+    }
+    Ok(child.wait()?)
+}
+
+fn symbolize(raw: &RawProfile, maps: MapsTracker, info: &ProcessInfo, elapsed: Duration, hz: u64) -> Profile {
+    let progress = progress_bar();
+    progress.set_message(format!("symbolizing {} unique stacks", raw.samples.len()));
+    let mut trackers = HashMap::new();
+    trackers.insert(maps.pid(), maps);
+    let mut profile = Symbolizer::default().profile(&raw.samples, &trackers);
+    progress.finish_and_clear();
+    profile.meta.command = info.display_command();
+    profile.meta.duration = elapsed;
+    profile.meta.frequency_hz = hz;
+    profile.meta.lost_stacks = raw.stats.lost_stacks();
+    profile.meta.dropped_samples = raw.stats.counts_map_full;
+    profile
+}
+
+fn subtitle(profile: &Profile, pid: u32) -> String {
+    let m = &profile.meta;
+    let mut s = format!(
+        "{} samples in {:.1} s at {} Hz, PID {pid}",
+        profile.total_samples(),
+        m.duration.as_secs_f64(),
+        m.frequency_hz
+    );
+    if m.lost_stacks > 0 || m.dropped_samples > 0 {
+        s.push_str(&format!(", {} stacks lost, {} samples dropped", m.lost_stacks, m.dropped_samples));
+    }
+    s
+}
+
+fn print_summary(profile: &Profile, raw: &RawProfile, end: EndReason, child: Option<ExitStatus>, top: usize) {
+    let total = profile.total_samples();
+    let m = &profile.meta;
+    let why = match end {
+        EndReason::Interrupted => "interrupted".to_owned(),
+        EndReason::Duration => "duration reached".to_owned(),
+        EndReason::TargetExited => match child {
+            Some(status) => format!("command exited, {status}"),
+            None => "target exited".to_owned(),
+        },
+    };
+    eprintln!(
+        "{total} samples in {:.2} s at {} Hz ({why}); {} unique stacks",
+        m.duration.as_secs_f64(),
+        m.frequency_hz,
+        profile.folded_counts().len()
+    );
+    let s = &raw.stats;
+    if s.lost_stacks() > 0 {
+        eprintln!(
+            "lost stacks: {} (collisions: {} user, {} kernel; stack map full: {}); raise --stack-map-size",
+            s.lost_stacks(),
+            s.user_stack_collisions,
+            s.kernel_stack_collisions,
+            s.stack_map_full
+        );
+    }
+    if s.counts_map_full > 0 {
+        eprintln!("dropped samples: {} (counts map full); raise --counts-map-size", s.counts_map_full);
+    }
+    if s.stack_errors > 0 {
+        eprintln!("stack read errors: {} (last errno {})", s.stack_errors, -s.last_stack_error);
+    }
+    if top > 0 && total > 0 {
+        eprintln!("top functions by self time:");
+        for f in profile.top_self(top) {
+            eprintln!("  {:>6.2}%  {:>8}  {}", 100.0 * f.count as f64 / total as f64, f.count, f.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProfileArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ProfileArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("profile").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&["-p", "42"]).unwrap();
+        assert_eq!(a.pid, Some(42));
+        assert_eq!(a.frequency, 99);
+        assert_eq!(a.duration, None);
+        assert_eq!(a.output, PathBuf::from("flame.svg"));
+        assert!(a.folded.is_none());
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let a = parse(&["-F", "199", "-d", "2.5", "--", "sleep", "-x", "1"]).unwrap();
+        assert_eq!(a.command, vec![OsString::from("sleep"), "-x".into(), "1".into()]);
+        assert_eq!(a.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(a.frequency, 199);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["-p", "0"][..],
+            &["-p", "abc"],
+            &["-p", ""],
+            &["-p", "1", "-F", "0"],
+            &["-p", "1", "-F", ""],
+            &["-p", "1", "-F", "fast"],
+            &["-p", "1", "-d", ""],
+            &["-p", "1", "-d", "0"],
+            &["-p", "1", "-d", "-3"],
+            &["-p", "1", "-d", "soon"],
+            &["-p", "1", "--", "true"],
+            &[],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("inf").is_err());
+        assert!(parse_duration("NaN").is_err());
+    }
+}

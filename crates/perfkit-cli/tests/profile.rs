@@ -1,0 +1,230 @@
+//! `perfkit profile`.
+
+use std::{
+    fs,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::util::*;
+
+
+/// The known answer: hot_a and hot_b are reached only through their
+/// parents, and take 3:1 of the samples.
+fn assert_hotspots_profile(folded: &[(String, u64)]) {
+    let (a, a_full) = leaf_samples(folded, "hot_a", ";main;parent_a;hot_a");
+    let (b, b_full) = leaf_samples(folded, "hot_b", ";main;parent_b;hot_b");
+    assert!(a + b >= 100, "too few samples in the hot functions: {a} + {b}");
+    assert!(a_full * 100 >= a * 95, "only {a_full} of {a} hot_a samples have the full path main;parent_a;hot_a");
+    assert!(b_full * 100 >= b * 95, "only {b_full} of {b} hot_b samples have the full path main;parent_b;hot_b");
+    let ratio = a as f64 / b as f64;
+    assert!((2.4..=3.6).contains(&ratio), "hot_a:hot_b is {a}:{b} = {ratio:.2}, expected 3 within 20%");
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    assert!((a + b) * 100 >= total * 90, "the hot functions have only {} of {total} samples", a + b);
+    assert!(folded.iter().all(|(s, _)| s.starts_with("hotspots;")), "every stack starts with the thread name");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
+    require_privileged();
+    let dir = scratch_dir();
+    let svg = dir.path().join("flame.svg");
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "199", "-o"])
+        .arg(&svg)
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--")
+        .arg(hotspots())
+        .arg("3"));
+    assert!(out.status.success());
+    let folded = read_folded(&folded);
+    assert_hotspots_profile(&folded);
+
+    let err = stderr(&out);
+    assert!(err.contains("command exited, exit code 0"), "{err}");
+    assert!(err.contains("top functions by self time"), "{err}");
+    assert!(err.contains("hot_a"), "{err}");
+
+    let text = fs::read_to_string(&svg).unwrap();
+    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    let doc = roxmltree::Document::parse_with_options(&text, options).expect("the SVG is well-formed XML");
+    let title = doc.descendants().find(|n| n.attribute("id") == Some("title")).expect("a title").text().unwrap_or("");
+    assert!(title.contains("perfkit profile:") && title.contains("hotspots 3"), "title {title:?}");
+    assert!(text.contains("samples in"), "the subtitle gives samples and duration");
+    let frame_titles: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("title")).filter_map(|n| n.text()).collect();
+    for name in ["main", "parent_a", "hot_a", "parent_b", "hot_b"] {
+        assert!(frame_titles.iter().any(|t| t.starts_with(&format!("{name} ("))), "no frame {name} in the SVG");
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn pid_profile_for_a_duration() {
+    require_privileged();
+    let mut target = Command::new(hotspots()).arg("20").spawn().unwrap();
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let started = Instant::now();
+    let out = run(perfkit()
+        .args(["profile", "-d", "3", "-F", "199", "-p", &target.id().to_string(), "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .arg("--folded")
+        .arg(&folded));
+    let took = started.elapsed();
+    target.kill().unwrap();
+    target.wait().unwrap();
+    assert!(out.status.success());
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(15), "took {took:?}");
+    assert!(stderr(&out).contains("duration reached"));
+    assert_hotspots_profile(&read_folded(&folded));
+    assert!(dir.path().join("flame.svg").exists());
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn target_exiting_mid_run_still_writes_a_symbolized_profile() {
+    require_privileged();
+    // The process exits after 2 s, long before the 60 s duration; its
+    // mappings are gone by the time symbols are resolved.
+    let mut target = Command::new(hotspots()).arg("2").spawn().unwrap();
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let started = Instant::now();
+    let out = run(perfkit()
+        .args(["profile", "-d", "60", "-p", &target.id().to_string(), "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .arg("--folded")
+        .arg(&folded));
+    target.wait().unwrap();
+    assert!(out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(stderr(&out).contains("target exited"));
+    let folded = read_folded(&folded);
+    let (a, a_full) = leaf_samples(&folded, "hot_a", ";main;parent_a;hot_a");
+    assert!(a > 0 && a_full == a, "symbolized after exit: {a_full} of {a}");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn ctrl_c_ends_sampling_and_writes_every_output() {
+    require_privileged();
+    let mut target = Command::new(hotspots()).arg("30").spawn().unwrap();
+    let dir = scratch_dir();
+    let svg = dir.path().join("flame.svg");
+    let folded = dir.path().join("out.folded");
+    let profiler = perfkit()
+        .args(["profile", "-p", &target.id().to_string(), "-o"])
+        .arg(&svg)
+        .arg("--folded")
+        .arg(&folded)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: signalling the child we spawned.
+    assert_eq!(unsafe { libc::kill(profiler.id() as i32, libc::SIGINT) }, 0);
+    let out = profiler.wait_with_output().unwrap();
+    target.kill().unwrap();
+    target.wait().unwrap();
+    eprintln!("{}", stderr(&out));
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("interrupted"));
+    assert!(svg.exists());
+    let (a, _) = leaf_samples(&read_folded(&folded), "hot_a", "hot_a");
+    assert!(a > 50, "{a} hot_a samples in 3 s at 99 Hz");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn without_privileges_the_error_names_the_capabilities() {
+    require_privileged();
+    let dir = scratch_dir();
+    // As `nobody`, with an output directory it may write to, so that the
+    // missing privilege is the only fault.
+    let out = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+        .arg(env!("CARGO_BIN_EXE_perfkit"))
+        .args(["profile", "-d", "1", "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("permission denied") && err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.contains("root"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_no_output(dir.path());
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn a_command_that_cannot_run_is_a_clear_error() {
+    require_privileged();
+    let dir = scratch_dir();
+    let out = run(perfkit()
+        .args(["profile", "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .args(["--", "/nonexistent/perfkit-no-such-program"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot run"), "{}", stderr(&out));
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn a_pid_that_does_not_exist_is_a_clear_error() {
+    let pid = (1_000_000..4_000_000).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).unwrap();
+    let dir = scratch_dir();
+    let out = run(perfkit().args(["profile", "-p", &pid.to_string(), "-o"]).arg(dir.path().join("flame.svg")));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), format!("perfkit: error: no process with PID {pid}"));
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn an_unwritable_output_fails_before_sampling() {
+    let out = run(perfkit().args(["profile", "-p", "1", "-o", "/nonexistent-dir/flame.svg"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot write /nonexistent-dir/flame.svg"), "{err}");
+    let dir = scratch_dir();
+    let out = run(perfkit().args(["profile", "-p", "1", "-o"]).arg(dir.path()));
+    assert!(stderr(&out).contains("is a directory"));
+}
+
+#[test]
+fn bad_frequency_and_duration_are_rejected() {
+    for (args, needle) in [
+        (&["-F", ""][..], "invalid value"),
+        (&["-F", "0"], "invalid value"),
+        (&["-F", "often"], "invalid value"),
+        (&["-d", ""], "not a duration"),
+        (&["-d", "0"], "must be positive"),
+        (&["-d", "-1"], "unexpected argument"),
+    ] {
+        let dir = scratch_dir();
+        let out = run(perfkit().args(["profile", "-p", "1"]).args(args).arg("-o").arg(dir.path().join("f.svg")));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert_no_output(dir.path());
+    }
+}
+
+#[test]
+fn frequency_above_the_kernel_limit_names_the_sysctl() {
+    let dir = scratch_dir();
+    let out = run(perfkit().args(["profile", "-p", "1", "-F", "1000000", "-o"]).arg(dir.path().join("f.svg")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("kernel.perf_event_max_sample_rate"), "{}", stderr(&out));
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn help_has_examples() {
+    let out = run(perfkit().args(["profile", "--help"]));
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:") && help.contains("perfkit profile -p 1234"));
+}
+

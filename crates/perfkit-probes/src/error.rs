@@ -1,0 +1,142 @@
+use std::io;
+
+/// Why a probe could not be loaded, attached or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The process lacks the privileges BPF profiling needs.
+    #[error(
+        "permission denied: {what} needs root, or the capabilities CAP_BPF and CAP_PERFMON \
+         (missing: {missing}); run as root, or `setcap cap_bpf,cap_perfmon+ep` on the binary"
+    )]
+    PermissionDenied {
+        /// What was being done, for example `loading BPF programs`.
+        what: &'static str,
+        /// The missing capabilities, as a list such as `CAP_BPF, CAP_PERFMON`.
+        missing: String,
+    },
+    /// The kernel has no `bpf()` system call.
+    #[error(
+        "this kernel does not support BPF: bpf() returned ENOSYS (needs CONFIG_BPF_SYSCALL=y); \
+         use a kernel built with BPF support"
+    )]
+    BpfUnsupported,
+    /// The sampling frequency is above `kernel.perf_event_max_sample_rate`.
+    #[error(
+        "sampling frequency {hz} Hz is above kernel.perf_event_max_sample_rate ({max} Hz); \
+         lower the frequency or raise it with `sysctl kernel.perf_event_max_sample_rate={hz}`"
+    )]
+    FrequencyTooHigh {
+        /// Requested frequency.
+        hz: u64,
+        /// The kernel's limit.
+        max: u64,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid probe configuration: {0}")]
+    InvalidConfig(String),
+    /// Loading the object, creating its maps or verifying a program failed.
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Attaching a program to an event failed.
+    #[error("attaching {program} to CPU {cpu} failed")]
+    Attach {
+        /// Program name.
+        program: &'static str,
+        /// CPU the event was for.
+        cpu: u32,
+        /// The underlying error.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// Reading a map failed.
+    #[error("reading BPF map {map} failed")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// The underlying error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// Listing the online CPUs failed.
+    #[error("reading the online CPU list from {path} failed")]
+    OnlineCpus {
+        /// The file that could not be read.
+        path: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The first `io::Error` in an error's source chain, if any.
+pub(crate) fn io_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if let Some(code) = io.raw_os_error() {
+                return Some(code);
+            }
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Turns a failure to load or attach into the error a user can act on:
+/// EPERM/EACCES become [`ProbeError::PermissionDenied`], ENOSYS
+/// [`ProbeError::BpfUnsupported`].
+pub(crate) fn classify(
+    what: &'static str,
+    err: &(dyn std::error::Error + 'static),
+) -> Option<ProbeError> {
+    match io_errno(err)? {
+        libc_errno::EPERM | libc_errno::EACCES => Some(ProbeError::PermissionDenied {
+            what,
+            missing: crate::privileges::missing_for_bpf().unwrap_or_else(|| {
+                "none that perfkit can see; check kernel.unprivileged_bpf_disabled, \
+                 kernel.perf_event_paranoid and any LSM policy"
+                    .to_owned()
+            }),
+        }),
+        libc_errno::ENOSYS => Some(ProbeError::BpfUnsupported),
+        _ => None,
+    }
+}
+
+/// The few errno values this crate tells apart (Linux, all architectures).
+pub(crate) mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const EACCES: i32 = 13;
+    pub const EINVAL: i32 = 22;
+    pub const ENOSYS: i32 = 38;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] io::Error);
+
+    #[test]
+    fn finds_errno_down_the_source_chain() {
+        let err = Outer(io::Error::from_raw_os_error(38));
+        assert_eq!(io_errno(&err), Some(38));
+        assert!(matches!(classify("loading", &err), Some(ProbeError::BpfUnsupported)));
+    }
+
+    #[test]
+    fn eperm_becomes_a_permission_error_naming_the_fix() {
+        let err = Outer(io::Error::from_raw_os_error(1));
+        let msg = classify("loading BPF programs", &err).unwrap().to_string();
+        assert!(msg.contains("CAP_BPF") && msg.contains("CAP_PERFMON") && msg.contains("root"), "{msg}");
+    }
+
+    #[test]
+    fn other_errors_are_left_alone() {
+        let err = Outer(io::Error::from_raw_os_error(libc_errno::EINVAL));
+        assert!(classify("loading", &err).is_none());
+    }
+}

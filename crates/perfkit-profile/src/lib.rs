@@ -1,0 +1,291 @@
+//! perfkit's profile model.
+//!
+//! A [`Profile`] is a set of symbolized stacks with sample counts and the
+//! facts of how it was taken. This crate does no I/O of its own: it writes
+//! to and reads from any `Write`/`BufRead`.
+//!
+//! The folded format is the one of FlameGraph and inferno: one line per
+//! unique stack, frames root first separated by `;`, then a space and the
+//! count. The first frame is the thread name. Kernel frames end in `_[k]`
+//! and inlined frames in `_[i]`, which flame graph renderers colour.
+//!
+//! ```
+//! use perfkit_profile::{Frame, Profile, Stack};
+//! let mut profile = Profile::default();
+//! profile.push(Stack::new("app", vec![Frame::user("main"), Frame::user("work")], 3));
+//! profile.push(Stack::new("app", vec![Frame::user("main"), Frame::kernel("do_syscall_64")], 1));
+//! let mut out = Vec::new();
+//! profile.write_folded(&mut out).unwrap();
+//! assert_eq!(String::from_utf8(out).unwrap(), "app;main;do_syscall_64_[k] 1\napp;main;work 3\n");
+//! assert_eq!(profile.top_self(1)[0].name, "work");
+//! ```
+
+mod folded;
+
+use std::{collections::HashMap, time::Duration};
+
+pub use folded::{FoldedError, parse_folded};
+
+/// Where a frame's code runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FrameKind {
+    /// User-space code.
+    User,
+    /// A function inlined into the user frame before it (the caller side).
+    Inlined,
+    /// Kernel code.
+    Kernel,
+}
+
+/// One symbolized stack frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    /// Function name, demangled; `[unknown]` forms when not resolved.
+    pub name: String,
+    /// Where the code runs.
+    pub kind: FrameKind,
+}
+
+impl Frame {
+    /// A user-space frame.
+    pub fn user(name: impl Into<String>) -> Self {
+        Self { name: name.into(), kind: FrameKind::User }
+    }
+    /// A kernel frame.
+    pub fn kernel(name: impl Into<String>) -> Self {
+        Self { name: name.into(), kind: FrameKind::Kernel }
+    }
+    /// An inlined user-space frame.
+    pub fn inlined(name: impl Into<String>) -> Self {
+        Self { name: name.into(), kind: FrameKind::Inlined }
+    }
+    /// An unresolved user frame, naming the module when known, such as
+    /// `[unknown] (libc.so.6)`.
+    pub fn unknown_user(module: Option<&str>) -> Self {
+        Self::user(unknown_name(module))
+    }
+    /// An unresolved kernel frame, naming the module when known.
+    pub fn unknown_kernel(module: Option<&str>) -> Self {
+        Self::kernel(unknown_name(module))
+    }
+
+    /// The frame as it appears in folded output: the name made safe for the
+    /// format (no `;` or line breaks) with the kind's suffix.
+    pub fn folded_name(&self) -> String {
+        let mut s: String = self
+            .name
+            .chars()
+            .map(|c| match c {
+                ';' => ':',
+                '\n' | '\r' => ' ',
+                c => c,
+            })
+            .collect();
+        s.push_str(match self.kind {
+            FrameKind::User => "",
+            FrameKind::Inlined => "_[i]",
+            FrameKind::Kernel => "_[k]",
+        });
+        s
+    }
+}
+
+fn unknown_name(module: Option<&str>) -> String {
+    match module {
+        Some(m) => format!("[unknown] ({m})"),
+        None => "[unknown]".to_owned(),
+    }
+}
+
+/// A stack with its sample count: thread name, then frames root first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stack {
+    /// Thread name, the root of the stack in folded output.
+    pub thread: String,
+    /// Frames from the outermost (`_start`, `main`) to the innermost.
+    pub frames: Vec<Frame>,
+    /// Samples with exactly this stack.
+    pub count: u64,
+}
+
+impl Stack {
+    /// A stack of `count` samples in thread `thread`.
+    pub fn new(thread: impl Into<String>, frames: Vec<Frame>, count: u64) -> Self {
+        Self { thread: thread.into(), frames, count }
+    }
+
+    /// The stack's folded form without the count.
+    pub fn folded(&self) -> String {
+        let mut line = self.thread.replace([';', '\n', '\r'], "_");
+        for frame in &self.frames {
+            line.push(';');
+            line.push_str(&frame.folded_name());
+        }
+        line
+    }
+}
+
+/// How a profile was taken.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ProfileMeta {
+    /// The profiled command line.
+    pub command: String,
+    /// Wall-clock time sampled.
+    pub duration: Duration,
+    /// Sampling frequency per CPU.
+    pub frequency_hz: u64,
+    /// Samples whose stacks were lost (map collisions, full maps).
+    pub lost_stacks: u64,
+    /// Samples dropped entirely (full counts map).
+    pub dropped_samples: u64,
+}
+
+/// Symbolized stacks and their counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// The stacks, possibly with repeats until [`merged`](Self::merged).
+    pub stacks: Vec<Stack>,
+    /// How the profile was taken.
+    pub meta: ProfileMeta,
+}
+
+/// A function's share of samples.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionCount {
+    /// The frame's folded name (with `_[k]`/`_[i]` suffix).
+    pub name: String,
+    /// Samples.
+    pub count: u64,
+}
+
+impl Profile {
+    /// Adds a stack.
+    pub fn push(&mut self, stack: Stack) {
+        self.stacks.push(stack);
+    }
+
+    /// Total samples over all stacks.
+    pub fn total_samples(&self) -> u64 {
+        self.stacks.iter().map(|s| s.count).sum()
+    }
+
+    /// Unique folded stacks with summed counts, sorted by stack, as the
+    /// folded format lists them.
+    pub fn folded_counts(&self) -> Vec<(String, u64)> {
+        let mut merged: HashMap<String, u64> = HashMap::new();
+        for stack in &self.stacks {
+            *merged.entry(stack.folded()).or_default() += stack.count;
+        }
+        let mut lines: Vec<_> = merged.into_iter().collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    /// Writes the folded format.
+    pub fn write_folded<W: std::io::Write>(&self, mut out: W) -> std::io::Result<()> {
+        for (stack, count) in self.folded_counts() {
+            writeln!(out, "{stack} {count}")?;
+        }
+        out.flush()
+    }
+
+    /// Functions by self time (samples where they are the innermost frame),
+    /// most first, at most `n`.
+    pub fn top_self(&self, n: usize) -> Vec<FunctionCount> {
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for stack in &self.stacks {
+            let leaf = stack.frames.last().map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
+            *counts.entry(leaf).or_default() += stack.count;
+        }
+        let mut top: Vec<_> = counts.into_iter().map(|(name, count)| FunctionCount { name, count }).collect();
+        top.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        top.truncate(n);
+        top
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_names_carry_kind_suffixes() {
+        assert_eq!(Frame::kernel("schedule").folded_name(), "schedule_[k]");
+        assert_eq!(Frame::inlined("core::iter::next").folded_name(), "core::iter::next_[i]");
+        assert_eq!(Frame::user("main").folded_name(), "main");
+    }
+
+    #[test]
+    fn separators_in_names_cannot_split_frames() {
+        let f = Frame::user("odd;name\nwith breaks");
+        assert_eq!(f.folded_name(), "odd:name with breaks");
+        let s = Stack::new("a;b", vec![f], 1);
+        assert_eq!(s.folded().matches(';').count(), 1);
+    }
+
+    #[test]
+    fn unknown_frames_name_their_module() {
+        assert_eq!(Frame::unknown_user(Some("libc.so.6")).folded_name(), "[unknown] (libc.so.6)");
+        assert_eq!(Frame::unknown_kernel(None).folded_name(), "[unknown]_[k]");
+    }
+
+    #[test]
+    fn identical_stacks_merge_and_lines_sort() {
+        let mut p = Profile::default();
+        let stack = |leaf: &str, n| Stack::new("t", vec![Frame::user("main"), Frame::user(leaf)], n);
+        p.push(stack("b", 2));
+        p.push(stack("a", 1));
+        p.push(stack("b", 5));
+        assert_eq!(p.folded_counts(), vec![("t;main;a".to_owned(), 1), ("t;main;b".to_owned(), 7)]);
+        assert_eq!(p.total_samples(), 8);
+    }
+
+    #[test]
+    fn top_self_counts_leaves() {
+        let mut p = Profile::default();
+        p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("hot")], 6));
+        p.push(Stack::new("t", vec![Frame::user("x"), Frame::user("hot")], 3));
+        p.push(Stack::new("t", vec![Frame::user("main")], 2));
+        p.push(Stack::new("t", vec![], 1));
+        let top = p.top_self(10);
+        assert_eq!(top[0], FunctionCount { name: "hot".into(), count: 9 });
+        assert_eq!(top[1], FunctionCount { name: "main".into(), count: 2 });
+        assert_eq!(top[2], FunctionCount { name: "[no stack]".into(), count: 1 });
+        assert_eq!(p.top_self(1).len(), 1);
+    }
+}
+
+/// Stacks as sampled, before symbolization: what every sampling backend
+/// produces and `perfkit-symbols` consumes.
+pub mod raw {
+    /// A stack as recorded, innermost frame first.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum RawStack {
+        /// No stack of this kind: a kernel stack of a sample taken in user
+        /// mode, or a user stack of a kernel thread.
+        None,
+        /// The stack existed but was lost (a stack map collision or a full
+        /// map); the sample still counts.
+        Lost,
+        /// Instruction pointers, innermost first. All but the first are
+        /// return addresses.
+        Frames(Vec<u64>),
+    }
+
+    /// One unique (process, thread name, user stack, kernel stack) and how
+    /// many samples hit it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct RawSample {
+        /// Process id.
+        pub tgid: u32,
+        /// Thread name (`comm`) at the time of the sample.
+        pub comm: String,
+        /// User-mode stack.
+        pub user: RawStack,
+        /// Kernel-mode stack.
+        pub kernel: RawStack,
+        /// Number of samples.
+        pub count: u64,
+    }
+}

@@ -1,0 +1,404 @@
+//! The process perfkit observes.
+//!
+//! - [`ProcessInfo::read`] checks that a PID exists and reads its name and
+//!   command line.
+//! - [`HeldCommand::spawn`] forks a command but holds it before `exec`, so a
+//!   profiler can attach to its PID before the command runs a single
+//!   instruction; [`HeldCommand::release`] lets it run.
+//! - [`ExitWatch`] is a pidfd that becomes readable when a process exits,
+//!   for any process, not only children.
+
+use std::{
+    ffi::{CString, OsStr, OsString},
+    fs, io,
+    os::{
+        fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
+    path::Path,
+};
+
+/// Why a target could not be found, started or watched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// No process has this PID.
+    #[error("no process with PID {0}")]
+    NoSuchProcess(u32),
+    /// The PID is not a positive number.
+    #[error("invalid PID {0:?}: expected a positive number")]
+    InvalidPid(String),
+    /// The command could not be executed.
+    #[error("cannot run {program:?}: {source}")]
+    Exec {
+        /// Program name as given.
+        program: OsString,
+        /// Why `exec` failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The command is empty.
+    #[error("no command given")]
+    EmptyCommand,
+    /// A system call failed.
+    #[error("{call} failed")]
+    Sys {
+        /// The call, for example `fork`.
+        call: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn sys(call: &'static str) -> impl FnOnce(io::Error) -> TargetError {
+    move |source| TargetError::Sys { call, source }
+}
+
+/// Name and command line of a live process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Main thread name (`/proc/PID/comm`).
+    pub comm: String,
+    /// Arguments (`/proc/PID/cmdline`); empty for kernel threads.
+    pub cmdline: Vec<String>,
+}
+
+impl ProcessInfo {
+    /// Reads the process's details, failing with
+    /// [`TargetError::NoSuchProcess`] if it does not exist.
+    pub fn read(pid: u32) -> Result<Self, TargetError> {
+        Self::read_from(Path::new("/proc"), pid)
+    }
+
+    /// As [`read`](Self::read), with procfs mounted at `proc_root`.
+    pub fn read_from(proc_root: &Path, pid: u32) -> Result<Self, TargetError> {
+        if pid == 0 {
+            return Err(TargetError::InvalidPid("0".into()));
+        }
+        let dir = proc_root.join(pid.to_string());
+        let read = |name: &str| fs::read(dir.join(name));
+        let comm = match read("comm") {
+            Ok(c) => String::from_utf8_lossy(&c).trim_end_matches('\n').to_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(TargetError::NoSuchProcess(pid)),
+            Err(e) => return Err(sys("reading /proc/PID/comm")(e)),
+        };
+        // A process can exit between the two reads: that is the same as not
+        // existing.
+        let cmdline = read("cmdline").map_err(|_| TargetError::NoSuchProcess(pid))?;
+        Ok(Self { pid, comm, cmdline: split_cmdline(&cmdline) })
+    }
+
+    /// The command line joined with spaces, or `[comm]` when it is empty.
+    pub fn display_command(&self) -> String {
+        if self.cmdline.is_empty() { format!("[{}]", self.comm) } else { self.cmdline.join(" ") }
+    }
+}
+
+/// Parses a PID as given on a command line.
+pub fn parse_pid(s: &str) -> Result<u32, TargetError> {
+    match s.trim().parse::<u32>() {
+        Ok(pid) if pid > 0 && pid <= i32::MAX as u32 => Ok(pid),
+        _ => Err(TargetError::InvalidPid(s.to_owned())),
+    }
+}
+
+fn split_cmdline(raw: &[u8]) -> Vec<String> {
+    raw.split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// A forked child that has not yet executed its command.
+///
+/// Dropping a `HeldCommand` that was never released kills the child.
+#[derive(Debug)]
+pub struct HeldCommand {
+    pid: u32,
+    program: OsString,
+    /// Writing a byte (or closing it) lets the child `exec`.
+    go: Option<OwnedFd>,
+    /// Close-on-exec: reads EOF once `exec` succeeded, or the child's errno.
+    exec_status: Option<OwnedFd>,
+    reaped: bool,
+}
+
+impl HeldCommand {
+    /// Forks `program` with `args`, holding it before `exec`. The program is
+    /// looked up in `PATH` as a shell would.
+    pub fn spawn<S: AsRef<OsStr>>(program: S, args: &[S]) -> Result<Self, TargetError> {
+        let program = program.as_ref().to_owned();
+        if program.is_empty() {
+            return Err(TargetError::EmptyCommand);
+        }
+        let cstr = |s: &OsStr| {
+            CString::new(s.as_bytes()).map_err(|_| TargetError::Exec {
+                program: program.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "argument contains a NUL byte"),
+            })
+        };
+        let file = cstr(&program)?;
+        let mut argv = vec![file.clone()];
+        for arg in args {
+            argv.push(cstr(arg.as_ref())?);
+        }
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+
+        let (go_read, go_write) = pipe().map_err(sys("pipe"))?;
+        let (status_read, status_write) = pipe().map_err(sys("pipe"))?;
+
+        // SAFETY: the child only makes async-signal-safe calls (read, write,
+        // execvp, _exit) on memory prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(sys("fork")(io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // Child.
+            // SAFETY: the fds are valid in the child; argv_ptrs is a
+            // NULL-terminated array of pointers into `argv`, alive until exec.
+            unsafe {
+                libc::close(go_write.as_raw_fd());
+                libc::close(status_read.as_raw_fd());
+                let mut byte = 0u8;
+                let n = libc::read(go_read.as_raw_fd(), (&raw mut byte).cast(), 1);
+                if n != 1 {
+                    // The parent went away or gave up: do not run the command.
+                    libc::_exit(127);
+                }
+                libc::execvp(file.as_ptr(), argv_ptrs.as_ptr());
+                let errno = *libc::__errno_location();
+                let bytes = errno.to_ne_bytes();
+                libc::write(status_write.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
+        }
+        drop(go_read);
+        drop(status_write);
+        Ok(Self { pid: pid as u32, program, go: Some(go_write), exec_status: Some(status_read), reaped: false })
+    }
+
+    /// The child's PID, valid before and after `exec`.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Lets the child `exec` its command, and waits until it has, reporting
+    /// a failed `exec` (command not found, not executable) as an error.
+    pub fn release(&mut self) -> Result<(), TargetError> {
+        let Some(go) = self.go.take() else { return Ok(()) };
+        let one = [1u8];
+        // SAFETY: `go` is an open pipe write end; the buffer is one byte.
+        let n = unsafe { libc::write(go.as_raw_fd(), one.as_ptr().cast(), 1) };
+        if n != 1 {
+            return Err(sys("write")(io::Error::last_os_error()));
+        }
+        drop(go);
+        let status = self.exec_status.take().expect("exec status pipe is read once");
+        let mut buf = [0u8; 4];
+        let mut got = 0;
+        while got < buf.len() {
+            // SAFETY: reading into the unread tail of `buf`.
+            let n = unsafe { libc::read(status.as_raw_fd(), buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+            match n {
+                0 => break,
+                n if n > 0 => got += n as usize,
+                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+                _ => return Err(sys("read")(io::Error::last_os_error())),
+            }
+        }
+        if got == 0 {
+            return Ok(());
+        }
+        let errno = i32::from_ne_bytes(buf);
+        let _ = self.wait();
+        Err(TargetError::Exec { program: self.program.clone(), source: io::Error::from_raw_os_error(errno) })
+    }
+
+    /// Waits for the child to exit and returns its status. Call it once the
+    /// child is known to have exited (see [`ExitWatch`]) or to block until it
+    /// does.
+    pub fn wait(&mut self) -> Result<ExitStatus, TargetError> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child; `status` is a valid out pointer.
+            let r = unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+            if r >= 0 {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(sys("waitpid")(err));
+            }
+        }
+        self.reaped = true;
+        Ok(ExitStatus::from_wait_status(status))
+    }
+}
+
+impl Drop for HeldCommand {
+    fn drop(&mut self) {
+        if self.go.is_some() && !self.reaped {
+            // Never released: the command must not run. Closing the pipe makes
+            // the child exit without exec; reap it.
+            self.go = None;
+            let _ = self.wait();
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    fn from_wait_status(status: i32) -> Self {
+        if libc::WIFSIGNALED(status) {
+            Self::Signal(libc::WTERMSIG(status))
+        } else {
+            Self::Code(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A pidfd: readable once the process has exited. Works for any process
+/// (Linux 5.3 and later), so a profiler notices its target's exit without
+/// polling `/proc`.
+#[derive(Debug)]
+pub struct ExitWatch {
+    fd: OwnedFd,
+}
+
+impl ExitWatch {
+    /// Opens a pidfd for `pid`.
+    pub fn new(pid: u32) -> Result<Self, TargetError> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0 as libc::c_uint) };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            return Err(if err.raw_os_error() == Some(libc::ESRCH) {
+                TargetError::NoSuchProcess(pid)
+            } else {
+                sys("pidfd_open")(err)
+            });
+        }
+        // SAFETY: the syscall returned a new fd that nothing else owns.
+        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd as i32) } })
+    }
+
+    /// Whether the process has exited, without blocking.
+    pub fn has_exited(&self) -> bool {
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, zero timeout.
+        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        r > 0 && pfd.revents & libc::POLLIN != 0
+    }
+}
+
+impl AsFd for ExitWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for ExitWatch {
+    fn as_raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pids() {
+        assert_eq!(parse_pid("42").unwrap(), 42);
+        assert!(matches!(parse_pid("0"), Err(TargetError::InvalidPid(_))));
+        assert!(matches!(parse_pid("-3"), Err(TargetError::InvalidPid(_))));
+        assert!(matches!(parse_pid("abc"), Err(TargetError::InvalidPid(_))));
+        assert!(matches!(parse_pid(""), Err(TargetError::InvalidPid(_))));
+    }
+
+    #[test]
+    fn reads_info_from_a_fake_proc() {
+        let dir = std::env::temp_dir().join(format!("perfkit-target-{}", std::process::id()));
+        fs::create_dir_all(dir.join("77")).unwrap();
+        fs::write(dir.join("77/comm"), "worker\n").unwrap();
+        fs::write(dir.join("77/cmdline"), b"/bin/worker\0--fast\0").unwrap();
+        let info = ProcessInfo::read_from(&dir, 77).unwrap();
+        assert_eq!(info.comm, "worker");
+        assert_eq!(info.display_command(), "/bin/worker --fast");
+        assert!(matches!(ProcessInfo::read_from(&dir, 78), Err(TargetError::NoSuchProcess(78))));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn held_command_runs_only_after_release() {
+        let marker = std::env::temp_dir().join(format!("perfkit-held-{}", std::process::id()));
+        let _ = fs::remove_file(&marker);
+        let script = format!("touch {}", marker.display());
+        let mut cmd = HeldCommand::spawn("sh", &["-c", script.as_str()]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!marker.exists(), "the command ran before release");
+        let watch = ExitWatch::new(cmd.pid()).unwrap();
+        assert!(!watch.has_exited());
+        cmd.release().unwrap();
+        assert_eq!(cmd.wait().unwrap(), ExitStatus::Code(0));
+        assert!(marker.exists());
+        fs::remove_file(&marker).unwrap();
+    }
+
+    #[test]
+    fn exec_failure_is_reported_on_release() {
+        let mut cmd = HeldCommand::spawn("/nonexistent/perfkit-no-such-command", &[]).unwrap();
+        let err = cmd.release().unwrap_err();
+        assert!(matches!(&err, TargetError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound), "{err}");
+    }
+
+    #[test]
+    fn unreleased_command_never_runs() {
+        let marker = std::env::temp_dir().join(format!("perfkit-dropped-{}", std::process::id()));
+        let script = format!("touch {}", marker.display());
+        let cmd = HeldCommand::spawn("sh", &["-c", script.as_str()]).unwrap();
+        drop(cmd);
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn exit_watch_sees_a_child_exit() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let watch = ExitWatch::new(child.id()).unwrap();
+        child.wait().unwrap();
+        assert!(watch.has_exited());
+        assert!(matches!(ExitWatch::new(i32::MAX as u32 - 1), Err(TargetError::NoSuchProcess(_))));
+    }
+}

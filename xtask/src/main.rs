@@ -1,0 +1,225 @@
+//! perfkit's own automation. Run as `cargo xtask <command>`.
+//!
+//! - `build-ebpf`: compiles `crates/perfkit-probes-ebpf` for the BPF target
+//!   (nightly, rust-src, bpf-linker) and stores the object and a digest of
+//!   its sources under `crates/perfkit-probes/bpf/`.
+//! - `check-ebpf`: fails when the eBPF sources changed since the object was
+//!   built.
+//! - `test`: the whole test suite in strict mode: privileged tests must run,
+//!   and a run that ignores any test fails.
+
+use std::{
+    env, fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+};
+
+use sha2::{Digest, Sha256};
+
+const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...]>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-ebpf") => build_ebpf(),
+        Some("check-ebpf") => check_ebpf(),
+        Some("test") => strict_test(&args[1..]),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+/// Where the built object and its source digest live.
+fn object_dir(root: &Path) -> PathBuf {
+    root.join("crates/perfkit-probes/bpf")
+}
+
+const OBJECT_NAME: &str = "perfkit-probes.bpf.o";
+const DIGEST_NAME: &str = "perfkit-probes.bpf.o.sources-sha256";
+
+/// The files whose content determines the eBPF object.
+fn ebpf_sources(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for krate in ["crates/perfkit-probes-ebpf", "crates/perfkit-probes-common"] {
+        let dir = root.join(krate);
+        for name in ["Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
+            let path = dir.join(name);
+            if path.exists() {
+                files.push(path);
+            }
+        }
+        collect_rs(&dir.join("src"), &mut files)
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_rs(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 over every source file's workspace-relative path and content.
+fn sources_digest(root: &Path) -> Result<String, String> {
+    let mut hasher = Sha256::new();
+    for path in ebpf_sources(root)? {
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        let content = fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update((content.len() as u64).to_le_bytes());
+        hasher.update(&content);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn build_ebpf() -> Result<(), String> {
+    let root = workspace_root();
+    let krate = root.join("crates/perfkit-probes-ebpf");
+    let target_dir = root.join("target/ebpf");
+    let arch = env::consts::ARCH;
+    // The same flags aya-build passes: the arch cfg aya-ebpf needs, and debug
+    // info so bpf-linker emits BTF.
+    let rustflags = [&format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2", "-Clink-arg=--btf"]
+        .join("\x1f");
+    eprintln!("xtask: building {} for bpfel-unknown-none", krate.display());
+    let status = Command::new("cargo")
+        .args(["+nightly", "build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(&krate)
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .status()
+        .map_err(|e| format!("running cargo +nightly: {e} (is rustup installed?)"))?;
+    if !status.success() {
+        return Err(format!(
+            "eBPF build failed ({status}); it needs `rustup component add rust-src --toolchain nightly` \
+             and bpf-linker on PATH (see docs/DEVELOPING.md)"
+        ));
+    }
+    let built = target_dir.join("bpfel-unknown-none/release/perfkit-probes");
+    let out = object_dir(&root);
+    fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    fs::copy(&built, out.join(OBJECT_NAME))
+        .map_err(|e| format!("copying {}: {e}", built.display()))?;
+    let digest = sources_digest(&root)?;
+    fs::write(out.join(DIGEST_NAME), format!("{digest}\n"))
+        .map_err(|e| format!("writing digest: {e}"))?;
+    eprintln!("xtask: wrote {} (sources {digest})", out.join(OBJECT_NAME).display());
+    Ok(())
+}
+
+fn check_ebpf() -> Result<(), String> {
+    let root = workspace_root();
+    let recorded = fs::read_to_string(object_dir(&root).join(DIGEST_NAME))
+        .map_err(|e| format!("reading the recorded eBPF source digest: {e}; run `cargo xtask build-ebpf`"))?;
+    let current = sources_digest(&root)?;
+    if recorded.trim() != current {
+        return Err(format!(
+            "the eBPF sources changed since {OBJECT_NAME} was built (recorded {}, now {current}); \
+             run `cargo xtask build-ebpf` and commit the object",
+            recorded.trim()
+        ));
+    }
+    eprintln!("xtask: {OBJECT_NAME} matches its sources ({current})");
+    Ok(())
+}
+
+/// Runs `cargo test --workspace` with `PERFKIT_REQUIRE_PRIVILEGED=1`, echoing
+/// its output, and fails if cargo fails or any test was ignored.
+fn strict_test(extra: &[String]) -> Result<(), String> {
+    let root = workspace_root();
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--workspace", "--locked"])
+        .args(extra)
+        .current_dir(&root)
+        .env("PERFKIT_REQUIRE_PRIVILEGED", "1")
+        .stdout(Stdio::piped());
+    let output = cmd.spawn().and_then(|c| c.wait_with_output()).map_err(|e| format!("running cargo test: {e}"))?;
+    io::stdout().write_all(&output.stdout).map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!("cargo test failed ({})", output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ignored = ignored_count(&stdout);
+    if ignored > 0 {
+        return Err(format!("{ignored} test(s) were ignored; strict mode runs every test (look for `... ignored` above)"));
+    }
+    let passed: u64 = result_lines(&stdout).map(|(p, _)| p).sum();
+    eprintln!("xtask: strict test run passed: {passed} tests, none ignored");
+    Ok(())
+}
+
+/// (passed, ignored) from each libtest summary line.
+fn result_lines(out: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
+    out.lines()
+        .filter(|l| l.starts_with("test result:"))
+        .map(|l| (summary_field(l, "passed"), summary_field(l, "ignored")))
+}
+
+/// The number before `name` in a summary such as `ok. 5 passed; 0 failed`.
+fn summary_field(line: &str, name: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            let mut words = part.split_whitespace().rev();
+            let (word, num) = (words.next()?, words.next()?);
+            if word == name { num.parse().ok() } else { None }
+        })
+        .unwrap_or(0)
+}
+
+fn ignored_count(out: &str) -> u64 {
+    result_lines(out).map(|(_, i)| i).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails when the eBPF sources changed but the shipped object was not
+    /// rebuilt with `cargo xtask build-ebpf`.
+    #[test]
+    fn shipped_ebpf_object_matches_its_sources() {
+        check_ebpf().unwrap();
+        let object = fs::read(object_dir(&workspace_root()).join(OBJECT_NAME)).unwrap();
+        assert_eq!(&object[..4], b"\x7fELF", "the shipped eBPF object is not an ELF file");
+    }
+
+    #[test]
+    fn digest_covers_kernel_and_shared_sources() {
+        let files = ebpf_sources(&workspace_root()).unwrap();
+        let names: Vec<_> = files.iter().map(|p| p.strip_prefix(workspace_root()).unwrap().to_owned()).collect();
+        assert!(names.contains(&PathBuf::from("crates/perfkit-probes-ebpf/src/main.rs")));
+        assert!(names.contains(&PathBuf::from("crates/perfkit-probes-common/src/lib.rs")));
+    }
+
+    #[test]
+    fn counts_ignored_tests_from_libtest_summaries() {
+        let out = "test result: ok. 5 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.1s\n\
+                   test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.0s\n";
+        assert_eq!(ignored_count(out), 2);
+        assert_eq!(result_lines(out).map(|(p, _)| p).sum::<u64>(), 8);
+    }
+}
