@@ -59,8 +59,7 @@ fn ebpf_sources(root: &Path) -> Result<Vec<PathBuf>, String> {
                 files.push(path);
             }
         }
-        collect_rs(&dir.join("src"), &mut files)
-            .map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        collect_rs(&dir.join("src"), &mut files).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     }
     files.sort();
     Ok(files)
@@ -99,8 +98,7 @@ fn build_ebpf() -> Result<(), String> {
     let arch = env::consts::ARCH;
     // The same flags aya-build passes: the arch cfg aya-ebpf needs, and debug
     // info so bpf-linker emits BTF.
-    let rustflags = [&format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2", "-Clink-arg=--btf"]
-        .join("\x1f");
+    let rustflags = [&format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
     eprintln!("xtask: building {} for bpfel-unknown-none", krate.display());
     let status = Command::new("cargo")
         .args(["+nightly", "build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
@@ -122,11 +120,9 @@ fn build_ebpf() -> Result<(), String> {
     let built = target_dir.join("bpfel-unknown-none/release/perfkit-probes");
     let out = object_dir(&root);
     fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
-    fs::copy(&built, out.join(OBJECT_NAME))
-        .map_err(|e| format!("copying {}: {e}", built.display()))?;
+    fs::copy(&built, out.join(OBJECT_NAME)).map_err(|e| format!("copying {}: {e}", built.display()))?;
     let digest = sources_digest(&root)?;
-    fs::write(out.join(DIGEST_NAME), format!("{digest}\n"))
-        .map_err(|e| format!("writing digest: {e}"))?;
+    fs::write(out.join(DIGEST_NAME), format!("{digest}\n")).map_err(|e| format!("writing digest: {e}"))?;
     eprintln!("xtask: wrote {} (sources {digest})", out.join(OBJECT_NAME).display());
     Ok(())
 }
@@ -165,7 +161,9 @@ fn strict_test(extra: &[String]) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let ignored = ignored_count(&stdout);
     if ignored > 0 {
-        return Err(format!("{ignored} test(s) were ignored; strict mode runs every test (look for `... ignored` above)"));
+        return Err(format!(
+            "{ignored} test(s) were ignored; strict mode runs every test (look for `... ignored` above)"
+        ));
     }
     let passed: u64 = result_lines(&stdout).map(|(p, _)| p).sum();
     eprintln!("xtask: strict test run passed: {passed} tests, none ignored");

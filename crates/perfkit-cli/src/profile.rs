@@ -95,7 +95,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let value: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (examples: 10, 2.5, 500ms, 2m)"))?;
+    let value: f64 =
+        num.trim().parse().map_err(|_| format!("{s:?} is not a duration (examples: 10, 2.5, 500ms, 2m)"))?;
     let secs = value * scale;
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("the duration must be positive, got {s:?}"));
@@ -175,7 +176,8 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         folded.commit(|w| profile.write_folded(w).context("writing folded stacks"))?;
     }
     let svg_path = svg_out.path().to_owned();
-    svg_out.commit(|w| perfkit_flamegraph::render_svg(&profile, &svg_options, w).context("rendering the flame graph"))?;
+    svg_out
+        .commit(|w| perfkit_flamegraph::render_svg(&profile, &svg_options, w).context("rendering the flame graph"))?;
 
     print_summary(&profile, &raw, end, child_status, args.top);
     eprint!("wrote {}", svg_path.display());
@@ -197,9 +199,11 @@ async fn sample_until_done(
 ) -> Result<EndReason> {
     let exit = match watch {
         // SAFETY: `ExitWatch` owns its pidfd and always returns that same fd.
-        Ok(w) => Some(unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
-            .map_err(std::io::Error::from)
-            .context("watching the target for exit")?),
+        Ok(w) => Some(
+            unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+                .map_err(std::io::Error::from)
+                .context("watching the target for exit")?,
+        ),
         // Already gone between start and here: sampling ends at once.
         Err(perfkit_target::TargetError::NoSuchProcess(_)) => None,
         Err(e) => return Err(e.into()),

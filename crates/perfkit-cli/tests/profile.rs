@@ -8,7 +8,6 @@ use std::{
 
 use crate::util::*;
 
-
 /// The known answer: hot_a and hot_b are reached only through their
 /// parents, and take 3:1 of the samples.
 fn assert_hotspots_profile(folded: &[(String, u64)]) {
@@ -27,7 +26,7 @@ fn assert_hotspots_profile(folded: &[(String, u64)]) {
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
-    require_privileged();
+    let _serial = require_privileged();
     let dir = scratch_dir();
     let svg = dir.path().join("flame.svg");
     let folded = dir.path().join("out.folded");
@@ -64,7 +63,7 @@ fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn pid_profile_for_a_duration() {
-    require_privileged();
+    let _serial = require_privileged();
     let mut target = Command::new(hotspots()).arg("20").spawn().unwrap();
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
@@ -87,7 +86,7 @@ fn pid_profile_for_a_duration() {
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn target_exiting_mid_run_still_writes_a_symbolized_profile() {
-    require_privileged();
+    let _serial = require_privileged();
     // The process exits after 2 s, long before the 60 s duration; its
     // mappings are gone by the time symbols are resolved.
     let mut target = Command::new(hotspots()).arg("2").spawn().unwrap();
@@ -111,7 +110,7 @@ fn target_exiting_mid_run_still_writes_a_symbolized_profile() {
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn ctrl_c_ends_sampling_and_writes_every_output() {
-    require_privileged();
+    let _serial = require_privileged();
     let mut target = Command::new(hotspots()).arg("30").spawn().unwrap();
     let dir = scratch_dir();
     let svg = dir.path().join("flame.svg");
@@ -141,7 +140,7 @@ fn ctrl_c_ends_sampling_and_writes_every_output() {
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn without_privileges_the_error_names_the_capabilities() {
-    require_privileged();
+    let _serial = require_privileged();
     let dir = scratch_dir();
     // As `nobody`, with an output directory it may write to, so that the
     // missing privilege is the only fault.
@@ -153,7 +152,13 @@ fn without_privileges_the_error_names_the_capabilities() {
         .args(["--", "true"]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("permission denied") && err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.contains("root"), "{err}");
+    assert!(
+        err.contains("permission denied")
+            && err.contains("CAP_BPF")
+            && err.contains("CAP_PERFMON")
+            && err.contains("root"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert_no_output(dir.path());
 }
@@ -161,7 +166,7 @@ fn without_privileges_the_error_names_the_capabilities() {
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn a_command_that_cannot_run_is_a_clear_error() {
-    require_privileged();
+    let _serial = require_privileged();
     let dir = scratch_dir();
     let out = run(perfkit()
         .args(["profile", "-o"])
@@ -228,3 +233,127 @@ fn help_has_examples() {
     assert!(help.contains("Examples:") && help.contains("perfkit profile -p 1234"));
 }
 
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn kernel_frames_are_symbolized_and_marked() {
+    let _serial = require_privileged();
+    // dd from /dev/zero to /dev/null spends nearly all its time in the read
+    // and write system calls.
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "199", "-d", "3", "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .arg("--folded")
+        .arg(&folded)
+        .args(["--", "dd", "if=/dev/zero", "of=/dev/null", "bs=64k", "count=2000000"]));
+    assert!(out.status.success());
+    let folded = read_folded(&folded);
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let in_kernel: u64 = folded.iter().filter(|(s, _)| s.ends_with("_[k]")).map(|(_, c)| c).sum();
+    assert!(total >= 50, "{total} samples");
+    assert!(in_kernel * 100 >= total * 60, "only {in_kernel} of {total} samples end in a kernel frame");
+    let read_path = folded.iter().any(|(s, _)| s.split(';').any(|f| f.ends_with("sys_read_[k]")));
+    assert!(read_path, "no *sys_read_[k] frame in {folded:?}");
+    // Kernel frames follow the user frames, never the other way round.
+    for (stack, _) in &folded {
+        let frames: Vec<&str> = stack.split(';').skip(1).collect();
+        if let Some(first_k) = frames.iter().position(|f| f.ends_with("_[k]")) {
+            assert!(frames[first_k..].iter().all(|f| f.ends_with("_[k]")), "user frame under a kernel frame: {stack}");
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn inlined_functions_show_as_their_own_frames() {
+    let _serial = require_privileged();
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "199", "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--")
+        .arg(inlined())
+        .arg("2"));
+    assert!(out.status.success());
+    let folded = read_folded(&folded);
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let (inl, inl_under_outer) = leaf_samples(&folded, "inner_spin_[i]", ";outer;inner_spin_[i]");
+    assert!(inl * 100 >= total * 80, "{inl} of {total} samples in inner_spin_[i]");
+    assert_eq!(inl, inl_under_outer, "inner_spin is inlined into outer");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn a_full_stack_map_loses_stacks_counts_them_and_keeps_the_samples() {
+    let _serial = require_privileged();
+    // One stack map entry: the second distinct stack always collides.
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "199", "--stack-map-size", "1", "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--")
+        .arg(hotspots())
+        .arg("2"));
+    assert!(out.status.success());
+    let err = stderr(&out);
+    let lost: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("lost stacks: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lost stacks line in {err}"));
+    assert!(lost > 0);
+    assert!(err.contains("raise --stack-map-size"), "{err}");
+    let folded = read_folded(&folded);
+    let in_lost: u64 = folded.iter().filter(|(s, _)| s.contains("[lost stack]")).map(|(_, c)| c).sum();
+    assert!(in_lost > 0, "lost stacks keep their samples under [lost stack]");
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    assert!(total >= 250, "every sample is still counted: {total} in 2 s at 199 Hz");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn a_full_counts_map_drops_samples_and_says_how_many() {
+    let _serial = require_privileged();
+    let dir = scratch_dir();
+    let out = run(perfkit()
+        .args(["profile", "-F", "199", "--counts-map-size", "1", "-o"])
+        .arg(dir.path().join("flame.svg"))
+        .arg("--")
+        .arg(hotspots())
+        .arg("2"));
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("dropped samples: ") && err.contains("raise --counts-map-size"), "{err}");
+    let svg = fs::read_to_string(dir.path().join("flame.svg")).unwrap();
+    assert!(svg.contains("samples dropped"), "the SVG subtitle reports the loss");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn progress_shows_on_a_terminal_only() {
+    let _serial = require_privileged();
+    let dir = scratch_dir();
+    let cmd = format!(
+        "{} profile -o {} -- {} 2",
+        env!("CARGO_BIN_EXE_perfkit"),
+        dir.path().join("tty.svg").display(),
+        hotspots().display()
+    );
+    // `script` runs the command on a pseudo-terminal.
+    let out = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sampling PID"), "no progress line on a terminal");
+
+    let out =
+        run(perfkit().args(["profile", "-o"]).arg(dir.path().join("pipe.svg")).arg("--").arg(hotspots()).arg("1"));
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains("sampling PID"), "progress drawn to a pipe");
+}

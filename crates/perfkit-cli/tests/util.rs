@@ -2,7 +2,7 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::OnceLock,
+    sync::{Mutex, MutexGuard, OnceLock},
 };
 
 /// `perfkit` as built for these tests.
@@ -14,7 +14,12 @@ pub fn perfkit() -> Command {
 /// themselves.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    eprintln!("ran: {cmd:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "ran: {cmd:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -23,10 +28,20 @@ pub fn stderr(out: &Output) -> String {
 }
 
 /// Panics unless running as root: privileged tests never pass by skipping.
-pub fn require_privileged() {
+///
+/// The returned guard also runs the privileged tests one at a time: they
+/// sample CPU-bound workloads whose known shares and sample counts only hold
+/// when the workload is not competing with another test for the CPUs.
+pub fn require_privileged() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let guard = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let status = fs::read_to_string("/proc/self/status").unwrap();
     let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|u| u.split_whitespace().nth(1)).unwrap();
-    assert_eq!(euid, "0", "this test needs root (CAP_BPF and CAP_PERFMON); it was built in strict mode or as root, so it must not be skipped");
+    assert_eq!(
+        euid, "0",
+        "this test needs root (CAP_BPF and CAP_PERFMON); it was built in strict mode or as root, so it must not be skipped"
+    );
+    guard
 }
 
 /// The hotspots workload (tests/workloads/hotspots.c), built once with
@@ -34,19 +49,23 @@ pub fn require_privileged() {
 /// 3:1 of CPU.
 pub fn hotspots() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/hotspots.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hotspots");
-        // -O0 gives every function, leaves included, a frame-pointer frame.
-        let status = Command::new("cc")
-            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("running cc");
-        assert!(status.success(), "building the hotspots workload failed");
-        out
-    })
+    // -O0 gives every function, leaves included, a frame-pointer frame.
+    BIN.get_or_init(|| build_workload("hotspots", &["-O0", "-fno-omit-frame-pointer"]))
+}
+
+/// The inlined workload (tests/workloads/inlined.c): `outer` with
+/// `inner_spin` inlined into it, built with -O2 and DWARF.
+pub fn inlined() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_workload("inlined", &["-O2", "-fno-omit-frame-pointer"]))
+}
+
+fn build_workload(name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/workloads/{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let status = Command::new("cc").args(flags).arg("-g").arg("-o").arg(&out).arg(&src).status().expect("running cc");
+    assert!(status.success(), "building the {name} workload failed");
+    out
 }
 
 /// A fresh directory that any user may write to.

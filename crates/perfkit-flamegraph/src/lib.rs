@@ -14,7 +14,10 @@
 
 use std::io::Write;
 
-use inferno::flamegraph::{self, Options, color::{MultiPalette, Palette}};
+use inferno::flamegraph::{
+    self, Options,
+    color::{MultiPalette, Palette},
+};
 use perfkit_profile::Profile;
 
 /// Why a flame graph could not be rendered.
@@ -53,7 +56,8 @@ impl SvgOptions {
 /// Renders `profile` as an interactive SVG (search, zoom, tooltips).
 /// Kernel (`_[k]`) and inlined (`_[i]`) frames get their own hues.
 pub fn render_svg<W: Write>(profile: &Profile, options: &SvgOptions, out: W) -> Result<(), FlamegraphError> {
-    let lines: Vec<String> = profile.folded_counts().into_iter().map(|(stack, count)| format!("{stack} {count}")).collect();
+    let lines: Vec<String> =
+        profile.folded_counts().into_iter().map(|(stack, count)| format!("{stack} {count}")).collect();
     render_folded(lines.iter().map(String::as_str), options, out)
 }
 

@@ -18,8 +18,7 @@ use aya_ebpf::{
     programs::{PerfEventContext, tracing::StackIdContext},
 };
 use perfkit_probes_common::{
-    DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, STACK_ID_LOST, STACK_ID_NONE, SampleStats,
-    StackKey,
+    DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, STACK_ID_LOST, STACK_ID_NONE, SampleStats, StackKey,
 };
 
 const EFAULT: i32 = 14;
@@ -59,13 +58,8 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
 
     let user_stack_id = stack_id(&ctx, BPF_F_USER_STACK as u64, stats, true);
     let kernel_stack_id = stack_id(&ctx, 0, stats, false);
-    let key = StackKey {
-        tgid,
-        user_stack_id,
-        kernel_stack_id,
-        _pad: 0,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    };
+    let key =
+        StackKey { tgid, user_stack_id, kernel_stack_id, _pad: 0, comm: bpf_get_current_comm().unwrap_or([0; 16]) };
     count(&key, stats);
     0
 }
@@ -120,9 +114,7 @@ fn add_one(count: *mut u64) {
     // SAFETY: `count` points at a live map value; the atomic add keeps counts
     // exact when several CPUs sample the same stack at once.
     unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
-            count, 1,
-        );
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(count, 1);
     }
 }
 

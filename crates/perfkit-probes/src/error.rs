@@ -73,10 +73,10 @@ pub enum ProbeError {
 pub(crate) fn io_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(code) = io.raw_os_error() {
-                return Some(code);
-            }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && let Some(code) = io.raw_os_error()
+        {
+            return Some(code);
         }
         cur = e.source();
     }
@@ -86,10 +86,7 @@ pub(crate) fn io_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
 /// Turns a failure to load or attach into the error a user can act on:
 /// EPERM/EACCES become [`ProbeError::PermissionDenied`], ENOSYS
 /// [`ProbeError::BpfUnsupported`].
-pub(crate) fn classify(
-    what: &'static str,
-    err: &(dyn std::error::Error + 'static),
-) -> Option<ProbeError> {
+pub(crate) fn classify(what: &'static str, err: &(dyn std::error::Error + 'static)) -> Option<ProbeError> {
     match io_errno(err)? {
         libc_errno::EPERM | libc_errno::EACCES => Some(ProbeError::PermissionDenied {
             what,

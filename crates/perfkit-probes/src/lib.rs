@@ -28,5 +28,5 @@ pub mod privileges;
 
 pub use error::ProbeError;
 pub use on_cpu::{OnCpuConfig, OnCpuSampler, RawProfile};
-pub use perfkit_profile::raw::{RawSample, RawStack};
 pub use perfkit_probes_common::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
+pub use perfkit_profile::raw::{RawSample, RawStack};

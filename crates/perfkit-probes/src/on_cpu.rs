@@ -9,8 +9,7 @@ use aya::{
     },
 };
 use perfkit_probes_common::{
-    COMM_LEN, DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, STACK_ID_LOST, STACK_ID_NONE,
-    SampleStats, StackKey, names,
+    COMM_LEN, DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, STACK_ID_LOST, STACK_ID_NONE, SampleStats, StackKey, names,
 };
 
 use perfkit_profile::raw::{RawSample, RawStack};
@@ -37,12 +36,7 @@ pub struct OnCpuConfig {
 impl OnCpuConfig {
     /// Samples `tgid` at 99 Hz with the default map sizes.
     pub fn new(tgid: u32) -> Self {
-        Self {
-            tgid,
-            frequency_hz: 99,
-            stack_entries: DEFAULT_STACK_ENTRIES,
-            counts_entries: DEFAULT_COUNTS_ENTRIES,
-        }
+        Self { tgid, frequency_hz: 99, stack_entries: DEFAULT_STACK_ENTRIES, counts_entries: DEFAULT_COUNTS_ENTRIES }
     }
 
     fn validate(&self) -> Result<(), ProbeError> {
@@ -56,10 +50,10 @@ impl OnCpuConfig {
         if self.stack_entries == 0 || self.counts_entries == 0 {
             return invalid("map sizes must be at least 1");
         }
-        if let Some(max) = max_sample_rate() {
-            if self.frequency_hz > max {
-                return Err(ProbeError::FrequencyTooHigh { hz: self.frequency_hz, max });
-            }
+        if let Some(max) = max_sample_rate()
+            && self.frequency_hz > max
+        {
+            return Err(ProbeError::FrequencyTooHigh { hz: self.frequency_hz, max });
         }
         Ok(())
     }
@@ -123,8 +117,7 @@ impl OnCpuSampler {
             .load()
             .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
 
-        let cpus = aya::util::online_cpus()
-            .map_err(|(path, source)| ProbeError::OnlineCpus { path, source })?;
+        let cpus = aya::util::online_cpus().map_err(|(path, source)| ProbeError::OnlineCpus { path, source })?;
         let mut links = Vec::with_capacity(cpus.len());
         for cpu in cpus {
             let link = program
@@ -135,10 +128,10 @@ impl OnCpuSampler {
                     false,
                 )
                 .map_err(|source| {
-                    if io_errno(&source) == Some(libc_errno::EINVAL) {
-                        if let Some(max) = max_sample_rate().filter(|max| config.frequency_hz > *max) {
-                            return ProbeError::FrequencyTooHigh { hz: config.frequency_hz, max };
-                        }
+                    if io_errno(&source) == Some(libc_errno::EINVAL)
+                        && let Some(max) = max_sample_rate().filter(|max| config.frequency_hz > *max)
+                    {
+                        return ProbeError::FrequencyTooHigh { hz: config.frequency_hz, max };
                     }
                     classify("attaching perf events", &source).unwrap_or(ProbeError::Attach {
                         program: names::ON_CPU_PROGRAM,
@@ -155,7 +148,10 @@ impl OnCpuSampler {
     /// Counters so far, summed over CPUs; cheap enough for a progress line.
     pub fn stats(&self) -> Result<SampleStats, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::STATS, source };
-        let map = self.ebpf.map(names::STATS).ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: names::STATS.into() }))?;
+        let map = self
+            .ebpf
+            .map(names::STATS)
+            .ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: names::STATS.into() }))?;
         let stats: PerCpuArray<&MapData, SampleStats> = PerCpuArray::try_from(map).map_err(map_err)?;
         let per_cpu = stats.get(&0, 0).map_err(map_err)?;
         let mut total = SampleStats::default();

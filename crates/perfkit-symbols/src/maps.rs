@@ -129,7 +129,14 @@ impl MapsTracker {
 
     /// Tracks `pid` with procfs mounted at `proc_root` (for tests).
     pub fn with_proc_root(proc_root: impl Into<PathBuf>, pid: u32) -> Self {
-        Self { pid, proc_root: proc_root.into(), mappings: Vec::new(), seen: HashSet::new(), files: HashMap::new(), exited: false }
+        Self {
+            pid,
+            proc_root: proc_root.into(),
+            mappings: Vec::new(),
+            seen: HashSet::new(),
+            files: HashMap::new(),
+            exited: false,
+        }
     }
 
     /// The tracked process id.
@@ -166,7 +173,13 @@ impl MapsTracker {
                 continue;
             }
             let file = if line.inode != 0 && line.path.starts_with('/') { self.open_file(&dir, &line) } else { None };
-            self.mappings.push(Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file });
+            self.mappings.push(Mapping {
+                start: line.start,
+                end: line.end,
+                offset: line.offset,
+                path: line.path,
+                file,
+            });
         }
         Ok(())
     }

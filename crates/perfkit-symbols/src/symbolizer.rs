@@ -107,7 +107,8 @@ impl Symbolizer {
     /// this process's own vDSO.
     fn vdso(&self, start: u64, addr: u64) -> Frames {
         let mut own = MapsTracker::new(std::process::id());
-        let own_start = own.refresh().ok().and_then(|_| own.mappings().iter().find(|m| m.path == "[vdso]").map(|m| m.start));
+        let own_start =
+            own.refresh().ok().and_then(|_| own.mappings().iter().find(|m| m.path == "[vdso]").map(|m| m.start));
         let Some(own_start) = own_start else {
             return vec![Frame::unknown_user(Some("[vdso]"))];
         };

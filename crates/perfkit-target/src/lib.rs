@@ -106,10 +106,7 @@ pub fn parse_pid(s: &str) -> Result<u32, TargetError> {
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<String> {
-    raw.split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// A forked child that has not yet executed its command.
