@@ -4,6 +4,7 @@
 
 mod output;
 mod profile;
+mod render;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Profile(profile::ProfileArgs),
+    Flamegraph(render::FlamegraphArgs),
+    Diff(render::DiffArgs),
+    Convert(render::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,9 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Profile(args) => profile::run(args),
+        Command::Flamegraph(args) => render::flamegraph(args),
+        Command::Diff(args) => render::diff(args),
+        Command::Convert(args) => render::convert(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,8 +49,10 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
+    // inferno logs its collapsers' guesses at error level; perfkit reports
+    // an unrecognised input itself.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,inferno=off",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -12,19 +12,24 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use perfkit_flamegraph::SvgOptions;
+use perfkit_formats::OutputFormat;
 use perfkit_probes::{OnCpuConfig, OnCpuSampler, RawProfile};
 use perfkit_profile::Profile;
 use perfkit_symbols::{MapsTracker, Symbolizer};
 use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
 use tokio::io::{Interest, unix::AsyncFd};
 
-use crate::output::PendingOutput;
+use crate::{
+    output::PendingOutput,
+    render::{Output, write_profile},
+};
 
 const EXAMPLES: &str = "\
 Examples:
   perfkit profile -p 1234                  # until Ctrl-C, writes flame.svg
   perfkit profile -p 1234 -d 30 -F 199 -o api.svg --folded api.folded
   perfkit profile -- ./my-benchmark --iterations 100
+  perfkit profile -p 1234 -d 30 -f pprof -o api.pb.gz   # go tool pprof, Pyroscope
 
 Needs root, or CAP_BPF and CAP_PERFMON. Frames are complete for code built
 with frame pointers (-fno-omit-frame-pointer, -C force-frame-pointers=yes).";
@@ -52,9 +57,16 @@ pub struct ProfileArgs {
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
 
-    /// Where to write the flame graph SVG.
-    #[arg(short, long, value_name = "FILE", default_value = "flame.svg")]
-    output: PathBuf,
+    /// Where to write the profile; `-` for standard output. Default: the
+    /// format's usual name (flame.svg, profile.folded, profile.pb.gz,
+    /// profile.json).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Output format: svg (flame graph), folded (FlameGraph, inferno), pprof
+    /// (go tool pprof, Pyroscope, Parca) or json (perfkit's schema).
+    #[arg(short, long, value_name = "FORMAT", default_value = "svg")]
+    format: OutputFormat,
 
     /// Also write the stacks in the folded format (FlameGraph, inferno).
     #[arg(long, value_name = "FILE")]
@@ -120,7 +132,8 @@ struct Target {
 
 pub fn run(args: ProfileArgs) -> Result<()> {
     // Fail on unwritable outputs before anything runs.
-    let svg_out = PendingOutput::create(&args.output)?;
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(args.format.default_file_name()));
+    let main_out = Output::create(&output)?;
     let folded_out = args.folded.as_deref().map(PendingOutput::create).transpose()?;
 
     let mut target = match args.pid {
@@ -175,16 +188,14 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     if let Some(folded) = folded_out {
         folded.commit(|w| profile.write_folded(w).context("writing folded stacks"))?;
     }
-    let svg_path = svg_out.path().to_owned();
-    svg_out
-        .commit(|w| perfkit_flamegraph::render_svg(&profile, &svg_options, w).context("rendering the flame graph"))?;
+    let main_path = main_out.path_display();
+    write_profile(main_out, args.format, &profile, &svg_options)?;
 
     print_summary(&profile, &raw, end, child_status, args.top);
-    eprint!("wrote {}", svg_path.display());
-    if let Some(p) = folded_path {
-        eprint!(" and {}", p.display());
+    let written: Vec<String> = main_path.into_iter().chain(folded_path.map(|p| p.display().to_string())).collect();
+    if !written.is_empty() {
+        eprintln!("wrote {}", written.join(" and "));
     }
-    eprintln!();
     Ok(())
 }
 
@@ -352,7 +363,8 @@ mod tests {
         assert_eq!(a.pid, Some(42));
         assert_eq!(a.frequency, 99);
         assert_eq!(a.duration, None);
-        assert_eq!(a.output, PathBuf::from("flame.svg"));
+        assert_eq!(a.output, None);
+        assert_eq!(a.format, OutputFormat::Svg);
         assert!(a.folded.is_none());
     }
 
@@ -378,6 +390,7 @@ mod tests {
             &["-p", "1", "-d", "-3"],
             &["-p", "1", "-d", "soon"],
             &["-p", "1", "--", "true"],
+            &["-p", "1", "-f", "png"],
             &[],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");

@@ -9,4 +9,6 @@
 
 mod util;
 
+mod browser;
 mod profile;
+mod render;

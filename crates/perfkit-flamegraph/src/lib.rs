@@ -12,11 +12,12 @@
 //! assert!(svg.contains("schedule") && svg.contains("main"));
 //! ```
 
-use std::io::Write;
+use std::{io::Write, str::FromStr};
 
-use inferno::flamegraph::{
-    self, Options,
-    color::{MultiPalette, Palette},
+pub use inferno::flamegraph::color::{MultiPalette, Palette};
+use inferno::{
+    differential,
+    flamegraph::{self, Direction, Options},
 };
 use perfkit_profile::Profile;
 
@@ -32,7 +33,8 @@ pub enum FlamegraphError {
     Io(#[from] std::io::Error),
 }
 
-/// How to draw the flame graph.
+/// How to draw the flame graph: the options of FlameGraph's
+/// `flamegraph.pl` that users reach for.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SvgOptions {
@@ -44,13 +46,59 @@ pub struct SvgOptions {
     pub count_name: String,
     /// Frames narrower than this many pixels are left out.
     pub min_width: f64,
+    /// The colour scheme; perfkit's default colours user frames warm,
+    /// kernel (`_[k]`) frames orange and inlined (`_[i]`) frames aqua.
+    pub palette: Palette,
+    /// Icicle graph: roots at the top, stacks growing down.
+    pub inverted: bool,
+    /// Reverse each stack before merging: the innermost frames become the
+    /// roots (a "callers" view of hot functions).
+    pub reverse: bool,
+    /// Width of the image in pixels; `None` fits the browser window.
+    pub width: Option<usize>,
 }
 
 impl SvgOptions {
     /// Options with this title and perfkit's defaults.
     pub fn new(title: impl Into<String>) -> Self {
-        Self { title: title.into(), subtitle: None, count_name: "samples".into(), min_width: 0.1 }
+        Self {
+            title: title.into(),
+            subtitle: None,
+            count_name: "samples".into(),
+            min_width: 0.1,
+            palette: Palette::Multi(MultiPalette::Java),
+            inverted: false,
+            reverse: false,
+            width: None,
+        }
     }
+
+    fn to_inferno(&self) -> Options<'static> {
+        let mut opts = Options::default();
+        opts.title = self.title.clone();
+        opts.subtitle = self.subtitle.clone();
+        opts.count_name = self.count_name.clone();
+        opts.min_width = self.min_width;
+        opts.colors = self.palette;
+        opts.direction = if self.inverted { Direction::Inverted } else { Direction::Straight };
+        opts.reverse_stack_order = self.reverse;
+        opts.image_width = self.width;
+        // Same input, same colours: profiles can be compared side by side.
+        opts.hash = true;
+        opts
+    }
+}
+
+/// Parses a palette name as FlameGraph and inferno spell it: `hot`, `mem`,
+/// `io`, `wakeup`, `java`, `js`, `perl`, `python`, `rust`, `red`, `green`,
+/// `blue`, `aqua`, `yellow`, `purple`, `orange`.
+pub fn parse_palette(name: &str) -> Result<Palette, String> {
+    Palette::from_str(name).map_err(|_| {
+        format!(
+            "unknown palette {name:?} (one of: hot, mem, io, wakeup, java, js, perl, python, rust, red, green, \
+             blue, aqua, yellow, purple, orange)"
+        )
+    })
 }
 
 /// Renders `profile` as an interactive SVG (search, zoom, tooltips).
@@ -61,25 +109,57 @@ pub fn render_svg<W: Write>(profile: &Profile, options: &SvgOptions, out: W) -> 
     render_folded(lines.iter().map(String::as_str), options, out)
 }
 
-/// Renders folded lines (`frame;frame COUNT`) as an SVG.
+/// Renders folded lines (`frame;frame COUNT`) as an SVG. The lines are
+/// borrowed, not copied: memory stays proportional to the input plus the
+/// merged frames inferno keeps.
 pub fn render_folded<'a, I, W>(lines: I, options: &SvgOptions, out: W) -> Result<(), FlamegraphError>
 where
     I: IntoIterator<Item = &'a str>,
     W: Write,
 {
-    let mut lines = lines.into_iter().peekable();
+    let mut lines = lines.into_iter().filter(|l| !l.trim().is_empty()).peekable();
     if lines.peek().is_none() {
         return Err(FlamegraphError::Empty);
     }
-    let mut opts = Options::default();
-    opts.title = options.title.clone();
-    opts.subtitle = options.subtitle.clone();
-    opts.count_name = options.count_name.clone();
-    opts.min_width = options.min_width;
-    opts.colors = Palette::Multi(MultiPalette::Java);
-    // Same input, same colours: profiles can be compared side by side.
-    opts.hash = true;
-    flamegraph::from_lines(&mut opts, lines, out)?;
+    flamegraph::from_lines(&mut options.to_inferno(), lines, out)?;
+    Ok(())
+}
+
+/// How to compare two profiles.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct DiffOptions {
+    /// Scale the first profile's counts to the second's total, so profiles
+    /// of different lengths compare by share rather than by count.
+    pub normalize: bool,
+    /// Ignore hexadecimal addresses in frame names (JIT frames).
+    pub strip_hex: bool,
+    /// Draw the frames at their size in the first profile instead of the
+    /// second (shows what disappeared).
+    pub negate: bool,
+}
+
+/// Renders a differential flame graph of two folded profiles: frames are
+/// sized by the AFTER profile (BEFORE with `negate`) and coloured by the
+/// change, red for growth and blue for shrinkage, as in FlameGraph's
+/// `difffolded.pl`.
+pub fn render_diff<W: Write>(
+    before: &str,
+    after: &str,
+    options: &SvgOptions,
+    diff: &DiffOptions,
+    out: W,
+) -> Result<(), FlamegraphError> {
+    let diff_opts = differential::Options { normalize: diff.normalize, strip_hex: diff.strip_hex };
+    let mut lines = Vec::new();
+    differential::from_readers(diff_opts, before.as_bytes(), after.as_bytes(), &mut lines)?;
+    if lines.is_empty() {
+        return Err(FlamegraphError::Empty);
+    }
+    let text = String::from_utf8_lossy(&lines);
+    let mut opts = options.to_inferno();
+    opts.negate_differentials = diff.negate;
+    flamegraph::from_lines(&mut opts, text.lines(), out)?;
     Ok(())
 }
 
@@ -108,5 +188,64 @@ mod tests {
         assert!(svg.contains("2 samples"));
         assert!(svg.contains("a&lt;b&gt;&amp;"), "names are escaped");
         assert!(!svg.contains("a<b>"));
+    }
+
+    #[test]
+    fn hostile_names_render_as_text() {
+        let lines =
+            ["app;<script>alert(1)</script>;x\" onload=\"alert(2) 3", "app;&amp;<img src=x onerror=alert(3)> 1"];
+        let mut out = Vec::new();
+        render_folded(lines, &SvgOptions::new("<script>t</script>"), &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        // The only script elements are inferno's own.
+        let scripts = svg.matches("<script").count();
+        assert_eq!(scripts, 1, "{svg}");
+        assert!(!svg.contains("<img") && !svg.contains("x\" onload"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn options_shape_the_graph() {
+        let lines = ["app;main;hot 9", "app;main;cold 1"];
+        let render = |opts: &SvgOptions| {
+            let mut out = Vec::new();
+            render_folded(lines, opts, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut opts = SvgOptions::new("t");
+        opts.count_name = "ticks".into();
+        opts.palette = parse_palette("mem").unwrap();
+        let svg = render(&opts);
+        assert!(svg.contains("9 ticks"), "count name in tooltips");
+        opts.inverted = true;
+        assert!(render(&opts).contains("inverted = true") || render(&opts) != svg, "icicle differs");
+        // Narrow frames drop out with a large minimum width.
+        opts.min_width = 200.0;
+        opts.width = Some(1000);
+        assert!(!render(&opts).contains("cold ("));
+        assert!(parse_palette("plaid").is_err());
+    }
+
+    #[test]
+    fn diff_colours_growth_red_and_shrinkage_blue() {
+        let before = "app;main;a 50\napp;main;b 50\n";
+        let after = "app;main;a 90\napp;main;b 10\n";
+        let mut out = Vec::new();
+        render_diff(before, after, &SvgOptions::new("diff"), &DiffOptions::default(), &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        let fill_of = |name: &str| {
+            let at = svg.find(&format!("<title>{name} (")).unwrap();
+            let rest = &svg[at..];
+            let fill = &rest[rest.find("fill=\"").unwrap() + 6..];
+            fill[..fill.find('"').unwrap()].to_owned()
+        };
+        // rgb(r,g,b): red dominates for growth, blue for shrinkage.
+        let rgb = |s: String| -> Vec<u32> {
+            s.trim_start_matches("rgb(").trim_end_matches(')').split(',').map(|v| v.trim().parse().unwrap()).collect()
+        };
+        let a = rgb(fill_of("a"));
+        let b = rgb(fill_of("b"));
+        assert!(a[0] > a[2], "a grew: {a:?}");
+        assert!(b[2] > b[0], "b shrank: {b:?}");
     }
 }

@@ -20,10 +20,12 @@
 //! assert_eq!(profile.top_self(1)[0].name, "work");
 //! ```
 
+mod diff;
 mod folded;
 
 use std::{collections::HashMap, time::Duration};
 
+pub use diff::{FunctionDelta, diff_functions};
 pub use folded::{FoldedError, parse_folded};
 
 /// Where a frame's code runs.
@@ -37,6 +39,15 @@ pub enum FrameKind {
     Kernel,
 }
 
+/// A place in source code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    /// The source file, as the debug information names it (often absolute).
+    pub file: String,
+    /// 1-based line; 0 when only the file is known.
+    pub line: u32,
+}
+
 /// One symbolized stack frame.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Frame {
@@ -44,20 +55,46 @@ pub struct Frame {
     pub name: String,
     /// Where the code runs.
     pub kind: FrameKind,
+    /// Where in its function's source the frame was executing (for an
+    /// inlined frame, inside the inlined function), when debug information
+    /// says. The folded format and flame graphs ignore it; pprof and JSON
+    /// carry it.
+    pub location: Option<Location>,
 }
 
 impl Frame {
+    /// A frame of this kind without a source location.
+    pub fn new(name: impl Into<String>, kind: FrameKind) -> Self {
+        Self { name: name.into(), kind, location: None }
+    }
     /// A user-space frame.
     pub fn user(name: impl Into<String>) -> Self {
-        Self { name: name.into(), kind: FrameKind::User }
+        Self::new(name, FrameKind::User)
     }
     /// A kernel frame.
     pub fn kernel(name: impl Into<String>) -> Self {
-        Self { name: name.into(), kind: FrameKind::Kernel }
+        Self::new(name, FrameKind::Kernel)
     }
     /// An inlined user-space frame.
     pub fn inlined(name: impl Into<String>) -> Self {
-        Self { name: name.into(), kind: FrameKind::Inlined }
+        Self::new(name, FrameKind::Inlined)
+    }
+    /// The same frame at a source location.
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// Reads a frame back from its folded form: the `_[k]` and `_[i]`
+    /// suffixes give the kind (and are removed from the name).
+    pub fn from_folded(name: &str) -> Self {
+        if let Some(n) = name.strip_suffix("_[k]") {
+            Self::kernel(n)
+        } else if let Some(n) = name.strip_suffix("_[i]") {
+            Self::inlined(n)
+        } else {
+            Self::user(name)
+        }
     }
     /// An unresolved user frame, naming the module when known, such as
     /// `[unknown] (libc.so.6)`.
@@ -114,6 +151,17 @@ impl Stack {
         Self { thread: thread.into(), frames, count }
     }
 
+    /// A stack from one folded line's frames (without the count): the first
+    /// frame is the root (perfkit writes the thread name there), the rest
+    /// are frames with kinds read from their suffixes. The stack's
+    /// [`folded`](Self::folded) form is the input again, but for `;` and
+    /// line breaks inside names.
+    pub fn from_folded(stack: &str, count: u64) -> Self {
+        let mut parts = stack.split(';');
+        let thread = parts.next().unwrap_or_default().to_owned();
+        Self { thread, frames: parts.map(Frame::from_folded).collect(), count }
+    }
+
     /// The stack's folded form without the count.
     pub fn folded(&self) -> String {
         let mut line = self.thread.replace([';', '\n', '\r'], "_");
@@ -163,6 +211,12 @@ impl Profile {
     /// Adds a stack.
     pub fn push(&mut self, stack: Stack) {
         self.stacks.push(stack);
+    }
+
+    /// A profile of folded stacks, as [`parse_folded`] returns them.
+    pub fn from_folded(lines: impl IntoIterator<Item = (String, u64)>) -> Self {
+        let stacks = lines.into_iter().map(|(stack, count)| Stack::from_folded(&stack, count)).collect();
+        Self { stacks, meta: ProfileMeta::default() }
     }
 
     /// Total samples over all stacks.
@@ -222,6 +276,18 @@ mod tests {
         assert_eq!(f.folded_name(), "odd:name with breaks");
         let s = Stack::new("a;b", vec![f], 1);
         assert_eq!(s.folded().matches(';').count(), 1);
+    }
+
+    #[test]
+    fn folded_lines_read_back_into_the_same_stacks() {
+        let line = "app;main;do_work_[i];schedule_[k]";
+        let s = Stack::from_folded(line, 7);
+        assert_eq!(s.thread, "app");
+        assert_eq!(s.frames, vec![Frame::user("main"), Frame::inlined("do_work"), Frame::kernel("schedule")]);
+        assert_eq!(s.folded(), line);
+        let p = Profile::from_folded(vec![(line.to_owned(), 7), ("app 2".to_owned(), 1)]);
+        assert_eq!(p.total_samples(), 8);
+        assert!(p.stacks[1].frames.is_empty());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 use std::{collections::HashMap, path::Path};
 
 use blazesym::symbolize::{
-    self, Input, Symbolized,
+    self, CodeInfo, Input, Symbolized,
     source::{Elf, Kernel, Process, Source},
 };
 use perfkit_profile::{
-    Frame, Profile, Stack,
+    Frame, Location, Profile, Stack,
     raw::{RawSample, RawStack},
 };
 
@@ -194,6 +194,15 @@ impl Symbolizer {
     }
 }
 
+fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
+    let info = info?;
+    let file = match &info.dir {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(&info.file),
+        _ => Path::new(&info.file).to_owned(),
+    };
+    Some(Location { file: file.to_string_lossy().into_owned(), line: info.line.unwrap_or(0) })
+}
+
 fn frames_of(
     sym: Symbolized<'_>,
     module: Option<&str>,
@@ -202,8 +211,12 @@ fn frames_of(
 ) -> Frames {
     match sym {
         Symbolized::Sym(sym) => {
-            let mut frames = vec![known(sym.name.into_owned())];
-            frames.extend(sym.inlined.iter().map(|f| Frame::inlined(f.name.to_string())));
+            // Each frame's location is inside its own function: the outer
+            // one's is the call site of the first inlined function.
+            let mut frames = vec![known(sym.name.into_owned()).at(location(sym.code_info.as_deref()))];
+            frames.extend(
+                sym.inlined.iter().map(|f| Frame::inlined(f.name.to_string()).at(location(f.code_info.as_ref()))),
+            );
             frames
         }
         Symbolized::Unknown(_) => vec![unknown(module)],

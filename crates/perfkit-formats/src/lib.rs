@@ -1,0 +1,379 @@
+//! The profile formats perfkit reads and writes.
+//!
+//! Reading detects the format from the content:
+//!
+//! | format | detected by | read as |
+//! |---|---|---|
+//! | pprof | gzip magic, or binary protobuf | [`pprof`] |
+//! | perfkit JSON | a JSON object with `"perfkit_profile"` | [`json`] |
+//! | folded stacks | every line `frame;frame... COUNT` | as is |
+//! | `perf script` | perf's sample header and stack lines | inferno's perf collapser |
+//! | DTrace, macOS sample, VTune, ... | inferno's format guesser | inferno's collapsers |
+//!
+//! Writing produces folded stacks, perfkit JSON or pprof from a
+//! [`Profile`]. Nothing here touches the file system: inputs are bytes,
+//! outputs any `Write`.
+//!
+//! ```
+//! use perfkit_formats::{Format, ReadOptions, read_profile};
+//! let input = b"app;main;work 3\napp;main 1\n";
+//! let (format, profile) = read_profile(input, &ReadOptions::default()).unwrap();
+//! assert_eq!(format, Format::Folded);
+//! assert_eq!(profile.total_samples(), 4);
+//! let mut pprof = Vec::new();
+//! perfkit_formats::pprof::write(&profile, &mut pprof).unwrap();
+//! let (format, again) = read_profile(&pprof, &ReadOptions::default()).unwrap();
+//! assert_eq!(format, Format::Pprof);
+//! assert_eq!(again.folded_counts(), profile.folded_counts());
+//! ```
+
+pub mod json;
+pub mod pprof;
+
+use std::{borrow::Cow, fmt, io::Write, str::FromStr};
+
+use inferno::collapse::{Collapse, guess, perf};
+use perfkit_profile::{Profile, parse_folded};
+
+/// Why an input could not be read or an output written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Nothing to read.
+    #[error("the input is empty")]
+    Empty,
+    /// No reader recognised the input.
+    #[error(
+        "unrecognised profile format (expected folded stacks, `perf script` output, perfkit JSON, pprof, \
+         or another format inferno collapses)"
+    )]
+    Unrecognised,
+    /// Folded stacks with a malformed line.
+    #[error("malformed folded stacks: {0}")]
+    Folded(#[from] perfkit_profile::FoldedError),
+    /// The input looked like this format but did not parse.
+    #[error("malformed {format} input: {reason}")]
+    Malformed {
+        /// The format it looked like.
+        format: Format,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A text format that is not UTF-8.
+    #[error("the input is not valid UTF-8 text")]
+    NotText,
+    /// Reading or writing failed.
+    #[error("I/O error")]
+    Io(#[from] std::io::Error),
+}
+
+/// A profile format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// Folded stacks: `frame;frame... COUNT` per line, root first.
+    Folded,
+    /// `perf script` output.
+    PerfScript,
+    /// Another format inferno collapses (DTrace, macOS sample, VTune,
+    /// Visual Studio, xctrace, GHC prof).
+    OtherCollapsible,
+    /// perfkit's JSON schema ([`json`]).
+    Json,
+    /// pprof's protobuf, gzipped or not ([`pprof`]).
+    Pprof,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Folded => "folded",
+            Format::PerfScript => "perf script",
+            Format::OtherCollapsible => "collapsible",
+            Format::Json => "perfkit JSON",
+            Format::Pprof => "pprof",
+        })
+    }
+}
+
+/// What perfkit writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    /// An interactive flame graph (rendered by `perfkit-flamegraph`; this
+    /// crate does not draw).
+    Svg,
+    /// Folded stacks.
+    Folded,
+    /// Gzipped pprof protobuf.
+    Pprof,
+    /// perfkit JSON.
+    Json,
+}
+
+impl OutputFormat {
+    /// Every output format, in the order `--help` lists them.
+    pub const ALL: [OutputFormat; 4] =
+        [OutputFormat::Svg, OutputFormat::Folded, OutputFormat::Pprof, OutputFormat::Json];
+
+    /// The format's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Svg => "svg",
+            OutputFormat::Folded => "folded",
+            OutputFormat::Pprof => "pprof",
+            OutputFormat::Json => "json",
+        }
+    }
+
+    /// The conventional file name for this format: `flame.svg`,
+    /// `profile.folded`, `profile.pb.gz`, `profile.json`.
+    pub fn default_file_name(self) -> &'static str {
+        match self {
+            OutputFormat::Svg => "flame.svg",
+            OutputFormat::Folded => "profile.folded",
+            OutputFormat::Pprof => "profile.pb.gz",
+            OutputFormat::Json => "profile.json",
+        }
+    }
+
+    /// Writes `profile` in this format; `Svg` is rendered elsewhere and is
+    /// an error here.
+    pub fn write<W: Write>(self, profile: &Profile, out: W) -> Result<(), FormatError> {
+        match self {
+            OutputFormat::Folded => Ok(profile.write_folded(out)?),
+            OutputFormat::Json => json::write(profile, out),
+            OutputFormat::Pprof => pprof::write(profile, out),
+            OutputFormat::Svg => Err(std::io::Error::other("SVG is rendered by perfkit-flamegraph").into()),
+        }
+    }
+}
+
+impl FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        OutputFormat::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown format {s:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the root frame of each stack is, for inputs that carry process and
+/// thread ids (`perf script`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Roots {
+    /// The command name: all processes and threads of one name merge.
+    #[default]
+    Command,
+    /// One root per process: `name-PID`.
+    Process,
+    /// One root per thread: `name-PID/TID`.
+    Thread,
+}
+
+/// How to read inputs.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Roots for `perf script` input.
+    pub roots: Roots,
+}
+
+/// Guesses the format of `data` from its content, without parsing it all.
+pub fn detect(data: &[u8]) -> Option<Format> {
+    if data.starts_with(&[0x1f, 0x8b]) {
+        return Some(Format::Pprof);
+    }
+    let Ok(text) = std::str::from_utf8(&data[..utf8_prefix_len(data)]) else {
+        return Some(Format::Pprof);
+    };
+    if std::str::from_utf8(data).is_err() {
+        // Text formats are UTF-8 throughout; binary protobuf is not.
+        return Some(Format::Pprof);
+    }
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return None;
+    }
+    if trimmed.starts_with('{') {
+        return Some(Format::Json);
+    }
+    let sample: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    if sample.iter().all(|l| looks_folded(l)) {
+        return Some(Format::Folded);
+    }
+    let head: String = text.lines().take(200).collect::<Vec<_>>().join("\n");
+    let mut perf = perf::Folder::default();
+    if perf.is_applicable(&head) == Some(true) {
+        return Some(Format::PerfScript);
+    }
+    Some(Format::OtherCollapsible)
+}
+
+/// The length of the longest prefix (at most 64 KiB) that ends on a
+/// character boundary.
+fn utf8_prefix_len(data: &[u8]) -> usize {
+    let mut n = data.len().min(64 * 1024);
+    while n > 0 && n < data.len() && (data[n] & 0xc0) == 0x80 {
+        n -= 1;
+    }
+    n
+}
+
+fn looks_folded(line: &str) -> bool {
+    let line = line.trim_end();
+    !line.starts_with(char::is_whitespace)
+        && line
+            .rsplit_once(' ')
+            .is_some_and(|(stack, count)| !stack.is_empty() && count.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// The input as folded stacks, ready for a flame graph: folded input is
+/// checked and passed through without copying; `perf script` and other
+/// collapsible text is collapsed by inferno; JSON and pprof are converted.
+pub fn read_folded<'a>(data: &'a [u8], options: &ReadOptions) -> Result<(Format, Cow<'a, str>), FormatError> {
+    let format = detect(data).ok_or(FormatError::Empty)?;
+    let folded = match format {
+        Format::Folded => {
+            let text = std::str::from_utf8(data).map_err(|_| FormatError::NotText)?;
+            check_folded(text)?;
+            Cow::Borrowed(text)
+        }
+        Format::PerfScript | Format::OtherCollapsible => Cow::Owned(collapse(data, format, options)?),
+        Format::Json | Format::Pprof => {
+            let (_, profile) = read_profile(data, options)?;
+            let mut out = Vec::new();
+            profile.write_folded(&mut out)?;
+            Cow::Owned(String::from_utf8(out).expect("folded output is UTF-8"))
+        }
+    };
+    Ok((format, folded))
+}
+
+/// Reads any supported input into a [`Profile`]. Folded and collapsed
+/// inputs have no source locations or metadata.
+pub fn read_profile(data: &[u8], options: &ReadOptions) -> Result<(Format, Profile), FormatError> {
+    let format = detect(data).ok_or(FormatError::Empty)?;
+    let profile = match format {
+        Format::Json => json::read(data)?,
+        Format::Pprof => pprof::read(data)?,
+        Format::Folded | Format::PerfScript | Format::OtherCollapsible => {
+            let (_, folded) = read_folded(data, options)?;
+            Profile::from_folded(parse_folded(folded.as_bytes())?)
+        }
+    };
+    Ok((format, profile))
+}
+
+/// Checks every line of folded text without allocating per line.
+fn check_folded(text: &str) -> Result<(), FormatError> {
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        let ok = line.rsplit_once(' ').is_some_and(|(stack, count)| {
+            !stack.is_empty() && (count.parse::<u64>().is_ok() || count.parse::<f64>().is_ok_and(|c| c >= 0.0))
+        });
+        if !ok {
+            return Err(
+                perfkit_profile::FoldedError::Malformed { line: i + 1, text: line.chars().take(80).collect() }.into()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String, FormatError> {
+    let mut out = Vec::new();
+    if format == Format::PerfScript {
+        let mut opts = perf::Options::default();
+        opts.annotate_kernel = true;
+        opts.include_pid = options.roots != Roots::Command;
+        opts.include_tid = options.roots == Roots::Thread;
+        perf::Folder::from(opts).collapse(data, &mut out)?;
+    } else {
+        guess::Folder::default().collapse(data, &mut out)?;
+    }
+    if out.is_empty() {
+        return Err(if format == Format::PerfScript {
+            FormatError::Malformed { format, reason: "no samples with stacks (record with `perf record -g`)".into() }
+        } else {
+            FormatError::Unrecognised
+        });
+    }
+    String::from_utf8(out).map_err(|_| FormatError::NotText)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERF_SCRIPT: &str = "\
+hot 4242/4242 [001] 100.000001:   10101010 cpu-clock:ppp: 
+\t    55555555512a hot_a+0x1a (/tmp/hot)
+\t    555555555160 parent_a+0x9 (/tmp/hot)
+\t    5555555551a0 main+0x40 (/tmp/hot)
+\t    7ffff7dbd24a __libc_start_call_main+0x7a (/usr/lib/x86_64-linux-gnu/libc.so.6)
+
+hot 4242/4243 [000] 100.000002:   10101010 cpu-clock:ppp: 
+\tffffffff81000010 do_syscall_64+0x10 ([kernel.kallsyms])
+\t    55555555512a hot_b+0x1a (/tmp/hot)
+\t    5555555551a0 main+0x40 (/tmp/hot)
+
+";
+
+    #[test]
+    fn detects_each_format() {
+        assert_eq!(detect(b"a;b 1\na;c 2\n"), Some(Format::Folded));
+        assert_eq!(detect(PERF_SCRIPT.as_bytes()), Some(Format::PerfScript));
+        assert_eq!(detect(b"  {\"perfkit_profile\": 1}"), Some(Format::Json));
+        assert_eq!(detect(&[0x1f, 0x8b, 8, 0]), Some(Format::Pprof));
+        assert_eq!(detect(&[0x0a, 0x04, 0xff, 0xfe]), Some(Format::Pprof));
+        assert_eq!(detect(b" \n\n"), None);
+    }
+
+    #[test]
+    fn perf_script_collapses_with_chosen_roots() {
+        let (format, folded) = read_folded(PERF_SCRIPT.as_bytes(), &ReadOptions::default()).unwrap();
+        assert_eq!(format, Format::PerfScript);
+        // With a period field in the capture, as stackcollapse-perf does,
+        // each sample weighs its period.
+        assert_eq!(
+            folded,
+            "hot;__libc_start_call_main;main;parent_a;hot_a 10101010\nhot;main;hot_b;do_syscall_64_[k] 10101010\n"
+        );
+        let per_thread = ReadOptions { roots: Roots::Thread };
+        let (_, folded) = read_folded(PERF_SCRIPT.as_bytes(), &per_thread).unwrap();
+        assert!(folded.contains("hot-4242/4242;") && folded.contains("hot-4242/4243;"), "{folded}");
+        let per_process = ReadOptions { roots: Roots::Process };
+        let (_, folded) = read_folded(PERF_SCRIPT.as_bytes(), &per_process).unwrap();
+        assert_eq!(folded.lines().filter(|l| l.starts_with("hot-4242;")).count(), 2, "{folded}");
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_naming_the_line() {
+        let err = read_folded(b"a;b 1\na;b 2\na;c\n", &ReadOptions::default()).unwrap_err();
+        // The third line does not look folded, so the whole input is not.
+        assert!(matches!(err, FormatError::Unrecognised), "{err}");
+        let mut many = "a;b 1\n".repeat(60);
+        many.push_str("a;c x\n");
+        let err = read_folded(many.as_bytes(), &ReadOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("line 61"), "{err}");
+        assert!(matches!(read_profile(b"", &ReadOptions::default()), Err(FormatError::Empty)));
+        assert!(read_profile(b"{not json", &ReadOptions::default()).is_err());
+        assert!(read_profile(&[0x1f, 0x8b, 1, 2, 3], &ReadOptions::default()).is_err());
+    }
+
+    #[test]
+    fn output_formats_parse_by_name() {
+        assert_eq!("pprof".parse::<OutputFormat>().unwrap(), OutputFormat::Pprof);
+        assert!("svgz".parse::<OutputFormat>().unwrap_err().contains("svg, folded, pprof, json"));
+    }
+}

@@ -1,0 +1,475 @@
+//! pprof: the gzipped protobuf profile of `go tool pprof`, Grafana
+//! Pyroscope, Parca and Google Cloud Profiler.
+//!
+//! perfkit writes:
+//! - sample types `samples/count` and, when the sampling frequency is
+//!   known, `cpu/nanoseconds` (count × period), with `period_type`
+//!   `cpu/nanoseconds` and `period` 10⁹ / frequency;
+//! - one `Location` per physical frame, its `Line`s listing the functions
+//!   inlined there innermost first, as pprof specifies, with file and line
+//!   where debug information gave them;
+//! - kernel functions named with the `_[k]` suffix, as in folded stacks;
+//! - the thread name as the root frame of each stack (as flame graphs
+//!   show it) and as the label `thread`;
+//! - `duration_nanos`, and the command line as a comment.
+//!
+//! The message definitions follow `profile.proto` of
+//! github.com/google/pprof; they are written out with `prost`'s derive so
+//! that building needs no `protoc`.
+
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    time::Duration,
+};
+
+use flate2::{Compression, read::GzDecoder, write::GzEncoder};
+use perfkit_profile::{Frame, FrameKind, Location as SourceLocation, Profile, Stack};
+use prost::Message;
+
+use crate::{Format, FormatError};
+
+/// `profile.proto`'s messages, as perfkit writes and reads them.
+#[allow(missing_docs)]
+pub mod proto {
+    /// The whole profile.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub mapping: Vec<Mapping>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "7")]
+        pub drop_frames: i64,
+        #[prost(int64, tag = "8")]
+        pub keep_frames: i64,
+        #[prost(int64, tag = "9")]
+        pub time_nanos: i64,
+        #[prost(int64, tag = "10")]
+        pub duration_nanos: i64,
+        #[prost(message, optional, tag = "11")]
+        pub period_type: Option<ValueType>,
+        #[prost(int64, tag = "12")]
+        pub period: i64,
+        #[prost(int64, repeated, tag = "13")]
+        pub comment: Vec<i64>,
+        #[prost(int64, tag = "14")]
+        pub default_sample_type: i64,
+    }
+
+    /// A sample type or unit, as string table indices.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+
+    /// One stack (leaf first) and its values.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+        #[prost(message, repeated, tag = "3")]
+        pub label: Vec<Label>,
+    }
+
+    /// A sample label.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(int64, tag = "1")]
+        pub key: i64,
+        #[prost(int64, tag = "2")]
+        pub str: i64,
+        #[prost(int64, tag = "3")]
+        pub num: i64,
+        #[prost(int64, tag = "4")]
+        pub num_unit: i64,
+    }
+
+    /// A mapped binary.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Mapping {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub memory_start: u64,
+        #[prost(uint64, tag = "3")]
+        pub memory_limit: u64,
+        #[prost(uint64, tag = "4")]
+        pub file_offset: u64,
+        #[prost(int64, tag = "5")]
+        pub filename: i64,
+        #[prost(int64, tag = "6")]
+        pub build_id: i64,
+        #[prost(bool, tag = "7")]
+        pub has_functions: bool,
+        #[prost(bool, tag = "8")]
+        pub has_filenames: bool,
+        #[prost(bool, tag = "9")]
+        pub has_line_numbers: bool,
+        #[prost(bool, tag = "10")]
+        pub has_inline_frames: bool,
+    }
+
+    /// A physical frame: its lines list inlined functions innermost first.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub mapping_id: u64,
+        #[prost(uint64, tag = "3")]
+        pub address: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+        #[prost(bool, tag = "5")]
+        pub is_folded: bool,
+    }
+
+    /// A function at a line.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+        #[prost(int64, tag = "2")]
+        pub line: i64,
+        #[prost(int64, tag = "3")]
+        pub column: i64,
+    }
+
+    /// A function.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "3")]
+        pub system_name: i64,
+        #[prost(int64, tag = "4")]
+        pub filename: i64,
+        #[prost(int64, tag = "5")]
+        pub start_line: i64,
+    }
+}
+
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Strings {
+    fn new() -> Self {
+        let mut s = Self::default();
+        s.get("");
+        s
+    }
+    fn get(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as i64;
+        self.table.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+}
+
+struct Builder {
+    strings: Strings,
+    functions: Vec<proto::Function>,
+    function_ids: HashMap<(String, String), u64>,
+    locations: Vec<proto::Location>,
+    location_ids: HashMap<Vec<(u64, i64)>, u64>,
+}
+
+impl Builder {
+    fn function(&mut self, name: &str, file: &str) -> u64 {
+        if let Some(&id) = self.function_ids.get(&(name.to_owned(), file.to_owned())) {
+            return id;
+        }
+        let id = self.functions.len() as u64 + 1;
+        let (name_idx, file_idx) = (self.strings.get(name), self.strings.get(file));
+        self.functions.push(proto::Function {
+            id,
+            name: name_idx,
+            system_name: name_idx,
+            filename: file_idx,
+            start_line: 0,
+        });
+        self.function_ids.insert((name.to_owned(), file.to_owned()), id);
+        id
+    }
+
+    /// A location for a physical frame and what was inlined into it,
+    /// given outermost first.
+    fn location(&mut self, frames: &[&Frame]) -> u64 {
+        let mut lines: Vec<(u64, i64)> = frames
+            .iter()
+            .map(|f| {
+                let name = if f.kind == FrameKind::Kernel { f.folded_name() } else { f.name.clone() };
+                let (file, line) = f.location.as_ref().map_or(("", 0), |l| (l.file.as_str(), i64::from(l.line)));
+                (self.function(&name, file), line)
+            })
+            .collect();
+        lines.reverse();
+        if let Some(&id) = self.location_ids.get(&lines) {
+            return id;
+        }
+        let id = self.locations.len() as u64 + 1;
+        let line = lines.iter().map(|&(function_id, line)| proto::Line { function_id, line, column: 0 }).collect();
+        self.locations.push(proto::Location { id, mapping_id: 0, address: 0, line, is_folded: false });
+        self.location_ids.insert(lines, id);
+        id
+    }
+}
+
+/// Builds the pprof message for `profile`.
+pub fn to_proto(profile: &Profile) -> proto::Profile {
+    let mut b = Builder {
+        strings: Strings::new(),
+        functions: Vec::new(),
+        function_ids: HashMap::new(),
+        locations: Vec::new(),
+        location_ids: HashMap::new(),
+    };
+    let hz = profile.meta.frequency_hz;
+    let period = if hz > 0 { 1_000_000_000 / hz as i64 } else { 0 };
+    let mut sample_type = vec![proto::ValueType { r#type: b.strings.get("samples"), unit: b.strings.get("count") }];
+    let cpu = proto::ValueType { r#type: b.strings.get("cpu"), unit: b.strings.get("nanoseconds") };
+    if period > 0 {
+        sample_type.push(cpu.clone());
+    }
+    let thread_key = b.strings.get("thread");
+
+    // Merge identical stacks first: one sample per unique stack.
+    let mut merged: HashMap<(&str, &[Frame]), u64> = HashMap::new();
+    for s in &profile.stacks {
+        *merged.entry((s.thread.as_str(), s.frames.as_slice())).or_default() += s.count;
+    }
+    let mut merged: Vec<_> = merged.into_iter().collect();
+    merged.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+
+    let mut samples = Vec::with_capacity(merged.len());
+    for ((thread, frames), count) in merged {
+        let mut ids = Vec::new();
+        ids.push(b.location(&[&Frame::user(thread)]));
+        let mut i = 0;
+        while i < frames.len() {
+            // A physical frame and the inlined frames that follow it.
+            let mut j = i + 1;
+            while j < frames.len() && frames[j].kind == FrameKind::Inlined {
+                j += 1;
+            }
+            let group: Vec<&Frame> = frames[i..j].iter().collect();
+            ids.push(b.location(&group));
+            i = j;
+        }
+        ids.reverse();
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let mut value = vec![count];
+        if period > 0 {
+            value.push(count.saturating_mul(period));
+        }
+        let label = vec![proto::Label { key: thread_key, str: b.strings.get(thread), num: 0, num_unit: 0 }];
+        samples.push(proto::Sample { location_id: ids, value, label });
+    }
+    let comment = if profile.meta.command.is_empty() {
+        Vec::new()
+    } else {
+        vec![b.strings.get(&format!("perfkit profile: {}", profile.meta.command))]
+    };
+    proto::Profile {
+        sample_type,
+        sample: samples,
+        mapping: Vec::new(),
+        location: b.locations,
+        function: b.functions,
+        string_table: b.strings.table,
+        drop_frames: 0,
+        keep_frames: 0,
+        time_nanos: 0,
+        duration_nanos: i64::try_from(profile.meta.duration.as_nanos()).unwrap_or(i64::MAX),
+        period_type: (period > 0).then_some(cpu),
+        period,
+        comment,
+        default_sample_type: 0,
+    }
+}
+
+/// Writes `profile` as gzipped pprof.
+pub fn write<W: Write>(profile: &Profile, out: W) -> Result<(), FormatError> {
+    let bytes = to_proto(profile).encode_to_vec();
+    let mut gz = GzEncoder::new(out, Compression::default());
+    gz.write_all(&bytes)?;
+    gz.finish()?.flush()?;
+    Ok(())
+}
+
+/// Reads pprof, gzipped or not. The value used is the profile's default
+/// sample type, or the first. Stacks rooted at their `thread` label (as
+/// perfkit writes them) get that thread name back; others get the label,
+/// or the main binary's name.
+pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
+    let malformed = |reason: String| FormatError::Malformed { format: Format::Pprof, reason };
+    let mut raw = Vec::new();
+    let bytes: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
+        GzDecoder::new(data).read_to_end(&mut raw).map_err(|e| malformed(format!("gzip: {e}")))?;
+        &raw
+    } else {
+        data
+    };
+    let p = proto::Profile::decode(bytes).map_err(|e| malformed(e.to_string()))?;
+    let string = |i: i64| -> Result<&str, FormatError> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| p.string_table.get(i))
+            .map(String::as_str)
+            .ok_or_else(|| malformed(format!("string index {i} out of range")))
+    };
+    let value_index = if p.default_sample_type != 0 {
+        p.sample_type.iter().position(|t| t.r#type == p.default_sample_type).unwrap_or(0)
+    } else {
+        0
+    };
+    let functions: HashMap<u64, &proto::Function> = p.function.iter().map(|f| (f.id, f)).collect();
+    let mappings: HashMap<u64, &proto::Mapping> = p.mapping.iter().map(|m| (m.id, m)).collect();
+    let module = |mapping_id: u64| -> Option<String> {
+        let m = mappings.get(&mapping_id)?;
+        let name = string(m.filename).ok()?;
+        Some(name.rsplit('/').next().unwrap_or(name).to_owned()).filter(|n| !n.is_empty())
+    };
+    let default_thread = p.mapping.first().and_then(|m| module(m.id)).unwrap_or_else(|| "pprof".to_owned());
+
+    // Each location's frames, outermost first.
+    let mut locations: HashMap<u64, Vec<Frame>> = HashMap::new();
+    for loc in &p.location {
+        let mut frames = Vec::new();
+        for (k, line) in loc.line.iter().rev().enumerate() {
+            let f = functions
+                .get(&line.function_id)
+                .ok_or_else(|| malformed(format!("location {} names function {}", loc.id, line.function_id)))?;
+            let name = string(f.name)?;
+            let file = string(f.filename)?;
+            let mut frame = if k > 0 { Frame::inlined(name) } else { Frame::from_folded(name) };
+            if !file.is_empty() {
+                frame =
+                    frame.at(Some(SourceLocation { file: file.to_owned(), line: line.line.try_into().unwrap_or(0) }));
+            }
+            frames.push(frame);
+        }
+        if frames.is_empty() {
+            frames.push(Frame::unknown_user(module(loc.mapping_id).as_deref()));
+        }
+        locations.insert(loc.id, frames);
+    }
+
+    let thread_key = p.string_table.iter().position(|s| s == "thread").map(|i| i as i64);
+    let mut profile = Profile::default();
+    for (n, s) in p.sample.iter().enumerate() {
+        let count = s.value.get(value_index).copied().unwrap_or(0);
+        if count <= 0 {
+            continue;
+        }
+        let mut frames = Vec::new();
+        for id in s.location_id.iter().rev() {
+            let loc = locations.get(id).ok_or_else(|| malformed(format!("sample {n} names location {id}")))?;
+            frames.extend(loc.iter().cloned());
+        }
+        let label = thread_key.and_then(|k| s.label.iter().find(|l| l.key == k)).map(|l| string(l.str)).transpose()?;
+        let thread = match label {
+            Some(t) if frames.first().is_some_and(|f| f.name == t && f.kind == FrameKind::User) => {
+                frames.remove(0);
+                t.to_owned()
+            }
+            Some(t) => t.to_owned(),
+            None => default_thread.clone(),
+        };
+        profile.push(Stack::new(thread, frames, count as u64));
+    }
+    profile.meta.duration = Duration::from_nanos(p.duration_nanos.max(0) as u64);
+    if p.period > 0 && p.period_type.as_ref().is_some_and(|t| string(t.unit).ok() == Some("nanoseconds")) {
+        profile.meta.frequency_hz = (1_000_000_000 / p.period) as u64;
+    }
+    if let Some(c) = p.comment.first().and_then(|&c| string(c).ok()) {
+        profile.meta.command = c.strip_prefix("perfkit profile: ").unwrap_or(c).to_owned();
+    }
+    Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Profile {
+        let mut p = Profile::default();
+        let at = |file: &str, line| Some(SourceLocation { file: file.into(), line });
+        let main = Frame::user("main").at(at("/src/app.c", 30));
+        let step = Frame::inlined("step").at(at("/src/app.c", 12));
+        p.push(Stack::new("app", vec![main.clone(), step.clone(), Frame::kernel("schedule")], 6));
+        p.push(Stack::new("app", vec![main.clone(), Frame::user("work").at(at("/src/work.c", 7))], 3));
+        p.push(Stack::new("app", vec![main, step], 1));
+        p.meta.frequency_hz = 100;
+        p.meta.duration = Duration::from_secs(2);
+        p.meta.command = "./app".into();
+        p
+    }
+
+    #[test]
+    fn writes_sample_types_period_and_inlined_lines() {
+        let proto = to_proto(&sample());
+        let s = |i: i64| proto.string_table[i as usize].as_str();
+        assert_eq!(s(0), "");
+        let types: Vec<_> = proto.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
+        assert_eq!(types, vec![("samples", "count"), ("cpu", "nanoseconds")]);
+        assert_eq!(proto.period, 10_000_000);
+        assert_eq!(proto.duration_nanos, 2_000_000_000);
+        let first = &proto.sample[0];
+        assert_eq!(first.value, vec![6, 60_000_000]);
+        // Leaf first: schedule_[k], then main with step inlined, then the thread.
+        let names = |loc_id: u64| -> Vec<&str> {
+            proto.location[loc_id as usize - 1]
+                .line
+                .iter()
+                .map(|l| s(proto.function[l.function_id as usize - 1].name))
+                .collect()
+        };
+        let stack: Vec<Vec<&str>> = first.location_id.iter().map(|&id| names(id)).collect();
+        assert_eq!(stack, vec![vec!["schedule_[k]"], vec!["step", "main"], vec!["app"]]);
+        let step_line = &proto.location[first.location_id[1] as usize - 1].line[0];
+        assert_eq!(step_line.line, 12);
+    }
+
+    #[test]
+    fn round_trips_through_gzip() {
+        let mut out = Vec::new();
+        write(&sample(), &mut out).unwrap();
+        assert_eq!(&out[..2], &[0x1f, 0x8b]);
+        let back = read(&out).unwrap();
+        assert_eq!(back.folded_counts(), sample().folded_counts());
+        assert_eq!(back.meta.frequency_hz, 100);
+        assert_eq!(back.meta.command, "./app");
+        let work = back.stacks.iter().flat_map(|s| &s.frames).find(|f| f.name == "work").unwrap();
+        assert_eq!(work.location, Some(SourceLocation { file: "/src/work.c".into(), line: 7 }));
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        let err = read(&[0x1f, 0x8b, 0, 1, 2]).unwrap_err();
+        assert!(err.to_string().starts_with("malformed pprof input: gzip"), "{err}");
+        assert!(read(&[0x0a, 0xff, 0xff, 0xff]).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Which functions' shares changed between two profiles.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{Frame, Profile};
+
+/// How one function's share of samples changed between two profiles.
+///
+/// Shares are fractions of each profile's own total, so profiles of
+/// different lengths compare directly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionDelta {
+    /// The frame's folded name (with `_[k]`/`_[i]` suffix).
+    pub name: String,
+    /// Share of samples with the function as the innermost frame, before.
+    pub self_before: f64,
+    /// The same, after.
+    pub self_after: f64,
+    /// Share of samples with the function anywhere on the stack, before.
+    pub total_before: f64,
+    /// The same, after.
+    pub total_after: f64,
+}
+
+impl FunctionDelta {
+    /// Change in self share, after minus before (positive: grew).
+    pub fn self_change(&self) -> f64 {
+        self.self_after - self.self_before
+    }
+    /// Change in total share, after minus before.
+    pub fn total_change(&self) -> f64 {
+        self.total_after - self.total_before
+    }
+}
+
+#[derive(Default)]
+struct Shares {
+    self_: HashMap<String, u64>,
+    total: HashMap<String, u64>,
+    samples: u64,
+}
+
+fn shares(profile: &Profile) -> Shares {
+    let mut s = Shares::default();
+    for stack in &profile.stacks {
+        s.samples += stack.count;
+        let leaf = stack.frames.last().map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
+        *s.self_.entry(leaf).or_default() += stack.count;
+        // A recursive function counts once per sample.
+        let on_stack: HashSet<String> = stack.frames.iter().map(Frame::folded_name).collect();
+        for name in on_stack {
+            *s.total.entry(name).or_default() += stack.count;
+        }
+    }
+    s
+}
+
+/// The functions of either profile, those whose self share changed most
+/// first (ties: total share, then name).
+pub fn diff_functions(before: &Profile, after: &Profile) -> Vec<FunctionDelta> {
+    let (b, a) = (shares(before), shares(after));
+    let frac = |map: &HashMap<String, u64>, total: u64, name: &str| {
+        if total == 0 { 0.0 } else { map.get(name).copied().unwrap_or(0) as f64 / total as f64 }
+    };
+    let names: HashSet<&String> =
+        b.total.keys().chain(a.total.keys()).chain(b.self_.keys()).chain(a.self_.keys()).collect();
+    let mut out: Vec<FunctionDelta> = names
+        .into_iter()
+        .map(|name| FunctionDelta {
+            name: name.clone(),
+            self_before: frac(&b.self_, b.samples, name),
+            self_after: frac(&a.self_, a.samples, name),
+            total_before: frac(&b.total, b.samples, name),
+            total_after: frac(&a.total, a.samples, name),
+        })
+        .collect();
+    out.sort_by(|x, y| {
+        y.self_change()
+            .abs()
+            .total_cmp(&x.self_change().abs())
+            .then_with(|| y.total_change().abs().total_cmp(&x.total_change().abs()))
+            .then_with(|| x.name.cmp(&y.name))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(lines: &[(&str, u64)]) -> Profile {
+        Profile::from_folded(lines.iter().map(|(s, c)| (s.to_string(), *c)))
+    }
+
+    #[test]
+    fn shares_are_relative_to_each_total_and_sorted_by_change() {
+        // Before: parse 50 %, render 50 %. After (twice as long): parse 25 %,
+        // render 75 %.
+        let before = profile(&[("app;main;parse", 50), ("app;main;render", 50)]);
+        let after = profile(&[("app;main;parse", 50), ("app;main;render", 150)]);
+        let d = diff_functions(&before, &after);
+        let get = |n: &str| d.iter().find(|f| f.name == n).unwrap();
+        assert!((get("render").self_change() - 0.25).abs() < 1e-9);
+        assert!((get("parse").self_change() + 0.25).abs() < 1e-9);
+        assert_eq!(get("main").total_before, 1.0);
+        assert_eq!(get("main").self_change(), 0.0);
+        assert_eq!(d.last().unwrap().name, "main");
+    }
+
+    #[test]
+    fn recursion_counts_once_and_new_functions_start_at_zero() {
+        let before = profile(&[("t;f;f;f", 4)]);
+        let after = profile(&[("t;f;g", 2), ("t;f", 2)]);
+        let d = diff_functions(&before, &after);
+        let f = d.iter().find(|x| x.name == "f").unwrap();
+        assert_eq!((f.total_before, f.total_after), (1.0, 1.0));
+        let g = d.iter().find(|x| x.name == "g").unwrap();
+        assert_eq!((g.self_before, g.self_after), (0.0, 0.5));
+    }
+}
