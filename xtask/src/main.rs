@@ -7,6 +7,10 @@
 //!   built.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
+//! - `bench [flamegraph] [--stacks N] [--runs N]`: perfkit against the
+//!   classic tools on the same input in one run, printed as ratios.
+
+mod bench;
 
 use std::{
     env, fs,
@@ -17,7 +21,8 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...]>";
+const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...] | \
+                     bench [flamegraph] [--stacks N] [--runs N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -25,6 +30,7 @@ fn main() -> ExitCode {
         Some("build-ebpf") => build_ebpf(),
         Some("check-ebpf") => check_ebpf(),
         Some("test") => strict_test(&args[1..]),
+        Some("bench") => run_bench(&args[1..]),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -34,6 +40,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_bench(args: &[String]) -> Result<(), String> {
+    let mut stacks = 1_000_000;
+    let mut runs = 3;
+    let mut which = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            it.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).ok_or(format!("{name} takes a positive number"))
+        };
+        match a.as_str() {
+            "--stacks" => stacks = number("--stacks")?,
+            "--runs" => runs = number("--runs")?,
+            "flamegraph" => which.push(a.as_str()),
+            other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
+        }
+    }
+    let all = which.is_empty();
+    let root = workspace_root();
+    if all || which.contains(&"flamegraph") {
+        bench::flamegraph(&root, stacks, runs)?;
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {
@@ -145,8 +175,41 @@ fn check_ebpf() -> Result<(), String> {
 
 /// Runs `cargo test --workspace` with `PERFKIT_REQUIRE_PRIVILEGED=1`, echoing
 /// its output, and fails if cargo fails or any test was ignored.
+/// The tools the test suite runs, and the Debian package of each.
+const TEST_TOOLS: &[(&str, &str)] =
+    &[("cc", "gcc"), ("script", "util-linux"), ("go", "golang-go"), ("chromium", "chromium")];
+
+/// Installs the test suite's tools with apt-get when they are missing (as
+/// root on Debian); elsewhere says which packages to install.
+fn ensure_test_tools() -> Result<(), String> {
+    let missing: Vec<&str> =
+        TEST_TOOLS.iter().filter(|(tool, _)| bench::find_on_path(tool).is_none()).map(|&(_, pkg)| pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|u| u.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    if !is_root || bench::find_on_path("apt-get").is_none() {
+        return Err(format!("the tests need these packages: {} (install them, then run again)", missing.join(" ")));
+    }
+    eprintln!("xtask: installing the test suite's tools: {}", missing.join(" "));
+    let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+    if !ok(Command::new("apt-get").args(["update", "-qq"]))
+        || !ok(Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    {
+        return Err(format!("apt-get install {} failed", missing.join(" ")));
+    }
+    Ok(())
+}
+
 fn strict_test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
+    ensure_test_tools()?;
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace", "--locked"])
         .args(extra)

@@ -38,8 +38,8 @@ pub struct DrawArgs {
     #[arg(long)]
     reverse: bool,
 
-    /// Leave out frames narrower than this many pixels.
-    #[arg(long, value_name = "PIXELS", default_value_t = 0.1)]
+    /// Leave out frames narrower than this percentage of the graph's width.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.01)]
     min_width: f64,
 
     /// What the counts are, in tooltips.

@@ -44,7 +44,8 @@ pub struct SvgOptions {
     pub subtitle: Option<String>,
     /// What a count is, for tooltips: `samples`.
     pub count_name: String,
-    /// Frames narrower than this many pixels are left out.
+    /// Frames narrower than this percentage of the whole graph are left out
+    /// (inferno's default, 0.01 %, keeps the SVG small for huge profiles).
     pub min_width: f64,
     /// The colour scheme; perfkit's default colours user frames warm,
     /// kernel (`_[k]`) frames orange and inlined (`_[i]`) frames aqua.
@@ -65,7 +66,7 @@ impl SvgOptions {
             title: title.into(),
             subtitle: None,
             count_name: "samples".into(),
-            min_width: 0.1,
+            min_width: 0.01,
             palette: Palette::Multi(MultiPalette::Java),
             inverted: false,
             reverse: false,
@@ -220,9 +221,9 @@ mod tests {
         opts.inverted = true;
         assert!(render(&opts).contains("inverted = true") || render(&opts) != svg, "icicle differs");
         // Narrow frames drop out with a large minimum width.
-        opts.min_width = 200.0;
-        opts.width = Some(1000);
-        assert!(!render(&opts).contains("cold ("));
+        opts.min_width = 20.0;
+        let pruned = render(&opts);
+        assert!(!pruned.contains("cold (") && pruned.contains("hot ("));
         assert!(parse_palette("plaid").is_err());
     }
 
