@@ -3,7 +3,7 @@
 //! (strict mode, CI), where a missing privilege is then a failure.
 //!
 //! Likewise the tests that check perfkit's output with the ecosystem's own
-//! tools (`go tool pprof`, headless Chromium) run when those tools are
+//! tools (`go tool pprof`, headless Chromium, sysstat, Prometheus) run when those tools are
 //! installed or in strict mode, where a missing tool is then a failure.
 
 fn main() {
@@ -22,7 +22,8 @@ fn main() {
     let on_path = |tool: &str| {
         std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
     };
-    if strict || (on_path("go") && on_path("chromium")) {
+    let tools = ["go", "chromium", "pidstat", "mpstat", "iostat", "prometheus", "promtool", "python3"];
+    if strict || tools.iter().all(|t| on_path(t)) {
         println!("cargo::rustc-cfg=perfkit_tools");
     }
 }

@@ -4,6 +4,9 @@
 //! - `flamegraph`: a profile of a million unique stacks rendered by
 //!   `perfkit flamegraph` and by inferno's own `inferno-flamegraph`: wall
 //!   time and peak memory (max RSS).
+//! - `procs`: the CPU time one collection of every process costs, with
+//!   1,000 extra processes running, for `perfkit sys proc` and sysstat's
+//!   `pidstat -u -r -d -w`.
 
 use std::{
     fs,
@@ -17,6 +20,8 @@ use std::{
 struct Run {
     wall: Duration,
     max_rss_kib: u64,
+    /// User plus system CPU time.
+    cpu: Duration,
 }
 
 /// Runs `cmd` to completion with its output discarded, measuring its wall
@@ -38,23 +43,85 @@ fn measure(cmd: &mut Command) -> Result<Run, String> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("{cmd:?} failed (wait status {status})"));
     }
-    Ok(Run { wall, max_rss_kib: usage.ru_maxrss as u64 })
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    Ok(Run { wall, max_rss_kib: usage.ru_maxrss as u64, cpu: tv(usage.ru_utime) + tv(usage.ru_stime) })
 }
 
-/// The best (fastest) of `n` runs, and the largest peak memory seen.
+/// The best (fastest wall time, least CPU) of `n` runs, and the largest
+/// peak memory seen.
 fn best_of(n: usize, mut make: impl FnMut() -> Command) -> Result<Run, String> {
     let mut best: Option<Run> = None;
     let mut max_rss = 0;
+    let mut min_cpu = Duration::MAX;
     for _ in 0..n {
         let run = measure(&mut make())?;
         max_rss = max_rss.max(run.max_rss_kib);
+        min_cpu = min_cpu.min(run.cpu);
         if best.as_ref().is_none_or(|b| run.wall < b.wall) {
             best = Some(run);
         }
     }
     let mut best = best.expect("n > 0");
     best.max_rss_kib = max_rss;
+    best.cpu = min_cpu;
     Ok(best)
+}
+
+/// Child processes killed when dropped.
+struct Sleepers(Vec<std::process::Child>);
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The per-process collection benchmark.
+pub fn procs(root: &Path, extra: usize, runs: usize) -> Result<(), String> {
+    let perfkit = build_perfkit(root)?;
+    let pidstat = find_on_path("pidstat").ok_or("pidstat not found: install Debian's sysstat")?;
+    let mut sleepers = Sleepers(Vec::with_capacity(extra));
+    for _ in 0..extra {
+        let child = Command::new("sleep")
+            .arg("600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting sleep: {e}"))?;
+        sleepers.0.push(child);
+    }
+    let total = fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok())))
+        .count();
+    // No interval: one collection of every process, figures since start.
+    let ours = best_of(runs, || {
+        let mut c = Command::new(&perfkit);
+        c.args(["sys", "proc"]);
+        c
+    })?;
+    let theirs = best_of(runs, || {
+        let mut c = Command::new(&pidstat);
+        c.args(["-u", "-r", "-d", "-w"]).env("LC_ALL", "C");
+        c
+    })?;
+    drop(sleepers);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("one collection of all {total} processes, best of {runs}:");
+    println!("  {:<28} {:>10} {:>10}", "", "CPU time", "wall");
+    println!("  {:<28} {:>8.1}ms {:>8.1}ms", "perfkit sys proc", ms(ours.cpu), ms(ours.wall));
+    println!("  {:<28} {:>8.1}ms {:>8.1}ms", "pidstat -u -r -d -w", ms(theirs.cpu), ms(theirs.wall));
+    println!(
+        "  ratio perfkit/pidstat: CPU time {:.2}x, wall {:.2}x",
+        ours.cpu.as_secs_f64() / theirs.cpu.as_secs_f64().max(1e-6),
+        ours.wall.as_secs_f64() / theirs.wall.as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Writes a folded profile of `n` unique stacks, 5 to 30 frames deep over

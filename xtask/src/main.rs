@@ -7,7 +7,7 @@
 //!   built.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [--stacks N] [--runs N]`: perfkit against the
+//! - `bench [flamegraph] [procs] [--stacks N] [--runs N]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 
 mod bench;
@@ -22,7 +22,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...] | \
-                     bench [flamegraph] [--stacks N] [--runs N]>";
+                     bench [flamegraph] [procs] [--stacks N] [--runs N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -54,7 +54,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--stacks" => stacks = number("--stacks")?,
             "--runs" => runs = number("--runs")?,
-            "flamegraph" => which.push(a.as_str()),
+            "flamegraph" | "procs" => which.push(a.as_str()),
             other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
         }
     }
@@ -62,6 +62,9 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     let root = workspace_root();
     if all || which.contains(&"flamegraph") {
         bench::flamegraph(&root, stacks, runs)?;
+    }
+    if all || which.contains(&"procs") {
+        bench::procs(&root, 1000, runs.max(5))?;
     }
     Ok(())
 }
@@ -176,8 +179,15 @@ fn check_ebpf() -> Result<(), String> {
 /// Runs `cargo test --workspace` with `PERFKIT_REQUIRE_PRIVILEGED=1`, echoing
 /// its output, and fails if cargo fails or any test was ignored.
 /// The tools the test suite runs, and the Debian package of each.
-const TEST_TOOLS: &[(&str, &str)] =
-    &[("cc", "gcc"), ("script", "util-linux"), ("go", "golang-go"), ("chromium", "chromium")];
+const TEST_TOOLS: &[(&str, &str)] = &[
+    ("cc", "gcc"),
+    ("script", "util-linux"),
+    ("python3", "python3"),
+    ("go", "golang-go"),
+    ("chromium", "chromium"),
+    ("pidstat", "sysstat"),
+    ("prometheus", "prometheus"),
+];
 
 /// Installs the test suite's tools with apt-get when they are missing (as
 /// root on Debian); elsewhere says which packages to install.

@@ -5,12 +5,13 @@
 mod output;
 mod profile;
 mod render;
+mod sys;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Linux performance toolkit: eBPF profiling and flame graphs.
+/// Linux performance toolkit: eBPF profiling, flame graphs, system statistics.
 #[derive(Debug, Parser)]
 #[command(name = "perfkit", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -28,6 +29,8 @@ enum Command {
     Flamegraph(render::FlamegraphArgs),
     Diff(render::DiffArgs),
     Convert(render::ConvertArgs),
+    Sys(sys::SysArgs),
+    Serve(sys::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,8 @@ fn main() -> ExitCode {
         Command::Flamegraph(args) => render::flamegraph(args),
         Command::Diff(args) => render::diff(args),
         Command::Convert(args) => render::convert(args),
+        Command::Sys(args) => sys::run(args),
+        Command::Serve(args) => sys::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,3 +12,4 @@ mod util;
 mod browser;
 mod profile;
 mod render;
+mod sys;

@@ -27,14 +27,20 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs the calling test alone among the tests that take this guard: those
+/// that measure CPU shares, rates or timings.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Panics unless running as root: privileged tests never pass by skipping.
 ///
 /// The returned guard also runs the privileged tests one at a time: they
 /// sample CPU-bound workloads whose known shares and sample counts only hold
 /// when the workload is not competing with another test for the CPUs.
 pub fn require_privileged() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let guard = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = serial();
     let status = fs::read_to_string("/proc/self/status").unwrap();
     let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|u| u.split_whitespace().nth(1)).unwrap();
     assert_eq!(

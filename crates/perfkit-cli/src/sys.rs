@@ -1,0 +1,762 @@
+//! `perfkit sys` (sysstat-style views, recording, replay) and `perfkit
+//! serve` (Prometheus exporter).
+
+use std::{
+    fs,
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use perfkit_sys::{
+    CollectOptions, Collector, ProcessSelection, Sample, model,
+    record::{self, Recorder},
+};
+use serde_json::json;
+
+const SYS_EXAMPLES: &str = "\
+Examples:
+  perfkit sys cpu 1 5               # mpstat -P ALL 1 5
+  perfkit sys proc 1                # pidstat 1: active processes every second
+  perfkit sys proc -p 1234 --threads 2 10
+  perfkit sys mem 1                 # vmstat 1 and free
+  perfkit sys disk 1 3 --json       # iostat -xz 1 3, one JSON object per interval
+  perfkit sys net 1                 # sar -n DEV 1
+  perfkit sys psi 5
+  perfkit sys record -i 1 -o host.rec      # until Ctrl-C
+  perfkit sys report host.rec disk
+
+INTERVAL and COUNT work as in sysstat: no INTERVAL prints one report of the
+figures since boot; an INTERVAL without COUNT reports until Ctrl-C, then
+prints the average over the whole run.";
+
+/// System and process statistics, like the sysstat tools.
+#[derive(Debug, Args)]
+#[command(after_help = SYS_EXAMPLES)]
+pub struct SysArgs {
+    #[command(subcommand)]
+    command: SysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SysCommand {
+    /// Per-CPU utilisation, like `mpstat -P ALL`.
+    Cpu(LiveArgs),
+    /// Per-process CPU, memory, I/O and context switches, like `pidstat -u -r -d -w`.
+    Proc(ProcArgs),
+    /// Memory, swap, run queue and system activity, like `vmstat` and `free`.
+    Mem(LiveArgs),
+    /// Block device I/O, like `iostat -xz`.
+    Disk(DiskArgs),
+    /// Network interfaces, like `sar -n DEV`.
+    Net(LiveArgs),
+    /// Pressure stall information (/proc/pressure).
+    Psi(LiveArgs),
+    /// Record raw samples of every view to a file until Ctrl-C.
+    Record(RecordArgs),
+    /// Replay a recording as any view.
+    Report(ReportArgs),
+}
+
+/// The arguments every live view takes.
+#[derive(Debug, Args)]
+struct LiveArgs {
+    /// Seconds between reports (fractions allowed). Without it, one report since boot.
+    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
+    interval: Option<f64>,
+
+    /// Number of reports; without it, until Ctrl-C.
+    #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+
+    /// One JSON object per interval on standard output, for scripts.
+    #[arg(long)]
+    json: bool,
+
+    /// Also record the raw samples to FILE (replay with `perfkit sys report`).
+    #[arg(short = 'o', long = "record", value_name = "FILE")]
+    record: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ProcArgs {
+    /// Only these processes (repeat or separate with commas); default: every active process.
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pids: Vec<u32>,
+
+    /// One row per thread.
+    #[arg(short = 't', long)]
+    threads: bool,
+
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+#[derive(Debug, Args)]
+struct DiskArgs {
+    /// Also list devices that did no I/O in the interval (iostat without -z).
+    #[arg(long)]
+    all: bool,
+
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+#[derive(Debug, Args)]
+struct RecordArgs {
+    /// Seconds between samples.
+    #[arg(short, long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval)]
+    interval: f64,
+
+    /// The recording to write (samples are appended and flushed as taken).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Stop after this many samples; default: until Ctrl-C.
+    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+
+    /// Record threads as well as processes.
+    #[arg(long)]
+    threads: bool,
+}
+
+/// A view of a recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum View {
+    /// mpstat -P ALL
+    #[default]
+    Cpu,
+    /// pidstat
+    Proc,
+    /// vmstat and free
+    Mem,
+    /// iostat -xz
+    Disk,
+    /// sar -n DEV
+    Net,
+    /// PSI
+    Psi,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A recording made by `perfkit sys record` (or a view's --record).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// The view to print.
+    #[arg(value_enum, default_value_t)]
+    view: View,
+
+    /// With the proc view: only these processes.
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pids: Vec<u32>,
+
+    /// With the disk view: also devices that did no I/O.
+    #[arg(long)]
+    all: bool,
+
+    /// One JSON object per interval.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v < 0.01 {
+        return Err(format!("the interval must be at least 0.01 s, got {s:?}"));
+    }
+    Ok(v)
+}
+
+pub fn run(args: SysArgs) -> Result<()> {
+    match args.command {
+        SysCommand::Cpu(live) => Live::new(View::Cpu, live, CollectOptions::default()).run(),
+        SysCommand::Mem(live) => Live::new(View::Mem, live, CollectOptions::default()).run(),
+        SysCommand::Net(live) => Live::new(View::Net, live, CollectOptions::default()).run(),
+        SysCommand::Psi(live) => Live::new(View::Psi, live, CollectOptions::default()).run(),
+        SysCommand::Disk(d) => {
+            let mut l = Live::new(View::Disk, d.live, CollectOptions::default());
+            l.printer.all_disks = d.all;
+            l.run()
+        }
+        SysCommand::Proc(p) => {
+            let mut opts = CollectOptions::default();
+            opts.processes =
+                if p.pids.is_empty() { ProcessSelection::All } else { ProcessSelection::Pids(p.pids.clone()) };
+            opts.threads = p.threads;
+            let mut l = Live::new(View::Proc, p.live, opts);
+            l.printer.pids = p.pids;
+            l.run()
+        }
+        SysCommand::Record(r) => record(r),
+        SysCommand::Report(r) => report(r),
+    }
+}
+
+/// Formats reports as text tables or JSON lines.
+struct Printer {
+    view: View,
+    json: bool,
+    /// Only these pids in the proc view (and list them even when idle).
+    pids: Vec<u32>,
+    all_disks: bool,
+    header_every: Option<usize>,
+    printed: usize,
+}
+
+impl Printer {
+    fn new(view: View, json: bool) -> Self {
+        Self { view, json, pids: Vec::new(), all_disks: false, header_every: None, printed: 0 }
+    }
+
+    /// Prints the report for the interval `prev` → `cur`; `label` is the
+    /// time column (a clock time, or `Average:`).
+    fn print(&mut self, out: &mut impl Write, prev: Option<&Sample>, cur: &Sample, label: &str) -> Result<()> {
+        let secs = model::elapsed(prev, cur);
+        if self.json {
+            let mut obj = json!({
+                "timestamp": cur.unix_ms as f64 / 1000.0,
+                "interval_seconds": secs,
+            });
+            if label == "Average:" {
+                obj["average"] = json!(true);
+            }
+            let data = match self.view {
+                View::Cpu => json!(model::cpu(prev, cur)),
+                View::Proc => json!(self.proc_rows(prev, cur)),
+                View::Mem => json!(model::mem(prev, cur)),
+                View::Disk => json!(model::disk(prev, cur, !self.all_disks)),
+                View::Net => json!(model::net(prev, cur)),
+                View::Psi => json!(model::psi(prev, cur)),
+            };
+            let key = match self.view {
+                View::Cpu => "cpus",
+                View::Proc => "processes",
+                View::Mem => "memory",
+                View::Disk => "disks",
+                View::Net => "interfaces",
+                View::Psi => "pressure",
+            };
+            obj[key] = data;
+            writeln!(out, "{obj}")?;
+            return Ok(());
+        }
+        let table = self.table(prev, cur);
+        let show_header = self.view != View::Mem || self.header_every.is_none_or(|n| self.printed.is_multiple_of(n));
+        writeln!(out)?;
+        if show_header || label == "Average:" {
+            writeln!(out, "{label:<10} {}", table.header)?;
+        }
+        for row in &table.rows {
+            writeln!(out, "{label:<10} {row}")?;
+        }
+        self.printed += 1;
+        out.flush()?;
+        Ok(())
+    }
+
+    fn proc_rows(&self, prev: Option<&Sample>, cur: &Sample) -> Vec<model::ProcRow> {
+        model::processes(prev, cur)
+            .into_iter()
+            .filter(|r| if self.pids.is_empty() { r.active() } else { self.pids.contains(&r.pid) })
+            .collect()
+    }
+
+    fn table(&self, prev: Option<&Sample>, cur: &Sample) -> Table {
+        let f2 = |v: f64| format!("{v:.2}");
+        match self.view {
+            View::Cpu => Table::new(
+                &["CPU", "%usr", "%nice", "%sys", "%iowait", "%irq", "%soft", "%steal", "%guest", "%gnice", "%idle"],
+                model::cpu(prev, cur)
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.cpu,
+                            f2(r.usr),
+                            f2(r.nice),
+                            f2(r.sys),
+                            f2(r.iowait),
+                            f2(r.irq),
+                            f2(r.soft),
+                            f2(r.steal),
+                            f2(r.guest),
+                            f2(r.gnice),
+                            f2(r.idle),
+                        ]
+                    })
+                    .collect(),
+            ),
+            View::Proc => {
+                let threads = cur.processes.iter().any(|p| p.tid.is_some());
+                let mut cols = vec!["UID", "PID"];
+                if threads {
+                    cols.push("TID");
+                }
+                cols.extend([
+                    "%usr",
+                    "%system",
+                    "%guest",
+                    "%CPU",
+                    "CPU",
+                    "minflt/s",
+                    "majflt/s",
+                    "VSZ",
+                    "RSS",
+                    "%MEM",
+                    "kB_rd/s",
+                    "kB_wr/s",
+                    "kB_ccwr/s",
+                    "iodelay",
+                    "cswch/s",
+                    "nvcswch/s",
+                    "Command",
+                ]);
+                let io = |v: Option<f64>| v.map_or_else(|| "-1.00".to_owned(), f2);
+                let rows = self
+                    .proc_rows(prev, cur)
+                    .into_iter()
+                    .map(|r| {
+                        let mut row = vec![r.uid.to_string(), r.pid.to_string()];
+                        if threads {
+                            row.push(r.tid.map_or_else(|| "-".to_owned(), |t| t.to_string()));
+                        }
+                        row.extend([
+                            f2(r.usr),
+                            f2(r.system),
+                            f2(r.guest),
+                            f2(r.cpu_pct),
+                            r.cpu.to_string(),
+                            f2(r.minflt_s),
+                            f2(r.majflt_s),
+                            r.vsz_kib.to_string(),
+                            r.rss_kib.to_string(),
+                            f2(r.mem_pct),
+                            io(r.kb_rd_s),
+                            io(r.kb_wr_s),
+                            io(r.kb_ccwr_s),
+                            r.iodelay.to_string(),
+                            f2(r.cswch_s),
+                            f2(r.nvcswch_s),
+                            r.command,
+                        ]);
+                        row
+                    })
+                    .collect();
+                Table::new(&cols, rows)
+            }
+            View::Mem => {
+                let cols = [
+                    "r", "b", "swpd", "free", "buff", "cache", "si", "so", "bi", "bo", "in", "cs", "us", "sy", "id",
+                    "wa", "st", "total", "used", "avail",
+                ];
+                let rows = model::mem(prev, cur)
+                    .map(|m| {
+                        let f0 = |v: f64| format!("{v:.0}");
+                        vec![vec![
+                            m.r.to_string(),
+                            m.b.to_string(),
+                            m.swpd_kib.to_string(),
+                            m.free_kib.to_string(),
+                            m.buff_kib.to_string(),
+                            m.cache_kib.to_string(),
+                            f0(m.si),
+                            f0(m.so),
+                            f0(m.bi),
+                            f0(m.bo),
+                            f0(m.interrupts),
+                            f0(m.cs),
+                            f0(m.us),
+                            f0(m.sy),
+                            f0(m.id),
+                            f0(m.wa),
+                            f0(m.st),
+                            m.total_kib.to_string(),
+                            m.used_kib.to_string(),
+                            m.available_kib.to_string(),
+                        ]]
+                    })
+                    .unwrap_or_default();
+                Table::new(&cols, rows)
+            }
+            View::Disk => Table::new(
+                &[
+                    "Device", "r/s", "rkB/s", "rrqm/s", "%rrqm", "r_await", "rareq-sz", "w/s", "wkB/s", "wrqm/s",
+                    "%wrqm", "w_await", "wareq-sz", "aqu-sz", "%util",
+                ],
+                model::disk(prev, cur, !self.all_disks)
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.device,
+                            f2(r.r_s),
+                            f2(r.rkb_s),
+                            f2(r.rrqm_s),
+                            f2(r.rrqm_pct),
+                            f2(r.r_await),
+                            f2(r.rareq_sz),
+                            f2(r.w_s),
+                            f2(r.wkb_s),
+                            f2(r.wrqm_s),
+                            f2(r.wrqm_pct),
+                            f2(r.w_await),
+                            f2(r.wareq_sz),
+                            f2(r.aqu_sz),
+                            f2(r.util),
+                        ]
+                    })
+                    .collect(),
+            ),
+            View::Net => Table::new(
+                &["IFACE", "rxpck/s", "txpck/s", "rxkB/s", "txkB/s", "rxcmp/s", "txcmp/s", "rxmcst/s", "%ifutil"],
+                model::net(prev, cur)
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.iface,
+                            f2(r.rxpck_s),
+                            f2(r.txpck_s),
+                            f2(r.rxkb_s),
+                            f2(r.txkb_s),
+                            f2(r.rxcmp_s),
+                            f2(r.txcmp_s),
+                            f2(r.rxmcst_s),
+                            f2(r.ifutil),
+                        ]
+                    })
+                    .collect(),
+            ),
+            View::Psi => {
+                let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), f2);
+                Table::new(
+                    &["resource", "some10", "some60", "some300", "some%", "full10", "full60", "full300", "full%"],
+                    model::psi(prev, cur)
+                        .into_iter()
+                        .map(|r| {
+                            vec![
+                                r.resource.to_owned(),
+                                f2(r.some_avg10),
+                                f2(r.some_avg60),
+                                f2(r.some_avg300),
+                                f2(r.some_pct),
+                                opt(r.full_avg10),
+                                opt(r.full_avg60),
+                                opt(r.full_avg300),
+                                opt(r.full_pct),
+                            ]
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Aligned columns: text columns left-aligned, numbers right-aligned.
+struct Table {
+    header: String,
+    rows: Vec<String>,
+}
+
+impl Table {
+    fn new(cols: &[&str], rows: Vec<Vec<String>>) -> Self {
+        let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let left = |i: usize| matches!(cols[i], "CPU" | "Device" | "IFACE" | "resource" | "Command");
+        let fmt = |cells: &[String]| -> String {
+            let mut line = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    line.push(' ');
+                }
+                let last = i + 1 == cells.len();
+                if left(i) && !last {
+                    line.push_str(&format!("{cell:<w$}", w = widths[i]));
+                } else if left(i) {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:>w$}", w = widths[i]));
+                }
+            }
+            line
+        };
+        let header = fmt(&cols.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        Self { header, rows: rows.iter().map(|r| fmt(r)).collect() }
+    }
+}
+
+/// Local clock time `HH:MM:SS` of a Unix time in milliseconds.
+fn clock(unix_ms: u64) -> String {
+    let t = (unix_ms / 1000) as libc::time_t;
+    // SAFETY: tm is plain data; localtime_r fills it from `t` and returns
+    // null only on overflow, checked below.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok { format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec) } else { "??:??:??".to_owned() }
+}
+
+/// A live view: samples every interval and prints each report.
+struct Live {
+    live: LiveArgs,
+    options: CollectOptions,
+    printer: Printer,
+}
+
+impl Live {
+    fn new(view: View, live: LiveArgs, options: CollectOptions) -> Self {
+        let mut printer = Printer::new(view, live.json);
+        if view == View::Mem {
+            // vmstat repeats its header every 20 reports on a terminal.
+            printer.header_every = std::io::stdout().is_terminal().then_some(20);
+        }
+        Self { live, options, printer }
+    }
+
+    fn run(mut self) -> Result<()> {
+        let collector = Collector::new();
+        let mut recorder = self.live.record.as_deref().map(create_recording).transpose()?;
+        let mut options = self.options.clone();
+        if recorder.is_some() {
+            // A recording can be replayed as any view: take everything.
+            options.processes = ProcessSelection::All;
+            options.cgroup_depth = 2;
+        }
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let first = collector.collect(&options).context("collecting statistics")?;
+        if let ProcessSelection::Pids(pids) = &self.options.processes {
+            let missing: Vec<String> =
+                pids.iter().filter(|p| !first.processes.iter().any(|x| x.pid == **p)).map(|p| p.to_string()).collect();
+            if missing.len() == pids.len() {
+                bail!("no process with PID {}", missing.join(", "));
+            } else if !missing.is_empty() {
+                eprintln!("perfkit: warning: no process with PID {}", missing.join(", "));
+            }
+        }
+        if let Some((r, _)) = &mut recorder {
+            r.push(&first)?;
+        }
+        let Some(interval) = self.live.interval else {
+            return self.printer.print(&mut out, None, &first, &clock(first.unix_ms));
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut prev = first.clone();
+        let started = Instant::now();
+        let mut reports = 0u64;
+        while self.live.count.is_none_or(|c| reports < c) {
+            let due = started + Duration::from_secs_f64(interval * (reports + 1) as f64);
+            if !runtime.block_on(wait_until(due)) {
+                break;
+            }
+            let cur = collector.collect(&options).context("collecting statistics")?;
+            if let Some((r, _)) = &mut recorder {
+                r.push(&cur)?;
+            }
+            self.printer.print(&mut out, Some(&prev), &cur, &clock(cur.unix_ms))?;
+            prev = cur;
+            reports += 1;
+        }
+        // As sysstat does: the average over the whole run.
+        if reports > 0 {
+            self.printer.print(&mut out, Some(&first), &prev, "Average:")?;
+        }
+        if let Some((r, path)) = recorder {
+            eprintln!("recorded {} samples ({} bytes) to {}", r.samples(), r.bytes(), path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Sleeps until `due`; false when Ctrl-C came first.
+async fn wait_until(due: Instant) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(due.into()) => true,
+        _ = tokio::signal::ctrl_c() => false,
+    }
+}
+
+fn create_recording(path: &Path) -> Result<(Recorder<fs::File>, PathBuf)> {
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory", path.display());
+    }
+    let file = fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((Recorder::new(file).with_context(|| format!("writing {}", path.display()))?, path.to_owned()))
+}
+
+fn record(args: RecordArgs) -> Result<()> {
+    let collector = Collector::new();
+    let mut options = CollectOptions::default();
+    options.processes = ProcessSelection::All;
+    options.threads = args.threads;
+    options.cgroup_depth = 2;
+    let (mut recorder, path) = create_recording(&args.output)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        bar
+    });
+    let started = Instant::now();
+    let mut n = 0u64;
+    loop {
+        let sample = collector.collect(&options).context("collecting statistics")?;
+        recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
+        n += 1;
+        if let Some(bar) = &progress {
+            bar.set_message(format!(
+                "recording to {}: {} samples, {} KiB, {:.0} s (Ctrl-C stops)",
+                path.display(),
+                recorder.samples(),
+                recorder.bytes() / 1024,
+                started.elapsed().as_secs_f64()
+            ));
+            bar.tick();
+        }
+        if args.count.is_some_and(|c| n >= c) {
+            break;
+        }
+        let due = started + Duration::from_secs_f64(args.interval * n as f64);
+        if !runtime.block_on(wait_until(due)) {
+            break;
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    eprintln!("recorded {} samples ({} bytes) to {}", recorder.samples(), recorder.bytes(), path.display());
+    Ok(())
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let data = fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let rec = record::read(&data[..]).with_context(|| format!("reading {}", args.file.display()))?;
+    if rec.truncated {
+        eprintln!("perfkit: warning: the last sample of {} is incomplete and was skipped", args.file.display());
+    }
+    if rec.samples.len() < 2 {
+        bail!(
+            "{} holds {} sample(s); a report needs two (record for at least one interval)",
+            args.file.display(),
+            rec.samples.len()
+        );
+    }
+    let mut printer = Printer::new(args.view, args.json);
+    printer.pids = args.pids;
+    printer.all_disks = args.all;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for pair in rec.samples.windows(2) {
+        printer.print(&mut out, Some(&pair[0]), &pair[1], &clock(pair[1].unix_ms))?;
+    }
+    if rec.samples.len() > 2 {
+        printer.print(&mut out, rec.samples.first(), rec.samples.last().expect("two or more"), "Average:")?;
+    }
+    Ok(())
+}
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  perfkit serve                                  # 127.0.0.1:9464/metrics
+  perfkit serve --listen 0.0.0.0:9464 --comm nginx --comm postgres
+  perfkit serve -p 1234,5678 --cgroup-depth 2
+
+Prometheus scrape config:
+  scrape_configs:
+    - job_name: perfkit
+      static_configs: [{ targets: ['127.0.0.1:9464'] }]";
+
+/// Serve system and process metrics to Prometheus.
+///
+/// Each scrape of /metrics collects a fresh sample and returns it in the
+/// Prometheus text format: CPU, memory, vmstat, disks, interfaces, PSI,
+/// cgroups, and the chosen processes (labelled by pid and comm).
+#[derive(Debug, Args)]
+#[command(after_help = SERVE_EXAMPLES)]
+pub struct ServeArgs {
+    /// Address to listen on. The default is loopback only.
+    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    listen: SocketAddr,
+
+    /// Export these processes (repeat or separate with commas).
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pids: Vec<u32>,
+
+    /// Export every process with this command name (repeatable).
+    #[arg(long, value_name = "NAME")]
+    comm: Vec<String>,
+
+    /// cgroup v2 depth to export (0: none).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    cgroup_depth: usize,
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        eprintln!("serving metrics at http://{local}/metrics (Ctrl-C stops)");
+        let state = std::sync::Arc::new(args);
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics))
+            .route(
+                "/",
+                axum::routing::get(|| async {
+                    axum::response::Html("<html><body><a href=\"/metrics\">/metrics</a></body></html>")
+                }),
+            )
+            .with_state(state);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving metrics")
+    })
+}
+
+async fn metrics(
+    axum::extract::State(args): axum::extract::State<std::sync::Arc<ServeArgs>>,
+) -> axum::response::Response {
+    use axum::{http::StatusCode, response::IntoResponse};
+    let result = tokio::task::spawn_blocking(move || collect_for_serve(&args)).await;
+    match result {
+        Ok(Ok(text)) => {
+            ([(axum::http::header::CONTENT_TYPE, perfkit_sys::prometheus::CONTENT_TYPE)], text).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response(),
+    }
+}
+
+fn collect_for_serve(args: &ServeArgs) -> Result<String> {
+    let mut options = CollectOptions::default();
+    options.cgroup_depth = args.cgroup_depth;
+    options.processes = if !args.comm.is_empty() {
+        ProcessSelection::All
+    } else if !args.pids.is_empty() {
+        ProcessSelection::Pids(args.pids.clone())
+    } else {
+        ProcessSelection::None
+    };
+    let mut sample = Collector::new().collect(&options)?;
+    if !args.comm.is_empty() {
+        sample.processes.retain(|p| args.pids.contains(&p.pid) || args.comm.contains(&p.comm));
+    }
+    Ok(perfkit_sys::prometheus::render(&sample))
+}

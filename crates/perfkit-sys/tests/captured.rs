@@ -1,0 +1,121 @@
+//! The collector on a captured /proc and /sys tree (tests/data/root), with
+//! answers read off the captured files by hand.
+
+#![allow(missing_docs)]
+
+use std::path::PathBuf;
+
+use perfkit_sys::{CollectOptions, Collector, ProcessSelection, model, prometheus};
+
+fn collector() -> Collector {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/root");
+    Collector::with_root(root, 100, 4096)
+}
+
+#[test]
+fn system_files_parse_to_the_captured_values() {
+    let s = collector().collect(&CollectOptions::default()).unwrap();
+    assert_eq!(s.uptime, 1978.02);
+    let cpu = s.cpu.as_ref().unwrap();
+    // cpu  81083 26 17893 294491 712 0 158 42 0 0
+    assert_eq!((cpu.total.user, cpu.total.nice, cpu.total.system, cpu.total.idle), (81083, 26, 17893, 294491));
+    assert_eq!((cpu.total.iowait, cpu.total.softirq, cpu.total.steal), (712, 158, 42));
+    assert_eq!(cpu.per_cpu.len(), 2);
+    assert_eq!(cpu.per_cpu[1].0, 1);
+    assert_eq!(cpu.per_cpu[1].1.user, 42199);
+    assert!(cpu.interrupts > 0 && cpu.context_switches > 0 && cpu.forks > 0);
+
+    let m = s.memory.unwrap();
+    assert_eq!(m.total, 24684092 * 1024);
+    let l = s.load.unwrap();
+    assert_eq!((l.one, l.runnable, l.total), (0.28f32 as f64, 1, 80));
+
+    // Only whole disks (in sys/block): vda, not loop* or zram0.
+    let names: Vec<&str> = s.disks.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["vda"]);
+    let vda = &s.disks[0];
+    // 254 0 vda 188606 12119 11395410 267276 54171 51733 20109656 62699 0 15940 332132
+    assert_eq!((vda.reads, vda.reads_merged, vda.sectors_read, vda.read_ms), (188606, 12119, 11395410, 267276));
+    assert_eq!((vda.writes, vda.sectors_written, vda.io_ms, vda.weighted_io_ms), (54171, 20109656, 15940, 332132));
+
+    let names: Vec<&str> = s.interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["eth0", "ifb0", "ifb1", "lo"]);
+    let eth0 = &s.interfaces[0];
+    assert_eq!((eth0.rx_bytes, eth0.rx_packets, eth0.tx_bytes, eth0.tx_packets), (514730571, 15897, 791401, 8838));
+    assert_eq!(eth0.speed_mbps, Some(1000));
+    assert_eq!(s.interfaces[3].speed_mbps, None, "no speed file for lo");
+
+    let p = s.pressure.unwrap();
+    // io: some total=6352283, full total=4312865
+    assert_eq!(p.io.some.total_us, 6352283);
+    assert_eq!(p.io.full.unwrap().total_us, 4312865);
+    assert_eq!(p.io.some.avg10, 0.27f32 as f64);
+    assert!(s.processes.is_empty() && s.cgroups.is_empty(), "not asked for");
+}
+
+#[test]
+fn processes_threads_and_missing_io() {
+    let mut opts = CollectOptions::default();
+    opts.processes = ProcessSelection::All;
+    let s = collector().collect(&opts).unwrap();
+    let pids: Vec<u32> = s.processes.iter().map(|p| p.pid).collect();
+    assert_eq!(pids, [1, 3636]);
+    let py = &s.processes[1];
+    // 3636 (python3) S ... minflt 2903 ... majflt 2 ... utime 1 stime 1 ...
+    // num_threads 2 ... starttime 197803 vsize 92479488 rss 3349
+    assert_eq!((py.comm.as_str(), py.state, py.minflt, py.majflt), ("python3", 'S', 2903, 2));
+    assert_eq!((py.utime, py.stime, py.threads, py.start_ticks), (1, 1, 2, 197803));
+    assert_eq!((py.vsize, py.rss), (92479488, 3349 * 4096));
+    assert_eq!((py.voluntary_switches, py.involuntary_switches), (22, 4));
+    assert_eq!(py.io.unwrap().read_bytes, 1003520);
+    assert_eq!(py.io.unwrap().write_bytes, 8192);
+    assert!(s.processes[0].io.is_none(), "/proc/1/io unreadable: no I/O figures, no error");
+
+    opts.processes = ProcessSelection::Pids(vec![3636, 99999]);
+    opts.threads = true;
+    let s = collector().collect(&opts).unwrap();
+    let tids: Vec<(u32, Option<u32>)> = s.processes.iter().map(|p| (p.pid, p.tid)).collect();
+    assert_eq!(tids, [(3636, Some(3636)), (3636, Some(3678))], "a missing pid is skipped");
+
+    // Since-boot rates: python3 started 1978.02 - 1978.03 s ago.
+    let rows = model::processes(None, &s);
+    assert_eq!(rows.len(), 2);
+}
+
+#[test]
+fn cgroups_down_to_the_asked_depth() {
+    let mut opts = CollectOptions::default();
+    opts.cgroup_depth = 2;
+    let s = collector().collect(&opts).unwrap();
+    let paths: Vec<&str> = s.cgroups.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, ["/", "/system.slice", "/system.slice/app.service"]);
+    let root = &s.cgroups[0];
+    assert_eq!((root.usage_us, root.memory_bytes), (987654321, None));
+    assert_eq!((root.io_read_bytes, root.io_write_bytes), (5834577920 + 4096, 10295123968));
+    let app = &s.cgroups[2];
+    assert_eq!((app.usage_us, app.user_us, app.memory_bytes), (1500000, 1000000, Some(73400320)));
+    opts.cgroup_depth = 1;
+    assert_eq!(collector().collect(&opts).unwrap().cgroups.len(), 2);
+}
+
+#[test]
+fn exposition_of_the_captured_sample() {
+    let mut opts = CollectOptions::default();
+    opts.processes = ProcessSelection::Pids(vec![3636]);
+    opts.cgroup_depth = 2;
+    let text = prometheus::render(&collector().collect(&opts).unwrap());
+    assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 421.99\n"), "{text}");
+    assert!(text.contains("perfkit_disk_written_bytes_total{device=\"vda\"} 10296143872\n"));
+    assert!(text.contains("perfkit_network_receive_bytes_total{interface=\"eth0\"} 514730571\n"));
+    assert!(text.contains("perfkit_pressure_some_stalled_seconds_total{resource=\"io\"} 6.352283\n"));
+    assert!(text.contains("perfkit_process_written_bytes_total{pid=\"3636\",comm=\"python3\"} 8192\n"));
+    assert!(text.contains("perfkit_cgroup_memory_bytes{cgroup=\"/system.slice/app.service\"} 73400320\n"));
+    assert!(text.contains("perfkit_memory_total_bytes 25276510208\n"));
+}
+
+#[test]
+fn a_missing_proc_is_a_clear_error() {
+    let c = Collector::with_root("/nonexistent-root", 100, 4096);
+    let err = c.collect(&CollectOptions::default()).unwrap_err();
+    assert_eq!(err.to_string(), "cannot read /nonexistent-root/proc/uptime");
+}
