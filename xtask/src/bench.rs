@@ -4,6 +4,11 @@
 //! - `flamegraph`: a profile of a million unique stacks rendered by
 //!   `perfkit flamegraph` and by inferno's own `inferno-flamegraph`: wall
 //!   time and peak memory (max RSS).
+//! - `profile`: perfkit's backends (eBPF, perf with frame pointers, perf
+//!   with DWARF) against `perf record -g` and `perf record --call-graph
+//!   dwarf` on workloads with and without frame pointers: workload
+//!   throughput relative to unprofiled, bytes of data, time from the end of
+//!   sampling to the SVG, and the share of samples with full stacks.
 //! - `procs`: the CPU time one collection of every process costs, with
 //!   1,000 extra processes running, for `perfkit sys proc` and sysstat's
 //!   `pidstat -u -r -d -w`.
@@ -236,4 +241,235 @@ pub fn flamegraph(root: &Path, stacks: usize, runs: usize) -> Result<(), String>
         ours.max_rss_kib as f64 * 1024.0 / size as f64
     );
     Ok(())
+}
+
+/// A workload binary for the profiling benchmark.
+fn build_workload(root: &Path, out: &Path, flags: &[&str]) -> Result<(), String> {
+    let src = root.join("crates/perfkit-cli/tests/workloads/hotspots.c");
+    let status = Command::new("cc")
+        .args(flags)
+        .arg("-g")
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .status()
+        .map_err(|e| format!("running cc: {e}"))?;
+    if !status.success() {
+        return Err("building the hotspots workload failed".into());
+    }
+    Ok(())
+}
+
+/// One profiled (or unprofiled) run of the workload.
+struct ProfileRun {
+    label: String,
+    /// Workload rounds completed.
+    rounds: u64,
+    /// Bytes the tool wrote (perf.data; perfkit's SVG and folded files).
+    written: u64,
+    /// Bytes copied from the kernel to the tool, when known.
+    from_kernel: Option<u64>,
+    /// Wall time from the end of sampling to the written SVG.
+    post: Option<Duration>,
+    /// Samples in hot_a/hot_b with the full path main;parent;hot.
+    full_share: Option<f64>,
+}
+
+fn rounds_of(stderr: &str) -> Result<u64, String> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rounds ")?.trim().parse().ok())
+        .ok_or_else(|| format!("the workload reported no rounds:\n{stderr}"))
+}
+
+/// Share of samples in hot_a and hot_b with their full call path.
+fn full_share(folded: &str) -> f64 {
+    let (mut hot, mut full) = (0u64, 0u64);
+    for line in folded.lines() {
+        let Some((stack, count)) = line.rsplit_once(' ') else { continue };
+        let count: u64 = count.parse().unwrap_or(0);
+        for leaf in ["hot_a", "hot_b"] {
+            if stack.ends_with(&format!(";{leaf}")) {
+                hot += count;
+                let parent = if leaf == "hot_a" { "parent_a" } else { "parent_b" };
+                if stack.ends_with(&format!(";main;{parent};{leaf}")) {
+                    full += count;
+                }
+            }
+        }
+    }
+    if hot == 0 { 0.0 } else { full as f64 / hot as f64 }
+}
+
+fn file_len(p: &Path) -> u64 {
+    fs::metadata(p).map_or(0, |m| m.len())
+}
+
+fn run_output(cmd: &mut Command) -> Result<std::process::Output, String> {
+    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(out)
+}
+
+/// The profiling benchmark: perfkit's backends against `perf record -g` and
+/// `perf record --call-graph dwarf` on the same workloads, in one run.
+pub fn profile(root: &Path, seconds: u32, hz: u32) -> Result<(), String> {
+    let perfkit = build_perfkit(root)?;
+    let perf = find_on_path("perf").ok_or("perf not found: install Debian's linux-perf")?;
+    ensure_inferno()?;
+    let collapse = find_on_path("inferno-collapse-perf")
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/inferno-collapse-perf")))
+        .ok_or("inferno-collapse-perf not found")?;
+    let flamegraph = ensure_inferno()?;
+    let dir = root.join("target/bench/profile");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let workloads = [
+        ("hotspots with frame pointers", dir.join("hotspots-fp"), vec!["-O0", "-fno-omit-frame-pointer"]),
+        (
+            "hotspots without frame pointers",
+            dir.join("hotspots-nofp"),
+            vec!["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls"],
+        ),
+    ];
+    let secs = seconds.to_string();
+    let freq = hz.to_string();
+    for (name, bin, flags) in &workloads {
+        build_workload(root, bin, flags)?;
+        let mut runs = Vec::new();
+        // Unprofiled.
+        let out = run_output(Command::new(bin).args([secs.as_str(), "report"]))?;
+        let base = rounds_of(&String::from_utf8_lossy(&out.stderr))?;
+        runs.push(ProfileRun {
+            label: "unprofiled".into(),
+            rounds: base,
+            written: 0,
+            from_kernel: None,
+            post: None,
+            full_share: None,
+        });
+        for (label, mode) in [
+            ("perfkit eBPF, frame pointers", ["--backend", "ebpf", "--unwind", "fp"]),
+            ("perfkit perf, frame pointers", ["--backend", "perf", "--unwind", "fp"]),
+            ("perfkit perf, DWARF", ["--backend", "perf", "--unwind", "dwarf"]),
+        ] {
+            let svg = dir.join("perfkit.svg");
+            let folded = dir.join("perfkit.folded");
+            let out = run_output(
+                Command::new(&perfkit)
+                    .args(["profile", "-F", &freq])
+                    .args(mode)
+                    .arg("-o")
+                    .arg(&svg)
+                    .arg("--folded")
+                    .arg(&folded)
+                    .arg("--")
+                    .arg(bin)
+                    .args([secs.as_str(), "report"]),
+            )?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            let post = err.lines().find_map(|l| {
+                let s = l.split(" (").nth(1)?.strip_suffix(" s after sampling ended)")?;
+                s.parse::<f64>().ok().map(Duration::from_secs_f64)
+            });
+            let from_kernel = err.lines().find_map(|l| {
+                l.strip_prefix("read ")?.strip_suffix(" KiB of samples from the kernel")?.parse::<u64>().ok()
+            });
+            runs.push(ProfileRun {
+                label: label.into(),
+                rounds: rounds_of(&err)?,
+                written: file_len(&svg) + file_len(&folded),
+                from_kernel: from_kernel.map(|k| k * 1024),
+                post,
+                full_share: Some(full_share(&fs::read_to_string(&folded).map_err(|e| e.to_string())?)),
+            });
+        }
+        for (label, graph) in [("perf record -g", "fp"), ("perf record --call-graph dwarf", "dwarf")] {
+            let data = dir.join("perf.data");
+            let out = run_output(
+                Command::new(&perf)
+                    .args(["record", "-q", "-e", "cpu-clock", "-F", &freq, "--call-graph", graph, "-o"])
+                    .arg(&data)
+                    .arg("--")
+                    .arg(bin)
+                    .args([secs.as_str(), "report"]),
+            )?;
+            let rounds = rounds_of(&String::from_utf8_lossy(&out.stderr))?;
+            // After sampling: perf script | inferno-collapse-perf | inferno-flamegraph.
+            let started = Instant::now();
+            let script = run_output(Command::new(&perf).args(["script", "-i"]).arg(&data))?;
+            let mut c = Command::new(&collapse)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            {
+                let mut stdin = c.stdin.take().ok_or("no stdin")?;
+                stdin.write_all(&script.stdout).map_err(|e| e.to_string())?;
+            }
+            let folded = c.wait_with_output().map_err(|e| e.to_string())?.stdout;
+            let folded_path = dir.join("perf.folded");
+            fs::write(&folded_path, &folded).map_err(|e| e.to_string())?;
+            let svg = run_output(Command::new(&flamegraph).arg(&folded_path))?;
+            fs::write(dir.join("perf.svg"), &svg.stdout).map_err(|e| e.to_string())?;
+            let post = started.elapsed();
+            runs.push(ProfileRun {
+                label: label.into(),
+                rounds,
+                written: file_len(&data),
+                from_kernel: Some(file_len(&data)),
+                post: Some(post),
+                full_share: Some(full_share(&String::from_utf8_lossy(&folded))),
+            });
+        }
+        print_profile_table(name, seconds, hz, &runs);
+    }
+    Ok(())
+}
+
+fn kib(b: u64) -> String {
+    if b >= 10 << 20 {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    }
+}
+
+fn print_profile_table(name: &str, seconds: u32, hz: u32, runs: &[ProfileRun]) {
+    let base = runs[0].rounds.max(1) as f64;
+    println!("\n{name}, {seconds} s at {hz} Hz:");
+    println!(
+        "  {:<34} {:>10} {:>12} {:>14} {:>13} {:>12}",
+        "", "throughput", "written", "from kernel", "SVG after", "full stacks"
+    );
+    for r in runs {
+        println!(
+            "  {:<34} {:>9.1}% {:>12} {:>14} {:>13} {:>12}",
+            r.label,
+            100.0 * r.rounds as f64 / base,
+            if r.written > 0 { kib(r.written) } else { "-".into() },
+            r.from_kernel.map_or("-".into(), kib),
+            r.post.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
+            r.full_share.map_or("-".into(), |s| format!("{:.1}%", 100.0 * s)),
+        );
+    }
+    let find = |l: &str| runs.iter().find(|r| r.label == l);
+    if let (Some(ours), Some(theirs)) = (find("perfkit perf, DWARF"), find("perf record --call-graph dwarf")) {
+        println!(
+            "  perfkit DWARF vs perf --call-graph dwarf: data written {:.3}x ({:.0}x less), throughput {:.3}x, SVG after sampling {:.2}x",
+            ours.written as f64 / theirs.written.max(1) as f64,
+            theirs.written as f64 / ours.written.max(1) as f64,
+            ours.rounds as f64 / theirs.rounds.max(1) as f64,
+            ours.post.zip(theirs.post).map_or(f64::NAN, |(a, b)| a.as_secs_f64() / b.as_secs_f64()),
+        );
+    }
+    if let (Some(ours), Some(theirs)) = (find("perfkit eBPF, frame pointers"), find("perf record -g")) {
+        println!(
+            "  perfkit eBPF vs perf record -g: data written {:.3}x, throughput {:.3}x, SVG after sampling {:.2}x",
+            ours.written as f64 / theirs.written.max(1) as f64,
+            ours.rounds as f64 / theirs.rounds.max(1) as f64,
+            ours.post.zip(theirs.post).map_or(f64::NAN, |(a, b)| a.as_secs_f64() / b.as_secs_f64()),
+        );
+    }
 }

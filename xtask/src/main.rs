@@ -7,7 +7,7 @@
 //!   built.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [procs] [--stacks N] [--runs N]`: perfkit against the
+//! - `bench [flamegraph] [procs] [profile] [--stacks N] [--runs N]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 
 mod bench;
@@ -22,7 +22,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...] | \
-                     bench [flamegraph] [procs] [--stacks N] [--runs N]>";
+                     bench [flamegraph] [procs] [profile] [--stacks N] [--runs N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -54,7 +54,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--stacks" => stacks = number("--stacks")?,
             "--runs" => runs = number("--runs")?,
-            "flamegraph" | "procs" => which.push(a.as_str()),
+            "flamegraph" | "procs" | "profile" => which.push(a.as_str()),
             other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
         }
     }
@@ -65,6 +65,9 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     }
     if all || which.contains(&"procs") {
         bench::procs(&root, 1000, runs.max(5))?;
+    }
+    if all || which.contains(&"profile") {
+        bench::profile(&root, 5, 99)?;
     }
     Ok(())
 }
@@ -221,8 +224,18 @@ fn strict_test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
     ensure_test_tools()?;
     let mut cmd = Command::new("cargo");
+    // One test at a time: the end-to-end tests measure CPU shares, rates
+    // and system-wide utilisation, which other tests running at once on a
+    // small machine would disturb.
+    let mut extra = extra.to_vec();
+    if !extra.iter().any(|a| a == "--") {
+        extra.push("--".into());
+    }
+    if !extra.iter().any(|a| a.starts_with("--test-threads")) {
+        extra.push("--test-threads=1".into());
+    }
     cmd.args(["test", "--workspace", "--locked"])
-        .args(extra)
+        .args(&extra)
         .current_dir(&root)
         .env("PERFKIT_REQUIRE_PRIVILEGED", "1")
         .stdout(Stdio::piped());

@@ -2,9 +2,11 @@
 //! line, wires perfkit's library crates together and prints; the work lives
 //! in the libraries.
 
+mod backend;
 mod output;
 mod profile;
 mod render;
+mod stat;
 mod sys;
 
 use std::process::ExitCode;
@@ -29,6 +31,7 @@ enum Command {
     Flamegraph(render::FlamegraphArgs),
     Diff(render::DiffArgs),
     Convert(render::ConvertArgs),
+    Stat(stat::StatArgs),
     Sys(sys::SysArgs),
     Serve(sys::ServeArgs),
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Flamegraph(args) => render::flamegraph(args),
         Command::Diff(args) => render::diff(args),
         Command::Convert(args) => render::convert(args),
+        Command::Stat(args) => stat::run(args),
         Command::Sys(args) => sys::run(args),
         Command::Serve(args) => sys::serve(args),
     };

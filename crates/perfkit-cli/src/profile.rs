@@ -13,13 +13,14 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
-use perfkit_probes::{OnCpuConfig, OnCpuSampler, RawProfile};
+
 use perfkit_profile::Profile;
-use perfkit_symbols::{MapsTracker, Symbolizer};
+use perfkit_symbols::Symbolizer;
 use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
+    backend::{Backend, BackendArg, Finished, Request, UnwindArg, resolve_program},
     output::PendingOutput,
     render::{Output, write_profile},
 };
@@ -80,6 +81,19 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_COUNTS_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
     counts_map_size: u32,
 
+    /// Sampling backend: auto (eBPF where it loads, else perf_event), ebpf, or perf.
+    #[arg(long, value_enum, default_value_t)]
+    backend: BackendArg,
+
+    /// Stack walking: auto (frame pointers, or DWARF when the program has none), fp, or
+    /// dwarf (copies user stacks; perf backend).
+    #[arg(long, value_enum, default_value_t)]
+    unwind: UnwindArg,
+
+    /// Bytes of user stack copied per sample for DWARF unwinding.
+    #[arg(long, value_name = "BYTES", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(8..=65528))]
+    stack_size: u32,
+
     /// Functions to list in the summary.
     #[arg(long, value_name = "N", default_value_t = 10)]
     top: usize,
@@ -94,7 +108,7 @@ fn parse_pid(s: &str) -> Result<u32, String> {
 }
 
 /// Parses `10`, `2.5`, `500ms`, `10s`, `2m`: a positive duration.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
@@ -148,33 +162,42 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         }
     };
     let pid = target.info.pid;
+    let executable = match &target.child {
+        Some(_) => args.command.first().and_then(|p| resolve_program(std::path::Path::new(p))),
+        None => std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|_| PathBuf::from(format!("/proc/{pid}/exe"))),
+    };
+    let request = Request {
+        backend: args.backend,
+        unwind: args.unwind,
+        pid,
+        executable,
+        frequency_hz: args.frequency,
+        stack_map_size: args.stack_map_size,
+        counts_map_size: args.counts_map_size,
+        stack_bytes: args.stack_size.next_multiple_of(8).min(65528),
+        held: target.child.is_some(),
+    };
+    let mut backend = Backend::start(&request)?;
 
-    let mut config = OnCpuConfig::new(pid);
-    config.frequency_hz = args.frequency;
-    config.stack_entries = args.stack_map_size;
-    config.counts_entries = args.counts_map_size;
-    let sampler = OnCpuSampler::start(&config)?;
-
-    let mut maps = MapsTracker::new(pid);
     if let Some(child) = &mut target.child {
         child.release()?;
     }
-    let _ = maps.refresh();
+    backend.tick();
     let watch = ExitWatch::new(pid);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let started = Instant::now();
-    let end = runtime.block_on(sample_until_done(&sampler, &mut maps, watch, args.duration, &target.info))?;
+    let end = runtime.block_on(sample_until_done(&mut backend, watch, args.duration, &target.info))?;
     let elapsed = started.elapsed();
-    let raw = sampler.finish()?;
-    let _ = maps.refresh();
+    let sampling_ended = Instant::now();
+    let mut finished = backend.finish()?;
 
     let child_status = match &mut target.child {
         Some(child) => Some(stop_child(child, end)?),
         None => None,
     };
 
-    let profile = symbolize(&raw, maps, &target.info, elapsed, args.frequency);
+    let profile = symbolize(&mut finished, &target.info, elapsed, args.frequency);
     if profile.total_samples() == 0 {
         bail!(
             "no samples: PID {pid} did not run on a CPU during the {:.1} s of sampling; nothing written",
@@ -191,10 +214,14 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let main_path = main_out.path_display();
     write_profile(main_out, args.format, &profile, &svg_options)?;
 
-    print_summary(&profile, &raw, end, child_status, args.top);
+    print_summary(&profile, &finished, end, child_status, args.top);
     let written: Vec<String> = main_path.into_iter().chain(folded_path.map(|p| p.display().to_string())).collect();
     if !written.is_empty() {
-        eprintln!("wrote {}", written.join(" and "));
+        eprintln!(
+            "wrote {} ({:.2} s after sampling ended)",
+            written.join(" and "),
+            sampling_ended.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -202,8 +229,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
 /// Samples until Ctrl-C, the duration, or the target's exit, refreshing the
 /// target's mappings and the progress line as it goes.
 async fn sample_until_done(
-    sampler: &OnCpuSampler,
-    maps: &mut MapsTracker,
+    backend: &mut Backend,
     watch: Result<ExitWatch, perfkit_target::TargetError>,
     duration: Option<Duration>,
     info: &ProcessInfo,
@@ -222,7 +248,7 @@ async fn sample_until_done(
     let progress = progress_bar();
     let started = Instant::now();
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let reason = loop {
@@ -238,11 +264,11 @@ async fn sample_until_done(
                 break EndReason::TargetExited;
             }
             _ = tick.tick() => {
-                let _ = maps.refresh();
-                if let Ok(stats) = sampler.stats() {
+                backend.tick();
+                if let Some(samples) = backend.samples() {
                     progress.set_message(format!(
                         "sampling PID {} ({}): {:.1} s, {} samples",
-                        info.pid, info.comm, started.elapsed().as_secs_f64(), stats.samples
+                        info.pid, info.comm, started.elapsed().as_secs_f64(), samples
                     ));
                 }
             }
@@ -272,18 +298,19 @@ fn stop_child(child: &mut HeldCommand, end: EndReason) -> Result<ExitStatus> {
     Ok(child.wait()?)
 }
 
-fn symbolize(raw: &RawProfile, maps: MapsTracker, info: &ProcessInfo, elapsed: Duration, hz: u64) -> Profile {
+fn symbolize(finished: &mut Finished, info: &ProcessInfo, elapsed: Duration, hz: u64) -> Profile {
     let progress = progress_bar();
-    progress.set_message(format!("symbolizing {} unique stacks", raw.samples.len()));
+    progress.set_message(format!("symbolizing {} unique stacks", finished.samples.len()));
     let mut trackers = HashMap::new();
+    let maps = std::mem::replace(&mut finished.maps, perfkit_symbols::MapsTracker::new(0));
     trackers.insert(maps.pid(), maps);
-    let mut profile = Symbolizer::default().profile(&raw.samples, &trackers);
+    let mut profile = Symbolizer::default().profile(&finished.samples, &trackers);
     progress.finish_and_clear();
     profile.meta.command = info.display_command();
     profile.meta.duration = elapsed;
     profile.meta.frequency_hz = hz;
-    profile.meta.lost_stacks = raw.stats.lost_stacks();
-    profile.meta.dropped_samples = raw.stats.counts_map_full;
+    profile.meta.lost_stacks = finished.lost_stacks;
+    profile.meta.dropped_samples = finished.dropped;
     profile
 }
 
@@ -301,7 +328,7 @@ fn subtitle(profile: &Profile, pid: u32) -> String {
     s
 }
 
-fn print_summary(profile: &Profile, raw: &RawProfile, end: EndReason, child: Option<ExitStatus>, top: usize) {
+fn print_summary(profile: &Profile, finished: &Finished, end: EndReason, child: Option<ExitStatus>, top: usize) {
     let total = profile.total_samples();
     let m = &profile.meta;
     let why = match end {
@@ -318,21 +345,11 @@ fn print_summary(profile: &Profile, raw: &RawProfile, end: EndReason, child: Opt
         m.frequency_hz,
         profile.folded_counts().len()
     );
-    let s = &raw.stats;
-    if s.lost_stacks() > 0 {
-        eprintln!(
-            "lost stacks: {} (collisions: {} user, {} kernel; stack map full: {}); raise --stack-map-size",
-            s.lost_stacks(),
-            s.user_stack_collisions,
-            s.kernel_stack_collisions,
-            s.stack_map_full
-        );
+    for note in &finished.notes {
+        eprintln!("{note}");
     }
-    if s.counts_map_full > 0 {
-        eprintln!("dropped samples: {} (counts map full); raise --counts-map-size", s.counts_map_full);
-    }
-    if s.stack_errors > 0 {
-        eprintln!("stack read errors: {} (last errno {})", s.stack_errors, -s.last_stack_error);
+    if let Some(bytes) = finished.bytes {
+        eprintln!("read {} KiB of samples from the kernel", bytes.div_ceil(1024));
     }
     if top > 0 && total > 0 {
         eprintln!("top functions by self time:");

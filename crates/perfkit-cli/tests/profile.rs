@@ -8,21 +8,6 @@ use std::{
 
 use crate::util::*;
 
-/// The known answer: hot_a and hot_b are reached only through their
-/// parents, and take 3:1 of the samples.
-fn assert_hotspots_profile(folded: &[(String, u64)]) {
-    let (a, a_full) = leaf_samples(folded, "hot_a", ";main;parent_a;hot_a");
-    let (b, b_full) = leaf_samples(folded, "hot_b", ";main;parent_b;hot_b");
-    assert!(a + b >= 100, "too few samples in the hot functions: {a} + {b}");
-    assert!(a_full * 100 >= a * 95, "only {a_full} of {a} hot_a samples have the full path main;parent_a;hot_a");
-    assert!(b_full * 100 >= b * 95, "only {b_full} of {b} hot_b samples have the full path main;parent_b;hot_b");
-    let ratio = a as f64 / b as f64;
-    assert!((2.4..=3.6).contains(&ratio), "hot_a:hot_b is {a}:{b} = {ratio:.2}, expected 3 within 20%");
-    let total: u64 = folded.iter().map(|(_, c)| c).sum();
-    assert!((a + b) * 100 >= total * 90, "the hot functions have only {} of {total} samples", a + b);
-    assert!(folded.iter().all(|(s, _)| s.starts_with("hotspots;")), "every stack starts with the thread name");
-}
-
 #[test]
 #[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
@@ -31,7 +16,7 @@ fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
     let svg = dir.path().join("flame.svg");
     let folded = dir.path().join("out.folded");
     let out = run(perfkit()
-        .args(["profile", "-F", "199", "-o"])
+        .args(["profile", "-F", "997", "-o"])
         .arg(&svg)
         .arg("--folded")
         .arg(&folded)
@@ -69,7 +54,7 @@ fn pid_profile_for_a_duration() {
     let folded = dir.path().join("out.folded");
     let started = Instant::now();
     let out = run(perfkit()
-        .args(["profile", "-d", "3", "-F", "199", "-p", &target.id().to_string(), "-o"])
+        .args(["profile", "-d", "3", "-F", "997", "-p", &target.id().to_string(), "-o"])
         .arg(dir.path().join("flame.svg"))
         .arg("--folded")
         .arg(&folded));

@@ -108,9 +108,9 @@ fn one_busy_cpu_of_two_shows_like_mpstat() {
     let cpus = ours.last().unwrap()["cpus"].as_array().unwrap().len() - 1;
     let our_busy = 100.0 - all["idle"].as_f64().unwrap();
     let their_busy = 100.0 - sysstat_average(&theirs, "%idle", Some("all"));
-    // One of N CPUs busy.
+    // At least one of N CPUs busy (more when something else runs too).
     let expected = 100.0 / cpus as f64;
-    assert!((our_busy - expected).abs() <= 15.0, "perfkit: {our_busy} % busy, expected about {expected}");
+    assert!(our_busy >= expected - 10.0, "perfkit: {our_busy} % busy, expected at least about {expected}");
     assert!((our_busy - their_busy).abs() <= 8.0, "perfkit {our_busy} vs mpstat {their_busy} % busy");
     // The columns add up to 100.
     let sum: f64 = ["usr", "nice", "sys", "iowait", "irq", "soft", "steal", "idle"]

@@ -10,6 +10,7 @@
 mod util;
 
 mod browser;
+mod perf_backend;
 mod profile;
 mod render;
 mod sys;

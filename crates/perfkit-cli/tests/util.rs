@@ -66,9 +66,34 @@ pub fn inlined() -> &'static Path {
     BIN.get_or_init(|| build_workload("inlined", &["-O2", "-fno-omit-frame-pointer"]))
 }
 
+/// The hotspots workload built without frame pointers (-O1
+/// -fomit-frame-pointer, still without inlining): the same known call paths,
+/// which only DWARF unwinding recovers.
+pub fn hotspots_nofp() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        build_workload_as(
+            "hotspots",
+            "hotspots-nofp",
+            &["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls"],
+        )
+    })
+}
+
+/// The threads workload (tests/workloads/threads.c): thread `early` from
+/// the start, thread `late` from 0.5 s.
+pub fn threads() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_workload("threads", &["-O0", "-fno-omit-frame-pointer", "-pthread"]))
+}
+
 fn build_workload(name: &str, flags: &[&str]) -> PathBuf {
+    build_workload_as(name, name, flags)
+}
+
+fn build_workload_as(name: &str, out_name: &str, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/workloads/{name}.c"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out_name);
     let status = Command::new("cc").args(flags).arg("-g").arg("-o").arg(&out).arg(&src).status().expect("running cc");
     assert!(status.success(), "building the {name} workload failed");
     out
@@ -114,4 +139,28 @@ pub fn leaf_samples(folded: &[(String, u64)], leaf: &str, path: &str) -> (u64, u
 pub fn assert_no_output(dir: &Path) {
     let entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(entries.is_empty(), "expected no output, found {entries:?}");
+}
+
+/// The known answer: hot_a and hot_b are reached only through their
+/// parents, and take 3:1 of the samples. The tolerance on the ratio is 4
+/// standard deviations of a binomial share (at least 10 %): sampling noise
+/// alone must not fail the test, a wrong profile must.
+pub fn assert_hotspots_profile(folded: &[(String, u64)]) {
+    let (a, a_full) = leaf_samples(folded, "hot_a", ";main;parent_a;hot_a");
+    let (b, b_full) = leaf_samples(folded, "hot_b", ";main;parent_b;hot_b");
+    assert!(a + b >= 100, "too few samples in the hot functions: {a} + {b}");
+    assert!(a_full * 100 >= a * 95, "only {a_full} of {a} hot_a samples have the full path main;parent_a;hot_a");
+    assert!(b_full * 100 >= b * 95, "only {b_full} of {b} hot_b samples have the full path main;parent_b;hot_b");
+    let ratio = a as f64 / b as f64;
+    // ratio = p/(1-p) with p = 3/4; d(ratio)/dp = 1/(1-p)^2 = 16.
+    let sigma = 16.0 * (0.75 * 0.25 / (a + b) as f64).sqrt();
+    let tolerance = (4.0 * sigma).max(0.3);
+    assert!(
+        (ratio - 3.0).abs() <= tolerance,
+        "hot_a:hot_b is {a}:{b} = {ratio:.2}, expected 3 within {tolerance:.2} (4 sigma for {} samples)",
+        a + b
+    );
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    assert!((a + b) * 100 >= total * 90, "the hot functions have only {} of {total} samples", a + b);
+    assert!(folded.iter().all(|(s, _)| s.starts_with("hotspots")), "every stack starts with the thread name");
 }

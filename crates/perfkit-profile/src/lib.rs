@@ -326,7 +326,7 @@ mod tests {
 /// produces and `perfkit-symbols` consumes.
 pub mod raw {
     /// A stack as recorded, innermost frame first.
-    #[derive(Clone, Debug, PartialEq, Eq)]
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
     pub enum RawStack {
         /// No stack of this kind: a kernel stack of a sample taken in user
         /// mode, or a user stack of a kernel thread.

@@ -1,0 +1,211 @@
+//! `perfkit stat`: event counts like `perf stat`.
+
+use std::{
+    ffi::OsString,
+    io::Write,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use perfkit_perf::stat::{EventCount, StatEvent, StatSession, derived};
+use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
+use serde_json::json;
+use tokio::io::{Interest, unix::AsyncFd};
+
+const EXAMPLES: &str = "\
+Examples:
+  perfkit stat -- ./my-benchmark           # until it exits
+  perfkit stat -p 1234 -d 10               # a running process for 10 s
+  perfkit stat -e task-clock,page-faults,cycles -- make -j2
+  perfkit stat --json -p 1234 -d 5 | jq '.events[] | select(.event == \"cycles\")'
+
+Events the machine cannot count (hardware counters in many VMs) read
+<not supported>, as in perf, without failing the run.";
+
+/// Count events of a process or command, like `perf stat`.
+///
+/// Counts every thread of the target, threads and child processes created
+/// later included, until Ctrl-C, the duration, or the target's exit.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct StatArgs {
+    /// Process to count (all its threads).
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid, conflicts_with = "command", required_unless_present = "command")]
+    pid: Option<u32>,
+
+    /// Events, comma-separated: task-clock, cpu-clock, context-switches, cpu-migrations,
+    /// page-faults, minor-faults, major-faults, cycles, instructions, branches, branch-misses,
+    /// cache-references, cache-misses, L1-dcache-loads, L1-dcache-load-misses.
+    #[arg(short, long, value_name = "EVENTS", value_delimiter = ',')]
+    events: Vec<StatEvent>,
+
+    /// Stop after this long (seconds, or 500ms, 2m).
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    duration: Option<Duration>,
+
+    /// Print the counts as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+
+    /// Command to run and count until it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+fn parse_pid(s: &str) -> Result<u32, String> {
+    perfkit_target::parse_pid(s).map_err(|e| e.to_string())
+}
+
+pub fn run(args: StatArgs) -> Result<()> {
+    let events: Vec<StatEvent> = if args.events.is_empty() { StatEvent::DEFAULT.to_vec() } else { args.events.clone() };
+    let (info, mut child) = match args.pid {
+        Some(pid) => (ProcessInfo::read(pid)?, None),
+        None => {
+            let (program, rest) = args.command.split_first().context("no command given")?;
+            let rest: Vec<&OsString> = rest.iter().collect();
+            let child = HeldCommand::spawn(program, &rest)?;
+            let cmdline = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            (ProcessInfo { pid: child.pid(), comm: program.to_string_lossy().into_owned(), cmdline }, Some(child))
+        }
+    };
+    let mut session = StatSession::start(info.pid, &events, child.is_some())?;
+    if let Some(c) = &mut child {
+        c.release()?;
+    }
+    let started = Instant::now();
+    let watch = ExitWatch::new(info.pid);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let interrupted = runtime.block_on(wait(watch, args.duration))?;
+    let elapsed = started.elapsed();
+    let counts = session.read();
+    let status = match &mut child {
+        Some(c) => {
+            if interrupted {
+                // SAFETY: signalling our own unreaped child.
+                unsafe { libc::kill(c.pid() as i32, libc::SIGTERM) };
+            }
+            Some(c.wait()?)
+        }
+        None => None,
+    };
+    let target = match args.pid {
+        Some(pid) => format!("process id '{pid}'"),
+        None => format!("'{}'", info.display_command()),
+    };
+    if args.json {
+        print_json(&counts, elapsed, &info, status)?;
+    } else {
+        print_text(&counts, elapsed, &target);
+    }
+    Ok(())
+}
+
+/// Waits for Ctrl-C, the duration or the target's exit; true for Ctrl-C
+/// or the duration (the target still runs).
+async fn wait(watch: Result<ExitWatch, perfkit_target::TargetError>, duration: Option<Duration>) -> Result<bool> {
+    let exit = match watch {
+        // SAFETY: `ExitWatch` owns its pidfd and always returns that same fd.
+        Ok(w) => unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("watching the target for exit")?,
+        Err(perfkit_target::TargetError::NoSuchProcess(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => { r.context("listening for Ctrl-C")?; Ok(true) }
+        _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => Ok(true),
+        r = exit.readable() => { let _ = r.context("watching the target for exit")?; Ok(false) }
+    }
+}
+
+/// Groups digits by thousands, as perf does: 1,234,567.
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_text(counts: &[EventCount], elapsed: Duration, target: &str) {
+    let elapsed_ns = elapsed.as_nanos() as u64;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "\n Performance counter stats for {target}:\n");
+    for c in counts {
+        let name = if c.user_only { format!("{}:u", c.event.name()) } else { c.event.name().to_owned() };
+        let line = match c.value {
+            None => format!("{:>18}      {name}", "<not supported>"),
+            Some(v) if c.event.is_clock() => {
+                let ms = v as f64 / 1e6;
+                let whole = thousands(ms as u64);
+                format!("{:>18} msec {name:<27}", format!("{whole}.{:02}", ((ms.fract()) * 100.0) as u64))
+            }
+            Some(v) => format!("{:>18}      {name:<27}", thousands(v)),
+        };
+        let extra = derived(c.event, counts, elapsed_ns)
+            .map(|d| {
+                if d.unit.starts_with('%') {
+                    format!("  #  {:>7.2}{}", d.value, d.unit)
+                } else {
+                    format!("  #  {:>8.3} {}", d.value, d.unit)
+                }
+            })
+            .unwrap_or_default();
+        let scaled = if c.value.is_some() && c.running < 0.999 {
+            format!("  ({:.2}%)", c.running * 100.0)
+        } else {
+            String::new()
+        };
+        let line = if extra.is_empty() && scaled.is_empty() { line.trim_end() } else { &line };
+        let _ = writeln!(err, "{line}{extra}{scaled}");
+    }
+    let _ = writeln!(err, "\n{:>18.9} seconds time elapsed\n", elapsed.as_secs_f64());
+}
+
+fn print_json(counts: &[EventCount], elapsed: Duration, info: &ProcessInfo, status: Option<ExitStatus>) -> Result<()> {
+    let elapsed_ns = elapsed.as_nanos() as u64;
+    let events: Vec<_> = counts
+        .iter()
+        .map(|c| {
+            let d = derived(c.event, counts, elapsed_ns);
+            json!({
+                "event": c.event.name(),
+                "user_only": c.user_only,
+                "supported": c.value.is_some(),
+                "value": c.value,
+                "unit": if c.event.is_clock() { "ns" } else { "" },
+                "running": c.running,
+                "derived": d.as_ref().map(|d| d.value),
+                "derived_unit": d.as_ref().map(|d| d.unit),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "pid": info.pid,
+        "command": info.display_command(),
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "exit": status.map(|s| s.to_string()),
+        "events": events,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

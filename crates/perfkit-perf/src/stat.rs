@@ -1,0 +1,362 @@
+//! Counting events like `perf stat`, with the `perf-event2` crate's
+//! counters.
+
+use std::{fmt, fs, str::FromStr};
+
+use perf_event::{
+    Builder, Counter, ReadFormat,
+    events::{Cache, CacheId, CacheOp, CacheResult, Hardware, Software},
+};
+
+use crate::error::{PerfError, classify};
+
+/// An event `perfkit stat` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatEvent {
+    /// CPU time of the target's threads, nanoseconds.
+    TaskClock,
+    /// CPU clock, nanoseconds.
+    CpuClock,
+    /// Context switches.
+    ContextSwitches,
+    /// Migrations between CPUs.
+    CpuMigrations,
+    /// Page faults.
+    PageFaults,
+    /// Minor page faults.
+    MinorFaults,
+    /// Major page faults.
+    MajorFaults,
+    /// CPU cycles (hardware).
+    Cycles,
+    /// Instructions retired (hardware).
+    Instructions,
+    /// Branch instructions (hardware).
+    Branches,
+    /// Mispredicted branches (hardware).
+    BranchMisses,
+    /// Last-level cache references (hardware).
+    CacheReferences,
+    /// Last-level cache misses (hardware).
+    CacheMisses,
+    /// L1 data cache loads (hardware cache event).
+    L1dLoads,
+    /// L1 data cache load misses (hardware cache event).
+    L1dLoadMisses,
+}
+
+impl StatEvent {
+    /// Every event, with perf's names.
+    pub const ALL: [StatEvent; 15] = [
+        StatEvent::TaskClock,
+        StatEvent::CpuClock,
+        StatEvent::ContextSwitches,
+        StatEvent::CpuMigrations,
+        StatEvent::PageFaults,
+        StatEvent::MinorFaults,
+        StatEvent::MajorFaults,
+        StatEvent::Cycles,
+        StatEvent::Instructions,
+        StatEvent::Branches,
+        StatEvent::BranchMisses,
+        StatEvent::CacheReferences,
+        StatEvent::CacheMisses,
+        StatEvent::L1dLoads,
+        StatEvent::L1dLoadMisses,
+    ];
+
+    /// What `perf stat` counts without `-e`.
+    pub const DEFAULT: [StatEvent; 8] = [
+        StatEvent::TaskClock,
+        StatEvent::ContextSwitches,
+        StatEvent::CpuMigrations,
+        StatEvent::PageFaults,
+        StatEvent::Cycles,
+        StatEvent::Instructions,
+        StatEvent::Branches,
+        StatEvent::BranchMisses,
+    ];
+
+    /// perf's name for the event.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatEvent::TaskClock => "task-clock",
+            StatEvent::CpuClock => "cpu-clock",
+            StatEvent::ContextSwitches => "context-switches",
+            StatEvent::CpuMigrations => "cpu-migrations",
+            StatEvent::PageFaults => "page-faults",
+            StatEvent::MinorFaults => "minor-faults",
+            StatEvent::MajorFaults => "major-faults",
+            StatEvent::Cycles => "cycles",
+            StatEvent::Instructions => "instructions",
+            StatEvent::Branches => "branches",
+            StatEvent::BranchMisses => "branch-misses",
+            StatEvent::CacheReferences => "cache-references",
+            StatEvent::CacheMisses => "cache-misses",
+            StatEvent::L1dLoads => "L1-dcache-loads",
+            StatEvent::L1dLoadMisses => "L1-dcache-load-misses",
+        }
+    }
+
+    /// Whether the count is a time in nanoseconds.
+    pub fn is_clock(self) -> bool {
+        matches!(self, StatEvent::TaskClock | StatEvent::CpuClock)
+    }
+
+    fn configure(self, b: &mut Builder<'_>) {
+        let cache = |which, result| Cache { which, operation: CacheOp::READ, result };
+        match self {
+            StatEvent::TaskClock => b.event(Software::TASK_CLOCK),
+            StatEvent::CpuClock => b.event(Software::CPU_CLOCK),
+            StatEvent::ContextSwitches => b.event(Software::CONTEXT_SWITCHES),
+            StatEvent::CpuMigrations => b.event(Software::CPU_MIGRATIONS),
+            StatEvent::PageFaults => b.event(Software::PAGE_FAULTS),
+            StatEvent::MinorFaults => b.event(Software::PAGE_FAULTS_MIN),
+            StatEvent::MajorFaults => b.event(Software::PAGE_FAULTS_MAJ),
+            StatEvent::Cycles => b.event(Hardware::CPU_CYCLES),
+            StatEvent::Instructions => b.event(Hardware::INSTRUCTIONS),
+            StatEvent::Branches => b.event(Hardware::BRANCH_INSTRUCTIONS),
+            StatEvent::BranchMisses => b.event(Hardware::BRANCH_MISSES),
+            StatEvent::CacheReferences => b.event(Hardware::CACHE_REFERENCES),
+            StatEvent::CacheMisses => b.event(Hardware::CACHE_MISSES),
+            StatEvent::L1dLoads => b.event(cache(CacheId::L1D, CacheResult::ACCESS)),
+            StatEvent::L1dLoadMisses => b.event(cache(CacheId::L1D, CacheResult::MISS)),
+        };
+    }
+}
+
+impl fmt::Display for StatEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StatEvent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let alias = match s {
+            "cpu-cycles" => "cycles",
+            "branch-instructions" => "branches",
+            "cs" => "context-switches",
+            "migrations" => "cpu-migrations",
+            "faults" => "page-faults",
+            other => other,
+        };
+        StatEvent::ALL.into_iter().find(|e| e.name() == alias).ok_or_else(|| {
+            let names: Vec<&str> = StatEvent::ALL.iter().map(|e| e.name()).collect();
+            format!("unknown event {s:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
+/// One event's total over the target's threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EventCount {
+    /// The event.
+    pub event: StatEvent,
+    /// The count, scaled up when the kernel had to multiplex counters;
+    /// `None` when the machine cannot count this event.
+    pub value: Option<u64>,
+    /// Share of the time the counter was running (1.0 without
+    /// multiplexing).
+    pub running: f64,
+    /// Counted in user mode only (`:u`): kernel counting was not permitted
+    /// (`kernel.perf_event_paranoid` ≥ 2 without CAP_PERFMON).
+    pub user_only: bool,
+}
+
+/// Counters on every thread of a process, threads created later included.
+pub struct StatSession {
+    counters: Vec<(StatEvent, Option<Vec<Counter>>, bool)>,
+}
+
+impl fmt::Debug for StatSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatSession").field("events", &self.counters.len()).finish()
+    }
+}
+
+impl StatSession {
+    /// Starts counting `events` on every thread of `pid` (at its exec with
+    /// `enable_on_exec`). An event the machine cannot count is reported
+    /// as not supported, as perf does; a missing privilege is an error.
+    pub fn start(pid: u32, events: &[StatEvent], enable_on_exec: bool) -> Result<Self, PerfError> {
+        let mut tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
+            .map_err(|_| PerfError::NoSuchProcess(pid))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        let mut counters = Vec::with_capacity(events.len());
+        let mut user_only = false;
+        for &event in events {
+            let mut per_thread = Vec::with_capacity(tids.len());
+            let mut supported = true;
+            for &tid in &tids {
+                let build = |user_only: bool| {
+                    let mut b = Builder::new(Software::DUMMY);
+                    event.configure(&mut b);
+                    b.observe_pid(tid as i32)
+                        .any_cpu()
+                        .inherit(true)
+                        .enabled(!enable_on_exec)
+                        .enable_on_exec(enable_on_exec)
+                        .exclude_kernel(user_only)
+                        .exclude_hv(true)
+                        .read_format(ReadFormat::TOTAL_TIME_ENABLED | ReadFormat::TOTAL_TIME_RUNNING);
+                    b.build()
+                };
+                let mut built = build(user_only);
+                // As perf does: without permission to count in the kernel,
+                // count user mode only.
+                if !user_only
+                    && matches!(built.as_ref().map_err(|e| e.raw_os_error()), Err(Some(libc::EACCES | libc::EPERM)))
+                {
+                    user_only = true;
+                    built = build(true);
+                }
+                match built {
+                    Ok(c) => per_thread.push(c),
+                    Err(e) => match classify("opening a counting event", Some(tid), e) {
+                        PerfError::Unsupported { .. } => {
+                            supported = false;
+                            break;
+                        }
+                        // A thread that exited meanwhile.
+                        PerfError::NoSuchProcess(_) if tid != pid => {}
+                        PerfError::Io { source, .. }
+                            if source.raw_os_error() == Some(libc::EINVAL) && !is_software(event) =>
+                        {
+                            supported = false;
+                            break;
+                        }
+                        other => return Err(other),
+                    },
+                }
+            }
+            counters.push((event, supported.then_some(per_thread), user_only));
+        }
+        Ok(Self { counters })
+    }
+
+    /// The counts so far, in the order the events were given.
+    pub fn read(&mut self) -> Vec<EventCount> {
+        self.counters
+            .iter_mut()
+            .map(|(event, counters, user_only)| {
+                let user_only = *user_only;
+                let Some(counters) = counters else {
+                    return EventCount { event: *event, value: None, running: 0.0, user_only };
+                };
+                let (mut value, mut enabled, mut running) = (0u128, 0u128, 0u128);
+                for c in counters.iter_mut() {
+                    if let Ok(data) = c.read_full() {
+                        let (e, r) = (
+                            data.time_enabled().map_or(0, |d| d.as_nanos()),
+                            data.time_running().map_or(0, |d| d.as_nanos()),
+                        );
+                        // Scale a multiplexed counter to its enabled time.
+                        let v = u128::from(data.count());
+                        value += if r > 0 && r < e { v * e / r } else { v };
+                        enabled += e;
+                        running += r;
+                    }
+                }
+                // A hardware event the kernel accepted but never scheduled
+                // (no PMU in this VM) counts as not supported.
+                let never_ran = enabled > 0 && running == 0 && !is_software(*event);
+                EventCount {
+                    event: *event,
+                    value: (!never_ran).then_some(value.min(u128::from(u64::MAX)) as u64),
+                    running: if enabled > 0 { running as f64 / enabled as f64 } else { 1.0 },
+                    user_only,
+                }
+            })
+            .collect()
+    }
+}
+
+fn is_software(e: StatEvent) -> bool {
+    matches!(
+        e,
+        StatEvent::TaskClock
+            | StatEvent::CpuClock
+            | StatEvent::ContextSwitches
+            | StatEvent::CpuMigrations
+            | StatEvent::PageFaults
+            | StatEvent::MinorFaults
+            | StatEvent::MajorFaults
+    )
+}
+
+/// A figure derived from counts, as perf prints after `#`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derived {
+    /// The value.
+    pub value: f64,
+    /// What it is: `CPUs utilized`, `/sec`, `insn per cycle`, `of all branches`.
+    pub unit: &'static str,
+}
+
+/// perf's derived figure for `event`, given all counts and the wall time.
+pub fn derived(event: StatEvent, counts: &[EventCount], elapsed_ns: u64) -> Option<Derived> {
+    let get = |e: StatEvent| counts.iter().find(|c| c.event == e).and_then(|c| c.value);
+    let task_ns = get(StatEvent::TaskClock).or(get(StatEvent::CpuClock));
+    let value = get(event)?;
+    match event {
+        StatEvent::TaskClock | StatEvent::CpuClock if elapsed_ns > 0 => {
+            Some(Derived { value: value as f64 / elapsed_ns as f64, unit: "CPUs utilized" })
+        }
+        StatEvent::Instructions => {
+            let cycles = get(StatEvent::Cycles).filter(|&c| c > 0)?;
+            Some(Derived { value: value as f64 / cycles as f64, unit: "insn per cycle" })
+        }
+        StatEvent::BranchMisses => {
+            let b = get(StatEvent::Branches).filter(|&b| b > 0)?;
+            Some(Derived { value: 100.0 * value as f64 / b as f64, unit: "% of all branches" })
+        }
+        StatEvent::CacheMisses => {
+            let r = get(StatEvent::CacheReferences).filter(|&r| r > 0)?;
+            Some(Derived { value: 100.0 * value as f64 / r as f64, unit: "% of all cache refs" })
+        }
+        StatEvent::L1dLoadMisses => {
+            let r = get(StatEvent::L1dLoads).filter(|&r| r > 0)?;
+            Some(Derived { value: 100.0 * value as f64 / r as f64, unit: "% of all L1-dcache accesses" })
+        }
+        _ => {
+            // Rates per second of CPU time, as perf prints them.
+            let secs = task_ns? as f64 / 1e9;
+            (secs > 0.0).then(|| Derived { value: value as f64 / secs, unit: "/sec" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_parse_with_perf_aliases() {
+        assert_eq!("cycles".parse::<StatEvent>().unwrap(), StatEvent::Cycles);
+        assert_eq!("cs".parse::<StatEvent>().unwrap(), StatEvent::ContextSwitches);
+        assert!("flops".parse::<StatEvent>().unwrap_err().contains("task-clock"));
+    }
+
+    #[test]
+    fn derived_figures_follow_perf() {
+        let c = |event, value| EventCount { event, value, running: 1.0, user_only: false };
+        let counts = [
+            c(StatEvent::TaskClock, Some(2_000_000_000)),
+            c(StatEvent::ContextSwitches, Some(10)),
+            c(StatEvent::Cycles, Some(1000)),
+            c(StatEvent::Instructions, Some(2500)),
+            c(StatEvent::Branches, None),
+            c(StatEvent::BranchMisses, Some(5)),
+        ];
+        let d = |e| derived(e, &counts, 1_000_000_000);
+        assert_eq!(d(StatEvent::TaskClock), Some(Derived { value: 2.0, unit: "CPUs utilized" }));
+        assert_eq!(d(StatEvent::ContextSwitches), Some(Derived { value: 5.0, unit: "/sec" }));
+        assert_eq!(d(StatEvent::Instructions), Some(Derived { value: 2.5, unit: "insn per cycle" }));
+        assert_eq!(d(StatEvent::BranchMisses), None, "no branch count to divide by");
+    }
+}
