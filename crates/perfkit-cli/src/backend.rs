@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
-use perfkit_perf::{PerfConfig, PerfSampler, Unwind};
+use perfkit_perf::{PerfConfig, PerfSampler, SampleEvent, Unwind};
 use perfkit_probes::{OnCpuConfig, OnCpuSampler, ProbeError};
 use perfkit_profile::raw::RawSample;
 use perfkit_symbols::MapsTracker;
@@ -34,8 +34,23 @@ pub enum UnwindArg {
     Dwarf,
 }
 
+/// `--event`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    /// The CPU clock (any machine).
+    #[default]
+    CpuClock,
+    /// The task clock (perf backend).
+    TaskClock,
+    /// CPU cycles (hardware counters; perf backend).
+    Cycles,
+    /// Instructions retired (hardware counters; perf backend).
+    Instructions,
+}
+
 /// What the user asked for, and about what.
 pub struct Request {
+    pub event: EventArg,
     pub backend: BackendArg,
     pub unwind: UnwindArg,
     pub pid: u32,
@@ -107,6 +122,12 @@ impl Backend {
         }
         let perf = |why: &str| -> Result<Self> {
             let mut config = PerfConfig::new(req.pid);
+            config.event = match req.event {
+                EventArg::CpuClock => SampleEvent::CpuClock,
+                EventArg::TaskClock => SampleEvent::TaskClock,
+                EventArg::Cycles => SampleEvent::Cycles,
+                EventArg::Instructions => SampleEvent::Instructions,
+            };
             config.frequency_hz = req.frequency_hz;
             config.unwind = unwind;
             config.stack_bytes = req.stack_bytes;
@@ -116,10 +137,15 @@ impl Backend {
             eprintln!("backend: perf_event, {mode} ({why})");
             Ok(Backend::Perf(Box::new(sampler)))
         };
+        let other_event = req.event != EventArg::CpuClock;
         match (req.backend, unwind) {
             (BackendArg::Ebpf, Unwind::Dwarf) => {
                 bail!("--unwind dwarf needs the perf backend: use --backend perf (or auto)")
             }
+            (BackendArg::Ebpf, _) if other_event => {
+                bail!("the eBPF backend samples on cpu-clock; other events need --backend perf (or auto)")
+            }
+            (BackendArg::Auto, _) if other_event => perf("events other than cpu-clock are sampled with perf_event"),
             (BackendArg::Perf, _) => perf("--backend perf"),
             (BackendArg::Auto, Unwind::Dwarf) => perf("DWARF unwinding copies user stacks with perf_event"),
             (BackendArg::Ebpf, Unwind::FramePointer) => Self::ebpf(req),

@@ -20,7 +20,7 @@ use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
-    backend::{Backend, BackendArg, Finished, Request, UnwindArg, resolve_program},
+    backend::{Backend, BackendArg, EventArg, Finished, Request, UnwindArg, resolve_program},
     output::PendingOutput,
     render::{Output, write_profile},
 };
@@ -80,6 +80,11 @@ pub struct ProfileArgs {
     /// Entries in the kernel's counts map: raise it when samples are dropped.
     #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_COUNTS_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
     counts_map_size: u32,
+
+    /// Event that triggers a sample: cpu-clock, task-clock, cycles or instructions (the
+    /// last three with the perf backend; cycles and instructions need hardware counters).
+    #[arg(short, long, value_enum, default_value_t)]
+    event: EventArg,
 
     /// Sampling backend: auto (eBPF where it loads, else perf_event), ebpf, or perf.
     #[arg(long, value_enum, default_value_t)]
@@ -167,6 +172,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         None => std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|_| PathBuf::from(format!("/proc/{pid}/exe"))),
     };
     let request = Request {
+        event: args.event,
         backend: args.backend,
         unwind: args.unwind,
         pid,

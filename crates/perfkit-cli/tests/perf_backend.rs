@@ -163,7 +163,33 @@ fn without_cap_bpf_auto_falls_back_to_perf_event() {
 }
 
 #[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
+fn other_sampling_events_use_perf_event() {
+    let _serial = require_privileged();
+    let hot = hotspots().to_str().unwrap();
+    let (folded, err) = profile(&["-e", "task-clock", "-F", "997"], &[hot, "2"]);
+    assert!(err.contains("backend: perf_event") && err.contains("events other than cpu-clock"), "{err}");
+    assert_hotspots_profile(&folded);
+    // Hardware events work where the machine counts them, and are a clear
+    // one-line error where it does not (this VM).
+    let dir = scratch_dir();
+    let out =
+        run(perfkit().args(["profile", "-e", "cycles", "-o"]).arg(dir.path().join("c.svg")).args(["--", hot, "1"]));
+    if out.status.success() {
+        assert!(dir.path().join("c.svg").exists());
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains("sampling on cycles is not supported"), "{err}");
+        assert_no_output(dir.path());
+    }
+}
+
+#[test]
 fn bad_backend_combinations_are_clear_errors() {
+    let out = run(perfkit().args(["profile", "--backend", "ebpf", "-e", "cycles", "--", "true"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("other events need --backend perf"), "{}", stderr(&out));
     let out = run(perfkit().args(["profile", "--backend", "ebpf", "--unwind", "dwarf", "--", "true"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--unwind dwarf needs the perf backend"), "{}", stderr(&out));

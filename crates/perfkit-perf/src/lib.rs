@@ -25,5 +25,5 @@ pub mod stat;
 mod unwind;
 
 pub use error::{PerfError, paranoid};
-pub use sampler::{PerfConfig, PerfProfile, PerfSampler, PerfStats, Unwind};
+pub use sampler::{PerfConfig, PerfProfile, PerfSampler, PerfStats, SampleEvent, Unwind};
 pub use unwind::DwarfUnwinder;

@@ -6,7 +6,11 @@ use std::{
     os::fd::AsRawFd,
 };
 
-use perf_event::{Builder, Counter, SampleFlag, Sampler, data::Record, events::Software};
+use perf_event::{
+    Builder, Counter, SampleFlag, Sampler,
+    data::Record,
+    events::{Hardware, Software},
+};
 use perfkit_profile::raw::{RawSample, RawStack};
 use perfkit_symbols::MapsTracker;
 
@@ -26,12 +30,41 @@ pub enum Unwind {
     Dwarf,
 }
 
+/// The event whose overflow takes a sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SampleEvent {
+    /// The CPU clock (software; works everywhere, also in VMs).
+    #[default]
+    CpuClock,
+    /// The task clock (software).
+    TaskClock,
+    /// CPU cycles (hardware counters).
+    Cycles,
+    /// Instructions retired (hardware counters).
+    Instructions,
+}
+
+impl SampleEvent {
+    /// perf's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleEvent::CpuClock => "cpu-clock",
+            SampleEvent::TaskClock => "task-clock",
+            SampleEvent::Cycles => "cycles",
+            SampleEvent::Instructions => "instructions",
+        }
+    }
+}
+
 /// What to sample.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PerfConfig {
     /// The process: all its threads, and threads it creates later.
     pub pid: u32,
+    /// The sampling event.
+    pub event: SampleEvent,
     /// Samples per second per thread on the CPU clock.
     pub frequency_hz: u64,
     /// How user stacks are walked.
@@ -50,6 +83,7 @@ impl PerfConfig {
     pub fn new(pid: u32) -> Self {
         Self {
             pid,
+            event: SampleEvent::CpuClock,
             frequency_hz: 99,
             unwind: Unwind::FramePointer,
             stack_bytes: 16384,
@@ -226,7 +260,12 @@ impl PerfSampler {
 
     fn builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
         let c = &self.state.config;
-        let mut b = Builder::new(Software::CPU_CLOCK);
+        let mut b = match c.event {
+            SampleEvent::CpuClock => Builder::new(Software::CPU_CLOCK),
+            SampleEvent::TaskClock => Builder::new(Software::TASK_CLOCK),
+            SampleEvent::Cycles => Builder::new(Hardware::CPU_CYCLES),
+            SampleEvent::Instructions => Builder::new(Hardware::INSTRUCTIONS),
+        };
         b.observe_pid(tid as i32)
             .one_cpu(cpu)
             .sample_frequency(c.frequency_hz)
@@ -273,7 +312,12 @@ impl PerfSampler {
                 {
                     return PerfError::FrequencyTooHigh { hz: self.state.config.frequency_hz, max };
                 }
-                classify("opening a cpu-clock sampling event", Some(tid), e)
+                match classify("opening a sampling event", Some(tid), e) {
+                    PerfError::Unsupported { .. } => {
+                        PerfError::Unsupported { event: format!("sampling on {}", self.state.config.event.name()) }
+                    }
+                    other => other,
+                }
             })?;
             if i >= self.leaders.len() {
                 let sampler = counter.sampled(buffer).map_err(|e| classify("mapping the perf ring buffer", None, e))?;

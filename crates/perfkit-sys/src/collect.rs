@@ -12,7 +12,7 @@ use procfs_core::{
     CpuPressure, CpuTime, ExplicitSystemInfo, FromBufRead, FromBufReadSI, FromRead, IoPressure, KernelStats,
     LoadAverage, Meminfo, MemoryPressure, PressureRecord, VmStat,
     net::InterfaceDeviceStatus,
-    process::{Io, Stat},
+    process::{Io, Schedstat, Stat},
 };
 
 use crate::sample::*;
@@ -328,6 +328,10 @@ impl Collector {
             }),
             Err(_) => None,
         };
+        let run_delay_ns = match read_into(&dir.join("schedstat"), buf) {
+            Ok(()) => Schedstat::from_read(Cursor::new(&buf[..])).ok().map(|s| s.run_delay),
+            Err(_) => None,
+        };
         Some(Process {
             pid,
             tid,
@@ -348,6 +352,7 @@ impl Collector {
             voluntary_switches: status.voluntary_switches,
             involuntary_switches: status.involuntary_switches,
             io,
+            run_delay_ns,
         })
     }
 

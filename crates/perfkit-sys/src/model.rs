@@ -390,6 +390,10 @@ pub struct ProcRow {
     pub system: f64,
     #[serde(rename = "%guest")]
     pub guest: f64,
+    /// Time runnable but waiting for a CPU, percent of the interval
+    /// (`None` without scheduler statistics).
+    #[serde(rename = "%wait")]
+    pub wait: Option<f64>,
     /// Percent of one CPU: 200 for two busy CPUs, as pidstat shows.
     #[serde(rename = "%CPU")]
     pub cpu_pct: f64,
@@ -475,6 +479,10 @@ pub fn processes(prev: Option<&Sample>, cur: &Sample) -> Vec<ProcRow> {
             usr: cpu_pct(usr),
             system: cpu_pct(sys),
             guest: cpu_pct(guest),
+            wait: p.run_delay_ns.and_then(|now| {
+                let then = if before.is_some() { b.run_delay_ns? } else { 0 };
+                (secs > 0.0).then(|| 100.0 * now.saturating_sub(then) as f64 / (secs * 1e9))
+            }),
             cpu_pct: cpu_pct(usr + sys + guest),
             cpu: p.processor,
             minflt_s: rate(p.minflt, b.minflt, secs),
@@ -560,9 +568,17 @@ mod tests {
     fn since_boot_rates_use_each_process_lifetime() {
         let mut s = sample(50.0);
         // Started 10 s after boot, ran 40 s, used 20 s of CPU: 50 %.
-        s.processes = vec![Process { pid: 7, start_ticks: 1000, utime: 2000, ..Process::default() }];
+        // It waited 10 s for a CPU: 25 %.
+        s.processes = vec![Process {
+            pid: 7,
+            start_ticks: 1000,
+            utime: 2000,
+            run_delay_ns: Some(10_000_000_000),
+            ..Process::default()
+        }];
         let rows = processes(None, &s);
         assert_eq!(rows[0].cpu_pct, 50.0);
+        assert_eq!(rows[0].wait, Some(25.0));
     }
 
     #[test]

@@ -243,6 +243,9 @@ pub struct Process {
     pub involuntary_switches: u64,
     /// `/proc/PID/io`, readable for one's own processes or as root.
     pub io: Option<ProcessIo>,
+    /// `/proc/PID/schedstat`: nanoseconds spent runnable but waiting for a
+    /// CPU, when the kernel keeps scheduler statistics.
+    pub run_delay_ns: Option<u64>,
 }
 
 /// `/proc/PID/io`, in bytes.
