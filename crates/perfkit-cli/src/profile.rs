@@ -95,8 +95,8 @@ pub struct ProfileArgs {
     #[arg(long, value_enum, default_value_t)]
     unwind: UnwindArg,
 
-    /// Bytes of user stack copied per sample for DWARF unwinding.
-    #[arg(long, value_name = "BYTES", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(8..=65528))]
+    /// Bytes of user stack copied per sample for DWARF unwinding (raise it for deep stacks).
+    #[arg(long, value_name = "BYTES", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(8..=65528))]
     stack_size: u32,
 
     /// Functions to list in the summary.

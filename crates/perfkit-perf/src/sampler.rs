@@ -86,7 +86,7 @@ impl PerfConfig {
             event: SampleEvent::CpuClock,
             frequency_hz: 99,
             unwind: Unwind::FramePointer,
-            stack_bytes: 16384,
+            stack_bytes: 8192,
             kernel: true,
             enable_on_exec: false,
         }
