@@ -22,7 +22,7 @@ fn main() {
     let on_path = |tool: &str| {
         std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
     };
-    let tools = ["go", "chromium", "pidstat", "mpstat", "iostat", "prometheus", "promtool", "python3"];
+    let tools = ["go", "chromium", "pidstat", "mpstat", "iostat", "prometheus", "promtool", "python3", "perf"];
     if strict || tools.iter().all(|t| on_path(t)) {
         println!("cargo::rustc-cfg=perfkit_tools");
     }

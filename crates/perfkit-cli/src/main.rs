@@ -13,9 +13,22 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Linux performance toolkit: eBPF profiling, flame graphs, system statistics.
+const EXAMPLES: &str = "\
+Examples:
+  perfkit profile -p 1234 -d 30 -o api.svg     # on-CPU flame graph
+  perfkit profile --unwind dwarf -- ./server   # full stacks without frame pointers
+  perfkit stat -p 1234 -d 10                   # counts, like perf stat
+  perf script | perfkit flamegraph > perf.svg
+  perfkit diff before.folded after.folded -o diff.svg
+  perfkit sys proc 1                           # pidstat 1
+  perfkit serve --comm postgres                # Prometheus /metrics on 127.0.0.1:9464
+
+`perfkit COMMAND --help` explains each command.";
+
+/// Linux performance toolkit: eBPF and perf_event profiling, flame graphs,
+/// counters, and system statistics.
 #[derive(Debug, Parser)]
-#[command(name = "perfkit", version, about, long_about = None, propagate_version = true)]
+#[command(name = "perfkit", version, propagate_version = true, after_help = EXAMPLES)]
 struct Cli {
     /// More log output (repeat for more); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -32,14 +32,18 @@ Examples:
   perfkit profile -- ./my-benchmark --iterations 100
   perfkit profile -p 1234 -d 30 -f pprof -o api.pb.gz   # go tool pprof, Pyroscope
 
-Needs root, or CAP_BPF and CAP_PERFMON. Frames are complete for code built
-with frame pointers (-fno-omit-frame-pointer, -C force-frame-pointers=yes).";
+Needs root, or CAP_BPF and CAP_PERFMON (CAP_PERFMON alone: perf_event
+backend). Frame pointers give complete stacks for code built with them
+(-fno-omit-frame-pointer, -C force-frame-pointers=yes); --unwind dwarf (chosen
+automatically for a program without them) does for the rest.";
 
-/// Sample a process's on-CPU stacks with eBPF and draw a flame graph.
+/// Sample a process's on-CPU stacks and draw a flame graph.
 ///
-/// Samples every thread of the target on every CPU at a fixed frequency.
-/// Stacks are counted in the kernel; at the end they are symbolized and
-/// written as an SVG flame graph (and optionally as folded stacks). Sampling
+/// Samples every thread of the target on every CPU at a fixed frequency,
+/// with eBPF (stacks counted in the kernel) or perf_event (ring buffers,
+/// DWARF unwinding for code without frame pointers). At the end the stacks
+/// are symbolized and written as an SVG flame graph, folded stacks, pprof
+/// or JSON. Sampling
 /// ends at Ctrl-C, after --duration, or when the target exits; every output
 /// is written in each case.
 #[derive(Debug, Args)]

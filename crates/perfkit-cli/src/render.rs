@@ -67,6 +67,20 @@ impl DrawArgs {
     }
 }
 
+/// How inputs are read, shared by the commands that read profiles.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Root frames for `perf script` input: command, process or thread.
+    #[arg(long, value_enum, default_value_t)]
+    roots: RootsArg,
+}
+
+impl ReadArgs {
+    fn options(&self) -> ReadOptions {
+        self.roots.read_options()
+    }
+}
+
 /// The root frame of each stack, for `perf script` input.
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 enum RootsArg {
@@ -118,9 +132,8 @@ pub struct FlamegraphArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// Root frames for `perf script` input: command, process or thread.
-    #[arg(long, value_enum, default_value_t)]
-    roots: RootsArg,
+    #[command(flatten)]
+    read: ReadArgs,
 
     #[command(flatten)]
     draw: DrawArgs,
@@ -130,7 +143,7 @@ pub fn flamegraph(args: FlamegraphArgs) -> Result<()> {
     let output = args.output.clone().unwrap_or_else(|| default_output("flame.svg"));
     let out = Output::create(&output)?;
     let inputs = inputs_or_stdin(&args.inputs);
-    let read_opts = args.roots.read_options();
+    let read_opts = args.read.options();
     let mut folded = String::new();
     for input in &inputs {
         let data = read_input(input)?;
@@ -206,9 +219,8 @@ pub struct DiffArgs {
     #[arg(long)]
     json: bool,
 
-    /// Root frames for `perf script` input: command, process or thread.
-    #[arg(long, value_enum, default_value_t)]
-    roots: RootsArg,
+    #[command(flatten)]
+    read: ReadArgs,
 
     #[command(flatten)]
     draw: DrawArgs,
@@ -216,7 +228,7 @@ pub struct DiffArgs {
 
 pub fn diff(args: DiffArgs) -> Result<()> {
     let out = Output::create(&args.output)?;
-    let read_opts = args.roots.read_options();
+    let read_opts = args.read.options();
     let load = |path: &Path| -> Result<(String, Profile)> {
         let data = read_input(path)?;
         let (_, profile) = perfkit_formats::read_profile(&data, &read_opts).with_context(|| describe(path))?;
@@ -324,9 +336,8 @@ pub struct ConvertArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// Root frames for `perf script` input: command, process or thread.
-    #[arg(long, value_enum, default_value_t)]
-    roots: RootsArg,
+    #[command(flatten)]
+    read: ReadArgs,
 
     #[command(flatten)]
     draw: DrawArgs,
@@ -337,8 +348,7 @@ pub fn convert(args: ConvertArgs) -> Result<()> {
     let out = Output::create(&output)?;
     let input = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let data = read_input(&input)?;
-    let (_, profile) =
-        perfkit_formats::read_profile(&data, &args.roots.read_options()).with_context(|| describe(&input))?;
+    let (_, profile) = perfkit_formats::read_profile(&data, &args.read.options()).with_context(|| describe(&input))?;
     if profile.total_samples() == 0 {
         bail!("{} has no samples", describe(&input));
     }

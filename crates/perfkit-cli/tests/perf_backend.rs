@@ -59,9 +59,11 @@ fn both_backends_agree_on_shares() {
         let (a, b) = (share(&ebpf, leaf), share(&perf, leaf));
         assert!((a - b).abs() <= 0.06, "{leaf}: eBPF {a:.3} vs perf {b:.3}");
     }
-    // The same stacks, frame for frame.
+    // The same stacks, frame for frame (those with at least 5 % of the
+    // samples: rare ones, such as samples in a prologue, come and go).
     let paths = |f: &[(String, u64)]| -> Vec<String> {
-        let mut v: Vec<String> = f.iter().filter(|(_, c)| *c >= 20).map(|(s, _)| s.clone()).collect();
+        let total: u64 = f.iter().map(|(_, c)| c).sum();
+        let mut v: Vec<String> = f.iter().filter(|(_, c)| c * 20 >= total).map(|(s, _)| s.clone()).collect();
         v.sort();
         v
     };
@@ -211,7 +213,10 @@ fn perf_stat_csv(text: &str) -> HashMap<String, Option<f64>> {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
+#[cfg_attr(
+    not(all(perfkit_privileged, perfkit_tools)),
+    ignore = "needs root and Debian's linux-perf; runs as root in `cargo xtask test`"
+)]
 fn stat_counts_like_perf_stat() {
     let _serial = require_privileged();
     let hot = hotspots().to_str().unwrap();

@@ -89,7 +89,9 @@ fn target_exiting_mid_run_still_writes_a_symbolized_profile() {
     assert!(stderr(&out).contains("target exited"));
     let folded = read_folded(&folded);
     let (a, a_full) = leaf_samples(&folded, "hot_a", ";main;parent_a;hot_a");
-    assert!(a > 0 && a_full == a, "symbolized after exit: {a_full} of {a}");
+    // A sample in hot_a's prologue (before it sets up its frame) skips
+    // parent_a with frame pointers: allow the 5 % the issue allows.
+    assert!(a > 0 && a_full * 100 >= a * 95, "symbolized after exit: {a_full} of {a}");
 }
 
 #[test]

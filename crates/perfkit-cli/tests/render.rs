@@ -285,7 +285,7 @@ fn profile_writes_each_format() {
         let lines = parse_lines(&folded);
         let (a, a_full) = leaf_samples(&lines, "hot_a", ";main;parent_a;hot_a");
         let (b, _) = leaf_samples(&lines, "hot_b", ";main;parent_b;hot_b");
-        assert!(a > 0 && a == a_full && b > 0, "{format}: {folded}");
+        assert!(a > 0 && a_full * 100 >= a * 95 && b > 0, "{format}: {folded}");
     }
     // JSON and pprof carry source locations from the workload's DWARF.
     let json: serde_json::Value = serde_json::from_slice(&fs::read(dir.path().join("p.json")).unwrap()).unwrap();
