@@ -29,7 +29,10 @@ pub enum PerfError {
     #[error("{0}")]
     InvalidConfig(String),
     /// The sampling frequency is above `kernel.perf_event_max_sample_rate`.
-    #[error("-F {hz} is above the kernel's limit of {max} Hz (kernel.perf_event_max_sample_rate)")]
+    #[error(
+        "sampling frequency {hz} Hz is above kernel.perf_event_max_sample_rate ({max} Hz); lower the frequency \
+         or raise it with `sysctl kernel.perf_event_max_sample_rate={hz}`"
+    )]
     FrequencyTooHigh {
         /// Asked for.
         hz: u64,

@@ -29,7 +29,7 @@ pub enum TargetError {
     #[error("invalid PID {0:?}: expected a positive number")]
     InvalidPid(String),
     /// The command could not be executed.
-    #[error("cannot run {program:?}: {source}")]
+    #[error("cannot run {program:?}")]
     Exec {
         /// Program name as given.
         program: OsString,
