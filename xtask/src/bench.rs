@@ -318,11 +318,9 @@ fn run_output(cmd: &mut Command) -> Result<std::process::Output, String> {
 pub fn profile(root: &Path, seconds: u32, hz: u32) -> Result<(), String> {
     let perfkit = build_perfkit(root)?;
     let perf = find_on_path("perf").ok_or("perf not found: install Debian's linux-perf")?;
-    ensure_inferno()?;
-    let collapse = find_on_path("inferno-collapse-perf")
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/inferno-collapse-perf")))
-        .ok_or("inferno-collapse-perf not found")?;
     let flamegraph = ensure_inferno()?;
+    // Installed beside inferno-flamegraph by the same package.
+    let collapse = flamegraph.with_file_name("inferno-collapse-perf");
     let dir = root.join("target/bench/profile");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let workloads = [

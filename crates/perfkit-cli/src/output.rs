@@ -1,6 +1,6 @@
 //! Output files written atomically: each goes to a temporary file beside its
 //! destination, created before any work starts (so an unwritable path fails
-//! early) and renamed into place only when complete.
+//! early) and renamed into place only when complete. `-` is standard output.
 
 use std::{
     fs,
@@ -54,5 +54,41 @@ impl PendingOutput {
             .with_context(|| format!("writing {}", path.display()))?;
         temp.persist(&path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
+    }
+}
+
+/// An output file written atomically, or standard output.
+pub enum Output {
+    /// A file, renamed into place when complete.
+    File(PendingOutput),
+    /// Standard output.
+    Stdout,
+}
+
+impl Output {
+    /// `-` is standard output; anything else a file checked for writing now.
+    pub fn create(path: &Path) -> Result<Self> {
+        if path == Path::new("-") { Ok(Output::Stdout) } else { Ok(Output::File(PendingOutput::create(path)?)) }
+    }
+
+    /// The file's path for a "wrote" message; `None` for standard output.
+    pub fn path_display(&self) -> Option<String> {
+        match self {
+            Output::File(f) => Some(f.path().display().to_string()),
+            Output::Stdout => None,
+        }
+    }
+
+    /// Writes the content.
+    pub fn commit(self, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+        match self {
+            Output::File(f) => f.commit(write),
+            Output::Stdout => {
+                let stdout = std::io::stdout();
+                let mut w = std::io::BufWriter::new(stdout.lock());
+                write(&mut w)?;
+                w.flush().context("writing standard output")
+            }
+        }
     }
 }

@@ -21,8 +21,8 @@ use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
     backend::{Backend, BackendArg, EventArg, Finished, Request, UnwindArg, resolve_program},
-    output::PendingOutput,
-    render::{Output, write_profile},
+    output::{Output, PendingOutput},
+    render::write_profile,
 };
 
 const EXAMPLES: &str = "\
@@ -112,7 +112,7 @@ pub struct ProfileArgs {
     command: Vec<OsString>,
 }
 
-fn parse_pid(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_pid(s: &str) -> Result<u32, String> {
     perfkit_target::parse_pid(s).map_err(|e| e.to_string())
 }
 
@@ -141,7 +141,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Why sampling stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum EndReason {
+pub(crate) enum EndReason {
     Interrupted,
     Duration,
     TargetExited,
@@ -173,7 +173,8 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let pid = target.info.pid;
     let executable = match &target.child {
         Some(_) => args.command.first().and_then(|p| resolve_program(std::path::Path::new(p))),
-        None => std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|_| PathBuf::from(format!("/proc/{pid}/exe"))),
+        // Unreadable (another user's process): no verdict, frame pointers.
+        None => Some(PathBuf::from(format!("/proc/{pid}/exe"))),
     };
     let request = Request {
         event: args.event,
@@ -244,6 +245,32 @@ async fn sample_until_done(
     duration: Option<Duration>,
     info: &ProcessInfo,
 ) -> Result<EndReason> {
+    let progress = progress_bar();
+    let started = Instant::now();
+    let reason = wait_until_done(watch, duration, || {
+        backend.tick();
+        if let Some(samples) = backend.samples() {
+            progress.set_message(format!(
+                "sampling PID {} ({}): {:.1} s, {} samples",
+                info.pid,
+                info.comm,
+                started.elapsed().as_secs_f64(),
+                samples
+            ));
+        }
+    })
+    .await;
+    progress.finish_and_clear();
+    reason
+}
+
+/// Waits for Ctrl-C, the duration, or the target's exit (watched through
+/// its pidfd), calling `on_tick` every 100 ms meanwhile.
+pub(crate) async fn wait_until_done(
+    watch: Result<ExitWatch, perfkit_target::TargetError>,
+    duration: Option<Duration>,
+    mut on_tick: impl FnMut(),
+) -> Result<EndReason> {
     let exit = match watch {
         // SAFETY: `ExitWatch` owns its pidfd and always returns that same fd.
         Ok(w) => Some(
@@ -251,41 +278,31 @@ async fn sample_until_done(
                 .map_err(std::io::Error::from)
                 .context("watching the target for exit")?,
         ),
-        // Already gone between start and here: sampling ends at once.
+        // Already gone between start and here: the wait ends at once.
         Err(perfkit_target::TargetError::NoSuchProcess(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let progress = progress_bar();
-    let started = Instant::now();
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    let reason = loop {
-        let Some(exit) = &exit else { break EndReason::TargetExited };
+    loop {
+        let Some(exit) = &exit else { return Ok(EndReason::TargetExited) };
         tokio::select! {
             r = &mut ctrl_c => {
                 r.context("listening for Ctrl-C")?;
-                break EndReason::Interrupted;
+                return Ok(EndReason::Interrupted);
             }
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break EndReason::Duration,
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                return Ok(EndReason::Duration);
+            }
             r = exit.readable() => {
                 let _ = r.context("watching the target for exit")?;
-                break EndReason::TargetExited;
+                return Ok(EndReason::TargetExited);
             }
-            _ = tick.tick() => {
-                backend.tick();
-                if let Some(samples) = backend.samples() {
-                    progress.set_message(format!(
-                        "sampling PID {} ({}): {:.1} s, {} samples",
-                        info.pid, info.comm, started.elapsed().as_secs_f64(), samples
-                    ));
-                }
-            }
+            _ = tick.tick() => on_tick(),
         }
-    };
-    progress.finish_and_clear();
-    Ok(reason)
+    }
 }
 
 fn progress_bar() -> ProgressBar {

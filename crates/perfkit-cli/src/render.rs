@@ -12,7 +12,7 @@ use perfkit_flamegraph::{DiffOptions, Palette, SvgOptions};
 use perfkit_formats::{OutputFormat, ReadOptions, Roots};
 use perfkit_profile::Profile;
 
-use crate::output::PendingOutput;
+use crate::output::Output;
 
 /// Flame graph drawing options shared by the commands that draw.
 #[derive(Debug, Args)]
@@ -393,41 +393,5 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
         Ok(data)
     } else {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    }
-}
-
-/// An output file written atomically, or standard output.
-pub enum Output {
-    /// A file, renamed into place when complete.
-    File(PendingOutput),
-    /// Standard output.
-    Stdout,
-}
-
-impl Output {
-    /// `-` is standard output; anything else a file checked for writing now.
-    pub fn create(path: &Path) -> Result<Self> {
-        if path == Path::new("-") { Ok(Output::Stdout) } else { Ok(Output::File(PendingOutput::create(path)?)) }
-    }
-
-    /// The file's path for a "wrote" message; `None` for standard output.
-    pub fn path_display(&self) -> Option<String> {
-        match self {
-            Output::File(f) => Some(f.path().display().to_string()),
-            Output::Stdout => None,
-        }
-    }
-
-    /// Writes the content.
-    pub fn commit(self, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-        match self {
-            Output::File(f) => f.commit(write),
-            Output::Stdout => {
-                let stdout = std::io::stdout();
-                let mut w = std::io::BufWriter::new(stdout.lock());
-                write(&mut w)?;
-                w.flush().context("writing standard output")
-            }
-        }
     }
 }

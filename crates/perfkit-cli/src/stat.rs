@@ -11,7 +11,8 @@ use clap::Args;
 use perfkit_perf::stat::{EventCount, StatEvent, StatSession, derived};
 use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
 use serde_json::json;
-use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::profile::{EndReason, wait_until_done};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -31,7 +32,7 @@ Events the machine cannot count (hardware counters in many VMs) read
 #[command(after_help = EXAMPLES)]
 pub struct StatArgs {
     /// Process to count (all its threads).
-    #[arg(short, long, value_name = "PID", value_parser = parse_pid, conflicts_with = "command", required_unless_present = "command")]
+    #[arg(short, long, value_name = "PID", value_parser = crate::profile::parse_pid, conflicts_with = "command", required_unless_present = "command")]
     pid: Option<u32>,
 
     /// Events, comma-separated: task-clock, cpu-clock, context-switches, cpu-migrations,
@@ -53,10 +54,6 @@ pub struct StatArgs {
     command: Vec<OsString>,
 }
 
-fn parse_pid(s: &str) -> Result<u32, String> {
-    perfkit_target::parse_pid(s).map_err(|e| e.to_string())
-}
-
 pub fn run(args: StatArgs) -> Result<()> {
     let events: Vec<StatEvent> = if args.events.is_empty() { StatEvent::DEFAULT.to_vec() } else { args.events.clone() };
     let (info, mut child) = match args.pid {
@@ -76,7 +73,7 @@ pub fn run(args: StatArgs) -> Result<()> {
     let started = Instant::now();
     let watch = ExitWatch::new(info.pid);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let interrupted = runtime.block_on(wait(watch, args.duration))?;
+    let interrupted = runtime.block_on(wait_until_done(watch, args.duration, || {}))? != EndReason::TargetExited;
     let elapsed = started.elapsed();
     let counts = session.read();
     let status = match &mut child {
@@ -99,25 +96,6 @@ pub fn run(args: StatArgs) -> Result<()> {
         print_text(&counts, elapsed, &target);
     }
     Ok(())
-}
-
-/// Waits for Ctrl-C, the duration or the target's exit; true for Ctrl-C
-/// or the duration (the target still runs).
-async fn wait(watch: Result<ExitWatch, perfkit_target::TargetError>, duration: Option<Duration>) -> Result<bool> {
-    let exit = match watch {
-        // SAFETY: `ExitWatch` owns its pidfd and always returns that same fd.
-        Ok(w) => unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
-            .map_err(std::io::Error::from)
-            .context("watching the target for exit")?,
-        Err(perfkit_target::TargetError::NoSuchProcess(_)) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => { r.context("listening for Ctrl-C")?; Ok(true) }
-        _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => Ok(true),
-        r = exit.readable() => { let _ = r.context("watching the target for exit")?; Ok(false) }
-    }
 }
 
 /// Groups digits by thousands, as perf does: 1,234,567.

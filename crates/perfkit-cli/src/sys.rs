@@ -226,21 +226,13 @@ impl Printer {
             if label == "Average:" {
                 obj["average"] = json!(true);
             }
-            let data = match self.view {
-                View::Cpu => json!(model::cpu(prev, cur)),
-                View::Proc => json!(self.proc_rows(prev, cur)),
-                View::Mem => json!(model::mem(prev, cur)),
-                View::Disk => json!(model::disk(prev, cur, !self.all_disks)),
-                View::Net => json!(model::net(prev, cur)),
-                View::Psi => json!(model::psi(prev, cur)),
-            };
-            let key = match self.view {
-                View::Cpu => "cpus",
-                View::Proc => "processes",
-                View::Mem => "memory",
-                View::Disk => "disks",
-                View::Net => "interfaces",
-                View::Psi => "pressure",
+            let (key, data) = match self.view {
+                View::Cpu => ("cpus", json!(model::cpu(prev, cur))),
+                View::Proc => ("processes", json!(self.proc_rows(prev, cur))),
+                View::Mem => ("memory", json!(model::mem(prev, cur))),
+                View::Disk => ("disks", json!(model::disk(prev, cur, !self.all_disks))),
+                View::Net => ("interfaces", json!(model::net(prev, cur))),
+                View::Psi => ("pressure", json!(model::psi(prev, cur))),
             };
             obj[key] = data;
             writeln!(out, "{obj}")?;

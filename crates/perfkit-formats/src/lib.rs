@@ -187,43 +187,36 @@ pub struct ReadOptions {
 
 /// Guesses the format of `data` from its content, without parsing it all.
 pub fn detect(data: &[u8]) -> Option<Format> {
+    detect_text(data).map(|(format, _)| format)
+}
+
+/// The format of `data`, and `data` as text for the text formats, so that
+/// a large input is checked for UTF-8 once.
+fn detect_text(data: &[u8]) -> Option<(Format, Option<&str>)> {
     if data.starts_with(&[0x1f, 0x8b]) {
-        return Some(Format::Pprof);
+        return Some((Format::Pprof, None));
     }
-    let Ok(text) = std::str::from_utf8(&data[..utf8_prefix_len(data)]) else {
-        return Some(Format::Pprof);
+    // Text formats are UTF-8 throughout; binary protobuf is not.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Some((Format::Pprof, None));
     };
-    if std::str::from_utf8(data).is_err() {
-        // Text formats are UTF-8 throughout; binary protobuf is not.
-        return Some(Format::Pprof);
-    }
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return None;
     }
     if trimmed.starts_with('{') {
-        return Some(Format::Json);
+        return Some((Format::Json, Some(text)));
     }
     let sample: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
     if sample.iter().all(|l| looks_folded(l)) {
-        return Some(Format::Folded);
+        return Some((Format::Folded, Some(text)));
     }
     let head: String = text.lines().take(200).collect::<Vec<_>>().join("\n");
     let mut perf = perf::Folder::default();
     if perf.is_applicable(&head) == Some(true) {
-        return Some(Format::PerfScript);
+        return Some((Format::PerfScript, Some(text)));
     }
-    Some(Format::OtherCollapsible)
-}
-
-/// The length of the longest prefix (at most 64 KiB) that ends on a
-/// character boundary.
-fn utf8_prefix_len(data: &[u8]) -> usize {
-    let mut n = data.len().min(64 * 1024);
-    while n > 0 && n < data.len() && (data[n] & 0xc0) == 0x80 {
-        n -= 1;
-    }
-    n
+    Some((Format::OtherCollapsible, Some(text)))
 }
 
 fn looks_folded(line: &str) -> bool {
@@ -238,20 +231,15 @@ fn looks_folded(line: &str) -> bool {
 /// checked and passed through without copying; `perf script` and other
 /// collapsible text is collapsed by inferno; JSON and pprof are converted.
 pub fn read_folded<'a>(data: &'a [u8], options: &ReadOptions) -> Result<(Format, Cow<'a, str>), FormatError> {
-    let format = detect(data).ok_or(FormatError::Empty)?;
+    let (format, text) = detect_text(data).ok_or(FormatError::Empty)?;
     let folded = match format {
-        Format::Folded => {
-            let text = std::str::from_utf8(data).map_err(|_| FormatError::NotText)?;
-            check_folded(text)?;
-            Cow::Borrowed(text)
-        }
-        Format::PerfScript | Format::OtherCollapsible => Cow::Owned(collapse(data, format, options)?),
         Format::Json | Format::Pprof => {
-            let (_, profile) = read_profile(data, options)?;
+            let profile = read_structured(format, data)?;
             let mut out = Vec::new();
             profile.write_folded(&mut out)?;
             Cow::Owned(String::from_utf8(out).expect("folded output is UTF-8"))
         }
+        _ => fold(format, text, data, options)?,
     };
     Ok((format, folded))
 }
@@ -259,16 +247,37 @@ pub fn read_folded<'a>(data: &'a [u8], options: &ReadOptions) -> Result<(Format,
 /// Reads any supported input into a [`Profile`]. Folded and collapsed
 /// inputs have no source locations or metadata.
 pub fn read_profile(data: &[u8], options: &ReadOptions) -> Result<(Format, Profile), FormatError> {
-    let format = detect(data).ok_or(FormatError::Empty)?;
+    let (format, text) = detect_text(data).ok_or(FormatError::Empty)?;
     let profile = match format {
-        Format::Json => json::read(data)?,
-        Format::Pprof => pprof::read(data)?,
-        Format::Folded | Format::PerfScript | Format::OtherCollapsible => {
-            let (_, folded) = read_folded(data, options)?;
-            Profile::from_folded(parse_folded(folded.as_bytes())?)
-        }
+        Format::Json | Format::Pprof => read_structured(format, data)?,
+        _ => Profile::from_folded(parse_folded(fold(format, text, data, options)?.as_bytes())?),
     };
     Ok((format, profile))
+}
+
+/// Reads the formats that carry more than folded stacks.
+fn read_structured(format: Format, data: &[u8]) -> Result<Profile, FormatError> {
+    match format {
+        Format::Json => json::read(data),
+        _ => pprof::read(data),
+    }
+}
+
+/// Folded stacks from a folded or collapsible text input.
+fn fold<'a>(
+    format: Format,
+    text: Option<&'a str>,
+    data: &'a [u8],
+    options: &ReadOptions,
+) -> Result<Cow<'a, str>, FormatError> {
+    match format {
+        Format::Folded => {
+            let text = text.ok_or(FormatError::NotText)?;
+            check_folded(text)?;
+            Ok(Cow::Borrowed(text))
+        }
+        _ => Ok(Cow::Owned(collapse(data, format, options)?)),
+    }
 }
 
 /// Checks every line of folded text without allocating per line.

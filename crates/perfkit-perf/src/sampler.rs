@@ -128,6 +128,9 @@ type Key = (u32, RawStack, RawStack);
 
 /// A running perf_event sampler.
 pub struct PerfSampler {
+    /// Frames per callchain: kernel.perf_event_max_stack, at most
+    /// [`MAX_FRAMES`] (the kernel refuses more with EOVERFLOW).
+    max_stack: u16,
     /// One ring buffer per CPU.
     leaders: Vec<Sampler>,
     /// Events of further threads, writing into their CPU's leader.
@@ -172,7 +175,8 @@ fn online_cpus() -> Result<Vec<usize>, PerfError> {
     Ok(cpus)
 }
 
-fn threads_of(pid: u32) -> Vec<u32> {
+/// The thread ids of `pid`, sorted; empty when it does not exist.
+pub(crate) fn threads_of(pid: u32) -> Vec<u32> {
     let mut tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
@@ -209,7 +213,13 @@ impl PerfSampler {
             return Err(PerfError::NoSuchProcess(pid));
         }
         let cpus = online_cpus()?;
+        let max_stack = fs::read_to_string("/proc/sys/kernel/perf_event_max_stack")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(127)
+            .min(MAX_FRAMES) as u16;
         let mut sampler = Self {
+            max_stack,
             leaders: Vec::with_capacity(cpus.len()),
             followers: Vec::new(),
             state: State {
@@ -289,14 +299,7 @@ impl PerfSampler {
             flags |= SampleFlag::REGS_USER | SampleFlag::STACK_USER;
         }
         b.sample(flags);
-        // The kernel refuses more than kernel.perf_event_max_stack (127 by
-        // default) with EOVERFLOW.
-        let max_stack = fs::read_to_string("/proc/sys/kernel/perf_event_max_stack")
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .unwrap_or(127)
-            .min(MAX_FRAMES);
-        b.sample_max_stack(max_stack as u16);
+        b.sample_max_stack(self.max_stack);
         b
     }
 
@@ -420,8 +423,11 @@ impl State {
                 *self.counts.entry((tid, stack(user), stack(kernel))).or_default() += 1;
                 self.stats.samples += 1;
             }
-            Record::Mmap2(m) if m.pid == target => self.refresh_maps(),
-            Record::Mmap(m) if m.pid == target => self.refresh_maps(),
+            Record::Mmap2(perf_event::data::Mmap2 { pid, .. }) | Record::Mmap(perf_event::data::Mmap { pid, .. })
+                if pid == target =>
+            {
+                self.refresh_maps()
+            }
             Record::Comm(c) if c.pid == target => {
                 self.comms.insert(c.tid, String::from_utf8_lossy(&c.comm).into_owned());
             }

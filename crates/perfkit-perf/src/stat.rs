@@ -1,14 +1,17 @@
 //! Counting events like `perf stat`, with the `perf-event2` crate's
 //! counters.
 
-use std::{fmt, fs, str::FromStr};
+use std::{fmt, str::FromStr};
 
 use perf_event::{
     Builder, Counter, ReadFormat,
     events::{Cache, CacheId, CacheOp, CacheResult, Hardware, Software},
 };
 
-use crate::error::{PerfError, classify};
+use crate::{
+    error::{PerfError, classify},
+    sampler::threads_of,
+};
 
 /// An event `perfkit stat` counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,11 +185,10 @@ impl StatSession {
     /// `enable_on_exec`). An event the machine cannot count is reported
     /// as not supported, as perf does; a missing privilege is an error.
     pub fn start(pid: u32, events: &[StatEvent], enable_on_exec: bool) -> Result<Self, PerfError> {
-        let mut tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
-            .map_err(|_| PerfError::NoSuchProcess(pid))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        tids.sort_unstable();
+        let tids = threads_of(pid);
+        if tids.is_empty() {
+            return Err(PerfError::NoSuchProcess(pid));
+        }
         let mut counters = Vec::with_capacity(events.len());
         let mut user_only = false;
         for &event in events {

@@ -149,9 +149,7 @@ fn module_from_elf(data: &[u8], m: &Mapping, map_offset: u64) -> Option<Module<V
 
 /// This process's own vDSO image: the same bytes as every process's.
 fn own_vdso() -> Option<Vec<u8>> {
-    let mut own = MapsTracker::new(std::process::id());
-    own.refresh().ok()?;
-    let v = own.mappings().iter().find(|m| m.path == "[vdso]")?;
+    let v = perfkit_symbols::own_vdso()?;
     // SAFETY: the vDSO mapping is readable for the life of the process and
     // never changes; its range comes from our own /proc/self/maps.
     let bytes = unsafe { std::slice::from_raw_parts(v.start as *const u8, (v.end - v.start) as usize) };

@@ -13,5 +13,5 @@
 mod maps;
 mod symbolizer;
 
-pub use maps::{Mapping, MapsError, MapsTracker, parse_maps};
+pub use maps::{Mapping, MapsError, MapsTracker, own_vdso, parse_maps};
 pub use symbolizer::{SymbolizeOptions, Symbolizer};

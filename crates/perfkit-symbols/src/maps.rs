@@ -66,6 +66,18 @@ fn parse_line(line: &str) -> Option<MapsLine> {
     })
 }
 
+/// Where this process's own vDSO is mapped. The vDSO is the same image in
+/// every process, so a target's vDSO addresses are resolved (and unwound)
+/// through ours. Read once: it never moves.
+pub fn own_vdso() -> Option<std::ops::Range<u64>> {
+    static VDSO: std::sync::OnceLock<Option<std::ops::Range<u64>>> = std::sync::OnceLock::new();
+    VDSO.get_or_init(|| {
+        let text = fs::read_to_string("/proc/self/maps").ok()?;
+        parse_maps(&text).into_iter().find(|l| l.path == "[vdso]").map(|l| l.start..l.end)
+    })
+    .clone()
+}
+
 /// A file-backed executable mapping, with the file held open.
 #[derive(Clone, Debug)]
 pub struct Mapping {

@@ -106,10 +106,7 @@ impl Symbolizer {
     /// The vDSO is the same image in every process: resolve the offset in
     /// this process's own vDSO.
     fn vdso(&self, start: u64, addr: u64) -> Frames {
-        let mut own = MapsTracker::new(std::process::id());
-        let own_start =
-            own.refresh().ok().and_then(|_| own.mappings().iter().find(|m| m.path == "[vdso]").map(|m| m.start));
-        let Some(own_start) = own_start else {
+        let Some(own_start) = crate::own_vdso().map(|r| r.start) else {
             return vec![Frame::unknown_user(Some("[vdso]"))];
         };
         let src = Source::Process(Process::new(std::process::id().into()));
