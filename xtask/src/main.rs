@@ -132,9 +132,11 @@ fn build_ebpf() -> Result<(), String> {
     let krate = root.join("crates/perfkit-probes-ebpf");
     let target_dir = root.join("target/ebpf");
     let arch = env::consts::ARCH;
-    // The same flags aya-build passes: the arch cfg aya-ebpf needs, and debug
-    // info so bpf-linker emits BTF.
-    let rustflags = [&format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
+    // The flags aya-build passes (the arch cfg aya-ebpf needs, debug info so
+    // bpf-linker emits BTF), and BPF ISA v3 (Linux 5.1+) for atomic
+    // fetch-and-add, which hands out file ids.
+    let rustflags =
+        [&format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"].join("\x1f");
     eprintln!("xtask: building {} for bpfel-unknown-none", krate.display());
     let status = Command::new("cargo")
         .args(["+nightly", "build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])

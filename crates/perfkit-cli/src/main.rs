@@ -2,7 +2,6 @@
 //! line, wires perfkit's library crates together and prints; the work lives
 //! in the libraries.
 
-mod backend;
 mod output;
 mod profile;
 mod render;
@@ -52,19 +51,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Profile(args) => profile::run(args),
-        Command::Flamegraph(args) => render::flamegraph(args),
-        Command::Diff(args) => render::diff(args),
-        Command::Convert(args) => render::convert(args),
+        Command::Flamegraph(args) => ok(render::flamegraph(args)),
+        Command::Diff(args) => ok(render::diff(args)),
+        Command::Convert(args) => ok(render::convert(args)),
         Command::Stat(args) => stat::run(args),
-        Command::Sys(args) => sys::run(args),
-        Command::Serve(args) => sys::serve(args),
+        Command::Sys(args) => ok(sys::run(args)),
+        Command::Serve(args) => ok(sys::serve(args)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
+        // A closed pipe on standard output (`| head`) is a normal end.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("perfkit: error: {err:#}");
+            eprintln!("perfkit: error: {}", perfkit_profile::printable(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
@@ -81,5 +83,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only on a terminal: logs sent to a file stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
 }

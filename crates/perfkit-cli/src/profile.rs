@@ -1,57 +1,90 @@
-//! `perfkit profile`: on-CPU sampling of one process into a flame graph.
+//! `perfkit profile`: on-CPU (and off-CPU) stacks of processes, threads, a
+//! cgroup, the whole machine or a command, as a flame graph.
 
 use std::{
-    collections::HashMap,
     ffi::OsString,
     io::IsTerminal,
-    path::PathBuf,
+    path::{Path, PathBuf},
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
-
-use perfkit_profile::Profile;
-use perfkit_symbols::Symbolizer;
-use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
-use tokio::io::{Interest, unix::AsyncFd};
-
-use crate::{
-    backend::{Backend, BackendArg, EventArg, Finished, Request, UnwindArg, resolve_program},
-    output::{Output, PendingOutput},
-    render::write_profile,
+use perfkit_profile::{CountUnit, Profile, printable};
+use perfkit_profiler::{
+    BackendChoice, EndReason, Finished, Grouping, NoteLevel, OffCpu, Options, Profiler, SampleEvent, Session, Target,
+    UnwindChoice,
 };
+use perfkit_target::{ExitWatch, TargetError};
+
+use crate::{output::Output, render::write_profile};
 
 const EXAMPLES: &str = "\
 Examples:
   perfkit profile -p 1234                  # until Ctrl-C, writes flame.svg
-  perfkit profile -p 1234 -d 30 -F 199 -o api.svg --folded api.folded
-  perfkit profile -- ./my-benchmark --iterations 100
+  perfkit profile -p 1234,5678 -d 30 -F 199 -o api.svg --folded api.folded
+  perfkit profile -- make -j8              # a command and everything it starts
+  perfkit profile ./my-benchmark --iterations 100
+  perfkit profile -a -d 10                 # the whole machine
+  perfkit profile --cgroup /system.slice/nginx.service -d 30
+  perfkit profile -t 4242 --per-thread     # one thread
   perfkit profile -p 1234 -d 30 -f pprof -o api.pb.gz   # go tool pprof, Pyroscope
+  perfkit profile -p 1234 --title 'api under load' -o api.svg
 
-Needs root, or CAP_BPF and CAP_PERFMON (CAP_PERFMON alone: perf_event
-backend). Frame pointers give complete stacks for code built with them
-(-fno-omit-frame-pointer, -C force-frame-pointers=yes); --unwind dwarf (chosen
-automatically for a program without them) does for the rest.";
+Stacks are complete without frame pointers: the eBPF backend walks them in
+the kernel with unwind tables built from each binary's DWARF CFI. Needs root,
+or CAP_BPF and CAP_PERFMON; without them perfkit falls back to perf_event
+(CAP_PERFMON, or kernel.perf_event_paranoid <= 2 for your own processes, then
+in user mode only).
 
-/// Sample a process's on-CPU stacks and draw a flame graph.
+The SVG's title is the command line, arguments included; use --title to
+keep secrets out of a graph you share.";
+
+/// Sample stacks of processes, threads, a cgroup, the whole machine or a
+/// command, and draw a flame graph.
 ///
-/// Samples every thread of the target on every CPU at a fixed frequency,
-/// with eBPF (stacks counted in the kernel) or perf_event (ring buffers,
-/// DWARF unwinding for code without frame pointers). At the end the stacks
-/// are symbolized and written as an SVG flame graph, folded stacks, pprof
-/// or JSON. Sampling
-/// ends at Ctrl-C, after --duration, or when the target exits; every output
-/// is written in each case.
+/// Samples on-CPU stacks at a fixed frequency on every CPU, with eBPF
+/// (stacks walked and counted in the kernel) or perf_event (frame pointers
+/// or DWARF stack copies). Children are followed, as with perf record. At
+/// the end the stacks are symbolized and written as an SVG flame graph,
+/// folded stacks, pprof or JSON. Sampling ends at Ctrl-C (or SIGTERM,
+/// SIGHUP), after --duration, or when the target exits; every output is
+/// written in each case.
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ProfileArgs {
-    /// Process to profile (all its threads).
-    #[arg(short, long, value_name = "PID", value_parser = parse_pid, conflicts_with = "command", required_unless_present = "command")]
-    pid: Option<u32>,
+    /// Processes to profile (all their threads), comma-separated.
+    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list, group = "target")]
+    pid: Option<IdList>,
+
+    /// Threads to profile, comma-separated.
+    #[arg(short, long, value_name = "TID[,TID...]", value_parser = parse_pid_list, group = "target")]
+    tid: Option<IdList>,
+
+    /// The whole machine: every process and the kernel's own threads.
+    #[arg(short, long = "all-cpus", group = "target")]
+    all_cpus: bool,
+
+    /// A cgroup v2 group (a container, a systemd service): a directory of
+    /// the cgroup v2 file system or a path below its root.
+    #[arg(long, value_name = "PATH", group = "target")]
+    cgroup: Option<PathBuf>,
+
+    /// Profile only the named processes, not the processes they start.
+    #[arg(long)]
+    no_inherit: bool,
+
+    /// One root frame per process (name-PID) instead of per process name.
+    #[arg(long, conflicts_with = "per_thread")]
+    per_process: bool,
+
+    /// One root frame per thread (name-PID/TID).
+    #[arg(long)]
+    per_thread: bool,
 
     /// Samples per second, per CPU.
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -77,43 +110,109 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "FILE")]
     folded: Option<PathBuf>,
 
-    /// Entries in the kernel's stack map: raise it when stacks are lost to collisions.
-    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_STACK_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
-    stack_map_size: u32,
+    /// The flame graph's title (default: "perfkit profile: " and the
+    /// command line).
+    #[arg(long, value_name = "TEXT")]
+    title: Option<String>,
 
-    /// Entries in the kernel's counts map: raise it when samples are dropped.
-    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_COUNTS_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
-    counts_map_size: u32,
+    /// Also measure off-CPU time (blocked threads), and draw on- and
+    /// off-CPU time in one graph, in microseconds (eBPF backend).
+    #[arg(long)]
+    off_cpu: bool,
 
-    /// Event that triggers a sample: cpu-clock, task-clock, cycles or instructions (the
-    /// last three with the perf backend; cycles and instructions need hardware counters).
+    /// Sampling event: cpu-clock, task-clock, cycles or instructions (the
+    /// last three with the perf backend; cycles and instructions need
+    /// hardware counters).
     #[arg(short, long, value_enum, default_value_t)]
     event: EventArg,
 
-    /// Sampling backend: auto (eBPF where it loads, else perf_event), ebpf, or perf.
+    /// Sampling backend: auto (eBPF where it loads, else perf_event), ebpf,
+    /// or perf.
     #[arg(long, value_enum, default_value_t)]
     backend: BackendArg,
 
-    /// Stack walking: auto (frame pointers, or DWARF when the program has none), fp, or
-    /// dwarf (copies user stacks; perf backend).
+    /// Stack walking: auto (complete stacks: unwind tables in the kernel
+    /// with eBPF; with perf, DWARF unless every module keeps frame
+    /// pointers), fp, or dwarf.
     #[arg(long, value_enum, default_value_t)]
     unwind: UnwindArg,
 
-    /// Bytes of user stack copied per sample for DWARF unwinding (raise it for deep stacks).
-    #[arg(long, value_name = "BYTES", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(8..=65528))]
+    /// Bytes of user stack copied per sample by the perf backend's DWARF
+    /// mode (raise it for deep stacks; the summary says when it was short).
+    #[arg(long, value_name = "BYTES", default_value_t = perfkit_perf::DEFAULT_STACK_BYTES, value_parser = clap::value_parser!(u32).range(8..=65528))]
     stack_size: u32,
+
+    /// Distinct stacks the eBPF backend keeps at most (memory is used as
+    /// stacks appear).
+    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_STACK_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
+    stack_map_size: u32,
+
+    /// Distinct (thread, stacks) the eBPF backend counts at most.
+    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_COUNTS_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
+    counts_map_size: u32,
+
+    /// Unwind table rows the eBPF backend holds (8 bytes each).
+    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_TABLE_ROWS, value_parser = clap::value_parser!(u32).range(1024..))]
+    table_rows: u32,
 
     /// Functions to list in the summary.
     #[arg(long, value_name = "N", default_value_t = 10)]
     top: usize,
 
-    /// Command to run and profile until it exits.
-    #[arg(last = true, value_name = "COMMAND")]
+    /// Command to run and profile until it exits (`--` before it is needed
+    /// only when its first word starts with `-`).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, group = "target")]
     command: Vec<OsString>,
+}
+
+/// `--backend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// eBPF where it loads, else perf_event.
+    #[default]
+    Auto,
+    /// eBPF: stacks walked and counted in the kernel.
+    Ebpf,
+    /// perf_event_open: samples read from ring buffers.
+    Perf,
+}
+
+/// `--unwind`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum UnwindArg {
+    /// Complete stacks by the cheapest means.
+    #[default]
+    Auto,
+    /// Frame pointers (cheapest; truncated stacks without them).
+    Fp,
+    /// DWARF CFI (unwind tables in the kernel, or stack copies with perf).
+    Dwarf,
+}
+
+/// `--event`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    /// The CPU clock (any machine).
+    #[default]
+    CpuClock,
+    /// The task clock (perf backend).
+    TaskClock,
+    /// CPU cycles (hardware counters; perf backend).
+    Cycles,
+    /// Instructions retired (hardware counters; perf backend).
+    Instructions,
 }
 
 pub(crate) fn parse_pid(s: &str) -> Result<u32, String> {
     perfkit_target::parse_pid(s).map_err(|e| e.to_string())
+}
+
+/// A comma-separated list of process or thread ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdList(pub Vec<u32>);
+
+pub(crate) fn parse_pid_list(s: &str) -> Result<IdList, String> {
+    perfkit_target::parse_pid_list(s).map(IdList).map_err(|e| e.to_string())
 }
 
 /// Parses `10`, `2.5`, `500ms`, `10s`, `2m`: a positive duration.
@@ -139,168 +238,263 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("the duration {s:?} is too long"))
 }
 
-/// Why sampling stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EndReason {
-    Interrupted,
-    Duration,
-    TargetExited,
+impl ProfileArgs {
+    fn options(&self) -> Options {
+        let mut o = Options::default();
+        o.frequency_hz = Some(self.frequency);
+        o.off_cpu = self.off_cpu.then(OffCpu::default);
+        o.backend = match self.backend {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Ebpf => BackendChoice::Ebpf,
+            BackendArg::Perf => BackendChoice::Perf,
+        };
+        o.unwind = match self.unwind {
+            UnwindArg::Auto => UnwindChoice::Auto,
+            UnwindArg::Fp => UnwindChoice::FramePointers,
+            UnwindArg::Dwarf => UnwindChoice::Dwarf,
+        };
+        o.event = match self.event {
+            EventArg::CpuClock => SampleEvent::CpuClock,
+            EventArg::TaskClock => SampleEvent::TaskClock,
+            EventArg::Cycles => SampleEvent::Cycles,
+            EventArg::Instructions => SampleEvent::Instructions,
+        };
+        o.stack_bytes = self.stack_size.next_multiple_of(8).min(65528);
+        o.grouping = if self.per_thread {
+            Grouping::PerThread
+        } else if self.per_process {
+            Grouping::PerProcess
+        } else {
+            Grouping::Process
+        };
+        o.stack_entries = self.stack_map_size;
+        o.counts_entries = self.counts_map_size;
+        o.table_rows = self.table_rows;
+        o
+    }
+
+    fn target(&self, to_stdout: bool) -> Result<Target> {
+        let target = if let Some(IdList(pids)) = &self.pid {
+            Target::pids(pids)?
+        } else if let Some(IdList(tids)) = &self.tid {
+            Target::threads(tids)?
+        } else if self.all_cpus {
+            Target::all()
+        } else if let Some(c) = &self.cgroup {
+            Target::cgroup(c)?
+        } else if !self.command.is_empty() {
+            Target::command(&self.command, to_stdout)?
+        } else {
+            bail!("nothing to profile: give -p PID, -t TID, -a, --cgroup PATH or a command (see --help)")
+        };
+        Ok(target.follow_children(!self.no_inherit))
+    }
 }
 
-/// The process being profiled, and the child we started if we started it.
-struct Target {
-    info: ProcessInfo,
-    child: Option<HeldCommand>,
+/// Why sampling stopped, for the summary.
+fn why(end: EndReason, command: Option<perfkit_target::ExitStatus>) -> String {
+    match end {
+        EndReason::Interrupted => "interrupted".to_owned(),
+        EndReason::Duration => "duration reached".to_owned(),
+        EndReason::TargetExited => match command {
+            Some(status) => format!("command exited, {status}"),
+            None => "target exited".to_owned(),
+        },
+        _ => "stopped".to_owned(),
+    }
 }
 
-pub fn run(args: ProfileArgs) -> Result<()> {
+pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     // Fail on unwritable outputs before anything runs.
     let output = args.output.clone().unwrap_or_else(|| PathBuf::from(args.format.default_file_name()));
-    let main_out = Output::create(&output)?;
-    let folded_out = args.folded.as_deref().map(PendingOutput::create).transpose()?;
-
-    let mut target = match args.pid {
-        Some(pid) => Target { info: ProcessInfo::read(pid)?, child: None },
-        None => {
-            let (program, rest) = args.command.split_first().context("no command given")?;
-            let rest: Vec<&OsString> = rest.iter().collect();
-            let child = HeldCommand::spawn(program, &rest)?;
-            let cmdline = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-            let info = ProcessInfo { pid: child.pid(), comm: program.to_string_lossy().into_owned(), cmdline };
-            Target { info, child: Some(child) }
-        }
-    };
-    let pid = target.info.pid;
-    let executable = match &target.child {
-        Some(_) => args.command.first().and_then(|p| resolve_program(std::path::Path::new(p))),
-        // Unreadable (another user's process): no verdict, frame pointers.
-        None => Some(PathBuf::from(format!("/proc/{pid}/exe"))),
-    };
-    let request = Request {
-        event: args.event,
-        backend: args.backend,
-        unwind: args.unwind,
-        pid,
-        executable,
-        frequency_hz: args.frequency,
-        stack_map_size: args.stack_map_size,
-        counts_map_size: args.counts_map_size,
-        stack_bytes: args.stack_size.next_multiple_of(8).min(65528),
-        held: target.child.is_some(),
-    };
-    let mut backend = Backend::start(&request)?;
-
-    if let Some(child) = &mut target.child {
-        child.release()?;
+    let to_stdout = output == Path::new("-");
+    if to_stdout {
+        crate::output::check_stdout_open()?;
     }
-    backend.tick();
-    let watch = ExitWatch::new(pid);
+    let main_out = Output::create(&output)?;
+    let folded_out = args.folded.as_deref().map(Output::create).transpose()?;
+
+    let target = match args.target(to_stdout) {
+        Ok(t) => t,
+        Err(e) => return Err(e),
+    };
+    let mut session = match Profiler::start(target, &args.options()) {
+        Ok(s) => s,
+        Err(perfkit_profiler::ProfileError::Target(TargetError::Exec { program, source })) => {
+            // As a shell: 127 for a command not found, 126 for one that
+            // cannot run.
+            let code = if source.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            eprintln!("perfkit: error: cannot run {}: {source}", printable(&program.to_string_lossy()));
+            return Ok(ExitCode::from(code));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    eprintln!("{}", printable(&session.choice().describe()));
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let started = Instant::now();
-    let end = runtime.block_on(sample_until_done(&mut backend, watch, args.duration, &target.info))?;
-    let elapsed = started.elapsed();
+    let end = runtime.block_on(sample_until_done(&mut session, args.duration))?;
     let sampling_ended = Instant::now();
-    let mut finished = backend.finish()?;
+    let watched: Vec<u32> = session.watched().to_vec();
+    let description = session.description().to_owned();
+    let finished = session.finish()?;
+    let Finished { mut profile, notes, command, command_status, idle_samples, bytes_from_kernel, processes, .. } =
+        finished;
+    let mut command = command;
 
-    let child_status = match &mut target.child {
-        Some(child) => Some(stop_child(child, end)?),
-        None => None,
-    };
-
-    let profile = symbolize(&mut finished, &target.info, elapsed, args.frequency);
     if profile.total_samples() == 0 {
-        bail!(
-            "no samples: PID {pid} did not run on a CPU during the {:.1} s of sampling; nothing written",
-            elapsed.as_secs_f64()
-        );
+        if let Some(c) = &mut command {
+            let _ = c.terminate(perfkit_profiler::COMMAND_GRACE);
+        }
+        for n in &notes {
+            eprintln!("{}", printable(&n.text));
+        }
+        let elapsed = profile.meta.duration.as_secs_f64();
+        let what = if watched.is_empty() { description.clone() } else { list(&watched) };
+        if end == EndReason::TargetExited && elapsed < 0.05 {
+            bail!("no samples: {what} exited before the first sample; nothing written");
+        }
+        if idle_samples > 0 && watched.is_empty() {
+            bail!("no samples: the CPUs were idle for the {elapsed:.1} s of sampling ({idle_samples} idle samples); nothing written");
+        }
+        bail!("no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling; nothing written");
     }
 
-    let mut svg_options = SvgOptions::new(format!("perfkit profile: {}", target.info.display_command()));
-    svg_options.subtitle = Some(subtitle(&profile, pid));
-    let folded_path = folded_out.as_ref().map(|f| f.path().to_owned());
+    let title = args.title.clone().unwrap_or_else(|| format!("perfkit profile: {}", profile.meta.command));
+    let mut svg_options = SvgOptions::new(title);
+    svg_options.subtitle = Some(subtitle(&profile));
+    if profile.meta.unit != CountUnit::Samples {
+        svg_options.count_name = profile.meta.unit.name().to_owned();
+    }
+    let folded_path = folded_out.as_ref().and_then(Output::path_display);
     if let Some(folded) = folded_out {
         folded.commit(|w| profile.write_folded(w).context("writing folded stacks"))?;
     }
     let main_path = main_out.path_display();
+    profile.meta.command.clone_from(&description);
     write_profile(main_out, args.format, &profile, &svg_options)?;
 
-    print_summary(&profile, &finished, end, child_status, args.top);
-    let written: Vec<String> = main_path.into_iter().chain(folded_path.map(|p| p.display().to_string())).collect();
+    // Every output is written: now the command may be ended and reaped.
+    let status = match (command_status, &mut command) {
+        (Some(s), _) => Some(s),
+        (None, Some(c)) => Some(c.terminate(perfkit_profiler::COMMAND_GRACE)?),
+        (None, None) => None,
+    };
+
+    let total = profile.total_samples();
+    let m = &profile.meta;
+    let unit = m.unit.name();
+    eprintln!(
+        "{total} {unit} in {:.2} s at {} Hz ({}); {} unique stacks, {} process{}",
+        m.duration.as_secs_f64(),
+        m.frequency_hz,
+        why(end, command_status),
+        profile.folded_counts().len(),
+        processes,
+        if processes == 1 { "" } else { "es" }
+    );
+    if idle_samples > 0 {
+        let all = idle_samples + if m.unit == CountUnit::Samples { total } else { 0 };
+        eprintln!(
+            "idle: {idle_samples} samples ({:.1}% of CPU time) not drawn",
+            100.0 * idle_samples as f64 / all.max(1) as f64
+        );
+    }
+    for n in &notes {
+        let prefix = if n.level == NoteLevel::Warning { "warning: " } else { "" };
+        eprintln!("{prefix}{}", printable(&n.text));
+    }
+    let _ = bytes_from_kernel;
+    if args.top > 0 && total > 0 {
+        eprintln!("top functions by self time:");
+        for f in profile.top_self(args.top) {
+            eprintln!("  {:>6.2}%  {:>8}  {}", 100.0 * f.count as f64 / total as f64, f.count, printable(&f.name));
+        }
+    }
+    let written: Vec<String> = main_path.into_iter().chain(folded_path).collect();
     if !written.is_empty() {
         eprintln!(
             "wrote {} ({:.2} s after sampling ended)",
-            written.join(" and "),
+            printable(&written.join(" and ")),
             sampling_ended.elapsed().as_secs_f64()
         );
     }
-    Ok(())
+    // As perf: a command that exited on its own passes its status on.
+    Ok(match (end, status) {
+        (EndReason::TargetExited, Some(s)) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
-/// Samples until Ctrl-C, the duration, or the target's exit, refreshing the
-/// target's mappings and the progress line as it goes.
-async fn sample_until_done(
-    backend: &mut Backend,
-    watch: Result<ExitWatch, perfkit_target::TargetError>,
-    duration: Option<Duration>,
-    info: &ProcessInfo,
-) -> Result<EndReason> {
+fn list(pids: &[u32]) -> String {
+    let ids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    if ids.len() == 1 { format!("PID {}", ids[0]) } else { format!("PIDs {}", ids.join(", ")) }
+}
+
+/// Samples until Ctrl-C (or SIGTERM, SIGHUP), the duration, or the exit of
+/// every watched process, refreshing the progress line as it goes.
+async fn sample_until_done(session: &mut Session, duration: Option<Duration>) -> Result<EndReason> {
     let progress = progress_bar();
+    let watches: Vec<u32> = session.watched().to_vec();
     let started = Instant::now();
-    let reason = wait_until_done(watch, duration, || {
-        backend.tick();
-        if let Some(samples) = backend.samples() {
-            progress.set_message(format!(
-                "sampling PID {} ({}): {:.1} s, {} samples",
-                info.pid,
-                info.comm,
-                started.elapsed().as_secs_f64(),
-                samples
-            ));
-        }
+    let description = session.description().to_owned();
+    let reason = wait_until_done(&watches, duration, || {
+        progress.set_message(format!(
+            "sampling {}: {:.1} s, {} samples",
+            printable(&description),
+            started.elapsed().as_secs_f64(),
+            session.samples()
+        ));
     })
     .await;
     progress.finish_and_clear();
     reason
 }
 
-/// Waits for Ctrl-C, the duration, or the target's exit (watched through
-/// its pidfd), calling `on_tick` every 100 ms meanwhile.
+/// Waits for an interrupting signal (Ctrl-C, SIGTERM, SIGHUP), the
+/// duration, or the exit of every watched process, calling `on_tick` every
+/// 100 ms.
 pub(crate) async fn wait_until_done(
-    watch: Result<ExitWatch, perfkit_target::TargetError>,
+    watched: &[u32],
     duration: Option<Duration>,
     mut on_tick: impl FnMut(),
 ) -> Result<EndReason> {
-    let exit = match watch {
-        // SAFETY: `ExitWatch` owns its pidfd and always returns that same fd.
-        Ok(w) => Some(
-            unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
-                .map_err(std::io::Error::from)
-                .context("watching the target for exit")?,
-        ),
-        // Already gone between start and here: the wait ends at once.
-        Err(perfkit_target::TargetError::NoSuchProcess(_)) => None,
-        Err(e) => return Err(e.into()),
+    use tokio::signal::unix::{SignalKind, signal};
+    // A pidfd per process; a thread that is not a process's main thread
+    // has none on older kernels, and is polled through /proc.
+    let watches: Vec<Option<ExitWatch>> = watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
+    let all_gone = || {
+        !watched.is_empty()
+            && watches.iter().zip(watched).all(|(w, p)| match w {
+                Some(w) => w.has_exited(),
+                None => !Path::new(&format!("/proc/{p}")).exists(),
+            })
     };
+    if all_gone() {
+        return Ok(EndReason::TargetExited);
+    }
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        let Some(exit) = &exit else { return Ok(EndReason::TargetExited) };
         tokio::select! {
             r = &mut ctrl_c => {
                 r.context("listening for Ctrl-C")?;
                 return Ok(EndReason::Interrupted);
             }
+            _ = term.recv() => return Ok(EndReason::Interrupted),
+            _ = hup.recv() => return Ok(EndReason::Interrupted),
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 return Ok(EndReason::Duration);
             }
-            r = exit.readable() => {
-                let _ = r.context("watching the target for exit")?;
-                return Ok(EndReason::TargetExited);
+            _ = tick.tick() => {
+                on_tick();
+                if all_gone() {
+                    return Ok(EndReason::TargetExited);
+                }
             }
-            _ = tick.tick() => on_tick(),
         }
     }
 }
@@ -315,37 +509,12 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-/// A command we started is stopped with SIGTERM when sampling ended before
-/// it did, then reaped.
-fn stop_child(child: &mut HeldCommand, end: EndReason) -> Result<ExitStatus> {
-    if end != EndReason::TargetExited {
-        // SAFETY: signalling our own unreaped child; its PID cannot be reused.
-        unsafe { libc::kill(child.pid() as i32, libc::SIGTERM) };
-    }
-    Ok(child.wait()?)
-}
-
-fn symbolize(finished: &mut Finished, info: &ProcessInfo, elapsed: Duration, hz: u64) -> Profile {
-    let progress = progress_bar();
-    progress.set_message(format!("symbolizing {} unique stacks", finished.samples.len()));
-    let mut trackers = HashMap::new();
-    let maps = std::mem::replace(&mut finished.maps, perfkit_symbols::MapsTracker::new(0));
-    trackers.insert(maps.pid(), maps);
-    let mut profile = Symbolizer::default().profile(&finished.samples, &trackers);
-    progress.finish_and_clear();
-    profile.meta.command = info.display_command();
-    profile.meta.duration = elapsed;
-    profile.meta.frequency_hz = hz;
-    profile.meta.lost_stacks = finished.lost_stacks;
-    profile.meta.dropped_samples = finished.dropped;
-    profile
-}
-
-fn subtitle(profile: &Profile, pid: u32) -> String {
+fn subtitle(profile: &Profile) -> String {
     let m = &profile.meta;
     let mut s = format!(
-        "{} samples in {:.1} s at {} Hz, PID {pid}",
+        "{} {} in {:.1} s at {} Hz",
         profile.total_samples(),
+        m.unit.name(),
         m.duration.as_secs_f64(),
         m.frequency_hz
     );
@@ -353,37 +522,6 @@ fn subtitle(profile: &Profile, pid: u32) -> String {
         s.push_str(&format!(", {} stacks lost, {} samples dropped", m.lost_stacks, m.dropped_samples));
     }
     s
-}
-
-fn print_summary(profile: &Profile, finished: &Finished, end: EndReason, child: Option<ExitStatus>, top: usize) {
-    let total = profile.total_samples();
-    let m = &profile.meta;
-    let why = match end {
-        EndReason::Interrupted => "interrupted".to_owned(),
-        EndReason::Duration => "duration reached".to_owned(),
-        EndReason::TargetExited => match child {
-            Some(status) => format!("command exited, {status}"),
-            None => "target exited".to_owned(),
-        },
-    };
-    eprintln!(
-        "{total} samples in {:.2} s at {} Hz ({why}); {} unique stacks",
-        m.duration.as_secs_f64(),
-        m.frequency_hz,
-        profile.folded_counts().len()
-    );
-    for note in &finished.notes {
-        eprintln!("{note}");
-    }
-    if let Some(bytes) = finished.bytes {
-        eprintln!("read {} KiB of samples from the kernel", bytes.div_ceil(1024));
-    }
-    if top > 0 && total > 0 {
-        eprintln!("top functions by self time:");
-        for f in profile.top_self(top) {
-            eprintln!("  {:>6.2}%  {:>8}  {}", 100.0 * f.count as f64 / total as f64, f.count, f.name);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -404,20 +542,33 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&["-p", "42"]).unwrap();
-        assert_eq!(a.pid, Some(42));
+        assert_eq!(a.pid, Some(IdList(vec![42])));
         assert_eq!(a.frequency, 99);
         assert_eq!(a.duration, None);
         assert_eq!(a.output, None);
         assert_eq!(a.format, OutputFormat::Svg);
         assert!(a.folded.is_none());
+        assert!(!a.no_inherit);
     }
 
     #[test]
-    fn command_after_double_dash() {
+    fn command_with_or_without_double_dash() {
         let a = parse(&["-F", "199", "-d", "2.5", "--", "sleep", "-x", "1"]).unwrap();
         assert_eq!(a.command, vec![OsString::from("sleep"), "-x".into(), "1".into()]);
         assert_eq!(a.duration, Some(Duration::from_millis(2500)));
-        assert_eq!(a.frequency, 199);
+        let b = parse(&["-F", "199", "make", "-j2", "all"]).unwrap();
+        assert_eq!(b.command, vec![OsString::from("make"), "-j2".into(), "all".into()]);
+        assert_eq!(b.frequency, 199);
+    }
+
+    #[test]
+    fn target_lists_and_scopes() {
+        assert_eq!(parse(&["-p", "1,2,3"]).unwrap().pid, Some(IdList(vec![1, 2, 3])));
+        assert_eq!(parse(&["-t", "7"]).unwrap().tid, Some(IdList(vec![7])));
+        assert!(parse(&["-a"]).unwrap().all_cpus);
+        assert!(parse(&["-p", "1", "-a"]).is_err(), "one target at a time");
+        assert!(parse(&["-p", "1", "--", "true"]).is_err());
+        assert!(parse(&["--per-process", "--per-thread", "-a"]).is_err());
     }
 
     #[test]
@@ -426,6 +577,7 @@ mod tests {
             &["-p", "0"][..],
             &["-p", "abc"],
             &["-p", ""],
+            &["-p", "1,x"],
             &["-p", "1", "-F", "0"],
             &["-p", "1", "-F", ""],
             &["-p", "1", "-F", "fast"],
@@ -433,9 +585,7 @@ mod tests {
             &["-p", "1", "-d", "0"],
             &["-p", "1", "-d", "-3"],
             &["-p", "1", "-d", "soon"],
-            &["-p", "1", "--", "true"],
             &["-p", "1", "-f", "png"],
-            &[],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
@@ -449,5 +599,6 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("inf").is_err());
         assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("1e300").is_err());
     }
 }

@@ -194,7 +194,8 @@ pub struct DiffArgs {
     #[arg(value_name = "AFTER")]
     after: PathBuf,
 
-    /// Where to write the differential flame graph.
+    /// Where to write the differential flame graph; `-` for standard output
+    /// (the summary then goes to standard error).
     #[arg(short, long, value_name = "FILE", default_value = "diff.svg")]
     output: PathBuf,
 
@@ -264,8 +265,10 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     })?;
 
     let deltas = perfkit_profile::diff_functions(&before, &after);
-    let stdout = std::io::stdout();
-    let mut o = stdout.lock();
+    // With the graph on standard output, the summary goes to standard
+    // error: one stream, one document.
+    let mut o: Box<dyn Write> =
+        if args.output == Path::new("-") { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
     if args.json {
         let rows: Vec<serde_json::Value> = deltas
             .iter()
@@ -300,10 +303,11 @@ pub fn diff(args: DiffArgs) -> Result<()> {
                 100.0 * d.self_after,
                 100.0 * d.total_after,
                 100.0 * d.total_change(),
-                d.name
+                perfkit_profile::printable(&d.name)
             )?;
         }
     }
+    o.flush()?;
     if let Some(p) = written {
         eprintln!("wrote {p}");
     }

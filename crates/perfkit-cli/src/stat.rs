@@ -3,16 +3,18 @@
 use std::{
     ffi::OsString,
     io::Write,
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 use perfkit_perf::stat::{EventCount, StatEvent, StatSession, derived};
-use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, ProcessInfo};
+use perfkit_profiler::EndReason;
+use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo, TargetError};
 use serde_json::json;
 
-use crate::profile::{EndReason, wait_until_done};
+use crate::profile::wait_until_done;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -31,8 +33,8 @@ Events the machine cannot count (hardware counters in many VMs) read
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct StatArgs {
-    /// Process to count (all its threads).
-    #[arg(short, long, value_name = "PID", value_parser = crate::profile::parse_pid, conflicts_with = "command", required_unless_present = "command")]
+    /// Process to count (all its threads, and the processes it starts).
+    #[arg(short, long, value_name = "PID", value_parser = crate::profile::parse_pid, conflicts_with = "command")]
     pid: Option<u32>,
 
     /// Events, comma-separated: task-clock, cpu-clock, context-switches, cpu-migrations,
@@ -49,53 +51,65 @@ pub struct StatArgs {
     #[arg(long)]
     json: bool,
 
-    /// Command to run and count until it exits.
-    #[arg(last = true, value_name = "COMMAND")]
+    /// Command to run and count until it exits (`--` before it is needed
+    /// only when its first word starts with `-`).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<OsString>,
 }
 
-pub fn run(args: StatArgs) -> Result<()> {
+pub fn run(args: StatArgs) -> Result<ExitCode> {
+    if args.json {
+        crate::output::check_stdout_open()?;
+    }
     let events: Vec<StatEvent> = if args.events.is_empty() { StatEvent::DEFAULT.to_vec() } else { args.events.clone() };
     let (info, mut child) = match args.pid {
         Some(pid) => (ProcessInfo::read(pid)?, None),
         None => {
-            let (program, rest) = args.command.split_first().context("no command given")?;
+            let Some((program, rest)) = args.command.split_first() else {
+                bail!("nothing to count: give -p PID or a command (see --help)")
+            };
             let rest: Vec<&OsString> = rest.iter().collect();
-            let child = HeldCommand::spawn(program, &rest)?;
+            let child = HeldCommand::spawn_with(program, &rest, args.json)?;
             let cmdline = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
             (ProcessInfo { pid: child.pid(), comm: program.to_string_lossy().into_owned(), cmdline }, Some(child))
         }
     };
     let mut session = StatSession::start(info.pid, &events, child.is_some())?;
-    if let Some(c) = &mut child {
-        c.release()?;
-    }
+    // The clock starts before the command is released, as perf's does.
     let started = Instant::now();
-    let watch = ExitWatch::new(info.pid);
+    if let Some(c) = &mut child {
+        match c.release() {
+            Ok(()) => {}
+            Err(TargetError::Exec { program, source }) => {
+                let code = if source.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+                eprintln!("perfkit: error: cannot run {}: {source}", perfkit_profile::printable(&program.to_string_lossy()));
+                return Ok(ExitCode::from(code));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let interrupted = runtime.block_on(wait_until_done(watch, args.duration, || {}))? != EndReason::TargetExited;
+    let end = runtime.block_on(wait_until_done(&[info.pid], args.duration, || {}))?;
     let elapsed = started.elapsed();
     let counts = session.read();
     let status = match &mut child {
-        Some(c) => {
-            if interrupted {
-                // SAFETY: signalling our own unreaped child.
-                unsafe { libc::kill(c.pid() as i32, libc::SIGTERM) };
-            }
-            Some(c.wait()?)
-        }
+        Some(c) if end != EndReason::TargetExited => Some(c.terminate(perfkit_profiler::COMMAND_GRACE)?),
+        Some(c) => Some(c.wait()?),
         None => None,
     };
     let target = match args.pid {
         Some(pid) => format!("process id '{pid}'"),
-        None => format!("'{}'", info.display_command()),
+        None => format!("'{}'", perfkit_profile::printable(&info.display_command())),
     };
     if args.json {
         print_json(&counts, elapsed, &info, status)?;
     } else {
         print_text(&counts, elapsed, &target);
     }
-    Ok(())
+    Ok(match (end, status) {
+        (EndReason::TargetExited, Some(s)) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// Groups digits by thousands, as perf does: 1,234,567.
@@ -164,11 +178,16 @@ fn print_json(counts: &[EventCount], elapsed: Duration, info: &ProcessInfo, stat
             })
         })
         .collect();
+    let exit = status.map(|s| match s {
+        ExitStatus::Code(c) => json!({ "code": c, "signal": null }),
+        ExitStatus::Signal(sig) => json!({ "code": null, "signal": sig }),
+    });
     let doc = json!({
+        "schema_version": 1,
         "pid": info.pid,
         "command": info.display_command(),
-        "elapsed_seconds": elapsed.as_secs_f64(),
-        "exit": status.map(|s| s.to_string()),
+        "elapsed_seconds": (elapsed.as_secs_f64() * 1e9).round() / 1e9,
+        "exit": exit,
         "events": events,
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -17,6 +17,8 @@ use perfkit_sys::{
 };
 use serde_json::json;
 
+use crate::output::Output;
+
 const SYS_EXAMPLES: &str = "\
 Examples:
   perfkit sys cpu 1 5               # mpstat -P ALL 1 5
@@ -517,9 +519,11 @@ impl Live {
 
     fn run(mut self) -> Result<()> {
         let collector = Collector::new();
-        let mut recorder = self.live.record.as_deref().map(create_recording).transpose()?;
+        // The output is checked now, but touched only once the first sample
+        // is taken (a bad PID must not truncate an existing recording).
+        let pending = self.live.record.as_deref().map(|p| Ok::<_, anyhow::Error>((Output::create(p)?, p.to_owned()))).transpose()?;
         let mut options = self.options.clone();
-        if recorder.is_some() {
+        if pending.is_some() {
             // A recording can be replayed as any view: take everything.
             options.processes = ProcessSelection::All;
             options.cgroup_depth = 2;
@@ -536,9 +540,7 @@ impl Live {
                 eprintln!("perfkit: warning: no process with PID {}", missing.join(", "));
             }
         }
-        if let Some((r, _)) = &mut recorder {
-            r.push(&first)?;
-        }
+        let mut recorder = pending.map(|(out, path)| start_recording(out, &path, &first)).transpose()?;
         let Some(interval) = self.live.interval else {
             return self.printer.print(&mut out, None, &first, &clock(first.unix_ms));
         };
@@ -578,12 +580,28 @@ async fn wait_until(due: Instant) -> bool {
     }
 }
 
-fn create_recording(path: &Path) -> Result<(Recorder<fs::File>, PathBuf)> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    let file = fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((Recorder::new(file).with_context(|| format!("writing {}", path.display()))?, path.to_owned()))
+/// Starts a recording with its first sample. A file appears (replacing
+/// what was there, atomically) only with its header and first sample
+/// written; later samples are appended and flushed one by one, so a crash
+/// keeps everything recorded before it.
+fn start_recording(out: Output, path: &Path, first: &Sample) -> Result<(Recorder<fs::File>, PathBuf)> {
+    let what = || format!("writing {}", path.display());
+    let recorder = match out {
+        Output::File(mut pending) => {
+            let file = pending.file_mut().try_clone().with_context(what)?;
+            let mut r = Recorder::new(file).with_context(what)?;
+            r.push(first).with_context(what)?;
+            pending.into_stream()?;
+            r
+        }
+        Output::Device(file, _) => {
+            let mut r = Recorder::new(file).with_context(what)?;
+            r.push(first).with_context(what)?;
+            r
+        }
+        Output::Stdout => bail!("a recording is binary: give a file, not standard output"),
+    };
+    Ok((recorder, path.to_owned()))
 }
 
 fn record(args: RecordArgs) -> Result<()> {
@@ -592,7 +610,9 @@ fn record(args: RecordArgs) -> Result<()> {
     options.processes = ProcessSelection::All;
     options.threads = args.threads;
     options.cgroup_depth = 2;
-    let (mut recorder, path) = create_recording(&args.output)?;
+    let out = Output::create(&args.output)?;
+    let first = collector.collect(&options).context("collecting statistics")?;
+    let (mut recorder, path) = start_recording(out, &args.output, &first)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -600,11 +620,15 @@ fn record(args: RecordArgs) -> Result<()> {
         bar
     });
     let started = Instant::now();
-    let mut n = 0u64;
+    let mut n = 1u64;
+    let mut first = Some(first);
     loop {
-        let sample = collector.collect(&options).context("collecting statistics")?;
-        recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
-        n += 1;
+        // The first sample is in the file already.
+        if first.take().is_none() {
+            let sample = collector.collect(&options).context("collecting statistics")?;
+            recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
+            n += 1;
+        }
         if let Some(bar) = &progress {
             bar.set_message(format!(
                 "recording to {}: {} samples, {} KiB, {:.0} s (Ctrl-C stops)",

@@ -13,17 +13,14 @@
 //!   user registers per sample and unwinds them at once with `framehop`
 //!   from the binaries' `.eh_frame`/`.debug_frame`.
 //! - [`stat`] counts events like `perf stat`.
-//! - [`frame_pointers`] tells cheaply whether a binary keeps frame
-//!   pointers, to choose the unwinder.
 //!
 //! Events, ring buffers and records come from the `perf-event2` crate.
 
 mod error;
-pub mod frame_pointers;
 mod sampler;
 pub mod stat;
 mod unwind;
 
 pub use error::{PerfError, paranoid};
-pub use sampler::{PerfConfig, PerfProfile, PerfSampler, PerfStats, SampleEvent, Unwind};
-pub use unwind::DwarfUnwinder;
+pub use sampler::{DEFAULT_STACK_BYTES, PerfConfig, PerfProfile, PerfSampler, PerfScope, PerfStats, SampleEvent, Unwind};
+pub use unwind::{DwarfUnwinder, UnwindEnd, Unwound};

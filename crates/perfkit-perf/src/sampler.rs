@@ -1,9 +1,26 @@
-//! Sampling a process with perf_event_open.
+//! Sampling with perf_event_open.
+//!
+//! Events are opened per (thread, CPU) for processes and threads, per CPU
+//! for a cgroup or the whole machine; every event writes into one ring
+//! buffer per CPU. A drain thread empties the ring buffers as they fill
+//! (woken by a watermark) and hands the records to a worker thread, which
+//! unwinds user stacks (DWARF mode), resolves each frame to a place in a
+//! file at once (so that a later exec or unmap changes nothing), and counts
+//! samples per unique stack. The thread that started the sampler only
+//! reads counters.
 
 use std::{
     collections::{HashMap, HashSet},
     fs,
     os::fd::AsRawFd,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use perf_event::{
@@ -11,16 +28,18 @@ use perf_event::{
     data::Record,
     events::{Hardware, Software},
 };
-use perfkit_profile::raw::{RawSample, RawStack};
-use perfkit_symbols::MapsTracker;
+use perfkit_probes_common::unwind::encode_frame;
+use perfkit_profile::raw::{RawSample, RawStack, SampleKind, StackEnd};
+use perfkit_target::{MapsTracker, ModuleFile, Modules};
 
 use crate::{
     error::{PerfError, classify},
-    unwind::{DwarfUnwinder, MAX_FRAMES},
+    unwind::{DwarfUnwinder, MAX_FRAMES, UnwindEnd},
 };
 
 /// How user stacks are walked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Unwind {
     /// The kernel follows frame pointers (cheap; truncated stacks for code
     /// built without them).
@@ -57,37 +76,66 @@ impl SampleEvent {
     }
 }
 
+/// Which tasks to sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PerfScope {
+    /// Every thread of these processes; with `inherit`, the threads and
+    /// processes they create later too.
+    Processes {
+        /// Process ids.
+        pids: Vec<u32>,
+        /// Follow children (fork, clone, exec), as `perf record` does.
+        inherit: bool,
+    },
+    /// These threads only.
+    Threads(Vec<u32>),
+    /// The tasks of a cgroup (v2 directory), on every CPU.
+    Cgroup(PathBuf),
+    /// Every task on every CPU.
+    All,
+}
+
 /// What to sample.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PerfConfig {
-    /// The process: all its threads, and threads it creates later.
-    pub pid: u32,
+    /// The tasks.
+    pub scope: PerfScope,
     /// The sampling event.
     pub event: SampleEvent,
-    /// Samples per second per thread on the CPU clock.
+    /// Samples per second (per thread for processes and threads, per CPU
+    /// otherwise).
     pub frequency_hz: u64,
     /// How user stacks are walked.
     pub unwind: Unwind,
     /// Bytes of user stack copied per sample in DWARF mode (at most 65528).
     pub stack_bytes: u32,
-    /// Kernel stacks too (needs `perf_event_paranoid` ≤ 1 or CAP_PERFMON).
-    pub kernel: bool,
+    /// Kernel stacks: `Some(true)` requires them, `Some(false)` leaves them
+    /// out, `None` takes them where permitted and samples user mode only
+    /// otherwise (`kernel.perf_event_paranoid` 2 without CAP_PERFMON).
+    pub kernel: Option<bool>,
     /// Start counting only when the target calls exec (for a command held
     /// before exec).
     pub enable_on_exec: bool,
 }
 
+/// Default bytes of user stack copied per sample: enough for the stacks
+/// of typical Go and Rust servers (perf's default, 8 KiB, cuts deep Go
+/// stacks).
+pub const DEFAULT_STACK_BYTES: u32 = 16384;
+
 impl PerfConfig {
-    /// Frame-pointer sampling of `pid` at 99 Hz with kernel stacks.
+    /// Frame-pointer sampling of `pid` and its children at 99 Hz, kernel
+    /// stacks where permitted.
     pub fn new(pid: u32) -> Self {
         Self {
-            pid,
+            scope: PerfScope::Processes { pids: vec![pid], inherit: true },
             event: SampleEvent::CpuClock,
             frequency_hz: 99,
             unwind: Unwind::FramePointer,
-            stack_bytes: 8192,
-            kernel: true,
+            stack_bytes: DEFAULT_STACK_BYTES,
+            kernel: None,
             enable_on_exec: false,
         }
     }
@@ -97,61 +145,45 @@ impl PerfConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PerfStats {
-    /// Samples of the target counted.
+    /// Samples counted.
     pub samples: u64,
+    /// Samples of the idle task (system-wide runs), not drawn.
+    pub idle: u64,
     /// Samples the kernel dropped because a ring buffer was full.
     pub lost: u64,
     /// Times the kernel throttled sampling (too high a rate).
     pub throttled: u64,
-    /// Samples of other processes (children of the target), not counted.
-    pub other_processes: u64,
     /// Bytes read from the ring buffers.
     pub bytes: u64,
     /// Threads attached at start.
     pub threads: u64,
-    /// DWARF mode: samples whose unwinding stopped at the first frame.
-    pub unwind_failed: u64,
+    /// Processes seen in samples.
+    pub processes: u64,
+    /// DWARF mode: samples whose unwinding stopped before the outermost
+    /// frame.
+    pub unwind_incomplete: u64,
+    /// DWARF mode: of those, samples whose stack copy ended before the
+    /// outermost frame.
+    pub stack_copy_too_small: u64,
+    /// DWARF mode: the most stack (bytes from the stack pointer) a
+    /// truncated sample was seen to need, at least.
+    pub stack_bytes_needed: u64,
+    /// Samples taken in user mode only, because kernel sampling is not
+    /// permitted.
+    pub user_only: bool,
+    /// Size of each ring buffer.
+    pub buffer_bytes: u64,
 }
 
 /// The result: unique stacks with counts, ready for `perfkit-symbols`.
 #[derive(Debug)]
 pub struct PerfProfile {
-    /// Unique (thread name, user stack, kernel stack) and their counts.
+    /// Unique (thread, names, user stack, kernel stack) and their counts.
     pub samples: Vec<RawSample>,
     /// What happened along the way.
     pub stats: PerfStats,
-    /// The target's executable mappings, for symbolization.
-    pub maps: MapsTracker,
-}
-
-type Key = (u32, RawStack, RawStack);
-
-/// A running perf_event sampler.
-pub struct PerfSampler {
-    /// Frames per callchain: kernel.perf_event_max_stack, at most
-    /// [`MAX_FRAMES`] (the kernel refuses more with EOVERFLOW).
-    max_stack: u16,
-    /// One ring buffer per CPU.
-    leaders: Vec<Sampler>,
-    /// Events of further threads, writing into their CPU's leader.
-    followers: Vec<Counter>,
-    state: State,
-}
-
-/// Everything but the events: what records update.
-struct State {
-    config: PerfConfig,
-    maps: MapsTracker,
-    unwinder: Option<DwarfUnwinder>,
-    counts: HashMap<Key, u64>,
-    comms: HashMap<u32, String>,
-    stats: PerfStats,
-}
-
-impl std::fmt::Debug for PerfSampler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PerfSampler").field("pid", &self.state.config.pid).field("stats", &self.state.stats).finish()
-    }
+    /// The files frames are encoded against, and each process's mappings.
+    pub modules: Modules,
 }
 
 /// perf's register numbers on x86-64: BP, SP, IP, in this order in samples.
@@ -188,9 +220,66 @@ fn max_sample_rate() -> Option<u64> {
     fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate").ok()?.trim().parse().ok()
 }
 
+/// Counters the worker updates and anyone may read.
+#[derive(Debug, Default)]
+struct Live {
+    samples: AtomicU64,
+    lost: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A running perf_event sampler.
+pub struct PerfSampler {
+    stop: Arc<AtomicBool>,
+    live: Arc<Live>,
+    drain: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<Aggregate>>,
+    /// Events of further threads, writing into their CPU's leader; closed
+    /// when the sampler is dropped.
+    followers: Vec<Counter>,
+    /// The leaders' file descriptors, to enable them.
+    leader_fds: Vec<i32>,
+    stats: PerfStats,
+    _cgroup: Option<fs::File>,
+}
+
+impl std::fmt::Debug for PerfSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerfSampler").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+/// What the drain thread hands the worker.
+enum Msg {
+    Sample {
+        pid: u32,
+        tid: u32,
+        callchain: Vec<u64>,
+        regs: Option<[u64; 3]>,
+        stack: Vec<u8>,
+    },
+    Mapped {
+        pid: u32,
+    },
+    Comm {
+        pid: u32,
+        tid: u32,
+        comm: Vec<u8>,
+    },
+    Lost(u64),
+    Throttled,
+}
+
+/// The ring buffer size for a rate: about a quarter second of samples,
+/// a power of two between 64 KiB and 32 MiB.
+fn buffer_size(hz: u64, bytes_per_sample: u64, per_cpu_tasks: u64) -> usize {
+    let want = hz.saturating_mul(bytes_per_sample).saturating_mul(per_cpu_tasks.max(1)) / 4;
+    (want.clamp(64 << 10, 32 << 20) as usize).next_power_of_two()
+}
+
 impl PerfSampler {
-    /// Opens events on every thread of the target on every online CPU and
-    /// starts sampling (at the target's exec with `enable_on_exec`).
+    /// Opens the events and starts sampling (at the target's exec with
+    /// `enable_on_exec`).
     pub fn start(config: &PerfConfig) -> Result<Self, PerfError> {
         if config.frequency_hz == 0 {
             return Err(PerfError::InvalidConfig("the frequency must be at least 1 Hz".into()));
@@ -208,88 +297,250 @@ impl PerfSampler {
                 ));
             }
         }
-        let pid = config.pid;
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(PerfError::NoSuchProcess(pid));
-        }
         let cpus = online_cpus()?;
         let max_stack = fs::read_to_string("/proc/sys/kernel/perf_event_max_stack")
             .ok()
             .and_then(|s| s.trim().parse::<usize>().ok())
             .unwrap_or(127)
             .min(MAX_FRAMES) as u16;
-        let mut sampler = Self {
+        let per_sample = match config.unwind {
+            Unwind::Dwarf => config.stack_bytes as u64 + 256,
+            Unwind::FramePointer => 8 * max_stack as u64 + 128,
+        };
+        // Per CPU, up to frequency × (tasks on it) samples a second; one
+        // busy task per CPU is the common case.
+        let buffer = buffer_size(config.frequency_hz, per_sample, 1);
+
+        let cgroup = match &config.scope {
+            PerfScope::Cgroup(path) => Some(
+                fs::File::open(path)
+                    .map_err(|source| PerfError::Io { what: "opening the cgroup directory", source })?,
+            ),
+            _ => None,
+        };
+        let mut opener = Opener {
+            config,
             max_stack,
+            cpus: &cpus,
+            buffer,
+            user_only: config.kernel == Some(false),
             leaders: Vec::with_capacity(cpus.len()),
             followers: Vec::new(),
-            state: State {
-                config: config.clone(),
-                maps: MapsTracker::new(pid),
-                unwinder: (config.unwind == Unwind::Dwarf).then(DwarfUnwinder::new),
-                counts: HashMap::new(),
-                comms: HashMap::new(),
-                stats: PerfStats::default(),
-            },
         };
-        // Attach every thread; threads created meanwhile by an attached
-        // thread inherit its events, others are caught by listing again.
-        let mut attached: HashSet<u32> = HashSet::new();
-        loop {
-            let tids: Vec<u32> = threads_of(pid).into_iter().filter(|t| !attached.contains(t)).collect();
-            if tids.is_empty() {
-                break;
-            }
-            for tid in tids {
-                match sampler.attach(tid, &cpus) {
-                    Ok(()) => {
-                        attached.insert(tid);
+        let mut threads = 0u64;
+        match &config.scope {
+            PerfScope::Processes { pids, inherit } => {
+                if pids.is_empty() {
+                    return Err(PerfError::InvalidConfig("no process given".into()));
+                }
+                for &pid in pids {
+                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                        return Err(PerfError::NoSuchProcess(pid));
                     }
-                    // The thread exited between listing and attaching.
-                    Err(PerfError::NoSuchProcess(_)) if tid != pid => {
-                        attached.insert(tid);
+                    // Attach every thread; threads created meanwhile by an
+                    // attached thread inherit its events, others are caught
+                    // by listing again.
+                    let mut attached: HashSet<u32> = HashSet::new();
+                    loop {
+                        let tids: Vec<u32> = threads_of(pid).into_iter().filter(|t| !attached.contains(t)).collect();
+                        if tids.is_empty() {
+                            break;
+                        }
+                        for tid in tids {
+                            match opener.attach(Target::Task(tid), *inherit) {
+                                Ok(()) => {
+                                    attached.insert(tid);
+                                }
+                                // The thread exited between listing and
+                                // attaching.
+                                Err(PerfError::NoSuchProcess(_)) if tid != pid => {
+                                    attached.insert(tid);
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
                     }
-                    Err(e) => return Err(e),
+                    if attached.is_empty() {
+                        return Err(PerfError::NoSuchProcess(pid));
+                    }
+                    threads += attached.len() as u64;
                 }
             }
+            PerfScope::Threads(tids) => {
+                for &tid in tids {
+                    opener.attach(Target::Task(tid), false)?;
+                    threads += 1;
+                }
+            }
+            PerfScope::Cgroup(_) => opener.attach(Target::Cgroup(cgroup.as_ref().expect("opened above")), false)?,
+            PerfScope::All => opener.attach(Target::All, false)?,
         }
-        if attached.is_empty() {
-            return Err(PerfError::NoSuchProcess(pid));
-        }
-        sampler.state.stats.threads = attached.len() as u64;
-        sampler.state.refresh_maps();
+        let user_only = opener.user_only && config.kernel != Some(false);
+        let Opener { leaders, followers, .. } = opener;
+        let leader_fds = leaders.iter().map(|l| l.as_raw_fd()).collect();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Live::default());
+        // Bounded: a worker that falls behind blocks the drain, the ring
+        // buffers fill, and the kernel counts what it drops.
+        let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+        let drain = {
+            let stop = stop.clone();
+            let live = live.clone();
+            std::thread::Builder::new()
+                .name("perfkit-drain".into())
+                .spawn(move || drain(leaders, tx, stop, live))
+                .map_err(|source| PerfError::Io { what: "starting the drain thread", source })?
+        };
+        let worker = {
+            let live = live.clone();
+            let unwind = config.unwind;
+            let stack_bytes = config.stack_bytes;
+            let all = matches!(config.scope, PerfScope::All | PerfScope::Cgroup(_));
+            std::thread::Builder::new()
+                .name("perfkit-unwind".into())
+                .spawn(move || {
+                    let mut w = Worker::new(unwind, stack_bytes, all, live);
+                    for msg in rx {
+                        w.handle(msg);
+                    }
+                    w.agg
+                })
+                .map_err(|source| PerfError::Io { what: "starting the unwind thread", source })?
+        };
+        let stats = PerfStats { threads, user_only, buffer_bytes: buffer as u64, ..PerfStats::default() };
+        let mut sampler = Self {
+            stop,
+            live,
+            drain: Some(drain),
+            worker: Some(worker),
+            followers,
+            leader_fds,
+            stats,
+            _cgroup: cgroup,
+        };
         if !config.enable_on_exec {
-            for l in &mut sampler.leaders {
-                l.enable().map_err(|source| PerfError::Io { what: "enabling perf events", source })?;
-            }
-            for f in &mut sampler.followers {
-                f.enable().map_err(|source| PerfError::Io { what: "enabling perf events", source })?;
-            }
+            sampler.enable()?;
         }
         Ok(sampler)
     }
 
-    fn builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
-        let c = &self.state.config;
+    fn enable(&mut self) -> Result<(), PerfError> {
+        for &fd in &self.leader_fds {
+            // SAFETY: an open perf event fd owned by the drain thread's
+            // sampler, which outlives this call (it is joined in `finish`).
+            if unsafe { libc::ioctl(fd, 0x2400 /* PERF_EVENT_IOC_ENABLE */, 0) } != 0 {
+                return Err(PerfError::Io { what: "enabling perf events", source: std::io::Error::last_os_error() });
+            }
+        }
+        for f in &mut self.followers {
+            f.enable().map_err(|source| PerfError::Io { what: "enabling perf events", source })?;
+        }
+        Ok(())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PerfStats {
+        let mut s = self.stats;
+        s.samples = self.live.samples.load(Ordering::Relaxed);
+        s.lost = self.live.lost.load(Ordering::Relaxed);
+        s.bytes = self.live.bytes.load(Ordering::Relaxed);
+        s
+    }
+
+    /// Stops sampling, reads what is left, and returns the unique stacks.
+    pub fn finish(mut self) -> PerfProfile {
+        for f in &mut self.followers {
+            let _ = f.disable();
+        }
+        for &fd in &self.leader_fds {
+            // SAFETY: as in `enable`.
+            unsafe { libc::ioctl(fd, 0x2401 /* PERF_EVENT_IOC_DISABLE */, 0) };
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        let agg = self.worker.take().map(|w| w.join().unwrap_or_default()).unwrap_or_default();
+        let mut stats = self.stats();
+        stats.throttled = agg.throttled;
+        stats.idle = agg.idle;
+        stats.unwind_incomplete = agg.unwind_incomplete;
+        stats.stack_copy_too_small = agg.stack_copy_too_small;
+        stats.stack_bytes_needed = agg.stack_bytes_needed;
+        stats.processes = agg.trackers.len() as u64;
+        stats.lost += agg.lost;
+        agg.into_profile(stats)
+    }
+}
+
+impl Drop for PerfSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Where an event is opened.
+enum Target<'a> {
+    Task(u32),
+    Cgroup(&'a fs::File),
+    All,
+}
+
+/// Opens the events of one run.
+struct Opener<'a> {
+    config: &'a PerfConfig,
+    max_stack: u16,
+    cpus: &'a [usize],
+    buffer: usize,
+    user_only: bool,
+    leaders: Vec<Sampler>,
+    followers: Vec<Counter>,
+}
+
+impl Opener<'_> {
+    fn builder(&self, target: &Target<'_>, cpu: usize, inherit: bool) -> Builder<'_> {
+        let c = self.config;
         let mut b = match c.event {
             SampleEvent::CpuClock => Builder::new(Software::CPU_CLOCK),
             SampleEvent::TaskClock => Builder::new(Software::TASK_CLOCK),
             SampleEvent::Cycles => Builder::new(Hardware::CPU_CYCLES),
             SampleEvent::Instructions => Builder::new(Hardware::INSTRUCTIONS),
         };
-        b.observe_pid(tid as i32)
-            .one_cpu(cpu)
+        match target {
+            Target::Task(tid) => {
+                b.observe_pid(*tid as i32);
+            }
+            Target::Cgroup(f) => {
+                // SAFETY: the builder borrows the file only to take its fd;
+                // the file outlives the events (the sampler keeps it).
+                let f: &'static fs::File = unsafe { &*(*f as *const fs::File) };
+                b.observe_cgroup(f);
+            }
+            Target::All => {
+                b.any_pid();
+            }
+        }
+        b.one_cpu(cpu)
             .sample_frequency(c.frequency_hz)
-            .inherit(true)
+            .inherit(inherit)
             .enabled(false)
             .enable_on_exec(c.enable_on_exec)
-            .exclude_kernel(!c.kernel)
+            .exclude_kernel(self.user_only)
             .exclude_hv(true)
             .mmap(true)
             .mmap2(true)
             .comm(true)
             .comm_exec(true)
             .task(true)
-            .sample_id_all(true);
+            .sample_id_all(true)
+            .wakeup_watermark(self.buffer / 4);
         let mut flags =
             SampleFlag::IP | SampleFlag::TID | SampleFlag::TIME | SampleFlag::PERIOD | SampleFlag::CALLCHAIN;
         if c.unwind == Unwind::Dwarf {
@@ -303,35 +554,65 @@ impl PerfSampler {
         b
     }
 
-    fn attach(&mut self, tid: u32, cpus: &[usize]) -> Result<(), PerfError> {
-        let buffer = match self.state.config.unwind {
-            Unwind::Dwarf => 1 << 20,
-            Unwind::FramePointer => 256 << 10,
+    fn open(&mut self, target: &Target<'_>, cpu: usize, inherit: bool) -> Result<Counter, PerfError> {
+        let tid = match target {
+            Target::Task(t) => Some(*t),
+            _ => None,
         };
-        for (i, &cpu) in cpus.iter().enumerate() {
-            let counter = self.builder(tid, cpu).build().map_err(|e| {
-                if e.raw_os_error() == Some(libc::EINVAL)
-                    && let Some(max) = max_sample_rate().filter(|m| self.state.config.frequency_hz > *m)
-                {
-                    return PerfError::FrequencyTooHigh { hz: self.state.config.frequency_hz, max };
+        let hz = self.config.frequency_hz;
+        let first = self.builder(target, cpu, inherit).build();
+        let built = match first {
+            // As perf does: without permission to sample the kernel, sample
+            // user mode only (unless kernel stacks were required).
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+                    && !self.user_only
+                    && self.config.kernel.is_none() =>
+            {
+                self.user_only = true;
+                self.builder(target, cpu, inherit).build()
+            }
+            other => other,
+        };
+        built.map_err(|e| {
+            if e.raw_os_error() == Some(libc::EINVAL)
+                && let Some(max) = max_sample_rate().filter(|m| hz > *m)
+            {
+                return PerfError::FrequencyTooHigh { hz, max };
+            }
+            match classify("opening a sampling event", tid, e) {
+                PerfError::Unsupported { .. } => {
+                    PerfError::Unsupported { event: format!("sampling on {}", self.config.event.name()) }
                 }
-                match classify("opening a sampling event", Some(tid), e) {
-                    PerfError::Unsupported { .. } => {
-                        PerfError::Unsupported { event: format!("sampling on {}", self.state.config.event.name()) }
-                    }
-                    other => other,
-                }
-            })?;
+                other => other,
+            }
+        })
+    }
+
+    fn attach(&mut self, target: Target<'_>, inherit: bool) -> Result<(), PerfError> {
+        for i in 0..self.cpus.len() {
+            let cpu = self.cpus[i];
             if i >= self.leaders.len() {
-                let sampler = counter.sampled(buffer).map_err(|e| classify("mapping the perf ring buffer", None, e))?;
+                let mut size = self.buffer;
+                let sampler = loop {
+                    // A smaller buffer where locked memory is limited
+                    // (kernel.perf_event_mlock_kb for unprivileged users).
+                    match self.open(&target, cpu, inherit)?.sampled(size) {
+                        Ok(s) => break s,
+                        Err(e) if size > 16 << 10 && matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) => {
+                            size /= 2;
+                        }
+                        Err(e) => return Err(classify("mapping the perf ring buffer", None, e)),
+                    }
+                };
+                self.buffer = self.buffer.min(size);
                 self.leaders.push(sampler);
             } else {
+                let counter = self.open(&target, cpu, inherit)?;
                 let leader = self.leaders[i].as_raw_fd();
                 // SAFETY: both are open perf event fds on the same CPU; the
                 // ioctl only redirects this event's records.
-                let rc = unsafe {
-                    libc::ioctl(counter.as_raw_fd(), 0x2405 /* PERF_EVENT_IOC_SET_OUTPUT */, leader)
-                };
+                let rc = unsafe { libc::ioctl(counter.as_raw_fd(), 0x2405 /* PERF_EVENT_IOC_SET_OUTPUT */, leader) };
                 if rc != 0 {
                     return Err(PerfError::Io {
                         what: "redirecting a perf event to its CPU's ring buffer",
@@ -343,130 +624,241 @@ impl PerfSampler {
         }
         Ok(())
     }
+}
 
-    /// Counters so far.
-    pub fn stats(&self) -> PerfStats {
-        self.state.stats
-    }
-
-    /// Reads what the ring buffers hold: call often enough (every 100 ms or
-    /// so) that they do not fill; samples lost to full buffers are counted.
-    pub fn poll(&mut self) {
-        let state = &mut self.state;
-        for leader in &mut self.leaders {
+/// Empties the ring buffers until stopped, then once more.
+fn drain(mut leaders: Vec<Sampler>, tx: mpsc::SyncSender<Msg>, stop: Arc<AtomicBool>, live: Arc<Live>) {
+    let mut fds: Vec<libc::pollfd> =
+        leaders.iter().map(|l| libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        for leader in &mut leaders {
             while let Some(record) = leader.next_record() {
-                state.stats.bytes += record.len() as u64;
-                match record.parse_record() {
-                    Ok(parsed) => state.handle(parsed),
-                    Err(e) => tracing::debug!(%e, "unparsed perf record"),
+                live.bytes.fetch_add(record.len() as u64, Ordering::Relaxed);
+                let msg = match record.parse_record() {
+                    Ok(parsed) => to_msg(parsed),
+                    Err(e) => {
+                        tracing::debug!(%e, "unparsed perf record");
+                        None
+                    }
+                };
+                if let Some(msg) = msg
+                    && tx.send(msg).is_err()
+                {
+                    return;
                 }
             }
         }
-    }
-
-    /// Refreshes the target's mappings (call now and then while it runs,
-    /// so symbolization works after it exits).
-    pub fn refresh_maps(&mut self) {
-        self.state.refresh_maps();
-    }
-
-    /// Stops sampling, reads what is left, and returns the unique stacks.
-    pub fn finish(mut self) -> PerfProfile {
-        for l in &mut self.leaders {
-            let _ = l.disable();
+        if stopping {
+            return;
         }
-        for f in &mut self.followers {
-            let _ = f.disable();
-        }
-        self.poll();
-        self.state.into_profile()
+        // SAFETY: valid pollfds; a timeout so `stop` is seen.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
     }
 }
 
-impl State {
-    fn refresh_maps(&mut self) {
-        let _ = self.maps.refresh();
-        if let Some(u) = &mut self.unwinder {
-            u.update(&self.maps);
+fn to_msg(record: Record<'_>) -> Option<Msg> {
+    Some(match record {
+        Record::Sample(s) => {
+            let regs = s.regs_user().filter(|r| r.regs.len() >= 3).map(|r| [r.regs[0], r.regs[1], r.regs[2]]);
+            Msg::Sample {
+                pid: s.pid()?,
+                tid: s.tid()?,
+                callchain: s.callchain().unwrap_or(&[]).to_vec(),
+                regs,
+                stack: s.stack_user().map(<[u8]>::to_vec).unwrap_or_default(),
+            }
+        }
+        Record::Mmap2(m) if m.prot & libc::PROT_EXEC as u32 != 0 => Msg::Mapped { pid: m.pid },
+        Record::Mmap(m) => Msg::Mapped { pid: m.pid },
+        Record::Comm(c) => Msg::Comm { pid: c.pid, tid: c.tid, comm: c.comm.into_owned() },
+        Record::Lost(l) => Msg::Lost(l.lost),
+        Record::LostSamples(l) => Msg::Lost(l.lost),
+        Record::Throttle(_) => Msg::Throttled,
+        _ => return None,
+    })
+}
+
+type Key = (u32, u32, String, String, RawStack, RawStack, StackEnd);
+
+/// What the worker counted.
+#[derive(Default)]
+struct Aggregate {
+    counts: HashMap<Key, u64>,
+    trackers: HashMap<u32, MapsTracker>,
+    files: HashMap<*const ModuleFile, u32>,
+    modules: Modules,
+    throttled: u64,
+    lost: u64,
+    idle: u64,
+    unwind_incomplete: u64,
+    stack_copy_too_small: u64,
+    stack_bytes_needed: u64,
+}
+
+// SAFETY: the raw pointers are only identities of `Arc`s the aggregate
+// also holds (in `modules`); they are never dereferenced.
+unsafe impl Send for Aggregate {}
+
+impl Aggregate {
+    fn into_profile(mut self, stats: PerfStats) -> PerfProfile {
+        for (_, t) in self.trackers.drain() {
+            self.modules.add_tracker(t);
+        }
+        let samples = self
+            .counts
+            .into_iter()
+            .map(|((tgid, tid, comm, process, user, kernel, user_end), count)| RawSample {
+                tgid,
+                tid,
+                comm,
+                process,
+                user,
+                kernel,
+                count,
+                kind: SampleKind::OnCpu,
+                user_end,
+            })
+            .collect();
+        PerfProfile { samples, stats, modules: self.modules }
+    }
+}
+
+/// Unwinds and counts samples, in record order.
+struct Worker {
+    unwind: Unwind,
+    stack_bytes: u32,
+    all: bool,
+    live: Arc<Live>,
+    agg: Aggregate,
+    unwinders: HashMap<u32, DwarfUnwinder>,
+    comms: HashMap<u32, String>,
+    refreshed: HashMap<u32, Instant>,
+}
+
+impl Worker {
+    fn new(unwind: Unwind, stack_bytes: u32, all: bool, live: Arc<Live>) -> Self {
+        Self {
+            unwind,
+            stack_bytes,
+            all,
+            live,
+            agg: Aggregate::default(),
+            unwinders: HashMap::new(),
+            comms: HashMap::new(),
+            refreshed: HashMap::new(),
         }
     }
 
-    fn handle(&mut self, record: Record<'_>) {
-        let target = self.config.pid;
-        match record {
-            Record::Sample(s) => {
-                if s.pid() != Some(target) {
-                    self.stats.other_processes += 1;
-                    return;
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Sample { pid, tid, callchain, regs, stack } => self.sample(pid, tid, &callchain, regs, &stack),
+            Msg::Mapped { pid } => {
+                if self.agg.trackers.contains_key(&pid) {
+                    self.refresh(pid, true);
                 }
-                let tid = s.tid().unwrap_or(target);
-                if !self.comms.contains_key(&tid) {
-                    // Read the name while the thread is alive: one renamed
-                    // before sampling started has no comm record.
-                    self.comm(tid);
-                }
-                let (kernel, mut user) = split_callchain(s.callchain().unwrap_or(&[]));
-                if let Some(unwinder) = &mut self.unwinder {
-                    user = match (s.regs_user(), s.stack_user()) {
-                        (Some(regs), Some(stack)) if regs.regs.len() >= 3 => {
-                            let (bp, sp, ip) = (regs.regs[0], regs.regs[1], regs.regs[2]);
-                            let frames = unwinder.unwind(ip, sp, bp, stack);
-                            if frames.len() <= 1 {
-                                self.stats.unwind_failed += 1;
-                            }
-                            frames
-                        }
-                        _ => Vec::new(),
-                    };
-                }
-                let stack = |v: Vec<u64>| if v.is_empty() { RawStack::None } else { RawStack::Frames(v) };
-                *self.counts.entry((tid, stack(user), stack(kernel))).or_default() += 1;
-                self.stats.samples += 1;
             }
-            Record::Mmap2(perf_event::data::Mmap2 { pid, .. }) | Record::Mmap(perf_event::data::Mmap { pid, .. })
-                if pid == target =>
-            {
-                self.refresh_maps()
+            Msg::Comm { pid, tid, comm } => {
+                self.comms.insert(tid, perfkit_profile::escape_bytes(&comm));
+                let _ = pid;
             }
-            Record::Comm(c) if c.pid == target => {
-                self.comms.insert(c.tid, String::from_utf8_lossy(&c.comm).into_owned());
-            }
-            Record::Lost(l) => self.stats.lost += l.lost,
-            Record::LostSamples(l) => self.stats.lost += l.lost,
-            Record::Throttle(_) => self.stats.throttled += 1,
-            _ => {}
+            Msg::Lost(n) => self.agg.lost += n,
+            Msg::Throttled => self.agg.throttled += 1,
         }
     }
 
-    /// Thread name of `tid`, from comm records or /proc.
-    fn comm(&mut self, tid: u32) -> String {
+    /// Re-reads a process's mappings (at most every 5 ms unless forced).
+    fn refresh(&mut self, pid: u32, force: bool) {
+        let now = Instant::now();
+        if !force && self.refreshed.get(&pid).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(5)) {
+            return;
+        }
+        self.refreshed.insert(pid, now);
+        let tracker = self.agg.trackers.entry(pid).or_insert_with(|| MapsTracker::new(pid));
+        let _ = tracker.refresh();
+        if let Some(u) = self.unwinders.get_mut(&pid) {
+            u.update(tracker);
+        }
+    }
+
+    fn comm(&mut self, pid: u32, tid: u32) -> String {
         if let Some(c) = self.comms.get(&tid) {
             return c.clone();
         }
-        let name = fs::read_to_string(format!("/proc/{}/task/{tid}/comm", self.config.pid))
-            .or_else(|_| fs::read_to_string(format!("/proc/{}/comm", self.config.pid)))
-            .map(|s| s.trim_end().to_owned())
+        let name = fs::read(format!("/proc/{pid}/task/{tid}/comm"))
+            .or_else(|_| fs::read(format!("/proc/{pid}/comm")))
+            .map(|s| perfkit_profile::escape_bytes(s.strip_suffix(b"\n").unwrap_or(&s)))
             .unwrap_or_else(|_| format!("[tid {tid}]"));
         self.comms.insert(tid, name.clone());
         name
     }
 
-    fn into_profile(mut self) -> PerfProfile {
-        let _ = self.maps.refresh();
-        let counts = std::mem::take(&mut self.counts);
-        // Thread names for every tid first, while /proc may still have them.
-        let tids: HashSet<u32> = counts.keys().map(|k| k.0).collect();
-        let names: HashMap<u32, String> = tids.into_iter().map(|t| (t, self.comm(t))).collect();
-        let mut merged: HashMap<(String, RawStack, RawStack), u64> = HashMap::new();
-        for ((tid, user, kernel), n) in counts {
-            *merged.entry((names[&tid].clone(), user, kernel)).or_default() += n;
+    fn sample(&mut self, pid: u32, tid: u32, callchain: &[u64], regs: Option<[u64; 3]>, stack: &[u8]) {
+        if tid == 0 {
+            self.agg.idle += 1;
+            return;
         }
-        let tgid = self.config.pid;
-        let samples = merged
-            .into_iter()
-            .map(|((comm, user, kernel), count)| RawSample { tgid, comm, user, kernel, count })
-            .collect();
-        PerfProfile { samples, stats: self.stats, maps: self.maps }
+        if !self.agg.trackers.contains_key(&pid) {
+            self.refresh(pid, true);
+        }
+        let comm = self.comm(pid, tid);
+        let process = if pid == tid { comm.clone() } else { self.comm(pid, pid) };
+        let (kernel, mut user) = split_callchain(callchain);
+        let mut end = StackEnd::Complete;
+        if self.unwind == Unwind::Dwarf {
+            user = match regs {
+                Some([bp, sp, ip]) if !stack.is_empty() || ip != 0 => {
+                    let tracker = self.agg.trackers.get(&pid).expect("refreshed above");
+                    let unwinder = self.unwinders.entry(pid).or_insert_with(DwarfUnwinder::new);
+                    unwinder.update(tracker);
+                    let out = unwinder.unwind(ip, sp, bp, stack);
+                    match out.end {
+                        UnwindEnd::Root => {}
+                        UnwindEnd::DepthLimit => end = StackEnd::DepthLimit,
+                        UnwindEnd::StackCopy(needed) => {
+                            end = StackEnd::Incomplete;
+                            self.agg.unwind_incomplete += 1;
+                            self.agg.stack_copy_too_small += 1;
+                            self.agg.stack_bytes_needed = self.agg.stack_bytes_needed.max(needed.max(self.stack_bytes as u64 + 8));
+                        }
+                        UnwindEnd::Failed => {
+                            end = StackEnd::Incomplete;
+                            self.agg.unwind_incomplete += 1;
+                        }
+                    }
+                    out.frames
+                }
+                // A kernel thread, or a sample without user registers.
+                _ => Vec::new(),
+            };
+        }
+        let user = self.encode(pid, user);
+        let stack = |v: Vec<u64>| if v.is_empty() { RawStack::None } else { RawStack::Frames(v) };
+        *self.agg.counts.entry((pid, tid, comm, process, stack(user), stack(kernel), end)).or_default() += 1;
+        self.live.samples.fetch_add(1, Ordering::Relaxed);
+        let _ = self.all;
+    }
+
+    /// Turns user addresses into places in files, now, while the mappings
+    /// are those the sample saw.
+    fn encode(&mut self, pid: u32, mut frames: Vec<u64>) -> Vec<u64> {
+        for i in 0..frames.len() {
+            let addr = frames[i];
+            let mut found = self.agg.trackers.get(&pid).and_then(|t| t.find(addr).cloned());
+            if found.is_none() {
+                // A mapping newer than the last read (its record may come
+                // from another CPU's buffer later).
+                self.refresh(pid, false);
+                found = self.agg.trackers.get(&pid).and_then(|t| t.find(addr).cloned());
+            }
+            let Some(m) = found else { continue };
+            let Some(file) = &m.file else { continue };
+            let next = self.agg.files.len() as u32 + 1;
+            let id = *self.agg.files.entry(Arc::as_ptr(file)).or_insert(next);
+            self.agg.modules.files.entry(id).or_insert_with(|| file.clone());
+            frames[i] = encode_frame(id, m.file_offset(addr));
+        }
+        frames
     }
 }
 
@@ -508,5 +900,13 @@ mod tests {
     #[test]
     fn online_cpu_list_parses() {
         assert!(!online_cpus().unwrap().is_empty());
+    }
+
+    #[test]
+    fn buffers_grow_with_the_rate() {
+        assert_eq!(buffer_size(99, 1200, 1), 64 << 10);
+        // 4999 Hz of 16 KiB stack copies: about a quarter second.
+        assert_eq!(buffer_size(4999, 16_640, 1), 32 << 20);
+        assert!(buffer_size(999, 8448, 1) >= 2 << 20);
     }
 }

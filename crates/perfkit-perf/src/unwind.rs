@@ -1,24 +1,84 @@
 //! DWARF unwinding of copied user stacks with `framehop`.
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, OnceLock},
+};
 
 use framehop::{
-    ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder,
+    Error as FramehopError, ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder,
     x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
 };
-use object::{Object, ObjectSection, ObjectSegment};
-use perfkit_symbols::{Mapping, MapsTracker};
+use object::{Object, ObjectSection};
+use perfkit_target::{Mapping, MapsTracker, ModuleFile};
+use perfkit_unwind::ElfLayout;
 
 /// Frames kept per stack at most.
 pub const MAX_FRAMES: usize = 256;
 
+/// A section's bytes, shared by every process that maps its file.
+#[derive(Clone, Debug, Default)]
+pub struct SectionBytes(Arc<Vec<u8>>);
+
+impl std::ops::Deref for SectionBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The unwind sections of one file, read once.
+#[derive(Clone, Debug, Default)]
+struct Sections {
+    text: Option<(std::ops::Range<u64>, SectionBytes)>,
+    eh_frame: Option<(std::ops::Range<u64>, SectionBytes)>,
+    eh_frame_hdr: Option<(std::ops::Range<u64>, SectionBytes)>,
+    debug_frame: Option<SectionBytes>,
+    layout: ElfLayout,
+}
+
+/// Sections by file, shared by the unwinders of all processes.
+fn section_cache() -> &'static Mutex<HashMap<*const ModuleFile, Option<Arc<Sections>>>> {
+    struct Cache(Mutex<HashMap<*const ModuleFile, Option<Arc<Sections>>>>);
+    // SAFETY: the pointers are identities of files kept open elsewhere,
+    // never dereferenced.
+    unsafe impl Sync for Cache {}
+    // SAFETY: as above.
+    unsafe impl Send for Cache {}
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    &CACHE.get_or_init(|| Cache(Mutex::new(HashMap::new()))).0
+}
+
+/// How an unwind ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnwindEnd {
+    /// At the outermost frame.
+    Root,
+    /// At [`MAX_FRAMES`].
+    DepthLimit,
+    /// The stack copy ended first; the walk needed at least this many bytes
+    /// above the stack pointer.
+    StackCopy(u64),
+    /// Unwind information was missing or wrong.
+    Failed,
+}
+
+/// The frames of one stack and how the walk ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unwound {
+    /// Instruction pointer, then return addresses, innermost first.
+    pub frames: Vec<u64>,
+    /// How it ended.
+    pub end: UnwindEnd,
+}
+
 /// Unwinds the user stacks of one process from the unwind tables
 /// (`.eh_frame`, `.eh_frame_hdr`, `.debug_frame`) of its mapped binaries.
 pub struct DwarfUnwinder {
-    unwinder: UnwinderX86_64<Vec<u8>>,
+    unwinder: UnwinderX86_64<SectionBytes>,
     cache: CacheX86_64,
     /// Start addresses of the mappings added (or found unusable).
-    known: HashSet<u64>,
+    known: HashSet<(u64, u64)>,
     modules: usize,
 }
 
@@ -46,10 +106,10 @@ impl DwarfUnwinder {
     }
 
     /// Adds the executable mappings `maps` has seen and this unwinder has
-    /// not, reading their unwind sections.
+    /// not, reading their unwind sections (once per file).
     pub fn update(&mut self, maps: &MapsTracker) {
         for m in maps.mappings() {
-            if !self.known.insert(m.start) {
+            if !self.known.insert((m.start, m.end)) {
                 continue;
             }
             match load_module(m) {
@@ -63,95 +123,104 @@ impl DwarfUnwinder {
     }
 
     /// Unwinds from the user registers `ip`, `sp`, `bp` through `stack`, the
-    /// copy of user memory starting at `sp`. Returns the instruction
-    /// pointer, then return addresses, innermost first, as callchains are.
-    pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Vec<u64> {
+    /// copy of user memory starting at `sp`.
+    pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Unwound {
+        let mut beyond: Option<u64> = None;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = addr.checked_sub(sp).ok_or(())? as usize;
-            let bytes = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
+            let off = addr.checked_sub(sp).ok_or(())?;
+            let bytes = usize::try_from(off)
+                .ok()
+                .and_then(|o| stack.get(o..o.checked_add(8)?))
+                .ok_or_else(|| {
+                    // A read past the copy's end (but plausibly in the
+                    // stack): the copy was too small.
+                    if off >= stack.len() as u64 && off < 8 << 20 {
+                        beyond = Some(beyond.unwrap_or(0).max(off + 8));
+                    }
+                })?;
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
         let regs = UnwindRegsX86_64::new(ip, sp, bp);
         let mut frames = Vec::with_capacity(32);
         let mut iter = self.unwinder.iter_frames(ip, regs, &mut self.cache, &mut read_stack);
-        while frames.len() < MAX_FRAMES {
+        let end = loop {
+            if frames.len() >= MAX_FRAMES {
+                break UnwindEnd::DepthLimit;
+            }
             match iter.next() {
                 Ok(Some(FrameAddress::InstructionPointer(a))) => frames.push(a),
                 Ok(Some(FrameAddress::ReturnAddress(a))) => frames.push(a.get()),
-                Ok(None) | Err(_) => break,
+                Ok(None) => break UnwindEnd::Root,
+                Err(FramehopError::CouldNotReadStack(_)) => break UnwindEnd::Failed,
+                Err(_) => break UnwindEnd::Failed,
+            }
+        };
+        drop(iter);
+        let end = match (end, beyond) {
+            (UnwindEnd::Failed, Some(needed)) => UnwindEnd::StackCopy(needed),
+            (end, _) => end,
+        };
+        Unwound { frames, end }
+    }
+}
+
+/// The unwind data of one mapped binary, and where it is loaded.
+fn load_module(m: &Mapping) -> Option<Module<SectionBytes>> {
+    let sections = if m.path == "[vdso]" {
+        let (_, image) = perfkit_target::own_vdso()?;
+        Arc::new(read_sections(image)?)
+    } else {
+        let file = m.file.as_ref()?;
+        let key = Arc::as_ptr(file);
+        let mut cache = section_cache().lock().expect("section cache lock");
+        match cache.get(&key) {
+            Some(s) => s.clone()?,
+            None => {
+                let s = file.map().ok().and_then(|d| read_sections(&d)).map(Arc::new);
+                cache.insert(key, s.clone());
+                s?
             }
         }
-        frames
-    }
-}
-
-/// The unwind data of one mapped binary: its unwind sections copied out
-/// of the file, and where it is loaded.
-fn load_module(m: &Mapping) -> Option<Module<Vec<u8>>> {
-    let data: Vec<u8> = if m.path == "[vdso]" {
-        own_vdso()?
-    } else {
-        let path = m.symbolize_path()?;
-        let file = std::fs::File::open(path).ok()?;
-        // SAFETY: the file is opened read-only and only read while mapped;
-        // a binary changing under a running process would break the
-        // process itself first.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        return module_from_elf(&mmap, m, m.offset);
     };
-    module_from_elf(&data, m, 0)
-}
-
-fn module_from_elf(data: &[u8], m: &Mapping, map_offset: u64) -> Option<Module<Vec<u8>>> {
-    let elf = object::File::parse(data).ok()?;
-    if elf.architecture() != object::Architecture::X86_64 {
-        return None;
-    }
-    // Load bias: the segment holding the mapped file offset tells how file
-    // addresses (SVMAs) relate to process addresses (AVMAs).
-    let bias = if m.path == "[vdso]" {
-        // The vDSO is mapped whole from its start.
-        let first = elf.segments().next()?;
-        m.start.wrapping_sub(first.address())
-    } else {
-        let seg = elf.segments().find(|s| {
-            let (off, size) = s.file_range();
-            off <= map_offset && map_offset < off + size.max(1)
-        })?;
-        let (seg_off, _) = seg.file_range();
-        m.start.wrapping_sub(map_offset).wrapping_add(seg_off).wrapping_sub(seg.address())
-    };
-    let section = |name: &str| -> Option<(std::ops::Range<u64>, Vec<u8>)> {
-        let s = elf.section_by_name(name)?;
-        let bytes = s.uncompressed_data().ok()?.into_owned();
-        Some((s.address()..s.address() + s.size(), bytes))
-    };
-    let text = section(".text");
-    let eh_frame = section(".eh_frame");
-    let eh_frame_hdr = section(".eh_frame_hdr");
-    let debug_frame = section(".debug_frame");
-    if eh_frame.is_none() && debug_frame.is_none() {
+    // Load bias from the code segment that the mapping's offset falls in
+    // (not any segment sharing its first page: lld puts the read-only
+    // segment there).
+    let map_offset = if m.path == "[vdso]" { 0 } else { m.offset };
+    let bias = sections.layout.load_bias(m.start, map_offset, true)?;
+    if sections.eh_frame.is_none() && sections.debug_frame.is_none() {
         return None;
     }
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
-        text_svma: text.as_ref().map(|t| t.0.clone()),
-        text: text.map(|t| t.1),
-        eh_frame_svma: eh_frame.as_ref().map(|t| t.0.clone()),
-        eh_frame: eh_frame.map(|t| t.1),
-        eh_frame_hdr_svma: eh_frame_hdr.as_ref().map(|t| t.0.clone()),
-        eh_frame_hdr: eh_frame_hdr.map(|t| t.1),
-        debug_frame: debug_frame.map(|t| t.1),
+        text_svma: sections.text.as_ref().map(|t| t.0.clone()),
+        text: sections.text.as_ref().map(|t| t.1.clone()),
+        eh_frame_svma: sections.eh_frame.as_ref().map(|t| t.0.clone()),
+        eh_frame: sections.eh_frame.as_ref().map(|t| t.1.clone()),
+        eh_frame_hdr_svma: sections.eh_frame_hdr.as_ref().map(|t| t.0.clone()),
+        eh_frame_hdr: sections.eh_frame_hdr.as_ref().map(|t| t.1.clone()),
+        debug_frame: sections.debug_frame.clone(),
         ..Default::default()
     };
     Some(Module::new(m.path.clone(), m.start..m.end, bias, info))
 }
 
-/// This process's own vDSO image: the same bytes as every process's.
-fn own_vdso() -> Option<Vec<u8>> {
-    let v = perfkit_symbols::own_vdso()?;
-    // SAFETY: the vDSO mapping is readable for the life of the process and
-    // never changes; its range comes from our own /proc/self/maps.
-    let bytes = unsafe { std::slice::from_raw_parts(v.start as *const u8, (v.end - v.start) as usize) };
-    Some(bytes.to_vec())
+/// Reads the sections an unwinder needs, decompressing them (Go compresses
+/// `.debug_frame`).
+fn read_sections(data: &[u8]) -> Option<Sections> {
+    let elf = object::File::parse(data).ok()?;
+    if elf.architecture() != object::Architecture::X86_64 {
+        return None;
+    }
+    let section = |name: &str| -> Option<(std::ops::Range<u64>, SectionBytes)> {
+        let s = elf.section_by_name(name)?;
+        let bytes = s.uncompressed_data().ok()?.into_owned();
+        Some((s.address()..s.address() + s.size(), SectionBytes(Arc::new(bytes))))
+    };
+    Some(Sections {
+        text: section(".text"),
+        eh_frame: section(".eh_frame"),
+        eh_frame_hdr: section(".eh_frame_hdr"),
+        debug_frame: section(".debug_frame").map(|s| s.1),
+        layout: ElfLayout::parse(data),
+    })
 }

@@ -2,126 +2,554 @@
 //! (`perfkit-probes`) of perfkit's eBPF probes.
 //!
 //! Everything here is `#[repr(C)]` plain data: the layout is the contract
-//! between the BPF object and the loader, so a change here requires rebuilding
-//! the object with `cargo xtask build-ebpf`.
+//! between the BPF object and the loader, so a change here requires
+//! rebuilding the object with `cargo xtask build-ebpf`. One module per
+//! concern, used by both sides:
+//!
+//! - [`filter`]: which tasks a program looks at (processes and their
+//!   descendants, threads, a cgroup, or everything).
+//! - [`kernel`]: the kernel structure offsets the loader reads from BTF.
+//! - [`unwind`]: the compact unwind tables compiled from DWARF CFI, and
+//!   how a walked frame is encoded.
+//! - [`sampler`]: the on-CPU and off-CPU stack counters.
+//! - [`tools`]: the latency histograms and event records of the
+//!   bcc-style tools.
 #![no_std]
 
 /// Length of a task's command name, as the kernel's `TASK_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
 
-/// Deepest stack the kernel records (`PERF_MAX_STACK_DEPTH`).
-pub const MAX_STACK_DEPTH: usize = 127;
-
-/// Names of the maps and globals in the on-CPU object, used by the loader.
+/// Names of the programs, maps and globals in the object, used by the
+/// loader.
 pub mod names {
-    /// Program attached to the cpu-clock perf event on every CPU.
+    /// perf_event program on every CPU: on-CPU samples.
     pub const ON_CPU_PROGRAM: &str = "on_cpu_sample";
-    /// Global `u32`: thread group id to sample; never 0 once loaded.
-    pub const TARGET_TGID: &str = "TARGET_TGID";
-    /// Hash map from [`StackKey`](super::StackKey) to a `u64` sample count.
+    /// Tracepoint sched:sched_process_fork: follows descendants.
+    pub const FORK_PROGRAM: &str = "track_fork";
+    /// Tracepoint sched:sched_process_exit: forgets exited tasks.
+    pub const EXIT_PROGRAM: &str = "track_exit";
+    /// Tracepoint sched:sched_process_exec: a process's mappings change.
+    pub const EXEC_PROGRAM: &str = "track_exec";
+    /// Tracepoint sched:sched_switch: off-CPU time.
+    pub const OFF_CPU_PROGRAM: &str = "off_cpu_switch";
+
+    /// Global [`FilterConfig`](super::filter::FilterConfig).
+    pub const FILTER: &str = "FILTER";
+    /// Global [`KernelOffsets`](super::kernel::KernelOffsets).
+    pub const OFFSETS: &str = "OFFSETS";
+    /// Global [`SamplerConfig`](super::sampler::SamplerConfig).
+    pub const SAMPLER: &str = "SAMPLER";
+    /// Hash map of selected process ids (`u32` → `u8`).
+    pub const TARGET_TGIDS: &str = "TARGET_TGIDS";
+    /// Hash map of selected thread ids (`u32` → `u8`).
+    pub const TARGET_TIDS: &str = "TARGET_TIDS";
+    /// Hash map from [`SampleKey`](super::sampler::SampleKey) to a count.
     pub const COUNTS: &str = "COUNTS";
-    /// Stack trace map holding user and kernel stacks by id.
+    /// Hash map from a stack hash to a [`StackTrace`](super::sampler::StackTrace).
     pub const STACKS: &str = "STACKS";
-    /// Per-CPU array with one [`SampleStats`](super::SampleStats).
+    /// Per-CPU array with one [`SampleStats`](super::sampler::SampleStats).
     pub const STATS: &str = "STATS";
+    /// Hash map from a process id to its
+    /// [`ProcMaps`](super::unwind::ProcMaps).
+    pub const PROCS: &str = "PROCS";
+    /// Array of `u32` file states (`FILE_*`), by file id.
+    pub const FILE_STATE: &str = "FILE_STATE";
+    /// Hash map from [`PageKey`](super::unwind::PageKey) to
+    /// [`PageInfo`](super::unwind::PageInfo).
+    pub const PAGES: &str = "PAGES";
+    /// Array of [`Row`](super::unwind::Row).
+    pub const ROWS: &str = "ROWS";
+    /// Ring buffer of [`Request`](super::unwind::Request)s for unwind tables.
+    pub const REQUESTS: &str = "REQUESTS";
+    /// Hash map from thread id to [`OffCpuStart`](super::sampler::OffCpuStart).
+    pub const OFF_CPU_START: &str = "OFF_CPU_START";
 }
 
-/// Default number of entries in the counts map.
-pub const DEFAULT_COUNTS_ENTRIES: u32 = 65_536;
-/// Default number of entries in the stack trace map.
-pub const DEFAULT_STACK_ENTRIES: u32 = 16_384;
+/// Which tasks the programs look at.
+pub mod filter {
+    /// Every task on the machine, kernel threads included.
+    pub const MODE_ALL: u32 = 0;
+    /// The processes in `TARGET_TGIDS` (all their threads), and, with
+    /// `follow_children`, every process they create.
+    pub const MODE_PROCESSES: u32 = 1;
+    /// The threads in `TARGET_TIDS`.
+    pub const MODE_THREADS: u32 = 2;
+    /// The tasks in a cgroup v2 group and the groups below it.
+    pub const MODE_CGROUP: u32 = 3;
 
-/// Stack id recorded when there is no stack of that kind (a kernel stack for
-/// a sample taken in user mode, a user stack for a kernel thread).
-pub const STACK_ID_NONE: i32 = -1;
-/// Stack id recorded when the stack existed but the stack map could not hold
-/// it (a hash collision or a full map); the sample is still counted.
-pub const STACK_ID_LOST: i32 = -2;
-
-/// Key of the counts map: one unique (process, thread name, stacks) tuple.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StackKey {
-    /// Thread group id (the process id).
-    pub tgid: u32,
-    /// User stack id in the stack map, or [`STACK_ID_NONE`] / [`STACK_ID_LOST`].
-    pub user_stack_id: i32,
-    /// Kernel stack id in the stack map, or [`STACK_ID_NONE`] / [`STACK_ID_LOST`].
-    pub kernel_stack_id: i32,
-    /// Padding, always zero, so the key has no uninitialised bytes.
-    pub _pad: u32,
-    /// The sampled thread's command name, NUL-padded.
-    pub comm: [u8; COMM_LEN],
+    /// The selection, set by the loader before the object loads.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FilterConfig {
+        /// One of the `MODE_*` constants.
+        pub mode: u32,
+        /// With [`MODE_PROCESSES`]: processes forked by a selected process
+        /// are selected too (perf's inherit).
+        pub follow_children: u32,
+        /// With [`MODE_CGROUP`]: the group's id (the inode number of its
+        /// directory in the cgroup v2 file system).
+        pub cgroup_id: u64,
+        /// With [`MODE_CGROUP`]: the group's depth below the root (the root
+        /// is 0), to compare a task's ancestor at that depth.
+        pub cgroup_level: u32,
+        /// Padding, always zero.
+        pub _pad: u32,
+    }
 }
 
-/// Counters kept per CPU by the sampling program. User space sums them over
-/// CPUs; each field only ever grows.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SampleStats {
-    /// Samples of the target process.
-    pub samples: u64,
-    /// User stacks lost because their stack map bucket held another stack.
-    pub user_stack_collisions: u64,
-    /// Kernel stacks lost because their stack map bucket held another stack.
-    pub kernel_stack_collisions: u64,
-    /// Stacks lost because the stack map had no free entry.
-    pub stack_map_full: u64,
-    /// Stack lookups that failed for another reason (errno of the last one in
-    /// `last_stack_error`).
-    pub stack_errors: u64,
-    /// Samples not counted because the counts map was full.
-    pub counts_map_full: u64,
-    /// Negative errno of the most recent unexpected stack lookup failure.
-    pub last_stack_error: i64,
+/// Offsets of the few kernel structure fields the programs read, found by
+/// the loader in the kernel's BTF (`/sys/kernel/btf/vmlinux`): the object
+/// needs no kernel headers and no CO-RE support in the compiler.
+pub mod kernel {
+    /// Byte offsets of fields, 0 when the field is unused.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct KernelOffsets {
+        /// `task_struct.flags`.
+        pub task_flags: u32,
+        /// `task_struct.mm`.
+        pub task_mm: u32,
+        /// `task_struct.group_leader`.
+        pub task_group_leader: u32,
+        /// `task_struct.comm`.
+        pub task_comm: u32,
+        /// `task_struct.pid` (the thread id).
+        pub task_pid: u32,
+        /// `task_struct.tgid` (the process id).
+        pub task_tgid: u32,
+        /// `task_struct.__state` (`state` before Linux 5.14).
+        pub task_state: u32,
+        /// Non-zero when the sched_process_exit tracepoint passes
+        /// `group_dead` (Linux 6.x).
+        pub exit_has_group_dead: u32,
+        /// Non-zero once the loader filled the offsets in.
+        pub valid: u32,
+    }
+
+    /// `PF_KTHREAD` in `task_struct.flags`: a kernel thread (no user stack).
+    pub const PF_KTHREAD: u32 = 0x0020_0000;
 }
 
-impl SampleStats {
-    /// Adds another CPU's counters to these.
-    pub fn merge(&mut self, other: &SampleStats) {
-        self.samples += other.samples;
-        self.user_stack_collisions += other.user_stack_collisions;
-        self.kernel_stack_collisions += other.kernel_stack_collisions;
-        self.stack_map_full += other.stack_map_full;
-        self.stack_errors += other.stack_errors;
-        self.counts_map_full += other.counts_map_full;
-        if other.last_stack_error != 0 {
-            self.last_stack_error = other.last_stack_error;
+/// Unwind tables: DWARF CFI compiled into rows the BPF program can follow
+/// without evaluating DWARF, each process's executable mappings, and the
+/// encoding of walked frames.
+///
+/// A file's rows are addressed by *file offset*, not by virtual address:
+/// the program knows a frame's mapping (from `PROCS`, which user space
+/// fills from `/proc/PID/maps`), so `pc - start + offset` is the file
+/// offset, whatever the linker's segment layout. The rows of a file are
+/// grouped in pages of 64 KiB of file offsets: `PAGES[(file, offset >>
+/// 16)]` gives the slice of `ROWS` to binary-search, whose first row is the
+/// rule in force at the page's start.
+pub mod unwind {
+    /// Bits of file offset per page.
+    pub const PAGE_BITS: u32 = 16;
+    /// Rows searched per page at most (the binary search's bound).
+    pub const MAX_ROWS_PER_PAGE: u32 = 1 << 14;
+
+    /// No CFI covers this pc: walk one frame with the frame pointer.
+    pub const CFA_NONE: u8 = 0;
+    /// CFA = RSP + offset.
+    pub const CFA_RSP: u8 = 1;
+    /// CFA = RBP + offset.
+    pub const CFA_RBP: u8 = 2;
+    /// A PLT entry: CFA = RSP + 8, + 8 more once `(rip & 15) >= offset`
+    /// (past the entry's push), the expression every x86-64 linker emits.
+    pub const CFA_PLT: u8 = 3;
+    /// The return address is undefined: the outermost frame (`_start`,
+    /// a thread's start routine).
+    pub const CFA_END: u8 = 4;
+    /// A rule the program cannot follow (a DWARF expression, as in a
+    /// signal trampoline): the walk stops here.
+    pub const CFA_UNSUPPORTED: u8 = 5;
+
+    /// RBP keeps its value in the caller.
+    pub const RBP_SAME: u8 = 0;
+    /// The caller's RBP is saved at CFA + offset.
+    pub const RBP_AT_CFA: u8 = 1;
+    /// The caller's RBP cannot be recovered (a rule the program cannot
+    /// follow); it is kept, which matters only to a caller that uses it.
+    pub const RBP_UNKNOWN: u8 = 2;
+
+    /// One unwind rule, in force from `pc_low` (offset in its page) to the
+    /// next row.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Row {
+        /// File offset of the row's first byte, modulo the page size
+        /// (0 for the row carried over from the previous page).
+        pub pc_low: u16,
+        /// One of the `CFA_*` constants.
+        pub cfa: u8,
+        /// One of the `RBP_*` constants.
+        pub rbp: u8,
+        /// The CFA's offset from its register.
+        pub cfa_offset: i16,
+        /// With [`RBP_AT_CFA`]: where the caller's RBP is, from the CFA.
+        pub rbp_offset: i16,
+    }
+
+    /// Key of the pages map.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct PageKey {
+        /// The file's id.
+        pub file: u32,
+        /// File offset >> [`PAGE_BITS`].
+        pub page: u32,
+    }
+
+    /// The rows of one page: `ROWS[start .. start + count]`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PageInfo {
+        /// Index of the first row.
+        pub start: u32,
+        /// Rows in the page, at least 1.
+        pub count: u32,
+    }
+
+    /// `FILE_STATE[id]`: the file's table is not loaded.
+    pub const FILE_PENDING: u32 = 0;
+    /// The file's rows are loaded.
+    pub const FILE_LOADED: u32 = 1;
+    /// The file has no CFI (or its table did not fit): frames in it are
+    /// walked with frame pointers.
+    pub const FILE_NO_CFI: u32 = 2;
+
+    /// File ids are below this (the size of `FILE_STATE`).
+    pub const MAX_FILES: u32 = 1 << 16;
+    /// The vDSO's file id.
+    pub const VDSO_FILE_ID: u32 = 1;
+
+    /// Executable mappings kept per process.
+    pub const MAX_MAPPINGS: usize = 256;
+
+    /// One executable file mapping of a process.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MapEntry {
+        /// First address.
+        pub start: u64,
+        /// One past the last address.
+        pub end: u64,
+        /// The file offset of `start`.
+        pub offset: u64,
+        /// The file's id.
+        pub file: u32,
+        /// Padding, always zero.
+        pub _pad: u32,
+    }
+
+    /// A process's executable file mappings, sorted by address.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct ProcMaps {
+        /// Entries used.
+        pub count: u32,
+        /// Padding, always zero.
+        pub _pad: u32,
+        /// The mappings.
+        pub maps: [MapEntry; MAX_MAPPINGS],
+    }
+
+    /// A sample met an address in no known mapping of its process (or a
+    /// process without mappings yet): read its mappings.
+    pub const REQUEST_MAPS: u32 = 1;
+    /// A selected process called exec: its mappings are all new.
+    pub const REQUEST_EXEC: u32 = 2;
+
+    /// The kernel side asks user space for something.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Request {
+        /// `REQUEST_*`.
+        pub kind: u32,
+        /// The process.
+        pub tgid: u32,
+    }
+
+    /// A walked frame that is a place in a file: bit 63 set, the file id in
+    /// bits 40..63, the file offset in bits 0..40. Frames without a known
+    /// file (anonymous memory: JIT code; a mapping not yet known) are plain
+    /// addresses, below 2^47.
+    pub const FRAME_IN_FILE: u64 = 1 << 63;
+    /// Bits of file offset in an encoded frame.
+    pub const FRAME_OFFSET_BITS: u32 = 40;
+    /// Largest file id an encoded frame holds.
+    pub const MAX_FILE_ID: u32 = (1 << 23) - 1;
+
+    /// Encodes a place in a file as a frame.
+    #[inline(always)]
+    pub const fn encode_frame(file: u32, offset: u64) -> u64 {
+        FRAME_IN_FILE | ((file as u64 & MAX_FILE_ID as u64) << FRAME_OFFSET_BITS) | (offset & ((1 << FRAME_OFFSET_BITS) - 1))
+    }
+
+    /// The (file id, file offset) of an encoded frame, or `None` for a
+    /// plain address.
+    #[inline(always)]
+    pub const fn decode_frame(frame: u64) -> Option<(u32, u64)> {
+        if frame & FRAME_IN_FILE == 0 {
+            return None;
+        }
+        Some((
+            ((frame >> FRAME_OFFSET_BITS) & MAX_FILE_ID as u64) as u32,
+            frame & ((1 << FRAME_OFFSET_BITS) - 1),
+        ))
+    }
+}
+
+/// The stack sampler (on-CPU) and the off-CPU tracker.
+pub mod sampler {
+    use super::COMM_LEN;
+
+    /// Deepest stack walked, user and kernel alike.
+    pub const MAX_FRAMES: usize = 128;
+
+    /// Default entries of the counts map (allocated as used).
+    pub const DEFAULT_COUNTS_ENTRIES: u32 = 1 << 18;
+    /// Default entries of the stacks map (allocated as used).
+    pub const DEFAULT_STACK_ENTRIES: u32 = 1 << 17;
+
+    /// User stacks walked with frame pointers (`bpf_get_stack`).
+    pub const UNWIND_FP: u32 = 0;
+    /// User stacks walked with the unwind tables, frame pointers where a
+    /// file has none.
+    pub const UNWIND_TABLES: u32 = 1;
+
+    /// How the sampler works, set by the loader.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SamplerConfig {
+        /// `UNWIND_FP` or `UNWIND_TABLES`.
+        pub unwind: u32,
+        /// Non-zero: record kernel stacks.
+        pub kernel_stacks: u32,
+        /// Off-CPU: blocks shorter than this are not counted (ns).
+        pub min_block_ns: u64,
+        /// Off-CPU: blocks longer than this are not counted (ns).
+        pub max_block_ns: u64,
+        /// Off-CPU: the `STATE_*` bits of the switches to count.
+        pub states: u32,
+        /// Padding, always zero.
+        pub _pad: u32,
+    }
+
+    /// The walk reached the outermost frame (or a frame-pointer chain's
+    /// end): the stack is complete.
+    pub const END_ROOT: u8 = 0;
+    /// [`MAX_FRAMES`] frames were walked and more remain.
+    pub const END_DEPTH: u8 = 1;
+    /// A read of user memory failed (a stack or frame pointer into memory
+    /// that is not there, or paged out).
+    pub const END_READ: u8 = 2;
+    /// A rule the program cannot follow (a signal frame).
+    pub const END_UNSUPPORTED: u8 = 3;
+    /// A frame-pointer step in code without CFI went nowhere (code built
+    /// without frame pointers and without CFI).
+    pub const END_NO_CFI: u8 = 4;
+    /// A mapping or table was not known yet (a process that just started or
+    /// mapped a library): frames there were walked with frame pointers, and
+    /// the walk ended early.
+    pub const END_PENDING: u8 = 5;
+    /// The walk's own limits (loop budget, verifier bounds) ended it.
+    pub const END_OTHER: u8 = 6;
+    /// There is no user stack (a kernel thread).
+    pub const END_NO_USER: u8 = 7;
+    /// Number of `END_*` reasons.
+    pub const END_REASONS: usize = 8;
+
+    /// Key of the counts map: one unique (process, thread, names, stacks).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct SampleKey {
+        /// Process id; 0 for the idle task.
+        pub tgid: u32,
+        /// Thread id.
+        pub tid: u32,
+        /// Hash of the user stack in `STACKS`; 0 for none.
+        pub user_stack: u64,
+        /// Hash of the kernel stack in `STACKS`; 0 for none.
+        pub kernel_stack: u64,
+        /// The thread's name, NUL-padded.
+        pub comm: [u8; COMM_LEN],
+        /// The process's name (its main thread's), NUL-padded.
+        pub process_comm: [u8; COMM_LEN],
+        /// How the user stack's walk ended (`END_*`).
+        pub user_end: u8,
+        /// [`KIND_ON_CPU`] (the count is samples) or [`KIND_OFF_CPU`] (the
+        /// count is nanoseconds blocked).
+        pub kind: u8,
+        /// Padding, always zero.
+        pub _pad: [u8; 6],
+    }
+
+    /// A [`SampleKey`] of on-CPU samples.
+    pub const KIND_ON_CPU: u8 = 0;
+    /// A [`SampleKey`] of off-CPU time.
+    pub const KIND_OFF_CPU: u8 = 1;
+
+    /// TASK_INTERRUPTIBLE, for [`SamplerConfig::states`].
+    pub const STATE_INTERRUPTIBLE: u32 = 1;
+    /// TASK_UNINTERRUPTIBLE, for [`SamplerConfig::states`].
+    pub const STATE_UNINTERRUPTIBLE: u32 = 2;
+    /// Preempted while runnable (state TASK_RUNNING), for
+    /// [`SamplerConfig::states`].
+    pub const STATE_PREEMPTED: u32 = 4;
+
+    /// A stack, innermost frame first. User frames are encoded as
+    /// [`unwind::encode_frame`](super::unwind::encode_frame) says (or plain
+    /// addresses); kernel frames are addresses.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct StackTrace {
+        /// Frames used.
+        pub len: u32,
+        /// Padding, always zero.
+        pub _pad: u32,
+        /// The frames.
+        pub frames: [u64; MAX_FRAMES],
+    }
+
+    /// When a thread went off CPU, and the stacks it left with.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct OffCpuStart {
+        /// `bpf_ktime_get_ns` at the switch.
+        pub start_ns: u64,
+        /// The key to add the blocked time to once it runs again.
+        pub key: SampleKey,
+    }
+
+    /// Counters kept per CPU by the programs. User space sums them over
+    /// CPUs; each field only ever grows.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SampleStats {
+        /// Samples of selected tasks.
+        pub samples: u64,
+        /// Samples of the idle task (system-wide runs).
+        pub idle: u64,
+        /// Stacks lost because the stacks map was full.
+        pub stacks_full: u64,
+        /// Samples not counted because the counts map was full.
+        pub counts_full: u64,
+        /// Stack reads that failed for another reason.
+        pub stack_errors: u64,
+        /// Requests for mappings dropped (ring buffer full).
+        pub requests_dropped: u64,
+        /// Frames in memory with no known file mapping (JIT code, or a
+        /// mapping user space had not read yet).
+        pub unmapped_frames: u64,
+        /// Frames walked with unwind tables.
+        pub table_frames: u64,
+        /// Frames walked with frame pointers.
+        pub fp_frames: u64,
+        /// Processes followed because a selected process created them.
+        pub children: u64,
+        /// Off-CPU: blocks counted.
+        pub blocks: u64,
+        /// Off-CPU: blocks whose start was lost (the start map was full).
+        pub blocks_lost: u64,
+        /// User stacks by how their walk ended (`END_*`).
+        pub user_end: [u64; END_REASONS],
+    }
+
+    impl SampleStats {
+        /// Adds another CPU's counters to these.
+        pub fn merge(&mut self, other: &SampleStats) {
+            self.samples += other.samples;
+            self.idle += other.idle;
+            self.stacks_full += other.stacks_full;
+            self.counts_full += other.counts_full;
+            self.stack_errors += other.stack_errors;
+            self.requests_dropped += other.requests_dropped;
+            self.unmapped_frames += other.unmapped_frames;
+            self.table_frames += other.table_frames;
+            self.fp_frames += other.fp_frames;
+            self.children += other.children;
+            self.blocks += other.blocks;
+            self.blocks_lost += other.blocks_lost;
+            let mut i = 0;
+            while i < END_REASONS {
+                self.user_end[i] += other.user_end[i];
+                i += 1;
+            }
         }
     }
+}
 
-    /// Stacks that were lost to map collisions or full maps.
-    pub fn lost_stacks(&self) -> u64 {
-        self.user_stack_collisions + self.kernel_stack_collisions + self.stack_map_full
-    }
+/// The bcc-style tools: histograms and events.
+pub mod tools {
+    /// log2 histogram slots: slot `i` counts values in `[2^i, 2^(i+1))`
+    /// (slot 0 also counts 0).
+    pub const HIST_SLOTS: usize = 64;
 }
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: both types are `#[repr(C)]`, `Copy`, made only of integers and
-    // integer arrays with explicit padding, so every bit pattern is valid.
-    unsafe impl aya::Pod for super::StackKey {}
+    // SAFETY: every type below is `#[repr(C)]`, `Copy`, and made only of
+    // integers and integer arrays with explicit padding fields, so every bit
+    // pattern is valid and no byte is uninitialised.
+    unsafe impl aya::Pod for super::filter::FilterConfig {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::SampleStats {}
+    unsafe impl aya::Pod for super::kernel::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::unwind::Row {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::unwind::MapEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::unwind::ProcMaps {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::unwind::PageKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::unwind::PageInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::unwind::Request {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::sampler::SamplerConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::sampler::SampleKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::sampler::StackTrace {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::sampler::SampleStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::sampler::OffCpuStart {}
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{sampler::*, unwind::*};
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<StackKey>(), 32);
-        assert_eq!(core::mem::size_of::<SampleStats>(), 56);
+        assert_eq!(core::mem::size_of::<SampleKey>(), 64);
+        assert_eq!(core::mem::size_of::<Row>(), 8);
+        assert_eq!(core::mem::size_of::<Request>(), 8);
+        assert_eq!(core::mem::size_of::<ProcMaps>(), 8 + 32 * MAX_MAPPINGS);
+        assert_eq!(core::mem::size_of::<StackTrace>(), 8 + 8 * MAX_FRAMES);
+        assert_eq!(core::mem::size_of::<SampleStats>(), 8 * (12 + END_REASONS));
+        assert_eq!(core::mem::size_of::<super::filter::FilterConfig>(), 24);
+        assert_eq!(core::mem::size_of::<super::kernel::KernelOffsets>(), 36);
+        assert_eq!(core::mem::size_of::<OffCpuStart>(), 72);
+    }
+
+    #[test]
+    fn frames_encode_file_and_offset() {
+        let f = encode_frame(5, 0x1234);
+        assert_eq!(decode_frame(f), Some((5, 0x1234)));
+        assert_eq!(decode_frame(0x7fff_1234_5678), None);
+        assert_eq!(decode_frame(encode_frame(MAX_FILE_ID, (1 << 40) - 1)), Some((MAX_FILE_ID, (1 << 40) - 1)));
     }
 
     #[test]
     fn merge_sums_counters() {
-        let mut a = SampleStats { samples: 3, stack_map_full: 1, ..Default::default() };
-        let b = SampleStats { samples: 4, user_stack_collisions: 2, last_stack_error: -22, ..Default::default() };
+        let mut a = SampleStats { samples: 3, stacks_full: 1, ..Default::default() };
+        let mut b = SampleStats { samples: 4, ..Default::default() };
+        b.user_end[END_DEPTH as usize] = 2;
         a.merge(&b);
         assert_eq!(a.samples, 7);
-        assert_eq!(a.lost_stacks(), 3);
-        assert_eq!(a.last_stack_error, -22);
+        assert_eq!(a.user_end[END_DEPTH as usize], 2);
     }
 }

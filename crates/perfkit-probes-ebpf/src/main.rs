@@ -1,122 +1,113 @@
 //! perfkit's eBPF programs, kernel side.
 //!
-//! `on_cpu_sample` runs on every cpu-clock sample on every CPU. It keeps only
-//! samples of the target process (all its threads), records the user and
-//! kernel stacks in `STACKS`, and counts samples per unique
-//! (tgid, comm, user stack, kernel stack) in `COUNTS`. Nothing is streamed to
-//! user space: the loader reads the unique stacks and their counts at the end.
+//! - `on_cpu_sample` runs on every cpu-clock sample on every CPU. For a
+//!   selected task ([`filter`]) it walks the user stack ([`walk`]: unwind
+//!   tables compiled from DWARF CFI, or frame pointers) and the kernel
+//!   stack, stores each distinct stack once by its hash, and counts
+//!   samples per (process, thread, names, stacks) ([`stacks`]). Nothing is
+//!   streamed per sample: user space reads the counts and stacks at the
+//!   end.
+//! - `track_fork` and `track_exit` keep the set of selected processes as
+//!   they create children and exit.
+//! - `off_cpu_switch` measures how long threads wait off CPU, under the
+//!   stacks they left with ([`offcpu`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod filter;
+mod kernel;
+mod offcpu;
+mod stacks;
+mod walk;
+
 use aya_ebpf::{
-    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{map, perf_event},
-    maps::{HashMap, PerCpuArray, StackTrace},
-    programs::{PerfEventContext, tracing::StackIdContext},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task_btf},
+    macros::{perf_event, raw_tracepoint},
+    programs::{PerfEventContext, RawTracePointContext},
 };
-use perfkit_probes_common::{
-    DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, STACK_ID_LOST, STACK_ID_NONE, SampleStats, StackKey,
-};
+use perfkit_probes_common::sampler::{SampleKey, SampleStats};
 
-const EFAULT: i32 = 14;
-const EEXIST: i32 = 17;
-const ENOMEM: i32 = 12;
-
-/// Thread group id to sample, set by the loader before the program loads.
-/// Zero (never a user process) samples nothing.
-#[unsafe(no_mangle)]
-static TARGET_TGID: u32 = 0;
-
-#[map]
-static COUNTS: HashMap<StackKey, u64> = HashMap::with_max_entries(DEFAULT_COUNTS_ENTRIES, 0);
-
-#[map]
-static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_ENTRIES, 0);
-
-#[map]
-static STATS: PerCpuArray<SampleStats> = PerCpuArray::with_max_entries(1, 0);
+/// Adds one to a counter shared between CPUs.
+#[inline(always)]
+pub(crate) fn atomic_add(counter: *mut u64, n: u64) {
+    // SAFETY: `counter` points at a live map value; the atomic add keeps
+    // counts exact when several CPUs update it at once.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(counter, n);
+    }
+}
 
 #[perf_event]
 pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
-    // SAFETY: a volatile read keeps the compiler from folding the global to
-    // its initial value; the loader rewrites it before loading.
-    let target = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if target == 0 || tgid != target {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(stats) = stacks::stats() else { return 0 };
+    if tid == 0 {
+        // The idle task: counted in system-wide runs, never drawn.
+        if filter::config().mode == perfkit_probes_common::filter::MODE_ALL {
+            stats.idle += 1;
+        }
         return 0;
     }
-    let Some(stats) = STATS.get_ptr_mut(0) else {
+    if !filter::selected(tgid, tid) {
         return 0;
-    };
-    // SAFETY: the per-CPU slot belongs to this CPU, and a BPF program cannot
-    // be re-entered on the CPU it runs on, so this is the only reference.
-    let stats = unsafe { &mut *stats };
+    }
     stats.samples += 1;
-
-    let user_stack_id = stack_id(&ctx, BPF_F_USER_STACK as u64, stats, true);
-    let kernel_stack_id = stack_id(&ctx, 0, stats, false);
-    let key =
-        StackKey { tgid, user_stack_id, kernel_stack_id, _pad: 0, comm: bpf_get_current_comm().unwrap_or([0; 16]) };
-    count(&key, stats);
+    // SAFETY: the helper has no preconditions.
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let mut key = stacks::new_key(tgid, tid, task);
+    let regs = ctx.ctx as u64;
+    // SAFETY: the context of a perf_event program starts with the sampled
+    // registers (`struct pt_regs` on x86-64).
+    let user_mode = unsafe { kernel::user_mode(regs) };
+    if stacks::config().kernel_stacks != 0 && !user_mode {
+        key.kernel_stack = stacks::kernel_stack(0, ctx.ctx.cast(), stats);
+    }
+    stacks::user_stack(0, &mut key, task, if user_mode { regs } else { 0 }, stats);
+    stacks::count(&key, 1, stats);
     0
 }
 
-/// Records one stack and returns its id, or a `STACK_ID_*` marker.
-#[inline(always)]
-fn stack_id(ctx: &PerfEventContext, flags: u64, stats: &mut SampleStats, user: bool) -> i32 {
-    match ctx.get_stackid(&STACKS, flags) {
-        Ok(id) => id as i32,
-        Err(err) if err == -EFAULT => STACK_ID_NONE,
-        Err(err) if err == -EEXIST => {
-            if user {
-                stats.user_stack_collisions += 1;
-            } else {
-                stats.kernel_stack_collisions += 1;
-            }
-            STACK_ID_LOST
-        }
-        Err(err) if err == -ENOMEM => {
-            stats.stack_map_full += 1;
-            STACK_ID_LOST
-        }
-        Err(err) => {
-            stats.stack_errors += 1;
-            stats.last_stack_error = err as i64;
-            STACK_ID_LOST
-        }
-    }
+/// sched_process_fork(parent, child): a selected process's new child
+/// process is selected too.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn track_fork(ctx: RawTracePointContext) -> i32 {
+    filter::on_fork(ctx.arg::<u64>(1));
+    0
 }
 
-/// Adds one sample to the key's count, inserting it when new.
-#[inline(always)]
-fn count(key: &StackKey, stats: &mut SampleStats) {
-    if let Some(count) = COUNTS.get_ptr_mut(key) {
-        add_one(count);
-        return;
-    }
-    match COUNTS.insert(key, 1, BPF_NOEXIST as u64) {
-        Ok(()) => {}
-        // Another CPU inserted the same key since the lookup.
-        Err(err) if err as i32 == -EEXIST => {
-            if let Some(count) = COUNTS.get_ptr_mut(key) {
-                add_one(count);
-            }
-        }
-        Err(_) => stats.counts_map_full += 1,
-    }
+/// sched_process_exit(task, group_dead): an exited process leaves the set,
+/// so that its id, once reused, selects nothing.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn track_exit(ctx: RawTracePointContext) -> i32 {
+    filter::on_exit(ctx.arg::<u64>(0), ctx.arg::<u64>(1));
+    0
 }
 
-#[inline(always)]
-fn add_one(count: *mut u64) {
-    // SAFETY: `count` points at a live map value; the atomic add keeps counts
-    // exact when several CPUs sample the same stack at once.
-    unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(count, 1);
+/// sched_process_exec(task, old_pid, bprm): a selected process's mappings
+/// are all new; user space reads them again.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn track_exec(_ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if filter::selected(tgid, tid) {
+        let _ = walk::PROCS.remove(tgid);
+        walk::request(perfkit_probes_common::unwind::REQUEST_EXEC, tgid);
     }
+    0
 }
+
+/// sched_switch(preempt, prev, next, ...): off-CPU time.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn off_cpu_switch(ctx: RawTracePointContext) -> i32 {
+    offcpu::on_switch(&ctx, ctx.arg::<u64>(1), ctx.arg::<u64>(2));
+    0
+}
+
+#[allow(dead_code)]
+fn _assert_types(_: SampleKey, _: SampleStats) {}
 
 #[cfg(not(test))]
 #[panic_handler]

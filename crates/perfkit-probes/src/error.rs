@@ -58,6 +58,20 @@ pub enum ProbeError {
         #[source]
         source: aya::maps::MapError,
     },
+    /// Attaching a program to a tracepoint failed.
+    #[error("attaching {program} to the {tracepoint} tracepoint failed")]
+    AttachTracepoint {
+        /// Program name.
+        program: &'static str,
+        /// The tracepoint.
+        tracepoint: &'static str,
+        /// The underlying error.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// The kernel's BTF is missing or lacks what the programs need.
+    #[error("{0}; perfkit's eBPF programs need a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y)")]
+    Btf(String),
     /// Listing the online CPUs failed.
     #[error("reading the online CPU list from {path} failed")]
     OnlineCpus {
@@ -88,14 +102,11 @@ pub(crate) fn io_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
 /// [`ProbeError::BpfUnsupported`].
 pub(crate) fn classify(what: &'static str, err: &(dyn std::error::Error + 'static)) -> Option<ProbeError> {
     match io_errno(err)? {
-        libc_errno::EPERM | libc_errno::EACCES => Some(ProbeError::PermissionDenied {
-            what,
-            missing: crate::privileges::missing_for_bpf().unwrap_or_else(|| {
-                "none that perfkit can see; check kernel.unprivileged_bpf_disabled, \
-                 kernel.perf_event_paranoid and any LSM policy"
-                    .to_owned()
-            }),
-        }),
+        // With every capability BPF needs, EACCES is the verifier refusing
+        // a program (the error carries its log), not a permission problem.
+        libc_errno::EPERM | libc_errno::EACCES => {
+            crate::privileges::missing_for_bpf().map(|missing| ProbeError::PermissionDenied { what, missing })
+        }
         libc_errno::ENOSYS => Some(ProbeError::BpfUnsupported),
         _ => None,
     }
@@ -125,10 +136,15 @@ mod tests {
     }
 
     #[test]
-    fn eperm_becomes_a_permission_error_naming_the_fix() {
+    fn eperm_is_a_permission_error_only_when_a_capability_is_missing() {
         let err = Outer(io::Error::from_raw_os_error(1));
-        let msg = classify("loading BPF programs", &err).unwrap().to_string();
-        assert!(msg.contains("CAP_BPF") && msg.contains("CAP_PERFMON") && msg.contains("root"), "{msg}");
+        match crate::privileges::missing_for_bpf() {
+            Some(_) => {
+                let msg = classify("loading BPF programs", &err).unwrap().to_string();
+                assert!(msg.contains("CAP_BPF") && msg.contains("CAP_PERFMON") && msg.contains("root"), "{msg}");
+            }
+            None => assert!(classify("loading BPF programs", &err).is_none()),
+        }
     }
 
     #[test]

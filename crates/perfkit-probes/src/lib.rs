@@ -4,15 +4,20 @@
 //! `cargo xtask build-ebpf` and shipped in `bpf/`, so depending on this crate
 //! needs neither nightly nor bpf-linker.
 //!
-//! [`OnCpuSampler`] samples one process on every online CPU with a
-//! `perf_event` program on the cpu-clock software event. The kernel filters
-//! samples to the target and aggregates them per unique stack; user space
-//! reads only the unique stacks and their counts, in [`OnCpuSampler::finish`].
+//! [`StackSampler`] samples stacks on every online CPU (a `perf_event`
+//! program on the cpu-clock event) and, optionally, measures off-CPU time
+//! (a `sched_switch` raw tracepoint). The kernel filters the tasks
+//! ([`Selection`]), walks user stacks with unwind tables compiled from each
+//! file's DWARF CFI ([`UserStacks::Tables`], loaded by a thread of its own
+//! as files appear) or with frame pointers, and counts samples per unique
+//! stack; user space reads only the unique stacks and their counts, in
+//! [`StackSampler::finish`].
 //!
 //! ```no_run
-//! use perfkit_probes::{OnCpuConfig, OnCpuSampler};
+//! use perfkit_probes::{Selection, StackSampler, StackSamplerConfig};
 //! # fn main() -> Result<(), perfkit_probes::ProbeError> {
-//! let sampler = OnCpuSampler::start(&OnCpuConfig::new(1234))?;
+//! let config = StackSamplerConfig::new(Selection::Processes { pids: vec![1234], follow_children: true });
+//! let sampler = StackSampler::start(&config)?;
 //! std::thread::sleep(std::time::Duration::from_secs(5));
 //! let profile = sampler.finish()?;
 //! for sample in &profile.samples {
@@ -22,11 +27,17 @@
 //! # }
 //! ```
 
+pub mod btf;
 mod error;
-mod on_cpu;
 pub mod privileges;
+mod sampler;
+mod tables;
 
 pub use error::ProbeError;
-pub use on_cpu::{OnCpuConfig, OnCpuSampler, RawProfile};
-pub use perfkit_probes_common::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
+pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
 pub use perfkit_profile::raw::{RawSample, RawStack};
+pub use sampler::{
+    DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig, UserStacks,
+};
+pub use perfkit_target::Modules;
+pub use tables::TableStats;

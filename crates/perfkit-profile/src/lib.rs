@@ -60,12 +60,27 @@ pub struct Frame {
     /// says. The folded format and flame graphs ignore it; pprof and JSON
     /// carry it.
     pub location: Option<Location>,
+    /// For a frame that could not be symbolized: the file it is in and the
+    /// place in it, so that a tool with the binary's symbols can resolve it
+    /// later (pprof carries it as a Mapping and a Location address).
+    pub origin: Option<Origin>,
+}
+
+/// Where an unresolved frame's code is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// The file's path, as the process saw it.
+    pub path: String,
+    /// The file's GNU build id, hex, when it has one.
+    pub build_id: Option<String>,
+    /// The file offset of the frame's address.
+    pub file_offset: u64,
 }
 
 impl Frame {
     /// A frame of this kind without a source location.
     pub fn new(name: impl Into<String>, kind: FrameKind) -> Self {
-        Self { name: name.into(), kind, location: None }
+        Self { name: name.into(), kind, location: None, origin: None }
     }
     /// A user-space frame.
     pub fn user(name: impl Into<String>) -> Self {
@@ -82,6 +97,12 @@ impl Frame {
     /// The same frame at a source location.
     pub fn at(mut self, location: Option<Location>) -> Self {
         self.location = location;
+        self
+    }
+
+    /// The same frame, unresolved, at a place in a file.
+    pub fn from_origin(mut self, origin: Option<Origin>) -> Self {
+        self.origin = origin;
         self
     }
 
@@ -177,16 +198,39 @@ impl Stack {
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ProfileMeta {
-    /// The profiled command line.
+    /// The profiled command line (or a description of the target).
     pub command: String,
     /// Wall-clock time sampled.
     pub duration: Duration,
-    /// Sampling frequency per CPU.
+    /// Sampling frequency per CPU (0: not sampled at a frequency).
     pub frequency_hz: u64,
-    /// Samples whose stacks were lost (map collisions, full maps).
+    /// Samples whose stacks were lost (full maps).
     pub lost_stacks: u64,
-    /// Samples dropped entirely (full counts map).
+    /// Samples dropped entirely (full maps, full ring buffers).
     pub dropped_samples: u64,
+    /// What a stack's count is.
+    pub unit: CountUnit,
+}
+
+/// What a stack's count measures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CountUnit {
+    /// Samples (on-CPU).
+    #[default]
+    Samples,
+    /// Microseconds (off-CPU time, or on- and off-CPU time together).
+    Microseconds,
+}
+
+impl CountUnit {
+    /// The unit's name, as flame graph tooltips and pprof say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CountUnit::Samples => "samples",
+            CountUnit::Microseconds => "microseconds",
+        }
+    }
 }
 
 /// Symbolized stacks and their counts.
@@ -244,12 +288,19 @@ impl Profile {
         out.flush()
     }
 
-    /// Functions by self time (samples where they are the innermost frame),
-    /// most first, at most `n`.
+    /// Functions by self time, most first, at most `n`. A sample's
+    /// function is its innermost frame that is not inlined, as `perf
+    /// report` counts it: a function's inlined callees count as the
+    /// function's own time.
     pub fn top_self(&self, n: usize) -> Vec<FunctionCount> {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for stack in &self.stacks {
-            let leaf = stack.frames.last().map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
+            let leaf = stack
+                .frames
+                .iter()
+                .rev()
+                .find(|f| f.kind != FrameKind::Inlined)
+                .map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
             *counts.entry(leaf).or_default() += stack.count;
         }
         let mut top: Vec<_> = counts.into_iter().map(|(name, count)| FunctionCount { name, count }).collect();
@@ -308,6 +359,16 @@ mod tests {
     }
 
     #[test]
+    fn top_self_folds_inlined_callees_into_their_caller() {
+        let mut p = Profile::default();
+        p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("outer"), Frame::inlined("helper")], 5));
+        p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("other")], 4));
+        let top = p.top_self(10);
+        assert_eq!(top[0], FunctionCount { name: "outer".into(), count: 5 });
+        assert!(top.iter().all(|f| f.name != "helper_[i]"));
+    }
+
+    #[test]
     fn top_self_counts_leaves() {
         let mut p = Profile::default();
         p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("hot")], 6));
@@ -331,27 +392,116 @@ pub mod raw {
         /// No stack of this kind: a kernel stack of a sample taken in user
         /// mode, or a user stack of a kernel thread.
         None,
-        /// The stack existed but was lost (a stack map collision or a full
-        /// map); the sample still counts.
+        /// The stack existed but was lost (a full map); the sample still
+        /// counts.
         Lost,
-        /// Instruction pointers, innermost first. All but the first are
-        /// return addresses.
+        /// Frames, innermost first. All but the first are return
+        /// addresses. A user frame is a process address, or, with bit 63
+        /// set, a place in a file (`perfkit-probes-common`'s frame
+        /// encoding: file id and file offset).
         Frames(Vec<u64>),
     }
 
-    /// One unique (process, thread name, user stack, kernel stack) and how
-    /// many samples hit it.
+    /// What a sample's count measures.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum SampleKind {
+        /// On-CPU samples.
+        #[default]
+        OnCpu,
+        /// Nanoseconds spent off CPU (blocked).
+        OffCpuNanos,
+    }
+
+    /// How a user stack's walk ended.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum StackEnd {
+        /// At the outermost frame (or there is no user stack).
+        #[default]
+        Complete,
+        /// At the depth limit, with frames left: the root is missing.
+        DepthLimit,
+        /// Early, for another reason (code without frame pointers or CFI,
+        /// unreadable memory, a stack copy too small, a signal frame).
+        Incomplete,
+    }
+
+    /// One unique (process, thread, names, user stack, kernel stack) and
+    /// how many samples hit it.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct RawSample {
-        /// Process id.
+        /// Process id (0: the idle task).
         pub tgid: u32,
+        /// Thread id.
+        pub tid: u32,
         /// Thread name (`comm`) at the time of the sample.
         pub comm: String,
+        /// Process name (the main thread's `comm`) at the time of the
+        /// sample.
+        pub process: String,
         /// User-mode stack.
         pub user: RawStack,
         /// Kernel-mode stack.
         pub kernel: RawStack,
-        /// Number of samples.
+        /// Number of samples, or of nanoseconds with
+        /// [`SampleKind::OffCpuNanos`].
         pub count: u64,
+        /// What the count measures.
+        pub kind: SampleKind,
+        /// How the user stack's walk ended.
+        pub user_end: StackEnd,
+    }
+}
+
+/// Text for bytes that should be UTF-8 but may not be (a process name): the
+/// valid parts as they are, each invalid byte as `\xNN`, so that names
+/// stay distinct and printable.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Text safe to print to a terminal: control characters (escape sequences
+/// included) become `\xNN` (`\n`, `\t` as such); everything else is
+/// kept.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn invalid_bytes_and_control_characters_are_escaped() {
+        assert_eq!(escape_bytes(b"ok"), "ok");
+        assert_eq!(escape_bytes(&[b'h', 0xff, 0xfe, b'g']), "h\\xff\\xfeg");
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(printable("\u{1b}[31mred"), "\\x1b[31mred");
+        assert_eq!(printable("a\nb\u{9b}c"), "a\\nb\\xc2\\x9bc");
     }
 }

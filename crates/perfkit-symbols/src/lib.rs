@@ -1,17 +1,25 @@
-//! Symbolization of sampled stacks, with blazesym.
+//! Symbolization of sampled stacks.
 //!
-//! A profiled process may exit before its samples are symbolized, and then
-//! `/proc/PID/maps` is gone. [`MapsTracker`] therefore snapshots the
-//! process's executable mappings while it runs (call
-//! [`refresh`](MapsTracker::refresh) periodically) and holds each mapped file
-//! open, so symbolization works after exit, for deleted files and across
-//! mount namespaces. [`Symbolizer`] turns raw addresses into
-//! [`perfkit_profile::Frame`]s: user frames from the mapped ELF files
-//! (demangled, with inlined functions where DWARF has them), kernel frames
-//! from kallsyms.
+//! [`Symbolizer`] turns raw samples into a [`perfkit_profile::Profile`]:
+//!
+//! - user frames from the files the process mapped ([`perfkit_target::Modules`]:
+//!   frames the eBPF sampler encoded as (file, offset), or addresses
+//!   resolved through the process's mappings), with blazesym: demangled,
+//!   with inlined functions and source lines where DWARF has them, and
+//!   named from the ELF symbol tables as `perf` names them (qualified Rust
+//!   paths, glibc's public aliases rather than `__GI_` ones);
+//! - JIT-compiled code from the process's perf map (`/tmp/perf-PID.map`),
+//!   read only when it is safe to ([`perfmap`]);
+//! - kernel frames from kallsyms;
+//! - anything unresolved keeps its place: `module+0xADDR`, with the file
+//!   and offset for pprof.
+//!
+//! Every file is read through the descriptor perfkit opened when the
+//! process mapped it, so symbolization works after the process exited or
+//! replaced its files.
 
-mod maps;
+pub mod perfmap;
 mod symbolizer;
+mod symtab;
 
-pub use maps::{Mapping, MapsError, MapsTracker, own_vdso, parse_maps};
-pub use symbolizer::{SymbolizeOptions, Symbolizer};
+pub use symbolizer::{Grouping, SymbolizeOptions, SymbolizeReport, Symbolizer};

@@ -1,17 +1,37 @@
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+};
 
 use blazesym::symbolize::{
     self, CodeInfo, Input, Symbolized,
-    source::{Elf, Kernel, Process, Source},
+    source::{Elf, Kernel, Source},
 };
+use perfkit_probes_common::unwind::decode_frame;
 use perfkit_profile::{
-    Frame, Location, Profile, Stack,
-    raw::{RawSample, RawStack},
+    Frame, Location, Origin, Profile, Stack,
+    raw::{RawSample, RawStack, StackEnd},
 };
+use perfkit_target::{ModuleFile, Modules};
+use perfkit_unwind::ElfLayout;
 
-use crate::MapsTracker;
+use crate::{perfmap::PerfMap, symtab::SymbolIndex};
 
-/// What to resolve beyond function names.
+/// What the root frame of each stack is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Grouping {
+    /// The process's name: all processes of one name merge.
+    #[default]
+    Process,
+    /// One root per process: `name-PID`.
+    PerProcess,
+    /// One root per thread: `thread-name-PID/TID`.
+    PerThread,
+}
+
+/// What to resolve beyond function names, and how to root stacks.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SymbolizeOptions {
@@ -19,17 +39,20 @@ pub struct SymbolizeOptions {
     pub inlined: bool,
     /// Demangle Rust and C++ names.
     pub demangle: bool,
+    /// The root frame of each stack.
+    pub grouping: Grouping,
 }
 
 impl Default for SymbolizeOptions {
     fn default() -> Self {
-        Self { inlined: true, demangle: true }
+        Self { inlined: true, demangle: true, grouping: Grouping::Process }
     }
 }
 
 /// Turns addresses into frames. Caches parsed files between calls.
 pub struct Symbolizer {
     inner: symbolize::Symbolizer,
+    options: SymbolizeOptions,
 }
 
 impl std::fmt::Debug for Symbolizer {
@@ -48,6 +71,19 @@ impl Default for Symbolizer {
 /// inlined into it).
 type Frames = Vec<Frame>;
 
+/// A place in a file: which file (by identity) and its file offset.
+type Place = (usize, u64);
+
+/// What symbolizing a profile found worth telling.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SymbolizeReport {
+    /// JIT symbol maps read, per process.
+    pub perf_maps_read: Vec<(u32, usize)>,
+    /// JIT symbol maps not read, and why.
+    pub perf_maps_skipped: Vec<String>,
+}
+
 impl Symbolizer {
     /// A symbolizer with these options.
     pub fn new(options: &SymbolizeOptions) -> Self {
@@ -56,64 +92,204 @@ impl Symbolizer {
             .enable_demangling(options.demangle)
             .enable_code_info(options.inlined)
             .build();
-        Self { inner }
+        Self { inner, options: options.clone() }
     }
 
-    /// Symbolizes user-space addresses of the process `maps` tracks.
-    pub fn user(&self, maps: &MapsTracker, addrs: &[u64]) -> HashMap<u64, Frames> {
-        let mut out = HashMap::with_capacity(addrs.len());
-        // Group by module so each file is symbolized in one batch.
-        let mut by_module: HashMap<&Path, (Vec<u64>, Vec<u64>, &str)> = HashMap::new();
-        for &addr in addrs {
-            match maps.find(addr) {
-                Some(m) if m.path == "[vdso]" => {
-                    out.insert(addr, self.vdso(m.start, addr));
-                }
-                Some(m) => match m.symbolize_path() {
-                    Some(path) => {
-                        let entry = by_module.entry(path).or_insert_with(|| (Vec::new(), Vec::new(), m.module_name()));
-                        entry.0.push(addr);
-                        entry.1.push(m.file_offset(addr));
-                    }
-                    None => {
-                        out.insert(addr, vec![Frame::unknown_user(Some(m.module_name()))]);
-                    }
-                },
-                None => {
-                    out.insert(addr, vec![Frame::unknown_user(None)]);
-                }
-            }
-        }
-        for (path, (addrs, offsets, module)) in by_module {
-            let src = Source::Elf(Elf::new(path));
-            match self.inner.symbolize(&src, Input::FileOffset(&offsets)) {
-                Ok(results) => {
-                    for (addr, sym) in addrs.into_iter().zip(results) {
-                        out.insert(addr, frames_of(sym, Some(module), Frame::user, Frame::unknown_user));
-                    }
-                }
-                Err(err) => {
-                    tracing::debug!(path = %path.display(), %err, "symbolizing a module failed");
-                    for addr in addrs {
-                        out.insert(addr, vec![Frame::unknown_user(Some(module))]);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The vDSO is the same image in every process: resolve the offset in
-    /// this process's own vDSO.
-    fn vdso(&self, start: u64, addr: u64) -> Frames {
-        let Some(own_start) = crate::own_vdso().map(|r| r.start) else {
-            return vec![Frame::unknown_user(Some("[vdso]"))];
+    /// Symbolizes raw samples into a profile. User frames are resolved
+    /// through `modules`: encoded frames by file id, plain addresses by the
+    /// process's mappings, JIT code by the process's perf map.
+    pub fn profile(&self, samples: &[RawSample], modules: &Modules) -> (Profile, SymbolizeReport) {
+        let mut report = SymbolizeReport::default();
+        // Every distinct file, numbered.
+        let mut files: Vec<Arc<ModuleFile>> = Vec::new();
+        let mut file_index: HashMap<*const ModuleFile, usize> = HashMap::new();
+        let mut index_of = |f: &Arc<ModuleFile>| -> usize {
+            *file_index.entry(Arc::as_ptr(f)).or_insert_with(|| {
+                files.push(f.clone());
+                files.len() - 1
+            })
         };
-        let src = Source::Process(Process::new(std::process::id().into()));
-        match self.inner.symbolize_single(&src, Input::AbsAddr(own_start + (addr - start))) {
-            Ok(sym) => frames_of(sym, Some("[vdso]"), Frame::user, Frame::unknown_user),
-            Err(_) => vec![Frame::unknown_user(Some("[vdso]"))],
+        // Resolve each distinct user address to a place in a file, or to
+        // JIT code, or to nothing.
+        enum Target {
+            Place(Place),
+            Jit(u32, u64),
+            Unknown,
         }
+        let mut user_targets: HashMap<(u32, u64), Target> = HashMap::new();
+        let mut kernel_addrs: HashSet<u64> = HashSet::new();
+        for s in samples {
+            if let RawStack::Frames(ips) = &s.user {
+                for (i, &ip) in ips.iter().enumerate() {
+                    let key = (s.tgid, ip);
+                    if user_targets.contains_key(&key) {
+                        continue;
+                    }
+                    let t = match decode_frame(ip) {
+                        Some((id, off)) => match modules.files.get(&id) {
+                            Some(f) => Target::Place((index_of(f), call_site(i, off))),
+                            None => Target::Unknown,
+                        },
+                        None => match modules.find(s.tgid, ip) {
+                            Some(m) => match &m.file {
+                                Some(f) => Target::Place((index_of(f), call_site(i, m.file_offset(ip)))),
+                                None => Target::Unknown,
+                            },
+                            None => Target::Jit(s.tgid, call_site(i, ip)),
+                        },
+                    };
+                    user_targets.insert(key, t);
+                }
+            }
+            if let RawStack::Frames(ips) = &s.kernel {
+                for (i, &ip) in ips.iter().enumerate() {
+                    kernel_addrs.insert(call_site(i, ip));
+                }
+            }
+        }
+
+        // Symbolize each file's places in one batch.
+        let mut by_file: HashMap<usize, Vec<u64>> = HashMap::new();
+        for t in user_targets.values() {
+            if let Target::Place((f, off)) = t {
+                by_file.entry(*f).or_default().push(*off);
+            }
+        }
+        let mut resolved: HashMap<Place, Frames> = HashMap::new();
+        for (f, mut offsets) in by_file {
+            offsets.sort_unstable();
+            offsets.dedup();
+            let frames = self.file(&files[f], &offsets);
+            for (off, fr) in offsets.into_iter().zip(frames) {
+                resolved.insert((f, off), fr);
+            }
+        }
+
+        // JIT code: each process's perf map, read once.
+        let mut jit_pids: Vec<u32> = user_targets
+            .values()
+            .filter_map(|t| if let Target::Jit(pid, _) = t { Some(*pid) } else { None })
+            .collect();
+        jit_pids.sort_unstable();
+        jit_pids.dedup();
+        let mut maps: HashMap<u32, PerfMap> = HashMap::new();
+        for pid in jit_pids {
+            let mut m = PerfMap::default();
+            match m.update(&PerfMap::path_of(pid), modules.uids.get(&pid).copied()) {
+                Ok(()) => {
+                    report.perf_maps_read.push((pid, m.len()));
+                    maps.insert(pid, m);
+                }
+                Err(crate::perfmap::PerfMapError::Missing(_)) => {}
+                Err(e) => report.perf_maps_skipped.push(e.to_string()),
+            }
+        }
+
+        let kernel_addrs: Vec<u64> = {
+            let mut v: Vec<u64> = kernel_addrs.into_iter().collect();
+            v.sort_unstable();
+            v
+        };
+        let kernel = if kernel_addrs.is_empty() { HashMap::new() } else { self.kernel(&kernel_addrs) };
+
+        let mut profile = Profile::default();
+        let unknown = vec![Frame::unknown_user(None)];
+        for s in samples {
+            let mut frames = Vec::new();
+            match &s.user {
+                RawStack::Frames(ips) => {
+                    if s.user_end == StackEnd::DepthLimit {
+                        frames.push(Frame::user("[truncated]"));
+                    }
+                    for (i, &ip) in ips.iter().enumerate().rev() {
+                        match &user_targets[&(s.tgid, ip)] {
+                            Target::Place(p) => frames.extend(resolved.get(p).unwrap_or(&unknown).iter().cloned()),
+                            Target::Jit(pid, addr) => {
+                                let name = maps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned);
+                                frames.push(Frame::user(name.unwrap_or_else(|| "[unknown]".to_owned())));
+                            }
+                            Target::Unknown => frames.push(Frame::unknown_user(None)),
+                        }
+                        let _ = i;
+                    }
+                }
+                RawStack::Lost => frames.push(Frame::user("[lost stack]")),
+                RawStack::None => {}
+            }
+            match &s.kernel {
+                RawStack::Frames(ips) => {
+                    for (i, &ip) in ips.iter().enumerate().rev() {
+                        match kernel.get(&call_site(i, ip)) {
+                            Some(f) => frames.extend(f.iter().cloned()),
+                            None => frames.push(Frame::unknown_kernel(None)),
+                        }
+                    }
+                }
+                RawStack::Lost => frames.push(Frame::kernel("[lost stack]")),
+                RawStack::None => {}
+            }
+            profile.push(Stack::new(self.root(s), frames, s.count));
+        }
+        (profile, report)
+    }
+
+    /// The root frame's name for a sample.
+    fn root(&self, s: &RawSample) -> String {
+        let process = if s.process.is_empty() { &s.comm } else { &s.process };
+        match self.options.grouping {
+            Grouping::Process => process.clone(),
+            Grouping::PerProcess => format!("{process}-{}", s.tgid),
+            Grouping::PerThread => format!("{}-{}/{}", s.comm, s.tgid, s.tid),
+        }
+    }
+
+    /// Symbolizes file offsets of one file.
+    fn file(&self, file: &ModuleFile, offsets: &[u64]) -> Vec<Frames> {
+        let data = file.map().ok();
+        let index = data.as_deref().map(SymbolIndex::new).unwrap_or_default();
+        let layout = data.as_deref().map(ElfLayout::parse).unwrap_or_default();
+        let build_id = data.as_deref().and_then(build_id);
+        let path = file.fd_path();
+        let module = file.name().to_owned();
+        let unresolved = |off: u64| -> Frames {
+            // Unknown functions keep their place, as perf shows them:
+            // module + address in the module.
+            let addr = layout.offset_to_vaddr(off).unwrap_or(off);
+            let origin = Origin { path: file.path().to_owned(), build_id: build_id.clone(), file_offset: off };
+            vec![Frame::user(format!("{module}+{addr:#x}")).from_origin(Some(origin))]
+        };
+        let src = Source::Elf(Elf::new(&path));
+        let results = match self.inner.symbolize(&src, Input::FileOffset(offsets)) {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::debug!(path = file.path(), %err, "symbolizing a module failed");
+                return offsets.iter().map(|&o| unresolved(o)).collect();
+            }
+        };
+        offsets
+            .iter()
+            .zip(results)
+            .map(|(&off, sym)| match sym {
+                Symbolized::Sym(sym) => {
+                    // The symbol tables' name, as perf prints it, where one
+                    // starts at the function: qualified, public alias.
+                    let name = index.best_name(sym.addr).unwrap_or_else(|| sym.name.to_string());
+                    let mut frames = vec![Frame::user(name).at(location(sym.code_info.as_deref()))];
+                    frames.extend(
+                        sym.inlined.iter().map(|f| Frame::inlined(f.name.to_string()).at(location(f.code_info.as_ref()))),
+                    );
+                    frames
+                }
+                Symbolized::Unknown(_) => {
+                    // blazesym found nothing; a local symbol may still
+                    // cover it.
+                    match layout.offset_to_vaddr(off).and_then(|a| index.containing(a)) {
+                        Some((_, name)) => vec![Frame::user(name)],
+                        None => unresolved(off),
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Symbolizes kernel addresses with kallsyms (and vmlinux when found).
@@ -123,7 +299,17 @@ impl Symbolizer {
             Ok(results) => addrs
                 .iter()
                 .zip(results)
-                .map(|(&addr, sym)| (addr, frames_of(sym, None, Frame::kernel, Frame::unknown_kernel)))
+                .map(|(&addr, sym)| {
+                    let frames = match sym {
+                        Symbolized::Sym(sym) => {
+                            let mut v = vec![Frame::kernel(sym.name.into_owned())];
+                            v.extend(sym.inlined.iter().map(|f| Frame::kernel(f.name.to_string())));
+                            v
+                        }
+                        Symbolized::Unknown(_) => vec![Frame::unknown_kernel(None)],
+                    };
+                    (addr, frames)
+                })
                 .collect(),
             Err(err) => {
                 tracing::warn!(%err, "kernel symbolization failed");
@@ -131,64 +317,20 @@ impl Symbolizer {
             }
         }
     }
+}
 
-    /// Symbolizes raw samples into a profile. `maps` holds a tracker per
-    /// process id seen in the samples; processes without one get
-    /// `[unknown]` user frames.
-    pub fn profile(&self, samples: &[RawSample], maps: &HashMap<u32, MapsTracker>) -> Profile {
-        // Return addresses point after the call; look up the call itself.
-        fn lookup_addrs(ips: &[u64]) -> impl Iterator<Item = u64> + '_ {
-            ips.iter().enumerate().map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
-        }
-        let mut user_addrs: HashMap<u32, Vec<u64>> = HashMap::new();
-        let mut kernel_addrs = Vec::new();
-        for s in samples {
-            if let RawStack::Frames(ips) = &s.user {
-                user_addrs.entry(s.tgid).or_default().extend(lookup_addrs(ips));
-            }
-            if let RawStack::Frames(ips) = &s.kernel {
-                kernel_addrs.extend(lookup_addrs(ips));
-            }
-        }
-        let empty = MapsTracker::new(0);
-        let user: HashMap<u32, HashMap<u64, Frames>> = user_addrs
-            .into_iter()
-            .map(|(tgid, mut addrs)| {
-                addrs.sort_unstable();
-                addrs.dedup();
-                (tgid, self.user(maps.get(&tgid).unwrap_or(&empty), &addrs))
-            })
-            .collect();
-        kernel_addrs.sort_unstable();
-        kernel_addrs.dedup();
-        let kernel = if kernel_addrs.is_empty() { HashMap::new() } else { self.kernel(&kernel_addrs) };
+/// Return addresses point after their call: all frames but the innermost
+/// are looked up one byte earlier, at the call itself.
+fn call_site(index: usize, addr: u64) -> u64 {
+    if index == 0 { addr } else { addr.saturating_sub(1) }
+}
 
-        let mut profile = Profile::default();
-        for s in samples {
-            let mut frames = Vec::new();
-            match &s.user {
-                RawStack::Frames(ips) => {
-                    let resolved = &user[&s.tgid];
-                    for addr in lookup_addrs(ips).collect::<Vec<_>>().into_iter().rev() {
-                        frames.extend(resolved[&addr].iter().cloned());
-                    }
-                }
-                RawStack::Lost => frames.push(Frame::user("[lost stack]")),
-                RawStack::None => {}
-            }
-            match &s.kernel {
-                RawStack::Frames(ips) => {
-                    for addr in lookup_addrs(ips).collect::<Vec<_>>().into_iter().rev() {
-                        frames.extend(kernel[&addr].iter().cloned());
-                    }
-                }
-                RawStack::Lost => frames.push(Frame::kernel("[lost stack]")),
-                RawStack::None => {}
-            }
-            profile.push(Stack::new(s.comm.clone(), frames, s.count));
-        }
-        profile
-    }
+/// The GNU build id of an ELF file, hex.
+fn build_id(data: &[u8]) -> Option<String> {
+    use object::Object;
+    let file = object::File::parse(data).ok()?;
+    let id = file.build_id().ok()??;
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
@@ -198,24 +340,4 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
         _ => Path::new(&info.file).to_owned(),
     };
     Some(Location { file: file.to_string_lossy().into_owned(), line: info.line.unwrap_or(0) })
-}
-
-fn frames_of(
-    sym: Symbolized<'_>,
-    module: Option<&str>,
-    known: fn(String) -> Frame,
-    unknown: fn(Option<&str>) -> Frame,
-) -> Frames {
-    match sym {
-        Symbolized::Sym(sym) => {
-            // Each frame's location is inside its own function: the outer
-            // one's is the call site of the first inlined function.
-            let mut frames = vec![known(sym.name.into_owned()).at(location(sym.code_info.as_deref()))];
-            frames.extend(
-                sym.inlined.iter().map(|f| Frame::inlined(f.name.to_string()).at(location(f.code_info.as_ref()))),
-            );
-            frames
-        }
-        Symbolized::Unknown(_) => vec![unknown(module)],
-    }
 }

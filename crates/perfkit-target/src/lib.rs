@@ -7,6 +7,16 @@
 //!   instruction; [`HeldCommand::release`] lets it run.
 //! - [`ExitWatch`] is a pidfd that becomes readable when a process exits,
 //!   for any process, not only children.
+//! - [`files`] opens the files a target maps, safely (it may be hostile);
+//!   [`maps`] tracks a process's executable mappings while it runs.
+
+pub mod cgroup;
+pub mod files;
+pub mod maps;
+
+pub use cgroup::Cgroup;
+pub use files::{ModuleFile, OpenError};
+pub use maps::{Mapping, MapsError, MapsTracker, Modules, own_vdso, parse_maps};
 
 use std::{
     ffi::{CString, OsStr, OsString},
@@ -25,6 +35,15 @@ pub enum TargetError {
     /// No process has this PID.
     #[error("no process with PID {0}")]
     NoSuchProcess(u32),
+    /// No thread has this TID.
+    #[error("no thread with TID {0}")]
+    NoSuchThread(u32),
+    /// No cgroup v2 group at this path.
+    #[error("no cgroup v2 group {0:?} (give a directory of the cgroup v2 file system, or a path below its root as /proc/PID/cgroup shows it)")]
+    NoSuchCgroup(std::path::PathBuf),
+    /// The cgroup v2 file system is not mounted.
+    #[error("the cgroup v2 file system is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")]
+    NoCgroup2,
     /// The PID is not a positive number.
     #[error("invalid PID {0:?}: expected a positive number")]
     InvalidPid(String),
@@ -81,7 +100,7 @@ impl ProcessInfo {
         let dir = proc_root.join(pid.to_string());
         let read = |name: &str| fs::read(dir.join(name));
         let comm = match read("comm") {
-            Ok(c) => String::from_utf8_lossy(&c).trim_end_matches('\n').to_owned(),
+            Ok(c) => escape(c.strip_suffix(b"\n").unwrap_or(&c)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(TargetError::NoSuchProcess(pid)),
             Err(e) => return Err(sys("reading /proc/PID/comm")(e)),
         };
@@ -106,7 +125,38 @@ pub fn parse_pid(s: &str) -> Result<u32, TargetError> {
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<String> {
-    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(escape).collect()
+}
+
+/// Process names and arguments are bytes: invalid UTF-8 is shown escaped
+/// (`\xff`), never dropped.
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The process (thread group) a thread belongs to; `None` when there is no
+/// such thread.
+pub fn process_of_thread(tid: u32) -> Option<u32> {
+    let status = fs::read(format!("/proc/{tid}/status")).ok()?;
+    let status = String::from_utf8_lossy(&status);
+    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// Parses a comma-separated list of PIDs (or TIDs), as `-p 1,2,3`.
+pub fn parse_pid_list(s: &str) -> Result<Vec<u32>, TargetError> {
+    let mut out: Vec<u32> = s.split(',').filter(|p| !p.trim().is_empty()).map(parse_pid).collect::<Result<_, _>>()?;
+    if out.is_empty() {
+        return Err(TargetError::InvalidPid(s.to_owned()));
+    }
+    out.dedup();
+    Ok(out)
 }
 
 /// A forked child that has not yet executed its command.
@@ -125,8 +175,17 @@ pub struct HeldCommand {
 
 impl HeldCommand {
     /// Forks `program` with `args`, holding it before `exec`. The program is
-    /// looked up in `PATH` as a shell would.
+    /// looked up in `PATH` as a shell would. It runs in a process group of
+    /// its own, so that [`terminate`](Self::terminate) reaches everything it
+    /// starts.
     pub fn spawn<S: AsRef<OsStr>>(program: S, args: &[S]) -> Result<Self, TargetError> {
+        Self::spawn_with(program, args, false)
+    }
+
+    /// As [`spawn`](Self::spawn); with `stdout_to_stderr`, the command's
+    /// standard output goes to standard error (when perfkit writes its own
+    /// output to standard output).
+    pub fn spawn_with<S: AsRef<OsStr>>(program: S, args: &[S], stdout_to_stderr: bool) -> Result<Self, TargetError> {
         let program = program.as_ref().to_owned();
         if program.is_empty() {
             return Err(TargetError::EmptyCommand);
@@ -161,6 +220,10 @@ impl HeldCommand {
             unsafe {
                 libc::close(go_write.as_raw_fd());
                 libc::close(status_read.as_raw_fd());
+                libc::setpgid(0, 0);
+                if stdout_to_stderr {
+                    libc::dup2(2, 1);
+                }
                 let mut byte = 0u8;
                 let n = libc::read(go_read.as_raw_fd(), (&raw mut byte).cast(), 1);
                 if n != 1 {
@@ -176,6 +239,9 @@ impl HeldCommand {
         }
         drop(go_read);
         drop(status_write);
+        // Also here, so that the group exists whichever process runs first.
+        // SAFETY: setting our own child's process group.
+        unsafe { libc::setpgid(pid, pid) };
         Ok(Self { pid: pid as u32, program, go: Some(go_write), exec_status: Some(status_read), reaped: false })
     }
 
@@ -237,6 +303,54 @@ impl HeldCommand {
     }
 }
 
+impl HeldCommand {
+    /// The exit status, if the child has exited; does not block.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, TargetError> {
+        if self.reaped {
+            return Ok(None);
+        }
+        let mut status = 0;
+        // SAFETY: polling our own child; `status` is a valid out pointer.
+        let r = unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) };
+        match r {
+            0 => Ok(None),
+            r if r > 0 => {
+                self.reaped = true;
+                Ok(Some(ExitStatus::from_wait_status(status)))
+            }
+            _ => Err(sys("waitpid")(io::Error::last_os_error())),
+        }
+    }
+
+    /// Ends the command and what it started (its process group): SIGTERM,
+    /// then SIGKILL once `grace` has passed. Returns its exit status.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> Result<ExitStatus, TargetError> {
+        if let Some(s) = self.try_wait()? {
+            self.kill_group(libc::SIGKILL);
+            return Ok(s);
+        }
+        self.kill_group(libc::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Some(s) = self.try_wait()? {
+                // Whatever it left behind in its group goes too.
+                self.kill_group(libc::SIGKILL);
+                return Ok(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.kill_group(libc::SIGKILL);
+        self.wait()
+    }
+
+    fn kill_group(&self, signal: i32) {
+        // SAFETY: signalling the process group we created for our child;
+        // the group id cannot be reused while the child is unreaped, and
+        // once it is reaped the group's other members keep the id alive.
+        unsafe { libc::kill(-(self.pid as i32), signal) };
+    }
+}
+
 impl Drop for HeldCommand {
     fn drop(&mut self) {
         if self.go.is_some() && !self.reaped {
@@ -258,6 +372,14 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// The status a shell would report: the exit code, or 128 + the signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Self::Code(c) => c,
+            Self::Signal(s) => 128 + s,
+        }
+    }
+
     fn from_wait_status(status: i32) -> Self {
         if libc::WIFSIGNALED(status) {
             Self::Signal(libc::WTERMSIG(status))
@@ -372,6 +494,43 @@ mod tests {
         assert_eq!(cmd.wait().unwrap(), ExitStatus::Code(0));
         assert!(marker.exists());
         fs::remove_file(&marker).unwrap();
+    }
+
+    #[test]
+    fn terminate_ends_a_command_that_ignores_sigterm_and_its_children() {
+        let marker = std::env::temp_dir().join(format!("perfkit-term-{}", std::process::id()));
+        let script = format!("trap '' TERM; (trap '' TERM; sleep 30; touch {}) & sleep 30", marker.display());
+        let mut cmd = HeldCommand::spawn("sh", &["-c", script.as_str()]).unwrap();
+        cmd.release().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let status = cmd.terminate(std::time::Duration::from_millis(300)).unwrap();
+        assert_eq!(status, ExitStatus::Signal(libc::SIGKILL));
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        // The background child is gone too (at most a zombie waiting for
+        // its new parent): its group was killed.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let pgrp = cmd.pid().to_string();
+        let survivors: Vec<String> = fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                fields.len() > 2 && fields[2] == pgrp && fields[0] != "Z"
+            })
+            .collect();
+        assert!(survivors.is_empty(), "members of the command's process group survived: {survivors:?}");
+        assert_eq!(ExitStatus::Code(3).shell_code(), 3);
+        assert_eq!(ExitStatus::Signal(9).shell_code(), 137);
+    }
+
+    #[test]
+    fn parses_pid_lists() {
+        assert_eq!(parse_pid_list("1,2,3").unwrap(), vec![1, 2, 3]);
+        assert!(parse_pid_list("1,x").is_err());
+        assert!(parse_pid_list(",").is_err());
+        assert_eq!(process_of_thread(std::process::id()), Some(std::process::id()));
     }
 
     #[test]

@@ -1,11 +1,13 @@
+//! A process's executable mappings, tracked while it runs.
+
 use std::{
     collections::{HashMap, HashSet},
-    fs::{self, File},
-    io,
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    fs, io,
     path::{Path, PathBuf},
     sync::Arc,
 };
+
+use crate::files::{ModuleFile, OpenError};
 
 /// Why mappings could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub struct MapsLine {
     pub perms: String,
     /// File offset of `start`.
     pub offset: u64,
+    /// Device of the mapped file (`major:minor`, as `stat` encodes it).
+    pub dev: u64,
     /// Inode of the mapped file, 0 for anonymous mappings.
     pub inode: u64,
     /// Path or pseudo-name (`[vdso]`, `[heap]`), empty for anonymous memory.
@@ -52,7 +56,7 @@ fn parse_line(line: &str) -> Option<MapsLine> {
     let range = fields.next()?;
     let perms = fields.next()?;
     let offset = fields.next()?;
-    let _dev = fields.next()?;
+    let dev = fields.next()?;
     let inode = fields.next()?;
     let path = fields.next().unwrap_or("").trim_start();
     let (start, end) = range.split_once('-')?;
@@ -61,21 +65,33 @@ fn parse_line(line: &str) -> Option<MapsLine> {
         end: u64::from_str_radix(end, 16).ok()?,
         perms: perms.to_owned(),
         offset: u64::from_str_radix(offset, 16).ok()?,
+        dev: parse_dev(dev)?,
         inode: inode.parse().ok()?,
         path: path.to_owned(),
     })
 }
 
-/// Where this process's own vDSO is mapped. The vDSO is the same image in
-/// every process, so a target's vDSO addresses are resolved (and unwound)
-/// through ours. Read once: it never moves.
-pub fn own_vdso() -> Option<std::ops::Range<u64>> {
-    static VDSO: std::sync::OnceLock<Option<std::ops::Range<u64>>> = std::sync::OnceLock::new();
+/// `fd:01` (hex major:minor) as a `dev_t`, as `stat` reports it.
+fn parse_dev(s: &str) -> Option<u64> {
+    let (major, minor) = s.split_once(':')?;
+    let (major, minor) = (u32::from_str_radix(major, 16).ok()?, u32::from_str_radix(minor, 16).ok()?);
+    Some(libc::makedev(major, minor))
+}
+
+/// Where this process's own vDSO is mapped, and its image. The vDSO is the
+/// same image in every process, so a target's vDSO addresses are resolved
+/// (and unwound) through ours. Read once: it never moves.
+pub fn own_vdso() -> Option<&'static (std::ops::Range<u64>, Vec<u8>)> {
+    static VDSO: std::sync::OnceLock<Option<(std::ops::Range<u64>, Vec<u8>)>> = std::sync::OnceLock::new();
     VDSO.get_or_init(|| {
         let text = fs::read_to_string("/proc/self/maps").ok()?;
-        parse_maps(&text).into_iter().find(|l| l.path == "[vdso]").map(|l| l.start..l.end)
+        let l = parse_maps(&text).into_iter().find(|l| l.path == "[vdso]")?;
+        // SAFETY: the vDSO mapping is readable for the life of the process
+        // and never changes; its range comes from our own maps.
+        let bytes = unsafe { std::slice::from_raw_parts(l.start as *const u8, (l.end - l.start) as usize) };
+        Some((l.start..l.end, bytes.to_vec()))
     })
-    .clone()
+    .as_ref()
 }
 
 /// A file-backed executable mapping, with the file held open.
@@ -89,18 +105,15 @@ pub struct Mapping {
     pub offset: u64,
     /// The path as the process sees it (or a pseudo-name such as `[vdso]`).
     pub path: String,
-    pub(crate) file: Option<Arc<ModuleFile>>,
+    /// The open file, when it could be opened.
+    pub file: Option<Arc<ModuleFile>>,
 }
 
 impl Mapping {
     /// The module's short name: the path's file name.
     pub fn module_name(&self) -> &str {
-        self.path.rsplit('/').next().unwrap_or(&self.path)
-    }
-
-    /// The path to open for symbolization, if the file could be opened.
-    pub fn symbolize_path(&self) -> Option<&Path> {
-        self.file.as_ref().map(|f| f.path.as_path())
+        let p = self.path.strip_suffix(" (deleted)").unwrap_or(&self.path);
+        p.rsplit('/').next().unwrap_or(p)
     }
 
     /// The file offset of `addr`, which must be inside the mapping.
@@ -109,12 +122,42 @@ impl Mapping {
     }
 }
 
-/// An open mapped file and the path blazesym should read it from.
-#[derive(Debug)]
-pub(crate) struct ModuleFile {
-    /// Keeps the file (and `/proc/self/fd/N`) valid after the process exits.
-    _file: Option<File>,
-    path: PathBuf,
+/// Everything symbolization needs to resolve sampled frames: files by the
+/// id walked frames encode (`perfkit-probes`), and each process's
+/// executable mappings (for frames that are plain addresses).
+#[derive(Debug, Default)]
+pub struct Modules {
+    /// Files by id.
+    pub files: HashMap<u32, Arc<ModuleFile>>,
+    /// Every executable mapping each process was seen with, oldest first.
+    pub processes: HashMap<u32, Vec<Mapping>>,
+    /// Each process's user id, as last seen (to check the files it
+    /// writes, such as JIT symbol maps, before reading them).
+    pub uids: HashMap<u32, u32>,
+}
+
+impl Modules {
+    /// Notes a process's user id, from `/proc/PID`'s owner.
+    pub fn note_uid(&mut self, proc_root: &Path, pid: u32) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = fs::metadata(proc_root.join(pid.to_string())) {
+            self.uids.insert(pid, m.uid());
+        }
+    }
+
+    /// Adds a tracker's mappings as a process's.
+    pub fn add_tracker(&mut self, tracker: MapsTracker) {
+        let pid = tracker.pid;
+        if let Some(uid) = tracker.uid {
+            self.uids.insert(pid, uid);
+        }
+        self.processes.entry(pid).or_default().extend(tracker.mappings);
+    }
+
+    /// The most recently seen mapping of `pid` containing `addr`.
+    pub fn find(&self, pid: u32, addr: u64) -> Option<&Mapping> {
+        self.processes.get(&pid)?.iter().rev().find(|m| m.start <= addr && addr < m.end)
+    }
 }
 
 /// Executable mappings of one process, accumulated over its lifetime.
@@ -125,8 +168,9 @@ pub struct MapsTracker {
     mappings: Vec<Mapping>,
     /// (start, end, offset, path) of every mapping in `mappings`.
     seen: HashSet<(u64, u64, u64, String)>,
-    files: HashMap<(u64, String), Arc<ModuleFile>>,
+    files: HashMap<(u64, String), Option<Arc<ModuleFile>>>,
     exited: bool,
+    uid: Option<u32>,
 }
 
 /// At most this many distinct files are held open per process.
@@ -148,6 +192,7 @@ impl MapsTracker {
             seen: HashSet::new(),
             files: HashMap::new(),
             exited: false,
+            uid: None,
         }
     }
 
@@ -164,9 +209,13 @@ impl MapsTracker {
             return Err(MapsError::Exited(self.pid));
         }
         let dir = self.proc_root.join(self.pid.to_string());
+        if self.uid.is_none() {
+            use std::os::unix::fs::MetadataExt;
+            self.uid = fs::metadata(&dir).ok().map(|m| m.uid());
+        }
         let text = match fs::read_to_string(dir.join("maps")) {
             Ok(t) => t,
-            Err(e) if matches!(e.raw_os_error(), Some(2 | 3)) => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
                 self.exited = true;
                 return Err(MapsError::Exited(self.pid));
             }
@@ -184,7 +233,7 @@ impl MapsTracker {
             if !self.seen.insert((line.start, line.end, line.offset, line.path.clone())) {
                 continue;
             }
-            let file = if line.inode != 0 && line.path.starts_with('/') { self.open_file(&dir, &line) } else { None };
+            let file = if line.inode != 0 && line.path.starts_with('/') { self.open_file(&line) } else { None };
             self.mappings.push(Mapping {
                 start: line.start,
                 end: line.end,
@@ -196,17 +245,30 @@ impl MapsTracker {
         Ok(())
     }
 
-    fn open_file(&mut self, dir: &Path, line: &MapsLine) -> Option<Arc<ModuleFile>> {
+    fn open_file(&mut self, line: &MapsLine) -> Option<Arc<ModuleFile>> {
         let key = (line.inode, line.path.clone());
         if let Some(f) = self.files.get(&key) {
-            return Some(f.clone());
+            return f.clone();
         }
         if self.files.len() >= MAX_OPEN_FILES {
             return None;
         }
-        let module = Arc::new(open_module(dir, line));
-        self.files.insert(key, module.clone());
-        Some(module)
+        let opened = match ModuleFile::open_mapping(&self.proc_root, self.pid, line.start, line.end) {
+            Ok(f) => Some(Arc::new(f)),
+            // map_files needs CAP_SYS_ADMIN: an unprivileged user profiling
+            // their own process opens the file through the process's root,
+            // with the same checks.
+            Err(OpenError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+                let through_root = self.proc_root.join(self.pid.to_string()).join("root").join(line.path.trim_start_matches('/'));
+                ModuleFile::open_path(&through_root).ok().map(Arc::new)
+            }
+            Err(e) => {
+                tracing_free_debug(&e);
+                None
+            }
+        };
+        self.files.insert(key, opened.clone());
+        opened
     }
 
     /// The most recently seen mapping containing `addr`.
@@ -220,30 +282,16 @@ impl MapsTracker {
     }
 }
 
-/// Opens a mapped file the way that survives the process: through
-/// `map_files` (the exact file, even if deleted or in another mount
-/// namespace), else through the process's root, else by path. Symbolization
-/// then uses the plain path if it is the same file (so blazesym finds
-/// separate debug info next to it), or `/proc/self/fd/N`.
-fn open_module(dir: &Path, line: &MapsLine) -> ModuleFile {
-    let candidates = [
-        dir.join(format!("map_files/{:x}-{:x}", line.start, line.end)),
-        dir.join("root").join(line.path.trim_start_matches('/')),
-        PathBuf::from(&line.path),
-    ];
-    let Some(file) = candidates.iter().find_map(|p| File::open(p).ok()) else {
-        return ModuleFile { _file: None, path: PathBuf::from(&line.path) };
-    };
-    let same_as_path = match (file.metadata(), fs::metadata(&line.path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    };
-    let path = if same_as_path {
-        PathBuf::from(&line.path)
-    } else {
-        PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
-    };
-    ModuleFile { _file: Some(file), path }
+/// perfkit-target has no logging dependency; failures to open a mapped
+/// file show as unresolved frames naming the module.
+fn tracing_free_debug(_e: &OpenError) {}
+
+/// The executable file mappings of `pid` now, each with its open file (for
+/// loading unwind tables ahead of sampling).
+pub fn executable_mappings(proc_root: &Path, pid: u32) -> Result<Vec<Mapping>, MapsError> {
+    let mut t = MapsTracker::with_proc_root(proc_root, pid);
+    t.refresh()?;
+    Ok(t.mappings)
 }
 
 #[cfg(test)]
@@ -266,6 +314,7 @@ mod tests {
         assert_eq!(lines[1].start, 0x55d0c0a01000);
         assert_eq!(lines[1].offset, 0x1000);
         assert_eq!(lines[1].path, "/usr/bin/work");
+        assert_eq!((libc::major(lines[1].dev), libc::minor(lines[1].dev)), (0xfd, 1));
         assert_eq!(lines[2].path, "");
         assert_eq!(lines[4].path, "[vdso]");
         assert_eq!(lines[5].path, "/tmp/with space (deleted)");
@@ -273,10 +322,10 @@ mod tests {
 
     #[test]
     fn tracks_executable_mappings_and_survives_exit() {
-        let root = std::env::temp_dir().join(format!("perfkit-maps-{}", std::process::id()));
-        fs::create_dir_all(root.join("42")).unwrap();
-        fs::write(root.join("42/maps"), MAPS).unwrap();
-        let mut t = MapsTracker::with_proc_root(&root, 42);
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("42")).unwrap();
+        fs::write(root.path().join("42/maps"), MAPS).unwrap();
+        let mut t = MapsTracker::with_proc_root(root.path(), 42);
         t.refresh().unwrap();
         t.refresh().unwrap();
         assert_eq!(t.mappings().len(), 4, "only executable mappings, each once");
@@ -284,8 +333,17 @@ mod tests {
         assert_eq!(m.module_name(), "libc.so.6");
         assert_eq!(m.file_offset(0x7f1e2c200010), 0x28010);
         assert!(t.find(0x7f1e2c000010).is_none());
-        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(t.find(0x7f00000010).unwrap().module_name(), "with space");
+        fs::remove_dir_all(root.path().join("42")).unwrap();
         assert!(matches!(t.refresh(), Err(MapsError::Exited(42))));
         assert_eq!(t.mappings().len(), 4, "what was gathered is kept");
+    }
+
+    #[test]
+    fn own_vdso_is_an_elf_image() {
+        if let Some((range, bytes)) = own_vdso() {
+            assert!(range.end > range.start);
+            assert_eq!(&bytes[..4], b"\x7fELF");
+        }
     }
 }

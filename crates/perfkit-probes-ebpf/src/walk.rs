@@ -1,0 +1,455 @@
+//! Walking user stacks: with the unwind tables user space compiled from
+//! DWARF CFI, or with frame pointers where a file has no CFI (JIT code,
+//! hand-written assembly) or when asked to.
+//!
+//! Each frame's mapping is found in `PROCS`, the process's executable
+//! mappings as user space read them from `/proc/PID/maps` (asked for with
+//! a request when a process or an address is new); a frame in a file is
+//! recorded as (file id, file offset), so it can be symbolized later
+//! whatever happened to the process since (exit, exec, unmap).
+//! (`bpf_find_vma` cannot serve: in a perf event's interrupt it works once
+//! per program run.)
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::{
+        bpf_ktime_get_ns, bpf_probe_read_user,
+        generated::{bpf_get_current_task_btf, bpf_loop, bpf_task_pt_regs},
+    },
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use perfkit_probes_common::{
+    sampler::{
+        END_DEPTH, END_NO_CFI, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED, MAX_FRAMES, SampleStats,
+        StackTrace, UNWIND_TABLES,
+    },
+    unwind::{
+        CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RSP, CFA_UNSUPPORTED, FILE_LOADED, FILE_NO_CFI, MAX_FILES,
+        MAX_MAPPINGS, MAX_ROWS_PER_PAGE, PAGE_BITS, PageInfo, PageKey, ProcMaps, RBP_AT_CFA, REQUEST_MAPS, Request,
+        Row, encode_frame,
+    },
+};
+
+use crate::{
+    kernel::{self, PT_REGS_BP, PT_REGS_IP, PT_REGS_SP},
+    stacks::mix,
+};
+
+/// Each process's executable file mappings, written by user space.
+#[map]
+pub(crate) static PROCS: HashMap<u32, ProcMaps> =
+    HashMap::with_max_entries(1 << 13, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+/// Each file's table state (`FILE_*`), by file id.
+#[map]
+static FILE_STATE: Array<u32> = Array::with_max_entries(MAX_FILES, 0);
+
+/// The rows of each (file, 64 KiB page of file offsets).
+#[map]
+static PAGES: HashMap<PageKey, PageInfo> =
+    HashMap::with_max_entries(1 << 19, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+/// All unwind rows; the loader sizes it.
+#[map]
+static ROWS: Array<Row> = Array::with_max_entries(1 << 20, aya_ebpf::bindings::BPF_F_MMAPABLE);
+
+/// Requests to user space.
+#[map]
+pub(crate) static REQUESTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// When each process last asked for its mappings (ns), to ask at most
+/// every few milliseconds.
+#[map]
+static ASKED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1 << 14, 0);
+
+/// Still walking.
+const CONTINUE: u8 = 0xff;
+
+/// The walk's state, in a per-CPU map: the verifier tracks nothing of a
+/// map value's content, so one check of a step holds for every step.
+#[repr(C)]
+pub(crate) struct Walk {
+    pc: u64,
+    sp: u64,
+    bp: u64,
+    hash: u64,
+    /// The cached mapping: [vm_start, vm_end), and the file offset of
+    /// vm_start.
+    vm_start: u64,
+    vm_end: u64,
+    vm_offset: u64,
+    tgid: u64,
+    n: u32,
+    file_id: u32,
+    file_state: u32,
+    /// Binary search over the process's mappings: bounds and target.
+    lo: u32,
+    hi: u32,
+    target: u64,
+    /// 0: no cached mapping; 1: a mapping of a file; 2: no known mapping
+    /// (not read yet); 3: anonymous executable memory (JIT code).
+    cached: u8,
+    end: u8,
+    tables: u8,
+    /// A file's table was pending when its frames were walked.
+    pending: u8,
+    table_frames: u32,
+    fp_frames: u32,
+    unmapped: u32,
+    _pad: u32,
+    /// The frames walked.
+    pub(crate) trace: StackTrace,
+}
+
+/// One walk per CPU and per kind of program (0: the perf event, 1: the
+/// tracepoints), since a perf event can interrupt a tracepoint's program.
+#[map]
+static WALKS: PerCpuArray<Walk> = PerCpuArray::with_max_entries(2, 0);
+
+/// This CPU's walk in `slot`.
+#[inline(always)]
+pub(crate) fn slot(slot: u32) -> Option<&'static mut Walk> {
+    // SAFETY: the per-CPU slot belongs to this CPU, and programs sharing a
+    // slot cannot interrupt each other (see WALKS).
+    WALKS.get_ptr_mut(slot & 1).map(|p| unsafe { &mut *p })
+}
+
+/// Walks the current task's user stack into walk slot `which`: returns its
+/// hash (0 when empty) and how the walk ended.
+#[inline(always)]
+pub(crate) fn user(which: u32, task: u64, regs: u64, mode: u32, stats: &mut SampleStats) -> (u64, u8) {
+    let (pc, sp, bp) = if regs != 0 {
+        // SAFETY: `regs` is the perf event context's register block.
+        unsafe {
+            (
+                core::ptr::read_volatile((regs + PT_REGS_IP) as *const u64),
+                core::ptr::read_volatile((regs + PT_REGS_SP) as *const u64),
+                core::ptr::read_volatile((regs + PT_REGS_BP) as *const u64),
+            )
+        }
+    } else {
+        // SAFETY: the current task from the BTF helper, as the helper wants.
+        let pt = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+        (
+            kernel::read::<u64>(pt, PT_REGS_IP as u32).unwrap_or(0),
+            kernel::read::<u64>(pt, PT_REGS_SP as u32).unwrap_or(0),
+            kernel::read::<u64>(pt, PT_REGS_BP as u32).unwrap_or(0),
+        )
+    };
+    let _ = task;
+    if pc == 0 {
+        return (0, END_READ);
+    }
+    let Some(w) = slot(which) else { return (0, END_OTHER) };
+    w.pc = pc;
+    w.sp = sp;
+    w.bp = bp;
+    w.hash = 0x7573_6572; // "user"
+    w.vm_start = 0;
+    w.vm_end = 0;
+    w.vm_offset = 0;
+    w.tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32;
+    w.n = 0;
+    w.file_id = 0;
+    w.file_state = 0;
+    w.cached = 0;
+    w.end = CONTINUE;
+    w.tables = (mode == UNWIND_TABLES) as u8;
+    w.pending = 0;
+    w.table_frames = 0;
+    w.fp_frames = 0;
+    w.unmapped = 0;
+    let mut ctx: u64 = which as u64;
+    // SAFETY: the callback and its context follow bpf_loop's contract; the
+    // context lives on this stack frame for the whole call.
+    unsafe {
+        bpf_loop(MAX_FRAMES as u32, step as *mut c_void, (&raw mut ctx).cast(), 0);
+    }
+    let Some(w) = slot(which) else { return (0, END_OTHER) };
+    stats.table_frames += w.table_frames as u64;
+    stats.fp_frames += w.fp_frames as u64;
+    stats.unmapped_frames += w.unmapped as u64;
+    w.trace.len = w.n;
+    let mut end = if w.end == CONTINUE { END_DEPTH } else { w.end };
+    if end != END_ROOT && end != END_DEPTH && w.pending != 0 {
+        end = END_PENDING;
+    }
+    if w.n == 0 {
+        return (0, end);
+    }
+    (mix(w.hash, w.n as u64), end)
+}
+
+/// One frame: record it, then step to its caller. Frame `index` is the
+/// loop's index: the verifier knows only its bounds, so it checks one
+/// step, not one per possible depth.
+extern "C" fn step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the slot number given to it.
+    let which = unsafe { *ctx.cast::<u64>() } as u32;
+    let Some(w) = slot(which) else { return 1 };
+    if w.end != CONTINUE {
+        return 1;
+    }
+    let n = index as usize;
+    if n >= MAX_FRAMES {
+        return 1;
+    }
+    // A return address points after its call: look up the call itself.
+    let look = if n == 0 { w.pc } else { w.pc.wrapping_sub(1) };
+    locate(w, which, look);
+    let frame = if w.cached == 1 {
+        encode_frame(w.file_id, w.pc.wrapping_sub(w.vm_start).wrapping_add(w.vm_offset))
+    } else {
+        w.unmapped += 1;
+        w.pc
+    };
+    w.trace.frames[n & (MAX_FRAMES - 1)] = frame;
+    w.hash = mix(w.hash, frame);
+    w.n = index as u32 + 1;
+    if w.tables != 0 && w.cached == 1 && w.file_state == FILE_LOADED {
+        table_step(w, look);
+    } else {
+        if w.tables != 0 && (w.cached == 2 || (w.cached == 1 && w.file_state != FILE_NO_CFI)) {
+            w.pending = 1;
+        }
+        fp_step(w);
+    }
+    if w.end == CONTINUE { 0 } else { 1 }
+}
+
+/// Finds the mapping of `addr` (cached between frames of one mapping) and
+/// its file's id and table state.
+#[inline(always)]
+fn locate(w: &mut Walk, which: u32, addr: u64) {
+    if w.cached != 0 && addr >= w.vm_start && addr < w.vm_end {
+        return;
+    }
+    let tgid = w.tgid as u32;
+    // SAFETY: a plain read of a map value.
+    let count = match unsafe { PROCS.get(tgid) } {
+        Some(p) => p.count.min(MAX_MAPPINGS as u32),
+        None => 0,
+    };
+    w.cached = 2;
+    // An unknown address stays "unknown" for this frame only.
+    w.vm_start = addr;
+    w.vm_end = addr.wrapping_add(1);
+    if count == 0 {
+        ask_for_maps(tgid);
+        return;
+    }
+    w.lo = 0;
+    w.hi = count;
+    w.target = addr;
+    let mut ctx: u64 = which as u64;
+    // SAFETY: as in `user`.
+    unsafe {
+        bpf_loop(9, halve_maps as *mut c_void, (&raw mut ctx).cast(), 0);
+    }
+    // SAFETY: a plain read of a map value.
+    let Some(p) = (unsafe { PROCS.get(tgid) }) else { return };
+    let e = p.maps[(w.lo as usize) & (MAX_MAPPINGS - 1)];
+    if addr < e.start || addr >= e.end {
+        ask_for_maps(tgid);
+        return;
+    }
+    w.vm_start = e.start;
+    w.vm_end = e.end;
+    w.vm_offset = e.offset;
+    if e.file == 0 {
+        // Known anonymous executable memory (JIT code).
+        w.cached = 3;
+        return;
+    }
+    w.file_id = e.file;
+    w.file_state = FILE_STATE.get(e.file).copied().unwrap_or(0);
+    w.cached = 1;
+}
+
+/// One halving of the search for the last mapping starting at or before
+/// the target address.
+extern "C" fn halve_maps(_index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the slot number given to it.
+    let which = unsafe { *ctx.cast::<u64>() } as u32;
+    let Some(w) = slot(which) else { return 1 };
+    if w.lo + 1 >= w.hi {
+        return 1;
+    }
+    // SAFETY: a plain read of a map value.
+    let Some(p) = (unsafe { PROCS.get(w.tgid as u32) }) else { return 1 };
+    let mid = w.lo + (w.hi - w.lo) / 2;
+    if p.maps[(mid as usize) & (MAX_MAPPINGS - 1)].start <= w.target {
+        w.lo = mid;
+    } else {
+        w.hi = mid;
+    }
+    0
+}
+
+/// Asks user space to read the process's mappings, at most every 20 ms.
+#[inline(always)]
+fn ask_for_maps(tgid: u32) {
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: a plain read of a map value.
+    if let Some(last) = unsafe { ASKED.get(tgid) }
+        && now.wrapping_sub(*last) < 20_000_000
+    {
+        return;
+    }
+    let _ = ASKED.insert(tgid, now, BPF_ANY as u64);
+    request(REQUEST_MAPS, tgid);
+}
+
+/// Sends a request to user space, counting it when the ring buffer is full.
+#[inline(always)]
+pub(crate) fn request(kind: u32, tgid: u32) {
+    if REQUESTS.output::<Request>(&Request { kind, tgid }, 0).is_err()
+        && let Some(stats) = crate::stacks::stats()
+    {
+        stats.requests_dropped += 1;
+    }
+}
+
+/// A binary search over one page's rows for the last row at or before
+/// `target`.
+#[repr(C)]
+struct Search {
+    start: u32,
+    lo: u32,
+    hi: u32,
+    target: u32,
+    failed: u32,
+}
+
+extern "C" fn halve(_index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the `Search` given to it.
+    let s = unsafe { &mut *ctx.cast::<Search>() };
+    if s.lo + 1 >= s.hi {
+        return 1;
+    }
+    let mid = s.lo + (s.hi - s.lo) / 2;
+    match ROWS.get(s.start.wrapping_add(mid)) {
+        Some(row) if row.pc_low as u32 <= s.target => s.lo = mid,
+        Some(_) => s.hi = mid,
+        None => {
+            s.failed = 1;
+            return 1;
+        }
+    }
+    0
+}
+
+/// Reads a word of user memory.
+#[inline(always)]
+fn read_user(addr: u64) -> Option<u64> {
+    // SAFETY: bpf_probe_read_user checks the address; a bad one is an
+    // error.
+    unsafe { bpf_probe_read_user(addr as *const u64).ok() }
+}
+
+/// One step with the frame pointer: the caller's frame pointer is at
+/// [rbp], its return address at [rbp + 8].
+#[inline(always)]
+fn fp_step(w: &mut Walk) {
+    w.fp_frames += 1;
+    let bp = w.bp;
+    if bp == 0 {
+        w.end = END_ROOT;
+        return;
+    }
+    if bp < w.sp || bp & 7 != 0 {
+        w.end = END_NO_CFI;
+        return;
+    }
+    let (Some(next_bp), Some(ra)) = (read_user(bp), read_user(bp + 8)) else {
+        w.end = END_READ;
+        return;
+    };
+    w.sp = bp + 16;
+    w.bp = next_bp;
+    w.pc = ra;
+    if ra == 0 {
+        w.end = END_ROOT;
+    }
+}
+
+/// One step with the unwind row in force at `look`.
+#[inline(always)]
+fn table_step(w: &mut Walk, look: u64) {
+    let offset = look.wrapping_sub(w.vm_start).wrapping_add(w.vm_offset);
+    let key = PageKey { file: w.file_id, page: (offset >> PAGE_BITS) as u32 };
+    // SAFETY: a plain read of a map value.
+    let Some(page) = (unsafe { PAGES.get(key) }).copied() else {
+        // No CFI anywhere in this page.
+        fp_step(w);
+        return;
+    };
+    let count = if page.count > MAX_ROWS_PER_PAGE { MAX_ROWS_PER_PAGE } else { page.count };
+    let mut search = Search { start: page.start, lo: 0, hi: count, target: (offset & ((1 << PAGE_BITS) - 1)) as u32, failed: 0 };
+    // 2^14 rows at most: 15 halvings. The search runs in a bpf_loop
+    // callback so that the verifier checks one halving, not every path
+    // through fifteen.
+    // SAFETY: the callback and its context follow bpf_loop's contract; the
+    // context lives on this stack frame for the whole call.
+    unsafe {
+        bpf_loop(15, halve as *mut c_void, (&raw mut search).cast(), 0);
+    }
+    if search.failed != 0 {
+        w.end = END_OTHER;
+        return;
+    }
+    let lo = search.lo;
+    let Some(row) = ROWS.get(page.start.wrapping_add(lo)).copied() else {
+        w.end = END_OTHER;
+        return;
+    };
+    let cfa = match row.cfa {
+        CFA_RSP => w.sp.wrapping_add(row.cfa_offset as i64 as u64),
+        CFA_RBP => w.bp.wrapping_add(row.cfa_offset as i64 as u64),
+        CFA_PLT => w.sp + 8 + if w.pc & 15 >= 11 { 8 } else { 0 },
+        CFA_END => {
+            w.end = END_ROOT;
+            return;
+        }
+        CFA_UNSUPPORTED => {
+            w.end = END_UNSUPPORTED;
+            return;
+        }
+        CFA_NONE => {
+            fp_step(w);
+            return;
+        }
+        _ => {
+            w.end = END_OTHER;
+            return;
+        }
+    };
+    w.table_frames += 1;
+    if cfa <= w.sp {
+        // The caller's frame must be above this one: corrupt state.
+        w.end = END_READ;
+        return;
+    }
+    let Some(ra) = read_user(cfa - 8) else {
+        w.end = END_READ;
+        return;
+    };
+    if row.rbp == RBP_AT_CFA {
+        match read_user(cfa.wrapping_add(row.rbp_offset as i64 as u64)) {
+            Some(bp) => w.bp = bp,
+            None => {
+                w.end = END_READ;
+                return;
+            }
+        }
+    }
+    w.sp = cfa;
+    w.pc = ra;
+    if ra == 0 {
+        w.end = END_ROOT;
+    }
+}

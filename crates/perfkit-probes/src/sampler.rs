@@ -1,0 +1,550 @@
+//! The stack sampler: on-CPU samples and off-CPU time, aggregated per
+//! unique stack in the kernel.
+
+use std::{collections::HashMap, fs, time::Duration};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+    programs::{
+        PerfEvent, RawTracePoint,
+        perf_event::{PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent},
+        raw_trace_point::RawTracePointLinkId,
+    },
+};
+use perfkit_probes_common::{
+    COMM_LEN,
+    filter::{FilterConfig, MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS},
+    names,
+    sampler::{
+        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_DEPTH, END_NO_USER, END_ROOT, KIND_OFF_CPU, SampleKey,
+        SampleStats, SamplerConfig, StackTrace, UNWIND_FP, UNWIND_TABLES,
+    },
+};
+use perfkit_profile::raw::{RawSample, RawStack, SampleKind, StackEnd};
+use perfkit_target::Modules;
+use crate::{
+    ProbeError,
+    error::{classify, io_errno, libc_errno},
+    tables::{TableLoader, TableStats},
+};
+
+/// The compiled kernel side, built by `cargo xtask build-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/perfkit-probes.bpf.o");
+
+/// Which tasks to sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Selection {
+    /// Every task on the machine, kernel threads included.
+    All,
+    /// These processes (all their threads), and with `follow_children`
+    /// every process they create later.
+    Processes {
+        /// Process ids.
+        pids: Vec<u32>,
+        /// Follow descendants (fork, clone, exec), as `perf record` does.
+        follow_children: bool,
+    },
+    /// These threads.
+    Threads(Vec<u32>),
+    /// The tasks of a cgroup v2 group and the groups below it.
+    Cgroup {
+        /// The group's id (its directory's inode number).
+        id: u64,
+        /// Its depth below the root (the root is 0).
+        level: u32,
+    },
+}
+
+/// How user stacks are walked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserStacks {
+    /// Unwind tables compiled from each file's DWARF CFI, frame pointers
+    /// where a file has none: complete stacks without frame pointers.
+    #[default]
+    Tables,
+    /// Frame pointers only.
+    FramePointers,
+}
+
+/// Off-CPU time: what to count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OffCpu {
+    /// Blocks shorter than this are left out.
+    pub min_block: Duration,
+    /// Blocks longer than this are left out.
+    pub max_block: Duration,
+    /// Count blocks in interruptible sleep (TASK_INTERRUPTIBLE).
+    pub interruptible: bool,
+    /// Count blocks in uninterruptible sleep (TASK_UNINTERRUPTIBLE: disk
+    /// I/O, some locks).
+    pub uninterruptible: bool,
+    /// Count time waiting to run again after preemption (run queue).
+    pub preempted: bool,
+}
+
+impl Default for OffCpu {
+    fn default() -> Self {
+        Self {
+            min_block: Duration::ZERO,
+            max_block: Duration::from_secs(u64::MAX / 2_000_000_000),
+            interruptible: true,
+            uninterruptible: true,
+            preempted: false,
+        }
+    }
+}
+
+/// What to sample and how.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StackSamplerConfig {
+    /// The tasks.
+    pub selection: Selection,
+    /// On-CPU samples per second per CPU; `None`: no on-CPU samples.
+    pub frequency_hz: Option<u64>,
+    /// Off-CPU time; `None`: none.
+    pub off_cpu: Option<OffCpu>,
+    /// How user stacks are walked.
+    pub user_stacks: UserStacks,
+    /// Record kernel stacks.
+    pub kernel_stacks: bool,
+    /// Distinct stacks kept at most (memory is used as stacks appear).
+    pub stack_entries: u32,
+    /// Distinct (task, names, stacks) counted at most.
+    pub counts_entries: u32,
+    /// Unwind rows held at most (8 bytes each).
+    pub table_rows: u32,
+}
+
+/// Default capacity of the unwind rows map: 16 MiB.
+pub const DEFAULT_TABLE_ROWS: u32 = 1 << 21;
+
+impl StackSamplerConfig {
+    /// On-CPU sampling of `selection` at 99 Hz with unwind tables and
+    /// kernel stacks.
+    pub fn new(selection: Selection) -> Self {
+        Self {
+            selection,
+            frequency_hz: Some(99),
+            off_cpu: None,
+            user_stacks: UserStacks::Tables,
+            kernel_stacks: true,
+            stack_entries: DEFAULT_STACK_ENTRIES,
+            counts_entries: DEFAULT_COUNTS_ENTRIES,
+            table_rows: DEFAULT_TABLE_ROWS,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ProbeError> {
+        let invalid = |msg: &str| Err(ProbeError::InvalidConfig(msg.to_owned()));
+        match &self.selection {
+            Selection::Processes { pids, .. } if pids.is_empty() || pids.contains(&0) => {
+                return invalid("process ids must be given, and not 0");
+            }
+            Selection::Threads(tids) if tids.is_empty() || tids.contains(&0) => {
+                return invalid("thread ids must be given, and not 0");
+            }
+            _ => {}
+        }
+        if self.frequency_hz.is_none() && self.off_cpu.is_none() {
+            return invalid("nothing to sample: give a frequency, off-CPU time, or both");
+        }
+        if self.frequency_hz == Some(0) {
+            return invalid("the sampling frequency must be at least 1 Hz");
+        }
+        if self.stack_entries == 0 || self.counts_entries == 0 || self.table_rows == 0 {
+            return invalid("map sizes must be at least 1");
+        }
+        if let Some(hz) = self.frequency_hz
+            && let Some(max) = max_sample_rate()
+            && hz > max
+        {
+            return Err(ProbeError::FrequencyTooHigh { hz, max });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn max_sample_rate() -> Option<u64> {
+    fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate").ok()?.trim().parse().ok()
+}
+
+/// Everything a run aggregated.
+#[derive(Debug, Default)]
+pub struct RawProfile {
+    /// Unique stacks with their counts, in no particular order.
+    pub samples: Vec<RawSample>,
+    /// Counters summed over CPUs.
+    pub stats: SampleStats,
+    /// The files user frames are encoded against, and each process's
+    /// mappings.
+    pub modules: Modules,
+    /// What the unwind table loader did.
+    pub tables: TableStats,
+}
+
+/// A running stack sampler. Sampling starts in [`start`](Self::start) and
+/// stops in [`finish`](Self::finish), or when the sampler is dropped.
+pub struct StackSampler {
+    ebpf: Ebpf,
+    perf_links: Vec<PerfEventLinkId>,
+    tp_links: Vec<(&'static str, RawTracePointLinkId)>,
+    tables: Option<TableLoader>,
+}
+
+impl std::fmt::Debug for StackSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackSampler").field("cpus", &self.perf_links.len()).finish_non_exhaustive()
+    }
+}
+
+fn load_error(what: &'static str) -> impl Fn(aya::programs::ProgramError) -> ProbeError {
+    move |e| classify(what, &e).unwrap_or_else(|| ProbeError::Load(Box::new(e)))
+}
+
+impl StackSampler {
+    /// Loads the programs, selects the tasks, loads the unwind tables of
+    /// the selected processes' files, and starts sampling.
+    pub fn start(config: &StackSamplerConfig) -> Result<Self, ProbeError> {
+        config.validate()?;
+        if let Some(missing) = crate::privileges::missing_for_bpf() {
+            return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
+        }
+        let offsets = crate::btf::kernel_offsets()?;
+        let filter = match &config.selection {
+            Selection::All => FilterConfig { mode: MODE_ALL, ..FilterConfig::default() },
+            Selection::Processes { follow_children, .. } => {
+                FilterConfig { mode: MODE_PROCESSES, follow_children: u32::from(*follow_children), ..FilterConfig::default() }
+            }
+            Selection::Threads(_) => FilterConfig { mode: MODE_THREADS, ..FilterConfig::default() },
+            Selection::Cgroup { id, level } => {
+                FilterConfig { mode: MODE_CGROUP, cgroup_id: *id, cgroup_level: *level, ..FilterConfig::default() }
+            }
+        };
+        let off = config.off_cpu.unwrap_or_default();
+        let states = u32::from(off.interruptible)
+            | (u32::from(off.uninterruptible) << 1)
+            | (u32::from(off.preempted) << 2);
+        let sampler = SamplerConfig {
+            unwind: match config.user_stacks {
+                UserStacks::Tables => UNWIND_TABLES,
+                UserStacks::FramePointers => UNWIND_FP,
+            },
+            kernel_stacks: u32::from(config.kernel_stacks),
+            min_block_ns: off.min_block.as_nanos().min(u64::MAX as u128) as u64,
+            max_block_ns: off.max_block.as_nanos().min(u64::MAX as u128) as u64,
+            states,
+            _pad: 0,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::FILTER, &filter, true)
+            .override_global(names::OFFSETS, &offsets, true)
+            .override_global(names::SAMPLER, &sampler, true)
+            .map_max_entries(names::COUNTS, config.counts_entries)
+            .map_max_entries(names::STACKS, config.stack_entries)
+            .map_max_entries(names::ROWS, config.table_rows)
+            .load(OBJECT)
+            .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+
+        // The selection.
+        match &config.selection {
+            Selection::Processes { pids, .. } => fill_set(&mut ebpf, names::TARGET_TGIDS, pids)?,
+            Selection::Threads(tids) => fill_set(&mut ebpf, names::TARGET_TIDS, tids)?,
+            _ => {}
+        }
+
+        // Unwind tables: the loader takes the table maps, publishes the
+        // selected processes' mappings, and serves the kernel side's
+        // requests from its own thread.
+        let mut tables = None;
+        if config.user_stacks == UserStacks::Tables {
+            let mut take = |name: &'static str| {
+                ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("the object has no map {name}").into()))
+            };
+            let (procs, file_state, pages, rows, requests) = (
+                take(names::PROCS)?,
+                take(names::FILE_STATE)?,
+                take(names::PAGES)?,
+                take(names::ROWS)?,
+                take(names::REQUESTS)?,
+            );
+            let rows = match rows {
+                aya::maps::Map::Array(d) => d,
+                other => return Err(ProbeError::Load(format!("unexpected map type {other:?}").into())),
+            };
+            let requests = aya::maps::RingBuf::try_from(requests)
+                .map_err(|source| ProbeError::Map { map: names::REQUESTS, source })?;
+            let mut loader = TableLoader::new(procs, file_state, pages, rows, config.table_rows)
+                .map_err(|e| ProbeError::Load(e.into()))?;
+            match &config.selection {
+                Selection::Processes { pids, .. } => pids.iter().for_each(|&p| loader.publish(p)),
+                Selection::Threads(tids) => {
+                    for &tid in tids {
+                        if let Some(tgid) = tgid_of(tid) {
+                            loader.publish(tgid);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            loader.serve(requests);
+            tables = Some(loader);
+        }
+
+        let mut this = Self { ebpf, perf_links: Vec::new(), tp_links: Vec::new(), tables };
+        if matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
+            this.attach_raw_tp(names::FORK_PROGRAM, "sched_process_fork")?;
+        }
+        if this.tables.is_some() || matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
+            this.attach_raw_tp(names::EXIT_PROGRAM, "sched_process_exit")?;
+        }
+        if this.tables.is_some() {
+            this.attach_raw_tp(names::EXEC_PROGRAM, "sched_process_exec")?;
+        }
+        if config.off_cpu.is_some() {
+            this.attach_raw_tp(names::OFF_CPU_PROGRAM, "sched_switch")?;
+        }
+        if let Some(hz) = config.frequency_hz {
+            this.attach_perf(hz)?;
+        }
+        tracing::debug!(cpus = this.perf_links.len(), "stack sampler attached");
+        Ok(this)
+    }
+
+    fn attach_raw_tp(&mut self, program: &'static str, tracepoint: &'static str) -> Result<(), ProbeError> {
+        let p: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| ProbeError::Load(format!("the object has no program {program}").into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
+        p.load().map_err(load_error("loading BPF programs"))?;
+        let link = p.attach(tracepoint).map_err(|source| {
+            classify("attaching tracepoints", &source)
+                .unwrap_or(ProbeError::AttachTracepoint { program, tracepoint, source })
+        })?;
+        self.tp_links.push((program, link));
+        Ok(())
+    }
+
+    fn attach_perf(&mut self, hz: u64) -> Result<(), ProbeError> {
+        let program: &mut PerfEvent = self
+            .ebpf
+            .program_mut(names::ON_CPU_PROGRAM)
+            .ok_or_else(|| ProbeError::Load(format!("the object has no program {}", names::ON_CPU_PROGRAM).into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
+        program.load().map_err(load_error("loading BPF programs"))?;
+        let cpus = aya::util::online_cpus().map_err(|(path, source)| ProbeError::OnlineCpus { path, source })?;
+        for cpu in cpus {
+            let link = program
+                .attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(hz),
+                    false,
+                )
+                .map_err(|source| {
+                    if io_errno(&source) == Some(libc_errno::EINVAL)
+                        && let Some(max) = max_sample_rate().filter(|max| hz > *max)
+                    {
+                        return ProbeError::FrequencyTooHigh { hz, max };
+                    }
+                    classify("attaching perf events", &source).unwrap_or(ProbeError::Attach {
+                        program: names::ON_CPU_PROGRAM,
+                        cpu,
+                        source,
+                    })
+                })?;
+            self.perf_links.push(link);
+        }
+        Ok(())
+    }
+
+    /// Adds a process to the selection (with [`Selection::Processes`]) and
+    /// publishes its mappings.
+    pub fn add_process(&mut self, pid: u32) -> Result<(), ProbeError> {
+        fill_set(&mut self.ebpf, names::TARGET_TGIDS, &[pid])?;
+        if let Some(t) = &self.tables {
+            t.publish(pid);
+        }
+        Ok(())
+    }
+
+    /// Builds ahead of time the unwind table of a program about to be
+    /// executed (a held command's), so that it is ready at its exec.
+    pub fn prepare_program(&self, path: &std::path::Path) {
+        if let Some(t) = &self.tables {
+            t.prepare(path);
+        }
+    }
+
+    /// Counters so far, summed over CPUs; cheap enough for a progress line.
+    pub fn stats(&self) -> Result<SampleStats, ProbeError> {
+        let map_err = |source| ProbeError::Map { map: names::STATS, source };
+        let map = self
+            .ebpf
+            .map(names::STATS)
+            .ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: names::STATS.into() }))?;
+        let stats: PerCpuArray<&MapData, SampleStats> = PerCpuArray::try_from(map).map_err(map_err)?;
+        let per_cpu = stats.get(&0, 0).map_err(map_err)?;
+        let mut total = SampleStats::default();
+        for cpu in per_cpu.iter() {
+            total.merge(cpu);
+        }
+        Ok(total)
+    }
+
+    /// What the unwind table loader did so far.
+    pub fn table_stats(&self) -> TableStats {
+        self.tables.as_ref().map(TableLoader::stats).unwrap_or_default()
+    }
+
+    /// Stops sampling and reads the unique stacks and their counts.
+    pub fn finish(mut self) -> Result<RawProfile, ProbeError> {
+        self.detach();
+        let (modules, tables) = match self.tables.take() {
+            Some(mut t) => t.finish(),
+            None => (Modules::default(), TableStats::default()),
+        };
+        let stats = self.stats()?;
+        let stack_err = |source| ProbeError::Map { map: names::STACKS, source };
+        let stacks: BpfHashMap<&MapData, u64, StackTrace> = self
+            .ebpf
+            .map(names::STACKS)
+            .ok_or_else(|| stack_err(aya::maps::MapError::InvalidName { name: names::STACKS.into() }))?
+            .try_into()
+            .map_err(stack_err)?;
+        let count_err = |source| ProbeError::Map { map: names::COUNTS, source };
+        let counts: BpfHashMap<&MapData, SampleKey, u64> = self
+            .ebpf
+            .map(names::COUNTS)
+            .ok_or_else(|| count_err(aya::maps::MapError::InvalidName { name: names::COUNTS.into() }))?
+            .try_into()
+            .map_err(count_err)?;
+
+        let mut by_hash: HashMap<u64, RawStack> = HashMap::new();
+        let mut lookup = |hash: u64| -> RawStack {
+            if hash == 0 {
+                return RawStack::None;
+            }
+            by_hash
+                .entry(hash)
+                .or_insert_with(|| match stacks.get(&hash, 0) {
+                    Ok(t) => {
+                        let n = (t.len as usize).min(t.frames.len());
+                        RawStack::Frames(t.frames[..n].to_vec())
+                    }
+                    Err(err) => {
+                        tracing::warn!(hash, %err, "stack counted but missing from the stacks map");
+                        RawStack::Lost
+                    }
+                })
+                .clone()
+        };
+        let mut samples = Vec::new();
+        for entry in counts.iter() {
+            let (key, count) = entry.map_err(count_err)?;
+            let user = lookup(key.user_stack);
+            let user = match (&user, key.user_end) {
+                // A user task whose stack could not be kept.
+                (RawStack::None, e) if e != END_NO_USER && stats.stacks_full > 0 => RawStack::Lost,
+                _ => user,
+            };
+            samples.push(RawSample {
+                tgid: key.tgid,
+                tid: key.tid,
+                comm: comm_to_string(&key.comm),
+                process: comm_to_string(&key.process_comm),
+                user,
+                kernel: lookup(key.kernel_stack),
+                count,
+                kind: if key.kind == KIND_OFF_CPU { SampleKind::OffCpuNanos } else { SampleKind::OnCpu },
+                user_end: match key.user_end {
+                    END_ROOT | END_NO_USER => StackEnd::Complete,
+                    END_DEPTH => StackEnd::DepthLimit,
+                    _ => StackEnd::Incomplete,
+                },
+            });
+        }
+        Ok(RawProfile { samples, stats, modules, tables })
+    }
+
+    fn detach(&mut self) {
+        if let Some(program) = self.ebpf.program_mut(names::ON_CPU_PROGRAM)
+            && let Ok(program) = <&mut PerfEvent>::try_from(program)
+        {
+            for link in self.perf_links.drain(..) {
+                if let Err(err) = program.detach(link) {
+                    tracing::warn!(%err, "detaching a perf event failed");
+                }
+            }
+        }
+        for (name, link) in self.tp_links.drain(..) {
+            if let Some(program) = self.ebpf.program_mut(name)
+                && let Ok(program) = <&mut RawTracePoint>::try_from(program)
+            {
+                let _ = program.detach(link);
+            }
+        }
+    }
+}
+
+/// The process a thread belongs to.
+fn tgid_of(tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+}
+
+fn fill_set(ebpf: &mut Ebpf, name: &'static str, ids: &[u32]) -> Result<(), ProbeError> {
+    let map_err = |source| ProbeError::Map { map: name, source };
+    let map = ebpf.map_mut(name).ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: name.into() }))?;
+    let mut set: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(map).map_err(map_err)?;
+    for &id in ids {
+        set.insert(id, 1, 0).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn comm_to_string(comm: &[u8; COMM_LEN]) -> String {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    perfkit_profile::escape_bytes(&comm[..len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_stops_at_nul_and_escapes_bad_bytes() {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..4].copy_from_slice(b"work");
+        assert_eq!(comm_to_string(&comm), "work");
+        assert_eq!(comm_to_string(b"0123456789abcdef"), "0123456789abcdef");
+        let mut bad = [0u8; COMM_LEN];
+        bad[..3].copy_from_slice(&[b'a', 0xff, b'b']);
+        assert_eq!(comm_to_string(&bad), "a\\xffb");
+    }
+
+    #[test]
+    fn config_rejects_empty_selections_and_zeroes() {
+        let c = StackSamplerConfig::new(Selection::Processes { pids: vec![], follow_children: true });
+        assert!(matches!(c.validate(), Err(ProbeError::InvalidConfig(_))));
+        let mut c = StackSamplerConfig::new(Selection::All);
+        c.frequency_hz = Some(0);
+        assert!(matches!(c.validate(), Err(ProbeError::InvalidConfig(_))));
+        c.frequency_hz = None;
+        assert!(matches!(c.validate(), Err(ProbeError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn shipped_object_is_an_elf_bpf_object() {
+        assert_eq!(&OBJECT[..4], b"\x7fELF");
+        // e_machine at offset 18: EM_BPF = 247.
+        assert_eq!(u16::from_le_bytes([OBJECT[18], OBJECT[19]]), 247);
+    }
+}

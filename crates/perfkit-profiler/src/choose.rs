@@ -1,0 +1,92 @@
+//! Which modules keep frame pointers: the perf_event backend's choice of
+//! stack walker, and the note after a frame-pointer run.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Mutex, OnceLock},
+};
+
+use object::read::elf::ElfFile64;
+use perfkit_target::ModuleFile;
+use perfkit_unwind::frame_pointers::{self, Verdict};
+
+/// Verdicts by file path (the same binaries recur across runs of one
+/// process).
+fn cache() -> &'static Mutex<HashMap<PathBuf, Verdict>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Verdict>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The verdict on one file.
+pub(crate) fn verdict(file: &ModuleFile) -> Verdict {
+    let key = PathBuf::from(file.path());
+    if let Some(v) = cache().lock().expect("verdict cache").get(&key) {
+        return *v;
+    }
+    let v = file.map().ok().and_then(|d| frame_pointers::inspect(&d).ok()).map_or(Verdict::Unknown, |r| r.verdict);
+    cache().lock().expect("verdict cache").insert(key, v);
+    v
+}
+
+/// The files a program will map at start: itself, its interpreter, and
+/// the libraries it names, found where the dynamic loader looks by default.
+pub(crate) fn program_files(program: &Path) -> Vec<PathBuf> {
+    let mut out = vec![program.to_owned()];
+    let Ok(data) = std::fs::read(program) else { return out };
+    let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) else { return out };
+    if let Some(interp) = interpreter(&data) {
+        out.push(interp);
+    }
+    let dirs = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+    if let Some(needed) = elf_dynamic_needed(&elf) {
+        for lib in needed {
+            if let Some(p) = dirs.iter().map(|d| Path::new(d).join(&lib)).find(|p| p.is_file()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn interpreter(data: &[u8]) -> Option<PathBuf> {
+    use object::read::elf::ProgramHeader;
+    let elf = ElfFile64::<object::Endianness>::parse(data).ok()?;
+    let endian = elf.endian();
+    for ph in elf.elf_program_headers() {
+        if ph.p_type(endian) == object::elf::PT_INTERP {
+            let bytes = ph.data(endian, data).ok()?;
+            let s = std::str::from_utf8(bytes).ok()?.trim_end_matches('\0');
+            return Some(PathBuf::from(s));
+        }
+    }
+    None
+}
+
+fn elf_dynamic_needed(elf: &ElfFile64<'_, object::Endianness>) -> Option<Vec<String>> {
+    use object::read::elf::{Dyn, SectionHeader};
+    let endian = elf.endian();
+    let sections = elf.elf_section_table();
+    let (dynamic, index) = sections.dynamic(endian, elf.data()).ok()??;
+    let strings = sections.strings(endian, elf.data(), object::SectionIndex(sections.section(index).ok()?.sh_link(endian) as usize)).ok()?;
+    let mut out = Vec::new();
+    for d in dynamic {
+        if d.d_tag(endian) as u32 == object::elf::DT_NEEDED
+            && let Ok(name) = d.string(endian, strings)
+        {
+            out.push(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    Some(out)
+}
+
+/// The files of these paths that lack frame pointers, by name.
+pub(crate) fn without_frame_pointers(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let f = ModuleFile::open_path(p).ok()?;
+            (verdict(&f) == Verdict::NoFramePointers).then(|| f.name().to_owned())
+        })
+        .collect()
+}

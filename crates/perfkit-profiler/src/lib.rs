@@ -1,0 +1,146 @@
+//! One entry point for profiling, for the `perfkit` command and for
+//! in-house tools alike.
+//!
+//! [`Profiler::start`] takes a [`Target`] (processes and their children,
+//! threads, a cgroup, the whole machine, or a command) and [`Options`], and
+//! chooses a backend and a stack walker:
+//!
+//! - **eBPF** (`perfkit-probes`) where it loads: stacks are walked in the
+//!   kernel with unwind tables compiled from each binary's DWARF CFI (frame
+//!   pointers where a binary has none) and counted per unique stack there.
+//! - **perf_event** (`perfkit-perf`) otherwise (no BPF, CAP_PERFMON without
+//!   CAP_BPF, an unprivileged user, hardware events): frame pointers, or a
+//!   copy of each sample's user stack unwound with DWARF in user space.
+//!
+//! The [`Session`] samples until [`Session::finish`], which symbolizes and
+//! returns a [`Profile`](perfkit_profile::Profile) with [`Note`]s that
+//! account for every loss (dropped samples, truncated stacks, what a backend
+//! could not walk).
+//!
+//! ```no_run
+//! use perfkit_profiler::{Options, Profiler, Target};
+//! # fn main() -> Result<(), perfkit_profiler::ProfileError> {
+//! let session = Profiler::start(Target::pids(&[1234])?, &Options::default())?;
+//! std::thread::sleep(std::time::Duration::from_secs(5));
+//! let finished = session.finish()?;
+//! finished.profile.write_folded(std::io::stdout()).unwrap();
+//! for note in &finished.notes {
+//!     eprintln!("{}", note.text);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod choose;
+mod session;
+mod target;
+
+pub use perfkit_perf::SampleEvent;
+pub use perfkit_probes::OffCpu;
+pub use perfkit_symbols::Grouping;
+pub use session::{Backend, Choice, EndReason, Finished, Note, NoteLevel, Profiler, Session, Walker};
+pub use target::{Target, TargetKind};
+
+use std::time::Duration;
+
+/// Why profiling could not start or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The target could not be found or started.
+    #[error(transparent)]
+    Target(#[from] perfkit_target::TargetError),
+    /// The eBPF backend failed.
+    #[error(transparent)]
+    Probe(#[from] perfkit_probes::ProbeError),
+    /// The perf_event backend failed.
+    #[error(transparent)]
+    Perf(#[from] perfkit_perf::PerfError),
+    /// eBPF is unavailable and the perf_event fallback failed too.
+    #[error("{ebpf}; the perf_event fallback failed too: {perf}")]
+    NoBackend {
+        /// Why eBPF could not be used.
+        ebpf: perfkit_probes::ProbeError,
+        /// Why perf_event could not be used.
+        perf: perfkit_perf::PerfError,
+    },
+    /// The options ask for something no backend does.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Which sampling backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendChoice {
+    /// eBPF where it loads, else perf_event.
+    #[default]
+    Auto,
+    /// eBPF only.
+    Ebpf,
+    /// perf_event only.
+    Perf,
+}
+
+/// How user stacks are walked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnwindChoice {
+    /// Complete stacks by the cheapest means: unwind tables in the kernel
+    /// (eBPF); with perf_event, frame pointers when every module keeps
+    /// them, else DWARF stack copies.
+    #[default]
+    Auto,
+    /// Frame pointers only.
+    FramePointers,
+    /// DWARF CFI: unwind tables in the kernel (eBPF), stack copies
+    /// (perf_event).
+    Dwarf,
+}
+
+/// How to profile.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// On-CPU samples per second (per CPU); `None`: no on-CPU samples.
+    pub frequency_hz: Option<u64>,
+    /// Off-CPU time as well (eBPF only); on- and off-CPU time then share
+    /// one unit, microseconds.
+    pub off_cpu: Option<OffCpu>,
+    /// The sampling backend.
+    pub backend: BackendChoice,
+    /// How user stacks are walked.
+    pub unwind: UnwindChoice,
+    /// The sampling event (perf_event backend for all but cpu-clock).
+    pub event: SampleEvent,
+    /// Bytes of user stack copied per sample (perf_event, DWARF).
+    pub stack_bytes: u32,
+    /// The root frame of each stack.
+    pub grouping: Grouping,
+    /// Distinct stacks kept at most (eBPF).
+    pub stack_entries: u32,
+    /// Distinct (task, names, stacks) counted at most (eBPF).
+    pub counts_entries: u32,
+    /// Unwind table rows held at most (eBPF; 8 bytes each).
+    pub table_rows: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            frequency_hz: Some(99),
+            off_cpu: None,
+            backend: BackendChoice::Auto,
+            unwind: UnwindChoice::Auto,
+            event: SampleEvent::CpuClock,
+            stack_bytes: perfkit_perf::DEFAULT_STACK_BYTES,
+            grouping: Grouping::Process,
+            stack_entries: perfkit_probes::DEFAULT_STACK_ENTRIES,
+            counts_entries: perfkit_probes::DEFAULT_COUNTS_ENTRIES,
+            table_rows: perfkit_probes::DEFAULT_TABLE_ROWS,
+        }
+    }
+}
+
+/// Grace between SIGTERM and SIGKILL when ending a command.
+pub const COMMAND_GRACE: Duration = Duration::from_secs(2);

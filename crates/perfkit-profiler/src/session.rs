@@ -1,0 +1,717 @@
+//! Starting, running and finishing a profile.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use perfkit_perf::{PerfConfig, PerfSampler, PerfScope, SampleEvent, Unwind};
+use perfkit_probes::{ProbeError, Selection, StackSampler, StackSamplerConfig, UserStacks};
+use perfkit_probes_common::sampler::{
+    END_DEPTH, END_NO_CFI, END_NO_USER, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED,
+};
+use perfkit_profile::{
+    CountUnit, FrameKind, Profile,
+    raw::{RawSample, SampleKind},
+};
+use perfkit_symbols::{SymbolizeOptions, Symbolizer};
+use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, Modules};
+use perfkit_unwind::frame_pointers::Verdict;
+
+use crate::{BackendChoice, Options, ProfileError, Target, TargetKind, UnwindChoice, choose};
+
+/// The backend that runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// eBPF: stacks walked and counted in the kernel.
+    Ebpf,
+    /// perf_event: samples read from ring buffers.
+    Perf,
+}
+
+/// How user stacks are walked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Walker {
+    /// Unwind tables from DWARF CFI, in the kernel (eBPF).
+    Tables,
+    /// Frame pointers.
+    FramePointers,
+    /// DWARF on a copy of each sample's user stack (perf_event).
+    StackCopy,
+}
+
+/// What was chosen, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Choice {
+    /// The backend.
+    pub backend: Backend,
+    /// The stack walker.
+    pub walker: Walker,
+    /// Only user mode is sampled (kernel sampling not permitted).
+    pub user_only: bool,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+impl Choice {
+    /// A line for the summary: `backend: eBPF, DWARF unwind tables (...)`.
+    pub fn describe(&self) -> String {
+        let backend = match self.backend {
+            Backend::Ebpf => "eBPF",
+            Backend::Perf => "perf_event",
+        };
+        let walker = match self.walker {
+            Walker::Tables => "DWARF unwind tables in the kernel (frame pointers in code without CFI)",
+            Walker::FramePointers => "frame pointers",
+            Walker::StackCopy => "DWARF unwinding of user stack copies",
+        };
+        if self.reason.is_empty() {
+            format!("backend: {backend}, {walker}")
+        } else {
+            format!("backend: {backend}, {walker} ({})", self.reason)
+        }
+    }
+}
+
+/// How bad a note is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoteLevel {
+    /// For information.
+    Info,
+    /// Something was lost or may be wrong.
+    Warning,
+}
+
+/// A line for the summary: what a run lost, and what would have helped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Note {
+    /// How bad.
+    pub level: NoteLevel,
+    /// The sentence.
+    pub text: String,
+}
+
+impl Note {
+    fn info(text: impl Into<String>) -> Self {
+        Self { level: NoteLevel::Info, text: text.into() }
+    }
+    fn warn(text: impl Into<String>) -> Self {
+        Self { level: NoteLevel::Warning, text: text.into() }
+    }
+}
+
+/// Why sampling ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// Interrupted (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// The duration was reached.
+    Duration,
+    /// Every process named as the target exited.
+    TargetExited,
+}
+
+/// A finished profile.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Finished {
+    /// The symbolized profile.
+    pub profile: Profile,
+    /// What was lost along the way, and what was chosen.
+    pub notes: Vec<Note>,
+    /// The backend and walker.
+    pub choice: Choice,
+    /// The command perfkit started, when it is still running (to be
+    /// terminated once every output is written).
+    pub command: Option<HeldCommand>,
+    /// The command's exit status, when it exited on its own.
+    pub command_status: Option<ExitStatus>,
+    /// Samples of the idle task (system-wide runs): not drawn.
+    pub idle_samples: u64,
+    /// Bytes the kernel handed over (perf_event).
+    pub bytes_from_kernel: Option<u64>,
+    /// Processes seen in samples.
+    pub processes: usize,
+}
+
+enum Running {
+    Ebpf(Box<StackSampler>),
+    Perf(Box<PerfSampler>),
+}
+
+/// A running profile.
+pub struct Session {
+    running: Running,
+    choice: Choice,
+    options: Options,
+    description: String,
+    command: Option<HeldCommand>,
+    watched: Vec<u32>,
+    started: Instant,
+    early_notes: Vec<Note>,
+    exit: Option<ExitStatus>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("choice", &self.choice).finish_non_exhaustive()
+    }
+}
+
+/// Starts profiles.
+#[derive(Debug)]
+pub struct Profiler;
+
+/// Whether an eBPF failure means "use another backend" rather than "stop".
+fn ebpf_unavailable(e: &ProbeError) -> bool {
+    matches!(e, ProbeError::PermissionDenied { .. } | ProbeError::BpfUnsupported | ProbeError::Load(_) | ProbeError::Btf(_))
+}
+
+/// How each backend will be told what to sample.
+struct Plan {
+    selection: Selection,
+    scope: PerfScope,
+    watched: Vec<u32>,
+    command: Option<HeldCommand>,
+    program: Option<PathBuf>,
+    /// Processes whose mappings say whether frame pointers suffice.
+    pids: Vec<u32>,
+}
+
+fn plan(kind: TargetKind, follow: bool) -> Plan {
+    match kind {
+        TargetKind::Processes(infos) => {
+            let pids: Vec<u32> = infos.iter().map(|i| i.pid).collect();
+            Plan {
+                selection: Selection::Processes { pids: pids.clone(), follow_children: follow },
+                scope: PerfScope::Processes { pids: pids.clone(), inherit: follow },
+                watched: pids.clone(),
+                command: None,
+                program: None,
+                pids,
+            }
+        }
+        TargetKind::Threads(tids) => {
+            let pids = tids.iter().filter_map(|&t| perfkit_target::process_of_thread(t)).collect();
+            Plan {
+                selection: Selection::Threads(tids.clone()),
+                scope: PerfScope::Threads(tids.clone()),
+                watched: tids,
+                command: None,
+                program: None,
+                pids,
+            }
+        }
+        TargetKind::Cgroup(c) => Plan {
+            selection: Selection::Cgroup { id: c.id, level: c.level },
+            scope: PerfScope::Cgroup(c.path.clone()),
+            watched: Vec::new(),
+            command: None,
+            program: None,
+            pids: c.pids(),
+        },
+        TargetKind::All => Plan {
+            selection: Selection::All,
+            scope: PerfScope::All,
+            watched: Vec::new(),
+            command: None,
+            program: None,
+            pids: Vec::new(),
+        },
+        TargetKind::Command { child, program, .. } => {
+            let pid = child.pid();
+            Plan {
+                selection: Selection::Processes { pids: vec![pid], follow_children: follow },
+                scope: PerfScope::Processes { pids: vec![pid], inherit: follow },
+                watched: vec![pid],
+                command: Some(child),
+                program,
+                pids: Vec::new(),
+            }
+        }
+    }
+}
+
+impl Profiler {
+    /// Starts sampling `target`. A command target is released (it runs its
+    /// first instruction) only once sampling is ready.
+    pub fn start(target: Target, options: &Options) -> Result<Session, ProfileError> {
+        let description = target.describe();
+        let Target { kind, follow_children, resolved_threads } = target;
+        let early_notes: Vec<Note> = resolved_threads
+            .iter()
+            .map(|(tid, pid)| Note::info(format!("{tid} is a thread of process {pid}: profiling the whole process")))
+            .collect();
+        if options.frequency_hz.is_none() && options.off_cpu.is_none() {
+            return Err(ProfileError::Unsupported("nothing to sample: give a frequency or off-CPU time".into()));
+        }
+        let other_event = options.event != SampleEvent::CpuClock;
+        if other_event && options.off_cpu.is_some() {
+            return Err(ProfileError::Unsupported(
+                "off-CPU time is measured with eBPF, which samples on cpu-clock only".into(),
+            ));
+        }
+        if other_event && options.backend == BackendChoice::Ebpf {
+            return Err(ProfileError::Unsupported(format!(
+                "the eBPF backend samples on cpu-clock; {} needs --backend perf (or auto)",
+                options.event.name()
+            )));
+        }
+        if options.off_cpu.is_some() && options.backend == BackendChoice::Perf {
+            return Err(ProfileError::Unsupported("off-CPU time needs the eBPF backend".into()));
+        }
+        let mut plan = plan(kind, follow_children);
+
+        let mut ebpf_error = None;
+        let mut started: Option<(Running, Choice)> = None;
+        if !other_event && options.backend != BackendChoice::Perf {
+            let mut config = StackSamplerConfig::new(plan.selection.clone());
+            config.frequency_hz = options.frequency_hz;
+            config.off_cpu = options.off_cpu;
+            config.user_stacks = match options.unwind {
+                UnwindChoice::FramePointers => UserStacks::FramePointers,
+                _ => UserStacks::Tables,
+            };
+            config.stack_entries = options.stack_entries;
+            config.counts_entries = options.counts_entries;
+            config.table_rows = options.table_rows;
+            match StackSampler::start(&config) {
+                Ok(sampler) => {
+                    if let Some(p) = &plan.program {
+                        sampler.prepare_program(p);
+                    }
+                    let walker =
+                        if config.user_stacks == UserStacks::Tables { Walker::Tables } else { Walker::FramePointers };
+                    let reason = match options.backend {
+                        BackendChoice::Ebpf => "--backend ebpf".to_owned(),
+                        _ => String::new(),
+                    };
+                    started = Some((
+                        Running::Ebpf(Box::new(sampler)),
+                        Choice { backend: Backend::Ebpf, walker, user_only: false, reason },
+                    ));
+                }
+                Err(e) if options.backend == BackendChoice::Auto && ebpf_unavailable(&e) => ebpf_error = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (running, choice) = match started {
+            Some(s) => s,
+            None => {
+                let (unwind, why) = perf_walker(options.unwind, &plan);
+                let config = {
+                    let mut c = PerfConfig::new(1);
+                    c.scope = plan.scope.clone();
+                    c.event = options.event;
+                    c.frequency_hz = options.frequency_hz.unwrap_or(99);
+                    c.unwind = unwind;
+                    c.stack_bytes = options.stack_bytes;
+                    c.enable_on_exec = plan.command.is_some();
+                    c
+                };
+                let sampler = match PerfSampler::start(&config) {
+                    Ok(s) => s,
+                    Err(perf) => {
+                        return Err(match ebpf_error {
+                            Some(ebpf) => ProfileError::NoBackend { ebpf, perf },
+                            None => perf.into(),
+                        });
+                    }
+                };
+                let mut reasons = Vec::new();
+                if let Some(e) = &ebpf_error {
+                    reasons.push(format!("eBPF unavailable: {e}"));
+                } else if other_event {
+                    reasons.push(format!("{} is sampled with perf_event", options.event.name()));
+                } else if options.backend == BackendChoice::Perf {
+                    reasons.push("--backend perf".to_owned());
+                }
+                if !why.is_empty() {
+                    reasons.push(why);
+                }
+                let user_only = sampler.stats().user_only;
+                let walker = if unwind == Unwind::Dwarf { Walker::StackCopy } else { Walker::FramePointers };
+                (
+                    Running::Perf(Box::new(sampler)),
+                    Choice { backend: Backend::Perf, walker, user_only, reason: reasons.join("; ") },
+                )
+            }
+        };
+        // Sampling is ready: let the command run.
+        if let Some(child) = &mut plan.command {
+            child.release()?;
+        }
+        Ok(Session {
+            running,
+            choice,
+            options: options.clone(),
+            description,
+            command: plan.command,
+            watched: plan.watched,
+            started: Instant::now(),
+            early_notes,
+            exit: None,
+        })
+    }
+}
+
+/// The perf_event backend's stack walker, and why.
+fn perf_walker(unwind: UnwindChoice, plan: &Plan) -> (Unwind, String) {
+    match unwind {
+        UnwindChoice::FramePointers => (Unwind::FramePointer, String::new()),
+        UnwindChoice::Dwarf => (Unwind::Dwarf, String::new()),
+        UnwindChoice::Auto => {
+            if matches!(plan.scope, PerfScope::All | PerfScope::Cgroup(_)) {
+                return (
+                    Unwind::FramePointer,
+                    "frame pointers for many processes at once; the eBPF backend walks them without".to_owned(),
+                );
+            }
+            let mut files: Vec<PathBuf> = Vec::new();
+            if let Some(p) = &plan.program {
+                files.extend(choose::program_files(p));
+            }
+            for &pid in &plan.pids {
+                if let Ok(maps) = perfkit_target::maps::executable_mappings(std::path::Path::new("/proc"), pid) {
+                    for m in maps {
+                        if m.path.starts_with('/') && !files.iter().any(|f| f.as_os_str() == m.path.as_str()) {
+                            files.push(PathBuf::from(&m.path));
+                        }
+                    }
+                }
+            }
+            let lacking = choose::without_frame_pointers(&files);
+            if lacking.is_empty() && !files.is_empty() && files.iter().all(|f| {
+                perfkit_target::ModuleFile::open_path(f).map(|m| choose::verdict(&m) == Verdict::FramePointers).unwrap_or(false)
+            }) {
+                (Unwind::FramePointer, "every module keeps frame pointers".to_owned())
+            } else if lacking.is_empty() {
+                (Unwind::Dwarf, "nothing shows that the modules keep frame pointers".to_owned())
+            } else {
+                let mut names = lacking;
+                names.truncate(4);
+                (Unwind::Dwarf, format!("{} without frame pointers", names.join(", ")))
+            }
+        }
+    }
+}
+
+impl Session {
+    /// The backend and walker that run.
+    pub fn choice(&self) -> &Choice {
+        &self.choice
+    }
+
+    /// What is profiled.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The processes (or threads) whose exit ends the profile; empty when
+    /// only a duration or an interruption ends it.
+    pub fn watched(&self) -> &[u32] {
+        &self.watched
+    }
+
+    /// The command perfkit started, if any.
+    pub fn command_pid(&self) -> Option<u32> {
+        self.command.as_ref().map(HeldCommand::pid)
+    }
+
+    /// Whether the command perfkit started has exited (it is reaped then;
+    /// [`Finished::command`] gives its status).
+    pub fn command_exited(&mut self) -> bool {
+        let Some(c) = &mut self.command else { return false };
+        match c.try_wait() {
+            Ok(Some(status)) => {
+                self.exit = Some(status);
+                true
+            }
+            _ => self.exit.is_some(),
+        }
+    }
+
+    /// Samples so far (for a progress line).
+    pub fn samples(&self) -> u64 {
+        match &self.running {
+            Running::Ebpf(s) => s.stats().map(|s| s.samples).unwrap_or(0),
+            Running::Perf(s) => s.stats().samples,
+        }
+    }
+
+    /// Time since sampling started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Blocks until every watched process exited or `duration` passed (for
+    /// tools without an event loop; `perfkit` waits for signals too).
+    pub fn wait(&self, duration: Option<Duration>) -> EndReason {
+        let watches: Vec<ExitWatch> = self.watched.iter().filter_map(|&p| ExitWatch::new(p).ok()).collect();
+        let deadline = duration.map(|d| self.started + d);
+        loop {
+            if !self.watched.is_empty() && watches.iter().all(ExitWatch::has_exited) {
+                return EndReason::TargetExited;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return EndReason::Duration;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops sampling, symbolizes, and accounts for every loss.
+    pub fn finish(self) -> Result<Finished, ProfileError> {
+        let elapsed = self.started.elapsed();
+        let Session { running, choice, options, description, mut command, early_notes, mut exit, .. } = self;
+        if exit.is_none()
+            && let Some(c) = &mut command
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            exit = Some(status);
+        }
+        let command = if exit.is_some() { None } else { command };
+        let mut notes = early_notes;
+        let (mut samples, modules, idle, lost_stacks, dropped, bytes) = match running {
+            Running::Ebpf(s) => {
+                let raw = s.finish()?;
+                let st = raw.stats;
+                let tables = raw.tables;
+                ebpf_notes(&st, &tables, &mut notes);
+                (raw.samples, raw.modules, st.idle, st.stacks_full, st.counts_full, None)
+            }
+            Running::Perf(s) => {
+                let p = s.finish();
+                let st = p.stats;
+                perf_notes(&st, &options, &mut notes);
+                (p.samples, p.modules, st.idle, 0, st.lost, Some(st.bytes))
+            }
+        };
+        if choice.user_only {
+            notes.push(Note::warn(format!(
+                "kernel frames are excluded: sampling the kernel is not permitted (kernel.perf_event_paranoid is {}; \
+                 root, CAP_PERFMON or a value of 1 or less allows it)",
+                perfkit_perf::paranoid()
+            )));
+        }
+        let unit = weigh(&mut samples, &options);
+        let processes = samples.iter().map(|s| s.tgid).collect::<std::collections::HashSet<_>>().len();
+        let mut symbolize_options = SymbolizeOptions::default();
+        symbolize_options.grouping = options.grouping;
+        let (mut profile, report) = Symbolizer::new(&symbolize_options).profile(&samples, &modules);
+        for (pid, n) in &report.perf_maps_read {
+            notes.push(Note::info(format!("JIT symbols: {n} from /tmp/perf-{pid}.map")));
+        }
+        for skipped in &report.perf_maps_skipped {
+            notes.push(Note::warn(format!("JIT symbols: {skipped}")));
+        }
+        if choice.walker == Walker::FramePointers {
+            early_stop_note(&profile, &modules, &mut notes);
+        }
+        let m = &mut profile.meta;
+        m.command = description;
+        m.duration = elapsed;
+        m.frequency_hz = options.frequency_hz.unwrap_or(0);
+        m.lost_stacks = lost_stacks;
+        m.dropped_samples = dropped;
+        m.unit = unit;
+        Ok(Finished {
+            profile,
+            notes,
+            choice,
+            command,
+            command_status: exit,
+            idle_samples: idle,
+            bytes_from_kernel: bytes,
+            processes,
+        })
+    }
+}
+
+/// Puts on- and off-CPU counts in one unit: microseconds whenever off-CPU
+/// time is in the profile (on-CPU samples weigh their period), samples
+/// otherwise.
+fn weigh(samples: &mut [RawSample], options: &Options) -> CountUnit {
+    if options.off_cpu.is_none() {
+        return CountUnit::Samples;
+    }
+    let period_ns = options.frequency_hz.map_or(0, |hz| 1_000_000_000 / hz.max(1));
+    for s in samples.iter_mut() {
+        let ns = match s.kind {
+            SampleKind::OnCpu => s.count.saturating_mul(period_ns),
+            _ => s.count,
+        };
+        s.count = ns / 1000;
+    }
+    CountUnit::Microseconds
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
+}
+
+fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableStats, notes: &mut Vec<Note>) {
+    if st.stacks_full > 0 {
+        notes.push(Note::warn(format!(
+            "{} stacks lost: the stacks map is full; raise --stack-map-size",
+            st.stacks_full
+        )));
+    }
+    if st.counts_full > 0 {
+        notes.push(Note::warn(format!(
+            "{} samples dropped: the counts map is full; raise --counts-map-size",
+            st.counts_full
+        )));
+    }
+    if st.requests_dropped > 0 {
+        notes.push(Note::warn(format!(
+            "{} requests for mappings were dropped (ring buffer full); stacks of new processes may end early",
+            st.requests_dropped
+        )));
+    }
+    let user: u64 = st.user_end.iter().sum::<u64>() - st.user_end[END_NO_USER as usize];
+    let early: u64 = st.user_end.iter().enumerate().filter(|(i, _)| *i != END_ROOT as usize && *i != END_NO_USER as usize).map(|(_, n)| n).sum();
+    if user > 0 && early > 0 {
+        let mut parts = Vec::new();
+        for (i, what) in [
+            (END_DEPTH as usize, "deeper than 128 frames (the rest is marked [truncated])"),
+            (END_READ as usize, "unreadable stack memory"),
+            (END_UNSUPPORTED as usize, "a frame the tables cannot walk (signal frames)"),
+            (END_NO_CFI as usize, "code with neither CFI nor frame pointers"),
+            (END_PENDING as usize, "a process or library newer than its mappings' last reading"),
+            (END_OTHER as usize, "other limits"),
+        ] {
+            if st.user_end[i] > 0 {
+                parts.push(format!("{} {what}", st.user_end[i]));
+            }
+        }
+        let level = if share(early, user) >= 5.0 { NoteLevel::Warning } else { NoteLevel::Info };
+        notes.push(Note {
+            level,
+            text: format!(
+                "{early} of {user} user stacks ({:.1}%) end before the outermost frame: {}",
+                share(early, user),
+                parts.join(", ")
+            ),
+        });
+    }
+    if tables.files_over_capacity > 0 {
+        notes.push(Note::warn(format!(
+            "{} files did not fit the unwind table ({} rows): their frames were walked with frame pointers; raise --table-rows",
+            tables.files_over_capacity, tables.row_capacity
+        )));
+    }
+    if tables.mappings_dropped > 0 {
+        notes.push(Note::warn(format!(
+            "{} executable mappings left out (over {} per process)",
+            tables.mappings_dropped,
+            perfkit_probes_common::unwind::MAX_MAPPINGS
+        )));
+    }
+    if tables.files > 0 {
+        notes.push(Note::info(format!(
+            "unwind tables: {} files, {} rows ({} KiB), built in {:.0} ms",
+            tables.files,
+            tables.rows,
+            tables.rows * 8 / 1024,
+            tables.build_time.as_secs_f64() * 1e3
+        )));
+    }
+}
+
+fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<Note>) {
+    if st.lost > 0 {
+        notes.push(Note::warn(format!(
+            "{} samples dropped: the kernel's ring buffers ({} KiB per CPU) were full; lower -F",
+            st.lost,
+            st.buffer_bytes / 1024
+        )));
+    }
+    if st.throttled > 0 {
+        notes.push(Note::warn(format!(
+            "throttled {} times by the kernel (kernel.perf_event_max_sample_rate); lower -F",
+            st.throttled
+        )));
+    }
+    if st.stack_copy_too_small > 0 {
+        let needed = st.stack_bytes_needed.next_multiple_of(4096).min(65528);
+        let advice = if st.stack_bytes_needed > 65528 || options.stack_bytes >= 65528 {
+            "deeper than the largest copy (65528 bytes); the eBPF backend copies no stack".to_owned()
+        } else {
+            format!("--stack-size {needed} would have reached further")
+        };
+        notes.push(Note::warn(format!(
+            "{} samples' stacks were deeper than the {}-byte stack copy (at least {} bytes): {advice}",
+            st.stack_copy_too_small, options.stack_bytes, st.stack_bytes_needed
+        )));
+    }
+    let other = st.unwind_incomplete.saturating_sub(st.stack_copy_too_small);
+    if other > 0 {
+        notes.push(Note::warn(format!(
+            "{other} samples could not be unwound to the outermost frame (missing or unusable CFI)"
+        )));
+    }
+    if let Some(bytes) = Some(st.bytes).filter(|b| *b > 0) {
+        notes.push(Note::info(format!("read {} KiB of samples from the kernel", bytes.div_ceil(1024))));
+    }
+}
+
+/// Functions where a user stack legitimately starts.
+const ROOT_FUNCTIONS: &[&str] = &[
+    "_start",
+    "__libc_start_main",
+    "__libc_start_call_main",
+    "start_thread",
+    "clone",
+    "clone3",
+    "__clone",
+    "__clone3",
+    "thread_start",
+    "runtime.goexit",
+    "runtime.goexit.abi0",
+    "runtime.mstart",
+    "runtime.mstart.abi0",
+    "runtime.rt0_go",
+    "runtime.rt0_go.abi0",
+];
+
+/// After a frame-pointer run: when many user stacks do not start at a root
+/// function and modules without frame pointers are involved, say so.
+fn early_stop_note(profile: &Profile, modules: &Modules, notes: &mut Vec<Note>) {
+    let (mut user, mut early) = (0u64, 0u64);
+    for s in &profile.stacks {
+        let Some(first) = s.frames.iter().find(|f| f.kind != FrameKind::Kernel) else { continue };
+        user += s.count;
+        if !ROOT_FUNCTIONS.contains(&first.name.as_str()) {
+            early += s.count;
+        }
+    }
+    if user == 0 || share(early, user) < 5.0 {
+        return;
+    }
+    let mut lacking: Vec<String> = modules
+        .files
+        .values()
+        .filter(|f| choose::verdict(f) == Verdict::NoFramePointers)
+        .map(|f| f.name().to_owned())
+        .collect();
+    lacking.sort();
+    lacking.dedup();
+    lacking.truncate(5);
+    if lacking.is_empty() {
+        return;
+    }
+    notes.push(Note::warn(format!(
+        "{:.0}% of user stacks stop before their outermost frame, in code built without frame pointers ({}): \
+         use --unwind dwarf",
+        share(early, user),
+        lacking.join(", ")
+    )));
+}
+

@@ -1,0 +1,158 @@
+//! A file's ELF symbol tables, to name functions as `perf` does.
+//!
+//! DWARF names a function by its short name (`parse_phase`) when debug
+//! information is line tables only, and a separate debug file may name a
+//! glibc function by its internal alias (`__GI___libc_read`). `perf` names
+//! them from the symbol tables, fully qualified and demangled
+//! (`rusthot::parse_phase`), choosing among aliases at one address by fixed
+//! rules (a sized symbol, then non-weak, then global, then fewer leading
+//! underscores, then the longer name). This index applies the same rules.
+
+use object::{Object, ObjectSymbol, SymbolKind};
+
+/// One function symbol.
+#[derive(Clone, Debug)]
+struct Symbol {
+    address: u64,
+    size: u64,
+    /// 0: local, 1: weak, 2: global (rank order for perf's rules).
+    binding: u8,
+    name: String,
+}
+
+/// The function symbols of one file, by address.
+#[derive(Debug, Default)]
+pub(crate) struct SymbolIndex {
+    symbols: Vec<Symbol>,
+}
+
+impl SymbolIndex {
+    /// Reads `.symtab` and `.dynsym` of an ELF file.
+    pub(crate) fn new(data: &[u8]) -> Self {
+        let Ok(file) = object::File::parse(data) else { return Self::default() };
+        let mut symbols: Vec<Symbol> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                if name.is_empty() {
+                    return None;
+                }
+                // Versioned dynamic names (`read@@GLIBC_2.2.5`) without
+                // their version.
+                let name = name.split('@').next().unwrap_or(name).to_owned();
+                let binding = if s.is_weak() {
+                    1
+                } else if s.is_global() {
+                    2
+                } else {
+                    0
+                };
+                Some(Symbol { address: s.address(), size: s.size(), binding, name })
+            })
+            .collect();
+        symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| a.name.cmp(&b.name)));
+        symbols.dedup_by(|b, a| a.address == b.address && a.name == b.name);
+        Self { symbols }
+    }
+
+    /// The best name among the symbols at exactly `address`, demangled, as
+    /// perf chooses it; `None` when no symbol starts there.
+    pub(crate) fn best_name(&self, address: u64) -> Option<String> {
+        let first = self.symbols.partition_point(|s| s.address < address);
+        let candidates = self.symbols[first..].iter().take_while(|s| s.address == address);
+        let best = candidates.reduce(|a, b| if better(b, a) { b } else { a })?;
+        Some(demangle(&best.name))
+    }
+
+    /// The function containing `address`, for files without DWARF: the
+    /// last sized symbol starting at or before it that covers it.
+    pub(crate) fn containing(&self, address: u64) -> Option<(u64, String)> {
+        let end = self.symbols.partition_point(|s| s.address <= address);
+        let s = self.symbols[..end].iter().rev().take(64).find(|s| address < s.address + s.size.max(1))?;
+        Some((s.address, self.best_name(s.address).unwrap_or_else(|| demangle(&s.name))))
+    }
+}
+
+/// perf's `choose_best_symbol`: whether `a` is a better name than `b`.
+fn better(a: &Symbol, b: &Symbol) -> bool {
+    if (a.size > 0) != (b.size > 0) {
+        return a.size > 0;
+    }
+    let weak = |s: &Symbol| s.binding == 1;
+    if weak(a) != weak(b) {
+        return !weak(a);
+    }
+    let global = |s: &Symbol| s.binding == 2;
+    if global(a) != global(b) {
+        return global(a);
+    }
+    let underscores = |s: &Symbol| s.name.bytes().take_while(|&c| c == b'_').count();
+    if underscores(a) != underscores(b) {
+        return underscores(a) < underscores(b);
+    }
+    a.name.len() > b.name.len()
+}
+
+/// Demangles Rust (legacy and v0, without the hash, as perf prints them)
+/// and C++ names; other names as they are.
+pub(crate) fn demangle(name: &str) -> String {
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return format!("{d:#}");
+    }
+    if name.starts_with("_Z")
+        && let Ok(sym) = cpp_demangle::Symbol::new(name)
+        && let Ok(d) = sym.demangle()
+    {
+        return d;
+    }
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(name: &str, size: u64, binding: u8) -> Symbol {
+        Symbol { address: 0x100, size, binding, name: name.into() }
+    }
+
+    #[test]
+    fn chooses_aliases_as_perf_does() {
+        let index = SymbolIndex {
+            symbols: vec![
+                sym("__GI___libc_read", 157, 0),
+                sym("__libc_read", 157, 2),
+                sym("__read", 157, 2),
+                sym("read", 157, 2),
+            ],
+        };
+        assert_eq!(index.best_name(0x100).as_deref(), Some("read"));
+        let index = SymbolIndex { symbols: vec![sym("__GI___strcoll_l", 80, 0), sym("__strcoll_l", 80, 2)] };
+        assert_eq!(index.best_name(0x100).as_deref(), Some("__strcoll_l"));
+        // Sized beats unsized, non-weak beats weak.
+        assert!(better(&sym("a", 1, 0), &sym("bbbb", 0, 2)));
+        assert!(better(&sym("_x", 1, 2), &sym("x", 1, 1)));
+        assert_eq!(index.best_name(0x200), None);
+    }
+
+    #[test]
+    fn demangles_rust_without_hash_and_cpp() {
+        assert_eq!(demangle("_ZN7rusthot11parse_phase17h0123456789abcdefE"), "rusthot::parse_phase");
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("main"), "main");
+    }
+
+    #[test]
+    fn finds_the_containing_function() {
+        let index = SymbolIndex {
+            symbols: vec![
+                Symbol { address: 0x100, size: 0x20, binding: 2, name: "f".into() },
+                Symbol { address: 0x200, size: 0x10, binding: 2, name: "g".into() },
+            ],
+        };
+        assert_eq!(index.containing(0x110), Some((0x100, "f".into())));
+        assert_eq!(index.containing(0x150), None, "between functions");
+    }
+}

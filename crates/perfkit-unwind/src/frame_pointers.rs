@@ -1,0 +1,86 @@
+//! Whether a binary keeps frame pointers, judged from what it says: its
+//! CFI and its language, not from byte patterns at function entries (which
+//! shrink-wrapping and instruction scheduling move).
+//!
+//! - A function whose body computes its CFA from RBP set up a frame
+//!   pointer: compilers emit `.cfi_def_cfa_register rbp` right after
+//!   `mov %rsp,%rbp`, wherever the prologue ended up.
+//! - Go has kept frame pointers on amd64 since Go 1.7, while its
+//!   `.debug_frame` describes every frame from RSP.
+//! - A binary with no CFI at all says nothing: that is not evidence of
+//!   frame pointers.
+
+use object::Object;
+
+use crate::{UnwindError, UnwindTable};
+
+/// The verdict on one binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It keeps frame pointers.
+    FramePointers,
+    /// It does not: frame pointers cannot walk it.
+    NoFramePointers,
+    /// Nothing says (no CFI, and no language known to keep them).
+    Unknown,
+}
+
+/// What the verdict rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramePointerReport {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Functions of 32 bytes or more with CFI.
+    pub functions: usize,
+    /// Of those, functions with an RBP-based CFA.
+    pub with_frame_pointer: usize,
+    /// A Go binary.
+    pub go: bool,
+}
+
+impl FramePointerReport {
+    /// Whether frame pointers walk this binary.
+    pub fn has_frame_pointers(&self) -> bool {
+        self.verdict == Verdict::FramePointers
+    }
+}
+
+/// Judges an ELF file (its bytes).
+pub fn inspect(data: &[u8]) -> Result<FramePointerReport, UnwindError> {
+    let file = object::File::parse(data).map_err(|e| UnwindError::NotElf(e.to_string()))?;
+    let go = file.section_by_name(".go.buildinfo").is_some()
+        || file.section_by_name(".gopclntab").is_some()
+        || file.section_by_name(".note.go.buildid").is_some();
+    let stats = UnwindTable::build(data)?.stats();
+    Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
+}
+
+/// The verdict from the counts: most sizeable functions must set up a
+/// frame pointer (leaves and hand-written assembly may not, even in a
+/// frame-pointer build).
+pub fn judge(go: bool, functions: usize, with_frame_pointer: usize) -> FramePointerReport {
+    let verdict = if go {
+        Verdict::FramePointers
+    } else if functions == 0 {
+        Verdict::Unknown
+    } else if with_frame_pointer * 10 >= functions * 8 {
+        Verdict::FramePointers
+    } else {
+        Verdict::NoFramePointers
+    };
+    FramePointerReport { verdict, functions, with_frame_pointer, go }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(judge(false, 100, 95).verdict, Verdict::FramePointers);
+        assert_eq!(judge(false, 100, 10).verdict, Verdict::NoFramePointers);
+        assert_eq!(judge(false, 0, 0).verdict, Verdict::Unknown, "no CFI is no evidence");
+        assert_eq!(judge(true, 400, 0).verdict, Verdict::FramePointers, "Go keeps them");
+        assert!(inspect(b"not an ELF file").is_err());
+    }
+}

@@ -1,0 +1,413 @@
+//! Evaluating CFI into rows.
+
+use gimli::{
+    BaseAddresses, CfaRule as GimliCfa, CieOrFde, DebugFrame, EhFrame, LittleEndian, Reader, RegisterRule, UnwindContext,
+    UnwindSection, X86_64,
+};
+use object::{Object, ObjectSection};
+
+use crate::{ElfLayout, UnwindError};
+
+/// Where the canonical frame address is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CfaRule {
+    /// No CFI covers the address: a walker uses the frame pointer.
+    None,
+    /// RSP + offset.
+    Rsp(i32),
+    /// RBP + offset.
+    Rbp(i32),
+    /// A PLT entry: RSP + 8, plus 8 once `(rip & 15) >= threshold` (past
+    /// the entry's push).
+    Plt {
+        /// 11 for GNU ld and lld, 10 for some older layouts.
+        threshold: u8,
+    },
+    /// The return address is undefined: the outermost frame.
+    End,
+    /// A rule a table walker cannot follow (a DWARF expression, as in a
+    /// signal trampoline, or a register other than RSP and RBP).
+    Unsupported,
+}
+
+/// Where the caller's RBP is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RbpRule {
+    /// Unchanged.
+    Same,
+    /// Saved at CFA + offset.
+    AtCfa(i32),
+    /// Not recoverable with these rules.
+    Unknown,
+}
+
+/// The rules in force from `offset` (a file offset) to the next row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TableRow {
+    /// File offset of the first byte the rules cover.
+    pub offset: u64,
+    /// The CFA.
+    pub cfa: CfaRule,
+    /// The caller's RBP.
+    pub rbp: RbpRule,
+}
+
+/// What went into a table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableStats {
+    /// Functions (FDEs) read.
+    pub functions: usize,
+    /// Of those, from `.debug_frame`.
+    pub debug_frame_functions: usize,
+    /// Rows with rules a table walker cannot follow.
+    pub unsupported_rows: usize,
+    /// Functions whose body computes the CFA from RBP (a frame pointer).
+    pub rbp_functions: usize,
+    /// Functions at least 32 bytes long (leaf functions and stubs aside).
+    pub sized_functions: usize,
+    /// Of those, with an RBP-based CFA.
+    pub sized_rbp_functions: usize,
+}
+
+/// The unwind rows of one ELF file, sorted by file offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnwindTable {
+    rows: Vec<TableRow>,
+    stats: TableStats,
+}
+
+/// A gimli row, in virtual addresses, before conversion.
+struct VRow {
+    start: u64,
+    end: u64,
+    cfa: CfaRule,
+    rbp: RbpRule,
+}
+
+impl UnwindTable {
+    /// Reads and evaluates the CFI of an x86-64 ELF file. A file with no
+    /// CFI gives an empty table.
+    pub fn build(data: &[u8]) -> Result<Self, UnwindError> {
+        let file = object::File::parse(data).map_err(|e| UnwindError::NotElf(e.to_string()))?;
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(UnwindError::Architecture(format!("{:?}", file.architecture())));
+        }
+        let layout = ElfLayout::of(&file);
+        let mut stats = TableStats::default();
+        let mut vrows = Vec::new();
+        let section_addr = |name: &str| file.section_by_name(name).map(|s| s.address());
+        let mut bases = BaseAddresses::default();
+        if let Some(a) = section_addr(".text") {
+            bases = bases.set_text(a);
+        }
+        if let Some(a) = section_addr(".got") {
+            bases = bases.set_got(a);
+        }
+        let mut covered: Vec<(u64, u64)> = Vec::new();
+        if let Some(s) = file.section_by_name(".eh_frame")
+            && let Ok(data) = s.uncompressed_data()
+        {
+            let eh_bases = bases.clone().set_eh_frame(s.address());
+            let eh_bases = match section_addr(".eh_frame_hdr") {
+                Some(a) => eh_bases.set_eh_frame_hdr(a),
+                None => eh_bases,
+            };
+            let mut eh = EhFrame::new(&data, LittleEndian);
+            eh.set_address_size(8);
+            evaluate(&eh, &eh_bases, ".eh_frame", &mut vrows, &mut covered, &mut stats, &[])
+                .map_err(|reason| UnwindError::Cfi { section: ".eh_frame", reason })?;
+        }
+        if let Some(s) = file.section_by_name(".debug_frame")
+            && let Ok(data) = s.uncompressed_data()
+        {
+            covered.sort_unstable();
+            let before = stats.functions;
+            let mut df = DebugFrame::new(&data, LittleEndian);
+            df.set_address_size(8);
+            let skip = std::mem::take(&mut covered);
+            evaluate(&df, &bases, ".debug_frame", &mut vrows, &mut covered, &mut stats, &skip)
+                .map_err(|reason| UnwindError::Cfi { section: ".debug_frame", reason })?;
+            stats.debug_frame_functions = stats.functions - before;
+        }
+        Ok(Self { rows: to_offsets(vrows, &layout), stats })
+    }
+
+    /// A table from rows (sorted by offset, as `build` gives them).
+    pub fn from_rows(rows: Vec<TableRow>) -> Self {
+        Self { rows, stats: TableStats::default() }
+    }
+
+    /// The rows, sorted by file offset.
+    pub fn rows(&self) -> &[TableRow] {
+        &self.rows
+    }
+
+    /// What went into the table.
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    /// The row in force at file offset `offset`.
+    pub fn lookup(&self, offset: u64) -> Option<&TableRow> {
+        let i = self.rows.partition_point(|r| r.offset <= offset);
+        self.rows.get(i.checked_sub(1)?)
+    }
+
+    /// The rows grouped in pages of 2^16 file offsets, for the BPF maps:
+    /// each page's rows start with the rule in force at the page's start.
+    pub fn pages(&self) -> impl Iterator<Item = (u32, &[TableRow], Option<&TableRow>)> + '_ {
+        // (page, rows starting in it, the row in force at its start if it
+        // started before)
+        let mut i = 0;
+        let mut pages = Vec::new();
+        while i < self.rows.len() {
+            let page = self.rows[i].offset >> PAGE_BITS;
+            let j = i + self.rows[i..].partition_point(|r| r.offset >> PAGE_BITS == page);
+            let carried = if self.rows[i].offset & PAGE_MASK != 0 { i.checked_sub(1).map(|k| &self.rows[k]) } else { None };
+            pages.push((page as u32, &self.rows[i..j], carried));
+            // Pages with no row starting in them inherit the last row of
+            // the page before: emit them so lookups find their rule.
+            if let Some(next) = self.rows.get(j) {
+                let next_page = next.offset >> PAGE_BITS;
+                let last = &self.rows[j - 1];
+                if last.cfa != CfaRule::None {
+                    for p in page + 1..next_page.min(page + 1 + MAX_SPAN_PAGES) {
+                        pages.push((p as u32, &[][..], Some(last)));
+                    }
+                }
+            }
+            i = j;
+        }
+        pages.into_iter()
+    }
+}
+
+/// Bits of file offset per page.
+const PAGE_BITS: u64 = 16;
+const PAGE_MASK: u64 = (1 << PAGE_BITS) - 1;
+/// A function longer than this many pages is not spanned (no such CFI is
+/// real).
+const MAX_SPAN_PAGES: u64 = 64;
+
+/// A page's rows in the BPF encoding ([`perfkit_probes_common`]-style
+/// `(pc_low, cfa, rbp, cfa_offset, rbp_offset)`), the carried-over row
+/// first. Rules whose offsets do not fit 16 bits become unsupported.
+pub fn encode_page(rows: &[TableRow], carried: Option<&TableRow>) -> Vec<(u16, u8, u8, i16, i16)> {
+    let mut out = Vec::with_capacity(rows.len() + 1);
+    let starts_at_zero = rows.first().is_some_and(|r| r.offset & PAGE_MASK == 0);
+    if !starts_at_zero {
+        let rule = carried.copied().unwrap_or(TableRow { offset: 0, cfa: CfaRule::None, rbp: RbpRule::Same });
+        out.push(encode_row(0, &rule));
+    }
+    for r in rows {
+        out.push(encode_row((r.offset & PAGE_MASK) as u16, r));
+    }
+    out
+}
+
+fn encode_row(pc_low: u16, r: &TableRow) -> (u16, u8, u8, i16, i16) {
+    // The constants of perfkit-probes-common's unwind module.
+    let (cfa, off) = match r.cfa {
+        CfaRule::None => (0, 0),
+        CfaRule::Rsp(o) => match i16::try_from(o) {
+            Ok(o) => (1, o),
+            Err(_) => (5, 0),
+        },
+        CfaRule::Rbp(o) => match i16::try_from(o) {
+            Ok(o) => (2, o),
+            Err(_) => (5, 0),
+        },
+        CfaRule::Plt { threshold } => (3, threshold as i16),
+        CfaRule::End => (4, 0),
+        CfaRule::Unsupported => (5, 0),
+    };
+    let (rbp, rbp_off) = match r.rbp {
+        RbpRule::Same => (0, 0),
+        RbpRule::AtCfa(o) => match i16::try_from(o) {
+            Ok(o) => (1, o),
+            Err(_) => (2, 0),
+        },
+        RbpRule::Unknown => (2, 0),
+    };
+    (pc_low, cfa, rbp, off, rbp_off)
+}
+
+/// Evaluates every FDE of a section into `out`, skipping functions that
+/// start inside `skip` (ranges already covered, sorted).
+fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
+    section: &S,
+    bases: &BaseAddresses,
+    name: &'static str,
+    out: &mut Vec<VRow>,
+    covered: &mut Vec<(u64, u64)>,
+    stats: &mut TableStats,
+    skip: &[(u64, u64)],
+) -> Result<(), String> {
+    let mut ctx = Box::new(UnwindContext::new());
+    let mut entries = section.entries(bases);
+    loop {
+        let entry = match entries.next() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            // A malformed entry ends the section; what was read is kept.
+            Err(e) if !out.is_empty() => {
+                let _ = (name, e);
+                break;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let CieOrFde::Fde(partial) = entry else { continue };
+        let Ok(fde) = partial.parse(S::cie_from_offset) else { continue };
+        let (start, len) = (fde.initial_address(), fde.len());
+        if len == 0 || start == 0 {
+            continue;
+        }
+        let i = skip.partition_point(|&(s, _)| s <= start);
+        if i > 0 && start < skip[i - 1].1 {
+            continue;
+        }
+        stats.functions += 1;
+        covered.push((start, start + len));
+        let Ok(mut table) = fde.rows(section, bases, &mut ctx) else { continue };
+        let mut rbp_based = false;
+        let first = out.len();
+        while let Ok(Some(row)) = table.next_row() {
+            let ra_undefined = matches!(row.register(X86_64::RA), Some(RegisterRule::Undefined));
+            let cfa = match row.cfa() {
+                _ if ra_undefined => CfaRule::End,
+                GimliCfa::RegisterAndOffset { register, offset } => match (*register, i32::try_from(*offset)) {
+                    (X86_64::RSP, Ok(o)) => CfaRule::Rsp(o),
+                    (X86_64::RBP, Ok(o)) => {
+                        rbp_based = true;
+                        CfaRule::Rbp(o)
+                    }
+                    _ => CfaRule::Unsupported,
+                },
+                GimliCfa::Expression(e) => match e.get(section) {
+                    Ok(expr) => plt_rule(expr.0.to_slice().ok().as_deref().unwrap_or(&[])),
+                    Err(_) => CfaRule::Unsupported,
+                },
+            };
+            let rbp = match row.register(X86_64::RBP) {
+                None | Some(RegisterRule::SameValue) | Some(RegisterRule::Undefined) => RbpRule::Same,
+                Some(RegisterRule::Offset(o)) => i32::try_from(o).map_or(RbpRule::Unknown, RbpRule::AtCfa),
+                Some(_) => RbpRule::Unknown,
+            };
+            if cfa == CfaRule::Unsupported {
+                stats.unsupported_rows += 1;
+            }
+            out.push(VRow { start: row.start_address(), end: row.end_address(), cfa, rbp });
+        }
+        if out.len() == first {
+            continue;
+        }
+        if rbp_based {
+            stats.rbp_functions += 1;
+        }
+        if len >= 32 {
+            stats.sized_functions += 1;
+            if rbp_based {
+                stats.sized_rbp_functions += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The CFA expression every x86-64 linker emits for `.plt`:
+/// `DW_OP_breg7 (rsp) 8; DW_OP_breg16 (rip) 0; DW_OP_lit15; DW_OP_and;
+/// DW_OP_lit11 (or lit10); DW_OP_ge; DW_OP_lit3; DW_OP_shl; DW_OP_plus`.
+fn plt_rule(expr: &[u8]) -> CfaRule {
+    match expr {
+        [0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a, lit, 0x2a, 0x33, 0x24, 0x22] if (0x30..=0x4f).contains(lit) => {
+            CfaRule::Plt { threshold: lit - 0x30 }
+        }
+        _ => CfaRule::Unsupported,
+    }
+}
+
+/// Converts rows in virtual addresses into sorted rows in file offsets,
+/// with a `None` row wherever one function's rows end and no other's begin.
+fn to_offsets(mut vrows: Vec<VRow>, layout: &ElfLayout) -> Vec<TableRow> {
+    vrows.sort_by_key(|r| r.start);
+    let mut rows: Vec<TableRow> = Vec::with_capacity(vrows.len() + vrows.len() / 8);
+    for (i, r) in vrows.iter().enumerate() {
+        let Some(offset) = layout.vaddr_to_offset(r.start) else { continue };
+        let row = TableRow { offset, cfa: r.cfa, rbp: r.rbp };
+        match rows.last_mut() {
+            // Two rows at one offset (one function's end, the next's
+            // start): the later, real one wins.
+            Some(last) if last.offset == offset => *last = row,
+            // The same rules continue: no new row.
+            Some(last) if last.cfa == row.cfa && last.rbp == row.rbp => {}
+            _ => rows.push(row),
+        }
+        let next_start = vrows.get(i + 1).map(|n| n.start);
+        if next_start.is_none_or(|n| n > r.end)
+            && let Some(end) = layout.vaddr_to_offset(r.end.saturating_sub(1)).map(|o| o + 1)
+        {
+            rows.push(TableRow { offset: end, cfa: CfaRule::None, rbp: RbpRule::Same });
+        }
+    }
+    // Sorting by address kept file offsets sorted within each segment;
+    // across segments, sort again.
+    rows.sort_by_key(|r| r.offset);
+    rows.dedup_by(|b, a| a.offset == b.offset);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_plt_expression() {
+        let lld = [0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22];
+        assert_eq!(plt_rule(&lld), CfaRule::Plt { threshold: 11 });
+        assert_eq!(plt_rule(&[0x77, 0x08]), CfaRule::Unsupported);
+    }
+
+    #[test]
+    fn rows_convert_to_offsets_and_gaps_get_none() {
+        let layout = ElfLayout {
+            segments: vec![crate::Segment { vaddr: 0x1000, memsz: 0x1000, offset: 0, filesz: 0x1000, executable: true }],
+        };
+        let v = vec![
+            VRow { start: 0x1000, end: 0x1004, cfa: CfaRule::Rsp(8), rbp: RbpRule::Same },
+            VRow { start: 0x1004, end: 0x1010, cfa: CfaRule::Rsp(16), rbp: RbpRule::Same },
+            // A gap from 0x1010 to 0x1020.
+            VRow { start: 0x1020, end: 0x1030, cfa: CfaRule::Rsp(8), rbp: RbpRule::Same },
+        ];
+        let rows = to_offsets(v, &layout);
+        let offs: Vec<(u64, CfaRule)> = rows.iter().map(|r| (r.offset, r.cfa)).collect();
+        assert_eq!(
+            offs,
+            vec![
+                (0x0, CfaRule::Rsp(8)),
+                (0x4, CfaRule::Rsp(16)),
+                (0x10, CfaRule::None),
+                (0x20, CfaRule::Rsp(8)),
+                (0x30, CfaRule::None)
+            ]
+        );
+        let t = UnwindTable::from_rows(rows);
+        assert_eq!(t.lookup(0x8).unwrap().cfa, CfaRule::Rsp(16));
+        assert_eq!(t.lookup(0x18).unwrap().cfa, CfaRule::None);
+    }
+
+    #[test]
+    fn pages_start_with_the_rule_in_force() {
+        let r = |offset, o| TableRow { offset, cfa: CfaRule::Rsp(o), rbp: RbpRule::Same };
+        let t = UnwindTable::from_rows(vec![r(0xfff0, 8), r(0x1_0010, 16), r(0x3_0000, 24)]);
+        let pages: Vec<(u32, usize, Option<TableRow>)> =
+            t.pages().map(|(p, rows, carried)| (p, rows.len(), carried.copied())).collect();
+        assert_eq!(pages[0], (0, 1, None));
+        assert_eq!(pages[1], (1, 1, Some(r(0xfff0, 8))));
+        // Page 2 has no row of its own: it inherits 0x1_0010's rule.
+        assert_eq!(pages[2], (2, 0, Some(r(0x1_0010, 16))));
+        assert_eq!(pages[3], (3, 1, None));
+        let enc = encode_page(&t.rows()[1..2], Some(&r(0xfff0, 8)));
+        assert_eq!(enc, vec![(0, 1, 0, 8, 0), (0x10, 1, 0, 16, 0)]);
+    }
+}
