@@ -16,7 +16,7 @@ use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
 use perfkit_profile::{CountUnit, Profile, printable};
 use perfkit_profiler::{
-    BackendChoice, EndReason, Finished, Grouping, NoteLevel, OffCpu, Options, Profiler, SampleEvent, Session, Target,
+    BackendChoice, EndReason, Finished, Grouping, OffCpu, Options, Profiler, SampleEvent, Session, Target,
     UnwindChoice,
 };
 use perfkit_target::{ExitWatch, TargetError};
@@ -400,8 +400,7 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
         );
     }
     for n in &notes {
-        let prefix = if n.level == NoteLevel::Warning { "warning: " } else { "" };
-        eprintln!("{prefix}{}", printable(&n.text));
+        eprintln!("{}", printable(&n.text));
     }
     let _ = bytes_from_kernel;
     if args.top > 0 && total > 0 {

@@ -118,6 +118,9 @@ pub struct StackSamplerConfig {
     pub counts_entries: u32,
     /// Unwind rows held at most (8 bytes each).
     pub table_rows: u32,
+    /// Publish the selected processes' mappings at start (not for a held
+    /// command, which is still a copy of its parent until its exec).
+    pub publish_selected: bool,
 }
 
 /// Default capacity of the unwind rows map: 16 MiB.
@@ -136,6 +139,7 @@ impl StackSamplerConfig {
             stack_entries: DEFAULT_STACK_ENTRIES,
             counts_entries: DEFAULT_COUNTS_ENTRIES,
             table_rows: DEFAULT_TABLE_ROWS,
+            publish_selected: true,
         }
     }
 
@@ -281,6 +285,7 @@ impl StackSampler {
             let mut loader = TableLoader::new(procs, file_state, pages, rows, config.table_rows)
                 .map_err(|e| ProbeError::Load(e.into()))?;
             match &config.selection {
+                _ if !config.publish_selected => {}
                 Selection::Processes { pids, .. } => pids.iter().for_each(|&p| loader.publish(p)),
                 Selection::Threads(tids) => {
                     for &tid in tids {

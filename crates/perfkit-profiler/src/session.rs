@@ -281,6 +281,7 @@ impl Profiler {
             config.stack_entries = options.stack_entries;
             config.counts_entries = options.counts_entries;
             config.table_rows = options.table_rows;
+            config.publish_selected = plan.command.is_none();
             match StackSampler::start(&config) {
                 Ok(sampler) => {
                     if let Some(p) = &plan.program {
@@ -559,13 +560,13 @@ fn share(part: u64, whole: u64) -> f64 {
 fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableStats, notes: &mut Vec<Note>) {
     if st.stacks_full > 0 {
         notes.push(Note::warn(format!(
-            "{} stacks lost: the stacks map is full; raise --stack-map-size",
+            "lost stacks: {} (the stacks map is full; their samples count under [lost stack]); raise --stack-map-size",
             st.stacks_full
         )));
     }
     if st.counts_full > 0 {
         notes.push(Note::warn(format!(
-            "{} samples dropped: the counts map is full; raise --counts-map-size",
+            "dropped samples: {} (the counts map is full); raise --counts-map-size",
             st.counts_full
         )));
     }
@@ -628,7 +629,7 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
 fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<Note>) {
     if st.lost > 0 {
         notes.push(Note::warn(format!(
-            "{} samples dropped: the kernel's ring buffers ({} KiB per CPU) were full; lower -F",
+            "dropped samples: {} (the kernel's ring buffers, {} KiB per CPU, were full); lower -F",
             st.lost,
             st.buffer_bytes / 1024
         )));

@@ -215,14 +215,17 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let mut m = PerfMap::default();
         assert!(matches!(m.update(&link, None), Err(PerfMapError::Symlink(_))));
-        let owner = std::fs::metadata(&target).unwrap().uid();
-        let err = m.update(&target, Some(owner.wrapping_add(12345))).unwrap_err();
-        // Root's files are accepted for any target.
-        if owner == 0 {
-            assert!(m.update(&target, Some(4242)).is_ok(), "{err}");
-        } else {
-            assert!(matches!(err, PerfMapError::Owner { .. }));
+        // A file of some user (as root, chown it to one) read for another
+        // user's process is refused; for its owner's process, read.
+        if current_uid() == 0 {
+            std::os::unix::fs::chown(&target, Some(54321), None).unwrap();
         }
+        let owner = std::fs::metadata(&target).unwrap().uid();
+        let err = m.update(&target, Some(owner.wrapping_add(1))).unwrap_err();
+        assert!(matches!(err, PerfMapError::Owner { .. }), "{err}");
+        assert!(err.to_string().contains("not read"));
+        m.update(&target, Some(owner)).unwrap();
+        assert_eq!(m.lookup(0x1005), Some("f"));
         assert!(matches!(m.update(&dir.path().join("none"), None), Err(PerfMapError::Missing(_))));
     }
 }

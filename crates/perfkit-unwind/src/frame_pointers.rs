@@ -55,15 +55,16 @@ pub fn inspect(data: &[u8]) -> Result<FramePointerReport, UnwindError> {
     Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
 }
 
-/// The verdict from the counts: most sizeable functions must set up a
-/// frame pointer (leaves and hand-written assembly may not, even in a
-/// frame-pointer build).
+/// The verdict from the counts: at least half of the sizeable functions
+/// must set up a frame pointer (leaves and hand-written assembly may not,
+/// even in a frame-pointer build; a build without frame pointers has
+/// almost none: only functions with variable-sized frames need one).
 pub fn judge(go: bool, functions: usize, with_frame_pointer: usize) -> FramePointerReport {
     let verdict = if go {
         Verdict::FramePointers
     } else if functions == 0 {
         Verdict::Unknown
-    } else if with_frame_pointer * 10 >= functions * 8 {
+    } else if with_frame_pointer * 2 >= functions {
         Verdict::FramePointers
     } else {
         Verdict::NoFramePointers
@@ -78,6 +79,7 @@ mod tests {
     #[test]
     fn verdicts() {
         assert_eq!(judge(false, 100, 95).verdict, Verdict::FramePointers);
+        assert_eq!(judge(false, 2, 1).verdict, Verdict::FramePointers);
         assert_eq!(judge(false, 100, 10).verdict, Verdict::NoFramePointers);
         assert_eq!(judge(false, 0, 0).verdict, Verdict::Unknown, "no CFI is no evidence");
         assert_eq!(judge(true, 400, 0).verdict, Verdict::FramePointers, "Go keeps them");

@@ -271,6 +271,9 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
         covered.push((start, start + len));
         let Ok(mut table) = fde.rows(section, bases, &mut ctx) else { continue };
         let mut rbp_based = false;
+        // The outermost functions (`_start`) and PLT stubs say nothing of
+        // how the compiler built the code: they are left out of the verdict.
+        let mut special = false;
         let first = out.len();
         while let Ok(Some(row)) = table.next_row() {
             let ra_undefined = matches!(row.register(X86_64::RA), Some(RegisterRule::Undefined));
@@ -297,6 +300,9 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
             if cfa == CfaRule::Unsupported {
                 stats.unsupported_rows += 1;
             }
+            if matches!(cfa, CfaRule::End | CfaRule::Plt { .. }) {
+                special = true;
+            }
             out.push(VRow { start: row.start_address(), end: row.end_address(), cfa, rbp });
         }
         if out.len() == first {
@@ -305,7 +311,7 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
         if rbp_based {
             stats.rbp_functions += 1;
         }
-        if len >= 32 {
+        if len >= 32 && !special {
             stats.sized_functions += 1;
             if rbp_based {
                 stats.sized_rbp_functions += 1;
