@@ -73,11 +73,20 @@ pub struct ReadArgs {
     /// Root frames for `perf script` input: command, process or thread.
     #[arg(long, value_enum, default_value_t)]
     roots: RootsArg,
+
+    /// Memory an input may take once read, in MiB (default: 64 times its
+    /// size, at least 256 MiB); beyond it perfkit stops with an error.
+    /// Raise it for trusted inputs that unfold much (deeply compressed
+    /// pprof).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    max_memory: Option<u64>,
 }
 
 impl ReadArgs {
     fn options(&self) -> ReadOptions {
-        self.roots.read_options()
+        let mut o = self.roots.read_options();
+        o.max_memory = self.max_memory.map_or(0, |m| m << 20);
+        o
     }
 }
 

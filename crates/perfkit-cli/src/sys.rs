@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use perfkit_sys::{
+use perfkit_procstat::{
     CollectOptions, Collector, ProcessSelection, Sample, model,
     record::{self, Recorder},
 };
@@ -167,10 +167,13 @@ struct ReportArgs {
     json: bool,
 }
 
+/// The longest interval: a day.
+const MAX_INTERVAL: f64 = 86_400.0;
+
 fn parse_interval(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || v < 0.01 {
-        return Err(format!("the interval must be at least 0.01 s, got {s:?}"));
+    if !v.is_finite() || !(0.01..=MAX_INTERVAL).contains(&v) {
+        return Err(format!("the interval must be from 0.01 s to {MAX_INTERVAL} s (a day), got {s:?}"));
     }
     Ok(v)
 }
@@ -549,7 +552,7 @@ impl Live {
         let started = Instant::now();
         let mut reports = 0u64;
         while self.live.count.is_none_or(|c| reports < c) {
-            let due = started + Duration::from_secs_f64(interval * (reports + 1) as f64);
+            let due = started + Duration::try_from_secs_f64(interval * (reports + 1) as f64).unwrap_or(Duration::from_secs(1 << 32));
             if !runtime.block_on(wait_until(due)) {
                 break;
             }
@@ -573,10 +576,21 @@ impl Live {
 }
 
 /// Sleeps until `due`; false when Ctrl-C came first.
+/// Sleeps until `due`; false when an interrupting signal (Ctrl-C,
+/// SIGTERM, SIGHUP) came first.
 async fn wait_until(due: Instant) -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        return tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => true,
+            _ = tokio::signal::ctrl_c() => false,
+        };
+    };
     tokio::select! {
         _ = tokio::time::sleep_until(due.into()) => true,
         _ = tokio::signal::ctrl_c() => false,
+        _ = term.recv() => false,
+        _ = hup.recv() => false,
     }
 }
 
@@ -642,7 +656,7 @@ fn record(args: RecordArgs) -> Result<()> {
         if args.count.is_some_and(|c| n >= c) {
             break;
         }
-        let due = started + Duration::from_secs_f64(args.interval * n as f64);
+        let due = started + Duration::try_from_secs_f64(args.interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
         if !runtime.block_on(wait_until(due)) {
             break;
         }
@@ -659,6 +673,14 @@ fn report(args: ReportArgs) -> Result<()> {
     let rec = record::read(&data[..]).with_context(|| format!("reading {}", args.file.display()))?;
     if rec.truncated {
         eprintln!("perfkit: warning: the last sample of {} is incomplete and was skipped", args.file.display());
+    }
+    for c in &rec.corrupt {
+        eprintln!(
+            "perfkit: warning: {}: damaged data at byte {} ({}) was skipped",
+            args.file.display(),
+            c.offset,
+            c.reason
+        );
     }
     if rec.samples.len() < 2 {
         bail!(
@@ -755,7 +777,7 @@ async fn metrics(
     let result = tokio::task::spawn_blocking(move || collect_for_serve(&args)).await;
     match result {
         Ok(Ok(text)) => {
-            ([(axum::http::header::CONTENT_TYPE, perfkit_sys::prometheus::CONTENT_TYPE)], text).into_response()
+            ([(axum::http::header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], text).into_response()
         }
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response(),
@@ -776,5 +798,5 @@ fn collect_for_serve(args: &ServeArgs) -> Result<String> {
     if !args.comm.is_empty() {
         sample.processes.retain(|p| args.pids.contains(&p.pid) || args.comm.contains(&p.comm));
     }
-    Ok(perfkit_sys::prometheus::render(&sample))
+    Ok(perfkit_procstat::prometheus::render(&sample))
 }

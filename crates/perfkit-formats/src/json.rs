@@ -142,8 +142,14 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
     Ok(())
 }
 
-/// Reads perfkit JSON.
+/// Reads perfkit JSON, with the default memory budget.
 pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
+    read_with(data, &mut crate::Budget::new(crate::ReadOptions::default().budget(data.len())))
+}
+
+/// Reads perfkit JSON within a memory budget: stacks that name the same
+/// large frames over and over cannot blow a small input up.
+pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profile, FormatError> {
     let malformed = |reason: String| FormatError::Malformed { format: Format::Json, reason };
     let doc: Document = serde_json::from_slice(data).map_err(|e| malformed(e.to_string()))?;
     if doc.perfkit_profile != SCHEMA_VERSION {
@@ -166,6 +172,15 @@ pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
         .collect();
     let mut profile = Profile::default();
     for (i, s) in doc.stacks.into_iter().enumerate() {
+        if s.frames.len() > crate::MAX_STACK_DEPTH {
+            return Err(malformed(format!("stack {i} has {} frames (at most {})", s.frames.len(), crate::MAX_STACK_DEPTH)));
+        }
+        let bytes: u64 = s
+            .frames
+            .iter()
+            .map(|&id| frames.get(id).map_or(0, |f| f.name.len() as u64 + 96))
+            .fold(64, u64::saturating_add);
+        budget.take(bytes, "the stacks' frames")?;
         let stack_frames = s
             .frames
             .iter()
@@ -180,9 +195,8 @@ pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
     }
     let mut meta = ProfileMeta::default();
     meta.command = doc.meta.command;
-    if doc.meta.duration_seconds.is_finite() && doc.meta.duration_seconds >= 0.0 {
-        meta.duration = Duration::from_secs_f64(doc.meta.duration_seconds);
-    }
+    meta.duration = Duration::try_from_secs_f64(doc.meta.duration_seconds)
+        .map_err(|_| malformed(format!("duration_seconds {:?} is not a duration", doc.meta.duration_seconds)))?;
     meta.frequency_hz = doc.meta.frequency_hz;
     meta.lost_stacks = doc.meta.lost_stacks;
     meta.dropped_samples = doc.meta.dropped_samples;
@@ -220,6 +234,22 @@ mod tests {
         assert_eq!(back.stacks[0].frames[0].location.as_ref().unwrap().line, 12);
         assert_eq!(back.meta.command, "./app --fast");
         assert_eq!(back.meta.duration, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn absurd_durations_and_blow_ups_are_errors_not_panics() {
+        let err = read(br#"{"perfkit_profile": 1, "meta": {"duration_seconds": 1e300}, "frames": [], "stacks": []}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("duration_seconds"), "{err}");
+        assert!(read(br#"{"perfkit_profile": 1, "meta": {"duration_seconds": -1}, "frames": [], "stacks": []}"#).is_err());
+        // One long frame named by many stacks, many times each.
+        let name = "x".repeat(10_000);
+        let ids = vec!["0"; 1000].join(",");
+        let stacks = vec![format!(r#"{{"thread": "t", "frames": [{ids}], "count": 1}}"#); 100].join(",");
+        let doc = format!(r#"{{"perfkit_profile": 1, "meta": {{}}, "frames": [{{"name": "{name}", "kind": "user"}}], "stacks": [{stacks}]}}"#);
+        let mut budget = crate::Budget::new(64 << 20);
+        let err = read_with(doc.as_bytes(), &mut budget).unwrap_err();
+        assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");
     }
 
     #[test]

@@ -60,8 +60,22 @@ pub enum FormatError {
         reason: String,
     },
     /// A text format that is not UTF-8.
-    #[error("the input is not valid UTF-8 text")]
-    NotText,
+    #[error("the input is not valid UTF-8 text (line {line})")]
+    NotText {
+        /// The 1-based line of the first invalid byte.
+        line: usize,
+    },
+    /// Reading it would take more memory than allowed.
+    #[error(
+        "the input would need more than {limit_mib} MiB of memory ({what}); raise the limit with --max-memory \
+         if it is trusted"
+    )]
+    TooLarge {
+        /// What grew too large.
+        what: &'static str,
+        /// The limit.
+        limit_mib: u64,
+    },
     /// Reading or writing failed.
     #[error("I/O error")]
     Io(#[from] std::io::Error),
@@ -183,6 +197,57 @@ pub enum Roots {
 pub struct ReadOptions {
     /// Roots for `perf script` input.
     pub roots: Roots,
+    /// Memory a read may use, in bytes; 0: [`DEFAULT_MEMORY_FACTOR`] times
+    /// the input's size, at least [`MIN_MEMORY_BUDGET`]. Decompressed data
+    /// and the frames of the profile read count against it; beyond it, the
+    /// read fails with [`FormatError::TooLarge`].
+    pub max_memory: u64,
+}
+
+/// Memory a read may use by default, per byte of input.
+pub const DEFAULT_MEMORY_FACTOR: u64 = 64;
+/// Memory a read may use by default, at least.
+pub const MIN_MEMORY_BUDGET: u64 = 256 << 20;
+/// Frames a stack may have at most.
+pub const MAX_STACK_DEPTH: usize = 16_384;
+
+impl ReadOptions {
+    /// The memory budget for an input of `len` bytes.
+    pub fn budget(&self, len: usize) -> u64 {
+        if self.max_memory > 0 {
+            self.max_memory
+        } else {
+            (len as u64).saturating_mul(DEFAULT_MEMORY_FACTOR).max(MIN_MEMORY_BUDGET)
+        }
+    }
+}
+
+/// Counts what a read builds against its budget.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left: u64,
+    limit: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self { left: limit, limit }
+    }
+
+    /// Takes `bytes` from the budget, or fails naming `what`.
+    pub(crate) fn take(&mut self, bytes: u64, what: &'static str) -> Result<(), FormatError> {
+        match self.left.checked_sub(bytes) {
+            Some(l) => {
+                self.left = l;
+                Ok(())
+            }
+            None => Err(FormatError::TooLarge { what, limit_mib: self.limit >> 20 }),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
 }
 
 /// Guesses the format of `data` from its content, without parsing it all.
@@ -192,39 +257,60 @@ pub fn detect(data: &[u8]) -> Option<Format> {
 
 /// The format of `data`, and `data` as text for the text formats, so that
 /// a large input is checked for UTF-8 once.
-fn detect_text(data: &[u8]) -> Option<(Format, Option<&str>)> {
+/// The input as text, when it is text.
+#[derive(Clone, Copy, Debug)]
+enum Body<'a> {
+    /// UTF-8 text.
+    Text(&'a str),
+    /// Binary (pprof).
+    Binary,
+    /// Text with an invalid byte at this line.
+    BadText(usize),
+}
+
+fn detect_text(data: &[u8]) -> Option<(Format, Body<'_>)> {
     if data.starts_with(&[0x1f, 0x8b]) {
-        return Some((Format::Pprof, None));
+        return Some((Format::Pprof, Body::Binary));
     }
-    // Text formats are UTF-8 throughout; binary protobuf is not.
-    let Ok(text) = std::str::from_utf8(data) else {
-        return Some((Format::Pprof, None));
+    // Text formats are UTF-8 throughout; binary protobuf is not. Text with
+    // a stray invalid byte is still text (and an error), not pprof.
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t,
+        Err(e) if looks_like_text(data) => {
+            let line = data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Some((Format::Folded, Body::BadText(line)));
+        }
+        Err(_) => return Some((Format::Pprof, Body::Binary)),
     };
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return None;
     }
     if trimmed.starts_with('{') {
-        return Some((Format::Json, Some(text)));
+        return Some((Format::Json, Body::Text(text)));
     }
     let sample: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
     if sample.iter().all(|l| looks_folded(l)) {
-        return Some((Format::Folded, Some(text)));
+        return Some((Format::Folded, Body::Text(text)));
     }
     let head: String = text.lines().take(200).collect::<Vec<_>>().join("\n");
     let mut perf = perf::Folder::default();
     if perf.is_applicable(&head) == Some(true) {
-        return Some((Format::PerfScript, Some(text)));
+        return Some((Format::PerfScript, Body::Text(text)));
     }
-    Some((Format::OtherCollapsible, Some(text)))
+    Some((Format::OtherCollapsible, Body::Text(text)))
 }
 
 fn looks_folded(line: &str) -> bool {
-    let line = line.trim_end();
-    !line.starts_with(char::is_whitespace)
-        && line
-            .rsplit_once(' ')
-            .is_some_and(|(stack, count)| !stack.is_empty() && count.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    !line.starts_with(char::is_whitespace) && perfkit_profile::parse_folded_line(line).is_ok()
+}
+
+/// Most of the first 4 KiB are printable ASCII or whitespace, with line
+/// breaks: text, whatever an invalid byte further on says.
+fn looks_like_text(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(4096)];
+    let texty = head.iter().filter(|&&b| b.is_ascii_graphic() || b == b' ' || b == b'\n' || b == b'\t' || b >= 0x80).count();
+    head.contains(&b'\n') && texty * 100 >= head.len() * 97 && !head.contains(&0)
 }
 
 /// The input as folded stacks, ready for a flame graph: folded input is
@@ -234,7 +320,7 @@ pub fn read_folded<'a>(data: &'a [u8], options: &ReadOptions) -> Result<(Format,
     let (format, text) = detect_text(data).ok_or(FormatError::Empty)?;
     let folded = match format {
         Format::Json | Format::Pprof => {
-            let profile = read_structured(format, data)?;
+            let profile = read_structured(format, data, options)?;
             let mut out = Vec::new();
             profile.write_folded(&mut out)?;
             Cow::Owned(String::from_utf8(out).expect("folded output is UTF-8"))
@@ -249,54 +335,78 @@ pub fn read_folded<'a>(data: &'a [u8], options: &ReadOptions) -> Result<(Format,
 pub fn read_profile(data: &[u8], options: &ReadOptions) -> Result<(Format, Profile), FormatError> {
     let (format, text) = detect_text(data).ok_or(FormatError::Empty)?;
     let profile = match format {
-        Format::Json | Format::Pprof => read_structured(format, data)?,
+        Format::Json | Format::Pprof => read_structured(format, data, options)?,
         _ => Profile::from_folded(parse_folded(fold(format, text, data, options)?.as_bytes())?),
     };
     Ok((format, profile))
 }
 
 /// Reads the formats that carry more than folded stacks.
-fn read_structured(format: Format, data: &[u8]) -> Result<Profile, FormatError> {
+fn read_structured(format: Format, data: &[u8], options: &ReadOptions) -> Result<Profile, FormatError> {
+    let mut budget = Budget::new(options.budget(data.len()));
     match format {
-        Format::Json => json::read(data),
-        _ => pprof::read(data),
+        Format::Json => json::read_with(data, &mut budget),
+        _ => pprof::read_with(data, &mut budget),
     }
 }
 
 /// Folded stacks from a folded or collapsible text input.
 fn fold<'a>(
     format: Format,
-    text: Option<&'a str>,
+    text: Body<'a>,
     data: &'a [u8],
     options: &ReadOptions,
 ) -> Result<Cow<'a, str>, FormatError> {
     match format {
-        Format::Folded => {
-            let text = text.ok_or(FormatError::NotText)?;
-            check_folded(text)?;
-            Ok(Cow::Borrowed(text))
-        }
+        Format::Folded => match text {
+            Body::Text(t) => check_folded(t),
+            Body::BadText(line) => Err(FormatError::NotText { line }),
+            Body::Binary => Err(FormatError::NotText { line: 1 }),
+        },
         _ => Ok(Cow::Owned(collapse(data, format, options)?)),
     }
 }
 
-/// Checks every line of folded text without allocating per line.
-fn check_folded(text: &str) -> Result<(), FormatError> {
+/// Checks every line of folded text with the one folded validator, and
+/// makes stacks that end in a number unambiguous for the renderer.
+fn check_folded(text: &str) -> Result<Cow<'_, str>, FormatError> {
+    let mut ambiguous = false;
+    let mut total: u64 = 0;
     for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end();
-        if line.is_empty() {
-            continue;
-        }
-        let ok = line.rsplit_once(' ').is_some_and(|(stack, count)| {
-            !stack.is_empty() && (count.parse::<u64>().is_ok() || count.parse::<f64>().is_ok_and(|c| c >= 0.0))
-        });
-        if !ok {
-            return Err(
-                perfkit_profile::FoldedError::Malformed { line: i + 1, text: line.chars().take(80).collect() }.into()
-            );
+        match perfkit_profile::parse_folded_line(line) {
+            Ok(Some((stack, count))) => {
+                ambiguous |= matches!(perfkit_profile::disambiguate(stack), Cow::Owned(_));
+                total = total.saturating_add(count);
+            }
+            Ok(None) => {}
+            Err(()) => {
+                return Err(perfkit_profile::FoldedError::Malformed {
+                    line: i + 1,
+                    text: line.trim_end().chars().take(80).collect(),
+                }
+                .into());
+            }
         }
     }
-    Ok(())
+    if total >= u64::MAX / 2 {
+        return Err(FormatError::Malformed {
+            format: Format::Folded,
+            reason: "the counts add up to more than 2^63".into(),
+        });
+    }
+    if !ambiguous {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if let Ok(Some((stack, count))) = perfkit_profile::parse_folded_line(line) {
+            out.push_str(&perfkit_profile::disambiguate(stack));
+            out.push(' ');
+            out.push_str(&count.to_string());
+            out.push('\n');
+        }
+    }
+    Ok(Cow::Owned(out))
 }
 
 fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String, FormatError> {
@@ -317,7 +427,7 @@ fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String
             FormatError::Unrecognised
         });
     }
-    String::from_utf8(out).map_err(|_| FormatError::NotText)
+    String::from_utf8(out).map_err(|_| FormatError::NotText { line: 1 })
 }
 
 #[cfg(test)]
@@ -358,10 +468,10 @@ hot 4242/4243 [000] 100.000002:   10101010 cpu-clock:ppp:
             folded,
             "hot;__libc_start_call_main;main;parent_a;hot_a 10101010\nhot;main;hot_b;do_syscall_64_[k] 10101010\n"
         );
-        let per_thread = ReadOptions { roots: Roots::Thread };
+        let per_thread = ReadOptions { roots: Roots::Thread, ..Default::default() };
         let (_, folded) = read_folded(PERF_SCRIPT.as_bytes(), &per_thread).unwrap();
         assert!(folded.contains("hot-4242/4242;") && folded.contains("hot-4242/4243;"), "{folded}");
-        let per_process = ReadOptions { roots: Roots::Process };
+        let per_process = ReadOptions { roots: Roots::Process, ..Default::default() };
         let (_, folded) = read_folded(PERF_SCRIPT.as_bytes(), &per_process).unwrap();
         assert_eq!(folded.lines().filter(|l| l.starts_with("hot-4242;")).count(), 2, "{folded}");
     }
@@ -384,5 +494,32 @@ hot 4242/4243 [000] 100.000002:   10101010 cpu-clock:ppp:
     fn output_formats_parse_by_name() {
         assert_eq!("pprof".parse::<OutputFormat>().unwrap(), OutputFormat::Pprof);
         assert!("svgz".parse::<OutputFormat>().unwrap_err().contains("svg, folded, pprof, json"));
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn a_bad_byte_in_a_folded_file_is_named_as_such() {
+        let mut data = b"app;main;work 3\napp;main 1\n".repeat(20);
+        data.extend(b"app;ma\xffin 2\n");
+        let err = read_profile(&data, &ReadOptions::default()).unwrap_err();
+        assert!(matches!(err, FormatError::NotText { line: 41 }), "{err}");
+        assert!(err.to_string().contains("UTF-8") && !err.to_string().contains("pprof"), "{err}");
+    }
+
+    #[test]
+    fn infinite_and_huge_counts_are_rejected_or_saturate() {
+        assert!(read_folded(b"a;b inf\n", &ReadOptions::default()).is_err());
+        let err = read_folded(b"a;b 18446744073709551615\na;c 18446744073709551615\n", &ReadOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("2^63"), "{err}");
+    }
+
+    #[test]
+    fn stacks_ending_in_a_number_are_not_differential() {
+        let (_, folded) = read_folded(b"app;retry 3 10\napp;main 5\n", &ReadOptions::default()).unwrap();
+        assert!(folded.contains("app;retry\u{a0}3 10"), "{folded}");
     }
 }

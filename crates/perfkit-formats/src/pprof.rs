@@ -319,15 +319,24 @@ pub fn write<W: Write>(profile: &Profile, out: W) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Reads pprof, gzipped or not. The value used is the profile's default
-/// sample type, or the first. Stacks rooted at their `thread` label (as
-/// perfkit writes them) get that thread name back; others get the label,
-/// or the main binary's name.
+/// Reads pprof, gzipped or not, with the default memory budget.
 pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
+    read_with(data, &mut crate::Budget::new(crate::ReadOptions::default().budget(data.len())))
+}
+
+/// Reads pprof within a memory budget. The value used is the profile's
+/// default sample type, or the first. Stacks rooted at their `thread` label
+/// (as perfkit writes them) get that thread name back; others get the
+/// label, or the main binary's name. Decompression stops at the budget (a
+/// gzip bomb is an error), and so does the expansion of locations into
+/// frames (locations named over and over cannot blow a small input up).
+pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profile, FormatError> {
     let malformed = |reason: String| FormatError::Malformed { format: Format::Pprof, reason };
     let mut raw = Vec::new();
     let bytes: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
-        GzDecoder::new(data).read_to_end(&mut raw).map_err(|e| malformed(format!("gzip: {e}")))?;
+        let limit = budget.limit();
+        GzDecoder::new(data).take(limit.saturating_add(1)).read_to_end(&mut raw).map_err(|e| malformed(format!("gzip: {e}")))?;
+        budget.take(raw.len() as u64, "the decompressed profile")?;
         &raw
     } else {
         data
@@ -387,6 +396,11 @@ pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
         let mut frames = Vec::new();
         for id in s.location_id.iter().rev() {
             let loc = locations.get(id).ok_or_else(|| malformed(format!("sample {n} names location {id}")))?;
+            if frames.len() + loc.len() > crate::MAX_STACK_DEPTH {
+                return Err(malformed(format!("sample {n} is deeper than {} frames", crate::MAX_STACK_DEPTH)));
+            }
+            let bytes = loc.iter().map(|f| f.name.len() as u64 + 96).fold(0, u64::saturating_add);
+            budget.take(bytes, "the samples' frames")?;
             frames.extend(loc.iter().cloned());
         }
         let label = thread_key.and_then(|k| s.label.iter().find(|l| l.key == k)).map(|l| string(l.str)).transpose()?;
@@ -464,6 +478,29 @@ mod tests {
         assert_eq!(back.meta.command, "./app");
         let work = back.stacks.iter().flat_map(|s| &s.frames).find(|f| f.name == "work").unwrap();
         assert_eq!(work.location, Some(SourceLocation { file: "/src/work.c".into(), line: 7 }));
+    }
+
+    #[test]
+    fn gzip_bombs_and_location_loops_are_bounded() {
+        // 64 MiB of zeros compress to about 64 KiB.
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&vec![0u8; 64 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        let mut budget = crate::Budget::new(16 << 20);
+        let err = read_with(&bomb, &mut budget).unwrap_err();
+        assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");
+        // A location with many lines, named by many samples many times.
+        let mut p = proto::Profile::default();
+        p.string_table = vec!["".into(), "samples".into(), "count".into(), "f".repeat(1000)];
+        p.sample_type = vec![proto::ValueType { r#type: 1, unit: 2 }];
+        p.function = vec![proto::Function { id: 1, name: 3, ..Default::default() }];
+        let lines = vec![proto::Line { function_id: 1, line: 0, column: 0 }; 200];
+        p.location = vec![proto::Location { id: 1, line: lines, ..Default::default() }];
+        p.sample = vec![proto::Sample { location_id: vec![1; 60], value: vec![1], label: vec![] }; 500];
+        let bytes = p.encode_to_vec();
+        let mut budget = crate::Budget::new(64 << 20);
+        let err = read_with(&bytes, &mut budget).unwrap_err();
+        assert!(matches!(err, FormatError::TooLarge { .. } | FormatError::Malformed { .. }), "{err}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod folded;
 use std::{collections::HashMap, time::Duration};
 
 pub use diff::{FunctionDelta, diff_functions};
-pub use folded::{FoldedError, parse_folded};
+pub use folded::{FoldedError, disambiguate, parse_folded, parse_line as parse_folded_line};
 
 /// Where a frame's code runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,7 +128,8 @@ impl Frame {
     }
 
     /// The frame as it appears in folded output: the name made safe for the
-    /// format (no `;` or line breaks) with the kind's suffix.
+    /// format (no `;` or line breaks, no trailing number that would read as a
+    /// count) with the kind's suffix.
     pub fn folded_name(&self) -> String {
         let mut s: String = self
             .name
@@ -144,7 +145,10 @@ impl Frame {
             FrameKind::Inlined => "_[i]",
             FrameKind::Kernel => "_[k]",
         });
-        s
+        match disambiguate(&s) {
+            std::borrow::Cow::Owned(o) => o,
+            std::borrow::Cow::Borrowed(_) => s,
+        }
     }
 }
 
@@ -265,7 +269,7 @@ impl Profile {
 
     /// Total samples over all stacks.
     pub fn total_samples(&self) -> u64 {
-        self.stacks.iter().map(|s| s.count).sum()
+        self.stacks.iter().fold(0u64, |t, s| t.saturating_add(s.count))
     }
 
     /// Unique folded stacks with summed counts, sorted by stack, as the
@@ -273,7 +277,8 @@ impl Profile {
     pub fn folded_counts(&self) -> Vec<(String, u64)> {
         let mut merged: HashMap<String, u64> = HashMap::new();
         for stack in &self.stacks {
-            *merged.entry(stack.folded()).or_default() += stack.count;
+            let c = merged.entry(stack.folded()).or_default();
+            *c = c.saturating_add(stack.count);
         }
         let mut lines: Vec<_> = merged.into_iter().collect();
         lines.sort_unstable();
@@ -301,7 +306,8 @@ impl Profile {
                 .rev()
                 .find(|f| f.kind != FrameKind::Inlined)
                 .map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
-            *counts.entry(leaf).or_default() += stack.count;
+            let c = counts.entry(leaf).or_default();
+            *c = c.saturating_add(stack.count);
         }
         let mut top: Vec<_> = counts.into_iter().map(|(name, count)| FunctionCount { name, count }).collect();
         top.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use perfkit_sys::{CollectOptions, Collector, ProcessSelection, model, prometheus};
+use perfkit_procstat::{CollectOptions, Collector, ProcessSelection, model, prometheus};
 
 fn collector() -> Collector {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/root");
@@ -118,4 +118,75 @@ fn a_missing_proc_is_a_clear_error() {
     let c = Collector::with_root("/nonexistent-root", 100, 4096);
     let err = c.collect(&CollectOptions::default()).unwrap_err();
     assert_eq!(err.to_string(), "cannot read /nonexistent-root/proc/uptime");
+}
+
+/// Two samples of the captured tree with fixed times: what the golden
+/// recordings hold.
+fn canonical_samples() -> Vec<perfkit_procstat::Sample> {
+    let mut options = CollectOptions::default();
+    options.processes = ProcessSelection::All;
+    options.cgroup_depth = 2;
+    let mut a = collector().collect(&options).unwrap();
+    a.unix_ms = 1_790_000_000_000;
+    let mut b = a.clone();
+    b.unix_ms += 1000;
+    b.uptime += 1.0;
+    vec![a, b]
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+fn bless() -> bool {
+    std::env::var_os("PERFKIT_BLESS").is_some_and(|v| v == "1")
+}
+
+/// The evolution rule of recordings: a change to the sample's layout must
+/// bump the format version (and keep a reader for the old layout). This
+/// golden encoding fails whenever the layout changes.
+#[test]
+fn the_sample_layout_is_frozen_for_this_format_version() {
+    let encoded = postcard::to_stdvec(&canonical_samples()[0]).unwrap();
+    let path = golden_path(&format!("sample-layout-v{}.postcard", perfkit_procstat::record::FORMAT_VERSION));
+    if bless() {
+        std::fs::write(&path, &encoded).unwrap();
+    }
+    let golden = std::fs::read(&path).unwrap();
+    assert!(
+        golden == encoded,
+        "the recorded sample's layout changed: bump record::FORMAT_VERSION, keep a reader for the old layout, \
+         and bless a new golden recording (PERFKIT_BLESS=1)"
+    );
+}
+
+/// Recordings made by earlier perfkits keep reading.
+#[test]
+fn golden_recordings_of_every_version_read() {
+    let samples = canonical_samples();
+    let v2 = golden_path("recording-v2.rec");
+    if bless() {
+        let mut rec = perfkit_procstat::record::Recorder::new(Vec::new()).unwrap();
+        for s in &samples {
+            rec.push(s).unwrap();
+        }
+        std::fs::write(&v2, rec.into_inner()).unwrap();
+        // Version 1, as perfkit 0.1 wrote it: header, then length and
+        // payload per sample.
+        let mut v1 = b"PERFKIT-SYS".to_vec();
+        v1.extend(1u32.to_le_bytes());
+        for s in &samples {
+            let payload = postcard::to_stdvec(s).unwrap();
+            v1.extend((payload.len() as u32).to_le_bytes());
+            v1.extend(payload);
+        }
+        std::fs::write(golden_path("recording-v1.rec"), v1).unwrap();
+    }
+    for (name, version) in [("recording-v1.rec", 1), ("recording-v2.rec", 2)] {
+        let data = std::fs::read(golden_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rec = perfkit_procstat::record::read(&data[..]).unwrap();
+        assert_eq!(rec.version, version);
+        assert!(rec.corrupt.is_empty() && !rec.truncated, "{name}");
+        assert_eq!(rec.samples, samples, "{name} reads back what was recorded");
+    }
 }

@@ -12,7 +12,7 @@
 //!    Prometheus with [`prometheus`].
 //!
 //! ```no_run
-//! use perfkit_sys::{CollectOptions, Collector, ProcessSelection, model};
+//! use perfkit_procstat::{CollectOptions, Collector, ProcessSelection, model};
 //! let collector = Collector::new();
 //! let mut options = CollectOptions::default();
 //! options.processes = ProcessSelection::All;
@@ -22,7 +22,7 @@
 //! for row in model::processes(Some(&before), &after).iter().filter(|r| r.cpu_pct > 10.0) {
 //!     println!("{} {} {:.1}%", row.pid, row.command, row.cpu_pct);
 //! }
-//! # Ok::<(), perfkit_sys::CollectError>(())
+//! # Ok::<(), perfkit_procstat::CollectError>(())
 //! ```
 
 mod collect;
