@@ -5,6 +5,7 @@
 mod output;
 mod profile;
 mod render;
+mod serve;
 mod stat;
 mod sys;
 
@@ -45,12 +46,13 @@ enum Command {
     Convert(render::ConvertArgs),
     Stat(stat::StatArgs),
     Sys(sys::SysArgs),
-    Serve(sys::ServeArgs),
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    raise_nofile_limit();
     let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Profile(args) => profile::run(args),
@@ -59,7 +61,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => ok(render::convert(args)),
         Command::Stat(args) => stat::run(args),
         Command::Sys(args) => ok(sys::run(args)),
-        Command::Serve(args) => ok(sys::serve(args)),
+        Command::Serve(args) => ok(serve::serve(args)),
     };
     match result {
         Ok(code) => code,
@@ -68,6 +70,20 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("perfkit: error: {}", perfkit_profile::printable(&format!("{err:#}")));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// As perf does: the perf backend opens an event per (thread, CPU), and the
+/// server a socket per client; raise the soft descriptor limit to the hard
+/// one.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid out pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

@@ -4,7 +4,6 @@
 use std::{
     fs,
     io::{IsTerminal, Write},
-    net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -463,6 +462,12 @@ struct Table {
 
 impl Table {
     fn new(cols: &[&str], rows: Vec<Vec<String>>) -> Self {
+        // Names come from processes and devices: nothing they contain may
+        // drive the terminal.
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|r| r.into_iter().map(|c| perfkit_profile::printable(&c).into_owned()).collect())
+            .collect();
         let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
@@ -701,102 +706,4 @@ fn report(args: ReportArgs) -> Result<()> {
         printer.print(&mut out, rec.samples.first(), rec.samples.last().expect("two or more"), "Average:")?;
     }
     Ok(())
-}
-
-const SERVE_EXAMPLES: &str = "\
-Examples:
-  perfkit serve                                  # 127.0.0.1:9464/metrics
-  perfkit serve --listen 0.0.0.0:9464 --comm nginx --comm postgres
-  perfkit serve -p 1234,5678 --cgroup-depth 2
-
-Prometheus scrape config:
-  scrape_configs:
-    - job_name: perfkit
-      static_configs: [{ targets: ['127.0.0.1:9464'] }]";
-
-/// Serve system and process metrics to Prometheus.
-///
-/// Each scrape of /metrics collects a fresh sample and returns it in the
-/// Prometheus text format: CPU, memory, vmstat, disks, interfaces, PSI,
-/// cgroups, and the chosen processes (labelled by pid and comm).
-#[derive(Debug, Args)]
-#[command(after_help = SERVE_EXAMPLES)]
-pub struct ServeArgs {
-    /// Address to listen on. The default is loopback only.
-    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
-    listen: SocketAddr,
-
-    /// Export these processes (repeat or separate with commas).
-    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
-    pids: Vec<u32>,
-
-    /// Export every process with this command name (repeatable).
-    #[arg(long, value_name = "NAME")]
-    comm: Vec<String>,
-
-    /// cgroup v2 depth to export (0: none).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    cgroup_depth: usize,
-}
-
-pub fn serve(args: ServeArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let local = listener.local_addr()?;
-        eprintln!("serving metrics at http://{local}/metrics (Ctrl-C stops)");
-        let state = std::sync::Arc::new(args);
-        let app = axum::Router::new()
-            .route("/metrics", axum::routing::get(metrics))
-            .route(
-                "/",
-                axum::routing::get(|| async {
-                    axum::response::Html("<html><body><a href=\"/metrics\">/metrics</a></body></html>")
-                }),
-            )
-            .with_state(state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("serving metrics")
-    })
-}
-
-async fn metrics(
-    axum::extract::State(args): axum::extract::State<std::sync::Arc<ServeArgs>>,
-) -> axum::response::Response {
-    use axum::{http::StatusCode, response::IntoResponse};
-    let result = tokio::task::spawn_blocking(move || collect_for_serve(&args)).await;
-    match result {
-        Ok(Ok(text)) => {
-            ([(axum::http::header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], text).into_response()
-        }
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response(),
-    }
-}
-
-fn collect_for_serve(args: &ServeArgs) -> Result<String> {
-    let mut options = CollectOptions::default();
-    options.cgroup_depth = args.cgroup_depth;
-    options.processes = if !args.comm.is_empty() {
-        ProcessSelection::All
-    } else if !args.pids.is_empty() {
-        ProcessSelection::Pids(args.pids.clone())
-    } else {
-        ProcessSelection::None
-    };
-    let mut sample = Collector::new().collect(&options)?;
-    if !args.comm.is_empty() {
-        sample.processes.retain(|p| args.pids.contains(&p.pid) || args.comm.contains(&p.comm));
-    }
-    Ok(perfkit_procstat::prometheus::render(&sample))
 }

@@ -102,13 +102,13 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
             .iter()
             .map(|f| {
                 let jf = JsonFrame {
-                    name: f.name.clone(),
+                    name: f.name.to_string(),
                     kind: match f.kind {
                         FrameKind::User => Kind::User,
                         FrameKind::Inlined => Kind::Inlined,
                         FrameKind::Kernel => Kind::Kernel,
                     },
-                    file: f.location.as_ref().map(|l| l.file.clone()),
+                    file: f.location.as_ref().map(|l| l.file.to_string()),
                     line: f.location.as_ref().map(|l| l.line).filter(|&l| l > 0),
                 };
                 *index.entry(jf.clone()).or_insert_with(|| {
@@ -167,7 +167,7 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
                 Kind::Inlined => FrameKind::Inlined,
                 Kind::Kernel => FrameKind::Kernel,
             };
-            Frame::new(f.name, kind).at(f.file.map(|file| Location { file, line: f.line.unwrap_or(0) }))
+            Frame::new(f.name, kind).at(f.file.map(|file| Location { file: file.into(), line: f.line.unwrap_or(0) }))
         })
         .collect();
     let mut profile = Profile::default();

@@ -220,8 +220,8 @@ impl Builder {
         let mut lines: Vec<(u64, i64)> = frames
             .iter()
             .map(|f| {
-                let name = if f.kind == FrameKind::Kernel { f.folded_name() } else { f.name.clone() };
-                let (file, line) = f.location.as_ref().map_or(("", 0), |l| (l.file.as_str(), i64::from(l.line)));
+                let name = if f.kind == FrameKind::Kernel { f.folded_name() } else { f.name.to_string() };
+                let (file, line) = f.location.as_ref().map_or(("", 0), |l| (&*l.file, i64::from(l.line)));
                 (self.function(&name, file), line)
             })
             .collect();
@@ -349,6 +349,15 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
             .map(String::as_str)
             .ok_or_else(|| malformed(format!("string index {i} out of range")))
     };
+    // Each string once: frames share their names.
+    let shared: Vec<std::sync::Arc<str>> = p.string_table.iter().map(|s| std::sync::Arc::from(s.as_str())).collect();
+    let shared_string = |i: i64| -> Result<std::sync::Arc<str>, FormatError> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| shared.get(i))
+            .cloned()
+            .ok_or_else(|| malformed(format!("string index {i} out of range")))
+    };
     let value_index = if p.default_sample_type != 0 {
         p.sample_type.iter().position(|t| t.r#type == p.default_sample_type).unwrap_or(0)
     } else {
@@ -372,11 +381,10 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
                 .get(&line.function_id)
                 .ok_or_else(|| malformed(format!("location {} names function {}", loc.id, line.function_id)))?;
             let name = string(f.name)?;
-            let file = string(f.filename)?;
-            let mut frame = if k > 0 { Frame::inlined(name) } else { Frame::from_folded(name) };
+            let file = shared_string(f.filename)?;
+            let mut frame = if k > 0 { Frame::inlined(shared_string(f.name)?) } else { Frame::from_folded(name) };
             if !file.is_empty() {
-                frame =
-                    frame.at(Some(SourceLocation { file: file.to_owned(), line: line.line.try_into().unwrap_or(0) }));
+                frame = frame.at(Some(SourceLocation { file, line: line.line.try_into().unwrap_or(0) }));
             }
             frames.push(frame);
         }
@@ -405,7 +413,7 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
         }
         let label = thread_key.and_then(|k| s.label.iter().find(|l| l.key == k)).map(|l| string(l.str)).transpose()?;
         let thread = match label {
-            Some(t) if frames.first().is_some_and(|f| f.name == t && f.kind == FrameKind::User) => {
+            Some(t) if frames.first().is_some_and(|f| &*f.name == t && f.kind == FrameKind::User) => {
                 frames.remove(0);
                 t.to_owned()
             }
@@ -476,8 +484,8 @@ mod tests {
         assert_eq!(back.folded_counts(), sample().folded_counts());
         assert_eq!(back.meta.frequency_hz, 100);
         assert_eq!(back.meta.command, "./app");
-        let work = back.stacks.iter().flat_map(|s| &s.frames).find(|f| f.name == "work").unwrap();
-        assert_eq!(work.location, Some(SourceLocation { file: "/src/work.c".into(), line: 7 }));
+        let work = back.stacks.iter().flat_map(|s| &s.frames).find(|f| &*f.name == "work").unwrap();
+        assert_eq!(work.location.as_deref(), Some(&SourceLocation { file: "/src/work.c".into(), line: 7 }));
     }
 
     #[test]

@@ -380,8 +380,11 @@ pub mod sampler {
         /// [`KIND_ON_CPU`] (the count is samples) or [`KIND_OFF_CPU`] (the
         /// count is nanoseconds blocked).
         pub kind: u8,
+        /// Non-zero when the user stack was walked but could not be kept
+        /// (a full or failing stacks map).
+        pub user_lost: u8,
         /// Padding, always zero.
-        pub _pad: [u8; 6],
+        pub _pad: [u8; 5],
     }
 
     /// A [`SampleKey`] of on-CPU samples.
@@ -434,8 +437,10 @@ pub mod sampler {
         pub stacks_full: u64,
         /// Samples not counted because the counts map was full.
         pub counts_full: u64,
-        /// Stack reads that failed for another reason.
+        /// Stack reads or stores that failed for another reason.
         pub stack_errors: u64,
+        /// The last such failure's (negative) errno.
+        pub last_error: i64,
         /// Requests for mappings dropped (ring buffer full).
         pub requests_dropped: u64,
         /// Frames in memory with no known file mapping (JIT code, or a
@@ -463,6 +468,9 @@ pub mod sampler {
             self.stacks_full += other.stacks_full;
             self.counts_full += other.counts_full;
             self.stack_errors += other.stack_errors;
+            if other.last_error != 0 {
+                self.last_error = other.last_error;
+            }
             self.requests_dropped += other.requests_dropped;
             self.unmapped_frames += other.unmapped_frames;
             self.table_frames += other.table_frames;
@@ -529,7 +537,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Request>(), 8);
         assert_eq!(core::mem::size_of::<ProcMaps>(), 8 + 32 * MAX_MAPPINGS);
         assert_eq!(core::mem::size_of::<StackTrace>(), 8 + 8 * MAX_FRAMES);
-        assert_eq!(core::mem::size_of::<SampleStats>(), 8 * (12 + END_REASONS));
+        assert_eq!(core::mem::size_of::<SampleStats>(), 8 * (13 + END_REASONS));
         assert_eq!(core::mem::size_of::<super::filter::FilterConfig>(), 24);
         assert_eq!(core::mem::size_of::<super::kernel::KernelOffsets>(), 36);
         assert_eq!(core::mem::size_of::<OffCpuStart>(), 72);

@@ -17,6 +17,7 @@ use perfkit_probes_common::{
 use crate::{atomic_add, kernel, walk};
 
 const EEXIST: i32 = 17;
+const E2BIG: i32 = 7;
 
 /// How the sampler works, filled in by the loader before the object loads.
 #[unsafe(no_mangle)]
@@ -68,7 +69,8 @@ pub(crate) fn new_key(tgid: u32, tid: u32, task: u64) -> SampleKey {
         process_comm: kernel::comm(leader),
         user_end: 0,
         kind: 0,
-        _pad: [0; 6],
+        user_lost: 0,
+        _pad: [0; 5],
     }
 }
 
@@ -89,8 +91,13 @@ pub(crate) fn store(trace: &StackTrace, hash: u64, stats: &mut SampleStats) -> u
     match STACKS.insert(hash, trace, BPF_NOEXIST as u64) {
         Ok(()) => hash,
         Err(e) if e == -EEXIST => hash,
-        Err(_) => {
+        Err(e) if e == -E2BIG => {
             stats.stacks_full += 1;
+            0
+        }
+        Err(e) => {
+            stats.stack_errors += 1;
+            stats.last_error = e as i64;
             0
         }
     }
@@ -109,6 +116,7 @@ pub(crate) fn kernel_stack(which: u32, ctx: *mut core::ffi::c_void, stats: &mut 
     if bytes <= 0 {
         if bytes < 0 {
             stats.stack_errors += 1;
+            stats.last_error = bytes;
         }
         return 0;
     }
@@ -144,6 +152,7 @@ pub(crate) fn user_stack(which: u32, key: &mut SampleKey, task: u64, regs: u64, 
         && let Some(w) = walk::slot(which)
     {
         key.user_stack = store(&w.trace, hash, stats);
+        key.user_lost = (key.user_stack == 0) as u8;
     }
 }
 
@@ -162,6 +171,10 @@ pub(crate) fn count(key: &SampleKey, n: u64, stats: &mut SampleStats) {
                 atomic_add(c, n);
             }
         }
-        Err(_) => stats.counts_full += 1,
+        Err(e) if e == -E2BIG => stats.counts_full += 1,
+        Err(e) => {
+            stats.counts_full += 1;
+            stats.last_error = e as i64;
+        }
     }
 }

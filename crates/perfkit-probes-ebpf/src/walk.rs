@@ -289,14 +289,14 @@ extern "C" fn halve_maps(_index: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// Asks user space to read the process's mappings, at most every 20 ms.
+/// Asks user space to read the process's mappings, at most every 5 ms.
 #[inline(always)]
 fn ask_for_maps(tgid: u32) {
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a plain read of a map value.
     if let Some(last) = unsafe { ASKED.get(tgid) }
-        && now.wrapping_sub(*last) < 20_000_000
+        && now.wrapping_sub(*last) < 5_000_000
     {
         return;
     }

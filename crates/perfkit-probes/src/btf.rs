@@ -1,29 +1,18 @@
 //! Kernel structure offsets from the kernel's BTF.
+//!
+//! The programs read a few fields of `task_struct`; their offsets vary
+//! between kernels and are read from `/sys/kernel/btf/vmlinux` at load time.
+//! A BTF file is a flat list of type records: this reader indexes where
+//! each record starts and follows only the types it is asked about, so it
+//! needs little more memory than the file itself (a general BTF parser that
+//! builds every type took 60 MiB for this kernel's 5 MiB of BTF).
 
-use std::io;
-
-use btfparse::{Offset, Readable, TypeInformation, TypeVariant};
 use perfkit_probes_common::kernel::KernelOffsets;
 
 use crate::ProbeError;
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
-
-struct Bytes(Vec<u8>);
-
-impl Readable for Bytes {
-    fn read(&self, offset: u64, buffer: &mut [u8]) -> btfparse::Result<()> {
-        let start = usize::try_from(offset).ok();
-        match start.and_then(|s| self.0.get(s..s.checked_add(buffer.len())?)) {
-            Some(src) => {
-                buffer.copy_from_slice(src);
-                Ok(())
-            }
-            None => Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
-        }
-    }
-}
 
 /// Reads the offsets the programs need from `/sys/kernel/btf/vmlinux`.
 /// Parsed once per process.
@@ -39,16 +28,14 @@ pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
 }
 
 fn offsets_from(data: &[u8]) -> Result<KernelOffsets, String> {
-    let bytes = Bytes(data.to_vec());
-    let ti = TypeInformation::new(&bytes).map_err(|e| format!("parsing {VMLINUX_BTF}: {e:?}"))?;
-    let field = |ty: &str, paths: &[&str]| -> Result<u32, String> {
-        let id = ti.id_of(ty).ok_or_else(|| format!("the kernel's BTF has no struct {ty}"))?;
-        for path in paths {
-            if let Ok((_, Offset::ByteOffset(o))) = ti.offset_of(id, path) {
-                return u32::try_from(o).map_err(|_| format!("{ty}.{path} is at an unexpected offset"));
-            }
-        }
-        Err(format!("the kernel's BTF has no field {ty}.{}", paths[0]))
+    let btf = Btf::parse(data).ok_or_else(|| format!("{VMLINUX_BTF} is not BTF this perfkit reads"))?;
+    let field = |ty: &str, names: &[&str]| -> Result<u32, String> {
+        let id = btf.struct_by_name(ty).ok_or_else(|| format!("the kernel's BTF has no struct {ty}"))?;
+        names
+            .iter()
+            .find_map(|n| btf.member_offset(id, n, 0))
+            .map(|bits| bits / 8)
+            .ok_or_else(|| format!("the kernel's BTF has no field {ty}.{}", names[0]))
     };
     Ok(KernelOffsets {
         task_flags: field("task_struct", &["flags"])?,
@@ -58,25 +45,149 @@ fn offsets_from(data: &[u8]) -> Result<KernelOffsets, String> {
         task_pid: field("task_struct", &["pid"])?,
         task_tgid: field("task_struct", &["tgid"])?,
         task_state: field("task_struct", &["__state", "state"])?,
-        exit_has_group_dead: u32::from(tracepoint_args(&ti, "sched_process_exit").is_some_and(|n| n >= 2)),
+        exit_has_group_dead: u32::from(btf.tracepoint_args("sched_process_exit").is_some_and(|n| n >= 2)),
         valid: 1,
     })
 }
 
-/// The number of arguments a tracepoint passes to raw tracepoint programs
-/// (its `btf_trace_NAME` typedef is a pointer to a function whose first
-/// parameter is the context).
-fn tracepoint_args(ti: &TypeInformation, name: &str) -> Option<usize> {
-    let mut id = ti.id_of(&format!("btf_trace_{name}"))?;
-    for _ in 0..4 {
-        match ti.from_id(id)? {
-            TypeVariant::Typedef(t) => id = *t.tid(),
-            TypeVariant::Ptr(p) => id = *p.tid(),
-            TypeVariant::FuncProto(f) => return Some(f.parameter_list().len().saturating_sub(1)),
-            _ => return None,
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+/// A BTF blob with an index of where each type record starts.
+struct Btf<'a> {
+    types: &'a [u8],
+    strings: &'a [u8],
+    /// Offset in `types` of type id `i + 1`.
+    starts: Vec<u32>,
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+impl<'a> Btf<'a> {
+    fn parse(data: &'a [u8]) -> Option<Self> {
+        if data.get(..2)? != [0x9f, 0xeb] {
+            return None;
         }
+        let hdr_len = u32_at(data, 4)? as usize;
+        let (type_off, type_len) = (u32_at(data, 8)? as usize, u32_at(data, 12)? as usize);
+        let (str_off, str_len) = (u32_at(data, 16)? as usize, u32_at(data, 20)? as usize);
+        let types = data.get(hdr_len.checked_add(type_off)?..hdr_len.checked_add(type_off)?.checked_add(type_len)?)?;
+        let strings = data.get(hdr_len.checked_add(str_off)?..hdr_len.checked_add(str_off)?.checked_add(str_len)?)?;
+        let mut starts = Vec::with_capacity(types.len() / 16);
+        let mut at = 0usize;
+        while at + 12 <= types.len() {
+            starts.push(at as u32);
+            let info = u32_at(types, at + 4)?;
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+            let extra = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                _ => 0,
+            };
+            at += 12 + extra;
+        }
+        Some(Self { types, strings, starts })
     }
-    None
+
+    fn name(&self, off: u32) -> &'a [u8] {
+        let rest = self.strings.get(off as usize..).unwrap_or(&[]);
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    }
+
+    /// (name offset, kind, vlen, kind flag, size or type, record offset).
+    fn record(&self, id: u32) -> Option<(u32, u32, usize, bool, u32, usize)> {
+        let at = *self.starts.get((id as usize).checked_sub(1)?)? as usize;
+        let info = u32_at(self.types, at + 4)?;
+        Some((
+            u32_at(self.types, at)?,
+            (info >> 24) & 0x1f,
+            (info & 0xffff) as usize,
+            info >> 31 != 0,
+            u32_at(self.types, at + 8)?,
+            at,
+        ))
+    }
+
+    fn find(&self, name: &str, kinds: &[u32]) -> Option<u32> {
+        (1..=self.starts.len() as u32).find(|&id| {
+            self.record(id).is_some_and(|(n, k, ..)| kinds.contains(&k) && self.name(n) == name.as_bytes())
+        })
+    }
+
+    fn struct_by_name(&self, name: &str) -> Option<u32> {
+        self.find(name, &[KIND_STRUCT])
+    }
+
+    /// Follows typedefs and qualifiers to the type itself.
+    fn resolve(&self, mut id: u32) -> Option<u32> {
+        for _ in 0..16 {
+            let (_, kind, _, _, next, _) = self.record(id)?;
+            match kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => id = next,
+                _ => return Some(id),
+            }
+        }
+        None
+    }
+
+    /// The bit offset of member `name` in struct or union `id`, looking
+    /// inside anonymous members as C does.
+    fn member_offset(&self, id: u32, name: &str, depth: u32) -> Option<u32> {
+        if depth > 8 {
+            return None;
+        }
+        let (_, kind, vlen, kflag, _, at) = self.record(self.resolve(id)?)?;
+        if kind != KIND_STRUCT && kind != KIND_UNION {
+            return None;
+        }
+        for i in 0..vlen {
+            let m = at + 12 + 12 * i;
+            let (mname, mtype, moff) = (u32_at(self.types, m)?, u32_at(self.types, m + 4)?, u32_at(self.types, m + 8)?);
+            let bits = if kflag { moff & 0x00ff_ffff } else { moff };
+            if mname == 0 {
+                if let Some(inner) = self.member_offset(mtype, name, depth + 1) {
+                    return Some(bits + inner);
+                }
+            } else if self.name(mname) == name.as_bytes() {
+                return Some(bits);
+            }
+        }
+        None
+    }
+
+    /// How many arguments a tracepoint passes to raw tracepoint programs:
+    /// its `btf_trace_NAME` typedef is a pointer to a function whose first
+    /// parameter is the context.
+    fn tracepoint_args(&self, tracepoint: &str) -> Option<usize> {
+        let mut id = self.find(&format!("btf_trace_{tracepoint}"), &[KIND_TYPEDEF])?;
+        for _ in 0..4 {
+            let (_, kind, vlen, _, next, _) = self.record(id)?;
+            match kind {
+                KIND_TYPEDEF | KIND_PTR => id = next,
+                KIND_FUNC_PROTO => return Some(vlen.saturating_sub(1)),
+                _ => return None,
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -90,10 +201,20 @@ mod tests {
         assert_eq!(o.valid, 1);
         assert!(o.task_comm > o.task_pid);
         assert_eq!(o.task_tgid, o.task_pid + 4, "pid and tgid are neighbours in task_struct");
+        // vm_start leads vm_area_struct, inside an anonymous union on 6.x:
+        // anonymous members are searched.
+        let btf = Btf::parse(&data).unwrap();
+        let vma = btf.struct_by_name("vm_area_struct").unwrap();
+        assert_eq!(btf.member_offset(vma, "vm_start", 0), Some(0));
+        assert_eq!(btf.member_offset(vma, "vm_end", 0), Some(64));
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(offsets_from(b"not btf at all").is_err());
+        assert!(offsets_from(&[0x9f, 0xeb, 1, 0, 24, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
+        let mut truncated = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];
+        truncated.extend([0, 0, 0, 0, 100, 0, 0, 0, 100, 0, 0, 0, 10, 0, 0, 0]);
+        assert!(offsets_from(&truncated).is_err());
     }
 }

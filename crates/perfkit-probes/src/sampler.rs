@@ -454,12 +454,8 @@ impl StackSampler {
         let mut samples = Vec::new();
         for entry in counts.iter() {
             let (key, count) = entry.map_err(count_err)?;
-            let user = lookup(key.user_stack);
-            let user = match (&user, key.user_end) {
-                // A user task whose stack could not be kept.
-                (RawStack::None, e) if e != END_NO_USER && stats.stacks_full > 0 => RawStack::Lost,
-                _ => user,
-            };
+            // A user stack that was walked but could not be kept.
+            let user = if key.user_lost != 0 { RawStack::Lost } else { lookup(key.user_stack) };
             samples.push(RawSample {
                 tgid: key.tgid,
                 tid: key.tid,

@@ -317,7 +317,13 @@ impl Collector {
     /// while being read.
     fn process(&self, dir: &Path, pid: u32, tid: Option<u32>, buf: &mut Vec<u8>) -> Option<Process> {
         read_into(&dir.join("stat"), buf).ok()?;
-        let stat = Stat::from_read(Cursor::new(&buf[..])).ok()?;
+        // A process may name itself with any bytes: escape invalid UTF-8 in
+        // the name so the line parses and the process stays visible.
+        let stat = if std::str::from_utf8(buf).is_ok() {
+            Stat::from_read(Cursor::new(&buf[..])).ok()?
+        } else {
+            Stat::from_read(Cursor::new(escape_comm(buf)?)).ok()?
+        };
         read_into(&dir.join("status"), buf).ok()?;
         let status = StatusFields::parse(&buf[..])?;
         let io = match read_into(&dir.join("io"), buf) {
@@ -387,6 +393,25 @@ impl Collector {
     }
 }
 
+/// `/proc/PID/stat` with the name between the first `(` and the last `)`
+/// made valid UTF-8 (invalid bytes as `\xNN`).
+fn escape_comm(stat: &[u8]) -> Option<Vec<u8>> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    if close <= open {
+        return None;
+    }
+    let mut out = stat[..=open].to_vec();
+    for chunk in stat[open + 1..close].utf8_chunks() {
+        out.extend_from_slice(chunk.valid().as_bytes());
+        for b in chunk.invalid() {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
+    }
+    out.extend_from_slice(&stat[close..]);
+    Some(out)
+}
+
 /// The three fields of `/proc/PID/status` that `stat` lacks.
 ///
 /// `procfs-core`'s `Status` parses all ~55 fields into a hash map first;
@@ -401,7 +426,8 @@ struct StatusFields {
 
 impl StatusFields {
     fn parse(text: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(text).ok()?;
+        // The Name line holds whatever bytes the process chose.
+        let text = String::from_utf8_lossy(text);
         let (mut uid, mut vol, mut invol) = (None, 0, 0);
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("Uid:") {
@@ -491,6 +517,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_with_invalid_utf8_parse_escaped() {
+        let stat = b"42 (\xff\xfeh\x1b[31mog) R 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 100 1000 50 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let fixed = escape_comm(stat).unwrap();
+        let parsed = Stat::from_read(Cursor::new(fixed)).unwrap();
+        assert_eq!(parsed.comm, "\\xff\\xfeh\u{1b}[31mog");
+        assert_eq!(parsed.pid, 42);
+    }
+
+    #[test]
     fn status_fields_agree_with_procfs_core() {
         let text = fs::read("/proc/self/status").unwrap();
         let ours = StatusFields::parse(&text).unwrap();
@@ -499,5 +534,7 @@ mod tests {
         assert_eq!(Some(ours.voluntary_switches), full.voluntary_ctxt_switches);
         assert_eq!(Some(ours.involuntary_switches), full.nonvoluntary_ctxt_switches);
         assert!(StatusFields::parse(b"Name:\tx\n").is_none(), "no Uid line");
+        let odd = b"Name:\t\xff\xfe\nUid:\t1000\t1000\t1000\t1000\nvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(StatusFields::parse(odd).unwrap().uid, 1000, "a name with invalid UTF-8 hides nothing");
     }
 }

@@ -23,7 +23,7 @@
 mod diff;
 mod folded;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 pub use diff::{FunctionDelta, diff_functions};
 pub use folded::{FoldedError, disambiguate, parse_folded, parse_line as parse_folded_line};
@@ -43,66 +43,67 @@ pub enum FrameKind {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location {
     /// The source file, as the debug information names it (often absolute).
-    pub file: String,
+    pub file: Arc<str>,
     /// 1-based line; 0 when only the file is known.
     pub line: u32,
 }
 
-/// One symbolized stack frame.
+/// One symbolized stack frame. Names and places are shared (`Arc`): a
+/// profile repeats the same frames in many stacks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Frame {
     /// Function name, demangled; `[unknown]` forms when not resolved.
-    pub name: String,
+    pub name: Arc<str>,
     /// Where the code runs.
     pub kind: FrameKind,
     /// Where in its function's source the frame was executing (for an
     /// inlined frame, inside the inlined function), when debug information
     /// says. The folded format and flame graphs ignore it; pprof and JSON
     /// carry it.
-    pub location: Option<Location>,
+    pub location: Option<Arc<Location>>,
     /// For a frame that could not be symbolized: the file it is in and the
     /// place in it, so that a tool with the binary's symbols can resolve it
     /// later (pprof carries it as a Mapping and a Location address).
-    pub origin: Option<Origin>,
+    pub origin: Option<Arc<Origin>>,
 }
 
 /// Where an unresolved frame's code is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
     /// The file's path, as the process saw it.
-    pub path: String,
+    pub path: Arc<str>,
     /// The file's GNU build id, hex, when it has one.
-    pub build_id: Option<String>,
+    pub build_id: Option<Arc<str>>,
     /// The file offset of the frame's address.
     pub file_offset: u64,
 }
 
 impl Frame {
     /// A frame of this kind without a source location.
-    pub fn new(name: impl Into<String>, kind: FrameKind) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, kind: FrameKind) -> Self {
         Self { name: name.into(), kind, location: None, origin: None }
     }
     /// A user-space frame.
-    pub fn user(name: impl Into<String>) -> Self {
+    pub fn user(name: impl Into<Arc<str>>) -> Self {
         Self::new(name, FrameKind::User)
     }
     /// A kernel frame.
-    pub fn kernel(name: impl Into<String>) -> Self {
+    pub fn kernel(name: impl Into<Arc<str>>) -> Self {
         Self::new(name, FrameKind::Kernel)
     }
     /// An inlined user-space frame.
-    pub fn inlined(name: impl Into<String>) -> Self {
+    pub fn inlined(name: impl Into<Arc<str>>) -> Self {
         Self::new(name, FrameKind::Inlined)
     }
     /// The same frame at a source location.
     pub fn at(mut self, location: Option<Location>) -> Self {
-        self.location = location;
+        self.location = location.map(Arc::new);
         self
     }
 
     /// The same frame, unresolved, at a place in a file.
     pub fn from_origin(mut self, origin: Option<Origin>) -> Self {
-        self.origin = origin;
+        self.origin = origin.map(Arc::new);
         self
     }
 

@@ -284,8 +284,12 @@ impl Profiler {
             config.publish_selected = plan.command.is_none();
             match StackSampler::start(&config) {
                 Ok(sampler) => {
+                    // The program, its loader and libraries: their tables are
+                    // ready when the command runs.
                     if let Some(p) = &plan.program {
-                        sampler.prepare_program(p);
+                        for f in choose::program_files(p) {
+                            sampler.prepare_program(&f);
+                        }
                     }
                     let walker =
                         if config.user_stacks == UserStacks::Tables { Walker::Tables } else { Walker::FramePointers };
@@ -564,6 +568,13 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             st.stacks_full
         )));
     }
+    if st.stack_errors > 0 {
+        notes.push(Note::warn(format!(
+            "lost stacks: {} more could not be read or stored (last error: {}); their samples count under [lost stack]",
+            st.stack_errors,
+            std::io::Error::from_raw_os_error((-st.last_error) as i32)
+        )));
+    }
     if st.counts_full > 0 {
         notes.push(Note::warn(format!(
             "dropped samples: {} (the counts map is full); raise --counts-map-size",
@@ -689,7 +700,7 @@ fn early_stop_note(profile: &Profile, modules: &Modules, notes: &mut Vec<Note>) 
     for s in &profile.stacks {
         let Some(first) = s.frames.iter().find(|f| f.kind != FrameKind::Kernel) else { continue };
         user += s.count;
-        if !ROOT_FUNCTIONS.contains(&first.name.as_str()) {
+        if !ROOT_FUNCTIONS.contains(&&*first.name) {
             early += s.count;
         }
     }

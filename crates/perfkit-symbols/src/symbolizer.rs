@@ -133,6 +133,8 @@ impl Symbolizer {
                         None => match modules.find(s.tgid, ip) {
                             Some(m) => match &m.file {
                                 Some(f) => Target::Place((index_of(f), call_site(i, m.file_offset(ip)))),
+                                // Anonymous executable memory: JIT code.
+                                None if !m.path.starts_with('/') => Target::Jit(s.tgid, call_site(i, ip)),
                                 None => Target::Unknown,
                             },
                             None => Target::Jit(s.tgid, call_site(i, ip)),
@@ -248,14 +250,15 @@ impl Symbolizer {
         let data = file.map().ok();
         let index = data.as_deref().map(SymbolIndex::new).unwrap_or_default();
         let layout = data.as_deref().map(ElfLayout::parse).unwrap_or_default();
-        let build_id = data.as_deref().and_then(build_id);
+        let build_id: Option<std::sync::Arc<str>> = data.as_deref().and_then(build_id).map(Into::into);
+        let origin_path: std::sync::Arc<str> = file.path().into();
         let path = file.fd_path();
         let module = file.name().to_owned();
         let unresolved = |off: u64| -> Frames {
             // Unknown functions keep their place, as perf shows them:
             // module + address in the module.
             let addr = layout.offset_to_vaddr(off).unwrap_or(off);
-            let origin = Origin { path: file.path().to_owned(), build_id: build_id.clone(), file_offset: off };
+            let origin = Origin { path: origin_path.clone(), build_id: build_id.clone(), file_offset: off };
             vec![Frame::user(format!("{module}+{addr:#x}")).from_origin(Some(origin))]
         };
         let src = Source::Elf(Elf::new(&path));
@@ -339,5 +342,5 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(&info.file),
         _ => Path::new(&info.file).to_owned(),
     };
-    Some(Location { file: file.to_string_lossy().into_owned(), line: info.line.unwrap_or(0) })
+    Some(Location { file: file.to_string_lossy().into_owned().into(), line: info.line.unwrap_or(0) })
 }

@@ -1,0 +1,367 @@
+//! `perfkit serve`: Prometheus metrics and Go's pprof profile endpoint,
+//! over a small HTTP/1 server that slow or idle clients cannot starve.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context as TaskContext, Poll},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use axum::{
+    extract::{Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use clap::Args;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use perfkit_procstat::{CollectOptions, Collector, ProcessSelection};
+use serde::Deserialize;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    sync::Semaphore,
+};
+use tower::ServiceExt;
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  perfkit serve                                  # 127.0.0.1:9464/metrics
+  perfkit serve --listen 0.0.0.0:9464 --comm nginx --comm postgres
+  perfkit serve -p 1234,5678 --cgroup-depth 2
+  go tool pprof -top http://127.0.0.1:9464/debug/pprof/profile?seconds=10
+
+Prometheus scrape config:
+  scrape_configs:
+    - job_name: perfkit
+      static_configs: [{ targets: ['127.0.0.1:9464'] }]
+
+Continuous profiling (Parca, Grafana Alloy's pyroscope.scrape) pulls
+/debug/pprof/profile?seconds=N, the endpoint of Go's net/http/pprof: a CPU
+profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
+
+/// Serve system and process metrics to Prometheus, and CPU profiles to
+/// continuous profilers.
+///
+/// Each scrape of /metrics collects a fresh sample and returns it in the
+/// Prometheus text format: CPU, memory, vmstat, disks, interfaces, PSI,
+/// cgroups, and the chosen processes (labelled by pid and comm).
+/// /debug/pprof/profile?seconds=N samples for N seconds and returns a
+/// gzipped pprof CPU profile, one at a time.
+#[derive(Debug, Args)]
+#[command(after_help = SERVE_EXAMPLES)]
+pub struct ServeArgs {
+    /// Address to listen on. The default is loopback only.
+    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    listen: SocketAddr,
+
+    /// Export these processes (repeat or separate with commas).
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pids: Vec<u32>,
+
+    /// Export every process with this command name (repeatable).
+    #[arg(long, value_name = "NAME")]
+    comm: Vec<String>,
+
+    /// cgroup v2 depth to export (0: none).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    cgroup_depth: usize,
+
+    /// The longest profile /debug/pprof/profile takes, in seconds; longer
+    /// requests get 400.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    max_profile_seconds: u64,
+
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_connections: u32,
+}
+
+/// A client must send a request's headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection with no request in flight is closed after this long idle.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct AppState {
+    args: ServeArgs,
+    /// One profile at a time.
+    profiling: tokio::sync::Mutex<()>,
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        eprintln!("serving metrics at http://{local}/metrics and profiles at http://{local}/debug/pprof/profile (Ctrl-C stops)");
+        let max_connections = args.max_connections as usize;
+        let state = Arc::new(AppState { args, profiling: tokio::sync::Mutex::new(()) });
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics))
+            .route("/debug/pprof/profile", axum::routing::get(profile))
+            .route(
+                "/",
+                axum::routing::get(|| async {
+                    axum::response::Html(
+                        "<html><body><a href=\"/metrics\">/metrics</a><br>\
+                         <a href=\"/debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=10</a></body></html>",
+                    )
+                }),
+            )
+            .with_state(state);
+        let shutdown = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).ok();
+            let mut hup = signal(SignalKind::hangup()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { term.as_mut()?.recv().await } => {}
+                _ = async { hup.as_mut()?.recv().await } => {}
+            }
+        };
+        tokio::select! {
+            r = accept_loop(listener, app, max_connections) => r,
+            _ = shutdown => Ok(()),
+        }
+    })
+}
+
+/// Accepts connections, at most `max` at a time, each with a header
+/// timeout and an idle timeout.
+async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, max: usize) -> Result<()> {
+    let permits = Arc::new(Semaphore::new(max));
+    loop {
+        let permit = permits.clone().acquire_owned().await.context("connection limit")?;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            // Out of descriptors, or a connection reset before accept:
+            // wait a little and go on.
+            Err(e) => {
+                tracing::debug!(%e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, app).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Activity on one connection.
+#[derive(Default)]
+struct Activity {
+    /// Milliseconds since `epoch` of the last read or write.
+    last: AtomicU64,
+    /// Requests in flight.
+    busy: AtomicUsize,
+}
+
+async fn serve_connection(stream: TcpStream, app: axum::Router) {
+    let epoch = Instant::now();
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone(), epoch });
+    let in_flight = activity.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        let guard = Busy::new(in_flight.clone());
+        async move {
+            let response = app.oneshot(req.map(axum::body::Body::new)).await;
+            drop(guard);
+            response
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(io, service);
+    let idle = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let last = Duration::from_millis(activity.last.load(Ordering::Relaxed));
+            if activity.busy.load(Ordering::Relaxed) == 0 && epoch.elapsed().saturating_sub(last) > IDLE_TIMEOUT {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        r = conn => {
+            if let Err(e) = r {
+                tracing::debug!(%e, "connection ended");
+            }
+        }
+        () = idle => tracing::debug!("idle connection closed"),
+    }
+}
+
+/// Marks a request in flight for its lifetime.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(a: Arc<Activity>) -> Self {
+        a.busy.fetch_add(1, Ordering::Relaxed);
+        Self(a)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream that notes when it last read or wrote.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    epoch: Instant,
+}
+
+impl Tracked {
+    fn touch(&self) {
+        self.activity.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let result = tokio::task::spawn_blocking(move || collect(&state.args)).await;
+    match result {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], text).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response(),
+    }
+}
+
+fn collect(args: &ServeArgs) -> Result<String> {
+    let mut options = CollectOptions::default();
+    options.cgroup_depth = args.cgroup_depth;
+    options.processes = if !args.comm.is_empty() {
+        ProcessSelection::All
+    } else if !args.pids.is_empty() {
+        ProcessSelection::Pids(args.pids.clone())
+    } else {
+        ProcessSelection::None
+    };
+    let mut sample = Collector::new().collect(&options)?;
+    if !args.comm.is_empty() {
+        sample.processes.retain(|p| args.pids.contains(&p.pid) || args.comm.contains(&p.comm));
+    }
+    Ok(perfkit_procstat::prometheus::render(&sample))
+}
+
+/// The query of /debug/pprof/profile, as Go's net/http/pprof takes it,
+/// with perfkit's target parameters.
+#[derive(Debug, Deserialize)]
+struct ProfileQuery {
+    seconds: Option<String>,
+    pid: Option<String>,
+    cgroup: Option<String>,
+    hz: Option<String>,
+}
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{}\n", msg.into())).into_response()
+}
+
+async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuery>) -> Response {
+    let max = state.args.max_profile_seconds;
+    let seconds = match q.seconds.as_deref().map(str::parse::<f64>) {
+        None => 30.0,
+        Some(Ok(s)) if s.is_finite() && s > 0.0 && s <= max as f64 => s,
+        Some(_) => return bad_request(format!("seconds must be a number of seconds above 0 and at most {max}")),
+    };
+    let hz = match q.hz.as_deref().map(str::parse::<u64>) {
+        None => 99,
+        Some(Ok(h)) if (1..=10_000).contains(&h) => h,
+        Some(_) => return bad_request("hz must be from 1 to 10000"),
+    };
+    let target = if let Some(pids) = &q.pid {
+        match perfkit_target::parse_pid_list(pids).map_err(anyhow::Error::from).and_then(|p| Ok(perfkit_profiler::Target::pids(&p)?)) {
+            Ok(t) => t,
+            Err(e) => return bad_request(format!("{e:#}")),
+        }
+    } else if let Some(cg) = &q.cgroup {
+        match perfkit_profiler::Target::cgroup(std::path::Path::new(cg)) {
+            Ok(t) => t,
+            Err(e) => return bad_request(e.to_string()),
+        }
+    } else {
+        perfkit_profiler::Target::all()
+    };
+    // One profile at a time: a second request gets 429.
+    let Ok(_running) = state.profiling.try_lock() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.ceil().to_string())],
+            "a profile is already being taken; retry later\n",
+        )
+            .into_response();
+    };
+    let mut options = perfkit_profiler::Options::default();
+    options.frequency_hz = Some(hz);
+    let session = match tokio::task::spawn_blocking(move || perfkit_profiler::Profiler::start(target, &options)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot profile: {e}\n")).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot profile: {e}\n")).into_response(),
+    };
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let finished = session.finish()?;
+        let mut out = Vec::new();
+        perfkit_formats::pprof::write(&finished.profile, &mut out)?;
+        Ok(out)
+    })
+    .await;
+    match result {
+        Ok(Ok(bytes)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"profile\""),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("profiling failed: {e:#}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("profiling failed: {e}\n")).into_response(),
+    }
+}

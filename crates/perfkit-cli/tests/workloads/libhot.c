@@ -1,0 +1,12 @@
+/* A library loaded with dlopen after profiling starts; built without frame
+ * pointers. */
+static volatile unsigned long sink;
+
+__attribute__((noinline)) static void lib_inner(void) {
+    for (unsigned long i = 0; i < 5000UL; i++) sink += i;
+}
+
+__attribute__((noinline)) void lib_hot(void) {
+    lib_inner();
+    sink++;
+}
