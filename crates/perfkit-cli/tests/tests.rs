@@ -10,6 +10,7 @@
 mod util;
 
 mod browser;
+mod fidelity;
 mod perf_backend;
 mod profile;
 mod render;

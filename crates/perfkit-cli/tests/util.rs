@@ -164,3 +164,172 @@ pub fn assert_hotspots_profile(folded: &[(String, u64)]) {
     assert!((a + b) * 100 >= total * 90, "the hot functions have only {} of {total} samples", a + b);
     assert!(folded.iter().all(|(s, _)| s.starts_with("hotspots")), "every stack starts with the thread name");
 }
+
+/// Builds a C or C++ workload from tests/workloads with the given compiler
+/// and flags, once per output name.
+pub fn build_c(compiler: &str, source: &str, out_name: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = built.iter().find(|(n, _)| n == out_name) {
+        return p.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads").join(source);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out_name);
+    let status = Command::new(compiler)
+        .args(flags)
+        .arg("-g")
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(status.success(), "building {out_name} failed");
+    built.push((out_name.to_owned(), out.clone()));
+    out
+}
+
+/// The Rust workload (tests/workloads/rusthot), built with cargo's
+/// defaults: release, rust-lld, no frame pointers.
+pub fn rusthot() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/rusthot");
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rusthot-target");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--offline", "--quiet", "--target-dir"])
+            .arg(&target)
+            .current_dir(&dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("running cargo");
+        assert!(status.success(), "building rusthot failed");
+        target.join("release/rusthot")
+    })
+}
+
+/// The Go workload (tests/workloads/gohot), built by `go build`.
+pub fn gohot() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/gohot");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gohot");
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache");
+        let status = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&dir)
+            .env("GOCACHE", &cache)
+            .env("GOFLAGS", "-mod=mod")
+            .env("GO111MODULE", "on")
+            .status()
+            .expect("running go build (golang-go)");
+        assert!(status.success(), "building gohot failed");
+        out
+    })
+}
+
+/// The function a folded frame names: suffixes and the Rust or C++ path
+/// before its last segment removed (`rusthot::churn` is `churn`).
+pub fn short_name(frame: &str) -> &str {
+    let f = frame.strip_suffix("_[i]").or_else(|| frame.strip_suffix("_[k]")).unwrap_or(frame);
+    let f = f.split('(').next().unwrap_or(f);
+    f.rsplit("::").next().unwrap_or(f)
+}
+
+/// A stack's physical user frames, root first: the thread root, inlined
+/// frames and kernel frames left out, names shortened.
+pub fn physical(stack: &str) -> Vec<&str> {
+    stack.split(';').skip(1).filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]")).map(short_name).collect()
+}
+
+/// Functions where a complete user stack starts.
+pub const ROOTS: &[&str] = &["_start", "runtime.goexit", "runtime.goexit.abi0", "runtime.rt0_go.abi0", "clone3", "clone"];
+
+/// Samples whose innermost physical frame is `leaf`, and how many of those
+/// are complete: from a root function, with `path` (short names) ending at
+/// the leaf.
+pub fn complete_paths(folded: &[(String, u64)], leaf: &str, path: &[&str]) -> (u64, u64) {
+    let (mut total, mut full) = (0, 0);
+    for (stack, count) in folded {
+        let frames = physical(stack);
+        if frames.last() != Some(&leaf) {
+            continue;
+        }
+        total += count;
+        if frames.first().is_some_and(|f| ROOTS.contains(f)) && frames.ends_with(path) {
+            full += count;
+        }
+    }
+    (total, full)
+}
+
+/// Asserts known shares of leaves (given as (path ending at the leaf,
+/// expected share of the samples in all listed paths)), within 4 binomial
+/// standard deviations, and that at least `min_full` of each path's samples
+/// are complete.
+pub fn assert_shares(folded: &[(String, u64)], expected: &[(&[&str], f64)], min_full: f64) {
+    // Per path: samples whose physical frames end with the path's last two
+    // frames (the leaf under its own parent), and of those the complete
+    // ones.
+    let counts: Vec<(u64, u64)> = expected
+        .iter()
+        .map(|(path, _)| {
+            let tail = &path[path.len().saturating_sub(2)..];
+            let mine: Vec<(String, u64)> =
+                folded.iter().filter(|(s, _)| physical(s).ends_with(tail)).cloned().collect();
+            let total: u64 = mine.iter().map(|(_, c)| c).sum();
+            let (_, full) = complete_paths(&mine, path[path.len() - 1], path);
+            (total, full)
+        })
+        .collect();
+    let all: u64 = counts.iter().map(|c| c.0).sum();
+    assert!(all >= 100, "too few samples in the known functions: {counts:?}\n{folded:?}");
+    // Samples in the leaves without their parent (a truncated stack) count
+    // against completeness too.
+    let mut leaves: Vec<&str> = expected.iter().map(|(p, _)| p[p.len() - 1]).collect();
+    leaves.dedup();
+    let in_leaves: u64 = folded.iter().filter(|(s, _)| physical(s).last().is_some_and(|l| leaves.contains(l))).map(|(_, c)| c).sum();
+    assert!(
+        all as f64 >= min_full * in_leaves as f64,
+        "only {all} of {in_leaves} samples in {leaves:?} are under their known parents"
+    );
+    for ((path, share), (total, full)) in expected.iter().zip(&counts) {
+        let p = *total as f64 / all as f64;
+        let sigma = (share * (1.0 - share) / all as f64).sqrt();
+        assert!(
+            (p - share).abs() <= (4.0 * sigma).max(0.03),
+            "{path:?} has {total} of {all} samples ({p:.3}), expected {share:.3}"
+        );
+        assert!(
+            *full as f64 >= min_full * *total as f64,
+            "only {full} of {total} samples in {path:?} are complete stacks from the root: {}",
+            folded.iter().take(5).map(|(s, c)| format!("{s} {c}")).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+/// Profiles a command with `extra` options, returning folded stacks and
+/// stderr; asserts success.
+pub fn profile_command(extra: &[&str], command: &[&std::ffi::OsStr]) -> (Vec<(String, u64)>, String) {
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .arg("profile")
+        .args(extra)
+        .arg("-o")
+        .arg(dir.path().join("flame.svg"))
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--")
+        .args(command));
+    assert!(out.status.success(), "{}", stderr(&out));
+    (read_folded(&folded), stderr(&out))
+}
+
+/// Whether a tool is on PATH (tests that compare with it are built only in
+/// strict mode or where it is installed: see build.rs).
+pub fn have(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}

@@ -261,6 +261,10 @@ enum Msg {
     Mapped {
         pid: u32,
     },
+    Fork {
+        pid: u32,
+        ppid: u32,
+    },
     Comm {
         pid: u32,
         tid: u32,
@@ -328,6 +332,7 @@ impl PerfSampler {
             followers: Vec::new(),
         };
         let mut threads = 0u64;
+        let mut filter: Option<(HashSet<u32>, bool)> = None;
         match &config.scope {
             PerfScope::Processes { pids, inherit } => {
                 if pids.is_empty() {
@@ -337,6 +342,17 @@ impl PerfSampler {
                     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                         return Err(PerfError::NoSuchProcess(pid));
                     }
+                }
+                // Where permitted (root, CAP_PERFMON), sample every CPU and
+                // keep the target's samples: a thread shorter than a
+                // sampling period still shows, as with eBPF. Per-thread
+                // events count each thread's own time and never sample it.
+                if opener.per_cpu_permitted() {
+                    opener.attach(Target::All, false)?;
+                    filter = Some((pids.iter().copied().collect::<HashSet<u32>>(), *inherit));
+                    threads = pids.iter().map(|&p| threads_of(p).len() as u64).sum();
+                }
+                for &pid in pids.iter().filter(|_| filter.is_none()) {
                     // Attach every thread; threads created meanwhile by an
                     // attached thread inherit its events, others are caught
                     // by listing again.
@@ -376,6 +392,7 @@ impl PerfSampler {
             PerfScope::All => opener.attach(Target::All, false)?,
         }
         let user_only = opener.user_only && config.kernel != Some(false);
+        let per_cpu_filter = filter.is_some();
         let Opener { leaders, followers, .. } = opener;
         let leader_fds = leaders.iter().map(|l| l.as_raw_fd()).collect();
 
@@ -401,6 +418,7 @@ impl PerfSampler {
                 .name("perfkit-unwind".into())
                 .spawn(move || {
                     let mut w = Worker::new(unwind, stack_bytes, all, live);
+                    w.filter = filter;
                     for msg in rx {
                         w.handle(msg);
                     }
@@ -419,7 +437,9 @@ impl PerfSampler {
             stats,
             _cgroup: cgroup,
         };
-        if !config.enable_on_exec {
+        // Per-CPU events cannot wait for an exec: they start now (a held
+        // command is blocked until then anyway).
+        if !config.enable_on_exec || per_cpu_filter {
             sampler.enable()?;
         }
         Ok(sampler)
@@ -554,6 +574,12 @@ impl Opener<'_> {
         b
     }
 
+    /// Whether events on a whole CPU may be opened (CAP_PERFMON, root, or
+    /// `kernel.perf_event_paranoid` 0 or less).
+    fn per_cpu_permitted(&self) -> bool {
+        self.builder(&Target::All, self.cpus[0], false).build().is_ok()
+    }
+
     fn open(&mut self, target: &Target<'_>, cpu: usize, inherit: bool) -> Result<Counter, PerfError> {
         let tid = match target {
             Target::Task(t) => Some(*t),
@@ -672,6 +698,7 @@ fn to_msg(record: Record<'_>) -> Option<Msg> {
         Record::Mmap2(m) if m.prot & libc::PROT_EXEC as u32 != 0 => Msg::Mapped { pid: m.pid },
         Record::Mmap(m) => Msg::Mapped { pid: m.pid },
         Record::Comm(c) => Msg::Comm { pid: c.pid, tid: c.tid, comm: c.comm.into_owned() },
+        Record::Fork(f) => Msg::Fork { pid: f.pid, ppid: f.ppid },
         Record::Lost(l) => Msg::Lost(l.lost),
         Record::LostSamples(l) => Msg::Lost(l.lost),
         Record::Throttle(_) => Msg::Throttled,
@@ -734,6 +761,9 @@ struct Worker {
     unwinders: HashMap<u32, DwarfUnwinder>,
     comms: HashMap<u32, String>,
     refreshed: HashMap<u32, Instant>,
+    /// Per-CPU sampling of processes: the processes kept, and whether
+    /// their children join them.
+    filter: Option<(HashSet<u32>, bool)>,
 }
 
 impl Worker {
@@ -747,6 +777,7 @@ impl Worker {
             unwinders: HashMap::new(),
             comms: HashMap::new(),
             refreshed: HashMap::new(),
+            filter: None,
         }
     }
 
@@ -761,6 +792,14 @@ impl Worker {
             Msg::Comm { pid, tid, comm } => {
                 self.comms.insert(tid, perfkit_profile::escape_bytes(&comm));
                 let _ = pid;
+            }
+            Msg::Fork { pid, ppid } => {
+                if let Some((set, true)) = &mut self.filter
+                    && pid != ppid
+                    && set.contains(&ppid)
+                {
+                    set.insert(pid);
+                }
             }
             Msg::Lost(n) => self.agg.lost += n,
             Msg::Throttled => self.agg.throttled += 1,
@@ -795,7 +834,14 @@ impl Worker {
 
     fn sample(&mut self, pid: u32, tid: u32, callchain: &[u64], regs: Option<[u64; 3]>, stack: &[u8]) {
         if tid == 0 {
-            self.agg.idle += 1;
+            if self.filter.is_none() {
+                self.agg.idle += 1;
+            }
+            return;
+        }
+        if let Some((set, _)) = &self.filter
+            && !set.contains(&pid)
+        {
             return;
         }
         if !self.agg.trackers.contains_key(&pid) {

@@ -401,7 +401,7 @@ fn perf_walker(unwind: UnwindChoice, plan: &Plan) -> (Unwind, String) {
             } else {
                 let mut names = lacking;
                 names.truncate(4);
-                (Unwind::Dwarf, format!("{} without frame pointers", names.join(", ")))
+                (Unwind::Dwarf, format!("frame pointers cannot walk {}", names.join(", ")))
             }
         }
     }

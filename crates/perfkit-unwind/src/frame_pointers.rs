@@ -5,8 +5,11 @@
 //! - A function whose body computes its CFA from RBP set up a frame
 //!   pointer: compilers emit `.cfi_def_cfa_register rbp` right after
 //!   `mov %rsp,%rbp`, wherever the prologue ended up.
-//! - Go has kept frame pointers on amd64 since Go 1.7, while its
-//!   `.debug_frame` describes every frame from RSP.
+//! - Go has kept frame pointers on amd64 since Go 1.7, except in functions
+//!   without a frame (small leaves), while its `.debug_frame` describes
+//!   every frame from RSP. A frame-pointer walk from a frameless leaf skips
+//!   the leaf's caller, so a Go binary with its CFI is unwound from the CFI;
+//!   only a stripped one (`-ldflags=-s -w`) is left to frame pointers.
 //! - A binary with no CFI at all says nothing: that is not evidence of
 //!   frame pointers.
 
@@ -34,7 +37,7 @@ pub struct FramePointerReport {
     pub functions: usize,
     /// Of those, functions with an RBP-based CFA.
     pub with_frame_pointer: usize,
-    /// A Go binary.
+    /// A Go binary (without CFI, it is judged to keep frame pointers).
     pub go: bool,
 }
 
@@ -55,16 +58,18 @@ pub fn inspect(data: &[u8]) -> Result<FramePointerReport, UnwindError> {
     Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
 }
 
-/// The verdict from the counts: at least half of the sizeable functions
-/// must set up a frame pointer (leaves and hand-written assembly may not,
-/// even in a frame-pointer build; a build without frame pointers has
-/// almost none: only functions with variable-sized frames need one).
+/// The verdict from the counts: frame pointers walk a binary only when
+/// (nearly) every sizeable function sets one up. A function that does not
+/// makes the walk skip its caller when it is sampled: GCC leaves them out
+/// of leaf functions even with `-fno-omit-frame-pointer`, and a Rust binary
+/// mixes the standard library (built with them) with the program's own
+/// code (built without).
 pub fn judge(go: bool, functions: usize, with_frame_pointer: usize) -> FramePointerReport {
-    let verdict = if go {
+    let verdict = if functions == 0 && go {
         Verdict::FramePointers
     } else if functions == 0 {
         Verdict::Unknown
-    } else if with_frame_pointer * 2 >= functions {
+    } else if with_frame_pointer * 20 >= functions * 19 {
         Verdict::FramePointers
     } else {
         Verdict::NoFramePointers
@@ -78,11 +83,13 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(judge(false, 100, 95).verdict, Verdict::FramePointers);
-        assert_eq!(judge(false, 2, 1).verdict, Verdict::FramePointers);
+        assert_eq!(judge(false, 100, 96).verdict, Verdict::FramePointers);
+        assert_eq!(judge(false, 3, 1).verdict, Verdict::NoFramePointers, "leaves without them");
+        assert_eq!(judge(false, 427, 370).verdict, Verdict::NoFramePointers, "std with, program without");
         assert_eq!(judge(false, 100, 10).verdict, Verdict::NoFramePointers);
         assert_eq!(judge(false, 0, 0).verdict, Verdict::Unknown, "no CFI is no evidence");
-        assert_eq!(judge(true, 400, 0).verdict, Verdict::FramePointers, "Go keeps them");
+        assert_eq!(judge(true, 0, 0).verdict, Verdict::FramePointers, "stripped Go keeps them");
+        assert_eq!(judge(true, 400, 0).verdict, Verdict::NoFramePointers, "Go's frameless leaves need its CFI");
         assert!(inspect(b"not an ELF file").is_err());
     }
 }

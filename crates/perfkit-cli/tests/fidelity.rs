@@ -1,0 +1,402 @@
+//! Correct stacks on the programs people run: cargo's default Rust build,
+//! C and C++ with and without frame pointers and with lld, Go, stripped
+//! distro binaries, JIT code; through shared libraries, libraries loaded
+//! later, exec, deep recursion and many distinct stacks. Each test checks
+//! complete root-to-leaf paths and known shares, on both backends, and
+//! where it fits against `perf record --call-graph dwarf`.
+
+use std::{
+    ffi::OsStr,
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crate::util::*;
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// `perf record --call-graph dwarf` then `perf script`, collapsed by
+/// perfkit's reader: perf's best answer on the same work.
+fn perf_dwarf(command: &[&OsStr]) -> Vec<(String, u64)> {
+    let dir = scratch_dir();
+    let data = dir.path().join("perf.data");
+    let out = run(Command::new("perf")
+        .args(["record", "-q", "-F", "499", "--call-graph", "dwarf", "-o"])
+        .arg(&data)
+        .arg("--")
+        .args(command)
+        .stdout(Stdio::null()));
+    assert!(out.status.success(), "perf record failed: {}", stderr(&out));
+    let script = Command::new("perf").args(["script", "-i"]).arg(&data).output().unwrap();
+    let text = dir.path().join("perf.script");
+    fs::write(&text, &script.stdout).unwrap();
+    let folded = run(perfkit().args(["convert", "-f", "folded", "-o", "-"]).arg(&text));
+    assert!(folded.status.success());
+    String::from_utf8(folded.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (s, c) = l.rsplit_once(' ').unwrap();
+            (s.to_owned(), c.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The share of samples whose innermost physical frame is one of `leaves`
+/// and whose stack is complete from a root function.
+fn complete_share(folded: &[(String, u64)], leaves: &[&str]) -> f64 {
+    let (mut total, mut full) = (0u64, 0u64);
+    for (stack, count) in folded {
+        let frames = physical(stack);
+        if !frames.last().is_some_and(|l| leaves.contains(l)) {
+            continue;
+        }
+        total += count;
+        if frames.first().is_some_and(|f| ROOTS.contains(f)) {
+            full += count;
+        }
+    }
+    if total == 0 { 0.0 } else { full as f64 / total as f64 }
+}
+
+const RUST_PATHS: [(&[&str], f64); 2] =
+    [(&["main", "parse_phase", "churn"], 0.75), (&["main", "render_phase", "churn"], 0.25)];
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn rust_built_with_cargo_defaults_has_complete_stacks_on_both_backends() {
+    let _serial = require_privileged();
+    let bin = rusthot();
+    // What this test is about: rust-lld, and no frame pointers.
+    let data = fs::read(bin).unwrap();
+    let comment = String::from_utf8_lossy(&data);
+    assert!(comment.contains("Linker: LLD"), "cargo's default build links with lld");
+    let verdict = perfkit_unwind::frame_pointers::inspect(&data).unwrap();
+    assert!(!verdict.has_frame_pointers(), "{verdict:?}");
+
+    let cmd = [bin.as_os_str(), os("3")];
+    let (ebpf, err) = profile_command(&["-F", "997"], &cmd);
+    assert!(err.contains("backend: eBPF, DWARF unwind tables"), "{err}");
+    assert_shares(&ebpf, &RUST_PATHS, 0.99);
+    // perf's naming: qualified Rust paths from the symbol table, even with
+    // line-tables-only debug information.
+    assert!(ebpf.iter().any(|(s, _)| s.contains(";rusthot::parse_phase;rusthot::churn")), "{ebpf:?}");
+
+    let (perf, err) = profile_command(&["--backend", "perf", "-F", "997"], &cmd);
+    assert!(err.contains("DWARF unwinding of user stack copies"), "auto must not pick frame pointers: {err}");
+    assert_shares(&perf, &RUST_PATHS, 0.99);
+
+    if have("perf") {
+        let reference = perf_dwarf(&cmd);
+        let (theirs, ours) = (complete_share(&reference, &["churn"]), complete_share(&ebpf, &["churn"]));
+        assert!(ours + 0.01 >= theirs, "perfkit {ours:.3} complete vs perf --call-graph dwarf {theirs:.3}");
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn gcc_o2_with_frame_pointers_is_judged_from_its_cfi() {
+    let _serial = require_privileged();
+    let paths: [(&[&str], f64); 2] = [(&["main", "parent_a", "hot_a"], 0.75), (&["main", "parent_b", "hot_b"], 0.25)];
+    // GCC leaves frame pointers out of leaf functions even with
+    // -fno-omit-frame-pointer: a frame-pointer walk from hot_a would skip
+    // parent_a, so the binary must be judged as lacking them.
+    let leafless = build_c("cc", "hotspots.c", "hotspots-o2-fp", &["-O2", "-fno-omit-frame-pointer"]);
+    let verdict = perfkit_unwind::frame_pointers::inspect(&fs::read(&leafless).unwrap()).unwrap();
+    assert!(!verdict.has_frame_pointers(), "leaf functions lack frame pointers: {verdict:?}");
+    // Clang keeps them in leaves too: the walk is sound (and lld links it).
+    let full = build_c("clang", "hotspots.c", "hotspots-clang-fp", &["-O2", "-fno-omit-frame-pointer", "-fuse-ld=lld"]);
+    let verdict = perfkit_unwind::frame_pointers::inspect(&fs::read(&full).unwrap()).unwrap();
+    assert!(verdict.has_frame_pointers(), "every function keeps a frame pointer: {verdict:?}");
+    for bin in [&leafless, &full] {
+        let cmd = [bin.as_os_str(), os("3")];
+        let (ebpf, err) = profile_command(&["--backend", "ebpf", "-F", "997"], &cmd);
+        assert!(err.contains("backend: eBPF"), "{err}");
+        assert_shares(&ebpf, &paths, 0.99);
+        let (perf, err) = profile_command(&["--backend", "perf", "-F", "997"], &cmd);
+        let name = bin.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            err.contains(&format!("frame pointers cannot walk {name}")),
+            bin == &leafless,
+            "the perf backend copies stacks exactly when frame pointers cannot walk {name}: {err}"
+        );
+        assert_shares(&perf, &paths, 0.97);
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn cpp_linked_with_lld_has_all_three_hot_functions() {
+    let _serial = require_privileged();
+    let bin = build_c("g++", "cpphot.cpp", "cpphot-lld", &["-O2", "-fuse-ld=lld"]);
+    let paths: [(&[&str], f64); 3] = [
+        (&["main", "parse_request", "tokenize"], 0.5),
+        (&["main", "draw_frame", "rasterize"], 1.0 / 3.0),
+        (&["main", "digest", "mix"], 1.0 / 6.0),
+    ];
+    let cmd = [bin.as_os_str(), os("3")];
+    for backend in ["ebpf", "perf"] {
+        let (folded, _) = profile_command(&["--backend", backend, "-F", "997"], &cmd);
+        assert_shares(&folded, &paths, 0.99);
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(all(perfkit_privileged, perfkit_tools)),
+    ignore = "needs root and Go (golang-go); runs as root in `cargo xtask test`"
+)]
+fn go_leaf_under_two_parents_and_deep_goroutine_stacks() {
+    let _serial = require_privileged();
+    let bin = gohot();
+    let paths: [(&[&str], f64); 2] =
+        [(&["main.main", "main.parentA", "main.leaf"], 0.75), (&["main.main", "main.parentB", "main.leaf"], 0.25)];
+    let cmd = [bin.as_os_str(), os("3")];
+    for backend in ["ebpf", "perf"] {
+        let (folded, err) = profile_command(&["--backend", backend, "-F", "997"], &cmd);
+        assert_shares(&folded, &paths, 0.99);
+        if backend == "perf" {
+            // Go's small leaves have no frame: its CFI, not frame pointers,
+            // finds their callers.
+            assert!(err.contains("DWARF unwinding"), "{err}");
+        }
+    }
+    // A goroutine 100 calls deep: the whole stack, or a note naming the
+    // stack copy that would have reached it.
+    let deep = [bin.as_os_str(), os("2"), os("deep")];
+    for backend in ["ebpf", "perf"] {
+        let (folded, err) = profile_command(&["--backend", backend, "--unwind", "dwarf", "-F", "499"], &deep);
+        let (total, full) = folded.iter().filter(|(s, _)| s.contains("main.leaf")).fold((0, 0), |(t, f), (s, c)| {
+            let depth = s.matches("main.deep").count();
+            (t + c, f + if depth >= 101 && physical(s).first().is_some_and(|r| ROOTS.contains(r)) { *c } else { 0 })
+        });
+        assert!(total > 100, "{backend}: {folded:?}");
+        assert!(
+            full * 100 >= total * 95 || err.contains("--stack-size"),
+            "{backend}: {full} of {total} deep stacks complete, and nothing said: {err}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn a_stripped_distro_binary_reaches_the_libc_start() {
+    let _serial = require_privileged();
+    // xz and liblzma as Debian ships them: no symbols, no frame pointers.
+    let dir = scratch_dir();
+    let input = dir.path().join("input");
+    let mut data = Vec::with_capacity(24 << 20);
+    let mut x: u64 = 88172645463325252;
+    while data.len() < 24 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Words from a small alphabet: compressible, slow to compress well.
+        data.extend_from_slice(format!("{} ", x % 50_000).as_bytes());
+    }
+    fs::write(&input, &data).unwrap();
+    let script = format!("xz -9 -T1 -c < {} > /dev/null", input.display());
+    let cmd = [os("sh"), os("-c"), OsStr::new(&script)];
+    let (folded, err) = profile_command(&["-F", "499", "--per-process"], &cmd);
+    let xz: Vec<(String, u64)> = folded.iter().filter(|(s, _)| s.starts_with("xz-")).cloned().collect();
+    let total: u64 = xz.iter().map(|(_, c)| c).sum();
+    assert!(total > 300, "{err}\n{folded:?}");
+    let complete: u64 = xz.iter().filter(|(s, _)| s.contains(";__libc_start_call_main;")).map(|(_, c)| c).sum();
+    assert!(complete * 100 >= total * 95, "only {complete} of {total} xz samples reach __libc_start_call_main");
+    // Unresolved code in the stripped library keeps its place: module and
+    // address, several distinct hot spots rather than one [unknown].
+    let spots: std::collections::HashSet<&str> = xz
+        .iter()
+        .flat_map(|(s, _)| s.split(';'))
+        .filter(|f| f.starts_with("liblzma.so") && f.contains("+0x"))
+        .collect();
+    assert!(spots.len() >= 3, "liblzma's unresolved frames should keep their addresses: {spots:?}");
+    if have("perf") {
+        let reference = perf_dwarf(&cmd);
+        let perf_xz: Vec<(String, u64)> = reference.iter().filter(|(s, _)| s.starts_with("xz")).cloned().collect();
+        let perf_total: u64 = perf_xz.iter().map(|(_, c)| c).sum();
+        let perf_complete: u64 =
+            perf_xz.iter().filter(|(s, _)| s.contains(";__libc_start_call_main;")).map(|(_, c)| c).sum();
+        assert!(
+            complete as f64 / total as f64 + 0.02 >= perf_complete as f64 / perf_total.max(1) as f64,
+            "perfkit {complete}/{total} vs perf --call-graph dwarf {perf_complete}/{perf_total}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn calls_through_a_library_without_frame_pointers_keep_their_callers() {
+    let _serial = require_privileged();
+    // qsort in Debian's libc (no frame pointers) calls back into the program.
+    let bin = build_c("cc", "qsortcb.c", "qsortcb", &["-O2"]);
+    let cmd = [bin.as_os_str(), os("3")];
+    for backend in ["ebpf", "perf"] {
+        let (folded, _) = profile_command(&["--backend", backend, "-F", "997"], &cmd);
+        let (total, full) = folded.iter().filter(|(s, _)| s.contains("compare_keys")).fold((0, 0), |(t, f), (s, c)| {
+            let p = physical(s);
+            let through = p.first() == Some(&"_start")
+                && p.windows(2).any(|w| w == ["main", "sort_phase"])
+                && p.iter().any(|f| f.starts_with("qsort"))
+                && p.last() == Some(&"compare_keys");
+            (t + c, f + if through { *c } else { 0 })
+        });
+        assert!(total > 200, "{backend}: {folded:?}");
+        assert!(full * 100 >= total * 99, "{backend}: only {full} of {total} callbacks keep main;sort_phase;qsort");
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn a_library_loaded_after_sampling_starts_is_unwound() {
+    let _serial = require_privileged();
+    let lib = build_c("cc", "libhot.c", "libhot.so", &["-O2", "-fPIC", "-shared", "-fomit-frame-pointer"]);
+    let host = build_c("cc", "dlhost.c", "dlhost", &["-O2", "-ldl"]);
+    let cmd = [host.as_os_str(), lib.as_os_str(), os("2.5")];
+    for backend in ["ebpf", "perf"] {
+        let (folded, _) = profile_command(&["--backend", backend, "-F", "997"], &cmd);
+        let (total, full) = complete_paths(&folded, "lib_inner", &["main", "run_plugin", "lib_hot", "lib_inner"]);
+        assert!(total > 300, "{backend}: {folded:?}");
+        assert!(full * 100 >= total * 99, "{backend}: {full} of {total} samples in the dlopened library complete");
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn recursion_deeper_than_the_limit_is_marked_and_reported() {
+    let _serial = require_privileged();
+    let bin = build_c("cc", "deep.c", "deep", &["-O1", "-fomit-frame-pointer", "-fno-optimize-sibling-calls"]);
+    let (folded, err) = profile_command(&["-F", "499"], &[bin.as_os_str(), os("2"), os("200")]);
+    let bottom: u64 = folded.iter().filter(|(s, _)| s.ends_with(";bottom")).map(|(_, c)| c).sum();
+    let marked: u64 =
+        folded.iter().filter(|(s, _)| s.ends_with(";bottom") && s.contains(";[truncated];")).map(|(_, c)| c).sum();
+    assert!(bottom > 500, "{folded:?}");
+    assert!(marked * 100 >= bottom * 95, "{marked} of {bottom} 200-deep stacks are marked [truncated]");
+    assert!(err.contains("deeper than 128 frames"), "the summary says where the limit is: {err}");
+    // 100 deep fits: complete.
+    let (folded, _) = profile_command(&["-F", "499"], &[bin.as_os_str(), os("2"), os("100")]);
+    let (total, full) = complete_paths(&folded, "bottom", &["descend", "bottom"]);
+    assert!(full * 100 >= total * 99, "{full} of {total} 100-deep stacks complete");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn a_target_that_execs_mid_run_has_both_images_unwound_and_named() {
+    let _serial = require_privileged();
+    let execer = build_c("cc", "execer.c", "execer", &["-O1", "-fomit-frame-pointer"]);
+    let after = hotspots_nofp();
+    let cmd = [execer.as_os_str(), os("1.5"), after.as_os_str(), os("1.5")];
+    for backend in ["ebpf", "perf"] {
+        let (folded, _) = profile_command(&["--backend", backend, "-F", "997"], &cmd);
+        let before: Vec<(String, u64)> = folded.iter().filter(|(s, _)| s.starts_with("execer;")).cloned().collect();
+        let (b, b_full) = complete_paths(&before, "before_exec", &["main", "before_exec"]);
+        assert!(b > 500 && b_full * 100 >= b * 99, "{backend}: before exec {b_full}/{b}: {folded:?}");
+        // The new image carries its own name, and its own symbols.
+        let after: Vec<(String, u64)> = folded.iter().filter(|(s, _)| s.starts_with("hotspots-nofp;")).cloned().collect();
+        let (a, a_full) = complete_paths(&after, "hot_a", &["main", "parent_a", "hot_a"]);
+        assert!(a > 300 && a_full * 100 >= a * 99, "{backend}: after exec {a_full}/{a}: {folded:?}");
+        assert!(!before.iter().any(|(s, _)| s.contains("hot_a")), "{backend}: samples labelled with the wrong image");
+    }
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn many_distinct_stacks_lose_almost_nothing() {
+    let _serial = require_privileged();
+    let bin = build_c("cc", "manystacks.c", "manystacks", &["-O2"]);
+    let (folded, err) = profile_command(&["-F", "999"], &[bin.as_os_str(), os("5")]);
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    assert!(folded.len() >= 3000, "{} distinct stacks", folded.len());
+    let lost: u64 = folded.iter().filter(|(s, _)| s.contains("[lost stack]")).map(|(_, c)| c).sum();
+    let dropped: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("dropped samples: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((lost + dropped) * 1000 <= (total + dropped) * 5, "{lost} lost, {dropped} dropped of {total}: {err}");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn node_jit_frames_are_named_from_its_perf_map() {
+    let _serial = require_privileged();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fib.js");
+    let (folded, err) =
+        profile_command(&["-F", "499"], &[os("node"), os("--perf-basic-prof"), script.as_os_str(), os("3")]);
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let js: u64 = folded.iter().filter(|(s, _)| s.rsplit(';').next().is_some_and(|l| l.contains("fib"))).map(|(_, c)| c).sum();
+    let unknown: u64 = folded.iter().filter(|(s, _)| s.ends_with(";[unknown]")).map(|(_, c)| c).sum();
+    assert!(js * 100 >= total * 70, "JIT frames named: {js} of {total}: {err}");
+    assert!(unknown * 100 <= total * 5, "{unknown} of {total} samples end in [unknown]");
+    assert!(err.contains("JIT symbols:") && err.contains("perf-"), "{err}");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn java_jit_frames_are_named_from_its_perf_map() {
+    let _serial = require_privileged();
+    let classes = scratch_dir();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/Hot.java");
+    let out = run(Command::new("javac").arg("-d").arg(classes.path()).arg(&source));
+    assert!(out.status.success());
+    let (folded, err) = profile_command(
+        &["-F", "499"],
+        &[
+            os("java"),
+            os("-XX:+UnlockDiagnosticVMOptions"),
+            os("-XX:+DumpPerfMapAtExit"),
+            os("-cp"),
+            classes.path().as_os_str(),
+            os("Hot"),
+            os("3"),
+        ],
+    );
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let java: u64 = folded.iter().filter(|(s, _)| s.contains("Hot.spin") || s.contains("Hot.main")).map(|(_, c)| c).sum();
+    assert!(java * 100 >= total * 70, "Java frames named: {java} of {total}: {err}");
+}
+
+#[test]
+#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
+fn perf_maps_that_are_links_or_someone_elses_are_not_read() {
+    let _serial = require_privileged();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fib.js");
+    for kind in ["symlink", "foreign"] {
+        // Node without --perf-basic-prof writes no map: plant one.
+        let mut node = Command::new("node").arg(&script).arg("4").spawn().unwrap();
+        let map = format!("/tmp/perf-{}.map", node.id());
+        let decoy = scratch_dir();
+        let target = decoy.path().join("real.map");
+        fs::write(&target, "0 ffffffffffff planted_symbol\n").unwrap();
+        match kind {
+            "symlink" => std::os::unix::fs::symlink(&target, &map).unwrap(),
+            _ => {
+                fs::copy(&target, &map).unwrap();
+                std::os::unix::fs::chown(&map, Some(65534), Some(65534)).unwrap();
+                fs::set_permissions(&map, fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let dir = scratch_dir();
+        let folded = dir.path().join("out.folded");
+        let out = run(perfkit()
+            .args(["profile", "-d", "1.5", "-p", &node.id().to_string(), "-o"])
+            .arg(dir.path().join("f.svg"))
+            .arg("--folded")
+            .arg(&folded));
+        let _ = node.kill();
+        let _ = node.wait();
+        let _ = fs::remove_file(&map);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        let why = if kind == "symlink" { "is a symbolic link; not read" } else { "owned by uid 65534" };
+        assert!(err.contains(why), "{kind}: {err}");
+        assert!(!fs::read_to_string(&folded).unwrap().contains("planted_symbol"), "{kind}: the planted map was read");
+    }
+}
