@@ -37,9 +37,8 @@ fn share(folded: &[(String, u64)], leaf: &str) -> f64 {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn perf_backend_gives_the_known_profile() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let hot = hotspots().to_str().unwrap();
     let (folded, err) = profile(&["--backend", "perf", "-F", "997"], &[hot, "3"]);
     assert!(err.contains("backend: perf_event"), "{err}");
@@ -48,9 +47,8 @@ fn perf_backend_gives_the_known_profile() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn both_backends_agree_on_shares() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let hot = hotspots().to_str().unwrap();
     let (ebpf, err) = profile(&["--backend", "ebpf", "-F", "997"], &[hot, "3"]);
     assert!(err.contains("backend: eBPF"), "{err}");
@@ -71,9 +69,8 @@ fn both_backends_agree_on_shares() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn dwarf_unwinding_recovers_full_paths_without_frame_pointers() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let nofp = hotspots_nofp().to_str().unwrap();
     // Frame pointers cannot walk this binary: the stacks stop at the leaf.
     let (fp, _) = profile(&["--backend", "perf", "--unwind", "fp", "-F", "199"], &[nofp, "2"]);
@@ -91,9 +88,8 @@ fn dwarf_unwinding_recovers_full_paths_without_frame_pointers() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn auto_unwind_detects_missing_frame_pointers() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     // The default walks complete stacks without frame pointers.
     let (tables, err) = profile(&["-F", "997"], &[hotspots_nofp().to_str().unwrap(), "2"]);
     assert!(err.contains("backend: eBPF, DWARF unwind tables"), "{err}");
@@ -113,9 +109,8 @@ fn auto_unwind_detects_missing_frame_pointers() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn threads_created_during_the_run_are_sampled_by_both_backends() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     for backend in ["ebpf", "perf"] {
         // Attach to a running process before it creates its `late` thread.
         let mut target = Command::new(threads()).arg("3").spawn().unwrap();
@@ -142,9 +137,8 @@ fn threads_created_during_the_run_are_sampled_by_both_backends() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn without_cap_bpf_auto_falls_back_to_perf_event() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     // As nobody with CAP_PERFMON but not CAP_BPF: eBPF cannot load, perf
     // events can. The workload is copied where nobody may run it.
     let dir = scratch_dir();
@@ -183,9 +177,8 @@ fn without_cap_bpf_auto_falls_back_to_perf_event() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn other_sampling_events_use_perf_event() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let hot = hotspots().to_str().unwrap();
     let (folded, err) = profile(&["-e", "task-clock", "-F", "997"], &[hot, "2"]);
     assert!(err.contains("backend: perf_event") && err.contains("task-clock is sampled with perf_event"), "{err}");
@@ -231,12 +224,11 @@ fn perf_stat_csv(text: &str) -> HashMap<String, Option<f64>> {
 }
 
 #[test]
-#[cfg_attr(
-    not(all(perfkit_privileged, perfkit_tools)),
-    ignore = "needs root and Debian's linux-perf; runs as root in `cargo xtask test`"
-)]
 fn stat_counts_like_perf_stat() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["perf"]) {
+        return;
+    }
     let hot = hotspots().to_str().unwrap();
     let out = run(perfkit().args(["stat", "--json", "--", hot, "1"]));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -283,9 +275,8 @@ fn stat_counts_like_perf_stat() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_PERFMON, CAP_BPF); runs as root in `cargo xtask test`")]
 fn stat_of_a_running_process_for_a_duration() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let mut target = Command::new(threads()).arg("5").spawn().unwrap();
     thread::sleep(Duration::from_millis(700));
     let out = run(perfkit().args([

@@ -9,9 +9,8 @@ use std::{
 use crate::util::*;
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     let svg = dir.path().join("flame.svg");
     let folded = dir.path().join("out.folded");
@@ -46,9 +45,8 @@ fn command_profile_has_full_paths_known_shares_and_a_valid_svg() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn pid_profile_for_a_duration() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let mut target = Command::new(hotspots()).arg("20").spawn().unwrap();
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
@@ -69,9 +67,8 @@ fn pid_profile_for_a_duration() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn target_exiting_mid_run_still_writes_a_symbolized_profile() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     // The process exits after 2 s, long before the 60 s duration; its
     // mappings are gone by the time symbols are resolved.
     let mut target = Command::new(hotspots()).arg("2").spawn().unwrap();
@@ -95,9 +92,8 @@ fn target_exiting_mid_run_still_writes_a_symbolized_profile() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn ctrl_c_ends_sampling_and_writes_every_output() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let mut target = Command::new(hotspots()).arg("30").spawn().unwrap();
     let dir = scratch_dir();
     let svg = dir.path().join("flame.svg");
@@ -125,9 +121,8 @@ fn ctrl_c_ends_sampling_and_writes_every_output() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn an_unprivileged_user_profiles_their_own_processes_in_user_mode() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     // As `nobody` with no capabilities, kernel.perf_event_paranoid 2: no
     // eBPF, but perf_event in user mode for their own process, as perf.
     let dir = scratch_dir();
@@ -166,9 +161,8 @@ fn an_unprivileged_user_profiles_their_own_processes_in_user_mode() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn a_command_that_cannot_run_is_a_clear_error() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     let out = run(perfkit()
         .args(["profile", "-o"])
@@ -237,9 +231,8 @@ fn help_has_examples() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn kernel_frames_are_symbolized_and_marked() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     // dd from /dev/zero to /dev/null spends nearly all its time in the read
     // and write system calls.
     let dir = scratch_dir();
@@ -268,9 +261,8 @@ fn kernel_frames_are_symbolized_and_marked() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn inlined_functions_show_as_their_own_frames() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
     let out = run(perfkit()
@@ -290,9 +282,8 @@ fn inlined_functions_show_as_their_own_frames() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn a_full_stack_map_loses_stacks_counts_them_and_keeps_the_samples() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     // One stack map entry: the second distinct stack always collides.
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
@@ -322,9 +313,8 @@ fn a_full_stack_map_loses_stacks_counts_them_and_keeps_the_samples() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn a_full_counts_map_drops_samples_and_says_how_many() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     let out = run(perfkit()
         .args(["profile", "-F", "199", "--counts-map-size", "1", "-o"])
@@ -340,9 +330,8 @@ fn a_full_counts_map_drops_samples_and_says_how_many() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn progress_shows_on_a_terminal_only() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     let cmd = format!(
         "{} profile -o {} -- {} 2",

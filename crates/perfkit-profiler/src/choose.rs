@@ -64,11 +64,12 @@ fn interpreter(data: &[u8]) -> Option<PathBuf> {
 }
 
 fn elf_dynamic_needed(elf: &ElfFile64<'_, object::Endianness>) -> Option<Vec<String>> {
-    use object::read::elf::{Dyn, SectionHeader};
+    use object::read::elf::Dyn;
     let endian = elf.endian();
     let sections = elf.elf_section_table();
-    let (dynamic, index) = sections.dynamic(endian, elf.data()).ok()??;
-    let strings = sections.strings(endian, elf.data(), object::SectionIndex(sections.section(index).ok()?.sh_link(endian) as usize)).ok()?;
+    // The index returned is that of the linked string table.
+    let (dynamic, strings_index) = sections.dynamic(endian, elf.data()).ok()??;
+    let strings = sections.strings(endian, elf.data(), strings_index).ok()?;
     let mut out = Vec::new();
     for d in dynamic {
         if d.d_tag(endian) as u32 == object::elf::DT_NEEDED
@@ -89,4 +90,21 @@ pub(crate) fn without_frame_pointers(paths: &[PathBuf]) -> Vec<String> {
             (verdict(&f) == Verdict::NoFramePointers).then(|| f.name().to_owned())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamic_program_brings_its_loader_and_libraries() {
+        // This test binary is itself a dynamically linked program.
+        let me = std::env::current_exe().unwrap();
+        let files = program_files(&me);
+        let names: Vec<String> =
+            files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(files[0], me);
+        assert!(names.iter().any(|n| n.starts_with("ld-linux")), "{names:?}");
+        assert!(names.iter().any(|n| n == "libc.so.6"), "{names:?}");
+    }
 }

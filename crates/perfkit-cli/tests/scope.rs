@@ -1,0 +1,472 @@
+//! What `perfkit profile` watches: children of a command, the whole
+//! machine, process and thread lists, cgroups, grouping of roots, and the
+//! command's lifecycle (exit status, SIGTERM, SIGKILL), each with a known
+//! answer.
+
+use std::{
+    ffi::OsStr,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::util::*;
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// Samples whose root frame starts with `prefix`.
+fn rooted(folded: &[(String, u64)], prefix: &str) -> u64 {
+    folded.iter().filter(|(s, _)| s.split(';').next().is_some_and(|r| r.starts_with(prefix))).map(|(_, c)| c).sum()
+}
+
+/// The second workload, with functions of its own: tokenize, rasterize and
+/// mix at 3:2:1 under main.
+fn cpphot() -> PathBuf {
+    build_c("g++", "cpphot.cpp", "cpphot-lld", &["-O2", "-fuse-ld=lld"])
+}
+
+/// The five known paths of hotspots and cpphot running side by side on
+/// their own CPUs: each program has half the samples.
+const BOTH: [(&[&str], f64); 5] = [
+    (&["main", "parent_a", "hot_a"], 0.375),
+    (&["main", "parent_b", "hot_b"], 0.125),
+    (&["main", "parse_request", "tokenize"], 0.25),
+    (&["main", "draw_frame", "rasterize"], 0.5 / 3.0),
+    (&["main", "digest", "mix"], 0.5 / 6.0),
+];
+
+/// Runs `perfkit profile` with `args` (sampling options and target),
+/// writing folded stacks; returns them, stderr and the exit code.
+fn profile(args: &[&OsStr]) -> (Vec<(String, u64)>, String, Option<i32>) {
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit().arg("profile").arg("-o").arg(dir.path().join("f.svg")).arg("--folded").arg(&folded).args(args));
+    let stacks = if folded.exists() { read_folded(&folded) } else { Vec::new() };
+    (stacks, stderr(&out), out.status.code())
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(marker) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(bin: &Path, args: &[&str]) -> Reaped {
+    Reaped(Command::new(bin).args(args).stdout(Stdio::null()).spawn().unwrap())
+}
+
+#[test]
+fn children_of_a_shell_are_followed_at_their_known_shares() {
+    let Some(_serial) = privileged() else { return };
+    let (hot, cpp) = (hotspots(), cpphot());
+    let script = format!("{} 3 & {} 3 & wait", hot.display(), cpp.display());
+    for backend in ["ebpf", "perf"] {
+        let (folded, err, code) = profile(&[os("--backend"), os(backend), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        assert_shares(&folded, &BOTH, 0.97);
+        let (h, c) = (rooted(&folded, "hotspots"), rooted(&folded, "cpphot-lld"));
+        assert!(h > 500 && c > 500, "{backend}: hotspots {h}, cpphot {c} samples: {err}");
+    }
+}
+
+#[test]
+fn no_inherit_keeps_only_the_named_process() {
+    let Some(_serial) = privileged() else { return };
+    // The shell itself burns CPU in a loop while its child runs.
+    let script = format!(
+        "{} 2 & i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; wait",
+        hotspots().display()
+    );
+    for backend in ["ebpf", "perf"] {
+        let (folded, err, code) =
+            profile(&[os("--backend"), os(backend), os("--no-inherit"), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let total: u64 = folded.iter().map(|(_, c)| c).sum();
+        assert!(total > 50, "{backend}: the shell's own loop is sampled: {folded:?}");
+        assert_eq!(rooted(&folded, "sh"), total, "{backend}: only the shell: {folded:?}");
+        // With children followed, the child is there too.
+        let (folded, err, _) = profile(&[os("--backend"), os(backend), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
+        assert!(rooted(&folded, "hotspots") > 200, "{backend}: {err}\n{folded:?}");
+    }
+}
+
+#[test]
+fn make_j2_is_dominated_by_the_compiler() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    // Four C files, each slow to optimise.
+    let mut objects = Vec::new();
+    for n in 0..4 {
+        let mut src = String::new();
+        for f in 0..600 {
+            src.push_str(&format!(
+                "int f{n}_{f}(int x) {{ int s = 0; for (int i = 0; i < x; i++) s += (i * {f}) ^ (s >> 3); return s + f{n}_{}(x - 1); }}\n",
+                f.max(1) - 1
+            ));
+        }
+        src = src.replacen(&format!("return s + f{n}_0(x - 1);"), "return s;", 1);
+        fs::write(dir.path().join(format!("u{n}.c")), src).unwrap();
+        objects.push(format!("u{n}.o"));
+    }
+    fs::write(
+        dir.path().join("Makefile"),
+        format!("all: {}\n%.o: %.c\n\tcc -O2 -c $< -o $@\n", objects.join(" ")),
+    )
+    .unwrap();
+    let out = run(perfkit()
+        .current_dir(dir.path())
+        .args(["profile", "-F", "499", "-f", "folded", "-o", "make.folded", "--", "make", "-j2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let folded = read_folded(&dir.path().join("make.folded"));
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let cc1 = rooted(&folded, "cc1");
+    assert!(total > 100, "{folded:?}");
+    assert!(cc1 * 100 >= total * 80, "cc1 has {cc1} of {total} samples");
+}
+
+#[test]
+fn system_wide_sees_two_workloads_at_their_shares() {
+    let Some(_serial) = privileged() else { return };
+    for backend in ["ebpf", "perf"] {
+        let _a = spawn(hotspots(), &["3.5"]);
+        let _b = spawn(&cpphot(), &["3.5"]);
+        thread::sleep(Duration::from_millis(200));
+        // The perf backend walks frame pointers system-wide unless asked
+        // (stack copies of every process cost too much by default), and
+        // says so.
+        let unwind = if backend == "perf" { "dwarf" } else { "auto" };
+        let (folded, err, code) = profile(&[
+            os("--backend"),
+            os(backend),
+            os("--unwind"),
+            os(unwind),
+            os("-a"),
+            os("-F"),
+            os("199"),
+            os("-d"),
+            os("2.5"),
+        ]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        assert_shares(&folded, &BOTH, 0.95);
+        // Idle time is not drawn, and no other process dominates.
+        assert!(!folded.iter().any(|(s, _)| s.contains("do_idle") || s.contains("cpuidle")), "{backend}: idle drawn");
+        let (h, c) = (rooted(&folded, "hotspots"), rooted(&folded, "cpphot-lld"));
+        let total: u64 = folded.iter().map(|(_, c)| c).sum();
+        assert!((h + c) * 100 >= total * 85, "{backend}: the workloads have {h}+{c} of {total}");
+    }
+}
+
+#[test]
+fn an_idle_machine_gives_an_honest_summary() {
+    let Some(_serial) = privileged() else { return };
+    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("99"), os("-d"), os("1")]);
+    // Either a little background work is drawn and the idle time reported,
+    // or nothing ran and that is said.
+    if code == Some(0) {
+        assert!(err.contains("idle:") && err.contains("not drawn"), "{err}");
+        let total: u64 = folded.iter().map(|(_, c)| c).sum();
+        assert!(total < 99, "an idle machine: {total} samples drawn: {folded:?}");
+    } else {
+        assert!(err.contains("CPUs were idle"), "{err}");
+    }
+}
+
+#[test]
+fn a_pid_list_profiles_exactly_those_processes() {
+    let Some(_serial) = privileged() else { return };
+    for backend in ["ebpf", "perf"] {
+        let a = spawn(hotspots(), &["3"]);
+        let b = spawn(&cpphot(), &["3"]);
+        let _other = spawn(&build_c("cc", "samename.c", "samename", &["-O1", "-pthread"]), &["3"]);
+        thread::sleep(Duration::from_millis(100));
+        let list = format!("{},{}", a.0.id(), b.0.id());
+        let (folded, err, code) =
+            profile(&[os("--backend"), os(backend), os("--per-process"), os("-p"), os(&list), os("-F"), os("199"), os("-d"), os("2")]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let (h, c) = (rooted(&folded, &format!("hotspots-{}", a.0.id())), rooted(&folded, &format!("cpphot-lld-{}", b.0.id())));
+        let total: u64 = folded.iter().map(|(_, c)| c).sum();
+        assert!(h > 150 && c > 150, "{backend}: {h} and {c}: {folded:?}");
+        assert_eq!(h + c, total, "{backend}: only the two processes: {folded:?}");
+    }
+}
+
+/// The thread IDs of a process's threads named `name`.
+fn threads_named(pid: u32, name: &str) -> Vec<u32> {
+    let mut tids = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            tids.push(entry.file_name().to_string_lossy().parse().unwrap());
+        }
+    }
+    tids
+}
+
+#[test]
+fn a_tid_profiles_that_thread_alone() {
+    let Some(_serial) = privileged() else { return };
+    for backend in ["ebpf", "perf"] {
+        let target = spawn(&build_c("cc", "samename.c", "samename", &["-O1", "-pthread"]), &["3"]);
+        let pid = target.0.id();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut workers = threads_named(pid, "worker");
+        while workers.len() < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+            workers = threads_named(pid, "worker");
+        }
+        assert_eq!(workers.len(), 2, "two threads named worker");
+        let tid = workers[0].to_string();
+        let (folded, err, code) =
+            profile(&[os("--backend"), os(backend), os("--per-thread"), os("-t"), os(&tid), os("-F"), os("199"), os("-d"), os("1.5")]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let total: u64 = folded.iter().map(|(_, c)| c).sum();
+        let mine = rooted(&folded, &format!("worker-{pid}/{tid};"));
+        let mine = mine + rooted(&folded, &format!("worker-{pid}/{tid}"));
+        assert!(total > 150, "{backend}: {folded:?}");
+        assert_eq!(mine, total, "{backend}: only thread {tid}: {folded:?}");
+        // A thread that does not exist is named in the error.
+        let (_, err, code) = profile(&[os("-t"), os("999999999"), os("-d"), os("1")]);
+        assert_ne!(code, Some(0));
+        assert!(err.contains("999999999"), "{err}");
+    }
+}
+
+#[test]
+fn per_thread_splits_threads_that_share_a_name() {
+    let Some(_serial) = privileged() else { return };
+    let bin = build_c("cc", "samename.c", "samename", &["-O1", "-pthread"]);
+    for backend in ["ebpf", "perf"] {
+        let (folded, err, code) = profile(&[os("--backend"), os(backend), os("--per-thread"), os("-F"), os("199"), bin.as_os_str(), os("2")]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let mut roots: Vec<(&str, u64)> = Vec::new();
+        for (s, c) in &folded {
+            let root = s.split(';').next().unwrap();
+            if root.starts_with("worker-") && s.contains("spin") {
+                match roots.iter_mut().find(|(r, _)| *r == root) {
+                    Some(e) => e.1 += c,
+                    None => roots.push((root, *c)),
+                }
+            }
+        }
+        assert_eq!(roots.len(), 2, "{backend}: two worker roots: {roots:?}");
+        assert!(roots.iter().all(|(_, c)| *c > 150), "{backend}: {roots:?}");
+        // By default they merge under one name.
+        let (folded, _, _) = profile(&[os("--backend"), os(backend), os("-F"), os("199"), bin.as_os_str(), os("1")]);
+        assert!(rooted(&folded, "samename") > 200 && folded.iter().all(|(s, _)| !s.starts_with("worker")), "{folded:?}");
+    }
+}
+
+/// The cgroup v2 mount point, wherever it is (`/sys/fs/cgroup` or, on
+/// hybrid hierarchies, `/sys/fs/cgroup/unified`).
+fn cgroup2_mount() -> PathBuf {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        if right.starts_with("cgroup2 ") {
+            return PathBuf::from(left.split(' ').nth(4).unwrap());
+        }
+    }
+    panic!("no cgroup2 mount: {info}");
+}
+
+struct TempCgroup(PathBuf);
+
+impl Drop for TempCgroup {
+    fn drop(&mut self) {
+        // Move any remaining process out, then remove the group.
+        if let Ok(procs) = fs::read_to_string(self.0.join("cgroup.procs")) {
+            let parent = self.0.parent().unwrap().join("cgroup.procs");
+            for pid in procs.lines() {
+                let _ = fs::write(&parent, pid);
+            }
+        }
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_cgroup_holds_one_workload_and_the_other_is_absent() {
+    let Some(_serial) = privileged() else { return };
+    let mount = cgroup2_mount();
+    let group = TempCgroup(mount.join(format!("perfkit-test-{}", std::process::id())));
+    fs::create_dir(&group.0).unwrap();
+    for backend in ["ebpf", "perf"] {
+        let inside = spawn(hotspots(), &["3"]);
+        let _outside = spawn(&cpphot(), &["3"]);
+        fs::write(group.0.join("cgroup.procs"), inside.0.id().to_string()).unwrap();
+        // The path given relative to the cgroup root, as systemd and
+        // container runtimes name groups.
+        let relative = format!("/{}", group.0.file_name().unwrap().to_string_lossy());
+        for path in [group.0.to_str().unwrap(), relative.as_str()] {
+            let (folded, err, code) =
+                profile(&[os("--backend"), os(backend), os("--cgroup"), os(path), os("-F"), os("199"), os("-d"), os("1")]);
+            assert_eq!(code, Some(0), "{backend} {path}: {err}");
+            let total: u64 = folded.iter().map(|(_, c)| c).sum();
+            assert!(rooted(&folded, "hotspots") > 100, "{backend}: {folded:?}");
+            assert_eq!(rooted(&folded, "hotspots"), total, "{backend}: only the cgroup's process: {folded:?}");
+        }
+        drop(inside);
+    }
+    let (_, err, code) = profile(&[os("--cgroup"), os("/no-such-group-here"), os("-d"), os("1")]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("no-such-group-here"), "{err}");
+}
+
+#[test]
+fn the_command_exit_status_is_passed_on() {
+    let Some(_serial) = privileged() else { return };
+    let script = format!("{} 0.5; exit 3", hotspots().display());
+    for backend in ["ebpf", "perf"] {
+        let (folded, err, code) = profile(&[os("--backend"), os(backend), os("sh"), os("-c"), os(&script)]);
+        assert_eq!(code, Some(3), "{backend}: {err}");
+        assert!(!folded.is_empty(), "{backend}: the outputs are written too");
+    }
+    let out = run(perfkit().args(["stat", "--", "sh", "-c", "exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // Without `--`, like perf stat.
+    let out = run(perfkit().args(["stat", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Not found: 127, as a shell.
+    let (_, err, code) = profile(&[os("no-such-command-perfkit")]);
+    assert_eq!(code, Some(127), "{err}");
+    let out = run(perfkit().args(["stat", "--", "no-such-command-perfkit"]));
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+}
+
+#[test]
+fn stat_of_a_short_command_counts_its_own_time() {
+    let Some(_serial) = privileged() else { return };
+    let out = run(perfkit().args(["stat", "--json", "--", "true"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let task_clock = doc["events"].as_array().unwrap().iter().find(|e| e["event"] == "task-clock").unwrap();
+    let cpus = task_clock["derived"].as_f64().unwrap_or_else(|| panic!("{doc}"));
+    assert!(cpus < 0.7, "`true` cannot use {cpus} CPUs: the clock must start before it runs");
+}
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_and_the_profile_written() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let svg = dir.path().join("f.svg");
+    let marker = format!("perfkit-stubborn-{}", std::process::id());
+    let script = format!("trap '' TERM; {marker}=1; while :; do :; done");
+    let started = Instant::now();
+    let out = run(perfkit().args(["profile", "-d", "1", "-o"]).arg(&svg).args(["--", "bash", "-c", &script, &marker]));
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read_to_string(&svg).unwrap().contains("<svg"), "the SVG is written");
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(processes_with(&marker), Vec::<u32>::new(), "no process left behind");
+}
+
+#[test]
+fn with_output_on_stdout_the_command_writes_to_stderr() {
+    let Some(_serial) = privileged() else { return };
+    let script = format!("echo from-the-command; {} 0.5", hotspots().display());
+    let out = run(perfkit().args(["profile", "-f", "folded", "-o", "-", "--", "sh", "-c", &script]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!stdout.contains("from-the-command"), "{stdout}");
+    assert!(stderr(&out).contains("from-the-command"));
+    assert!(stdout.lines().all(|l| l.rsplit_once(' ').is_some_and(|(_, n)| n.parse::<u64>().is_ok())), "{stdout}");
+}
+
+#[test]
+fn a_target_that_exits_before_the_first_sample_writes_nothing() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let out = run(perfkit().arg("profile").arg("-o").arg(dir.path().join("f.svg")).args(["--", "true"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no samples"), "{}", stderr(&out));
+    assert_no_output(dir.path());
+}
+
+/// Serves on a free port, returning the server and its port.
+fn serve(extra: &[&str]) -> (Reaped, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = perfkit()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "perfkit serve did not listen");
+        thread::sleep(Duration::from_millis(50));
+    }
+    (Reaped(child), port)
+}
+
+/// The status code of a GET.
+fn status_of(port: u16, path: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[test]
+fn go_tool_pprof_pulls_a_profile_from_serve() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["go"]) {
+        return;
+    }
+    let (_server, port) = serve(&[]);
+    let _work = spawn(hotspots(), &["6"]);
+    let dir = scratch_dir();
+    let url = format!("http://127.0.0.1:{port}/debug/pprof/profile?seconds=2");
+    let out = run(Command::new("go").args(["tool", "pprof", "-top", &url]).env("HOME", dir.path()).env("PPROF_TMPDIR", dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let top = String::from_utf8_lossy(&out.stdout);
+    let first = top.lines().skip_while(|l| !l.trim_start().starts_with("flat")).nth(1).unwrap_or_else(|| panic!("{top}"));
+    assert!(first.contains("hot_a"), "hot_a leads go tool pprof -top: {top}");
+    // A process's profile, by pid.
+    let url = format!("http://127.0.0.1:{port}/debug/pprof/profile?seconds=1&pid={}", _work.0.id());
+    let out = run(Command::new("go").args(["tool", "pprof", "-top", &url]).env("HOME", dir.path()).env("PPROF_TMPDIR", dir.path()));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hot_b"), "{}", stderr(&out));
+}
+
+#[test]
+fn serve_bounds_profile_requests() {
+    let Some(_serial) = privileged() else { return };
+    let (_server, port) = serve(&[]);
+    assert_eq!(status_of(port, "/debug/pprof/profile?seconds=100000"), 400);
+    assert_eq!(status_of(port, "/debug/pprof/profile?seconds=abc"), 400);
+    assert_eq!(status_of(port, "/debug/pprof/profile?seconds=1&pid=999999999"), 400);
+    // One profile at a time: a second request while one runs gets 429.
+    let first = thread::spawn(move || status_of(port, "/debug/pprof/profile?seconds=3"));
+    thread::sleep(Duration::from_millis(700));
+    assert_eq!(status_of(port, "/debug/pprof/profile?seconds=1"), 429);
+    assert_eq!(first.join().unwrap(), 200);
+    // And once it is done, the next one runs.
+    assert_eq!(status_of(port, "/debug/pprof/profile?seconds=1"), 200);
+}
