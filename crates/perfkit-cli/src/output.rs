@@ -177,6 +177,7 @@ impl Output {
     /// work, as the module documentation says.
     pub fn create(path: &Path) -> Result<Self> {
         if path == Path::new("-") {
+            check_stdout_open()?;
             return Ok(Output::Stdout);
         }
         let (real, meta) = resolve(path)?;
@@ -243,6 +244,17 @@ pub fn check_stdout_open() -> Result<()> {
     // SAFETY: F_GETFD on descriptor 1 only reads its flags.
     if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
         return Err(anyhow!("standard output is closed"));
+    }
+    // Rust's runtime reopens a closed descriptor 0, 1 or 2 on /dev/null,
+    // read-write, before main: a stdout closed with `>&-` looks like that.
+    // A shell's `> /dev/null` opens it write-only.
+    // SAFETY: F_GETFL on descriptor 1 only reads its status flags.
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    if flags != -1 && flags & libc::O_ACCMODE == libc::O_RDWR {
+        let target = fs::read_link("/proc/self/fd/1").unwrap_or_default();
+        if target == Path::new("/dev/null") {
+            return Err(anyhow!("standard output is closed"));
+        }
     }
     Ok(())
 }

@@ -25,7 +25,6 @@ use serde::Deserialize;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    sync::Semaphore,
 };
 use tower::ServiceExt;
 
@@ -77,7 +76,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     max_profile_seconds: u64,
 
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; beyond it a new connection replaces the
+    /// one idle the longest.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_connections: u32,
 }
@@ -137,12 +137,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     })
 }
 
-/// Accepts connections, at most `max` at a time, each with a header
-/// timeout and an idle timeout.
+/// Accepts connections, serving at most `max` at a time, each with a header
+/// timeout and an idle timeout. At the limit, a new connection takes the
+/// place of the one idle the longest (no request in flight); when every
+/// connection is busy, the new one is closed. So idle or slow clients can
+/// never hold every slot against a scraper.
 async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, max: usize) -> Result<()> {
-    let permits = Arc::new(Semaphore::new(max));
+    let epoch = Instant::now();
+    let live: Arc<std::sync::Mutex<Vec<Arc<Activity>>>> = Arc::default();
     loop {
-        let permit = permits.clone().acquire_owned().await.context("connection limit")?;
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             // Out of descriptors, or a connection reset before accept:
@@ -153,10 +156,37 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, max: 
                 continue;
             }
         };
+        let activity = Arc::new(Activity::default());
+        activity.last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        {
+            let mut live = live.lock().expect("connection list");
+            live.retain(|a| !a.closed.load(Ordering::Relaxed));
+            if live.len() >= max {
+                let idle = live
+                    .iter()
+                    .filter(|a| a.busy.load(Ordering::Relaxed) == 0)
+                    .min_by_key(|a| a.last.load(Ordering::Relaxed))
+                    .cloned();
+                match idle {
+                    Some(oldest) => {
+                        tracing::debug!("connection limit: closing the longest idle connection");
+                        oldest.closed.store(true, Ordering::Relaxed);
+                        oldest.close.notify_one();
+                        live.retain(|a| !Arc::ptr_eq(a, &oldest));
+                    }
+                    None => {
+                        tracing::debug!("connection limit: every connection is busy; new one closed");
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
+            live.push(activity.clone());
+        }
         let app = app.clone();
         tokio::spawn(async move {
-            serve_connection(stream, app).await;
-            drop(permit);
+            serve_connection(stream, app, activity.clone(), epoch).await;
+            activity.closed.store(true, Ordering::Relaxed);
         });
     }
 }
@@ -164,15 +194,17 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, max: 
 /// Activity on one connection.
 #[derive(Default)]
 struct Activity {
-    /// Milliseconds since `epoch` of the last read or write.
+    /// Milliseconds since the server's epoch of the last read or write.
     last: AtomicU64,
     /// Requests in flight.
     busy: AtomicUsize,
+    /// Set when the connection ends or is told to close.
+    closed: std::sync::atomic::AtomicBool,
+    /// Tells the connection to close (to make room at the limit).
+    close: tokio::sync::Notify,
 }
 
-async fn serve_connection(stream: TcpStream, app: axum::Router) {
-    let epoch = Instant::now();
-    let activity = Arc::new(Activity::default());
+async fn serve_connection(stream: TcpStream, app: axum::Router, activity: Arc<Activity>, epoch: Instant) {
     let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone(), epoch });
     let in_flight = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -204,6 +236,7 @@ async fn serve_connection(stream: TcpStream, app: axum::Router) {
             }
         }
         () = idle => tracing::debug!("idle connection closed"),
+        () = activity.close.notified() => tracing::debug!("connection closed to make room"),
     }
 }
 

@@ -17,5 +17,6 @@ mod fidelity;
 mod perf_backend;
 mod profile;
 mod render;
+mod safety;
 mod scope;
 mod sys;

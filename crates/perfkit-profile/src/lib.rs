@@ -462,12 +462,22 @@ pub mod raw {
 }
 
 /// Text for bytes that should be UTF-8 but may not be (a process name): the
-/// valid parts as they are, each invalid byte as `\xNN`, so that names
-/// stay distinct and printable.
+/// valid parts as they are, each invalid byte and each control character
+/// (escape sequences included) as `\xNN`, so that names stay distinct and
+/// are safe wherever they are printed or written.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
@@ -507,6 +517,7 @@ mod escape_tests {
     fn invalid_bytes_and_control_characters_are_escaped() {
         assert_eq!(escape_bytes(b"ok"), "ok");
         assert_eq!(escape_bytes(&[b'h', 0xff, 0xfe, b'g']), "h\\xff\\xfeg");
+        assert_eq!(escape_bytes(b"hog\xff\x1b[7m"), "hog\\xff\\x1b[7m");
         assert_eq!(printable("plain"), "plain");
         assert_eq!(printable("\u{1b}[31mred"), "\\x1b[31mred");
         assert_eq!(printable("a\nb\u{9b}c"), "a\\nb\\xc2\\x9bc");
