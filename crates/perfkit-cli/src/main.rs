@@ -8,6 +8,7 @@ mod render;
 mod serve;
 mod stat;
 mod sys;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Profile(profile::ProfileArgs),
+    Offcpu(profile::OffcpuArgs),
+    Runqlat(tools::RunqlatArgs),
+    Biolatency(tools::BiolatencyArgs),
+    Biosnoop(tools::BiosnoopArgs),
+    Syscount(tools::SyscountArgs),
+    Execsnoop(tools::ExecsnoopArgs),
+    Opensnoop(tools::OpensnoopArgs),
+    Tcplife(tools::TcplifeArgs),
+    Tcpretrans(tools::TcpretransArgs),
     Flamegraph(render::FlamegraphArgs),
     Diff(render::DiffArgs),
     Convert(render::ConvertArgs),
@@ -56,6 +66,15 @@ fn main() -> ExitCode {
     let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Profile(args) => profile::run(args),
+        Command::Offcpu(args) => profile::run_offcpu(args),
+        Command::Runqlat(args) => tools::runqlat(args),
+        Command::Biolatency(args) => tools::biolatency(args),
+        Command::Biosnoop(args) => tools::biosnoop(args),
+        Command::Syscount(args) => tools::syscount(args),
+        Command::Execsnoop(args) => tools::execsnoop(args),
+        Command::Opensnoop(args) => tools::opensnoop(args),
+        Command::Tcplife(args) => tools::tcplife(args),
+        Command::Tcpretrans(args) => tools::tcpretrans(args),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),
         Command::Diff(args) => ok(render::diff(args)),
         Command::Convert(args) => ok(render::convert(args)),

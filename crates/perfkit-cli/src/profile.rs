@@ -57,63 +57,15 @@ keep secrets out of a graph you share.";
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ProfileArgs {
-    /// Processes to profile (all their threads), comma-separated.
-    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list, group = "target")]
-    pid: Option<IdList>,
-
-    /// Threads to profile, comma-separated.
-    #[arg(short, long, value_name = "TID[,TID...]", value_parser = parse_pid_list, group = "target")]
-    tid: Option<IdList>,
-
-    /// The whole machine: every process and the kernel's own threads.
-    #[arg(short, long = "all-cpus", group = "target")]
-    all_cpus: bool,
-
-    /// A cgroup v2 group (a container, a systemd service): a directory of
-    /// the cgroup v2 file system or a path below its root.
-    #[arg(long, value_name = "PATH", group = "target")]
-    cgroup: Option<PathBuf>,
-
-    /// Profile only the named processes, not the processes they start.
-    #[arg(long)]
-    no_inherit: bool,
-
-    /// One root frame per process (name-PID) instead of per process name.
-    #[arg(long, conflicts_with = "per_thread")]
-    per_process: bool,
-
-    /// One root frame per thread (name-PID/TID).
-    #[arg(long)]
-    per_thread: bool,
+    #[command(flatten)]
+    target: TargetArgs,
 
     /// Samples per second, per CPU.
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     frequency: u64,
 
-    /// Stop after this long: seconds, or with a unit (500ms, 10s, 2m).
-    /// Without it, sampling runs until Ctrl-C or the target exits.
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
-    duration: Option<Duration>,
-
-    /// Where to write the profile; `-` for standard output. Default: the
-    /// format's usual name (flame.svg, profile.folded, profile.pb.gz,
-    /// profile.json).
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-
-    /// Output format: svg (flame graph), folded (FlameGraph, inferno), pprof
-    /// (go tool pprof, Pyroscope, Parca) or json (perfkit's schema).
-    #[arg(short, long, value_name = "FORMAT", default_value = "svg")]
-    format: OutputFormat,
-
-    /// Also write the stacks in the folded format (FlameGraph, inferno).
-    #[arg(long, value_name = "FILE")]
-    folded: Option<PathBuf>,
-
-    /// The flame graph's title (default: "perfkit profile: " and the
-    /// command line).
-    #[arg(long, value_name = "TEXT")]
-    title: Option<String>,
+    #[command(flatten)]
+    out: OutputArgs,
 
     /// Also measure off-CPU time (blocked threads), and draw on- and
     /// off-CPU time in one graph, in microseconds (eBPF backend).
@@ -142,6 +94,85 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "BYTES", default_value_t = perfkit_perf::DEFAULT_STACK_BYTES, value_parser = clap::value_parser!(u32).range(8..=65528))]
     stack_size: u32,
 
+    #[command(flatten)]
+    maps: MapArgs,
+
+    /// Command to run and profile until it exits (`--` before it is needed
+    /// only when its first word starts with `-`).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, group = "target")]
+    command: Vec<OsString>,
+}
+
+/// What to profile, shared by `profile` and `offcpu`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Processes to profile (all their threads), comma-separated.
+    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list, group = "target")]
+    pid: Option<IdList>,
+
+    /// Threads to profile, comma-separated.
+    #[arg(short, long, value_name = "TID[,TID...]", value_parser = parse_pid_list, group = "target")]
+    tid: Option<IdList>,
+
+    /// The whole machine: every process and the kernel's own threads.
+    #[arg(short, long = "all-cpus", group = "target")]
+    all_cpus: bool,
+
+    /// A cgroup v2 group (a container, a systemd service): a directory of
+    /// the cgroup v2 file system or a path below its root.
+    #[arg(long, value_name = "PATH", group = "target")]
+    cgroup: Option<PathBuf>,
+
+    /// Profile only the named processes, not the processes they start.
+    #[arg(long)]
+    no_inherit: bool,
+
+    /// One root frame per process (name-PID) instead of per process name.
+    #[arg(long, conflicts_with = "per_thread")]
+    per_process: bool,
+
+    /// One root frame per thread (name-PID/TID).
+    #[arg(long)]
+    per_thread: bool,
+}
+
+/// Where the profile goes and when sampling ends, shared by `profile` and
+/// `offcpu`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Stop after this long: seconds, or with a unit (500ms, 10s, 2m).
+    /// Without it, sampling runs until Ctrl-C or the target exits.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// Where to write the profile; `-` for standard output. Default: the
+    /// format's usual name (flame.svg, profile.folded, profile.pb.gz,
+    /// profile.json).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Output format: svg (flame graph), folded (FlameGraph, inferno), pprof
+    /// (go tool pprof, Pyroscope, Parca) or json (perfkit's schema).
+    #[arg(short, long, value_name = "FORMAT", default_value = "svg")]
+    format: OutputFormat,
+
+    /// Also write the stacks in the folded format (FlameGraph, inferno).
+    #[arg(long, value_name = "FILE")]
+    folded: Option<PathBuf>,
+
+    /// The flame graph's title (default: the command's name and the
+    /// command line).
+    #[arg(long, value_name = "TEXT")]
+    title: Option<String>,
+
+    /// Functions to list in the summary.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+}
+
+/// Sizes of the eBPF backend's maps, shared by `profile` and `offcpu`.
+#[derive(Debug, Args)]
+pub struct MapArgs {
     /// Distinct stacks the eBPF backend keeps at most (memory is used as
     /// stacks appear).
     #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_STACK_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
@@ -154,15 +185,85 @@ pub struct ProfileArgs {
     /// Unwind table rows the eBPF backend holds (8 bytes each).
     #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_TABLE_ROWS, value_parser = clap::value_parser!(u32).range(1024..))]
     table_rows: u32,
+}
 
-    /// Functions to list in the summary.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    top: usize,
+const OFFCPU_EXAMPLES: &str = "\
+Examples:
+  perfkit offcpu -p 1234 -d 10                 # offcpu.svg: where it blocks
+  perfkit offcpu --min-block 1ms -- ./server   # blocks of 1 ms or more
+  perfkit offcpu -a -d 5 --state uninterruptible -f folded -o d-state.folded
+  perfkit offcpu --cgroup /system.slice/nginx.service -d 30 -f pprof -o off.pb.gz
 
-    /// Command to run and profile until it exits (`--` before it is needed
-    /// only when its first word starts with `-`).
+Like bcc's offcputime: the stacks (user and kernel) of threads as they
+block, weighted by the time until they run again, in microseconds. Unlike
+it, user stacks are complete without frame pointers, and the graph is drawn
+directly. Bare numbers for --min-block/--max-block are microseconds, as in
+bcc. Needs the eBPF backend (root, or CAP_BPF and CAP_PERFMON).";
+
+/// Off-CPU time flame graph: where threads block, and for how long.
+///
+/// Records the stacks of selected threads as they leave the CPU to wait
+/// (sleep, I/O, locks) and adds the time until they run again, in
+/// microseconds. Writes an SVG ("Off-CPU Time", a cool palette), folded
+/// stacks, pprof or JSON.
+#[derive(Debug, Args)]
+#[command(after_help = OFFCPU_EXAMPLES)]
+pub struct OffcpuArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+
+    #[command(flatten)]
+    out: OutputArgs,
+
+    /// Leave out blocks shorter than this (microseconds, or with a unit:
+    /// 1ms).
+    #[arg(short = 'm', long, value_name = "TIME", value_parser = parse_block_time)]
+    min_block: Option<Duration>,
+
+    /// Leave out blocks longer than this (microseconds, or with a unit).
+    #[arg(short = 'M', long, value_name = "TIME", value_parser = parse_block_time)]
+    max_block: Option<Duration>,
+
+    /// Thread states to count, comma-separated: interruptible (sleeps,
+    /// waits for events), uninterruptible (disk I/O, some locks),
+    /// preempted (runnable, waiting for a CPU).
+    #[arg(long, value_name = "STATE[,STATE...]", value_delimiter = ',', default_value = "interruptible,uninterruptible")]
+    state: Vec<StateArg>,
+
+    /// Stack walking: auto (unwind tables in the kernel), fp or dwarf.
+    #[arg(long, value_enum, default_value_t)]
+    unwind: UnwindArg,
+
+    #[command(flatten)]
+    maps: MapArgs,
+
+    /// Command to run and watch until it exits.
     #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, group = "target")]
     command: Vec<OsString>,
+}
+
+/// `--state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// TASK_INTERRUPTIBLE: sleeping until an event.
+    Interruptible,
+    /// TASK_UNINTERRUPTIBLE: disk I/O, some locks.
+    Uninterruptible,
+    /// Preempted: runnable, waiting for a CPU.
+    Preempted,
+}
+
+/// A block time: bare numbers are microseconds (bcc's unit), or a duration
+/// with a unit (`1ms`, `2s`).
+pub(crate) fn parse_block_time(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(us) = t.parse::<u64>() {
+        return Ok(Duration::from_micros(us));
+    }
+    if let Some(us) = t.strip_suffix("us").or_else(|| t.strip_suffix("µs")) {
+        return us.trim().parse::<u64>().map(Duration::from_micros).map_err(|_| format!("{s:?} is not a time"));
+    }
+    parse_duration(t)
 }
 
 /// `--backend`.
@@ -240,7 +341,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 impl ProfileArgs {
     fn options(&self) -> Options {
-        let mut o = Options::default();
+        let mut o = self.target.options(&self.maps);
         o.frequency_hz = Some(self.frequency);
         o.off_cpu = self.off_cpu.then(OffCpu::default);
         o.backend = match self.backend {
@@ -248,11 +349,7 @@ impl ProfileArgs {
             BackendArg::Ebpf => BackendChoice::Ebpf,
             BackendArg::Perf => BackendChoice::Perf,
         };
-        o.unwind = match self.unwind {
-            UnwindArg::Auto => UnwindChoice::Auto,
-            UnwindArg::Fp => UnwindChoice::FramePointers,
-            UnwindArg::Dwarf => UnwindChoice::Dwarf,
-        };
+        o.unwind = self.unwind.choice();
         o.event = match self.event {
             EventArg::CpuClock => SampleEvent::CpuClock,
             EventArg::TaskClock => SampleEvent::TaskClock,
@@ -260,6 +357,44 @@ impl ProfileArgs {
             EventArg::Instructions => SampleEvent::Instructions,
         };
         o.stack_bytes = self.stack_size.next_multiple_of(8).min(65528);
+        o
+    }
+}
+
+impl UnwindArg {
+    fn choice(self) -> UnwindChoice {
+        match self {
+            UnwindArg::Auto => UnwindChoice::Auto,
+            UnwindArg::Fp => UnwindChoice::FramePointers,
+            UnwindArg::Dwarf => UnwindChoice::Dwarf,
+        }
+    }
+}
+
+impl OffcpuArgs {
+    fn options(&self) -> Options {
+        let mut o = self.target.options(&self.maps);
+        o.frequency_hz = None;
+        let mut off = OffCpu::default();
+        if let Some(min) = self.min_block {
+            off.min_block = min;
+        }
+        if let Some(max) = self.max_block {
+            off.max_block = max;
+        }
+        off.interruptible = self.state.contains(&StateArg::Interruptible);
+        off.uninterruptible = self.state.contains(&StateArg::Uninterruptible);
+        off.preempted = self.state.contains(&StateArg::Preempted);
+        o.off_cpu = Some(off);
+        o.backend = BackendChoice::Ebpf;
+        o.unwind = self.unwind.choice();
+        o
+    }
+}
+
+impl TargetArgs {
+    fn options(&self, maps: &MapArgs) -> Options {
+        let mut o = Options::default();
         o.grouping = if self.per_thread {
             Grouping::PerThread
         } else if self.per_process {
@@ -267,13 +402,13 @@ impl ProfileArgs {
         } else {
             Grouping::Process
         };
-        o.stack_entries = self.stack_map_size;
-        o.counts_entries = self.counts_map_size;
-        o.table_rows = self.table_rows;
+        o.stack_entries = maps.stack_map_size;
+        o.counts_entries = maps.counts_map_size;
+        o.table_rows = maps.table_rows;
         o
     }
 
-    fn target(&self, to_stdout: bool) -> Result<Target> {
+    fn target(&self, command: &[OsString], to_stdout: bool) -> Result<Target> {
         let target = if let Some(IdList(pids)) = &self.pid {
             Target::pids(pids)?
         } else if let Some(IdList(tids)) = &self.tid {
@@ -282,13 +417,20 @@ impl ProfileArgs {
             Target::all()
         } else if let Some(c) = &self.cgroup {
             Target::cgroup(c)?
-        } else if !self.command.is_empty() {
-            Target::command(&self.command, to_stdout)?
+        } else if !command.is_empty() {
+            Target::command(command, to_stdout)?
         } else {
-            bail!("nothing to profile: give -p PID, -t TID, -a, --cgroup PATH or a command (see --help)")
+            bail!("nothing to watch: give -p PID, -t TID, -a, --cgroup PATH or a command (see --help)")
         };
         Ok(target.follow_children(!self.no_inherit))
     }
+}
+
+/// Which command a run is: on-CPU profile, or off-CPU time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Profile,
+    OffCpu,
 }
 
 /// Why sampling stopped, for the summary.
@@ -305,8 +447,31 @@ fn why(end: EndReason, command: Option<perfkit_target::ExitStatus>) -> String {
 }
 
 pub fn run(args: ProfileArgs) -> Result<ExitCode> {
+    let options = args.options();
+    run_kind(Kind::Profile, &args.target, &args.out, &options, &args.command)
+}
+
+/// `perfkit offcpu`.
+pub fn run_offcpu(args: OffcpuArgs) -> Result<ExitCode> {
+    if args.state.is_empty() {
+        bail!("--state needs at least one of interruptible, uninterruptible, preempted");
+    }
+    if let (Some(min), Some(max)) = (args.min_block, args.max_block)
+        && min > max
+    {
+        bail!("--min-block ({min:?}) is above --max-block ({max:?})");
+    }
+    let options = args.options();
+    run_kind(Kind::OffCpu, &args.target, &args.out, &options, &args.command)
+}
+
+fn run_kind(kind: Kind, target: &TargetArgs, args: &OutputArgs, options: &Options, command: &[OsString]) -> Result<ExitCode> {
     // Fail on unwritable outputs before anything runs.
-    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(args.format.default_file_name()));
+    let default_name = match (kind, args.format) {
+        (Kind::OffCpu, OutputFormat::Svg) => "offcpu.svg",
+        _ => args.format.default_file_name(),
+    };
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(default_name));
     let to_stdout = output == Path::new("-");
     if to_stdout {
         crate::output::check_stdout_open()?;
@@ -314,11 +479,8 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     let main_out = Output::create(&output)?;
     let folded_out = args.folded.as_deref().map(Output::create).transpose()?;
 
-    let target = match args.target(to_stdout) {
-        Ok(t) => t,
-        Err(e) => return Err(e),
-    };
-    let mut session = match Profiler::start(target, &args.options()) {
+    let target = target.target(command, to_stdout)?;
+    let mut session = match Profiler::start(target, options) {
         Ok(s) => s,
         Err(perfkit_profiler::ProfileError::Target(TargetError::Exec { program, source })) => {
             // As a shell: 127 for a command not found, 126 for one that
@@ -350,6 +512,9 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
         }
         let elapsed = profile.meta.duration.as_secs_f64();
         let what = if watched.is_empty() { description.clone() } else { list(&watched) };
+        if kind == Kind::OffCpu {
+            bail!("no off-CPU time: {what} did not block (in the states asked for) during the {elapsed:.1} s; nothing written");
+        }
         if end == EndReason::TargetExited && elapsed < 0.05 {
             bail!("no samples: {what} exited before the first sample; nothing written");
         }
@@ -359,8 +524,14 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
         bail!("no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling; nothing written");
     }
 
-    let title = args.title.clone().unwrap_or_else(|| format!("perfkit profile: {}", profile.meta.command));
+    let title = args.title.clone().unwrap_or_else(|| match kind {
+        Kind::Profile => format!("perfkit profile: {}", profile.meta.command),
+        Kind::OffCpu => format!("Off-CPU Time: {}", profile.meta.command),
+    });
     let mut svg_options = SvgOptions::new(title);
+    if kind == Kind::OffCpu {
+        svg_options.palette = perfkit_flamegraph::parse_palette("io").map_err(anyhow::Error::msg)?;
+    }
     svg_options.subtitle = Some(subtitle(&profile));
     if profile.meta.unit != CountUnit::Samples {
         svg_options.count_name = profile.meta.unit.name().to_owned();
@@ -383,10 +554,11 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     let total = profile.total_samples();
     let m = &profile.meta;
     let unit = m.unit.name();
+    let rate = if m.frequency_hz > 0 { format!(" at {} Hz", m.frequency_hz) } else { String::new() };
     eprintln!(
-        "{total} {unit} in {:.2} s at {} Hz ({}); {} unique stacks, {} process{}",
+        "{total} {unit}{} in {:.2} s{rate} ({}); {} unique stacks, {} process{}",
+        if kind == Kind::OffCpu { " off CPU" } else { "" },
         m.duration.as_secs_f64(),
-        m.frequency_hz,
         why(end, command_status),
         profile.folded_counts().len(),
         processes,
@@ -404,7 +576,7 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     }
     let _ = bytes_from_kernel;
     if args.top > 0 && total > 0 {
-        eprintln!("top functions by self time:");
+        eprintln!("{}", if kind == Kind::OffCpu { "top functions by off-CPU time:" } else { "top functions by self time:" });
         for f in profile.top_self(args.top) {
             eprintln!("  {:>6.2}%  {:>8}  {}", 100.0 * f.count as f64 / total as f64, f.count, printable(&f.name));
         }
@@ -510,13 +682,10 @@ fn progress_bar() -> ProgressBar {
 
 fn subtitle(profile: &Profile) -> String {
     let m = &profile.meta;
-    let mut s = format!(
-        "{} {} in {:.1} s at {} Hz",
-        profile.total_samples(),
-        m.unit.name(),
-        m.duration.as_secs_f64(),
-        m.frequency_hz
-    );
+    let mut s = format!("{} {} in {:.1} s", profile.total_samples(), m.unit.name(), m.duration.as_secs_f64());
+    if m.frequency_hz > 0 {
+        s.push_str(&format!(" at {} Hz", m.frequency_hz));
+    }
     if m.lost_stacks > 0 || m.dropped_samples > 0 {
         s.push_str(&format!(", {} stacks lost, {} samples dropped", m.lost_stacks, m.dropped_samples));
     }
@@ -541,20 +710,20 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&["-p", "42"]).unwrap();
-        assert_eq!(a.pid, Some(IdList(vec![42])));
+        assert_eq!(a.target.pid, Some(IdList(vec![42])));
         assert_eq!(a.frequency, 99);
-        assert_eq!(a.duration, None);
-        assert_eq!(a.output, None);
-        assert_eq!(a.format, OutputFormat::Svg);
-        assert!(a.folded.is_none());
-        assert!(!a.no_inherit);
+        assert_eq!(a.out.duration, None);
+        assert_eq!(a.out.output, None);
+        assert_eq!(a.out.format, OutputFormat::Svg);
+        assert!(a.out.folded.is_none());
+        assert!(!a.target.no_inherit);
     }
 
     #[test]
     fn command_with_or_without_double_dash() {
         let a = parse(&["-F", "199", "-d", "2.5", "--", "sleep", "-x", "1"]).unwrap();
         assert_eq!(a.command, vec![OsString::from("sleep"), "-x".into(), "1".into()]);
-        assert_eq!(a.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(a.out.duration, Some(Duration::from_millis(2500)));
         let b = parse(&["-F", "199", "make", "-j2", "all"]).unwrap();
         assert_eq!(b.command, vec![OsString::from("make"), "-j2".into(), "all".into()]);
         assert_eq!(b.frequency, 199);
@@ -562,9 +731,9 @@ mod tests {
 
     #[test]
     fn target_lists_and_scopes() {
-        assert_eq!(parse(&["-p", "1,2,3"]).unwrap().pid, Some(IdList(vec![1, 2, 3])));
-        assert_eq!(parse(&["-t", "7"]).unwrap().tid, Some(IdList(vec![7])));
-        assert!(parse(&["-a"]).unwrap().all_cpus);
+        assert_eq!(parse(&["-p", "1,2,3"]).unwrap().target.pid, Some(IdList(vec![1, 2, 3])));
+        assert_eq!(parse(&["-t", "7"]).unwrap().target.tid, Some(IdList(vec![7])));
+        assert!(parse(&["-a"]).unwrap().target.all_cpus);
         assert!(parse(&["-p", "1", "-a"]).is_err(), "one target at a time");
         assert!(parse(&["-p", "1", "--", "true"]).is_err());
         assert!(parse(&["--per-process", "--per-thread", "-a"]).is_err());
@@ -588,6 +757,29 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn offcpu_options() {
+        #[derive(Debug, Parser)]
+        struct Off {
+            #[command(flatten)]
+            args: OffcpuArgs,
+        }
+        let parse = |args: &[&str]| Off::try_parse_from(std::iter::once("offcpu").chain(args.iter().copied())).map(|c| c.args);
+        let a = parse(&["-p", "7", "--min-block", "1000", "-M", "2s", "--state", "uninterruptible"]).unwrap();
+        assert_eq!(a.min_block, Some(Duration::from_millis(1)));
+        assert_eq!(a.max_block, Some(Duration::from_secs(2)));
+        assert_eq!(a.state, vec![StateArg::Uninterruptible]);
+        let o = a.options();
+        assert_eq!(o.frequency_hz, None);
+        let off = o.off_cpu.unwrap();
+        assert!(off.uninterruptible && !off.interruptible && !off.preempted);
+        let b = parse(&["--", "sleep", "1"]).unwrap();
+        assert_eq!(b.state, vec![StateArg::Interruptible, StateArg::Uninterruptible]);
+        assert!(parse(&["-p", "1", "--state", "asleep"]).is_err());
+        assert_eq!(parse_block_time("250").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_block_time("5ms").unwrap(), Duration::from_millis(5));
     }
 
     #[test]

@@ -76,10 +76,138 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     max_profile_seconds: u64,
 
+    /// eBPF probes to keep loaded and export, comma-separated: runqlat
+    /// (run-queue latency histogram), biolatency (block I/O latency per
+    /// disk), syscount (calls, errors and time per syscall), tcpretrans
+    /// (retransmissions by TCP state).
+    #[arg(long, value_name = "PROBE[,PROBE...]", value_delimiter = ',', value_enum)]
+    probes: Vec<ProbeArg>,
+
+    /// With --probes runqlat: one histogram per cgroup v2 group (bounded by
+    /// the number of groups), instead of one for the machine.
+    #[arg(long)]
+    probe_per_cgroup: bool,
+
     /// Connections served at once; beyond it a new connection replaces the
     /// one idle the longest.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_connections: u32,
+}
+
+/// `--probes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeArg {
+    /// Run-queue latency.
+    Runqlat,
+    /// Block I/O latency per disk.
+    Biolatency,
+    /// Syscall counts, errors and time.
+    Syscount,
+    /// TCP retransmissions.
+    Tcpretrans,
+}
+
+/// The eBPF probes `serve` keeps loaded.
+#[derive(Default)]
+struct Probes {
+    runqlat: Option<std::sync::Mutex<perfkit_probes::tools::Runqlat>>,
+    bio: Option<std::sync::Mutex<perfkit_probes::tools::BlockIo>>,
+    syscount: Option<std::sync::Mutex<perfkit_probes::tools::Syscount>>,
+    retrans: Option<std::sync::Mutex<perfkit_probes::tools::TcpRetrans>>,
+    per_cgroup: bool,
+}
+
+impl Probes {
+    fn start(args: &ServeArgs) -> Result<Self> {
+        use perfkit_probes::tools::*;
+        let mut p = Probes { per_cgroup: args.probe_per_cgroup, ..Probes::default() };
+        for probe in &args.probes {
+            match probe {
+                ProbeArg::Runqlat => {
+                    let per = if args.probe_per_cgroup { RunqlatPer::Cgroup } else { RunqlatPer::All };
+                    p.runqlat = Some(Runqlat::start(None, per).context("loading the runqlat probe")?.into());
+                }
+                ProbeArg::Biolatency => {
+                    let mut c = BlockIoConfig::default();
+                    c.histograms = true;
+                    c.per_disk = true;
+                    p.bio = Some(BlockIo::start(c).context("loading the biolatency probe")?.into());
+                }
+                ProbeArg::Syscount => {
+                    let mut c = SyscountConfig::default();
+                    c.latency = true;
+                    p.syscount = Some(Syscount::start(c).context("loading the syscount probe")?.into());
+                }
+                ProbeArg::Tcpretrans => {
+                    p.retrans = Some(TcpRetrans::start().context("loading the tcpretrans probe")?.into());
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The probes' metrics in the text exposition format.
+    fn render(&self, out: &mut String) -> Result<()> {
+        use perfkit_probes::tools::exposition::{header, histogram, label_value};
+        use std::fmt::Write as _;
+        let mut lost: Vec<(&str, perfkit_probes::tools::ToolStats)> = Vec::new();
+        if let Some(r) = &self.runqlat {
+            let r = r.lock().expect("probe lock");
+            header(out, "perfkit_runqueue_latency_seconds", "histogram", "Time runnable threads waited for a CPU (runqlat).");
+            for h in r.histograms()? {
+                let labels = if self.per_cgroup { format!("cgroup_id=\"{}\"", h.id) } else { String::new() };
+                histogram(out, "perfkit_runqueue_latency_seconds", &labels, &h);
+            }
+            lost.push(("runqlat", r.stats()?));
+        }
+        if let Some(b) = &self.bio {
+            let b = b.lock().expect("probe lock");
+            header(out, "perfkit_block_io_latency_seconds", "histogram", "Block I/O latency from issue to completion, per disk (biolatency).");
+            for h in b.histograms()? {
+                let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
+                let name = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
+                    .ok()
+                    .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_owned)))
+                    .unwrap_or_else(|| format!("{major}:{minor}"));
+                histogram(out, "perfkit_block_io_latency_seconds", &format!("disk=\"{}\"", label_value(&name)), &h);
+            }
+            lost.push(("biolatency", b.stats()?));
+        }
+        if let Some(sc) = &self.syscount {
+            let sc = sc.lock().expect("probe lock");
+            let counts = sc.counts()?;
+            header(out, "perfkit_syscalls_total", "counter", "System calls made, per syscall (syscount).");
+            for c in &counts {
+                let _ = writeln!(out, "perfkit_syscalls_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.count);
+            }
+            header(out, "perfkit_syscall_errors_total", "counter", "System calls that failed, per syscall.");
+            for c in &counts {
+                let _ = writeln!(out, "perfkit_syscall_errors_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.errors);
+            }
+            header(out, "perfkit_syscall_seconds_total", "counter", "Time spent in system calls, per syscall.");
+            for c in &counts {
+                let _ = writeln!(out, "perfkit_syscall_seconds_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.total_ns as f64 / 1e9);
+            }
+            lost.push(("syscount", sc.stats()?));
+        }
+        if let Some(t) = &self.retrans {
+            let t = t.lock().expect("probe lock");
+            header(out, "perfkit_tcp_retransmits_total", "counter", "TCP segments retransmitted, by the socket's TCP state (tcpretrans).");
+            for (state, n) in t.counts()? {
+                let _ = writeln!(out, "perfkit_tcp_retransmits_total{{state=\"{state}\"}} {n}");
+            }
+            lost.push(("tcpretrans", t.stats()?));
+        }
+        if !lost.is_empty() {
+            header(out, "perfkit_probe_lost_total", "counter", "Events a probe could not record, by probe and reason.");
+            for (probe, s) in lost {
+                for (reason, n) in [("ring_full", s.ring_full), ("starts_lost", s.starts_lost), ("updates_lost", s.updates_lost)] {
+                    let _ = writeln!(out, "perfkit_probe_lost_total{{probe=\"{probe}\",reason=\"{reason}\"}} {n}");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A client must send a request's headers within this time.
@@ -89,6 +217,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct AppState {
     args: ServeArgs,
+    /// eBPF probes loaded for the server's life.
+    probes: Probes,
     /// One profile at a time.
     profiling: tokio::sync::Mutex<()>,
 }
@@ -106,7 +236,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let local = listener.local_addr()?;
         eprintln!("serving metrics at http://{local}/metrics and profiles at http://{local}/debug/pprof/profile (Ctrl-C stops)");
         let max_connections = args.max_connections as usize;
-        let state = Arc::new(AppState { args, profiling: tokio::sync::Mutex::new(()) });
+        let probes = Probes::start(&args)?;
+        let state = Arc::new(AppState { args, probes, profiling: tokio::sync::Mutex::new(()) });
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
             .route("/debug/pprof/profile", axum::routing::get(profile))
@@ -297,7 +428,12 @@ impl AsyncWrite for Tracked {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let result = tokio::task::spawn_blocking(move || collect(&state.args)).await;
+    let result = tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut text = collect(&state.args)?;
+        state.probes.render(&mut text)?;
+        Ok(text)
+    })
+    .await;
     match result {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], text).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response(),

@@ -33,6 +33,88 @@ pub mod names {
     /// Tracepoint sched:sched_switch: off-CPU time.
     pub const OFF_CPU_PROGRAM: &str = "off_cpu_switch";
 
+    /// runqlat: sched_wakeup, sched_wakeup_new, sched_switch.
+    pub const RUNQ_WAKEUP_PROGRAM: &str = "runq_wakeup";
+    /// runqlat: sched_wakeup_new.
+    pub const RUNQ_WAKEUP_NEW_PROGRAM: &str = "runq_wakeup_new";
+    /// runqlat: sched_switch.
+    pub const RUNQ_SWITCH_PROGRAM: &str = "runq_switch";
+    /// biolatency, biosnoop: block:block_rq_insert.
+    pub const BIO_INSERT_PROGRAM: &str = "bio_insert";
+    /// block:block_rq_issue.
+    pub const BIO_ISSUE_PROGRAM: &str = "bio_issue";
+    /// block:block_rq_complete.
+    pub const BIO_COMPLETE_PROGRAM: &str = "bio_complete";
+    /// syscount: raw_syscalls:sys_enter.
+    pub const SYS_ENTER_PROGRAM: &str = "sys_enter_count";
+    /// syscount: raw_syscalls:sys_exit.
+    pub const SYS_EXIT_PROGRAM: &str = "sys_exit_count";
+    /// The syscall-name reader (raw_syscalls:sys_enter, one thread).
+    pub const SYSCALL_NAMES_PROGRAM: &str = "syscall_names";
+    /// execsnoop: syscalls:sys_enter_execve.
+    pub const EXEC_ENTER_PROGRAM: &str = "exec_enter";
+    /// execsnoop: syscalls:sys_enter_execveat.
+    pub const EXECAT_ENTER_PROGRAM: &str = "execat_enter";
+    /// execsnoop: syscalls:sys_exit_execve and sys_exit_execveat.
+    pub const EXEC_EXIT_PROGRAM: &str = "exec_exit";
+    /// opensnoop: syscalls:sys_enter_openat.
+    pub const OPENAT_ENTER_PROGRAM: &str = "openat_enter";
+    /// opensnoop: syscalls:sys_enter_open.
+    pub const OPEN_ENTER_PROGRAM: &str = "open_enter";
+    /// opensnoop: syscalls:sys_exit_open and sys_exit_openat.
+    pub const OPEN_EXIT_PROGRAM: &str = "open_exit";
+    /// tcplife: sock:inet_sock_set_state.
+    pub const TCP_STATE_PROGRAM: &str = "tcp_state";
+    /// tcpretrans: tcp:tcp_retransmit_skb.
+    pub const TCP_RETRANS_PROGRAM: &str = "tcp_retrans";
+
+    /// Global [`ToolConfig`](super::tools::ToolConfig).
+    pub const TOOL_CONFIG: &str = "TOOL_CONFIG";
+    /// Global [`ToolOffsets`](super::tools::ToolOffsets).
+    pub const TOOL_OFFSETS: &str = "TOOL_OFFSETS";
+    /// Global [`BlockFields`](super::tools::BlockFields).
+    pub const BLOCK_FIELDS: &str = "BLOCK_FIELDS";
+    /// Global [`SockFields`](super::tools::SockFields).
+    pub const SOCK_FIELDS: &str = "SOCK_FIELDS";
+    /// Hash map from [`HistKey`](super::tools::HistKey) to a count:
+    /// runqlat.
+    pub const RUNQ_HIST: &str = "RUNQ_HIST";
+    /// Hash map from a thread id to when it was enqueued.
+    pub const RUNQ_START: &str = "RUNQ_START";
+    /// biolatency histograms.
+    pub const BIO_HIST: &str = "BIO_HIST";
+    /// I/O in flight.
+    pub const BIO_START: &str = "BIO_START";
+    /// biosnoop events.
+    pub const BIO_EVENTS: &str = "BIO_EVENTS";
+    /// syscount counters.
+    pub const SYS_COUNTS: &str = "SYS_COUNTS";
+    /// syscount: when each thread entered its syscall.
+    pub const SYS_START: &str = "SYS_START";
+    /// Syscall names, by number.
+    pub const SYSCALL_NAMES: &str = "SYSCALL_NAMES";
+    /// The syscall-name reader's request.
+    pub const SYSCALL_NAMES_REQUEST: &str = "SYSCALL_NAMES_REQUEST";
+    /// Code bytes the syscall-name reader copied.
+    pub const SYSCALL_NAMES_CODE: &str = "SYSCALL_NAMES_CODE";
+    /// execsnoop events.
+    pub const EXEC_EVENTS: &str = "EXEC_EVENTS";
+    /// opensnoop: opens in flight.
+    pub const OPEN_START: &str = "OPEN_START";
+    /// opensnoop events.
+    pub const OPEN_EVENTS: &str = "OPEN_EVENTS";
+    /// tcplife: sockets' births.
+    pub const TCP_BIRTH: &str = "TCP_BIRTH";
+    /// tcplife events.
+    pub const TCP_LIFE_EVENTS: &str = "TCP_LIFE_EVENTS";
+    /// tcpretrans events.
+    pub const TCP_RETRANS_EVENTS: &str = "TCP_RETRANS_EVENTS";
+    /// tcpretrans: counts by TCP state.
+    pub const TCP_RETRANS_COUNTS: &str = "TCP_RETRANS_COUNTS";
+    /// Per-CPU array of [`ToolStats`](super::tools::ToolStats), one per tool
+    /// (`TOOL_*`).
+    pub const TOOL_STATS: &str = "TOOL_STATS";
+
     /// Global [`FilterConfig`](super::filter::FilterConfig).
     pub const FILTER: &str = "FILTER";
     /// Global [`KernelOffsets`](super::kernel::KernelOffsets).
@@ -489,9 +571,473 @@ pub mod sampler {
 
 /// The bcc-style tools: histograms and events.
 pub mod tools {
+    //! The bcc-style tools: in-kernel log2 histograms and counters, and
+    //! event records streamed through ring buffers. One section per tool;
+    //! kernel and user side read the same definitions.
+
+    use super::COMM_LEN;
+
     /// log2 histogram slots: slot `i` counts values in `[2^i, 2^(i+1))`
-    /// (slot 0 also counts 0).
+    /// (slot 0 also counts 0). Slot `HIST_SLOTS` holds the sum of the
+    /// values, in nanoseconds.
     pub const HIST_SLOTS: usize = 64;
+
+    /// `TOOL_STATS` slot of runqlat.
+    pub const TOOL_RUNQLAT: u32 = 0;
+    /// biolatency and biosnoop.
+    pub const TOOL_BIO: u32 = 1;
+    /// syscount.
+    pub const TOOL_SYSCOUNT: u32 = 2;
+    /// execsnoop.
+    pub const TOOL_EXECSNOOP: u32 = 3;
+    /// opensnoop.
+    pub const TOOL_OPENSNOOP: u32 = 4;
+    /// tcplife.
+    pub const TOOL_TCPLIFE: u32 = 5;
+    /// tcpretrans.
+    pub const TOOL_TCPRETRANS: u32 = 6;
+
+    /// The slot of a value.
+    #[inline(always)]
+    pub fn log2_slot(v: u64) -> u32 {
+        if v == 0 { 0 } else { 63 - v.leading_zeros() }
+    }
+
+    /// A histogram bucket: what it is per (a PID, a cgroup id, a disk, an
+    /// operation), and the slot.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct HistKey {
+        /// What the histogram is per: 0 when not split.
+        pub id: u64,
+        /// A second split (the I/O operation with biolatency -F), or 0.
+        pub sub: u32,
+        /// The log2 slot.
+        pub slot: u32,
+    }
+
+    /// Counters every tool keeps (a per-CPU array of one).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ToolStats {
+        /// Events seen (after filtering).
+        pub events: u64,
+        /// Events lost: the ring buffer was full.
+        pub ring_full: u64,
+        /// Starts not recorded: the map of starts was full.
+        pub starts_lost: u64,
+        /// Histogram or counter updates lost: the map was full.
+        pub updates_lost: u64,
+        /// Ends whose start was never seen (begun before the tool).
+        pub unmatched: u64,
+    }
+
+    impl ToolStats {
+        /// Adds another CPU's counters.
+        pub fn merge(&mut self, o: &Self) {
+            self.events = self.events.saturating_add(o.events);
+            self.ring_full = self.ring_full.saturating_add(o.ring_full);
+            self.starts_lost = self.starts_lost.saturating_add(o.starts_lost);
+            self.updates_lost = self.updates_lost.saturating_add(o.updates_lost);
+            self.unmatched = self.unmatched.saturating_add(o.unmatched);
+        }
+    }
+
+    /// What a histogram is split by.
+    pub const PER_NONE: u32 = 0;
+    /// Per process (tgid).
+    pub const PER_PROCESS: u32 = 1;
+    /// Per thread.
+    pub const PER_THREAD: u32 = 2;
+    /// Per cgroup v2 id.
+    pub const PER_CGROUP: u32 = 3;
+    /// Per PID namespace (inode number).
+    pub const PER_PIDNS: u32 = 4;
+
+    /// Kernel structure offsets the tools read (from BTF).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ToolOffsets {
+        /// `task_struct.cgroups` (a `css_set *`).
+        pub task_cgroups: u32,
+        /// `css_set.dfl_cgrp` (the cgroup v2 group).
+        pub css_set_dfl_cgrp: u32,
+        /// `cgroup.kn` (its kernfs node).
+        pub cgroup_kn: u32,
+        /// `cgroup.level`.
+        pub cgroup_level: u32,
+        /// `cgroup.ancestors` (a flexible array of `cgroup *`).
+        pub cgroup_ancestors: u32,
+        /// `kernfs_node.id` (the cgroup id).
+        pub kernfs_node_id: u32,
+        /// `task_struct.nsproxy`.
+        pub task_nsproxy: u32,
+        /// `nsproxy.pid_ns_for_children`.
+        pub nsproxy_pid_ns: u32,
+        /// `pid_namespace.ns` + `ns_common.inum`.
+        pub pid_ns_inum: u32,
+        /// `task_struct.real_parent`.
+        pub task_real_parent: u32,
+        /// `tcp_sock.bytes_received`.
+        pub tcp_bytes_received: u32,
+        /// `tcp_sock.bytes_acked`.
+        pub tcp_bytes_acked: u32,
+        /// `syscall_metadata.name`.
+        pub syscall_meta_name: u32,
+        /// `syscall_metadata.syscall_nr`.
+        pub syscall_meta_nr: u32,
+        /// Non-zero once filled in.
+        pub valid: u32,
+        /// Padding.
+        pub _pad: u32,
+    }
+
+    /// Offsets of tracepoint record fields, from tracefs format files.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BlockFields {
+        /// `dev` (a `dev_t`, 4 bytes).
+        pub dev: u32,
+        /// `sector` (8 bytes).
+        pub sector: u32,
+        /// `nr_sector` (4 bytes).
+        pub nr_sector: u32,
+        /// `bytes` in block_rq_issue and block_rq_insert (4 bytes).
+        pub bytes: u32,
+        /// `rwbs` (the operation flags, as text).
+        pub rwbs: u32,
+        /// Size of `rwbs`.
+        pub rwbs_len: u32,
+        /// `dev` in block_rq_complete.
+        pub complete_dev: u32,
+        /// `sector` in block_rq_complete.
+        pub complete_sector: u32,
+        /// `error` in block_rq_complete.
+        pub complete_error: u32,
+        /// `rwbs` in block_rq_complete.
+        pub complete_rwbs: u32,
+    }
+
+    /// Offsets of `sock:inet_sock_set_state` and `tcp:tcp_retransmit_skb`
+    /// record fields.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SockFields {
+        /// inet_sock_set_state: skaddr, oldstate, newstate, sport, dport,
+        /// family, protocol, saddr, daddr, saddr_v6, daddr_v6.
+        pub state: [u32; 11],
+        /// tcp_retransmit_skb: skaddr, state, sport, dport, family, saddr,
+        /// daddr, saddr_v6, daddr_v6.
+        pub retrans: [u32; 9],
+    }
+
+    /// What the tools do, set by the loader.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ToolConfig {
+        /// runqlat: `PER_*`.
+        pub runq_per: u32,
+        /// biolatency: split by disk.
+        pub bio_per_disk: u32,
+        /// biolatency: split by operation flags.
+        pub bio_per_flags: u32,
+        /// biolatency: from insertion (OS queue) rather than issue.
+        pub bio_queued: u32,
+        /// biosnoop: stream one event per I/O.
+        pub bio_snoop: u32,
+        /// biolatency: keep histograms.
+        pub bio_hist: u32,
+        /// syscount: per process.
+        pub sys_per_process: u32,
+        /// syscount: measure latency.
+        pub sys_latency: u32,
+        /// syscount: failed calls only.
+        pub sys_failed_only: u32,
+        /// opensnoop: failed opens only.
+        pub open_failed_only: u32,
+        /// Thread that triggers the syscall-name reader.
+        pub names_tid: u32,
+        /// Padding.
+        pub _pad: u32,
+    }
+
+    /// The syscall-name reader's request (`SYSCALL_NAMES_REQUEST`, an
+    /// array of `u64`): index 0 the step, 1 a kernel address.
+    pub const NAMES_STEP: u32 = 0;
+    /// The address the step works on.
+    pub const NAMES_ADDR: u32 = 1;
+    /// Step: copy `NAMES_CODE_LEN` bytes of code at the address into
+    /// `SYSCALL_NAMES_CODE`.
+    pub const NAMES_STEP_CODE: u64 = 1;
+    /// Step: the address is the kernel's `syscalls_metadata` variable;
+    /// copy the name of each entry whose `syscall_nr` is its index.
+    pub const NAMES_STEP_TABLE: u64 = 2;
+    /// Bytes of code copied.
+    pub const NAMES_CODE_LEN: usize = 96;
+
+    /// biolatency: an I/O's operation, from the first letter(s) of rwbs.
+    pub const OP_READ: u32 = 1;
+    /// A write.
+    pub const OP_WRITE: u32 = 2;
+    /// A discard.
+    pub const OP_DISCARD: u32 = 3;
+    /// A flush (no data).
+    pub const OP_FLUSH: u32 = 4;
+    /// Anything else.
+    pub const OP_OTHER: u32 = 5;
+    /// Synchronous (`S` in rwbs), added to the operation with -F.
+    pub const OP_SYNC: u32 = 0x10;
+
+    /// An I/O in flight, keyed by device and sector.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BioKey {
+        /// The device (`dev_t`, as the tracepoint gives it).
+        pub dev: u32,
+        /// Padding.
+        pub _pad: u32,
+        /// The first sector.
+        pub sector: u64,
+    }
+
+    /// When an I/O was inserted and issued, and by whom.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BioStart {
+        /// Inserted into the OS queue (0 if not seen).
+        pub insert_ns: u64,
+        /// Issued to the device (0 if not yet).
+        pub issue_ns: u64,
+        /// Process that issued or queued it.
+        pub pid: u32,
+        /// Bytes.
+        pub bytes: u32,
+        /// Its name.
+        pub comm: [u8; COMM_LEN],
+    }
+
+    /// biosnoop: one completed I/O.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BioEvent {
+        /// Completion time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// Issue to completion.
+        pub latency_ns: u64,
+        /// Insertion to issue (0 when not seen).
+        pub queued_ns: u64,
+        /// The first sector.
+        pub sector: u64,
+        /// The device.
+        pub dev: u32,
+        /// Bytes.
+        pub bytes: u32,
+        /// Process that issued or queued it (0: unknown).
+        pub pid: u32,
+        /// Error (negative errno) or 0.
+        pub error: i32,
+        /// Its name.
+        pub comm: [u8; COMM_LEN],
+        /// Operation flags as the kernel writes them (`W`, `RS`, `FWS`...).
+        pub rwbs: [u8; 16],
+    }
+
+    /// syscount: what a count is per.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct SyscallKey {
+        /// The process (0 when not per process).
+        pub pid: u32,
+        /// The syscall number.
+        pub nr: u32,
+    }
+
+    /// syscount: calls and total time.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SyscallStat {
+        /// Calls.
+        pub count: u64,
+        /// Nanoseconds in them (with latency).
+        pub total_ns: u64,
+        /// Failed calls (negative return).
+        pub errors: u64,
+    }
+
+    /// Syscall names read from the kernel's own metadata, by number.
+    pub const MAX_SYSCALLS: u32 = 1024;
+    /// Bytes of a syscall name kept.
+    pub const SYSCALL_NAME_LEN: usize = 48;
+
+    /// One syscall's name, as the kernel names it (`sys_openat`).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct SyscallName {
+        /// NUL-terminated.
+        pub name: [u8; SYSCALL_NAME_LEN],
+    }
+
+    impl Default for SyscallName {
+        fn default() -> Self {
+            Self { name: [0; SYSCALL_NAME_LEN] }
+        }
+    }
+
+    /// execsnoop: arguments kept, and bytes of each.
+    pub const EXEC_ARGS: usize = 20;
+    /// Bytes kept of each argument.
+    pub const EXEC_ARG_LEN: usize = 128;
+
+    /// execsnoop: an exec, its arguments as it started.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct ExecEvent {
+        /// `EXEC_ARGS_EVENT` or `EXEC_RET_EVENT`.
+        pub kind: u32,
+        /// The thread (its process once the exec succeeds).
+        pub pid: u32,
+        /// Its parent process.
+        pub ppid: u32,
+        /// Its user.
+        pub uid: u32,
+        /// The return value (with `EXEC_RET_EVENT`).
+        pub ret: i32,
+        /// Arguments read (more were left out when it is `EXEC_ARGS`).
+        pub argc: u32,
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The name before (args) or after (ret) the exec.
+        pub comm: [u8; COMM_LEN],
+        /// The program path, then arguments: NUL-terminated each.
+        pub args: [[u8; EXEC_ARG_LEN]; EXEC_ARGS + 1],
+    }
+
+    /// execsnoop: an exec returned.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ExecRetEvent {
+        /// `EXEC_RET_EVENT`.
+        pub kind: u32,
+        /// The thread.
+        pub pid: u32,
+        /// The return value.
+        pub ret: i32,
+        /// Padding.
+        pub _pad: u32,
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The name after the exec (before it, when it failed).
+        pub comm: [u8; COMM_LEN],
+    }
+
+    /// An exec begins: path and arguments.
+    pub const EXEC_ARGS_EVENT: u32 = 1;
+    /// An exec returned.
+    pub const EXEC_RET_EVENT: u32 = 2;
+
+    /// opensnoop: the arguments of an open in flight.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct OpenStart {
+        /// The path (a user address).
+        pub path: u64,
+        /// The flags.
+        pub flags: u64,
+    }
+
+    /// Bytes of an opened path kept.
+    pub const OPEN_PATH_LEN: usize = 256;
+
+    /// opensnoop: one open.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct OpenEvent {
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The flags.
+        pub flags: u64,
+        /// Process.
+        pub pid: u32,
+        /// Thread.
+        pub tid: u32,
+        /// User.
+        pub uid: u32,
+        /// The file descriptor, or a negative errno.
+        pub ret: i32,
+        /// Its name.
+        pub comm: [u8; COMM_LEN],
+        /// The path, NUL-terminated.
+        pub path: [u8; OPEN_PATH_LEN],
+    }
+
+    /// tcplife: a socket's birth and owner.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcpBirth {
+        /// First seen (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The process that opened or accepted it (0 until known).
+        pub pid: u32,
+        /// Padding.
+        pub _pad: u32,
+        /// Its name.
+        pub comm: [u8; COMM_LEN],
+    }
+
+    /// tcplife: one closed session.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcpLifeEvent {
+        /// Closed at (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// Lifetime.
+        pub duration_ns: u64,
+        /// Bytes received.
+        pub rx_bytes: u64,
+        /// Bytes sent and acknowledged.
+        pub tx_bytes: u64,
+        /// The owning process (0: unknown).
+        pub pid: u32,
+        /// AF_INET or AF_INET6.
+        pub family: u16,
+        /// Local port.
+        pub sport: u16,
+        /// Remote port.
+        pub dport: u16,
+        /// Padding.
+        pub _pad: [u16; 3],
+        /// Local address (4 or 16 bytes used).
+        pub saddr: [u8; 16],
+        /// Remote address.
+        pub daddr: [u8; 16],
+        /// The owner's name.
+        pub comm: [u8; COMM_LEN],
+    }
+
+    /// tcpretrans: one retransmitted segment.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcpRetransEvent {
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The process running when it was retransmitted (often none: a
+        /// timer).
+        pub pid: u32,
+        /// TCP state (`TCP_ESTABLISHED` = 1...).
+        pub state: u32,
+        /// AF_INET or AF_INET6.
+        pub family: u16,
+        /// Local port.
+        pub sport: u16,
+        /// Remote port.
+        pub dport: u16,
+        /// Padding.
+        pub _pad: u16,
+        /// Local address.
+        pub saddr: [u8; 16],
+        /// Remote address.
+        pub daddr: [u8; 16],
+    }
 }
 
 #[cfg(feature = "user")]
@@ -524,6 +1070,24 @@ mod pod {
     unsafe impl aya::Pod for super::sampler::SampleStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::sampler::OffCpuStart {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::HistKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::ToolStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::ToolOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::BlockFields {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::SockFields {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::ToolConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::SyscallKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::SyscallStat {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::SyscallName {}
 }
 
 #[cfg(test)]

@@ -46,6 +46,18 @@ pub(crate) fn selected(tgid: u32, tid: u32) -> bool {
     }
 }
 
+/// Whether process `tgid` is in the set of selected processes.
+#[inline(always)]
+pub(crate) fn process_selected(tgid: u32) -> bool {
+    TARGET_TGIDS.get_ptr(tgid).is_some()
+}
+
+/// Whether thread `tid` is in the set of selected threads.
+#[inline(always)]
+pub(crate) fn thread_selected(tid: u32) -> bool {
+    TARGET_TIDS.get_ptr(tid).is_some()
+}
+
 /// A task was forked: a new process whose parent process is selected is
 /// selected too (threads share their process's id and need nothing).
 #[inline(always)]

@@ -11,15 +11,25 @@
 //!   they create children and exit.
 //! - `off_cpu_switch` measures how long threads wait off CPU, under the
 //!   stacks they left with ([`offcpu`]).
+//! - The bcc-style tools ([`tools`]): run-queue latency ([`runqlat`]),
+//!   block I/O latency and events ([`bio`]), syscall counts and names
+//!   ([`syscalls`]), exec and open events ([`snoop`]), TCP sessions and
+//!   retransmissions ([`tcp`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod bio;
 mod filter;
 mod kernel;
 mod offcpu;
+mod runqlat;
+mod snoop;
 mod stacks;
+mod syscalls;
+mod tcp;
+mod tools;
 mod walk;
 
 use aya_ebpf::{

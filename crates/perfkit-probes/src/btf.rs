@@ -7,7 +7,7 @@
 //! needs little more memory than the file itself (a general BTF parser that
 //! builds every type took 60 MiB for this kernel's 5 MiB of BTF).
 
-use perfkit_probes_common::kernel::KernelOffsets;
+use perfkit_probes_common::{kernel::KernelOffsets, tools::ToolOffsets};
 
 use crate::ProbeError;
 
@@ -48,6 +48,56 @@ fn offsets_from(data: &[u8]) -> Result<KernelOffsets, String> {
         exit_has_group_dead: u32::from(btf.tracepoint_args("sched_process_exit").is_some_and(|n| n >= 2)),
         valid: 1,
     })
+}
+
+/// The offsets the bcc-style tools read, and the fields this kernel's BTF
+/// lacks (named `struct.field`; the tools that need them say so).
+pub fn tool_offsets() -> Result<(ToolOffsets, Vec<String>), ProbeError> {
+    static CACHE: std::sync::OnceLock<Result<(ToolOffsets, Vec<String>), String>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let data = std::fs::read(VMLINUX_BTF).map_err(|e| format!("reading {VMLINUX_BTF}: {e}"))?;
+            tool_offsets_from(&data)
+        })
+        .clone()
+        .map_err(ProbeError::Btf)
+}
+
+fn tool_offsets_from(data: &[u8]) -> Result<(ToolOffsets, Vec<String>), String> {
+    let btf = Btf::parse(data).ok_or_else(|| format!("{VMLINUX_BTF} is not BTF this perfkit reads"))?;
+    let mut missing = Vec::new();
+    let mut field = |ty: &str, names: &[&str]| -> u32 {
+        let found = btf.struct_by_name(ty).and_then(|id| names.iter().find_map(|n| btf.member_offset(id, n, 0)));
+        match found {
+            Some(bits) => bits / 8,
+            None => {
+                missing.push(format!("{ty}.{}", names[0]));
+                0
+            }
+        }
+    };
+    let mut o = ToolOffsets {
+        task_cgroups: field("task_struct", &["cgroups"]),
+        css_set_dfl_cgrp: field("css_set", &["dfl_cgrp"]),
+        cgroup_kn: field("cgroup", &["kn"]),
+        cgroup_level: field("cgroup", &["level"]),
+        cgroup_ancestors: field("cgroup", &["ancestors"]),
+        kernfs_node_id: field("kernfs_node", &["id"]),
+        task_nsproxy: field("task_struct", &["nsproxy"]),
+        nsproxy_pid_ns: field("nsproxy", &["pid_ns_for_children"]),
+        pid_ns_inum: field("pid_namespace", &["ns"]) + field("ns_common", &["inum"]),
+        task_real_parent: field("task_struct", &["real_parent"]),
+        tcp_bytes_received: field("tcp_sock", &["bytes_received"]),
+        tcp_bytes_acked: field("tcp_sock", &["bytes_acked"]),
+        syscall_meta_name: field("syscall_metadata", &["name"]),
+        syscall_meta_nr: field("syscall_metadata", &["syscall_nr"]),
+        valid: 1,
+        _pad: 0,
+    };
+    if missing.iter().any(|m| m.starts_with("cgroup") || m.starts_with("css_set") || m.starts_with("kernfs")) {
+        o.valid = 0;
+    }
+    Ok((o, missing))
 }
 
 const KIND_INT: u32 = 1;
@@ -207,6 +257,15 @@ mod tests {
         let vma = btf.struct_by_name("vm_area_struct").unwrap();
         assert_eq!(btf.member_offset(vma, "vm_start", 0), Some(0));
         assert_eq!(btf.member_offset(vma, "vm_end", 0), Some(64));
+    }
+
+    #[test]
+    fn this_kernels_tool_offsets_are_found() {
+        let Ok(data) = std::fs::read(VMLINUX_BTF) else { return };
+        let (o, missing) = tool_offsets_from(&data).unwrap();
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(o.valid, 1);
+        assert!(o.tcp_bytes_received > 0 && o.tcp_bytes_acked > 0 && o.task_real_parent > 0);
     }
 
     #[test]

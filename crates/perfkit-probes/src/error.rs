@@ -69,6 +69,17 @@ pub enum ProbeError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    /// tracefs is not available, or a tracepoint's format is unusable.
+    #[error("{0}")]
+    Tracefs(String),
+    /// The kernel has no such tracepoint.
+    #[error("the kernel has no tracepoint {category}:{name} (see /sys/kernel/tracing/events/{category})")]
+    MissingTracepoint {
+        /// Its category (`block`).
+        category: String,
+        /// Its name (`block_rq_issue`).
+        name: String,
+    },
     /// The kernel's BTF is missing or lacks what the programs need.
     #[error("{0}; perfkit's eBPF programs need a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y)")]
     Btf(String),

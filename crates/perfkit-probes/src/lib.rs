@@ -32,6 +32,8 @@ mod error;
 pub mod privileges;
 mod sampler;
 mod tables;
+pub mod tools;
+mod warm;
 
 pub use error::ProbeError;
 pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};

@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// The compiled kernel side, built by `cargo xtask build-ebpf`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/perfkit-probes.bpf.o");
+pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/perfkit-probes.bpf.o");
 
 /// Which tasks to sample.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,16 +219,7 @@ impl StackSampler {
             return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
         }
         let offsets = crate::btf::kernel_offsets()?;
-        let filter = match &config.selection {
-            Selection::All => FilterConfig { mode: MODE_ALL, ..FilterConfig::default() },
-            Selection::Processes { follow_children, .. } => {
-                FilterConfig { mode: MODE_PROCESSES, follow_children: u32::from(*follow_children), ..FilterConfig::default() }
-            }
-            Selection::Threads(_) => FilterConfig { mode: MODE_THREADS, ..FilterConfig::default() },
-            Selection::Cgroup { id, level } => {
-                FilterConfig { mode: MODE_CGROUP, cgroup_id: *id, cgroup_level: *level, ..FilterConfig::default() }
-            }
-        };
+        let filter = filter_config(&config.selection);
         let off = config.off_cpu.unwrap_or_default();
         let states = u32::from(off.interruptible)
             | (u32::from(off.uninterruptible) << 1)
@@ -244,15 +235,32 @@ impl StackSampler {
             states,
             _pad: 0,
         };
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(names::FILTER, &filter, true)
             .override_global(names::OFFSETS, &offsets, true)
-            .override_global(names::SAMPLER, &sampler, true)
+            .override_global(names::SAMPLER, &sampler, true);
+        // The tools' maps stay minimal; the sampler's are sized as asked.
+        let mut keep = vec![names::ROWS, names::PROCS, names::PAGES, names::FILE_STATE, names::COUNTS, names::STACKS, names::REQUESTS, names::TARGET_TGIDS, names::TARGET_TIDS];
+        if config.off_cpu.is_some() {
+            keep.push(names::OFF_CPU_START);
+        }
+        crate::tools::shrink_unused(&mut loader, &keep);
+        let mut ebpf = loader
             .map_max_entries(names::COUNTS, config.counts_entries)
             .map_max_entries(names::STACKS, config.stack_entries)
             .map_max_entries(names::ROWS, config.table_rows)
             .load(OBJECT)
             .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+
+        // Full per-CPU element caches: no ENOMEM for the first stacks.
+        crate::warm::warm(&mut ebpf, names::STACKS, |i| u64::MAX - i, crate::warm::zeroed::<StackTrace>());
+        crate::warm::warm(
+            &mut ebpf,
+            names::COUNTS,
+            |i| SampleKey { user_stack: u64::MAX - i, ..crate::warm::zeroed() },
+            0u64,
+        );
 
         // The selection.
         match &config.selection {
@@ -495,13 +503,27 @@ impl StackSampler {
     }
 }
 
+/// The kernel side's selection for `selection`.
+pub(crate) fn filter_config(selection: &Selection) -> FilterConfig {
+    match selection {
+        Selection::All => FilterConfig { mode: MODE_ALL, ..FilterConfig::default() },
+        Selection::Processes { follow_children, .. } => {
+            FilterConfig { mode: MODE_PROCESSES, follow_children: u32::from(*follow_children), ..FilterConfig::default() }
+        }
+        Selection::Threads(_) => FilterConfig { mode: MODE_THREADS, ..FilterConfig::default() },
+        Selection::Cgroup { id, level } => {
+            FilterConfig { mode: MODE_CGROUP, cgroup_id: *id, cgroup_level: *level, ..FilterConfig::default() }
+        }
+    }
+}
+
 /// The process a thread belongs to.
 fn tgid_of(tid: u32) -> Option<u32> {
     let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
 }
 
-fn fill_set(ebpf: &mut Ebpf, name: &'static str, ids: &[u32]) -> Result<(), ProbeError> {
+pub(crate) fn fill_set(ebpf: &mut Ebpf, name: &'static str, ids: &[u32]) -> Result<(), ProbeError> {
     let map_err = |source| ProbeError::Map { map: name, source };
     let map = ebpf.map_mut(name).ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: name.into() }))?;
     let mut set: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(map).map_err(map_err)?;

@@ -220,11 +220,19 @@ impl Symbolizer {
             }
             match &s.kernel {
                 RawStack::Frames(ips) => {
+                    let start = frames.len();
                     for (i, &ip) in ips.iter().enumerate().rev() {
                         match kernel.get(&call_site(i, ip)) {
                             Some(f) => frames.extend(f.iter().cloned()),
                             None => frames.push(Frame::unknown_kernel(None)),
                         }
+                    }
+                    // A stack taken in a tracepoint program ends in the
+                    // program and the kernel's code that ran it: cut at the
+                    // tracing hook, the task's own stack ends where it
+                    // scheduled.
+                    if let Some(hook) = frames[start..].iter().rposition(|f| is_tracing_hook(&f.name)) {
+                        frames.truncate(start + hook);
                     }
                 }
                 RawStack::Lost => frames.push(Frame::kernel("[lost stack]")),
@@ -343,4 +351,10 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
         _ => Path::new(&info.file).to_owned(),
     };
     Some(Location { file: file.to_string_lossy().into_owned().into(), line: info.line.unwrap_or(0) })
+}
+
+/// Kernel functions through which a BPF tracing program runs: frames from
+/// there to the leaf are the probe's, not the traced task's.
+fn is_tracing_hook(name: &str) -> bool {
+    name.starts_with("bpf_trace_run") || name.starts_with("__bpf_trace_") || name.starts_with("__traceiter_")
 }

@@ -1,0 +1,1114 @@
+//! The bcc-style tools: `runqlat`, `biolatency`, `biosnoop`, `syscount`,
+//! `execsnoop`, `opensnoop`, `tcplife`, `tcpretrans`. Each is a thin
+//! caller of `perfkit_probes::tools`: parse the options, watch, print in
+//! bcc's layout or as JSON.
+
+use std::{
+    collections::HashMap,
+    ffi::OsString,
+    io::Write,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use perfkit_probes::{
+    Selection,
+    tools::{
+        BlockIo, BlockIoConfig, ExecSnoop, Histogram, OpenSnoop, Runqlat, RunqlatPer, Syscount, SyscountConfig,
+        TcpLife, TcpRetrans, ToolStats,
+    },
+};
+use perfkit_profile::printable;
+use perfkit_target::{HeldCommand, ProcessInfo};
+use serde_json::json;
+
+use crate::profile::{IdList, parse_pid_list};
+
+/// JSON documents' schema version (docs/JSON.md).
+const SCHEMA_VERSION: u32 = 1;
+
+/// Processes to watch: a PID list, a cgroup, or a command.
+#[derive(Debug, Args)]
+pub struct ToolTarget {
+    /// Processes to watch (and the processes they start), comma-separated.
+    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list, group = "tool_target")]
+    pid: Option<IdList>,
+
+    /// A cgroup v2 group to watch (a container, a systemd service).
+    #[arg(long, value_name = "PATH", group = "tool_target")]
+    cgroup: Option<PathBuf>,
+
+    /// Command to run and watch until it exits (after `--`).
+    #[arg(value_name = "COMMAND", last = true, group = "tool_target")]
+    command: Vec<OsString>,
+}
+
+/// What a tool watches, and the command it started.
+struct Watch {
+    selection: Option<Selection>,
+    command: Option<HeldCommand>,
+}
+
+impl ToolTarget {
+    fn watch(&self) -> Result<Watch> {
+        if let Some(IdList(pids)) = &self.pid {
+            for &pid in pids {
+                ProcessInfo::read(pid)?;
+            }
+            return Ok(Watch {
+                selection: Some(Selection::Processes { pids: pids.clone(), follow_children: true }),
+                command: None,
+            });
+        }
+        if let Some(path) = &self.cgroup {
+            let c = perfkit_target::cgroup::Cgroup::resolve(path)?;
+            return Ok(Watch { selection: Some(Selection::Cgroup { id: c.id, level: c.level }), command: None });
+        }
+        if let Some((program, args)) = self.command.split_first() {
+            let held = HeldCommand::spawn_with(program.as_os_str(), &args.iter().map(OsString::as_os_str).collect::<Vec<_>>(), false)?;
+            let pid = held.pid();
+            return Ok(Watch {
+                selection: Some(Selection::Processes { pids: vec![pid], follow_children: true }),
+                command: Some(held),
+            });
+        }
+        Ok(Watch { selection: None, command: None })
+    }
+}
+
+impl Watch {
+    /// Lets the command run, once the probes are attached.
+    fn release(&mut self) -> Result<()> {
+        if let Some(c) = &mut self.command {
+            c.release()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the command has exited (its status once it has).
+    fn exited(&mut self) -> Option<perfkit_target::ExitStatus> {
+        self.command.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Ends the command if it still runs, and its exit code as perf passes
+    /// it on.
+    fn finish(mut self, exited: Option<perfkit_target::ExitStatus>) -> ExitCode {
+        match (exited, self.command.as_mut()) {
+            (Some(s), _) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
+            (None, Some(c)) => {
+                let _ = c.terminate(perfkit_profiler::COMMAND_GRACE);
+                ExitCode::SUCCESS
+            }
+            (None, None) => ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// Interval, count and JSON: the reporting options of the histogram tools.
+#[derive(Debug, Args)]
+pub struct Reporting {
+    /// Print JSON: one object per interval.
+    #[arg(long)]
+    json: bool,
+
+    /// Print the time of each interval.
+    #[arg(short = 'T', long)]
+    timestamp: bool,
+
+    /// Seconds between reports; without it, one report at Ctrl-C (or when
+    /// the command exits).
+    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
+    interval: Option<Duration>,
+
+    /// Reports before exiting.
+    #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
+        return Err(format!("the interval must be above 0 and at most a day (86400 s), got {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Why a watch loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// An interval ended: report, and go on.
+    Interval,
+    /// Ctrl-C, SIGTERM, SIGHUP, or the count reached: report and stop.
+    Stop,
+    /// The command exited: report and stop.
+    Exited(Option<perfkit_target::ExitStatus>),
+}
+
+/// Waits for the next interval end (or Ctrl-C, SIGTERM, SIGHUP, the
+/// command's exit), calling `tick` every 100 ms.
+fn wait(until: Option<Instant>, watch: &mut Watch, mut tick: impl FnMut() -> Result<()>) -> Result<End> {
+    use std::sync::atomic::Ordering;
+    let stop = signals()?;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(End::Stop);
+        }
+        if let Some(s) = watch.exited() {
+            return Ok(End::Exited(Some(s)));
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Ok(End::Interval);
+        }
+        tick()?;
+        std::thread::sleep(Duration::from_millis(100).min(until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()))).max(Duration::from_millis(1)));
+    }
+}
+
+/// A flag set by SIGINT, SIGTERM and SIGHUP, installed once.
+fn signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    static FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(f) = FLAG.get() {
+        return Ok(f.clone());
+    }
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, flag.clone()).context("listening for signals")?;
+    }
+    Ok(FLAG.get_or_init(|| flag).clone())
+}
+
+/// Runs a histogram tool: report every interval (or once at the end).
+fn histogram_loop(
+    reporting: &Reporting,
+    watch: &mut Watch,
+    mut report: impl FnMut(bool) -> Result<()>,
+) -> Result<Option<perfkit_target::ExitStatus>> {
+    let mut reports = 0u64;
+    loop {
+        let until = reporting.interval.map(|i| Instant::now() + i);
+        let end = wait(until, watch, || Ok(()))?;
+        report(matches!(end, End::Interval))?;
+        reports += 1;
+        match end {
+            End::Interval if reporting.count.is_none_or(|c| reports < c) => continue,
+            End::Exited(s) => return Ok(s),
+            _ => return Ok(None),
+        }
+    }
+}
+
+fn now_hms() -> String {
+    // SAFETY: time and localtime_r write only into the given struct.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    }
+}
+
+/// Prints a log2 histogram in bcc's layout.
+fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) -> std::io::Result<()> {
+    let counts = rescale(h, scale);
+    let Some(last) = counts.iter().rposition(|&c| c > 0) else {
+        return writeln!(out, "     {unit:<19} : count     distribution\n     (no events)");
+    };
+    let max = counts.iter().copied().max().unwrap_or(1).max(1);
+    writeln!(out, "     {unit:<19} : count     distribution")?;
+    for (i, &c) in counts.iter().enumerate().take(last + 1) {
+        let (low, high) = Histogram::bounds_us(i);
+        let stars = ((c as u128 * 40) / max as u128) as usize;
+        writeln!(out, "{low:>10} -> {high:<10} : {c:<8} |{:<40}|", "*".repeat(stars))?;
+    }
+    Ok(())
+}
+
+/// A histogram's counts with the values divided by `scale` (1000 turns
+/// microsecond buckets into millisecond ones: bucket i moves down by
+/// log2(1024) = 10, as bcc's -m does by dividing each value).
+fn rescale(h: &Histogram, scale: u64) -> Vec<u64> {
+    if scale <= 1 {
+        return h.counts.to_vec();
+    }
+    let shift = 64 - (scale - 1).leading_zeros() as usize;
+    let mut out = vec![0u64; h.counts.len()];
+    for (i, &c) in h.counts.iter().enumerate() {
+        out[i.saturating_sub(shift)] += c;
+    }
+    out
+}
+
+fn histogram_json(h: &Histogram, unit: &str, scale: u64, per: serde_json::Value) -> serde_json::Value {
+    let counts = rescale(h, scale);
+    let last = counts.iter().rposition(|&c| c > 0).map_or(0, |l| l + 1);
+    let buckets: Vec<serde_json::Value> = counts
+        .iter()
+        .enumerate()
+        .take(last)
+        .map(|(i, &c)| {
+            let (low, high) = Histogram::bounds_us(i);
+            json!({ format!("low_{unit}"): low, format!("high_{unit}"): high, "count": c })
+        })
+        .collect();
+    json!({
+        "per": per,
+        "count": h.count(),
+        format!("sum_{unit}"): round3(h.sum_ns as f64 / 1000.0 / scale as f64),
+        "buckets": buckets,
+    })
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
+    if stats.ring_full > reported.ring_full {
+        eprintln!(
+            "perfkit {tool}: {} events lost: the ring buffer was full (the reader fell behind)",
+            stats.ring_full - reported.ring_full
+        );
+    }
+    if stats.starts_lost > reported.starts_lost {
+        eprintln!("perfkit {tool}: {} events not timed: the map of starts was full", stats.starts_lost - reported.starts_lost);
+    }
+    if stats.updates_lost > reported.updates_lost {
+        eprintln!("perfkit {tool}: {} updates lost: the histogram map was full", stats.updates_lost - reported.updates_lost);
+    }
+    *reported = *stats;
+}
+
+/// A process's name for labels, from /proc (empty once it is gone).
+fn comm_of(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/comm"))
+        .map(|b| perfkit_profile::escape_bytes(b.strip_suffix(b"\n").unwrap_or(&b)))
+        .unwrap_or_default()
+}
+
+/// A cgroup id's path, found by walking the cgroup v2 tree (empty when
+/// not found).
+fn cgroup_path(id: u64) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Some(root) = perfkit_target::cgroup::cgroup2_mount() else { return String::new() };
+    let mut stack = vec![root.clone()];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        seen += 1;
+        if seen > 100_000 {
+            break;
+        }
+        if std::fs::metadata(&dir).is_ok_and(|m| m.ino() == id) {
+            let rel = dir.strip_prefix(&root).unwrap_or(&dir);
+            return format!("/{}", rel.display());
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    String::new()
+}
+
+const RUNQLAT_EXAMPLES: &str = "\
+Examples:
+  perfkit runqlat                  # until Ctrl-C, then the histogram
+  perfkit runqlat 1 10             # every second, 10 times
+  perfkit runqlat -m 5             # milliseconds, every 5 s
+  perfkit runqlat -P -p 1234,5678  # per process
+  perfkit runqlat --json 1 3
+  perfkit runqlat -- make -j8
+
+As bcc's runqlat: from a thread's wakeup (or preemption) to the moment it
+runs. Built on the sched_wakeup, sched_wakeup_new and sched_switch
+tracepoints (BTF raw tracepoints), so it needs no kprobes.";
+
+/// Run-queue (scheduler) latency as a histogram, like bcc's runqlat.
+#[derive(Debug, Args)]
+#[command(after_help = RUNQLAT_EXAMPLES)]
+pub struct RunqlatArgs {
+    /// Milliseconds instead of microseconds.
+    #[arg(short = 'm', long)]
+    milliseconds: bool,
+
+    /// One histogram per process.
+    #[arg(short = 'P', long, group = "per")]
+    pids: bool,
+
+    /// One histogram per thread.
+    #[arg(short = 'L', long, group = "per")]
+    tids: bool,
+
+    /// One histogram per PID namespace.
+    #[arg(long, group = "per")]
+    pidnss: bool,
+
+    /// One histogram per cgroup v2 group.
+    #[arg(long, group = "per")]
+    cgroups: bool,
+
+    #[command(flatten)]
+    reporting: Reporting,
+
+    #[command(flatten)]
+    target: ToolTarget,
+}
+
+pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
+    let per = if args.pids {
+        RunqlatPer::Process
+    } else if args.tids {
+        RunqlatPer::Thread
+    } else if args.pidnss {
+        RunqlatPer::PidNamespace
+    } else if args.cgroups {
+        RunqlatPer::Cgroup
+    } else {
+        RunqlatPer::All
+    };
+    let mut watch = args.target.watch()?;
+    let tool = Runqlat::start(watch.selection.clone(), per)?;
+    watch.release()?;
+    if !args.reporting.json {
+        eprintln!("Tracing run queue latency... Hit Ctrl-C to end.");
+    }
+    let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
+    let mut previous: HashMap<u64, Histogram> = HashMap::new();
+    let mut reported = ToolStats::default();
+    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
+        let hists = tool.histograms()?;
+        let stats = tool.stats()?;
+        warn_losses("runqlat", &stats, &mut reported);
+        let interval: Vec<Histogram> = hists
+            .iter()
+            .map(|h| previous.get(&h.id).map_or_else(|| h.clone(), |p| h.since(p)))
+            .filter(|h| h.count() > 0 || per == RunqlatPer::All)
+            .collect();
+        let label = |h: &Histogram| -> (String, serde_json::Value) {
+            match per {
+                RunqlatPer::Process => (format!("pid = {} {}", h.id, comm_of(h.id as u32)), json!({"pid": h.id, "comm": comm_of(h.id as u32)})),
+                RunqlatPer::Thread => (format!("tid = {} {}", h.id, comm_of(h.id as u32)), json!({"tid": h.id, "comm": comm_of(h.id as u32)})),
+                RunqlatPer::PidNamespace => (format!("pidns = {}", h.id), json!({"pidns": h.id})),
+                RunqlatPer::Cgroup => (format!("cgroup = {}", cgroup_path(h.id)), json!({"cgroup_id": h.id, "cgroup": cgroup_path(h.id)})),
+                _ => (String::new(), json!({})),
+            }
+        };
+        print_report("runqlat", &args.reporting, unit, scale, &interval, label)?;
+        previous = hists.into_iter().map(|h| (h.id, h)).collect();
+        Ok(())
+    })?;
+    Ok(watch.finish(exited))
+}
+
+/// Prints one report of histograms, as text or JSON.
+fn print_report(
+    tool: &str,
+    reporting: &Reporting,
+    unit: &str,
+    scale: u64,
+    hists: &[Histogram],
+    label: impl Fn(&Histogram) -> (String, serde_json::Value),
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if reporting.json {
+        let doc = json!({
+            "schema_version": SCHEMA_VERSION,
+            "tool": tool,
+            "time": now_hms(),
+            "interval_seconds": reporting.interval.map(|d| d.as_secs_f64()),
+            "unit": unit,
+            "histograms": hists.iter().map(|h| histogram_json(h, unit, scale, label(h).1)).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out)?;
+        if reporting.timestamp {
+            writeln!(out, "{}", now_hms())?;
+        }
+        if hists.is_empty() {
+            writeln!(out, "     {unit:<19} : count     distribution\n     (no events)")?;
+        }
+        for h in hists {
+            let (text, _) = label(h);
+            if !text.is_empty() {
+                writeln!(out, "\n{}", printable(&text))?;
+            }
+            print_histogram(&mut out, unit, h, scale)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+const BIOLATENCY_EXAMPLES: &str = "\
+Examples:
+  perfkit biolatency               # until Ctrl-C
+  perfkit biolatency -D 1 5        # per disk, every second, 5 times
+  perfkit biolatency -F -m         # per operation, in milliseconds
+  perfkit biolatency -Q            # including time in the OS queue
+
+As bcc's biolatency: from issue to the device (or, with -Q, insertion into
+the OS queue) to completion, from the block tracepoints.";
+
+/// Block I/O latency as a histogram, like bcc's biolatency.
+#[derive(Debug, Args)]
+#[command(after_help = BIOLATENCY_EXAMPLES)]
+pub struct BiolatencyArgs {
+    /// Milliseconds instead of microseconds.
+    #[arg(short = 'm', long)]
+    milliseconds: bool,
+
+    /// One histogram per disk.
+    #[arg(short = 'D', long)]
+    disks: bool,
+
+    /// One histogram per operation (Read, Write, Sync-Write, Flush...).
+    #[arg(short = 'F', long)]
+    flags: bool,
+
+    /// Include time queued in the OS (from insertion, not issue).
+    #[arg(short = 'Q', long)]
+    queued: bool,
+
+    #[command(flatten)]
+    reporting: Reporting,
+}
+
+/// Disk names by (major, minor), from /sys/dev/block.
+fn disk_name(major: u32, minor: u32) -> String {
+    std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
+        .ok()
+        .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_owned)))
+        .unwrap_or_else(|| format!("{major}:{minor}"))
+}
+
+pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {
+    let mut config = BlockIoConfig::default();
+    config.histograms = true;
+    config.per_disk = args.disks;
+    config.per_flags = args.flags;
+    config.queued = args.queued;
+    let tool = BlockIo::start(config)?;
+    let mut watch = Watch { selection: None, command: None };
+    if !args.reporting.json {
+        eprintln!("Tracing block device I/O... Hit Ctrl-C to end.");
+    }
+    let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
+    let mut previous: HashMap<(u64, u32), Histogram> = HashMap::new();
+    let mut reported = ToolStats::default();
+    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
+        let hists = tool.histograms()?;
+        warn_losses("biolatency", &tool.stats()?, &mut reported);
+        let interval: Vec<Histogram> = hists
+            .iter()
+            .map(|h| previous.get(&(h.id, h.sub)).map_or_else(|| h.clone(), |p| h.since(p)))
+            .filter(|h| h.count() > 0 || !(args.disks || args.flags))
+            .collect();
+        let label = |h: &Histogram| -> (String, serde_json::Value) {
+            let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
+            let mut text = Vec::new();
+            let mut per = serde_json::Map::new();
+            if args.disks {
+                let name = disk_name(major, minor);
+                text.push(format!("disk = {name}"));
+                per.insert("disk".into(), json!(name));
+                per.insert("device".into(), json!(format!("{major}:{minor}")));
+            }
+            if args.flags {
+                let op = perfkit_probes::tools::operation_name(h.sub);
+                text.push(format!("flags = {op}"));
+                per.insert("flags".into(), json!(op));
+            }
+            (text.join(", "), serde_json::Value::Object(per))
+        };
+        print_report("biolatency", &args.reporting, unit, scale, &interval, label)?;
+        previous = hists.into_iter().map(|h| ((h.id, h.sub), h)).collect();
+        Ok(())
+    })?;
+    Ok(watch.finish(exited))
+}
+
+/// One I/O per line, like bcc's biosnoop.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  perfkit biosnoop\n  perfkit biosnoop -Q --json | jq .\n\nAs bcc's biosnoop: one line per completed block I/O, with its latency \
+                        from issue (and with -Q the time queued in the OS before it).")]
+pub struct BiosnoopArgs {
+    /// Also show time queued in the OS.
+    #[arg(short = 'Q', long)]
+    queued: bool,
+
+    /// One JSON object per I/O.
+    #[arg(long)]
+    json: bool,
+
+    /// Stop after this long (seconds, or 500ms, 2m).
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    duration: Option<Duration>,
+}
+
+pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
+    let mut config = BlockIoConfig::default();
+    config.events = true;
+    config.queued = args.queued;
+    let mut tool = BlockIo::start(config)?;
+    let started = Instant::now();
+    let mut names: HashMap<(u32, u32), String> = HashMap::new();
+    let stdout = std::io::stdout();
+    let mut reported = ToolStats::default();
+    if !args.json {
+        let mut out = stdout.lock();
+        if args.queued {
+            writeln!(out, "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7} {:>7}", "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "QUE(ms)", "LAT(ms)")?;
+        } else {
+            writeln!(out, "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7}", "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)")?;
+        }
+    }
+    let stop = signals()?;
+    let mut first_ts = None;
+    loop {
+        let done = stop.load(std::sync::atomic::Ordering::Relaxed) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        let events = tool.events(if done { Duration::ZERO } else { Duration::from_millis(100) });
+        let mut out = stdout.lock();
+        for e in events {
+            let first = *first_ts.get_or_insert(e.ts_ns);
+            let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
+            let op = e.rwbs.chars().find(|c| matches!(c, 'R' | 'W' | 'D' | 'F' | 'N')).unwrap_or('?');
+            let t = (e.ts_ns - first) as f64 / 1e9;
+            if args.json {
+                serde_json::to_writer(
+                    &mut out,
+                    &json!({
+                        "schema_version": SCHEMA_VERSION,
+                        "time_s": round6(t),
+                        "comm": e.comm,
+                        "pid": e.pid,
+                        "disk": disk,
+                        "device": format!("{}:{}", e.major, e.minor),
+                        "op": e.rwbs,
+                        "sector": e.sector,
+                        "bytes": e.bytes,
+                        "queued_ms": round3(e.queued_ns as f64 / 1e6),
+                        "latency_ms": round3(e.latency_ns as f64 / 1e6),
+                        "error": e.error,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else if args.queued {
+                writeln!(out, "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2} {:>7.2}", printable(&e.comm), e.pid, disk, e.sector, e.bytes, e.queued_ns as f64 / 1e6, e.latency_ns as f64 / 1e6)?;
+            } else {
+                writeln!(out, "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2}", printable(&e.comm), e.pid, disk, e.sector, e.bytes, e.latency_ns as f64 / 1e6)?;
+            }
+        }
+        out.flush()?;
+        warn_losses("biosnoop", &tool.stats()?, &mut reported);
+        if done {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+const SYSCOUNT_EXAMPLES: &str = "\
+Examples:
+  perfkit syscount                 # top 10 syscalls until Ctrl-C
+  perfkit syscount -L -p 1234 1    # with time in them, every second
+  perfkit syscount -P              # per process
+  perfkit syscount -x              # failed calls only
+  perfkit syscount --json -- ./my-program
+
+As bcc's syscount: counts per syscall (or per process with -P), from the
+raw_syscalls tracepoints. Syscall names come from the kernel's own syscall
+metadata at run time, not from a table compiled in.";
+
+/// Syscall counts (and latency), like bcc's syscount.
+#[derive(Debug, Args)]
+#[command(after_help = SYSCOUNT_EXAMPLES)]
+pub struct SyscountArgs {
+    /// Time spent in each syscall.
+    #[arg(short = 'L', long)]
+    latency: bool,
+
+    /// Milliseconds instead of microseconds (with -L).
+    #[arg(short = 'm', long)]
+    milliseconds: bool,
+
+    /// Count per process instead of per syscall.
+    #[arg(short = 'P', long)]
+    process: bool,
+
+    /// Failed syscalls only.
+    #[arg(short = 'x', long)]
+    failures: bool,
+
+    /// Rows to print.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+    top: usize,
+
+    #[command(flatten)]
+    reporting: Reporting,
+
+    #[command(flatten)]
+    target: ToolTarget,
+}
+
+pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
+    let mut watch = args.target.watch()?;
+    let mut config = SyscountConfig::default();
+    config.selection = watch.selection.clone();
+    config.per_process = args.process;
+    config.latency = args.latency;
+    config.failed_only = args.failures;
+    let tool = Syscount::start(config)?;
+    watch.release()?;
+    if !args.reporting.json {
+        eprintln!("Tracing {}syscalls, printing top {}... Ctrl-C to quit.", if args.failures { "failed " } else { "" }, args.top);
+    }
+    let mut previous: HashMap<(u32, u32), perfkit_probes::tools::SyscallCount> = HashMap::new();
+    let mut reported = ToolStats::default();
+    let (unit, div) = if args.milliseconds { ("ms", 1e6) } else { ("us", 1e3) };
+    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
+        let counts = tool.counts()?;
+        warn_losses("syscount", &tool.stats()?, &mut reported);
+        // This interval's counts, by row (syscall, or process).
+        let mut rows: HashMap<u32, (u64, u64, u64)> = HashMap::new();
+        for c in &counts {
+            let (count, errors, total) = match previous.get(&(c.pid, c.nr)) {
+                Some(p) => (c.count - p.count.min(c.count), c.errors - p.errors.min(c.errors), c.total_ns - p.total_ns.min(c.total_ns)),
+                None => (c.count, c.errors, c.total_ns),
+            };
+            let key = if args.process { c.pid } else { c.nr };
+            let r = rows.entry(key).or_default();
+            r.0 += count;
+            r.1 += errors;
+            r.2 += total;
+        }
+        let mut rows: Vec<(u32, (u64, u64, u64))> = rows.into_iter().filter(|(_, r)| r.0 > 0).collect();
+        rows.sort_by(|a, b| if args.latency { b.1.2.cmp(&a.1.2) } else { b.1.0.cmp(&a.1.0) }.then(a.0.cmp(&b.0)));
+        rows.truncate(args.top);
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        if args.reporting.json {
+            let list: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(k, (count, errors, total))| {
+                    let mut o = if args.process {
+                        json!({"pid": k, "comm": comm_of(*k)})
+                    } else {
+                        json!({"syscall": tool.name(*k), "nr": k})
+                    };
+                    o["count"] = json!(count);
+                    o["errors"] = json!(errors);
+                    if args.latency {
+                        o[format!("time_{unit}")] = json!(round3(*total as f64 / div));
+                    }
+                    o
+                })
+                .collect();
+            serde_json::to_writer(
+                &mut out,
+                &json!({
+                    "schema_version": SCHEMA_VERSION,
+                    "tool": "syscount",
+                    "time": now_hms(),
+                    "interval_seconds": args.reporting.interval.map(|d| d.as_secs_f64()),
+                    "per": if args.process { "process" } else { "syscall" },
+                    "rows": list,
+                }),
+            )?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "[{}]", now_hms())?;
+            let first = if args.process { format!("{:<6} {:<15}", "PID", "COMM") } else { format!("{:<22}", "SYSCALL") };
+            if args.latency {
+                writeln!(out, "{first} {:>10} {:>16}", "COUNT", format!("TIME ({unit})"))?;
+            } else {
+                writeln!(out, "{first} {:>10}", "COUNT")?;
+            }
+            for (k, (count, _, total)) in &rows {
+                let name = if args.process { format!("{:<6} {:<15}", k, printable(&comm_of(*k))) } else { format!("{:<22}", tool.name(*k)) };
+                if args.latency {
+                    writeln!(out, "{name} {count:>10} {:>16.3}", *total as f64 / div)?;
+                } else {
+                    writeln!(out, "{name} {count:>10}")?;
+                }
+            }
+            writeln!(out)?;
+        }
+        out.flush()?;
+        previous = counts.into_iter().map(|c| ((c.pid, c.nr), c)).collect();
+        Ok(())
+    })?;
+    Ok(watch.finish(exited))
+}
+
+/// Options of the snooping tools.
+#[derive(Debug, Args)]
+pub struct Snooping {
+    /// One JSON object per event.
+    #[arg(long)]
+    json: bool,
+
+    /// Print a timestamp column (seconds since the start).
+    #[arg(short = 'T', long)]
+    timestamp: bool,
+
+    /// Stop after this long (seconds, or 500ms, 2m).
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    duration: Option<Duration>,
+}
+
+/// Streams events until Ctrl-C, the duration or the command's exit.
+fn snoop_loop<E>(
+    tool: &str,
+    snooping: &Snooping,
+    watch: &mut Watch,
+    mut poll: impl FnMut(Duration) -> Result<(Vec<E>, ToolStats)>,
+    mut print: impl FnMut(&mut dyn Write, &E, f64) -> Result<()>,
+) -> Result<Option<perfkit_target::ExitStatus>> {
+    let started = Instant::now();
+    let stop = signals()?;
+    let mut reported = ToolStats::default();
+    let stdout = std::io::stdout();
+    let mut exited = None;
+    loop {
+        let done = stop.load(std::sync::atomic::Ordering::Relaxed)
+            || snooping.duration.is_some_and(|d| started.elapsed() >= d)
+            || exited.is_some();
+        let (events, stats) = poll(if done { Duration::from_millis(20) } else { Duration::from_millis(100) })?;
+        let mut out = stdout.lock();
+        for e in &events {
+            print(&mut out, e, started.elapsed().as_secs_f64())?;
+        }
+        out.flush()?;
+        warn_losses(tool, &stats, &mut reported);
+        if done {
+            return Ok(exited);
+        }
+        if let Some(s) = watch.exited() {
+            // One more round for the events of its last moments.
+            exited = Some(s);
+        }
+    }
+}
+
+/// Each exec, with its arguments and result, like bcc's execsnoop.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop -x               # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
+                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints; up to 20 arguments of 127 bytes each are kept.")]
+pub struct ExecsnoopArgs {
+    #[command(flatten)]
+    target: ToolTarget,
+
+    /// Failed execs only.
+    #[arg(short = 'x', long)]
+    fails: bool,
+
+    #[command(flatten)]
+    snooping: Snooping,
+}
+
+pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
+    let mut watch = args.target.watch()?;
+    let mut tool = ExecSnoop::start(watch.selection.clone())?;
+    watch.release()?;
+    if !args.snooping.json {
+        let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
+        println!("{ts}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
+    }
+    let exited = snoop_loop(
+        "execsnoop",
+        &args.snooping,
+        &mut watch,
+        |t| Ok((tool.events(t), tool.stats()?)),
+        |out, e, t| {
+            if args.fails && e.ret == 0 {
+                return Ok(());
+            }
+            let mut line = e.args.join(" ");
+            if e.args_truncated {
+                line.push_str(" ...");
+            }
+            if args.snooping.json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &json!({
+                        "schema_version": SCHEMA_VERSION,
+                        "time_s": round6(t),
+                        "comm": e.comm,
+                        "pid": e.pid,
+                        "ppid": e.ppid,
+                        "uid": e.uid,
+                        "ret": e.ret,
+                        "path": e.path,
+                        "args": e.args,
+                        "args_truncated": e.args_truncated,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
+                writeln!(out, "{ts}{:<16} {:>7} {:>7} {:>4} {}", printable(&e.comm), e.pid, e.ppid, e.ret, printable(&line))?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(watch.finish(exited))
+}
+
+/// Each open, with its path, flags and result, like bcc's opensnoop.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  perfkit opensnoop\n  perfkit opensnoop -x -p 1234       # failed opens of one process\n  perfkit opensnoop --json -- ./app\n\nAs bcc's opensnoop: open(2) and \
+                        openat(2), from the syscalls tracepoints (openat2 is not watched). Paths are kept up to 255 bytes.")]
+pub struct OpensnoopArgs {
+    #[command(flatten)]
+    target: ToolTarget,
+
+    /// Failed opens only.
+    #[arg(short = 'x', long)]
+    failed: bool,
+
+    /// Show the open flags.
+    #[arg(short = 'f', long)]
+    flags: bool,
+
+    #[command(flatten)]
+    snooping: Snooping,
+}
+
+pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
+    let mut watch = args.target.watch()?;
+    let mut tool = OpenSnoop::start(watch.selection.clone(), args.failed)?;
+    watch.release()?;
+    if !args.snooping.json {
+        let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
+        let flags = if args.flags { format!("{:<8} ", "FLAGS") } else { String::new() };
+        println!("{ts}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
+    }
+    let exited = snoop_loop(
+        "opensnoop",
+        &args.snooping,
+        &mut watch,
+        |t| Ok((tool.events(t), tool.stats()?)),
+        |out, e, t| {
+            let (fd, err) = if e.ret >= 0 { (e.ret, 0) } else { (-1, -e.ret) };
+            if args.snooping.json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &json!({
+                        "schema_version": SCHEMA_VERSION,
+                        "time_s": round6(t),
+                        "pid": e.pid,
+                        "tid": e.tid,
+                        "uid": e.uid,
+                        "comm": e.comm,
+                        "fd": fd,
+                        "errno": err,
+                        "error": (err != 0).then(|| std::io::Error::from_raw_os_error(err).to_string()),
+                        "flags": e.flags,
+                        "path": e.path,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
+                let flags = if args.flags { format!("{:08o} ", e.flags) } else { String::new() };
+                writeln!(out, "{ts}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}", e.pid, printable(&e.comm), printable(&e.path))?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(watch.finish(exited))
+}
+
+/// Each closed TCP session, like bcc's tcplife.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  perfkit tcplife\n  perfkit tcplife -p 1234 --json\n\nAs bcc's tcplife: from sock:inet_sock_set_state, with bytes \
+                        received and acknowledged read from the socket at close. The owner is the process that connected or closed it.")]
+pub struct TcplifeArgs {
+    /// Processes whose sessions to show, comma-separated.
+    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
+    pid: Option<IdList>,
+
+    #[command(flatten)]
+    snooping: Snooping,
+}
+
+pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
+    let selection = args.pid.as_ref().map(|IdList(p)| Selection::Processes { pids: p.clone(), follow_children: true });
+    let mut tool = TcpLife::start(selection)?;
+    let mut watch = Watch { selection: None, command: None };
+    if !args.snooping.json {
+        let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
+        println!("{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9}", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS");
+    }
+    snoop_loop(
+        "tcplife",
+        &args.snooping,
+        &mut watch,
+        |t| Ok((tool.events(t), tool.stats()?)),
+        |out, e, t| {
+            if args.snooping.json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &json!({
+                        "schema_version": SCHEMA_VERSION,
+                        "time_s": round6(t),
+                        "pid": e.pid,
+                        "comm": e.comm,
+                        "local_addr": e.local.to_string(),
+                        "local_port": e.local_port,
+                        "remote_addr": e.remote.to_string(),
+                        "remote_port": e.remote_port,
+                        "tx_bytes": e.tx_bytes,
+                        "rx_bytes": e.rx_bytes,
+                        "duration_ms": round3(e.duration_ns as f64 / 1e6),
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
+                writeln!(
+                    out,
+                    "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9.2}",
+                    e.pid,
+                    printable(&e.comm),
+                    e.local,
+                    e.local_port,
+                    e.remote,
+                    e.remote_port,
+                    e.tx_bytes / 1024,
+                    e.rx_bytes / 1024,
+                    e.duration_ns as f64 / 1e6
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each TCP retransmission, like bcc's tcpretrans.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  perfkit tcpretrans\n  perfkit tcpretrans -c             # counts by state at the end\n\nAs bcc's tcpretrans: from \
+                        tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced.")]
+pub struct TcpretransArgs {
+    /// Count retransmissions by TCP state and print the counts at the end.
+    #[arg(short = 'c', long)]
+    count: bool,
+
+    #[command(flatten)]
+    snooping: Snooping,
+}
+
+pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
+    let mut tool = TcpRetrans::start()?;
+    let mut watch = Watch { selection: None, command: None };
+    if !args.snooping.json && !args.count {
+        println!("{:<9} {:>7} {:>2} {:<21} {:>2} {:<21} STATE", "TIME(s)", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT");
+    }
+    let count = args.count;
+    let json_out = args.snooping.json;
+    snoop_loop(
+        "tcpretrans",
+        &args.snooping,
+        &mut watch,
+        |t| Ok((tool.events(t), tool.stats()?)),
+        |out, e, t| {
+            if count {
+                return Ok(());
+            }
+            if json_out {
+                serde_json::to_writer(
+                    &mut *out,
+                    &json!({
+                        "schema_version": SCHEMA_VERSION,
+                        "time_s": round6(t),
+                        "pid": e.pid,
+                        "local_addr": e.local.to_string(),
+                        "local_port": e.local_port,
+                        "remote_addr": e.remote.to_string(),
+                        "remote_port": e.remote_port,
+                        "state": e.state,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                let ip = if e.local.is_ipv4() { 4 } else { 6 };
+                writeln!(
+                    out,
+                    "{t:<9.3} {:>7} {ip:>2} {:<21} R> {:<21} {}",
+                    e.pid,
+                    format!("{}:{}", e.local, e.local_port),
+                    format!("{}:{}", e.remote, e.remote_port),
+                    e.state
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    if count {
+        let counts = tool.counts()?;
+        if json_out {
+            let by: serde_json::Map<String, serde_json::Value> = counts.iter().map(|(s, n)| ((*s).to_owned(), json!(n))).collect();
+            println!("{}", json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_state": by}));
+        } else {
+            println!("{:<14} {:>8}", "STATE", "RETRANS");
+            for (state, n) in counts {
+                println!("{state:<14} {n:>8}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_print_in_bccs_layout() {
+        let mut h = Histogram::new(0, 0);
+        h.counts[1] = 2;
+        h.counts[3] = 8;
+        let mut out = Vec::new();
+        print_histogram(&mut out, "usecs", &h, 1).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "     usecs               : count     distribution");
+        assert_eq!(lines[1], "         0 -> 1          : 0        |                                        |");
+        assert_eq!(lines[2], "         2 -> 3          : 2        |**********                              |");
+        assert_eq!(lines[4], "         8 -> 15         : 8        |****************************************|");
+        assert_eq!(lines.len(), 5);
+    }
+
+    #[test]
+    fn milliseconds_move_buckets_down_and_json_names_its_unit() {
+        let mut h = Histogram::new(0, 0);
+        h.counts[13] = 5; // 8192..16383 us: 8..15 ms
+        h.sum_ns = 50_000_000;
+        assert_eq!(rescale(&h, 1000)[3], 5);
+        let j = histogram_json(&h, "msecs", 1000, json!({"pid": 1}));
+        assert_eq!(j["count"], 5);
+        assert_eq!(j["sum_msecs"], 50.0);
+        assert_eq!(j["buckets"][3]["low_msecs"], 8);
+        assert_eq!(j["per"]["pid"], 1);
+    }
+
+    #[test]
+    fn intervals_are_checked() {
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("1e20").is_err());
+        assert!(parse_interval("nan").is_err());
+        assert_eq!(parse_interval("0.5").unwrap(), Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,172 @@
+//! syscount: system calls counted (and timed) per syscall and process, and
+//! the syscall names read from the kernel's own metadata.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes, generated::bpf_loop},
+    macros::{map, raw_tracepoint},
+    maps::{Array, HashMap},
+    programs::RawTracePointContext,
+};
+use perfkit_probes_common::tools::{
+    MAX_SYSCALLS, NAMES_ADDR, NAMES_CODE_LEN, NAMES_STEP, NAMES_STEP_CODE, NAMES_STEP_TABLE, SyscallKey, SyscallName,
+    SyscallStat, TOOL_SYSCOUNT,
+};
+
+use crate::{atomic_add, filter, kernel, tools};
+
+/// Calls, time and errors per (process, syscall).
+#[map]
+static SYS_COUNTS: HashMap<SyscallKey, SyscallStat> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// When each thread entered its current syscall (with latency).
+#[map]
+static SYS_START: HashMap<u32, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// Syscall names by number.
+#[map]
+static SYSCALL_NAMES: Array<SyscallName> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// `struct pt_regs.orig_ax` on x86-64: the syscall number.
+const PT_REGS_ORIG_AX: u32 = 15 * 8;
+
+/// raw_syscalls:sys_enter(regs, id).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_count(_ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if tools::config().sys_latency == 0 || !filter::selected(tgid, tid) {
+        return 0;
+    }
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if SYS_START.insert(&tid, &now, BPF_ANY as u64).is_err()
+        && let Some(s) = tools::stats(TOOL_SYSCOUNT)
+    {
+        s.starts_lost += 1;
+    }
+    0
+}
+
+/// raw_syscalls:sys_exit(regs, ret).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_count(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if !filter::selected(tgid, tid) {
+        return 0;
+    }
+    let config = tools::config();
+    let ret = ctx.arg::<i64>(1);
+    if config.sys_failed_only != 0 && ret >= 0 {
+        return 0;
+    }
+    let Some(nr) = kernel::read::<u64>(ctx.arg::<u64>(0), PT_REGS_ORIG_AX) else { return 0 };
+    let Some(stats) = tools::stats(TOOL_SYSCOUNT) else { return 0 };
+    stats.events += 1;
+    let mut took = 0;
+    if config.sys_latency != 0 {
+        // SAFETY: a plain read of a map value, copied before the removal.
+        match unsafe { SYS_START.get(&tid) }.copied() {
+            Some(start) => {
+                let _ = SYS_START.remove(&tid);
+                // SAFETY: the helper has no preconditions.
+                took = unsafe { bpf_ktime_get_ns() }.saturating_sub(start);
+            }
+            None => stats.unmatched += 1,
+        }
+    }
+    let key = SyscallKey { pid: if config.sys_per_process != 0 { tgid } else { 0 }, nr: nr as u32 };
+    let failed = u64::from(ret < 0);
+    if SYS_COUNTS.get_ptr_mut(&key).is_none() {
+        let _ = SYS_COUNTS.insert(&key, &SyscallStat::default(), BPF_NOEXIST as u64);
+    }
+    match SYS_COUNTS.get_ptr_mut(&key) {
+        Some(p) => {
+            // SAFETY: `p` points at a live map value; the adds are atomic.
+            unsafe {
+                atomic_add(&raw mut (*p).count, 1);
+                atomic_add(&raw mut (*p).total_ns, took);
+                atomic_add(&raw mut (*p).errors, failed);
+            }
+        }
+        None => stats.updates_lost += 1,
+    }
+    0
+}
+
+/// What the name reader is asked to do.
+#[map]
+static SYSCALL_NAMES_REQUEST: Array<u64> = Array::with_max_entries(2, 0);
+
+/// Code bytes it copied (user space finds the table's address in them).
+#[map]
+static SYSCALL_NAMES_CODE: Array<[u8; NAMES_CODE_LEN]> = Array::with_max_entries(1, 0);
+
+/// The table's base, read once per run of the reader.
+#[inline(always)]
+fn request(index: u32) -> u64 {
+    SYSCALL_NAMES_REQUEST.get(index).copied().unwrap_or(0)
+}
+
+/// Copies the name of entry `index` of the kernel's `syscalls_metadata`
+/// array, when that entry's own `syscall_nr` is `index` (which also
+/// proves the address was the table).
+extern "C" fn read_name(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the table base given to it.
+    let table = unsafe { *ctx.cast::<u64>() };
+    let o = tools::offsets();
+    let Some(meta) = kernel::read::<u64>(table + index * 8, 0) else { return 1 };
+    if meta == 0 {
+        return 0;
+    }
+    let Some(nr) = kernel::read::<i32>(meta, o.syscall_meta_nr) else { return 0 };
+    let Some(name) = kernel::read::<u64>(meta, o.syscall_meta_name) else { return 0 };
+    if nr as u64 != index || index >= MAX_SYSCALLS as u64 {
+        return 0;
+    }
+    if let Some(slot) = SYSCALL_NAMES.get_ptr_mut(index as u32) {
+        // SAFETY: `slot` points at a live array value of the right size; the
+        // helper checks the source address.
+        unsafe {
+            let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut (*slot).name);
+        }
+    }
+    0
+}
+
+/// raw_syscalls:sys_enter, in the loader's own thread only: one step of
+/// reading the syscall names from the kernel's own metadata (user space
+/// finds the `syscalls_metadata` variable in the code of
+/// `get_syscall_name`, then has its entries copied).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn syscall_names(_ctx: RawTracePointContext) -> i32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if tid != tools::config().names_tid {
+        return 0;
+    }
+    let addr = request(NAMES_ADDR);
+    match request(NAMES_STEP) {
+        NAMES_STEP_CODE => {
+            if let Some(code) = SYSCALL_NAMES_CODE.get_ptr_mut(0) {
+                // SAFETY: a map value of the right size; the helper checks
+                // the source address.
+                unsafe {
+                    let _ = aya_ebpf::helpers::bpf_probe_read_kernel_buf(addr as *const u8, &mut *code);
+                }
+            }
+        }
+        NAMES_STEP_TABLE => {
+            let Some(mut table) = kernel::read::<u64>(addr, 0) else { return 0 };
+            // SAFETY: the callback and its context follow bpf_loop's
+            // contract; the context lives on this stack frame.
+            unsafe {
+                bpf_loop(MAX_SYSCALLS, read_name as *mut c_void, (&raw mut table).cast(), 0);
+            }
+        }
+        _ => {}
+    }
+    0
+}

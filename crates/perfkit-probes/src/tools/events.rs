@@ -1,0 +1,350 @@
+//! The events the snooping tools stream, decoded from their ring-buffer
+//! records.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use perfkit_probes_common::{
+    COMM_LEN,
+    tools::{
+        self, BioEvent as RawBio, EXEC_ARGS, EXEC_ARGS_EVENT, EXEC_RET_EVENT, ExecEvent as RawExecArgs,
+        ExecRetEvent, OpenEvent as RawOpen, TcpLifeEvent, TcpRetransEvent,
+    },
+};
+
+/// Copies a record of type `T` out of a ring-buffer item.
+fn record<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the item holds at least a `T`, written by the kernel side from
+    // the same `#[repr(C)]` plain-data definition; read unaligned.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// A NUL-terminated name, escaped for printing.
+fn text(bytes: &[u8]) -> String {
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    perfkit_profile::escape_bytes(&bytes[..len])
+}
+
+fn comm(c: &[u8; COMM_LEN]) -> String {
+    text(c)
+}
+
+/// One completed block I/O (biosnoop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockEvent {
+    /// Completion time, CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Issue to completion, nanoseconds.
+    pub latency_ns: u64,
+    /// Time in the OS queue before issue (0 when not measured).
+    pub queued_ns: u64,
+    /// Device major number.
+    pub major: u32,
+    /// Device minor number.
+    pub minor: u32,
+    /// First sector (512 bytes).
+    pub sector: u64,
+    /// Bytes.
+    pub bytes: u32,
+    /// The process that issued or queued it (0: unknown).
+    pub pid: u32,
+    /// Its name.
+    pub comm: String,
+    /// The kernel's operation flags (`W`, `RS`, `FWS`...).
+    pub rwbs: String,
+    /// Error (negative errno) or 0.
+    pub error: i32,
+}
+
+pub(crate) fn block_event(bytes: &[u8]) -> Option<BlockEvent> {
+    let e: RawBio = record(bytes)?;
+    // The tracepoints' dev_t is the kernel's internal one: major in the
+    // high 12 bits, minor in the low 20.
+    Some(BlockEvent {
+        ts_ns: e.ts_ns,
+        latency_ns: e.latency_ns,
+        queued_ns: e.queued_ns,
+        major: e.dev >> 20,
+        minor: e.dev & 0xf_ffff,
+        sector: e.sector,
+        bytes: e.bytes,
+        pid: e.pid,
+        comm: comm(&e.comm),
+        rwbs: text(&e.rwbs),
+        error: e.error,
+    })
+}
+
+/// The (major, minor) of a device number as the block tracepoints give
+/// it.
+pub fn kernel_dev(dev: u64) -> (u32, u32) {
+    ((dev >> 20) as u32, (dev & 0xf_ffff) as u32)
+}
+
+/// One exec (execsnoop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecEvent {
+    /// When it returned, CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// The process.
+    pub pid: u32,
+    /// Its parent.
+    pub ppid: u32,
+    /// Its user.
+    pub uid: u32,
+    /// The name after the exec (before it, when it failed).
+    pub comm: String,
+    /// The program as passed to exec.
+    pub path: String,
+    /// The arguments, `argv[0]` first.
+    pub args: Vec<String>,
+    /// More arguments were passed than kept.
+    pub args_truncated: bool,
+    /// 0, or the negative errno of a failed exec.
+    pub ret: i32,
+}
+
+pub(crate) enum ExecPart {
+    Args(ExecEvent),
+    Ret { pid: u32, ret: i32, ts_ns: u64, comm: String },
+}
+
+pub(crate) fn exec_part(bytes: &[u8]) -> Option<ExecPart> {
+    let kind: u32 = record(bytes)?;
+    match kind {
+        EXEC_ARGS_EVENT => {
+            let e: RawExecArgs = record(bytes)?;
+            let n = (e.argc as usize).min(EXEC_ARGS);
+            Some(ExecPart::Args(ExecEvent {
+                ts_ns: e.ts_ns,
+                pid: e.pid,
+                ppid: e.ppid,
+                uid: e.uid,
+                comm: comm(&e.comm),
+                path: text(&e.args[0]),
+                args: e.args[1..=n].iter().map(|a| text(a)).collect(),
+                args_truncated: e.argc as usize > EXEC_ARGS,
+                ret: 0,
+            }))
+        }
+        EXEC_RET_EVENT => {
+            let e: ExecRetEvent = record(bytes)?;
+            Some(ExecPart::Ret { pid: e.pid, ret: e.ret, ts_ns: e.ts_ns, comm: comm(&e.comm) })
+        }
+        _ => None,
+    }
+}
+
+/// Joins each exec's arguments with its result; arguments still waiting
+/// for theirs stay in `pending` (bounded: the oldest go when it grows).
+pub(crate) fn join_execs(pending: &mut HashMap<u32, ExecEvent>, parts: Vec<ExecPart>) -> Vec<ExecEvent> {
+    let mut out = Vec::new();
+    for p in parts {
+        match p {
+            ExecPart::Args(e) => {
+                if pending.len() >= 4096 {
+                    pending.clear();
+                }
+                pending.insert(e.pid, e);
+            }
+            ExecPart::Ret { pid, ret, ts_ns, comm } => {
+                if let Some(mut e) = pending.remove(&pid) {
+                    e.ret = ret;
+                    e.ts_ns = ts_ns;
+                    if ret == 0 {
+                        e.comm = comm;
+                    }
+                    out.push(e);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One open (opensnoop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenEvent {
+    /// When it returned, CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// User.
+    pub uid: u32,
+    /// Its name.
+    pub comm: String,
+    /// The path as passed.
+    pub path: String,
+    /// The open flags (`O_*`).
+    pub flags: u64,
+    /// The file descriptor, or a negative errno.
+    pub ret: i32,
+}
+
+pub(crate) fn open_event(bytes: &[u8]) -> Option<OpenEvent> {
+    let e: RawOpen = record(bytes)?;
+    Some(OpenEvent {
+        ts_ns: e.ts_ns,
+        pid: e.pid,
+        tid: e.tid,
+        uid: e.uid,
+        comm: comm(&e.comm),
+        path: text(&e.path),
+        flags: e.flags,
+        ret: e.ret,
+    })
+}
+
+fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
+    if family == 2 {
+        IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+    } else {
+        IpAddr::from(*bytes)
+    }
+}
+
+/// One closed TCP session (tcplife).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpSession {
+    /// Closed at, CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// The owning process (0: unknown, such as a connection never
+    /// accepted).
+    pub pid: u32,
+    /// Its name.
+    pub comm: String,
+    /// Local address.
+    pub local: IpAddr,
+    /// Local port.
+    pub local_port: u16,
+    /// Remote address.
+    pub remote: IpAddr,
+    /// Remote port.
+    pub remote_port: u16,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent (and acknowledged).
+    pub tx_bytes: u64,
+    /// Lifetime, nanoseconds.
+    pub duration_ns: u64,
+}
+
+pub(crate) fn tcp_session(bytes: &[u8]) -> Option<TcpSession> {
+    let e: TcpLifeEvent = record(bytes)?;
+    Some(TcpSession {
+        ts_ns: e.ts_ns,
+        pid: e.pid,
+        comm: comm(&e.comm),
+        local: address(e.family, &e.saddr),
+        local_port: e.sport,
+        remote: address(e.family, &e.daddr),
+        remote_port: e.dport,
+        rx_bytes: e.rx_bytes,
+        tx_bytes: e.tx_bytes,
+        duration_ns: e.duration_ns,
+    })
+}
+
+/// One retransmitted TCP segment (tcpretrans).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retransmit {
+    /// When, CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// The process running then (often 0: a timer).
+    pub pid: u32,
+    /// Local address.
+    pub local: IpAddr,
+    /// Local port.
+    pub local_port: u16,
+    /// Remote address.
+    pub remote: IpAddr,
+    /// Remote port.
+    pub remote_port: u16,
+    /// The TCP state (`ESTABLISHED`...).
+    pub state: &'static str,
+}
+
+pub(crate) fn retransmit(bytes: &[u8]) -> Option<Retransmit> {
+    let e: TcpRetransEvent = record(bytes)?;
+    Some(Retransmit {
+        ts_ns: e.ts_ns,
+        pid: e.pid,
+        local: address(e.family, &e.saddr),
+        local_port: e.sport,
+        remote: address(e.family, &e.daddr),
+        remote_port: e.dport,
+        state: tcp_state_name(e.state),
+    })
+}
+
+/// The name of a TCP state, as tcpretrans prints it.
+pub fn tcp_state_name(state: u32) -> &'static str {
+    match state {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        _ => "UNKNOWN",
+    }
+}
+
+#[allow(dead_code)]
+const _: () = assert!(tools::EXEC_ARG_LEN >= 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_arguments_join_their_result() {
+        let mut pending = HashMap::new();
+        let args = ExecEvent {
+            ts_ns: 1,
+            pid: 7,
+            ppid: 1,
+            uid: 0,
+            comm: "sh".into(),
+            path: "/bin/true".into(),
+            args: vec!["true".into(), "x".into()],
+            args_truncated: false,
+            ret: 0,
+        };
+        let out = join_execs(&mut pending, vec![ExecPart::Args(args)]);
+        assert!(out.is_empty());
+        let out = join_execs(&mut pending, vec![ExecPart::Ret { pid: 7, ret: 0, ts_ns: 2, comm: "true".into() }]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].comm, "true");
+        assert_eq!(out[0].args, ["true", "x"]);
+        assert!(pending.is_empty());
+        // A result without its arguments (begun before the tool) is
+        // dropped.
+        assert!(join_execs(&mut pending, vec![ExecPart::Ret { pid: 9, ret: -2, ts_ns: 3, comm: String::new() }]).is_empty());
+    }
+
+    #[test]
+    fn short_records_are_ignored_and_addresses_decode() {
+        assert!(open_event(&[0u8; 8]).is_none());
+        assert_eq!(address(2, &[127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).to_string(), "127.0.0.1");
+        let mut v6 = [0u8; 16];
+        v6[15] = 1;
+        assert_eq!(address(10, &v6).to_string(), "::1");
+        assert_eq!(kernel_dev((7 << 20) | 3), (7, 3));
+    }
+}

@@ -1,0 +1,815 @@
+//! The bcc-style tools, user side: each loads its programs from the shipped
+//! object, attaches them to tracepoints, and reads typed histograms,
+//! counters or events. Nothing here prints: the `perfkit` commands and
+//! in-house tools decide how to show them.
+//!
+//! | tool | kernel side | reads |
+//! |---|---|---|
+//! | [`Runqlat`] | sched_wakeup, sched_wakeup_new, sched_switch (raw) | [`Histogram`]s |
+//! | [`BlockIo`] | block:block_rq_insert, block_rq_issue, block_rq_complete | [`Histogram`]s, [`BlockEvent`]s |
+//! | [`Syscount`] | raw_syscalls:sys_enter, sys_exit (raw) | [`SyscallCount`]s |
+//! | [`ExecSnoop`] | syscalls:sys_enter/exit_execve(at) | [`ExecEvent`]s |
+//! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
+//! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
+//! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, counts by state |
+//!
+//! Every tool counts what it could not record ([`ToolStats`]): events lost
+//! to a full ring buffer, starts lost to a full map, ends whose start came
+//! before the tool.
+
+mod events;
+pub mod exposition;
+mod hist;
+pub mod tracefs;
+
+use std::{collections::HashMap, fs, os::fd::AsRawFd, time::Duration};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId},
+};
+pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, kernel_dev, tcp_state_name};
+pub use hist::Histogram;
+use perfkit_probes_common::{
+    filter::FilterConfig,
+    names,
+    tools::{
+        BlockFields, MAX_SYSCALLS, OP_DISCARD, OP_FLUSH, OP_READ, OP_SYNC, OP_WRITE, PER_CGROUP, PER_NONE,
+        PER_PIDNS, PER_PROCESS, PER_THREAD, SockFields, SyscallKey, SyscallName, SyscallStat, TOOL_BIO,
+        TOOL_EXECSNOOP, TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
+    },
+};
+pub use perfkit_probes_common::tools::ToolStats;
+
+use crate::{ProbeError, Selection, error::classify, sampler::filter_config};
+
+/// The compiled kernel side (the same object as the sampler's).
+use crate::sampler::OBJECT;
+
+/// Ring buffers in the object, and the size each tool's own gets.
+const RINGS: [&str; 6] = [
+    names::BIO_EVENTS,
+    names::EXEC_EVENTS,
+    names::OPEN_EVENTS,
+    names::TCP_LIFE_EVENTS,
+    names::TCP_RETRANS_EVENTS,
+    names::REQUESTS,
+];
+
+/// Ring buffer bytes for a tool that streams events.
+pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
+
+/// A loaded object with some programs attached.
+struct Probe {
+    ebpf: Ebpf,
+    raw: Vec<(&'static str, RawTracePointLinkId)>,
+    tps: Vec<(&'static str, TracePointLinkId)>,
+    tool: u32,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe").field("tool", &self.tool).finish_non_exhaustive()
+    }
+}
+
+/// Shrinks the maps a tool does not use to their minimum, so that loading
+/// the shared object for one tool does not allocate the others' memory.
+pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
+    for ring in RINGS {
+        if !keep.contains(&ring) {
+            loader.map_max_entries(ring, 4096);
+        }
+    }
+    for map in [
+        names::ROWS,
+        names::PROCS,
+        names::PAGES,
+        names::FILE_STATE,
+        names::OFF_CPU_START,
+        names::COUNTS,
+        names::STACKS,
+        names::TARGET_TGIDS,
+        names::TARGET_TIDS,
+        names::SYSCALL_NAMES,
+    ] {
+        if !keep.contains(&map) {
+            loader.map_max_entries(map, 1);
+        }
+    }
+}
+
+struct Globals {
+    selection: Option<Selection>,
+    config: ToolConfig,
+    keep: Vec<&'static str>,
+    ring_bytes: u32,
+}
+
+impl Probe {
+    fn load(tool: u32, g: Globals) -> Result<Self, ProbeError> {
+        if let Some(missing) = crate::privileges::missing_for_bpf() {
+            return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
+        }
+        let offsets = crate::btf::kernel_offsets()?;
+        let (tool_offsets, missing) = crate::btf::tool_offsets()?;
+        if !missing.is_empty() {
+            tracing::debug!(?missing, "kernel fields the tools cannot read");
+        }
+        let filter = g.selection.as_ref().map_or(FilterConfig { mode: perfkit_probes_common::filter::MODE_ALL, ..FilterConfig::default() }, filter_config);
+        let (block, sock) = if tool == TOOL_BIO {
+            (block_fields()?, SockFields::default())
+        } else if tool == TOOL_TCPLIFE || tool == TOOL_TCPRETRANS {
+            (BlockFields::default(), sock_fields()?)
+        } else {
+            (BlockFields::default(), SockFields::default())
+        };
+        let mut keep = g.keep.clone();
+        match &g.selection {
+            Some(Selection::Processes { .. }) => keep.push(names::TARGET_TGIDS),
+            Some(Selection::Threads(_)) => keep.push(names::TARGET_TIDS),
+            _ => {}
+        }
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(names::FILTER, &filter, true)
+            .override_global(names::OFFSETS, &offsets, true)
+            .override_global(names::TOOL_CONFIG, &g.config, true)
+            .override_global(names::TOOL_OFFSETS, &tool_offsets, true)
+            .override_global(names::BLOCK_FIELDS, &block, true)
+            .override_global(names::SOCK_FIELDS, &sock, true);
+        shrink_unused(&mut loader, &keep);
+        for ring in RINGS {
+            if keep.contains(&ring) && ring != names::REQUESTS {
+                loader.map_max_entries(ring, g.ring_bytes);
+            }
+        }
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+        match &g.selection {
+            Some(Selection::Processes { pids, .. }) => crate::sampler::fill_set(&mut ebpf, names::TARGET_TGIDS, pids)?,
+            Some(Selection::Threads(tids)) => crate::sampler::fill_set(&mut ebpf, names::TARGET_TIDS, tids)?,
+            _ => {}
+        }
+        let mut probe = Self { ebpf, raw: Vec::new(), tps: Vec::new(), tool };
+        if let Some(Selection::Processes { follow_children: true, .. }) = &g.selection {
+            probe.attach_raw(names::FORK_PROGRAM, "sched_process_fork")?;
+            probe.attach_raw(names::EXIT_PROGRAM, "sched_process_exit")?;
+        }
+        Ok(probe)
+    }
+
+    fn attach_raw(&mut self, program: &'static str, tracepoint: &'static str) -> Result<(), ProbeError> {
+        let p: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| ProbeError::Load(format!("the object has no program {program}").into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
+        if p.fd().is_err() {
+            p.load().map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+        }
+        let link = p.attach(tracepoint).map_err(|source| {
+            classify("attaching tracepoints", &source)
+                .unwrap_or(ProbeError::AttachTracepoint { program, tracepoint, source })
+        })?;
+        self.raw.push((program, link));
+        Ok(())
+    }
+
+    fn attach_tp(&mut self, program: &'static str, category: &'static str, name: &'static str) -> Result<(), ProbeError> {
+        tracefs::root()?;
+        if !std::path::Path::new(&format!("{}/events/{category}/{name}", tracefs::root()?.display())).is_dir() {
+            return Err(ProbeError::MissingTracepoint { category: category.to_owned(), name: name.to_owned() });
+        }
+        let p: &mut TracePoint = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| ProbeError::Load(format!("the object has no program {program}").into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
+        if p.fd().is_err() {
+            p.load().map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+        }
+        let link = p.attach(category, name).map_err(|source| {
+            classify("attaching tracepoints", &source)
+                .unwrap_or(ProbeError::AttachTracepoint { program, tracepoint: name, source })
+        })?;
+        self.tps.push((program, link));
+        Ok(())
+    }
+
+    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| ProbeError::Map { map: name, source: aya::maps::MapError::InvalidName { name: name.into() } })
+    }
+
+    fn stats(&self) -> Result<ToolStats, ProbeError> {
+        let map_err = |source| ProbeError::Map { map: names::TOOL_STATS, source };
+        let stats: PerCpuArray<&MapData, ToolStats> =
+            PerCpuArray::try_from(self.map(names::TOOL_STATS)?).map_err(map_err)?;
+        let mut total = ToolStats::default();
+        for cpu in stats.get(&self.tool, 0).map_err(map_err)?.iter() {
+            total.merge(cpu);
+        }
+        Ok(total)
+    }
+
+    fn ring(&mut self, name: &'static str) -> Result<Ring, ProbeError> {
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or_else(|| ProbeError::Map { map: name, source: aya::maps::MapError::InvalidName { name: name.into() } })?;
+        RingBuf::try_from(map).map(Ring).map_err(|source| ProbeError::Map { map: name, source })
+    }
+
+    fn detach(&mut self) {
+        for (name, link) in self.raw.drain(..) {
+            if let Some(p) = self.ebpf.program_mut(name)
+                && let Ok(p) = <&mut RawTracePoint>::try_from(p)
+            {
+                let _ = p.detach(link);
+            }
+        }
+        for (name, link) in self.tps.drain(..) {
+            if let Some(p) = self.ebpf.program_mut(name)
+                && let Ok(p) = <&mut TracePoint>::try_from(p)
+            {
+                let _ = p.detach(link);
+            }
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+fn block_fields() -> Result<BlockFields, ProbeError> {
+    let issue = tracefs::fields("block", "block_rq_issue")?;
+    let complete = tracefs::fields("block", "block_rq_complete")?;
+    let at = |f: &HashMap<String, tracefs::Field>, ev: &str, name: &str| tracefs::offset(f, ev, name);
+    Ok(BlockFields {
+        dev: at(&issue, "block_rq_issue", "dev")?,
+        sector: at(&issue, "block_rq_issue", "sector")?,
+        nr_sector: at(&issue, "block_rq_issue", "nr_sector")?,
+        bytes: issue.get("bytes").map_or(u32::MAX, |f| f.offset),
+        rwbs: at(&issue, "block_rq_issue", "rwbs")?,
+        rwbs_len: issue.get("rwbs").map_or(8, |f| f.size),
+        complete_dev: at(&complete, "block_rq_complete", "dev")?,
+        complete_sector: at(&complete, "block_rq_complete", "sector")?,
+        complete_error: at(&complete, "block_rq_complete", "error")?,
+        complete_rwbs: at(&complete, "block_rq_complete", "rwbs")?,
+    })
+}
+
+fn sock_fields() -> Result<SockFields, ProbeError> {
+    let state = tracefs::fields("sock", "inet_sock_set_state")?;
+    let retrans = tracefs::fields("tcp", "tcp_retransmit_skb")?;
+    let mut out = SockFields::default();
+    let s = ["skaddr", "oldstate", "newstate", "sport", "dport", "family", "protocol", "saddr", "daddr", "saddr_v6", "daddr_v6"];
+    for (i, name) in s.iter().enumerate() {
+        out.state[i] = tracefs::offset(&state, "inet_sock_set_state", name)?;
+    }
+    let r = ["skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6"];
+    for (i, name) in r.iter().enumerate() {
+        out.retrans[i] = tracefs::offset(&retrans, "tcp_retransmit_skb", name)?;
+    }
+    Ok(out)
+}
+
+/// What a runqlat histogram is per.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunqlatPer {
+    /// One histogram.
+    #[default]
+    All,
+    /// Per process (bcc's `-P`).
+    Process,
+    /// Per thread (bcc's `-L`).
+    Thread,
+    /// Per PID namespace (bcc's `--pidnss`).
+    PidNamespace,
+    /// Per cgroup v2 group (its id).
+    Cgroup,
+}
+
+/// Run-queue latency: how long runnable threads wait for a CPU.
+#[derive(Debug)]
+pub struct Runqlat {
+    probe: Probe,
+}
+
+impl Runqlat {
+    /// Loads and attaches, watching `selection` (`None`: every thread).
+    pub fn start(selection: Option<Selection>, per: RunqlatPer) -> Result<Self, ProbeError> {
+        let config = ToolConfig {
+            runq_per: match per {
+                RunqlatPer::All => PER_NONE,
+                RunqlatPer::Process => PER_PROCESS,
+                RunqlatPer::Thread => PER_THREAD,
+                RunqlatPer::PidNamespace => PER_PIDNS,
+                RunqlatPer::Cgroup => PER_CGROUP,
+            },
+            ..ToolConfig::default()
+        };
+        let (_, missing) = crate::btf::tool_offsets()?;
+        if matches!(per, RunqlatPer::Cgroup) || matches!(selection, Some(Selection::Cgroup { .. })) {
+            if let Some(m) = missing.iter().find(|m| m.starts_with("cgroup") || m.starts_with("css_set") || m.starts_with("kernfs") || m.starts_with("task_struct.cgroups")) {
+                return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
+            }
+        }
+        let mut probe = Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep: vec![], ring_bytes: 0 })?;
+        probe.attach_raw(names::RUNQ_WAKEUP_PROGRAM, "sched_wakeup")?;
+        probe.attach_raw(names::RUNQ_WAKEUP_NEW_PROGRAM, "sched_wakeup_new")?;
+        probe.attach_raw(names::RUNQ_SWITCH_PROGRAM, "sched_switch")?;
+        Ok(Self { probe })
+    }
+
+    /// The histograms since the start (microsecond buckets), by id.
+    pub fn histograms(&self) -> Result<Vec<Histogram>, ProbeError> {
+        hist::read(self.probe.map(names::RUNQ_HIST)?, names::RUNQ_HIST)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// What biolatency measures and how it splits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockIoConfig {
+    /// Keep latency histograms.
+    pub histograms: bool,
+    /// One histogram per disk (bcc's `-D`).
+    pub per_disk: bool,
+    /// One histogram per operation (bcc's `-F`).
+    pub per_flags: bool,
+    /// Measure from insertion into the OS queue, not from issue to the
+    /// device (bcc's `-Q`).
+    pub queued: bool,
+    /// Stream one event per completed I/O (biosnoop).
+    pub events: bool,
+}
+
+/// Block I/O latency (biolatency) and events (biosnoop).
+#[derive(Debug)]
+pub struct BlockIo {
+    probe: Probe,
+    ring: Option<Ring>,
+}
+
+impl BlockIo {
+    /// Loads and attaches. Block I/O is not filtered by process: a disk
+    /// serves whoever queued it, and completions run in interrupts.
+    pub fn start(config: BlockIoConfig) -> Result<Self, ProbeError> {
+        let tool_config = ToolConfig {
+            bio_hist: u32::from(config.histograms),
+            bio_per_disk: u32::from(config.per_disk),
+            bio_per_flags: u32::from(config.per_flags),
+            bio_queued: u32::from(config.queued),
+            bio_snoop: u32::from(config.events),
+            ..ToolConfig::default()
+        };
+        let keep = if config.events { vec![names::BIO_EVENTS] } else { vec![] };
+        let mut probe =
+            Probe::load(TOOL_BIO, Globals { selection: None, config: tool_config, keep, ring_bytes: DEFAULT_RING_BYTES })?;
+        if config.queued {
+            probe.attach_tp(names::BIO_INSERT_PROGRAM, "block", "block_rq_insert")?;
+        }
+        probe.attach_tp(names::BIO_ISSUE_PROGRAM, "block", "block_rq_issue")?;
+        probe.attach_tp(names::BIO_COMPLETE_PROGRAM, "block", "block_rq_complete")?;
+        let ring = if config.events { Some(probe.ring(names::BIO_EVENTS)?) } else { None };
+        Ok(Self { probe, ring })
+    }
+
+    /// The histograms since the start: `id` is the device number (with
+    /// `per_disk`), `sub` the operation (with `per_flags`, see
+    /// [`operation_name`]).
+    pub fn histograms(&self) -> Result<Vec<Histogram>, ProbeError> {
+        hist::read(self.probe.map(names::BIO_HIST)?, names::BIO_HIST)
+    }
+
+    /// Waits up to `timeout` for events and returns those that came.
+    pub fn events(&mut self, timeout: Duration) -> Vec<BlockEvent> {
+        match &mut self.ring {
+            Some(r) => drain(r, timeout, events::block_event),
+            None => Vec::new(),
+        }
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// The name of a biolatency operation (`sub` of a per-flags histogram).
+pub fn operation_name(op: u32) -> String {
+    let base = match op & 0xf {
+        OP_READ => "Read",
+        OP_WRITE => "Write",
+        OP_DISCARD => "Discard",
+        OP_FLUSH => "Flush",
+        _ => "Other",
+    };
+    if op & OP_SYNC != 0 { format!("Sync-{base}") } else { base.to_owned() }
+}
+
+/// What syscount counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyscountConfig {
+    /// The threads to count (`None`: all).
+    pub selection: Option<Selection>,
+    /// Per process (bcc's `-P`).
+    pub per_process: bool,
+    /// Time each call (bcc's `-L`).
+    pub latency: bool,
+    /// Failed calls only (bcc's `-x`).
+    pub failed_only: bool,
+}
+
+/// Calls of one syscall (by one process with `per_process`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyscallCount {
+    /// The process, or 0.
+    pub pid: u32,
+    /// The syscall number.
+    pub nr: u32,
+    /// Calls.
+    pub count: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Time in the calls, in nanoseconds (with latency).
+    pub total_ns: u64,
+}
+
+/// Syscall counts (and latency).
+#[derive(Debug)]
+pub struct Syscount {
+    probe: Probe,
+    names: HashMap<u32, String>,
+}
+
+impl Syscount {
+    /// Loads and attaches; reads the syscall names from the kernel first.
+    pub fn start(config: SyscountConfig) -> Result<Self, ProbeError> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let tool_config = ToolConfig {
+            sys_per_process: u32::from(config.per_process),
+            sys_latency: u32::from(config.latency),
+            sys_failed_only: u32::from(config.failed_only),
+            names_tid: tid,
+            ..ToolConfig::default()
+        };
+        let mut probe = Probe::load(
+            TOOL_SYSCOUNT,
+            Globals { selection: config.selection, config: tool_config, keep: vec![names::SYSCALL_NAMES], ring_bytes: 0 },
+        )?;
+        let names = match read_syscall_names(&mut probe) {
+            Ok(n) if !n.is_empty() => n,
+            Ok(_) => {
+                tracing::warn!("the kernel's syscall metadata could not be read; syscalls are named by number");
+                HashMap::new()
+            }
+            Err(e) => {
+                tracing::warn!(%e, "reading the kernel's syscall names failed; syscalls are named by number");
+                HashMap::new()
+            }
+        };
+        probe.attach_raw(names::SYS_ENTER_PROGRAM, "sys_enter")?;
+        probe.attach_raw(names::SYS_EXIT_PROGRAM, "sys_exit")?;
+        Ok(Self { probe, names })
+    }
+
+    /// Syscall names by number, as the kernel names them (`openat`).
+    pub fn names(&self) -> &HashMap<u32, String> {
+        &self.names
+    }
+
+    /// A syscall's name, or `syscall_NR`.
+    pub fn name(&self, nr: u32) -> String {
+        self.names.get(&nr).cloned().unwrap_or_else(|| format!("syscall_{nr}"))
+    }
+
+    /// The counts since the start.
+    pub fn counts(&self) -> Result<Vec<SyscallCount>, ProbeError> {
+        let map_err = |source| ProbeError::Map { map: names::SYS_COUNTS, source };
+        let map: aya::maps::HashMap<&MapData, SyscallKey, SyscallStat> =
+            aya::maps::HashMap::try_from(self.probe.map(names::SYS_COUNTS)?).map_err(map_err)?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            let (k, v) = item.map_err(map_err)?;
+            out.push(SyscallCount { pid: k.pid, nr: k.nr, count: v.count, errors: v.errors, total_ns: v.total_ns });
+        }
+        out.sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)).then(a.pid.cmp(&b.pid)));
+        Ok(out)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// A text symbol's address from /proc/kallsyms (`None` when absent or
+/// hidden by kptr_restrict).
+fn kallsyms_address(symbol: &str) -> Option<u64> {
+    let text = fs::read_to_string("/proc/kallsyms").ok()?;
+    text.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        let (addr, _, name) = (parts.next()?, parts.next()?, parts.next()?);
+        (name == symbol).then(|| u64::from_str_radix(addr, 16).ok()).flatten().filter(|&a| a != 0)
+    })
+}
+
+/// The targets of RIP-relative 64-bit loads (`mov disp32(%rip), %r64`) in
+/// x86-64 code at `base`: where a function reads a global pointer.
+fn rip_relative_loads(code: &[u8], base: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for i in 0..code.len().saturating_sub(7) {
+        let (rex, op, modrm) = (code[i], code[i + 1], code[i + 2]);
+        if (rex == 0x48 || rex == 0x4c) && op == 0x8b && modrm & 0xc7 == 0x05 {
+            let disp = i32::from_le_bytes([code[i + 3], code[i + 4], code[i + 5], code[i + 6]]);
+            out.push(base.wrapping_add((i + 7) as u64).wrapping_add(disp as i64 as u64));
+        }
+    }
+    out
+}
+
+/// Runs one step of the kernel side's name reader, in this thread.
+fn names_step(probe: &mut Probe, step: u64, addr: u64) -> Result<(), ProbeError> {
+    let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES_REQUEST, source };
+    let map = probe
+        .ebpf
+        .map_mut(names::SYSCALL_NAMES_REQUEST)
+        .ok_or_else(|| ProbeError::Load("the object has no syscall-name request map".into()))?;
+    let mut request: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err)?;
+    request.set(perfkit_probes_common::tools::NAMES_STEP, step, 0).map_err(map_err)?;
+    request.set(perfkit_probes_common::tools::NAMES_ADDR, addr, 0).map_err(map_err)?;
+    // Any syscall on this thread runs the reader once.
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() };
+    Ok(())
+}
+
+/// Reads the syscall names from the kernel's own metadata: the table that
+/// `get_syscall_name` reads (found in its code), each entry checked
+/// against the number it holds.
+fn read_syscall_names(probe: &mut Probe) -> Result<HashMap<u32, String>, ProbeError> {
+    use perfkit_probes_common::tools::{NAMES_CODE_LEN, NAMES_STEP_CODE, NAMES_STEP_TABLE};
+    let Some(function) = kallsyms_address("get_syscall_name") else { return Ok(HashMap::new()) };
+    probe.attach_raw(names::SYSCALL_NAMES_PROGRAM, "sys_enter")?;
+    let result = (|| {
+        names_step(probe, NAMES_STEP_CODE, function)?;
+        let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES_CODE, source };
+        let code: Array<&MapData, [u8; NAMES_CODE_LEN]> =
+            Array::try_from(probe.map(names::SYSCALL_NAMES_CODE)?).map_err(map_err)?;
+        let code = code.get(&0, 0).map_err(map_err)?;
+        for candidate in rip_relative_loads(&code, function) {
+            names_step(probe, NAMES_STEP_TABLE, candidate)?;
+            let names = syscall_names_read(probe)?;
+            // The real table names hundreds of syscalls, each checked.
+            if names.len() >= 64 {
+                return Ok(names);
+            }
+        }
+        Ok(HashMap::new())
+    })();
+    if let Some((name, link)) = probe.raw.pop()
+        && let Some(p) = probe.ebpf.program_mut(name)
+        && let Ok(p) = <&mut RawTracePoint>::try_from(p)
+    {
+        let _ = p.detach(link);
+    }
+    result
+}
+
+fn syscall_names_read(probe: &Probe) -> Result<HashMap<u32, String>, ProbeError> {
+    let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES, source };
+    let array: Array<&MapData, SyscallName> =
+        Array::try_from(probe.map(names::SYSCALL_NAMES)?).map_err(map_err)?;
+    let mut out = HashMap::new();
+    for nr in 0..MAX_SYSCALLS {
+        let Ok(n) = array.get(&nr, 0) else { continue };
+        let len = n.name.iter().position(|&b| b == 0).unwrap_or(n.name.len());
+        if len == 0 {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&n.name[..len]);
+        out.insert(nr, name.strip_prefix("sys_").unwrap_or(&name).to_owned());
+    }
+    Ok(out)
+}
+
+/// Exec events (execsnoop).
+#[derive(Debug)]
+pub struct ExecSnoop {
+    probe: Probe,
+    ring: Ring,
+    pending: HashMap<u32, ExecEvent>,
+}
+
+impl ExecSnoop {
+    /// Loads and attaches, watching `selection` (`None`: every process).
+    pub fn start(selection: Option<Selection>) -> Result<Self, ProbeError> {
+        let mut probe = Probe::load(
+            TOOL_EXECSNOOP,
+            Globals { selection, config: ToolConfig::default(), keep: vec![names::EXEC_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+        )?;
+        probe.attach_tp(names::EXEC_ENTER_PROGRAM, "syscalls", "sys_enter_execve")?;
+        probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execve")?;
+        // execveat is newer; without it, execve alone is watched.
+        if probe.attach_tp(names::EXECAT_ENTER_PROGRAM, "syscalls", "sys_enter_execveat").is_ok() {
+            let _ = probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execveat");
+        }
+        let ring = probe.ring(names::EXEC_EVENTS)?;
+        Ok(Self { probe, ring, pending: HashMap::new() })
+    }
+
+    /// Waits up to `timeout` for execs and returns those that returned
+    /// (each with its arguments and result).
+    pub fn events(&mut self, timeout: Duration) -> Vec<ExecEvent> {
+        let parts = drain(&mut self.ring, timeout, events::exec_part);
+        events::join_execs(&mut self.pending, parts)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// Open events (opensnoop).
+#[derive(Debug)]
+pub struct OpenSnoop {
+    probe: Probe,
+    ring: Ring,
+}
+
+impl OpenSnoop {
+    /// Loads and attaches, watching `selection`; with `failed_only`, only
+    /// opens that fail are reported (bcc's `-x`).
+    pub fn start(selection: Option<Selection>, failed_only: bool) -> Result<Self, ProbeError> {
+        let config = ToolConfig { open_failed_only: u32::from(failed_only), ..ToolConfig::default() };
+        let mut probe = Probe::load(
+            TOOL_OPENSNOOP,
+            Globals { selection, config, keep: vec![names::OPEN_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+        )?;
+        probe.attach_tp(names::OPENAT_ENTER_PROGRAM, "syscalls", "sys_enter_openat")?;
+        probe.attach_tp(names::OPEN_EXIT_PROGRAM, "syscalls", "sys_exit_openat")?;
+        // open(2) exists on x86-64 but not on newer architectures.
+        if probe.attach_tp(names::OPEN_ENTER_PROGRAM, "syscalls", "sys_enter_open").is_ok() {
+            probe.attach_tp(names::OPEN_EXIT_PROGRAM, "syscalls", "sys_exit_open")?;
+        }
+        let ring = probe.ring(names::OPEN_EVENTS)?;
+        Ok(Self { probe, ring })
+    }
+
+    /// Waits up to `timeout` for opens and returns those that came.
+    pub fn events(&mut self, timeout: Duration) -> Vec<OpenEvent> {
+        drain(&mut self.ring, timeout, events::open_event)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// TCP sessions (tcplife).
+#[derive(Debug)]
+pub struct TcpLife {
+    probe: Probe,
+    ring: Ring,
+}
+
+impl TcpLife {
+    /// Loads and attaches. With a selection of processes, only their
+    /// sessions are reported (the kernel filters on the owner it
+    /// recorded).
+    pub fn start(selection: Option<Selection>) -> Result<Self, ProbeError> {
+        let (_, missing) = crate::btf::tool_offsets()?;
+        if let Some(m) = missing.iter().find(|m| m.starts_with("tcp_sock")) {
+            return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed for bytes in and out")));
+        }
+        let mut probe = Probe::load(
+            TOOL_TCPLIFE,
+            Globals { selection, config: ToolConfig::default(), keep: vec![names::TCP_LIFE_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+        )?;
+        probe.attach_tp(names::TCP_STATE_PROGRAM, "sock", "inet_sock_set_state")?;
+        let ring = probe.ring(names::TCP_LIFE_EVENTS)?;
+        Ok(Self { probe, ring })
+    }
+
+    /// Waits up to `timeout` for sessions to close and returns them.
+    pub fn events(&mut self, timeout: Duration) -> Vec<TcpSession> {
+        drain(&mut self.ring, timeout, events::tcp_session)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// TCP retransmissions (tcpretrans).
+#[derive(Debug)]
+pub struct TcpRetrans {
+    probe: Probe,
+    ring: Ring,
+}
+
+impl TcpRetrans {
+    /// Loads and attaches (every socket: retransmissions run in timers and
+    /// softirqs, not in their owner's context).
+    pub fn start() -> Result<Self, ProbeError> {
+        let mut probe = Probe::load(
+            TOOL_TCPRETRANS,
+            Globals { selection: None, config: ToolConfig::default(), keep: vec![names::TCP_RETRANS_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+        )?;
+        probe.attach_tp(names::TCP_RETRANS_PROGRAM, "tcp", "tcp_retransmit_skb")?;
+        let ring = probe.ring(names::TCP_RETRANS_EVENTS)?;
+        Ok(Self { probe, ring })
+    }
+
+    /// Waits up to `timeout` for retransmissions and returns them.
+    pub fn events(&mut self, timeout: Duration) -> Vec<Retransmit> {
+        drain(&mut self.ring, timeout, events::retransmit)
+    }
+
+    /// Retransmissions since the start, by TCP state name.
+    pub fn counts(&self) -> Result<Vec<(&'static str, u64)>, ProbeError> {
+        let map_err = |source| ProbeError::Map { map: names::TCP_RETRANS_COUNTS, source };
+        let array: Array<&MapData, u64> =
+            Array::try_from(self.probe.map(names::TCP_RETRANS_COUNTS)?).map_err(map_err)?;
+        let mut out = Vec::new();
+        for state in 0..16u32 {
+            let n = array.get(&state, 0).map_err(map_err)?;
+            if n > 0 {
+                out.push((events::tcp_state_name(state), n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.probe.stats()
+    }
+}
+
+/// A ring buffer of events.
+struct Ring(RingBuf<MapData>);
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ring")
+    }
+}
+
+/// Reads what a ring buffer holds, waiting up to `timeout` for the first
+/// item.
+fn drain<T>(ring: &mut Ring, timeout: Duration, parse: impl Fn(&[u8]) -> Option<T>) -> Vec<T> {
+    let ring = &mut ring.0;
+    let mut out = Vec::new();
+    let read = |ring: &mut RingBuf<MapData>, out: &mut Vec<T>| {
+        while let Some(item) = ring.next() {
+            if let Some(v) = parse(&item) {
+                out.push(v);
+            }
+        }
+    };
+    read(ring, &mut out);
+    if out.is_empty() && !timeout.is_zero() {
+        let mut pfd = libc::pollfd { fd: ring.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+        read(ring, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_rip_relative_loads() {
+        // endbr64; mov 0x1234(%rip),%rax; ret
+        let code = [0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x8b, 0x05, 0x34, 0x12, 0x00, 0x00, 0xc3, 0, 0, 0, 0];
+        assert_eq!(rip_relative_loads(&code, 0x1000), vec![0x1000 + 11 + 0x1234]);
+        assert!(rip_relative_loads(&[0x90; 16], 0).is_empty());
+    }
+}
