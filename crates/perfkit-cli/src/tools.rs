@@ -374,9 +374,7 @@ pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let tool = Runqlat::start(watch.selection.clone(), per)?;
     watch.release()?;
-    if !args.reporting.json {
-        eprintln!("Tracing run queue latency... Hit Ctrl-C to end.");
-    }
+    eprintln!("Tracing run queue latency... Hit Ctrl-C to end.");
     let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
     let mut previous: HashMap<u64, Histogram> = HashMap::new();
     let mut reported = ToolStats::default();
@@ -497,9 +495,7 @@ pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {
     config.queued = args.queued;
     let tool = BlockIo::start(config)?;
     let mut watch = Watch { selection: None, command: None };
-    if !args.reporting.json {
-        eprintln!("Tracing block device I/O... Hit Ctrl-C to end.");
-    }
+    eprintln!("Tracing block device I/O... Hit Ctrl-C to end.");
     let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
     let mut previous: HashMap<(u64, u32), Histogram> = HashMap::new();
     let mut reported = ToolStats::default();
@@ -558,6 +554,7 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
     config.events = true;
     config.queued = args.queued;
     let mut tool = BlockIo::start(config)?;
+    eprintln!("Tracing block I/O... Hit Ctrl-C to end.");
     let started = Instant::now();
     let mut names: HashMap<(u32, u32), String> = HashMap::new();
     let stdout = std::io::stdout();
@@ -670,9 +667,7 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
     config.failed_only = args.failures;
     let tool = Syscount::start(config)?;
     watch.release()?;
-    if !args.reporting.json {
-        eprintln!("Tracing {}syscalls, printing top {}... Ctrl-C to quit.", if args.failures { "failed " } else { "" }, args.top);
-    }
+    eprintln!("Tracing {}syscalls, printing top {}... Ctrl-C to quit.", if args.failures { "failed " } else { "" }, args.top);
     let mut previous: HashMap<(u32, u32), perfkit_probes::tools::SyscallCount> = HashMap::new();
     let mut reported = ToolStats::default();
     let (unit, div) = if args.milliseconds { ("ms", 1e6) } else { ("us", 1e3) };
@@ -820,6 +815,7 @@ pub struct ExecsnoopArgs {
 pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let mut tool = ExecSnoop::start(watch.selection.clone())?;
+    eprintln!("Tracing execs... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
         let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
@@ -888,6 +884,7 @@ pub struct OpensnoopArgs {
 pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let mut tool = OpenSnoop::start(watch.selection.clone(), args.failed)?;
+    eprintln!("Tracing opens... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
         let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
@@ -933,7 +930,8 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
 /// Each closed TCP session, like bcc's tcplife.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  perfkit tcplife\n  perfkit tcplife -p 1234 --json\n\nAs bcc's tcplife: from sock:inet_sock_set_state, with bytes \
-                        received and acknowledged read from the socket at close. The owner is the process that connected or closed it.")]
+                        received and acknowledged read from the socket at close (the kernel's counters, which include the SYN and FIN: up to 2 bytes above the data). \
+                        The owner is the process that connected or closed it.")]
 pub struct TcplifeArgs {
     /// Processes whose sessions to show, comma-separated.
     #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
@@ -946,6 +944,7 @@ pub struct TcplifeArgs {
 pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
     let selection = args.pid.as_ref().map(|IdList(p)| Selection::Processes { pids: p.clone(), follow_children: true });
     let mut tool = TcpLife::start(selection)?;
+    eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
     if !args.snooping.json {
         let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
@@ -1012,6 +1011,7 @@ pub struct TcpretransArgs {
 
 pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     let mut tool = TcpRetrans::start()?;
+    eprintln!("Tracing TCP retransmissions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
     if !args.snooping.json && !args.count {
         println!("{:<9} {:>7} {:>2} {:<21} {:>2} {:<21} STATE", "TIME(s)", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT");

@@ -20,3 +20,4 @@ mod render;
 mod safety;
 mod scope;
 mod sys;
+mod tools;

@@ -1,0 +1,514 @@
+//! The eBPF toolset against known answers: off-CPU time of a thread that
+//! sleeps 10 ms at a time, run-queue latency of pinned CPU hogs against
+//! their schedstat, exactly N direct writes to a loop device, exactly
+//! 100,000 getppid calls (against bpftrace), known execs, opens, a TCP
+//! transfer of a known size, SYN retransmissions, and Prometheus reading
+//! the histograms.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn workload(source: &str, name: &str) -> PathBuf {
+    build_c("cc", source, name, &["-O1", "-pthread", "-fno-omit-frame-pointer"])
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Runs perfkit with `args` and returns its stdout, asserting success.
+fn tool(args: &[&str]) -> String {
+    let out = run(perfkit().args(args));
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts perfkit with `args` in the background, waiting until it has
+/// printed `ready` on stderr (its probes are attached).
+fn start_tool(args: &[&str], ready: &str) -> (Killed, thread::JoinHandle<String>) {
+    let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 || line.contains(ready) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{args:?} never became ready");
+    }
+    assert!(line.contains(ready), "{args:?} ended before it was ready");
+    thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        eprintln!("tool stderr: {rest}");
+    });
+    (Killed(child), reader)
+}
+
+/// Stops a background tool with SIGINT (its final report) and returns its
+/// stdout.
+fn stop_tool(tool: Killed, reader: thread::JoinHandle<String>) -> String {
+    let mut tool = tool;
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };
+    let status = tool.0.wait().unwrap();
+    assert!(status.success(), "the tool failed at SIGINT: {status}");
+    reader.join().unwrap()
+}
+
+#[test]
+fn offcpu_puts_10ms_naps_under_their_path_and_spinning_nowhere() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("sleeper.c", "sleeper");
+    let dir = scratch_dir();
+    let folded = dir.path().join("off.folded");
+    let out = run(perfkit()
+        .args(["offcpu", "--per-thread", "-f", "folded", "-o"])
+        .arg(&folded)
+        .arg("--")
+        .arg(&bin)
+        .arg("3"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stacks = read_folded(&folded);
+    let under = |root: &str, path: &str| -> u64 {
+        stacks.iter().filter(|(s, _)| s.starts_with(root) && s.contains(path)).map(|(_, c)| c).sum()
+    };
+    // Microseconds in nanosleep under nap_loop;take_nap, about 3 s.
+    let naps = under("napper-", "nap_loop;take_nap;");
+    let nanosleep =
+        stacks.iter().filter(|(s, _)| s.contains("take_nap;") && s.contains("nanosleep")).map(|(_, c)| c).sum::<u64>();
+    assert!((2_700_000..=3_300_000).contains(&naps), "napper off CPU {naps} us: {stacks:?}");
+    assert!(nanosleep * 100 >= naps * 95, "the naps are in nanosleep: {nanosleep} of {naps}");
+    let spinner: u64 = stacks.iter().filter(|(s, _)| s.starts_with("spinner-")).map(|(_, c)| c).sum();
+    assert!(spinner < 30_000, "a spinning thread blocked for {spinner} us");
+    // Each block is about 10 ms: blocks of 9 to 20 ms hold nearly all the
+    // time; blocks under 5 ms hold almost none.
+    let folded2 = dir.path().join("band.folded");
+    let out = run(perfkit()
+        .args(["offcpu", "-m", "9ms", "-M", "20ms", "--per-thread", "-f", "folded", "-o"])
+        .arg(&folded2)
+        .arg("--")
+        .arg(&bin)
+        .arg("2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let band: u64 =
+        read_folded(&folded2).iter().filter(|(s, _)| s.contains("take_nap;")).map(|(_, c)| c).sum();
+    assert!(band >= 1_700_000, "blocks of 9-20 ms hold {band} us of 2 s");
+    let folded3 = dir.path().join("short.folded");
+    let out = run(perfkit().args(["offcpu", "-M", "5ms", "-f", "folded", "-o"]).arg(&folded3).arg("--").arg(&bin).arg("1"));
+    let short: u64 = if out.status.success() {
+        read_folded(&folded3).iter().filter(|(s, _)| s.contains("take_nap;")).map(|(_, c)| c).sum()
+    } else {
+        0
+    };
+    assert!(short < 100_000, "blocks under 5 ms hold {short} us");
+}
+
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[test]
+fn runqlat_sees_milliseconds_for_pinned_hogs_and_counts_every_switch() {
+    let Some(_serial) = privileged() else { return };
+    let burner = workload("burner.c", "burner");
+    let dir = scratch_dir();
+    let pcount_file = dir.path().join("pcount");
+    // Two hogs on CPU 0, and the measured one with them.
+    let _hogs: Vec<Killed> = (0..2)
+        .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("6").spawn().unwrap()))
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let out = run(perfkit()
+        .args(["runqlat", "--json", "--", "taskset", "-c", "0"])
+        .arg(&burner)
+        .arg("3")
+        .arg(&pcount_file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let h = &reports.last().unwrap()["histograms"][0];
+    let count = h["count"].as_u64().unwrap();
+    let pcount: u64 = fs::read_to_string(&pcount_file).unwrap().trim().parse().unwrap();
+    assert!(count > 100, "{h}");
+    assert!(
+        count.abs_diff(pcount) * 100 <= pcount * 5 + 300,
+        "runqlat counted {count} waits, schedstat {pcount} times scheduled in"
+    );
+    let median = median_us(h);
+    assert!(median >= 1000, "three hogs on one CPU wait milliseconds, not {median} us: {h}");
+    // Unpinned on an otherwise idle machine: microseconds.
+    drop(_hogs);
+    let out = run(perfkit().args(["runqlat", "--json", "--"]).arg(&burner).arg("1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let h = &reports.last().unwrap()["histograms"][0];
+    if cpus() > 1 {
+        assert!(median_us(h) < 1000, "alone it waits microseconds: {h}");
+    }
+    // Text: bcc's layout.
+    let text = tool(&["runqlat", "--", "true"]);
+    assert!(text.contains("usecs               : count     distribution"), "{text}");
+}
+
+/// The upper bound of the bucket holding the median, in microseconds.
+fn median_us(h: &Value) -> u64 {
+    let total = h["count"].as_u64().unwrap();
+    let mut seen = 0;
+    for b in h["buckets"].as_array().unwrap() {
+        seen += b["count"].as_u64().unwrap();
+        if seen * 2 >= total {
+            return b["high_usecs"].as_u64().unwrap();
+        }
+    }
+    u64::MAX
+}
+
+/// A loop device over a file on disk, detached at the end.
+struct Loop(String);
+
+impl Loop {
+    fn new(dir: &Path) -> Self {
+        let file = dir.join("disk.img");
+        let f = fs::File::create(&file).unwrap();
+        f.set_len(64 << 20).unwrap();
+        let out = Command::new("losetup").args(["-f", "--show"]).arg(&file).output().unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+    fn name(&self) -> &str {
+        self.0.trim_start_matches("/dev/")
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+#[test]
+fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
+    let Some(_serial) = privileged() else { return };
+    let dir = tempfile::Builder::new().prefix("perfkit-bio-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dev = Loop::new(dir.path());
+    thread::sleep(Duration::from_millis(500));
+    const N: usize = 37;
+    let (snoop, snoop_out) = start_tool(&["biosnoop", "--json"], "Tracing");
+    let (lat, lat_out) = start_tool(&["biolatency", "-D", "-F", "--json"], "Tracing block device I/O");
+    thread::sleep(Duration::from_millis(800));
+    let dd = Command::new("dd")
+        .args(["if=/dev/zero", &format!("of={}", dev.0), "bs=4k", &format!("count={N}"), "oflag=direct"])
+        .output()
+        .unwrap();
+    assert!(dd.status.success());
+    thread::sleep(Duration::from_millis(500));
+    let events = json_lines(&stop_tool(snoop, snoop_out));
+    let writes: Vec<&Value> =
+        events.iter().filter(|e| e["disk"] == dev.name() && e["op"].as_str().is_some_and(|o| o.contains('W'))).collect();
+    assert_eq!(writes.len(), N, "{events:?}");
+    assert!(writes.iter().all(|e| e["bytes"] == 4096 && e["comm"] == "dd"), "{writes:?}");
+    let report = json_lines(&stop_tool(lat, lat_out));
+    let hists = report.last().unwrap()["histograms"].as_array().unwrap().clone();
+    let written: u64 = hists
+        .iter()
+        .filter(|h| h["per"]["disk"] == dev.name() && h["per"]["flags"].as_str().is_some_and(|f| f.contains("Write")))
+        .map(|h| h["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(written as usize, N, "{hists:?}");
+}
+
+#[test]
+fn syscount_counts_exactly_like_bpftrace() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["bpftrace", "strace"]) {
+        return;
+    }
+    let bin = workload("syscalls.c", "syscalls");
+    // As a command: the count is exact.
+    let out = tool(&["syscount", "--json", "-L", "--", bin.to_str().unwrap(), "100000"]);
+    let report = json_lines(&out);
+    let rows = report.last().unwrap()["rows"].as_array().unwrap().clone();
+    let getppid = rows.iter().find(|r| r["syscall"] == "getppid").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(getppid["count"], 100_000);
+    let ours_us = getppid["time_us"].as_f64().unwrap();
+
+    // strace -c on the same work: the same count, time of the same order.
+    let st = Command::new("strace").args(["-c", "-e", "trace=getppid"]).arg(&bin).arg("100000").output().unwrap();
+    let text = String::from_utf8_lossy(&st.stderr);
+    let line = text.lines().find(|l| l.trim_end().ends_with("getppid")).unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[3], "100000", "strace: {line}");
+    let strace_us = cols[1].parse::<f64>().unwrap() * 1e6;
+    assert!(ours_us > 0.0 && ours_us < strace_us * 10.0 && ours_us * 100.0 > strace_us, "ours {ours_us} us, strace {strace_us} us");
+
+    // By PID, beside bpftrace counting the same process's calls.
+    let mut target = Killed(Command::new(&bin).args(["100000", "wait"]).stdin(Stdio::piped()).spawn().unwrap());
+    let pid = target.0.id();
+    // `args->id`: the spelling bpftrace 0.17 (Debian 12) reads.
+    let script = format!("tracepoint:raw_syscalls:sys_enter /pid == {pid} && args->id == 110/ {{ @n = count(); }}");
+    let mut bt = Killed(Command::new("bpftrace").args(["-f", "json", "-e", &script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    // With -f json, bpftrace says on stdout when its probes are attached.
+    let mut bt_out = BufReader::new(bt.0.stdout.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !line.contains("attached_probes") {
+        line.clear();
+        assert!(bt_out.read_line(&mut line).unwrap_or(0) > 0 && Instant::now() < deadline, "bpftrace did not attach");
+    }
+    let (sc, sc_out) = start_tool(&["syscount", "--json", "-p", &pid.to_string()], "Tracing syscalls");
+    target.0.stdin.take().unwrap().write_all(b"x").unwrap();
+    target.0.wait().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let ours = json_lines(&stop_tool(sc, sc_out));
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
+    let mut bt_text = String::new();
+    bt_out.read_to_string(&mut bt_text).unwrap();
+    let theirs = bt_text.lines().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v["type"] == "map")).unwrap_or_else(|| panic!("{bt_text}"));
+    let ours = ours.last().unwrap()["rows"].as_array().unwrap().iter().find(|r| r["syscall"] == "getppid").cloned().unwrap();
+    assert_eq!(theirs["data"]["@n"], 100_000);
+    assert_eq!(ours["count"], theirs["data"]["@n"], "perfkit and bpftrace agree");
+}
+
+#[test]
+fn execsnoop_lists_every_exec_with_its_arguments_and_result() {
+    let Some(_serial) = privileged() else { return };
+    let marker = format!("perfkit-exec-{}", std::process::id());
+    let script = format!("for i in 1 2 3 4 5; do /bin/echo {marker}-$i > /dev/null; done; /nonexistent/{marker} 2>/dev/null; true");
+    let out = tool(&["execsnoop", "--json", "--", "/bin/sh", "-c", &script]);
+    let events = json_lines(&out);
+    for i in 1..=5 {
+        let arg = format!("{marker}-{i}");
+        let e = events.iter().find(|e| e["args"].as_array().is_some_and(|a| a.iter().any(|x| x == arg.as_str())));
+        let e = e.unwrap_or_else(|| panic!("{arg} missing: {events:?}"));
+        assert_eq!(e["ret"], 0);
+        assert_eq!(e["comm"], "echo");
+        assert_eq!(e["path"], "/bin/echo");
+    }
+    let failed = events.iter().find(|e| e["path"].as_str().is_some_and(|p| p.ends_with(&marker))).expect("the failed exec");
+    assert_eq!(failed["ret"], -2, "ENOENT: {failed}");
+    // Text, in bcc's columns.
+    let text = tool(&["execsnoop", "--", "/bin/true", "only-arg"]);
+    assert!(text.starts_with("PCOMM"), "{text}");
+    assert!(text.lines().any(|l| l.contains("/bin/true only-arg") || l.contains("true only-arg")), "{text}");
+}
+
+#[test]
+fn opensnoop_shows_opens_of_a_path_and_a_failure() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let path = dir.path().join("unique-file");
+    fs::write(&path, "x").unwrap();
+    let missing = dir.path().join("missing-file");
+    let script = format!("cat {} > /dev/null; cat {} 2>/dev/null; true", path.display(), missing.display());
+    let events = json_lines(&tool(&["opensnoop", "--json", "--", "sh", "-c", &script]));
+    let ok = events.iter().find(|e| e["path"] == path.to_str().unwrap()).unwrap_or_else(|| panic!("{events:?}"));
+    assert!(ok["fd"].as_i64().unwrap() >= 0 && ok["errno"] == 0 && ok["comm"] == "cat");
+    let bad = events.iter().find(|e| e["path"] == missing.to_str().unwrap()).unwrap();
+    assert_eq!(bad["errno"], 2, "{bad}");
+    // -x: only the failure.
+    let events = json_lines(&tool(&["opensnoop", "-x", "--json", "--", "sh", "-c", &script]));
+    assert!(events.iter().all(|e| e["errno"] != 0), "{events:?}");
+    assert!(events.iter().any(|e| e["path"] == missing.to_str().unwrap()));
+}
+
+#[test]
+fn tcplife_reports_the_bytes_and_ports_of_a_transfer() {
+    let Some(_serial) = privileged() else { return };
+    let (life, life_out) = start_tool(&["tcplife", "--json"], "Tracing");
+    thread::sleep(Duration::from_millis(1500));
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = server.local_addr().unwrap().port();
+    let serving = thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        c.write_all(&vec![b'r'; 1000]).unwrap();
+        got.len()
+    });
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    client.write_all(&vec![b's'; 300_000]).unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    client.read_to_end(&mut back).unwrap();
+    drop(client);
+    assert_eq!(serving.join().unwrap(), 300_000);
+    thread::sleep(Duration::from_millis(800));
+    let events = json_lines(&stop_tool(life, life_out));
+    let mine = events
+        .iter()
+        .find(|e| e["local_port"] == client_port && e["remote_port"] == server_port)
+        .unwrap_or_else(|| panic!("no session {client_port}->{server_port}: {events:?}"));
+    // The kernel's counters (as bcc reads them) include the sequence
+    // numbers of the SYN and FIN: at most 2 bytes above the data.
+    let within = |v: &Value, data: u64| v.as_u64().is_some_and(|b| (data..=data + 2).contains(&b));
+    assert!(within(&mine["tx_bytes"], 300_000), "{mine}");
+    assert!(within(&mine["rx_bytes"], 1000), "{mine}");
+    assert_eq!(mine["pid"], std::process::id(), "{mine}");
+    let theirs = events.iter().find(|e| e["local_port"] == server_port && e["remote_port"] == client_port).unwrap();
+    assert!(within(&theirs["rx_bytes"], 300_000), "{theirs}");
+    assert!(within(&theirs["tx_bytes"], 1000), "{theirs}");
+}
+
+/// A tun device routing a test network nowhere: SYNs sent there are
+/// retransmitted.
+struct Blackhole;
+
+impl Blackhole {
+    fn new() -> Self {
+        let _ = Command::new("ip").args(["tuntap", "del", "dev", "pkblack0", "mode", "tun"]).status();
+        for args in [
+            &["tuntap", "add", "dev", "pkblack0", "mode", "tun"][..],
+            &["link", "set", "pkblack0", "up"],
+            &["route", "add", "198.51.100.0/24", "dev", "pkblack0"],
+        ] {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        }
+        Blackhole
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["tuntap", "del", "dev", "pkblack0", "mode", "tun"]).status();
+    }
+}
+
+#[test]
+fn tcpretrans_sees_syn_retransmissions() {
+    let Some(_serial) = privileged() else { return };
+    let _hole = Blackhole::new();
+    let (t, t_out) = start_tool(&["tcpretrans", "--json"], "Tracing");
+    thread::sleep(Duration::from_millis(1500));
+    let attempt = std::net::TcpStream::connect_timeout(&"198.51.100.7:4242".parse().unwrap(), Duration::from_millis(2500));
+    assert!(attempt.is_err());
+    thread::sleep(Duration::from_millis(300));
+    let events = json_lines(&stop_tool(t, t_out));
+    let syns: Vec<&Value> = events.iter().filter(|e| e["remote_addr"] == "198.51.100.7" && e["remote_port"] == 4242).collect();
+    assert!(!syns.is_empty(), "{events:?}");
+    assert!(syns.iter().all(|e| e["state"] == "SYN_SENT"), "{syns:?}");
+}
+
+#[test]
+fn bad_tool_input_is_a_clear_error() {
+    for (args, needle) in [
+        (&["runqlat", "0"][..], "interval"),
+        (&["runqlat", "-p", "999999999"], "999999999"),
+        (&["syscount", "--cgroup", "/no-such-group-zz"], "no-such-group-zz"),
+        (&["offcpu", "-p", "1", "-m", "2ms", "-M", "1ms"], "--min-block"),
+        (&["biolatency", "1", "0"], "0"),
+    ] {
+        let out = run(perfkit().args(args));
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+}
+
+#[test]
+fn prometheus_reads_the_probe_histograms() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["prometheus", "promtool"]) {
+        return;
+    }
+    let burner = workload("burner.c", "burner");
+    let _hogs: Vec<Killed> = (0..3)
+        .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("40").spawn().unwrap()))
+        .collect();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _serve = Killed(
+        perfkit()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--probes", "runqlat,biolatency,syscount,tcpretrans"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let get = |port: u16, path: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        if let Some(b) = get(port, "/metrics") {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "serve --probes never answered");
+        thread::sleep(Duration::from_millis(200));
+    };
+    for name in ["perfkit_runqueue_latency_seconds_bucket", "perfkit_syscalls_total{syscall=\"read\"}", "perfkit_probe_lost_total"] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    let mut check = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    let dir = scratch_dir();
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("prometheus.yml");
+    fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: perfkit\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+    )
+    .unwrap();
+    let _prom = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let query = "/api/v1/query?query=histogram_quantile(0.5%2C%20rate(perfkit_runqueue_latency_seconds_bucket%5B10s%5D))";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(body) = get(prom_port, query) {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if let Some(first) = v["data"]["result"].as_array().and_then(|r| r.first()) {
+                let median: f64 = first["value"][1].as_str().unwrap().parse().unwrap_or(f64::NAN);
+                if median.is_finite() {
+                    // Three hogs on one CPU: the machine's median wait is
+                    // dominated by their milliseconds.
+                    assert!(median > 0.0002, "median run-queue latency {median} s: {body}");
+                    break;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "Prometheus never answered histogram_quantile on runqlat");
+        thread::sleep(Duration::from_millis(1000));
+    }
+}
