@@ -30,6 +30,10 @@
 //!   `thread` is the thread name, the root of the flame graph.
 //! - In `meta`, `duration_seconds` and `frequency_hz` are 0 when unknown
 //!   (a profile converted from folded stacks).
+//! - A frame that could not be symbolized (named `module+0xADDR`) also has
+//!   `module` (the file's path), `build_id` (when the file has one) and
+//!   `file_offset`, so that a tool with the binary's symbols can resolve
+//!   it.
 
 use std::{collections::HashMap, io::Write, time::Duration};
 
@@ -74,6 +78,15 @@ struct JsonFrame {
     file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     line: Option<u32>,
+    /// An unresolved frame's file (its path as the process mapped it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    module: Option<String>,
+    /// That file's GNU build id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    build_id: Option<String>,
+    /// The frame's offset in that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file_offset: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Hash, Clone, Copy)]
@@ -110,6 +123,9 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                     },
                     file: f.location.as_ref().map(|l| l.file.to_string()),
                     line: f.location.as_ref().map(|l| l.line).filter(|&l| l > 0),
+                    module: f.origin.as_ref().map(|o| o.path.to_string()),
+                    build_id: f.origin.as_ref().and_then(|o| o.build_id.as_ref().map(|b| b.to_string())),
+                    file_offset: f.origin.as_ref().map(|o| o.file_offset),
                 };
                 *index.entry(jf.clone()).or_insert_with(|| {
                     frames.push(jf);
@@ -167,7 +183,15 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
                 Kind::Inlined => FrameKind::Inlined,
                 Kind::Kernel => FrameKind::Kernel,
             };
-            Frame::new(f.name, kind).at(f.file.map(|file| Location { file: file.into(), line: f.line.unwrap_or(0) }))
+            let origin = match (f.module, f.file_offset) {
+                (Some(path), Some(file_offset)) => {
+                    Some(perfkit_profile::Origin { path: path.into(), build_id: f.build_id.map(Into::into), file_offset })
+                }
+                _ => None,
+            };
+            Frame::new(f.name, kind)
+                .at(f.file.map(|file| Location { file: file.into(), line: f.line.unwrap_or(0) }))
+                .from_origin(origin)
         })
         .collect();
     let mut profile = Profile::default();

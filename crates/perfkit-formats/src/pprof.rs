@@ -19,6 +19,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     io::{Read, Write},
     time::Duration,
 };
@@ -193,7 +194,9 @@ struct Builder {
     functions: Vec<proto::Function>,
     function_ids: HashMap<(String, String), u64>,
     locations: Vec<proto::Location>,
-    location_ids: HashMap<Vec<(u64, i64)>, u64>,
+    location_ids: HashMap<(Vec<(u64, i64)>, u64, u64), u64>,
+    mappings: Vec<proto::Mapping>,
+    mapping_ids: HashMap<(Arc<str>, Option<Arc<str>>), u64>,
 }
 
 impl Builder {
@@ -226,13 +229,45 @@ impl Builder {
             })
             .collect();
         lines.reverse();
-        if let Some(&id) = self.location_ids.get(&lines) {
+        // An unresolved frame keeps its file and offset: a Mapping and an
+        // address (the file offset, in a mapping that starts at 0), so that
+        // a tool with the binary's symbols can resolve it later.
+        let (mapping_id, address) = match frames.first().and_then(|f| f.origin.as_deref()) {
+            Some(o) => (self.mapping(o), o.file_offset),
+            None => (0, 0),
+        };
+        let key = (lines, mapping_id, address);
+        if let Some(&id) = self.location_ids.get(&key) {
             return id;
         }
         let id = self.locations.len() as u64 + 1;
-        let line = lines.iter().map(|&(function_id, line)| proto::Line { function_id, line, column: 0 }).collect();
-        self.locations.push(proto::Location { id, mapping_id: 0, address: 0, line, is_folded: false });
-        self.location_ids.insert(lines, id);
+        let line = key.0.iter().map(|&(function_id, line)| proto::Line { function_id, line, column: 0 }).collect();
+        self.locations.push(proto::Location { id, mapping_id, address, line, is_folded: false });
+        self.location_ids.insert(key, id);
+        id
+    }
+
+    fn mapping(&mut self, o: &perfkit_profile::Origin) -> u64 {
+        let key = (o.path.clone(), o.build_id.clone());
+        if let Some(&id) = self.mapping_ids.get(&key) {
+            return id;
+        }
+        let id = self.mappings.len() as u64 + 1;
+        let filename = self.strings.get(&o.path);
+        let build_id = o.build_id.as_deref().map_or(0, |b| self.strings.get(b));
+        self.mappings.push(proto::Mapping {
+            id,
+            memory_start: 0,
+            memory_limit: u64::MAX,
+            file_offset: 0,
+            filename,
+            build_id,
+            has_functions: false,
+            has_filenames: false,
+            has_line_numbers: false,
+            has_inline_frames: false,
+        });
+        self.mapping_ids.insert(key, id);
         id
     }
 }
@@ -245,6 +280,8 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
         function_ids: HashMap::new(),
         locations: Vec::new(),
         location_ids: HashMap::new(),
+        mappings: Vec::new(),
+        mapping_ids: HashMap::new(),
     };
     let hz = profile.meta.frequency_hz;
     let period = if hz > 0 { 1_000_000_000 / hz as i64 } else { 0 };
@@ -295,7 +332,7 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     proto::Profile {
         sample_type,
         sample: samples,
-        mapping: Vec::new(),
+        mapping: b.mappings,
         location: b.locations,
         function: b.functions,
         string_table: b.strings.table,
@@ -473,6 +510,31 @@ mod tests {
         assert_eq!(stack, vec![vec!["schedule_[k]"], vec!["step", "main"], vec!["app"]]);
         let step_line = &proto.location[first.location_id[1] as usize - 1].line[0];
         assert_eq!(step_line.line, 12);
+    }
+
+    #[test]
+    fn unresolved_frames_carry_a_mapping_and_their_file_offset() {
+        use perfkit_profile::{Origin, Stack};
+        let origin = |off| Origin { path: "/usr/lib/liblzma.so.5".into(), build_id: Some("abcd".into()), file_offset: off };
+        let mut p = Profile::default();
+        p.push(Stack::new(
+            "xz",
+            vec![Frame::user("main"), Frame::user("liblzma.so.5+0x15be0").from_origin(Some(origin(0x14be0)))],
+            3,
+        ));
+        p.push(Stack::new(
+            "xz",
+            vec![Frame::user("main"), Frame::user("liblzma.so.5+0x15bc9").from_origin(Some(origin(0x14bc9)))],
+            2,
+        ));
+        let proto = to_proto(&p);
+        assert_eq!(proto.mapping.len(), 1, "one mapping per file");
+        let m = &proto.mapping[0];
+        assert_eq!(proto.string_table[m.filename as usize], "/usr/lib/liblzma.so.5");
+        assert_eq!(proto.string_table[m.build_id as usize], "abcd");
+        let mut addrs: Vec<u64> = proto.location.iter().filter(|l| l.mapping_id == m.id).map(|l| l.address).collect();
+        addrs.sort();
+        assert_eq!(addrs, vec![0x14bc9, 0x14be0], "two hot spots stay two locations");
     }
 
     #[test]
