@@ -1,39 +1,60 @@
 //! `cargo xtask bench`: perfkit against the classic tools, measured in the
-//! same run on the same input, reported as ratios.
+//! same run on the same work, reported as ratios.
+//!
+//! Every figure is the median of at least three runs, with the range
+//! (min-max) beside it; the contenders' runs are interleaved (round 1 of
+//! each, then round 2 of each...), so that a slow moment of the machine
+//! does not fall on one contender only. Never the best of N.
 //!
 //! - `flamegraph`: a profile of a million unique stacks rendered by
-//!   `perfkit flamegraph` and by inferno's own `inferno-flamegraph`: wall
-//!   time and peak memory (max RSS).
-//! - `profile`: perfkit's backends (eBPF, perf with frame pointers, perf
-//!   with DWARF) against `perf record -g` and `perf record --call-graph
-//!   dwarf` on workloads with and without frame pointers: workload
-//!   throughput relative to unprofiled, bytes of data, time from the end of
-//!   sampling to the SVG, and the share of samples with full stacks.
-//! - `procs`: the CPU time one collection of every process costs, with
-//!   1,000 extra processes running, for `perfkit sys proc` and sysstat's
-//!   `pidstat -u -r -d -w`.
+//!   `perfkit flamegraph` and by `inferno-flamegraph`: wall time, peak
+//!   memory.
+//! - `procs`: one collection of every process (with 1,000 extra), `perfkit
+//!   sys proc` against `pidstat -u -r -d -w`: CPU time.
+//! - `profile`: on workloads with known paths (C without frame pointers,
+//!   Rust built by cargo's defaults, C++ linked by lld, Go, stripped `xz`):
+//!   perfkit's default (eBPF, unwind tables in the kernel), perfkit's perf
+//!   backend (DWARF stack copies), `perf record -g` and `perf record
+//!   --call-graph dwarf`, each peer counted as its whole pipeline (`perf
+//!   record` + `perf script` + `inferno-collapse-perf` +
+//!   `inferno-flamegraph`). Reports the share of samples with a full path,
+//!   samples lost, data copied from the kernel, the tool's CPU time and
+//!   peak memory, the target's throughput, and the unwind tables' build
+//!   time and size; then a system-wide row at 99 Hz with both CPUs busy,
+//!   and the time to build the tables of a large binary.
+//! - `tools`: the slowdown perfkit's syscount, runqlat and opensnoop cause
+//!   on a syscall-heavy and a context-switch-heavy workload, against the
+//!   same measurement by bpftrace.
 
 use std::{
+    collections::HashMap,
     fs,
     io::{BufWriter, Write},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 /// One measured run of a command.
+#[derive(Clone, Debug, Default)]
 struct Run {
     wall: Duration,
     max_rss_kib: u64,
     /// User plus system CPU time.
     cpu: Duration,
+    stdout: String,
+    stderr: String,
 }
 
-/// Runs `cmd` to completion with its output discarded, measuring its wall
-/// time and peak resident memory (from `wait4`'s rusage).
+/// Runs `cmd` to completion, its output in files, measuring wall time,
+/// CPU time and peak memory (from `wait4`'s rusage).
 fn measure(cmd: &mut Command) -> Result<Run, String> {
+    let dir = tempdir()?;
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let out = fs::File::create(&out_path).map_err(|e| e.to_string())?;
+    let err = fs::File::create(&err_path).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let child = cmd.stdout(out).stderr(err).spawn().map_err(|e| format!("running {cmd:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills in.
@@ -42,40 +63,77 @@ fn measure(cmd: &mut Command) -> Result<Run, String> {
     // for the call.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = fs::remove_dir_all(&dir);
     if rc != pid {
         return Err(format!("waiting for {cmd:?}: {}", std::io::Error::last_os_error()));
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(format!("{cmd:?} failed (wait status {status})"));
+        return Err(format!("{cmd:?} failed (wait status {status}):\n{stderr}"));
     }
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    Ok(Run { wall, max_rss_kib: usage.ru_maxrss as u64, cpu: tv(usage.ru_utime) + tv(usage.ru_stime) })
+    Ok(Run { wall, max_rss_kib: usage.ru_maxrss as u64, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), stdout, stderr })
 }
 
-/// The best (fastest wall time, least CPU) of `n` runs, and the largest
-/// peak memory seen.
-fn best_of(n: usize, mut make: impl FnMut() -> Command) -> Result<Run, String> {
-    let mut best: Option<Run> = None;
-    let mut max_rss = 0;
-    let mut min_cpu = Duration::MAX;
-    for _ in 0..n {
-        let run = measure(&mut make())?;
-        max_rss = max_rss.max(run.max_rss_kib);
-        min_cpu = min_cpu.min(run.cpu);
-        if best.as_ref().is_none_or(|b| run.wall < b.wall) {
-            best = Some(run);
+fn tempdir() -> Result<PathBuf, String> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("perfkit-bench-{}-{n}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// Median and range of a series.
+#[derive(Clone, Copy, Debug)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stat {
+    fn of(values: &[f64]) -> Option<Stat> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Stat { median, min: v[0], max: v[n - 1] })
+    }
+
+    /// `12.3 (11.9-12.8)` with `unit` and `decimals`.
+    fn show(self, decimals: usize, unit: &str) -> String {
+        format!("{:.d$}{unit} ({:.d$}-{:.d$})", self.median, self.min, self.max, d = decimals)
+    }
+}
+
+fn show(values: &[f64], decimals: usize, unit: &str) -> String {
+    Stat::of(values).map_or("-".into(), |s| s.show(decimals, unit))
+}
+
+fn median(values: &[f64]) -> f64 {
+    Stat::of(values).map_or(f64::NAN, |s| s.median)
+}
+
+/// Runs each contender once per round, `rounds` times, interleaved.
+fn interleaved<T>(rounds: usize, contenders: &mut [&mut dyn FnMut() -> Result<T, String>]) -> Result<Vec<Vec<T>>, String> {
+    let mut out: Vec<Vec<T>> = (0..contenders.len()).map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        eprintln!("xtask: round {} of {rounds}", round + 1);
+        for (i, c) in contenders.iter_mut().enumerate() {
+            out[i].push(c()?);
         }
     }
-    let mut best = best.expect("n > 0");
-    best.max_rss_kib = max_rss;
-    best.cpu = min_cpu;
-    Ok(best)
+    Ok(out)
 }
 
 /// Child processes killed when dropped.
-struct Sleepers(Vec<std::process::Child>);
+struct Children(Vec<Child>);
 
-impl Drop for Sleepers {
+impl Drop for Children {
     fn drop(&mut self) {
         for c in &mut self.0 {
             let _ = c.kill();
@@ -84,76 +142,6 @@ impl Drop for Sleepers {
             let _ = c.wait();
         }
     }
-}
-
-/// The per-process collection benchmark.
-pub fn procs(root: &Path, extra: usize, runs: usize) -> Result<(), String> {
-    let perfkit = build_perfkit(root)?;
-    let pidstat = find_on_path("pidstat").ok_or("pidstat not found: install Debian's sysstat")?;
-    let mut sleepers = Sleepers(Vec::with_capacity(extra));
-    for _ in 0..extra {
-        let child = Command::new("sleep")
-            .arg("600")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting sleep: {e}"))?;
-        sleepers.0.push(child);
-    }
-    let total = fs::read_dir("/proc")
-        .map_err(|e| e.to_string())?
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok())))
-        .count();
-    // No interval: one collection of every process, figures since start.
-    let ours = best_of(runs, || {
-        let mut c = Command::new(&perfkit);
-        c.args(["sys", "proc"]);
-        c
-    })?;
-    let theirs = best_of(runs, || {
-        let mut c = Command::new(&pidstat);
-        c.args(["-u", "-r", "-d", "-w"]).env("LC_ALL", "C");
-        c
-    })?;
-    drop(sleepers);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("one collection of all {total} processes, best of {runs}:");
-    println!("  {:<28} {:>10} {:>10}", "", "CPU time", "wall");
-    println!("  {:<28} {:>8.1}ms {:>8.1}ms", "perfkit sys proc", ms(ours.cpu), ms(ours.wall));
-    println!("  {:<28} {:>8.1}ms {:>8.1}ms", "pidstat -u -r -d -w", ms(theirs.cpu), ms(theirs.wall));
-    println!(
-        "  ratio perfkit/pidstat: CPU time {:.2}x, wall {:.2}x",
-        ours.cpu.as_secs_f64() / theirs.cpu.as_secs_f64().max(1e-6),
-        ours.wall.as_secs_f64() / theirs.wall.as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Writes a folded profile of `n` unique stacks, 5 to 30 frames deep over
-/// 10,000 function names, with a deterministic generator (the same file in
-/// every run).
-fn write_big_profile(path: &Path, n: usize) -> Result<(), String> {
-    let file = fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    let mut out = BufWriter::new(file);
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        // xorshift64*
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
-    for i in 0..n {
-        let depth = 5 + (next() % 26) as usize;
-        write!(out, "app").map_err(|e| e.to_string())?;
-        for _ in 0..depth - 1 {
-            let f = next() % 10_000;
-            write!(out, ";mod{}::func_{}", f / 200, f % 200).map_err(|e| e.to_string())?;
-        }
-        // The last frame carries the index: every stack is unique.
-        writeln!(out, ";leaf_{i} {}", 1 + next() % 100).map_err(|e| e.to_string())?;
-    }
-    out.flush().map_err(|e| e.to_string())
 }
 
 pub fn find_on_path(tool: &str) -> Option<PathBuf> {
@@ -181,7 +169,7 @@ fn ensure_inferno() -> Result<PathBuf, String> {
 
 fn build_perfkit(root: &Path) -> Result<PathBuf, String> {
     let status = Command::new("cargo")
-        .args(["build", "--release", "--locked", "-p", "perfkit-cli"])
+        .args(["build", "--release", "--locked", "-p", "perfkit-cli", "-p", "perfkit-unwind", "--examples", "--bins"])
         .current_dir(root)
         .status()
         .map_err(|e| format!("running cargo build: {e}"))?;
@@ -191,8 +179,8 @@ fn build_perfkit(root: &Path) -> Result<PathBuf, String> {
     Ok(root.join("target/release/perfkit"))
 }
 
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
+fn mib(kib: f64) -> f64 {
+    kib / 1024.0
 }
 
 /// The flame graph benchmark.
@@ -208,266 +196,661 @@ pub fn flamegraph(root: &Path, stacks: usize, runs: usize) -> Result<(), String>
     }
     let size = fs::metadata(&input).map_err(|e| e.to_string())?.len();
     let svg = dir.join("out.svg");
-    eprintln!("xtask: rendering {} ({:.0} MiB), best of {runs}", input.display(), size as f64 / (1 << 20) as f64);
-
-    let ours = best_of(runs, || {
-        let mut c = Command::new(&perfkit);
-        c.arg("flamegraph").arg(&input).arg("-o").arg(&svg);
-        c
-    })?;
-    let theirs = best_of(runs, || {
-        let mut c = Command::new(&inferno);
-        // perfkit's defaults: java palette, hashed colours.
-        c.args(["--colors", "java", "--hash"]).arg(&input);
-        c
-    })?;
-
+    let mut ours = || measure(Command::new(&perfkit).arg("flamegraph").arg(&input).arg("-o").arg(&svg));
+    // perfkit's defaults: java palette, hashed colours.
+    let mut theirs = || measure(Command::new(&inferno).args(["--colors", "java", "--hash"]).arg(&input));
+    let results = interleaved(runs, &mut [&mut ours, &mut theirs])?;
+    let wall = |i: usize| results[i].iter().map(|r| r.wall.as_secs_f64()).collect::<Vec<_>>();
+    let rss = |i: usize| results[i].iter().map(|r| mib(r.max_rss_kib as f64)).collect::<Vec<_>>();
     println!(
-        "flame graph of {stacks} unique stacks ({:.0} MiB of folded input), best of {runs}:",
+        "\nflame graph of {stacks} unique stacks ({:.0} MiB of folded input), median (range) of {runs} interleaved runs:",
         size as f64 / (1 << 20) as f64
     );
-    println!("  {:<22} {:>10} {:>14}", "", "wall", "peak memory");
-    println!("  {:<22} {:>9.2}s {:>10.0} MiB", "perfkit flamegraph", ours.wall.as_secs_f64(), mib(ours.max_rss_kib));
+    println!("  {:<22} {:>22} {:>24}", "", "wall", "peak memory");
+    println!("  {:<22} {:>22} {:>24}", "perfkit flamegraph", show(&wall(0), 2, " s"), show(&rss(0), 0, " MiB"));
+    println!("  {:<22} {:>22} {:>24}", "inferno-flamegraph", show(&wall(1), 2, " s"), show(&rss(1), 0, " MiB"));
     println!(
-        "  {:<22} {:>9.2}s {:>10.0} MiB",
-        "inferno-flamegraph",
-        theirs.wall.as_secs_f64(),
-        mib(theirs.max_rss_kib)
-    );
-    println!(
-        "  ratio perfkit/inferno: time {:.2}x, memory {:.2}x; perfkit memory / input size {:.2}x",
-        ours.wall.as_secs_f64() / theirs.wall.as_secs_f64(),
-        ours.max_rss_kib as f64 / theirs.max_rss_kib as f64,
-        ours.max_rss_kib as f64 * 1024.0 / size as f64
+        "  ratio perfkit/inferno (medians): time {:.2}x, memory {:.2}x; perfkit memory / input size {:.2}x",
+        median(&wall(0)) / median(&wall(1)),
+        median(&rss(0)) / median(&rss(1)),
+        median(&rss(0)) * (1 << 20) as f64 / size as f64
     );
     Ok(())
 }
 
-/// A workload binary for the profiling benchmark.
-fn build_workload(root: &Path, out: &Path, flags: &[&str]) -> Result<(), String> {
-    let src = root.join("crates/perfkit-cli/tests/workloads/hotspots.c");
-    let status = Command::new("cc")
-        .args(flags)
-        .arg("-g")
-        .arg("-o")
-        .arg(out)
-        .arg(&src)
-        .status()
-        .map_err(|e| format!("running cc: {e}"))?;
-    if !status.success() {
-        return Err("building the hotspots workload failed".into());
+/// Writes a folded profile of `n` unique stacks, 5 to 30 frames deep over
+/// 10,000 function names, with a deterministic generator.
+fn write_big_profile(path: &Path, n: usize) -> Result<(), String> {
+    let file = fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for i in 0..n {
+        let depth = 5 + (next() % 26) as usize;
+        write!(out, "app").map_err(|e| e.to_string())?;
+        for _ in 0..depth - 1 {
+            let f = next() % 10_000;
+            write!(out, ";mod{}::func_{}", f / 200, f % 200).map_err(|e| e.to_string())?;
+        }
+        writeln!(out, ";leaf_{i} {}", 1 + next() % 100).map_err(|e| e.to_string())?;
     }
+    out.flush().map_err(|e| e.to_string())
+}
+
+/// The per-process collection benchmark.
+pub fn procs(root: &Path, extra: usize, runs: usize) -> Result<(), String> {
+    let perfkit = build_perfkit(root)?;
+    let pidstat = find_on_path("pidstat").ok_or("pidstat not found: install Debian's sysstat")?;
+    let mut sleepers = Children(Vec::with_capacity(extra));
+    for _ in 0..extra {
+        let child = Command::new("sleep")
+            .arg("600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting sleep: {e}"))?;
+        sleepers.0.push(child);
+    }
+    let total = fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok())))
+        .count();
+    let mut ours = || measure(Command::new(&perfkit).args(["sys", "proc"]));
+    let mut theirs = || measure(Command::new(&pidstat).args(["-u", "-r", "-d", "-w"]).env("LC_ALL", "C"));
+    let results = interleaved(runs, &mut [&mut ours, &mut theirs])?;
+    drop(sleepers);
+    let cpu = |i: usize| results[i].iter().map(|r| r.cpu.as_secs_f64() * 1e3).collect::<Vec<_>>();
+    let wall = |i: usize| results[i].iter().map(|r| r.wall.as_secs_f64() * 1e3).collect::<Vec<_>>();
+    println!("\none collection of all {total} processes, median (range) of {runs} interleaved runs:");
+    println!("  {:<24} {:>24} {:>24}", "", "CPU time", "wall");
+    println!("  {:<24} {:>24} {:>24}", "perfkit sys proc", show(&cpu(0), 1, " ms"), show(&wall(0), 1, " ms"));
+    println!("  {:<24} {:>24} {:>24}", "pidstat -u -r -d -w", show(&cpu(1), 1, " ms"), show(&wall(1), 1, " ms"));
+    println!(
+        "  ratio perfkit/pidstat (medians): CPU time {:.2}x, wall {:.2}x",
+        median(&cpu(0)) / median(&cpu(1)).max(1e-6),
+        median(&wall(0)) / median(&wall(1)).max(1e-6)
+    );
     Ok(())
 }
 
-/// One profiled (or unprofiled) run of the workload.
-struct ProfileRun {
-    label: String,
-    /// Workload rounds completed.
-    rounds: u64,
-    /// Bytes the tool wrote (perf.data; perfkit's SVG and folded files).
-    written: u64,
-    /// Bytes copied from the kernel to the tool, when known.
-    from_kernel: Option<u64>,
-    /// Wall time from the end of sampling to the written SVG.
-    post: Option<Duration>,
-    /// Samples in hot_a/hot_b with the full path main;parent;hot.
-    full_share: Option<f64>,
+/// A benchmark workload: how to run it for `seconds`, and the known path
+/// that its hot leaves must have.
+struct Workload {
+    name: &'static str,
+    command: Vec<String>,
+    /// (leaf, path suffix of short names ending at it).
+    paths: Vec<(&'static str, Vec<&'static str>)>,
+    /// Whether it prints "rounds N" (throughput).
+    reports: bool,
 }
 
-fn rounds_of(stderr: &str) -> Result<u64, String> {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("rounds ")?.trim().parse().ok())
-        .ok_or_else(|| format!("the workload reported no rounds:\n{stderr}"))
+/// Builds the workloads the tests use, the same way.
+fn workloads(root: &Path, dir: &Path, seconds: u32) -> Result<Vec<Workload>, String> {
+    let src = root.join("crates/perfkit-cli/tests/workloads");
+    let cc = |compiler: &str, source: &str, out: &str, flags: &[&str]| -> Result<String, String> {
+        let out = dir.join(out);
+        let st = Command::new(compiler)
+            .args(flags)
+            .arg("-g")
+            .arg("-o")
+            .arg(&out)
+            .arg(src.join(source))
+            .status()
+            .map_err(|e| format!("running {compiler}: {e}"))?;
+        if !st.success() {
+            return Err(format!("building {source} failed"));
+        }
+        Ok(out.to_string_lossy().into_owned())
+    };
+    // The workloads outlive the profile by a second: the profilers attach
+    // to them (-p), so that a profiler's CPU time and memory are its own.
+    let secs = (seconds + 1).to_string();
+    let mut out = Vec::new();
+    let nofp = cc("cc", "hotspots.c", "hotspots-nofp", &["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls"])?;
+    out.push(Workload {
+        name: "C, -O1 without frame pointers",
+        command: vec![nofp, secs.clone(), "report".into()],
+        paths: vec![("hot_a", vec!["main", "parent_a", "hot_a"]), ("hot_b", vec!["main", "parent_b", "hot_b"])],
+        reports: true,
+    });
+    // Rust, cargo's defaults.
+    let target = dir.join("rusthot-target");
+    let st = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--target-dir"])
+        .arg(&target)
+        .current_dir(src.join("rusthot"))
+        .env_remove("RUSTFLAGS")
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err("building rusthot failed".into());
+    }
+    out.push(Workload {
+        name: "Rust, cargo build --release",
+        command: vec![target.join("release/rusthot").to_string_lossy().into_owned(), secs.clone()],
+        paths: vec![("churn", vec!["main", "parse_phase", "churn"]), ("churn", vec!["main", "render_phase", "churn"])],
+        reports: false,
+    });
+    let cpp = cc("g++", "cpphot.cpp", "cpphot-lld", &["-O2", "-fuse-ld=lld"])?;
+    out.push(Workload {
+        name: "C++, g++ -O2, lld",
+        command: vec![cpp, secs.clone()],
+        paths: vec![
+            ("tokenize", vec!["main", "parse_request", "tokenize"]),
+            ("rasterize", vec!["main", "draw_frame", "rasterize"]),
+            ("mix", vec!["main", "digest", "mix"]),
+        ],
+        reports: false,
+    });
+    if find_on_path("go").is_some() {
+        let bin = dir.join("gohot");
+        let st = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(src.join("gohot"))
+            .env("GOCACHE", dir.join("go-cache"))
+            .env("GOFLAGS", "-mod=mod")
+            .status()
+            .map_err(|e| e.to_string())?;
+        if st.success() {
+            out.push(Workload {
+                name: "Go",
+                command: vec![bin.to_string_lossy().into_owned(), secs.clone()],
+                paths: vec![("main.leaf", vec!["main.main", "main.parentA", "main.leaf"]), ("main.leaf", vec!["main.main", "main.parentB", "main.leaf"])],
+                reports: false,
+            });
+        }
+    }
+    // xz as Debian ships it, on data it takes `seconds` or so to compress.
+    let input = dir.join("xz-input");
+    if !input.exists() {
+        let mut data = Vec::with_capacity(8 << 20);
+        let mut x: u64 = 88172645463325252;
+        while data.len() < 8 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(format!("{} ", x % 50_000).as_bytes());
+        }
+        fs::write(&input, data).map_err(|e| e.to_string())?;
+    }
+    out.push(Workload {
+        name: "xz -9 (stripped, Debian)",
+        command: vec!["xz".into(), "-9".into(), "-T1".into(), "-k".into(), "-c".into(), input.to_string_lossy().into_owned()],
+        paths: vec![("", vec!["__libc_start_call_main"])],
+        reports: false,
+    });
+    Ok(out)
 }
 
-/// Share of samples in hot_a and hot_b with their full call path.
-fn full_share(folded: &str) -> f64 {
+/// A frame's short name: suffixes and the path before its last segment
+/// removed, as the tests compare them.
+fn short(frame: &str) -> &str {
+    let f = frame.strip_suffix("_[i]").or_else(|| frame.strip_suffix("_[k]")).unwrap_or(frame);
+    let f = f.split('(').next().unwrap_or(f);
+    if f.starts_with("main.") { f } else { f.rsplit("::").next().unwrap_or(f) }
+}
+
+/// The share of the workload's hot samples whose stack has the full known
+/// path from a root function (for xz: reaches `__libc_start_call_main`).
+fn full_share(folded: &str, w: &Workload) -> f64 {
+    const ROOTS: &[&str] = &["_start", "runtime.goexit", "runtime.goexit.abi0", "clone3", "clone"];
     let (mut hot, mut full) = (0u64, 0u64);
     for line in folded.lines() {
         let Some((stack, count)) = line.rsplit_once(' ') else { continue };
         let count: u64 = count.parse().unwrap_or(0);
-        for leaf in ["hot_a", "hot_b"] {
-            if stack.ends_with(&format!(";{leaf}")) {
-                hot += count;
-                let parent = if leaf == "hot_a" { "parent_a" } else { "parent_b" };
-                if stack.ends_with(&format!(";main;{parent};{leaf}")) {
-                    full += count;
-                }
+        let frames: Vec<&str> = stack.split(';').skip(1).filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]")).map(short).collect();
+        if w.paths[0].0.is_empty() {
+            // Any sample of the process: does it reach the libc start?
+            if !stack.starts_with("xz") {
+                continue;
             }
+            hot += count;
+            if frames.contains(&w.paths[0].1[0]) {
+                full += count;
+            }
+            continue;
+        }
+        // The leaf among the innermost frames (perf writes inlined callees
+        // as plain frames around their caller), and the known path in
+        // order, from a root function.
+        let tail = &frames[frames.len().saturating_sub(4)..];
+        if !w.paths.iter().any(|(l, _)| tail.contains(l)) {
+            continue;
+        }
+        hot += count;
+        let rooted = frames.first().is_some_and(|f| ROOTS.contains(f));
+        let in_order = |p: &[&str]| {
+            let mut it = frames.iter();
+            p.iter().all(|want| it.any(|f| f == want))
+        };
+        if rooted && w.paths.iter().filter(|(l, _)| tail.contains(l)).any(|(_, p)| in_order(p)) {
+            full += count;
         }
     }
-    if hot == 0 { 0.0 } else { full as f64 / hot as f64 }
+    if hot == 0 { f64::NAN } else { full as f64 / hot as f64 }
 }
 
-fn file_len(p: &Path) -> u64 {
-    fs::metadata(p).map_or(0, |m| m.len())
+/// What one profiled run gave.
+#[derive(Clone, Debug, Default)]
+struct Profiled {
+    /// Throughput of the workload, rounds (when it reports them).
+    rounds: Option<f64>,
+    full: f64,
+    lost: f64,
+    samples: f64,
+    from_kernel_kib: f64,
+    cpu_s: f64,
+    peak_mib: f64,
+    table_ms: Option<f64>,
+    table_kib: Option<f64>,
 }
 
-fn run_output(cmd: &mut Command) -> Result<std::process::Output, String> {
-    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+fn rounds_of(stderr: &str) -> Option<f64> {
+    stderr.lines().find_map(|l| l.strip_prefix("rounds ")?.trim().parse().ok())
+}
+
+/// A number after `prefix` in a line of `text` (the first whitespace-
+/// separated word after it).
+fn number_after(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let at = l.find(prefix)? + prefix.len();
+        l[at..].split_whitespace().next()?.trim_end_matches([',', ')', ';']).parse().ok()
+    })
+}
+
+fn folded_total(folded: &str) -> f64 {
+    folded.lines().filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
+}
+
+/// Starts the workload, runs `tool` (given the workload's PID) attached to
+/// it, and returns the tool's run and the workload's stderr.
+fn attached(w: &Workload, tool: impl FnOnce(u32) -> Command) -> Result<(Run, String), String> {
+    let dir = tempdir()?;
+    let err_path = dir.join("workload.err");
+    let err = fs::File::create(&err_path).map_err(|e| e.to_string())?;
+    let child = Command::new(&w.command[0])
+        .args(&w.command[1..])
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("running {:?}: {e}", w.command))?;
+    let mut kids = Children(vec![child]);
+    std::thread::sleep(Duration::from_millis(200));
+    let run = measure(&mut tool(kids.0[0].id()));
+    let status = kids.0[0].wait().map_err(|e| e.to_string())?;
+    kids.0.clear();
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = fs::remove_dir_all(&dir);
+    if !status.success() {
+        return Err(format!("the workload {:?} failed: {stderr}", w.command));
     }
-    Ok(out)
+    Ok((run?, stderr))
 }
 
-/// The profiling benchmark: perfkit's backends against `perf record -g` and
-/// `perf record --call-graph dwarf` on the same workloads, in one run.
-pub fn profile(root: &Path, seconds: u32, hz: u32) -> Result<(), String> {
+/// `perfkit profile -p` on a workload.
+fn perfkit_run(perfkit: &Path, dir: &Path, w: &Workload, hz: u32, seconds: u32, mode: &[&str]) -> Result<Profiled, String> {
+    let folded = dir.join("perfkit.folded");
+    let (run, workload_err) = attached(w, |pid| {
+        let mut c = Command::new(perfkit);
+        c.args(["profile", "-F", &hz.to_string()])
+            .args(mode)
+            .args(["-p", &pid.to_string(), "-d", &seconds.to_string(), "-o"])
+            .arg(dir.join("perfkit.svg"))
+            .arg("--folded")
+            .arg(&folded);
+        c
+    })?;
+    let text = fs::read_to_string(&folded).map_err(|e| e.to_string())?;
+    let err = &run.stderr;
+    let lost = number_after(err, "lost stacks: ").unwrap_or(0.0) + number_after(err, "dropped samples: ").unwrap_or(0.0);
+    Ok(Profiled {
+        rounds: rounds_of(&workload_err),
+        full: full_share(&text, w),
+        lost,
+        samples: folded_total(&text),
+        from_kernel_kib: number_after(err, "read ").unwrap_or(f64::NAN),
+        cpu_s: run.cpu.as_secs_f64(),
+        peak_mib: mib(run.max_rss_kib as f64),
+        table_ms: number_after(err, "built in ").filter(|_| err.contains("unwind tables:")),
+        table_kib: err.lines().find(|l| l.starts_with("unwind tables:")).and_then(|l| {
+            let inner = l.split('(').nth(1)?;
+            inner.split_whitespace().next()?.parse().ok()
+        }),
+    })
+}
+
+/// `perf record -p` + `perf script` + inferno on a workload: the whole
+/// pipeline's CPU time and peak memory.
+fn perf_run(perf: &Path, inferno: &Path, dir: &Path, w: &Workload, hz: u32, seconds: u32, graph: &str) -> Result<Profiled, String> {
+    let data = dir.join("perf.data");
+    let (record, workload_err) = attached(w, |pid| {
+        let mut c = Command::new(perf);
+        c.args(["record", "-e", "cpu-clock", "-F", &hz.to_string(), "--call-graph", graph, "-p", &pid.to_string(), "-o"])
+            .arg(&data)
+            .args(["--", "sleep", &seconds.to_string()]);
+        c
+    })?;
+    let script = measure(Command::new(perf).args(["script", "-i"]).arg(&data))?;
+    let script_out = dir.join("perf.script");
+    fs::write(&script_out, &script.stdout).map_err(|e| e.to_string())?;
+    let collapse = measure(Command::new(inferno.with_file_name("inferno-collapse-perf")).arg(&script_out))?;
+    let folded = dir.join("perf.folded");
+    fs::write(&folded, &collapse.stdout).map_err(|e| e.to_string())?;
+    let graph_run = measure(Command::new(inferno).arg(&folded))?;
+    // perf record says "Processed N events and lost M chunks!" or "lost N
+    // samples" when it loses data.
+    let lost = record
+        .stderr
+        .lines()
+        .filter(|l| l.contains("lost") || l.contains("Lost"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.parse::<f64>().ok()))
+        .fold(0.0, |a, b| a + b);
+    let runs = [&record, &script, &collapse, &graph_run];
+    Ok(Profiled {
+        rounds: rounds_of(&workload_err),
+        full: full_share(&collapse.stdout, w),
+        lost,
+        // inferno-collapse-perf counts periods: count perf script's
+        // samples instead (one header line each).
+        samples: script.stdout.lines().filter(|l| !l.is_empty() && !l.starts_with(char::is_whitespace)).count() as f64,
+        from_kernel_kib: fs::metadata(&data).map_or(f64::NAN, |m| m.len() as f64 / 1024.0),
+        cpu_s: runs.iter().map(|r| r.cpu.as_secs_f64()).sum(),
+        peak_mib: runs.iter().map(|r| mib(r.max_rss_kib as f64)).fold(0.0, f64::max),
+        table_ms: None,
+        table_kib: None,
+    })
+}
+
+/// Sets kernel.perf_event_max_sample_rate to at least `hz` for the run.
+fn allow_rate(hz: u32) {
+    let path = "/proc/sys/kernel/perf_event_max_sample_rate";
+    let now: u32 = fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    if now < hz {
+        let _ = fs::write(path, hz.to_string());
+    }
+}
+
+/// The profiling benchmark.
+pub fn profile(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(), String> {
     let perfkit = build_perfkit(root)?;
     let perf = find_on_path("perf").ok_or("perf not found: install Debian's linux-perf")?;
-    let flamegraph = ensure_inferno()?;
-    // Installed beside inferno-flamegraph by the same package.
-    let collapse = flamegraph.with_file_name("inferno-collapse-perf");
+    let inferno = ensure_inferno()?;
     let dir = root.join("target/bench/profile");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let workloads = [
-        ("hotspots with frame pointers", dir.join("hotspots-fp"), vec!["-O0", "-fno-omit-frame-pointer"]),
+    let workloads = workloads(root, &dir, seconds)?;
+    println!(
+        "\nprofiling: median (range) of {runs} interleaved runs; each profiler attached (-p) to the workload for {seconds} s; \
+         peers counted as their whole pipeline; CPU time and memory are the profiler's own"
+    );
+    for &hz in rates {
+        allow_rate(hz);
+        for w in &workloads {
+            // At the high rate, the workloads without frame pointers only.
+            if hz > 1000 && !(w.reports || w.name.starts_with("Rust")) {
+                continue;
+            }
+            eprintln!("xtask: {} at {hz} Hz", w.name);
+            let mut base = || -> Result<Profiled, String> {
+                let r = measure(Command::new(&w.command[0]).args(&w.command[1..]))?;
+                Ok(Profiled { rounds: rounds_of(&r.stderr), ..Profiled::default() })
+            };
+            let mut ebpf = || perfkit_run(&perfkit, &dir, w, hz, seconds, &[]);
+            let mut pk_perf = || perfkit_run(&perfkit, &dir, w, hz, seconds, &["--backend", "perf", "--unwind", "dwarf"]);
+            let mut perf_fp = || perf_run(&perf, &inferno, &dir, w, hz, seconds, "fp");
+            let mut perf_dwarf = || perf_run(&perf, &inferno, &dir, w, hz, seconds, "dwarf");
+            let results = interleaved(runs, &mut [&mut base, &mut ebpf, &mut pk_perf, &mut perf_fp, &mut perf_dwarf])?;
+            let labels = [
+                "unprofiled",
+                "perfkit (default: eBPF, tables)",
+                "perfkit --backend perf, DWARF",
+                "perf record -g | script | inferno",
+                "perf --call-graph dwarf | ... ",
+            ];
+            println!("\n{} at {hz} Hz:", w.name);
+            println!(
+                "  {:<34} {:>20} {:>22} {:>18} {:>24} {:>22} {:>22}",
+                "", "full paths", "lost / samples", "throughput", "from kernel", "CPU time", "peak memory"
+            );
+            let base_rounds = median(&results[0].iter().filter_map(|r| r.rounds).collect::<Vec<_>>());
+            for (i, label) in labels.iter().enumerate().skip(1) {
+                let r = &results[i];
+                let col = |f: &dyn Fn(&Profiled) -> f64| r.iter().map(f).collect::<Vec<f64>>();
+                let thr = if base_rounds.is_finite() {
+                    show(&col(&|p| p.rounds.map_or(f64::NAN, |x| 100.0 * x / base_rounds)), 1, "%")
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "  {:<34} {:>20} {:>22} {:>18} {:>24} {:>22} {:>22}",
+                    label,
+                    show(&col(&|p| 100.0 * p.full), 1, "%"),
+                    format!("{:.0} / {:.0}", median(&col(&|p| p.lost)), median(&col(&|p| p.samples))),
+                    thr,
+                    show(&col(&|p| p.from_kernel_kib), 0, " KiB"),
+                    show(&col(&|p| p.cpu_s), 2, " s"),
+                    show(&col(&|p| p.peak_mib), 0, " MiB"),
+                );
+            }
+            let tables: Vec<f64> = results[1].iter().filter_map(|p| p.table_ms).collect();
+            let table_kib: Vec<f64> = results[1].iter().filter_map(|p| p.table_kib).collect();
+            if !tables.is_empty() {
+                println!("  unwind tables: built in {}, {}", show(&tables, 1, " ms"), show(&table_kib, 0, " KiB"));
+            }
+            let m = |i: usize, f: &dyn Fn(&Profiled) -> f64| median(&results[i].iter().map(f).collect::<Vec<_>>());
+            println!(
+                "  perfkit default vs perf --call-graph dwarf (medians): full paths {:.1}% vs {:.1}%, data {:.0}x less, CPU {:.2}x, memory {:.2}x",
+                100.0 * m(1, &|p| p.full),
+                100.0 * m(4, &|p| p.full),
+                m(4, &|p| p.from_kernel_kib) / m(1, &|p| p.from_kernel_kib).max(1e-9),
+                m(1, &|p| p.cpu_s) / m(4, &|p| p.cpu_s).max(1e-9),
+                m(1, &|p| p.peak_mib) / m(4, &|p| p.peak_mib).max(1e-9),
+            );
+            if w.reports {
+                println!(
+                    "  target throughput (medians): perfkit default {:.1}%, perf record -g {:.1}%",
+                    100.0 * m(1, &|p| p.rounds.unwrap_or(f64::NAN)) / base_rounds,
+                    100.0 * m(3, &|p| p.rounds.unwrap_or(f64::NAN)) / base_rounds,
+                );
+            }
+        }
+    }
+    system_wide(&perfkit, &perf, &inferno, &dir, &workloads[0], runs)?;
+    table_build(root, runs)?;
+    Ok(())
+}
+
+/// perfkit -a against perf record -a -g (whole pipeline) at 99 Hz with both
+/// CPUs busy: CPU time per second of profiling.
+fn system_wide(perfkit: &Path, perf: &Path, inferno: &Path, dir: &Path, w: &Workload, runs: usize) -> Result<(), String> {
+    const SECS: f64 = 5.0;
+    let busy_cmd = |n: usize| -> Result<Children, String> {
+        let mut kids = Vec::new();
+        for _ in 0..n {
+            kids.push(
+                Command::new(&w.command[0])
+                    .arg("3600")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(Children(kids))
+    };
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _busy = busy_cmd(cpus)?;
+    let mut ours = || -> Result<f64, String> {
+        let r = measure(
+            Command::new(perfkit).args(["profile", "-a", "-F", "99", "-d", "5", "-o"]).arg(dir.join("all.svg")),
+        )?;
+        Ok(r.cpu.as_secs_f64() / SECS)
+    };
+    let mut theirs = || -> Result<f64, String> {
+        let data = dir.join("all.data");
+        let rec = measure(Command::new(perf).args(["record", "-a", "-g", "-F", "99", "-o"]).arg(&data).args(["--", "sleep", "5"]))?;
+        let script = measure(Command::new(perf).args(["script", "-i"]).arg(&data))?;
+        let s = dir.join("all.script");
+        fs::write(&s, &script.stdout).map_err(|e| e.to_string())?;
+        let c = measure(Command::new(inferno.with_file_name("inferno-collapse-perf")).arg(&s))?;
+        let f = dir.join("all.folded");
+        fs::write(&f, &c.stdout).map_err(|e| e.to_string())?;
+        let g = measure(Command::new(inferno).arg(&f))?;
+        Ok((rec.cpu + script.cpu + c.cpu + g.cpu).as_secs_f64() / SECS)
+    };
+    let results = interleaved(runs, &mut [&mut ours, &mut theirs])?;
+    println!("\nsystem-wide at 99 Hz, {cpus} CPUs busy: the profiler's CPU time per second of profiling, median (range):");
+    println!("  {:<40} {}", "perfkit profile -a", show(&results[0].iter().map(|x| x * 1000.0).collect::<Vec<_>>(), 1, " ms/s"));
+    println!("  {:<40} {}", "perf record -a -g + script + inferno", show(&results[1].iter().map(|x| x * 1000.0).collect::<Vec<_>>(), 1, " ms/s"));
+    println!("  ratio perfkit/perf (medians): {:.2}x", median(&results[0]) / median(&results[1]).max(1e-9));
+    Ok(())
+}
+
+/// The unwind tables of a large binary: perfkit's own release build.
+fn table_build(root: &Path, runs: usize) -> Result<(), String> {
+    let example = root.join("target/release/examples/unwind-table");
+    let big = root.join("target/release/perfkit");
+    let size = fs::metadata(&big).map_err(|e| e.to_string())?.len();
+    let mut go = || -> Result<(f64, f64), String> {
+        let r = measure(Command::new(&example).arg(&big))?;
+        let ms = number_after(&r.stdout, "built in ").ok_or_else(|| format!("no build time in {:?}", r.stdout))?;
+        Ok((ms, mib(r.max_rss_kib as f64)))
+    };
+    let results = interleaved(runs.max(3), &mut [&mut go])?;
+    let ms: Vec<f64> = results[0].iter().map(|r| r.0).collect();
+    let rss: Vec<f64> = results[0].iter().map(|r| r.1).collect();
+    println!(
+        "\nunwind tables of a {:.0} MiB binary (perfkit's release build): built in {}, peak memory {}",
+        size as f64 / (1 << 20) as f64,
+        show(&ms, 0, " ms"),
+        show(&rss, 0, " MiB")
+    );
+    Ok(())
+}
+
+/// The tools benchmark: each tool's slowdown of a syscall-heavy and a
+/// context-switch-heavy workload, against bpftrace doing the same.
+pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
+    let perfkit = build_perfkit(root)?;
+    let bpftrace = find_on_path("bpftrace").ok_or("bpftrace not found: install Debian's bpftrace")?;
+    let dir = root.join("target/bench/tools");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let src = root.join("crates/perfkit-cli/tests/workloads");
+    let build = |source: &str, out: &str| -> Result<PathBuf, String> {
+        let out = dir.join(out);
+        let st = Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&out).arg(src.join(source)).status().map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err(format!("building {source} failed"));
+        }
+        Ok(out)
+    };
+    let syscalls = build("syscalls.c", "syscalls")?;
+    let pingpong = build("pingpong.c", "pingpong")?;
+    let runqlat_bt = "tracepoint:sched:sched_wakeup,tracepoint:sched:sched_wakeup_new { @q[args->pid] = nsecs; } \
+        tracepoint:sched:sched_switch { if (args->prev_state == 0) { @q[args->prev_pid] = nsecs; } \
+        $ns = @q[args->next_pid]; if ($ns) { @usecs = hist((nsecs - $ns) / 1000); } delete(@q[args->next_pid]); }";
+    let syscount_bt = "tracepoint:raw_syscalls:sys_exit { @[args->id] = count(); }";
+    let opensnoop_bt = "tracepoint:syscalls:sys_enter_openat { @f[tid] = args->filename; } tracepoint:syscalls:sys_exit_openat /@f[tid]/ { printf(\"%d %s %d\\n\", pid, str(@f[tid]), args->ret); delete(@f[tid]); }";
+    // (label, tracer command, ready marker on its output)
+    type Tracer = (&'static str, Vec<String>, &'static str);
+    let pk = |args: &[&str]| -> Vec<String> { std::iter::once(perfkit.to_string_lossy().into_owned()).chain(args.iter().map(|s| s.to_string())).collect() };
+    let bt = |script: &str| -> Vec<String> { vec![bpftrace.to_string_lossy().into_owned(), "-e".into(), script.into()] };
+    let cases: Vec<(&str, Vec<String>, Vec<Tracer>)> = vec![
         (
-            "hotspots without frame pointers",
-            dir.join("hotspots-nofp"),
-            vec!["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls"],
+            "syscall-heavy: 2,000,000 getppid calls",
+            vec![syscalls.to_string_lossy().into_owned(), "2000000".into()],
+            vec![
+                ("perfkit syscount", pk(&["syscount"]), "Tracing"),
+                ("bpftrace @[args->id] = count()", bt(syscount_bt), "Attaching"),
+                ("perfkit runqlat", pk(&["runqlat"]), "Tracing"),
+                ("bpftrace runqlat (tracepoints)", bt(runqlat_bt), "Attaching"),
+            ],
+        ),
+        (
+            "context-switch-heavy: 100,000 pipe round trips (about 100k switches/s)",
+            vec![pingpong.to_string_lossy().into_owned(), "100000".into()],
+            vec![
+                ("perfkit runqlat", pk(&["runqlat"]), "Tracing"),
+                ("bpftrace runqlat (tracepoints)", bt(runqlat_bt), "Attaching"),
+                ("perfkit syscount", pk(&["syscount"]), "Tracing"),
+                ("bpftrace @[args->id] = count()", bt(syscount_bt), "Attaching"),
+                ("perfkit opensnoop", pk(&["opensnoop"]), "Tracing"),
+                ("bpftrace opensnoop (tracepoints)", bt(opensnoop_bt), "Attaching"),
+            ],
         ),
     ];
-    let secs = seconds.to_string();
-    let freq = hz.to_string();
-    for (name, bin, flags) in &workloads {
-        build_workload(root, bin, flags)?;
-        let mut runs = Vec::new();
-        // Unprofiled.
-        let out = run_output(Command::new(bin).args([secs.as_str(), "report"]))?;
-        let base = rounds_of(&String::from_utf8_lossy(&out.stderr))?;
-        runs.push(ProfileRun {
-            label: "unprofiled".into(),
-            rounds: base,
-            written: 0,
-            from_kernel: None,
-            post: None,
-            full_share: None,
-        });
-        for (label, mode) in [
-            ("perfkit eBPF, frame pointers", ["--backend", "ebpf", "--unwind", "fp"]),
-            ("perfkit perf, frame pointers", ["--backend", "perf", "--unwind", "fp"]),
-            ("perfkit perf, DWARF", ["--backend", "perf", "--unwind", "dwarf"]),
-        ] {
-            let svg = dir.join("perfkit.svg");
-            let folded = dir.join("perfkit.folded");
-            let out = run_output(
-                Command::new(&perfkit)
-                    .args(["profile", "-F", &freq])
-                    .args(mode)
-                    .arg("-o")
-                    .arg(&svg)
-                    .arg("--folded")
-                    .arg(&folded)
-                    .arg("--")
-                    .arg(bin)
-                    .args([secs.as_str(), "report"]),
-            )?;
-            let err = String::from_utf8_lossy(&out.stderr);
-            let post = err.lines().find_map(|l| {
-                let s = l.split(" (").nth(1)?.strip_suffix(" s after sampling ended)")?;
-                s.parse::<f64>().ok().map(Duration::from_secs_f64)
-            });
-            let from_kernel = err.lines().find_map(|l| {
-                l.strip_prefix("read ")?.strip_suffix(" KiB of samples from the kernel")?.parse::<u64>().ok()
-            });
-            runs.push(ProfileRun {
-                label: label.into(),
-                rounds: rounds_of(&err)?,
-                written: file_len(&svg) + file_len(&folded),
-                from_kernel: from_kernel.map(|k| k * 1024),
-                post,
-                full_share: Some(full_share(&fs::read_to_string(&folded).map_err(|e| e.to_string())?)),
-            });
+    println!("\ntools: the workload's wall time under each tracer, median (range) of {runs} interleaved runs");
+    for (name, workload, tracers) in &cases {
+        let mut plain = || -> Result<f64, String> { Ok(measure(Command::new(&workload[0]).args(&workload[1..]))?.wall.as_secs_f64()) };
+        let mut closures: Vec<Box<dyn FnMut() -> Result<f64, String>>> = Vec::new();
+        for (_, cmd, ready) in tracers {
+            let (cmd, ready, workload) = (cmd.clone(), *ready, workload.clone());
+            closures.push(Box::new(move || traced(&cmd, ready, &workload)));
         }
-        for (label, graph) in [("perf record -g", "fp"), ("perf record --call-graph dwarf", "dwarf")] {
-            let data = dir.join("perf.data");
-            let out = run_output(
-                Command::new(&perf)
-                    .args(["record", "-q", "-e", "cpu-clock", "-F", &freq, "--call-graph", graph, "-o"])
-                    .arg(&data)
-                    .arg("--")
-                    .arg(bin)
-                    .args([secs.as_str(), "report"]),
-            )?;
-            let rounds = rounds_of(&String::from_utf8_lossy(&out.stderr))?;
-            // After sampling: perf script | inferno-collapse-perf | inferno-flamegraph.
-            let started = Instant::now();
-            let script = run_output(Command::new(&perf).args(["script", "-i"]).arg(&data))?;
-            let mut c = Command::new(&collapse)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| e.to_string())?;
-            {
-                let mut stdin = c.stdin.take().ok_or("no stdin")?;
-                stdin.write_all(&script.stdout).map_err(|e| e.to_string())?;
+        let mut all: Vec<&mut dyn FnMut() -> Result<f64, String>> = vec![&mut plain];
+        for c in closures.iter_mut() {
+            all.push(c.as_mut());
+        }
+        let results = interleaved(runs, &mut all)?;
+        let base = median(&results[0]);
+        println!("\n{name}:");
+        println!("  {:<36} {}", "untraced", show(&results[0], 3, " s"));
+        let mut slow: HashMap<&str, f64> = HashMap::new();
+        for (i, (label, _, _)) in tracers.iter().enumerate() {
+            let r = &results[i + 1];
+            let pct: Vec<f64> = r.iter().map(|t| 100.0 * (t / base - 1.0)).collect();
+            println!("  {:<36} {}   slowdown {}", label, show(r, 3, " s"), show(&pct, 1, "%"));
+            slow.insert(label, median(&pct));
+        }
+        for (ours, theirs) in [("perfkit syscount", "bpftrace @[args->id] = count()"), ("perfkit runqlat", "bpftrace runqlat (tracepoints)"), ("perfkit opensnoop", "bpftrace opensnoop (tracepoints)")] {
+            if let (Some(a), Some(b)) = (slow.get(ours), slow.get(theirs)) {
+                println!("  {ours}: slowdown {a:.1}% vs bpftrace's {b:.1}% (medians)");
             }
-            let folded = c.wait_with_output().map_err(|e| e.to_string())?.stdout;
-            let folded_path = dir.join("perf.folded");
-            fs::write(&folded_path, &folded).map_err(|e| e.to_string())?;
-            let svg = run_output(Command::new(&flamegraph).arg(&folded_path))?;
-            fs::write(dir.join("perf.svg"), &svg.stdout).map_err(|e| e.to_string())?;
-            let post = started.elapsed();
-            runs.push(ProfileRun {
-                label: label.into(),
-                rounds,
-                written: file_len(&data),
-                from_kernel: Some(file_len(&data)),
-                post: Some(post),
-                full_share: Some(full_share(&String::from_utf8_lossy(&folded))),
-            });
         }
-        print_profile_table(name, seconds, hz, &runs);
     }
     Ok(())
 }
 
-fn kib(b: u64) -> String {
-    if b >= 10 << 20 {
-        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", b as f64 / 1024.0)
+/// The workload's wall time while `tracer` runs (started first, until it
+/// says `ready`; stopped with SIGINT after).
+fn traced(tracer: &[String], ready: &str, workload: &[String]) -> Result<f64, String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(&tracer[0])
+        .args(&tracer[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running {tracer:?}: {e}"))?;
+    let (out, err) = (child.stdout.take().ok_or("no stdout")?, child.stderr.take().ok_or("no stderr")?);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+        let tx = tx.clone();
+        let ready = ready.to_owned();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.contains(&ready) {
+                    let _ = tx.send(());
+                }
+                line.clear();
+            }
+        });
     }
-}
-
-fn print_profile_table(name: &str, seconds: u32, hz: u32, runs: &[ProfileRun]) {
-    let base = runs[0].rounds.max(1) as f64;
-    println!("\n{name}, {seconds} s at {hz} Hz:");
-    println!(
-        "  {:<34} {:>10} {:>12} {:>14} {:>13} {:>12}",
-        "", "throughput", "written", "from kernel", "SVG after", "full stacks"
-    );
-    for r in runs {
-        println!(
-            "  {:<34} {:>9.1}% {:>12} {:>14} {:>13} {:>12}",
-            r.label,
-            100.0 * r.rounds as f64 / base,
-            if r.written > 0 { kib(r.written) } else { "-".into() },
-            r.from_kernel.map_or("-".into(), kib),
-            r.post.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
-            r.full_share.map_or("-".into(), |s| format!("{:.1}%", 100.0 * s)),
-        );
-    }
-    let find = |l: &str| runs.iter().find(|r| r.label == l);
-    if let (Some(ours), Some(theirs)) = (find("perfkit perf, DWARF"), find("perf record --call-graph dwarf")) {
-        println!(
-            "  perfkit DWARF vs perf --call-graph dwarf: data written {:.3}x ({:.0}x less), throughput {:.3}x, SVG after sampling {:.2}x",
-            ours.written as f64 / theirs.written.max(1) as f64,
-            theirs.written as f64 / ours.written.max(1) as f64,
-            ours.rounds as f64 / theirs.rounds.max(1) as f64,
-            ours.post.zip(theirs.post).map_or(f64::NAN, |(a, b)| a.as_secs_f64() / b.as_secs_f64()),
-        );
-    }
-    if let (Some(ours), Some(theirs)) = (find("perfkit eBPF, frame pointers"), find("perf record -g")) {
-        println!(
-            "  perfkit eBPF vs perf record -g: data written {:.3}x, throughput {:.3}x, SVG after sampling {:.2}x",
-            ours.written as f64 / theirs.written.max(1) as f64,
-            ours.rounds as f64 / theirs.rounds.max(1) as f64,
-            ours.post.zip(theirs.post).map_or(f64::NAN, |(a, b)| a.as_secs_f64() / b.as_secs_f64()),
-        );
-    }
+    let mut guard = Children(vec![child]);
+    rx.recv_timeout(Duration::from_secs(60)).map_err(|_| format!("{tracer:?} did not start"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let wall = measure(Command::new(&workload[0]).args(&workload[1..]))?.wall.as_secs_f64();
+    let c = guard.0.pop().ok_or("no tracer")?;
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+    let mut c = c;
+    let _ = c.wait();
+    Ok(wall)
 }

@@ -7,7 +7,8 @@
 //!   built.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [procs] [profile] [--stacks N] [--runs N]`: perfkit against the
+//! - `bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N]
+//!   [--rates HZ,...]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 
 mod bench;
@@ -22,7 +23,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...] | \
-                     bench [flamegraph] [procs] [profile] [--stacks N] [--runs N]>";
+                     bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -45,6 +46,8 @@ fn main() -> ExitCode {
 fn run_bench(args: &[String]) -> Result<(), String> {
     let mut stacks = 1_000_000;
     let mut runs = 3;
+    let mut seconds = 3;
+    let mut rates = vec![99, 999, 4999];
     let mut which = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -53,8 +56,16 @@ fn run_bench(args: &[String]) -> Result<(), String> {
         };
         match a.as_str() {
             "--stacks" => stacks = number("--stacks")?,
-            "--runs" => runs = number("--runs")?,
-            "flamegraph" | "procs" | "profile" => which.push(a.as_str()),
+            "--runs" => runs = number("--runs")?.max(3),
+            "--seconds" => seconds = number("--seconds")?,
+            "--rates" => {
+                rates = it
+                    .next()
+                    .map(|v| v.split(',').map(|r| r.parse::<u32>().map_err(|_| format!("bad rate {r:?}"))).collect())
+                    .transpose()?
+                    .ok_or("--rates takes a list such as 99,999,4999")?;
+            }
+            "flamegraph" | "procs" | "profile" | "tools" => which.push(a.as_str()),
             other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
         }
     }
@@ -67,7 +78,10 @@ fn run_bench(args: &[String]) -> Result<(), String> {
         bench::procs(&root, 1000, runs.max(5))?;
     }
     if all || which.contains(&"profile") {
-        bench::profile(&root, 5, 99)?;
+        bench::profile(&root, seconds as u32, runs, &rates)?;
+    }
+    if all || which.contains(&"tools") {
+        bench::tools(&root, runs)?;
     }
     Ok(())
 }

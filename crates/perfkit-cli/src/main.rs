@@ -8,6 +8,7 @@ mod render;
 mod serve;
 mod stat;
 mod sys;
+mod sys_json;
 mod tools;
 
 use std::process::ExitCode;

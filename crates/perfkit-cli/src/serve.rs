@@ -118,6 +118,10 @@ struct Probes {
 }
 
 impl Probes {
+    fn any(&self) -> bool {
+        self.runqlat.is_some() || self.bio.is_some() || self.syscount.is_some() || self.retrans.is_some()
+    }
+
     fn start(args: &ServeArgs) -> Result<Self> {
         use perfkit_probes::tools::*;
         let mut p = Probes { per_cgroup: args.probe_per_cgroup, ..Probes::default() };
@@ -429,8 +433,46 @@ impl AsyncWrite for Tracked {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let result = tokio::task::spawn_blocking(move || -> Result<String> {
-        let mut text = collect(&state.args)?;
-        state.probes.render(&mut text)?;
+        // As node_exporter: each collector's duration and success, so that a
+        // failing part shows in the data rather than failing the scrape.
+        let mut scrape = Vec::new();
+        let started = Instant::now();
+        let mut text = match collect(&state.args) {
+            Ok(t) => {
+                scrape.push(("procfs", started.elapsed(), true));
+                t
+            }
+            Err(e) => {
+                tracing::warn!(%e, "procfs collection failed");
+                scrape.push(("procfs", started.elapsed(), false));
+                String::new()
+            }
+        };
+        if state.probes.any() {
+            let started = Instant::now();
+            let ok = match state.probes.render(&mut text) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(%e, "reading the probes failed");
+                    false
+                }
+            };
+            scrape.push(("probes", started.elapsed(), ok));
+        }
+        use std::fmt::Write as _;
+        let _ = writeln!(text, "# HELP perfkit_build_info perfkit's version (always 1).");
+        let _ = writeln!(text, "# TYPE perfkit_build_info gauge");
+        let _ = writeln!(text, "perfkit_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(text, "# HELP perfkit_scrape_collector_duration_seconds How long each collector took.");
+        let _ = writeln!(text, "# TYPE perfkit_scrape_collector_duration_seconds gauge");
+        for (c, d, _) in &scrape {
+            let _ = writeln!(text, "perfkit_scrape_collector_duration_seconds{{collector=\"{c}\"}} {}", d.as_secs_f64());
+        }
+        let _ = writeln!(text, "# HELP perfkit_scrape_collector_success Whether each collector succeeded.");
+        let _ = writeln!(text, "# TYPE perfkit_scrape_collector_success gauge");
+        for (c, _, ok) in &scrape {
+            let _ = writeln!(text, "perfkit_scrape_collector_success{{collector=\"{c}\"}} {}", u8::from(*ok));
+        }
         Ok(text)
     })
     .await;

@@ -224,19 +224,20 @@ impl Printer {
         let secs = model::elapsed(prev, cur);
         if self.json {
             let mut obj = json!({
+                "schema_version": crate::sys_json::SCHEMA_VERSION,
                 "timestamp": cur.unix_ms as f64 / 1000.0,
-                "interval_seconds": secs,
+                "interval_seconds": crate::sys_json::r2(secs),
             });
             if label == "Average:" {
                 obj["average"] = json!(true);
             }
             let (key, data) = match self.view {
-                View::Cpu => ("cpus", json!(model::cpu(prev, cur))),
-                View::Proc => ("processes", json!(self.proc_rows(prev, cur))),
-                View::Mem => ("memory", json!(model::mem(prev, cur))),
-                View::Disk => ("disks", json!(model::disk(prev, cur, !self.all_disks))),
-                View::Net => ("interfaces", json!(model::net(prev, cur))),
-                View::Psi => ("pressure", json!(model::psi(prev, cur))),
+                View::Cpu => ("cpus", crate::sys_json::cpu(&model::cpu(prev, cur))),
+                View::Proc => ("processes", crate::sys_json::processes(&self.proc_rows(prev, cur))),
+                View::Mem => ("memory", crate::sys_json::memory(model::mem(prev, cur).as_ref())),
+                View::Disk => ("disks", crate::sys_json::disks(&model::disk(prev, cur, !self.all_disks))),
+                View::Net => ("interfaces", crate::sys_json::interfaces(&model::net(prev, cur))),
+                View::Psi => ("pressure", crate::sys_json::pressure(&model::psi(prev, cur))),
             };
             obj[key] = data;
             writeln!(out, "{obj}")?;

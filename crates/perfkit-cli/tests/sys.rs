@@ -84,13 +84,13 @@ fn a_process_burning_one_cpu_shows_100_percent_like_pidstat() {
     let avg = ours.last().unwrap();
     assert_eq!(avg["average"], true);
     let row = &avg["processes"][0];
-    assert_eq!(row["PID"], burner.pid());
-    let our_cpu = row["%CPU"].as_f64().unwrap();
+    assert_eq!(row["pid"], burner.pid());
+    let our_cpu = row["cpu_percent"].as_f64().unwrap();
     let their_cpu = sysstat_average(&theirs, "%CPU", None);
     assert!((90.0..=101.0).contains(&our_cpu), "perfkit: {our_cpu} %CPU");
     assert!((our_cpu - their_cpu).abs() <= 5.0, "perfkit {our_cpu} vs pidstat {their_cpu}");
     for report in &ours[..3] {
-        let cpu = report["processes"][0]["%CPU"].as_f64().unwrap();
+        let cpu = report["processes"][0]["cpu_percent"].as_f64().unwrap();
         assert!((85.0..=105.0).contains(&cpu), "an interval shows {cpu}");
     }
 }
@@ -110,7 +110,7 @@ fn one_busy_cpu_of_two_shows_like_mpstat() {
     let all = &ours.last().unwrap()["cpus"][0];
     assert_eq!(all["cpu"], "all");
     let cpus = ours.last().unwrap()["cpus"].as_array().unwrap().len() - 1;
-    let our_busy = 100.0 - all["idle"].as_f64().unwrap();
+    let our_busy = 100.0 - all["idle_percent"].as_f64().unwrap();
     let their_busy = 100.0 - sysstat_average(&theirs, "%idle", Some("all"));
     // At least one of N CPUs busy (more when something else runs too).
     let expected = 100.0 / cpus as f64;
@@ -180,10 +180,10 @@ fn a_known_write_shows_in_disk_and_process_io_like_iostat_and_pidstat() {
 
     // Process I/O: 65536 kB written over the run.
     let avg = &ours.last().unwrap();
-    let written = avg["processes"][0]["kB_wr/s"].as_f64().unwrap() * avg["interval_seconds"].as_f64().unwrap();
+    let written = avg["processes"][0]["write_kib_per_s"].as_f64().unwrap() * avg["interval_seconds"].as_f64().unwrap();
     assert!((65536.0 * 0.98..=65536.0 * 1.1).contains(&written), "perfkit: process wrote {written} kB");
     let pidstat_rate = sysstat_average(&theirs, "kB_wr/s", None);
-    let our_rate = avg["processes"][0]["kB_wr/s"].as_f64().unwrap();
+    let our_rate = avg["processes"][0]["write_kib_per_s"].as_f64().unwrap();
     assert!(
         (our_rate - pidstat_rate).abs() <= 0.1 * pidstat_rate,
         "perfkit {our_rate} vs pidstat {pidstat_rate} kB_wr/s"
@@ -199,7 +199,7 @@ fn a_known_write_shows_in_disk_and_process_io_like_iostat_and_pidstat() {
         .filter(|r| r.get("average").is_none())
         .flat_map(|r| r["disks"].as_array().unwrap().clone())
         .filter(|d| d["device"] == disk.as_str())
-        .map(|d| d["wkB/s"].as_f64().unwrap() * 0.5)
+        .map(|d| d["write_kib_per_s"].as_f64().unwrap() * 0.5)
         .sum();
     let iostat_kb = iostat_after - iostat_before;
     assert!(disk_kb >= 65536.0 * 0.95, "perfkit: {disk} wrote {disk_kb} kB");
@@ -312,7 +312,10 @@ fn prometheus_scrapes_perfkit_serve() {
         assert!(Instant::now() < deadline, "perfkit serve did not answer");
         thread::sleep(Duration::from_millis(100));
     };
-    assert!(metrics.contains(&format!("perfkit_process_cpu_user_seconds_total{{pid=\"{me}\"")), "{metrics}");
+    assert!(metrics.contains(&format!("perfkit_process_cpu_seconds_total{{pid=\"{me}\"")), "{metrics}");
+    assert!(metrics.contains("perfkit_build_info{version="), "{metrics}");
+    assert!(metrics.contains("perfkit_scrape_collector_success{collector=\"procfs\"} 1"), "{metrics}");
+    assert!(!metrics.contains("00000001"), "no f32 noise: {metrics}");
 
     // promtool accepts the exposition.
     let mut check = Command::new("promtool")

@@ -189,6 +189,8 @@ pub struct RawProfile {
     pub modules: Modules,
     /// What the unwind table loader did.
     pub tables: TableStats,
+    /// Bytes read from the kernel's maps at the end (counts and stacks).
+    pub bytes_read: u64,
 }
 
 /// A running stack sampler. Sampling starts in [`start`](Self::start) and
@@ -480,7 +482,11 @@ impl StackSampler {
                 },
             });
         }
-        Ok(RawProfile { samples, stats, modules, tables })
+        drop(lookup);
+        let by_hash_len = by_hash.len();
+        let bytes_read = samples.len() as u64 * (size_of::<SampleKey>() + 8) as u64
+            + by_hash_len as u64 * (8 + size_of::<StackTrace>()) as u64;
+        Ok(RawProfile { samples, stats, modules, tables, bytes_read })
     }
 
     fn detach(&mut self) {

@@ -194,9 +194,9 @@ impl Collector {
         let text = self.read_required("loadavg")?;
         let l = LoadAverage::from_read(Cursor::new(text)).map_err(|e| self.parse_error("loadavg", e))?;
         Ok(LoadAvg {
-            one: f64::from(l.one),
-            five: f64::from(l.five),
-            fifteen: f64::from(l.fifteen),
+            one: decimal(l.one),
+            five: decimal(l.five),
+            fifteen: decimal(l.fifteen),
             runnable: l.cur,
             total: l.max,
         })
@@ -509,7 +509,7 @@ fn ticks(c: &CpuTime) -> CpuTicks {
 }
 
 fn stall(r: &PressureRecord) -> Stall {
-    Stall { avg10: f64::from(r.avg10), avg60: f64::from(r.avg60), avg300: f64::from(r.avg300), total_us: r.total }
+    Stall { avg10: decimal(r.avg10), avg60: decimal(r.avg60), avg300: decimal(r.avg300), total_us: r.total }
 }
 
 #[cfg(test)]
@@ -536,5 +536,21 @@ mod tests {
         assert!(StatusFields::parse(b"Name:\tx\n").is_none(), "no Uid line");
         let odd = b"Name:\t\xff\xfe\nUid:\t1000\t1000\t1000\t1000\nvoluntary_ctxt_switches:\t3\n";
         assert_eq!(StatusFields::parse(odd).unwrap().uid, 1000, "a name with invalid UTF-8 hides nothing");
+    }
+}
+
+/// The `f64` of the decimal the kernel wrote, which procfs-core parsed
+/// into an `f32`: `1.59`, not `1.590000033378601`.
+fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    #[test]
+    fn f32_values_come_back_as_their_decimals() {
+        assert_eq!(super::decimal(1.59), 1.59);
+        assert_eq!(super::decimal(2.13), 2.13);
+        assert_eq!(super::decimal(0.0), 0.0);
     }
 }

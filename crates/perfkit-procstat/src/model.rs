@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
 
 use crate::sample::*;
 
@@ -25,7 +24,8 @@ fn pct(part: u64, whole: u64) -> f64 {
 }
 
 /// One `mpstat -P ALL` row: percentages of the CPU's time in each state.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct CpuRow {
     /// `all`, or the CPU number.
     pub cpu: String,
@@ -87,7 +87,8 @@ pub fn cpu(prev: Option<&Sample>, cur: &Sample) -> Vec<CpuRow> {
 
 /// `vmstat` and `free` in one: run queue, memory, swap and block I/O, system
 /// activity, CPU split.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct MemReport {
     /// Runnable tasks (perfkit itself included).
     pub r: u32,
@@ -110,7 +111,6 @@ pub struct MemReport {
     /// Written to block devices, KiB/s.
     pub bo: f64,
     /// Interrupts per second.
-    #[serde(rename = "in")]
     pub interrupts: f64,
     /// Context switches per second.
     pub cs: f64,
@@ -190,41 +190,30 @@ pub fn mem(prev: Option<&Sample>, cur: &Sample) -> Option<MemReport> {
 }
 
 /// One `iostat -x` device row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 #[allow(missing_docs)]
 pub struct DiskRow {
     pub device: String,
-    #[serde(rename = "r/s")]
     pub r_s: f64,
-    #[serde(rename = "rkB/s")]
     pub rkb_s: f64,
-    #[serde(rename = "rrqm/s")]
     pub rrqm_s: f64,
-    #[serde(rename = "%rrqm")]
     pub rrqm_pct: f64,
     /// Mean read latency, ms.
     pub r_await: f64,
     /// Mean read size, KiB.
-    #[serde(rename = "rareq-sz")]
     pub rareq_sz: f64,
-    #[serde(rename = "w/s")]
     pub w_s: f64,
-    #[serde(rename = "wkB/s")]
     pub wkb_s: f64,
-    #[serde(rename = "wrqm/s")]
     pub wrqm_s: f64,
-    #[serde(rename = "%wrqm")]
     pub wrqm_pct: f64,
     /// Mean write latency, ms.
     pub w_await: f64,
     /// Mean write size, KiB.
-    #[serde(rename = "wareq-sz")]
     pub wareq_sz: f64,
     /// Mean queue length.
-    #[serde(rename = "aqu-sz")]
     pub aqu_sz: f64,
     /// Time with I/O in flight, percent.
-    #[serde(rename = "%util")]
     pub util: f64,
 }
 
@@ -269,26 +258,19 @@ pub fn disk(prev: Option<&Sample>, cur: &Sample, skip_idle: bool) -> Vec<DiskRow
 }
 
 /// One `sar -n DEV` row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 #[allow(missing_docs)]
 pub struct NetRow {
     pub iface: String,
-    #[serde(rename = "rxpck/s")]
     pub rxpck_s: f64,
-    #[serde(rename = "txpck/s")]
     pub txpck_s: f64,
-    #[serde(rename = "rxkB/s")]
     pub rxkb_s: f64,
-    #[serde(rename = "txkB/s")]
     pub txkb_s: f64,
-    #[serde(rename = "rxcmp/s")]
     pub rxcmp_s: f64,
-    #[serde(rename = "txcmp/s")]
     pub txcmp_s: f64,
-    #[serde(rename = "rxmcst/s")]
     pub rxmcst_s: f64,
     /// Utilisation of the link's speed, full duplex; 0 when unknown.
-    #[serde(rename = "%ifutil")]
     pub ifutil: f64,
 }
 
@@ -327,7 +309,8 @@ pub fn net(prev: Option<&Sample>, cur: &Sample) -> Vec<NetRow> {
 }
 
 /// One resource's pressure over the interval.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PsiRow {
     /// `cpu`, `memory` or `io`.
     pub resource: &'static str,
@@ -374,56 +357,37 @@ pub fn psi(prev: Option<&Sample>, cur: &Sample) -> Vec<PsiRow> {
 }
 
 /// One `pidstat -u -r -d -w` row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 #[allow(missing_docs)]
 pub struct ProcRow {
-    #[serde(rename = "UID")]
     pub uid: u32,
-    #[serde(rename = "PID")]
     pub pid: u32,
     /// Thread id, for thread rows.
-    #[serde(rename = "TID", skip_serializing_if = "Option::is_none")]
     pub tid: Option<u32>,
-    #[serde(rename = "%usr")]
     pub usr: f64,
-    #[serde(rename = "%system")]
     pub system: f64,
-    #[serde(rename = "%guest")]
     pub guest: f64,
     /// Time runnable but waiting for a CPU, percent of the interval
     /// (`None` without scheduler statistics).
-    #[serde(rename = "%wait")]
     pub wait: Option<f64>,
     /// Percent of one CPU: 200 for two busy CPUs, as pidstat shows.
-    #[serde(rename = "%CPU")]
     pub cpu_pct: f64,
     /// CPU it last ran on.
-    #[serde(rename = "CPU")]
     pub cpu: u32,
-    #[serde(rename = "minflt/s")]
     pub minflt_s: f64,
-    #[serde(rename = "majflt/s")]
     pub majflt_s: f64,
-    #[serde(rename = "VSZ")]
     pub vsz_kib: u64,
-    #[serde(rename = "RSS")]
     pub rss_kib: u64,
-    #[serde(rename = "%MEM")]
     pub mem_pct: f64,
     /// KiB/s read from storage; `None` when /proc/PID/io is not readable.
-    #[serde(rename = "kB_rd/s")]
     pub kb_rd_s: Option<f64>,
-    #[serde(rename = "kB_wr/s")]
     pub kb_wr_s: Option<f64>,
-    #[serde(rename = "kB_ccwr/s")]
     pub kb_ccwr_s: Option<f64>,
     /// Ticks waiting for block I/O in the interval.
     pub iodelay: u64,
-    #[serde(rename = "cswch/s")]
     pub cswch_s: f64,
-    #[serde(rename = "nvcswch/s")]
     pub nvcswch_s: f64,
-    #[serde(rename = "Command")]
     pub command: String,
 }
 

@@ -15,6 +15,7 @@
 //! | `perfkit_disk_*` | `device` |
 //! | `perfkit_network_*` | `interface` |
 //! | `perfkit_pressure_*_seconds_total` | `resource` |
+//! | `perfkit_process_cpu_seconds_total` | `pid`, `comm`, `mode` (`user`, `system`) |
 //! | `perfkit_process_*` | `pid`, `comm` |
 //! | `perfkit_cgroup_*` | `cgroup` |
 
@@ -233,6 +234,24 @@ fn process_families(o: &mut String, procs: &[Process], tps: f64) {
     }
     let labels = |p: &Process| (p.pid.to_string(), p.tid.map(|t| t.to_string()), p.comm.clone());
     let rows: Vec<_> = procs.iter().map(|p| (labels(p), p)).collect();
+    {
+        // One family with a `mode` label, as the machine's CPU time.
+        let mut f = Family::new(
+            o,
+            "perfkit_process_cpu_seconds_total",
+            "counter",
+            "CPU seconds of the process, by mode (user includes guest time).",
+        );
+        for ((pid, tid, comm), p) in &rows {
+            for (mode, ticks) in [("user", p.utime), ("system", p.stime)] {
+                let v = ticks as f64 / tps;
+                match tid {
+                    Some(tid) => f.value(&[("pid", pid), ("tid", tid), ("comm", comm), ("mode", mode)], v),
+                    None => f.value(&[("pid", pid), ("comm", comm), ("mode", mode)], v),
+                }
+            }
+        }
+    }
     let mut each = |name: &'static str, kind: &str, help: &str, get: &dyn Fn(&Process) -> Option<f64>| {
         let mut f = Family::new(o, name, kind, help);
         for ((pid, tid, comm), p) in &rows {
@@ -244,12 +263,6 @@ fn process_families(o: &mut String, procs: &[Process], tps: f64) {
             }
         }
     };
-    each("perfkit_process_cpu_user_seconds_total", "counter", "User-mode CPU seconds.", &|p| {
-        Some(p.utime as f64 / tps)
-    });
-    each("perfkit_process_cpu_system_seconds_total", "counter", "Kernel-mode CPU seconds.", &|p| {
-        Some(p.stime as f64 / tps)
-    });
     each("perfkit_process_resident_memory_bytes", "gauge", "Resident set size.", &|p| Some(p.rss as f64));
     each("perfkit_process_virtual_memory_bytes", "gauge", "Virtual memory size.", &|p| Some(p.vsize as f64));
     each("perfkit_process_minor_page_faults_total", "counter", "Minor page faults.", &|p| Some(p.minflt as f64));
@@ -321,7 +334,7 @@ mod tests {
         assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 2\n"), "{text}");
         assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"0\",mode=\"guest\"} 0.5\n"));
         assert!(
-            text.contains("perfkit_process_cpu_user_seconds_total{pid=\"42\",comm=\"we\\\"ird\\\\name\\n\"} 1.5\n"),
+            text.contains("perfkit_process_cpu_seconds_total{pid=\"42\",comm=\"we\\\"ird\\\\name\\n\",mode=\"user\"} 1.5\n"),
             "{text}"
         );
         // Each family's samples follow its own HELP and TYPE lines once.

@@ -28,7 +28,7 @@ fn system_files_parse_to_the_captured_values() {
     let m = s.memory.unwrap();
     assert_eq!(m.total, 24684092 * 1024);
     let l = s.load.unwrap();
-    assert_eq!((l.one, l.runnable, l.total), (0.28f32 as f64, 1, 80));
+    assert_eq!((l.one, l.runnable, l.total), (0.28, 1, 80), "the decimal the kernel wrote, not its f32");
 
     // Only whole disks (in sys/block): vda, not loop* or zram0.
     let names: Vec<&str> = s.disks.iter().map(|d| d.name.as_str()).collect();
@@ -49,7 +49,7 @@ fn system_files_parse_to_the_captured_values() {
     // io: some total=6352283, full total=4312865
     assert_eq!(p.io.some.total_us, 6352283);
     assert_eq!(p.io.full.unwrap().total_us, 4312865);
-    assert_eq!(p.io.some.avg10, 0.27f32 as f64);
+    assert_eq!(p.io.some.avg10, 0.27);
     assert!(s.processes.is_empty() && s.cgroups.is_empty(), "not asked for");
 }
 
@@ -128,6 +128,23 @@ fn canonical_samples() -> Vec<perfkit_procstat::Sample> {
     options.cgroup_depth = 2;
     let mut a = collector().collect(&options).unwrap();
     a.unix_ms = 1_790_000_000_000;
+    // The golden recordings were made when load and pressure averages went
+    // through f32 (as procfs-core parses them): they hold those values.
+    let through_f32 = |x: &mut f64| *x = *x as f32 as f64;
+    if let Some(l) = &mut a.load {
+        for v in [&mut l.one, &mut l.five, &mut l.fifteen] {
+            through_f32(v);
+        }
+    }
+    if let Some(p) = &mut a.pressure {
+        for r in [&mut p.cpu, &mut p.memory, &mut p.io] {
+            for st in std::iter::once(&mut r.some).chain(r.full.as_mut()) {
+                for v in [&mut st.avg10, &mut st.avg60, &mut st.avg300] {
+                    through_f32(v);
+                }
+            }
+        }
+    }
     let mut b = a.clone();
     b.unix_ms += 1000;
     b.uptime += 1.0;

@@ -489,7 +489,11 @@ impl Session {
                 let st = raw.stats;
                 let tables = raw.tables;
                 ebpf_notes(&st, &tables, &mut notes);
-                (raw.samples, raw.modules, st.idle, st.stacks_full, st.counts_full, None)
+                notes.push(Note::info(format!(
+                    "read {} KiB of stacks and counts from the kernel",
+                    raw.bytes_read.div_ceil(1024)
+                )));
+                (raw.samples, raw.modules, st.idle, st.stacks_full, st.counts_full, Some(raw.bytes_read))
             }
             Running::Perf(s) => {
                 let p = s.finish();
