@@ -123,8 +123,10 @@ pub struct StackSamplerConfig {
     pub publish_selected: bool,
 }
 
-/// Default capacity of the unwind rows map: 16 MiB.
-pub const DEFAULT_TABLE_ROWS: u32 = 1 << 21;
+/// Default capacity of the unwind rows map: 512 Ki rows, 4 MiB (the map
+/// is mapped into perfkit's memory). A 65 MiB Rust binary needs 150 Ki
+/// rows, libc 35 Ki.
+pub const DEFAULT_TABLE_ROWS: u32 = 1 << 19;
 
 impl StackSamplerConfig {
     /// On-CPU sampling of `selection` at 99 Hz with unwind tables and
@@ -238,6 +240,10 @@ impl StackSampler {
             _pad: 0,
         };
         let mut loader = EbpfLoader::new();
+        // The programs read kernel structures at offsets found by
+        // crate::btf, not through CO-RE relocations: aya need not parse the
+        // kernel's BTF (tens of MiB of memory for this kernel).
+        loader.btf(None);
         loader
             .override_global(names::FILTER, &filter, true)
             .override_global(names::OFFSETS, &offsets, true)

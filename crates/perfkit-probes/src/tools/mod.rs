@@ -132,6 +132,10 @@ impl Probe {
             _ => {}
         }
         let mut loader = EbpfLoader::new();
+        // The programs read kernel structures at offsets found by
+        // crate::btf, not through CO-RE relocations: aya need not parse the
+        // kernel's BTF (tens of MiB of memory for this kernel).
+        loader.btf(None);
         loader
             .override_global(names::FILTER, &filter, true)
             .override_global(names::OFFSETS, &offsets, true)
