@@ -119,7 +119,10 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// Runs each contender once per round, `rounds` times, interleaved.
-fn interleaved<T>(rounds: usize, contenders: &mut [&mut dyn FnMut() -> Result<T, String>]) -> Result<Vec<Vec<T>>, String> {
+fn interleaved<T>(
+    rounds: usize,
+    contenders: &mut [&mut dyn FnMut() -> Result<T, String>],
+) -> Result<Vec<Vec<T>>, String> {
     let mut out: Vec<Vec<T>> = (0..contenders.len()).map(|_| Vec::new()).collect();
     for round in 0..rounds {
         eprintln!("xtask: round {} of {rounds}", round + 1);
@@ -311,7 +314,12 @@ fn workloads(root: &Path, dir: &Path, seconds: u32) -> Result<Vec<Workload>, Str
     // to them (-p), so that a profiler's CPU time and memory are its own.
     let secs = (seconds + 1).to_string();
     let mut out = Vec::new();
-    let nofp = cc("cc", "hotspots.c", "hotspots-nofp", &["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls"])?;
+    let nofp = cc(
+        "cc",
+        "hotspots.c",
+        "hotspots-nofp",
+        &["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls"],
+    )?;
     out.push(Workload {
         name: "C, -O1 without frame pointers",
         command: vec![nofp, secs.clone(), "report".into()],
@@ -362,7 +370,10 @@ fn workloads(root: &Path, dir: &Path, seconds: u32) -> Result<Vec<Workload>, Str
             out.push(Workload {
                 name: "Go",
                 command: vec![bin.to_string_lossy().into_owned(), secs.clone()],
-                paths: vec![("main.leaf", vec!["main.main", "main.parentA", "main.leaf"]), ("main.leaf", vec!["main.main", "main.parentB", "main.leaf"])],
+                paths: vec![
+                    ("main.leaf", vec!["main.main", "main.parentA", "main.leaf"]),
+                    ("main.leaf", vec!["main.main", "main.parentB", "main.leaf"]),
+                ],
                 reports: false,
             });
         }
@@ -382,7 +393,14 @@ fn workloads(root: &Path, dir: &Path, seconds: u32) -> Result<Vec<Workload>, Str
     }
     out.push(Workload {
         name: "xz -9 (stripped, Debian)",
-        command: vec!["xz".into(), "-9".into(), "-T1".into(), "-k".into(), "-c".into(), input.to_string_lossy().into_owned()],
+        command: vec![
+            "xz".into(),
+            "-9".into(),
+            "-T1".into(),
+            "-k".into(),
+            "-c".into(),
+            input.to_string_lossy().into_owned(),
+        ],
         paths: vec![("", vec!["__libc_start_call_main"])],
         reports: false,
     });
@@ -405,7 +423,8 @@ fn full_share(folded: &str, w: &Workload) -> f64 {
     for line in folded.lines() {
         let Some((stack, count)) = line.rsplit_once(' ') else { continue };
         let count: u64 = count.parse().unwrap_or(0);
-        let frames: Vec<&str> = stack.split(';').skip(1).filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]")).map(short).collect();
+        let frames: Vec<&str> =
+            stack.split(';').skip(1).filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]")).map(short).collect();
         if w.paths[0].0.is_empty() {
             // Any sample of the process: does it reach the libc start?
             if !stack.starts_with("xz") {
@@ -495,7 +514,14 @@ fn attached(w: &Workload, tool: impl FnOnce(u32) -> Command) -> Result<(Run, Str
 }
 
 /// `perfkit profile -p` on a workload.
-fn perfkit_run(perfkit: &Path, dir: &Path, w: &Workload, hz: u32, seconds: u32, mode: &[&str]) -> Result<Profiled, String> {
+fn perfkit_run(
+    perfkit: &Path,
+    dir: &Path,
+    w: &Workload,
+    hz: u32,
+    seconds: u32,
+    mode: &[&str],
+) -> Result<Profiled, String> {
     let folded = dir.join("perfkit.folded");
     let (run, workload_err) = attached(w, |pid| {
         let mut c = Command::new(perfkit);
@@ -509,7 +535,8 @@ fn perfkit_run(perfkit: &Path, dir: &Path, w: &Workload, hz: u32, seconds: u32, 
     })?;
     let text = fs::read_to_string(&folded).map_err(|e| e.to_string())?;
     let err = &run.stderr;
-    let lost = number_after(err, "lost stacks: ").unwrap_or(0.0) + number_after(err, "dropped samples: ").unwrap_or(0.0);
+    let lost =
+        number_after(err, "lost stacks: ").unwrap_or(0.0) + number_after(err, "dropped samples: ").unwrap_or(0.0);
     Ok(Profiled {
         rounds: rounds_of(&workload_err),
         full: full_share(&text, w),
@@ -528,13 +555,32 @@ fn perfkit_run(perfkit: &Path, dir: &Path, w: &Workload, hz: u32, seconds: u32, 
 
 /// `perf record -p` + `perf script` + inferno on a workload: the whole
 /// pipeline's CPU time and peak memory.
-fn perf_run(perf: &Path, inferno: &Path, dir: &Path, w: &Workload, hz: u32, seconds: u32, graph: &str) -> Result<Profiled, String> {
+fn perf_run(
+    perf: &Path,
+    inferno: &Path,
+    dir: &Path,
+    w: &Workload,
+    hz: u32,
+    seconds: u32,
+    graph: &str,
+) -> Result<Profiled, String> {
     let data = dir.join("perf.data");
     let (record, workload_err) = attached(w, |pid| {
         let mut c = Command::new(perf);
-        c.args(["record", "-e", "cpu-clock", "-F", &hz.to_string(), "--call-graph", graph, "-p", &pid.to_string(), "-o"])
-            .arg(&data)
-            .args(["--", "sleep", &seconds.to_string()]);
+        c.args([
+            "record",
+            "-e",
+            "cpu-clock",
+            "-F",
+            &hz.to_string(),
+            "--call-graph",
+            graph,
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
+        .arg(&data)
+        .args(["--", "sleep", &seconds.to_string()]);
         c
     })?;
     let script = measure(Command::new(perf).args(["script", "-i"]).arg(&data))?;
@@ -602,7 +648,8 @@ pub fn profile(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<
                 Ok(Profiled { rounds: rounds_of(&r.stderr), ..Profiled::default() })
             };
             let mut ebpf = || perfkit_run(&perfkit, &dir, w, hz, seconds, &[]);
-            let mut pk_perf = || perfkit_run(&perfkit, &dir, w, hz, seconds, &["--backend", "perf", "--unwind", "dwarf"]);
+            let mut pk_perf =
+                || perfkit_run(&perfkit, &dir, w, hz, seconds, &["--backend", "perf", "--unwind", "dwarf"]);
             let mut perf_fp = || perf_run(&perf, &inferno, &dir, w, hz, seconds, "fp");
             let mut perf_dwarf = || perf_run(&perf, &inferno, &dir, w, hz, seconds, "dwarf");
             let results = interleaved(runs, &mut [&mut base, &mut ebpf, &mut pk_perf, &mut perf_fp, &mut perf_dwarf])?;
@@ -668,7 +715,14 @@ pub fn profile(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<
 
 /// perfkit -a against perf record -a -g (whole pipeline) at 99 Hz with both
 /// CPUs busy: CPU time per second of profiling.
-fn system_wide(perfkit: &Path, perf: &Path, inferno: &Path, dir: &Path, w: &Workload, runs: usize) -> Result<(), String> {
+fn system_wide(
+    perfkit: &Path,
+    perf: &Path,
+    inferno: &Path,
+    dir: &Path,
+    w: &Workload,
+    runs: usize,
+) -> Result<(), String> {
     const SECS: f64 = 5.0;
     let busy_cmd = |n: usize| -> Result<Children, String> {
         let mut kids = Vec::new();
@@ -694,7 +748,9 @@ fn system_wide(perfkit: &Path, perf: &Path, inferno: &Path, dir: &Path, w: &Work
     };
     let mut theirs = || -> Result<f64, String> {
         let data = dir.join("all.data");
-        let rec = measure(Command::new(perf).args(["record", "-a", "-g", "-F", "99", "-o"]).arg(&data).args(["--", "sleep", "5"]))?;
+        let rec = measure(
+            Command::new(perf).args(["record", "-a", "-g", "-F", "99", "-o"]).arg(&data).args(["--", "sleep", "5"]),
+        )?;
         let script = measure(Command::new(perf).args(["script", "-i"]).arg(&data))?;
         let s = dir.join("all.script");
         fs::write(&s, &script.stdout).map_err(|e| e.to_string())?;
@@ -705,9 +761,19 @@ fn system_wide(perfkit: &Path, perf: &Path, inferno: &Path, dir: &Path, w: &Work
         Ok((rec.cpu + script.cpu + c.cpu + g.cpu).as_secs_f64() / SECS)
     };
     let results = interleaved(runs, &mut [&mut ours, &mut theirs])?;
-    println!("\nsystem-wide at 99 Hz, {cpus} CPUs busy: the profiler's CPU time per second of profiling, median (range):");
-    println!("  {:<40} {}", "perfkit profile -a", show(&results[0].iter().map(|x| x * 1000.0).collect::<Vec<_>>(), 1, " ms/s"));
-    println!("  {:<40} {}", "perf record -a -g + script + inferno", show(&results[1].iter().map(|x| x * 1000.0).collect::<Vec<_>>(), 1, " ms/s"));
+    println!(
+        "\nsystem-wide at 99 Hz, {cpus} CPUs busy: the profiler's CPU time per second of profiling, median (range):"
+    );
+    println!(
+        "  {:<40} {}",
+        "perfkit profile -a",
+        show(&results[0].iter().map(|x| x * 1000.0).collect::<Vec<_>>(), 1, " ms/s")
+    );
+    println!(
+        "  {:<40} {}",
+        "perf record -a -g + script + inferno",
+        show(&results[1].iter().map(|x| x * 1000.0).collect::<Vec<_>>(), 1, " ms/s")
+    );
     println!("  ratio perfkit/perf (medians): {:.2}x", median(&results[0]) / median(&results[1]).max(1e-9));
     Ok(())
 }
@@ -744,7 +810,12 @@ pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
     let src = root.join("crates/perfkit-cli/tests/workloads");
     let build = |source: &str, out: &str| -> Result<PathBuf, String> {
         let out = dir.join(out);
-        let st = Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&out).arg(src.join(source)).status().map_err(|e| e.to_string())?;
+        let st = Command::new("cc")
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&out)
+            .arg(src.join(source))
+            .status()
+            .map_err(|e| e.to_string())?;
         if !st.success() {
             return Err(format!("building {source} failed"));
         }
@@ -759,8 +830,11 @@ pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
     let opensnoop_bt = "tracepoint:syscalls:sys_enter_openat { @f[tid] = args->filename; } tracepoint:syscalls:sys_exit_openat /@f[tid]/ { printf(\"%d %s %d\\n\", pid, str(@f[tid]), args->ret); delete(@f[tid]); }";
     // (label, tracer command, ready marker on its output)
     type Tracer = (&'static str, Vec<String>, &'static str);
-    let pk = |args: &[&str]| -> Vec<String> { std::iter::once(perfkit.to_string_lossy().into_owned()).chain(args.iter().map(|s| s.to_string())).collect() };
-    let bt = |script: &str| -> Vec<String> { vec![bpftrace.to_string_lossy().into_owned(), "-e".into(), script.into()] };
+    let pk = |args: &[&str]| -> Vec<String> {
+        std::iter::once(perfkit.to_string_lossy().into_owned()).chain(args.iter().map(|s| s.to_string())).collect()
+    };
+    let bt =
+        |script: &str| -> Vec<String> { vec![bpftrace.to_string_lossy().into_owned(), "-e".into(), script.into()] };
     let cases: Vec<(&str, Vec<String>, Vec<Tracer>)> = vec![
         (
             "syscall-heavy: 2,000,000 getppid calls",
@@ -787,7 +861,9 @@ pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
     ];
     println!("\ntools: the workload's wall time under each tracer, median (range) of {runs} interleaved runs");
     for (name, workload, tracers) in &cases {
-        let mut plain = || -> Result<f64, String> { Ok(measure(Command::new(&workload[0]).args(&workload[1..]))?.wall.as_secs_f64()) };
+        let mut plain = || -> Result<f64, String> {
+            Ok(measure(Command::new(&workload[0]).args(&workload[1..]))?.wall.as_secs_f64())
+        };
         let mut closures: Vec<Box<dyn FnMut() -> Result<f64, String>>> = Vec::new();
         for (_, cmd, ready) in tracers {
             let (cmd, ready, workload) = (cmd.clone(), *ready, workload.clone());
@@ -808,7 +884,11 @@ pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
             println!("  {:<36} {}   slowdown {}", label, show(r, 3, " s"), show(&pct, 1, "%"));
             slow.insert(label, median(&pct));
         }
-        for (ours, theirs) in [("perfkit syscount", "bpftrace @[args->id] = count()"), ("perfkit runqlat", "bpftrace runqlat (tracepoints)"), ("perfkit opensnoop", "bpftrace opensnoop (tracepoints)")] {
+        for (ours, theirs) in [
+            ("perfkit syscount", "bpftrace @[args->id] = count()"),
+            ("perfkit runqlat", "bpftrace runqlat (tracepoints)"),
+            ("perfkit opensnoop", "bpftrace opensnoop (tracepoints)"),
+        ] {
             if let (Some(a), Some(b)) = (slow.get(ours), slow.get(theirs)) {
                 println!("  {ours}: slowdown {a:.1}% vs bpftrace's {b:.1}% (medians)");
             }

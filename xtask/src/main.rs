@@ -5,6 +5,8 @@
 //!   its sources under `crates/perfkit-probes/bpf/`.
 //! - `check-ebpf`: fails when the eBPF sources changed since the object was
 //!   built.
+//! - `rebuild-check-ebpf`: rebuilds the object elsewhere and fails unless it
+//!   is byte for byte the committed one.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
 //! - `bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N]
@@ -22,7 +24,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | test [-- CARGO_TEST_ARGS...] | \
+const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | \
                      bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...]>";
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build-ebpf") => build_ebpf(),
         Some("check-ebpf") => check_ebpf(),
+        Some("rebuild-check-ebpf") => rebuild_check_ebpf(),
         Some("test") => strict_test(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
         _ => Err(USAGE.to_owned()),
@@ -141,41 +144,109 @@ fn sources_digest(root: &Path) -> Result<String, String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn build_ebpf() -> Result<(), String> {
-    let root = workspace_root();
+/// The nightly the committed object was built with: the build refuses any
+/// other, so that rebuilding gives the same bytes. Another toolchain name
+/// can be given in PERFKIT_EBPF_TOOLCHAIN (for example a dated nightly).
+const EBPF_RUSTC: &str = "rustc 1.97.0-nightly (e50aa6fba 2026-05-19)";
+/// The dated channel of that nightly, for `rustup toolchain install`.
+const EBPF_NIGHTLY: &str = "nightly-2026-05-20";
+
+fn ebpf_toolchain() -> Result<String, String> {
+    let toolchain = env::var("PERFKIT_EBPF_TOOLCHAIN").unwrap_or_else(|_| "nightly".to_owned());
+    let out = Command::new("rustc")
+        .arg(format!("+{toolchain}"))
+        .arg("-V")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .map_err(|e| format!("running rustc +{toolchain}: {e} (is rustup installed?)"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if version != EBPF_RUSTC {
+        return Err(format!(
+            "the eBPF object is built with {EBPF_RUSTC}, but `rustc +{toolchain}` is {version:?}; install it with \
+             `rustup toolchain install {EBPF_NIGHTLY} --profile minimal --component rust-src` and set \
+             PERFKIT_EBPF_TOOLCHAIN={EBPF_NIGHTLY}"
+        ));
+    }
+    Ok(toolchain)
+}
+
+/// Compiles the eBPF crate into `target_dir`; returns the object's path.
+fn compile_ebpf(root: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+    let toolchain = ebpf_toolchain()?;
     let krate = root.join("crates/perfkit-probes-ebpf");
-    let target_dir = root.join("target/ebpf");
     let arch = env::consts::ARCH;
+    let home = env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
     // The flags aya-build passes (the arch cfg aya-ebpf needs, debug info so
-    // bpf-linker emits BTF), and BPF ISA v3 (Linux 5.1+) for atomic
-    // fetch-and-add, which hands out file ids.
-    let rustflags =
-        [&format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"].join("\x1f");
-    eprintln!("xtask: building {} for bpfel-unknown-none", krate.display());
+    // bpf-linker emits BTF), BPF ISA v3 (Linux 5.1+) for atomic
+    // fetch-and-add, and paths remapped so that the bytes do not depend on
+    // where the repository or the registry sit.
+    let remap_root = format!("--remap-path-prefix={}=/perfkit", root.display());
+    let remap_registry = format!("--remap-path-prefix={}=/cargo", home.display());
+    let rustflags = [
+        &format!("--cfg=bpf_target_arch=\"{arch}\""),
+        "-Cdebuginfo=2",
+        "-Clink-arg=--btf",
+        "-Ctarget-cpu=v3",
+        &remap_root,
+        &remap_registry,
+    ]
+    .join("\x1f");
+    eprintln!("xtask: building {} for bpfel-unknown-none with {toolchain}", krate.display());
     let status = Command::new("cargo")
-        .args(["+nightly", "build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .arg(format!("+{toolchain}"))
+        .args(["build", "--release", "--locked", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
         .arg("--target-dir")
-        .arg(&target_dir)
+        .arg(target_dir)
         .current_dir(&krate)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
         .env_remove("RUSTC")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTUP_TOOLCHAIN")
         .status()
-        .map_err(|e| format!("running cargo +nightly: {e} (is rustup installed?)"))?;
+        .map_err(|e| format!("running cargo +{toolchain}: {e} (is rustup installed?)"))?;
     if !status.success() {
         return Err(format!(
-            "eBPF build failed ({status}); it needs `rustup component add rust-src --toolchain nightly` \
+            "eBPF build failed ({status}); it needs `rustup component add rust-src --toolchain {toolchain}` \
              and bpf-linker on PATH (see docs/DEVELOPING.md)"
         ));
     }
-    let built = target_dir.join("bpfel-unknown-none/release/perfkit-probes");
+    Ok(target_dir.join("bpfel-unknown-none/release/perfkit-probes"))
+}
+
+fn build_ebpf() -> Result<(), String> {
+    let root = workspace_root();
+    let built = compile_ebpf(&root, &root.join("target/ebpf"))?;
     let out = object_dir(&root);
     fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     fs::copy(&built, out.join(OBJECT_NAME)).map_err(|e| format!("copying {}: {e}", built.display()))?;
     let digest = sources_digest(&root)?;
     fs::write(out.join(DIGEST_NAME), format!("{digest}\n")).map_err(|e| format!("writing digest: {e}"))?;
     eprintln!("xtask: wrote {} (sources {digest})", out.join(OBJECT_NAME).display());
+    Ok(())
+}
+
+/// Rebuilds the object from source, elsewhere, and compares it byte for
+/// byte with the committed one (which is what users run and what the
+/// tests load): CI proves the shipped object is what its sources build.
+fn rebuild_check_ebpf() -> Result<(), String> {
+    let root = workspace_root();
+    let built = compile_ebpf(&root, &root.join("target/ebpf-rebuild"))?;
+    let fresh = fs::read(&built).map_err(|e| format!("reading {}: {e}", built.display()))?;
+    let committed_path = object_dir(&root).join(OBJECT_NAME);
+    let committed = fs::read(&committed_path).map_err(|e| format!("reading {}: {e}", committed_path.display()))?;
+    if fresh != committed {
+        let first = fresh.iter().zip(&committed).position(|(a, b)| a != b).unwrap_or(fresh.len().min(committed.len()));
+        return Err(format!(
+            "the committed {OBJECT_NAME} ({} bytes) is not what its sources build ({} bytes, first difference at byte {first}); \
+             run `cargo xtask build-ebpf` and commit the object",
+            committed.len(),
+            fresh.len()
+        ));
+    }
+    eprintln!("xtask: the committed {OBJECT_NAME} is byte for byte what its sources build ({} bytes)", fresh.len());
     Ok(())
 }
 
@@ -200,19 +271,34 @@ fn check_ebpf() -> Result<(), String> {
 /// The tools the test suite runs, and the Debian package of each.
 const TEST_TOOLS: &[(&str, &str)] = &[
     ("cc", "gcc"),
-    ("script", "util-linux"),
+    ("g++", "g++"),
+    ("clang", "clang"),
+    ("ld.lld", "lld"),
+    ("make", "make"),
+    ("script", "bsdutils"),
+    ("setpriv", "util-linux"),
+    ("losetup", "mount"),
+    ("ip", "iproute2"),
+    ("xz", "xz-utils"),
     ("python3", "python3"),
     ("go", "golang-go"),
+    ("node", "nodejs"),
+    ("javac", "default-jdk-headless"),
     ("chromium", "chromium"),
     ("pidstat", "sysstat"),
     ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
+    ("perf", "linux-perf"),
+    ("bpftrace", "bpftrace"),
+    ("strace", "strace"),
 ];
 
 /// Installs the test suite's tools with apt-get when they are missing (as
 /// root on Debian); elsewhere says which packages to install.
 fn ensure_test_tools() -> Result<(), String> {
-    let missing: Vec<&str> =
+    let mut missing: Vec<&str> =
         TEST_TOOLS.iter().filter(|(tool, _)| bench::find_on_path(tool).is_none()).map(|&(_, pkg)| pkg).collect();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
@@ -255,12 +341,25 @@ fn strict_test(extra: &[String]) -> Result<(), String> {
         .current_dir(&root)
         .env("PERFKIT_REQUIRE_PRIVILEGED", "1")
         .stdout(Stdio::piped());
-    let output = cmd.spawn().and_then(|c| c.wait_with_output()).map_err(|e| format!("running cargo test: {e}"))?;
-    io::stdout().write_all(&output.stdout).map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(format!("cargo test failed ({})", output.status));
+    // Echo the test output as it comes (a long run shows its progress),
+    // and keep it for the checks below.
+    let mut child = cmd.spawn().map_err(|e| format!("running cargo test: {e}"))?;
+    let mut stdout = String::new();
+    {
+        use io::BufRead;
+        let pipe = child.stdout.take().ok_or("no stdout")?;
+        let mut reader = io::BufReader::new(pipe);
+        let mut line = String::new();
+        while reader.read_line(&mut line).map_err(|e| e.to_string())? > 0 {
+            io::stdout().write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+            stdout.push_str(&line);
+            line.clear();
+        }
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cargo test failed ({status})"));
+    }
     let ignored = ignored_count(&stdout);
     if ignored > 0 {
         return Err(format!(

@@ -52,12 +52,54 @@ enum Command {
     Opensnoop(tools::OpensnoopArgs),
     Tcplife(tools::TcplifeArgs),
     Tcpretrans(tools::TcpretransArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell).
+    #[command(
+        after_help = "Examples:\n  perfkit completions bash > /etc/bash_completion.d/perfkit\n  perfkit completions zsh > \"${fpath[1]}/_perfkit\"\n  perfkit completions fish > ~/.config/fish/completions/perfkit.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of perfkit or of one of its commands.
+    #[command(after_help = "Examples:\n  perfkit man | man -l -\n  perfkit man profile > perfkit-profile.1")]
+    Man {
+        /// A command (`profile`, `sys`...); default: perfkit itself.
+        command: Option<String>,
+    },
     Flamegraph(render::FlamegraphArgs),
     Diff(render::DiffArgs),
     Convert(render::ConvertArgs),
     Stat(stat::StatArgs),
     Sys(sys::SysArgs),
     Serve(serve::ServeArgs),
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "perfkit", &mut out);
+    output::Output::create(std::path::Path::new("-"))?.commit(|w| Ok(std::io::Write::write_all(w, &out)?))
+}
+
+fn man(command: Option<&str>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let cmd = match command {
+        None => root,
+        Some(name) => {
+            let sub = root
+                .get_subcommands()
+                .find(|c| c.get_name() == name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no command {name:?}; `perfkit --help` lists them"))?;
+            sub.name(format!("perfkit-{name}"))
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    output::Output::create(std::path::Path::new("-"))?.commit(|w| Ok(std::io::Write::write_all(w, &out)?))
 }
 
 fn main() -> ExitCode {
@@ -76,6 +118,8 @@ fn main() -> ExitCode {
         Command::Opensnoop(args) => tools::opensnoop(args),
         Command::Tcplife(args) => tools::tcplife(args),
         Command::Tcpretrans(args) => tools::tcpretrans(args),
+        Command::Completions { shell } => ok(completions(shell)),
+        Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),
         Command::Diff(args) => ok(render::diff(args)),
         Command::Convert(args) => ok(render::convert(args)),

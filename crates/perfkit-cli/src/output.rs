@@ -198,10 +198,7 @@ impl Output {
                 Ok(Output::Device(file, path.to_owned()))
             }
             Some(m) if m.is_dir() => bail!("cannot write {}: it is a directory", path.display()),
-            Some(_) => bail!(
-                "refusing to write {}: not a regular file, character device or FIFO",
-                path.display()
-            ),
+            Some(_) => bail!("refusing to write {}: not a regular file, character device or FIFO", path.display()),
         }
     }
 

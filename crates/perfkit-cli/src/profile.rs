@@ -16,8 +16,7 @@ use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
 use perfkit_profile::{CountUnit, Profile, printable};
 use perfkit_profiler::{
-    BackendChoice, EndReason, Finished, Grouping, OffCpu, Options, Profiler, SampleEvent, Session, Target,
-    UnwindChoice,
+    BackendChoice, EndReason, Finished, Grouping, OffCpu, Options, Profiler, SampleEvent, Session, Target, UnwindChoice,
 };
 use perfkit_target::{ExitWatch, TargetError};
 
@@ -227,7 +226,12 @@ pub struct OffcpuArgs {
     /// Thread states to count, comma-separated: interruptible (sleeps,
     /// waits for events), uninterruptible (disk I/O, some locks),
     /// preempted (runnable, waiting for a CPU).
-    #[arg(long, value_name = "STATE[,STATE...]", value_delimiter = ',', default_value = "interruptible,uninterruptible")]
+    #[arg(
+        long,
+        value_name = "STATE[,STATE...]",
+        value_delimiter = ',',
+        default_value = "interruptible,uninterruptible"
+    )]
     state: Vec<StateArg>,
 
     /// Stack walking: auto (unwind tables in the kernel), fp or dwarf.
@@ -465,7 +469,13 @@ pub fn run_offcpu(args: OffcpuArgs) -> Result<ExitCode> {
     run_kind(Kind::OffCpu, &args.target, &args.out, &options, &args.command)
 }
 
-fn run_kind(kind: Kind, target: &TargetArgs, args: &OutputArgs, options: &Options, command: &[OsString]) -> Result<ExitCode> {
+fn run_kind(
+    kind: Kind,
+    target: &TargetArgs,
+    args: &OutputArgs,
+    options: &Options,
+    command: &[OsString],
+) -> Result<ExitCode> {
     // Fail on unwritable outputs before anything runs.
     let default_name = match (kind, args.format) {
         (Kind::OffCpu, OutputFormat::Svg) => "offcpu.svg",
@@ -513,13 +523,17 @@ fn run_kind(kind: Kind, target: &TargetArgs, args: &OutputArgs, options: &Option
         let elapsed = profile.meta.duration.as_secs_f64();
         let what = if watched.is_empty() { description.clone() } else { list(&watched) };
         if kind == Kind::OffCpu {
-            bail!("no off-CPU time: {what} did not block (in the states asked for) during the {elapsed:.1} s; nothing written");
+            bail!(
+                "no off-CPU time: {what} did not block (in the states asked for) during the {elapsed:.1} s; nothing written"
+            );
         }
         if end == EndReason::TargetExited && elapsed < 0.05 {
             bail!("no samples: {what} exited before the first sample; nothing written");
         }
         if idle_samples > 0 && watched.is_empty() {
-            bail!("no samples: the CPUs were idle for the {elapsed:.1} s of sampling ({idle_samples} idle samples); nothing written");
+            bail!(
+                "no samples: the CPUs were idle for the {elapsed:.1} s of sampling ({idle_samples} idle samples); nothing written"
+            );
         }
         bail!("no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling; nothing written");
     }
@@ -576,7 +590,10 @@ fn run_kind(kind: Kind, target: &TargetArgs, args: &OutputArgs, options: &Option
     }
     let _ = bytes_from_kernel;
     if args.top > 0 && total > 0 {
-        eprintln!("{}", if kind == Kind::OffCpu { "top functions by off-CPU time:" } else { "top functions by self time:" });
+        eprintln!(
+            "{}",
+            if kind == Kind::OffCpu { "top functions by off-CPU time:" } else { "top functions by self time:" }
+        );
         for f in profile.top_self(args.top) {
             eprintln!("  {:>6.2}%  {:>8}  {}", 100.0 * f.count as f64 / total as f64, f.count, printable(&f.name));
         }
@@ -766,7 +783,8 @@ mod tests {
             #[command(flatten)]
             args: OffcpuArgs,
         }
-        let parse = |args: &[&str]| Off::try_parse_from(std::iter::once("offcpu").chain(args.iter().copied())).map(|c| c.args);
+        let parse =
+            |args: &[&str]| Off::try_parse_from(std::iter::once("offcpu").chain(args.iter().copied())).map(|c| c.args);
         let a = parse(&["-p", "7", "--min-block", "1000", "-M", "2s", "--state", "uninterruptible"]).unwrap();
         assert_eq!(a.min_block, Some(Duration::from_millis(1)));
         assert_eq!(a.max_block, Some(Duration::from_secs(2)));

@@ -276,8 +276,11 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     let deltas = perfkit_profile::diff_functions(&before, &after);
     // With the graph on standard output, the summary goes to standard
     // error: one stream, one document.
-    let mut o: Box<dyn Write> =
-        if args.output == Path::new("-") { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
+    let mut o: Box<dyn Write> = if args.output == Path::new("-") {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if args.json {
         let rows: Vec<serde_json::Value> = deltas
             .iter()

@@ -157,7 +157,12 @@ impl Probes {
         let mut lost: Vec<(&str, perfkit_probes::tools::ToolStats)> = Vec::new();
         if let Some(r) = &self.runqlat {
             let r = r.lock().expect("probe lock");
-            header(out, "perfkit_runqueue_latency_seconds", "histogram", "Time runnable threads waited for a CPU (runqlat).");
+            header(
+                out,
+                "perfkit_runqueue_latency_seconds",
+                "histogram",
+                "Time runnable threads waited for a CPU (runqlat).",
+            );
             for h in r.histograms()? {
                 let labels = if self.per_cgroup { format!("cgroup_id=\"{}\"", h.id) } else { String::new() };
                 histogram(out, "perfkit_runqueue_latency_seconds", &labels, &h);
@@ -166,7 +171,12 @@ impl Probes {
         }
         if let Some(b) = &self.bio {
             let b = b.lock().expect("probe lock");
-            header(out, "perfkit_block_io_latency_seconds", "histogram", "Block I/O latency from issue to completion, per disk (biolatency).");
+            header(
+                out,
+                "perfkit_block_io_latency_seconds",
+                "histogram",
+                "Block I/O latency from issue to completion, per disk (biolatency).",
+            );
             for h in b.histograms()? {
                 let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
                 let name = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
@@ -182,21 +192,37 @@ impl Probes {
             let counts = sc.counts()?;
             header(out, "perfkit_syscalls_total", "counter", "System calls made, per syscall (syscount).");
             for c in &counts {
-                let _ = writeln!(out, "perfkit_syscalls_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.count);
+                let _ =
+                    writeln!(out, "perfkit_syscalls_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.count);
             }
             header(out, "perfkit_syscall_errors_total", "counter", "System calls that failed, per syscall.");
             for c in &counts {
-                let _ = writeln!(out, "perfkit_syscall_errors_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.errors);
+                let _ = writeln!(
+                    out,
+                    "perfkit_syscall_errors_total{{syscall=\"{}\"}} {}",
+                    label_value(&sc.name(c.nr)),
+                    c.errors
+                );
             }
             header(out, "perfkit_syscall_seconds_total", "counter", "Time spent in system calls, per syscall.");
             for c in &counts {
-                let _ = writeln!(out, "perfkit_syscall_seconds_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.total_ns as f64 / 1e9);
+                let _ = writeln!(
+                    out,
+                    "perfkit_syscall_seconds_total{{syscall=\"{}\"}} {}",
+                    label_value(&sc.name(c.nr)),
+                    c.total_ns as f64 / 1e9
+                );
             }
             lost.push(("syscount", sc.stats()?));
         }
         if let Some(t) = &self.retrans {
             let t = t.lock().expect("probe lock");
-            header(out, "perfkit_tcp_retransmits_total", "counter", "TCP segments retransmitted, by the socket's TCP state (tcpretrans).");
+            header(
+                out,
+                "perfkit_tcp_retransmits_total",
+                "counter",
+                "TCP segments retransmitted, by the socket's TCP state (tcpretrans).",
+            );
             for (state, n) in t.counts()? {
                 let _ = writeln!(out, "perfkit_tcp_retransmits_total{{state=\"{state}\"}} {n}");
             }
@@ -205,7 +231,9 @@ impl Probes {
         if !lost.is_empty() {
             header(out, "perfkit_probe_lost_total", "counter", "Events a probe could not record, by probe and reason.");
             for (probe, s) in lost {
-                for (reason, n) in [("ring_full", s.ring_full), ("starts_lost", s.starts_lost), ("updates_lost", s.updates_lost)] {
+                for (reason, n) in
+                    [("ring_full", s.ring_full), ("starts_lost", s.starts_lost), ("updates_lost", s.updates_lost)]
+                {
                     let _ = writeln!(out, "perfkit_probe_lost_total{{probe=\"{probe}\",reason=\"{reason}\"}} {n}");
                 }
             }
@@ -405,7 +433,11 @@ impl Tracked {
 }
 
 impl AsyncRead for Tracked {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -466,7 +498,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         let _ = writeln!(text, "# HELP perfkit_scrape_collector_duration_seconds How long each collector took.");
         let _ = writeln!(text, "# TYPE perfkit_scrape_collector_duration_seconds gauge");
         for (c, d, _) in &scrape {
-            let _ = writeln!(text, "perfkit_scrape_collector_duration_seconds{{collector=\"{c}\"}} {}", d.as_secs_f64());
+            let _ =
+                writeln!(text, "perfkit_scrape_collector_duration_seconds{{collector=\"{c}\"}} {}", d.as_secs_f64());
         }
         let _ = writeln!(text, "# HELP perfkit_scrape_collector_success Whether each collector succeeded.");
         let _ = writeln!(text, "# TYPE perfkit_scrape_collector_success gauge");
@@ -527,7 +560,10 @@ async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuer
         Some(_) => return bad_request("hz must be from 1 to 10000"),
     };
     let target = if let Some(pids) = &q.pid {
-        match perfkit_target::parse_pid_list(pids).map_err(anyhow::Error::from).and_then(|p| Ok(perfkit_profiler::Target::pids(&p)?)) {
+        match perfkit_target::parse_pid_list(pids)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| Ok(perfkit_profiler::Target::pids(&p)?))
+        {
             Ok(t) => t,
             Err(e) => return bad_request(format!("{e:#}")),
         }

@@ -82,7 +82,10 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
             Ok(()) => {}
             Err(TargetError::Exec { program, source }) => {
                 let code = if source.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
-                eprintln!("perfkit: error: cannot run {}: {source}", perfkit_profile::printable(&program.to_string_lossy()));
+                eprintln!(
+                    "perfkit: error: cannot run {}: {source}",
+                    perfkit_profile::printable(&program.to_string_lossy())
+                );
                 return Ok(ExitCode::from(code));
             }
             Err(e) => return Err(e.into()),

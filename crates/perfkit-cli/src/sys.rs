@@ -475,7 +475,7 @@ impl Table {
                 *w = (*w).max(cell.len());
             }
         }
-        let left = |i: usize| matches!(cols[i], "CPU" | "Device" | "IFACE" | "resource" | "Command");
+        let left = |i: usize| matches!(cols[i], "Device" | "IFACE" | "resource" | "Command");
         let fmt = |cells: &[String]| -> String {
             let mut line = String::new();
             for (i, cell) in cells.iter().enumerate() {
@@ -530,7 +530,12 @@ impl Live {
         let collector = Collector::new();
         // The output is checked now, but touched only once the first sample
         // is taken (a bad PID must not truncate an existing recording).
-        let pending = self.live.record.as_deref().map(|p| Ok::<_, anyhow::Error>((Output::create(p)?, p.to_owned()))).transpose()?;
+        let pending = self
+            .live
+            .record
+            .as_deref()
+            .map(|p| Ok::<_, anyhow::Error>((Output::create(p)?, p.to_owned())))
+            .transpose()?;
         let mut options = self.options.clone();
         if pending.is_some() {
             // A recording can be replayed as any view: take everything.
@@ -558,7 +563,8 @@ impl Live {
         let started = Instant::now();
         let mut reports = 0u64;
         while self.live.count.is_none_or(|c| reports < c) {
-            let due = started + Duration::try_from_secs_f64(interval * (reports + 1) as f64).unwrap_or(Duration::from_secs(1 << 32));
+            let due = started
+                + Duration::try_from_secs_f64(interval * (reports + 1) as f64).unwrap_or(Duration::from_secs(1 << 32));
             if !runtime.block_on(wait_until(due)) {
                 break;
             }
@@ -662,7 +668,8 @@ fn record(args: RecordArgs) -> Result<()> {
         if args.count.is_some_and(|c| n >= c) {
             break;
         }
-        let due = started + Duration::try_from_secs_f64(args.interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
+        let due =
+            started + Duration::try_from_secs_f64(args.interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
         if !runtime.block_on(wait_until(due)) {
             break;
         }

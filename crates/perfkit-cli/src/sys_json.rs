@@ -174,13 +174,25 @@ mod tests {
         assert_eq!(r2(2.130000114440918), 2.13);
         assert_eq!(r2(f64::NAN), 0.0);
         let mut sample = perfkit_procstat::Sample::default();
-        let mut stat = perfkit_procstat::sample::CpuStat::default();
-        stat.total = perfkit_procstat::sample::CpuTicks { user: 123_456, system: 10_000, idle: 866_544, ..Default::default() };
+        let stat = perfkit_procstat::sample::CpuStat {
+            total: perfkit_procstat::sample::CpuTicks {
+                user: 123_456,
+                system: 10_000,
+                idle: 866_544,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         sample.cpu = Some(stat);
         let rows = perfkit_procstat::model::cpu(None, &sample);
         let v = cpu(&rows);
         assert_eq!(v[0]["usr_percent"], 12.35);
         assert_eq!(v[0]["idle_percent"], 86.65);
-        assert!(v[0].as_object().unwrap().keys().all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        assert!(
+            v[0].as_object()
+                .unwrap()
+                .keys()
+                .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        );
     }
 }

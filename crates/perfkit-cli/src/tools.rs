@@ -68,7 +68,11 @@ impl ToolTarget {
             return Ok(Watch { selection: Some(Selection::Cgroup { id: c.id, level: c.level }), command: None });
         }
         if let Some((program, args)) = self.command.split_first() {
-            let held = HeldCommand::spawn_with(program.as_os_str(), &args.iter().map(OsString::as_os_str).collect::<Vec<_>>(), false)?;
+            let held = HeldCommand::spawn_with(
+                program.as_os_str(),
+                &args.iter().map(OsString::as_os_str).collect::<Vec<_>>(),
+                false,
+            )?;
             let pid = held.pid();
             return Ok(Watch {
                 selection: Some(Selection::Processes { pids: vec![pid], follow_children: true }),
@@ -163,7 +167,11 @@ fn wait(until: Option<Instant>, watch: &mut Watch, mut tick: impl FnMut() -> Res
             return Ok(End::Interval);
         }
         tick()?;
-        std::thread::sleep(Duration::from_millis(100).min(until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now()))).max(Duration::from_millis(1)));
+        std::thread::sleep(
+            Duration::from_millis(100)
+                .min(until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now())))
+                .max(Duration::from_millis(1)),
+        );
     }
 }
 
@@ -273,10 +281,16 @@ fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
         );
     }
     if stats.starts_lost > reported.starts_lost {
-        eprintln!("perfkit {tool}: {} events not timed: the map of starts was full", stats.starts_lost - reported.starts_lost);
+        eprintln!(
+            "perfkit {tool}: {} events not timed: the map of starts was full",
+            stats.starts_lost - reported.starts_lost
+        );
     }
     if stats.updates_lost > reported.updates_lost {
-        eprintln!("perfkit {tool}: {} updates lost: the histogram map was full", stats.updates_lost - reported.updates_lost);
+        eprintln!(
+            "perfkit {tool}: {} updates lost: the histogram map was full",
+            stats.updates_lost - reported.updates_lost
+        );
     }
     *reported = *stats;
 }
@@ -389,10 +403,18 @@ pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
             .collect();
         let label = |h: &Histogram| -> (String, serde_json::Value) {
             match per {
-                RunqlatPer::Process => (format!("pid = {} {}", h.id, comm_of(h.id as u32)), json!({"pid": h.id, "comm": comm_of(h.id as u32)})),
-                RunqlatPer::Thread => (format!("tid = {} {}", h.id, comm_of(h.id as u32)), json!({"tid": h.id, "comm": comm_of(h.id as u32)})),
+                RunqlatPer::Process => (
+                    format!("pid = {} {}", h.id, comm_of(h.id as u32)),
+                    json!({"pid": h.id, "comm": comm_of(h.id as u32)}),
+                ),
+                RunqlatPer::Thread => (
+                    format!("tid = {} {}", h.id, comm_of(h.id as u32)),
+                    json!({"tid": h.id, "comm": comm_of(h.id as u32)}),
+                ),
                 RunqlatPer::PidNamespace => (format!("pidns = {}", h.id), json!({"pidns": h.id})),
-                RunqlatPer::Cgroup => (format!("cgroup = {}", cgroup_path(h.id)), json!({"cgroup_id": h.id, "cgroup": cgroup_path(h.id)})),
+                RunqlatPer::Cgroup => {
+                    (format!("cgroup = {}", cgroup_path(h.id)), json!({"cgroup_id": h.id, "cgroup": cgroup_path(h.id)}))
+                }
                 _ => (String::new(), json!({})),
             }
         };
@@ -533,8 +555,10 @@ pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {
 
 /// One I/O per line, like bcc's biosnoop.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  perfkit biosnoop\n  perfkit biosnoop -Q --json | jq .\n\nAs bcc's biosnoop: one line per completed block I/O, with its latency \
-                        from issue (and with -Q the time queued in the OS before it).")]
+#[command(
+    after_help = "Examples:\n  perfkit biosnoop\n  perfkit biosnoop -Q --json | jq .\n\nAs bcc's biosnoop: one line per completed block I/O, with its latency \
+                        from issue (and with -Q the time queued in the OS before it)."
+)]
 pub struct BiosnoopArgs {
     /// Also show time queued in the OS.
     #[arg(short = 'Q', long)]
@@ -562,15 +586,24 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
     if !args.json {
         let mut out = stdout.lock();
         if args.queued {
-            writeln!(out, "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7} {:>7}", "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "QUE(ms)", "LAT(ms)")?;
+            writeln!(
+                out,
+                "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7} {:>7}",
+                "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "QUE(ms)", "LAT(ms)"
+            )?;
         } else {
-            writeln!(out, "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7}", "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)")?;
+            writeln!(
+                out,
+                "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7}",
+                "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
+            )?;
         }
     }
     let stop = signals()?;
     let mut first_ts = None;
     loop {
-        let done = stop.load(std::sync::atomic::Ordering::Relaxed) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        let done =
+            stop.load(std::sync::atomic::Ordering::Relaxed) || args.duration.is_some_and(|d| started.elapsed() >= d);
         let events = tool.events(if done { Duration::ZERO } else { Duration::from_millis(100) });
         let mut out = stdout.lock();
         for e in events {
@@ -598,9 +631,28 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
                 )?;
                 writeln!(out)?;
             } else if args.queued {
-                writeln!(out, "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2} {:>7.2}", printable(&e.comm), e.pid, disk, e.sector, e.bytes, e.queued_ns as f64 / 1e6, e.latency_ns as f64 / 1e6)?;
+                writeln!(
+                    out,
+                    "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2} {:>7.2}",
+                    printable(&e.comm),
+                    e.pid,
+                    disk,
+                    e.sector,
+                    e.bytes,
+                    e.queued_ns as f64 / 1e6,
+                    e.latency_ns as f64 / 1e6
+                )?;
             } else {
-                writeln!(out, "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2}", printable(&e.comm), e.pid, disk, e.sector, e.bytes, e.latency_ns as f64 / 1e6)?;
+                writeln!(
+                    out,
+                    "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2}",
+                    printable(&e.comm),
+                    e.pid,
+                    disk,
+                    e.sector,
+                    e.bytes,
+                    e.latency_ns as f64 / 1e6
+                )?;
             }
         }
         out.flush()?;
@@ -667,7 +719,11 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
     config.failed_only = args.failures;
     let tool = Syscount::start(config)?;
     watch.release()?;
-    eprintln!("Tracing {}syscalls, printing top {}... Ctrl-C to quit.", if args.failures { "failed " } else { "" }, args.top);
+    eprintln!(
+        "Tracing {}syscalls, printing top {}... Ctrl-C to quit.",
+        if args.failures { "failed " } else { "" },
+        args.top
+    );
     let mut previous: HashMap<(u32, u32), perfkit_probes::tools::SyscallCount> = HashMap::new();
     let mut reported = ToolStats::default();
     let (unit, div) = if args.milliseconds { ("ms", 1e6) } else { ("us", 1e3) };
@@ -678,7 +734,11 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
         let mut rows: HashMap<u32, (u64, u64, u64)> = HashMap::new();
         for c in &counts {
             let (count, errors, total) = match previous.get(&(c.pid, c.nr)) {
-                Some(p) => (c.count - p.count.min(c.count), c.errors - p.errors.min(c.errors), c.total_ns - p.total_ns.min(c.total_ns)),
+                Some(p) => (
+                    c.count - p.count.min(c.count),
+                    c.errors - p.errors.min(c.errors),
+                    c.total_ns - p.total_ns.min(c.total_ns),
+                ),
                 None => (c.count, c.errors, c.total_ns),
             };
             let key = if args.process { c.pid } else { c.nr };
@@ -723,14 +783,19 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
             writeln!(out)?;
         } else {
             writeln!(out, "[{}]", now_hms())?;
-            let first = if args.process { format!("{:<6} {:<15}", "PID", "COMM") } else { format!("{:<22}", "SYSCALL") };
+            let first =
+                if args.process { format!("{:<6} {:<15}", "PID", "COMM") } else { format!("{:<22}", "SYSCALL") };
             if args.latency {
                 writeln!(out, "{first} {:>10} {:>16}", "COUNT", format!("TIME ({unit})"))?;
             } else {
                 writeln!(out, "{first} {:>10}", "COUNT")?;
             }
             for (k, (count, _, total)) in &rows {
-                let name = if args.process { format!("{:<6} {:<15}", k, printable(&comm_of(*k))) } else { format!("{:<22}", tool.name(*k)) };
+                let name = if args.process {
+                    format!("{:<6} {:<15}", k, printable(&comm_of(*k)))
+                } else {
+                    format!("{:<22}", tool.name(*k))
+                };
                 if args.latency {
                     writeln!(out, "{name} {count:>10} {:>16.3}", *total as f64 / div)?;
                 } else {
@@ -798,8 +863,10 @@ fn snoop_loop<E>(
 
 /// Each exec, with its arguments and result, like bcc's execsnoop.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop -x               # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
-                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints; up to 20 arguments of 127 bytes each are kept.")]
+#[command(
+    after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop -x               # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
+                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints; up to 20 arguments of 127 bytes each are kept."
+)]
 pub struct ExecsnoopArgs {
     #[command(flatten)]
     target: ToolTarget,
@@ -853,7 +920,15 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
                 writeln!(out)?;
             } else {
                 let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
-                writeln!(out, "{ts}{:<16} {:>7} {:>7} {:>4} {}", printable(&e.comm), e.pid, e.ppid, e.ret, printable(&line))?;
+                writeln!(
+                    out,
+                    "{ts}{:<16} {:>7} {:>7} {:>4} {}",
+                    printable(&e.comm),
+                    e.pid,
+                    e.ppid,
+                    e.ret,
+                    printable(&line)
+                )?;
             }
             Ok(())
         },
@@ -863,8 +938,10 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
 
 /// Each open, with its path, flags and result, like bcc's opensnoop.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  perfkit opensnoop\n  perfkit opensnoop -x -p 1234       # failed opens of one process\n  perfkit opensnoop --json -- ./app\n\nAs bcc's opensnoop: open(2) and \
-                        openat(2), from the syscalls tracepoints (openat2 is not watched). Paths are kept up to 255 bytes.")]
+#[command(
+    after_help = "Examples:\n  perfkit opensnoop\n  perfkit opensnoop -x -p 1234       # failed opens of one process\n  perfkit opensnoop --json -- ./app\n\nAs bcc's opensnoop: open(2) and \
+                        openat(2), from the syscalls tracepoints (openat2 is not watched). Paths are kept up to 255 bytes."
+)]
 pub struct OpensnoopArgs {
     #[command(flatten)]
     target: ToolTarget,
@@ -919,7 +996,13 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
             } else {
                 let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
                 let flags = if args.flags { format!("{:08o} ", e.flags) } else { String::new() };
-                writeln!(out, "{ts}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}", e.pid, printable(&e.comm), printable(&e.path))?;
+                writeln!(
+                    out,
+                    "{ts}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}",
+                    e.pid,
+                    printable(&e.comm),
+                    printable(&e.path)
+                )?;
             }
             Ok(())
         },
@@ -929,9 +1012,11 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
 
 /// Each closed TCP session, like bcc's tcplife.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  perfkit tcplife\n  perfkit tcplife -p 1234 --json\n\nAs bcc's tcplife: from sock:inet_sock_set_state, with bytes \
+#[command(
+    after_help = "Examples:\n  perfkit tcplife\n  perfkit tcplife -p 1234 --json\n\nAs bcc's tcplife: from sock:inet_sock_set_state, with bytes \
                         received and acknowledged read from the socket at close (the kernel's counters, which include the SYN and FIN: up to 2 bytes above the data). \
-                        The owner is the process that connected or closed it.")]
+                        The owner is the process that connected or closed it."
+)]
 pub struct TcplifeArgs {
     /// Processes whose sessions to show, comma-separated.
     #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
@@ -948,7 +1033,10 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
     let mut watch = Watch { selection: None, command: None };
     if !args.snooping.json {
         let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
-        println!("{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9}", "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS");
+        println!(
+            "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9}",
+            "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"
+        );
     }
     snoop_loop(
         "tcplife",
@@ -998,8 +1086,10 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
 
 /// Each TCP retransmission, like bcc's tcpretrans.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  perfkit tcpretrans\n  perfkit tcpretrans -c             # counts by state at the end\n\nAs bcc's tcpretrans: from \
-                        tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced.")]
+#[command(
+    after_help = "Examples:\n  perfkit tcpretrans\n  perfkit tcpretrans -c             # counts by state at the end\n\nAs bcc's tcpretrans: from \
+                        tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced."
+)]
 pub struct TcpretransArgs {
     /// Count retransmissions by TCP state and print the counts at the end.
     #[arg(short = 'c', long)]
@@ -1014,7 +1104,10 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     eprintln!("Tracing TCP retransmissions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
     if !args.snooping.json && !args.count {
-        println!("{:<9} {:>7} {:>2} {:<21} {:>2} {:<21} STATE", "TIME(s)", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT");
+        println!(
+            "{:<9} {:>7} {:>2} {:<21} {:>2} {:<21} STATE",
+            "TIME(s)", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT"
+        );
     }
     let count = args.count;
     let json_out = args.snooping.json;
@@ -1059,7 +1152,8 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     if count {
         let counts = tool.counts()?;
         if json_out {
-            let by: serde_json::Map<String, serde_json::Value> = counts.iter().map(|(s, n)| ((*s).to_owned(), json!(n))).collect();
+            let by: serde_json::Map<String, serde_json::Value> =
+                counts.iter().map(|(s, n)| ((*s).to_owned(), json!(n))).collect();
             println!("{}", json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_state": by}));
         } else {
             println!("{:<14} {:>8}", "STATE", "RETRANS");

@@ -288,7 +288,8 @@ fn a_target_that_execs_mid_run_has_both_images_unwound_and_named() {
         let (b, b_full) = complete_paths(&before, "before_exec", &["main", "before_exec"]);
         assert!(b > 500 && b_full * 100 >= b * 99, "{backend}: before exec {b_full}/{b}: {folded:?}");
         // The new image carries its own name, and its own symbols.
-        let after: Vec<(String, u64)> = folded.iter().filter(|(s, _)| s.starts_with("hotspots-nofp;")).cloned().collect();
+        let after: Vec<(String, u64)> =
+            folded.iter().filter(|(s, _)| s.starts_with("hotspots-nofp;")).cloned().collect();
         let (a, a_full) = complete_paths(&after, "hot_a", &["main", "parent_a", "hot_a"]);
         assert!(a > 300 && a_full * 100 >= a * 99, "{backend}: after exec {a_full}/{a}: {folded:?}");
         assert!(!before.iter().any(|(s, _)| s.contains("hot_a")), "{backend}: samples labelled with the wrong image");
@@ -315,11 +316,15 @@ fn many_distinct_stacks_lose_almost_nothing() {
 #[test]
 fn node_jit_frames_are_named_from_its_perf_map() {
     let Some(_serial) = privileged() else { return };
+    if !tools(&["node"]) {
+        return;
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fib.js");
     let (folded, err) =
         profile_command(&["-F", "499"], &[os("node"), os("--perf-basic-prof"), script.as_os_str(), os("3")]);
     let total: u64 = folded.iter().map(|(_, c)| c).sum();
-    let js: u64 = folded.iter().filter(|(s, _)| s.rsplit(';').next().is_some_and(|l| l.contains("fib"))).map(|(_, c)| c).sum();
+    let js: u64 =
+        folded.iter().filter(|(s, _)| s.rsplit(';').next().is_some_and(|l| l.contains("fib"))).map(|(_, c)| c).sum();
     let unknown: u64 = folded.iter().filter(|(s, _)| s.ends_with(";[unknown]")).map(|(_, c)| c).sum();
     assert!(js * 100 >= total * 70, "JIT frames named: {js} of {total}: {err}");
     assert!(unknown * 100 <= total * 5, "{unknown} of {total} samples end in [unknown]");
@@ -329,6 +334,9 @@ fn node_jit_frames_are_named_from_its_perf_map() {
 #[test]
 fn java_jit_frames_are_named_from_its_perf_map() {
     let Some(_serial) = privileged() else { return };
+    if !tools(&["java", "javac"]) {
+        return;
+    }
     let classes = scratch_dir();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/Hot.java");
     let out = run(Command::new("javac").arg("-d").arg(classes.path()).arg(&source));
@@ -346,13 +354,17 @@ fn java_jit_frames_are_named_from_its_perf_map() {
         ],
     );
     let total: u64 = folded.iter().map(|(_, c)| c).sum();
-    let java: u64 = folded.iter().filter(|(s, _)| s.contains("Hot.spin") || s.contains("Hot.main")).map(|(_, c)| c).sum();
+    let java: u64 =
+        folded.iter().filter(|(s, _)| s.contains("Hot.spin") || s.contains("Hot.main")).map(|(_, c)| c).sum();
     assert!(java * 100 >= total * 70, "Java frames named: {java} of {total}: {err}");
 }
 
 #[test]
 fn perf_maps_that_are_links_or_someone_elses_are_not_read() {
     let Some(_serial) = privileged() else { return };
+    if !tools(&["node"]) {
+        return;
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fib.js");
     for kind in ["symlink", "foreign"] {
         // Node without --perf-basic-prof writes no map: plant one.

@@ -203,10 +203,8 @@ fn the_title_option_keeps_arguments_out_of_the_graph() {
     let dir = scratch_dir();
     let svg = dir.path().join("f.svg");
     let script = format!("{} 0.5 # --password=hunter2", hotspots().display());
-    let out = run(perfkit()
-        .args(["profile", "--title", "api under load", "-o"])
-        .arg(&svg)
-        .args(["--", "sh", "-c", &script]));
+    let out =
+        run(perfkit().args(["profile", "--title", "api under load", "-o"]).arg(&svg).args(["--", "sh", "-c", &script]));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = fs::read_to_string(&svg).unwrap();
     assert!(text.contains("api under load") && !text.contains("hunter2"));
@@ -382,11 +380,8 @@ fn short_lived_threads_are_sampled_or_their_loss_reported() {
         .arg(&bin)
         .arg("4"));
     let err = stderr(&out);
-    let perf: u64 = if out.status.success() {
-        read_folded(&dir.path().join("p.folded")).iter().map(|(_, c)| c).sum()
-    } else {
-        0
-    };
+    let perf: u64 =
+        if out.status.success() { read_folded(&dir.path().join("p.folded")).iter().map(|(_, c)| c).sum() } else { 0 };
     // The perf backend either sees them too, or says what it missed.
     assert!(perf * 2 >= total || err.contains("short-lived") || err.contains("threads"), "perf: {perf} samples: {err}");
 }
@@ -409,13 +404,16 @@ fn bombs_are_clear_errors_within_bounded_memory() {
     }
     enc.finish().unwrap();
     for cmd in ["flamegraph", "convert"] {
-        let args: &[&str] = if cmd == "convert" { &[cmd, "-f", "folded", "-o", "/dev/null"] } else { &[cmd, "-o", "/dev/null"] };
+        let args: &[&str] =
+            if cmd == "convert" { &[cmd, "-f", "folded", "-o", "/dev/null"] } else { &[cmd, "-o", "/dev/null"] };
         let out = capped(1024, args, &bomb);
         assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stderr(&out));
         assert!(stderr(&out).contains("--max-memory") || stderr(&out).contains("limit"), "{}", stderr(&out));
     }
     // A JSON profile whose frames multiply into a huge graph.
-    let mut json = String::from(r#"{"schema_version":1,"meta":{"duration_seconds":1,"frequency_hz":99,"unit":"samples"},"frames":["#);
+    let mut json = String::from(
+        r#"{"schema_version":1,"meta":{"duration_seconds":1,"frequency_hz":99,"unit":"samples"},"frames":["#,
+    );
     for i in 0..1000 {
         json.push_str(&format!(r#"{{"name":"f{i}"}}"#));
         json.push(if i < 999 { ',' } else { ']' });
@@ -465,8 +463,13 @@ fn serve_closes_slow_clients_and_survives_a_flood_of_idle_ones() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // Under `ulimit -n 256`, as the issue found it.
     let script = format!("ulimit -n 256; exec \"$0\" serve --listen 127.0.0.1:{port} --max-connections 64");
-    let mut server =
-        Command::new("bash").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_perfkit")).stderr(Stdio::null()).spawn().unwrap();
+    let mut server = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_perfkit"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline);
@@ -487,7 +490,11 @@ fn serve_closes_slow_clients_and_survives_a_flood_of_idle_ones() {
     let started = Instant::now();
     let mut buf = [0u8; 512];
     let _ = slow.read(&mut buf);
-    assert!(started.elapsed() < Duration::from_secs(15), "a slow client held its connection for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a slow client held its connection for {:?}",
+        started.elapsed()
+    );
     // 300 idle connections: scrapes still answer.
     let idle: Vec<_> = (0..300).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok()).collect();
     let started = Instant::now();

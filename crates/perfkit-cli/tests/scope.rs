@@ -45,7 +45,8 @@ const BOTH: [(&[&str], f64); 5] = [
 fn profile(args: &[&OsStr]) -> (Vec<(String, u64)>, String, Option<i32>) {
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
-    let out = run(perfkit().arg("profile").arg("-o").arg(dir.path().join("f.svg")).arg("--folded").arg(&folded).args(args));
+    let out =
+        run(perfkit().arg("profile").arg("-o").arg(dir.path().join("f.svg")).arg("--folded").arg(&folded).args(args));
     let stacks = if folded.exists() { read_folded(&folded) } else { Vec::new() };
     (stacks, stderr(&out), out.status.code())
 }
@@ -58,10 +59,10 @@ fn processes_with(marker: &str) -> Vec<u32> {
         if pid == std::process::id() {
             continue;
         }
-        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
-            if String::from_utf8_lossy(&cmdline).contains(marker) {
-                found.push(pid);
-            }
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmdline).contains(marker)
+        {
+            found.push(pid);
         }
     }
     found
@@ -86,7 +87,8 @@ fn children_of_a_shell_are_followed_at_their_known_shares() {
     let (hot, cpp) = (hotspots(), cpphot());
     let script = format!("{} 3 & {} 3 & wait", hot.display(), cpp.display());
     for backend in ["ebpf", "perf"] {
-        let (folded, err, code) = profile(&[os("--backend"), os(backend), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
+        let (folded, err, code) =
+            profile(&[os("--backend"), os(backend), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
         assert_eq!(code, Some(0), "{backend}: {err}");
         assert_shares(&folded, &BOTH, 0.97);
         let (h, c) = (rooted(&folded, "hotspots"), rooted(&folded, "cpphot-lld"));
@@ -98,19 +100,25 @@ fn children_of_a_shell_are_followed_at_their_known_shares() {
 fn no_inherit_keeps_only_the_named_process() {
     let Some(_serial) = privileged() else { return };
     // The shell itself burns CPU in a loop while its child runs.
-    let script = format!(
-        "{} 2 & i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; wait",
-        hotspots().display()
-    );
+    let script = format!("{} 2 & i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; wait", hotspots().display());
     for backend in ["ebpf", "perf"] {
-        let (folded, err, code) =
-            profile(&[os("--backend"), os(backend), os("--no-inherit"), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
+        let (folded, err, code) = profile(&[
+            os("--backend"),
+            os(backend),
+            os("--no-inherit"),
+            os("-F"),
+            os("499"),
+            os("sh"),
+            os("-c"),
+            os(&script),
+        ]);
         assert_eq!(code, Some(0), "{backend}: {err}");
         let total: u64 = folded.iter().map(|(_, c)| c).sum();
         assert!(total > 50, "{backend}: the shell's own loop is sampled: {folded:?}");
         assert_eq!(rooted(&folded, "sh"), total, "{backend}: only the shell: {folded:?}");
         // With children followed, the child is there too.
-        let (folded, err, _) = profile(&[os("--backend"), os(backend), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
+        let (folded, err, _) =
+            profile(&[os("--backend"), os(backend), os("-F"), os("499"), os("sh"), os("-c"), os(&script)]);
         assert!(rooted(&folded, "hotspots") > 200, "{backend}: {err}\n{folded:?}");
     }
 }
@@ -133,14 +141,20 @@ fn make_j2_is_dominated_by_the_compiler() {
         fs::write(dir.path().join(format!("u{n}.c")), src).unwrap();
         objects.push(format!("u{n}.o"));
     }
-    fs::write(
-        dir.path().join("Makefile"),
-        format!("all: {}\n%.o: %.c\n\tcc -O2 -c $< -o $@\n", objects.join(" ")),
-    )
-    .unwrap();
-    let out = run(perfkit()
-        .current_dir(dir.path())
-        .args(["profile", "-F", "499", "-f", "folded", "-o", "make.folded", "--", "make", "-j2"]));
+    fs::write(dir.path().join("Makefile"), format!("all: {}\n%.o: %.c\n\tcc -O2 -c $< -o $@\n", objects.join(" ")))
+        .unwrap();
+    let out = run(perfkit().current_dir(dir.path()).args([
+        "profile",
+        "-F",
+        "499",
+        "-f",
+        "folded",
+        "-o",
+        "make.folded",
+        "--",
+        "make",
+        "-j2",
+    ]));
     assert!(out.status.success(), "{}", stderr(&out));
     let folded = read_folded(&dir.path().join("make.folded"));
     let total: u64 = folded.iter().map(|(_, c)| c).sum();
@@ -205,10 +219,20 @@ fn a_pid_list_profiles_exactly_those_processes() {
         let _other = spawn(&build_c("cc", "samename.c", "samename", &["-O1", "-pthread"]), &["3"]);
         thread::sleep(Duration::from_millis(100));
         let list = format!("{},{}", a.0.id(), b.0.id());
-        let (folded, err, code) =
-            profile(&[os("--backend"), os(backend), os("--per-process"), os("-p"), os(&list), os("-F"), os("199"), os("-d"), os("2")]);
+        let (folded, err, code) = profile(&[
+            os("--backend"),
+            os(backend),
+            os("--per-process"),
+            os("-p"),
+            os(&list),
+            os("-F"),
+            os("199"),
+            os("-d"),
+            os("2"),
+        ]);
         assert_eq!(code, Some(0), "{backend}: {err}");
-        let (h, c) = (rooted(&folded, &format!("hotspots-{}", a.0.id())), rooted(&folded, &format!("cpphot-lld-{}", b.0.id())));
+        let (h, c) =
+            (rooted(&folded, &format!("hotspots-{}", a.0.id())), rooted(&folded, &format!("cpphot-lld-{}", b.0.id())));
         let total: u64 = folded.iter().map(|(_, c)| c).sum();
         assert!(h > 150 && c > 150, "{backend}: {h} and {c}: {folded:?}");
         assert_eq!(h + c, total, "{backend}: only the two processes: {folded:?}");
@@ -241,8 +265,17 @@ fn a_tid_profiles_that_thread_alone() {
         }
         assert_eq!(workers.len(), 2, "two threads named worker");
         let tid = workers[0].to_string();
-        let (folded, err, code) =
-            profile(&[os("--backend"), os(backend), os("--per-thread"), os("-t"), os(&tid), os("-F"), os("199"), os("-d"), os("1.5")]);
+        let (folded, err, code) = profile(&[
+            os("--backend"),
+            os(backend),
+            os("--per-thread"),
+            os("-t"),
+            os(&tid),
+            os("-F"),
+            os("199"),
+            os("-d"),
+            os("1.5"),
+        ]);
         assert_eq!(code, Some(0), "{backend}: {err}");
         let total: u64 = folded.iter().map(|(_, c)| c).sum();
         let mine = rooted(&folded, &format!("worker-{pid}/{tid};"));
@@ -261,7 +294,8 @@ fn per_thread_splits_threads_that_share_a_name() {
     let Some(_serial) = privileged() else { return };
     let bin = build_c("cc", "samename.c", "samename", &["-O1", "-pthread"]);
     for backend in ["ebpf", "perf"] {
-        let (folded, err, code) = profile(&[os("--backend"), os(backend), os("--per-thread"), os("-F"), os("199"), bin.as_os_str(), os("2")]);
+        let (folded, err, code) =
+            profile(&[os("--backend"), os(backend), os("--per-thread"), os("-F"), os("199"), bin.as_os_str(), os("2")]);
         assert_eq!(code, Some(0), "{backend}: {err}");
         let mut roots: Vec<(&str, u64)> = Vec::new();
         for (s, c) in &folded {
@@ -277,7 +311,10 @@ fn per_thread_splits_threads_that_share_a_name() {
         assert!(roots.iter().all(|(_, c)| *c > 150), "{backend}: {roots:?}");
         // By default they merge under one name.
         let (folded, _, _) = profile(&[os("--backend"), os(backend), os("-F"), os("199"), bin.as_os_str(), os("1")]);
-        assert!(rooted(&folded, "samename") > 200 && folded.iter().all(|(s, _)| !s.starts_with("worker")), "{folded:?}");
+        assert!(
+            rooted(&folded, "samename") > 200 && folded.iter().all(|(s, _)| !s.starts_with("worker")),
+            "{folded:?}"
+        );
     }
 }
 
@@ -323,8 +360,16 @@ fn a_cgroup_holds_one_workload_and_the_other_is_absent() {
         // container runtimes name groups.
         let relative = format!("/{}", group.0.file_name().unwrap().to_string_lossy());
         for path in [group.0.to_str().unwrap(), relative.as_str()] {
-            let (folded, err, code) =
-                profile(&[os("--backend"), os(backend), os("--cgroup"), os(path), os("-F"), os("199"), os("-d"), os("1")]);
+            let (folded, err, code) = profile(&[
+                os("--backend"),
+                os(backend),
+                os("--cgroup"),
+                os(path),
+                os("-F"),
+                os("199"),
+                os("-d"),
+                os("1"),
+            ]);
             assert_eq!(code, Some(0), "{backend} {path}: {err}");
             let total: u64 = folded.iter().map(|(_, c)| c).sum();
             assert!(rooted(&folded, "hotspots") > 100, "{backend}: {folded:?}");
@@ -444,14 +489,21 @@ fn go_tool_pprof_pulls_a_profile_from_serve() {
     let _work = spawn(hotspots(), &["6"]);
     let dir = scratch_dir();
     let url = format!("http://127.0.0.1:{port}/debug/pprof/profile?seconds=2");
-    let out = run(Command::new("go").args(["tool", "pprof", "-top", &url]).env("HOME", dir.path()).env("PPROF_TMPDIR", dir.path()));
+    let out = run(Command::new("go")
+        .args(["tool", "pprof", "-top", &url])
+        .env("HOME", dir.path())
+        .env("PPROF_TMPDIR", dir.path()));
     assert!(out.status.success(), "{}", stderr(&out));
     let top = String::from_utf8_lossy(&out.stdout);
-    let first = top.lines().skip_while(|l| !l.trim_start().starts_with("flat")).nth(1).unwrap_or_else(|| panic!("{top}"));
+    let first =
+        top.lines().skip_while(|l| !l.trim_start().starts_with("flat")).nth(1).unwrap_or_else(|| panic!("{top}"));
     assert!(first.contains("hot_a"), "hot_a leads go tool pprof -top: {top}");
     // A process's profile, by pid.
     let url = format!("http://127.0.0.1:{port}/debug/pprof/profile?seconds=1&pid={}", _work.0.id());
-    let out = run(Command::new("go").args(["tool", "pprof", "-top", &url]).env("HOME", dir.path()).env("PPROF_TMPDIR", dir.path()));
+    let out = run(Command::new("go")
+        .args(["tool", "pprof", "-top", &url])
+        .env("HOME", dir.path())
+        .env("PPROF_TMPDIR", dir.path()));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hot_b"), "{}", stderr(&out));
 }
 

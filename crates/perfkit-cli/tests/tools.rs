@@ -32,7 +32,10 @@ fn workload(source: &str, name: &str) -> PathBuf {
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
-    text.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// Runs perfkit with `args` and returns its stdout, asserting success.
@@ -88,12 +91,8 @@ fn offcpu_puts_10ms_naps_under_their_path_and_spinning_nowhere() {
     let bin = workload("sleeper.c", "sleeper");
     let dir = scratch_dir();
     let folded = dir.path().join("off.folded");
-    let out = run(perfkit()
-        .args(["offcpu", "--per-thread", "-f", "folded", "-o"])
-        .arg(&folded)
-        .arg("--")
-        .arg(&bin)
-        .arg("3"));
+    let out =
+        run(perfkit().args(["offcpu", "--per-thread", "-f", "folded", "-o"]).arg(&folded).arg("--").arg(&bin).arg("3"));
     assert!(out.status.success(), "{}", stderr(&out));
     let stacks = read_folded(&folded);
     let under = |root: &str, path: &str| -> u64 {
@@ -117,11 +116,11 @@ fn offcpu_puts_10ms_naps_under_their_path_and_spinning_nowhere() {
         .arg(&bin)
         .arg("2"));
     assert!(out.status.success(), "{}", stderr(&out));
-    let band: u64 =
-        read_folded(&folded2).iter().filter(|(s, _)| s.contains("take_nap;")).map(|(_, c)| c).sum();
+    let band: u64 = read_folded(&folded2).iter().filter(|(s, _)| s.contains("take_nap;")).map(|(_, c)| c).sum();
     assert!(band >= 1_700_000, "blocks of 9-20 ms hold {band} us of 2 s");
     let folded3 = dir.path().join("short.folded");
-    let out = run(perfkit().args(["offcpu", "-M", "5ms", "-f", "folded", "-o"]).arg(&folded3).arg("--").arg(&bin).arg("1"));
+    let out =
+        run(perfkit().args(["offcpu", "-M", "5ms", "-f", "folded", "-o"]).arg(&folded3).arg("--").arg(&bin).arg("1"));
     let short: u64 = if out.status.success() {
         read_folded(&folded3).iter().filter(|(s, _)| s.contains("take_nap;")).map(|(_, c)| c).sum()
     } else {
@@ -145,11 +144,8 @@ fn runqlat_sees_milliseconds_for_pinned_hogs_and_counts_every_switch() {
         .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("6").spawn().unwrap()))
         .collect();
     thread::sleep(Duration::from_millis(200));
-    let out = run(perfkit()
-        .args(["runqlat", "--json", "--", "taskset", "-c", "0"])
-        .arg(&burner)
-        .arg("3")
-        .arg(&pcount_file));
+    let out =
+        run(perfkit().args(["runqlat", "--json", "--", "taskset", "-c", "0"]).arg(&burner).arg("3").arg(&pcount_file));
     assert!(out.status.success(), "{}", stderr(&out));
     let reports = json_lines(&String::from_utf8(out.stdout).unwrap());
     let h = &reports.last().unwrap()["histograms"][0];
@@ -229,8 +225,10 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
     assert!(dd.status.success());
     thread::sleep(Duration::from_millis(500));
     let events = json_lines(&stop_tool(snoop, snoop_out));
-    let writes: Vec<&Value> =
-        events.iter().filter(|e| e["disk"] == dev.name() && e["op"].as_str().is_some_and(|o| o.contains('W'))).collect();
+    let writes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["disk"] == dev.name() && e["op"].as_str().is_some_and(|o| o.contains('W')))
+        .collect();
     assert_eq!(writes.len(), N, "{events:?}");
     assert!(writes.iter().all(|e| e["bytes"] == 4096 && e["comm"] == "dd"), "{writes:?}");
     let report = json_lines(&stop_tool(lat, lat_out));
@@ -265,14 +263,24 @@ fn syscount_counts_exactly_like_bpftrace() {
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols[3], "100000", "strace: {line}");
     let strace_us = cols[1].parse::<f64>().unwrap() * 1e6;
-    assert!(ours_us > 0.0 && ours_us < strace_us * 10.0 && ours_us * 100.0 > strace_us, "ours {ours_us} us, strace {strace_us} us");
+    assert!(
+        ours_us > 0.0 && ours_us < strace_us * 10.0 && ours_us * 100.0 > strace_us,
+        "ours {ours_us} us, strace {strace_us} us"
+    );
 
     // By PID, beside bpftrace counting the same process's calls.
     let mut target = Killed(Command::new(&bin).args(["100000", "wait"]).stdin(Stdio::piped()).spawn().unwrap());
     let pid = target.0.id();
     // `args->id`: the spelling bpftrace 0.17 (Debian 12) reads.
     let script = format!("tracepoint:raw_syscalls:sys_enter /pid == {pid} && args->id == 110/ {{ @n = count(); }}");
-    let mut bt = Killed(Command::new("bpftrace").args(["-f", "json", "-e", &script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let mut bt = Killed(
+        Command::new("bpftrace")
+            .args(["-f", "json", "-e", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // With -f json, bpftrace says on stdout when its probes are attached.
     let mut bt_out = BufReader::new(bt.0.stdout.take().unwrap());
     let mut line = String::new();
@@ -290,8 +298,12 @@ fn syscount_counts_exactly_like_bpftrace() {
     unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
     let mut bt_text = String::new();
     bt_out.read_to_string(&mut bt_text).unwrap();
-    let theirs = bt_text.lines().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v["type"] == "map")).unwrap_or_else(|| panic!("{bt_text}"));
-    let ours = ours.last().unwrap()["rows"].as_array().unwrap().iter().find(|r| r["syscall"] == "getppid").cloned().unwrap();
+    let theirs = bt_text
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v["type"] == "map"))
+        .unwrap_or_else(|| panic!("{bt_text}"));
+    let ours =
+        ours.last().unwrap()["rows"].as_array().unwrap().iter().find(|r| r["syscall"] == "getppid").cloned().unwrap();
     assert_eq!(theirs["data"]["@n"], 100_000);
     assert_eq!(ours["count"], theirs["data"]["@n"], "perfkit and bpftrace agree");
 }
@@ -300,7 +312,9 @@ fn syscount_counts_exactly_like_bpftrace() {
 fn execsnoop_lists_every_exec_with_its_arguments_and_result() {
     let Some(_serial) = privileged() else { return };
     let marker = format!("perfkit-exec-{}", std::process::id());
-    let script = format!("for i in 1 2 3 4 5; do /bin/echo {marker}-$i > /dev/null; done; /nonexistent/{marker} 2>/dev/null; true");
+    let script = format!(
+        "for i in 1 2 3 4 5; do /bin/echo {marker}-$i > /dev/null; done; /nonexistent/{marker} 2>/dev/null; true"
+    );
     let out = tool(&["execsnoop", "--json", "--", "/bin/sh", "-c", &script]);
     let events = json_lines(&out);
     for i in 1..=5 {
@@ -311,7 +325,8 @@ fn execsnoop_lists_every_exec_with_its_arguments_and_result() {
         assert_eq!(e["comm"], "echo");
         assert_eq!(e["path"], "/bin/echo");
     }
-    let failed = events.iter().find(|e| e["path"].as_str().is_some_and(|p| p.ends_with(&marker))).expect("the failed exec");
+    let failed =
+        events.iter().find(|e| e["path"].as_str().is_some_and(|p| p.ends_with(&marker))).expect("the failed exec");
     assert_eq!(failed["ret"], -2, "ENOENT: {failed}");
     // Text, in bcc's columns.
     let text = tool(&["execsnoop", "--", "/bin/true", "only-arg"]);
@@ -408,11 +423,13 @@ fn tcpretrans_sees_syn_retransmissions() {
     let _hole = Blackhole::new();
     let (t, t_out) = start_tool(&["tcpretrans", "--json"], "Tracing");
     thread::sleep(Duration::from_millis(1500));
-    let attempt = std::net::TcpStream::connect_timeout(&"198.51.100.7:4242".parse().unwrap(), Duration::from_millis(2500));
+    let attempt =
+        std::net::TcpStream::connect_timeout(&"198.51.100.7:4242".parse().unwrap(), Duration::from_millis(2500));
     assert!(attempt.is_err());
     thread::sleep(Duration::from_millis(300));
     let events = json_lines(&stop_tool(t, t_out));
-    let syns: Vec<&Value> = events.iter().filter(|e| e["remote_addr"] == "198.51.100.7" && e["remote_port"] == 4242).collect();
+    let syns: Vec<&Value> =
+        events.iter().filter(|e| e["remote_addr"] == "198.51.100.7" && e["remote_port"] == 4242).collect();
     assert!(!syns.is_empty(), "{events:?}");
     assert!(syns.iter().all(|e| e["state"] == "SYN_SENT"), "{syns:?}");
 }
@@ -446,7 +463,13 @@ fn prometheus_reads_the_probe_histograms() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _serve = Killed(
         perfkit()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--probes", "runqlat,biolatency,syscount,tcpretrans"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--probes",
+                "runqlat,biolatency,syscount,tcpretrans",
+            ])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -467,13 +490,28 @@ fn prometheus_reads_the_probe_histograms() {
         assert!(Instant::now() < deadline, "serve --probes never answered");
         thread::sleep(Duration::from_millis(200));
     };
-    for name in ["perfkit_runqueue_latency_seconds_bucket", "perfkit_syscalls_total{syscall=\"read\"}", "perfkit_probe_lost_total"] {
+    for name in [
+        "perfkit_runqueue_latency_seconds_bucket",
+        "perfkit_syscalls_total{syscall=\"read\"}",
+        "perfkit_probe_lost_total",
+    ] {
         assert!(metrics.contains(name), "{name} missing");
     }
-    let mut check = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
     let out = check.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = scratch_dir();
     let prom_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -493,7 +531,8 @@ fn prometheus_reads_the_probe_histograms() {
             .spawn()
             .unwrap(),
     );
-    let query = "/api/v1/query?query=histogram_quantile(0.5%2C%20rate(perfkit_runqueue_latency_seconds_bucket%5B10s%5D))";
+    let query =
+        "/api/v1/query?query=histogram_quantile(0.5%2C%20rate(perfkit_runqueue_latency_seconds_bucket%5B10s%5D))";
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(body) = get(prom_port, query) {

@@ -283,7 +283,8 @@ pub fn physical(stack: &str) -> Vec<&str> {
 }
 
 /// Functions where a complete user stack starts.
-pub const ROOTS: &[&str] = &["_start", "runtime.goexit", "runtime.goexit.abi0", "runtime.rt0_go.abi0", "clone3", "clone"];
+pub const ROOTS: &[&str] =
+    &["_start", "runtime.goexit", "runtime.goexit.abi0", "runtime.rt0_go.abi0", "clone3", "clone"];
 
 /// Samples whose innermost physical frame is `leaf`, and how many of those
 /// are complete: from a root function, with `path` (short names) ending at
@@ -328,7 +329,8 @@ pub fn assert_shares(folded: &[(String, u64)], expected: &[(&[&str], f64)], min_
     // against completeness too.
     let mut leaves: Vec<&str> = expected.iter().map(|(p, _)| p[p.len() - 1]).collect();
     leaves.dedup();
-    let in_leaves: u64 = folded.iter().filter(|(s, _)| physical(s).last().is_some_and(|l| leaves.contains(l))).map(|(_, c)| c).sum();
+    let in_leaves: u64 =
+        folded.iter().filter(|(s, _)| physical(s).last().is_some_and(|l| leaves.contains(l))).map(|(_, c)| c).sum();
     assert!(
         all as f64 >= min_full * in_leaves as f64,
         "only {all} of {in_leaves} samples in {leaves:?} are under their known parents"

@@ -184,9 +184,11 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
                 Kind::Kernel => FrameKind::Kernel,
             };
             let origin = match (f.module, f.file_offset) {
-                (Some(path), Some(file_offset)) => {
-                    Some(perfkit_profile::Origin { path: path.into(), build_id: f.build_id.map(Into::into), file_offset })
-                }
+                (Some(path), Some(file_offset)) => Some(perfkit_profile::Origin {
+                    path: path.into(),
+                    build_id: f.build_id.map(Into::into),
+                    file_offset,
+                }),
                 _ => None,
             };
             Frame::new(f.name, kind)
@@ -197,7 +199,11 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
     let mut profile = Profile::default();
     for (i, s) in doc.stacks.into_iter().enumerate() {
         if s.frames.len() > crate::MAX_STACK_DEPTH {
-            return Err(malformed(format!("stack {i} has {} frames (at most {})", s.frames.len(), crate::MAX_STACK_DEPTH)));
+            return Err(malformed(format!(
+                "stack {i} has {} frames (at most {})",
+                s.frames.len(),
+                crate::MAX_STACK_DEPTH
+            )));
         }
         let bytes: u64 = s
             .frames
@@ -265,12 +271,16 @@ mod tests {
         let err = read(br#"{"perfkit_profile": 1, "meta": {"duration_seconds": 1e300}, "frames": [], "stacks": []}"#)
             .unwrap_err();
         assert!(err.to_string().contains("duration_seconds"), "{err}");
-        assert!(read(br#"{"perfkit_profile": 1, "meta": {"duration_seconds": -1}, "frames": [], "stacks": []}"#).is_err());
+        assert!(
+            read(br#"{"perfkit_profile": 1, "meta": {"duration_seconds": -1}, "frames": [], "stacks": []}"#).is_err()
+        );
         // One long frame named by many stacks, many times each.
         let name = "x".repeat(10_000);
         let ids = vec!["0"; 1000].join(",");
         let stacks = vec![format!(r#"{{"thread": "t", "frames": [{ids}], "count": 1}}"#); 100].join(",");
-        let doc = format!(r#"{{"perfkit_profile": 1, "meta": {{}}, "frames": [{{"name": "{name}", "kind": "user"}}], "stacks": [{stacks}]}}"#);
+        let doc = format!(
+            r#"{{"perfkit_profile": 1, "meta": {{}}, "frames": [{{"name": "{name}", "kind": "user"}}], "stacks": [{stacks}]}}"#
+        );
         let mut budget = crate::Budget::new(64 << 20);
         let err = read_with(doc.as_bytes(), &mut budget).unwrap_err();
         assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");

@@ -309,7 +309,8 @@ fn looks_folded(line: &str) -> bool {
 /// breaks: text, whatever an invalid byte further on says.
 fn looks_like_text(data: &[u8]) -> bool {
     let head = &data[..data.len().min(4096)];
-    let texty = head.iter().filter(|&&b| b.is_ascii_graphic() || b == b' ' || b == b'\n' || b == b'\t' || b >= 0x80).count();
+    let texty =
+        head.iter().filter(|&&b| b.is_ascii_graphic() || b == b' ' || b == b'\n' || b == b'\t' || b >= 0x80).count();
     head.contains(&b'\n') && texty * 100 >= head.len() * 97 && !head.contains(&0)
 }
 
@@ -513,7 +514,8 @@ mod hostile {
     #[test]
     fn infinite_and_huge_counts_are_rejected_or_saturate() {
         assert!(read_folded(b"a;b inf\n", &ReadOptions::default()).is_err());
-        let err = read_folded(b"a;b 18446744073709551615\na;c 18446744073709551615\n", &ReadOptions::default()).unwrap_err();
+        let err =
+            read_folded(b"a;b 18446744073709551615\na;c 18446744073709551615\n", &ReadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("2^63"), "{err}");
     }
 

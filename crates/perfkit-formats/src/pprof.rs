@@ -19,8 +19,8 @@
 
 use std::{
     collections::HashMap,
-    sync::Arc,
     io::{Read, Write},
+    sync::Arc,
     time::Duration,
 };
 
@@ -189,12 +189,15 @@ impl Strings {
     }
 }
 
+/// A location's identity: its (function, line) list, mapping and address.
+type LocationKey = (Vec<(u64, i64)>, u64, u64);
+
 struct Builder {
     strings: Strings,
     functions: Vec<proto::Function>,
     function_ids: HashMap<(String, String), u64>,
     locations: Vec<proto::Location>,
-    location_ids: HashMap<(Vec<(u64, i64)>, u64, u64), u64>,
+    location_ids: HashMap<LocationKey, u64>,
     mappings: Vec<proto::Mapping>,
     mapping_ids: HashMap<(Arc<str>, Option<Arc<str>>), u64>,
 }
@@ -372,7 +375,10 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
     let mut raw = Vec::new();
     let bytes: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
         let limit = budget.limit();
-        GzDecoder::new(data).take(limit.saturating_add(1)).read_to_end(&mut raw).map_err(|e| malformed(format!("gzip: {e}")))?;
+        GzDecoder::new(data)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut raw)
+            .map_err(|e| malformed(format!("gzip: {e}")))?;
         budget.take(raw.len() as u64, "the decompressed profile")?;
         &raw
     } else {
@@ -515,7 +521,8 @@ mod tests {
     #[test]
     fn unresolved_frames_carry_a_mapping_and_their_file_offset() {
         use perfkit_profile::{Origin, Stack};
-        let origin = |off| Origin { path: "/usr/lib/liblzma.so.5".into(), build_id: Some("abcd".into()), file_offset: off };
+        let origin =
+            |off| Origin { path: "/usr/lib/liblzma.so.5".into(), build_id: Some("abcd".into()), file_offset: off };
         let mut p = Profile::default();
         p.push(Stack::new(
             "xz",
@@ -560,13 +567,15 @@ mod tests {
         let err = read_with(&bomb, &mut budget).unwrap_err();
         assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");
         // A location with many lines, named by many samples many times.
-        let mut p = proto::Profile::default();
-        p.string_table = vec!["".into(), "samples".into(), "count".into(), "f".repeat(1000)];
-        p.sample_type = vec![proto::ValueType { r#type: 1, unit: 2 }];
-        p.function = vec![proto::Function { id: 1, name: 3, ..Default::default() }];
         let lines = vec![proto::Line { function_id: 1, line: 0, column: 0 }; 200];
-        p.location = vec![proto::Location { id: 1, line: lines, ..Default::default() }];
-        p.sample = vec![proto::Sample { location_id: vec![1; 60], value: vec![1], label: vec![] }; 500];
+        let p = proto::Profile {
+            string_table: vec!["".into(), "samples".into(), "count".into(), "f".repeat(1000)],
+            sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }],
+            function: vec![proto::Function { id: 1, name: 3, ..Default::default() }],
+            location: vec![proto::Location { id: 1, line: lines, ..Default::default() }],
+            sample: vec![proto::Sample { location_id: vec![1; 60], value: vec![1], label: vec![] }; 500],
+            ..Default::default()
+        };
         let bytes = p.encode_to_vec();
         let mut budget = crate::Budget::new(64 << 20);
         let err = read_with(&bytes, &mut budget).unwrap_err();

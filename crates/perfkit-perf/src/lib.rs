@@ -22,5 +22,7 @@ pub mod stat;
 mod unwind;
 
 pub use error::{PerfError, paranoid};
-pub use sampler::{DEFAULT_STACK_BYTES, PerfConfig, PerfProfile, PerfSampler, PerfScope, PerfStats, SampleEvent, Unwind};
+pub use sampler::{
+    DEFAULT_STACK_BYTES, PerfConfig, PerfProfile, PerfSampler, PerfScope, PerfStats, SampleEvent, Unwind,
+};
 pub use unwind::{DwarfUnwinder, UnwindEnd, Unwound};

@@ -251,25 +251,10 @@ impl std::fmt::Debug for PerfSampler {
 
 /// What the drain thread hands the worker.
 enum Msg {
-    Sample {
-        pid: u32,
-        tid: u32,
-        callchain: Vec<u64>,
-        regs: Option<[u64; 3]>,
-        stack: Vec<u8>,
-    },
-    Mapped {
-        pid: u32,
-    },
-    Fork {
-        pid: u32,
-        ppid: u32,
-    },
-    Comm {
-        pid: u32,
-        tid: u32,
-        comm: Vec<u8>,
-    },
+    Sample { pid: u32, tid: u32, callchain: Vec<u64>, regs: Option<[u64; 3]>, stack: Vec<u8> },
+    Mapped { pid: u32 },
+    Fork { pid: u32, ppid: u32 },
+    Comm { pid: u32, tid: u32, comm: Vec<u8> },
     Lost(u64),
     Throttled,
 }
@@ -449,7 +434,10 @@ impl PerfSampler {
         for &fd in &self.leader_fds {
             // SAFETY: an open perf event fd owned by the drain thread's
             // sampler, which outlives this call (it is joined in `finish`).
-            if unsafe { libc::ioctl(fd, 0x2400 /* PERF_EVENT_IOC_ENABLE */, 0) } != 0 {
+            if unsafe {
+                libc::ioctl(fd, 0x2400 /* PERF_EVENT_IOC_ENABLE */, 0)
+            } != 0
+            {
                 return Err(PerfError::Io { what: "enabling perf events", source: std::io::Error::last_os_error() });
             }
         }
@@ -475,7 +463,9 @@ impl PerfSampler {
         }
         for &fd in &self.leader_fds {
             // SAFETY: as in `enable`.
-            unsafe { libc::ioctl(fd, 0x2401 /* PERF_EVENT_IOC_DISABLE */, 0) };
+            unsafe {
+                libc::ioctl(fd, 0x2401 /* PERF_EVENT_IOC_DISABLE */, 0)
+            };
         }
         self.stop.store(true, Ordering::Relaxed);
         if let Some(d) = self.drain.take() {
@@ -638,7 +628,9 @@ impl Opener<'_> {
                 let leader = self.leaders[i].as_raw_fd();
                 // SAFETY: both are open perf event fds on the same CPU; the
                 // ioctl only redirects this event's records.
-                let rc = unsafe { libc::ioctl(counter.as_raw_fd(), 0x2405 /* PERF_EVENT_IOC_SET_OUTPUT */, leader) };
+                let rc = unsafe {
+                    libc::ioctl(counter.as_raw_fd(), 0x2405 /* PERF_EVENT_IOC_SET_OUTPUT */, leader)
+                };
                 if rc != 0 {
                     return Err(PerfError::Io {
                         what: "redirecting a perf event to its CPU's ring buffer",
@@ -855,7 +847,7 @@ impl Worker {
             user = match regs {
                 Some([bp, sp, ip]) if !stack.is_empty() || ip != 0 => {
                     let tracker = self.agg.trackers.get(&pid).expect("refreshed above");
-                    let unwinder = self.unwinders.entry(pid).or_insert_with(DwarfUnwinder::new);
+                    let unwinder = self.unwinders.entry(pid).or_default();
                     unwinder.update(tracker);
                     let out = unwinder.unwind(ip, sp, bp, stack);
                     match out.end {
@@ -865,7 +857,8 @@ impl Worker {
                             end = StackEnd::Incomplete;
                             self.agg.unwind_incomplete += 1;
                             self.agg.stack_copy_too_small += 1;
-                            self.agg.stack_bytes_needed = self.agg.stack_bytes_needed.max(needed.max(self.stack_bytes as u64 + 8));
+                            self.agg.stack_bytes_needed =
+                                self.agg.stack_bytes_needed.max(needed.max(self.stack_bytes as u64 + 8));
                         }
                         UnwindEnd::Failed => {
                             end = StackEnd::Incomplete;
@@ -888,8 +881,8 @@ impl Worker {
     /// Turns user addresses into places in files, now, while the mappings
     /// are those the sample saw.
     fn encode(&mut self, pid: u32, mut frames: Vec<u64>) -> Vec<u64> {
-        for i in 0..frames.len() {
-            let addr = frames[i];
+        for frame in frames.iter_mut() {
+            let addr = *frame;
             let mut found = self.agg.trackers.get(&pid).and_then(|t| t.find(addr).cloned());
             if found.is_none() {
                 // A mapping newer than the last read (its record may come
@@ -902,7 +895,7 @@ impl Worker {
             let next = self.agg.files.len() as u32 + 1;
             let id = *self.agg.files.entry(Arc::as_ptr(file)).or_insert(next);
             self.agg.modules.files.entry(id).or_insert_with(|| file.clone());
-            frames[i] = encode_frame(id, m.file_offset(addr));
+            *frame = encode_frame(id, m.file_offset(addr));
         }
         frames
     }

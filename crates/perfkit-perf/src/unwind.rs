@@ -54,7 +54,7 @@ fn section_cache() -> &'static Mutex<HashMap<*const ModuleFile, Option<Arc<Secti
 pub enum UnwindEnd {
     /// At the outermost frame.
     Root,
-    /// At [`MAX_FRAMES`].
+    /// At the frame limit (256 frames).
     DepthLimit,
     /// The stack copy ended first; the walk needed at least this many bytes
     /// above the stack pointer.
@@ -128,16 +128,13 @@ impl DwarfUnwinder {
         let mut beyond: Option<u64> = None;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
             let off = addr.checked_sub(sp).ok_or(())?;
-            let bytes = usize::try_from(off)
-                .ok()
-                .and_then(|o| stack.get(o..o.checked_add(8)?))
-                .ok_or_else(|| {
-                    // A read past the copy's end (but plausibly in the
-                    // stack): the copy was too small.
-                    if off >= stack.len() as u64 && off < 8 << 20 {
-                        beyond = Some(beyond.unwrap_or(0).max(off + 8));
-                    }
-                })?;
+            let bytes = usize::try_from(off).ok().and_then(|o| stack.get(o..o.checked_add(8)?)).ok_or_else(|| {
+                // A read past the copy's end (but plausibly in the
+                // stack): the copy was too small.
+                if off >= stack.len() as u64 && off < 8 << 20 {
+                    beyond = Some(beyond.unwrap_or(0).max(off + 8));
+                }
+            })?;
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
         let regs = UnwindRegsX86_64::new(ip, sp, bp);
@@ -155,7 +152,6 @@ impl DwarfUnwinder {
                 Err(_) => break UnwindEnd::Failed,
             }
         };
-        drop(iter);
         let end = match (end, beyond) {
             (UnwindEnd::Failed, Some(needed)) => UnwindEnd::StackCopy(needed),
             (end, _) => end,

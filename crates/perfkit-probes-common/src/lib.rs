@@ -364,7 +364,9 @@ pub mod unwind {
     /// Encodes a place in a file as a frame.
     #[inline(always)]
     pub const fn encode_frame(file: u32, offset: u64) -> u64 {
-        FRAME_IN_FILE | ((file as u64 & MAX_FILE_ID as u64) << FRAME_OFFSET_BITS) | (offset & ((1 << FRAME_OFFSET_BITS) - 1))
+        FRAME_IN_FILE
+            | ((file as u64 & MAX_FILE_ID as u64) << FRAME_OFFSET_BITS)
+            | (offset & ((1 << FRAME_OFFSET_BITS) - 1))
     }
 
     /// The (file id, file offset) of an encoded frame, or `None` for a
@@ -374,10 +376,7 @@ pub mod unwind {
         if frame & FRAME_IN_FILE == 0 {
             return None;
         }
-        Some((
-            ((frame >> FRAME_OFFSET_BITS) & MAX_FILE_ID as u64) as u32,
-            frame & ((1 << FRAME_OFFSET_BITS) - 1),
-        ))
+        Some((((frame >> FRAME_OFFSET_BITS) & MAX_FILE_ID as u64) as u32, frame & ((1 << FRAME_OFFSET_BITS) - 1)))
     }
 }
 
@@ -569,7 +568,6 @@ pub mod sampler {
     }
 }
 
-/// The bcc-style tools: histograms and events.
 pub mod tools {
     //! The bcc-style tools: in-kernel log2 histograms and counters, and
     //! event records streamed through ring buffers. One section per tool;

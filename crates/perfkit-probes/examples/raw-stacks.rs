@@ -18,7 +18,9 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            if let perfkit_probes::ProbeError::Load(inner) = &e { eprintln!("{inner:?}"); }
+            if let perfkit_probes::ProbeError::Load(inner) = &e {
+                eprintln!("{inner:?}");
+            }
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 eprintln!("  caused by: {s}");

@@ -177,9 +177,8 @@ impl<'a> Btf<'a> {
     }
 
     fn find(&self, name: &str, kinds: &[u32]) -> Option<u32> {
-        (1..=self.starts.len() as u32).find(|&id| {
-            self.record(id).is_some_and(|(n, k, ..)| kinds.contains(&k) && self.name(n) == name.as_bytes())
-        })
+        (1..=self.starts.len() as u32)
+            .find(|&id| self.record(id).is_some_and(|(n, k, ..)| kinds.contains(&k) && self.name(n) == name.as_bytes()))
     }
 
     fn struct_by_name(&self, name: &str) -> Option<u32> {

@@ -38,8 +38,6 @@ mod warm;
 pub use error::ProbeError;
 pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
 pub use perfkit_profile::raw::{RawSample, RawStack};
-pub use sampler::{
-    DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig, UserStacks,
-};
 pub use perfkit_target::Modules;
+pub use sampler::{DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig, UserStacks};
 pub use tables::TableStats;

@@ -3,6 +3,11 @@
 
 use std::{collections::HashMap, fs, time::Duration};
 
+use crate::{
+    ProbeError,
+    error::{classify, io_errno, libc_errno},
+    tables::{TableLoader, TableStats},
+};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
@@ -23,11 +28,6 @@ use perfkit_probes_common::{
 };
 use perfkit_profile::raw::{RawSample, RawStack, SampleKind, StackEnd};
 use perfkit_target::Modules;
-use crate::{
-    ProbeError,
-    error::{classify, io_errno, libc_errno},
-    tables::{TableLoader, TableStats},
-};
 
 /// The compiled kernel side, built by `cargo xtask build-ebpf`.
 pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/perfkit-probes.bpf.o");
@@ -225,9 +225,8 @@ impl StackSampler {
         let offsets = crate::btf::kernel_offsets()?;
         let filter = filter_config(&config.selection);
         let off = config.off_cpu.unwrap_or_default();
-        let states = u32::from(off.interruptible)
-            | (u32::from(off.uninterruptible) << 1)
-            | (u32::from(off.preempted) << 2);
+        let states =
+            u32::from(off.interruptible) | (u32::from(off.uninterruptible) << 1) | (u32::from(off.preempted) << 2);
         let sampler = SamplerConfig {
             unwind: match config.user_stacks {
                 UserStacks::Tables => UNWIND_TABLES,
@@ -249,7 +248,17 @@ impl StackSampler {
             .override_global(names::OFFSETS, &offsets, true)
             .override_global(names::SAMPLER, &sampler, true);
         // The tools' maps stay minimal; the sampler's are sized as asked.
-        let mut keep = vec![names::ROWS, names::PROCS, names::PAGES, names::FILE_STATE, names::COUNTS, names::STACKS, names::REQUESTS, names::TARGET_TGIDS, names::TARGET_TIDS];
+        let mut keep = vec![
+            names::ROWS,
+            names::PROCS,
+            names::PAGES,
+            names::FILE_STATE,
+            names::COUNTS,
+            names::STACKS,
+            names::REQUESTS,
+            names::TARGET_TGIDS,
+            names::TARGET_TIDS,
+        ];
         if config.off_cpu.is_some() {
             keep.push(names::OFF_CPU_START);
         }
@@ -345,8 +354,11 @@ impl StackSampler {
             .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
         p.load().map_err(load_error("loading BPF programs"))?;
         let link = p.attach(tracepoint).map_err(|source| {
-            classify("attaching tracepoints", &source)
-                .unwrap_or(ProbeError::AttachTracepoint { program, tracepoint, source })
+            classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
+                program,
+                tracepoint,
+                source,
+            })
         })?;
         self.tp_links.push((program, link));
         Ok(())
@@ -488,7 +500,6 @@ impl StackSampler {
                 },
             });
         }
-        drop(lookup);
         let by_hash_len = by_hash.len();
         let bytes_read = samples.len() as u64 * (size_of::<SampleKey>() + 8) as u64
             + by_hash_len as u64 * (8 + size_of::<StackTrace>()) as u64;
@@ -519,9 +530,11 @@ impl StackSampler {
 pub(crate) fn filter_config(selection: &Selection) -> FilterConfig {
     match selection {
         Selection::All => FilterConfig { mode: MODE_ALL, ..FilterConfig::default() },
-        Selection::Processes { follow_children, .. } => {
-            FilterConfig { mode: MODE_PROCESSES, follow_children: u32::from(*follow_children), ..FilterConfig::default() }
-        }
+        Selection::Processes { follow_children, .. } => FilterConfig {
+            mode: MODE_PROCESSES,
+            follow_children: u32::from(*follow_children),
+            ..FilterConfig::default()
+        },
         Selection::Threads(_) => FilterConfig { mode: MODE_THREADS, ..FilterConfig::default() },
         Selection::Cgroup { id, level } => {
             FilterConfig { mode: MODE_CGROUP, cgroup_id: *id, cgroup_level: *level, ..FilterConfig::default() }

@@ -292,10 +292,18 @@ impl Loader {
                 self.file_id(pid, line.dev, line.inode, line.start, line.end)
             };
             let history = self.modules.processes.entry(pid).or_default();
-            let seen = history.iter().any(|m| m.start == line.start && m.end == line.end && m.offset == line.offset && m.path == line.path);
+            let seen = history
+                .iter()
+                .any(|m| m.start == line.start && m.end == line.end && m.offset == line.offset && m.path == line.path);
             if !seen {
                 let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
-                history.push(Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file: module });
+                history.push(Mapping {
+                    start: line.start,
+                    end: line.end,
+                    offset: line.offset,
+                    path: line.path,
+                    file: module,
+                });
             }
             entries.push(MapEntry { start: line.start, end: line.end, offset: line.offset, file, _pad: 0 });
         }
@@ -392,4 +400,3 @@ impl Loader {
         FILE_LOADED
     }
 }
-

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-
 use crate::sample::*;
 
 /// Seconds between two samples (or since boot).

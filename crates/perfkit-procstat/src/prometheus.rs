@@ -334,7 +334,9 @@ mod tests {
         assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 2\n"), "{text}");
         assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"0\",mode=\"guest\"} 0.5\n"));
         assert!(
-            text.contains("perfkit_process_cpu_seconds_total{pid=\"42\",comm=\"we\\\"ird\\\\name\\n\",mode=\"user\"} 1.5\n"),
+            text.contains(
+                "perfkit_process_cpu_seconds_total{pid=\"42\",comm=\"we\\\"ird\\\\name\\n\",mode=\"user\"} 1.5\n"
+            ),
             "{text}"
         );
         // Each family's samples follow its own HELP and TYPE lines once.

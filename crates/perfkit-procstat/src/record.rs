@@ -243,7 +243,11 @@ enum Frame {
 
 fn frame_at(rest: &[u8]) -> Frame {
     if rest.len() < 12 {
-        return if SYNC.starts_with(&rest[..rest.len().min(4)]) { Frame::Torn } else { Frame::Bad("damaged frame".into()) };
+        return if SYNC.starts_with(&rest[..rest.len().min(4)]) {
+            Frame::Torn
+        } else {
+            Frame::Bad("damaged frame".into())
+        };
     }
     if rest[..4] != SYNC {
         return Frame::Bad("no frame marker".into());
@@ -257,7 +261,11 @@ fn frame_at(rest: &[u8]) -> Frame {
     if rest.len() < 12 + len {
         // The last frame, cut short; or a damaged length: a marker further
         // on tells.
-        return if find_sync(&rest[12..]).is_some() { Frame::Bad("frame length runs past the next frame".into()) } else { Frame::Torn };
+        return if find_sync(&rest[12..]).is_some() {
+            Frame::Bad("frame length runs past the next frame".into())
+        } else {
+            Frame::Torn
+        };
     }
     let payload = &rest[12..12 + len];
     if crc32fast::hash(payload) != crc {

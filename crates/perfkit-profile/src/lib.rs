@@ -241,7 +241,7 @@ impl CountUnit {
 /// Symbolized stacks and their counts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Profile {
-    /// The stacks, possibly with repeats until [`merged`](Self::merged).
+    /// The stacks, possibly with repeats (the writers merge them).
     pub stacks: Vec<Stack>,
     /// How the profile was taken.
     pub meta: ProfileMeta,

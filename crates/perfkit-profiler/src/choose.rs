@@ -101,8 +101,7 @@ mod tests {
         // This test binary is itself a dynamically linked program.
         let me = std::env::current_exe().unwrap();
         let files = program_files(&me);
-        let names: Vec<String> =
-            files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(files[0], me);
         assert!(names.iter().any(|n| n.starts_with("ld-linux")), "{names:?}");
         assert!(names.iter().any(|n| n == "libc.so.6"), "{names:?}");

@@ -60,9 +60,9 @@ pub enum ProfileError {
     #[error("{ebpf}; the perf_event fallback failed too: {perf}")]
     NoBackend {
         /// Why eBPF could not be used.
-        ebpf: perfkit_probes::ProbeError,
+        ebpf: Box<perfkit_probes::ProbeError>,
         /// Why perf_event could not be used.
-        perf: perfkit_perf::PerfError,
+        perf: Box<perfkit_perf::PerfError>,
     },
     /// The options ask for something no backend does.
     #[error("{0}")]

@@ -170,7 +170,10 @@ pub struct Profiler;
 
 /// Whether an eBPF failure means "use another backend" rather than "stop".
 fn ebpf_unavailable(e: &ProbeError) -> bool {
-    matches!(e, ProbeError::PermissionDenied { .. } | ProbeError::BpfUnsupported | ProbeError::Load(_) | ProbeError::Btf(_))
+    matches!(
+        e,
+        ProbeError::PermissionDenied { .. } | ProbeError::BpfUnsupported | ProbeError::Load(_) | ProbeError::Btf(_)
+    )
 }
 
 /// How each backend will be told what to sample.
@@ -324,7 +327,7 @@ impl Profiler {
                     Ok(s) => s,
                     Err(perf) => {
                         return Err(match ebpf_error {
-                            Some(ebpf) => ProfileError::NoBackend { ebpf, perf },
+                            Some(ebpf) => ProfileError::NoBackend { ebpf: Box::new(ebpf), perf: Box::new(perf) },
                             None => perf.into(),
                         });
                     }
@@ -392,9 +395,14 @@ fn perf_walker(unwind: UnwindChoice, plan: &Plan) -> (Unwind, String) {
                 }
             }
             let lacking = choose::without_frame_pointers(&files);
-            if lacking.is_empty() && !files.is_empty() && files.iter().all(|f| {
-                perfkit_target::ModuleFile::open_path(f).map(|m| choose::verdict(&m) == Verdict::FramePointers).unwrap_or(false)
-            }) {
+            if lacking.is_empty()
+                && !files.is_empty()
+                && files.iter().all(|f| {
+                    perfkit_target::ModuleFile::open_path(f)
+                        .map(|m| choose::verdict(&m) == Verdict::FramePointers)
+                        .unwrap_or(false)
+                })
+            {
                 (Unwind::FramePointer, "every module keeps frame pointers".to_owned())
             } else if lacking.is_empty() {
                 (Unwind::Dwarf, "nothing shows that the modules keep frame pointers".to_owned())
@@ -592,7 +600,13 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
         )));
     }
     let user: u64 = st.user_end.iter().sum::<u64>() - st.user_end[END_NO_USER as usize];
-    let early: u64 = st.user_end.iter().enumerate().filter(|(i, _)| *i != END_ROOT as usize && *i != END_NO_USER as usize).map(|(_, n)| n).sum();
+    let early: u64 = st
+        .user_end
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != END_ROOT as usize && *i != END_NO_USER as usize)
+        .map(|(_, n)| n)
+        .sum();
     if user > 0 && early > 0 {
         let mut parts = Vec::new();
         for (i, what) in [
@@ -730,4 +744,3 @@ fn early_stop_note(profile: &Profile, modules: &Modules, notes: &mut Vec<Note>) 
         lacking.join(", ")
     )));
 }
-

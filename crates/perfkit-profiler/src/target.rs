@@ -76,7 +76,11 @@ impl Target {
     /// A cgroup v2 group (a directory of the v2 file system, or a path below
     /// its root).
     pub fn cgroup(path: &std::path::Path) -> Result<Self, TargetError> {
-        Ok(Self { kind: TargetKind::Cgroup(Cgroup::resolve(path)?), follow_children: false, resolved_threads: Vec::new() })
+        Ok(Self {
+            kind: TargetKind::Cgroup(Cgroup::resolve(path)?),
+            follow_children: false,
+            resolved_threads: Vec::new(),
+        })
     }
 
     /// The whole machine.
@@ -114,7 +118,11 @@ impl Target {
                 p.iter().map(|i| format!("{} ({})", i.pid, i.comm)).collect::<Vec<_>>().join(", ")
             }
             TargetKind::Threads(t) => {
-                format!("thread{} {}", if t.len() > 1 { "s" } else { "" }, t.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+                format!(
+                    "thread{} {}",
+                    if t.len() > 1 { "s" } else { "" },
+                    t.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                )
             }
             TargetKind::Cgroup(c) => format!("cgroup {}", c.path.display()),
             TargetKind::All => "all CPUs".to_owned(),

@@ -130,12 +130,7 @@ impl PerfMap {
     pub fn lookup(&mut self, addr: u64) -> Option<&str> {
         self.sort();
         let end = self.entries.partition_point(|e| e.0 <= addr);
-        let best = self.entries[..end]
-            .iter()
-            .rev()
-            .take(256)
-            .filter(|e| addr < e.1)
-            .max_by_key(|e| e.2)?;
+        let best = self.entries[..end].iter().rev().take(256).filter(|e| addr < e.1).max_by_key(|e| e.2)?;
         Some(best.3.as_str())
     }
 }

@@ -168,10 +168,8 @@ impl Symbolizer {
         }
 
         // JIT code: each process's perf map, read once.
-        let mut jit_pids: Vec<u32> = user_targets
-            .values()
-            .filter_map(|t| if let Target::Jit(pid, _) = t { Some(*pid) } else { None })
-            .collect();
+        let mut jit_pids: Vec<u32> =
+            user_targets.values().filter_map(|t| if let Target::Jit(pid, _) = t { Some(*pid) } else { None }).collect();
         jit_pids.sort_unstable();
         jit_pids.dedup();
         let mut maps: HashMap<u32, PerfMap> = HashMap::new();
@@ -287,7 +285,9 @@ impl Symbolizer {
                     let name = index.best_name(sym.addr).unwrap_or_else(|| sym.name.to_string());
                     let mut frames = vec![Frame::user(name).at(location(sym.code_info.as_deref()))];
                     frames.extend(
-                        sym.inlined.iter().map(|f| Frame::inlined(f.name.to_string()).at(location(f.code_info.as_ref()))),
+                        sym.inlined
+                            .iter()
+                            .map(|f| Frame::inlined(f.name.to_string()).at(location(f.code_info.as_ref()))),
                     );
                     frames
                 }

@@ -77,9 +77,9 @@ impl ModuleFile {
     pub fn open_mapping(proc_root: &Path, pid: u32, start: u64, end: u64) -> Result<Self, OpenError> {
         let link = proc_root.join(format!("{pid}/map_files/{start:x}-{end:x}"));
         let shown = link.display().to_string();
-        let path = std::fs::read_link(&link)
-            .map(|p| p.to_string_lossy().into_owned())
-            .map_err(|e| if e.kind() == io::ErrorKind::NotFound { OpenError::Gone(shown.clone()) } else { io_err(&shown, e) })?;
+        let path = std::fs::read_link(&link).map(|p| p.to_string_lossy().into_owned()).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound { OpenError::Gone(shown.clone()) } else { io_err(&shown, e) }
+        })?;
         let file = open_nonblocking(&link).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ESRCH) => OpenError::Gone(path.clone()),
             _ => io_err(&path, e),
@@ -199,10 +199,7 @@ fn io_err(path: &str, source: io::Error) -> OpenError {
 
 /// Opens read-only without blocking (a FIFO) or taking a terminal.
 fn open_nonblocking(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC).open(path)
 }
 
 /// Copies `src` into a memory file sealed against any change.
@@ -264,7 +261,10 @@ mod tests {
     #[test]
     fn own_mappings_open_through_map_files() {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let line = maps.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.contains('x')) && l.contains('/')).unwrap();
+        let line = maps
+            .lines()
+            .find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.contains('x')) && l.contains('/'))
+            .unwrap();
         let (range, _) = line.split_once(' ').unwrap();
         let (a, b) = range.split_once('-').unwrap();
         let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());

@@ -39,7 +39,9 @@ pub enum TargetError {
     #[error("no thread with TID {0}")]
     NoSuchThread(u32),
     /// No cgroup v2 group at this path.
-    #[error("no cgroup v2 group {0:?} (give a directory of the cgroup v2 file system, or a path below its root as /proc/PID/cgroup shows it)")]
+    #[error(
+        "no cgroup v2 group {0:?} (give a directory of the cgroup v2 file system, or a path below its root as /proc/PID/cgroup shows it)"
+    )]
     NoSuchCgroup(std::path::PathBuf),
     /// The cgroup v2 file system is not mounted.
     #[error("the cgroup v2 file system is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")]

@@ -259,7 +259,8 @@ impl MapsTracker {
             // their own process opens the file through the process's root,
             // with the same checks.
             Err(OpenError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
-                let through_root = self.proc_root.join(self.pid.to_string()).join("root").join(line.path.trim_start_matches('/'));
+                let through_root =
+                    self.proc_root.join(self.pid.to_string()).join("root").join(line.path.trim_start_matches('/'));
                 ModuleFile::open_path(&through_root).ok().map(Arc::new)
             }
             Err(e) => {

@@ -96,12 +96,8 @@ impl ElfLayout {
             let first = s.offset & !(PAGE - 1);
             map_offset >= first && map_offset < s.offset + s.filesz.max(1)
         };
-        let seg = if executable {
-            self.segments.iter().filter(|s| s.executable).find(covers)
-        } else {
-            None
-        }
-        .or_else(|| self.segments.iter().find(covers))?;
+        let seg = if executable { self.segments.iter().filter(|s| s.executable).find(covers) } else { None }
+            .or_else(|| self.segments.iter().find(covers))?;
         // The mapping's first byte is file offset `map_offset`, which the
         // segment places at vaddr + (map_offset - offset).
         let vaddr_of_start = seg.vaddr.wrapping_add(map_offset).wrapping_sub(seg.offset);

@@ -1,8 +1,8 @@
 //! Evaluating CFI into rows.
 
 use gimli::{
-    BaseAddresses, CfaRule as GimliCfa, CieOrFde, DebugFrame, EhFrame, LittleEndian, Reader, RegisterRule, UnwindContext,
-    UnwindSection, X86_64,
+    BaseAddresses, CfaRule as GimliCfa, CieOrFde, DebugFrame, EhFrame, LittleEndian, Reader, RegisterRule,
+    UnwindContext, UnwindSection, X86_64,
 };
 use object::{Object, ObjectSection};
 
@@ -164,7 +164,8 @@ impl UnwindTable {
         while i < self.rows.len() {
             let page = self.rows[i].offset >> PAGE_BITS;
             let j = i + self.rows[i..].partition_point(|r| r.offset >> PAGE_BITS == page);
-            let carried = if self.rows[i].offset & PAGE_MASK != 0 { i.checked_sub(1).map(|k| &self.rows[k]) } else { None };
+            let carried =
+                if self.rows[i].offset & PAGE_MASK != 0 { i.checked_sub(1).map(|k| &self.rows[k]) } else { None };
             pages.push((page as u32, &self.rows[i..j], carried));
             // Pages with no row starting in them inherit the last row of
             // the page before: emit them so lookups find their rule.
@@ -190,7 +191,7 @@ const PAGE_MASK: u64 = (1 << PAGE_BITS) - 1;
 /// real).
 const MAX_SPAN_PAGES: u64 = 64;
 
-/// A page's rows in the BPF encoding ([`perfkit_probes_common`]-style
+/// A page's rows in the BPF encoding (`perfkit_probes_common`-style
 /// `(pc_low, cfa, rbp, cfa_offset, rbp_offset)`), the carried-over row
 /// first. Rules whose offsets do not fit 16 bits become unsupported.
 pub fn encode_page(rows: &[TableRow], carried: Option<&TableRow>) -> Vec<(u16, u8, u8, i16, i16)> {
@@ -377,7 +378,13 @@ mod tests {
     #[test]
     fn rows_convert_to_offsets_and_gaps_get_none() {
         let layout = ElfLayout {
-            segments: vec![crate::Segment { vaddr: 0x1000, memsz: 0x1000, offset: 0, filesz: 0x1000, executable: true }],
+            segments: vec![crate::Segment {
+                vaddr: 0x1000,
+                memsz: 0x1000,
+                offset: 0,
+                filesz: 0x1000,
+                executable: true,
+            }],
         };
         let v = vec![
             VRow { start: 0x1000, end: 0x1004, cfa: CfaRule::Rsp(8), rbp: RbpRule::Same },

@@ -6,8 +6,8 @@ use std::{collections::HashMap, net::IpAddr};
 use perfkit_probes_common::{
     COMM_LEN,
     tools::{
-        self, BioEvent as RawBio, EXEC_ARGS, EXEC_ARGS_EVENT, EXEC_RET_EVENT, ExecEvent as RawExecArgs,
-        ExecRetEvent, OpenEvent as RawOpen, TcpLifeEvent, TcpRetransEvent,
+        self, BioEvent as RawBio, EXEC_ARGS, EXEC_ARGS_EVENT, EXEC_RET_EVENT, ExecEvent as RawExecArgs, ExecRetEvent,
+        OpenEvent as RawOpen, TcpLifeEvent, TcpRetransEvent,
     },
 };
 
@@ -203,11 +203,7 @@ pub(crate) fn open_event(bytes: &[u8]) -> Option<OpenEvent> {
 }
 
 fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
-    if family == 2 {
-        IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
-    } else {
-        IpAddr::from(*bytes)
-    }
+    if family == 2 { IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]) } else { IpAddr::from(*bytes) }
 }
 
 /// One closed TCP session (tcplife).
@@ -335,7 +331,9 @@ mod tests {
         assert!(pending.is_empty());
         // A result without its arguments (begun before the tool) is
         // dropped.
-        assert!(join_execs(&mut pending, vec![ExecPart::Ret { pid: 9, ret: -2, ts_ns: 3, comm: String::new() }]).is_empty());
+        assert!(
+            join_execs(&mut pending, vec![ExecPart::Ret { pid: 9, ret: -2, ts_ns: 3, comm: String::new() }]).is_empty()
+        );
     }
 
     #[test]

@@ -31,16 +31,16 @@ use aya::{
 };
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
+pub use perfkit_probes_common::tools::ToolStats;
 use perfkit_probes_common::{
     filter::FilterConfig,
     names,
     tools::{
-        BlockFields, MAX_SYSCALLS, OP_DISCARD, OP_FLUSH, OP_READ, OP_SYNC, OP_WRITE, PER_CGROUP, PER_NONE,
-        PER_PIDNS, PER_PROCESS, PER_THREAD, SockFields, SyscallKey, SyscallName, SyscallStat, TOOL_BIO,
-        TOOL_EXECSNOOP, TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
+        BlockFields, MAX_SYSCALLS, OP_DISCARD, OP_FLUSH, OP_READ, OP_SYNC, OP_WRITE, PER_CGROUP, PER_NONE, PER_PIDNS,
+        PER_PROCESS, PER_THREAD, SockFields, SyscallKey, SyscallName, SyscallStat, TOOL_BIO, TOOL_EXECSNOOP,
+        TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
     },
 };
-pub use perfkit_probes_common::tools::ToolStats;
 
 use crate::{ProbeError, Selection, error::classify, sampler::filter_config};
 
@@ -117,7 +117,10 @@ impl Probe {
         if !missing.is_empty() {
             tracing::debug!(?missing, "kernel fields the tools cannot read");
         }
-        let filter = g.selection.as_ref().map_or(FilterConfig { mode: perfkit_probes_common::filter::MODE_ALL, ..FilterConfig::default() }, filter_config);
+        let filter = g.selection.as_ref().map_or(
+            FilterConfig { mode: perfkit_probes_common::filter::MODE_ALL, ..FilterConfig::default() },
+            filter_config,
+        );
         let (block, sock) = if tool == TOOL_BIO {
             (block_fields()?, SockFields::default())
         } else if tool == TOOL_TCPLIFE || tool == TOOL_TCPRETRANS {
@@ -173,17 +176,26 @@ impl Probe {
             .try_into()
             .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
         if p.fd().is_err() {
-            p.load().map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+            p.load()
+                .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
         }
         let link = p.attach(tracepoint).map_err(|source| {
-            classify("attaching tracepoints", &source)
-                .unwrap_or(ProbeError::AttachTracepoint { program, tracepoint, source })
+            classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
+                program,
+                tracepoint,
+                source,
+            })
         })?;
         self.raw.push((program, link));
         Ok(())
     }
 
-    fn attach_tp(&mut self, program: &'static str, category: &'static str, name: &'static str) -> Result<(), ProbeError> {
+    fn attach_tp(
+        &mut self,
+        program: &'static str,
+        category: &'static str,
+        name: &'static str,
+    ) -> Result<(), ProbeError> {
         tracefs::root()?;
         if !std::path::Path::new(&format!("{}/events/{category}/{name}", tracefs::root()?.display())).is_dir() {
             return Err(ProbeError::MissingTracepoint { category: category.to_owned(), name: name.to_owned() });
@@ -195,20 +207,25 @@ impl Probe {
             .try_into()
             .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
         if p.fd().is_err() {
-            p.load().map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+            p.load()
+                .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
         }
         let link = p.attach(category, name).map_err(|source| {
-            classify("attaching tracepoints", &source)
-                .unwrap_or(ProbeError::AttachTracepoint { program, tracepoint: name, source })
+            classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
+                program,
+                tracepoint: name,
+                source,
+            })
         })?;
         self.tps.push((program, link));
         Ok(())
     }
 
     fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
-        self.ebpf
-            .map(name)
-            .ok_or_else(|| ProbeError::Map { map: name, source: aya::maps::MapError::InvalidName { name: name.into() } })
+        self.ebpf.map(name).ok_or_else(|| ProbeError::Map {
+            map: name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        })
     }
 
     fn stats(&self) -> Result<ToolStats, ProbeError> {
@@ -223,10 +240,10 @@ impl Probe {
     }
 
     fn ring(&mut self, name: &'static str) -> Result<Ring, ProbeError> {
-        let map = self
-            .ebpf
-            .take_map(name)
-            .ok_or_else(|| ProbeError::Map { map: name, source: aya::maps::MapError::InvalidName { name: name.into() } })?;
+        let map = self.ebpf.take_map(name).ok_or_else(|| ProbeError::Map {
+            map: name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        })?;
         RingBuf::try_from(map).map(Ring).map_err(|source| ProbeError::Map { map: name, source })
     }
 
@@ -276,7 +293,10 @@ fn sock_fields() -> Result<SockFields, ProbeError> {
     let state = tracefs::fields("sock", "inet_sock_set_state")?;
     let retrans = tracefs::fields("tcp", "tcp_retransmit_skb")?;
     let mut out = SockFields::default();
-    let s = ["skaddr", "oldstate", "newstate", "sport", "dport", "family", "protocol", "saddr", "daddr", "saddr_v6", "daddr_v6"];
+    let s = [
+        "skaddr", "oldstate", "newstate", "sport", "dport", "family", "protocol", "saddr", "daddr", "saddr_v6",
+        "daddr_v6",
+    ];
     for (i, name) in s.iter().enumerate() {
         out.state[i] = tracefs::offset(&state, "inet_sock_set_state", name)?;
     }
@@ -324,10 +344,15 @@ impl Runqlat {
             ..ToolConfig::default()
         };
         let (_, missing) = crate::btf::tool_offsets()?;
-        if matches!(per, RunqlatPer::Cgroup) || matches!(selection, Some(Selection::Cgroup { .. })) {
-            if let Some(m) = missing.iter().find(|m| m.starts_with("cgroup") || m.starts_with("css_set") || m.starts_with("kernfs") || m.starts_with("task_struct.cgroups")) {
-                return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
-            }
+        if (matches!(per, RunqlatPer::Cgroup) || matches!(selection, Some(Selection::Cgroup { .. })))
+            && let Some(m) = missing.iter().find(|m| {
+                m.starts_with("cgroup")
+                    || m.starts_with("css_set")
+                    || m.starts_with("kernfs")
+                    || m.starts_with("task_struct.cgroups")
+            })
+        {
+            return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
         }
         let mut probe = Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep: vec![], ring_bytes: 0 })?;
         probe.attach_raw(names::RUNQ_WAKEUP_PROGRAM, "sched_wakeup")?;
@@ -384,8 +409,10 @@ impl BlockIo {
             ..ToolConfig::default()
         };
         let keep = if config.events { vec![names::BIO_EVENTS] } else { vec![] };
-        let mut probe =
-            Probe::load(TOOL_BIO, Globals { selection: None, config: tool_config, keep, ring_bytes: DEFAULT_RING_BYTES })?;
+        let mut probe = Probe::load(
+            TOOL_BIO,
+            Globals { selection: None, config: tool_config, keep, ring_bytes: DEFAULT_RING_BYTES },
+        )?;
         if config.queued {
             probe.attach_tp(names::BIO_INSERT_PROGRAM, "block", "block_rq_insert")?;
         }
@@ -479,7 +506,12 @@ impl Syscount {
         };
         let mut probe = Probe::load(
             TOOL_SYSCOUNT,
-            Globals { selection: config.selection, config: tool_config, keep: vec![names::SYSCALL_NAMES], ring_bytes: 0 },
+            Globals {
+                selection: config.selection,
+                config: tool_config,
+                keep: vec![names::SYSCALL_NAMES],
+                ring_bytes: 0,
+            },
         )?;
         let names = match read_syscall_names(&mut probe) {
             Ok(n) if !n.is_empty() => n,
@@ -602,8 +634,7 @@ fn read_syscall_names(probe: &mut Probe) -> Result<HashMap<u32, String>, ProbeEr
 
 fn syscall_names_read(probe: &Probe) -> Result<HashMap<u32, String>, ProbeError> {
     let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES, source };
-    let array: Array<&MapData, SyscallName> =
-        Array::try_from(probe.map(names::SYSCALL_NAMES)?).map_err(map_err)?;
+    let array: Array<&MapData, SyscallName> = Array::try_from(probe.map(names::SYSCALL_NAMES)?).map_err(map_err)?;
     let mut out = HashMap::new();
     for nr in 0..MAX_SYSCALLS {
         let Ok(n) = array.get(&nr, 0) else { continue };
@@ -630,7 +661,12 @@ impl ExecSnoop {
     pub fn start(selection: Option<Selection>) -> Result<Self, ProbeError> {
         let mut probe = Probe::load(
             TOOL_EXECSNOOP,
-            Globals { selection, config: ToolConfig::default(), keep: vec![names::EXEC_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+            Globals {
+                selection,
+                config: ToolConfig::default(),
+                keep: vec![names::EXEC_EVENTS],
+                ring_bytes: DEFAULT_RING_BYTES,
+            },
         )?;
         probe.attach_tp(names::EXEC_ENTER_PROGRAM, "syscalls", "sys_enter_execve")?;
         probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execve")?;
@@ -710,7 +746,12 @@ impl TcpLife {
         }
         let mut probe = Probe::load(
             TOOL_TCPLIFE,
-            Globals { selection, config: ToolConfig::default(), keep: vec![names::TCP_LIFE_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+            Globals {
+                selection,
+                config: ToolConfig::default(),
+                keep: vec![names::TCP_LIFE_EVENTS],
+                ring_bytes: DEFAULT_RING_BYTES,
+            },
         )?;
         probe.attach_tp(names::TCP_STATE_PROGRAM, "sock", "inet_sock_set_state")?;
         let ring = probe.ring(names::TCP_LIFE_EVENTS)?;
@@ -741,7 +782,12 @@ impl TcpRetrans {
     pub fn start() -> Result<Self, ProbeError> {
         let mut probe = Probe::load(
             TOOL_TCPRETRANS,
-            Globals { selection: None, config: ToolConfig::default(), keep: vec![names::TCP_RETRANS_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
+            Globals {
+                selection: None,
+                config: ToolConfig::default(),
+                keep: vec![names::TCP_RETRANS_EVENTS],
+                ring_bytes: DEFAULT_RING_BYTES,
+            },
         )?;
         probe.attach_tp(names::TCP_RETRANS_PROGRAM, "tcp", "tcp_retransmit_skb")?;
         let ring = probe.ring(names::TCP_RETRANS_EVENTS)?;

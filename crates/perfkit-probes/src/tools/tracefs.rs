@@ -52,7 +52,7 @@ pub fn fields(category: &str, name: &str) -> Result<HashMap<String, Field>, Prob
 }
 
 /// Parses a tracepoint's `format` file: lines such as
-/// `field:char rwbs[10];	offset:34;	size:10;	signed:0;`.
+/// `field:char rwbs[10];<TAB>offset:34;<TAB>size:10;<TAB>signed:0;`.
 pub fn parse_format(text: &str) -> HashMap<String, Field> {
     let mut out = HashMap::new();
     for line in text.lines() {
