@@ -355,7 +355,10 @@ pub fn assert_shares(folded: &[(String, u64)], expected: &[(&[&str], f64)], min_
 pub fn profile_command(extra: &[&str], command: &[&std::ffi::OsStr]) -> (Vec<(String, u64)>, String) {
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
+    // In the scratch directory: whatever the command leaves behind (V8's
+    // isolate logs...) goes with it.
     let out = run(perfkit()
+        .current_dir(dir.path())
         .arg("profile")
         .args(extra)
         .arg("-o")

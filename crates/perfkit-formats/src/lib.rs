@@ -112,6 +112,7 @@ impl fmt::Display for Format {
 
 /// What perfkit writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OutputFormat {
     /// An interactive flame graph (rendered by `perfkit-flamegraph`; this
     /// crate does not draw).
@@ -181,6 +182,7 @@ impl fmt::Display for OutputFormat {
 /// What the root frame of each stack is, for inputs that carry process and
 /// thread ids (`perf script`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Roots {
     /// The command name: all processes and threads of one name merge.
     #[default]
@@ -412,14 +414,28 @@ fn check_folded(text: &str) -> Result<Cow<'_, str>, FormatError> {
 
 fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String, FormatError> {
     let mut out = Vec::new();
-    if format == Format::PerfScript {
-        let mut opts = perf::Options::default();
-        opts.annotate_kernel = true;
-        opts.include_pid = options.roots != Roots::Command;
-        opts.include_tid = options.roots == Roots::Thread;
-        perf::Folder::from(opts).collapse(data, &mut out)?;
-    } else {
-        guess::Folder::default().collapse(data, &mut out)?;
+    // inferno's collapsers assert on some malformed inputs (found by
+    // fuzzing: a perf script whose events it cannot filter): a panic there
+    // is a malformed input, not a crash of the caller.
+    let collapsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if format == Format::PerfScript {
+            let mut opts = perf::Options::default();
+            opts.annotate_kernel = true;
+            opts.include_pid = options.roots != Roots::Command;
+            opts.include_tid = options.roots == Roots::Thread;
+            perf::Folder::from(opts).collapse(data, &mut out)
+        } else {
+            guess::Folder::default().collapse(data, &mut out)
+        }
+    }));
+    match collapsed {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(FormatError::Malformed {
+                format,
+                reason: "the collapser rejected the input (inconsistent events or stack lines)".into(),
+            });
+        }
     }
     if out.is_empty() {
         return Err(if format == Format::PerfScript {

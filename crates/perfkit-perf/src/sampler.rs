@@ -177,6 +177,7 @@ pub struct PerfStats {
 
 /// The result: unique stacks with counts, ready for `perfkit-symbols`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PerfProfile {
     /// Unique (thread, names, user stack, kernel stack) and their counts.
     pub samples: Vec<RawSample>,

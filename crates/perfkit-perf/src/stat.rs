@@ -155,6 +155,7 @@ impl FromStr for StatEvent {
 
 /// One event's total over the target's threads.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct EventCount {
     /// The event.
     pub event: StatEvent,
@@ -293,6 +294,7 @@ fn is_software(e: StatEvent) -> bool {
 
 /// A figure derived from counts, as perf prints after `#`.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Derived {
     /// The value.
     pub value: f64,

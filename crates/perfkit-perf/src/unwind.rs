@@ -51,6 +51,7 @@ fn section_cache() -> &'static Mutex<HashMap<*const ModuleFile, Option<Arc<Secti
 
 /// How an unwind ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnwindEnd {
     /// At the outermost frame.
     Root,
@@ -65,6 +66,7 @@ pub enum UnwindEnd {
 
 /// The frames of one stack and how the walk ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Unwound {
     /// Instruction pointer, then return addresses, innermost first.
     pub frames: Vec<u64>,

@@ -1103,6 +1103,21 @@ mod tests {
         assert_eq!(core::mem::size_of::<super::filter::FilterConfig>(), 24);
         assert_eq!(core::mem::size_of::<super::kernel::KernelOffsets>(), 36);
         assert_eq!(core::mem::size_of::<OffCpuStart>(), 72);
+        use super::tools::*;
+        assert_eq!(core::mem::size_of::<HistKey>(), 16);
+        assert_eq!(core::mem::size_of::<ToolStats>(), 40);
+        assert_eq!(core::mem::size_of::<ToolOffsets>(), 64);
+        assert_eq!(core::mem::size_of::<ToolConfig>(), 48);
+        assert_eq!(core::mem::size_of::<BlockFields>(), 40);
+        assert_eq!(core::mem::size_of::<SockFields>(), 80);
+        assert_eq!(core::mem::size_of::<SyscallKey>(), 8);
+        assert_eq!(core::mem::size_of::<SyscallStat>(), 24);
+        assert_eq!(core::mem::size_of::<BioKey>(), 16);
+        assert_eq!(core::mem::size_of::<BioStart>(), 40);
+        assert_eq!(core::mem::size_of::<BioEvent>(), 80);
+        assert_eq!(core::mem::size_of::<ExecRetEvent>(), 40);
+        assert_eq!(core::mem::size_of::<TcpLifeEvent>(), 96);
+        assert_eq!(core::mem::size_of::<TcpRetransEvent>(), 56);
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub(crate) fn max_sample_rate() -> Option<u64> {
 
 /// Everything a run aggregated.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct RawProfile {
     /// Unique stacks with their counts, in no particular order.
     pub samples: Vec<RawSample>,

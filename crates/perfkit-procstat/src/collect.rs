@@ -42,6 +42,7 @@ pub enum CollectError {
 
 /// Which processes to sample.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProcessSelection {
     /// None: system-wide figures only.
     #[default]

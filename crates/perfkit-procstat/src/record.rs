@@ -126,6 +126,7 @@ impl<W: Write> Recorder<W> {
 
 /// A frame that could not be read, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CorruptFrame {
     /// Byte offset of the damage in the file.
     pub offset: u64,
@@ -135,6 +136,7 @@ pub struct CorruptFrame {
 
 /// A recording read back.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Recording {
     /// The format version of the file.
     pub version: u32,

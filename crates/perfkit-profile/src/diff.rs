@@ -9,6 +9,7 @@ use crate::{Frame, Profile};
 /// Shares are fractions of each profile's own total, so profiles of
 /// different lengths compare directly.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct FunctionDelta {
     /// The frame's folded name (with `_[k]`/`_[i]` suffix).
     pub name: String,

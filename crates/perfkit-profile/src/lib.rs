@@ -249,6 +249,7 @@ pub struct Profile {
 
 /// A function's share of samples.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FunctionCount {
     /// The frame's folded name (with `_[k]`/`_[i]` suffix).
     pub name: String,

@@ -1,0 +1,79 @@
+//! Replays the fuzzing corpus and every crash the fuzzers found (fuzz/) as
+//! a normal test: each input must give a result or an error, never a panic,
+//! within the memory budget. The same calls as the fuzz targets.
+
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "artifacts"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
+            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
+    out.sort();
+    out
+}
+
+fn options() -> perfkit_formats::ReadOptions {
+    let mut o = perfkit_formats::ReadOptions::default();
+    o.max_memory = 64 << 20;
+    o
+}
+
+#[test]
+fn detect_corpus() {
+    for path in inputs("detect") {
+        let data = std::fs::read(&path).unwrap();
+        let _ = perfkit_formats::detect(&data);
+        let _ = perfkit_formats::read_folded(&data, &options());
+        let _ = perfkit_formats::read_profile(&data, &options());
+    }
+}
+
+#[test]
+fn folded_corpus() {
+    for path in inputs("folded") {
+        let data = std::fs::read(&path).unwrap();
+        if let Ok(text) = std::str::from_utf8(&data) {
+            for line in text.lines() {
+                let _ = perfkit_profile::parse_folded_line(line);
+                let _ = perfkit_profile::disambiguate(line);
+            }
+        }
+        let _ = perfkit_profile::parse_folded(&data[..]);
+    }
+}
+
+#[test]
+fn perf_script_corpus() {
+    for path in inputs("perf_script") {
+        let mut input = b"prog 1234/1234 [000] 100.000000: 1 cpu-clock:\n".to_vec();
+        input.extend(std::fs::read(&path).unwrap());
+        for roots in [perfkit_formats::Roots::Command, perfkit_formats::Roots::Process, perfkit_formats::Roots::Thread] {
+            let mut o = options();
+            o.roots = roots;
+            let _ = perfkit_formats::read_folded(&input, &o);
+        }
+    }
+}
+
+#[test]
+fn pprof_corpus() {
+    let mut read_ok = 0;
+    for path in inputs("pprof") {
+        if perfkit_formats::pprof::read(&std::fs::read(&path).unwrap()).is_ok() {
+            read_ok += 1;
+        }
+    }
+    assert!(read_ok > 0, "the seeds are valid pprof");
+}
+
+#[test]
+fn json_corpus() {
+    for path in inputs("json") {
+        let _ = perfkit_formats::json::read(&std::fs::read(&path).unwrap());
+    }
+}
