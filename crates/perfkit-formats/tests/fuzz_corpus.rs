@@ -52,7 +52,8 @@ fn perf_script_corpus() {
     for path in inputs("perf_script") {
         let mut input = b"prog 1234/1234 [000] 100.000000: 1 cpu-clock:\n".to_vec();
         input.extend(std::fs::read(&path).unwrap());
-        for roots in [perfkit_formats::Roots::Command, perfkit_formats::Roots::Process, perfkit_formats::Roots::Thread] {
+        for roots in [perfkit_formats::Roots::Command, perfkit_formats::Roots::Process, perfkit_formats::Roots::Thread]
+        {
             let mut o = options();
             o.roots = roots;
             let _ = perfkit_formats::read_folded(&input, &o);

@@ -35,10 +35,10 @@ mod tables;
 pub mod tools;
 mod warm;
 
-pub use error::ProbeError;
 /// The aya errors [`ProbeError`] carries as sources, re-exported so that
 /// callers can inspect them without depending on aya themselves.
 pub use aya::{maps::MapError, programs::ProgramError};
+pub use error::ProbeError;
 pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
 pub use perfkit_profile::raw::{RawSample, RawStack};
 pub use perfkit_target::Modules;
