@@ -18,7 +18,10 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   perfkit profile -p 1234 -d 30 -o api.svg     # on-CPU flame graph
-  perfkit profile --unwind dwarf -- ./server   # full stacks without frame pointers
+  perfkit profile -a -d 10                     # the whole machine
+  perfkit offcpu -p 1234 -d 10                 # where it blocks, and for how long
+  perfkit runqlat 1 5                          # run-queue latency histograms
+  perfkit execsnoop -- make -j8                # every exec of a build
   perfkit stat -p 1234 -d 10                   # counts, like perf stat
   perf script | perfkit flamegraph > perf.svg
   perfkit diff before.folded after.folded -o diff.svg

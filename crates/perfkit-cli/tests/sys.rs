@@ -117,10 +117,19 @@ fn one_busy_cpu_of_two_shows_like_mpstat() {
     assert!(our_busy >= expected - 10.0, "perfkit: {our_busy} % busy, expected at least about {expected}");
     assert!((our_busy - their_busy).abs() <= 8.0, "perfkit {our_busy} vs mpstat {their_busy} % busy");
     // The columns add up to 100.
-    let sum: f64 = ["usr", "nice", "sys", "iowait", "irq", "soft", "steal", "idle"]
-        .iter()
-        .map(|k| all[*k].as_f64().unwrap())
-        .sum();
+    let sum: f64 = [
+        "usr_percent",
+        "nice_percent",
+        "sys_percent",
+        "iowait_percent",
+        "irq_percent",
+        "soft_percent",
+        "steal_percent",
+        "idle_percent",
+    ]
+    .iter()
+    .map(|k| all[*k].as_f64().unwrap())
+    .sum();
     assert!((sum - 100.0).abs() < 0.1, "{sum}");
 }
 

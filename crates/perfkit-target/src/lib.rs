@@ -205,12 +205,19 @@ impl HeldCommand {
         }
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
+        // The name the command will have after exec (its file name, cut to
+        // 15 bytes as the kernel does), so that samples of the held child and
+        // of the exec itself carry the command's name, not perfkit's.
+        let base = program.as_bytes().rsplit(|&b| b == b'/').next().unwrap_or(b"");
+        let mut comm = [0u8; 16];
+        let n = base.len().min(15);
+        comm[..n].copy_from_slice(&base[..n]);
 
         let (go_read, go_write) = pipe().map_err(sys("pipe"))?;
         let (status_read, status_write) = pipe().map_err(sys("pipe"))?;
 
-        // SAFETY: the child only makes async-signal-safe calls (read, write,
-        // execvp, _exit) on memory prepared before the fork.
+        // SAFETY: the child only makes async-signal-safe calls (prctl, read,
+        // write, execvp, _exit) on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(sys("fork")(io::Error::last_os_error()));
@@ -223,6 +230,7 @@ impl HeldCommand {
                 libc::close(go_write.as_raw_fd());
                 libc::close(status_read.as_raw_fd());
                 libc::setpgid(0, 0);
+                libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
                 if stdout_to_stderr {
                     libc::dup2(2, 1);
                 }
