@@ -614,6 +614,17 @@ pub mod tools {
         pub slot: u32,
     }
 
+    /// A per-CPU histogram bucket: values counted, and their sum (so that one
+    /// map update records both).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct HistValue {
+        /// Values in the bucket.
+        pub count: u64,
+        /// Their sum, in nanoseconds.
+        pub sum_ns: u64,
+    }
+
     /// Counters every tool keeps (a per-CPU array of one).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1072,6 +1083,8 @@ mod pod {
     unsafe impl aya::Pod for super::tools::HistKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::tools::ToolStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::HistValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::tools::ToolOffsets {}
     // SAFETY: as above.

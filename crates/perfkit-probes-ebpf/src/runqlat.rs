@@ -2,30 +2,36 @@
 //! (or preemption) to the moment they run, as log2 histograms.
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_NO_PREALLOC},
+    bindings::BPF_ANY,
     helpers::bpf_ktime_get_ns,
     macros::{map, raw_tracepoint},
-    maps::HashMap,
+    maps::{HashMap, PerCpuHashMap},
     programs::RawTracePointContext,
 };
-use perfkit_probes_common::tools::{HistKey, PER_CGROUP, PER_PIDNS, PER_PROCESS, PER_THREAD, TOOL_RUNQLAT};
+use perfkit_probes_common::tools::{HistKey, HistValue, PER_CGROUP, PER_PIDNS, PER_PROCESS, PER_THREAD, TOOL_RUNQLAT};
 
 use crate::{kernel, tools};
 
-/// When each runnable thread was enqueued.
+/// When each runnable thread was enqueued (preallocated: the scheduler's
+/// hot path allocates nothing).
 #[map]
-static RUNQ_START: HashMap<u32, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+static RUNQ_START: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 
-/// Latency histograms (microsecond log2 slots, and the sum in ns).
+/// Latency histograms (microsecond log2 slots, and the sum in ns), one copy
+/// per CPU.
 #[map]
-static RUNQ_HIST: HashMap<HistKey, u64> = HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+static RUNQ_HIST: PerCpuHashMap<HistKey, HistValue> = PerCpuHashMap::with_max_entries(16_384, 0);
 
 #[inline(always)]
 fn enqueue(task: u64) {
     if !tools::task_selected(task) {
         return;
     }
-    let tid = tools::task_pid(task);
+    enqueue_tid(tools::task_pid(task));
+}
+
+#[inline(always)]
+fn enqueue_tid(tid: u32) {
     if tid == 0 {
         return;
     }
@@ -57,9 +63,13 @@ pub fn runq_wakeup_new(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn runq_switch(ctx: RawTracePointContext) -> i32 {
     let (prev, next) = (ctx.arg::<u64>(1), ctx.arg::<u64>(2));
-    // TASK_RUNNING is 0: prev was preempted, not blocked.
+    // TASK_RUNNING is 0: prev was preempted, not blocked. prev is still
+    // the current task: its ids need no read of its task_struct.
     if kernel::read::<u32>(prev, kernel::offsets().task_state).unwrap_or(1) == 0 {
-        enqueue(prev);
+        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+        if crate::filter::selected((pid_tgid >> 32) as u32, pid_tgid as u32) {
+            enqueue_tid(pid_tgid as u32);
+        }
     }
     let tid = tools::task_pid(next);
     if tid == 0 {
@@ -79,6 +89,6 @@ pub fn runq_switch(ctx: RawTracePointContext) -> i32 {
         PER_PIDNS => tools::task_pidns(next),
         _ => 0,
     };
-    tools::record_latency(&RUNQ_HIST, id, 0, now.saturating_sub(start), stats);
+    tools::record_latency_per_cpu(&RUNQ_HIST, id, now.saturating_sub(start), stats);
     0
 }

@@ -4,10 +4,10 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes, generated::bpf_loop},
     macros::{map, raw_tracepoint},
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, PerCpuHashMap},
     programs::RawTracePointContext,
 };
 use perfkit_probes_common::tools::{
@@ -15,15 +15,16 @@ use perfkit_probes_common::tools::{
     SyscallStat, TOOL_SYSCOUNT,
 };
 
-use crate::{atomic_add, filter, kernel, tools};
+use crate::{filter, kernel, tools};
 
-/// Calls, time and errors per (process, syscall).
+/// Calls, time and errors per (process, syscall), one copy per CPU: no
+/// atomics on the syscall path.
 #[map]
-static SYS_COUNTS: HashMap<SyscallKey, SyscallStat> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+static SYS_COUNTS: PerCpuHashMap<SyscallKey, SyscallStat> = PerCpuHashMap::with_max_entries(10_240, 0);
 
 /// When each thread entered its current syscall (with latency).
 #[map]
-static SYS_START: HashMap<u32, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+static SYS_START: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 
 /// Syscall names by number.
 #[map]
@@ -85,11 +86,12 @@ pub fn sys_exit_count(ctx: RawTracePointContext) -> i32 {
     }
     match SYS_COUNTS.get_ptr_mut(&key) {
         Some(p) => {
-            // SAFETY: `p` points at a live map value; the adds are atomic.
+            // SAFETY: this CPU's copy of a live map value; a BPF program is
+            // not re-entered on its CPU while it runs.
             unsafe {
-                atomic_add(&raw mut (*p).count, 1);
-                atomic_add(&raw mut (*p).total_ns, took);
-                atomic_add(&raw mut (*p).errors, failed);
+                (*p).count += 1;
+                (*p).total_ns += took;
+                (*p).errors += failed;
             }
         }
         None => stats.updates_lost += 1,

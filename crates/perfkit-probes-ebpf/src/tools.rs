@@ -1,10 +1,14 @@
 //! What the bcc-style tools share: their configuration, the kernel
 //! offsets they read, their counters, and histogram updates.
 
-use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::HashMap, maps::PerCpuArray};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+};
 use perfkit_probes_common::{
     filter::{MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS},
-    tools::{BlockFields, HIST_SLOTS, HistKey, SockFields, ToolConfig, ToolOffsets, ToolStats},
+    tools::{BlockFields, HIST_SLOTS, HistKey, HistValue, SockFields, ToolConfig, ToolOffsets, ToolStats},
 };
 
 use crate::{atomic_add, filter, kernel};
@@ -120,6 +124,26 @@ pub(crate) fn hist_add(map: &HashMap<HistKey, u64>, key: HistKey, n: u64, stats:
             Some(p) => atomic_add(p, n),
             None => stats.updates_lost += 1,
         }
+    }
+}
+
+/// Records one latency in this CPU's copy of its bucket (the log2 slot in
+/// microseconds, with the sum in nanoseconds): one map lookup, no atomics,
+/// no cache line shared between CPUs (user space sums the copies).
+#[inline(always)]
+pub(crate) fn record_latency_per_cpu(map: &PerCpuHashMap<HistKey, HistValue>, id: u64, ns: u64, stats: &mut ToolStats) {
+    let key = HistKey { id, sub: 0, slot: perfkit_probes_common::tools::log2_slot(ns / 1000) };
+    if let Some(p) = map.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value; a BPF program is not re-entered on its
+        // CPU while it runs.
+        unsafe {
+            (*p).count += 1;
+            (*p).sum_ns += ns;
+        }
+        return;
+    }
+    if map.insert(&key, &HistValue { count: 1, sum_ns: ns }, BPF_NOEXIST as u64).is_err() {
+        stats.updates_lost += 1;
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use perfkit_probes_common::tools::{HIST_SLOTS, HistKey};
+use perfkit_probes_common::tools::{HIST_SLOTS, HistKey, HistValue};
 
 use crate::ProbeError;
 
@@ -77,17 +77,38 @@ impl Histogram {
     }
 }
 
-/// Reads every histogram of a map, sorted by (id, sub).
+/// Reads every histogram of a map (a hash map, or a per-CPU one whose
+/// copies are summed), sorted by (id, sub).
 pub(crate) fn read(map: &aya::maps::Map, name: &'static str) -> Result<Vec<Histogram>, ProbeError> {
     let map_err = |source| ProbeError::Map { map: name, source };
-    let hist: BpfHashMap<&MapData, HistKey, u64> = BpfHashMap::try_from(map).map_err(map_err)?;
+    let entries: Vec<(HistKey, u64)> = match map {
+        aya::maps::Map::PerCpuHashMap(_) => {
+            // Per-CPU buckets carry their own sums: the sum goes in the sum
+            // slot, as the shared maps keep it.
+            let hist: aya::maps::PerCpuHashMap<&MapData, HistKey, HistValue> =
+                aya::maps::PerCpuHashMap::try_from(map).map_err(map_err)?;
+            let mut v = Vec::new();
+            for item in hist.iter() {
+                let (key, values) = item.map_err(map_err)?;
+                let (count, sum) = values
+                    .iter()
+                    .fold((0u64, 0u64), |(c, s), x| (c.saturating_add(x.count), s.saturating_add(x.sum_ns)));
+                v.push((key, count));
+                v.push((HistKey { slot: HIST_SLOTS as u32, ..key }, sum));
+            }
+            v
+        }
+        _ => {
+            let hist: BpfHashMap<&MapData, HistKey, u64> = BpfHashMap::try_from(map).map_err(map_err)?;
+            hist.iter().collect::<Result<Vec<_>, _>>().map_err(map_err)?
+        }
+    };
     let mut out: BTreeMap<(u64, u32), Histogram> = BTreeMap::new();
-    for item in hist.iter() {
-        let (key, value) = item.map_err(map_err)?;
+    for (key, value) in entries {
         let h = out.entry((key.id, key.sub)).or_insert_with(|| Histogram::new(key.id, key.sub));
         match key.slot as usize {
-            s if s < HIST_SLOTS => h.counts[s] = value,
-            s if s == HIST_SLOTS => h.sum_ns = value,
+            s if s < HIST_SLOTS => h.counts[s] = h.counts[s].saturating_add(value),
+            s if s == HIST_SLOTS => h.sum_ns = h.sum_ns.saturating_add(value),
             _ => {}
         }
     }

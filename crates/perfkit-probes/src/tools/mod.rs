@@ -93,6 +93,10 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::TARGET_TGIDS,
         names::TARGET_TIDS,
         names::SYSCALL_NAMES,
+        names::RUNQ_START,
+        names::RUNQ_HIST,
+        names::SYS_COUNTS,
+        names::SYS_START,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -354,7 +358,10 @@ impl Runqlat {
         {
             return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
         }
-        let mut probe = Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep: vec![], ring_bytes: 0 })?;
+        let mut probe = Probe::load(
+            TOOL_RUNQLAT,
+            Globals { selection, config, keep: vec![names::RUNQ_START, names::RUNQ_HIST], ring_bytes: 0 },
+        )?;
         probe.attach_raw(names::RUNQ_WAKEUP_PROGRAM, "sched_wakeup")?;
         probe.attach_raw(names::RUNQ_WAKEUP_NEW_PROGRAM, "sched_wakeup_new")?;
         probe.attach_raw(names::RUNQ_SWITCH_PROGRAM, "sched_switch")?;
@@ -509,7 +516,7 @@ impl Syscount {
             Globals {
                 selection: config.selection,
                 config: tool_config,
-                keep: vec![names::SYSCALL_NAMES],
+                keep: vec![names::SYSCALL_NAMES, names::SYS_COUNTS, names::SYS_START],
                 ring_bytes: 0,
             },
         )?;
@@ -524,7 +531,10 @@ impl Syscount {
                 HashMap::new()
             }
         };
-        probe.attach_raw(names::SYS_ENTER_PROGRAM, "sys_enter")?;
+        // Syscall entries matter only for their latency.
+        if tool_config.sys_latency != 0 {
+            probe.attach_raw(names::SYS_ENTER_PROGRAM, "sys_enter")?;
+        }
         probe.attach_raw(names::SYS_EXIT_PROGRAM, "sys_exit")?;
         Ok(Self { probe, names })
     }
@@ -542,12 +552,18 @@ impl Syscount {
     /// The counts since the start.
     pub fn counts(&self) -> Result<Vec<SyscallCount>, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::SYS_COUNTS, source };
-        let map: aya::maps::HashMap<&MapData, SyscallKey, SyscallStat> =
-            aya::maps::HashMap::try_from(self.probe.map(names::SYS_COUNTS)?).map_err(map_err)?;
+        let map: aya::maps::PerCpuHashMap<&MapData, SyscallKey, SyscallStat> =
+            aya::maps::PerCpuHashMap::try_from(self.probe.map(names::SYS_COUNTS)?).map_err(map_err)?;
         let mut out = Vec::new();
         for item in map.iter() {
-            let (k, v) = item.map_err(map_err)?;
-            out.push(SyscallCount { pid: k.pid, nr: k.nr, count: v.count, errors: v.errors, total_ns: v.total_ns });
+            let (k, per_cpu) = item.map_err(map_err)?;
+            let mut c = SyscallCount { pid: k.pid, nr: k.nr, count: 0, errors: 0, total_ns: 0 };
+            for v in per_cpu.iter() {
+                c.count = c.count.saturating_add(v.count);
+                c.errors = c.errors.saturating_add(v.errors);
+                c.total_ns = c.total_ns.saturating_add(v.total_ns);
+            }
+            out.push(c);
         }
         out.sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)).then(a.pid.cmp(&b.pid)));
         Ok(out)
