@@ -170,6 +170,21 @@ fn ebpf_toolchain() -> Result<String, String> {
     Ok(toolchain)
 }
 
+/// The sysroot of the eBPF toolchain, as `rustc --print sysroot` gives it.
+fn ebpf_sysroot(toolchain: &str) -> Result<String, String> {
+    let out = Command::new("rustc")
+        .arg(format!("+{toolchain}"))
+        .args(["--print", "sysroot"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .map_err(|e| format!("running rustc +{toolchain} --print sysroot: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || sysroot.is_empty() {
+        return Err(format!("rustc +{toolchain} --print sysroot failed ({})", out.status));
+    }
+    Ok(sysroot)
+}
+
 /// Compiles the eBPF crate into `target_dir`; returns the object's path.
 fn compile_ebpf(root: &Path, target_dir: &Path) -> Result<PathBuf, String> {
     let toolchain = ebpf_toolchain()?;
@@ -185,6 +200,9 @@ fn compile_ebpf(root: &Path, target_dir: &Path) -> Result<PathBuf, String> {
     // where the repository or the registry sit.
     let remap_root = format!("--remap-path-prefix={}=/perfkit", root.display());
     let remap_registry = format!("--remap-path-prefix={}=/cargo", home.display());
+    // core is built from the toolchain's rust-src, whose path names the
+    // toolchain (`nightly-…` or `nightly-2026-05-20-…`) and rustup's home.
+    let remap_sysroot = format!("--remap-path-prefix={}=/rust-sysroot", ebpf_sysroot(&toolchain)?);
     let rustflags = [
         &format!("--cfg=bpf_target_arch=\"{arch}\""),
         "-Cdebuginfo=2",
@@ -192,6 +210,7 @@ fn compile_ebpf(root: &Path, target_dir: &Path) -> Result<PathBuf, String> {
         "-Ctarget-cpu=v3",
         &remap_root,
         &remap_registry,
+        &remap_sysroot,
     ]
     .join("\x1f");
     eprintln!("xtask: building {} for bpfel-unknown-none with {toolchain}", krate.display());
