@@ -29,6 +29,7 @@
 
 pub mod btf;
 mod error;
+mod object;
 pub mod privileges;
 mod sampler;
 mod tables;

@@ -6,13 +6,14 @@ use std::{collections::HashMap, fs, time::Duration};
 use crate::{
     ProbeError,
     error::{classify, io_errno, libc_errno},
+    object,
     tables::{TableLoader, TableStats},
 };
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
     programs::{
-        PerfEvent, RawTracePoint,
+        PerfEvent,
         perf_event::{PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent},
         raw_trace_point::RawTracePointLinkId,
     },
@@ -28,9 +29,6 @@ use perfkit_probes_common::{
 };
 use perfkit_profile::raw::{RawSample, RawStack, SampleKind, StackEnd};
 use perfkit_target::Modules;
-
-/// The compiled kernel side, built by `cargo xtask build-ebpf`.
-pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/perfkit-probes.bpf.o");
 
 /// Which tasks to sample.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,10 +209,6 @@ impl std::fmt::Debug for StackSampler {
     }
 }
 
-fn load_error(what: &'static str) -> impl Fn(aya::programs::ProgramError) -> ProbeError {
-    move |e| classify(what, &e).unwrap_or_else(|| ProbeError::Load(Box::new(e)))
-}
-
 impl StackSampler {
     /// Loads the programs, selects the tasks, loads the unwind tables of
     /// the selected processes' files, and starts sampling.
@@ -239,11 +233,7 @@ impl StackSampler {
             states,
             _pad: 0,
         };
-        let mut loader = EbpfLoader::new();
-        // The programs read kernel structures at offsets found by
-        // crate::btf, not through CO-RE relocations: aya need not parse the
-        // kernel's BTF (tens of MiB of memory for this kernel).
-        loader.btf(None);
+        let mut loader = object::loader();
         loader
             .override_global(names::FILTER, &filter, true)
             .override_global(names::OFFSETS, &offsets, true)
@@ -264,12 +254,12 @@ impl StackSampler {
             keep.push(names::OFF_CPU_START);
         }
         crate::tools::shrink_unused(&mut loader, &keep);
-        let mut ebpf = loader
-            .map_max_entries(names::COUNTS, config.counts_entries)
-            .map_max_entries(names::STACKS, config.stack_entries)
-            .map_max_entries(names::ROWS, config.table_rows)
-            .load(OBJECT)
-            .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+        let mut ebpf = object::load(
+            loader
+                .map_max_entries(names::COUNTS, config.counts_entries)
+                .map_max_entries(names::STACKS, config.stack_entries)
+                .map_max_entries(names::ROWS, config.table_rows),
+        )?;
 
         // Full per-CPU element caches: no ENOMEM for the first stacks.
         crate::warm::warm(&mut ebpf, names::STACKS, |i| u64::MAX - i, crate::warm::zeroed::<StackTrace>());
@@ -281,20 +271,14 @@ impl StackSampler {
         );
 
         // The selection.
-        match &config.selection {
-            Selection::Processes { pids, .. } => fill_set(&mut ebpf, names::TARGET_TGIDS, pids)?,
-            Selection::Threads(tids) => fill_set(&mut ebpf, names::TARGET_TIDS, tids)?,
-            _ => {}
-        }
+        object::fill_selection(&mut ebpf, &config.selection)?;
 
         // Unwind tables: the loader takes the table maps, publishes the
         // selected processes' mappings, and serves the kernel side's
         // requests from its own thread.
         let mut tables = None;
         if config.user_stacks == UserStacks::Tables {
-            let mut take = |name: &'static str| {
-                ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("the object has no map {name}").into()))
-            };
+            let mut take = |name: &'static str| object::take_map(&mut ebpf, name);
             let (procs, file_state, pages, rows, requests) = (
                 take(names::PROCS)?,
                 take(names::FILE_STATE)?,
@@ -347,32 +331,14 @@ impl StackSampler {
     }
 
     fn attach_raw_tp(&mut self, program: &'static str, tracepoint: &'static str) -> Result<(), ProbeError> {
-        let p: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(program)
-            .ok_or_else(|| ProbeError::Load(format!("the object has no program {program}").into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
-        p.load().map_err(load_error("loading BPF programs"))?;
-        let link = p.attach(tracepoint).map_err(|source| {
-            classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
-                program,
-                tracepoint,
-                source,
-            })
-        })?;
+        let link = object::attach_raw(&mut self.ebpf, program, tracepoint)?;
         self.tp_links.push((program, link));
         Ok(())
     }
 
     fn attach_perf(&mut self, hz: u64) -> Result<(), ProbeError> {
-        let program: &mut PerfEvent = self
-            .ebpf
-            .program_mut(names::ON_CPU_PROGRAM)
-            .ok_or_else(|| ProbeError::Load(format!("the object has no program {}", names::ON_CPU_PROGRAM).into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
-        program.load().map_err(load_error("loading BPF programs"))?;
+        let program: &mut PerfEvent = object::program(&mut self.ebpf, names::ON_CPU_PROGRAM)?;
+        program.load().map_err(object::load_error)?;
         let cpus = aya::util::online_cpus().map_err(|(path, source)| ProbeError::OnlineCpus { path, source })?;
         for cpu in cpus {
             let link = program
@@ -402,7 +368,7 @@ impl StackSampler {
     /// Adds a process to the selection (with [`Selection::Processes`]) and
     /// publishes its mappings.
     pub fn add_process(&mut self, pid: u32) -> Result<(), ProbeError> {
-        fill_set(&mut self.ebpf, names::TARGET_TGIDS, &[pid])?;
+        object::fill_set(&mut self.ebpf, names::TARGET_TGIDS, &[pid])?;
         if let Some(t) = &self.tables {
             t.publish(pid);
         }
@@ -420,11 +386,8 @@ impl StackSampler {
     /// Counters so far, summed over CPUs; cheap enough for a progress line.
     pub fn stats(&self) -> Result<SampleStats, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::STATS, source };
-        let map = self
-            .ebpf
-            .map(names::STATS)
-            .ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: names::STATS.into() }))?;
-        let stats: PerCpuArray<&MapData, SampleStats> = PerCpuArray::try_from(map).map_err(map_err)?;
+        let stats: PerCpuArray<&MapData, SampleStats> =
+            PerCpuArray::try_from(object::map(&self.ebpf, names::STATS)?).map_err(map_err)?;
         let per_cpu = stats.get(&0, 0).map_err(map_err)?;
         let mut total = SampleStats::default();
         for cpu in per_cpu.iter() {
@@ -447,19 +410,11 @@ impl StackSampler {
         };
         let stats = self.stats()?;
         let stack_err = |source| ProbeError::Map { map: names::STACKS, source };
-        let stacks: BpfHashMap<&MapData, u64, StackTrace> = self
-            .ebpf
-            .map(names::STACKS)
-            .ok_or_else(|| stack_err(aya::maps::MapError::InvalidName { name: names::STACKS.into() }))?
-            .try_into()
-            .map_err(stack_err)?;
+        let stacks: BpfHashMap<&MapData, u64, StackTrace> =
+            object::map(&self.ebpf, names::STACKS)?.try_into().map_err(stack_err)?;
         let count_err = |source| ProbeError::Map { map: names::COUNTS, source };
-        let counts: BpfHashMap<&MapData, SampleKey, u64> = self
-            .ebpf
-            .map(names::COUNTS)
-            .ok_or_else(|| count_err(aya::maps::MapError::InvalidName { name: names::COUNTS.into() }))?
-            .try_into()
-            .map_err(count_err)?;
+        let counts: BpfHashMap<&MapData, SampleKey, u64> =
+            object::map(&self.ebpf, names::COUNTS)?.try_into().map_err(count_err)?;
 
         let mut by_hash: HashMap<u64, RawStack> = HashMap::new();
         let mut lookup = |hash: u64| -> RawStack {
@@ -517,13 +472,7 @@ impl StackSampler {
                 }
             }
         }
-        for (name, link) in self.tp_links.drain(..) {
-            if let Some(program) = self.ebpf.program_mut(name)
-                && let Ok(program) = <&mut RawTracePoint>::try_from(program)
-            {
-                let _ = program.detach(link);
-            }
-        }
+        object::detach_raw(&mut self.ebpf, self.tp_links.drain(..));
     }
 }
 
@@ -547,16 +496,6 @@ pub(crate) fn filter_config(selection: &Selection) -> FilterConfig {
 fn tgid_of(tid: u32) -> Option<u32> {
     let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
-}
-
-pub(crate) fn fill_set(ebpf: &mut Ebpf, name: &'static str, ids: &[u32]) -> Result<(), ProbeError> {
-    let map_err = |source| ProbeError::Map { map: name, source };
-    let map = ebpf.map_mut(name).ok_or_else(|| map_err(aya::maps::MapError::InvalidName { name: name.into() }))?;
-    let mut set: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(map).map_err(map_err)?;
-    for &id in ids {
-        set.insert(id, 1, 0).map_err(map_err)?;
-    }
-    Ok(())
 }
 
 fn comm_to_string(comm: &[u8; COMM_LEN]) -> String {
@@ -592,8 +531,8 @@ mod tests {
 
     #[test]
     fn shipped_object_is_an_elf_bpf_object() {
-        assert_eq!(&OBJECT[..4], b"\x7fELF");
+        assert_eq!(&object::OBJECT[..4], b"\x7fELF");
         // e_machine at offset 18: EM_BPF = 247.
-        assert_eq!(u16::from_le_bytes([OBJECT[18], OBJECT[19]]), 247);
+        assert_eq!(u16::from_le_bytes([object::OBJECT[18], object::OBJECT[19]]), 247);
     }
 }

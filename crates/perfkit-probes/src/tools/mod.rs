@@ -27,7 +27,7 @@ use std::{collections::HashMap, fs, os::fd::AsRawFd, time::Duration};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId},
+    programs::{TracePoint, raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId},
 };
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
@@ -42,10 +42,7 @@ use perfkit_probes_common::{
     },
 };
 
-use crate::{ProbeError, Selection, error::classify, sampler::filter_config};
-
-/// The compiled kernel side (the same object as the sampler's).
-use crate::sampler::OBJECT;
+use crate::{ProbeError, Selection, object, sampler::filter_config};
 
 /// Ring buffers in the object, and the size each tool's own gets.
 const RINGS: [&str; 6] = [
@@ -107,8 +104,8 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
 struct Globals {
     selection: Option<Selection>,
     config: ToolConfig,
+    /// The maps the tool uses; its ring buffers get [`DEFAULT_RING_BYTES`].
     keep: Vec<&'static str>,
-    ring_bytes: u32,
 }
 
 impl Probe {
@@ -138,11 +135,7 @@ impl Probe {
             Some(Selection::Threads(_)) => keep.push(names::TARGET_TIDS),
             _ => {}
         }
-        let mut loader = EbpfLoader::new();
-        // The programs read kernel structures at offsets found by
-        // crate::btf, not through CO-RE relocations: aya need not parse the
-        // kernel's BTF (tens of MiB of memory for this kernel).
-        loader.btf(None);
+        let mut loader = object::loader();
         loader
             .override_global(names::FILTER, &filter, true)
             .override_global(names::OFFSETS, &offsets, true)
@@ -153,16 +146,12 @@ impl Probe {
         shrink_unused(&mut loader, &keep);
         for ring in RINGS {
             if keep.contains(&ring) && ring != names::REQUESTS {
-                loader.map_max_entries(ring, g.ring_bytes);
+                loader.map_max_entries(ring, DEFAULT_RING_BYTES);
             }
         }
-        let mut ebpf = loader
-            .load(OBJECT)
-            .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
-        match &g.selection {
-            Some(Selection::Processes { pids, .. }) => crate::sampler::fill_set(&mut ebpf, names::TARGET_TGIDS, pids)?,
-            Some(Selection::Threads(tids)) => crate::sampler::fill_set(&mut ebpf, names::TARGET_TIDS, tids)?,
-            _ => {}
+        let mut ebpf = object::load(&mut loader)?;
+        if let Some(selection) = &g.selection {
+            object::fill_selection(&mut ebpf, selection)?;
         }
         let mut probe = Self { ebpf, raw: Vec::new(), tps: Vec::new(), tool };
         if let Some(Selection::Processes { follow_children: true, .. }) = &g.selection {
@@ -173,23 +162,7 @@ impl Probe {
     }
 
     fn attach_raw(&mut self, program: &'static str, tracepoint: &'static str) -> Result<(), ProbeError> {
-        let p: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(program)
-            .ok_or_else(|| ProbeError::Load(format!("the object has no program {program}").into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
-        if p.fd().is_err() {
-            p.load()
-                .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
-        }
-        let link = p.attach(tracepoint).map_err(|source| {
-            classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
-                program,
-                tracepoint,
-                source,
-            })
-        })?;
+        let link = object::attach_raw(&mut self.ebpf, program, tracepoint)?;
         self.raw.push((program, link));
         Ok(())
     }
@@ -200,36 +173,20 @@ impl Probe {
         category: &'static str,
         name: &'static str,
     ) -> Result<(), ProbeError> {
-        tracefs::root()?;
-        if !std::path::Path::new(&format!("{}/events/{category}/{name}", tracefs::root()?.display())).is_dir() {
+        if !tracefs::root()?.join("events").join(category).join(name).is_dir() {
             return Err(ProbeError::MissingTracepoint { category: category.to_owned(), name: name.to_owned() });
         }
-        let p: &mut TracePoint = self
-            .ebpf
-            .program_mut(program)
-            .ok_or_else(|| ProbeError::Load(format!("the object has no program {program}").into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(Box::new(e)))?;
+        let p: &mut TracePoint = object::program(&mut self.ebpf, program)?;
         if p.fd().is_err() {
-            p.load()
-                .map_err(|e| classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e))))?;
+            p.load().map_err(object::load_error)?;
         }
-        let link = p.attach(category, name).map_err(|source| {
-            classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
-                program,
-                tracepoint: name,
-                source,
-            })
-        })?;
+        let link = p.attach(category, name).map_err(object::tracepoint_error(program, name))?;
         self.tps.push((program, link));
         Ok(())
     }
 
     fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
-        self.ebpf.map(name).ok_or_else(|| ProbeError::Map {
-            map: name,
-            source: aya::maps::MapError::InvalidName { name: name.into() },
-        })
+        object::map(&self.ebpf, name)
     }
 
     fn stats(&self) -> Result<ToolStats, ProbeError> {
@@ -244,21 +201,13 @@ impl Probe {
     }
 
     fn ring(&mut self, name: &'static str) -> Result<Ring, ProbeError> {
-        let map = self.ebpf.take_map(name).ok_or_else(|| ProbeError::Map {
-            map: name,
-            source: aya::maps::MapError::InvalidName { name: name.into() },
-        })?;
-        RingBuf::try_from(map).map(Ring).map_err(|source| ProbeError::Map { map: name, source })
+        RingBuf::try_from(object::take_map(&mut self.ebpf, name)?)
+            .map(Ring)
+            .map_err(|source| ProbeError::Map { map: name, source })
     }
 
     fn detach(&mut self) {
-        for (name, link) in self.raw.drain(..) {
-            if let Some(p) = self.ebpf.program_mut(name)
-                && let Ok(p) = <&mut RawTracePoint>::try_from(p)
-            {
-                let _ = p.detach(link);
-            }
-        }
+        object::detach_raw(&mut self.ebpf, self.raw.drain(..));
         for (name, link) in self.tps.drain(..) {
             if let Some(p) = self.ebpf.program_mut(name)
                 && let Ok(p) = <&mut TracePoint>::try_from(p)
@@ -358,10 +307,8 @@ impl Runqlat {
         {
             return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
         }
-        let mut probe = Probe::load(
-            TOOL_RUNQLAT,
-            Globals { selection, config, keep: vec![names::RUNQ_START, names::RUNQ_HIST], ring_bytes: 0 },
-        )?;
+        let mut probe =
+            Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep: vec![names::RUNQ_START, names::RUNQ_HIST] })?;
         probe.attach_raw(names::RUNQ_WAKEUP_PROGRAM, "sched_wakeup")?;
         probe.attach_raw(names::RUNQ_WAKEUP_NEW_PROGRAM, "sched_wakeup_new")?;
         probe.attach_raw(names::RUNQ_SWITCH_PROGRAM, "sched_switch")?;
@@ -416,10 +363,7 @@ impl BlockIo {
             ..ToolConfig::default()
         };
         let keep = if config.events { vec![names::BIO_EVENTS] } else { vec![] };
-        let mut probe = Probe::load(
-            TOOL_BIO,
-            Globals { selection: None, config: tool_config, keep, ring_bytes: DEFAULT_RING_BYTES },
-        )?;
+        let mut probe = Probe::load(TOOL_BIO, Globals { selection: None, config: tool_config, keep })?;
         if config.queued {
             probe.attach_tp(names::BIO_INSERT_PROGRAM, "block", "block_rq_insert")?;
         }
@@ -517,7 +461,6 @@ impl Syscount {
                 selection: config.selection,
                 config: tool_config,
                 keep: vec![names::SYSCALL_NAMES, names::SYS_COUNTS, names::SYS_START],
-                ring_bytes: 0,
             },
         )?;
         let names = match read_syscall_names(&mut probe) {
@@ -603,11 +546,8 @@ fn rip_relative_loads(code: &[u8], base: u64) -> Vec<u64> {
 /// Runs one step of the kernel side's name reader, in this thread.
 fn names_step(probe: &mut Probe, step: u64, addr: u64) -> Result<(), ProbeError> {
     let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES_REQUEST, source };
-    let map = probe
-        .ebpf
-        .map_mut(names::SYSCALL_NAMES_REQUEST)
-        .ok_or_else(|| ProbeError::Load("the object has no syscall-name request map".into()))?;
-    let mut request: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err)?;
+    let mut request: Array<&mut MapData, u64> =
+        Array::try_from(object::map_mut(&mut probe.ebpf, names::SYSCALL_NAMES_REQUEST)?).map_err(map_err)?;
     request.set(perfkit_probes_common::tools::NAMES_STEP, step, 0).map_err(map_err)?;
     request.set(perfkit_probes_common::tools::NAMES_ADDR, addr, 0).map_err(map_err)?;
     // Any syscall on this thread runs the reader once.
@@ -639,12 +579,7 @@ fn read_syscall_names(probe: &mut Probe) -> Result<HashMap<u32, String>, ProbeEr
         }
         Ok(HashMap::new())
     })();
-    if let Some((name, link)) = probe.raw.pop()
-        && let Some(p) = probe.ebpf.program_mut(name)
-        && let Ok(p) = <&mut RawTracePoint>::try_from(p)
-    {
-        let _ = p.detach(link);
-    }
+    object::detach_raw(&mut probe.ebpf, probe.raw.pop());
     result
 }
 
@@ -677,12 +612,7 @@ impl ExecSnoop {
     pub fn start(selection: Option<Selection>) -> Result<Self, ProbeError> {
         let mut probe = Probe::load(
             TOOL_EXECSNOOP,
-            Globals {
-                selection,
-                config: ToolConfig::default(),
-                keep: vec![names::EXEC_EVENTS],
-                ring_bytes: DEFAULT_RING_BYTES,
-            },
+            Globals { selection, config: ToolConfig::default(), keep: vec![names::EXEC_EVENTS] },
         )?;
         probe.attach_tp(names::EXEC_ENTER_PROGRAM, "syscalls", "sys_enter_execve")?;
         probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execve")?;
@@ -719,10 +649,7 @@ impl OpenSnoop {
     /// opens that fail are reported (bcc's `-x`).
     pub fn start(selection: Option<Selection>, failed_only: bool) -> Result<Self, ProbeError> {
         let config = ToolConfig { open_failed_only: u32::from(failed_only), ..ToolConfig::default() };
-        let mut probe = Probe::load(
-            TOOL_OPENSNOOP,
-            Globals { selection, config, keep: vec![names::OPEN_EVENTS], ring_bytes: DEFAULT_RING_BYTES },
-        )?;
+        let mut probe = Probe::load(TOOL_OPENSNOOP, Globals { selection, config, keep: vec![names::OPEN_EVENTS] })?;
         probe.attach_tp(names::OPENAT_ENTER_PROGRAM, "syscalls", "sys_enter_openat")?;
         probe.attach_tp(names::OPEN_EXIT_PROGRAM, "syscalls", "sys_exit_openat")?;
         // open(2) exists on x86-64 but not on newer architectures.
@@ -762,12 +689,7 @@ impl TcpLife {
         }
         let mut probe = Probe::load(
             TOOL_TCPLIFE,
-            Globals {
-                selection,
-                config: ToolConfig::default(),
-                keep: vec![names::TCP_LIFE_EVENTS],
-                ring_bytes: DEFAULT_RING_BYTES,
-            },
+            Globals { selection, config: ToolConfig::default(), keep: vec![names::TCP_LIFE_EVENTS] },
         )?;
         probe.attach_tp(names::TCP_STATE_PROGRAM, "sock", "inet_sock_set_state")?;
         let ring = probe.ring(names::TCP_LIFE_EVENTS)?;
@@ -798,12 +720,7 @@ impl TcpRetrans {
     pub fn start() -> Result<Self, ProbeError> {
         let mut probe = Probe::load(
             TOOL_TCPRETRANS,
-            Globals {
-                selection: None,
-                config: ToolConfig::default(),
-                keep: vec![names::TCP_RETRANS_EVENTS],
-                ring_bytes: DEFAULT_RING_BYTES,
-            },
+            Globals { selection: None, config: ToolConfig::default(), keep: vec![names::TCP_RETRANS_EVENTS] },
         )?;
         probe.attach_tp(names::TCP_RETRANS_PROGRAM, "tcp", "tcp_retransmit_skb")?;
         let ring = probe.ring(names::TCP_RETRANS_EVENTS)?;

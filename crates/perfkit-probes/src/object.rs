@@ -1,0 +1,123 @@
+//! The shipped eBPF object, loaded and looked into: what the sampler and
+//! the tools share. Every lookup and attach failure becomes the
+//! [`ProbeError`] a user can act on.
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, Map, MapData, MapError},
+    programs::{Program, ProgramError, RawTracePoint, raw_trace_point::RawTracePointLinkId},
+};
+use perfkit_probes_common::names;
+
+use crate::{ProbeError, Selection, error::classify};
+
+/// The compiled kernel side: one object for the sampler and every tool.
+pub(crate) static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/perfkit-probes.bpf.o");
+
+/// A loader for [`OBJECT`], with the settings every user of it needs.
+pub(crate) fn loader<'a>() -> EbpfLoader<'a> {
+    let mut loader = EbpfLoader::new();
+    // The programs read kernel structures at offsets found by crate::btf,
+    // not through CO-RE relocations: aya need not parse the kernel's BTF
+    // (tens of MiB of memory for this kernel).
+    loader.btf(None);
+    loader
+}
+
+/// Loads [`OBJECT`] with `loader`.
+pub(crate) fn load(loader: &mut EbpfLoader<'_>) -> Result<Ebpf, ProbeError> {
+    loader.load(OBJECT).map_err(load_error)
+}
+
+/// A failure to load the object or a program.
+pub(crate) fn load_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> ProbeError {
+    classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e)))
+}
+
+/// A failure to attach `program` to `tracepoint`.
+pub(crate) fn tracepoint_error(
+    program: &'static str,
+    tracepoint: &'static str,
+) -> impl FnOnce(ProgramError) -> ProbeError {
+    move |source| {
+        classify("attaching tracepoints", &source).unwrap_or(ProbeError::AttachTracepoint {
+            program,
+            tracepoint,
+            source,
+        })
+    }
+}
+
+/// The program `name`, as its type `P`.
+pub(crate) fn program<'a, P: 'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| ProbeError::Load(format!("the object has no program {name}").into()))?
+        .try_into()
+        .map_err(|e: ProgramError| ProbeError::Load(Box::new(e)))
+}
+
+fn no_map(name: &'static str) -> ProbeError {
+    ProbeError::Map { map: name, source: MapError::InvalidName { name: name.into() } }
+}
+
+/// The map `name`.
+pub(crate) fn map<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a Map, ProbeError> {
+    ebpf.map(name).ok_or_else(|| no_map(name))
+}
+
+/// The map `name`, to write.
+pub(crate) fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Map, ProbeError> {
+    ebpf.map_mut(name).ok_or_else(|| no_map(name))
+}
+
+/// Takes the map `name` out of the object (for a thread of its own).
+pub(crate) fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, ProbeError> {
+    ebpf.take_map(name).ok_or_else(|| no_map(name))
+}
+
+/// Loads the raw tracepoint program `program` (once: a program can be
+/// attached to several tracepoints) and attaches it to `tracepoint`.
+pub(crate) fn attach_raw(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    tracepoint: &'static str,
+) -> Result<RawTracePointLinkId, ProbeError> {
+    let p: &mut RawTracePoint = self::program(ebpf, program)?;
+    if p.fd().is_err() {
+        p.load().map_err(load_error)?;
+    }
+    p.attach(tracepoint).map_err(tracepoint_error(program, tracepoint))
+}
+
+/// Detaches raw tracepoint links made by [`attach_raw`].
+pub(crate) fn detach_raw(ebpf: &mut Ebpf, links: impl IntoIterator<Item = (&'static str, RawTracePointLinkId)>) {
+    for (name, link) in links {
+        if let Some(p) = ebpf.program_mut(name)
+            && let Ok(p) = <&mut RawTracePoint>::try_from(p)
+        {
+            let _ = p.detach(link);
+        }
+    }
+}
+
+/// Adds `ids` to the set map `name` (the selected processes or threads).
+pub(crate) fn fill_set(ebpf: &mut Ebpf, name: &'static str, ids: &[u32]) -> Result<(), ProbeError> {
+    let map_err = |source| ProbeError::Map { map: name, source };
+    let mut set: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(map_mut(ebpf, name)?).map_err(map_err)?;
+    for &id in ids {
+        set.insert(id, 1, 0).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Fills the set map that `selection` filters on, if it has one.
+pub(crate) fn fill_selection(ebpf: &mut Ebpf, selection: &Selection) -> Result<(), ProbeError> {
+    match selection {
+        Selection::Processes { pids, .. } => fill_set(ebpf, names::TARGET_TGIDS, pids),
+        Selection::Threads(tids) => fill_set(ebpf, names::TARGET_TIDS, tids),
+        _ => Ok(()),
+    }
+}
