@@ -579,44 +579,30 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
     config.queued = args.queued;
     let mut tool = BlockIo::start(config)?;
     eprintln!("Tracing block I/O... Hit Ctrl-C to end.");
-    let started = Instant::now();
     let mut names: HashMap<(u32, u32), String> = HashMap::new();
-    let stdout = std::io::stdout();
-    let mut reported = ToolStats::default();
     if !args.json {
-        let mut out = stdout.lock();
-        if args.queued {
-            writeln!(
-                out,
-                "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7} {:>7}",
-                "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "QUE(ms)", "LAT(ms)"
-            )?;
-        } else {
-            writeln!(
-                out,
-                "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {:>7}",
-                "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
-            )?;
-        }
+        let queued = if args.queued { format!("{:>7} ", "QUE(ms)") } else { String::new() };
+        println!(
+            "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {queued}{:>7}",
+            "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
+        );
     }
-    let stop = signals()?;
     let mut first_ts = None;
-    loop {
-        let done =
-            stop.load(std::sync::atomic::Ordering::Relaxed) || args.duration.is_some_and(|d| started.elapsed() >= d);
-        let events = tool.events(if done { Duration::ZERO } else { Duration::from_millis(100) });
-        let mut out = stdout.lock();
-        for e in events {
+    snoop_loop(
+        "biosnoop",
+        args.duration,
+        &mut Watch { selection: None, command: None },
+        |t| Ok((tool.events(t), tool.stats()?)),
+        |out, e, _| {
+            // Times from the first I/O's completion, as bcc's biosnoop.
             let first = *first_ts.get_or_insert(e.ts_ns);
-            let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
-            let op = e.rwbs.chars().find(|c| matches!(c, 'R' | 'W' | 'D' | 'F' | 'N')).unwrap_or('?');
             let t = (e.ts_ns - first) as f64 / 1e9;
+            let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
             if args.json {
-                serde_json::to_writer(
-                    &mut out,
-                    &json!({
-                        "schema_version": SCHEMA_VERSION,
-                        "time_s": round6(t),
+                return write_event(
+                    out,
+                    t,
+                    json!({
                         "comm": e.comm,
                         "pid": e.pid,
                         "disk": disk,
@@ -628,39 +614,24 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
                         "latency_ms": round3(e.latency_ns as f64 / 1e6),
                         "error": e.error,
                     }),
-                )?;
-                writeln!(out)?;
-            } else if args.queued {
-                writeln!(
-                    out,
-                    "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2} {:>7.2}",
-                    printable(&e.comm),
-                    e.pid,
-                    disk,
-                    e.sector,
-                    e.bytes,
-                    e.queued_ns as f64 / 1e6,
-                    e.latency_ns as f64 / 1e6
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {:>7.2}",
-                    printable(&e.comm),
-                    e.pid,
-                    disk,
-                    e.sector,
-                    e.bytes,
-                    e.latency_ns as f64 / 1e6
-                )?;
+                );
             }
-        }
-        out.flush()?;
-        warn_losses("biosnoop", &tool.stats()?, &mut reported);
-        if done {
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
+            let op = e.rwbs.chars().find(|c| matches!(c, 'R' | 'W' | 'D' | 'F' | 'N')).unwrap_or('?');
+            let queued = if args.queued { format!("{:>7.2} ", e.queued_ns as f64 / 1e6) } else { String::new() };
+            writeln!(
+                out,
+                "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {queued}{:>7.2}",
+                printable(&e.comm),
+                e.pid,
+                disk,
+                e.sector,
+                e.bytes,
+                e.latency_ns as f64 / 1e6
+            )?;
+            Ok(())
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn round6(v: f64) -> f64 {
@@ -811,6 +782,15 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
     Ok(watch.finish(exited))
 }
 
+/// Writes one event as a JSON line, with the schema version and its time.
+fn write_event(out: &mut dyn Write, t: f64, mut event: serde_json::Value) -> Result<()> {
+    event["schema_version"] = json!(SCHEMA_VERSION);
+    event["time_s"] = json!(round6(t));
+    serde_json::to_writer(&mut *out, &event)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// Options of the snooping tools.
 #[derive(Debug, Args)]
 pub struct Snooping {
@@ -827,10 +807,22 @@ pub struct Snooping {
     duration: Option<Duration>,
 }
 
+impl Snooping {
+    /// The timestamp column's heading, if it is shown.
+    fn time_heading(&self) -> String {
+        if self.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() }
+    }
+
+    /// The timestamp column at `t` seconds, if it is shown.
+    fn time_column(&self, t: f64) -> String {
+        if self.timestamp { format!("{t:<9.3} ") } else { String::new() }
+    }
+}
+
 /// Streams events until Ctrl-C, the duration or the command's exit.
 fn snoop_loop<E>(
     tool: &str,
-    snooping: &Snooping,
+    duration: Option<Duration>,
     watch: &mut Watch,
     mut poll: impl FnMut(Duration) -> Result<(Vec<E>, ToolStats)>,
     mut print: impl FnMut(&mut dyn Write, &E, f64) -> Result<()>,
@@ -842,7 +834,7 @@ fn snoop_loop<E>(
     let mut exited = None;
     loop {
         let done = stop.load(std::sync::atomic::Ordering::Relaxed)
-            || snooping.duration.is_some_and(|d| started.elapsed() >= d)
+            || duration.is_some_and(|d| started.elapsed() >= d)
             || exited.is_some();
         let (events, stats) = poll(if done { Duration::from_millis(20) } else { Duration::from_millis(100) })?;
         let mut out = stdout.lock();
@@ -885,12 +877,12 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
     eprintln!("Tracing execs... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
-        let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
+        let ts = args.snooping.time_heading();
         println!("{ts}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
     }
     let exited = snoop_loop(
         "execsnoop",
-        &args.snooping,
+        args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
@@ -902,11 +894,10 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
                 line.push_str(" ...");
             }
             if args.snooping.json {
-                serde_json::to_writer(
-                    &mut *out,
-                    &json!({
-                        "schema_version": SCHEMA_VERSION,
-                        "time_s": round6(t),
+                write_event(
+                    out,
+                    t,
+                    json!({
                         "comm": e.comm,
                         "pid": e.pid,
                         "ppid": e.ppid,
@@ -917,9 +908,8 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
                         "args_truncated": e.args_truncated,
                     }),
                 )?;
-                writeln!(out)?;
             } else {
-                let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
+                let ts = args.snooping.time_column(t);
                 writeln!(
                     out,
                     "{ts}{:<16} {:>7} {:>7} {:>4} {}",
@@ -964,23 +954,22 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
     eprintln!("Tracing opens... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
-        let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
+        let ts = args.snooping.time_heading();
         let flags = if args.flags { format!("{:<8} ", "FLAGS") } else { String::new() };
         println!("{ts}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
     }
     let exited = snoop_loop(
         "opensnoop",
-        &args.snooping,
+        args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
             let (fd, err) = if e.ret >= 0 { (e.ret, 0) } else { (-1, -e.ret) };
             if args.snooping.json {
-                serde_json::to_writer(
-                    &mut *out,
-                    &json!({
-                        "schema_version": SCHEMA_VERSION,
-                        "time_s": round6(t),
+                write_event(
+                    out,
+                    t,
+                    json!({
                         "pid": e.pid,
                         "tid": e.tid,
                         "uid": e.uid,
@@ -992,9 +981,8 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
                         "path": e.path,
                     }),
                 )?;
-                writeln!(out)?;
             } else {
-                let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
+                let ts = args.snooping.time_column(t);
                 let flags = if args.flags { format!("{:08o} ", e.flags) } else { String::new() };
                 writeln!(
                     out,
@@ -1032,7 +1020,7 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
     if !args.snooping.json {
-        let ts = if args.snooping.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() };
+        let ts = args.snooping.time_heading();
         println!(
             "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9}",
             "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"
@@ -1040,16 +1028,15 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
     }
     snoop_loop(
         "tcplife",
-        &args.snooping,
+        args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
             if args.snooping.json {
-                serde_json::to_writer(
-                    &mut *out,
-                    &json!({
-                        "schema_version": SCHEMA_VERSION,
-                        "time_s": round6(t),
+                write_event(
+                    out,
+                    t,
+                    json!({
                         "pid": e.pid,
                         "comm": e.comm,
                         "local_addr": e.local.to_string(),
@@ -1061,9 +1048,8 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
                         "duration_ms": round3(e.duration_ns as f64 / 1e6),
                     }),
                 )?;
-                writeln!(out)?;
             } else {
-                let ts = if args.snooping.timestamp { format!("{t:<9.3} ") } else { String::new() };
+                let ts = args.snooping.time_column(t);
                 writeln!(
                     out,
                     "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9.2}",
@@ -1113,7 +1099,7 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     let json_out = args.snooping.json;
     snoop_loop(
         "tcpretrans",
-        &args.snooping,
+        args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
@@ -1121,11 +1107,10 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             if json_out {
-                serde_json::to_writer(
-                    &mut *out,
-                    &json!({
-                        "schema_version": SCHEMA_VERSION,
-                        "time_s": round6(t),
+                write_event(
+                    out,
+                    t,
+                    json!({
                         "pid": e.pid,
                         "local_addr": e.local.to_string(),
                         "local_port": e.local_port,
@@ -1134,7 +1119,6 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
                         "state": e.state,
                     }),
                 )?;
-                writeln!(out)?;
             } else {
                 let ip = if e.local.is_ipv4() { 4 } else { 6 };
                 writeln!(
