@@ -1,17 +1,9 @@
 //! `perf script` text: the input is given a perf script header line so the
 //! detector takes the perf collapser's path, with every root choice.
 #![no_main]
-/// perfkit-formats catches the panics of inferno's collapsers and reports
-/// malformed input; libfuzzer-sys's panic hook would abort before that, so
-/// it is replaced by a silent one. A panic nothing catches still aborts
-/// (fuzz_target! aborts on it) and is kept as a crash.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
-}
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    quiet_panics();
+    perfkit_fuzz::quiet_panics();
     let mut input = b"prog 1234/1234 [000] 100.000000: 1 cpu-clock:\n".to_vec();
     input.extend_from_slice(data);
     for roots in [perfkit_formats::Roots::Command, perfkit_formats::Roots::Process, perfkit_formats::Roots::Thread] {

@@ -16,10 +16,6 @@ use std::{
 
 use crate::util::*;
 
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
-
 /// `perf record --call-graph dwarf` then `perf script`, collapsed by
 /// perfkit's reader: perf's best answer on the same work.
 fn perf_dwarf(command: &[&OsStr]) -> Vec<(String, u64)> {

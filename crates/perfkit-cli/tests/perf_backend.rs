@@ -12,24 +12,6 @@ use std::{
 
 use crate::util::*;
 
-/// Profiles `args` (`--` and the command included), returning the folded
-/// stacks and stderr.
-fn profile(extra: &[&str], command: &[&str]) -> (Vec<(String, u64)>, String) {
-    let dir = scratch_dir();
-    let folded = dir.path().join("out.folded");
-    let out = run(perfkit()
-        .arg("profile")
-        .args(extra)
-        .arg("-o")
-        .arg(dir.path().join("flame.svg"))
-        .arg("--folded")
-        .arg(&folded)
-        .arg("--")
-        .args(command));
-    assert!(out.status.success(), "{}", stderr(&out));
-    (read_folded(&folded), stderr(&out))
-}
-
 fn share(folded: &[(String, u64)], leaf: &str) -> f64 {
     let total: u64 = folded.iter().map(|(_, c)| c).sum();
     let (n, _) = leaf_samples(folded, leaf, leaf);
@@ -40,7 +22,7 @@ fn share(folded: &[(String, u64)], leaf: &str) -> f64 {
 fn perf_backend_gives_the_known_profile() {
     let Some(_serial) = privileged() else { return };
     let hot = hotspots().to_str().unwrap();
-    let (folded, err) = profile(&["--backend", "perf", "-F", "997"], &[hot, "3"]);
+    let (folded, err) = profile_command(&["--backend", "perf", "-F", "997"], &[hot, "3"]);
     assert!(err.contains("backend: perf_event"), "{err}");
     assert!(err.contains("KiB of samples from the kernel"), "{err}");
     assert_hotspots_profile(&folded);
@@ -50,9 +32,9 @@ fn perf_backend_gives_the_known_profile() {
 fn both_backends_agree_on_shares() {
     let Some(_serial) = privileged() else { return };
     let hot = hotspots().to_str().unwrap();
-    let (ebpf, err) = profile(&["--backend", "ebpf", "-F", "997"], &[hot, "3"]);
+    let (ebpf, err) = profile_command(&["--backend", "ebpf", "-F", "997"], &[hot, "3"]);
     assert!(err.contains("backend: eBPF"), "{err}");
-    let (perf, _) = profile(&["--backend", "perf", "-F", "997"], &[hot, "3"]);
+    let (perf, _) = profile_command(&["--backend", "perf", "-F", "997"], &[hot, "3"]);
     for leaf in ["hot_a", "hot_b"] {
         let (a, b) = (share(&ebpf, leaf), share(&perf, leaf));
         assert!((a - b).abs() <= 0.06, "{leaf}: eBPF {a:.3} vs perf {b:.3}");
@@ -73,16 +55,16 @@ fn dwarf_unwinding_recovers_full_paths_without_frame_pointers() {
     let Some(_serial) = privileged() else { return };
     let nofp = hotspots_nofp().to_str().unwrap();
     // Frame pointers cannot walk this binary: the stacks stop at the leaf.
-    let (fp, _) = profile(&["--backend", "perf", "--unwind", "fp", "-F", "199"], &[nofp, "2"]);
+    let (fp, _) = profile_command(&["--backend", "perf", "--unwind", "fp", "-F", "199"], &[nofp, "2"]);
     let (a, a_full) = leaf_samples(&fp, "hot_a", ";main;parent_a;hot_a");
     assert!(a_full * 2 < a, "frame pointers should not find main;parent_a in a -fomit-frame-pointer build: {fp:?}");
     // DWARF unwinding does, for at least 95 % of the samples: with stack
     // copies on the perf backend,
-    let (dwarf, err) = profile(&["--backend", "perf", "--unwind", "dwarf", "-F", "997"], &[nofp, "3"]);
+    let (dwarf, err) = profile_command(&["--backend", "perf", "--unwind", "dwarf", "-F", "997"], &[nofp, "3"]);
     assert!(err.contains("backend: perf_event, DWARF unwinding of user stack copies"), "{err}");
     assert_hotspots_profile(&dwarf);
     // and with unwind tables in the kernel on the eBPF backend.
-    let (tables, err) = profile(&["--backend", "ebpf", "--unwind", "dwarf", "-F", "997"], &[nofp, "3"]);
+    let (tables, err) = profile_command(&["--backend", "ebpf", "--unwind", "dwarf", "-F", "997"], &[nofp, "3"]);
     assert!(err.contains("backend: eBPF, DWARF unwind tables"), "{err}");
     assert_hotspots_profile(&tables);
 }
@@ -91,19 +73,19 @@ fn dwarf_unwinding_recovers_full_paths_without_frame_pointers() {
 fn auto_unwind_detects_missing_frame_pointers() {
     let Some(_serial) = privileged() else { return };
     // The default walks complete stacks without frame pointers.
-    let (tables, err) = profile(&["-F", "997"], &[hotspots_nofp().to_str().unwrap(), "2"]);
+    let (tables, err) = profile_command(&["-F", "997"], &[hotspots_nofp().to_str().unwrap(), "2"]);
     assert!(err.contains("backend: eBPF, DWARF unwind tables"), "{err}");
     assert_hotspots_profile(&tables);
     // The perf backend judges each module from its CFI and picks DWARF,
     // naming the modules without frame pointers.
-    let (dwarf, err) = profile(&["--backend", "perf", "-F", "997"], &[hotspots_nofp().to_str().unwrap(), "2"]);
+    let (dwarf, err) = profile_command(&["--backend", "perf", "-F", "997"], &[hotspots_nofp().to_str().unwrap(), "2"]);
     assert!(err.contains("DWARF unwinding of user stack copies") && err.contains("hotspots-nofp"), "{err}");
     assert!(err.contains("frame pointers cannot walk"), "{err}");
     assert_hotspots_profile(&dwarf);
     // A frame-pointer build still runs on Debian's libc, built without
     // them: DWARF again, and the reason names libc (or its loader), not
     // the program.
-    let (_, err) = profile(&["--backend", "perf", "-F", "99"], &[hotspots().to_str().unwrap(), "1"]);
+    let (_, err) = profile_command(&["--backend", "perf", "-F", "99"], &[hotspots().to_str().unwrap(), "1"]);
     assert!(err.contains("DWARF unwinding") && !err.contains("hotspots without"), "{err}");
     assert!(err.contains("libc.so.6") || err.contains("ld-linux"), "{err}");
 }
@@ -180,7 +162,7 @@ fn without_cap_bpf_auto_falls_back_to_perf_event() {
 fn other_sampling_events_use_perf_event() {
     let Some(_serial) = privileged() else { return };
     let hot = hotspots().to_str().unwrap();
-    let (folded, err) = profile(&["-e", "task-clock", "-F", "997"], &[hot, "2"]);
+    let (folded, err) = profile_command(&["-e", "task-clock", "-F", "997"], &[hot, "2"]);
     assert!(err.contains("backend: perf_event") && err.contains("task-clock is sampled with perf_event"), "{err}");
     assert_hotspots_profile(&folded);
     // Hardware events work where the machine counts them, and are a clear

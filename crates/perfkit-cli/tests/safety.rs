@@ -339,25 +339,9 @@ fn a_process_whose_name_is_not_utf8_is_shown_escaped() {
     let stacks = read_folded(&folded);
     assert!(stacks.iter().any(|(s, _)| s.starts_with(escaped) && s.contains("burn_oddly")), "{stacks:?}");
     // serve, with the process asked for: its series are there, escaped.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = perfkit()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "-p", &pid])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-            let mut body = String::new();
-            s.read_to_string(&mut body).unwrap();
-            break body;
-        }
-        assert!(Instant::now() < deadline);
-        thread::sleep(Duration::from_millis(50));
-    };
-    let _ = server.kill();
-    let _ = server.wait();
+    let (server, port) = serve(&["-p", &pid]);
+    let body = http_get(port, "/metrics").expect("perfkit serve answered");
+    drop(server);
     let _ = hog.kill();
     let _ = hog.wait();
     assert!(body.lines().any(|l| l.contains(&format!("pid=\"{pid}\"")) && l.contains("hog\\\\xff")), "{body}");

@@ -8,16 +8,12 @@ use std::{
     fs,
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use crate::util::*;
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
 
 /// Samples whose root frame starts with `prefix`.
 fn rooted(folded: &[(String, u64)], prefix: &str) -> u64 {
@@ -68,17 +64,8 @@ fn processes_with(marker: &str) -> Vec<u32> {
     found
 }
 
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(bin: &Path, args: &[&str]) -> Reaped {
-    Reaped(Command::new(bin).args(args).stdout(Stdio::null()).spawn().unwrap())
+fn spawn(bin: &Path, args: &[&str]) -> Killed {
+    Killed(Command::new(bin).args(args).stdout(Stdio::null()).spawn().unwrap())
 }
 
 #[test]
@@ -453,22 +440,6 @@ fn a_target_that_exits_before_the_first_sample_writes_nothing() {
 }
 
 /// Serves on a free port, returning the server and its port.
-fn serve(extra: &[&str]) -> (Reaped, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = perfkit()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "perfkit serve did not listen");
-        thread::sleep(Duration::from_millis(50));
-    }
-    (Reaped(child), port)
-}
-
 /// The status code of a GET.
 fn status_of(port: u16, path: &str) -> u16 {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -3,8 +3,6 @@
 
 use std::{
     fs,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
     path::Path,
     process::{Child, Command, Stdio},
     thread,
@@ -276,43 +274,14 @@ fn bad_input_is_a_clear_error() {
     assert!(stderr(&out).contains("holds 1 sample(s)"), "{}", stderr(&out));
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.").then(|| body.to_owned())
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn prometheus_scrapes_perfkit_serve() {
     if !tools(&["prometheus", "promtool"]) {
         return;
     }
     let dir = scratch_dir();
-    let port = free_port();
     let me = std::process::id();
-    let serve = Killed(
-        perfkit()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "-p", &me.to_string()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (serve, port) = serve(&["-p", &me.to_string()]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
         if let Some(body) = http_get(port, "/metrics") {
@@ -327,42 +296,10 @@ fn prometheus_scrapes_perfkit_serve() {
     assert!(!metrics.contains("00000001"), "no f32 noise: {metrics}");
 
     // promtool accepts the exposition.
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_accepts(&metrics);
 
     // A real Prometheus scrapes it.
-    let prom_port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: perfkit\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-        ),
-    )
-    .unwrap();
-    let _prom = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prom, prom_port) = start_prometheus(dir.path(), port);
     let deadline = Instant::now() + Duration::from_secs(60);
     let query = "/api/v1/query?query=sum(perfkit_cpu_seconds_total)";
     loop {

@@ -9,7 +9,7 @@ use std::{
     fs,
     io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -17,15 +17,6 @@ use std::{
 use serde_json::Value;
 
 use crate::util::*;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn workload(source: &str, name: &str) -> PathBuf {
     build_c("cc", source, name, &["-O1", "-pthread", "-fno-omit-frame-pointer"])
@@ -460,31 +451,10 @@ fn prometheus_reads_the_probe_histograms() {
     let _hogs: Vec<Killed> = (0..3)
         .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("40").spawn().unwrap()))
         .collect();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _serve = Killed(
-        perfkit()
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--probes",
-                "runqlat,biolatency,syscount,tcpretrans",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let get = |port: u16, path: &str| -> Option<String> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
-    };
+    let (_serve, port) = serve(&["--probes", "runqlat,biolatency,syscount,tcpretrans"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let metrics = loop {
-        if let Some(b) = get(port, "/metrics") {
+        if let Some(b) = http_get(port, "/metrics") {
             break b;
         }
         assert!(Instant::now() < deadline, "serve --probes never answered");
@@ -497,45 +467,15 @@ fn prometheus_reads_the_probe_histograms() {
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_accepts(&metrics);
 
     let dir = scratch_dir();
-    let prom_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = dir.path().join("prometheus.yml");
-    fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: perfkit\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
-    )
-    .unwrap();
-    let _prom = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prom, prom_port) = start_prometheus(dir.path(), port);
     let query =
         "/api/v1/query?query=histogram_quantile(0.5%2C%20rate(perfkit_runqueue_latency_seconds_bucket%5B10s%5D))";
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(body) = get(prom_port, query) {
+        if let Some(body) = http_get(prom_port, query) {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             if let Some(first) = v["data"]["result"].as_array().and_then(|r| r.first()) {
                 let median: f64 = first["value"][1].as_str().unwrap().parse().unwrap_or(f64::NAN);

@@ -1,8 +1,13 @@
 use std::{
+    ffi::OsStr,
     fs,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Child, Command, Output, Stdio},
     sync::{Mutex, MutexGuard, OnceLock},
+    thread,
+    time::{Duration, Instant},
 };
 
 /// `perfkit` as built for these tests.
@@ -352,7 +357,7 @@ pub fn assert_shares(folded: &[(String, u64)], expected: &[(&[&str], f64)], min_
 
 /// Profiles a command with `extra` options, returning folded stacks and
 /// stderr; asserts success.
-pub fn profile_command(extra: &[&str], command: &[&std::ffi::OsStr]) -> (Vec<(String, u64)>, String) {
+pub fn profile_command(extra: &[&str], command: &[impl AsRef<OsStr>]) -> (Vec<(String, u64)>, String) {
     let dir = scratch_dir();
     let folded = dir.path().join("out.folded");
     // In the scratch directory: whatever the command leaves behind (V8's
@@ -369,6 +374,102 @@ pub fn profile_command(extra: &[&str], command: &[&std::ffi::OsStr]) -> (Vec<(St
         .args(command));
     assert!(out.status.success(), "{}", stderr(&out));
     (read_folded(&folded), stderr(&out))
+}
+
+/// A child process, killed and reaped when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The body of `GET path` on a loopback port; `None` when nothing answers
+/// with HTTP.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.to_owned())
+}
+
+/// Starts `perfkit serve` with `extra` options on a free loopback port and
+/// waits until it listens.
+pub fn serve(extra: &[&str]) -> (Killed, u16) {
+    let port = free_port();
+    let child = perfkit()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "perfkit serve did not listen");
+        thread::sleep(Duration::from_millis(50));
+    }
+    (server, port)
+}
+
+/// Asserts that `promtool check metrics` accepts an exposition.
+pub fn assert_promtool_accepts(metrics: &str) {
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts a Prometheus that scrapes `target_port` every second, with its
+/// data in `dir`; returns it and the port of its API.
+pub fn start_prometheus(dir: &Path, target_port: u16) -> (Killed, u16) {
+    let port = free_port();
+    let config = dir.join("prometheus.yml");
+    fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: perfkit\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (prometheus, port)
+}
+
+/// `s` as an `OsStr`, for command lines that mix strings and paths.
+pub fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
 }
 
 /// Whether a tool is on PATH.
