@@ -179,10 +179,7 @@ impl Probes {
             );
             for h in b.histograms()? {
                 let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
-                let name = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
-                    .ok()
-                    .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_owned)))
-                    .unwrap_or_else(|| format!("{major}:{minor}"));
+                let name = perfkit_probes::tools::disk_name(major, minor);
                 histogram(out, "perfkit_block_io_latency_seconds", &format!("disk=\"{}\"", label_value(&name)), &h);
             }
             lost.push(("biolatency", b.stats()?));

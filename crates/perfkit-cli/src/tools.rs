@@ -18,7 +18,7 @@ use perfkit_probes::{
     Selection,
     tools::{
         BlockIo, BlockIoConfig, ExecSnoop, Histogram, OpenSnoop, Runqlat, RunqlatPer, Syscount, SyscountConfig,
-        TcpLife, TcpRetrans, ToolStats,
+        TcpLife, TcpRetrans, ToolStats, disk_name,
     },
 };
 use perfkit_profile::printable;
@@ -302,33 +302,6 @@ fn comm_of(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// A cgroup id's path, found by walking the cgroup v2 tree (empty when
-/// not found).
-fn cgroup_path(id: u64) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Some(root) = perfkit_target::cgroup::cgroup2_mount() else { return String::new() };
-    let mut stack = vec![root.clone()];
-    let mut seen = 0;
-    while let Some(dir) = stack.pop() {
-        seen += 1;
-        if seen > 100_000 {
-            break;
-        }
-        if std::fs::metadata(&dir).is_ok_and(|m| m.ino() == id) {
-            let rel = dir.strip_prefix(&root).unwrap_or(&dir);
-            return format!("/{}", rel.display());
-        }
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    String::new()
-}
-
 const RUNQLAT_EXAMPLES: &str = "\
 Examples:
   perfkit runqlat                  # until Ctrl-C, then the histogram
@@ -403,17 +376,19 @@ pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
             .collect();
         let label = |h: &Histogram| -> (String, serde_json::Value) {
             match per {
-                RunqlatPer::Process => (
-                    format!("pid = {} {}", h.id, comm_of(h.id as u32)),
-                    json!({"pid": h.id, "comm": comm_of(h.id as u32)}),
-                ),
-                RunqlatPer::Thread => (
-                    format!("tid = {} {}", h.id, comm_of(h.id as u32)),
-                    json!({"tid": h.id, "comm": comm_of(h.id as u32)}),
-                ),
+                RunqlatPer::Process => {
+                    let comm = comm_of(h.id as u32);
+                    (format!("pid = {} {comm}", h.id), json!({"pid": h.id, "comm": comm}))
+                }
+                RunqlatPer::Thread => {
+                    let comm = comm_of(h.id as u32);
+                    (format!("tid = {} {comm}", h.id), json!({"tid": h.id, "comm": comm}))
+                }
                 RunqlatPer::PidNamespace => (format!("pidns = {}", h.id), json!({"pidns": h.id})),
                 RunqlatPer::Cgroup => {
-                    (format!("cgroup = {}", cgroup_path(h.id)), json!({"cgroup_id": h.id, "cgroup": cgroup_path(h.id)}))
+                    // A walk of the whole cgroup tree: once per group.
+                    let path = perfkit_target::cgroup::path_of_id(h.id).unwrap_or_default();
+                    (format!("cgroup = {path}"), json!({"cgroup_id": h.id, "cgroup": path}))
                 }
                 _ => (String::new(), json!({})),
             }
@@ -499,14 +474,6 @@ pub struct BiolatencyArgs {
 
     #[command(flatten)]
     reporting: Reporting,
-}
-
-/// Disk names by (major, minor), from /sys/dev/block.
-fn disk_name(major: u32, minor: u32) -> String {
-    std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
-        .ok()
-        .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_owned)))
-        .unwrap_or_else(|| format!("{major}:{minor}"))
 }
 
 pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {

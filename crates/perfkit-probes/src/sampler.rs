@@ -299,7 +299,7 @@ impl StackSampler {
                 Selection::Processes { pids, .. } => pids.iter().for_each(|&p| loader.publish(p)),
                 Selection::Threads(tids) => {
                     for &tid in tids {
-                        if let Some(tgid) = tgid_of(tid) {
+                        if let Some(tgid) = perfkit_target::process_of_thread(tid) {
                             loader.publish(tgid);
                         }
                     }
@@ -490,12 +490,6 @@ pub(crate) fn filter_config(selection: &Selection) -> FilterConfig {
             FilterConfig { mode: MODE_CGROUP, cgroup_id: *id, cgroup_level: *level, ..FilterConfig::default() }
         }
     }
-}
-
-/// The process a thread belongs to.
-fn tgid_of(tid: u32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
 }
 
 fn comm_to_string(comm: &[u8; COMM_LEN]) -> String {

@@ -101,6 +101,33 @@ impl Cgroup {
     }
 }
 
+/// The path (from the v2 root, `/system.slice/x.service`) of the group
+/// whose id is `id`, found by walking the v2 tree; `None` when no group
+/// has it (it was removed) or the tree has over 100,000 groups.
+pub fn path_of_id(id: u64) -> Option<String> {
+    let root = cgroup2_mount()?;
+    let mut stack = vec![root.clone()];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        seen += 1;
+        if seen > 100_000 {
+            break;
+        }
+        if fs::metadata(&dir).is_ok_and(|m| m.ino() == id) {
+            let rel = dir.strip_prefix(&root).unwrap_or(&dir);
+            return Some(format!("/{}", rel.display()));
+        }
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,15 @@ pub fn kernel_dev(dev: u64) -> (u32, u32) {
     ((dev >> 20) as u32, (dev & 0xf_ffff) as u32)
 }
 
+/// A disk's name (`vda`, `nvme0n1`) from `/sys/dev/block`, or
+/// `major:minor` when it has none.
+pub fn disk_name(major: u32, minor: u32) -> String {
+    std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
+        .ok()
+        .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_owned)))
+        .unwrap_or_else(|| format!("{major}:{minor}"))
+}
+
 /// One exec (execsnoop).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -29,7 +29,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{TracePoint, raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId},
 };
-pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, kernel_dev, tcp_state_name};
+pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, disk_name, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
 pub use perfkit_probes_common::tools::ToolStats;
 use perfkit_probes_common::{
