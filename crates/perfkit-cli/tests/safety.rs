@@ -311,6 +311,41 @@ fn a_target_swapping_its_executable_for_a_fifo_cannot_block_perfkit() {
     assert!(fs::metadata(&exe).unwrap().file_type().is_fifo());
 }
 
+#[test]
+fn a_command_that_is_a_fifo_is_refused_without_waiting_on_it() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let fifo = dir.path().join("prog");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    fs::set_permissions(&fifo, fs::Permissions::from_mode(0o755)).unwrap();
+    let svg = dir.path().join("f.svg");
+    for backend in ["ebpf", "perf"] {
+        let mut child = perfkit()
+            .args(["profile", "--backend", backend, "-d", "1", "-o"])
+            .arg(&svg)
+            .arg("--")
+            .arg(&fifo)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{backend}: perfkit blocked on a command that is a FIFO");
+            }
+            thread::sleep(Duration::from_millis(100));
+        };
+        assert!(!status.success(), "{backend}: a FIFO ran");
+        assert!(!svg.exists(), "{backend}: an output without a profile");
+    }
+}
+
 fn oddname() -> PathBuf {
     build_c("cc", "oddname.c", "oddname", &["-O1", "-fno-omit-frame-pointer"])
 }

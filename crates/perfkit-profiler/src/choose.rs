@@ -33,9 +33,12 @@ pub(crate) fn verdict(file: &ModuleFile) -> Verdict {
 /// the libraries it names, found where the dynamic loader looks by default.
 pub(crate) fn program_files(program: &Path) -> Vec<PathBuf> {
     let mut out = vec![program.to_owned()];
-    let Ok(data) = std::fs::read(program) else { return out };
+    // Opened as a target's file is: never blocking on a FIFO, a regular
+    // file of bounded size, mapped rather than read.
+    let Ok(file) = ModuleFile::open_path(program) else { return out };
+    let Ok(data) = file.map() else { return out };
     let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) else { return out };
-    if let Some(interp) = interpreter(&data) {
+    if let Some(interp) = interpreter(&elf) {
         out.push(interp);
     }
     let dirs = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
@@ -49,13 +52,12 @@ pub(crate) fn program_files(program: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn interpreter(data: &[u8]) -> Option<PathBuf> {
+fn interpreter(elf: &ElfFile64<'_, object::Endianness>) -> Option<PathBuf> {
     use object::read::elf::ProgramHeader;
-    let elf = ElfFile64::<object::Endianness>::parse(data).ok()?;
     let endian = elf.endian();
     for ph in elf.elf_program_headers() {
         if ph.p_type(endian) == object::elf::PT_INTERP {
-            let bytes = ph.data(endian, data).ok()?;
+            let bytes = ph.data(endian, elf.data()).ok()?;
             let s = std::str::from_utf8(bytes).ok()?.trim_end_matches('\0');
             return Some(PathBuf::from(s));
         }
