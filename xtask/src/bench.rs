@@ -583,13 +583,7 @@ fn perf_run(
         .args(["--", "sleep", &seconds.to_string()]);
         c
     })?;
-    let script = measure(Command::new(perf).args(["script", "-i"]).arg(&data))?;
-    let script_out = dir.join("perf.script");
-    fs::write(&script_out, &script.stdout).map_err(|e| e.to_string())?;
-    let collapse = measure(Command::new(inferno.with_file_name("inferno-collapse-perf")).arg(&script_out))?;
-    let folded = dir.join("perf.folded");
-    fs::write(&folded, &collapse.stdout).map_err(|e| e.to_string())?;
-    let graph_run = measure(Command::new(inferno).arg(&folded))?;
+    let PerfPost { script, collapse, graph: graph_run } = perf_post(perf, inferno, dir, &data)?;
     // perf record says "Processed N events and lost M chunks!" or "lost N
     // samples" when it loses data.
     let lost = record
@@ -612,6 +606,26 @@ fn perf_run(
         table_ms: None,
         table_kib: None,
     })
+}
+
+/// The steps after `perf record`, each measured.
+struct PerfPost {
+    script: Run,
+    collapse: Run,
+    graph: Run,
+}
+
+/// perf's way from `data` to a flame graph: `perf script`,
+/// inferno-collapse-perf and inferno-flamegraph, through files in `dir`.
+fn perf_post(perf: &Path, inferno: &Path, dir: &Path, data: &Path) -> Result<PerfPost, String> {
+    let script = measure(Command::new(perf).args(["script", "-i"]).arg(data))?;
+    let script_out = dir.join("perf.script");
+    fs::write(&script_out, &script.stdout).map_err(|e| e.to_string())?;
+    let collapse = measure(Command::new(inferno.with_file_name("inferno-collapse-perf")).arg(&script_out))?;
+    let folded = dir.join("perf.folded");
+    fs::write(&folded, &collapse.stdout).map_err(|e| e.to_string())?;
+    let graph = measure(Command::new(inferno).arg(&folded))?;
+    Ok(PerfPost { script, collapse, graph })
 }
 
 /// Sets kernel.perf_event_max_sample_rate to at least `hz` for the run.
@@ -751,14 +765,8 @@ fn system_wide(
         let rec = measure(
             Command::new(perf).args(["record", "-a", "-g", "-F", "99", "-o"]).arg(&data).args(["--", "sleep", "5"]),
         )?;
-        let script = measure(Command::new(perf).args(["script", "-i"]).arg(&data))?;
-        let s = dir.join("all.script");
-        fs::write(&s, &script.stdout).map_err(|e| e.to_string())?;
-        let c = measure(Command::new(inferno.with_file_name("inferno-collapse-perf")).arg(&s))?;
-        let f = dir.join("all.folded");
-        fs::write(&f, &c.stdout).map_err(|e| e.to_string())?;
-        let g = measure(Command::new(inferno).arg(&f))?;
-        Ok((rec.cpu + script.cpu + c.cpu + g.cpu).as_secs_f64() / SECS)
+        let post = perf_post(perf, inferno, dir, &data)?;
+        Ok((rec.cpu + post.script.cpu + post.collapse.cpu + post.graph.cpu).as_secs_f64() / SECS)
     };
     let results = interleaved(runs, &mut [&mut ours, &mut theirs])?;
     println!(
