@@ -6,6 +6,7 @@ mod output;
 mod profile;
 mod render;
 mod serve;
+mod signals;
 mod stat;
 mod sys;
 mod sys_json;

@@ -646,7 +646,6 @@ pub(crate) async fn wait_until_done(
     duration: Option<Duration>,
     mut on_tick: impl FnMut(),
 ) -> Result<EndReason> {
-    use tokio::signal::unix::{SignalKind, signal};
     // A pidfd per process; a thread that is not a process's main thread
     // has none on older kernels, and is polled through /proc.
     let watches: Vec<Option<ExitWatch>> = watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
@@ -662,18 +661,11 @@ pub(crate) async fn wait_until_done(
     }
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let interrupted = crate::signals::interrupted();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
-            r = &mut ctrl_c => {
-                r.context("listening for Ctrl-C")?;
-                return Ok(EndReason::Interrupted);
-            }
-            _ = term.recv() => return Ok(EndReason::Interrupted),
-            _ = hup.recv() => return Ok(EndReason::Interrupted),
+            _ = &mut interrupted => return Ok(EndReason::Interrupted),
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 return Ok(EndReason::Duration);
             }

@@ -280,19 +280,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 }),
             )
             .with_state(state);
-        let shutdown = async {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate()).ok();
-            let mut hup = signal(SignalKind::hangup()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { term.as_mut()?.recv().await } => {}
-                _ = async { hup.as_mut()?.recv().await } => {}
-            }
-        };
         tokio::select! {
             r = accept_loop(listener, app, max_connections) => r,
-            _ = shutdown => Ok(()),
+            _ = crate::signals::interrupted() => Ok(()),
         }
     })
 }

@@ -587,22 +587,12 @@ impl Live {
     }
 }
 
-/// Sleeps until `due`; false when Ctrl-C came first.
 /// Sleeps until `due`; false when an interrupting signal (Ctrl-C,
 /// SIGTERM, SIGHUP) came first.
 async fn wait_until(due: Instant) -> bool {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-        return tokio::select! {
-            _ = tokio::time::sleep_until(due.into()) => true,
-            _ = tokio::signal::ctrl_c() => false,
-        };
-    };
     tokio::select! {
         _ = tokio::time::sleep_until(due.into()) => true,
-        _ = tokio::signal::ctrl_c() => false,
-        _ = term.recv() => false,
-        _ = hup.recv() => false,
+        _ = crate::signals::interrupted() => false,
     }
 }
 

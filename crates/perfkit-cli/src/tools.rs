@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use perfkit_probes::{
     Selection,
@@ -155,7 +155,7 @@ enum End {
 /// command's exit), calling `tick` every 100 ms.
 fn wait(until: Option<Instant>, watch: &mut Watch, mut tick: impl FnMut() -> Result<()>) -> Result<End> {
     use std::sync::atomic::Ordering;
-    let stop = signals()?;
+    let stop = crate::signals::interrupt_flag()?;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(End::Stop);
@@ -173,19 +173,6 @@ fn wait(until: Option<Instant>, watch: &mut Watch, mut tick: impl FnMut() -> Res
                 .max(Duration::from_millis(1)),
         );
     }
-}
-
-/// A flag set by SIGINT, SIGTERM and SIGHUP, installed once.
-fn signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
-    static FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
-    if let Some(f) = FLAG.get() {
-        return Ok(f.clone());
-    }
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, flag.clone()).context("listening for signals")?;
-    }
-    Ok(FLAG.get_or_init(|| flag).clone())
 }
 
 /// Runs a histogram tool: report every interval (or once at the end).
@@ -795,7 +782,7 @@ fn snoop_loop<E>(
     mut print: impl FnMut(&mut dyn Write, &E, f64) -> Result<()>,
 ) -> Result<Option<perfkit_target::ExitStatus>> {
     let started = Instant::now();
-    let stop = signals()?;
+    let stop = crate::signals::interrupt_flag()?;
     let mut reported = ToolStats::default();
     let stdout = std::io::stdout();
     let mut exited = None;
