@@ -159,6 +159,14 @@ pub mod filter {
     /// The tasks in a cgroup v2 group and the groups below it.
     pub const MODE_CGROUP: u32 = 3;
 
+    /// A process the user named, as its value in `TARGET_TGIDS` (a
+    /// thread's in `TARGET_TIDS`).
+    pub const NAMED: u8 = 1;
+    /// A process followed because a selected one created it: it leaves
+    /// `TARGET_TGIDS` when it exits, so that its id, once reused, selects
+    /// nothing.
+    pub const FOLLOWED: u8 = 2;
+
     /// The selection, set by the loader before the object loads.
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

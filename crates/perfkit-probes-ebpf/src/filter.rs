@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::HashMap,
 };
-use perfkit_probes_common::filter::{FilterConfig, MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS};
+use perfkit_probes_common::filter::{FOLLOWED, FilterConfig, MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS};
 
 use crate::kernel;
 
@@ -81,12 +81,6 @@ pub(crate) fn on_fork(child: u64) {
         }
     }
 }
-
-/// A process the user named.
-#[allow(dead_code)]
-pub(crate) const NAMED: u8 = 1;
-/// A process followed because a selected one created it.
-pub(crate) const FOLLOWED: u8 = 2;
 
 /// A task exited: when its process is gone, its mappings are forgotten,
 /// and a followed process leaves the set, so that its id, once reused,

@@ -37,7 +37,6 @@ use aya_ebpf::{
     macros::{perf_event, raw_tracepoint},
     programs::{PerfEventContext, RawTracePointContext},
 };
-use perfkit_probes_common::sampler::{SampleKey, SampleStats};
 
 /// Adds one to a counter shared between CPUs.
 #[inline(always)]
@@ -115,9 +114,6 @@ pub fn off_cpu_switch(ctx: RawTracePointContext) -> i32 {
     offcpu::on_switch(&ctx, ctx.arg::<u64>(1), ctx.arg::<u64>(2));
     0
 }
-
-#[allow(dead_code)]
-fn _assert_types(_: SampleKey, _: SampleStats) {}
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,7 +7,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, Map, MapData, MapError},
     programs::{Program, ProgramError, RawTracePoint, raw_trace_point::RawTracePointLinkId},
 };
-use perfkit_probes_common::names;
+use perfkit_probes_common::{filter, names};
 
 use crate::{ProbeError, Selection, error::classify};
 
@@ -108,7 +108,7 @@ pub(crate) fn fill_set(ebpf: &mut Ebpf, name: &'static str, ids: &[u32]) -> Resu
     let map_err = |source| ProbeError::Map { map: name, source };
     let mut set: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(map_mut(ebpf, name)?).map_err(map_err)?;
     for &id in ids {
-        set.insert(id, 1, 0).map_err(map_err)?;
+        set.insert(id, filter::NAMED, 0).map_err(map_err)?;
     }
     Ok(())
 }

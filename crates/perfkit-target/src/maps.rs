@@ -263,10 +263,9 @@ impl MapsTracker {
                     self.proc_root.join(self.pid.to_string()).join("root").join(line.path.trim_start_matches('/'));
                 ModuleFile::open_path(&through_root).ok().map(Arc::new)
             }
-            Err(e) => {
-                tracing_free_debug(&e);
-                None
-            }
+            // perfkit-target has no logging dependency: a file that cannot
+            // be opened shows as unresolved frames naming the module.
+            Err(_) => None,
         };
         self.files.insert(key, opened.clone());
         opened
@@ -282,10 +281,6 @@ impl MapsTracker {
         &self.mappings
     }
 }
-
-/// perfkit-target has no logging dependency; failures to open a mapped
-/// file show as unresolved frames naming the module.
-fn tracing_free_debug(_e: &OpenError) {}
 
 /// The executable file mappings of `pid` now, each with its open file (for
 /// loading unwind tables ahead of sampling).

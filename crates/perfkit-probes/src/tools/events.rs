@@ -310,7 +310,6 @@ pub fn tcp_state_name(state: u32) -> &'static str {
     }
 }
 
-#[allow(dead_code)]
 const _: () = assert!(tools::EXEC_ARG_LEN >= 16);
 
 #[cfg(test)]
