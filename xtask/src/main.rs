@@ -294,6 +294,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("clang", "clang"),
     ("ld.lld", "lld"),
     ("make", "make"),
+    ("objcopy", "binutils"),
     ("script", "bsdutils"),
     ("setpriv", "util-linux"),
     ("losetup", "mount"),

@@ -311,6 +311,86 @@ fn a_target_swapping_its_executable_for_a_fifo_cannot_block_perfkit() {
     assert!(fs::metadata(&exe).unwrap().file_type().is_fifo());
 }
 
+/// Runs `cmd` to its end; returns its stderr, whether it succeeded, and
+/// its peak memory in KiB (from `wait4`).
+fn run_with_peak_memory(cmd: &mut Command) -> (String, bool, u64) {
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped; the pointers are
+    // valid for the call.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (reader.join().unwrap(), ok, usage.ru_maxrss as u64)
+}
+
+#[test]
+fn a_binary_with_a_decompression_bomb_cannot_blow_up_memory() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["objcopy"]) {
+        return;
+    }
+    // A program whose debug sections are 300 MiB of zeros each, compressed
+    // to a few hundred KiB: what a target may hand perfkit's ELF readers.
+    let dir = scratch_dir();
+    let zeros = dir.path().join("zeros");
+    fs::File::create(&zeros).unwrap().set_len(300 << 20).unwrap();
+    let plain = dir.path().join("plain");
+    let stripped = dir.path().join("stripped");
+    assert!(
+        Command::new("objcopy").arg("--strip-debug").arg(hotspots_nofp()).arg(&stripped).status().unwrap().success()
+    );
+    let mut add = Command::new("objcopy");
+    for section in [".debug_frame", ".debug_info", ".debug_abbrev", ".debug_line"] {
+        add.arg(format!("--add-section={section}={}", zeros.display()));
+        add.arg(format!("--set-section-flags={section}=noload,readonly"));
+    }
+    assert!(add.arg(&stripped).arg(&plain).status().unwrap().success());
+    let bomb = dir.path().join("bomb");
+    assert!(
+        Command::new("objcopy")
+            .arg("--compress-debug-sections=zlib")
+            .arg(&plain)
+            .arg(&bomb)
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::remove_file(&zeros).unwrap();
+    fs::remove_file(&plain).unwrap();
+    assert!(fs::metadata(&bomb).unwrap().len() < 16 << 20);
+    for backend in ["ebpf", "perf"] {
+        let folded = dir.path().join(format!("{backend}.folded"));
+        let (err, ok, peak_kib) = run_with_peak_memory(
+            perfkit()
+                .args(["profile", "--backend", backend, "-F", "199", "-o"])
+                .arg(dir.path().join("f.svg"))
+                .arg("--folded")
+                .arg(&folded)
+                .arg("--")
+                .arg(&bomb)
+                .arg("1"),
+        );
+        assert!(ok, "{backend}: {err}");
+        assert!(err.contains("debug information of") && err.contains("not read"), "{backend}: {err}");
+        assert!(peak_kib < 200 << 10, "{backend}: perfkit peaked at {} MiB on a small file", peak_kib >> 10);
+        // The symbol tables still name the functions; the unwind tables
+        // come from .eh_frame.
+        let (all, full) = leaf_samples(&read_folded(&folded), "hot_a", "main;parent_a;hot_a");
+        assert!(all > 50 && full * 100 >= all * 95, "{backend}: {full} of {all} hot_a samples with their full path");
+    }
+}
+
 #[test]
 fn a_command_that_is_a_fifo_is_refused_without_waiting_on_it() {
     let Some(_serial) = privileged() else { return };

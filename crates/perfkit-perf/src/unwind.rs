@@ -211,7 +211,7 @@ fn read_sections(data: &[u8]) -> Option<Sections> {
     }
     let section = |name: &str| -> Option<(std::ops::Range<u64>, SectionBytes)> {
         let s = elf.section_by_name(name)?;
-        let bytes = s.uncompressed_data().ok()?.into_owned();
+        let bytes = perfkit_unwind::section_data(&s)?.into_owned();
         Some((s.address()..s.address() + s.size(), SectionBytes(Arc::new(bytes))))
     };
     Some(Sections {

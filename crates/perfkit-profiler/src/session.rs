@@ -528,6 +528,12 @@ impl Session {
         for skipped in &report.perf_maps_skipped {
             notes.push(Note::warn(format!("JIT symbols: {skipped}")));
         }
+        for path in &report.debug_info_skipped {
+            notes.push(Note::warn(format!(
+                "debug information of {path} not read: a compressed section would decompress to over {} MiB",
+                perfkit_unwind::MAX_DECOMPRESSED_SECTION >> 20
+            )));
+        }
         if choice.walker == Walker::FramePointers {
             early_stop_note(&profile, &modules, &mut notes);
         }

@@ -82,6 +82,10 @@ pub struct SymbolizeReport {
     pub perf_maps_read: Vec<(u32, usize)>,
     /// JIT symbol maps not read, and why.
     pub perf_maps_skipped: Vec<String>,
+    /// Files whose debug information was not read because a compressed
+    /// section of theirs would decompress beyond
+    /// [`perfkit_unwind::MAX_DECOMPRESSED_SECTION`].
+    pub debug_info_skipped: Vec<String>,
 }
 
 impl Symbolizer {
@@ -161,7 +165,7 @@ impl Symbolizer {
         for (f, mut offsets) in by_file {
             offsets.sort_unstable();
             offsets.dedup();
-            let frames = self.file(&files[f], &offsets);
+            let frames = self.file(&files[f], &offsets, &mut report);
             for (off, fr) in offsets.into_iter().zip(frames) {
                 resolved.insert((f, off), fr);
             }
@@ -252,7 +256,7 @@ impl Symbolizer {
     }
 
     /// Symbolizes file offsets of one file.
-    fn file(&self, file: &ModuleFile, offsets: &[u64]) -> Vec<Frames> {
+    fn file(&self, file: &ModuleFile, offsets: &[u64], report: &mut SymbolizeReport) -> Vec<Frames> {
         let data = file.map().ok();
         let index = data.as_deref().map(SymbolIndex::new).unwrap_or_default();
         let layout = data.as_deref().map(ElfLayout::parse).unwrap_or_default();
@@ -267,7 +271,12 @@ impl Symbolizer {
             let origin = Origin { path: origin_path.clone(), build_id: build_id.clone(), file_offset: off };
             vec![Frame::user(format!("{module}+{addr:#x}")).from_origin(Some(origin))]
         };
-        let src = Source::Elf(Elf::new(&path));
+        let mut elf = Elf::new(&path);
+        if data.as_deref().is_some_and(perfkit_unwind::has_oversized_compressed_section) {
+            elf.debug_syms = false;
+            report.debug_info_skipped.push(file.path().to_owned());
+        }
+        let src = Source::Elf(elf);
         let results = match self.inner.symbolize(&src, Input::FileOffset(offsets)) {
             Ok(r) => r,
             Err(err) => {

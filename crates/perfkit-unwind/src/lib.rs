@@ -32,6 +32,32 @@ pub use elf::{ElfLayout, Segment};
 pub use eval::{Regs, StepError, step};
 pub use table::{CfaRule, RbpRule, TableRow, TableStats, UnwindTable, encode_page};
 
+/// The largest section this crate decompresses: a compressed section that
+/// claims more is treated as absent. The files come from the processes
+/// profiled, and a few KiB of compressed zeros must not make perfkit
+/// allocate GiBs.
+pub const MAX_DECOMPRESSED_SECTION: u64 = 256 << 20;
+
+/// A section's bytes, decompressed if compressed (Go compresses
+/// `.debug_frame`); `None` when it cannot be read, or when it would
+/// decompress to more than [`MAX_DECOMPRESSED_SECTION`].
+pub fn section_data<'data>(section: &impl object::ObjectSection<'data>) -> Option<std::borrow::Cow<'data, [u8]>> {
+    let compressed = section.compressed_data().ok()?;
+    if compressed.uncompressed_size > MAX_DECOMPRESSED_SECTION {
+        return None;
+    }
+    compressed.decompress().ok()
+}
+
+/// Whether a section of an ELF file is compressed and would decompress to
+/// more than [`MAX_DECOMPRESSED_SECTION`]: its debug information is then
+/// left unread (the symbol tables still name its functions).
+pub fn has_oversized_compressed_section(data: &[u8]) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(file) = object::File::parse(data) else { return false };
+    file.sections().any(|s| s.compressed_data().is_ok_and(|c| c.uncompressed_size > MAX_DECOMPRESSED_SECTION))
+}
+
 /// Why a file's unwind table could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -106,7 +106,7 @@ impl UnwindTable {
         }
         let mut covered: Vec<(u64, u64)> = Vec::new();
         if let Some(s) = file.section_by_name(".eh_frame")
-            && let Ok(data) = s.uncompressed_data()
+            && let Some(data) = crate::section_data(&s)
         {
             let eh_bases = bases.clone().set_eh_frame(s.address());
             let eh_bases = match section_addr(".eh_frame_hdr") {
@@ -119,7 +119,7 @@ impl UnwindTable {
                 .map_err(|reason| UnwindError::Cfi { section: ".eh_frame", reason })?;
         }
         if let Some(s) = file.section_by_name(".debug_frame")
-            && let Ok(data) = s.uncompressed_data()
+            && let Some(data) = crate::section_data(&s)
         {
             covered.sort_unstable();
             let before = stats.functions;
