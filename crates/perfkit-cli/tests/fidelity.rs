@@ -86,7 +86,7 @@ fn rust_built_with_cargo_defaults_has_complete_stacks_on_both_backends() {
     assert!(err.contains("DWARF unwinding of user stack copies"), "auto must not pick frame pointers: {err}");
     assert_shares(&perf, &RUST_PATHS, 0.99);
 
-    if have("perf") {
+    if tools(&["perf"]) {
         let reference = perf_dwarf(&cmd);
         let (theirs, ours) = (complete_share(&reference, &["churn"]), complete_share(&ebpf, &["churn"]));
         assert!(ours + 0.01 >= theirs, "perfkit {ours:.3} complete vs perf --call-graph dwarf {theirs:.3}");
@@ -207,7 +207,7 @@ fn a_stripped_distro_binary_reaches_the_libc_start() {
         .filter(|f| f.starts_with("liblzma.so") && f.contains("+0x"))
         .collect();
     assert!(spots.len() >= 3, "liblzma's unresolved frames should keep their addresses: {spots:?}");
-    if have("perf") {
+    if tools(&["perf"]) {
         let reference = perf_dwarf(&cmd);
         let perf_xz: Vec<(String, u64)> = reference.iter().filter(|(s, _)| s.starts_with("xz")).cloned().collect();
         let perf_total: u64 = perf_xz.iter().map(|(_, c)| c).sum();
