@@ -508,10 +508,7 @@ fn run_kind(
     let sampling_ended = Instant::now();
     let watched: Vec<u32> = session.watched().to_vec();
     let description = session.description().to_owned();
-    let finished = session.finish()?;
-    let Finished { mut profile, notes, command, command_status, idle_samples, bytes_from_kernel, processes, .. } =
-        finished;
-    let mut command = command;
+    let Finished { profile, notes, mut command, command_status, idle_samples, processes, .. } = session.finish()?;
 
     if profile.total_samples() == 0 {
         if let Some(c) = &mut command {
@@ -555,7 +552,6 @@ fn run_kind(
         folded.commit(|w| profile.write_folded(w).context("writing folded stacks"))?;
     }
     let main_path = main_out.path_display();
-    profile.meta.command.clone_from(&description);
     write_profile(main_out, args.format, &profile, &svg_options)?;
 
     // Every output is written: now the command may be ended and reaped.
@@ -588,7 +584,6 @@ fn run_kind(
     for n in &notes {
         eprintln!("{}", printable(&n.text));
     }
-    let _ = bytes_from_kernel;
     if args.top > 0 && total > 0 {
         eprintln!(
             "{}",
