@@ -10,6 +10,11 @@
 
 use object::{Object, ObjectSymbol, SymbolKind};
 
+/// The most function symbols read from one file (real binaries have a few
+/// million at most): a file a target controls must not decide how much
+/// memory is used. Beyond it, blazesym's names stand.
+pub(crate) const MAX_SYMBOLS: usize = 4 << 20;
+
 /// One function symbol.
 #[derive(Clone, Debug)]
 struct Symbol {
@@ -51,6 +56,7 @@ impl SymbolIndex {
                 };
                 Some(Symbol { address: s.address(), size: s.size(), binding, name })
             })
+            .take(MAX_SYMBOLS)
             .collect();
         symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| a.name.cmp(&b.name)));
         symbols.dedup_by(|b, a| a.address == b.address && a.name == b.name);

@@ -30,7 +30,7 @@ mod table;
 
 pub use elf::{ElfLayout, Segment};
 pub use eval::{Regs, StepError, step};
-pub use table::{CfaRule, RbpRule, TableRow, TableStats, UnwindTable, encode_page};
+pub use table::{CfaRule, MAX_ROWS, RbpRule, TableRow, TableStats, UnwindTable, encode_page};
 
 /// The largest section this crate decompresses: a compressed section that
 /// claims more is treated as absent. The files come from the processes

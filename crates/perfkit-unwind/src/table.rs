@@ -77,6 +77,11 @@ pub struct UnwindTable {
     stats: TableStats,
 }
 
+/// The most rows (and functions) one file's table is built with: far
+/// above what the kernel side holds (`--table-rows`), and a bound on the
+/// memory a hostile file can make the builder use.
+pub const MAX_ROWS: usize = 16 << 20;
+
 /// A gimli row, in virtual addresses, before conversion.
 struct VRow {
     start: u64,
@@ -115,7 +120,7 @@ impl UnwindTable {
             };
             let mut eh = EhFrame::new(&data, LittleEndian);
             eh.set_address_size(8);
-            evaluate(&eh, &eh_bases, ".eh_frame", &mut vrows, &mut covered, &mut stats, &[])
+            evaluate(&eh, &eh_bases, &mut vrows, &mut covered, &mut stats, &[])
                 .map_err(|reason| UnwindError::Cfi { section: ".eh_frame", reason })?;
         }
         if let Some(s) = file.section_by_name(".debug_frame")
@@ -126,7 +131,7 @@ impl UnwindTable {
             let mut df = DebugFrame::new(&data, LittleEndian);
             df.set_address_size(8);
             let skip = std::mem::take(&mut covered);
-            evaluate(&df, &bases, ".debug_frame", &mut vrows, &mut covered, &mut stats, &skip)
+            evaluate(&df, &bases, &mut vrows, &mut covered, &mut stats, &skip)
                 .map_err(|reason| UnwindError::Cfi { section: ".debug_frame", reason })?;
             stats.debug_frame_functions = stats.functions - before;
         }
@@ -239,7 +244,6 @@ fn encode_row(pc_low: u16, r: &TableRow) -> (u16, u8, u8, i16, i16) {
 fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
     section: &S,
     bases: &BaseAddresses,
-    name: &'static str,
     out: &mut Vec<VRow>,
     covered: &mut Vec<(u64, u64)>,
     stats: &mut TableStats,
@@ -252,12 +256,14 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
             Ok(Some(e)) => e,
             Ok(None) => break,
             // A malformed entry ends the section; what was read is kept.
-            Err(e) if !out.is_empty() => {
-                let _ = (name, e);
-                break;
-            }
+            Err(_) if !out.is_empty() => break,
             Err(e) => return Err(e.to_string()),
         };
+        if out.len() + covered.len() > MAX_ROWS {
+            return Err(format!(
+                "over {MAX_ROWS} rows and functions: refused, so that a file cannot decide how much memory is used"
+            ));
+        }
         let CieOrFde::Fde(partial) = entry else { continue };
         let Ok(fde) = partial.parse(S::cie_from_offset) else { continue };
         let (start, len) = (fde.initial_address(), fde.len());
