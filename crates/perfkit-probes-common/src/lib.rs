@@ -26,12 +26,36 @@ pub mod names {
     pub const ON_CPU_PROGRAM: &str = "on_cpu_sample";
     /// Tracepoint sched:sched_process_fork: follows descendants.
     pub const FORK_PROGRAM: &str = "track_fork";
-    /// Tracepoint sched:sched_process_exit: forgets exited tasks.
+    /// Tracepoint sched:sched_process_exit(task): forgets exited tasks
+    /// (kernels whose tracepoint has one argument).
     pub const EXIT_PROGRAM: &str = "track_exit";
+    /// The same on kernels whose sched_process_exit also passes
+    /// `group_dead` (Linux 6.16 and newer).
+    pub const EXIT_GROUP_DEAD_PROGRAM: &str = "track_exit_group_dead";
     /// Tracepoint sched:sched_process_exec: a process's mappings change.
     pub const EXEC_PROGRAM: &str = "track_exec";
     /// Tracepoint sched:sched_switch: off-CPU time.
     pub const OFF_CPU_PROGRAM: &str = "off_cpu_switch";
+    /// [`ON_CPU_PROGRAM`] for kernels without `bpf_loop` (before 5.17):
+    /// walks a few frames per run and tail-calls
+    /// [`ON_CPU_MORE_PROGRAM`] for the rest.
+    pub const ON_CPU_LOOPLESS_PROGRAM: &str = "on_cpu_sample_loopless";
+    /// perf_event program reached only by tail call: continues an
+    /// on-CPU walk.
+    pub const ON_CPU_MORE_PROGRAM: &str = "on_cpu_walk_more";
+    /// [`OFF_CPU_PROGRAM`] for kernels without `bpf_loop`.
+    pub const OFF_CPU_LOOPLESS_PROGRAM: &str = "off_cpu_switch_loopless";
+    /// Raw tracepoint program reached only by tail call: continues an
+    /// off-CPU walk.
+    pub const OFF_CPU_MORE_PROGRAM: &str = "off_cpu_walk_more";
+    /// Program array whose one entry is [`ON_CPU_MORE_PROGRAM`]. (A
+    /// program array serves one program type, so each continuation has
+    /// its own.)
+    pub const WALK_MORE_ON_CPU: &str = "WALK_MORE_ON_CPU";
+    /// Program array whose one entry is [`OFF_CPU_MORE_PROGRAM`].
+    pub const WALK_MORE_OFF_CPU: &str = "WALK_MORE_OFF_CPU";
+    /// Per-CPU keys of the walks in progress across tail calls.
+    pub const WALK_PENDING: &str = "WALK_PENDING";
 
     /// runqlat: sched_wakeup, sched_wakeup_new, sched_switch.
     pub const RUNQ_WAKEUP_PROGRAM: &str = "runq_wakeup";
@@ -209,9 +233,9 @@ pub mod kernel {
         pub task_tgid: u32,
         /// `task_struct.__state` (`state` before Linux 5.14).
         pub task_state: u32,
-        /// Non-zero when the sched_process_exit tracepoint passes
-        /// `group_dead` (Linux 6.x).
-        pub exit_has_group_dead: u32,
+        /// `task_struct.stack`: the task's kernel stack, whose top holds
+        /// the user registers saved on entry to the kernel.
+        pub task_stack: u32,
         /// Non-zero once the loader filled the offsets in.
         pub valid: u32,
     }
@@ -394,6 +418,16 @@ pub mod sampler {
 
     /// Deepest stack walked, user and kernel alike.
     pub const MAX_FRAMES: usize = 128;
+
+    /// Frames a loopless walk (kernels without `bpf_loop`) takes per
+    /// program run; it tail-calls itself for the next ones, at most
+    /// `MAX_FRAMES / FRAMES_PER_RUN - 1` times (the kernel allows 32).
+    pub const FRAMES_PER_RUN: usize = 8;
+    /// The walk slot of the perf event program (on-CPU samples).
+    pub const WALK_ON_CPU: u32 = 0;
+    /// The walk slot of the tracepoint programs (off-CPU time). A perf
+    /// event can interrupt a tracepoint's program, so each has its own.
+    pub const WALK_OFF_CPU: u32 = 1;
 
     /// Default entries of the counts map (allocated as used).
     pub const DEFAULT_COUNTS_ENTRIES: u32 = 1 << 18;
@@ -779,15 +813,23 @@ pub mod tools {
     }
 
     /// The syscall-name reader's request (`SYSCALL_NAMES_REQUEST`, an
-    /// array of `u64`): index 0 the step, 1 a kernel address.
+    /// array of `u64`): index 0 the step, 1 a kernel address, 2 the first
+    /// entry.
     pub const NAMES_STEP: u32 = 0;
     /// The address the step works on.
     pub const NAMES_ADDR: u32 = 1;
+    /// The first table entry a `NAMES_STEP_TABLE` step reads.
+    pub const NAMES_FIRST: u32 = 2;
+    /// Table entries one run of the reader copies: a bounded loop the
+    /// verifier of every kernel accepts (5.10's refuses 1024 iterations:
+    /// too many branches pending).
+    pub const NAMES_PER_RUN: u32 = 64;
     /// Step: copy `NAMES_CODE_LEN` bytes of code at the address into
     /// `SYSCALL_NAMES_CODE`.
     pub const NAMES_STEP_CODE: u64 = 1;
     /// Step: the address is the kernel's `syscalls_metadata` variable;
-    /// copy the name of each entry whose `syscall_nr` is its index.
+    /// copy the name of each entry from `NAMES_FIRST` on (`NAMES_PER_RUN`
+    /// of them) whose `syscall_nr` is its index.
     pub const NAMES_STEP_TABLE: u64 = 2;
     /// Bytes of code copied.
     pub const NAMES_CODE_LEN: usize = 96;

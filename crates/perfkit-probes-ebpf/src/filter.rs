@@ -85,18 +85,22 @@ pub(crate) fn on_fork(child: u64) {
 /// A task exited: when its process is gone, its mappings are forgotten,
 /// and a followed process leaves the set, so that its id, once reused,
 /// selects nothing. (The processes the user named stay: their exit ends
-/// the profile.)
+/// the profile.) `group_dead` is the tracepoint's second argument, on the
+/// kernels that pass it (newer than 6.12).
 #[inline(always)]
-pub(crate) fn on_exit(task: u64, group_dead: u64) {
+pub(crate) fn on_exit(task: u64, group_dead: Option<u64>) {
     let f = config();
     let off = kernel::offsets();
     let (Some(pid), Some(tgid)) = (kernel::read::<u32>(task, off.task_pid), kernel::read::<u32>(task, off.task_tgid))
     else {
         return;
     };
-    // Without `group_dead` (before Linux 6.x), the main thread's exit stands
-    // for the process's: other threads outliving it are rare.
-    let gone = if off.exit_has_group_dead != 0 { group_dead & 0xff != 0 } else { pid == tgid };
+    // Without `group_dead`, the main thread's exit stands for the
+    // process's: other threads outliving it are rare.
+    let gone = match group_dead {
+        Some(dead) => dead & 0xff != 0,
+        None => pid == tgid,
+    };
     if !gone {
         return;
     }

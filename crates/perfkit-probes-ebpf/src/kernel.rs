@@ -13,7 +13,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     task_pid: 0,
     task_tgid: 0,
     task_state: 0,
-    exit_has_group_dead: 0,
+    task_stack: 0,
     valid: 0,
 };
 
@@ -64,6 +64,33 @@ pub(crate) unsafe fn user_mode(regs: u64) -> bool {
     cs & 3 == 3
 }
 
+/// The address of the user registers `task` saved on entering the kernel
+/// (what `task_pt_regs` gives, without `bpf_task_pt_regs`, which needs
+/// Linux 5.15): the top of the task's kernel stack. THREAD_SIZE is 16 KiB,
+/// or 32 KiB with KASAN, and FRED kernels (6.9 and newer) leave 16 bytes
+/// above the registers; the candidate whose saved CS and SS are the user
+/// segments is the one. 0 when none is (a kernel thread, a read fault).
+#[inline(always)]
+pub(crate) fn user_regs(task: u64) -> u64 {
+    let Some(stack) = read::<u64>(task, offsets().task_stack) else { return 0 };
+    if stack == 0 {
+        return 0;
+    }
+    for top in [16384u64, 16384 - 16, 32768, 32768 - 16] {
+        let regs = stack + top - PT_REGS_SIZE;
+        if read::<u64>(regs, PT_REGS_CS as u32) == Some(USER_CS) && read::<u64>(regs, PT_REGS_SS as u32) == Some(USER_DS)
+        {
+            return regs;
+        }
+    }
+    0
+}
+
+/// x86-64 `__USER_CS`: the code segment of 64-bit user mode.
+const USER_CS: u64 = 0x33;
+/// x86-64 `__USER_DS`: the stack segment of user mode.
+const USER_DS: u64 = 0x2b;
+
 /// x86-64 `struct pt_regs` byte offsets (the layout is kernel ABI).
 pub(crate) const PT_REGS_BP: u64 = 4 * 8;
 /// Instruction pointer.
@@ -72,3 +99,7 @@ pub(crate) const PT_REGS_IP: u64 = 16 * 8;
 pub(crate) const PT_REGS_CS: u64 = 17 * 8;
 /// Stack pointer.
 pub(crate) const PT_REGS_SP: u64 = 19 * 8;
+/// Stack segment.
+const PT_REGS_SS: u64 = 20 * 8;
+/// The size of `struct pt_regs`.
+const PT_REGS_SIZE: u64 = 21 * 8;

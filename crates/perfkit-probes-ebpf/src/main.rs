@@ -7,8 +7,12 @@
 //!   samples per (process, thread, names, stacks) ([`stacks`]). Nothing is
 //!   streamed per sample: user space reads the counts and stacks at the
 //!   end.
+//!   On kernels without `bpf_loop` (before 5.17), `on_cpu_sample_loopless`
+//!   walks a few frames per run and tail-calls `on_cpu_walk_more` for the
+//!   rest; the loader picks the variant the kernel runs.
 //! - `track_fork` and `track_exit` keep the set of selected processes as
-//!   they create children and exit.
+//!   they create children and exit (`track_exit_group_dead` where the
+//!   exit tracepoint has a second argument).
 //! - `off_cpu_switch` measures how long threads wait off CPU, under the
 //!   stacks they left with ([`offcpu`]).
 //! - The bcc-style tools ([`tools`]): run-queue latency ([`runqlat`]),
@@ -33,10 +37,11 @@ mod tools;
 mod walk;
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task_btf},
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_task},
     macros::{perf_event, raw_tracepoint},
     programs::{PerfEventContext, RawTracePointContext},
 };
+use perfkit_probes_common::sampler::{SampleKey, WALK_OFF_CPU, WALK_ON_CPU};
 
 /// Adds one to a counter shared between CPUs.
 #[inline(always)]
@@ -48,24 +53,26 @@ pub(crate) fn atomic_add(counter: *mut u64, n: u64) {
     }
 }
 
-#[perf_event]
-pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
+/// The prelude of an on-CPU sample: the current task, when it is selected,
+/// with its key and kernel stack.
+#[inline(always)]
+fn on_cpu_begin(ctx: &PerfEventContext) -> Option<(SampleKey, u64, u64)> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(stats) = stacks::stats() else { return 0 };
+    let stats = stacks::stats()?;
     if tid == 0 {
         // The idle task: counted in system-wide runs, never drawn.
         if filter::config().mode == perfkit_probes_common::filter::MODE_ALL {
             stats.idle += 1;
         }
-        return 0;
+        return None;
     }
     if !filter::selected(tgid, tid) {
-        return 0;
+        return None;
     }
     stats.samples += 1;
     // SAFETY: the helper has no preconditions.
-    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let task = unsafe { bpf_get_current_task() };
     let mut key = stacks::new_key(tgid, tid, task);
     let regs = ctx.ctx as u64;
     // SAFETY: the context of a perf_event program starts with the sampled
@@ -74,9 +81,50 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     if stacks::config().kernel_stacks != 0 && !user_mode {
         key.kernel_stack = stacks::kernel_stack(0, ctx.ctx.cast(), stats);
     }
-    stacks::user_stack(0, &mut key, task, if user_mode { regs } else { 0 }, stats);
+    Some((key, task, if user_mode { regs } else { 0 }))
+}
+
+/// On-CPU samples, on kernels with `bpf_loop` (5.17 and newer).
+#[perf_event]
+pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
+    let Some((mut key, task, regs)) = on_cpu_begin(&ctx) else { return 0 };
+    let Some(stats) = stacks::stats() else { return 0 };
+    stacks::user_stack(0, &mut key, task, regs, stats);
     stacks::count(&key, 1, stats);
     0
+}
+
+/// On-CPU samples, on kernels without `bpf_loop`: the user stack's walk
+/// goes on in [`on_cpu_walk_more`] by tail calls.
+#[perf_event]
+pub fn on_cpu_sample_loopless(ctx: PerfEventContext) -> u32 {
+    let Some((key, task, regs)) = on_cpu_begin(&ctx) else { return 0 };
+    if stacks::begin_user_stack(WALK_ON_CPU, key, 0, task, regs) {
+        on_cpu_walk(&ctx);
+    }
+    0
+}
+
+/// The rest of a loopless on-CPU walk (reached by tail call only).
+#[perf_event]
+pub fn on_cpu_walk_more(ctx: PerfEventContext) -> u32 {
+    on_cpu_walk(&ctx);
+    0
+}
+
+/// Walks some frames; then either goes on in a tail call or counts the
+/// sample.
+#[inline(always)]
+fn on_cpu_walk(ctx: &PerfEventContext) {
+    if walk::walk_some(WALK_ON_CPU) {
+        // SAFETY: a tail call into the same kind of program; on success
+        // it does not return.
+        unsafe { walk::WALK_MORE_ON_CPU.tail_call(ctx, 0) };
+    }
+    let Some(stats) = stacks::stats() else { return };
+    if let Some(pending) = stacks::end_user_stack(WALK_ON_CPU, stats) {
+        stacks::count(&pending.key, 1, stats);
+    }
 }
 
 /// sched_process_fork(parent, child): a selected process's new child
@@ -87,11 +135,20 @@ pub fn track_fork(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// sched_process_exit(task, group_dead): an exited process leaves the set,
-/// so that its id, once reused, selects nothing.
+/// sched_process_exit(task): an exited process leaves the set, so that its
+/// id, once reused, selects nothing. For kernels whose tracepoint has one
+/// argument: reading a second one would fail the attach.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn track_exit(ctx: RawTracePointContext) -> i32 {
-    filter::on_exit(ctx.arg::<u64>(0), ctx.arg::<u64>(1));
+    filter::on_exit(ctx.arg::<u64>(0), None);
+    0
+}
+
+/// sched_process_exit(task, group_dead), on the kernels that pass
+/// `group_dead`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn track_exit_group_dead(ctx: RawTracePointContext) -> i32 {
+    filter::on_exit(ctx.arg::<u64>(0), Some(ctx.arg::<u64>(1)));
     0
 }
 
@@ -111,8 +168,37 @@ pub fn track_exec(_ctx: RawTracePointContext) -> i32 {
 /// sched_switch(preempt, prev, next, ...): off-CPU time.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn off_cpu_switch(ctx: RawTracePointContext) -> i32 {
-    offcpu::on_switch(&ctx, ctx.arg::<u64>(1), ctx.arg::<u64>(2));
+    offcpu::on_switch::<true>(&ctx, ctx.arg::<u64>(1), ctx.arg::<u64>(2));
     0
+}
+
+/// sched_switch on kernels without `bpf_loop`: the user stack's walk goes
+/// on in [`off_cpu_walk_more`] by tail calls.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn off_cpu_switch_loopless(ctx: RawTracePointContext) -> i32 {
+    if offcpu::on_switch::<false>(&ctx, ctx.arg::<u64>(1), ctx.arg::<u64>(2)) {
+        off_cpu_walk(&ctx);
+    }
+    0
+}
+
+/// The rest of a loopless off-CPU walk (reached by tail call only).
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn off_cpu_walk_more(ctx: RawTracePointContext) -> i32 {
+    off_cpu_walk(&ctx);
+    0
+}
+
+#[inline(always)]
+fn off_cpu_walk(ctx: &RawTracePointContext) {
+    if walk::walk_some(WALK_OFF_CPU) {
+        // SAFETY: as in `on_cpu_walk`.
+        unsafe { walk::WALK_MORE_OFF_CPU.tail_call(ctx, 0) };
+    }
+    let Some(stats) = stacks::stats() else { return };
+    if let Some(pending) = stacks::end_user_stack(WALK_OFF_CPU, stats) {
+        offcpu::left(pending);
+    }
 }
 
 #[cfg(not(test))]

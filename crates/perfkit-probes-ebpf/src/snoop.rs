@@ -5,7 +5,7 @@
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_NO_PREALLOC},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_current_uid_gid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
     },
     macros::{map, tracepoint},
@@ -56,7 +56,7 @@ fn exec_started(ctx: &TracePointContext, path_at: usize, argv_at: usize) {
     };
     let e = entry.as_mut_ptr();
     // SAFETY: the helper has no preconditions.
-    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() };
     let parent = crate::kernel::read::<u64>(task, tools::offsets().task_real_parent).unwrap_or(0);
     // SAFETY: `e` points at the reserved event, written field by field
     // before it is submitted; the helpers check every user address.

@@ -9,8 +9,8 @@ use aya_ebpf::{
 use perfkit_probes_common::{
     kernel::PF_KTHREAD,
     sampler::{
-        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_NO_USER, MAX_FRAMES, SampleKey, SampleStats, SamplerConfig,
-        StackTrace, UNWIND_TABLES,
+        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_NO_USER, MAX_FRAMES, OffCpuStart, SampleKey, SampleStats,
+        SamplerConfig, StackTrace, UNWIND_TABLES,
     },
 };
 
@@ -132,19 +132,18 @@ pub(crate) fn kernel_stack(which: u32, ctx: *mut core::ffi::c_void, stats: &mut 
     store(trace, mix(hash, n as u64), stats)
 }
 
-/// Walks and stores the current task's user stack into `key`. `regs` is the
-/// address of the user registers when the sample was taken in user mode,
-/// else 0 (they are then read from the task).
+/// Whether `task` has a user stack: not a kernel thread, and with an mm.
 #[inline(always)]
-pub(crate) fn user_stack(which: u32, key: &mut SampleKey, task: u64, regs: u64, stats: &mut SampleStats) {
+fn has_user_stack(task: u64) -> bool {
     let off = kernel::offsets();
     let flags = kernel::read::<u32>(task, off.task_flags).unwrap_or(0);
-    if flags & PF_KTHREAD != 0 || kernel::read::<u64>(task, off.task_mm).unwrap_or(0) == 0 {
-        key.user_end = END_NO_USER;
-        stats.user_end[END_NO_USER as usize] += 1;
-        return;
-    }
-    let (hash, end) = walk::user(which, task, regs, config().unwind, stats);
+    flags & PF_KTHREAD == 0 && kernel::read::<u64>(task, off.task_mm).unwrap_or(0) != 0
+}
+
+/// Records in `key` how the walk in slot `which` ended, and stores its
+/// stack.
+#[inline(always)]
+fn finish_user(which: u32, key: &mut SampleKey, hash: u64, end: u8, stats: &mut SampleStats) {
     key.user_end = end;
     // END_REASONS is 8: the mask keeps the index provably in range.
     stats.user_end[(end & 7) as usize] += 1;
@@ -154,6 +153,52 @@ pub(crate) fn user_stack(which: u32, key: &mut SampleKey, task: u64, regs: u64, 
         key.user_stack = store(&w.trace, hash, stats);
         key.user_lost = (key.user_stack == 0) as u8;
     }
+}
+
+/// Walks and stores the current task's user stack into `key`, with
+/// `bpf_loop`. `regs` is the address of the user registers when the sample
+/// was taken in user mode, else 0 (they are then read from the task).
+#[inline(always)]
+pub(crate) fn user_stack(which: u32, key: &mut SampleKey, task: u64, regs: u64, stats: &mut SampleStats) {
+    if !has_user_stack(task) {
+        key.user_end = END_NO_USER;
+        stats.user_end[END_NO_USER as usize] += 1;
+        return;
+    }
+    let (hash, end) = walk::user(which, task, regs, config().unwind, stats);
+    finish_user(which, key, hash, end, stats);
+}
+
+/// Walks in progress across tail calls (kernels without `bpf_loop`): the
+/// key (and, off CPU, the time) each waits to be counted under, per slot.
+#[map]
+static WALK_PENDING: PerCpuArray<OffCpuStart> = PerCpuArray::with_max_entries(2, 0);
+
+/// Begins a walk of the current task's user stack that
+/// [`walk::walk_some`] continues and [`end_user_stack`] ends (kernels
+/// without `bpf_loop`). False when there is no room to keep `key`.
+#[inline(always)]
+pub(crate) fn begin_user_stack(which: u32, key: SampleKey, start_ns: u64, task: u64, regs: u64) -> bool {
+    let Some(pending) = WALK_PENDING.get_ptr_mut(which & 1) else { return false };
+    // SAFETY: this CPU's slot, used by nothing else until the walk ends
+    // (the programs sharing a slot cannot interrupt each other).
+    unsafe {
+        (*pending).key = key;
+        (*pending).start_ns = start_ns;
+    }
+    walk::begin(which, task, regs, config().unwind, has_user_stack(task)).is_some()
+}
+
+/// Ends the walk [`begin_user_stack`] began: the key with its user stack,
+/// and the time kept with it.
+#[inline(always)]
+pub(crate) fn end_user_stack(which: u32, stats: &mut SampleStats) -> Option<OffCpuStart> {
+    let (hash, end) = walk::end(which, stats);
+    let pending = WALK_PENDING.get_ptr_mut(which & 1)?;
+    // SAFETY: as in `begin_user_stack`.
+    let pending = unsafe { &mut *pending };
+    finish_user(which, &mut pending.key, hash, end, stats);
+    Some(*pending)
 }
 
 /// Adds `n` to the key's count, inserting it when new.

@@ -1,17 +1,15 @@
 //! syscount: system calls counted (and timed) per syscall and process, and
 //! the syscall names read from the kernel's own metadata.
 
-use core::ffi::c_void;
-
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes, generated::bpf_loop},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes},
     macros::{map, raw_tracepoint},
     maps::{Array, HashMap, PerCpuHashMap},
     programs::RawTracePointContext,
 };
 use perfkit_probes_common::tools::{
-    MAX_SYSCALLS, NAMES_ADDR, NAMES_CODE_LEN, NAMES_STEP, NAMES_STEP_CODE, NAMES_STEP_TABLE, SyscallKey, SyscallName,
+    MAX_SYSCALLS, NAMES_ADDR, NAMES_CODE_LEN, NAMES_FIRST, NAMES_PER_RUN, NAMES_STEP, NAMES_STEP_CODE, NAMES_STEP_TABLE, SyscallKey, SyscallName,
     SyscallStat, TOOL_SYSCOUNT,
 };
 
@@ -101,7 +99,7 @@ pub fn sys_exit_count(ctx: RawTracePointContext) -> i32 {
 
 /// What the name reader is asked to do.
 #[map]
-static SYSCALL_NAMES_REQUEST: Array<u64> = Array::with_max_entries(2, 0);
+static SYSCALL_NAMES_REQUEST: Array<u64> = Array::with_max_entries(3, 0);
 
 /// Code bytes it copied (user space finds the table's address in them).
 #[map]
@@ -116,18 +114,17 @@ fn request(index: u32) -> u64 {
 /// Copies the name of entry `index` of the kernel's `syscalls_metadata`
 /// array, when that entry's own `syscall_nr` is `index` (which also
 /// proves the address was the table).
-extern "C" fn read_name(index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes the table base given to it.
-    let table = unsafe { *ctx.cast::<u64>() };
+#[inline(always)]
+fn read_name(table: u64, index: u64) {
     let o = tools::offsets();
-    let Some(meta) = kernel::read::<u64>(table + index * 8, 0) else { return 1 };
+    let Some(meta) = kernel::read::<u64>(table + index * 8, 0) else { return };
     if meta == 0 {
-        return 0;
+        return;
     }
-    let Some(nr) = kernel::read::<i32>(meta, o.syscall_meta_nr) else { return 0 };
-    let Some(name) = kernel::read::<u64>(meta, o.syscall_meta_name) else { return 0 };
+    let Some(nr) = kernel::read::<i32>(meta, o.syscall_meta_nr) else { return };
+    let Some(name) = kernel::read::<u64>(meta, o.syscall_meta_name) else { return };
     if nr as u64 != index || index >= MAX_SYSCALLS as u64 {
-        return 0;
+        return;
     }
     if let Some(slot) = SYSCALL_NAMES.get_ptr_mut(index as u32) {
         // SAFETY: `slot` points at a live array value of the right size; the
@@ -136,7 +133,6 @@ extern "C" fn read_name(index: u64, ctx: *mut c_void) -> i64 {
             let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut (*slot).name);
         }
     }
-    0
 }
 
 /// raw_syscalls:sys_enter, in the loader's own thread only: one step of
@@ -161,11 +157,12 @@ pub fn syscall_names(_ctx: RawTracePointContext) -> i32 {
             }
         }
         NAMES_STEP_TABLE => {
-            let Some(mut table) = kernel::read::<u64>(addr, 0) else { return 0 };
-            // SAFETY: the callback and its context follow bpf_loop's
-            // contract; the context lives on this stack frame.
-            unsafe {
-                bpf_loop(MAX_SYSCALLS, read_name as *mut c_void, (&raw mut table).cast(), 0);
+            let Some(table) = kernel::read::<u64>(addr, 0) else { return 0 };
+            // A bounded loop, not bpf_loop: the reader runs on kernels
+            // before 5.17 too.
+            let first = request(NAMES_FIRST);
+            for i in 0..NAMES_PER_RUN as u64 {
+                read_name(table, first + i);
             }
         }
         _ => {}

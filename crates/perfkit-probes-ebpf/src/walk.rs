@@ -16,15 +16,15 @@ use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{
         bpf_ktime_get_ns, bpf_probe_read_user,
-        generated::{bpf_get_current_task_btf, bpf_loop, bpf_task_pt_regs},
+        generated::bpf_loop,
     },
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use perfkit_probes_common::{
     sampler::{
-        END_DEPTH, END_NO_CFI, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED, MAX_FRAMES, SampleStats,
-        StackTrace, UNWIND_TABLES,
+        END_DEPTH, END_NO_CFI, END_NO_USER, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED,
+        FRAMES_PER_RUN, MAX_FRAMES, SampleStats, StackTrace, UNWIND_TABLES,
     },
     unwind::{
         CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RSP, CFA_UNSUPPORTED, FILE_LOADED, FILE_NO_CFI, MAX_FILES,
@@ -100,6 +100,11 @@ pub(crate) struct Walk {
     fp_frames: u32,
     unmapped: u32,
     _pad: u32,
+    /// The row search of a loopless walk, kept here, in map memory, so
+    /// that the verifier knows nothing of its bounds and checks each
+    /// halving once rather than every path through fifteen.
+    search: Search,
+    _pad2: u32,
     /// The frames walked.
     pub(crate) trace: StackTrace,
 }
@@ -117,11 +122,16 @@ pub(crate) fn slot(slot: u32) -> Option<&'static mut Walk> {
     WALKS.get_ptr_mut(slot & 1).map(|p| unsafe { &mut *p })
 }
 
-/// Walks the current task's user stack into walk slot `which`: returns its
-/// hash (0 when empty) and how the walk ended.
+/// Sets up walk slot `which` for the current task's user stack. `regs` is
+/// the address of the user registers when the sample was taken in user
+/// mode, else 0 (they are then read from the top of the task's kernel
+/// stack). Without a user stack (`user` false) or registers, the walk ends
+/// before its first frame.
 #[inline(always)]
-pub(crate) fn user(which: u32, task: u64, regs: u64, mode: u32, stats: &mut SampleStats) -> (u64, u8) {
-    let (pc, sp, bp) = if regs != 0 {
+pub(crate) fn begin(which: u32, task: u64, regs: u64, mode: u32, user: bool) -> Option<&'static mut Walk> {
+    let (pc, sp, bp) = if !user {
+        (0, 0, 0)
+    } else if regs != 0 {
         // SAFETY: `regs` is the perf event context's register block.
         unsafe {
             (
@@ -131,19 +141,14 @@ pub(crate) fn user(which: u32, task: u64, regs: u64, mode: u32, stats: &mut Samp
             )
         }
     } else {
-        // SAFETY: the current task from the BTF helper, as the helper wants.
-        let pt = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+        let pt = kernel::user_regs(task);
         (
             kernel::read::<u64>(pt, PT_REGS_IP as u32).unwrap_or(0),
             kernel::read::<u64>(pt, PT_REGS_SP as u32).unwrap_or(0),
             kernel::read::<u64>(pt, PT_REGS_BP as u32).unwrap_or(0),
         )
     };
-    let _ = task;
-    if pc == 0 {
-        return (0, END_READ);
-    }
-    let Some(w) = slot(which) else { return (0, END_OTHER) };
+    let w = slot(which)?;
     w.pc = pc;
     w.sp = sp;
     w.bp = bp;
@@ -156,18 +161,24 @@ pub(crate) fn user(which: u32, task: u64, regs: u64, mode: u32, stats: &mut Samp
     w.file_id = 0;
     w.file_state = 0;
     w.cached = 0;
-    w.end = CONTINUE;
+    w.end = match (user, pc) {
+        (false, _) => END_NO_USER,
+        (true, 0) => END_READ,
+        _ => CONTINUE,
+    };
     w.tables = (mode == UNWIND_TABLES) as u8;
     w.pending = 0;
     w.table_frames = 0;
     w.fp_frames = 0;
     w.unmapped = 0;
-    let mut ctx: u64 = which as u64;
-    // SAFETY: the callback and its context follow bpf_loop's contract; the
-    // context lives on this stack frame for the whole call.
-    unsafe {
-        bpf_loop(MAX_FRAMES as u32, step as *mut c_void, (&raw mut ctx).cast(), 0);
-    }
+    w.trace.len = 0;
+    Some(w)
+}
+
+/// How the walk in slot `which` ended: its hash (0 when it has no frame)
+/// and why (`END_*`). Adds its frame counts to `stats`.
+#[inline(always)]
+pub(crate) fn end(which: u32, stats: &mut SampleStats) -> (u64, u8) {
     let Some(w) = slot(which) else { return (0, END_OTHER) };
     stats.table_frames += w.table_frames as u64;
     stats.fp_frames += w.fp_frames as u64;
@@ -183,23 +194,69 @@ pub(crate) fn user(which: u32, task: u64, regs: u64, mode: u32, stats: &mut Samp
     (mix(w.hash, w.n as u64), end)
 }
 
-/// One frame: record it, then step to its caller. Frame `index` is the
-/// loop's index: the verifier knows only its bounds, so it checks one
-/// step, not one per possible depth.
+/// Walks the current task's user stack into walk slot `which` with
+/// `bpf_loop` (Linux 5.17 and newer): returns its hash (0 when empty) and
+/// how the walk ended.
+#[inline(always)]
+pub(crate) fn user(which: u32, task: u64, regs: u64, mode: u32, stats: &mut SampleStats) -> (u64, u8) {
+    let Some(w) = begin(which, task, regs, mode, true) else { return (0, END_OTHER) };
+    if w.end == CONTINUE {
+        let mut ctx: u64 = which as u64;
+        // SAFETY: the callback and its context follow bpf_loop's contract;
+        // the context lives on this stack frame for the whole call.
+        unsafe {
+            bpf_loop(MAX_FRAMES as u32, step as *mut c_void, (&raw mut ctx).cast(), 0);
+        }
+    }
+    end(which, stats)
+}
+
+/// The loopless on-CPU walk's continuation (entry 0, set by the loader).
+#[map]
+pub(crate) static WALK_MORE_ON_CPU: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The loopless off-CPU walk's continuation.
+#[map]
+pub(crate) static WALK_MORE_OFF_CPU: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// Walks up to `FRAMES_PER_RUN` more frames of the walk in slot `which`
+/// without `bpf_loop` (kernels before 5.17); true when frames remain, for
+/// a tail call to go on with.
+#[inline(always)]
+pub(crate) fn walk_some(which: u32) -> bool {
+    for _ in 0..FRAMES_PER_RUN {
+        let Some(w) = slot(which) else { return false };
+        if w.end != CONTINUE || w.n as usize >= MAX_FRAMES {
+            return false;
+        }
+        let n = w.n as u64;
+        step_frame::<false>(w, which, n);
+    }
+    slot(which).is_some_and(|w| w.end == CONTINUE && (w.n as usize) < MAX_FRAMES)
+}
+
+/// One frame, as `bpf_loop`'s callback. Frame `index` is the loop's index:
+/// the verifier knows only its bounds, so it checks one step, not one per
+/// possible depth.
 extern "C" fn step(index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the slot number given to it.
     let which = unsafe { *ctx.cast::<u64>() } as u32;
     let Some(w) = slot(which) else { return 1 };
-    if w.end != CONTINUE {
+    if w.end != CONTINUE || index as usize >= MAX_FRAMES {
         return 1;
     }
+    step_frame::<true>(w, which, index);
+    if w.end == CONTINUE { 0 } else { 1 }
+}
+
+/// Frame `index`: record it, then step to its caller. `LOOP`: searches
+/// run in `bpf_loop` callbacks, else in bounded loops.
+#[inline(always)]
+fn step_frame<const LOOP: bool>(w: &mut Walk, which: u32, index: u64) {
     let n = index as usize;
-    if n >= MAX_FRAMES {
-        return 1;
-    }
     // A return address points after its call: look up the call itself.
     let look = if n == 0 { w.pc } else { w.pc.wrapping_sub(1) };
-    locate(w, which, look);
+    locate::<LOOP>(w, which, look);
     let frame = if w.cached == 1 {
         encode_frame(w.file_id, w.pc.wrapping_sub(w.vm_start).wrapping_add(w.vm_offset))
     } else {
@@ -210,20 +267,19 @@ extern "C" fn step(index: u64, ctx: *mut c_void) -> i64 {
     w.hash = mix(w.hash, frame);
     w.n = index as u32 + 1;
     if w.tables != 0 && w.cached == 1 && w.file_state == FILE_LOADED {
-        table_step(w, look);
+        table_step::<LOOP>(w, look);
     } else {
         if w.tables != 0 && (w.cached == 2 || (w.cached == 1 && w.file_state != FILE_NO_CFI)) {
             w.pending = 1;
         }
         fp_step(w);
     }
-    if w.end == CONTINUE { 0 } else { 1 }
 }
 
 /// Finds the mapping of `addr` (cached between frames of one mapping) and
 /// its file's id and table state.
 #[inline(always)]
-fn locate(w: &mut Walk, which: u32, addr: u64) {
+fn locate<const LOOP: bool>(w: &mut Walk, which: u32, addr: u64) {
     if w.cached != 0 && addr >= w.vm_start && addr < w.vm_end {
         return;
     }
@@ -244,10 +300,18 @@ fn locate(w: &mut Walk, which: u32, addr: u64) {
     w.lo = 0;
     w.hi = count;
     w.target = addr;
-    let mut ctx: u64 = which as u64;
-    // SAFETY: as in `user`.
-    unsafe {
-        bpf_loop(9, halve_maps as *mut c_void, (&raw mut ctx).cast(), 0);
+    if LOOP {
+        let mut ctx: u64 = which as u64;
+        // SAFETY: as in `user`.
+        unsafe {
+            bpf_loop(9, halve_maps as *mut c_void, (&raw mut ctx).cast(), 0);
+        }
+    } else {
+        for _ in 0..9 {
+            if halve_maps_once(which) != 0 {
+                break;
+            }
+        }
     }
     // SAFETY: a plain read of a map value.
     let Some(p) = (unsafe { PROCS.get(tgid) }) else { return };
@@ -273,7 +337,11 @@ fn locate(w: &mut Walk, which: u32, addr: u64) {
 /// the target address.
 extern "C" fn halve_maps(_index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the slot number given to it.
-    let which = unsafe { *ctx.cast::<u64>() } as u32;
+    halve_maps_once(unsafe { *ctx.cast::<u64>() } as u32)
+}
+
+#[inline(always)]
+fn halve_maps_once(which: u32) -> i64 {
     let Some(w) = slot(which) else { return 1 };
     if w.lo + 1 >= w.hi {
         return 1;
@@ -317,6 +385,7 @@ pub(crate) fn request(kind: u32, tgid: u32) {
 /// A binary search over one page's rows for the last row at or before
 /// `target`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct Search {
     start: u32,
     lo: u32,
@@ -327,7 +396,40 @@ struct Search {
 
 extern "C" fn halve(_index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the `Search` given to it.
-    let s = unsafe { &mut *ctx.cast::<Search>() };
+    halve_once(unsafe { &mut *ctx.cast::<Search>() })
+}
+
+#[inline(always)]
+/// One halving of a search kept in map memory (loopless walks): every
+/// field is read from memory each time, never kept in a register.
+///
+/// # Safety
+///
+/// `s` points at a live map value's `Search`.
+unsafe fn halve_in_map(s: *mut Search) -> i64 {
+    // SAFETY: the caller guarantees the pointer.
+    unsafe {
+        let (lo, hi) = (core::ptr::read_volatile(&raw const (*s).lo), core::ptr::read_volatile(&raw const (*s).hi));
+        if lo + 1 >= hi {
+            return 1;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let (start, target) =
+            (core::ptr::read_volatile(&raw const (*s).start), core::ptr::read_volatile(&raw const (*s).target));
+        match ROWS.get(start.wrapping_add(mid)) {
+            Some(row) if row.pc_low as u32 <= target => core::ptr::write_volatile(&raw mut (*s).lo, mid),
+            Some(_) => core::ptr::write_volatile(&raw mut (*s).hi, mid),
+            None => {
+                core::ptr::write_volatile(&raw mut (*s).failed, 1);
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn halve_once(s: &mut Search) -> i64 {
     if s.lo + 1 >= s.hi {
         return 1;
     }
@@ -379,7 +481,7 @@ fn fp_step(w: &mut Walk) {
 
 /// One step with the unwind row in force at `look`.
 #[inline(always)]
-fn table_step(w: &mut Walk, look: u64) {
+fn table_step<const LOOP: bool>(w: &mut Walk, look: u64) {
     let offset = look.wrapping_sub(w.vm_start).wrapping_add(w.vm_offset);
     let key = PageKey { file: w.file_id, page: (offset >> PAGE_BITS) as u32 };
     // SAFETY: a plain read of a map value.
@@ -390,13 +492,29 @@ fn table_step(w: &mut Walk, look: u64) {
     };
     let count = if page.count > MAX_ROWS_PER_PAGE { MAX_ROWS_PER_PAGE } else { page.count };
     let mut search = Search { start: page.start, lo: 0, hi: count, target: (offset & ((1 << PAGE_BITS) - 1)) as u32, failed: 0 };
-    // 2^14 rows at most: 15 halvings. The search runs in a bpf_loop
-    // callback so that the verifier checks one halving, not every path
+    // 2^14 rows at most: 15 halvings. With bpf_loop the search runs in a
+    // callback, so that the verifier checks one halving, not every path
     // through fifteen.
-    // SAFETY: the callback and its context follow bpf_loop's contract; the
-    // context lives on this stack frame for the whole call.
-    unsafe {
-        bpf_loop(15, halve as *mut c_void, (&raw mut search).cast(), 0);
+    if LOOP {
+        // SAFETY: the callback and its context follow bpf_loop's contract;
+        // the context lives on this stack frame for the whole call.
+        unsafe {
+            bpf_loop(15, halve as *mut c_void, (&raw mut search).cast(), 0);
+        }
+    } else {
+        w.search = search;
+        let kept = &raw mut w.search;
+        for _ in 0..15 {
+            // SAFETY: `kept` is in this CPU's walk slot, a live map value.
+            if unsafe { halve_in_map(kept) } != 0 {
+                break;
+            }
+        }
+        // SAFETY: as above.
+        unsafe {
+            search.lo = core::ptr::read_volatile(&raw const (*kept).lo);
+            search.failed = core::ptr::read_volatile(&raw const (*kept).failed);
+        }
     }
     if search.failed != 0 {
         w.end = END_OTHER;

@@ -9,7 +9,7 @@
 
 use perfkit_probes_common::{kernel::KernelOffsets, tools::ToolOffsets};
 
-use crate::ProbeError;
+use crate::{ProbeError, compat::KernelFeatures};
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -45,8 +45,36 @@ fn offsets_from(data: &[u8]) -> Result<KernelOffsets, String> {
         task_pid: field("task_struct", &["pid"])?,
         task_tgid: field("task_struct", &["tgid"])?,
         task_state: field("task_struct", &["__state", "state"])?,
-        exit_has_group_dead: u32::from(btf.tracepoint_args("sched_process_exit").is_some_and(|n| n >= 2)),
+        task_stack: field("task_struct", &["stack"])?,
         valid: 1,
+    })
+}
+
+/// Reads what this kernel offers the programs from
+/// `/sys/kernel/btf/vmlinux` (see [`crate::compat`]). Parsed once per
+/// process.
+pub(crate) fn kernel_features() -> Result<KernelFeatures, ProbeError> {
+    static CACHE: std::sync::OnceLock<Result<KernelFeatures, String>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let data = std::fs::read(VMLINUX_BTF).map_err(|e| format!("reading {VMLINUX_BTF}: {e}"))?;
+            features_from(&data)
+        })
+        .clone()
+        .map_err(ProbeError::Btf)
+}
+
+fn features_from(data: &[u8]) -> Result<KernelFeatures, String> {
+    let btf = Btf::parse(data).ok_or_else(|| format!("{VMLINUX_BTF} is not BTF this perfkit reads"))?;
+    let exit_args = btf
+        .tracepoint_args("sched_process_exit")
+        .ok_or_else(|| "the kernel's BTF has no prototype of the sched_process_exit tracepoint".to_owned())?;
+    let helpers =
+        btf.enum_by_name("bpf_func_id").ok_or_else(|| "the kernel's BTF has no enum bpf_func_id".to_owned())?;
+    Ok(KernelFeatures {
+        exit_group_dead: exit_args >= 2,
+        bpf_loop: btf.enum_has(helpers, "BPF_FUNC_loop"),
+        lazy_hash_maps: btf.struct_by_name("bpf_mem_alloc").is_some(),
     })
 }
 
@@ -185,6 +213,17 @@ impl<'a> Btf<'a> {
         self.find(name, &[KIND_STRUCT])
     }
 
+    fn enum_by_name(&self, name: &str) -> Option<u32> {
+        self.find(name, &[KIND_ENUM, KIND_ENUM64])
+    }
+
+    /// Whether enum `id` has an enumerator `name`.
+    fn enum_has(&self, id: u32, name: &str) -> bool {
+        let Some((_, kind, vlen, _, _, at)) = self.record(id) else { return false };
+        let entry = if kind == KIND_ENUM64 { 12 } else { 8 };
+        (0..vlen).any(|i| u32_at(self.types, at + 12 + entry * i).is_some_and(|n| self.name(n) == name.as_bytes()))
+    }
+
     /// Follows typedefs and qualifiers to the type itself.
     fn resolve(&self, mut id: u32) -> Option<u32> {
         for _ in 0..16 {
@@ -267,8 +306,77 @@ mod tests {
         assert!(o.tcp_bytes_received > 0 && o.tcp_bytes_acked > 0 && o.task_real_parent > 0);
     }
 
+    /// A BTF blob with a `sched_process_exit` tracepoint prototype of
+    /// `exit_args` arguments, an `enum bpf_func_id` of `helpers`, and, with
+    /// `mem_alloc`, a `struct bpf_mem_alloc`.
+    fn synthetic_btf(exit_args: u32, helpers: &[&str], mem_alloc: bool) -> Vec<u8> {
+        let mut strings = vec![0u8];
+        let mut name = |s: &str| {
+            let at = strings.len() as u32;
+            strings.extend_from_slice(s.as_bytes());
+            strings.push(0);
+            at
+        };
+        let (long, typedef, func_id) = (name("long"), name("btf_trace_sched_process_exit"), name("bpf_func_id"));
+        let mem_alloc_name = name("bpf_mem_alloc");
+        let helper_names: Vec<u32> = helpers.iter().map(|h| name(h)).collect();
+        let mut types = Vec::new();
+        let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend_from_slice(&w.to_le_bytes()));
+        let info = |kind: u32, vlen: u32| (kind << 24) | vlen;
+        push(&[long, info(KIND_INT, 0), 8, 64]); // 1: long
+        push(&[0, info(KIND_PTR, 0), 1]); // 2: long *
+        // 3: void (*)(void *ctx, args...): the context, then the arguments.
+        push(&[0, info(KIND_FUNC_PROTO, exit_args + 1), 0]);
+        for _ in 0..=exit_args {
+            push(&[0, 2]);
+        }
+        push(&[0, info(KIND_PTR, 0), 3]); // 4
+        push(&[typedef, info(KIND_TYPEDEF, 0), 4]); // 5
+        push(&[func_id, info(KIND_ENUM, helper_names.len() as u32), 4]); // 6
+        for (i, n) in helper_names.iter().enumerate() {
+            push(&[*n, i as u32]);
+        }
+        if mem_alloc {
+            push(&[mem_alloc_name, info(KIND_STRUCT, 0), 8]); // 7
+        }
+        let mut blob = vec![0x9f, 0xeb, 1, 0];
+        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+            blob.extend_from_slice(&w.to_le_bytes());
+        }
+        blob.extend(types);
+        blob.extend(strings);
+        blob
+    }
+
+    #[test]
+    fn the_exit_tracepoints_arguments_and_the_helpers_are_read_from_btf() {
+        // 5.10 to 6.12: sched_process_exit(task); no bpf_loop on 5.10.
+        let old = features_from(&synthetic_btf(1, &["BPF_FUNC_unspec", "BPF_FUNC_map_lookup_elem"], false)).unwrap();
+        assert_eq!(old, KernelFeatures { exit_group_dead: false, bpf_loop: false, lazy_hash_maps: false });
+        let v61 = features_from(&synthetic_btf(1, &["BPF_FUNC_unspec", "BPF_FUNC_loop"], true)).unwrap();
+        assert_eq!(v61, KernelFeatures { exit_group_dead: false, bpf_loop: true, lazy_hash_maps: true });
+        // Newer: sched_process_exit(task, group_dead).
+        let new = features_from(&synthetic_btf(2, &["BPF_FUNC_loop"], true)).unwrap();
+        assert_eq!(new, KernelFeatures { exit_group_dead: true, bpf_loop: true, lazy_hash_maps: true });
+        assert_eq!(new.programs().exit, "track_exit_group_dead");
+        assert_eq!(old.programs().on_cpu, "on_cpu_sample_loopless");
+    }
+
+    #[test]
+    fn this_kernels_features_are_found() {
+        let Ok(data) = std::fs::read(VMLINUX_BTF) else { return };
+        let f = features_from(&data).unwrap();
+        // bpf_loop is in every kernel since 5.17; this one is newer.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut v = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (v.next().unwrap(), v.next().unwrap());
+        assert_eq!(f.bpf_loop, (major, minor) >= (5, 17), "{release}: {f}");
+        assert_eq!(f.lazy_hash_maps, (major, minor) >= (6, 1), "{release}: {f}");
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
+        assert!(features_from(b"junk").is_err());
         assert!(offsets_from(b"not btf at all").is_err());
         assert!(offsets_from(&[0x9f, 0xeb, 1, 0, 24, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
         let mut truncated = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];

@@ -28,6 +28,7 @@
 //! ```
 
 pub mod btf;
+pub mod compat;
 mod error;
 mod object;
 pub mod privileges;
@@ -39,6 +40,7 @@ mod warm;
 /// The aya errors [`ProbeError`] carries as sources, re-exported so that
 /// callers can inspect them without depending on aya themselves.
 pub use aya::{maps::MapError, programs::ProgramError};
+pub use compat::{KernelFeatures, Programs};
 pub use error::ProbeError;
 pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
 pub use perfkit_profile::raw::{RawSample, RawStack};

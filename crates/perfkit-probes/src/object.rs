@@ -29,6 +29,53 @@ pub(crate) fn load(loader: &mut EbpfLoader<'_>) -> Result<Ebpf, ProbeError> {
     loader.load(OBJECT).map_err(load_error)
 }
 
+/// `BPF_F_NO_PREALLOC` in a map's flags.
+const NO_PREALLOC: u32 = 1;
+/// The byte offset of `map_flags` in a legacy `struct bpf_map_def`.
+const MAP_FLAGS_OFFSET: u64 = 16;
+
+/// A copy of [`OBJECT`] with some maps' definitions changed, aligned as
+/// the ELF parser needs.
+pub(crate) struct Patched(Vec<u64>);
+
+impl Patched {
+    /// [`OBJECT`] with the hash maps `preallocate` names preallocated: for
+    /// kernels whose perf_event programs take no other (before 6.1).
+    pub(crate) fn preallocating(preallocate: &[&str]) -> Result<Self, ProbeError> {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let broken = |what: String| ProbeError::Load(format!("the shipped eBPF object: {what}").into());
+        let elf = object::File::parse(OBJECT).map_err(|e| broken(e.to_string()))?;
+        let maps = elf.section_by_name("maps").ok_or_else(|| broken("no maps section".into()))?;
+        let (maps_at, _) = maps.file_range().ok_or_else(|| broken("the maps section has no data".into()))?;
+        let mut bytes = OBJECT.to_vec();
+        for &name in preallocate {
+            let symbol = elf
+                .symbols()
+                .find(|s| s.name() == Ok(name) && s.section_index() == Some(maps.index()))
+                .ok_or_else(|| broken(format!("no map {name}")))?;
+            let at = (maps_at + symbol.address() - maps.address() + MAP_FLAGS_OFFSET) as usize;
+            let flags = bytes.get(at..at + 4).ok_or_else(|| broken(format!("map {name} is out of its section")))?;
+            let flags = u32::from_le_bytes(flags.try_into().expect("four bytes")) & !NO_PREALLOC;
+            bytes[at..at + 4].copy_from_slice(&flags.to_le_bytes());
+        }
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *word = u64::from_ne_bytes(b);
+        }
+        Ok(Self(words))
+    }
+
+    /// The object's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the words hold the object's bytes in order (native byte
+        // order was kept when they were packed), and the slice covers no
+        // more than the vector's initialised memory.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), OBJECT.len()) }
+    }
+}
+
 /// A failure to load the object or a program.
 pub(crate) fn load_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> ProbeError {
     classify("loading BPF programs", &e).unwrap_or_else(|| ProbeError::Load(Box::new(e)))
@@ -119,5 +166,33 @@ pub(crate) fn fill_selection(ebpf: &mut Ebpf, selection: &Selection) -> Result<(
         Selection::Processes { pids, .. } => fill_set(ebpf, names::TARGET_TGIDS, pids),
         Selection::Threads(tids) => fill_set(ebpf, names::TARGET_TIDS, tids),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags word of map `name`'s definition in `object`.
+    fn flags(object: &[u8], name: &str) -> u32 {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let elf = object::File::parse(object).unwrap();
+        let maps = elf.section_by_name("maps").unwrap();
+        let sym = elf.symbols().find(|s| s.name() == Ok(name)).unwrap();
+        let at = (maps.file_range().unwrap().0 + sym.address() - maps.address() + MAP_FLAGS_OFFSET) as usize;
+        u32::from_le_bytes(object[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn preallocating_clears_no_prealloc_on_the_named_maps_only() {
+        use perfkit_probes_common::names;
+        assert_eq!(flags(OBJECT, names::STACKS) & NO_PREALLOC, NO_PREALLOC);
+        assert_eq!(flags(OBJECT, names::BIO_HIST) & NO_PREALLOC, NO_PREALLOC);
+        let patched = Patched::preallocating(&[names::STACKS, names::COUNTS]).unwrap();
+        assert_eq!(patched.bytes().len(), OBJECT.len());
+        assert_eq!(flags(patched.bytes(), names::STACKS) & NO_PREALLOC, 0);
+        assert_eq!(flags(patched.bytes(), names::COUNTS) & NO_PREALLOC, 0);
+        assert_eq!(flags(patched.bytes(), names::BIO_HIST) & NO_PREALLOC, NO_PREALLOC);
+        assert!(Patched::preallocating(&["NO_SUCH_MAP"]).is_err());
     }
 }

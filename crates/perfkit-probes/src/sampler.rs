@@ -4,16 +4,16 @@
 use std::{collections::HashMap, fs, time::Duration};
 
 use crate::{
-    ProbeError,
+    KernelFeatures, ProbeError, Programs,
     error::{classify, io_errno, libc_errno},
     object,
     tables::{TableLoader, TableStats},
 };
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray},
     programs::{
-        PerfEvent,
+        PerfEvent, RawTracePoint,
         perf_event::{PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent},
         raw_trace_point::RawTracePointLinkId,
     },
@@ -198,6 +198,8 @@ pub struct RawProfile {
 /// stops in [`finish`](Self::finish), or when the sampler is dropped.
 pub struct StackSampler {
     ebpf: Ebpf,
+    /// The program variants this kernel runs.
+    programs: Programs,
     perf_links: Vec<PerfEventLinkId>,
     tp_links: Vec<(&'static str, RawTracePointLinkId)>,
     tables: Option<TableLoader>,
@@ -218,6 +220,8 @@ impl StackSampler {
             return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
         }
         let offsets = crate::btf::kernel_offsets()?;
+        let features = KernelFeatures::detect()?;
+        let programs = features.programs();
         let filter = filter_config(&config.selection);
         let off = config.off_cpu.unwrap_or_default();
         let states =
@@ -254,12 +258,32 @@ impl StackSampler {
             keep.push(names::OFF_CPU_START);
         }
         crate::tools::shrink_unused(&mut loader, &keep);
-        let mut ebpf = object::load(
-            loader
-                .map_max_entries(names::COUNTS, config.counts_entries)
-                .map_max_entries(names::STACKS, config.stack_entries)
-                .map_max_entries(names::ROWS, config.table_rows),
-        )?;
+        loader
+            .map_max_entries(names::COUNTS, config.counts_entries)
+            .map_max_entries(names::STACKS, config.stack_entries)
+            .map_max_entries(names::ROWS, config.table_rows);
+        let mut ebpf = if features.lazy_hash_maps {
+            object::load(&mut loader)?
+        } else {
+            // perf_event programs take only preallocated hash maps here:
+            // sizes left at their defaults become the smaller preallocated
+            // ones.
+            let defaults = [
+                (names::STACKS, DEFAULT_STACK_ENTRIES, config.stack_entries),
+                (names::COUNTS, DEFAULT_COUNTS_ENTRIES, config.counts_entries),
+            ];
+            for (name, size) in crate::compat::PREALLOCATED_SIZES {
+                match defaults.iter().find(|(n, ..)| *n == name) {
+                    Some((_, default, asked)) if asked != default => {}
+                    _ => {
+                        loader.map_max_entries(name, size);
+                    }
+                }
+            }
+            let names: Vec<&str> = crate::compat::PREALLOCATED_SIZES.iter().map(|(n, _)| *n).collect();
+            let patched = object::Patched::preallocating(&names)?;
+            loader.load(patched.bytes()).map_err(object::load_error)?
+        };
 
         // Full per-CPU element caches: no ENOMEM for the first stacks.
         crate::warm::warm(&mut ebpf, names::STACKS, |i| u64::MAX - i, crate::warm::zeroed::<StackTrace>());
@@ -310,18 +334,21 @@ impl StackSampler {
             tables = Some(loader);
         }
 
-        let mut this = Self { ebpf, perf_links: Vec::new(), tp_links: Vec::new(), tables };
+        let mut this = Self { ebpf, programs, perf_links: Vec::new(), tp_links: Vec::new(), tables };
         if matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
             this.attach_raw_tp(names::FORK_PROGRAM, "sched_process_fork")?;
         }
         if this.tables.is_some() || matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
-            this.attach_raw_tp(names::EXIT_PROGRAM, "sched_process_exit")?;
+            this.attach_raw_tp(programs.exit, "sched_process_exit")?;
         }
         if this.tables.is_some() {
             this.attach_raw_tp(names::EXEC_PROGRAM, "sched_process_exec")?;
         }
+        if let Some((on_cpu, off_cpu)) = programs.walk_more {
+            this.load_walk_continuations(on_cpu, off_cpu)?;
+        }
         if config.off_cpu.is_some() {
-            this.attach_raw_tp(names::OFF_CPU_PROGRAM, "sched_switch")?;
+            this.attach_raw_tp(programs.off_cpu, "sched_switch")?;
         }
         if let Some(hz) = config.frequency_hz {
             this.attach_perf(hz)?;
@@ -336,8 +363,26 @@ impl StackSampler {
         Ok(())
     }
 
+    /// Loads the programs the loopless walks tail-call (kernels without
+    /// `bpf_loop`) into their program array.
+    fn load_walk_continuations(&mut self, on_cpu: &'static str, off_cpu: &'static str) -> Result<(), ProbeError> {
+        let on: &mut PerfEvent = object::program(&mut self.ebpf, on_cpu)?;
+        on.load().map_err(object::load_error)?;
+        let on = on.fd().map_err(object::load_error)?.try_clone().map_err(|e| ProbeError::Load(Box::new(e)))?;
+        let off: &mut RawTracePoint = object::program(&mut self.ebpf, off_cpu)?;
+        off.load().map_err(object::load_error)?;
+        let off = off.fd().map_err(object::load_error)?.try_clone().map_err(|e| ProbeError::Load(Box::new(e)))?;
+        for (map, fd) in [(names::WALK_MORE_ON_CPU, on), (names::WALK_MORE_OFF_CPU, off)] {
+            let map_err = |source| ProbeError::Map { map, source };
+            let mut jumps = ProgramArray::try_from(object::map_mut(&mut self.ebpf, map)?).map_err(map_err)?;
+            jumps.set(0, &fd, 0).map_err(map_err)?;
+        }
+        Ok(())
+    }
+
     fn attach_perf(&mut self, hz: u64) -> Result<(), ProbeError> {
-        let program: &mut PerfEvent = object::program(&mut self.ebpf, names::ON_CPU_PROGRAM)?;
+        let name = self.programs.on_cpu;
+        let program: &mut PerfEvent = object::program(&mut self.ebpf, name)?;
         program.load().map_err(object::load_error)?;
         let cpus = aya::util::online_cpus().map_err(|(path, source)| ProbeError::OnlineCpus { path, source })?;
         for cpu in cpus {
@@ -355,7 +400,7 @@ impl StackSampler {
                         return ProbeError::FrequencyTooHigh { hz, max };
                     }
                     classify("attaching perf events", &source).unwrap_or(ProbeError::Attach {
-                        program: names::ON_CPU_PROGRAM,
+                        program: name,
                         cpu,
                         source,
                     })
@@ -463,7 +508,7 @@ impl StackSampler {
     }
 
     fn detach(&mut self) {
-        if let Some(program) = self.ebpf.program_mut(names::ON_CPU_PROGRAM)
+        if let Some(program) = self.ebpf.program_mut(self.programs.on_cpu)
             && let Ok(program) = <&mut PerfEvent>::try_from(program)
         {
             for link in self.perf_links.drain(..) {

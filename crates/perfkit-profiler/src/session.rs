@@ -168,12 +168,33 @@ impl std::fmt::Debug for Session {
 #[derive(Debug)]
 pub struct Profiler;
 
-/// Whether an eBPF failure means "use another backend" rather than "stop".
+/// Whether an eBPF failure means "use another backend" rather than "stop":
+/// anything the eBPF path could not load, attach or read on this kernel.
+/// A configuration the user asked for that perf_event cannot honour
+/// either (an invalid size, a frequency above the kernel's limit) stops.
 fn ebpf_unavailable(e: &ProbeError) -> bool {
-    matches!(
-        e,
-        ProbeError::PermissionDenied { .. } | ProbeError::BpfUnsupported | ProbeError::Load(_) | ProbeError::Btf(_)
-    )
+    !matches!(e, ProbeError::InvalidConfig(_) | ProbeError::FrequencyTooHigh { .. })
+}
+
+/// An error with its causes, as one line ("a: b: c"); a verifier log is
+/// cut to its last line, which says why the program was refused.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    fn short(text: String) -> String {
+        let Some((before, log)) = text.split_once("Verifier output:") else { return text };
+        let last = log.split("\\n").flat_map(|l| l.split('\n')).map(str::trim).filter(|l| !l.is_empty()).last();
+        format!("{}{}", before.trim_end(), last.map(|l| format!(" (verifier: {l})")).unwrap_or_default())
+    }
+    let mut text = short(e.to_string());
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = short(cause.to_string());
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// How each backend will be told what to sample.
@@ -305,7 +326,12 @@ impl Profiler {
                         Choice { backend: Backend::Ebpf, walker, user_only: false, reason },
                     ));
                 }
-                Err(e) if options.backend == BackendChoice::Auto && ebpf_unavailable(&e) => ebpf_error = Some(e),
+                // Off-CPU time has no perf_event equivalent: its failure stops.
+                Err(e)
+                    if options.backend == BackendChoice::Auto && options.off_cpu.is_none() && ebpf_unavailable(&e) =>
+                {
+                    ebpf_error = Some(e)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -334,7 +360,7 @@ impl Profiler {
                 };
                 let mut reasons = Vec::new();
                 if let Some(e) = &ebpf_error {
-                    reasons.push(format!("eBPF unavailable: {e}"));
+                    reasons.push(format!("eBPF unavailable: {}", with_causes(e)));
                 } else if other_event {
                     reasons.push(format!("{} is sampled with perf_event", options.event.name()));
                 } else if options.backend == BackendChoice::Perf {
@@ -749,4 +775,39 @@ fn early_stop_note(profile: &Profile, modules: &Modules, notes: &mut Vec<Note>) 
         share(early, user),
         lacking.join(", ")
     )));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bpf_raw_tracepoint_open failed")]
+    struct Syscall(#[source] std::io::Error);
+
+    #[test]
+    fn auto_falls_back_on_any_load_or_attach_failure_and_says_why() {
+        let attach = ProbeError::AttachTracepoint {
+            program: "track_exit",
+            tracepoint: "sched_process_exit",
+            source: perfkit_probes::ProgramError::NotLoaded,
+        };
+        assert!(ebpf_unavailable(&attach));
+        assert!(ebpf_unavailable(&ProbeError::Load(Box::new(Syscall(std::io::Error::from_raw_os_error(22))))));
+        assert!(ebpf_unavailable(&ProbeError::Btf("no BTF".into())));
+        assert!(ebpf_unavailable(&ProbeError::Tracefs("no tracefs".into())));
+        // What perf_event would refuse too stops instead.
+        assert!(!ebpf_unavailable(&ProbeError::InvalidConfig("0 entries".into())));
+        assert!(!ebpf_unavailable(&ProbeError::FrequencyTooHigh { hz: 1_000_000, max: 100_000 }));
+        // The reason names the cause, not just the step.
+        let why = with_causes(&ProbeError::Load(Box::new(Syscall(std::io::Error::from_raw_os_error(22)))));
+        assert!(why.contains("bpf_raw_tracepoint_open failed") && why.contains("Invalid argument"), "{why}");
+        #[derive(Debug, thiserror::Error)]
+        #[error(
+            "BPF_PROG_LOAD returned E2BIG. Verifier output: 0: (b7) r0 = 0\\n1: (95) exit\\nprocessed 1000001 insns\\n"
+        )]
+        struct Refused;
+        let why = with_causes(&ProbeError::Load(Box::new(Refused)));
+        assert!(why.ends_with("E2BIG. (verifier: processed 1000001 insns)"), "{why}");
+    }
 }

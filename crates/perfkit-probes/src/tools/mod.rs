@@ -42,7 +42,7 @@ use perfkit_probes_common::{
     },
 };
 
-use crate::{ProbeError, Selection, object, sampler::filter_config};
+use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
 /// Ring buffers in the object, and the size each tool's own gets.
 const RINGS: [&str; 6] = [
@@ -156,7 +156,7 @@ impl Probe {
         let mut probe = Self { ebpf, raw: Vec::new(), tps: Vec::new(), tool };
         if let Some(Selection::Processes { follow_children: true, .. }) = &g.selection {
             probe.attach_raw(names::FORK_PROGRAM, "sched_process_fork")?;
-            probe.attach_raw(names::EXIT_PROGRAM, "sched_process_exit")?;
+            probe.attach_raw(KernelFeatures::detect()?.programs().exit, "sched_process_exit")?;
         }
         Ok(probe)
     }
@@ -544,12 +544,13 @@ fn rip_relative_loads(code: &[u8], base: u64) -> Vec<u64> {
 }
 
 /// Runs one step of the kernel side's name reader, in this thread.
-fn names_step(probe: &mut Probe, step: u64, addr: u64) -> Result<(), ProbeError> {
+fn names_step(probe: &mut Probe, step: u64, addr: u64, first: u32) -> Result<(), ProbeError> {
     let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES_REQUEST, source };
     let mut request: Array<&mut MapData, u64> =
         Array::try_from(object::map_mut(&mut probe.ebpf, names::SYSCALL_NAMES_REQUEST)?).map_err(map_err)?;
     request.set(perfkit_probes_common::tools::NAMES_STEP, step, 0).map_err(map_err)?;
     request.set(perfkit_probes_common::tools::NAMES_ADDR, addr, 0).map_err(map_err)?;
+    request.set(perfkit_probes_common::tools::NAMES_FIRST, u64::from(first), 0).map_err(map_err)?;
     // Any syscall on this thread runs the reader once.
     // SAFETY: getppid has no preconditions.
     unsafe { libc::getppid() };
@@ -560,17 +561,19 @@ fn names_step(probe: &mut Probe, step: u64, addr: u64) -> Result<(), ProbeError>
 /// `get_syscall_name` reads (found in its code), each entry checked
 /// against the number it holds.
 fn read_syscall_names(probe: &mut Probe) -> Result<HashMap<u32, String>, ProbeError> {
-    use perfkit_probes_common::tools::{NAMES_CODE_LEN, NAMES_STEP_CODE, NAMES_STEP_TABLE};
+    use perfkit_probes_common::tools::{NAMES_CODE_LEN, NAMES_PER_RUN, NAMES_STEP_CODE, NAMES_STEP_TABLE};
     let Some(function) = kallsyms_address("get_syscall_name") else { return Ok(HashMap::new()) };
     probe.attach_raw(names::SYSCALL_NAMES_PROGRAM, "sys_enter")?;
     let result = (|| {
-        names_step(probe, NAMES_STEP_CODE, function)?;
+        names_step(probe, NAMES_STEP_CODE, function, 0)?;
         let map_err = |source| ProbeError::Map { map: names::SYSCALL_NAMES_CODE, source };
         let code: Array<&MapData, [u8; NAMES_CODE_LEN]> =
             Array::try_from(probe.map(names::SYSCALL_NAMES_CODE)?).map_err(map_err)?;
         let code = code.get(&0, 0).map_err(map_err)?;
         for candidate in rip_relative_loads(&code, function) {
-            names_step(probe, NAMES_STEP_TABLE, candidate)?;
+            for first in (0..MAX_SYSCALLS).step_by(NAMES_PER_RUN as usize) {
+                names_step(probe, NAMES_STEP_TABLE, candidate, first)?;
+            }
             let names = syscall_names_read(probe)?;
             // The real table names hundreds of syscalls, each checked.
             if names.len() >= 64 {
