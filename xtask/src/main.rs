@@ -12,8 +12,16 @@
 //! - `bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N]
 //!   [--rates HZ,...]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
+//! - `vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS]
+//!   [--perfkit PATH]`:
+//!   the kernel matrix: boots Debian's 5.10, 6.1 and 6.12 kernels under QEMU
+//!   (software emulation) with a small initramfs and runs a known-answer
+//!   suite of perfkit in each (`--host`: the same suite on this machine's
+//!   kernel). See `vmtest/mod.rs` and docs/DEVELOPING.md. The suite's runner
+//!   inside the guest is this executable's hidden `vmtest-guest` command.
 
 mod bench;
+mod vmtest;
 
 use std::{
     env, fs,
@@ -25,7 +33,8 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | \
-                     bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...]>";
+                     bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
+                     vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -35,6 +44,9 @@ fn main() -> ExitCode {
         Some("rebuild-check-ebpf") => rebuild_check_ebpf(),
         Some("test") => strict_test(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
+        Some("vmtest") => vmtest::main(&workspace_root(), &args[1..]),
+        // Inside the kernel matrix's guests (not for people).
+        Some("vmtest-guest") => vmtest::guest::main(&args[1..]),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -316,20 +328,31 @@ const TEST_TOOLS: &[(&str, &str)] = &[
 /// Installs the test suite's tools with apt-get when they are missing (as
 /// root on Debian); elsewhere says which packages to install.
 fn ensure_test_tools() -> Result<(), String> {
+    ensure_tools(TEST_TOOLS, "the tests")
+}
+
+/// Whether this process runs with effective user ID 0.
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|u| u.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Installs the packages of the missing `(tool, Debian package)` pairs with
+/// apt-get (as root on Debian); elsewhere fails naming the packages that
+/// `who` needs.
+fn ensure_tools(tools: &[(&str, &str)], who: &str) -> Result<(), String> {
     let mut missing: Vec<&str> =
-        TEST_TOOLS.iter().filter(|(tool, _)| bench::find_on_path(tool).is_none()).map(|&(_, pkg)| pkg).collect();
+        tools.iter().filter(|(tool, _)| bench::find_on_path(tool).is_none()).map(|&(_, pkg)| pkg).collect();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|u| u.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false);
-    if !is_root || bench::find_on_path("apt-get").is_none() {
-        return Err(format!("the tests need these packages: {} (install them, then run again)", missing.join(" ")));
+    if !is_root() || bench::find_on_path("apt-get").is_none() {
+        return Err(format!("missing packages for {who}: {} (install them, then run again)", missing.join(" ")));
     }
-    eprintln!("xtask: installing the test suite's tools: {}", missing.join(" "));
+    eprintln!("xtask: installing packages for {who}: {}", missing.join(" "));
     let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
     if !ok(Command::new("apt-get").args(["update", "-qq"]))
         || !ok(Command::new("apt-get")
