@@ -1,0 +1,17 @@
+//! The two safety rules every perfkit crate follows, in one place.
+//!
+//! - [`budget`]: one memory budget for every byte that a target, an input
+//!   file or a network client controls. Readers charge what they build
+//!   from such bytes (decoded messages, strings, rows, decompressed
+//!   sections) before building it; past the limit they fail with a
+//!   [`BudgetError`] naming the input and the limit, instead of growing.
+//!   The process has one budget ([`Budget::process`], 512 MiB unless the
+//!   CLI's `--max-memory` says otherwise), shared by every reader of a job.
+//! - `write` (see the module): the one way a file perfkit writes is opened.
+//!
+//! This crate is small on purpose and depends on nothing of perfkit's, so
+//! every other crate can use it.
+
+pub mod budget;
+
+pub use budget::{Budget, BudgetError, Charge};
