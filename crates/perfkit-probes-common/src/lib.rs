@@ -778,9 +778,13 @@ pub mod tools {
         /// family, protocol, saddr, daddr, saddr_v6, daddr_v6.
         pub state: [u32; 11],
         /// tcp_retransmit_skb: skaddr, state, sport, dport, family, saddr,
-        /// daddr, saddr_v6, daddr_v6.
+        /// daddr, saddr_v6, daddr_v6. `family` is [`NO_FIELD`] on kernels
+        /// whose record lacks it (before 5.12): the addresses tell.
         pub retrans: [u32; 9],
     }
+
+    /// The offset of a tracepoint field this kernel's record lacks.
+    pub const NO_FIELD: u32 = u32::MAX;
 
     /// What the tools do, set by the loader.
     #[repr(C)]

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use perfkit_probes_common::{
     filter::MODE_PROCESSES,
-    tools::{TOOL_TCPLIFE, TOOL_TCPRETRANS, TcpBirth, TcpLifeEvent, TcpRetransEvent},
+    tools::{NO_FIELD, TOOL_TCPLIFE, TOOL_TCPRETRANS, TcpBirth, TcpLifeEvent, TcpRetransEvent},
 };
 
 use crate::{atomic_add, filter, kernel, tools};
@@ -34,6 +34,7 @@ static TCP_RETRANS_COUNTS: Array<u64> = Array::with_max_entries(16, 0);
 
 const IPPROTO_TCP: u16 = 6;
 const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_FIN_WAIT1: i32 = 4;
 const TCP_CLOSE: i32 = 7;
@@ -140,7 +141,14 @@ pub fn tcp_retrans(ctx: TracePointContext) -> u32 {
     if let Some(c) = TCP_RETRANS_COUNTS.get_ptr_mut(state & 15) {
         atomic_add(c, 1);
     }
-    let family = read::<u16>(&ctx, f[4]).unwrap_or(0);
+    let family = if f[4] == NO_FIELD {
+        // Before 5.12 the record has no family; an IPv4 socket's IPv6
+        // fields hold v4-mapped addresses (::ffff:a.b.c.d).
+        let v6 = read::<[u8; 16]>(&ctx, f[7]).unwrap_or([0; 16]);
+        if v6[..10] == [0; 10] && v6[10] == 0xff && v6[11] == 0xff { AF_INET } else { AF_INET6 }
+    } else {
+        read::<u16>(&ctx, f[4]).unwrap_or(0)
+    };
     let (saddr, daddr) = addresses(&ctx, family, (f[5], f[6]), (f[7], f[8]));
     let event = TcpRetransEvent {
         // SAFETY: the helper has no preconditions.

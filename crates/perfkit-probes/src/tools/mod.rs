@@ -255,7 +255,12 @@ fn sock_fields() -> Result<SockFields, ProbeError> {
     }
     let r = ["skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6"];
     for (i, name) in r.iter().enumerate() {
-        out.retrans[i] = tracefs::offset(&retrans, "tcp_retransmit_skb", name)?;
+        out.retrans[i] = match tracefs::offset(&retrans, "tcp_retransmit_skb", name) {
+            // Added in 5.12; before, the kernel side tells IPv4 from the
+            // v4-mapped IPv6 addresses the record always carries.
+            Err(_) if *name == "family" => perfkit_probes_common::tools::NO_FIELD,
+            other => other?,
+        };
     }
     Ok(out)
 }
