@@ -11,6 +11,7 @@ mod stat;
 mod sys;
 mod sys_json;
 mod tools;
+mod webconfig;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,423 @@
+//! `perfkit serve --web-config FILE`: the web configuration Prometheus
+//! exporters share (exporter-toolkit's format, as node_exporter reads it):
+//! TLS and basic authentication with bcrypt hashes.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt
+//!   key_file: server.key
+//!   # client_auth_type: RequireAndVerifyClientCert
+//!   # client_ca_file: clients-ca.crt
+//! basic_auth_users:
+//!   prometheus: $2y$10$...   # htpasswd -nBC 10 prometheus
+//! ```
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::Read,
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The most a web configuration, certificate or key file may hold.
+const MAX_FILE: u64 = 1 << 20;
+
+/// The bcrypt hash checked for an unknown user, so that the time of a
+/// refusal does not tell whether a user exists (exporter-toolkit does the
+/// same). Whatever it verifies, an unknown user is refused.
+const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+
+/// Verified (user, password, hash) outcomes kept at most.
+const CACHE_ENTRIES: usize = 1024;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    tls_server_config: Option<RawTls>,
+    http_server_config: Option<RawHttp>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    // exporter-toolkit's other keys: known, and refused by name below.
+    cert: Option<serde_norway::Value>,
+    key: Option<serde_norway::Value>,
+    client_ca: Option<serde_norway::Value>,
+    cipher_suites: Option<serde_norway::Value>,
+    curve_preferences: Option<serde_norway::Value>,
+    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    client_allowed_sans: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    http2: Option<bool>,
+    headers: Option<serde_norway::Value>,
+}
+
+/// Who may connect, and how.
+pub struct WebConfig {
+    /// TLS, when `tls_server_config` is given.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether clients must present a certificate signed by `client_ca_file`.
+    pub client_certs_required: bool,
+    /// Basic authentication, when `basic_auth_users` is given.
+    pub basic_auth: Option<Arc<BasicAuth>>,
+}
+
+impl WebConfig {
+    /// Whether every request must prove who sends it.
+    pub fn authenticates(&self) -> bool {
+        self.basic_auth.is_some() || self.client_certs_required
+    }
+
+    /// Reads and checks a web configuration file, and the files it names.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = read_trusted(path, "web configuration")?;
+        let raw: RawConfig = if text.iter().all(u8::is_ascii_whitespace) {
+            RawConfig::default()
+        } else {
+            serde_norway::from_slice(&text)
+                .with_context(|| format!("{}: not a valid web configuration", path.display()))?
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let in_config = |e: anyhow::Error| e.context(format!("in {}", path.display()));
+        if let Some(http) = &raw.http_server_config {
+            if http.headers.is_some() {
+                return Err(in_config(anyhow!("http_server_config.headers is not supported by perfkit; remove it")));
+            }
+            // http2: perfkit serves HTTP/1.1 only, which every scraper speaks.
+            let _ = http.http2;
+        }
+        let (tls, client_certs_required) = match &raw.tls_server_config {
+            None => (None, false),
+            Some(t) => {
+                let (cfg, required) = tls_config(t, dir).map_err(in_config)?;
+                (Some(Arc::new(cfg)), required)
+            }
+        };
+        let basic_auth = match raw.basic_auth_users {
+            None => None,
+            Some(users) => {
+                for (user, hash) in &users {
+                    if user.contains(':') {
+                        return Err(in_config(anyhow!("basic_auth_users: user name {user:?} contains ':'")));
+                    }
+                    hash.parse::<bcrypt::HashParts>().map_err(|e| {
+                        in_config(anyhow!(
+                            "basic_auth_users: the hash of {user:?} is not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 USER`"
+                        ))
+                    })?;
+                }
+                Some(Arc::new(BasicAuth::new(users.into_iter().collect())))
+            }
+        };
+        Ok(Self { tls, client_certs_required, basic_auth })
+    }
+}
+
+fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool)> {
+    for (key, given) in [
+        ("cert", t.cert.is_some()),
+        ("key", t.key.is_some()),
+        ("client_ca", t.client_ca.is_some()),
+        ("cipher_suites", t.cipher_suites.is_some()),
+        ("curve_preferences", t.curve_preferences.is_some()),
+        ("prefer_server_cipher_suites", t.prefer_server_cipher_suites.is_some()),
+        ("client_allowed_sans", t.client_allowed_sans.is_some()),
+    ] {
+        if given {
+            bail!(
+                "tls_server_config.{key} is not supported by perfkit; remove it (cert_file, key_file, client_auth_type, client_ca_file, min_version and max_version are)"
+            );
+        }
+    }
+    let cert_file = t.cert_file.as_ref().ok_or_else(|| anyhow!("tls_server_config: missing cert_file"))?;
+    let key_file = t.key_file.as_ref().ok_or_else(|| anyhow!("tls_server_config: missing key_file"))?;
+    let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { dir.join(p) };
+    let version = |v: &Option<String>, default: usize| -> Result<usize> {
+        match v.as_deref() {
+            None => Ok(default),
+            Some("TLS12") => Ok(0),
+            Some("TLS13") => Ok(1),
+            Some(other @ ("TLS10" | "TLS11")) => {
+                bail!("tls_server_config: {other} is not supported (TLS12 and TLS13 are)")
+            }
+            Some(other) => bail!("tls_server_config: unknown TLS version {other:?} (TLS12 or TLS13)"),
+        }
+    };
+    let all = [&rustls::version::TLS12, &rustls::version::TLS13];
+    let (min, max) = (version(&t.min_version, 0)?, version(&t.max_version, 1)?);
+    if min > max {
+        bail!("tls_server_config: min_version is above max_version");
+    }
+    let versions = &all[min..=max];
+    // ring: builds with a C compiler alone. rustls 0.23.48 deprecates its
+    // provider for lacking post-quantum key exchange (X25519 and the NIST
+    // curves remain, as Go's exporters offer).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .context("tls_server_config: choosing the TLS versions")?;
+    let (builder, required) = match t.client_auth_type.as_deref().unwrap_or("NoClientCert") {
+        "NoClientCert" => {
+            if t.client_ca_file.is_some() {
+                bail!(
+                    "tls_server_config: client_ca_file needs client_auth_type RequireAndVerifyClientCert or VerifyClientCertIfGiven"
+                );
+            }
+            (builder.with_no_client_auth(), false)
+        }
+        kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven") => {
+            let ca = t
+                .client_ca_file
+                .as_ref()
+                .ok_or_else(|| anyhow!("tls_server_config: client_auth_type {kind} needs client_ca_file"))?;
+            let ca = resolve(ca);
+            let bytes = read_trusted(&ca, "client CA")?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certificates(&bytes, &ca)? {
+                roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
+            }
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let required = kind == "RequireAndVerifyClientCert";
+            if !required {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier =
+                verifier.build().with_context(|| format!("{}: building the client verifier", ca.display()))?;
+            (builder.with_client_cert_verifier(verifier), required)
+        }
+        kind @ ("RequestClientCert" | "RequireAnyClientCert") => bail!(
+            "tls_server_config: client_auth_type {kind} (certificates not verified) is not supported by perfkit; use RequireAndVerifyClientCert with client_ca_file"
+        ),
+        other => bail!(
+            "tls_server_config: unknown client_auth_type {other:?} (NoClientCert, RequireAndVerifyClientCert or VerifyClientCertIfGiven)"
+        ),
+    };
+    let cert_path = resolve(cert_file);
+    let certs = certificates(&read_trusted(&cert_path, "certificate")?, &cert_path)?;
+    let key_path = resolve(key_file);
+    let key = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(&read_trusted(&key_path, "private key")?)
+            .map_err(|e| anyhow!("{}: no PEM private key ({e})", key_path.display()))?
+    };
+    let mut cfg = builder.with_single_cert(certs, key).with_context(|| {
+        format!(
+            "{} and {}: the certificate and key do not make a server identity",
+            cert_path.display(),
+            key_path.display()
+        )
+    })?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((cfg, required))
+}
+
+fn certificates(bytes: &[u8], path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("{}: not PEM certificates ({e})", path.display()))?;
+    if certs.is_empty() {
+        bail!("{}: no PEM certificate in it", path.display());
+    }
+    Ok(certs)
+}
+
+/// Reads a file perfkit trusts (as root) to decide who may connect: it must
+/// be a regular file of at most 1 MiB that no other user can change: owned by
+/// root or by the user running perfkit, and neither group- nor
+/// world-writable.
+pub fn read_trusted(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("cannot open the {what} file {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("cannot stat the {what} file {}", path.display()))?;
+    check_trusted(&meta, path, what)?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE {
+        bail!("the {what} file {} is larger than {} KiB", path.display(), MAX_FILE >> 10);
+    }
+    Ok(bytes)
+}
+
+fn check_trusted(meta: &std::fs::Metadata, path: &Path, what: &str) -> Result<()> {
+    if !meta.file_type().is_file() {
+        bail!("the {what} file {} is not a regular file", path.display());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != me {
+        bail!(
+            "refusing the {what} file {}: it is owned by uid {}, who could change who may connect; make root own it (chown root {})",
+            path.display(),
+            meta.uid(),
+            path.display()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        let who = if meta.mode() & 0o002 != 0 { "every user" } else { "its group" };
+        bail!(
+            "refusing the {what} file {}: {who} can write to it (mode {:o}), and so change who may connect; chmod go-w {}",
+            path.display(),
+            meta.mode() & 0o7777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Basic authentication against bcrypt hashes.
+///
+/// bcrypt is slow on purpose. So that a flood of requests cannot burn the
+/// CPU, as exporter-toolkit does: one verification runs at a time, and each
+/// outcome is remembered by a SHA-256 of (user, password, hash), so a known
+/// client costs one hash lookup per request and only new guesses cost a
+/// bcrypt, one after the other.
+pub struct BasicAuth {
+    users: HashMap<String, String>,
+    cache: Mutex<HashMap<[u8; 32], bool>>,
+    bcrypt: tokio::sync::Mutex<()>,
+}
+
+impl BasicAuth {
+    fn new(users: HashMap<String, String>) -> Self {
+        Self { users, cache: Mutex::default(), bcrypt: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Whether an `Authorization` header names a user with the right
+    /// password.
+    pub async fn check(&self, authorization: Option<&[u8]>) -> bool {
+        let Some((user, password)) = authorization.and_then(parse_basic) else { return false };
+        let known = self.users.get(&user);
+        let hash = known.map_or(DUMMY_HASH, String::as_str).to_owned();
+        let key = cache_key(&user, &password, &hash);
+        if let Some(&ok) = self.cache.lock().expect("auth cache").get(&key) {
+            return ok && known.is_some();
+        }
+        // One bcrypt at a time, off the runtime's threads.
+        let _one = self.bcrypt.lock().await;
+        // Another request may have verified the same guess meanwhile.
+        if let Some(&ok) = self.cache.lock().expect("auth cache").get(&key) {
+            return ok && known.is_some();
+        }
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
+        let mut cache = self.cache.lock().expect("auth cache");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, ok);
+        ok && known.is_some()
+    }
+}
+
+fn cache_key(user: &str, password: &[u8], hash: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [user.as_bytes(), password, hash.as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// (user, password) of `Basic base64(user:password)`.
+fn parse_basic(header: &[u8]) -> Option<(String, Vec<u8>)> {
+    let header = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 4096 {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
+    Some((user, decoded[colon + 1..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn parses_basic_credentials() {
+        let h = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("prom:s3:cret"));
+        assert_eq!(parse_basic(h.as_bytes()), Some(("prom".into(), b"s3:cret".to_vec())));
+        assert_eq!(parse_basic(b"Bearer abc"), None);
+        assert_eq!(parse_basic(b"Basic !!!"), None);
+    }
+
+    #[test]
+    fn unknown_keys_and_unsupported_options_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |text: &str| {
+            let p = write(dir.path(), "web.yml", text, 0o600);
+            format!("{:#}", WebConfig::load(&p).err().expect("an error"))
+        };
+        assert!(err("basic_auth_user:\n  a: b\n").contains("unknown field"), "{}", err("basic_auth_user: {}\n"));
+        assert!(err("tls_server_config:\n  cipher_suites: [x]\n").contains("not supported"));
+        assert!(
+            err("tls_server_config:\n  client_auth_type: RequireAnyClientCert\n  cert_file: a\n  key_file: b\n")
+                .contains("not supported")
+        );
+        assert!(err("basic_auth_users:\n  a: plaintext\n").contains("not a bcrypt hash"));
+        assert!(err("tls_server_config:\n  key_file: k\n").contains("missing cert_file"));
+    }
+
+    #[test]
+    fn files_others_can_change_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "web.yml", "", 0o666);
+        assert!(format!("{:#}", WebConfig::load(&p).err().unwrap()).contains("every user can write"));
+        let p = write(dir.path(), "web2.yml", "", 0o620);
+        assert!(format!("{:#}", WebConfig::load(&p).err().unwrap()).contains("its group can write"));
+        let p = write(dir.path(), "web3.yml", "", 0o644);
+        assert!(WebConfig::load(&p).is_ok());
+    }
+
+    #[tokio::test]
+    async fn checks_passwords_and_caches_outcomes() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let auth = BasicAuth::new([("prom".to_owned(), hash)].into());
+        let basic = |u: &str, p: &str| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))).into_bytes()
+        };
+        assert!(auth.check(Some(&basic("prom", "right"))).await);
+        assert!(auth.check(Some(&basic("prom", "right"))).await);
+        assert!(!auth.check(Some(&basic("prom", "wrong"))).await);
+        assert!(!auth.check(Some(&basic("nobody", "right"))).await);
+        assert!(!auth.check(None).await);
+        assert_eq!(auth.cache.lock().unwrap().len(), 3);
+    }
+}
