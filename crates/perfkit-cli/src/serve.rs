@@ -610,19 +610,25 @@ async fn drive<I>(
         let conns = for_service.clone();
         let n = requests.fetch_add(1, Ordering::Relaxed) + 1;
         async move {
-            let allowed = match &auth {
-                None => true,
+            use crate::webconfig::Verdict;
+            let verdict = match &auth {
+                None => Verdict::Allowed,
                 Some(auth) => auth.check(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes())).await,
             };
-            let mut response = if allowed {
-                app.oneshot(req.map(axum::body::Body::new)).await?
-            } else {
-                (
+            let mut response = match verdict {
+                Verdict::Allowed => app.oneshot(req.map(axum::body::Body::new)).await?,
+                Verdict::Denied => (
                     StatusCode::UNAUTHORIZED,
                     [(header::WWW_AUTHENTICATE, "Basic realm=\"perfkit\"")],
                     "authentication required\n",
                 )
-                    .into_response()
+                    .into_response(),
+                Verdict::Busy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    "too many new credentials to check at once; retry later\n",
+                )
+                    .into_response(),
             };
             // Others wait for a slot, or this connection has had its
             // share: this is its last response.

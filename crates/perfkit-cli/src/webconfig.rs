@@ -36,6 +36,21 @@ const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV
 /// Verified (user, password, hash) outcomes kept at most.
 const CACHE_ENTRIES: usize = 1024;
 
+/// Requests that may wait for a bcrypt verification; more are answered
+/// "busy" at once instead of holding a slot.
+const MAX_BCRYPT_WAITING: usize = 8;
+
+/// What `BasicAuth::check` decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The right user and password.
+    Allowed,
+    /// No credentials, or wrong ones.
+    Denied,
+    /// A new guess while too many wait to be verified: retry later.
+    Busy,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -301,38 +316,47 @@ pub struct BasicAuth {
     users: HashMap<String, String>,
     cache: Mutex<HashMap<[u8; 32], bool>>,
     bcrypt: tokio::sync::Mutex<()>,
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl BasicAuth {
     fn new(users: HashMap<String, String>) -> Self {
-        Self { users, cache: Mutex::default(), bcrypt: tokio::sync::Mutex::new(()) }
+        Self { users, cache: Mutex::default(), bcrypt: tokio::sync::Mutex::new(()), waiting: Default::default() }
     }
 
     /// Whether an `Authorization` header names a user with the right
     /// password.
-    pub async fn check(&self, authorization: Option<&[u8]>) -> bool {
-        let Some((user, password)) = authorization.and_then(parse_basic) else { return false };
+    pub async fn check(&self, authorization: Option<&[u8]>) -> Verdict {
+        use std::sync::atomic::Ordering;
+        let Some((user, password)) = authorization.and_then(parse_basic) else { return Verdict::Denied };
         let known = self.users.get(&user);
         let hash = known.map_or(DUMMY_HASH, String::as_str).to_owned();
         let key = cache_key(&user, &password, &hash);
+        let verdict = |ok: bool| if ok && known.is_some() { Verdict::Allowed } else { Verdict::Denied };
         if let Some(&ok) = self.cache.lock().expect("auth cache").get(&key) {
-            return ok && known.is_some();
+            return verdict(ok);
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_BCRYPT_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Verdict::Busy;
         }
         // One bcrypt at a time, off the runtime's threads.
-        let _one = self.bcrypt.lock().await;
+        let one = self.bcrypt.lock().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
         // Another request may have verified the same guess meanwhile.
         if let Some(&ok) = self.cache.lock().expect("auth cache").get(&key) {
-            return ok && known.is_some();
+            return verdict(ok);
         }
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await
             .unwrap_or(false);
+        drop(one);
         let mut cache = self.cache.lock().expect("auth cache");
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();
         }
         cache.insert(key, ok);
-        ok && known.is_some()
+        verdict(ok)
     }
 }
 
@@ -413,11 +437,11 @@ mod tests {
         let basic = |u: &str, p: &str| {
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))).into_bytes()
         };
-        assert!(auth.check(Some(&basic("prom", "right"))).await);
-        assert!(auth.check(Some(&basic("prom", "right"))).await);
-        assert!(!auth.check(Some(&basic("prom", "wrong"))).await);
-        assert!(!auth.check(Some(&basic("nobody", "right"))).await);
-        assert!(!auth.check(None).await);
+        assert_eq!(auth.check(Some(&basic("prom", "right"))).await, Verdict::Allowed);
+        assert_eq!(auth.check(Some(&basic("prom", "right"))).await, Verdict::Allowed);
+        assert_eq!(auth.check(Some(&basic("prom", "wrong"))).await, Verdict::Denied);
+        assert_eq!(auth.check(Some(&basic("nobody", "right"))).await, Verdict::Denied);
+        assert_eq!(auth.check(None).await, Verdict::Denied);
         assert_eq!(auth.cache.lock().unwrap().len(), 3);
     }
 }

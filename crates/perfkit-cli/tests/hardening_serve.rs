@@ -393,3 +393,70 @@ fn a_scraper_is_served_under_a_flood_of_looping_clients() {
     assert!(served >= 1000, "the flood was not a flood: {served} responses");
     assert!(ok * 4 >= results.len() * 3, "only {ok} of {} scrapes succeeded within 10 s: {results:?}", results.len());
 }
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (1-based, the first two before
+    // the ')').
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_burns_at_most_one_core_and_the_scraper_gets_in() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    // Cost 10, as `htpasswd -B` makes: each new guess is real work.
+    let hash = bcrypt::hash(PASSWORD, 10).unwrap();
+    let config = dir.path().join("web.yml");
+    write_mode(&config, &format!("basic_auth_users:\n  {USER}: '{hash}'\n"), 0o600);
+    let log = dir.path().join("stderr");
+    let (server, port) = start(&["--web-config", config.to_str().unwrap()], &log);
+    let right = basic(USER, PASSWORD);
+    assert_eq!(status(port, "/metrics", Some(&right)), 200);
+    let cpu_before = cpu_seconds(server.0.id());
+    let started = Instant::now();
+    let until = started + Duration::from_secs(6);
+    let guesses = Arc::new(AtomicU64::new(0));
+    let flood: Vec<_> = (0..50)
+        .map(|i| {
+            let guesses = guesses.clone();
+            thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    n += 1;
+                    let _ =
+                        get(port, "/metrics", Some(&basic(USER, &format!("guess-{i}-{n}"))), Duration::from_secs(5));
+                    guesses.fetch_add(1, Ordering::Relaxed);
+                    // 50 clients, up to 2,500 new guesses a second: far more
+                    // than bcrypt checks (about 15 a second at cost 10), so
+                    // the bcrypt work, not the serving, is what is measured.
+                    thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let scrapes: Vec<_> = (0..10)
+        .map(|i| {
+            thread::sleep(Duration::from_millis(if i == 0 { 0 } else { 500 }));
+            let right = right.clone();
+            thread::spawn(move || {
+                get(port, "/metrics", Some(&right), Duration::from_secs(10)).is_some_and(|(code, _, _)| code == 200)
+            })
+        })
+        .collect();
+    let ok = scrapes.into_iter().map(|t| t.join().unwrap()).filter(|&ok| ok).count();
+    for t in flood {
+        t.join().unwrap();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(server.0.id()) - cpu_before;
+    eprintln!("{ok} of 10 scrapes; {} guesses; server CPU {cpu:.2} s in {wall:.2} s", guesses.load(Ordering::Relaxed));
+    assert!(ok >= 8, "only {ok} of 10 scrapes with the right password succeeded under the flood");
+    // bcrypt runs one at a time: about one core, plus serving.
+    assert!(cpu < 1.3 * wall, "the server used {cpu:.2} CPU seconds in {wall:.2} s");
+}
