@@ -59,11 +59,14 @@ profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
 /// Serve system and process metrics to Prometheus, and CPU profiles to
 /// continuous profilers.
 ///
-/// Each scrape of /metrics collects a fresh sample and returns it in the
+/// Each scrape of /metrics collects a fresh sample (shared with the
+/// scrapes of the same second, --metrics-cache) and returns it in the
 /// Prometheus text format: CPU, memory, vmstat, disks, interfaces, PSI,
 /// cgroups, and the chosen processes (labelled by pid and comm).
 /// /debug/pprof/profile?seconds=N samples for N seconds and returns a
-/// gzipped pprof CPU profile, one at a time.
+/// gzipped pprof CPU profile, one at a time. Listens on loopback by
+/// default: its answers are root's view of every process. --web-config
+/// adds TLS and authentication on every endpoint.
 #[derive(Debug, Args)]
 #[command(after_help = SERVE_EXAMPLES)]
 pub struct ServeArgs {
