@@ -11,7 +11,6 @@ mod stat;
 mod sys;
 mod sys_json;
 mod tools;
-mod webconfig;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
-//! `perfkit serve --web-config FILE`: the web configuration Prometheus
-//! exporters share (exporter-toolkit's format, as node_exporter reads it):
-//! TLS and basic authentication with bcrypt hashes.
+//! The web configuration Prometheus exporters share (exporter-toolkit's
+//! format, node_exporter's `--web.config.file`): TLS, client certificates
+//! and basic authentication with bcrypt hashes.
 //!
 //! ```yaml
 //! tls_server_config:
@@ -20,10 +20,77 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+/// Why a web configuration, or a file it names, was refused. The cause of
+/// an I/O or YAML error is its `source()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebConfigError {
+    /// The file could not be opened (a symlink is not followed).
+    #[error("cannot open the {what} file {}", path.display())]
+    Open {
+        /// What the file is ("web configuration", "private key"...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file could not be read.
+    #[error("cannot read the {what} file {}", path.display())]
+    Read {
+        /// What the file is.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another user could change the file, and so who may connect.
+    #[error("refusing the {what} file {}: {reason}, and so change who may connect; {fix}", path.display())]
+    Untrusted {
+        /// What the file is.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Who could change it.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
+    /// Not a regular file, or larger than 1 MiB.
+    #[error("the {what} file {} {problem}", path.display())]
+    Unfit {
+        /// What the file is.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Not YAML of the web configuration's shape (unknown keys included).
+    #[error("{}: not a valid web configuration", path.display())]
+    Yaml {
+        /// The configuration file.
+        path: PathBuf,
+        /// The parser's error.
+        source: serde_norway::Error,
+    },
+    /// A value the configuration may not have, or that perfkit does not
+    /// support.
+    #[error("in {}: {message}", path.display())]
+    Invalid {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        message: String,
+    },
+}
+
+type Result<T, E = WebConfigError> = std::result::Result<T, E>;
 
 /// The most a web configuration, certificate or key file may hold.
 const MAX_FILE: u64 = 1 << 20;
@@ -101,20 +168,26 @@ impl WebConfig {
         self.basic_auth.is_some() || self.client_certs_required
     }
 
-    /// Reads and checks a web configuration file, and the files it names.
+    /// Reads and checks a web configuration file, and the files it names
+    /// (relative paths are taken from the configuration's directory). Each
+    /// must be a regular file no other user can change.
     pub fn load(path: &Path) -> Result<Self> {
         let text = read_trusted(path, "web configuration")?;
         let raw: RawConfig = if text.iter().all(u8::is_ascii_whitespace) {
             RawConfig::default()
         } else {
-            serde_norway::from_slice(&text)
-                .with_context(|| format!("{}: not a valid web configuration", path.display()))?
+            serde_norway::from_slice(&text).map_err(|source| WebConfigError::Yaml { path: path.into(), source })?
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        let in_config = |e: anyhow::Error| e.context(format!("in {}", path.display()));
+        let in_config = |e: Problem| match e {
+            Problem::File(e) => e,
+            Problem::Message(message) => WebConfigError::Invalid { path: path.into(), message },
+        };
         if let Some(http) = &raw.http_server_config {
             if http.headers.is_some() {
-                return Err(in_config(anyhow!("http_server_config.headers is not supported by perfkit; remove it")));
+                return Err(in_config(Problem::Message(
+                    "http_server_config.headers is not supported by perfkit; remove it".into(),
+                )));
             }
             // http2: perfkit serves HTTP/1.1 only, which every scraper speaks.
             let _ = http.http2;
@@ -131,12 +204,14 @@ impl WebConfig {
             Some(users) => {
                 for (user, hash) in &users {
                     if user.contains(':') {
-                        return Err(in_config(anyhow!("basic_auth_users: user name {user:?} contains ':'")));
+                        return Err(in_config(Problem::Message(format!(
+                            "basic_auth_users: user name {user:?} contains ':'"
+                        ))));
                     }
                     hash.parse::<bcrypt::HashParts>().map_err(|e| {
-                        in_config(anyhow!(
+                        in_config(Problem::Message(format!(
                             "basic_auth_users: the hash of {user:?} is not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 USER`"
-                        ))
+                        )))
                     })?;
                 }
                 Some(Arc::new(BasicAuth::new(users.into_iter().collect())))
@@ -146,7 +221,24 @@ impl WebConfig {
     }
 }
 
-fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool)> {
+/// What went wrong in the TLS settings: a file's own error, or a message
+/// about the configuration.
+enum Problem {
+    File(WebConfigError),
+    Message(String),
+}
+
+impl From<WebConfigError> for Problem {
+    fn from(e: WebConfigError) -> Self {
+        Problem::File(e)
+    }
+}
+
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(Problem::Message(format!($($t)*))) };
+}
+
+fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool), Problem> {
     for (key, given) in [
         ("cert", t.cert.is_some()),
         ("key", t.key.is_some()),
@@ -162,10 +254,10 @@ fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool)> {
             );
         }
     }
-    let cert_file = t.cert_file.as_ref().ok_or_else(|| anyhow!("tls_server_config: missing cert_file"))?;
-    let key_file = t.key_file.as_ref().ok_or_else(|| anyhow!("tls_server_config: missing key_file"))?;
+    let Some(cert_file) = t.cert_file.as_ref() else { bail!("tls_server_config: missing cert_file") };
+    let Some(key_file) = t.key_file.as_ref() else { bail!("tls_server_config: missing key_file") };
     let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { dir.join(p) };
-    let version = |v: &Option<String>, default: usize| -> Result<usize> {
+    let version = |v: &Option<String>, default: usize| -> Result<usize, Problem> {
         match v.as_deref() {
             None => Ok(default),
             Some("TLS12") => Ok(0),
@@ -187,9 +279,10 @@ fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool)> {
     // curves remain, as Go's exporters offer).
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .context("tls_server_config: choosing the TLS versions")?;
+    let builder = match rustls::ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions) {
+        Ok(b) => b,
+        Err(e) => bail!("tls_server_config: choosing the TLS versions: {e}"),
+    };
     let (builder, required) = match t.client_auth_type.as_deref().unwrap_or("NoClientCert") {
         "NoClientCert" => {
             if t.client_ca_file.is_some() {
@@ -200,23 +293,26 @@ fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool)> {
             (builder.with_no_client_auth(), false)
         }
         kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven") => {
-            let ca = t
-                .client_ca_file
-                .as_ref()
-                .ok_or_else(|| anyhow!("tls_server_config: client_auth_type {kind} needs client_ca_file"))?;
+            let Some(ca) = t.client_ca_file.as_ref() else {
+                bail!("tls_server_config: client_auth_type {kind} needs client_ca_file")
+            };
             let ca = resolve(ca);
             let bytes = read_trusted(&ca, "client CA")?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in certificates(&bytes, &ca)? {
-                roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
+                if let Err(e) = roots.add(cert) {
+                    bail!("{}: not a usable CA certificate: {e}", ca.display());
+                }
             }
             let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let required = kind == "RequireAndVerifyClientCert";
             if !required {
                 verifier = verifier.allow_unauthenticated();
             }
-            let verifier =
-                verifier.build().with_context(|| format!("{}: building the client verifier", ca.display()))?;
+            let verifier = match verifier.build() {
+                Ok(v) => v,
+                Err(e) => bail!("{}: building the client verifier: {e}", ca.display()),
+            };
             (builder.with_client_cert_verifier(verifier), required)
         }
         kind @ ("RequestClientCert" | "RequireAnyClientCert") => bail!(
@@ -231,25 +327,29 @@ fn tls_config(t: &RawTls, dir: &Path) -> Result<(rustls::ServerConfig, bool)> {
     let key_path = resolve(key_file);
     let key = {
         use rustls_pki_types::pem::PemObject;
-        rustls_pki_types::PrivateKeyDer::from_pem_slice(&read_trusted(&key_path, "private key")?)
-            .map_err(|e| anyhow!("{}: no PEM private key ({e})", key_path.display()))?
+        match rustls_pki_types::PrivateKeyDer::from_pem_slice(&read_trusted(&key_path, "private key")?) {
+            Ok(k) => k,
+            Err(e) => bail!("{}: no PEM private key ({e})", key_path.display()),
+        }
     };
-    let mut cfg = builder.with_single_cert(certs, key).with_context(|| {
-        format!(
-            "{} and {}: the certificate and key do not make a server identity",
+    let mut cfg = match builder.with_single_cert(certs, key) {
+        Ok(c) => c,
+        Err(e) => bail!(
+            "{} and {}: the certificate and key do not make a server identity: {e}",
             cert_path.display(),
             key_path.display()
-        )
-    })?;
+        ),
+    };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((cfg, required))
 }
 
-fn certificates(bytes: &[u8], path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+fn certificates(bytes: &[u8], path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, Problem> {
     use rustls_pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow!("{}: not PEM certificates ({e})", path.display()))?;
+    let certs: Vec<_> = match rustls_pki_types::CertificateDer::pem_slice_iter(bytes).collect::<Result<_, _>>() {
+        Ok(c) => c,
+        Err(e) => bail!("{}: not PEM certificates ({e})", path.display()),
+    };
     if certs.is_empty() {
         bail!("{}: no PEM certificate in it", path.display());
     }
@@ -260,47 +360,48 @@ fn certificates(bytes: &[u8], path: &Path) -> Result<Vec<rustls_pki_types::Certi
 /// be a regular file of at most 1 MiB that no other user can change: owned by
 /// root or by the user running perfkit, and neither group- nor
 /// world-writable.
-pub fn read_trusted(path: &Path, what: &str) -> Result<Vec<u8>> {
+pub fn read_trusted(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .with_context(|| format!("cannot open the {what} file {}", path.display()))?;
-    let meta = file.metadata().with_context(|| format!("cannot stat the {what} file {}", path.display()))?;
+        .map_err(|source| WebConfigError::Open { what, path: path.into(), source })?;
+    let meta = file.metadata().map_err(|source| WebConfigError::Read { what, path: path.into(), source })?;
     check_trusted(&meta, path, what)?;
     let mut bytes = Vec::new();
-    (&mut file)
-        .take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    (&mut file).take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(|source| WebConfigError::Read {
+        what,
+        path: path.into(),
+        source,
+    })?;
     if bytes.len() as u64 > MAX_FILE {
-        bail!("the {what} file {} is larger than {} KiB", path.display(), MAX_FILE >> 10);
+        return Err(WebConfigError::Unfit { what, path: path.into(), problem: "is larger than 1 MiB" });
     }
     Ok(bytes)
 }
 
-fn check_trusted(meta: &std::fs::Metadata, path: &Path, what: &str) -> Result<()> {
+fn check_trusted(meta: &std::fs::Metadata, path: &Path, what: &'static str) -> Result<()> {
     if !meta.file_type().is_file() {
-        bail!("the {what} file {} is not a regular file", path.display());
+        return Err(WebConfigError::Unfit { what, path: path.into(), problem: "is not a regular file" });
     }
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != 0 && meta.uid() != me {
-        bail!(
-            "refusing the {what} file {}: it is owned by uid {}, who could change who may connect; make root own it (chown root {})",
-            path.display(),
-            meta.uid(),
-            path.display()
-        );
+        return Err(WebConfigError::Untrusted {
+            what,
+            path: path.into(),
+            reason: format!("it is owned by uid {}, who could rewrite it", meta.uid()),
+            fix: format!("make root own it (chown root {})", path.display()),
+        });
     }
     if meta.mode() & 0o022 != 0 {
         let who = if meta.mode() & 0o002 != 0 { "every user" } else { "its group" };
-        bail!(
-            "refusing the {what} file {}: {who} can write to it (mode {:o}), and so change who may connect; chmod go-w {}",
-            path.display(),
-            meta.mode() & 0o7777,
-            path.display()
-        );
+        return Err(WebConfigError::Untrusted {
+            what,
+            path: path.into(),
+            reason: format!("{who} can write to it (mode {:o})", meta.mode() & 0o7777),
+            fix: format!("chmod go-w {}", path.display()),
+        });
     }
     Ok(())
 }
@@ -320,7 +421,8 @@ pub struct BasicAuth {
 }
 
 impl BasicAuth {
-    fn new(users: HashMap<String, String>) -> Self {
+    /// Users and their bcrypt hashes (`$2y$`, `$2b$`...).
+    pub fn new(users: HashMap<String, String>) -> Self {
         Self { users, cache: Mutex::default(), bcrypt: tokio::sync::Mutex::new(()), waiting: Default::default() }
     }
 
@@ -386,6 +488,17 @@ fn parse_basic(header: &[u8]) -> Option<(String, Vec<u8>)> {
 mod tests {
     use super::*;
 
+    /// An error and its causes on one line.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text += &format!(": {c}");
+            cause = c.source();
+        }
+        text
+    }
+
     fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let p = dir.join(name);
@@ -407,7 +520,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = |text: &str| {
             let p = write(dir.path(), "web.yml", text, 0o600);
-            format!("{:#}", WebConfig::load(&p).err().expect("an error"))
+            chain(&WebConfig::load(&p).err().expect("an error"))
         };
         assert!(err("basic_auth_user:\n  a: b\n").contains("unknown field"), "{}", err("basic_auth_user: {}\n"));
         assert!(err("tls_server_config:\n  cipher_suites: [x]\n").contains("not supported"));
@@ -423,9 +536,9 @@ mod tests {
     fn files_others_can_change_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "web.yml", "", 0o666);
-        assert!(format!("{:#}", WebConfig::load(&p).err().unwrap()).contains("every user can write"));
+        assert!(chain(&WebConfig::load(&p).err().unwrap()).contains("every user can write"));
         let p = write(dir.path(), "web2.yml", "", 0o620);
-        assert!(format!("{:#}", WebConfig::load(&p).err().unwrap()).contains("its group can write"));
+        assert!(chain(&WebConfig::load(&p).err().unwrap()).contains("its group can write"));
         let p = write(dir.path(), "web3.yml", "", 0o644);
         assert!(WebConfig::load(&p).is_ok());
     }
