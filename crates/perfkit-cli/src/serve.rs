@@ -1,14 +1,9 @@
 //! `perfkit serve`: Prometheus metrics and Go's pprof profile endpoint,
-//! over a small HTTP/1 server that slow or idle clients cannot starve.
+//! served by `perfkit-exporter` (access control, fairness).
 
 use std::{
     net::SocketAddr,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
-    task::{Context as TaskContext, Poll},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -19,14 +14,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use clap::Args;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use perfkit_procstat::{CollectOptions, Collector, ProcessSelection};
 use serde::Deserialize;
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
-use tower::ServiceExt;
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -40,6 +29,18 @@ Prometheus scrape config:
     - job_name: perfkit
       static_configs: [{ targets: ['127.0.0.1:9464'] }]
 
+Access control (--web-config web.yml, owned by root, mode 0600 or 0644):
+  tls_server_config:
+    cert_file: /etc/perfkit/server.crt
+    key_file: /etc/perfkit/server.key
+    # client_auth_type: RequireAndVerifyClientCert
+    # client_ca_file: /etc/perfkit/clients-ca.crt
+  basic_auth_users:
+    prometheus: $2y$10$...        # htpasswd -nBC 10 prometheus
+  perfkit serve --listen 0.0.0.0:9464 --web-config /etc/perfkit/web.yml
+Without it, everyone who can reach the port can read every process's
+metrics and profiles, with command lines: keep the default 127.0.0.1.
+
 Continuous profiling (Parca, Grafana Alloy's pyroscope.scrape) pulls
 /debug/pprof/profile?seconds=N, the endpoint of Go's net/http/pprof: a CPU
 profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
@@ -47,15 +48,19 @@ profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
 /// Serve system and process metrics to Prometheus, and CPU profiles to
 /// continuous profilers.
 ///
-/// Each scrape of /metrics collects a fresh sample and returns it in the
+/// Each scrape of /metrics collects a fresh sample (shared with the
+/// scrapes of the same second, --metrics-cache) and returns it in the
 /// Prometheus text format: CPU, memory, vmstat, disks, interfaces, PSI,
 /// cgroups, and the chosen processes (labelled by pid and comm).
 /// /debug/pprof/profile?seconds=N samples for N seconds and returns a
-/// gzipped pprof CPU profile, one at a time.
+/// gzipped pprof CPU profile, one at a time. Listens on loopback by
+/// default: its answers are root's view of every process. --web-config
+/// adds TLS and authentication on every endpoint.
 #[derive(Debug, Args)]
 #[command(after_help = SERVE_EXAMPLES)]
 pub struct ServeArgs {
-    /// Address to listen on. The default is loopback only.
+    /// Address to listen on. The default is loopback only; on any other
+    /// address without --web-config authentication, perfkit warns.
     #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     listen: SocketAddr,
 
@@ -88,10 +93,37 @@ pub struct ServeArgs {
     #[arg(long)]
     probe_per_cgroup: bool,
 
-    /// Connections served at once; beyond it a new connection replaces the
-    /// one idle the longest.
+    /// Connections served at once. More wait for a slot in arrival order;
+    /// while some wait, a served connection is closed after its current
+    /// response.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_connections: u32,
+
+    /// Connections that may wait for a slot (those that have not sent a
+    /// byte included; the one idle the longest makes room). Past it, new
+    /// connections wait in the kernel's accept backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_queued: u32,
+
+    /// Seconds a collection of /metrics is reused for other scrapes (0:
+    /// only scrapes that arrive while it runs share it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_cache_seconds)]
+    metrics_cache: f64,
+
+    /// Exporter-toolkit web configuration (as node_exporter's
+    /// --web.config.file): TLS (tls_server_config) and basic authentication
+    /// (basic_auth_users, bcrypt hashes). With users or required client
+    /// certificates, every endpoint requires them. The file must not be
+    /// writable by other users. See the example below.
+    #[arg(long, value_name = "FILE")]
+    web_config: Option<std::path::PathBuf>,
+}
+
+fn parse_cache_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
+        _ => Err("a number of seconds from 0 to 60".to_owned()),
+    }
 }
 
 /// `--probes`.
@@ -239,34 +271,49 @@ impl Probes {
     }
 }
 
-/// A client must send a request's headers within this time.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection with no request in flight is closed after this long idle.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
 struct AppState {
     args: ServeArgs,
     /// eBPF probes loaded for the server's life.
     probes: Probes,
     /// One profile at a time.
     profiling: tokio::sync::Mutex<()>,
+    /// The last rendered /metrics: concurrent scrapes wait for one
+    /// collection and share it.
+    metrics: perfkit_exporter::Shared,
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
+    let web = match &args.web_config {
+        Some(path) => Some(perfkit_exporter::WebConfig::load(path)?),
+        None => None,
+    };
+    if !args.listen.ip().is_loopback() && !web.as_ref().is_some_and(|w| w.authenticates()) {
+        eprintln!(
+            "perfkit: warning: listening on {} without authentication: anyone who can reach this port can read \
+             the metrics and take CPU profiles, with the command lines, of every process, root's included; \
+             set basic_auth_users or client certificates with --web-config, or listen on 127.0.0.1",
+            args.listen
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let listener =
+            perfkit_exporter::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        eprintln!("serving metrics at http://{local}/metrics and profiles at http://{local}/debug/pprof/profile (Ctrl-C stops)");
-        let max_connections = args.max_connections as usize;
+        let scheme = if web.as_ref().is_some_and(|w| w.tls.is_some()) { "https" } else { "http" };
+        eprintln!(
+            "serving metrics at {scheme}://{local}/metrics and profiles at {scheme}://{local}/debug/pprof/profile (Ctrl-C stops)"
+        );
+        let mut options = perfkit_exporter::ServerOptions::default();
+        options.max_connections = args.max_connections as usize;
+        options.max_queued = args.max_queued as usize;
         let probes = Probes::start(&args)?;
-        let state = Arc::new(AppState { args, probes, profiling: tokio::sync::Mutex::new(()) });
+        let shared = perfkit_exporter::Shared::new(Duration::from_secs_f64(args.metrics_cache));
+        let state = Arc::new(AppState { args, probes, profiling: tokio::sync::Mutex::new(()), metrics: shared });
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
             .route("/debug/pprof/profile", axum::routing::get(profile))
@@ -281,176 +328,25 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             )
             .with_state(state);
         tokio::select! {
-            r = accept_loop(listener, app, max_connections) => r,
+            r = perfkit_exporter::serve(listener, app, web.as_ref(), options) => r.context("serving"),
             _ = crate::signals::interrupted() => Ok(()),
         }
     })
 }
 
-/// Accepts connections, serving at most `max` at a time, each with a header
-/// timeout and an idle timeout. At the limit, a new connection takes the
-/// place of the one idle the longest (no request in flight); when every
-/// connection is busy, the new one is closed. So idle or slow clients can
-/// never hold every slot against a scraper.
-async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, max: usize) -> Result<()> {
-    let epoch = Instant::now();
-    let live: Arc<std::sync::Mutex<Vec<Arc<Activity>>>> = Arc::default();
-    loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            // Out of descriptors, or a connection reset before accept:
-            // wait a little and go on.
-            Err(e) => {
-                tracing::debug!(%e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let activity = Arc::new(Activity::default());
-        activity.last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-        {
-            let mut live = live.lock().expect("connection list");
-            live.retain(|a| !a.closed.load(Ordering::Relaxed));
-            if live.len() >= max {
-                let idle = live
-                    .iter()
-                    .filter(|a| a.busy.load(Ordering::Relaxed) == 0)
-                    .min_by_key(|a| a.last.load(Ordering::Relaxed))
-                    .cloned();
-                match idle {
-                    Some(oldest) => {
-                        tracing::debug!("connection limit: closing the longest idle connection");
-                        oldest.closed.store(true, Ordering::Relaxed);
-                        oldest.close.notify_one();
-                        live.retain(|a| !Arc::ptr_eq(a, &oldest));
-                    }
-                    None => {
-                        tracing::debug!("connection limit: every connection is busy; new one closed");
-                        drop(stream);
-                        continue;
-                    }
-                }
-            }
-            live.push(activity.clone());
-        }
-        let app = app.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, app, activity.clone(), epoch).await;
-            activity.closed.store(true, Ordering::Relaxed);
-        });
-    }
-}
-
-/// Activity on one connection.
-#[derive(Default)]
-struct Activity {
-    /// Milliseconds since the server's epoch of the last read or write.
-    last: AtomicU64,
-    /// Requests in flight.
-    busy: AtomicUsize,
-    /// Set when the connection ends or is told to close.
-    closed: std::sync::atomic::AtomicBool,
-    /// Tells the connection to close (to make room at the limit).
-    close: tokio::sync::Notify,
-}
-
-async fn serve_connection(stream: TcpStream, app: axum::Router, activity: Arc<Activity>, epoch: Instant) {
-    let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone(), epoch });
-    let in_flight = activity.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let app = app.clone();
-        let guard = Busy::new(in_flight.clone());
-        async move {
-            let response = app.oneshot(req.map(axum::body::Body::new)).await;
-            drop(guard);
-            response
-        }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(io, service);
-    let idle = async {
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let last = Duration::from_millis(activity.last.load(Ordering::Relaxed));
-            if activity.busy.load(Ordering::Relaxed) == 0 && epoch.elapsed().saturating_sub(last) > IDLE_TIMEOUT {
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        r = conn => {
-            if let Err(e) = r {
-                tracing::debug!(%e, "connection ended");
-            }
-        }
-        () = idle => tracing::debug!("idle connection closed"),
-        () = activity.close.notified() => tracing::debug!("connection closed to make room"),
-    }
-}
-
-/// Marks a request in flight for its lifetime.
-struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn new(a: Arc<Activity>) -> Self {
-        a.busy.fetch_add(1, Ordering::Relaxed);
-        Self(a)
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A stream that notes when it last read or wrote.
-struct Tracked {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-    epoch: Instant,
-}
-
-impl Tracked {
-    fn touch(&self) {
-        self.activity.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.touch();
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
+/// /metrics: a fresh collection, or the one just taken. A scrape that
+/// arrives while a collection runs waits for it and shares it, and a
+/// collection is reused for `--metrics-cache` seconds: so many concurrent
+/// scrapes cost one collection.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let collected = state.metrics.get(|| collect_metrics(state.clone())).await;
+    match collected {
+        Ok(body) => ([(header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], body).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn collect_metrics(state: Arc<AppState>) -> Result<perfkit_exporter::Bytes, Response> {
     let result = tokio::task::spawn_blocking(move || -> Result<String> {
         // As node_exporter: each collector's duration and success, so that a
         // failing part shows in the data rather than failing the scrape.
@@ -497,9 +393,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     })
     .await;
     match result {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], text).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response(),
+        Ok(Ok(text)) => Ok(text.into()),
+        Ok(Err(e)) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response()),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response()),
     }
 }
 
