@@ -4,8 +4,7 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     perfkit_fuzz::quiet_panics();
-    let mut options = perfkit_formats::ReadOptions::default();
-    options.max_memory = 64 << 20;
+    let options = perfkit_formats::ReadOptions::with_budget(perfkit_formats::Budget::new(64 << 20));
     let _ = perfkit_formats::detect(data);
     let _ = perfkit_formats::read_folded(data, &options);
     let _ = perfkit_formats::read_profile(data, &options);

@@ -7,8 +7,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut input = b"prog 1234/1234 [000] 100.000000: 1 cpu-clock:\n".to_vec();
     input.extend_from_slice(data);
     for roots in [perfkit_formats::Roots::Command, perfkit_formats::Roots::Process, perfkit_formats::Roots::Thread] {
-        let mut options = perfkit_formats::ReadOptions::default();
-        options.max_memory = 64 << 20;
+        let mut options = perfkit_formats::ReadOptions::with_budget(perfkit_formats::Budget::new(64 << 20));
         options.roots = roots;
         let _ = perfkit_formats::read_folded(&input, &options);
     }

@@ -40,6 +40,14 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// Memory perfkit may use for what it builds from bytes it does not
+    /// trust (input files, pprof and JSON, recordings, a target's files and
+    /// maps, clients), for the whole job: bytes, or with a suffix K, M, G
+    /// (powers of 1024), such as 512M or 2G. Reaching it stops the reading
+    /// with an error naming the input and the limit.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "512M", value_parser = render::parse_size)]
+    max_memory: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -108,6 +116,7 @@ fn man(command: Option<&str>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    perfkit_safeio::Budget::process().set_limit(cli.max_memory);
     init_tracing(cli.verbose);
     raise_nofile_limit();
     let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);

@@ -73,21 +73,43 @@ pub struct ReadArgs {
     /// Root frames for `perf script` input: command, process or thread.
     #[arg(long, value_enum, default_value_t)]
     roots: RootsArg,
-
-    /// Memory an input may take once read, in MiB (default: 64 times its
-    /// size, at least 256 MiB); beyond it perfkit stops with an error.
-    /// Raise it for trusted inputs that unfold much (deeply compressed
-    /// pprof).
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
-    max_memory: Option<u64>,
 }
 
 impl ReadArgs {
+    /// Options reading within the process's budget (`--max-memory`).
     fn options(&self) -> ReadOptions {
-        let mut o = self.roots.read_options();
-        o.max_memory = self.max_memory.map_or(0, |m| m << 20);
-        o
+        self.roots.read_options()
     }
+}
+
+/// Parses `--max-memory`: bytes, or a number with K, M, G or T (powers of
+/// 1024, optionally followed by `iB` or `B`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let num: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (such as 512M, 2G or a number of bytes)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("{s:?}: unknown unit (K, M, G or T)")),
+    };
+    let bytes = num.checked_shl(shift).filter(|b| b >> shift == num).ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes == 0 {
+        return Err("the memory budget must be more than 0".into());
+    }
+    Ok(bytes)
+}
+
+/// Keeps `bytes` charged to the process's budget for the rest of the job
+/// (what a command holds from untrusted input), naming `what` if it does
+/// not fit.
+fn keep_charged(bytes: u64, what: &str) -> Result<()> {
+    perfkit_safeio::Budget::process().charge(bytes, what)?.keep();
+    Ok(())
 }
 
 /// The root frame of each stack, for `perf script` input.
@@ -153,14 +175,18 @@ pub fn flamegraph(args: FlamegraphArgs) -> Result<()> {
     let out = Output::create(&output)?;
     let inputs = inputs_or_stdin(&args.inputs);
     let read_opts = args.read.options();
-    let mut folded = String::new();
-    for input in &inputs {
-        let data = read_input(input)?;
-        let (_, text) = perfkit_formats::read_folded(&data, &read_opts).with_context(|| describe(input))?;
-        folded.push_str(&text);
-        if !folded.ends_with('\n') {
-            folded.push('\n');
+    // Each input stays as read (charged to the budget); folded input is
+    // drawn from it without a copy.
+    let datas = inputs.iter().map(|i| read_input(i)).collect::<Result<Vec<_>>>()?;
+    let mut texts = Vec::with_capacity(datas.len());
+    for (input, data) in inputs.iter().zip(&datas) {
+        let (_, text) = perfkit_formats::read_folded(data, &read_opts).with_context(|| describe(input))?;
+        if let std::borrow::Cow::Owned(t) = &text {
+            keep_charged(t.len() as u64, &describe(input))?;
         }
+        // What the renderer keeps per line (the line and its merged frames).
+        keep_charged(64 * text.lines().count() as u64, &describe(input))?;
+        texts.push(text);
     }
     let default_title = if inputs.len() == 1 && inputs[0] != Path::new("-") {
         format!("Flame graph: {}", inputs[0].display())
@@ -170,7 +196,7 @@ pub fn flamegraph(args: FlamegraphArgs) -> Result<()> {
     let options = args.draw.svg_options(&default_title);
     let written = out.path_display();
     out.commit(|w| {
-        perfkit_flamegraph::render_folded(folded.lines(), &options, w)
+        perfkit_flamegraph::render_folded(texts.iter().flat_map(|t| t.lines()), &options, w)
             .with_context(|| format!("rendering {}", inputs.iter().map(|p| describe(p)).collect::<Vec<_>>().join(", ")))
     })?;
     if let Some(p) = written {
@@ -242,6 +268,9 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     let load = |path: &Path| -> Result<(String, Profile)> {
         let data = read_input(path)?;
         let (_, profile) = perfkit_formats::read_profile(&data, &read_opts).with_context(|| describe(path))?;
+        keep_charged(perfkit_formats::profile_bytes(&profile), &describe(path))?;
+        // Frames shared by many stacks unfold: charged before they are.
+        keep_charged(perfkit_formats::folded_bytes(&profile), &describe(path))?;
         let mut folded = Vec::new();
         profile.write_folded(&mut folded)?;
         Ok((String::from_utf8(folded).expect("folded output is UTF-8"), profile))
@@ -365,6 +394,10 @@ pub fn convert(args: ConvertArgs) -> Result<()> {
     let input = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let data = read_input(&input)?;
     let (_, profile) = perfkit_formats::read_profile(&data, &args.read.options()).with_context(|| describe(&input))?;
+    keep_charged(perfkit_formats::profile_bytes(&profile), &describe(&input))?;
+    // Every output is drawn or written from the folded stacks, which frames
+    // shared by many stacks unfold into.
+    keep_charged(perfkit_formats::folded_bytes(&profile), &describe(&input))?;
     if profile.total_samples() == 0 {
         bail!("{} has no samples", describe(&input));
     }
@@ -402,12 +435,39 @@ fn describe(path: &Path) -> String {
     if path == Path::new("-") { "standard input".to_owned() } else { path.display().to_string() }
 }
 
+/// An input's bytes, charged to the process's budget as they are read
+/// (and kept charged: they live for the job): a file or a pipe larger than
+/// the budget stops here, naming the input and the limit, before it is
+/// held.
 fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let name = describe(path);
     if path == Path::new("-") {
-        let mut data = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut data).context("reading standard input")?;
-        Ok(data)
+        read_charged(std::io::stdin().lock(), &name).context("reading standard input")
     } else {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        read_charged(file, &name).with_context(|| format!("cannot read {}", path.display()))
     }
+}
+
+/// Everything `input` holds, the buffer charged as it grows.
+pub fn read_charged(mut input: impl Read, name: &str) -> Result<Vec<u8>> {
+    let mut charge = perfkit_safeio::Budget::process().start(name);
+    let mut data: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 256 << 10];
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if data.len() + n > data.capacity() {
+            let more = data.capacity().max(n).max(1 << 20);
+            charge.grow(more as u64)?;
+            data.reserve_exact(data.capacity() + more - data.len());
+        }
+        data.extend_from_slice(&chunk[..n]);
+    }
+    charge.keep();
+    Ok(data)
 }

@@ -672,8 +672,10 @@ fn record(args: RecordArgs) -> Result<()> {
 }
 
 fn report(args: ReportArgs) -> Result<()> {
-    let data = fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let rec = record::read(&data[..]).with_context(|| format!("reading {}", args.file.display()))?;
+    // Read within the process's budget (--max-memory): the file's bytes
+    // and the samples decoded from them.
+    let file = fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let rec = record::read(file).with_context(|| format!("reading {}", args.file.display()))?;
     if rec.truncated {
         eprintln!("perfkit: warning: the last sample of {} is incomplete and was skipped", args.file.display());
     }

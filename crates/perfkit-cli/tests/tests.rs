@@ -14,6 +14,7 @@ mod util;
 
 mod browser;
 mod fidelity;
+mod hardening_inputs;
 mod hardening_serve;
 mod kernels;
 mod perf_backend;

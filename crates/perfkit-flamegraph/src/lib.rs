@@ -19,7 +19,7 @@ use inferno::{
     differential,
     flamegraph::{self, Direction, Options},
 };
-use perfkit_profile::Profile;
+use perfkit_profile::{Profile, escape_control};
 
 /// Why a flame graph could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +76,11 @@ impl SvgOptions {
 
     fn to_inferno(&self) -> Options<'static> {
         let mut opts = Options::default();
-        opts.title = self.title.clone();
-        opts.subtitle = self.subtitle.clone();
-        opts.count_name = self.count_name.clone();
+        // inferno escapes XML's markup characters; control characters
+        // (which XML forbids outright) are made visible here.
+        opts.title = escape_control(&self.title).into_owned();
+        opts.subtitle = self.subtitle.as_deref().map(|s| escape_control(s).into_owned());
+        opts.count_name = escape_control(&self.count_name).into_owned();
         opts.min_width = self.min_width;
         opts.colors = self.palette;
         opts.direction = if self.inverted { Direction::Inverted } else { Direction::Straight };
@@ -111,18 +113,22 @@ pub fn render_svg<W: Write>(profile: &Profile, options: &SvgOptions, out: W) -> 
 }
 
 /// Renders folded lines (`frame;frame COUNT`) as an SVG. The lines are
-/// borrowed, not copied: memory stays proportional to the input plus the
-/// merged frames inferno keeps.
+/// borrowed, not copied (but for the rare line with control characters,
+/// which are written as `\xNN` so that the SVG is always valid XML): memory
+/// stays proportional to the input plus the merged frames inferno keeps.
 pub fn render_folded<'a, I, W>(lines: I, options: &SvgOptions, out: W) -> Result<(), FlamegraphError>
 where
     I: IntoIterator<Item = &'a str>,
     W: Write,
 {
-    let mut lines = lines.into_iter().filter(|l| !l.trim().is_empty()).peekable();
+    let mut lines = lines.into_iter().filter(|l| !l.trim().is_empty()).map(escape_control).peekable();
     if lines.peek().is_none() {
         return Err(FlamegraphError::Empty);
     }
-    flamegraph::from_lines(&mut options.to_inferno(), lines, out)?;
+    let mut opts = options.to_inferno();
+    // inferno takes `&str` lines: the escaped ones are borrowed from here.
+    let lines: Vec<std::borrow::Cow<'a, str>> = lines.collect();
+    flamegraph::from_lines(&mut opts, lines.iter().map(|l| &**l), out)?;
     Ok(())
 }
 
@@ -158,10 +164,25 @@ pub fn render_diff<W: Write>(
         return Err(FlamegraphError::Empty);
     }
     let text = String::from_utf8_lossy(&lines);
+    let text = escape_control_lines(&text);
     let mut opts = options.to_inferno();
     opts.negate_differentials = diff.negate;
     flamegraph::from_lines(&mut opts, text.lines(), out)?;
     Ok(())
+}
+
+/// `text` with the control characters of each line escaped (line breaks
+/// kept).
+fn escape_control_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.lines().all(|l| matches!(escape_control(l), std::borrow::Cow::Borrowed(_))) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        out.push_str(&escape_control(line));
+        out.push('\n');
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -203,6 +224,23 @@ mod tests {
         assert_eq!(scripts, 1, "{svg}");
         assert!(!svg.contains("<img") && !svg.contains("x\" onload"), "{svg}");
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_svg() {
+        let lines = ["\u{1b}[31mred\u{7};main;x\u{0}y\u{7f} 3", "app;\u{9b}c1 1"];
+        let mut opts = SvgOptions::new("title \u{1b}[1m");
+        opts.subtitle = Some("sub\u{7}".into());
+        let mut out = Vec::new();
+        render_folded(lines, &opts, &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        let bad: Vec<char> = svg.chars().filter(|&c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')).collect();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert!(svg.contains("\\x1b[31mred\\x07") && svg.contains("x\\x00y\\x7f"), "{svg}");
+        let mut out = Vec::new();
+        render_diff("a;\u{1b}b 1\n", "a;\u{1b}b 2\n", &opts, &DiffOptions::default(), &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        assert!(svg.contains("\\x1bb") && !svg.contains('\u{1b}'));
     }
 
     #[test]

@@ -35,10 +35,11 @@
 //!   `file_offset`, so that a tool with the binary's symbols can resolve
 //!   it.
 
-use std::{collections::HashMap, io::Write, time::Duration};
+use std::{borrow::Cow, cell::RefCell, collections::HashMap, io::Write, marker::PhantomData, time::Duration};
 
-use perfkit_profile::{Frame, FrameKind, Location, Profile, ProfileMeta, Stack};
-use serde::{Deserialize, Serialize};
+use perfkit_profile::{Frame, FrameKind, Location, Profile, ProfileMeta, Stack, escape_control};
+use perfkit_safeio::{BudgetError, Charge};
+use serde::{Deserialize, Serialize, de};
 
 use crate::{Format, FormatError};
 
@@ -50,8 +51,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 struct Document {
     perfkit_profile: u32,
     meta: Meta,
-    frames: Vec<JsonFrame>,
-    stacks: Vec<JsonStack>,
+    frames: Charged<JsonFrame>,
+    stacks: Charged<JsonStack>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -100,11 +101,98 @@ enum Kind {
 #[derive(Serialize, Deserialize)]
 struct JsonStack {
     thread: String,
-    frames: Vec<usize>,
+    frames: Charged<usize>,
     count: u64,
 }
 
+/// What an element costs once decoded.
+trait Cost {
+    fn cost(&self) -> u64;
+}
+
+impl Cost for JsonFrame {
+    fn cost(&self) -> u64 {
+        let len = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() as u64);
+        std::mem::size_of::<Self>() as u64
+            + self.name.len() as u64
+            + len(&self.file)
+            + len(&self.module)
+            + len(&self.build_id)
+    }
+}
+
+impl Cost for JsonStack {
+    fn cost(&self) -> u64 {
+        // Its frames were charged as they were read.
+        std::mem::size_of::<Self>() as u64 + self.thread.len() as u64
+    }
+}
+
+impl Cost for usize {
+    fn cost(&self) -> u64 {
+        8
+    }
+}
+
+thread_local! {
+    /// The charge of the JSON document being read on this thread, and the
+    /// refusal that stopped it: serde's `Deserialize` takes no context.
+    static READING: RefCell<(Option<Charge>, Option<BudgetError>)> = const { RefCell::new((None, None)) };
+}
+
+/// A vector whose elements are charged to the budget of the read in
+/// progress as they are decoded (twice their cost: vectors grow by
+/// doubling), so that a document cannot decode to more than the budget.
+#[derive(Serialize, Default)]
+#[serde(transparent)]
+struct Charged<T>(Vec<T>);
+
+impl<'de, T: Deserialize<'de> + Cost> Deserialize<'de> for Charged<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Cost> de::Visitor<'de> for Visit<T> {
+            type Value = Charged<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = seq.next_element::<T>()? {
+                    charge(2 * x.cost()).map_err(de::Error::custom)?;
+                    out.push(x);
+                }
+                Ok(Charged(out))
+            }
+        }
+        d.deserialize_seq(Visit(PhantomData))
+    }
+}
+
+/// Charges `bytes` to the read in progress (none: nothing to charge).
+fn charge(bytes: u64) -> Result<(), String> {
+    READING.with(|r| {
+        let mut r = r.borrow_mut();
+        let Some(c) = r.0.as_mut() else { return Ok(()) };
+        c.grow(bytes).map_err(|e| {
+            let text = e.to_string();
+            r.1 = Some(e);
+            text
+        })
+    })
+}
+
+/// A name as JSON carries it: control characters as `\xNN`, as in every
+/// format perfkit writes ([`escape_control`]), so that a script printing
+/// it prints no escape sequence.
+fn text(s: &str) -> String {
+    match escape_control(s) {
+        Cow::Borrowed(s) => s.to_owned(),
+        Cow::Owned(s) => s,
+    }
+}
+
 /// Writes `profile` as perfkit JSON (merged: one entry per unique stack).
+/// Names with control characters are written with them as `\xNN`.
 pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError> {
     let mut frames: Vec<JsonFrame> = Vec::new();
     let mut index: HashMap<JsonFrame, usize> = HashMap::new();
@@ -115,16 +203,16 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
             .iter()
             .map(|f| {
                 let jf = JsonFrame {
-                    name: f.name.to_string(),
+                    name: text(&f.name),
                     kind: match f.kind {
                         FrameKind::User => Kind::User,
                         FrameKind::Inlined => Kind::Inlined,
                         FrameKind::Kernel => Kind::Kernel,
                     },
-                    file: f.location.as_ref().map(|l| l.file.to_string()),
+                    file: f.location.as_ref().map(|l| text(&l.file)),
                     line: f.location.as_ref().map(|l| l.line).filter(|&l| l > 0),
-                    module: f.origin.as_ref().map(|o| o.path.to_string()),
-                    build_id: f.origin.as_ref().and_then(|o| o.build_id.as_ref().map(|b| b.to_string())),
+                    module: f.origin.as_ref().map(|o| text(&o.path)),
+                    build_id: f.origin.as_ref().and_then(|o| o.build_id.as_ref().map(|b| text(b))),
                     file_offset: f.origin.as_ref().map(|o| o.file_offset),
                 };
                 *index.entry(jf.clone()).or_insert_with(|| {
@@ -133,24 +221,26 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                 })
             })
             .collect();
-        *merged.entry((stack.thread.clone(), ids)).or_default() += stack.count;
+        *merged.entry((text(&stack.thread), ids)).or_default() += stack.count;
     }
-    let mut stacks: Vec<JsonStack> =
-        merged.into_iter().map(|((thread, frames), count)| JsonStack { thread, frames, count }).collect();
-    stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.thread, &a.frames).cmp(&(&b.thread, &b.frames))));
+    let mut stacks: Vec<JsonStack> = merged
+        .into_iter()
+        .map(|((thread, frames), count)| JsonStack { thread, frames: Charged(frames), count })
+        .collect();
+    stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.thread, &a.frames.0).cmp(&(&b.thread, &b.frames.0))));
     let m = &profile.meta;
     let doc = Document {
         perfkit_profile: SCHEMA_VERSION,
         meta: Meta {
-            command: m.command.clone(),
+            command: text(&m.command),
             duration_seconds: m.duration.as_secs_f64(),
             frequency_hz: m.frequency_hz,
             total_samples: profile.total_samples(),
             lost_stacks: m.lost_stacks,
             dropped_samples: m.dropped_samples,
         },
-        frames,
-        stacks,
+        frames: Charged(frames),
+        stacks: Charged(stacks),
     };
     serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
@@ -158,24 +248,36 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
     Ok(())
 }
 
-/// Reads perfkit JSON, with the default memory budget.
+/// Reads perfkit JSON, within the process's memory budget
+/// ([`Budget::process`](crate::Budget::process)).
 pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
-    read_with(data, &mut crate::Budget::new(crate::ReadOptions::default().budget(data.len())))
+    read_with(data, crate::Budget::process())
 }
 
-/// Reads perfkit JSON within a memory budget: stacks that name the same
-/// large frames over and over cannot blow a small input up.
-pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profile, FormatError> {
+/// Reads perfkit JSON within a memory budget: frames and stacks are
+/// charged as they are decoded, and stacks that name the same large frames
+/// over and over cannot blow a small input up. Nesting is bounded by
+/// serde_json (128 levels).
+pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatError> {
     let malformed = |reason: String| FormatError::Malformed { format: Format::Json, reason };
-    let doc: Document = serde_json::from_slice(data).map_err(|e| malformed(e.to_string()))?;
+    let previous = READING.with(|r| r.replace((Some(budget.start("the JSON profile's frames and stacks")), None)));
+    let doc = serde_json::from_slice::<Document>(data);
+    let (charge, refused) = READING.with(|r| r.replace(previous));
+    let mut charge = charge.expect("the charge of this read");
+    let doc = match (doc, refused) {
+        (Ok(doc), _) => doc,
+        (Err(_), Some(refused)) => return Err(refused.into()),
+        (Err(e), None) => return Err(malformed(e.to_string())),
+    };
+    let (frames, stacks) = (doc.frames.0, doc.stacks.0);
     if doc.perfkit_profile != SCHEMA_VERSION {
         return Err(malformed(format!(
             "schema version {} (this perfkit reads version {SCHEMA_VERSION})",
             doc.perfkit_profile
         )));
     }
-    let frames: Vec<Frame> = doc
-        .frames
+    charge.grow(frames.iter().map(|f| crate::frame_cost(f.name.len()) + 64).fold(0, u64::saturating_add))?;
+    let frames: Vec<Frame> = frames
         .into_iter()
         .map(|f| {
             let kind = match f.kind {
@@ -197,22 +299,14 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
         })
         .collect();
     let mut profile = Profile::default();
-    for (i, s) in doc.stacks.into_iter().enumerate() {
-        if s.frames.len() > crate::MAX_STACK_DEPTH {
-            return Err(malformed(format!(
-                "stack {i} has {} frames (at most {})",
-                s.frames.len(),
-                crate::MAX_STACK_DEPTH
-            )));
+    let frame_size = std::mem::size_of::<Frame>() as u64;
+    for (i, s) in stacks.into_iter().enumerate() {
+        let ids = &s.frames.0;
+        if ids.len() > crate::MAX_STACK_DEPTH {
+            return Err(malformed(format!("stack {i} has {} frames (at most {})", ids.len(), crate::MAX_STACK_DEPTH)));
         }
-        let bytes: u64 = s
-            .frames
-            .iter()
-            .map(|&id| frames.get(id).map_or(0, |f| f.name.len() as u64 + 96))
-            .fold(64, u64::saturating_add);
-        budget.take(bytes, "the stacks' frames")?;
-        let stack_frames = s
-            .frames
+        charge.grow(crate::STACK_COST + frame_size * ids.len() as u64)?;
+        let stack_frames = ids
             .iter()
             .map(|&id| {
                 frames
@@ -281,9 +375,47 @@ mod tests {
         let doc = format!(
             r#"{{"perfkit_profile": 1, "meta": {{}}, "frames": [{{"name": "{name}", "kind": "user"}}], "stacks": [{stacks}]}}"#
         );
-        let mut budget = crate::Budget::new(64 << 20);
-        let err = read_with(doc.as_bytes(), &mut budget).unwrap_err();
-        assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");
+        // Read, the frames are shared: small. Unfolded into folded stacks
+        // (1 GB of text), they are refused before they are written.
+        let budget = crate::Budget::new(64 << 20);
+        assert!(read_with(doc.as_bytes(), &budget).is_ok());
+        let err = crate::read_folded(doc.as_bytes(), &crate::ReadOptions::with_budget(budget.clone())).unwrap_err();
+        assert!(matches!(err, FormatError::Budget(_)), "{err}");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn huge_arrays_are_charged_while_they_are_decoded() {
+        // 8 Mi frame indices: 16 MiB of JSON, 128 MiB of vector.
+        let ids = "0,".repeat(8 << 20);
+        let doc = format!(
+            r#"{{"perfkit_profile": 1, "meta": {{}}, "frames": [], "stacks": [{{"thread": "t", "frames": [{ids}0], "count": 1}}]}}"#
+        );
+        let budget = crate::Budget::new(32 << 20);
+        let err = read_with(doc.as_bytes(), &budget).unwrap_err();
+        assert!(matches!(err, FormatError::Budget(_)), "{err}");
+        assert!(err.to_string().contains("JSON profile") && err.to_string().contains("32 MiB"), "{err}");
+        // Many small frames.
+        let frames = vec![r#"{"name": "", "kind": "user"}"#; 1 << 20].join(",");
+        let doc = format!(r#"{{"perfkit_profile": 1, "meta": {{}}, "frames": [{frames}], "stacks": []}}"#);
+        assert!(matches!(read_with(doc.as_bytes(), &budget), Err(FormatError::Budget(_))));
+        assert_eq!(budget.used(), 0);
+        // Deep nesting stops at serde_json's limit.
+        let deep = format!(r#"{{"perfkit_profile": 1, "meta": {}"#, "[".repeat(100_000));
+        assert!(matches!(read_with(deep.as_bytes(), &budget), Err(FormatError::Malformed { .. })));
+    }
+
+    #[test]
+    fn control_characters_are_written_visibly() {
+        let mut p = Profile::default();
+        p.push(Stack::new("\u{1b}[31mred\u{7}", vec![Frame::user("f\u{1b}")], 1));
+        p.meta.command = "cmd\u{7}".into();
+        let mut out = Vec::new();
+        write(&p, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""thread": "\\x1b[31mred\\x07""#), "{text}");
+        assert!(text.contains(r#""name": "f\\x1b""#) && text.contains(r#""command": "cmd\\x07""#), "{text}");
+        assert!(!text.contains("\\u001b") && !text.chars().any(|c| c.is_control() && c != '\n'));
     }
 
     #[test]

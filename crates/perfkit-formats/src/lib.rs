@@ -32,8 +32,9 @@ pub mod pprof;
 
 use std::{borrow::Cow, fmt, io::Write, str::FromStr};
 
-use inferno::collapse::{Collapse, guess, perf};
-use perfkit_profile::{Profile, parse_folded};
+use inferno::collapse::{Collapse, dtrace, ghcprof, perf, sample, vsprof, vtune, xctrace};
+use perfkit_profile::{Profile, Stack};
+pub use perfkit_safeio::{Budget, BudgetError};
 
 /// Why an input could not be read or an output written.
 #[derive(Debug, thiserror::Error)]
@@ -65,16 +66,18 @@ pub enum FormatError {
         /// The 1-based line of the first invalid byte.
         line: usize,
     },
-    /// Reading it would take more memory than allowed.
-    #[error(
-        "the input would need more than {limit_mib} MiB of memory ({what}); raise the limit with --max-memory \
-         if it is trusted"
-    )]
-    TooLarge {
-        /// What grew too large.
-        what: &'static str,
-        /// The limit.
-        limit_mib: u64,
+    /// Reading it would take more memory than the budget allows
+    /// ([`ReadOptions::budget`]).
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// A folded line longer than [`MAX_FOLDED_LINE`] bytes or deeper than
+    /// [`MAX_STACK_DEPTH`] frames.
+    #[error("line {line} of the folded stacks {what}")]
+    LineTooLong {
+        /// The 1-based line.
+        line: usize,
+        /// What is too much, and the limit.
+        what: String,
     },
     /// Reading or writing failed.
     #[error("I/O error")]
@@ -194,62 +197,80 @@ pub enum Roots {
 }
 
 /// How to read inputs.
+///
+/// ```
+/// use perfkit_formats::ReadOptions;
+/// use perfkit_formats::Budget;
+/// // The process's budget (512 MiB unless the CLI's --max-memory says):
+/// let shared = ReadOptions::default();
+/// // A budget of its own, here 64 MiB:
+/// let own = ReadOptions::with_budget(Budget::new(64 << 20));
+/// assert_eq!(own.budget.limit(), 64 << 20);
+/// # let _ = shared;
+/// ```
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ReadOptions {
     /// Roots for `perf script` input.
     pub roots: Roots,
-    /// Memory a read may use, in bytes; 0: [`DEFAULT_MEMORY_FACTOR`] times
-    /// the input's size, at least [`MIN_MEMORY_BUDGET`]. Decompressed data
-    /// and the frames of the profile read count against it; beyond it, the
-    /// read fails with [`FormatError::TooLarge`].
-    pub max_memory: u64,
+    /// The memory budget a read charges what it builds against (decoded
+    /// messages, strings, frames, collapsed text), before building it;
+    /// beyond it, the read fails with [`FormatError::Budget`]. Default: the
+    /// process's budget, [`Budget::process`]. The charges of a read are
+    /// released when it returns: a caller that keeps what several reads
+    /// return charges it itself (see [`profile_bytes`]).
+    pub budget: Budget,
 }
-
-/// Memory a read may use by default, per byte of input.
-pub const DEFAULT_MEMORY_FACTOR: u64 = 64;
-/// Memory a read may use by default, at least.
-pub const MIN_MEMORY_BUDGET: u64 = 256 << 20;
-/// Frames a stack may have at most.
-pub const MAX_STACK_DEPTH: usize = 16_384;
 
 impl ReadOptions {
-    /// The memory budget for an input of `len` bytes.
-    pub fn budget(&self, len: usize) -> u64 {
-        if self.max_memory > 0 {
-            self.max_memory
-        } else {
-            (len as u64).saturating_mul(DEFAULT_MEMORY_FACTOR).max(MIN_MEMORY_BUDGET)
-        }
+    /// Options reading within `budget` (a limit of its own:
+    /// `Budget::new(bytes)`, or a shared one).
+    pub fn with_budget(budget: Budget) -> Self {
+        Self { budget, ..Self::default() }
     }
 }
 
-/// Counts what a read builds against its budget.
-#[derive(Debug)]
-pub(crate) struct Budget {
-    left: u64,
-    limit: u64,
+/// Frames a stack may have at most.
+pub const MAX_STACK_DEPTH: usize = 16_384;
+/// The longest folded line read, in bytes (a deep stack of long C++ names
+/// is well under 1 MiB).
+pub const MAX_FOLDED_LINE: usize = 4 << 20;
+/// How much of an input format detection looks at: the formats are told
+/// apart by their first lines, and looking at a bounded prefix keeps
+/// detection's time independent of the input's size.
+pub const DETECT_PREFIX: usize = 64 << 10;
+
+/// Roughly the memory `profile` holds: what a caller that keeps a profile
+/// read from untrusted input charges to its budget.
+pub fn profile_bytes(profile: &Profile) -> u64 {
+    let frame = std::mem::size_of::<perfkit_profile::Frame>() as u64;
+    profile
+        .stacks
+        .iter()
+        .map(|s| STACK_COST + s.thread.len() as u64 + frame * s.frames.len() as u64)
+        .fold(0, u64::saturating_add)
 }
 
-impl Budget {
-    pub(crate) fn new(limit: u64) -> Self {
-        Self { left: limit, limit }
-    }
+/// The size of `profile`'s folded form (and of the lines a flame graph is
+/// drawn from), but for escapes: frames shared by many stacks in a small input
+/// unfold into much text. Callers charge it before writing or drawing.
+pub fn folded_bytes(profile: &Profile) -> u64 {
+    profile
+        .stacks
+        .iter()
+        .map(|s| {
+            let frames = s.frames.iter().map(|f| f.name.len() as u64 + 5).fold(0, u64::saturating_add);
+            (s.thread.len() as u64 + 24).saturating_add(frames)
+        })
+        .fold(0, u64::saturating_add)
+}
 
-    /// Takes `bytes` from the budget, or fails naming `what`.
-    pub(crate) fn take(&mut self, bytes: u64, what: &'static str) -> Result<(), FormatError> {
-        match self.left.checked_sub(bytes) {
-            Some(l) => {
-                self.left = l;
-                Ok(())
-            }
-            None => Err(FormatError::TooLarge { what, limit_mib: self.limit >> 20 }),
-        }
-    }
-
-    pub(crate) fn limit(&self) -> u64 {
-        self.limit
-    }
+/// What one stack costs beyond its frames: the `Stack` and its vector.
+pub(crate) const STACK_COST: u64 = std::mem::size_of::<Stack>() as u64 + 16;
+/// What one frame costs when its name is its own: the `Frame`, the name's
+/// allocation and its header.
+pub(crate) fn frame_cost(name_len: usize) -> u64 {
+    std::mem::size_of::<perfkit_profile::Frame>() as u64 + 16 + name_len as u64
 }
 
 /// Guesses the format of `data` from its content, without parsing it all.
@@ -275,7 +296,8 @@ fn detect_text(data: &[u8]) -> Option<(Format, Body<'_>)> {
         return Some((Format::Pprof, Body::Binary));
     }
     // Text formats are UTF-8 throughout; binary protobuf is not. Text with
-    // a stray invalid byte is still text (and an error), not pprof.
+    // a stray invalid byte is still text (and an error), not pprof. (One
+    // linear pass over the input: a text reader needs it as `str` anyway.)
     let text = match std::str::from_utf8(data) {
         Ok(t) => t,
         Err(e) if looks_like_text(data) => {
@@ -284,23 +306,48 @@ fn detect_text(data: &[u8]) -> Option<(Format, Body<'_>)> {
         }
         Err(_) => return Some((Format::Pprof, Body::Binary)),
     };
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
+    // Everything else is decided from a bounded prefix: detection costs the
+    // same for 1 KiB and 1 GiB.
+    let start = text.len() - text.trim_start().len();
+    if start == text.len() {
         return None;
     }
-    if trimmed.starts_with('{') {
+    let prefix = prefix_of(&text[start..], DETECT_PREFIX);
+    if prefix.starts_with('{') {
         return Some((Format::Json, Body::Text(text)));
     }
-    let sample: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    // The prefix's whole lines (the last one may be cut short).
+    let whole = match prefix.len() < text.len() - start {
+        true => prefix.rfind('\n').map_or("", |i| &prefix[..i]),
+        false => prefix,
+    };
+    if whole.is_empty() {
+        // A first line longer than the prefix: no other format has one;
+        // the folded reader checks it (and its length) in full.
+        return Some((Format::Folded, Body::Text(text)));
+    }
+    let sample: Vec<&str> = whole.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
     if sample.iter().all(|l| looks_folded(l)) {
         return Some((Format::Folded, Body::Text(text)));
     }
-    let head: String = text.lines().take(200).collect::<Vec<_>>().join("\n");
+    let head: String = whole.lines().take(200).collect::<Vec<_>>().join("\n");
     let mut perf = perf::Folder::default();
     if perf.is_applicable(&head) == Some(true) {
         return Some((Format::PerfScript, Body::Text(text)));
     }
     Some((Format::OtherCollapsible, Body::Text(text)))
+}
+
+/// The first `max` bytes of `text` at most, cut at a character boundary.
+fn prefix_of(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn looks_folded(line: &str) -> bool {
@@ -317,13 +364,18 @@ fn looks_like_text(data: &[u8]) -> bool {
 }
 
 /// The input as folded stacks, ready for a flame graph: folded input is
-/// checked and passed through without copying; `perf script` and other
-/// collapsible text is collapsed by inferno; JSON and pprof are converted.
+/// checked and passed through without copying (but for lines with control
+/// characters, written as `\xNN`, and stacks ending in a number); `perf
+/// script` and other collapsible text is collapsed by inferno; JSON and
+/// pprof are converted. What is built is charged to the options' budget
+/// while it is built.
 pub fn read_folded<'a>(data: &'a [u8], options: &ReadOptions) -> Result<(Format, Cow<'a, str>), FormatError> {
     let (format, text) = detect_text(data).ok_or(FormatError::Empty)?;
     let folded = match format {
         Format::Json | Format::Pprof => {
             let profile = read_structured(format, data, options)?;
+            // Shared frames unfold: charged before they are written out.
+            let _text = options.budget.charge(folded_bytes(&profile), "the folded stacks")?;
             let mut out = Vec::new();
             profile.write_folded(&mut out)?;
             Cow::Owned(String::from_utf8(out).expect("folded output is UTF-8"))
@@ -339,17 +391,28 @@ pub fn read_profile(data: &[u8], options: &ReadOptions) -> Result<(Format, Profi
     let (format, text) = detect_text(data).ok_or(FormatError::Empty)?;
     let profile = match format {
         Format::Json | Format::Pprof => read_structured(format, data, options)?,
-        _ => Profile::from_folded(parse_folded(fold(format, text, data, options)?.as_bytes())?),
+        _ => {
+            let folded = fold(format, text, data, options)?;
+            let mut charge = options.budget.start("the profile's stacks");
+            let mut profile = Profile::default();
+            for line in folded.lines() {
+                if let Ok(Some((stack, count))) = perfkit_profile::parse_folded_line(line) {
+                    let frames = stack.split(';').map(|f| frame_cost(f.len())).fold(STACK_COST, u64::saturating_add);
+                    charge.grow(frames)?;
+                    profile.push(Stack::from_folded(stack, count));
+                }
+            }
+            profile
+        }
     };
     Ok((format, profile))
 }
 
 /// Reads the formats that carry more than folded stacks.
 fn read_structured(format: Format, data: &[u8], options: &ReadOptions) -> Result<Profile, FormatError> {
-    let mut budget = Budget::new(options.budget(data.len()));
     match format {
-        Format::Json => json::read_with(data, &mut budget),
-        _ => pprof::read_with(data, &mut budget),
+        Format::Json => json::read_with(data, &options.budget),
+        _ => pprof::read_with(data, &options.budget),
     }
 }
 
@@ -362,7 +425,7 @@ fn fold<'a>(
 ) -> Result<Cow<'a, str>, FormatError> {
     match format {
         Format::Folded => match text {
-            Body::Text(t) => check_folded(t),
+            Body::Text(t) => check_folded(t, &options.budget),
             Body::BadText(line) => Err(FormatError::NotText { line }),
             Body::Binary => Err(FormatError::NotText { line: 1 }),
         },
@@ -371,21 +434,38 @@ fn fold<'a>(
 }
 
 /// Checks every line of folded text with the one folded validator, and
-/// makes stacks that end in a number unambiguous for the renderer.
-fn check_folded(text: &str) -> Result<Cow<'_, str>, FormatError> {
-    let mut ambiguous = false;
+/// makes stacks that end in a number unambiguous for the renderer and
+/// control characters visible (`\xNN`). Lines are at most
+/// [`MAX_FOLDED_LINE`] bytes and [`MAX_STACK_DEPTH`] frames. One pass over
+/// the text (and a second to copy it, only when a line must change).
+fn check_folded<'t>(text: &'t str, budget: &Budget) -> Result<Cow<'t, str>, FormatError> {
+    let mut changed = false;
     let mut total: u64 = 0;
     for (i, line) in text.lines().enumerate() {
+        if line.len() > MAX_FOLDED_LINE {
+            return Err(FormatError::LineTooLong {
+                line: i + 1,
+                what: format!("is longer than {} MiB", MAX_FOLDED_LINE >> 20),
+            });
+        }
         match perfkit_profile::parse_folded_line(line) {
             Ok(Some((stack, count))) => {
-                ambiguous |= matches!(perfkit_profile::disambiguate(stack), Cow::Owned(_));
+                // The frames, counted without splitting (memchr speed).
+                if stack.bytes().filter(|&b| b == b';').count() >= MAX_STACK_DEPTH {
+                    return Err(FormatError::LineTooLong {
+                        line: i + 1,
+                        what: format!("has more than {MAX_STACK_DEPTH} frames"),
+                    });
+                }
+                changed |= matches!(perfkit_profile::disambiguate(stack), Cow::Owned(_))
+                    || matches!(perfkit_profile::escape_control(stack), Cow::Owned(_));
                 total = total.saturating_add(count);
             }
             Ok(None) => {}
             Err(()) => {
                 return Err(perfkit_profile::FoldedError::Malformed {
                     line: i + 1,
-                    text: line.trim_end().chars().take(80).collect(),
+                    text: perfkit_profile::escape_control(line.trim_end()).chars().take(80).collect(),
                 }
                 .into());
             }
@@ -397,13 +477,14 @@ fn check_folded(text: &str) -> Result<Cow<'_, str>, FormatError> {
             reason: "the counts add up to more than 2^63".into(),
         });
     }
-    if !ambiguous {
+    if !changed {
         return Ok(Cow::Borrowed(text));
     }
+    let _copy = budget.charge(text.len() as u64 + 64, "the folded stacks")?;
     let mut out = String::with_capacity(text.len() + 64);
     for line in text.lines() {
         if let Ok(Some((stack, count))) = perfkit_profile::parse_folded_line(line) {
-            out.push_str(&perfkit_profile::disambiguate(stack));
+            out.push_str(&perfkit_profile::escape_control(&perfkit_profile::disambiguate(stack)));
             out.push(' ');
             out.push_str(&count.to_string());
             out.push('\n');
@@ -412,7 +493,14 @@ fn check_folded(text: &str) -> Result<Cow<'_, str>, FormatError> {
     Ok(Cow::Owned(out))
 }
 
+/// What inferno's collapsers keep per byte of input, at most (their
+/// stack tables and the collapsed text): charged before they run, since
+/// they cannot be asked to charge as they go.
+const COLLAPSE_FACTOR: u64 = 2;
+
 fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String, FormatError> {
+    let mut charge =
+        options.budget.charge((data.len() as u64).saturating_mul(COLLAPSE_FACTOR), "collapsing the input")?;
     let mut out = Vec::new();
     // inferno's collapsers assert on some malformed inputs (found by
     // fuzzing: a perf script whose events it cannot filter): a panic there
@@ -423,13 +511,15 @@ fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String
             opts.annotate_kernel = true;
             opts.include_pid = options.roots != Roots::Command;
             opts.include_tid = options.roots == Roots::Thread;
-            perf::Folder::from(opts).collapse(data, &mut out)
+            perf::Folder::from(opts).collapse(data, &mut out).map(|()| true)
         } else {
-            guess::Folder::default().collapse(data, &mut out)
+            guess_and_collapse(data, &mut out)
         }
     }));
     match collapsed {
-        Ok(result) => result?,
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Err(FormatError::Unrecognised),
+        Ok(Err(e)) => return Err(e.into()),
         Err(_) => {
             return Err(FormatError::Malformed {
                 format,
@@ -444,7 +534,50 @@ fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String
             FormatError::Unrecognised
         });
     }
-    String::from_utf8(out).map_err(|_| FormatError::NotText { line: 1 })
+    charge.shrink(charge.bytes().saturating_sub(out.len() as u64));
+    let text = String::from_utf8(out).map_err(|_| FormatError::NotText { line: 1 })?;
+    // The collapsers copy names as they are: control characters made
+    // visible, as for folded input.
+    if text.lines().all(|l| matches!(perfkit_profile::escape_control(l), Cow::Borrowed(_))) {
+        return Ok(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        escaped.push_str(&perfkit_profile::escape_control(line));
+        escaped.push('\n');
+    }
+    Ok(escaped)
+}
+
+/// inferno's format guesser, on a bounded prefix. inferno's own
+/// (`guess::Folder`) asks each collapser about the whole input read so
+/// far, again after every 10 lines: quadratic (320 KB of `x` lines took
+/// minutes). Here each collapser is asked once, about the first
+/// [`DETECT_PREFIX`] bytes, and the one that recognises them collapses
+/// the whole input in one linear pass. `Ok(false)`: none recognised it.
+fn guess_and_collapse(data: &[u8], out: &mut Vec<u8>) -> std::io::Result<bool> {
+    let text = String::from_utf8_lossy(&data[..data.len().min(DETECT_PREFIX)]);
+    let head = match text.rfind('\n') {
+        Some(i) if data.len() > DETECT_PREFIX => &text[..=i],
+        _ => &text[..],
+    };
+    macro_rules! try_collapser {
+        ($folder:expr) => {{
+            let mut folder = $folder;
+            if folder.is_applicable(head) == Some(true) {
+                folder.collapse(data, &mut *out)?;
+                return Ok(true);
+            }
+        }};
+    }
+    try_collapser!(perf::Folder::default());
+    try_collapser!(dtrace::Folder::default());
+    try_collapser!(sample::Folder::default());
+    try_collapser!(vtune::Folder::default());
+    try_collapser!(vsprof::Folder::default());
+    try_collapser!(ghcprof::Folder::default());
+    try_collapser!(xctrace::Folder::default());
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -533,6 +666,52 @@ mod hostile {
         let err =
             read_folded(b"a;b 18446744073709551615\na;c 18446744073709551615\n", &ReadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("2^63"), "{err}");
+    }
+
+    #[test]
+    fn folded_lines_are_bounded_in_length_and_depth() {
+        let long = format!("a;{} 1\n", "x".repeat(MAX_FOLDED_LINE));
+        let err = read_folded(long.as_bytes(), &ReadOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("line 1 of the folded stacks is longer than 4 MiB"), "{err}");
+        let deep = format!("t{} 1\n", ";f".repeat(MAX_STACK_DEPTH));
+        let err = read_profile(deep.as_bytes(), &ReadOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("more than 16384 frames"), "{err}");
+        // Within the limits, the frames built are charged.
+        let many = format!("t{} 1\n", ";f".repeat(1000)).repeat(100);
+        let small = ReadOptions::with_budget(Budget::new(1 << 20));
+        assert!(matches!(read_profile(many.as_bytes(), &small), Err(FormatError::Budget(_))));
+        assert!(read_profile(many.as_bytes(), &ReadOptions::with_budget(Budget::new(64 << 20))).is_ok());
+    }
+
+    /// Input that no reader recognises took quadratic time in inferno's
+    /// guesser (160,000 lines of `x`: 45 s). Detection now looks at a
+    /// bounded prefix ([`DETECT_PREFIX`]) and each collapser is asked once,
+    /// so the time is one linear pass (UTF-8 check) plus a constant: 1 MiB
+    /// takes milliseconds; 5 s is a bound no noise reaches.
+    #[test]
+    fn unrecognised_input_is_rejected_in_linear_time() {
+        let data = "x\n".repeat(1 << 19);
+        let started = std::time::Instant::now();
+        let err = read_folded(data.as_bytes(), &ReadOptions::default()).unwrap_err();
+        assert!(matches!(err, FormatError::Unrecognised), "{err}");
+        let err = read_profile(data.as_bytes(), &ReadOptions::default()).unwrap_err();
+        assert!(matches!(err, FormatError::Unrecognised), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        // A first line longer than the prefix is read as folded stacks.
+        let long = format!("app;{} 1\n", "f".repeat(2 * DETECT_PREFIX));
+        assert_eq!(detect(long.as_bytes()), Some(Format::Folded));
+    }
+
+    #[test]
+    fn control_characters_in_folded_input_are_made_visible() {
+        let input = "\u{1b}[31mred\u{7};main;f\u{1b}]0;x\u{7} 3\napp;main 1\n";
+        let (format, folded) = read_folded(input.as_bytes(), &ReadOptions::default()).unwrap();
+        assert_eq!(format, Format::Folded);
+        assert_eq!(folded, "\\x1b[31mred\\x07;main;f\\x1b]0;x\\x07 3\napp;main 1\n");
+        let (_, profile) = read_profile(input.as_bytes(), &ReadOptions::default()).unwrap();
+        let mut out = Vec::new();
+        profile.write_folded(&mut out).unwrap();
+        assert!(!String::from_utf8(out).unwrap().chars().any(|c| c.is_control() && c != '\n'));
     }
 
     #[test]

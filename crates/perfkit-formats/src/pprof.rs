@@ -11,7 +11,10 @@
 //! - kernel functions named with the `_[k]` suffix, as in folded stacks;
 //! - the thread name as the root frame of each stack (as flame graphs
 //!   show it) and as the label `thread`;
-//! - `duration_nanos`, and the command line as a comment.
+//! - `duration_nanos`, and the command line as a comment;
+//! - every string with its control characters as `\xNN`, as in every
+//!   format perfkit writes (names read from pprof keep theirs until they
+//!   are written again).
 //!
 //! The message definitions follow `profile.proto` of
 //! github.com/google/pprof; they are written out with `prost`'s derive so
@@ -178,7 +181,10 @@ impl Strings {
         s.get("");
         s
     }
+    /// The index of `s`, with its control characters written as `\xNN`
+    /// (as in every format perfkit writes).
     fn get(&mut self, s: &str) -> i64 {
+        let s = &*perfkit_profile::escape_control(s);
         if let Some(&i) = self.index.get(s) {
             return i;
         }
@@ -359,32 +365,65 @@ pub fn write<W: Write>(profile: &Profile, out: W) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Reads pprof, gzipped or not, with the default memory budget.
+/// Reads pprof, gzipped or not, within the process's memory budget
+/// ([`Budget::process`](crate::Budget::process)).
 pub fn read(data: &[u8]) -> Result<Profile, FormatError> {
-    read_with(data, &mut crate::Budget::new(crate::ReadOptions::default().budget(data.len())))
+    read_with(data, crate::Budget::process())
 }
+
+/// The most a gzipped profile may unfold to, whatever the budget: the
+/// compressed profiles of real programs are a few MiB.
+const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 /// Reads pprof within a memory budget. The value used is the profile's
 /// default sample type, or the first. Stacks rooted at their `thread` label
 /// (as perfkit writes them) get that thread name back; others get the
-/// label, or the main binary's name. Decompression stops at the budget (a
-/// gzip bomb is an error), and so does the expansion of locations into
-/// frames (locations named over and over cannot blow a small input up).
-pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profile, FormatError> {
+/// label, or the main binary's name.
+///
+/// Everything built is charged before it is built: the decompressed bytes
+/// as they come (a gzip bomb is an error), then the decoded messages, from
+/// a walk over the protobuf that counts every message and repeated field
+/// before prost decodes any (an empty `Sample` is 2 bytes of input and
+/// about 150 bytes of memory), then the frames the samples expand to
+/// (locations named over and over cannot blow a small input up).
+pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatError> {
     let malformed = |reason: String| FormatError::Malformed { format: Format::Pprof, reason };
     let mut raw = Vec::new();
+    let mut input = budget.start("the decompressed pprof");
     let bytes: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
-        let limit = budget.limit();
-        GzDecoder::new(data)
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut raw)
-            .map_err(|e| malformed(format!("gzip: {e}")))?;
-        budget.take(raw.len() as u64, "the decompressed profile")?;
+        let mut gz = GzDecoder::new(data).take(MAX_DECOMPRESSED + 1);
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            let n = match gz.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(malformed(format!("gzip: {e}"))),
+            };
+            if raw.len() + n > raw.capacity() {
+                // Grown by hand, so the charge is what is allocated.
+                let more = (raw.capacity()).max(n).max(1 << 20);
+                input.grow(more as u64)?;
+                raw.reserve_exact(raw.capacity() + more - raw.len());
+            }
+            raw.extend_from_slice(&chunk[..n]);
+        }
+        if raw.len() as u64 > MAX_DECOMPRESSED {
+            return Err(malformed(format!("it unfolds to more than {} MiB", MAX_DECOMPRESSED >> 20)));
+        }
         &raw
     } else {
         data
     };
+    let decoded = scan::decoded_size(bytes).map_err(malformed)?;
+    let mut messages = budget.charge(decoded, "the pprof's decoded messages")?;
     let p = proto::Profile::decode(bytes).map_err(|e| malformed(e.to_string()))?;
+    drop(raw);
+    input.shrink(input.bytes());
+    // What the conversion builds below: shared strings, the functions' and
+    // mappings' indexes.
+    let strings: u64 = p.string_table.iter().map(|s| 16 + 16 + s.len() as u64).sum();
+    messages.grow(strings + 48 * (p.function.len() + p.mapping.len() + p.location.len()) as u64)?;
     let string = |i: i64| -> Result<&str, FormatError> {
         usize::try_from(i)
             .ok()
@@ -418,6 +457,11 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
     // Each location's frames, outermost first.
     let mut locations: HashMap<u64, Vec<Frame>> = HashMap::new();
     for loc in &p.location {
+        let lines = loc.line.iter().filter_map(|l| functions.get(&l.function_id)).map(|f| {
+            let name = usize::try_from(f.name).ok().and_then(|i| p.string_table.get(i)).map_or(0, String::len);
+            crate::frame_cost(name) + 48
+        });
+        messages.grow(lines.fold(crate::frame_cost(0) + 48, u64::saturating_add))?;
         let mut frames = Vec::new();
         for (k, line) in loc.line.iter().rev().enumerate() {
             let f = functions
@@ -439,6 +483,7 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
 
     let thread_key = p.string_table.iter().position(|s| s == "thread").map(|i| i as i64);
     let mut profile = Profile::default();
+    let frame = std::mem::size_of::<Frame>() as u64;
     for (n, s) in p.sample.iter().enumerate() {
         let count = s.value.get(value_index).copied().unwrap_or(0);
         if count <= 0 {
@@ -450,11 +495,11 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
             if frames.len() + loc.len() > crate::MAX_STACK_DEPTH {
                 return Err(malformed(format!("sample {n} is deeper than {} frames", crate::MAX_STACK_DEPTH)));
             }
-            let bytes = loc.iter().map(|f| f.name.len() as u64 + 96).fold(0, u64::saturating_add);
-            budget.take(bytes, "the samples' frames")?;
+            messages.grow(frame * loc.len() as u64)?;
             frames.extend(loc.iter().cloned());
         }
         let label = thread_key.and_then(|k| s.label.iter().find(|l| l.key == k)).map(|l| string(l.str)).transpose()?;
+        messages.grow(crate::STACK_COST + label.map_or(16, |l| l.len() as u64))?;
         let thread = match label {
             Some(t) if frames.first().is_some_and(|f| &*f.name == t && f.kind == FrameKind::User) => {
                 frames.remove(0);
@@ -473,6 +518,155 @@ pub(crate) fn read_with(data: &[u8], budget: &mut crate::Budget) -> Result<Profi
         profile.meta.command = c.strip_prefix("perfkit profile: ").unwrap_or(c).to_owned();
     }
     Ok(profile)
+}
+
+/// A walk over protobuf's wire format that counts what decoding would
+/// build, without building it.
+mod scan {
+    use std::mem::size_of;
+
+    use super::proto;
+
+    /// One field's value.
+    enum Value<'a> {
+        Varint,
+        Fixed,
+        Bytes(&'a [u8]),
+    }
+
+    fn varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *buf.get(*at).ok_or("a varint runs past the end")?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("a varint is longer than 10 bytes".into())
+    }
+
+    /// Calls `f` with each field of the message in `buf`: linear in its
+    /// length.
+    fn walk<'a>(buf: &'a [u8], mut f: impl FnMut(u64, Value<'a>) -> Result<(), String>) -> Result<(), String> {
+        let mut at = 0;
+        while at < buf.len() {
+            let key = varint(buf, &mut at)?;
+            let value = match key & 7 {
+                0 => {
+                    varint(buf, &mut at)?;
+                    Value::Varint
+                }
+                1 | 5 => {
+                    at += if key & 7 == 1 { 8 } else { 4 };
+                    if at > buf.len() {
+                        return Err("a fixed-size field runs past the end".into());
+                    }
+                    Value::Fixed
+                }
+                2 => {
+                    let len = usize::try_from(varint(buf, &mut at)?).map_err(|_| "a length overflows")?;
+                    let end = at.checked_add(len).filter(|&e| e <= buf.len()).ok_or("a field runs past the end")?;
+                    let bytes = &buf[at..end];
+                    at = end;
+                    Value::Bytes(bytes)
+                }
+                w => return Err(format!("wire type {w} (groups are not pprof)")),
+            };
+            f(key >> 3, value)?;
+        }
+        Ok(())
+    }
+
+    /// Repeated scalars: one element per varint (packed or not).
+    fn scalars(value: &Value<'_>) -> u64 {
+        match value {
+            Value::Bytes(b) => b.iter().filter(|&&x| x < 0x80).count() as u64,
+            _ => 1,
+        }
+    }
+
+    /// Each element twice its size: vectors grow by doubling.
+    fn vec_of<T>(n: u64) -> u64 {
+        2 * n * size_of::<T>() as u64
+    }
+
+    /// Bytes that decoding `buf` as a pprof `Profile` allocates, at most
+    /// (up to the allocator's rounding): every message, repeated field and
+    /// string, counted per occurrence. Linear in `buf`: each byte is looked
+    /// at once at each of three nesting levels.
+    pub(super) fn decoded_size(buf: &[u8]) -> Result<u64, String> {
+        let mut total = 0u64;
+        walk(buf, |field, value| {
+            total += match (field, value) {
+                (1 | 11, _) => vec_of::<proto::ValueType>(1),
+                (2, Value::Bytes(b)) => {
+                    let mut n = vec_of::<proto::Sample>(1);
+                    walk(b, |f, v| {
+                        n += match f {
+                            1 | 2 => vec_of::<u64>(scalars(&v)),
+                            3 => vec_of::<proto::Label>(1),
+                            _ => 0,
+                        };
+                        Ok(())
+                    })?;
+                    n
+                }
+                (3, _) => vec_of::<proto::Mapping>(1),
+                (4, Value::Bytes(b)) => {
+                    let mut n = vec_of::<proto::Location>(1);
+                    walk(b, |f, _| {
+                        n += if f == 4 { vec_of::<proto::Line>(1) } else { 0 };
+                        Ok(())
+                    })?;
+                    n
+                }
+                (5, _) => vec_of::<proto::Function>(1),
+                (6, Value::Bytes(b)) => vec_of::<String>(1) + b.len() as u64,
+                (13, v) => vec_of::<i64>(scalars(&v)),
+                (2 | 4, _) => return Err(format!("field {field} is not a message")),
+                _ => 0,
+            };
+            Ok(())
+        })?;
+        Ok(total)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use prost::Message;
+
+        use super::*;
+
+        #[test]
+        fn counts_empty_messages_and_strings() {
+            // 1000 empty samples: 2 bytes each on the wire.
+            let wire: Vec<u8> = [0x12, 0x00].repeat(1000);
+            assert_eq!(decoded_size(&wire).unwrap(), 1000 * vec_of::<proto::Sample>(1));
+            let strings: Vec<u8> = [0x32, 0x00].repeat(1000);
+            assert_eq!(decoded_size(&strings).unwrap(), 1000 * vec_of::<String>(1));
+            // What a real profile decodes to is counted too.
+            let p = proto::Profile {
+                sample: vec![proto::Sample { location_id: vec![1, 2, 300], value: vec![5], label: vec![] }],
+                location: vec![proto::Location { id: 1, line: vec![proto::Line::default(); 2], ..Default::default() }],
+                string_table: vec!["".into(), "main".into()],
+                ..Default::default()
+            };
+            let n = decoded_size(&p.encode_to_vec()).unwrap();
+            assert_eq!(
+                n,
+                vec_of::<proto::Sample>(1)
+                    + vec_of::<u64>(4)
+                    + vec_of::<proto::Location>(1)
+                    + vec_of::<proto::Line>(2)
+                    + vec_of::<String>(2)
+                    + 4
+            );
+            assert!(decoded_size(&[0x12, 0x05, 0x00]).is_err(), "a length past the end");
+            assert!(decoded_size(&[0x13]).is_err(), "a group");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -563,9 +757,10 @@ mod tests {
         let mut gz = GzEncoder::new(Vec::new(), Compression::best());
         gz.write_all(&vec![0u8; 64 << 20]).unwrap();
         let bomb = gz.finish().unwrap();
-        let mut budget = crate::Budget::new(16 << 20);
-        let err = read_with(&bomb, &mut budget).unwrap_err();
-        assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");
+        let budget = crate::Budget::new(16 << 20);
+        let err = read_with(&bomb, &budget).unwrap_err();
+        assert!(matches!(err, FormatError::Budget(_)), "{err}");
+        assert_eq!(budget.used(), 0, "a failed read releases what it charged");
         // A location with many lines, named by many samples many times.
         let lines = vec![proto::Line { function_id: 1, line: 0, column: 0 }; 200];
         let p = proto::Profile {
@@ -577,9 +772,30 @@ mod tests {
             ..Default::default()
         };
         let bytes = p.encode_to_vec();
-        let mut budget = crate::Budget::new(64 << 20);
-        let err = read_with(&bytes, &mut budget).unwrap_err();
-        assert!(matches!(err, FormatError::TooLarge { .. } | FormatError::Malformed { .. }), "{err}");
+        let budget = crate::Budget::new(64 << 20);
+        let err = read_with(&bytes, &budget).unwrap_err();
+        assert!(matches!(err, FormatError::Budget(_) | FormatError::Malformed { .. }), "{err}");
+    }
+
+    /// Small inputs of many empty messages or strings: refused before they
+    /// are decoded (they took gigabytes), within the budget.
+    #[test]
+    fn empty_messages_and_strings_are_charged_before_decoding() {
+        for (tag, what) in [(0x12u8, "samples"), (0x32, "strings"), (0x22, "locations"), (0x2a, "functions")] {
+            // 16 Mi empty messages: 32 MiB of protobuf, gzipped to ~32 KiB.
+            let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+            let chunk = [tag, 0].repeat(1 << 20);
+            for _ in 0..16 {
+                gz.write_all(&chunk).unwrap();
+            }
+            let small = gz.finish().unwrap();
+            assert!(small.len() < 200 << 10, "{}", small.len());
+            let budget = crate::Budget::new(256 << 20);
+            let err = read_with(&small, &budget).unwrap_err();
+            assert!(matches!(err, FormatError::Budget(_)), "{what}: {err}");
+            assert!(err.to_string().contains("decoded messages") && err.to_string().contains("256 MiB"), "{err}");
+            assert_eq!(budget.used(), 0);
+        }
     }
 
     #[test]

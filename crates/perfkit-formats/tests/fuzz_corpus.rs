@@ -17,10 +17,9 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Each input gets a budget of its own, as the fuzz targets give it.
 fn options() -> perfkit_formats::ReadOptions {
-    let mut o = perfkit_formats::ReadOptions::default();
-    o.max_memory = 64 << 20;
-    o
+    perfkit_formats::ReadOptions::with_budget(perfkit_formats::Budget::new(64 << 20))
 }
 
 #[test]
@@ -65,7 +64,7 @@ fn perf_script_corpus() {
 fn pprof_corpus() {
     let mut read_ok = 0;
     for path in inputs("pprof") {
-        if perfkit_formats::pprof::read(&std::fs::read(&path).unwrap()).is_ok() {
+        if perfkit_formats::pprof::read_with(&std::fs::read(&path).unwrap(), &options().budget).is_ok() {
             read_ok += 1;
         }
     }
@@ -75,6 +74,6 @@ fn pprof_corpus() {
 #[test]
 fn json_corpus() {
     for path in inputs("json") {
-        let _ = perfkit_formats::json::read(&std::fs::read(&path).unwrap());
+        let _ = perfkit_formats::json::read_with(&std::fs::read(&path).unwrap(), &options().budget);
     }
 }

@@ -33,6 +33,8 @@
 
 use std::io::{self, Read, Write};
 
+use perfkit_safeio::{Budget, BudgetError, Charge};
+
 use crate::sample::Sample;
 
 const MAGIC: &[u8; 11] = b"PERFKIT-SYS";
@@ -69,10 +71,21 @@ pub enum RecordError {
     /// Larger than [`MAX_RECORDING`].
     #[error("the recording is larger than {} GiB", MAX_RECORDING >> 30)]
     TooLarge,
+    /// Reading it would take more memory than the budget allows.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// Reading or writing failed.
     #[error("I/O error")]
     Io(#[from] io::Error),
 }
+
+/// Memory a sample's decoding may take per byte of its payload, beyond the
+/// `Sample` itself, at most:
+/// postcard writes a `u64` of 0 in one byte, an absent `Option` in one, so
+/// an element can be 16 times larger in memory than on disk (a test checks
+/// every element type), and vectors grow by doubling. Charged before a
+/// frame is decoded; what the sample keeps is charged after.
+const DECODE_EXPANSION: u64 = 32;
 
 /// Appends samples to a writer.
 #[derive(Debug)]
@@ -149,10 +162,17 @@ pub struct Recording {
     pub corrupt: Vec<CorruptFrame>,
 }
 
-/// Reads a whole recording (at most [`MAX_RECORDING`] bytes).
+/// Reads a whole recording (at most [`MAX_RECORDING`] bytes), within the
+/// process's memory budget ([`Budget::process`]).
 pub fn read<R: Read>(input: R) -> Result<Recording, RecordError> {
-    let mut data = Vec::new();
-    input.take(MAX_RECORDING + 1).read_to_end(&mut data)?;
+    read_with(input, Budget::process())
+}
+
+/// Reads a whole recording within `budget`: the file's bytes as they are
+/// read, each sample's decoding before it is decoded, and the samples kept.
+pub fn read_with<R: Read>(input: R, budget: &Budget) -> Result<Recording, RecordError> {
+    let mut file = budget.start("the recording");
+    let data = read_charged(input.take(MAX_RECORDING + 1), &mut file)?;
     if data.len() as u64 > MAX_RECORDING {
         return Err(RecordError::TooLarge);
     }
@@ -162,18 +182,73 @@ pub fn read<R: Read>(input: R) -> Result<Recording, RecordError> {
     let version = u32::from_le_bytes(data[MAGIC.len()..MAGIC.len() + 4].try_into().expect("4 bytes"));
     let body = &data[MAGIC.len() + 4..];
     let base = (MAGIC.len() + 4) as u64;
+    let mut samples = budget.start("the recording's samples");
     let mut out = match version {
-        1 => read_v1(body, base),
-        2 => read_v2(body, base),
+        1 => read_v1(body, base, &mut samples)?,
+        2 => read_v2(body, base, &mut samples)?,
         v => return Err(RecordError::Version(v)),
     };
     out.version = version;
     Ok(out)
 }
 
+/// Everything `input` holds, its buffer charged to `charge` as it grows.
+fn read_charged(mut input: impl Read, charge: &mut Charge) -> Result<Vec<u8>, RecordError> {
+    let mut data: Vec<u8> = Vec::new();
+    loop {
+        if data.len() == data.capacity() {
+            let more = data.capacity().max(64 << 10);
+            charge.grow(more as u64)?;
+            data.reserve_exact(more);
+        }
+        let len = data.len();
+        data.resize(data.capacity(), 0);
+        match input.read(&mut data[len..]) {
+            Ok(0) => {
+                data.truncate(len);
+                return Ok(data);
+            }
+            Ok(n) => data.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => data.truncate(len),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Memory a decoded sample holds, roughly.
+fn sample_bytes(s: &Sample) -> u64 {
+    use std::mem::size_of_val;
+    let strings: usize = s.processes.iter().map(|p| p.comm.len()).sum::<usize>()
+        + s.disks.iter().map(|d| d.name.len()).sum::<usize>()
+        + s.interfaces.iter().map(|i| i.name.len()).sum::<usize>()
+        + s.cgroups.iter().map(|c| c.path.len()).sum::<usize>();
+    (size_of_val(s)
+        + size_of_val(&s.processes[..])
+        + size_of_val(&s.disks[..])
+        + size_of_val(&s.interfaces[..])
+        + size_of_val(&s.cgroups[..])
+        + s.cpu.as_ref().map_or(0, |c| size_of_val(&c.per_cpu[..]))
+        + strings) as u64
+}
+
+/// Decodes one payload, charging its decoding before and what it keeps
+/// after.
+fn decode(payload: &[u8], samples: &mut Charge) -> Result<Result<Sample, postcard::Error>, BudgetError> {
+    // The sample itself (once per frame), and its vectors' elements.
+    let decoding =
+        (std::mem::size_of::<Sample>() as u64).saturating_add((payload.len() as u64).saturating_mul(DECODE_EXPANSION));
+    samples.grow(decoding)?;
+    let decoded = postcard::from_bytes::<Sample>(payload);
+    samples.shrink(decoding);
+    if let Ok(s) = &decoded {
+        samples.grow(sample_bytes(s))?;
+    }
+    Ok(decoded)
+}
+
 /// Version 1: `u32` length and payload, no marker, no checksum. A bad
 /// frame ends the reading (there is nothing to resynchronise on).
-fn read_v1(mut rest: &[u8], mut offset: u64) -> Recording {
+fn read_v1(mut rest: &[u8], mut offset: u64, charge: &mut Charge) -> Result<Recording, BudgetError> {
     let mut out = Recording::default();
     while !rest.is_empty() {
         if rest.len() < 4 {
@@ -185,7 +260,7 @@ fn read_v1(mut rest: &[u8], mut offset: u64) -> Recording {
             out.truncated = true;
             break;
         }
-        match postcard::from_bytes(&rest[4..4 + len]) {
+        match decode(&rest[4..4 + len], charge)? {
             Ok(sample) => out.samples.push(sample),
             Err(e) => {
                 out.corrupt.push(CorruptFrame { offset, reason: format!("sample does not decode: {e}") });
@@ -195,18 +270,18 @@ fn read_v1(mut rest: &[u8], mut offset: u64) -> Recording {
         rest = &rest[4 + len..];
         offset += 4 + len as u64;
     }
-    out
+    Ok(out)
 }
 
 /// Version 2: frames with markers and checksums; damage is skipped.
-fn read_v2(body: &[u8], base: u64) -> Recording {
+fn read_v2(body: &[u8], base: u64, charge: &mut Charge) -> Result<Recording, BudgetError> {
     let mut out = Recording::default();
     let mut at = 0usize;
     // Where the current run of damage started, if in one.
     let mut damage: Option<(usize, String)> = None;
     while at < body.len() {
         let rest = &body[at..];
-        match frame_at(rest) {
+        match frame_at(rest, charge)? {
             Frame::Sample(sample, len) => {
                 if let Some((start, reason)) = damage.take() {
                     out.corrupt.push(CorruptFrame { offset: base + start as u64, reason });
@@ -233,7 +308,7 @@ fn read_v2(body: &[u8], base: u64) -> Recording {
     if let Some((start, reason)) = damage {
         out.corrupt.push(CorruptFrame { offset: base + start as u64, reason });
     }
-    out
+    Ok(out)
 }
 
 enum Frame {
@@ -243,40 +318,40 @@ enum Frame {
     Bad(String),
 }
 
-fn frame_at(rest: &[u8]) -> Frame {
+fn frame_at(rest: &[u8], charge: &mut Charge) -> Result<Frame, BudgetError> {
     if rest.len() < 12 {
-        return if SYNC.starts_with(&rest[..rest.len().min(4)]) {
+        return Ok(if SYNC.starts_with(&rest[..rest.len().min(4)]) {
             Frame::Torn
         } else {
             Frame::Bad("damaged frame".into())
-        };
+        });
     }
     if rest[..4] != SYNC {
-        return Frame::Bad("no frame marker".into());
+        return Ok(Frame::Bad("no frame marker".into()));
     }
     let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
     if len > MAX_FRAME {
-        return Frame::Bad(format!("frame length {len} is impossible"));
+        return Ok(Frame::Bad(format!("frame length {len} is impossible")));
     }
     let len = len as usize;
     if rest.len() < 12 + len {
         // The last frame, cut short; or a damaged length: a marker further
         // on tells.
-        return if find_sync(&rest[12..]).is_some() {
+        return Ok(if find_sync(&rest[12..]).is_some() {
             Frame::Bad("frame length runs past the next frame".into())
         } else {
             Frame::Torn
-        };
+        });
     }
     let payload = &rest[12..12 + len];
     if crc32fast::hash(payload) != crc {
-        return Frame::Bad("checksum mismatch".into());
+        return Ok(Frame::Bad("checksum mismatch".into()));
     }
-    match postcard::from_bytes::<Sample>(payload) {
+    Ok(match decode(payload, charge)? {
         Ok(s) => Frame::Sample(Box::new(s), 12 + len),
         Err(e) => Frame::Bad(format!("sample does not decode: {e}")),
-    }
+    })
 }
 
 fn find_sync(data: &[u8]) -> Option<usize> {
@@ -364,6 +439,35 @@ mod tests {
         let mut v = MAGIC.to_vec();
         v.extend(7u32.to_le_bytes());
         assert!(matches!(read(&v[..]), Err(RecordError::Version(7))));
+    }
+
+    #[test]
+    fn decoding_stays_within_its_expansion_bound() {
+        use crate::sample::{Cgroup, CpuTicks, Disk, Interface};
+        fn ratio<T: Default + serde::Serialize>() -> usize {
+            let encoded = postcard::to_stdvec(&T::default()).unwrap().len();
+            std::mem::size_of::<T>().div_ceil(encoded)
+        }
+        for (name, r) in [
+            ("Process", ratio::<Process>()),
+            ("Disk", ratio::<Disk>()),
+            ("Interface", ratio::<Interface>()),
+            ("Cgroup", ratio::<Cgroup>()),
+            ("(u32, CpuTicks)", ratio::<(u32, CpuTicks)>()),
+        ] {
+            assert!(r as u64 * 2 <= DECODE_EXPANSION, "{name} is {r} times larger decoded");
+        }
+    }
+
+    #[test]
+    fn the_budget_bounds_what_a_recording_decodes_to() {
+        let bytes = recording(50);
+        let budget = Budget::new(bytes.len() as u64 * 4);
+        let err = read_with(&bytes[..], &budget).unwrap_err();
+        assert!(matches!(err, RecordError::Budget(_)), "{err}");
+        assert!(err.to_string().contains("recording"), "{err}");
+        assert_eq!(budget.used(), 0, "released");
+        assert_eq!(read_with(&bytes[..], &Budget::new(64 << 20)).unwrap().samples.len(), 50);
     }
 
     #[test]

@@ -28,6 +28,33 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 pub use diff::{FunctionDelta, diff_functions};
 pub use folded::{FoldedError, disambiguate, parse_folded, parse_line as parse_folded_line};
 
+/// Text with its control characters made visible: each C0 control
+/// character (ESC, BEL, NUL, tab, line breaks...), DEL, each C1 control
+/// character, and the non-characters U+FFFE and U+FFFF (which XML forbids)
+/// become `\xNN`, one per byte of their UTF-8 encoding; everything else is
+/// kept (backslashes too, so the escape is for reading, not reversible).
+/// Every format perfkit writes names through it: a frame or thread name
+/// from a target or an input file reads the same in folded stacks, SVG,
+/// JSON and pprof, and none of them carries a raw escape sequence.
+pub fn escape_control(s: &str) -> std::borrow::Cow<'_, str> {
+    let needs = |c: char| c.is_control() || c == '\u{fffe}' || c == '\u{ffff}';
+    if !s.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Where a frame's code runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FrameKind {
@@ -130,9 +157,10 @@ impl Frame {
 
     /// The frame as it appears in folded output: the name made safe for the
     /// format (no `;` or line breaks, no trailing number that would read as a
-    /// count) with the kind's suffix.
+    /// count, other control characters as `\xNN`: [`escape_control`]) with
+    /// the kind's suffix.
     pub fn folded_name(&self) -> String {
-        let mut s: String = self
+        let s: String = self
             .name
             .chars()
             .map(|c| match c {
@@ -141,6 +169,7 @@ impl Frame {
                 c => c,
             })
             .collect();
+        let mut s = escape_control(&s).into_owned();
         s.push_str(match self.kind {
             FrameKind::User => "",
             FrameKind::Inlined => "_[i]",
@@ -190,7 +219,7 @@ impl Stack {
 
     /// The stack's folded form without the count.
     pub fn folded(&self) -> String {
-        let mut line = self.thread.replace([';', '\n', '\r'], "_");
+        let mut line = escape_control(&self.thread.replace([';', '\n', '\r'], "_")).into_owned();
         for frame in &self.frames {
             line.push(';');
             line.push_str(&frame.folded_name());
@@ -522,5 +551,17 @@ mod escape_tests {
         assert_eq!(printable("plain"), "plain");
         assert_eq!(printable("\u{1b}[31mred"), "\\x1b[31mred");
         assert_eq!(printable("a\nb\u{9b}c"), "a\\nb\\xc2\\x9bc");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_folded_names() {
+        assert_eq!(escape_control("plain ok"), "plain ok");
+        assert_eq!(
+            escape_control("\u{1b}[31mred\u{7}\u{7f}\u{0}\u{fffe}"),
+            "\\x1b[31mred\\x07\\x7f\\x00\\xef\\xbf\\xbe"
+        );
+        let s = Stack::new("\u{1b}[31mred\u{7}", vec![Frame::user("a\u{1b}b"), Frame::kernel("k\u{7}")], 1);
+        assert_eq!(s.folded(), "\\x1b[31mred\\x07;a\\x1bb;k\\x07_[k]");
+        assert!(!s.folded().chars().any(char::is_control));
     }
 }
