@@ -123,14 +123,14 @@ pub enum WriteError {
         what: &'static str,
     },
     /// A system call failed.
-    #[error("cannot write {path}: {what}: {source}")]
+    #[error("cannot write {path}: {what}: {error}")]
     Io {
         /// The path asked for.
         path: PathBuf,
         /// What perfkit was doing.
         what: String,
-        /// The error.
-        source: io::Error,
+        /// The error (in the message, so not a source).
+        error: io::Error,
     },
 }
 
@@ -138,14 +138,14 @@ impl WriteError {
     /// The I/O error behind this one, if any.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            WriteError::Io { source, .. } => Some(source),
+            WriteError::Io { error, .. } => Some(error),
             _ => None,
         }
     }
 }
 
 fn io_err(path: &Path, what: impl Into<String>, source: io::Error) -> WriteError {
-    WriteError::Io { path: path.to_owned(), what: what.into(), source }
+    WriteError::Io { path: path.to_owned(), what: what.into(), error: source }
 }
 
 /// The invoking user: the real uid (a setuid or setcap perfkit still
@@ -537,6 +537,9 @@ impl Staged {
     /// Syncs the file, gives it its final mode (and owner) and moves it
     /// into place. Returns the file, still open, for appending.
     pub fn commit(mut self) -> Result<File, WriteError> {
+        // A local: dropped (the temporary file removed) before `self`'s
+        // directory is closed.
+        let temp = self.temp.take().expect("a staged file has its temporary file");
         let path = self.pending.path.clone();
         let fd = self.file.as_raw_fd();
         let dir = self.pending.dir.as_raw_fd();
@@ -559,7 +562,6 @@ impl Staged {
                 }
             }
         }
-        let temp = self.temp.take().expect("a staged file has its temporary file");
         let name = &self.pending.name;
         let replace = match (self.pending.keep, fstatat(dir, name)) {
             (_, Err(e)) if e.raw_os_error() == Some(libc::ENOENT) => false,
@@ -591,8 +593,7 @@ impl Staged {
             }
             drop(temp);
         }
-        let file = self.file.try_clone().map_err(|e| io_err(&path, "keeping it open", e))?;
-        Ok(file)
+        Ok(self.file)
     }
 }
 
