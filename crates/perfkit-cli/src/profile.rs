@@ -525,6 +525,9 @@ fn run_kind(
                 "no off-CPU time: {what} did not block (in the states asked for) during the {elapsed:.1} s; nothing written"
             );
         }
+        if end == EndReason::Interrupted && elapsed < 0.05 {
+            bail!("interrupted before the first sample; nothing written");
+        }
         if end == EndReason::TargetExited && elapsed < 0.05 {
             bail!("no samples: {what} exited before the first sample; nothing written");
         }

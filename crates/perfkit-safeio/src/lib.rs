@@ -7,7 +7,7 @@
 //!   [`BudgetError`] naming the input and the limit, instead of growing.
 //!   The process has one budget ([`Budget::process`], 512 MiB unless the
 //!   CLI's `--max-memory` says otherwise), shared by every reader of a job.
-//! - [`write`]: the one way a file perfkit writes is opened: the path is
+//! - [`write`](mod@write): the one way a file perfkit writes is opened: the path is
 //!   walked from a trusted start without following other users' links,
 //!   planted files are refused, and files appear whole.
 //!
