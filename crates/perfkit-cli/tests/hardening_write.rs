@@ -287,7 +287,7 @@ fn tools_report_a_signal_from_their_first_moments() {
             let mut child = perfkit().arg(tool).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
             wait_exec(child.id());
             // Before their probes are loaded (about 60 ms), where they died.
-            thread::sleep(Duration::from_millis(10 + 10 * i as u64));
+            thread::sleep(Duration::from_millis(25 + 10 * i as u64));
             // SAFETY: kill(2) of our own child.
             unsafe { libc::kill(child.id() as i32, signal) };
             let mut err = String::new();
@@ -406,7 +406,7 @@ fn a_closed_standard_output_pipe_ends_as_coreutils_do() {
     let f = dir.path().join("big.folded");
     let lines: String = (0..20_000).map(|i| format!("main;work_{i};leaf_{i} {}\n", 1 + i % 7)).collect();
     fs::write(&f, lines).unwrap();
-    let script = "\"$0\" flamegraph -o - \"$1\" | head -c 10 > /dev/null; exit ${PIPESTATUS[0]}";
+    let script = "\"$0\" convert -f folded -o - \"$1\" | head -c 10 > /dev/null; exit ${PIPESTATUS[0]}";
     let out = run(Command::new("bash").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_perfkit")).arg(&f));
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
