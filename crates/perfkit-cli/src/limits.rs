@@ -9,6 +9,10 @@ use anyhow::{Result, bail};
 /// output's directory and temporary file and the `/proc` files read.
 pub const MIN_NOFILE: u64 = 64;
 
+/// The fewest for `sys`: the `/proc` files read at once, a recording's
+/// directory and file, and the runtime's timer.
+pub const MIN_NOFILE_SYS: u64 = 16;
+
 /// The fewest for the commands that only read and write files (`flamegraph`,
 /// `diff`, `convert`...): the standard streams, an input, an output's
 /// directory and temporary file.

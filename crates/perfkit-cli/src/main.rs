@@ -151,7 +151,12 @@ fn main() -> ExitCode {
     }
     init_tracing(cli.verbose);
     raise_nofile_limit();
-    if let Err(err) = limits::check(if handled { limits::MIN_NOFILE } else { limits::MIN_NOFILE_RENDER }) {
+    let min_nofile = match cli.command {
+        Command::Sys(_) => limits::MIN_NOFILE_SYS,
+        _ if handled => limits::MIN_NOFILE,
+        _ => limits::MIN_NOFILE_RENDER,
+    };
+    if let Err(err) = limits::check(min_nofile) {
         eprintln!("perfkit: error: {err:#}");
         return ExitCode::FAILURE;
     }
