@@ -2,6 +2,26 @@
 //! line, wires perfkit's library crates together and prints; the work lives
 //! in the libraries.
 
+// Standard error and output never panic: these shadow the standard macros
+// in every module below. A failed write to standard error is ignored (there
+// is nowhere left to report it); standard output closed by its reader ends
+// perfkit as coreutils end (see `output`).
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
+mod limits;
 mod output;
 mod profile;
 mod render;
@@ -116,9 +136,39 @@ fn man(command: Option<&str>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything is created: see `signals`.
+    let handled = matches!(
+        cli.command,
+        Command::Profile(_)
+            | Command::Offcpu(_)
+            | Command::Runqlat(_)
+            | Command::Biolatency(_)
+            | Command::Biosnoop(_)
+            | Command::Syscount(_)
+            | Command::Execsnoop(_)
+            | Command::Opensnoop(_)
+            | Command::Tcplife(_)
+            | Command::Tcpretrans(_)
+            | Command::Stat(_)
+            | Command::Sys(_)
+            | Command::Serve(_)
+    );
+    if let Err(err) = signals::install(handled) {
+        eprintln!("perfkit: error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     perfkit_safeio::Budget::process().set_limit(cli.max_memory);
     init_tracing(cli.verbose);
     raise_nofile_limit();
+    let min_nofile = match cli.command {
+        Command::Sys(_) => limits::MIN_NOFILE_SYS,
+        _ if handled => limits::MIN_NOFILE,
+        _ => limits::MIN_NOFILE_RENDER,
+    };
+    if let Err(err) = limits::check(min_nofile) {
+        eprintln!("perfkit: error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Profile(args) => profile::run(args),
@@ -142,8 +192,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        // A closed pipe on standard output (`| head`) is a normal end.
-        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // A closed pipe on standard output (`| head`) ends perfkit as it
+        // ends coreutils: quietly, by SIGPIPE.
+        Err(err) if output::is_broken_pipe(&err) => output::exit_on_broken_pipe(),
         Err(err) => {
             eprintln!("perfkit: error: {}", perfkit_profile::printable(&format!("{err:#}")));
             ExitCode::FAILURE

@@ -503,7 +503,8 @@ fn run_kind(
     };
     eprintln!("{}", printable(&session.choice().describe()));
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
     let end = runtime.block_on(sample_until_done(&mut session, args.duration))?;
     let sampling_ended = Instant::now();
     let watched: Vec<u32> = session.watched().to_vec();
@@ -523,6 +524,9 @@ fn run_kind(
             bail!(
                 "no off-CPU time: {what} did not block (in the states asked for) during the {elapsed:.1} s; nothing written"
             );
+        }
+        if end == EndReason::Interrupted && elapsed < 0.05 {
+            bail!("interrupted before the first sample; nothing written");
         }
         if end == EndReason::TargetExited && elapsed < 0.05 {
             bail!("no samples: {what} exited before the first sample; nothing written");
@@ -620,6 +624,7 @@ async fn sample_until_done(session: &mut Session, duration: Option<Duration>) ->
     let watches: Vec<u32> = session.watched().to_vec();
     let started = Instant::now();
     let description = session.description().to_owned();
+    let command = session.command_pid();
     let reason = wait_until_done(&watches, duration, || {
         progress.set_message(format!(
             "sampling {}: {:.1} s, {} samples",
@@ -627,6 +632,9 @@ async fn sample_until_done(session: &mut Session, duration: Option<Duration>) ->
             started.elapsed().as_secs_f64(),
             session.samples()
         ));
+        // perfkit is the command's parent: `waitpid` sees its exit with
+        // no pidfd, and the command is the only process watched then.
+        command.is_some() && session.command_exited() && watches == command.into_iter().collect::<Vec<_>>()
     })
     .await;
     progress.finish_and_clear();
@@ -635,20 +643,22 @@ async fn sample_until_done(session: &mut Session, duration: Option<Duration>) ->
 
 /// Waits for an interrupting signal (Ctrl-C, SIGTERM, SIGHUP), the
 /// duration, or the exit of every watched process, calling `on_tick` every
-/// 100 ms.
+/// 50 ms: it returns true when it knows the watched processes are done
+/// (perfkit's own command, reaped).
 pub(crate) async fn wait_until_done(
     watched: &[u32],
     duration: Option<Duration>,
-    mut on_tick: impl FnMut(),
+    mut on_tick: impl FnMut() -> bool,
 ) -> Result<EndReason> {
     // A pidfd per process; a thread that is not a process's main thread
-    // has none on older kernels, and is polled through /proc.
+    // has none on older kernels, and past RLIMIT_NOFILE there is none:
+    // then /proc, where a zombie counts as gone.
     let watches: Vec<Option<ExitWatch>> = watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
     let all_gone = || {
         !watched.is_empty()
-            && watches.iter().zip(watched).all(|(w, p)| match w {
+            && watches.iter().zip(watched).all(|(w, &p)| match w {
                 Some(w) => w.has_exited(),
-                None => !Path::new(&format!("/proc/{p}")).exists(),
+                None => perfkit_target::has_exited(p),
             })
     };
     if all_gone() {
@@ -665,8 +675,7 @@ pub(crate) async fn wait_until_done(
                 return Ok(EndReason::Duration);
             }
             _ = tick.tick() => {
-                on_tick();
-                if all_gone() {
+                if on_tick() || all_gone() {
                     return Ok(EndReason::TargetExited);
                 }
             }

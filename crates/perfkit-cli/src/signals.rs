@@ -1,39 +1,61 @@
 //! The signals that end a run early: Ctrl-C (SIGINT), SIGTERM and SIGHUP.
-//! Each command stops at any of them and still writes every output.
+//!
+//! [`install`] runs first in `main`, before anything is created. From then
+//! on, a signal at any moment leaves no temporary file:
+//!
+//! - Commands that stop on a signal and still write their outputs
+//!   (`profile`, the tools, `stat`, `sys`, `serve`) only note it: they see
+//!   it at their next check ([`interrupted`], [`interrupt_flag`]), even if
+//!   it came before they started listening. A second signal ends perfkit
+//!   at once, as below (for a perfkit stuck writing into a stalled pipe).
+//! - Other commands end as with the default action (killed by the signal),
+//!   after the temporary files being written are removed.
 
-use std::sync::{Arc, OnceLock, atomic::AtomicBool};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
-/// Resolves when an interrupting signal arrives (for async waits). A
-/// signal whose listener could not be set up keeps its default action.
-pub async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    async fn on(kind: SignalKind) {
-        match signal(kind) {
-            Ok(mut listener) => {
-                listener.recv().await;
+/// A signal arrived.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// The command stops on [`STOP`] by itself.
+static HANDLED: AtomicBool = AtomicBool::new(false);
+
+const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Installs the handlers. `handled`: the command checks for signals and
+/// ends by itself.
+pub fn install(handled: bool) -> Result<()> {
+    HANDLED.store(handled, Ordering::SeqCst);
+    for sig in SIGNALS {
+        let action = move || {
+            if HANDLED.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
+                return;
             }
-            Err(_) => std::future::pending().await,
-        }
+            perfkit_safeio::write::remove_temporaries();
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+        };
+        // SAFETY: the action only touches atomics, calls unlinkat
+        // (remove_temporaries) and restores and raises the signal: all
+        // async-signal-safe.
+        unsafe { signal_hook::low_level::register(sig, action) }.context("listening for signals")?;
     }
-    tokio::select! {
-        _ = on(SignalKind::interrupt()) => {}
-        _ = on(SignalKind::terminate()) => {}
-        _ = on(SignalKind::hangup()) => {}
+    Ok(())
+}
+
+/// Whether an interrupting signal arrived.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Resolves when an interrupting signal has arrived (for async waits),
+/// including one that came before the wait began.
+pub async fn interrupted() {
+    while !stopped() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
-/// A flag set by an interrupting signal (for synchronous loops), installed
-/// once.
-pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    if let Some(f) = FLAG.get() {
-        return Ok(f.clone());
-    }
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, flag.clone()).context("listening for signals")?;
-    }
-    Ok(FLAG.get_or_init(|| flag).clone())
+/// The flag an interrupting signal sets (for synchronous loops).
+pub fn interrupt_flag() -> Result<&'static AtomicBool> {
+    Ok(&STOP)
 }

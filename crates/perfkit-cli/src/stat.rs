@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use perfkit_perf::stat::{EventCount, StatEvent, StatSession, derived};
 use perfkit_profiler::EndReason;
@@ -91,8 +91,9 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let end = runtime.block_on(wait_until_done(&[info.pid], args.duration, || {}))?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
+    let end = runtime.block_on(wait_until_done(&[info.pid], args.duration, || false))?;
     let elapsed = started.elapsed();
     let counts = session.read();
     let status = match &mut child {

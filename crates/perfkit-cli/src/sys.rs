@@ -558,7 +558,8 @@ impl Live {
         let Some(interval) = self.live.interval else {
             return self.printer.print(&mut out, None, &first, &clock(first.unix_ms));
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
         let mut prev = first.clone();
         let started = Instant::now();
         let mut reports = 0u64;
@@ -603,11 +604,12 @@ async fn wait_until(due: Instant) -> bool {
 fn start_recording(out: Output, path: &Path, first: &Sample) -> Result<(Recorder<fs::File>, PathBuf)> {
     let what = || format!("writing {}", path.display());
     let recorder = match out {
-        Output::File(mut pending) => {
-            let file = pending.file_mut().try_clone().with_context(what)?;
+        Output::File(pending) => {
+            let mut staged = pending.stage()?;
+            let file = staged.file().try_clone().with_context(what)?;
             let mut r = Recorder::new(file).with_context(what)?;
             r.push(first).with_context(what)?;
-            pending.into_stream()?;
+            staged.commit()?;
             r
         }
         Output::Device(file, _) => {
@@ -629,7 +631,8 @@ fn record(args: RecordArgs) -> Result<()> {
     let out = Output::create(&args.output)?;
     let first = collector.collect(&options).context("collecting statistics")?;
     let (mut recorder, path) = start_recording(out, &args.output, &first)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));

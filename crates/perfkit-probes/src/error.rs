@@ -92,6 +92,14 @@ pub enum ProbeError {
         #[source]
         source: io::Error,
     },
+    /// A thread could not be started (RLIMIT_NPROC, or out of memory).
+    #[error("cannot start the {what} thread: {error}; raise the process limit (`ulimit -u`, RLIMIT_NPROC)")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// The underlying error (in the message, so not a source).
+        error: io::Error,
+    },
 }
 
 /// The first `io::Error` in an error's source chain, if any.

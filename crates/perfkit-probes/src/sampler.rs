@@ -330,7 +330,7 @@ impl StackSampler {
                 }
                 _ => {}
             }
-            loader.serve(requests);
+            loader.serve(requests)?;
             tables = Some(loader);
         }
 

@@ -187,7 +187,7 @@ impl TableLoader {
     }
 
     /// Starts the thread that serves the kernel side's requests.
-    pub(crate) fn serve(&mut self, mut requests: RingBuf<MapData>) {
+    pub(crate) fn serve(&mut self, mut requests: RingBuf<MapData>) -> Result<(), crate::ProbeError> {
         let shared = self.shared.clone();
         let stop = self.stop.clone();
         let thread = std::thread::Builder::new()
@@ -221,8 +221,9 @@ impl TableLoader {
                     }
                 }
             })
-            .expect("spawning the table loader thread");
+            .map_err(|error| crate::ProbeError::Thread { what: "table loader", error })?;
         self.thread = Some(thread);
+        Ok(())
     }
 
     /// What was loaded so far.

@@ -491,11 +491,24 @@ impl Session {
 
     /// Blocks until every watched process exited or `duration` passed (for
     /// tools without an event loop; `perfkit` waits for signals too).
-    pub fn wait(&self, duration: Option<Duration>) -> EndReason {
-        let watches: Vec<ExitWatch> = self.watched.iter().filter_map(|&p| ExitWatch::new(p).ok()).collect();
+    pub fn wait(&mut self, duration: Option<Duration>) -> EndReason {
+        // A pidfd per process where one can be had (not past RLIMIT_NOFILE,
+        // not for a thread on older kernels); else /proc, where a zombie
+        // counts as gone. The command perfkit started is reaped
+        // (`waitpid`): perfkit is its parent.
+        let watches: Vec<Option<ExitWatch>> = self.watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
+        let command = self.command_pid();
         let deadline = duration.map(|d| self.started + d);
         loop {
-            if !self.watched.is_empty() && watches.iter().all(ExitWatch::has_exited) {
+            let command_done = command.is_some() && self.command_exited();
+            let gone = |(w, &p): (&Option<ExitWatch>, &u32)| {
+                (command_done && Some(p) == command)
+                    || match w {
+                        Some(w) => w.has_exited(),
+                        None => perfkit_target::has_exited(p),
+                    }
+            };
+            if !self.watched.is_empty() && watches.iter().zip(&self.watched).all(gone) {
                 return EndReason::TargetExited;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

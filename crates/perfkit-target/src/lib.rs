@@ -418,6 +418,21 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Whether process (or thread) `pid` is gone, read from `/proc` when no
+/// pidfd can be had: no `/proc/PID`, or a zombie (exited, not yet reaped:
+/// still listed, but done).
+pub fn has_exited(pid: u32) -> bool {
+    match fs::read(format!("/proc/{pid}/stat")) {
+        // The state follows the command, which is in parentheses and may
+        // hold any byte: look after the last ')'.
+        Ok(stat) => match stat.iter().rposition(|&b| b == b')') {
+            Some(i) => matches!(stat.get(i + 2), Some(b'Z' | b'X' | b'x')),
+            None => false,
+        },
+        Err(_) => true,
+    }
+}
+
 /// A pidfd: readable once the process has exited. Works for any process
 /// (Linux 5.3 and later), so a profiler notices its target's exit without
 /// polling `/proc`.
@@ -467,6 +482,20 @@ impl AsRawFd for ExitWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_has_exited() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !has_exited(pid) {
+            assert!(std::time::Instant::now() < deadline, "a zombie taken for alive");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(Path::new(&format!("/proc/{pid}")).exists(), "still a zombie");
+        child.wait().unwrap();
+        assert!(!has_exited(std::process::id()));
+    }
 
     #[test]
     fn parses_pids() {
