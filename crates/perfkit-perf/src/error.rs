@@ -6,8 +6,8 @@ use std::io;
 pub enum PerfError {
     /// The kernel refused to open the event.
     #[error(
-        "permission denied opening perf events ({what}): run as root, or grant CAP_PERFMON \
-         (setcap cap_perfmon+ep), or lower kernel.perf_event_paranoid (now {paranoid}; \
+        "permission denied opening perf events ({what}): run as root, or give CAP_PERFMON to a copy of \
+         perfkit that only trusted users can run (README: Privileges), or lower kernel.perf_event_paranoid (now {paranoid}; \
          sysctl -w kernel.perf_event_paranoid=1 lets users profile their own processes with kernel stacks)"
     )]
     PermissionDenied {

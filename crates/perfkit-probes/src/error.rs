@@ -7,7 +7,9 @@ pub enum ProbeError {
     /// The process lacks the privileges BPF profiling needs.
     #[error(
         "permission denied: {what} needs root, or the capabilities CAP_BPF and CAP_PERFMON \
-         (missing: {missing}); run as root, or `setcap cap_bpf,cap_perfmon+ep` on the binary"
+         (missing: {missing}); run as root, or give CAP_BPF and CAP_PERFMON to a copy of perfkit that only \
+         trusted users can run (mode 0750 with their group, never the binary everyone runs: see the README's \
+         Privileges section)"
     )]
     PermissionDenied {
         /// What was being done, for example `loading BPF programs`.
@@ -164,6 +166,13 @@ mod tests {
             }
             None => assert!(classify("loading BPF programs", &err).is_none()),
         }
+    }
+
+    #[test]
+    fn the_permission_error_never_advises_capabilities_on_the_binary_everyone_runs() {
+        let msg = ProbeError::PermissionDenied { what: "loading BPF programs", missing: "CAP_BPF".into() }.to_string();
+        assert!(!msg.contains("setcap") && !msg.contains("on the binary"), "{msg}");
+        assert!(msg.contains("only trusted users can run") && msg.contains("Privileges"), "{msg}");
     }
 
     #[test]
