@@ -14,6 +14,7 @@ mod util;
 
 mod browser;
 mod fidelity;
+mod hardening_targets;
 mod kernels;
 mod perf_backend;
 mod profile;

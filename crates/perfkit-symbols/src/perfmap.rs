@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(m.lookup(0x2005), Some("second"));
         assert!(m.partial.capacity() <= 2 * MAX_LINE, "{}", m.partial.capacity());
         let notes = m.notes();
-        assert!(notes.iter().any(|n| n.contains("perf-3.map") && n.contains("1 lines of over 4096")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("perf-3.map") && n.contains("lines over 4096 bytes skipped: 1")),
+            "{notes:?}"
+        );
         assert!(budget.used() > 0);
         drop(m);
         assert_eq!(budget.used(), 0);

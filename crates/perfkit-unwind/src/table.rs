@@ -79,10 +79,12 @@ pub struct UnwindTable {
     stats: TableStats,
 }
 
-/// The most rows (and functions) one file's table is built with: far
-/// above what the kernel side holds (`--table-rows`), and a bound on the
-/// memory a hostile file can make the builder use.
-pub const MAX_ROWS: usize = 16 << 20;
+/// The most rows (and functions) one file's table is built with: eight
+/// times what the kernel side holds by default (`--table-rows`), far above
+/// what real binaries need (a 65 MiB Rust binary: 150 Ki rows), and a
+/// bound on the memory a hostile file can make the builder use (about
+/// 128 MiB), counted inside each FDE as its rows are evaluated.
+pub const MAX_ROWS: usize = 4 << 20;
 
 /// The budget charge of a table being built: rows and covered ranges are
 /// counted as they are pushed, and charged in steps.
