@@ -205,7 +205,7 @@ impl PerfMap {
     pub fn notes(&self) -> Vec<String> {
         let mut notes: Vec<String> = self.oversize.iter().chain(&self.limited).cloned().collect();
         if self.long_lines > 0 {
-            notes.push(format!("{}: {} lines of over {MAX_LINE} bytes skipped", self.path.display(), self.long_lines));
+            notes.push(format!("{}: lines over {MAX_LINE} bytes skipped: {}", self.path.display(), self.long_lines));
         }
         notes
     }
