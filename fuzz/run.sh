@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}
-for t in detect folded perf_script pprof json recording; do
+for t in detect folded perf_script pprof json recording unwind_table perf_map; do
     mkdir -p "corpus/$t" "artifacts/$t"
     cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
         -artifact_prefix="artifacts/$t/" -max_len=65536 || echo "fuzz: $t found a crash (see artifacts/$t)"

@@ -147,6 +147,23 @@ impl PerfMap {
         Ok(())
     }
 
+    /// Parses a perf map's bytes as [`PerfMap::update`] reads a file (the
+    /// same bounds; `name` names it in notes), charging `budget`: for
+    /// maps perfkit holds already, and for fuzzing.
+    pub fn parse(bytes: &[u8], name: &Path, budget: Budget) -> Self {
+        let mut m = Self::with_budget(budget);
+        m.path = name.into();
+        let limit = (bytes.len() as u64).min(MAX_MAP_SIZE) as usize;
+        for chunk in bytes[..limit].chunks(CHUNK) {
+            if m.full() {
+                break;
+            }
+            m.read += chunk.len() as u64;
+            m.feed(chunk, name);
+        }
+        m
+    }
+
     /// Whether a bound on entries or memory was reached.
     fn full(&self) -> bool {
         self.limited.is_some()
