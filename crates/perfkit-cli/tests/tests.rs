@@ -16,6 +16,7 @@ mod browser;
 mod fidelity;
 mod hardening_inputs;
 mod hardening_serve;
+mod hardening_targets;
 mod hardening_write;
 mod kernels;
 mod perf_backend;

@@ -16,14 +16,32 @@ use perfkit_unwind::ElfLayout;
 /// Frames kept per stack at most.
 pub const MAX_FRAMES: usize = 256;
 
-/// A section's bytes, shared by every process that maps its file.
+/// A section's bytes, shared by every process that maps its file: a range
+/// of the file's mapping (never a copy, so a huge or sparse file costs no
+/// memory), or the decompressed bytes, charged to the budget while they
+/// live.
 #[derive(Clone, Debug, Default)]
-pub struct SectionBytes(Arc<Vec<u8>>);
+pub struct SectionBytes(Arc<Backing>);
+
+#[derive(Debug)]
+enum Backing {
+    Mapped(Arc<memmap2::Mmap>, std::ops::Range<usize>),
+    Owned { bytes: Vec<u8>, _charge: Option<perfkit_safeio::Charge> },
+}
+
+impl Default for Backing {
+    fn default() -> Self {
+        Self::Owned { bytes: Vec::new(), _charge: None }
+    }
+}
 
 impl std::ops::Deref for SectionBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &*self.0 {
+            Backing::Mapped(map, range) => &map[range.clone()],
+            Backing::Owned { bytes, .. } => bytes,
+        }
     }
 }
 
@@ -166,7 +184,7 @@ impl DwarfUnwinder {
 fn load_module(m: &Mapping) -> Option<Module<SectionBytes>> {
     let sections = if m.path == "[vdso]" {
         let (_, image) = perfkit_target::own_vdso()?;
-        Arc::new(read_sections(image)?)
+        Arc::new(read_sections(image, None, "[vdso]")?)
     } else {
         let file = m.file.as_ref()?;
         let key = Arc::as_ptr(file);
@@ -174,7 +192,8 @@ fn load_module(m: &Mapping) -> Option<Module<SectionBytes>> {
         match cache.get(&key) {
             Some(s) => s.clone()?,
             None => {
-                let s = file.map().ok().and_then(|d| read_sections(&d)).map(Arc::new);
+                let s =
+                    file.map().ok().map(Arc::new).and_then(|d| read_sections(&d, Some(&d), file.path())).map(Arc::new);
                 cache.insert(key, s.clone());
                 s?
             }
@@ -202,17 +221,36 @@ fn load_module(m: &Mapping) -> Option<Module<SectionBytes>> {
     Some(Module::new(m.path.clone(), m.start..m.end, bias, info))
 }
 
-/// Reads the sections an unwinder needs, decompressing them (Go compresses
-/// `.debug_frame`).
-fn read_sections(data: &[u8]) -> Option<Sections> {
+/// Finds the sections an unwinder needs: ranges of the file's mapping
+/// `map` (whose bytes `data` are), or decompressed (Go compresses
+/// `.debug_frame`) within the process's memory budget. A section that does
+/// not fit the budget is left out, and the file named in the log.
+fn read_sections(data: &[u8], map: Option<&Arc<memmap2::Mmap>>, path: &str) -> Option<Sections> {
     let elf = object::File::parse(data).ok()?;
     if elf.architecture() != object::Architecture::X86_64 {
         return None;
     }
+    let budget = perfkit_safeio::Budget::process();
     let section = |name: &str| -> Option<(std::ops::Range<u64>, SectionBytes)> {
         let s = elf.section_by_name(name)?;
-        let bytes = perfkit_unwind::section_data(&s)?.into_owned();
-        Some((s.address()..s.address() + s.size(), SectionBytes(Arc::new(bytes))))
+        let range = s.address()..s.address() + s.size();
+        let data = match perfkit_unwind::section_data(&s, budget, path) {
+            Ok(d) => d?,
+            Err(e) => {
+                tracing::debug!(%e, "section left out");
+                perfkit_target::notices::push(e.to_string());
+                return None;
+            }
+        };
+        let backing = match data.into_parts() {
+            (std::borrow::Cow::Borrowed(bytes), _) if map.is_some() => {
+                let map = map?;
+                let start = (bytes.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
+                Backing::Mapped(map.clone(), start..start + bytes.len())
+            }
+            (bytes, charge) => Backing::Owned { bytes: bytes.into_owned(), _charge: charge },
+        };
+        Some((range, SectionBytes(Arc::new(backing))))
     };
     Some(Sections {
         text: section(".text"),

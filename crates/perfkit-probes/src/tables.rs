@@ -358,7 +358,25 @@ impl Loader {
     /// Builds and publishes a file's table under `id`.
     fn build(&mut self, id: u32, file: &ModuleFile) {
         let started = Instant::now();
-        let state = match file.map().ok().and_then(|data| UnwindTable::build(&data).ok()) {
+        // Built within the process's memory budget: a file whose CFI would
+        // take more (one FDE of millions of rows, huge compressed
+        // sections) gets no table, is walked with frame pointers, and is
+        // named in the profile's notes.
+        let built = file.map().ok().and_then(|data| {
+            match UnwindTable::build_in(&data, perfkit_safeio::Budget::process(), file.path()) {
+                Ok(table) => Some(table),
+                Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
+                    perfkit_target::notices::push(format!("{e}; walked with frame pointers"));
+                    None
+                }
+                Err(e @ perfkit_unwind::UnwindError::TooManyRows { .. }) => {
+                    perfkit_target::notices::push(format!("{}: {e}; walked with frame pointers", file.path()));
+                    None
+                }
+                Err(_) => None,
+            }
+        });
+        let state = match built {
             Some(table) if !table.rows().is_empty() => self.publish_rows(id, &table),
             _ => {
                 self.stats.files_without_cfi += 1;

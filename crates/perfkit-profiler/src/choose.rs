@@ -24,7 +24,26 @@ pub(crate) fn verdict(file: &ModuleFile) -> Verdict {
     if let Some(v) = cache().lock().expect("verdict cache").get(&key) {
         return *v;
     }
-    let v = file.map().ok().and_then(|d| frame_pointers::inspect(&d).ok()).map_or(Verdict::Unknown, |r| r.verdict);
+    let v = file
+        .map()
+        .ok()
+        .and_then(|d| match frame_pointers::inspect_in(&d, perfkit_safeio::Budget::process(), file.path()) {
+            Ok(r) => Some(r.verdict),
+            // Refused by a bound: named in the profile's notes.
+            Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
+                perfkit_target::notices::push(format!("{e}; its frame pointers are not judged from its CFI"));
+                None
+            }
+            Err(e @ perfkit_unwind::UnwindError::TooManyRows { .. }) => {
+                perfkit_target::notices::push(format!(
+                    "{}: {e}; its frame pointers are not judged from its CFI",
+                    file.path()
+                ));
+                None
+            }
+            Err(_) => None,
+        })
+        .unwrap_or(Verdict::Unknown);
     cache().lock().expect("verdict cache").insert(key, v);
     v
 }

@@ -569,9 +569,15 @@ impl Session {
         }
         for path in &report.debug_info_skipped {
             notes.push(Note::warn(format!(
-                "debug information of {path} not read: a compressed section would decompress to over {} MiB",
+                "debug information of {path} not read: its compressed sections would decompress to over {} MiB \
+                 (one section, or all of them together)",
                 perfkit_unwind::MAX_DECOMPRESSED_SECTION >> 20
             )));
+        }
+        // What the readers of the targets' files refused (memory budget,
+        // row bounds), each naming the file and the limit.
+        for line in perfkit_target::notices::take() {
+            notes.push(Note::warn(line));
         }
         if choice.walker == Walker::FramePointers {
             early_stop_note(&profile, &modules, &mut notes);

@@ -6,8 +6,12 @@
 //!
 //! The file is written by the target, which perfkit does not trust: it is
 //! read only when it is a regular file, not a symlink, owned by the
-//! target's user or root, and at most [`MAX_MAP_SIZE`] bytes; otherwise the
-//! reason is returned. It is read incrementally, as runtimes append to it.
+//! target's user or root; otherwise the reason is returned. It is read
+//! incrementally, as runtimes append to it, and streamed: at most
+//! [`MAX_MAP_SIZE`] bytes, [`MAX_ENTRIES`] entries and lines of
+//! [`MAX_LINE`] bytes (longer ones are skipped), each entry charged to the
+//! memory budget. Past a bound, what was read is used and
+//! [`PerfMap::notes`] says which bound stopped the reading.
 
 use std::{
     fs::File,
@@ -16,8 +20,20 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use perfkit_safeio::{Budget, Charge};
+
 /// Perf maps larger than this are read up to this size.
 pub const MAX_MAP_SIZE: u64 = 256 << 20;
+
+/// The most entries read from one perf map (a large JVM writes a few
+/// hundred thousand).
+pub const MAX_ENTRIES: usize = 2 << 20;
+
+/// The longest line read: longer lines are skipped whole.
+pub const MAX_LINE: usize = 4096;
+
+/// Bytes read at a time.
+const CHUNK: usize = 64 << 10;
 
 /// One process's JIT symbols.
 #[derive(Debug, Default)]
@@ -25,8 +41,24 @@ pub struct PerfMap {
     /// (start, end, sequence, name), sorted by start.
     entries: Vec<(u64, u64, u32, String)>,
     read: u64,
-    partial: String,
+    /// The start of a line not yet finished (at most [`MAX_LINE`] bytes).
+    partial: Vec<u8>,
+    /// Inside a line longer than [`MAX_LINE`], skipped to its end.
+    skipping: bool,
     sorted: bool,
+    /// Lines skipped for their length.
+    long_lines: u64,
+    /// The bound on entries or memory that stopped the reading, when one
+    /// did.
+    limited: Option<String>,
+    /// The file was larger than [`MAX_MAP_SIZE`].
+    oversize: Option<String>,
+    /// The file last read.
+    path: PathBuf,
+    /// The budget the entries are charged to (the process's by default),
+    /// and the charge.
+    budget: Option<Budget>,
+    charge: Option<Charge>,
 }
 
 /// Why a perf map was not read.
@@ -69,43 +101,130 @@ impl PerfMap {
         PathBuf::from(format!("/tmp/perf-{pid}.map"))
     }
 
+    /// A map whose entries are charged to `budget`.
+    pub fn with_budget(budget: Budget) -> Self {
+        Self { budget: Some(budget), ..Self::default() }
+    }
+
     /// Reads what was appended to the map since the last call. `uid` is the
-    /// target's user, when known (root's files are accepted too).
+    /// target's user, when known (root's files are accepted too). Reaching
+    /// a bound is not an error: the entries read are kept, and
+    /// [`PerfMap::notes`] says so.
     pub fn update(&mut self, path: &Path, uid: Option<u32>) -> Result<(), PerfMapError> {
         let mut file = open_checked(path, uid)?;
-        let len = file.metadata().map_err(|source| PerfMapError::Io { path: path.into(), source })?.len();
-        let limit = len.min(MAX_MAP_SIZE);
-        if limit < self.read {
+        let io_err = |source| PerfMapError::Io { path: path.into(), source };
+        let len = file.metadata().map_err(io_err)?.len();
+        if len < self.read {
             // Truncated and rewritten: start over.
-            *self = Self::default();
+            let budget = self.budget.take();
+            *self = Self { budget, ..Self::default() };
         }
-        if limit == self.read {
+        self.path = path.into();
+        if self.oversize.is_none() && len > MAX_MAP_SIZE {
+            self.oversize = Some(format!(
+                "{}: {len} bytes, over the {} MiB perf maps are read up to; the entries before it are used",
+                path.display(),
+                MAX_MAP_SIZE >> 20
+            ));
+        }
+        let limit = len.min(MAX_MAP_SIZE);
+        if limit <= self.read || self.full() {
             return Ok(());
         }
-        file.seek(SeekFrom::Start(self.read)).map_err(|source| PerfMapError::Io { path: path.into(), source })?;
-        let mut buf = Vec::with_capacity((limit - self.read) as usize);
-        (&mut file)
-            .take(limit - self.read)
-            .read_to_end(&mut buf)
-            .map_err(|source| PerfMapError::Io { path: path.into(), source })?;
-        self.read += buf.len() as u64;
-        let text = String::from_utf8_lossy(&buf);
-        let mut text = std::mem::take(&mut self.partial) + &text;
-        // Keep a line not yet finished for the next read.
-        if !text.ends_with('\n') {
-            let cut = text.rfind('\n').map_or(0, |i| i + 1);
-            self.partial = text[cut..].to_owned();
-            text.truncate(cut);
-        }
-        let mut seq = self.entries.len() as u32;
-        for line in text.lines() {
-            if let Some((start, size, name)) = parse_line(line) {
-                self.entries.push((start, start.saturating_add(size.max(1)), seq, name.to_owned()));
-                seq += 1;
-                self.sorted = false;
-            }
+        file.seek(SeekFrom::Start(self.read)).map_err(io_err)?;
+        let mut reader = (&mut file).take(limit - self.read);
+        let mut buf = vec![0u8; CHUNK];
+        while !self.full() {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            self.read += n as u64;
+            self.feed(&buf[..n], path);
         }
         Ok(())
+    }
+
+    /// Parses a perf map's bytes as [`PerfMap::update`] reads a file (the
+    /// same bounds; `name` names it in notes), charging `budget`: for
+    /// maps perfkit holds already, and for fuzzing.
+    pub fn parse(bytes: &[u8], name: &Path, budget: Budget) -> Self {
+        let mut m = Self::with_budget(budget);
+        m.path = name.into();
+        let limit = (bytes.len() as u64).min(MAX_MAP_SIZE) as usize;
+        for chunk in bytes[..limit].chunks(CHUNK) {
+            if m.full() {
+                break;
+            }
+            m.read += chunk.len() as u64;
+            m.feed(chunk, name);
+        }
+        m
+    }
+
+    /// Whether a bound on entries or memory was reached.
+    fn full(&self) -> bool {
+        self.limited.is_some()
+    }
+
+    /// Parses a chunk of the file: whole lines, the rest kept for later.
+    fn feed(&mut self, mut chunk: &[u8], path: &Path) {
+        while !chunk.is_empty() && !self.full() {
+            let (segment, ended) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], Some(i + 1)),
+                None => (chunk, None),
+            };
+            chunk = ended.map_or(&[][..], |i| &chunk[i..]);
+            if self.skipping {
+                self.skipping = ended.is_none();
+                continue;
+            }
+            if self.partial.len() + segment.len() > MAX_LINE {
+                self.partial.clear();
+                self.long_lines += 1;
+                self.skipping = ended.is_none();
+                continue;
+            }
+            self.partial.extend_from_slice(segment);
+            if ended.is_some() {
+                let line = std::mem::take(&mut self.partial);
+                self.line(&line, path);
+            }
+        }
+    }
+
+    /// Adds one line's entry, if it is one.
+    fn line(&mut self, line: &[u8], path: &Path) {
+        let text = String::from_utf8_lossy(line);
+        let Some((start, size, name)) = parse_line(&text) else { return };
+        if self.entries.len() >= MAX_ENTRIES {
+            self.limited =
+                Some(format!("{}: over {MAX_ENTRIES} entries; the first {MAX_ENTRIES} are used", path.display()));
+            return;
+        }
+        let budget = self.budget.clone().unwrap_or_else(|| Budget::process().clone());
+        let charge = self.charge.get_or_insert_with(|| budget.start(format_args!("{} (perf map)", path.display())));
+        let cost = (std::mem::size_of::<(u64, u64, u32, String)>() + name.len()) as u64;
+        if let Err(e) = charge.grow(cost) {
+            self.limited = Some(format!("{e}; the first {} entries are used", self.entries.len()));
+            return;
+        }
+        let seq = self.entries.len() as u32;
+        self.entries.push((start, start.saturating_add(size.max(1)), seq, name.to_owned()));
+        self.sorted = false;
+    }
+
+    /// What limited the reading: a bound reached (naming the file and the
+    /// limit), lines skipped for their length. Empty when the whole map
+    /// was read.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.oversize.iter().chain(&self.limited).cloned().collect();
+        if self.long_lines > 0 {
+            notes.push(format!("{}: lines over {MAX_LINE} bytes skipped: {}", self.path.display(), self.long_lines));
+        }
+        notes
     }
 
     /// Entries read.
@@ -199,6 +318,62 @@ mod tests {
         m.update(&path, Some(current_uid())).unwrap();
         assert_eq!(m.lookup(0x3005), Some("py::late"));
         assert_eq!(m.lookup(0x1050), Some("JS:*fib2 /x.js:9"), "code replaced at the same address");
+    }
+
+    #[test]
+    fn a_map_without_newlines_costs_a_line_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("perf-3.map");
+        let mut f = File::create(&path).unwrap();
+        writeln!(f, "1000 10 first").unwrap();
+        // 64 MiB of one line, then a good entry.
+        let junk = vec![b'a'; 1 << 20];
+        for _ in 0..64 {
+            f.write_all(&junk).unwrap();
+        }
+        writeln!(f).unwrap();
+        writeln!(f, "2000 10 second").unwrap();
+        f.flush().unwrap();
+        let budget = Budget::new(1 << 20);
+        let mut m = PerfMap::with_budget(budget.clone());
+        m.update(&path, Some(current_uid())).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.lookup(0x2005), Some("second"));
+        assert!(m.partial.capacity() <= 2 * MAX_LINE, "{}", m.partial.capacity());
+        let notes = m.notes();
+        assert!(
+            notes.iter().any(|n| n.contains("perf-3.map") && n.contains("lines over 4096 bytes skipped: 1")),
+            "{notes:?}"
+        );
+        assert!(budget.used() > 0);
+        drop(m);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn entries_beyond_the_budget_are_left_and_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("perf-4.map");
+        let mut text = String::new();
+        for i in 0..100_000u64 {
+            text.push_str(&format!("{:x} 10 function_{i}\n", 0x1000 + i * 16));
+        }
+        std::fs::write(&path, text).unwrap();
+        let budget = Budget::new(1 << 20);
+        let mut m = PerfMap::with_budget(budget.clone());
+        m.update(&path, Some(current_uid())).unwrap();
+        assert!(m.len() > 1000 && m.len() < 100_000, "{}", m.len());
+        assert!(budget.used() <= 1 << 20);
+        assert_eq!(m.lookup(0x1005), Some("function_0"));
+        let notes = m.notes();
+        assert!(
+            notes.iter().any(|n| n.contains("perf-4.map") && n.contains("1 MiB") && n.contains("entries are used")),
+            "{notes:?}"
+        );
+        // Read again: nothing more is taken.
+        let before = m.len();
+        m.update(&path, Some(current_uid())).unwrap();
+        assert_eq!(m.len(), before);
     }
 
     #[test]

@@ -53,6 +53,9 @@ impl Default for SymbolizeOptions {
 pub struct Symbolizer {
     inner: symbolize::Symbolizer,
     options: SymbolizeOptions,
+    /// What blazesym decompresses and caches (the files' compressed
+    /// sections), held in the budget while the symbolizer lives.
+    charges: std::sync::Mutex<Vec<perfkit_safeio::Charge>>,
 }
 
 impl std::fmt::Debug for Symbolizer {
@@ -84,7 +87,8 @@ pub struct SymbolizeReport {
     pub perf_maps_skipped: Vec<String>,
     /// Files whose debug information was not read because a compressed
     /// section of theirs would decompress beyond
-    /// [`perfkit_unwind::MAX_DECOMPRESSED_SECTION`].
+    /// [`perfkit_unwind::MAX_DECOMPRESSED_SECTION`], or all of them beyond
+    /// [`perfkit_unwind::MAX_DECOMPRESSED_TOTAL`].
     pub debug_info_skipped: Vec<String>,
 }
 
@@ -96,7 +100,7 @@ impl Symbolizer {
             .enable_demangling(options.demangle)
             .enable_code_info(options.inlined)
             .build();
-        Self { inner, options: options.clone() }
+        Self { inner, options: options.clone(), charges: std::sync::Mutex::new(Vec::new()) }
     }
 
     /// Symbolizes raw samples into a profile. User frames are resolved
@@ -182,6 +186,7 @@ impl Symbolizer {
             match m.update(&PerfMap::path_of(pid), modules.uids.get(&pid).copied()) {
                 Ok(()) => {
                     report.perf_maps_read.push((pid, m.len()));
+                    report.perf_maps_skipped.extend(m.notes());
                     maps.insert(pid, m);
                 }
                 Err(crate::perfmap::PerfMapError::Missing(_)) => {}
@@ -258,7 +263,8 @@ impl Symbolizer {
     /// Symbolizes file offsets of one file.
     fn file(&self, file: &ModuleFile, offsets: &[u64], report: &mut SymbolizeReport) -> Vec<Frames> {
         let data = file.map().ok();
-        let index = data.as_deref().map(SymbolIndex::new).unwrap_or_default();
+        let budget = perfkit_safeio::Budget::process();
+        let index = data.as_deref().map(|d| SymbolIndex::new(d, budget, file.path())).unwrap_or_default();
         let layout = data.as_deref().map(ElfLayout::parse).unwrap_or_default();
         let build_id: Option<std::sync::Arc<str>> = data.as_deref().and_then(build_id).map(Into::into);
         let origin_path: std::sync::Arc<str> = file.path().into();
@@ -272,9 +278,31 @@ impl Symbolizer {
             vec![Frame::user(format!("{module}+{addr:#x}")).from_origin(Some(origin))]
         };
         let mut elf = Elf::new(&path);
+        // blazesym decompresses each compressed section it reads, whole,
+        // and keeps it as long as it caches the file: their total is
+        // bounded ([`perfkit_unwind::MAX_DECOMPRESSED_TOTAL`]) and charged
+        // to the budget, or the debug information is not read.
+        let sizes = data.as_deref().map(perfkit_unwind::compressed_sizes).unwrap_or_default();
+        let mut decompress_ok = true;
         if data.as_deref().is_some_and(perfkit_unwind::has_oversized_compressed_section) {
-            elf.debug_syms = false;
             report.debug_info_skipped.push(file.path().to_owned());
+            decompress_ok = false;
+        } else if sizes.total() > 0 {
+            match budget.charge(sizes.total(), format_args!("{} (compressed sections)", file.path())) {
+                Ok(c) => self.charges.lock().unwrap_or_else(|e| e.into_inner()).push(c),
+                Err(e) => {
+                    perfkit_target::notices::push(format!("{e}; its debug information is not read"));
+                    decompress_ok = false;
+                }
+            }
+        }
+        if !decompress_ok {
+            elf.debug_syms = false;
+            // Symbol tables compressed too (only a hostile file does
+            // that): blazesym is not given the file at all.
+            if sizes.other > 0 {
+                return offsets.iter().map(|&o| unresolved(o)).collect();
+            }
         }
         let src = Source::Elf(elf);
         let results = match self.inner.symbolize(&src, Input::FileOffset(offsets)) {

@@ -29,12 +29,17 @@ struct Symbol {
 #[derive(Debug, Default)]
 pub(crate) struct SymbolIndex {
     symbols: Vec<Symbol>,
+    /// The index's memory, held in the budget while it lives.
+    _charge: Option<perfkit_safeio::Charge>,
 }
 
 impl SymbolIndex {
-    /// Reads `.symtab` and `.dynsym` of an ELF file.
-    pub(crate) fn new(data: &[u8]) -> Self {
+    /// Reads `.symtab` and `.dynsym` of an ELF file (`what` names it),
+    /// charging each symbol and its name to `budget`: past the budget, the
+    /// rest are left to blazesym.
+    pub(crate) fn new(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> Self {
         let Ok(file) = object::File::parse(data) else { return Self::default() };
+        let mut charge = budget.start(format_args!("{what} (symbol table)"));
         let mut symbols: Vec<Symbol> = file
             .symbols()
             .chain(file.dynamic_symbols())
@@ -57,10 +62,11 @@ impl SymbolIndex {
                 Some(Symbol { address: s.address(), size: s.size(), binding, name })
             })
             .take(MAX_SYMBOLS)
+            .take_while(|s| charge.grow((std::mem::size_of::<Symbol>() + s.name.len()) as u64).is_ok())
             .collect();
         symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| a.name.cmp(&b.name)));
         symbols.dedup_by(|b, a| a.address == b.address && a.name == b.name);
-        Self { symbols }
+        Self { symbols, _charge: Some(charge) }
     }
 
     /// The best name among the symbols at exactly `address`, demangled, as
@@ -127,6 +133,7 @@ mod tests {
     #[test]
     fn chooses_aliases_as_perf_does() {
         let index = SymbolIndex {
+            _charge: None,
             symbols: vec![
                 sym("__GI___libc_read", 157, 0),
                 sym("__libc_read", 157, 2),
@@ -135,7 +142,8 @@ mod tests {
             ],
         };
         assert_eq!(index.best_name(0x100).as_deref(), Some("read"));
-        let index = SymbolIndex { symbols: vec![sym("__GI___strcoll_l", 80, 0), sym("__strcoll_l", 80, 2)] };
+        let index =
+            SymbolIndex { _charge: None, symbols: vec![sym("__GI___strcoll_l", 80, 0), sym("__strcoll_l", 80, 2)] };
         assert_eq!(index.best_name(0x100).as_deref(), Some("__strcoll_l"));
         // Sized beats unsized, non-weak beats weak.
         assert!(better(&sym("a", 1, 0), &sym("bbbb", 0, 2)));
@@ -153,6 +161,7 @@ mod tests {
     #[test]
     fn finds_the_containing_function() {
         let index = SymbolIndex {
+            _charge: None,
             symbols: vec![
                 Symbol { address: 0x100, size: 0x20, binding: 2, name: "f".into() },
                 Symbol { address: 0x200, size: 0x10, binding: 2, name: "g".into() },

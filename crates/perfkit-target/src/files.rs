@@ -11,11 +11,17 @@
 //!   the mapping holds, not whatever its path names now), with `O_NONBLOCK`
 //!   and `O_NOCTTY`;
 //! - checked with `fstat` to be a regular file of a sane size;
-//! - copied into a sealed memory file when a user other than root could
-//!   write it, so that nothing can change it under perfkit;
+//! - when a user other than root could write it, copied into a sealed
+//!   memory file so that nothing can change it under perfkit: only the
+//!   ranges an ELF reader uses (headers, sections, segments), skipping
+//!   holes, and charged to the memory budget ([`perfkit_safeio::Budget`])
+//!   for as long as the copy lives. A huge or sparse file (a 4000 MiB
+//!   hole mapped executable) costs nothing; one whose used ranges do not
+//!   fit the budget is refused, naming the file and the limit;
 //! - never reopened by path: symbolizers read it through
 //!   `/proc/self/fd/N`.
 
+use perfkit_safeio::{Budget, BudgetError, Charge};
 use std::{
     ffi::CString,
     fs::File,
@@ -40,6 +46,8 @@ pub struct ModuleFile {
     ino: u64,
     size: u64,
     copied: bool,
+    /// The copy's memory, held in the budget while the copy lives.
+    _charge: Option<Charge>,
 }
 
 /// Why a mapped file could not be opened.
@@ -60,6 +68,9 @@ pub enum OpenError {
         /// Its size.
         size: u64,
     },
+    /// The ranges to copy do not fit the memory budget.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// Another I/O error.
     #[error("{path}")]
     Io {
@@ -99,10 +110,14 @@ impl ModuleFile {
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self, OpenError> {
         let file = sealed_copy(name, &mut io::Cursor::new(bytes)).map_err(|e| io_err(name, e))?;
         let meta = file.metadata().map_err(|e| io_err(name, e))?;
-        Ok(Self { file, path: name.to_owned(), dev: 0, ino: 0, size: meta.len(), copied: true })
+        Ok(Self { file, path: name.to_owned(), dev: 0, ino: 0, size: meta.len(), copied: true, _charge: None })
     }
 
-    fn checked(mut file: File, path: String) -> Result<Self, OpenError> {
+    fn checked(file: File, path: String) -> Result<Self, OpenError> {
+        Self::checked_in(file, path, Budget::process())
+    }
+
+    fn checked_in(mut file: File, path: String, budget: &Budget) -> Result<Self, OpenError> {
         let meta = file.metadata().map_err(|e| io_err(&path, e))?;
         if !meta.file_type().is_file() {
             return Err(OpenError::NotRegular(path));
@@ -116,12 +131,29 @@ impl ModuleFile {
         // sealed copy instead.
         let writable_by_others = meta.uid() != 0 || meta.mode() & 0o022 != 0;
         let mut copied = false;
+        let mut charge = None;
         if writable_by_others {
-            let copy = sealed_copy(&path, &mut (&mut file).take(MAX_OBJECT_SIZE)).map_err(|e| io_err(&path, e))?;
+            let (copy, c) = match sealed_ranges_copy(&path, &file, size, budget) {
+                Ok(done) => done,
+                Err(CopyError::Budget(e)) => {
+                    crate::notices::push(format!("{e}; its frames are not unwound or named"));
+                    return Err(OpenError::Budget(e));
+                }
+                Err(CopyError::Io(e)) => return Err(io_err(&path, e)),
+            };
             file = copy;
             copied = true;
+            charge = Some(c);
         }
-        Ok(Self { file, path, dev, ino, size, copied })
+        Ok(Self { file, path, dev, ino, size, copied, _charge: charge })
+    }
+
+    /// Opens a file by path as [`ModuleFile::open_path`] does, charging a
+    /// private copy to `budget` instead of the process's.
+    pub fn open_path_in(path: &Path, budget: &Budget) -> Result<Self, OpenError> {
+        let shown = path.display().to_string();
+        let file = open_nonblocking(path).map_err(|e| io_err(&shown, e))?;
+        Self::checked_in(file, shown, budget)
     }
 
     /// The path as the target process sees it (`(deleted)` included).
@@ -173,24 +205,6 @@ impl ModuleFile {
         // SAFETY: see above: no other user can change or truncate the file.
         unsafe { memmap2::Mmap::map(&self.file) }
     }
-
-    /// Reads the whole file (at most [`MAX_OBJECT_SIZE`]).
-    pub fn read_all(&self) -> io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let len = self.file.metadata()?.len().min(MAX_OBJECT_SIZE) as usize;
-        let mut buf = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            match self.file.read_at(&mut buf[done..], done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        buf.truncate(done);
-        Ok(buf)
-    }
 }
 
 fn io_err(path: &str, source: io::Error) -> OpenError {
@@ -202,8 +216,8 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC).open(path)
 }
 
-/// Copies `src` into a memory file sealed against any change.
-fn sealed_copy(name: &str, src: &mut dyn Read) -> io::Result<File> {
+/// A new memory file, sealable.
+fn memfd(name: &str) -> io::Result<File> {
     let cname = CString::new(format!("perfkit:{}", name.rsplit('/').next().unwrap_or(name)).replace('\0', ""))
         .unwrap_or_else(|_| CString::new("perfkit").expect("no NUL"));
     // SAFETY: memfd_create takes a NUL-terminated name and flags.
@@ -212,16 +226,188 @@ fn sealed_copy(name: &str, src: &mut dyn Read) -> io::Result<File> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: memfd_create returned a new descriptor nobody else owns.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    io::copy(src, &mut file)?;
-    file.flush()?;
-    file.seek(SeekFrom::Start(0))?;
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Seals a memory file against any change.
+fn seal(file: &File) -> io::Result<()> {
     let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
     // SAFETY: fcntl on our own descriptor.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// Copies `src` into a memory file sealed against any change (for small
+/// images perfkit holds itself, such as the vDSO).
+fn sealed_copy(name: &str, src: &mut dyn Read) -> io::Result<File> {
+    let mut file = memfd(name)?;
+    io::copy(src, &mut file)?;
+    file.flush()?;
+    file.seek(SeekFrom::Start(0))?;
+    seal(&file)?;
     Ok(file)
+}
+
+/// Why a private copy was not made.
+enum CopyError {
+    Budget(BudgetError),
+    Io(io::Error),
+}
+
+impl From<io::Error> for CopyError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Bytes copied at a time (and charged at a time).
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Copies the ranges of `src` (`size` bytes) that ELF readers use into a
+/// sealed memory file of the same size: the rest stays a hole and costs
+/// nothing, and so do the holes of a sparse file. The bytes copied are
+/// charged to `budget`, the charge returned with the copy.
+fn sealed_ranges_copy(path: &str, src: &File, size: u64, budget: &Budget) -> Result<(File, Charge), CopyError> {
+    use std::os::unix::fs::FileExt;
+    let ranges = elf_ranges(src, size);
+    let copy = memfd(path)?;
+    copy.set_len(size)?;
+    let mut charge = budget.start(format_args!("{path} (private copy of a file others may write)"));
+    let mut buf = Vec::new();
+    for range in ranges {
+        let mut pos = range.start;
+        while pos < range.end {
+            // The next data at or after `pos`, up to the next hole.
+            let Some(data) = seek(src, pos, libc::SEEK_DATA)? else { break };
+            if data >= range.end {
+                break;
+            }
+            let hole = seek(src, data, libc::SEEK_HOLE)?.unwrap_or(range.end).min(range.end);
+            let mut at = data;
+            while at < hole {
+                let n = (hole - at).min(COPY_CHUNK as u64) as usize;
+                charge.grow(n as u64).map_err(CopyError::Budget)?;
+                buf.resize(n, 0);
+                let got = read_full_at(src, &mut buf, at)?;
+                if got == 0 {
+                    break;
+                }
+                copy.write_all_at(&buf[..got], at)?;
+                at += got as u64;
+            }
+            pos = hole.max(data + 1);
+        }
+    }
+    seal(&copy)?;
+    Ok((copy, charge))
+}
+
+/// `lseek(fd, offset, whence)` for `SEEK_DATA`/`SEEK_HOLE`; `None` when
+/// there is no data after `offset` (`ENXIO`). A file system without
+/// them answers as if the file had no holes.
+fn seek(file: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    let Ok(off) = libc::off_t::try_from(offset) else { return Ok(None) };
+    // SAFETY: lseek on a descriptor we hold; it only moves its offset.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENXIO) => Ok(None),
+            Some(libc::EINVAL) if whence == libc::SEEK_DATA => Ok(Some(offset)),
+            Some(libc::EINVAL) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some(r as u64))
+}
+
+fn read_full_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The byte ranges of a file that ELF readers use, sorted and merged: the
+/// first page, the program and section header tables, and every segment
+/// and section with bytes in the file. A file that is not a 64-bit
+/// little-endian ELF file gets its first page only.
+fn elf_ranges(file: &File, size: u64) -> Vec<std::ops::Range<u64>> {
+    const PAGE: u64 = 4096;
+    /// More headers than any real file has: the rest are not looked at.
+    const MAX_HEADERS: u64 = 1 << 16;
+    let mut ranges = Vec::with_capacity(16);
+    ranges.push(0..size.min(PAGE));
+    let mut header = [0u8; 64];
+    let is_elf64 = read_full_at(file, &mut header, 0).is_ok_and(|n| n == 64)
+        && header[..4] == *b"\x7fELF"
+        && header[4] == 2
+        && header[5] == 1;
+    if !is_elf64 {
+        return ranges;
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) as u64;
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let (phoff, shoff) = (u64_at(&header, 0x20), u64_at(&header, 0x28));
+    let (phentsize, phnum) = (u16_at(&header, 0x36), u16_at(&header, 0x38));
+    let (shentsize, mut shnum) = (u16_at(&header, 0x3a), u16_at(&header, 0x3c));
+    let mut table = |off: u64, entsize: u64, num: u64, min: u64| -> Vec<u8> {
+        if entsize < min || num == 0 || off >= size {
+            return Vec::new();
+        }
+        let len = (entsize * num.min(MAX_HEADERS)).min(size - off);
+        ranges.push(off..off + len);
+        let mut buf = vec![0u8; len as usize];
+        let n = read_full_at(file, &mut buf, off).unwrap_or(0);
+        buf.truncate(n);
+        buf
+    };
+    let phdrs = table(phoff, phentsize, phnum, 56);
+    if shnum == 0 && shoff != 0 && shentsize >= 64 {
+        // More sections than e_shnum holds: the count is section 0's size.
+        let mut first = [0u8; 64];
+        if read_full_at(file, &mut first, shoff).is_ok_and(|n| n == 64) {
+            shnum = u64_at(&first, 0x20);
+        }
+    }
+    let shdrs = table(shoff, shentsize, shnum, 64);
+    let mut add = |off: u64, len: u64| {
+        if off < size && len > 0 {
+            ranges.push(off..off.saturating_add(len).min(size));
+        }
+    };
+    if phentsize >= 56 {
+        for ph in phdrs.chunks_exact(phentsize as usize) {
+            add(u64_at(ph, 0x08), u64_at(ph, 0x20));
+        }
+    }
+    if shentsize >= 64 {
+        for sh in shdrs.chunks_exact(shentsize as usize) {
+            const SHT_NOBITS: u64 = 8;
+            if u32_at(sh, 0x04) != SHT_NOBITS {
+                add(u64_at(sh, 0x18), u64_at(sh, 0x20));
+            }
+        }
+    }
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<std::ops::Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -252,10 +438,87 @@ mod tests {
         let m2 = ModuleFile::open_path(&path).unwrap();
         std::fs::write(&path, b"changed").unwrap();
         assert!(m2.is_copy());
-        assert_eq!(m2.read_all().unwrap(), b"\x7fELF original");
+        assert_eq!(std::fs::read(m2.fd_path()).unwrap(), b"\x7fELF original");
         assert_eq!(m.name(), "lib.so");
         let bytes = std::fs::read(m2.fd_path()).unwrap();
         assert_eq!(bytes, b"\x7fELF original");
+    }
+
+    fn writable_by_others(path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+
+    /// An ELF64 header whose one section covers `len` bytes from 4096.
+    fn elf_with_section(len: u64) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[0x28..0x30].copy_from_slice(&128u64.to_le_bytes()); // e_shoff
+        h[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        h[0x3c..0x3e].copy_from_slice(&1u16.to_le_bytes()); // e_shnum
+        h.resize(128, 0);
+        let mut sh = vec![0u8; 64];
+        sh[4..8].copy_from_slice(&1u32.to_le_bytes()); // SHT_PROGBITS
+        sh[0x18..0x20].copy_from_slice(&4096u64.to_le_bytes());
+        sh[0x20..0x28].copy_from_slice(&len.to_le_bytes());
+        h.extend(sh);
+        h
+    }
+
+    #[test]
+    fn a_sparse_file_others_may_write_costs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse");
+        // 4000 MiB, all hole but an ELF header claiming a 3.9 GiB section.
+        let f = File::create(&path).unwrap();
+        f.set_len(4000 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&elf_with_section(3900 << 20), 0).unwrap();
+        writable_by_others(&path);
+        let budget = Budget::new(8 << 20);
+        let started = std::time::Instant::now();
+        let m = ModuleFile::open_path_in(&path, &budget).unwrap();
+        assert!(m.is_copy());
+        assert_eq!(m.size(), 4000 << 20);
+        assert!(budget.used() <= 4096, "{} bytes charged", budget.used());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let map = m.map().unwrap();
+        assert_eq!(&map[..4], b"\x7fELF");
+        drop((map, m));
+        assert_eq!(budget.used(), 0, "the charge ends with the copy");
+    }
+
+    #[test]
+    fn only_the_ranges_elf_readers_use_are_copied_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not ELF: the first page only, however large the file.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, vec![7u8; 16 << 20]).unwrap();
+        writable_by_others(&plain);
+        let budget = Budget::new(1 << 20);
+        let m = ModuleFile::open_path_in(&plain, &budget).unwrap();
+        assert_eq!(budget.used(), 4096);
+        drop(m);
+        // An ELF file whose section holds 16 MiB of data: over a 4 MiB
+        // budget, refused, naming the file and the limit.
+        let elf = dir.path().join("big.so");
+        let mut bytes = elf_with_section(16 << 20);
+        bytes.resize(4096 + (16 << 20), 1);
+        std::fs::write(&elf, &bytes).unwrap();
+        writable_by_others(&elf);
+        let budget = Budget::new(4 << 20);
+        let err = ModuleFile::open_path_in(&elf, &budget).unwrap_err();
+        assert!(matches!(err, OpenError::Budget(_)), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("big.so") && text.contains("4 MiB") && text.contains("--max-memory"), "{text}");
+        assert_eq!(budget.used(), 0);
+        // Within the budget, the section's bytes are the file's.
+        let budget = Budget::new(32 << 20);
+        let m = ModuleFile::open_path_in(&elf, &budget).unwrap();
+        let map = m.map().unwrap();
+        assert_eq!(&map[..], &bytes[..]);
     }
 
     #[test]

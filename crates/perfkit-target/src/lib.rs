@@ -13,6 +13,7 @@
 pub mod cgroup;
 pub mod files;
 pub mod maps;
+pub mod notices;
 
 pub use cgroup::Cgroup;
 pub use files::{ModuleFile, OpenError};

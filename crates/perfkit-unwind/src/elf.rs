@@ -66,7 +66,7 @@ impl ElfLayout {
     pub fn vaddr_to_offset(&self, vaddr: u64) -> Option<u64> {
         self.segments.iter().find_map(|s| {
             let delta = vaddr.checked_sub(s.vaddr)?;
-            (delta < s.filesz).then_some(s.offset + delta)
+            if delta < s.filesz { s.offset.checked_add(delta) } else { None }
         })
     }
 
@@ -81,7 +81,7 @@ impl ElfLayout {
             .filter(in_segment)
             .find(|s| s.executable)
             .or_else(|| self.segments.iter().find(in_segment))?;
-        Some(offset - seg.offset + seg.vaddr)
+        (offset - seg.offset).checked_add(seg.vaddr)
     }
 
     /// For a mapping of the file at `start` from file offset `map_offset`
@@ -94,7 +94,8 @@ impl ElfLayout {
         const PAGE: u64 = 4096;
         let covers = |s: &&Segment| {
             let first = s.offset & !(PAGE - 1);
-            map_offset >= first && map_offset < s.offset + s.filesz.max(1)
+            // Program headers come from the file: their sums may overflow.
+            map_offset >= first && map_offset < s.offset.saturating_add(s.filesz.max(1))
         };
         let seg = if executable { self.segments.iter().filter(|s| s.executable).find(covers) } else { None }
             .or_else(|| self.segments.iter().find(covers))?;

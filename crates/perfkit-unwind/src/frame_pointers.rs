@@ -50,11 +50,17 @@ impl FramePointerReport {
 
 /// Judges an ELF file (its bytes).
 pub fn inspect(data: &[u8]) -> Result<FramePointerReport, UnwindError> {
+    inspect_in(data, perfkit_safeio::Budget::process(), "an ELF file")
+}
+
+/// [`inspect`] with the table built within `budget` (`what` names the
+/// file in the error when the budget is reached).
+pub fn inspect_in(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> Result<FramePointerReport, UnwindError> {
     let file = object::File::parse(data).map_err(|e| UnwindError::NotElf(e.to_string()))?;
     let go = file.section_by_name(".go.buildinfo").is_some()
         || file.section_by_name(".gopclntab").is_some()
         || file.section_by_name(".note.go.buildid").is_some();
-    let stats = UnwindTable::build(data)?.stats();
+    let stats = UnwindTable::build_in(data, budget, what)?.stats();
     Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
 }
 

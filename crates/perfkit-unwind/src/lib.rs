@@ -30,6 +30,8 @@ mod table;
 
 pub use elf::{ElfLayout, Segment};
 pub use eval::{Regs, StepError, step};
+use perfkit_safeio::{Budget, BudgetError, Charge};
+
 pub use table::{CfaRule, MAX_ROWS, RbpRule, TableRow, TableStats, UnwindTable, encode_page};
 
 /// The largest section this crate decompresses: a compressed section that
@@ -38,24 +40,109 @@ pub use table::{CfaRule, MAX_ROWS, RbpRule, TableRow, TableStats, UnwindTable, e
 /// allocate GiBs.
 pub const MAX_DECOMPRESSED_SECTION: u64 = 256 << 20;
 
-/// A section's bytes, decompressed if compressed (Go compresses
-/// `.debug_frame`); `None` when it cannot be read, or when it would
-/// decompress to more than [`MAX_DECOMPRESSED_SECTION`].
-pub fn section_data<'data>(section: &impl object::ObjectSection<'data>) -> Option<std::borrow::Cow<'data, [u8]>> {
-    let compressed = section.compressed_data().ok()?;
-    if compressed.uncompressed_size > MAX_DECOMPRESSED_SECTION {
-        return None;
-    }
-    compressed.decompress().ok()
+/// The most one file's compressed sections may claim together: a file
+/// with more has its debug information left unread (its symbol tables
+/// still name functions). Eight sections just under
+/// [`MAX_DECOMPRESSED_SECTION`] each must not add up to 2 GiB.
+pub const MAX_DECOMPRESSED_TOTAL: u64 = 256 << 20;
+
+/// A section's bytes: borrowed from the file, or decompressed and charged
+/// to a [`Budget`] for as long as they live.
+#[derive(Debug)]
+pub struct SectionData<'data> {
+    bytes: std::borrow::Cow<'data, [u8]>,
+    charge: Option<Charge>,
 }
 
-/// Whether a section of an ELF file is compressed and would decompress to
-/// more than [`MAX_DECOMPRESSED_SECTION`]: its debug information is then
-/// left unread (the symbol tables still name its functions).
+impl<'data> SectionData<'data> {
+    /// The bytes, and the charge that holds their memory in the budget
+    /// (`None` when they are the file's own, mapped, bytes).
+    pub fn into_parts(self) -> (std::borrow::Cow<'data, [u8]>, Option<Charge>) {
+        (self.bytes, self.charge)
+    }
+}
+
+impl std::ops::Deref for SectionData<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A section's bytes, decompressed if compressed (Go compresses
+/// `.debug_frame`). `Ok(None)` when it cannot be read, or when it would
+/// decompress to more than [`MAX_DECOMPRESSED_SECTION`]; an error when the
+/// decompressed bytes do not fit `budget` (`what` names the file). Only
+/// the sections asked for are decompressed.
+pub fn section_data<'data>(
+    section: &impl object::ObjectSection<'data>,
+    budget: &Budget,
+    what: &str,
+) -> Result<Option<SectionData<'data>>, BudgetError> {
+    let Ok(compressed) = section.compressed_data() else { return Ok(None) };
+    if compressed.format == object::CompressionFormat::None {
+        return Ok(compressed.decompress().ok().map(|bytes| SectionData { bytes, charge: None }));
+    }
+    if compressed.uncompressed_size > MAX_DECOMPRESSED_SECTION {
+        return Ok(None);
+    }
+    let name = section.name().unwrap_or("a section");
+    let charge = budget.charge(compressed.uncompressed_size, format_args!("{what} ({name}, decompressed)"))?;
+    Ok(compressed.decompress().ok().map(|bytes| SectionData { bytes, charge: Some(charge) }))
+}
+
+/// What the compressed sections of an ELF file claim to decompress to:
+/// debug sections (`.debug_*`) and the others, each sum saturating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompressedSizes {
+    /// The `.debug_*` (and `.zdebug_*`) sections.
+    pub debug: u64,
+    /// Every other compressed section (symbol tables, CFI).
+    pub other: u64,
+}
+
+impl CompressedSizes {
+    /// Both sums together.
+    pub fn total(&self) -> u64 {
+        self.debug.saturating_add(self.other)
+    }
+}
+
+/// What the compressed sections of an ELF file claim to decompress to.
+pub fn compressed_sizes(data: &[u8]) -> CompressedSizes {
+    use object::{Object, ObjectSection};
+    let mut sizes = CompressedSizes::default();
+    let Ok(file) = object::File::parse(data) else { return sizes };
+    for s in file.sections() {
+        let Ok(c) = s.compressed_data() else { continue };
+        if c.format == object::CompressionFormat::None {
+            continue;
+        }
+        let sum = if s.name().is_ok_and(|n| n.starts_with(".debug_") || n.starts_with(".zdebug_")) {
+            &mut sizes.debug
+        } else {
+            &mut sizes.other
+        };
+        *sum = sum.saturating_add(c.uncompressed_size);
+    }
+    sizes
+}
+
+/// What the compressed sections of an ELF file claim to decompress to,
+/// together (saturating).
+pub fn compressed_sections_size(data: &[u8]) -> u64 {
+    compressed_sizes(data).total()
+}
+
+/// Whether the compressed sections of an ELF file would decompress beyond
+/// the bounds: one over [`MAX_DECOMPRESSED_SECTION`], or all of them over
+/// [`MAX_DECOMPRESSED_TOTAL`]. Its debug information is then left unread
+/// (the symbol tables still name its functions).
 pub fn has_oversized_compressed_section(data: &[u8]) -> bool {
     use object::{Object, ObjectSection};
     let Ok(file) = object::File::parse(data) else { return false };
     file.sections().any(|s| s.compressed_data().is_ok_and(|c| c.uncompressed_size > MAX_DECOMPRESSED_SECTION))
+        || compressed_sections_size(data) > MAX_DECOMPRESSED_TOTAL
 }
 
 /// Why a file's unwind table could not be built.
@@ -68,6 +155,18 @@ pub enum UnwindError {
     /// An ELF file for another architecture.
     #[error("unwind tables are built for x86-64 only; this file is {0}")]
     Architecture(String),
+    /// Building the table would take more memory than the budget allows.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// The CFI describes more rows and functions than [`MAX_ROWS`].
+    #[error(
+        "{section} describes over {max} rows and functions: refused, so that a file cannot decide how much memory is used",
+        max = MAX_ROWS
+    )]
+    TooManyRows {
+        /// `.eh_frame` or `.debug_frame`.
+        section: &'static str,
+    },
     /// The CFI did not parse.
     #[error("malformed call frame information in {section}: {reason}")]
     Cfi {

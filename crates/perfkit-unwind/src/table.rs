@@ -6,6 +6,8 @@ use gimli::{
 };
 use object::{Object, ObjectSection};
 
+use perfkit_safeio::{Budget, BudgetError, Charge};
+
 use crate::{ElfLayout, UnwindError};
 
 /// Where the canonical frame address is.
@@ -77,10 +79,55 @@ pub struct UnwindTable {
     stats: TableStats,
 }
 
-/// The most rows (and functions) one file's table is built with: far
-/// above what the kernel side holds (`--table-rows`), and a bound on the
-/// memory a hostile file can make the builder use.
-pub const MAX_ROWS: usize = 16 << 20;
+/// The most rows (and functions) one file's table is built with: eight
+/// times what the kernel side holds by default (`--table-rows`), far above
+/// what real binaries need (a 65 MiB Rust binary: 150 Ki rows), and a
+/// bound on the memory a hostile file can make the builder use (about
+/// 128 MiB), counted inside each FDE as its rows are evaluated.
+pub const MAX_ROWS: usize = 4 << 20;
+
+/// The budget charge of a table being built: rows and covered ranges are
+/// counted as they are pushed, and charged in steps.
+struct RowCharge {
+    charge: Charge,
+    counted: usize,
+}
+
+/// Rows (and covered ranges) charged at a time.
+const CHARGE_STEP: usize = 16 << 10;
+
+impl RowCharge {
+    /// Accounts for `items` rows and ranges in all, failing past
+    /// [`MAX_ROWS`] or the budget.
+    fn account(&mut self, items: usize) -> Result<(), EvalError> {
+        if items > MAX_ROWS {
+            return Err(EvalError::TooManyRows);
+        }
+        while items >= self.counted {
+            let bytes = (CHARGE_STEP * std::mem::size_of::<VRow>()) as u64;
+            self.charge.grow(bytes).map_err(EvalError::Budget)?;
+            self.counted += CHARGE_STEP;
+        }
+        Ok(())
+    }
+}
+
+/// Why evaluating a section stopped.
+enum EvalError {
+    TooManyRows,
+    Cfi(String),
+    Budget(BudgetError),
+}
+
+impl EvalError {
+    fn in_section(self, section: &'static str) -> UnwindError {
+        match self {
+            Self::TooManyRows => UnwindError::TooManyRows { section },
+            Self::Cfi(reason) => UnwindError::Cfi { section, reason },
+            Self::Budget(e) => UnwindError::Budget(e),
+        }
+    }
+}
 
 /// A gimli row, in virtual addresses, before conversion.
 struct VRow {
@@ -91,9 +138,19 @@ struct VRow {
 }
 
 impl UnwindTable {
-    /// Reads and evaluates the CFI of an x86-64 ELF file. A file with no
+    /// Reads and evaluates the CFI of an x86-64 ELF file, charging what it
+    /// builds to the process's budget ([`Budget::process`]). A file with no
     /// CFI gives an empty table.
     pub fn build(data: &[u8]) -> Result<Self, UnwindError> {
+        Self::build_in(data, Budget::process(), "an ELF file")
+    }
+
+    /// [`UnwindTable::build`] with the memory it uses while building
+    /// (decompressed sections, rows) charged to `budget`; `what` names the
+    /// file in the error when the budget is reached. The rows of one FDE
+    /// count as they are evaluated, so one hostile FDE cannot grow past
+    /// [`MAX_ROWS`] or the budget either.
+    pub fn build_in(data: &[u8], budget: &Budget, what: &str) -> Result<Self, UnwindError> {
         let file = object::File::parse(data).map_err(|e| UnwindError::NotElf(e.to_string()))?;
         if file.architecture() != object::Architecture::X86_64 {
             return Err(UnwindError::Architecture(format!("{:?}", file.architecture())));
@@ -110,8 +167,9 @@ impl UnwindTable {
             bases = bases.set_got(a);
         }
         let mut covered: Vec<(u64, u64)> = Vec::new();
+        let mut charge = RowCharge { charge: budget.start(format_args!("{what} (unwind rows)")), counted: 0 };
         if let Some(s) = file.section_by_name(".eh_frame")
-            && let Some(data) = crate::section_data(&s)
+            && let Some(data) = crate::section_data(&s, budget, what)?
         {
             let eh_bases = bases.clone().set_eh_frame(s.address());
             let eh_bases = match section_addr(".eh_frame_hdr") {
@@ -120,21 +178,24 @@ impl UnwindTable {
             };
             let mut eh = EhFrame::new(&data, LittleEndian);
             eh.set_address_size(8);
-            evaluate(&eh, &eh_bases, &mut vrows, &mut covered, &mut stats, &[])
-                .map_err(|reason| UnwindError::Cfi { section: ".eh_frame", reason })?;
+            evaluate(&eh, &eh_bases, &mut vrows, &mut covered, &mut stats, &[], &mut charge)
+                .map_err(|e| e.in_section(".eh_frame"))?;
         }
         if let Some(s) = file.section_by_name(".debug_frame")
-            && let Some(data) = crate::section_data(&s)
+            && let Some(data) = crate::section_data(&s, budget, what)?
         {
             covered.sort_unstable();
             let before = stats.functions;
             let mut df = DebugFrame::new(&data, LittleEndian);
             df.set_address_size(8);
             let skip = std::mem::take(&mut covered);
-            evaluate(&df, &bases, &mut vrows, &mut covered, &mut stats, &skip)
-                .map_err(|reason| UnwindError::Cfi { section: ".debug_frame", reason })?;
+            evaluate(&df, &bases, &mut vrows, &mut covered, &mut stats, &skip, &mut charge)
+                .map_err(|e| e.in_section(".debug_frame"))?;
             stats.debug_frame_functions = stats.functions - before;
         }
+        drop(covered);
+        // The rows in file offsets, while the rows in addresses still live.
+        charge.charge.grow((vrows.len() + vrows.len() / 8 + 1) as u64 * std::mem::size_of::<TableRow>() as u64)?;
         Ok(Self { rows: to_offsets(vrows, &layout), stats })
     }
 
@@ -248,7 +309,8 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
     covered: &mut Vec<(u64, u64)>,
     stats: &mut TableStats,
     skip: &[(u64, u64)],
-) -> Result<(), String> {
+    charge: &mut RowCharge,
+) -> Result<(), EvalError> {
     let mut ctx = Box::new(UnwindContext::new());
     let mut entries = section.entries(bases);
     loop {
@@ -257,13 +319,9 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
             Ok(None) => break,
             // A malformed entry ends the section; what was read is kept.
             Err(_) if !out.is_empty() => break,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(EvalError::Cfi(e.to_string())),
         };
-        if out.len() + covered.len() > MAX_ROWS {
-            return Err(format!(
-                "over {MAX_ROWS} rows and functions: refused, so that a file cannot decide how much memory is used"
-            ));
-        }
+        charge.account(out.len() + covered.len() + 1)?;
         let CieOrFde::Fde(partial) = entry else { continue };
         let Ok(fde) = partial.parse(S::cie_from_offset) else { continue };
         let (start, len) = (fde.initial_address(), fde.len());
@@ -283,6 +341,9 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
         let mut special = false;
         let first = out.len();
         while let Ok(Some(row)) = table.next_row() {
+            // Inside one FDE too: its instructions can describe any number
+            // of rows.
+            charge.account(out.len() + covered.len() + 1)?;
             let ra_undefined = matches!(row.register(X86_64::RA), Some(RegisterRule::Undefined));
             let cfa = match row.cfa() {
                 _ if ra_undefined => CfaRule::End,

@@ -1,0 +1,347 @@
+//! Memory from files a target controls (issue 17): hostile CFI, compressed
+//! debug sections, sparse mappings and perf maps must not decide how much
+//! memory or time perfkit uses, on either backend, and the profile is
+//! still written with a note naming the file and the limit.
+//!
+//! Each test builds its hostile input itself (`cc`, `objcopy`, sparse
+//! files, a perf map written by a target running as the unprivileged user
+//! `pk-target`) and checks perfkit's peak memory with `wait4`.
+
+use std::{
+    fs,
+    io::Read,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::util::*;
+
+/// The cap on perfkit's peak memory in these tests: the 512 MiB budget
+/// plus what perfkit holds anyway.
+const MAX_RSS_KIB: u64 = 600 << 10;
+
+const BACKENDS: [&str; 2] = ["ebpf", "perf"];
+
+/// The unprivileged user the targets run as (created once, reused).
+fn user() -> u32 {
+    let id = || Command::new("id").args(["-u", "pk-target"]).output().ok().filter(|o| o.status.success());
+    if id().is_none() {
+        let _ = Command::new("useradd").args(["-M", "-r", "-s", "/usr/sbin/nologin", "pk-target"]).status();
+    }
+    let out = id().expect("creating the user pk-target with useradd");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// What one run of perfkit did.
+struct Run {
+    stderr: String,
+    ok: bool,
+    peak_kib: u64,
+    elapsed: Duration,
+    /// The largest rise of the machine's shared memory (`Shmem` in
+    /// /proc/meminfo: memory files) during the run, in KiB.
+    shmem_rise_kib: u64,
+}
+
+fn shmem_kib() -> u64 {
+    let text = fs::read_to_string("/proc/meminfo").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Shmem:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs perfkit to its end, measuring its peak memory (`wait4`), its time
+/// and the rise of shared memory meanwhile.
+fn measure(cmd: &mut Command) -> Run {
+    eprintln!("running {cmd:?}");
+    let base = shmem_kib();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(shmem_kib().saturating_sub(base));
+                thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped; the pointers are
+    // valid for the call.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let run = Run {
+        stderr: reader.join().unwrap(),
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        peak_kib: usage.ru_maxrss as u64,
+        elapsed,
+        shmem_rise_kib: sampler.join().unwrap(),
+    };
+    eprintln!(
+        "status ok: {}, peak {} MiB, {:?}, shared memory +{} MiB\nstderr:\n{}",
+        run.ok,
+        run.peak_kib >> 10,
+        run.elapsed,
+        run.shmem_rise_kib >> 10,
+        run.stderr
+    );
+    run
+}
+
+/// Profiles `command` on `backend` into `dir`; returns the run and the
+/// folded stacks (asserting that the profile was written).
+fn profile(dir: &Path, backend: &str, command: &[&std::ffi::OsStr]) -> (Run, Vec<(String, u64)>) {
+    let folded = dir.join(format!("{backend}.folded"));
+    let svg = dir.join(format!("{backend}.svg"));
+    let run = measure(
+        perfkit()
+            .current_dir(dir)
+            .args(["profile", "--backend", backend, "-o"])
+            .arg(&svg)
+            .arg("--folded")
+            .arg(&folded)
+            .arg("--")
+            .args(command),
+    );
+    assert!(run.ok, "perfkit failed on {backend}:\n{}", run.stderr);
+    assert!(svg.exists(), "no flame graph written on {backend}");
+    (run, read_folded(&folded))
+}
+
+fn named(folded: &[(String, u64)], function: &str) -> u64 {
+    folded.iter().filter(|(s, _)| s.split(';').any(|f| f == function)).map(|(_, c)| c).sum()
+}
+
+fn assert_bounded(run: &Run, backend: &str, workload_secs: u64) {
+    assert!(run.peak_kib < MAX_RSS_KIB, "{backend}: peak memory {} MiB", run.peak_kib >> 10);
+    assert!(
+        run.elapsed < Duration::from_secs(workload_secs + 15),
+        "{backend}: took {:?} for a {workload_secs} s workload",
+        run.elapsed
+    );
+}
+
+/// The workload, built with frame pointers (`flags` added), without `-g`.
+fn workload(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/targetfiles.c");
+    let out = dir.join(name);
+    let status = Command::new("cc")
+        .args(["-O1", "-fno-omit-frame-pointer"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("running cc");
+    assert!(status.success(), "building {name} failed");
+    out
+}
+
+/// The address of a function of `exe` (`nm`).
+fn symbol(exe: &Path, name: &str) -> u64 {
+    let out = Command::new("nm").arg(exe).output().expect("running nm");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.ends_with(&format!(" {name}"))).expect("the symbol");
+    u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap()
+}
+
+/// Rewrites `exe` into `out` without `.eh_frame`, with `sections` (name,
+/// file) added and every debug section compressed with zlib.
+fn objcopy(exe: &Path, out: &Path, sections: &[(&str, PathBuf)]) {
+    let plain = out.with_extension("plain");
+    let mut add = Command::new("objcopy");
+    add.args(["--remove-section", ".eh_frame", "--remove-section", ".eh_frame_hdr"]);
+    for (name, file) in sections {
+        add.arg("--add-section").arg(format!("{name}={}", file.display()));
+    }
+    assert!(add.arg(exe).arg(&plain).status().unwrap().success());
+    let status = Command::new("objcopy").arg("--compress-debug-sections=zlib").arg(&plain).arg(out).status().unwrap();
+    assert!(status.success());
+    let _ = fs::remove_file(plain);
+}
+
+/// A `.debug_frame` of one CIE and one FDE at `start` whose instructions
+/// are `rows` `DW_CFA_advance_loc 1`: one row each.
+fn debug_frame(start: u64, rows: usize) -> Vec<u8> {
+    let mut cie = vec![0xff, 0xff, 0xff, 0xff, 1, 0, 1, 0x78, 16, 0x0c, 7, 8, 0x90, 1];
+    while (cie.len() + 4) % 8 != 0 {
+        cie.push(0);
+    }
+    let mut out = (cie.len() as u32).to_le_bytes().to_vec();
+    out.extend(cie);
+    out.extend(((4 + 8 + 8 + rows) as u32).to_le_bytes());
+    out.extend(0u32.to_le_bytes());
+    out.extend(start.to_le_bytes());
+    out.extend((rows as u64 + 16).to_le_bytes());
+    out.resize(out.len() + rows, 0x41);
+    out
+}
+
+/// A file of the target's user: perfkit must not trust it to stay put.
+fn give_to_target(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn one_fde_with_64_mi_rows_is_refused_within_the_budget_on_both_backends() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc", "objcopy", "nm"]) {
+        return;
+    }
+    let uid = user();
+    let dir = scratch_dir();
+    let base = workload(dir.path(), "base", &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"]);
+    let frame = dir.path().join("frame.bin");
+    fs::write(&frame, debug_frame(symbol(&base, "hot_target"), 64 << 20)).unwrap();
+    let exe = dir.path().join("cfi-bomb");
+    objcopy(&base, &exe, &[(".debug_frame", frame)]);
+    assert!(fs::metadata(&exe).unwrap().len() < 1 << 20, "the hostile binary is small");
+    give_to_target(&exe, uid);
+    for backend in BACKENDS {
+        let (run, folded) = profile(dir.path(), backend, &[exe.as_os_str(), os("3")]);
+        assert_bounded(&run, backend, 3);
+        assert!(named(&folded, "hot_target") > 10, "{backend}: hot_target not named: {folded:?}");
+        let path = exe.display().to_string();
+        assert!(
+            run.stderr.lines().any(|l| l.contains(&path) && (l.contains("rows") || l.contains("memory budget"))),
+            "{backend}: no note naming {path} and the limit"
+        );
+    }
+}
+
+#[test]
+fn eight_compressed_sections_are_bounded_together_on_both_backends() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc", "objcopy"]) {
+        return;
+    }
+    let uid = user();
+    let dir = scratch_dir();
+    let base = workload(dir.path(), "base", &[]);
+    // Eight debug sections of 128 MiB of zeros, each under the 256 MiB
+    // bound of one section, 1 GiB together: a few MiB once compressed.
+    let names = [
+        ".debug_info",
+        ".debug_abbrev",
+        ".debug_line",
+        ".debug_str",
+        ".debug_ranges",
+        ".debug_aranges",
+        ".debug_line_str",
+        ".debug_str_offsets",
+    ];
+    let zeros = dir.path().join("zeros.bin");
+    fs::File::create(&zeros).unwrap().set_len(128 << 20).unwrap();
+    let sections: Vec<(&str, PathBuf)> = names.iter().map(|n| (*n, zeros.clone())).collect();
+    let exe = dir.path().join("eight");
+    objcopy(&base, &exe, &sections);
+    let _ = fs::remove_file(&zeros);
+    assert!(fs::metadata(&exe).unwrap().len() < 4 << 20, "the hostile binary is small");
+    give_to_target(&exe, uid);
+    for backend in BACKENDS {
+        let (run, folded) = profile(dir.path(), backend, &[exe.as_os_str(), os("3")]);
+        assert_bounded(&run, backend, 3);
+        assert!(named(&folded, "hot_target") > 10, "{backend}: hot_target not named: {folded:?}");
+        let path = exe.display().to_string();
+        assert!(
+            run.stderr.lines().any(|l| l.contains(&path) && l.contains("256 MiB")),
+            "{backend}: no note naming {path} and the limit"
+        );
+    }
+}
+
+#[test]
+fn a_sparse_4000_mib_mapping_costs_neither_memory_nor_time_on_both_backends() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc"]) {
+        return;
+    }
+    let uid = user();
+    let dir = scratch_dir();
+    let exe = workload(dir.path(), "sparse-target", &[]);
+    // 4000 MiB of hole behind an ELF header (the workload's own): what
+    // perfkit copies when it copies whole files.
+    let sparse = dir.path().join("sparse.so");
+    let header = fs::read(&exe).unwrap();
+    fs::write(&sparse, &header[..4096]).unwrap();
+    fs::OpenOptions::new().write(true).open(&sparse).unwrap().set_len(4000 << 20).unwrap();
+    give_to_target(&sparse, uid);
+    for backend in BACKENDS {
+        let (run, folded) = profile(dir.path(), backend, &[exe.as_os_str(), os("3"), os("exec"), sparse.as_os_str()]);
+        assert_bounded(&run, backend, 3);
+        assert!(run.shmem_rise_kib < MAX_RSS_KIB, "{backend}: memory files grew by {} MiB", run.shmem_rise_kib >> 10);
+        assert!(named(&folded, "hot_target") > 10, "{backend}: hot_target not named: {folded:?}");
+    }
+}
+
+/// A 1 GiB perf map written by a target running as `pk-target`: `mode` is
+/// `jit-lines` (256+ MiB of entries) or `jit-noline` (one line).
+fn perf_map_case(mode: &str, expect_in_note: &str) {
+    let uid = user();
+    let dir = scratch_dir();
+    let exe = workload(dir.path(), "jit-target", &[]);
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    for backend in BACKENDS {
+        let (run, folded) =
+            profile(dir.path(), backend, &[exe.as_os_str(), os("4"), os(mode), os("300"), os(&uid.to_string())]);
+        // The map is the target's: removed by the test.
+        for entry in fs::read_dir("/tmp").unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("perf-")
+                && name.ends_with(".map")
+                && std::os::unix::fs::MetadataExt::uid(&entry.metadata().unwrap()) == uid
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        assert_bounded(&run, backend, 4);
+        assert!(named(&folded, "jit_hot_loop") > 10, "{backend}: the JIT function not named: {folded:?}");
+        assert!(
+            run.stderr.lines().any(|l| l.contains("/tmp/perf-") && l.contains(expect_in_note)),
+            "{backend}: no note naming the perf map and the limit"
+        );
+    }
+}
+
+#[test]
+fn a_1_gib_perf_map_is_read_up_to_its_bounds_on_both_backends() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc"]) {
+        return;
+    }
+    perf_map_case("jit-lines", "256 MiB");
+}
+
+#[test]
+fn a_1_gib_perf_map_without_newlines_costs_a_line_on_both_backends() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc"]) {
+        return;
+    }
+    perf_map_case("jit-noline", "over 4096 bytes skipped");
+}

@@ -1,0 +1,48 @@
+//! Replays the fuzzing corpus of the perf-map reader and every crash the
+//! fuzzer found (fuzz/corpus/perf_map, fuzz/artifacts/perf_map) as a
+//! normal test: never a panic, within the budget. The same calls as
+//! fuzz/fuzz_targets/perf_map.rs.
+
+use std::path::{Path, PathBuf};
+
+use perfkit_symbols::perfmap::PerfMap;
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "artifacts"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
+            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
+    out.sort();
+    out
+}
+
+#[test]
+fn perf_map_corpus() {
+    for path in inputs("perf_map") {
+        let data = std::fs::read(&path).unwrap();
+        let budget = perfkit_safeio::Budget::new(64 << 20);
+        let mut map = PerfMap::parse(&data, Path::new("perf-1.map"), budget.clone());
+        for addr in [0, 0x1000, 0x7fff_0000_0000, u64::MAX] {
+            let _ = map.lookup(addr);
+        }
+        let _ = map.notes();
+        drop(map);
+        assert_eq!(budget.used(), 0);
+    }
+}
+
+#[test]
+fn the_seeds_parse_as_a_file_does() {
+    // The seed with a 6000-byte line: the entries around it are kept.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/perf_map/seed-long");
+    let data = std::fs::read(&root).unwrap();
+    let mut map = PerfMap::parse(&data, Path::new("perf-1.map"), perfkit_safeio::Budget::new(1 << 20));
+    assert_eq!(map.lookup(0x1005), Some("first"));
+    assert_eq!(map.lookup(0x2005), Some("after-long"));
+    assert_eq!(map.len(), 2, "the unfinished last line waits");
+    assert!(map.notes().iter().any(|n| n.contains("skipped: 1")), "{:?}", map.notes());
+}

@@ -1,0 +1,39 @@
+//! Replays the fuzzing corpus of the table builder and every crash the
+//! fuzzer found (fuzz/corpus/unwind_table, fuzz/artifacts/unwind_table) as
+//! a normal test: each input gives a table or an error, never a panic,
+//! within the budget. The same calls as fuzz/fuzz_targets/unwind_table.rs.
+
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "artifacts"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
+            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
+    out.sort();
+    out
+}
+
+#[test]
+fn unwind_table_corpus() {
+    for path in inputs("unwind_table") {
+        let data = std::fs::read(&path).unwrap();
+        let budget = perfkit_safeio::Budget::new(128 << 20);
+        if let Ok(table) = perfkit_unwind::UnwindTable::build_in(&data, &budget, "fuzz input") {
+            for (_, rows, carried) in table.pages().take(1 << 12) {
+                let _ = perfkit_unwind::encode_page(rows, carried);
+            }
+            let _ = table.lookup(0x1000);
+        }
+        let _ = perfkit_unwind::frame_pointers::inspect_in(&data, &budget, "fuzz input");
+        let layout = perfkit_unwind::ElfLayout::parse(&data);
+        let _ = layout.load_bias(0x5555_5555_4000, 0x1000, true);
+        let _ = perfkit_unwind::compressed_sizes(&data);
+        let _ = perfkit_unwind::has_oversized_compressed_section(&data);
+        assert_eq!(budget.used(), 0, "{}: a charge outlived the table", path.display());
+    }
+}
