@@ -332,8 +332,10 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
         if i > 0 && start < skip[i - 1].1 {
             continue;
         }
+        // A function that would end past the address space is malformed.
+        let Some(end) = start.checked_add(len) else { continue };
         stats.functions += 1;
-        covered.push((start, start + len));
+        covered.push((start, end));
         let Ok(mut table) = fde.rows(section, bases, &mut ctx) else { continue };
         let mut rbp_based = false;
         // The outermost functions (`_start`) and PLT stubs say nothing of
@@ -419,7 +421,7 @@ fn to_offsets(mut vrows: Vec<VRow>, layout: &ElfLayout) -> Vec<TableRow> {
         }
         let next_start = vrows.get(i + 1).map(|n| n.start);
         if next_start.is_none_or(|n| n > r.end)
-            && let Some(end) = layout.vaddr_to_offset(r.end.saturating_sub(1)).map(|o| o + 1)
+            && let Some(end) = layout.vaddr_to_offset(r.end.saturating_sub(1)).and_then(|o| o.checked_add(1))
         {
             rows.push(TableRow { offset: end, cfa: CfaRule::None, rbp: RbpRule::Same });
         }
