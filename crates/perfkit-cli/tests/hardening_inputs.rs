@@ -7,14 +7,13 @@
 
 use std::{
     fs,
-    io::{Read, Write},
+    io::Write,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    thread,
 };
 
-use crate::util::{build_c, perfkit, privileged, run, scratch_dir, stderr};
+use crate::util::{Measured, build_c, perfkit, privileged, run, run_measured, scratch_dir, stderr};
 
 /// Peak RSS every hostile input must stay under: the 512 MiB budget and
 /// the program itself.
@@ -45,55 +44,8 @@ fn plant(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// What a run gave: stderr, success, peak RSS in bytes, CPU seconds.
-struct Ran {
-    stderr: String,
-    ok: bool,
-    rss: u64,
-    cpu: f64,
-}
-
-/// Runs `cmd` (stdin fed by `feed`, if any) to its end, through the
-/// `peakrss` trampoline (tests/workloads/peakrss.c), which reaps it with
-/// `wait4` for its peak memory and CPU time. (`wait4` straight from this
-/// process would report this test process's size: exec carries the
-/// parent's RSS over into the child's `ru_maxrss`.)
-fn run_measured(cmd: &mut Command, feed: Option<Box<dyn FnOnce(std::process::ChildStdin) + Send>>) -> Ran {
-    let trampoline = build_c("cc", "peakrss.c", "peakrss", &["-O1"]);
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut outer = Command::new(trampoline);
-    outer.env("PEAKRSS_OUT", report.path()).arg(cmd.get_program()).args(cmd.get_args());
-    outer.stdout(Stdio::null()).stderr(Stdio::piped());
-    outer.stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child = outer.spawn().unwrap();
-    let writer = feed.map(|f| {
-        let stdin = child.stdin.take().unwrap();
-        thread::spawn(move || f(stdin))
-    });
-    let mut err = child.stderr.take().unwrap();
-    let mut stderr = String::new();
-    let _ = err.read_to_string(&mut stderr);
-    let status = child.wait().unwrap();
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    let measured = fs::read_to_string(report.path()).unwrap();
-    let mut fields = measured.split_whitespace();
-    let rss: u64 = fields.next().and_then(|f| f.parse().ok()).expect("peakrss wrote its report");
-    let cpu: f64 = fields.next().and_then(|f| f.parse().ok()).expect("peakrss wrote its report");
-    let ran = Ran { stderr, ok: status.success(), rss: rss * 1024, cpu };
-    eprintln!(
-        "ran: {cmd:?}\nok: {}, peak RSS {} MiB, CPU {:.2} s\nstderr:\n{}",
-        ran.ok,
-        ran.rss >> 20,
-        ran.cpu,
-        ran.stderr
-    );
-    ran
-}
-
 /// A budget refusal: an error, naming the input, the limit and the flag.
-fn assert_refused(ran: &Ran, input: &str, limit: &str) {
+fn assert_refused(ran: &Measured, input: &str, limit: &str) {
     assert!(!ran.ok, "the input was read");
     assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
     assert!(

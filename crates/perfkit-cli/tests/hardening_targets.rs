@@ -9,10 +9,9 @@
 
 use std::{
     fs,
-    io::Read,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -58,8 +57,8 @@ fn shmem_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs perfkit to its end, measuring its peak memory (`wait4`), its time
-/// and the rise of shared memory meanwhile.
+/// Runs perfkit to its end, measuring its peak memory ([`run_measured`]),
+/// its time and the rise of shared memory meanwhile.
 fn measure(cmd: &mut Command) -> Run {
     eprintln!("running {cmd:?}");
     let base = shmem_kib();
@@ -76,28 +75,13 @@ fn measure(cmd: &mut Command) -> Run {
         })
     };
     let started = Instant::now();
-    // Reaped by wait4 below, which also gives its peak memory.
-    #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut stderr = child.stderr.unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data that wait4 fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped; the pointers are
-    // valid for the call.
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let ran = run_measured(cmd, None);
     let elapsed = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let run = Run {
-        stderr: reader.join().unwrap(),
-        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        peak_kib: usage.ru_maxrss as u64,
+        stderr: ran.stderr,
+        ok: ran.ok,
+        peak_kib: ran.rss >> 10,
         elapsed,
         shmem_rise_kib: sampler.join().unwrap(),
     };

@@ -314,26 +314,10 @@ fn a_target_swapping_its_executable_for_a_fifo_cannot_block_perfkit() {
 }
 
 /// Runs `cmd` to its end; returns its stderr, whether it succeeded, and
-/// its peak memory in KiB (from `wait4`).
+/// its peak memory in KiB (measured by [`run_measured`]).
 fn run_with_peak_memory(cmd: &mut Command) -> (String, bool, u64) {
-    // Reaped by wait4 below, which also gives its peak memory.
-    #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut stderr = child.stderr.unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data that wait4 fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped; the pointers are
-    // valid for the call.
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (reader.join().unwrap(), ok, usage.ru_maxrss as u64)
+    let ran = run_measured(cmd, None);
+    (ran.stderr, ran.ok, ran.rss >> 10)
 }
 
 #[test]

@@ -476,3 +476,65 @@ pub fn os(s: &str) -> &OsStr {
 pub fn have(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
+
+/// What a run measured by [`run_measured`] gave.
+pub struct Measured {
+    /// Its standard error.
+    pub stderr: String,
+    /// Whether it exited 0.
+    pub ok: bool,
+    /// Its peak resident memory, in bytes.
+    pub rss: u64,
+    /// Its CPU time (user and system), in seconds.
+    pub cpu: f64,
+}
+
+/// Runs `cmd` (its program, arguments, environment and directory; stdin
+/// fed by `feed`, if any) to its end through the `peakrss` trampoline
+/// (tests/workloads/peakrss.c), which reaps it with `wait4` for its peak
+/// memory and CPU time. (`wait4` straight from this process would report
+/// at least this test process's own size: exec carries the parent's RSS
+/// over into the child's `ru_maxrss`, and this process grows as tests
+/// build their inputs.)
+pub fn run_measured(cmd: &mut Command, feed: Option<Box<dyn FnOnce(std::process::ChildStdin) + Send>>) -> Measured {
+    let trampoline = build_c("cc", "peakrss.c", "peakrss", &["-O1"]);
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut outer = Command::new(trampoline);
+    outer.env("PEAKRSS_OUT", report.path()).arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => outer.env(key, v),
+            None => outer.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        outer.current_dir(dir);
+    }
+    outer.stdout(Stdio::null()).stderr(Stdio::piped());
+    outer.stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = outer.spawn().unwrap();
+    let writer = feed.map(|f| {
+        let stdin = child.stdin.take().unwrap();
+        thread::spawn(move || f(stdin))
+    });
+    let mut err = child.stderr.take().unwrap();
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    let status = child.wait().unwrap();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    let measured = fs::read_to_string(report.path()).unwrap();
+    let mut fields = measured.split_whitespace();
+    let rss: u64 = fields.next().and_then(|f| f.parse().ok()).expect("peakrss wrote its report");
+    let cpu: f64 = fields.next().and_then(|f| f.parse().ok()).expect("peakrss wrote its report");
+    let ran = Measured { stderr, ok: status.success(), rss: rss * 1024, cpu };
+    eprintln!(
+        "ran: {cmd:?}\nok: {}, peak RSS {} MiB, CPU {:.2} s\nstderr:\n{}",
+        ran.ok,
+        ran.rss >> 20,
+        ran.cpu,
+        ran.stderr
+    );
+    ran
+}

@@ -368,14 +368,22 @@ async fn drive<I>(
         .serve_connection(io, service);
     let epoch = conns.epoch;
     let idle = async {
+        // Sleeps until the connection could be idle too long, but at most
+        // IDLE_WHILE_OTHERS_WAIT (the limit drops to it when others wait),
+        // and at least 50 ms: a kept-alive scraper's connection wakes a
+        // few times a second, not ten.
+        let mut wait = Duration::from_millis(50);
         loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(wait).await;
             let last = Duration::from_millis(activity.last.load(Ordering::Relaxed));
             let idle_for = epoch.elapsed().saturating_sub(last);
             let limit = if conns.waiting.load(Ordering::Relaxed) > 0 { IDLE_WHILE_OTHERS_WAIT } else { IDLE_TIMEOUT };
-            if activity.busy.load(Ordering::Relaxed) == 0 && idle_for > limit {
+            let busy = activity.busy.load(Ordering::Relaxed) != 0;
+            if !busy && idle_for > limit {
                 return;
             }
+            let left = if busy { IDLE_WHILE_OTHERS_WAIT } else { limit.saturating_sub(idle_for) };
+            wait = left.clamp(Duration::from_millis(50), IDLE_WHILE_OTHERS_WAIT);
         }
     };
     tokio::select! {
