@@ -14,17 +14,26 @@ use crate::{ProbeError, compat::KernelFeatures};
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// `read` of the kernel's BTF, computed once per process: the file (a few
+/// MiB) is read, used and dropped.
+fn from_vmlinux<T: Clone>(
+    cache: &'static std::sync::OnceLock<Result<T, String>>,
+    read: fn(&[u8]) -> Result<T, String>,
+) -> Result<T, ProbeError> {
+    cache
+        .get_or_init(|| {
+            let data = std::fs::read(VMLINUX_BTF).map_err(|e| format!("reading {VMLINUX_BTF}: {e}"))?;
+            read(&data)
+        })
+        .clone()
+        .map_err(ProbeError::Btf)
+}
+
 /// Reads the offsets the programs need from `/sys/kernel/btf/vmlinux`.
 /// Parsed once per process.
 pub fn kernel_offsets() -> Result<KernelOffsets, ProbeError> {
     static CACHE: std::sync::OnceLock<Result<KernelOffsets, String>> = std::sync::OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let data = std::fs::read(VMLINUX_BTF).map_err(|e| format!("reading {VMLINUX_BTF}: {e}"))?;
-            offsets_from(&data)
-        })
-        .clone()
-        .map_err(ProbeError::Btf)
+    from_vmlinux(&CACHE, offsets_from)
 }
 
 fn offsets_from(data: &[u8]) -> Result<KernelOffsets, String> {
@@ -55,13 +64,7 @@ fn offsets_from(data: &[u8]) -> Result<KernelOffsets, String> {
 /// process.
 pub(crate) fn kernel_features() -> Result<KernelFeatures, ProbeError> {
     static CACHE: std::sync::OnceLock<Result<KernelFeatures, String>> = std::sync::OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let data = std::fs::read(VMLINUX_BTF).map_err(|e| format!("reading {VMLINUX_BTF}: {e}"))?;
-            features_from(&data)
-        })
-        .clone()
-        .map_err(ProbeError::Btf)
+    from_vmlinux(&CACHE, features_from)
 }
 
 fn features_from(data: &[u8]) -> Result<KernelFeatures, String> {
@@ -82,13 +85,7 @@ fn features_from(data: &[u8]) -> Result<KernelFeatures, String> {
 /// lacks (named `struct.field`; the tools that need them say so).
 pub fn tool_offsets() -> Result<(ToolOffsets, Vec<String>), ProbeError> {
     static CACHE: std::sync::OnceLock<Result<(ToolOffsets, Vec<String>), String>> = std::sync::OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let data = std::fs::read(VMLINUX_BTF).map_err(|e| format!("reading {VMLINUX_BTF}: {e}"))?;
-            tool_offsets_from(&data)
-        })
-        .clone()
-        .map_err(ProbeError::Btf)
+    from_vmlinux(&CACHE, tool_offsets_from)
 }
 
 fn tool_offsets_from(data: &[u8]) -> Result<(ToolOffsets, Vec<String>), String> {
