@@ -26,6 +26,7 @@
 mod elf;
 mod eval;
 pub mod frame_pointers;
+pub mod gopclntab;
 mod table;
 
 pub use elf::{ElfLayout, Segment};

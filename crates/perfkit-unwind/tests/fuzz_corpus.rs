@@ -1,4 +1,5 @@
-//! Replays the fuzzing corpus of the table builder and every crash the
+//! Replays the fuzzing corpora of the table builder and of the Go table
+//! reader (gopclntab), and every crash the
 //! fuzzer found (fuzz/corpus/unwind_table, fuzz/artifacts/unwind_table) as
 //! a normal test: each input gives a table or an error, never a panic,
 //! within the budget. The same calls as fuzz/fuzz_targets/unwind_table.rs.
@@ -35,5 +36,24 @@ fn unwind_table_corpus() {
         let _ = perfkit_unwind::compressed_sizes(&data);
         let _ = perfkit_unwind::has_oversized_compressed_section(&data);
         assert_eq!(budget.used(), 0, "{}: a charge outlived the table", path.display());
+    }
+}
+
+#[test]
+fn gopclntab_corpus() {
+    use perfkit_unwind::{ElfLayout, gopclntab::GoTable};
+    // The same calls as fuzz/fuzz_targets/gopclntab.rs.
+    for path in inputs("gopclntab") {
+        let data = std::fs::read(&path).unwrap();
+        let bare = GoTable::at(&data, &data, ElfLayout::parse(&data), 0);
+        for table in GoTable::find(&data).into_iter().chain(bare) {
+            for f in table.functions().take(64) {
+                let _ = table.name(&f);
+                let _ = table.sp_deltas(&f).count();
+                let _ = table.lookup(f.entry);
+                let _ = table.lookup(f.entry.wrapping_add(f.end.wrapping_sub(f.entry) / 2));
+            }
+            let _ = table.lookup(0x401000);
+        }
     }
 }
