@@ -314,6 +314,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
     ("python3", "python3"),
     ("go", "golang-go"),
+    ("fzf", "fzf"),
     ("node", "nodejs"),
     ("javac", "default-jdk-headless"),
     ("chromium", "chromium"),

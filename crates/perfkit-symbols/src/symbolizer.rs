@@ -14,7 +14,7 @@ use perfkit_profile::{
     raw::{RawSample, RawStack, StackEnd},
 };
 use perfkit_target::{ModuleFile, Modules};
-use perfkit_unwind::ElfLayout;
+use perfkit_unwind::{ElfLayout, gopclntab::GoTable};
 
 use crate::{perfmap::PerfMap, symtab::SymbolIndex};
 
@@ -304,6 +304,7 @@ impl Symbolizer {
                 return offsets.iter().map(|&o| unresolved(o)).collect();
             }
         }
+        let mut go = GoNames::new(data.as_deref(), budget, file.path());
         let src = Source::Elf(elf);
         let results = match self.inner.symbolize(&src, Input::FileOffset(offsets)) {
             Ok(r) => r,
@@ -330,10 +331,11 @@ impl Symbolizer {
                 }
                 Symbolized::Unknown(_) => {
                     // blazesym found nothing; a local symbol may still
-                    // cover it.
-                    match layout.offset_to_vaddr(off).and_then(|a| index.containing(a)) {
+                    // cover it, or Go's function table (stripped Go).
+                    let vaddr = layout.offset_to_vaddr(off);
+                    match vaddr.and_then(|a| index.containing(a)) {
                         Some((_, name)) => vec![Frame::user(name)],
-                        None => unresolved(off),
+                        None => vaddr.and_then(|a| go.frames(a)).unwrap_or_else(|| unresolved(off)),
                     }
                 }
             })
@@ -364,6 +366,45 @@ impl Symbolizer {
                 addrs.iter().map(|&a| (a, vec![Frame::unknown_kernel(None)])).collect()
             }
         }
+    }
+}
+
+/// Names from a Go binary's `.gopclntab`, for code no symbol names
+/// (stripped Go): the table is found once, on the first address that needs
+/// it, and the frames built from it are charged to the budget.
+struct GoNames<'d> {
+    data: Option<&'d [u8]>,
+    table: Option<Option<GoTable<'d>>>,
+    charge: perfkit_safeio::Charge,
+}
+
+impl<'d> GoNames<'d> {
+    fn new(data: Option<&'d [u8]>, budget: &perfkit_safeio::Budget, what: &str) -> Self {
+        Self { data, table: None, charge: budget.start(format_args!("{what} (Go function names)")) }
+    }
+
+    /// The frames at a virtual address, outermost first, inlined calls
+    /// marked; `None` when the file has no table, no function holds the
+    /// address, or the budget is spent.
+    fn frames(&mut self, vaddr: u64) -> Option<Frames> {
+        let data = self.data?;
+        let table = self.table.get_or_insert_with(|| GoTable::find(data)).as_ref()?;
+        let found = table.lookup(vaddr)?;
+        let size: usize = found
+            .iter()
+            .map(|f| std::mem::size_of::<Frame>() + f.name.len() + f.file.as_ref().map_or(0, |f| f.len()))
+            .sum();
+        self.charge.grow(size as u64).ok()?;
+        Some(
+            found
+                .into_iter()
+                .map(|f| {
+                    let at = f.file.map(|file| Location { file: file.into_owned().into(), line: f.line });
+                    let name = f.name.into_owned();
+                    if f.inlined { Frame::inlined(name) } else { Frame::user(name) }.at(at)
+                })
+                .collect(),
+        )
     }
 }
 
