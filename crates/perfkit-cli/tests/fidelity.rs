@@ -175,6 +175,109 @@ fn go_leaf_under_two_parents_and_deep_goroutine_stacks() {
     }
 }
 
+/// Of a process's samples (root frame `root`): how many, how many with every
+/// user frame named (no `module+0x...`, no `[unknown]`), how many whose
+/// outermost user frame is Go's goroutine or main-thread root, and how many
+/// whose innermost user frame is named.
+fn go_named_and_rooted(folded: &[(String, u64)], root: &str) -> (u64, u64, u64, u64) {
+    let is_named = |f: &&str| !f.contains("+0x") && !f.starts_with('[');
+    folded.iter().filter(|(s, _)| s.split(';').next() == Some(root)).fold((0, 0, 0, 0), |(t, n, r, l), (s, c)| {
+        let user: Vec<&str> = s.split(';').skip(1).filter(|f| !f.ends_with("_[k]")).collect();
+        let named = !user.is_empty() && user.iter().all(is_named);
+        let rooted = matches!(user.first(), Some(&"runtime.goexit" | &"runtime.main"));
+        let leaf = user.last().is_some_and(is_named);
+        (t + c, n + if named { *c } else { 0 }, r + if rooted { *c } else { 0 }, l + if leaf { *c } else { 0 })
+    })
+}
+
+#[test]
+fn stripped_go_is_named_and_unwound_from_its_function_table() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["go"]) {
+        return;
+    }
+    // No symbols, no DWARF: names, files and inlined calls come from
+    // .gopclntab, and the eBPF walker's rows from its SP deltas (main.leaf
+    // has no frame: a frame-pointer walk skips its caller, as the perf
+    // backend's does).
+    let bin = gohot_stripped();
+    let cmd = [bin.as_os_str(), os("3")];
+    let paths: [(&[&str], f64); 2] =
+        [(&["main.main", "main.parentA", "main.leaf"], 0.75), (&["main.main", "main.parentB", "main.leaf"], 0.25)];
+    for backend in ["ebpf", "perf"] {
+        let (folded, err) = profile_command(&["--backend", backend, "-F", "997"], &cmd);
+        if backend == "ebpf" {
+            // Samples taken before the table is published are walked by
+            // frame pointers (the leaf's caller skipped).
+            assert_shares(&folded, &paths, 0.97);
+        }
+        let (total, named, rooted, _) = go_named_and_rooted(&folded, "gohot-stripped");
+        assert!(total > 300, "{backend}: {total} samples\n{err}");
+        assert!(named * 100 >= total * 99, "{backend}: {named} of {total} samples named\n{folded:?}");
+        assert!(
+            rooted * 100 >= total * 95,
+            "{backend}: {rooted} of {total} samples reach runtime.goexit or runtime.main"
+        );
+        // main.step is inlined into main.leaf, where the time is spent.
+        let leaf: u64 = folded.iter().filter(|(s, _)| s.contains(";main.leaf")).map(|(_, c)| c).sum();
+        let inlined: u64 = folded.iter().filter(|(s, _)| s.contains(";main.leaf;main.step_[i]")).map(|(_, c)| c).sum();
+        assert!(leaf * 100 >= total * 90, "{backend}: {leaf} of {total} in main.leaf");
+        assert!(inlined * 2 >= leaf, "{backend}: {inlined} of {leaf} main.leaf samples in the inlined main.step");
+        // Nothing in main.leaf is ever rooted elsewhere than main.main.
+        assert!(
+            folded.iter().filter(|(s, _)| s.contains(";main.leaf")).all(|(s, _)| s.contains(";main.main;")),
+            "{backend}: {folded:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stripped_debian_go_program_is_named() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["fzf"]) {
+        return;
+    }
+    // fzf as Debian ships it (Go, stripped) filtering 300,000 lines, ten
+    // times: the time is in its matching algorithm.
+    let dir = scratch_dir();
+    let input = dir.path().join("lines");
+    let mut data = String::new();
+    let mut x: u64 = 88172645463325252;
+    for _ in 0..300_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.push_str(&format!("/usr/share/{:x}/src/{:x}/module_{}.go\n", x >> 40, x & 0xffff, x % 977));
+    }
+    fs::write(&input, data).unwrap();
+    let script =
+        format!("for p in a1 b2 c3 d4 e5 f6 a7 b8 c9 d0; do fzf -f \"$p\" < {} > /dev/null; done", input.display());
+    let cmd = [os("sh"), os("-c"), OsStr::new(&script)];
+    for backend in ["ebpf", "perf"] {
+        let (folded, err) = profile_command(&["--backend", backend, "-F", "499"], &cmd);
+        let (total, named, rooted, leaf_named) = go_named_and_rooted(&folded, "fzf");
+        assert!(total > 200, "{backend}: {total} samples of fzf\n{err}\n{folded:?}");
+        assert!(leaf_named * 100 >= total * 97, "{backend}: {leaf_named} of {total} fzf leaves named\n{folded:?}");
+        if backend == "ebpf" {
+            // The perf backend copies stacks here (sh and libc have no
+            // frame pointers), and framehop has no CFI for Go's code: its
+            // walk of stripped Go is no better than frame pointers.
+            assert!(named * 100 >= total * 95, "{backend}: {named} of {total} fzf stacks named\n{folded:?}");
+        }
+        // Its own code (matching, merging and sorting the results), and in
+        // it the matcher.
+        let share = |pattern: &str| -> u64 {
+            folded.iter().filter(|(s, _)| s.starts_with("fzf;") && s.contains(pattern)).map(|(_, c)| c).sum()
+        };
+        let (own, algo) = (share("junegunn/fzf/src"), share("junegunn/fzf/src/algo."));
+        assert!(own * 2 >= total, "{backend}: {own} of {total} fzf samples in its own code\n{folded:?}");
+        assert!(algo * 10 >= total, "{backend}: {algo} of {total} fzf samples in its matcher\n{folded:?}");
+        if backend == "ebpf" {
+            assert!(rooted * 100 >= total * 95, "{backend}: {rooted} of {total} reach runtime.goexit or runtime.main");
+        }
+    }
+}
+
 #[test]
 fn a_stripped_distro_binary_reaches_the_libc_start() {
     let Some(_serial) = privileged() else { return };

@@ -255,13 +255,25 @@ pub fn rusthot() -> &'static Path {
 /// The Go workload (tests/workloads/gohot), built by `go build`.
 pub fn gohot() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    BIN.get_or_init(|| build_gohot("gohot", &[]))
+}
+
+/// The Go workload built without symbols and DWARF (`-ldflags=-s -w`), as
+/// distributions and release builds ship Go programs.
+pub fn gohot_stripped() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_gohot("gohot-stripped", &["-ldflags=-s -w"]))
+}
+
+fn build_gohot(name: &str, flags: &[&str]) -> PathBuf {
+    {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/gohot");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gohot");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache");
         let status = Command::new("go")
             .args(["build", "-o"])
             .arg(&out)
+            .args(flags)
             .arg(".")
             .current_dir(&dir)
             .env("GOCACHE", &cache)
@@ -269,9 +281,9 @@ pub fn gohot() -> &'static Path {
             .env("GO111MODULE", "on")
             .status()
             .expect("running go build (golang-go)");
-        assert!(status.success(), "building gohot failed");
+        assert!(status.success(), "building {name} failed");
         out
-    })
+    }
 }
 
 /// The function a folded frame names: suffixes and the Rust or C++ path

@@ -276,6 +276,14 @@ pub mod unwind {
     /// A rule the program cannot follow (a DWARF expression, as in a
     /// signal trampoline): the walk stops here.
     pub const CFA_UNSUPPORTED: u8 = 5;
+    /// CFA = RBP + offset, where RBP may hold a frame on another stack: Go's
+    /// runtime calling on from the g0 or signal stack (`systemstack`,
+    /// `morestack`, `mcall`), whose caller is the goroutine's frame that
+    /// RBP still points at. The CFA may then lie below SP, at most
+    /// [`MAX_STACK_SWITCHES`] times per walk.
+    pub const CFA_STACK_SWITCH: u8 = 6;
+    /// The most stack switches one walk follows.
+    pub const MAX_STACK_SWITCHES: u32 = 4;
 
     /// RBP keeps its value in the caller.
     pub const RBP_SAME: u8 = 0;

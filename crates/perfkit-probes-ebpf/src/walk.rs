@@ -27,8 +27,8 @@ use perfkit_probes_common::{
         FRAMES_PER_RUN, MAX_FRAMES, SampleStats, StackTrace, UNWIND_TABLES,
     },
     unwind::{
-        CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RSP, CFA_UNSUPPORTED, FILE_LOADED, FILE_NO_CFI, MAX_FILES,
-        MAX_MAPPINGS, MAX_ROWS_PER_PAGE, PAGE_BITS, PageInfo, PageKey, ProcMaps, RBP_AT_CFA, REQUEST_MAPS, Request,
+        CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RSP, CFA_STACK_SWITCH, CFA_UNSUPPORTED, FILE_LOADED, FILE_NO_CFI,
+        MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MAX_STACK_SWITCHES, PAGE_BITS, PageInfo, PageKey, ProcMaps, RBP_AT_CFA, REQUEST_MAPS, Request,
         Row, encode_frame,
     },
 };
@@ -99,7 +99,8 @@ pub(crate) struct Walk {
     table_frames: u32,
     fp_frames: u32,
     unmapped: u32,
-    _pad: u32,
+    /// Stack switches followed (`CFA_STACK_SWITCH` rows below SP).
+    switches: u32,
     /// The row search of a loopless walk, kept here, in map memory, so
     /// that the verifier knows nothing of its bounds and checks each
     /// halving once rather than every path through fifteen.
@@ -171,6 +172,7 @@ pub(crate) fn begin(which: u32, task: u64, regs: u64, mode: u32, user: bool) -> 
     w.table_frames = 0;
     w.fp_frames = 0;
     w.unmapped = 0;
+    w.switches = 0;
     w.trace.len = 0;
     Some(w)
 }
@@ -527,7 +529,7 @@ fn table_step<const LOOP: bool>(w: &mut Walk, look: u64) {
     };
     let cfa = match row.cfa {
         CFA_RSP => w.sp.wrapping_add(row.cfa_offset as i64 as u64),
-        CFA_RBP => w.bp.wrapping_add(row.cfa_offset as i64 as u64),
+        CFA_RBP | CFA_STACK_SWITCH => w.bp.wrapping_add(row.cfa_offset as i64 as u64),
         CFA_PLT => w.sp + 8 + if w.pc & 15 >= 11 { 8 } else { 0 },
         CFA_END => {
             w.end = END_ROOT;
@@ -548,9 +550,13 @@ fn table_step<const LOOP: bool>(w: &mut Walk, look: u64) {
     };
     w.table_frames += 1;
     if cfa <= w.sp {
-        // The caller's frame must be above this one: corrupt state.
-        w.end = END_READ;
-        return;
+        // The caller's frame must be above this one (corrupt state), but
+        // for a bounded number of switches to another stack.
+        if row.cfa != CFA_STACK_SWITCH || w.switches >= MAX_STACK_SWITCHES {
+            w.end = END_READ;
+            return;
+        }
+        w.switches += 1;
     }
     let Some(ra) = read_user(cfa - 8) else {
         w.end = END_READ;

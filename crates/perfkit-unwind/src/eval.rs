@@ -34,12 +34,14 @@ pub fn step(row: Option<&TableRow>, regs: Regs, read: &mut dyn FnMut(u64) -> Opt
     let cfa = match row.map(|r| r.cfa) {
         None | Some(CfaRule::None) => return fp_step(regs, read),
         Some(CfaRule::Rsp(o)) => regs.sp.wrapping_add(o as i64 as u64),
-        Some(CfaRule::Rbp(o)) => regs.bp.wrapping_add(o as i64 as u64),
+        Some(CfaRule::Rbp(o) | CfaRule::StackSwitch(o)) => regs.bp.wrapping_add(o as i64 as u64),
         Some(CfaRule::Plt { threshold }) => regs.sp + 8 + if regs.ip & 15 >= threshold as u64 { 8 } else { 0 },
         Some(CfaRule::End) => return Err(StepError::End),
         Some(CfaRule::Unsupported) => return Err(StepError::Unsupported),
     };
-    if cfa <= regs.sp {
+    // A switch to another stack may go down (the BPF walker follows a
+    // bounded number per walk).
+    if cfa <= regs.sp && !matches!(row.map(|r| r.cfa), Some(CfaRule::StackSwitch(_))) {
         return Err(StepError::Read);
     }
     let ip = read(cfa - 8).ok_or(StepError::Read)?;

@@ -9,7 +9,9 @@
 //!   without a frame (small leaves), while its `.debug_frame` describes
 //!   every frame from RSP. A frame-pointer walk from a frameless leaf skips
 //!   the leaf's caller, so a Go binary with its CFI is unwound from the CFI;
-//!   only a stripped one (`-ldflags=-s -w`) is left to frame pointers.
+//!   only a stripped one (`-ldflags=-s -w`) is left to frame pointers
+//!   (by a walker without its `.gopclntab` rows), even with cgo's C code
+//!   described by `.eh_frame`.
 //! - A binary with no CFI at all says nothing: that is not evidence of
 //!   frame pointers.
 
@@ -61,6 +63,11 @@ pub fn inspect_in(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> R
         || file.section_by_name(".gopclntab").is_some()
         || file.section_by_name(".note.go.buildid").is_some();
     let stats = UnwindTable::build_in(data, budget, what)?.stats();
+    if go && stats.go_functions > 0 {
+        // Go's code has no CFI (stripped): it keeps frame pointers, whatever
+        // the CFI of cgo's C code says.
+        return Ok(judge(go, 0, 0));
+    }
     Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
 }
 

@@ -30,6 +30,10 @@ pub enum CfaRule {
     /// A rule a table walker cannot follow (a DWARF expression, as in a
     /// signal trampoline, or a register other than RSP and RBP).
     Unsupported,
+    /// RBP + offset, where RBP may hold a frame on another stack (Go's
+    /// runtime calling on from the g0 or signal stack): the CFA may lie
+    /// below SP (a bounded number of times per walk).
+    StackSwitch(i32),
 }
 
 /// Where the caller's RBP is.
@@ -70,6 +74,10 @@ pub struct TableStats {
     pub sized_functions: usize,
     /// Of those, with an RBP-based CFA.
     pub sized_rbp_functions: usize,
+    /// Go functions whose rows come from `.gopclntab`'s SP deltas (a Go
+    /// binary without CFI); not counted in `functions`, so that the
+    /// frame-pointer verdict on such a binary stays what Go keeps.
+    pub go_functions: usize,
 }
 
 /// The unwind rows of one ELF file, sorted by file offset.
@@ -193,6 +201,12 @@ impl UnwindTable {
                 .map_err(|e| e.in_section(".debug_frame"))?;
             stats.debug_frame_functions = stats.functions - before;
         }
+        if stats.debug_frame_functions == 0 {
+            // No CFI for Go's code (stripped Go; with cgo, .eh_frame covers
+            // only the C code): Go's own SP deltas, where no FDE covers.
+            covered.sort_unstable();
+            go_rows(data, &mut vrows, &covered, &mut stats, &mut charge).map_err(|e| e.in_section(".gopclntab"))?;
+        }
         drop(covered);
         // The rows in file offsets, while the rows in addresses still live.
         charge.charge.grow((vrows.len() + vrows.len() / 8 + 1) as u64 * std::mem::size_of::<TableRow>() as u64)?;
@@ -283,6 +297,10 @@ fn encode_row(pc_low: u16, r: &TableRow) -> (u16, u8, u8, i16, i16) {
         },
         CfaRule::Rbp(o) => match i16::try_from(o) {
             Ok(o) => (2, o),
+            Err(_) => (5, 0),
+        },
+        CfaRule::StackSwitch(o) => match i16::try_from(o) {
+            Ok(o) => (6, o),
             Err(_) => (5, 0),
         },
         CfaRule::Plt { threshold } => (3, threshold as i16),
@@ -405,6 +423,73 @@ fn plt_rule(expr: &[u8]) -> CfaRule {
 
 /// Converts rows in virtual addresses into sorted rows in file offsets,
 /// with a `None` row wherever one function's rows end and no other's begin.
+/// Functions of Go's runtime that move to another stack (the g0 or signal
+/// stack) and call on from there, or that set SP arbitrarily: their SP
+/// delta says nothing of where their caller's frame is. The frame pointer
+/// still holds the frame of the goroutine's code that called them, as Go's
+/// own traceback and perf's frame-pointer walk find it.
+const GO_STACK_SWITCHES: &[&str] = &[
+    "runtime.systemstack",
+    "runtime.mcall",
+    "runtime.morestack",
+    "runtime.morestack_noctxt",
+    "runtime.asmcgocall",
+    "runtime.asmcgocall_no_g",
+    "runtime.cgocallback",
+    "runtime.sigtramp",
+    "runtime.cgoSigtramp",
+    "runtime.sigpanic0",
+];
+
+/// Rows from the SP deltas of a Go binary's function table (its pcsp
+/// tables), for the functions no FDE in `covered` (sorted) covers: the CFA is RSP + delta + 8 (the return address is at the
+/// entry's RSP), and a function with a frame has saved its caller's RBP
+/// just below the return address. The runtime's stack switches
+/// ([`GO_STACK_SWITCHES`], and functions Go flags as writing SP) are
+/// walked by their frame pointer, which may lead back to the goroutine's
+/// stack ([`CfaRule::StackSwitch`]).
+fn go_rows(
+    data: &[u8],
+    vrows: &mut Vec<VRow>,
+    covered: &[(u64, u64)],
+    stats: &mut TableStats,
+    charge: &mut RowCharge,
+) -> Result<(), EvalError> {
+    use crate::gopclntab::{FLAG_SPWRITE, GoTable, Layout};
+    let Some(table) = GoTable::find(data) else { return Ok(()) };
+    for f in table.functions() {
+        // An FDE covers it (cgo's C code): its CFI stands.
+        let i = covered.partition_point(|&(start, _)| start <= f.entry);
+        if i > 0 && f.entry < covered[i - 1].1 {
+            continue;
+        }
+        stats.go_functions += 1;
+        let spwrite = table.layout() != Layout::Go116 && f.flag & FLAG_SPWRITE != 0;
+        if spwrite || table.name(&f).is_some_and(|n| GO_STACK_SWITCHES.contains(&&*n)) {
+            vrows.push(VRow { start: f.entry, end: f.end, cfa: CfaRule::StackSwitch(16), rbp: RbpRule::AtCfa(-16) });
+            charge.account(vrows.len())?;
+            continue;
+        }
+        for (start, end, delta) in table.sp_deltas(&f) {
+            if start >= f.end {
+                break;
+            }
+            let (cfa, rbp) = match delta.checked_add(8) {
+                Some(cfa) if delta >= 0 => {
+                    (CfaRule::Rsp(cfa), if delta > 0 { RbpRule::AtCfa(-16) } else { RbpRule::Same })
+                }
+                _ => (CfaRule::Unsupported, RbpRule::Unknown),
+            };
+            if cfa == CfaRule::Unsupported {
+                stats.unsupported_rows += 1;
+            }
+            vrows.push(VRow { start, end: end.min(f.end), cfa, rbp });
+            charge.account(vrows.len())?;
+        }
+    }
+    Ok(())
+}
+
 fn to_offsets(mut vrows: Vec<VRow>, layout: &ElfLayout) -> Vec<TableRow> {
     vrows.sort_by_key(|r| r.start);
     let mut rows: Vec<TableRow> = Vec::with_capacity(vrows.len() + vrows.len() / 8);
