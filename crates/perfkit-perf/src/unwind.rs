@@ -252,11 +252,27 @@ fn read_sections(data: &[u8], map: Option<&Arc<memmap2::Mmap>>, path: &str) -> O
         };
         Some((range, SectionBytes(Arc::new(backing))))
     };
+    // A Go binary without .debug_frame (stripped): CFI made from the SP
+    // deltas of its .gopclntab.
+    let go_cfi = || match perfkit_unwind::go_debug_frame(data, budget, path) {
+        Ok(made) => made.map(|(bytes, charge)| SectionBytes(Arc::new(Backing::Owned { bytes, _charge: Some(charge) }))),
+        Err(e) => {
+            perfkit_target::notices::push(e.to_string());
+            None
+        }
+    };
+    let (debug_frame, go) = match section(".debug_frame") {
+        Some(s) => (Some(s.1), false),
+        None => go_cfi().map_or((None, false), |s| (Some(s), true)),
+    };
+    // framehop reads .eh_frame when there is one, and .debug_frame only
+    // otherwise: with cgo, .eh_frame describes only the C code, so it is
+    // left out and the Go code (nearly all of it) is walked with its CFI.
     Some(Sections {
         text: section(".text"),
-        eh_frame: section(".eh_frame"),
-        eh_frame_hdr: section(".eh_frame_hdr"),
-        debug_frame: section(".debug_frame").map(|s| s.1),
+        eh_frame: if go { None } else { section(".eh_frame") },
+        eh_frame_hdr: if go { None } else { section(".eh_frame_hdr") },
+        debug_frame,
         layout: ElfLayout::parse(data),
     })
 }

@@ -9,9 +9,8 @@
 //!   without a frame (small leaves), while its `.debug_frame` describes
 //!   every frame from RSP. A frame-pointer walk from a frameless leaf skips
 //!   the leaf's caller, so a Go binary with its CFI is unwound from the CFI;
-//!   only a stripped one (`-ldflags=-s -w`) is left to frame pointers
-//!   (by a walker without its `.gopclntab` rows), even with cgo's C code
-//!   described by `.eh_frame`.
+//!   a stripped one (`-ldflags=-s -w`) has exact CFI in the SP deltas of its
+//!   `.gopclntab`, which walkers use the same way.
 //! - A binary with no CFI at all says nothing: that is not evidence of
 //!   frame pointers.
 
@@ -39,7 +38,8 @@ pub struct FramePointerReport {
     pub functions: usize,
     /// Of those, functions with an RBP-based CFA.
     pub with_frame_pointer: usize,
-    /// A Go binary (without CFI, it is judged to keep frame pointers).
+    /// A Go binary (without CFI or `.gopclntab`, it is judged to keep frame
+    /// pointers).
     pub go: bool,
 }
 
@@ -64,9 +64,10 @@ pub fn inspect_in(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> R
         || file.section_by_name(".note.go.buildid").is_some();
     let stats = UnwindTable::build_in(data, budget, what)?.stats();
     if go && stats.go_functions > 0 {
-        // Go's code has no CFI (stripped): it keeps frame pointers, whatever
-        // the CFI of cgo's C code says.
-        return Ok(judge(go, 0, 0));
+        // Go's code has no CFI (stripped), and its rows come from its SP
+        // deltas: frameless leaves make a frame-pointer walk skip their
+        // callers, as with the CFI of an unstripped Go binary.
+        return Ok(judge(go, stats.go_functions, 0));
     }
     Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
 }

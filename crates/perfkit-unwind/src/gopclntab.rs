@@ -215,8 +215,12 @@ impl<'d> GoTable<'d> {
             let table = file.get(start..end)?;
             return Self::at(file, table, elf, section.address());
         }
-        // No section headers (or no such section): the header by its
-        // magic and shape, at a pointer-aligned place.
+        // No section headers: the header by its magic and shape, at a
+        // pointer-aligned place. A file with sections but no .gopclntab is
+        // not Go's (and is not scanned).
+        if parsed.as_ref().is_some_and(|f| f.sections().any(|s| s.size() > 0)) {
+            return None;
+        }
         let mut at = 0;
         while at + 8 <= file.len() {
             let word = &file[at..at + 8];

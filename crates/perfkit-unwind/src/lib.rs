@@ -33,7 +33,7 @@ pub use elf::{ElfLayout, Segment};
 pub use eval::{Regs, StepError, step};
 use perfkit_safeio::{Budget, BudgetError, Charge};
 
-pub use table::{CfaRule, MAX_ROWS, RbpRule, TableRow, TableStats, UnwindTable, encode_page};
+pub use table::{CfaRule, MAX_ROWS, RbpRule, TableRow, TableStats, UnwindTable, encode_page, go_debug_frame};
 
 /// The largest section this crate decompresses: a compressed section that
 /// claims more is treated as absent. The files come from the processes

@@ -490,6 +490,79 @@ fn go_rows(
     Ok(())
 }
 
+/// A `.debug_frame` section made from the SP deltas of a Go binary's
+/// function table, with the rules [`UnwindTable::build`] derives from them,
+/// for unwinders that read DWARF CFI (the perf backend's): `None` when the
+/// file has no table or has its own `.debug_frame`. Its memory is charged
+/// to `budget` (`what` names the file) while the returned charge lives.
+pub fn go_debug_frame(data: &[u8], budget: &Budget, what: &str) -> Result<Option<(Vec<u8>, Charge)>, BudgetError> {
+    use crate::gopclntab::{FLAG_SPWRITE, GoTable, Layout};
+    let Ok(file) = object::File::parse(data) else { return Ok(None) };
+    if file.section_by_name(".debug_frame").is_some() {
+        return Ok(None);
+    }
+    let Some(table) = GoTable::find(data) else { return Ok(None) };
+    let mut charge = budget.start(format_args!("{what} (CFI from .gopclntab)"));
+    // The CIE: version 1, no augmentation, code alignment 1, data
+    // alignment -8, return address in r16; CFA = RSP + 8, return address
+    // at CFA - 8. Padded to 8 bytes.
+    let mut out: Vec<u8> = Vec::new();
+    let cie_body: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 0, 1, 0x78, 16, 0x0c, 7, 8, 0x90, 1, 0, 0, 0, 0, 0, 0];
+    charge.grow(4 + cie_body.len() as u64)?;
+    out.extend_from_slice(&(cie_body.len() as u32).to_le_bytes());
+    out.extend_from_slice(cie_body);
+    let uleb = |v: u64, out: &mut Vec<u8>| {
+        let mut v = v;
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            out.push(if v == 0 { b } else { b | 0x80 });
+            if v == 0 {
+                break;
+            }
+        }
+    };
+    let mut fde = Vec::new();
+    for f in table.functions() {
+        fde.clear();
+        fde.extend_from_slice(&0u32.to_le_bytes()); // the CIE, at offset 0
+        fde.extend_from_slice(&f.entry.to_le_bytes());
+        fde.extend_from_slice(&(f.end - f.entry).to_le_bytes());
+        let spwrite = table.layout() != Layout::Go116 && f.flag & FLAG_SPWRITE != 0;
+        if spwrite || table.name(&f).is_some_and(|n| GO_STACK_SWITCHES.contains(&&*n)) {
+            // CFA = RBP + 16, the caller's RBP at CFA - 16.
+            fde.extend_from_slice(&[0x0c, 6, 16, 0x86, 2]);
+        } else {
+            let mut at = f.entry;
+            for (start, _, delta) in table.sp_deltas(&f) {
+                if start >= f.end {
+                    break;
+                }
+                let Ok(delta) = u64::try_from(delta) else { break };
+                if start > at {
+                    // DW_CFA_advance_loc4.
+                    fde.push(0x04);
+                    fde.extend_from_slice(&u32::try_from(start - at).unwrap_or(u32::MAX).to_le_bytes());
+                    at = start;
+                }
+                // DW_CFA_def_cfa_offset; then RBP saved at CFA - 16 in a
+                // frame, unchanged out of one.
+                fde.push(0x0e);
+                uleb(delta + 8, &mut fde);
+                fde.extend_from_slice(if delta > 0 { &[0x86, 2] } else { &[0x08, 6] });
+            }
+        }
+        while (fde.len() + 4) % 8 != 0 {
+            fde.push(0);
+        }
+        charge.grow((fde.len() + 4) as u64)?;
+        out.extend_from_slice(&(fde.len() as u32).to_le_bytes());
+        out.extend_from_slice(&fde);
+    }
+    out.shrink_to_fit();
+    Ok(Some((out, charge)))
+}
+
 fn to_offsets(mut vrows: Vec<VRow>, layout: &ElfLayout) -> Vec<TableRow> {
     vrows.sort_by_key(|r| r.start);
     let mut rows: Vec<TableRow> = Vec::with_capacity(vrows.len() + vrows.len() / 8);

@@ -152,3 +152,73 @@ fn sp_deltas_give_the_cfa_go_s_own_debug_frame_gives() {
     }
     assert!(compared > 100_000 && framed > 50_000, "{compared} PCs compared, {framed} in frames");
 }
+
+#[test]
+fn the_cfi_made_from_sp_deltas_gives_the_rows_the_table_gives() {
+    use gimli::{BaseAddresses, CfaRule as G, DebugFrame, LittleEndian, RegisterRule, UnwindContext, UnwindSection};
+    use perfkit_unwind::{CfaRule, ElfLayout, RbpRule, UnwindTable};
+    let Some(stripped) = build("gohot-stripped", &["-ldflags=-s -w"]) else { return };
+    let data = std::fs::read(stripped).unwrap();
+    let budget = perfkit_safeio::Budget::new(64 << 20);
+    let (cfi, charge) = perfkit_unwind::go_debug_frame(&data, &budget, "gohot").unwrap().expect("made");
+    assert!(budget.used() >= cfi.len() as u64);
+    let table = UnwindTable::build(&data).unwrap();
+    let layout = ElfLayout::parse(&data);
+    let go = GoTable::find(&data).unwrap();
+    let section = DebugFrame::new(&cfi, LittleEndian);
+    let bases = BaseAddresses::default();
+    let mut ctx = UnwindContext::new();
+    let mut compared = 0;
+    // gimli searches .debug_frame linearly: every PC of every 40th function.
+    for f in go.functions().step_by(40) {
+        for pc in f.entry..f.end {
+            let row = section
+                .unwind_info_for_address(&bases, &mut ctx, pc, DebugFrame::cie_from_offset)
+                .unwrap_or_else(|e| panic!("{pc:#x}: {e}"));
+            let cfa = match *row.cfa() {
+                G::RegisterAndOffset { register, offset } if register == gimli::X86_64::RSP => {
+                    CfaRule::Rsp(offset as i32)
+                }
+                G::RegisterAndOffset { register, offset } if register == gimli::X86_64::RBP => {
+                    CfaRule::StackSwitch(offset as i32)
+                }
+                ref other => panic!("{pc:#x}: {other:?}"),
+            };
+            let rbp = match row.register(gimli::X86_64::RBP) {
+                Some(RegisterRule::Offset(o)) => RbpRule::AtCfa(o as i32),
+                _ => RbpRule::Same,
+            };
+            let mine = table.lookup(layout.vaddr_to_offset(pc).unwrap()).unwrap();
+            if mine.cfa == CfaRule::None {
+                // Padding after the SP deltas end.
+                continue;
+            }
+            assert_eq!((cfa, rbp), (mine.cfa, mine.rbp), "{pc:#x}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 5_000, "{compared}");
+    drop(charge);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn finds_the_table_without_section_headers() {
+    let Some(stripped) = build("gohot-stripped", &["-ldflags=-s -w"]) else { return };
+    let data = std::fs::read(stripped).unwrap();
+    let with = GoTable::find(&data).unwrap();
+    // The section headers removed (e_shoff, e_shnum, e_shstrndx zeroed), as
+    // sstrip leaves a file: the table by its header's magic.
+    let mut bare = data.clone();
+    bare[0x28..0x30].fill(0);
+    bare[0x3c..0x40].fill(0);
+    assert_eq!(object::File::parse(&*bare).unwrap().sections().count(), 0);
+    let without = GoTable::find(&bare).expect("found by its magic");
+    assert_eq!(without.len(), with.len());
+    assert!(without.has_inline_trees());
+    for f in with.functions().step_by(97) {
+        for pc in [f.entry, (f.entry + f.end) / 2] {
+            assert_eq!(with.lookup(pc), without.lookup(pc), "{pc:#x}");
+        }
+    }
+}
