@@ -96,6 +96,23 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_switch_may_go_down_to_the_goroutine_s_stack() {
+        // On a g0 stack at 0x7f00_0000_0000, RBP still holds the goroutine's
+        // frame at 0xc000_1000: its saved RBP and return address.
+        let mut mem: HashMap<u64, u64> = HashMap::new();
+        mem.insert(0xc000_1000, 0xc000_1100);
+        mem.insert(0xc000_1008, 0x40_2000);
+        let mut read = |a: u64| mem.get(&a).copied();
+        let g0 = Regs { ip: 0x40_1000, sp: 0x7f00_0000_0000, bp: 0xc000_1000 };
+        let switch = TableRow { offset: 0, cfa: CfaRule::StackSwitch(16), rbp: RbpRule::AtCfa(-16) };
+        let caller = step(Some(&switch), g0, &mut read).unwrap();
+        assert_eq!(caller, Regs { ip: 0x40_2000, sp: 0xc000_1010, bp: 0xc000_1100 });
+        // The same rule as a plain RBP rule is refused: a caller below.
+        let plain = TableRow { cfa: CfaRule::Rbp(16), ..switch };
+        assert_eq!(step(Some(&plain), g0, &mut read), Err(StepError::Read));
+    }
+
+    #[test]
     fn plt_rule_depends_on_the_position_in_the_entry() {
         let mut mem: HashMap<u64, u64> = HashMap::new();
         mem.insert(0x1000, 0xaaaa);
