@@ -117,7 +117,12 @@ fn profile(dir: &Path, backend: &str, command: &[&std::ffi::OsStr]) -> (Run, Vec
 }
 
 fn named(folded: &[(String, u64)], function: &str) -> u64 {
-    folded.iter().filter(|(s, _)| s.split(';').any(|f| f == function)).map(|(_, c)| c).sum()
+    // JIT frames carry their kind's suffix.
+    folded
+        .iter()
+        .filter(|(s, _)| s.split(';').any(|f| f.strip_suffix("_[j]").unwrap_or(f) == function))
+        .map(|(_, c)| c)
+        .sum()
 }
 
 fn assert_bounded(run: &Run, backend: &str, workload_secs: u64) {
