@@ -3,8 +3,7 @@
 //! (JDK 17 and newer).
 //!
 //! The attach mechanism is HotSpot's own: the client leaves a file
-//! `.attach_pidPID` in the JVM's working directory (or its `/tmp`) and
-//! sends SIGQUIT; the JVM then listens on the UNIX socket
+//! `.attach_pidPID` in the JVM's `/tmp` and sends SIGQUIT; the JVM then listens on the UNIX socket
 //! `/tmp/.java_pidPID` (PIDs and paths as the JVM sees them, inside its
 //! namespaces), and answers one command per connection. perfkit sends
 //! exactly what `jcmd` sends, so the target does nothing beyond what `jcmd`
@@ -15,8 +14,10 @@
 //! performance data says attaching is disabled
 //! (`-XX:+DisableAttachMechanism`), or, without performance data, when its
 //! command line or `JAVA_TOOL_OPTIONS` says so. Everything read here is
-//! the target's: sizes are bounded, and the socket is used only when the
-//! JVM's user owns it.
+//! the target's: sizes are bounded; its `/tmp` is opened without following
+//! a link and must be root's sticky directory or the JVM user's own; the
+//! trigger file is created new in it; and the socket is reached through
+//! that opened directory, and used only when the JVM's user owns it.
 
 use std::{
     ffi::CString,
@@ -24,7 +25,10 @@ use std::{
     io::{self, BufRead, BufReader, Read, Write},
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::{fs::MetadataExt, net::UnixStream},
+        unix::{
+            fs::{MetadataExt, OpenOptionsExt},
+            net::UnixStream,
+        },
     },
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -141,12 +145,15 @@ impl Jvm {
             Attach::Allowed | Attach::Unknown => {}
         }
         let deadline = Instant::now() + timeout;
-        let root = format!("/proc/{}/root", self.pid);
-        let socket = PathBuf::from(format!("{root}/tmp/.java_pid{}", self.nspid));
-        if !self.is_listening(&socket)? {
-            self.start_listener(&socket, deadline)?;
+        let tmp = TmpDir::open(self.pid, self.uid)?;
+        let socket = CString::new(format!(".java_pid{}", self.nspid)).expect("no NUL in a number");
+        if !tmp.is_socket_of(&socket, self.uid)? {
+            self.start_listener(&tmp, &socket, deadline)?;
         }
-        let mut stream = UnixStream::connect(&socket)?;
+        // Connected through perfkit's own descriptor of the directory
+        // checked above, not by a path the target could redirect.
+        let path = format!("/proc/self/fd/{}/.java_pid{}", tmp.fd.as_raw_fd(), self.nspid);
+        let mut stream = UnixStream::connect(&path)?;
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
         stream.set_read_timeout(Some(left))?;
         stream.set_write_timeout(Some(left))?;
@@ -166,31 +173,12 @@ impl Jvm {
         }
     }
 
-    /// Whether the attach socket is there, and the JVM's user's.
-    fn is_listening(&self, socket: &Path) -> Result<bool, AttachError> {
-        match fs::symlink_metadata(socket) {
-            Ok(m) if is_socket(&m) => {
-                if m.uid() != self.uid && m.uid() != 0 {
-                    return Err(AttachError::Untrusted(socket.to_owned()));
-                }
-                Ok(true)
-            }
-            Ok(_) => Err(AttachError::Untrusted(socket.to_owned())),
-            Err(_) => Ok(false),
-        }
-    }
-
     /// Leaves the trigger file and sends SIGQUIT, then waits for the
     /// socket; the trigger file is removed whatever happens.
-    fn start_listener(&self, socket: &Path, deadline: Instant) -> Result<(), AttachError> {
+    fn start_listener(&self, tmp: &TmpDir, socket: &CString, deadline: Instant) -> Result<(), AttachError> {
         let name = CString::new(format!(".attach_pid{}", self.nspid)).expect("no NUL in a number");
-        // The JVM looks in its working directory first, then in its /tmp.
-        let dirs = [format!("/proc/{}/cwd", self.pid), format!("/proc/{}/root/tmp", self.pid)];
-        let trigger = dirs.iter().find_map(|d| Trigger::create(Path::new(d), &name, self.uid));
-        let Some(_trigger) = trigger else {
-            return Err(AttachError::Failed(
-                "could not leave the attach file in the JVM's working directory or /tmp".into(),
-            ));
+        let Some(_trigger) = Trigger::create(tmp, &name, self.uid) else {
+            return Err(AttachError::Failed("could not leave the attach file in the JVM's /tmp".into()));
         };
         // SAFETY: kill with a PID and a signal number.
         if unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGQUIT) } != 0 {
@@ -199,7 +187,7 @@ impl Jvm {
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
-            if self.is_listening(socket)? {
+            if tmp.is_socket_of(socket, self.uid)? {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -211,9 +199,72 @@ impl Jvm {
     }
 }
 
-fn is_socket(m: &fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    m.file_type().is_socket()
+/// The JVM's `/tmp` (HotSpot's temporary directory on Linux), opened
+/// through its root without following a link at `tmp`, and accepted only
+/// when it is root's sticky directory or the JVM user's own.
+struct TmpDir {
+    fd: OwnedFd,
+    shown: PathBuf,
+}
+
+impl TmpDir {
+    fn open(pid: u32, uid: u32) -> Result<TmpDir, AttachError> {
+        let shown = PathBuf::from(format!("/proc/{pid}/root/tmp"));
+        let root = CString::new(format!("/proc/{pid}/root")).expect("no NUL in a number");
+        // SAFETY: a NUL-terminated path and flags.
+        let root = unsafe { libc::open(root.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if root < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: `root` was just opened and is owned here.
+        let root = unsafe { OwnedFd::from_raw_fd(root) };
+        // SAFETY: a directory descriptor, a NUL-terminated name and flags.
+        let fd = unsafe {
+            libc::openat(
+                root.as_raw_fd(),
+                c"tmp".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(AttachError::Untrusted(shown));
+        }
+        // SAFETY: `fd` was just opened and is owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let meta = fstat(fd.as_raw_fd(), None)?;
+        let sticky_roots = meta.st_uid == 0 && meta.st_mode & libc::S_ISVTX != 0;
+        if !(sticky_roots || meta.st_uid == uid) {
+            return Err(AttachError::Untrusted(shown));
+        }
+        Ok(TmpDir { fd, shown })
+    }
+
+    /// Whether `name` is a socket owned by `uid` (a socket of anybody else
+    /// is refused, not used).
+    fn is_socket_of(&self, name: &CString, uid: u32) -> Result<bool, AttachError> {
+        match fstat(self.fd.as_raw_fd(), Some(name)) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFSOCK && st.st_uid == uid => Ok(true),
+            Ok(_) => Err(AttachError::Untrusted(self.shown.join(name.to_string_lossy().as_ref()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `fstat` of a descriptor, or `fstatat` of a name in it (not following a
+/// link).
+fn fstat(fd: i32, name: Option<&CString>) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain data the call fills in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let (path, flags) = match name {
+        Some(n) => (n.as_ptr(), libc::AT_SYMLINK_NOFOLLOW),
+        None => (c"".as_ptr(), libc::AT_EMPTY_PATH),
+    };
+    // SAFETY: a descriptor, a NUL-terminated name, a valid stat pointer.
+    if unsafe { libc::fstatat(fd, path, &mut st, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
 }
 
 fn first_line(text: &str) -> String {
@@ -229,15 +280,14 @@ struct Trigger {
 }
 
 impl Trigger {
-    fn create(dir: &Path, name: &CString, uid: u32) -> Option<Trigger> {
-        let dir_c = CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-        // SAFETY: a NUL-terminated path and flags.
-        let fd = unsafe { libc::open(dir_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if fd < 0 {
+    fn create(tmp: &TmpDir, name: &CString, uid: u32) -> Option<Trigger> {
+        // SAFETY: duplicating an open descriptor.
+        let dir = unsafe { libc::fcntl(tmp.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dir < 0 {
             return None;
         }
-        // SAFETY: `fd` was just opened and is owned here.
-        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: `dir` was just created and is owned here.
+        let dir = unsafe { OwnedFd::from_raw_fd(dir) };
         // SAFETY: a directory descriptor, a NUL-terminated name, flags and
         // a mode.
         let file = unsafe {
@@ -314,11 +364,18 @@ fn capabilities(pid: u32, nspid: u32, uid: u32) -> Option<bool> {
             continue;
         }
         let path = entry.path().join(nspid.to_string());
-        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+        // Never a link, never blocking on a FIFO; checked once open.
+        let Ok(file) = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(&path)
+        else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
         if !meta.file_type().is_file() || meta.uid() != uid {
             continue;
         }
-        let Ok(file) = File::open(&path) else { continue };
         let mut data = Vec::new();
         if file.take(MAX_PERFDATA).read_to_end(&mut data).is_err() {
             continue;
