@@ -12,7 +12,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(detect folded perf_script pprof json recording unwind_table perf_map gopclntab)
+    targets=(detect folded perf_script pprof json recording unwind_table perf_map gopclntab jitdump)
 fi
 # One build for all targets, then the runs (which find it built).
 cargo +nightly fuzz build

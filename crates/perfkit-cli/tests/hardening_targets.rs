@@ -117,7 +117,12 @@ fn profile(dir: &Path, backend: &str, command: &[&std::ffi::OsStr]) -> (Run, Vec
 }
 
 fn named(folded: &[(String, u64)], function: &str) -> u64 {
-    folded.iter().filter(|(s, _)| s.split(';').any(|f| f == function)).map(|(_, c)| c).sum()
+    // JIT frames carry their kind's suffix.
+    folded
+        .iter()
+        .filter(|(s, _)| s.split(';').any(|f| f.strip_suffix("_[j]").unwrap_or(f) == function))
+        .map(|(_, c)| c)
+        .sum()
 }
 
 fn assert_bounded(run: &Run, backend: &str, workload_secs: u64) {
@@ -328,4 +333,47 @@ fn a_1_gib_perf_map_without_newlines_costs_a_line_on_both_backends() {
         return;
     }
     perf_map_case("jit-noline", "over 4096 bytes skipped");
+}
+
+/// A local user's fake JVM (tests/workloads/fakejvm.py: a file named
+/// libjvm.so mapped, SIGQUIT caught, its own attach socket) that floods
+/// perfkit's attach request with 50 MiB, or never answers: perfkit reads at
+/// most 64 KiB, waits at most its timeout, and writes its outputs.
+#[test]
+fn a_fake_jvm_cannot_flood_or_stall_the_attach_request() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["setpriv"]) {
+        return;
+    }
+    let uid = user();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fakejvm.py");
+    for mode in ["flood", "silent"] {
+        let dir = scratch_dir();
+        let uid_s = uid.to_string();
+        let fake = Killed(
+            Command::new("setpriv")
+                .args(["--reuid", &uid_s, "--regid", &uid_s, "--clear-groups", "/usr/bin/python3"])
+                .arg(&script)
+                .arg(dir.path())
+                .args([mode, "30"])
+                .spawn()
+                .unwrap(),
+        );
+        let pid = fake.0.id();
+        let socket = format!("/tmp/.java_pid{pid}");
+        let started = Instant::now();
+        while !Path::new(&socket).exists() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{mode}: the fake JVM did not start");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let started = Instant::now();
+        let out = dir.path().join("out.svg");
+        let ran = run_measured(perfkit().args(["profile", "-d", "2", "-p", &pid.to_string(), "-o"]).arg(&out), None);
+        let elapsed = started.elapsed();
+        assert!(ran.ok, "{mode}: {}", ran.stderr);
+        assert!(out.exists(), "{mode}: no output");
+        assert!(ran.rss < MAX_RSS_KIB * 1024, "{mode}: peak memory {} MiB", ran.rss >> 20);
+        assert!(elapsed < Duration::from_secs(2 + 5 + 8), "{mode}: took {elapsed:?}");
+        assert!(!Path::new(&format!("/tmp/.attach_pid{pid}")).exists(), "{mode}: the trigger file was left behind");
+    }
 }

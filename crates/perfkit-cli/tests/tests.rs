@@ -22,6 +22,7 @@ mod kernels;
 mod perf_backend;
 mod profile;
 mod render;
+mod runtimes;
 mod safety;
 mod scope;
 mod sys;

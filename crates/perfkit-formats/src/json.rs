@@ -96,6 +96,7 @@ enum Kind {
     User,
     Inlined,
     Kernel,
+    Jit,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -208,6 +209,7 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                         FrameKind::User => Kind::User,
                         FrameKind::Inlined => Kind::Inlined,
                         FrameKind::Kernel => Kind::Kernel,
+                        FrameKind::Jit => Kind::Jit,
                     },
                     file: f.location.as_ref().map(|l| text(&l.file)),
                     line: f.location.as_ref().map(|l| l.line).filter(|&l| l > 0),
@@ -284,6 +286,7 @@ pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatE
                 Kind::User => FrameKind::User,
                 Kind::Inlined => FrameKind::Inlined,
                 Kind::Kernel => FrameKind::Kernel,
+                Kind::Jit => FrameKind::Jit,
             };
             let origin = match (f.module, f.file_offset) {
                 (Some(path), Some(file_offset)) => Some(perfkit_profile::Origin {

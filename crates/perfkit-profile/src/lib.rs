@@ -6,8 +6,9 @@
 //!
 //! The folded format is the one of FlameGraph and inferno: one line per
 //! unique stack, frames root first separated by `;`, then a space and the
-//! count. The first frame is the thread name. Kernel frames end in `_[k]`
-//! and inlined frames in `_[i]`, which flame graph renderers colour.
+//! count. The first frame is the thread name. Kernel frames end in `_[k]`,
+//! inlined frames in `_[i]` and JIT-compiled frames in `_[j]`, which flame
+//! graph renderers colour (inferno's `java` palette, perfkit's default).
 //!
 //! ```
 //! use perfkit_profile::{Frame, Profile, Stack};
@@ -64,6 +65,9 @@ pub enum FrameKind {
     Inlined,
     /// Kernel code.
     Kernel,
+    /// Code a runtime generated (a JIT compiler's output), named from the
+    /// runtime's perf map or jitdump.
+    Jit,
 }
 
 /// A place in source code.
@@ -122,6 +126,10 @@ impl Frame {
     pub fn inlined(name: impl Into<Arc<str>>) -> Self {
         Self::new(name, FrameKind::Inlined)
     }
+    /// A frame of JIT-compiled code.
+    pub fn jit(name: impl Into<Arc<str>>) -> Self {
+        Self::new(name, FrameKind::Jit)
+    }
     /// The same frame at a source location.
     pub fn at(mut self, location: Option<Location>) -> Self {
         self.location = location.map(Arc::new);
@@ -141,6 +149,8 @@ impl Frame {
             Self::kernel(n)
         } else if let Some(n) = name.strip_suffix("_[i]") {
             Self::inlined(n)
+        } else if let Some(n) = name.strip_suffix("_[j]") {
+            Self::jit(n)
         } else {
             Self::user(name)
         }
@@ -174,6 +184,7 @@ impl Frame {
             FrameKind::User => "",
             FrameKind::Inlined => "_[i]",
             FrameKind::Kernel => "_[k]",
+            FrameKind::Jit => "_[j]",
         });
         match disambiguate(&s) {
             std::borrow::Cow::Owned(o) => o,

@@ -32,6 +32,7 @@
 //! ```
 
 mod choose;
+mod runtimes;
 mod session;
 mod target;
 

@@ -97,10 +97,10 @@ pub struct Note {
 }
 
 impl Note {
-    fn info(text: impl Into<String>) -> Self {
+    pub(crate) fn info(text: impl Into<String>) -> Self {
         Self { level: NoteLevel::Info, text: text.into() }
     }
-    fn warn(text: impl Into<String>) -> Self {
+    pub(crate) fn warn(text: impl Into<String>) -> Self {
         Self { level: NoteLevel::Warning, text: text.into() }
     }
 }
@@ -556,6 +556,10 @@ impl Session {
                 perfkit_perf::paranoid()
             )));
         }
+        // JIT symbols the runtimes can still give (a JVM asked for its perf
+        // map, or ended first when it writes it at exit).
+        let mut command = command;
+        let prepared = crate::runtimes::before_symbolizing(&samples, &mut command, &mut exit, &mut notes);
         let unit = weigh(&mut samples, &options);
         let processes = samples.iter().map(|s| s.tgid).collect::<std::collections::HashSet<_>>().len();
         let mut symbolize_options = SymbolizeOptions::default();
@@ -564,6 +568,10 @@ impl Session {
         for (pid, n) in &report.perf_maps_read {
             notes.push(Note::info(format!("JIT symbols: {n} from /tmp/perf-{pid}.map")));
         }
+        for (pid, n) in &report.jitdumps_read {
+            notes.push(Note::info(format!("JIT symbols: {n} from /tmp/jit-{pid}.dump")));
+        }
+        crate::runtimes::hints(&samples, &report, &prepared, &mut notes);
         for skipped in &report.perf_maps_skipped {
             notes.push(Note::warn(format!("JIT symbols: {skipped}")));
         }

@@ -15,7 +15,7 @@
 
 use std::{
     fs::File,
-    io::{self, Read, Seek, SeekFrom},
+    io::{self, BufRead, Read, Seek, SeekFrom},
     os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
@@ -31,6 +31,10 @@ pub const MAX_ENTRIES: usize = 2 << 20;
 
 /// The longest line read: longer lines are skipped whole.
 pub const MAX_LINE: usize = 4096;
+
+/// Jitdump files larger than this are read up to this size (they hold the
+/// code too).
+pub const MAX_JITDUMP_SIZE: u64 = 1 << 30;
 
 /// Bytes read at a time.
 const CHUNK: usize = 64 << 10;
@@ -199,6 +203,11 @@ impl PerfMap {
     fn line(&mut self, line: &[u8], path: &Path) {
         let text = String::from_utf8_lossy(line);
         let Some((start, size, name)) = parse_line(&text) else { return };
+        self.push(start, size, name, path);
+    }
+
+    /// Adds one entry, within the bounds on entries and memory.
+    fn push(&mut self, start: u64, size: u64, name: &str, path: &Path) {
         if self.entries.len() >= MAX_ENTRIES {
             self.limited =
                 Some(format!("{}: over {MAX_ENTRIES} entries; the first {MAX_ENTRIES} are used", path.display()));
@@ -254,6 +263,142 @@ impl PerfMap {
     }
 }
 
+impl PerfMap {
+    /// The conventional path of `pid`'s jitdump (`/tmp/jit-PID.dump`).
+    pub fn jitdump_path_of(pid: u32) -> PathBuf {
+        PathBuf::from(format!("/tmp/jit-{pid}.dump"))
+    }
+
+    /// Reads a jitdump file (the format perf's `perf inject --jit` reads:
+    /// written by CPython 3.13's `-X perf_jit`, V8's `--perf-prof`, the
+    /// JVM's agents): the names and addresses of its code-load records, and
+    /// its code moves. The code itself is skipped, not read. The same
+    /// checks and bounds as [`PerfMap::update`], and at most
+    /// [`MAX_JITDUMP_SIZE`] bytes.
+    pub fn read_jitdump(path: &Path, uid: Option<u32>) -> Result<PerfMap, PerfMapError> {
+        let file = open_checked(path, uid)?;
+        let io_err = |source| PerfMapError::Io { path: path.into(), source };
+        let len = file.metadata().map_err(io_err)?.len();
+        let mut m = PerfMap { path: path.into(), ..PerfMap::default() };
+        if len > MAX_JITDUMP_SIZE {
+            m.oversize = Some(format!(
+                "{}: {len} bytes, over the {} MiB jitdumps are read up to; the records before it are used",
+                path.display(),
+                MAX_JITDUMP_SIZE >> 20
+            ));
+        }
+        let mut r = io::BufReader::with_capacity(CHUNK, file.take(len.min(MAX_JITDUMP_SIZE)));
+        m.jitdump(&mut r, path).map_err(io_err)?;
+        Ok(m)
+    }
+
+    /// Parses jitdump bytes as [`PerfMap::read_jitdump`] reads a file
+    /// (for fuzzing and tests).
+    pub fn parse_jitdump(bytes: &[u8], name: &Path, budget: Budget) -> Self {
+        let mut m = Self::with_budget(budget);
+        m.path = name.into();
+        let _ = m.jitdump(&mut io::BufReader::new(bytes), name);
+        m
+    }
+
+    fn jitdump<R: BufRead>(&mut self, r: &mut R, path: &Path) -> io::Result<()> {
+        let mut header = [0u8; 40];
+        if !read_full(r, &mut header)? {
+            return Ok(());
+        }
+        let big = match u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) {
+            0x4A69_5444 => false,
+            0x4454_694A => true,
+            _ => {
+                self.limited = Some(format!("{}: not a jitdump file (no JiTD magic)", path.display()));
+                return Ok(());
+            }
+        };
+        let u32_at = |b: &[u8], at: usize| {
+            let v: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
+            if big { u32::from_be_bytes(v) } else { u32::from_le_bytes(v) }
+        };
+        let u64_at = |b: &[u8], at: usize| {
+            let v: [u8; 8] = b[at..at + 8].try_into().expect("8 bytes");
+            if big { u64::from_be_bytes(v) } else { u64::from_le_bytes(v) }
+        };
+        skip(r, u64::from(u32_at(&header, 8)).saturating_sub(40))?;
+        let mut record = [0u8; 16];
+        let mut fixed = [0u8; 48];
+        let mut name = Vec::new();
+        while !self.full() && read_full(r, &mut record)? {
+            let (id, size) = (u32_at(&record, 0), u64::from(u32_at(&record, 4)));
+            if size < 16 {
+                self.limited =
+                    Some(format!("{}: a record of {size} bytes; the records before it are used", path.display()));
+                break;
+            }
+            let mut body = size - 16;
+            match id {
+                // JIT_CODE_LOAD: pid, tid, vma, code_addr, code_size,
+                // code_index, the name (NUL-terminated), then the code.
+                0 if body >= 40 => {
+                    if !read_full(r, &mut fixed[..40])? {
+                        break;
+                    }
+                    body -= 40;
+                    let (addr, len) = (u64_at(&fixed, 16), u64_at(&fixed, 24));
+                    name.clear();
+                    let max = body.min(MAX_LINE as u64);
+                    let got = r.by_ref().take(max).read_until(0, &mut name)? as u64;
+                    body -= got;
+                    if name.last() == Some(&0) {
+                        name.pop();
+                        let text = String::from_utf8_lossy(&name).into_owned();
+                        if !text.is_empty() {
+                            self.push(addr, len, &text, path);
+                        }
+                    } else {
+                        self.long_lines += 1;
+                    }
+                }
+                // JIT_CODE_MOVE: pid, tid, vma, old_code_addr,
+                // new_code_addr, code_size, code_index.
+                1 if body >= 48 => {
+                    if !read_full(r, &mut fixed)? {
+                        break;
+                    }
+                    body -= 48;
+                    let (old, new, len) = (u64_at(&fixed, 16), u64_at(&fixed, 24), u64_at(&fixed, 32));
+                    if let Some(text) = self.lookup(old).map(str::to_owned) {
+                        self.push(new, len, &text, path);
+                    }
+                }
+                _ => {}
+            }
+            if !skip(r, body)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fills `buf`, or returns false at the end of the input (a record cut
+/// short is the end).
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<bool> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Skips `n` bytes; false when the input ended first.
+fn skip<R: Read>(r: &mut R, n: u64) -> io::Result<bool> {
+    Ok(io::copy(&mut r.by_ref().take(n), &mut io::sink())? == n)
+}
+
 fn parse_line(line: &str) -> Option<(u64, u64, &str)> {
     let mut parts = line.splitn(3, ' ');
     let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
@@ -263,7 +408,7 @@ fn parse_line(line: &str) -> Option<(u64, u64, &str)> {
     (!name.is_empty()).then_some((start, size, name))
 }
 
-fn open_checked(path: &Path, uid: Option<u32>) -> Result<File, PerfMapError> {
+pub(crate) fn open_checked(path: &Path, uid: Option<u32>) -> Result<File, PerfMapError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -300,6 +445,69 @@ fn current_uid() -> u32 {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    fn jitdump_bytes(records: &[(u32, u64, u64, &str)]) -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend(0x4A69_5444u32.to_le_bytes());
+        d.extend(1u32.to_le_bytes());
+        d.extend(40u32.to_le_bytes());
+        d.extend(62u32.to_le_bytes());
+        d.extend([0u8; 24]);
+        for &(id, a, b, name) in records {
+            let mut body = Vec::new();
+            body.extend(7u32.to_le_bytes());
+            body.extend(7u32.to_le_bytes());
+            if id == 0 {
+                body.extend(a.to_le_bytes()); // vma
+                body.extend(a.to_le_bytes()); // code address
+                body.extend(b.to_le_bytes()); // size
+                body.extend(1u64.to_le_bytes());
+                body.extend(name.as_bytes());
+                body.push(0);
+                body.extend(vec![0x90u8; b as usize]);
+            } else {
+                body.extend(a.to_le_bytes());
+                body.extend(a.to_le_bytes()); // old
+                body.extend(b.to_le_bytes()); // new
+                body.extend(0x10u64.to_le_bytes());
+                body.extend(1u64.to_le_bytes());
+            }
+            d.extend(id.to_le_bytes());
+            d.extend((16 + body.len() as u32).to_le_bytes());
+            d.extend(0u64.to_le_bytes());
+            d.extend(body);
+        }
+        d
+    }
+
+    #[test]
+    fn jitdump_code_loads_and_moves_are_named() {
+        let d = jitdump_bytes(&[
+            (0, 0x1000, 0x40, "py::hot_alpha:/w.py"),
+            (0, 0x2000, 0x10, "py::beta"),
+            (1, 0x2000, 0x9000, ""),
+        ]);
+        let mut m = PerfMap::parse_jitdump(&d, Path::new("jit-1.dump"), Budget::new(1 << 20));
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.lookup(0x1010), Some("py::hot_alpha:/w.py"));
+        assert_eq!(m.lookup(0x9008), Some("py::beta"), "moved code keeps its name");
+        assert!(m.notes().is_empty(), "{:?}", m.notes());
+        // Cut anywhere, or with a record size of zero: no panic, the whole
+        // records before the damage are kept.
+        for cut in 0..d.len() {
+            let _ = PerfMap::parse_jitdump(&d[..cut], Path::new("j"), Budget::new(1 << 20));
+        }
+        let mut bad = d.clone();
+        bad[44..48].copy_from_slice(&0u32.to_le_bytes());
+        let m = PerfMap::parse_jitdump(&bad, Path::new("j"), Budget::new(1 << 20));
+        assert!(m.is_empty() && !m.notes().is_empty());
+        let m = PerfMap::parse_jitdump(
+            b"not a jitdump at all, not at all, not at all, no",
+            Path::new("j"),
+            Budget::new(1 << 20),
+        );
+        assert!(m.notes()[0].contains("not a jitdump"));
+    }
 
     #[test]
     fn reads_incrementally_and_prefers_the_latest_entry() {

@@ -83,8 +83,13 @@ type Place = (usize, u64);
 pub struct SymbolizeReport {
     /// JIT symbol maps read, per process.
     pub perf_maps_read: Vec<(u32, usize)>,
+    /// Jitdump files (`/tmp/jit-PID.dump`) read, per process: entries.
+    pub jitdumps_read: Vec<(u32, usize)>,
     /// JIT symbol maps not read, and why.
     pub perf_maps_skipped: Vec<String>,
+    /// Per process with code outside any file (JIT code) that no perf map
+    /// or jitdump named: (pid, samples with such a frame, all its samples).
+    pub jit_unnamed: Vec<(u32, u64, u64)>,
     /// Files whose debug information was not read because a compressed
     /// section of theirs would decompress beyond
     /// [`perfkit_unwind::MAX_DECOMPRESSED_SECTION`], or all of them beyond
@@ -181,6 +186,7 @@ impl Symbolizer {
         jit_pids.sort_unstable();
         jit_pids.dedup();
         let mut maps: HashMap<u32, PerfMap> = HashMap::new();
+        let mut dumps: HashMap<u32, PerfMap> = HashMap::new();
         for pid in jit_pids {
             let mut m = PerfMap::default();
             match m.update(&PerfMap::path_of(pid), modules.uids.get(&pid).copied()) {
@@ -192,7 +198,18 @@ impl Symbolizer {
                 Err(crate::perfmap::PerfMapError::Missing(_)) => {}
                 Err(e) => report.perf_maps_skipped.push(e.to_string()),
             }
+            match PerfMap::read_jitdump(&PerfMap::jitdump_path_of(pid), modules.uids.get(&pid).copied()) {
+                Ok(m) => {
+                    report.jitdumps_read.push((pid, m.len()));
+                    report.perf_maps_skipped.extend(m.notes());
+                    dumps.insert(pid, m);
+                }
+                Err(crate::perfmap::PerfMapError::Missing(_)) => {}
+                Err(e) => report.perf_maps_skipped.push(e.to_string()),
+            }
         }
+        // Per process: samples with an unnamed JIT frame, and all samples.
+        let mut jit_unnamed: HashMap<u32, (u64, u64)> = HashMap::new();
 
         let kernel_addrs: Vec<u64> = {
             let mut v: Vec<u64> = kernel_addrs.into_iter().collect();
@@ -205,6 +222,7 @@ impl Symbolizer {
         let unknown = vec![Frame::unknown_user(None)];
         for s in samples {
             let mut frames = Vec::new();
+            let mut unnamed_jit = false;
             match &s.user {
                 RawStack::Frames(ips) => {
                     if s.user_end == StackEnd::DepthLimit {
@@ -215,7 +233,15 @@ impl Symbolizer {
                             Target::Place(p) => frames.extend(resolved.get(p).unwrap_or(&unknown).iter().cloned()),
                             Target::Jit(pid, addr) => {
                                 let name = maps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned);
-                                frames.push(Frame::user(name.unwrap_or_else(|| "[unknown]".to_owned())));
+                                let name = name
+                                    .or_else(|| dumps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned));
+                                match name {
+                                    Some(name) => frames.push(Frame::jit(name)),
+                                    None => {
+                                        unnamed_jit = true;
+                                        frames.push(Frame::user("[unknown]"));
+                                    }
+                                }
                             }
                             Target::Unknown => frames.push(Frame::unknown_user(None)),
                         }
@@ -245,8 +271,15 @@ impl Symbolizer {
                 RawStack::Lost => frames.push(Frame::kernel("[lost stack]")),
                 RawStack::None => {}
             }
+            let e = jit_unnamed.entry(s.tgid).or_default();
+            e.0 += if unnamed_jit { s.count } else { 0 };
+            e.1 += s.count;
             profile.push(Stack::new(self.root(s), frames, s.count));
         }
+        let mut unnamed: Vec<(u32, u64, u64)> =
+            jit_unnamed.into_iter().filter(|(_, (u, _))| *u > 0).map(|(p, (u, t))| (p, u, t)).collect();
+        unnamed.sort_unstable();
+        report.jit_unnamed = unnamed;
         (profile, report)
     }
 

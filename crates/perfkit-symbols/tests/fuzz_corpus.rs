@@ -1,7 +1,8 @@
-//! Replays the fuzzing corpus of the perf-map reader and every crash the
-//! fuzzer found (fuzz/corpus/perf_map, fuzz/artifacts/perf_map) as a
+//! Replays the fuzzing corpus of the perf-map and jitdump readers and every
+//! crash the fuzzer found (fuzz/corpus/perf_map, fuzz/artifacts/perf_map,
+//! and the same for jitdump) as a
 //! normal test: never a panic, within the budget. The same calls as
-//! fuzz/fuzz_targets/perf_map.rs.
+//! fuzz/fuzz_targets/perf_map.rs and jitdump.rs.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,21 @@ fn perf_map_corpus() {
         let data = std::fs::read(&path).unwrap();
         let budget = perfkit_safeio::Budget::new(64 << 20);
         let mut map = PerfMap::parse(&data, Path::new("perf-1.map"), budget.clone());
+        for addr in [0, 0x1000, 0x7fff_0000_0000, u64::MAX] {
+            let _ = map.lookup(addr);
+        }
+        let _ = map.notes();
+        drop(map);
+        assert_eq!(budget.used(), 0);
+    }
+}
+
+#[test]
+fn jitdump_corpus() {
+    for path in inputs("jitdump") {
+        let data = std::fs::read(&path).unwrap();
+        let budget = perfkit_safeio::Budget::new(64 << 20);
+        let mut map = PerfMap::parse_jitdump(&data, Path::new("jit-1.dump"), budget.clone());
         for addr in [0, 0x1000, 0x7fff_0000_0000, u64::MAX] {
             let _ = map.lookup(addr);
         }

@@ -12,6 +12,7 @@
 
 pub mod cgroup;
 pub mod files;
+pub mod jvm;
 pub mod maps;
 pub mod notices;
 
