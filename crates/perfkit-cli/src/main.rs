@@ -191,7 +191,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => ok(serve::serve(args)),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            // Stopped by Ctrl-C, SIGTERM or SIGHUP, outputs written: end by
+            // that signal.
+            signals::reraise();
+            code
+        }
         // A closed pipe on standard output (`| head`) ends perfkit as it
         // ends coreutils: quietly, by SIGPIPE.
         Err(err) if output::is_broken_pipe(&err) => output::exit_on_broken_pipe(),

@@ -88,6 +88,16 @@ pub struct ProfileArgs {
     #[arg(long, value_enum, default_value_t)]
     unwind: UnwindArg,
 
+    /// As perf's `-g`: accepted, and changes nothing (perfkit always
+    /// records call graphs).
+    #[arg(short = 'g')]
+    call_graph_flag: bool,
+
+    /// As perf's `--call-graph`: `fp`, or `dwarf[,SIZE]` (the same as
+    /// `--unwind fp`, or `--unwind dwarf --stack-size SIZE`).
+    #[arg(long = "call-graph", value_name = "fp|dwarf[,SIZE]", value_parser = parse_call_graph, conflicts_with = "unwind")]
+    call_graph: Option<(UnwindArg, Option<u32>)>,
+
     /// Bytes of user stack copied per sample by the perf backend's DWARF
     /// mode (raise it for deep stacks; the summary says when it was short).
     #[arg(long, value_name = "BYTES", default_value_t = perfkit_perf::DEFAULT_STACK_BYTES, value_parser = clap::value_parser!(u32).range(8..=65528))]
@@ -97,8 +107,9 @@ pub struct ProfileArgs {
     maps: MapArgs,
 
     /// Command to run and profile until it exits (`--` before it is needed
-    /// only when its first word starts with `-`).
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, group = "target")]
+    /// only when its first word starts with `-`; a flag before the command
+    /// is always perfkit's).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, group = "target")]
     command: Vec<OsString>,
 }
 
@@ -241,8 +252,9 @@ pub struct OffcpuArgs {
     #[command(flatten)]
     maps: MapArgs,
 
-    /// Command to run and watch until it exits.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, group = "target")]
+    /// Command to run and watch until it exits (`--` before it when its
+    /// first word starts with `-`).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, group = "target")]
     command: Vec<OsString>,
 }
 
@@ -280,6 +292,29 @@ pub enum BackendArg {
     Ebpf,
     /// perf_event_open: samples read from ring buffers.
     Perf,
+}
+
+/// perf's `--call-graph` modes: `fp`, `dwarf[,SIZE]`; `lbr` is refused
+/// with what to use instead.
+fn parse_call_graph(s: &str) -> Result<(UnwindArg, Option<u32>), String> {
+    let (mode, size) = match s.split_once(',') {
+        Some((m, size)) => (m, Some(size)),
+        None => (s, None),
+    };
+    let size = size
+        .map(|v| match v.parse::<u32>() {
+            Ok(n) if (8..=65528).contains(&n) => Ok(n),
+            _ => Err(format!("stack size {v:?}: expected bytes from 8 to 65528")),
+        })
+        .transpose()?;
+    match (mode, size) {
+        ("fp", None) => Ok((UnwindArg::Fp, None)),
+        ("dwarf", size) => Ok((UnwindArg::Dwarf, size)),
+        ("lbr", _) => {
+            Err("perfkit has no LBR call graphs (this needs hardware branch records): use fp or dwarf".into())
+        }
+        _ => Err(format!("{s:?}: expected fp or dwarf[,SIZE], as perf takes them")),
+    }
 }
 
 /// `--unwind`.
@@ -361,6 +396,12 @@ impl ProfileArgs {
             EventArg::Instructions => SampleEvent::Instructions,
         };
         o.stack_bytes = self.stack_size.next_multiple_of(8).min(65528);
+        if let Some((unwind, size)) = self.call_graph {
+            o.unwind = unwind.choice();
+            if let Some(size) = size {
+                o.stack_bytes = size.next_multiple_of(8).min(65528);
+            }
+        }
         o
     }
 }
@@ -740,6 +781,22 @@ mod tests {
         let b = parse(&["-F", "199", "make", "-j2", "all"]).unwrap();
         assert_eq!(b.command, vec![OsString::from("make"), "-j2".into(), "all".into()]);
         assert_eq!(b.frequency, 199);
+    }
+
+    #[test]
+    fn perf_call_graph_flags_are_taken_as_perf_takes_them() {
+        let a = parse(&["-g", "-p", "1", "-d", "1"]).unwrap();
+        assert!(a.command.is_empty());
+        assert_eq!(a.target.pid, Some(IdList(vec![1])));
+        let b = parse(&["--call-graph", "dwarf,16384", "-p", "1"]).unwrap();
+        assert_eq!(b.call_graph, Some((UnwindArg::Dwarf, Some(16384))));
+        assert_eq!(parse(&["--call-graph", "fp", "-a"]).unwrap().call_graph, Some((UnwindArg::Fp, None)));
+        let lbr = parse(&["--call-graph", "lbr", "-a"]).unwrap_err().to_string();
+        assert!(lbr.contains("use fp or dwarf"), "{lbr}");
+        assert!(parse(&["--call-graph", "dwarf", "--unwind", "fp", "-a"]).is_err());
+        // A flag perfkit does not know is an error, never the command.
+        let err = parse(&["-Z", "-p", "1"]).unwrap_err().to_string();
+        assert!(err.contains("-Z"), "{err}");
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! - Other commands end as with the default action (killed by the signal),
 //!   after the temporary files being written are removed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
 
 /// A signal arrived.
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The first signal that arrived.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// The command stops on [`STOP`] by itself.
 static HANDLED: AtomicBool = AtomicBool::new(false);
 
@@ -28,6 +30,7 @@ pub fn install(handled: bool) -> Result<()> {
     HANDLED.store(handled, Ordering::SeqCst);
     for sig in SIGNALS {
         let action = move || {
+            let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
             if HANDLED.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
                 return;
             }
@@ -40,6 +43,17 @@ pub fn install(handled: bool) -> Result<()> {
         unsafe { signal_hook::low_level::register(sig, action) }.context("listening for signals")?;
     }
     Ok(())
+}
+
+/// After a command that stopped on a signal wrote its outputs: ends
+/// perfkit by that signal, as perf does, so that the shell sees it
+/// (Ctrl-C: exit status 130, and a script's loop stops). Returns when no
+/// signal arrived.
+pub fn reraise() {
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    if sig != 0 {
+        let _ = signal_hook::low_level::emulate_default_handler(sig);
+    }
 }
 
 /// Whether an interrupting signal arrived.

@@ -53,7 +53,7 @@ pub struct StatArgs {
 
     /// Command to run and count until it exits (`--` before it is needed
     /// only when its first word starts with `-`).
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     command: Vec<OsString>,
 }
 

@@ -235,7 +235,7 @@ fn sigterm_and_sighup_write_every_output_and_leave_no_temporary_file() {
         let mut target = target;
         let _ = target.kill();
         let _ = target.wait();
-        assert!(out.status.success(), "signal {signal}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(ended_by(out.status, signal), "signal {signal}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(fs::read_to_string(&svg).unwrap().contains("</svg>"));
         assert_hotspots_profile(&read_folded(&folded));
         let names: Vec<String> =
@@ -247,7 +247,7 @@ fn sigterm_and_sighup_write_every_output_and_leave_no_temporary_file() {
         let mut cmd = perfkit();
         cmd.args(["sys", "record", "-i", "0.2", "-o"]).arg(&rec);
         let out = signal_after(cmd, signal, Duration::from_millis(1500));
-        assert!(out.status.success(), "signal {signal}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(ended_by(out.status, signal), "signal {signal}: {}", String::from_utf8_lossy(&out.stderr));
         let report = run(perfkit().args(["sys", "report"]).arg(&rec).args(["cpu", "--json"]));
         assert!(report.status.success());
         assert!(String::from_utf8_lossy(&report.stdout).lines().count() >= 4, "samples lost");
@@ -590,4 +590,23 @@ fn serve_closes_slow_clients_and_survives_a_flood_of_idle_ones() {
     let _ = server.wait();
     assert!(body.as_deref().is_some_and(|b| b.contains("200 OK")), "a scrape failed under a flood: {body:?}");
     assert!(took < Duration::from_secs(8), "a scrape took {took:?} under a flood");
+}
+
+/// The command perfkit starts begins as from a shell: no signal ignored
+/// (perfkit's own ignored SIGPIPE is not inherited) and none blocked, so a
+/// pipeline in it ends quietly.
+#[test]
+fn the_held_command_starts_with_default_signals() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let out = run(perfkit().args(["profile", "-o"]).arg(dir.path().join("f.svg")).args([
+        "--",
+        "sh",
+        "-c",
+        "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -1",
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("SigIgn:\t0000000000000000"), "{stdout}");
+    assert!(stdout.contains("SigBlk:\t0000000000000000"), "{stdout}");
+    assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
 }

@@ -240,7 +240,7 @@ fn ctrl_c_ends_a_recording_and_keeps_every_sample() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(ended_by(out.status, libc::SIGINT), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     let n: usize = err.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{err}"));
     assert!(n >= 5, "{n} samples in 1.5 s at 0.2 s");

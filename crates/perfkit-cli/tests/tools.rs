@@ -72,7 +72,7 @@ fn stop_tool(tool: Killed, reader: thread::JoinHandle<String>) -> String {
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };
     let status = tool.0.wait().unwrap();
-    assert!(status.success(), "the tool failed at SIGINT: {status}");
+    assert!(ended_by(status, libc::SIGINT), "the tool failed at SIGINT: {status}");
     reader.join().unwrap()
 }
 

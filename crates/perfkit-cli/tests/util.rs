@@ -485,6 +485,14 @@ pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
 
+/// Whether a perfkit that stopped on `signal` ended as perf does: its
+/// outputs written, then killed by that same signal (Ctrl-C: 130 in a
+/// shell).
+pub fn ended_by(status: std::process::ExitStatus, signal: i32) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(signal)
+}
+
 /// Whether a tool is on PATH.
 pub fn have(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))

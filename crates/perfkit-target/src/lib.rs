@@ -177,6 +177,39 @@ pub struct HeldCommand {
     reaped: bool,
 }
 
+/// Sets every ignored signal back to its default action, with the raw
+/// system call: glibc's `sigaction` refuses the real-time signals it keeps
+/// for itself, which a parent may have left ignored too. Only
+/// async-signal-safe system calls: it runs in the forked child.
+///
+/// # Safety
+/// Changes the calling process's signal dispositions.
+unsafe fn reset_ignored_signals() {
+    /// The kernel's `struct sigaction` on x86-64 and aarch64.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+        let default = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+        // SAFETY: rt_sigaction with a NULL new action only reads the old one.
+        let got =
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8) };
+        if got == 0 && old.handler == libc::SIG_IGN {
+            // SAFETY: setting the default action of a signal, as exec would
+            // for a caught one.
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &default, std::ptr::null_mut::<KernelSigaction>(), 8) };
+        }
+    }
+}
+
 impl HeldCommand {
     /// Forks `program` with `args`, holding it before `exec`. The program is
     /// looked up in `PATH` as a shell would. It runs in a process group of
@@ -218,8 +251,9 @@ impl HeldCommand {
         let (go_read, go_write) = pipe().map_err(sys("pipe"))?;
         let (status_read, status_write) = pipe().map_err(sys("pipe"))?;
 
-        // SAFETY: the child only makes async-signal-safe calls (prctl, read,
-        // write, execvp, _exit) on memory prepared before the fork.
+        // SAFETY: the child only makes async-signal-safe calls (setpgid,
+        // signal, sigprocmask, prctl, read, write, execvp, _exit) on memory
+        // prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(sys("fork")(io::Error::last_os_error()));
@@ -232,6 +266,14 @@ impl HeldCommand {
                 libc::close(go_write.as_raw_fd());
                 libc::close(status_read.as_raw_fd());
                 libc::setpgid(0, 0);
+                // The command starts as from a shell: no signal ignored
+                // (Rust ignores SIGPIPE in perfkit, and an ignored signal
+                // stays ignored across exec: `yes | head -1` would print
+                // "Broken pipe"), and none blocked.
+                reset_ignored_signals();
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
                 if stdout_to_stderr {
                     libc::dup2(2, 1);

@@ -431,7 +431,9 @@ impl Tool {
         let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         // The stderr thread ends with the pipe; give it a moment.
         thread::sleep(Duration::from_millis(50));
-        if !status.success() {
+        // As perf: outputs written, then ended by the signal itself.
+        let by_sigint = std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGINT);
+        if !by_sigint {
             return Err(Fail::with(format!("{} failed at SIGINT: {status}", self.what), &self.stderr_text()));
         }
         Ok((stdout, self.stderr_text()))
