@@ -7,14 +7,11 @@ use std::{
 
 use perfkit_perf::{PerfConfig, PerfSampler, PerfScope, SampleEvent, Unwind};
 use perfkit_probes::{ProbeError, Selection, StackSampler, StackSamplerConfig, UserStacks};
-use perfkit_probes_common::sampler::{
-    END_DEPTH, END_NO_CFI, END_NO_USER, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED,
-};
 use perfkit_profile::{
-    CountUnit, FrameKind, Profile,
+    CountUnit, FrameKind, Profile, Truncation,
     raw::{RawSample, SampleKind},
 };
-use perfkit_symbols::{SymbolizeOptions, Symbolizer};
+use perfkit_symbols::{SymbolizeOptions, SymbolizeReport, Symbolizer};
 use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, Modules};
 use perfkit_unwind::frame_pointers::Verdict;
 
@@ -574,6 +571,11 @@ impl Session {
                 perfkit_unwind::MAX_DECOMPRESSED_SECTION >> 20
             )));
         }
+        let depth_limit = match choice.backend {
+            Backend::Ebpf => perfkit_probes_common::sampler::MAX_FRAMES,
+            Backend::Perf => perfkit_perf::MAX_FRAMES,
+        };
+        truncation_note(&report, depth_limit, &mut notes);
         // What the readers of the targets' files refused (memory budget,
         // row bounds), each naming the file and the limit.
         for line in perfkit_target::notices::take() {
@@ -650,38 +652,6 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             st.requests_dropped
         )));
     }
-    let user: u64 = st.user_end.iter().sum::<u64>() - st.user_end[END_NO_USER as usize];
-    let early: u64 = st
-        .user_end
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != END_ROOT as usize && *i != END_NO_USER as usize)
-        .map(|(_, n)| n)
-        .sum();
-    if user > 0 && early > 0 {
-        let mut parts = Vec::new();
-        for (i, what) in [
-            (END_DEPTH as usize, "deeper than 128 frames (the rest is marked [truncated])"),
-            (END_READ as usize, "unreadable stack memory"),
-            (END_UNSUPPORTED as usize, "a frame the tables cannot walk (signal frames)"),
-            (END_NO_CFI as usize, "code with neither CFI nor frame pointers"),
-            (END_PENDING as usize, "a process or library newer than its mappings' last reading"),
-            (END_OTHER as usize, "other limits"),
-        ] {
-            if st.user_end[i] > 0 {
-                parts.push(format!("{} {what}", st.user_end[i]));
-            }
-        }
-        let level = if share(early, user) >= 5.0 { NoteLevel::Warning } else { NoteLevel::Info };
-        notes.push(Note {
-            level,
-            text: format!(
-                "{early} of {user} user stacks ({:.1}%) end before the outermost frame: {}",
-                share(early, user),
-                parts.join(", ")
-            ),
-        });
-    }
     if tables.files_over_capacity > 0 {
         notes.push(Note::warn(format!(
             "{} files did not fit the unwind table ({} rows): their frames were walked with frame pointers; raise --table-rows",
@@ -732,15 +702,37 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
             st.stack_copy_too_small, options.stack_bytes, st.stack_bytes_needed
         )));
     }
-    let other = st.unwind_incomplete.saturating_sub(st.stack_copy_too_small);
-    if other > 0 {
-        notes.push(Note::warn(format!(
-            "{other} samples could not be unwound to the outermost frame (missing or unusable CFI)"
-        )));
-    }
     if let Some(bytes) = Some(st.bytes).filter(|b| *b > 0) {
         notes.push(Note::info(format!("read {} KiB of samples from the kernel", bytes.div_ceil(1024))));
     }
+}
+
+/// How many user stacks end before their outermost frame, and why: the
+/// reasons of the profile's `[truncated: REASON]` markers.
+fn truncation_note(report: &SymbolizeReport, depth_limit: usize, notes: &mut Vec<Note>) {
+    let early: u64 = report.truncated.values().sum();
+    let user = report.user_stacks;
+    if user == 0 || early == 0 {
+        return;
+    }
+    let parts: Vec<String> = report
+        .truncated
+        .iter()
+        .map(|(reason, n)| match reason {
+            Truncation::Depth => format!("{n} deeper than {depth_limit} frames [{}]", reason.word()),
+            _ => format!("{n} {} [{}]", reason.describe(), reason.word()),
+        })
+        .collect();
+    let level = if share(early, user) >= 5.0 { NoteLevel::Warning } else { NoteLevel::Info };
+    notes.push(Note {
+        level,
+        text: format!(
+            "{early} of {user} user stacks ({:.1}%) end before the outermost frame, under a [truncated: REASON] \
+             frame: {}",
+            share(early, user),
+            parts.join(", ")
+        ),
+    });
 }
 
 /// Functions where a user stack legitimately starts.

@@ -1,5 +1,5 @@
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::Path,
     sync::Arc,
 };
@@ -10,8 +10,8 @@ use blazesym::symbolize::{
 };
 use perfkit_probes_common::unwind::decode_frame;
 use perfkit_profile::{
-    Frame, Location, Origin, Profile, Stack,
-    raw::{RawSample, RawStack, StackEnd},
+    Frame, Location, Origin, Profile, Stack, Truncation,
+    raw::{RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{ModuleFile, Modules};
 use perfkit_unwind::ElfLayout;
@@ -90,6 +90,40 @@ pub struct SymbolizeReport {
     /// [`perfkit_unwind::MAX_DECOMPRESSED_SECTION`], or all of them beyond
     /// [`perfkit_unwind::MAX_DECOMPRESSED_TOTAL`].
     pub debug_info_skipped: Vec<String>,
+    /// On-CPU samples with a user stack (walked, or lost).
+    pub user_stacks: u64,
+    /// Of those, the samples whose user stack ended before its outermost
+    /// frame, by reason (each marked `[truncated: REASON]` in the profile).
+    pub truncated: BTreeMap<Truncation, u64>,
+}
+
+/// The signal trampolines of C libraries (glibc, musl): where a signal
+/// handler returns to.
+const SIGNAL_TRAMPOLINES: &[&str] = &["__restore_rt", "__restore"];
+
+/// Why a user stack ended, with what the backend said refined by where its
+/// outermost frame reached is: a walk that stopped in anonymous executable
+/// memory stopped at code without unwind information or frame pointer
+/// (`anon-code`), and one that stopped at an address in no known mapping
+/// could not know how to go on (`unmapped`). A stack whose outermost frame
+/// is either did not reach its root whatever the backend said (a frame
+/// pointer of 0 there is not the root's, and the kernel's frame-pointer
+/// callchains say nothing).
+fn stack_end(end: StackEnd, tgid: u32, outermost: u64, modules: &Modules) -> StackEnd {
+    let reason = match end {
+        StackEnd::Truncated(Truncation::Depth | Truncation::StackCopy | Truncation::SignalFrame) => return end,
+        StackEnd::Truncated(r) => Some(r),
+        _ => None,
+    };
+    if decode_frame(outermost).is_some() {
+        return end;
+    }
+    let refined = match modules.find(tgid, outermost) {
+        Some(m) if m.is_anonymous() => Some(Truncation::AnonCode),
+        Some(_) => reason,
+        None => Some(Truncation::Unmapped),
+    };
+    refined.map_or(StackEnd::Complete, StackEnd::Truncated)
 }
 
 impl Symbolizer {
@@ -207,8 +241,29 @@ impl Symbolizer {
             let mut frames = Vec::new();
             match &s.user {
                 RawStack::Frames(ips) => {
-                    if s.user_end == StackEnd::DepthLimit {
-                        frames.push(Frame::user("[truncated]"));
+                    let mut end = match ips.last() {
+                        Some(&outermost) => stack_end(s.user_end, s.tgid, outermost, modules),
+                        None => s.user_end,
+                    };
+                    // A rule the walker could not follow in the signal
+                    // trampoline (its CFI is an expression): a signal frame.
+                    if end == StackEnd::Truncated(Truncation::UnsupportedCfi)
+                        && let Some(Target::Place(p)) = ips.last().map(|&ip| &user_targets[&(s.tgid, ip)])
+                        && resolved
+                            .get(p)
+                            .and_then(|f| f.first())
+                            .is_some_and(|f| SIGNAL_TRAMPOLINES.contains(&&*f.name))
+                    {
+                        end = StackEnd::Truncated(Truncation::SignalFrame);
+                    }
+                    if let StackEnd::Truncated(reason) = end {
+                        frames.push(Frame::truncated(reason));
+                        if s.kind == SampleKind::OnCpu {
+                            *report.truncated.entry(reason).or_default() += s.count;
+                        }
+                    }
+                    if s.kind == SampleKind::OnCpu {
+                        report.user_stacks += s.count;
                     }
                     for (i, &ip) in ips.iter().enumerate().rev() {
                         match &user_targets[&(s.tgid, ip)] {
@@ -222,7 +277,12 @@ impl Symbolizer {
                         let _ = i;
                     }
                 }
-                RawStack::Lost => frames.push(Frame::user("[lost stack]")),
+                RawStack::Lost => {
+                    frames.push(Frame::user("[lost stack]"));
+                    if s.kind == SampleKind::OnCpu {
+                        report.user_stacks += s.count;
+                    }
+                }
                 RawStack::None => {}
             }
             match &s.kernel {
