@@ -15,7 +15,7 @@ use perfkit_symbols::{SymbolizeOptions, SymbolizeReport, Symbolizer};
 use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, Modules};
 use perfkit_unwind::frame_pointers::Verdict;
 
-use crate::{BackendChoice, Options, ProfileError, Target, TargetKind, UnwindChoice, choose};
+use crate::{BackendChoice, Options, ProfileError, Target, TargetKind, UnwindChoice, choose, target::LeftOut};
 
 /// The backend that runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +135,11 @@ pub struct Finished {
     pub bytes_from_kernel: Option<u64>,
     /// Processes seen in samples.
     pub processes: usize,
+    /// When a process given by PID got no samples, or few, while its
+    /// existing descendants (not profiled without
+    /// [`Target::with_children`]) were busy: what they used, naming
+    /// `--children`. Also among the notes.
+    pub children_hint: Option<String>,
 }
 
 enum Running {
@@ -153,6 +158,7 @@ pub struct Session {
     started: Instant,
     early_notes: Vec<Note>,
     exit: Option<ExitStatus>,
+    children_left_out: Vec<LeftOut>,
 }
 
 impl std::fmt::Debug for Session {
@@ -264,7 +270,7 @@ impl Profiler {
     /// first instruction) only once sampling is ready.
     pub fn start(target: Target, options: &Options) -> Result<Session, ProfileError> {
         let description = target.describe();
-        let Target { kind, follow_children, resolved_threads } = target;
+        let Target { kind, follow_children, resolved_threads, children_left_out } = target;
         let early_notes: Vec<Note> = resolved_threads
             .iter()
             .map(|(tid, pid)| Note::info(format!("{tid} is a thread of process {pid}: profiling the whole process")))
@@ -388,6 +394,7 @@ impl Profiler {
             started: Instant::now(),
             early_notes,
             exit: None,
+            children_left_out,
         })
     }
 }
@@ -518,7 +525,17 @@ impl Session {
     /// Stops sampling, symbolizes, and accounts for every loss.
     pub fn finish(self) -> Result<Finished, ProfileError> {
         let elapsed = self.started.elapsed();
-        let Session { running, choice, options, description, mut command, early_notes, mut exit, .. } = self;
+        let Session {
+            running,
+            choice,
+            options,
+            description,
+            mut command,
+            early_notes,
+            mut exit,
+            children_left_out,
+            ..
+        } = self;
         if exit.is_none()
             && let Some(c) = &mut command
             && let Ok(Some(status)) = c.try_wait()
@@ -552,6 +569,10 @@ impl Session {
                  root, CAP_PERFMON or a value of 1 or less allows it)",
                 perfkit_perf::paranoid()
             )));
+        }
+        let children_hint = children_hint(&children_left_out, &samples, options.frequency_hz);
+        if let Some(hint) = &children_hint {
+            notes.push(Note::warn(hint.clone()));
         }
         let unit = weigh(&mut samples, &options);
         let processes = samples.iter().map(|s| s.tgid).collect::<std::collections::HashSet<_>>().len();
@@ -600,6 +621,7 @@ impl Session {
             idle_samples: idle,
             bytes_from_kernel: bytes,
             processes,
+            children_hint,
         })
     }
 }
@@ -705,6 +727,50 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
     if let Some(bytes) = Some(st.bytes).filter(|b| *b > 0) {
         notes.push(Note::info(format!("read {} KiB of samples from the kernel", bytes.div_ceil(1024))));
     }
+}
+
+/// For each process given by PID whose existing descendants were left
+/// out: when they used more CPU meanwhile than the process was sampled
+/// for (at least 0.1 s, and twice its own), a sentence naming them and
+/// `--children`.
+fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: Option<u64>) -> Option<String> {
+    let proc_root = std::path::Path::new("/proc");
+    let tick = perfkit_target::family::clock_ticks_per_second() as f64;
+    let mut parts = Vec::new();
+    for l in left_out {
+        let own: u64 =
+            samples.iter().filter(|s| s.tgid == l.parent.pid && s.kind == SampleKind::OnCpu).map(|s| s.count).sum();
+        let own_s = frequency_hz.filter(|f| *f > 0).map_or(0.0, |f| own as f64 / f as f64);
+        let busy: Vec<(u32, f64)> = l
+            .children
+            .iter()
+            .filter_map(|&(pid, before)| {
+                let now = perfkit_target::family::cpu_ticks(proc_root, pid)?;
+                Some((pid, now.saturating_sub(before) as f64 / tick))
+            })
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
+        let used: f64 = busy.iter().map(|(_, s)| s).sum();
+        if used < 0.1 || used < 2.0 * own_s {
+            continue;
+        }
+        let mut pids: Vec<String> = busy.iter().take(8).map(|(p, _)| p.to_string()).collect();
+        if busy.len() > 8 {
+            pids.push("...".to_owned());
+        }
+        parts.push(format!(
+            "PID {} ({}) got {own} samples, while {} of its descendants that existed before sampling ({}) used \
+             {used:.2} s of CPU, not profiled",
+            l.parent.pid,
+            l.parent.comm,
+            busy.len(),
+            pids.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("{}: --children includes them", parts.join("; ")))
 }
 
 /// How many user stacks end before their outermost frame, and why: the
