@@ -570,7 +570,11 @@ impl Session {
                 perfkit_perf::paranoid()
             )));
         }
-        let children_hint = children_hint(&children_left_out, &samples, options.frequency_hz);
+        // On-CPU samples against CPU time: not for off-CPU time alone.
+        let children_hint = match options.frequency_hz {
+            Some(hz) => children_hint(&children_left_out, &samples, hz),
+            None => None,
+        };
         if let Some(hint) = &children_hint {
             notes.push(Note::warn(hint.clone()));
         }
@@ -733,14 +737,14 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
 /// out: when they used more CPU meanwhile than the process was sampled
 /// for (at least 0.1 s, and twice its own), a sentence naming them and
 /// `--children`.
-fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: Option<u64>) -> Option<String> {
+fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: u64) -> Option<String> {
     let proc_root = std::path::Path::new("/proc");
     let tick = perfkit_target::family::clock_ticks_per_second() as f64;
     let mut parts = Vec::new();
     for l in left_out {
         let own: u64 =
             samples.iter().filter(|s| s.tgid == l.parent.pid && s.kind == SampleKind::OnCpu).map(|s| s.count).sum();
-        let own_s = frequency_hz.filter(|f| *f > 0).map_or(0.0, |f| own as f64 / f as f64);
+        let own_s = own as f64 / frequency_hz.max(1) as f64;
         let busy: Vec<(u32, f64)> = l
             .children
             .iter()

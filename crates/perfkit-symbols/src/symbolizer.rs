@@ -455,3 +455,39 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
 fn is_tracing_hook(name: &str) -> bool {
     name.starts_with("bpf_trace_run") || name.starts_with("__bpf_trace_") || name.starts_with("__traceiter_")
 }
+
+#[cfg(test)]
+mod tests {
+    use perfkit_probes_common::unwind::encode_frame;
+    use perfkit_target::Mapping;
+
+    use super::*;
+
+    fn modules() -> Modules {
+        let mut m = Modules::default();
+        let map = |start, path: &str| Mapping { start, end: start + 0x1000, offset: 0, path: path.into(), file: None };
+        m.processes.insert(7, vec![map(0x1000, ""), map(0x3000, "[anon:jit]"), map(0x5000, "[vdso]")]);
+        m
+    }
+
+    #[test]
+    fn a_walk_that_stops_in_anonymous_memory_or_nowhere_says_so() {
+        let m = modules();
+        let cut = StackEnd::Truncated;
+        // Stopped in generated code, whatever the walker said.
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, 0x1010, &m), cut(Truncation::AnonCode));
+        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, 0x3010, &m), cut(Truncation::AnonCode));
+        // A frame pointer of 0 in generated code is not the root.
+        assert_eq!(stack_end(StackEnd::Complete, 7, 0x1010, &m), cut(Truncation::AnonCode));
+        // An address in no mapping.
+        assert_eq!(stack_end(StackEnd::Complete, 7, 0x9000, &m), cut(Truncation::Unmapped));
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 8, 0x1010, &m), cut(Truncation::Unmapped));
+        // The vDSO is not anonymous memory; a place in a file stays as said.
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, 0x5010, &m), cut(Truncation::NoCfi));
+        assert_eq!(stack_end(StackEnd::Complete, 7, encode_frame(3, 0x10), &m), StackEnd::Complete);
+        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, encode_frame(3, 0x10), &m), cut(Truncation::ReadFault));
+        // The depth limit and the stack copy are what they are.
+        assert_eq!(stack_end(cut(Truncation::Depth), 7, 0x1010, &m), cut(Truncation::Depth));
+        assert_eq!(stack_end(cut(Truncation::StackCopy), 7, 0x9000, &m), cut(Truncation::StackCopy));
+    }
+}
