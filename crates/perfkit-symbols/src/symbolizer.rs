@@ -245,16 +245,29 @@ impl Symbolizer {
                         Some(&outermost) => stack_end(s.user_end, s.tgid, outermost, modules),
                         None => s.user_end,
                     };
-                    // A rule the walker could not follow in the signal
-                    // trampoline (its CFI is an expression): a signal frame.
-                    if end == StackEnd::Truncated(Truncation::UnsupportedCfi)
-                        && let Some(Target::Place(p)) = ips.last().map(|&ip| &user_targets[&(s.tgid, ip)])
-                        && resolved
-                            .get(p)
-                            .and_then(|f| f.first())
-                            .is_some_and(|f| SIGNAL_TRAMPOLINES.contains(&&*f.name))
-                    {
-                        end = StackEnd::Truncated(Truncation::SignalFrame);
+                    let outermost = match ips.last().map(|&ip| &user_targets[&(s.tgid, ip)]) {
+                        Some(Target::Place(p)) => resolved.get(p).and_then(|f| f.first()).map(|f| &*f.name),
+                        _ => None,
+                    };
+                    match end {
+                        // A rule the walker could not follow in the signal
+                        // trampoline (its CFI is an expression): a signal
+                        // frame.
+                        StackEnd::Truncated(Truncation::UnsupportedCfi)
+                            if outermost.is_some_and(|n| SIGNAL_TRAMPOLINES.contains(&n)) =>
+                        {
+                            end = StackEnd::Truncated(Truncation::SignalFrame);
+                        }
+                        // A walk that reached the program's entry point
+                        // (the dynamic loader's `_start`, early in a
+                        // process) is complete, even when the unwinder
+                        // failed to step beyond it.
+                        StackEnd::Truncated(Truncation::NoCfi | Truncation::ReadFault | Truncation::Other)
+                            if outermost == Some("_start") =>
+                        {
+                            end = StackEnd::Complete;
+                        }
+                        _ => {}
                     }
                     if let StackEnd::Truncated(reason) = end {
                         frames.push(Frame::truncated(reason));
