@@ -137,6 +137,12 @@ pub struct TargetArgs {
     #[arg(long)]
     no_inherit: bool,
 
+    /// With -p: also the existing descendants of each process (children,
+    /// their children..., as pgrep -P), such as a server's workers.
+    /// Children started later are followed either way.
+    #[arg(long, conflicts_with = "no_inherit")]
+    children: bool,
+
     /// One root frame per process (name-PID) instead of per process name.
     #[arg(long, conflicts_with = "per_thread")]
     per_process: bool,
@@ -454,8 +460,12 @@ impl TargetArgs {
     }
 
     fn target(&self, command: &[OsString], to_stdout: bool) -> Result<Target> {
+        if self.children && self.pid.is_none() {
+            bail!("--children goes with -p PID: the descendants of the processes given");
+        }
         let target = if let Some(IdList(pids)) = &self.pid {
-            Target::pids(pids)?
+            let target = Target::pids(pids)?;
+            if self.children { target.with_children() } else { target }
         } else if let Some(IdList(tids)) = &self.tid {
             Target::threads(tids)?
         } else if self.all_cpus {
@@ -550,7 +560,8 @@ fn run_kind(
     let sampling_ended = Instant::now();
     let watched: Vec<u32> = session.watched().to_vec();
     let description = session.description().to_owned();
-    let Finished { profile, notes, mut command, command_status, idle_samples, processes, .. } = session.finish()?;
+    let Finished { profile, notes, mut command, command_status, idle_samples, processes, children_hint, .. } =
+        session.finish()?;
 
     if profile.total_samples() == 0 {
         if let Some(c) = &mut command {
@@ -575,6 +586,11 @@ fn run_kind(
         if idle_samples > 0 && watched.is_empty() {
             bail!(
                 "no samples: the CPUs were idle for the {elapsed:.1} s of sampling ({idle_samples} idle samples); nothing written"
+            );
+        }
+        if let Some(hint) = children_hint {
+            bail!(
+                "no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling ({hint}); nothing written"
             );
         }
         bail!("no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling; nothing written");
@@ -797,6 +813,16 @@ mod tests {
         // A flag perfkit does not know is an error, never the command.
         let err = parse(&["-Z", "-p", "1"]).unwrap_err().to_string();
         assert!(err.contains("-Z"), "{err}");
+    }
+
+    #[test]
+    fn children_go_with_pids_only() {
+        assert!(parse(&["-p", "7", "--children"]).unwrap().target.children);
+        assert!(!parse(&["-p", "7"]).unwrap().target.children);
+        let a = parse(&["-a", "--children"]).unwrap();
+        let e = a.target.target(&[], false).unwrap_err().to_string();
+        assert!(e.contains("--children goes with -p"), "{e}");
+        assert!(parse(&["-p", "7", "--children", "--no-inherit"]).is_err());
     }
 
     #[test]

@@ -422,6 +422,8 @@ fn collect(args: &ServeArgs) -> Result<String> {
 struct ProfileQuery {
     seconds: Option<String>,
     pid: Option<String>,
+    /// With `pid`: `1` or `true` adds each process's existing descendants.
+    children: Option<String>,
     cgroup: Option<String>,
     hz: Option<String>,
 }
@@ -442,11 +444,17 @@ async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuer
         Some(Ok(h)) if (1..=10_000).contains(&h) => h,
         Some(_) => return bad_request("hz must be from 1 to 10000"),
     };
+    let children = match q.children.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return bad_request("children must be 1, true, 0 or false"),
+    };
     let target = if let Some(pids) = &q.pid {
         match perfkit_target::parse_pid_list(pids)
             .map_err(anyhow::Error::from)
             .and_then(|p| Ok(perfkit_profiler::Target::pids(&p)?))
         {
+            Ok(t) if children => t.with_children(),
             Ok(t) => t,
             Err(e) => return bad_request(format!("{e:#}")),
         }

@@ -37,6 +37,11 @@ pub struct ToolTarget {
     #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list, group = "tool_target")]
     pid: Option<IdList>,
 
+    /// With -p: also the existing descendants of each process (children,
+    /// their children..., as pgrep -P).
+    #[arg(long)]
+    children: bool,
+
     /// A cgroup v2 group to watch (a container, a systemd service).
     #[arg(long, value_name = "PATH", group = "tool_target")]
     cgroup: Option<PathBuf>,
@@ -54,14 +59,15 @@ struct Watch {
 
 impl ToolTarget {
     fn watch(&self) -> Result<Watch> {
+        if self.children && self.pid.is_none() {
+            anyhow::bail!("--children goes with -p PID: the descendants of the processes given");
+        }
         if let Some(IdList(pids)) = &self.pid {
             for &pid in pids {
                 ProcessInfo::read(pid)?;
             }
-            return Ok(Watch {
-                selection: Some(Selection::Processes { pids: pids.clone(), follow_children: true }),
-                command: None,
-            });
+            let pids = if self.children { perfkit_target::family::with_descendants(pids) } else { pids.clone() };
+            return Ok(Watch { selection: Some(Selection::Processes { pids, follow_children: true }), command: None });
         }
         if let Some(path) = &self.cgroup {
             let c = perfkit_target::cgroup::Cgroup::resolve(path)?;

@@ -55,7 +55,7 @@ fn the_loopless_walk_goes_on_through_tail_calls_to_the_frame_limit() {
         } else {
             let marked: u64 = folded
                 .iter()
-                .filter(|(s, _)| s.ends_with(";bottom") && s.contains(";[truncated];"))
+                .filter(|(s, _)| s.ends_with(";bottom") && s.contains(";[truncated: depth];"))
                 .map(|(_, c)| c)
                 .sum();
             assert!(marked * 100 >= total * 95, "{marked} of {total} 200-deep stacks are cut at 128 and marked");

@@ -349,3 +349,88 @@ fn progress_shows_on_a_terminal_only() {
     assert!(out.status.success());
     assert!(!stderr(&out).contains("Ctrl-C to stop"), "progress drawn to a pipe");
 }
+
+/// A shell whose two workers run hotspots (one a grandchild, through a
+/// subshell), in its own process group; the group is killed when dropped.
+struct Workers(std::process::Child);
+
+impl Workers {
+    fn start(seconds: u32) -> Self {
+        use std::os::unix::process::CommandExt;
+        let h = hotspots().display().to_string();
+        let script = format!("({h} {seconds}; true) & {h} {seconds} & wait");
+        let child = Command::new("sh").arg("-c").arg(script).process_group(0).spawn().unwrap();
+        // Both workers forked and running before perfkit looks.
+        std::thread::sleep(Duration::from_millis(500));
+        Self(child)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // SAFETY: a signal to the process group this test created.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pid_with_children_profiles_the_existing_workers_at_their_shares() {
+    let Some(_serial) = privileged() else { return };
+    let workers = Workers::start(40);
+    let parent = workers.0.id().to_string();
+    for backend in ["ebpf", "perf"] {
+        let dir = scratch_dir();
+        let folded = dir.path().join("out.folded");
+        let out = run(perfkit()
+            .args(["profile", "--backend", backend, "-d", "3", "-F", "997", "--per-process", "--children", "-p"])
+            .arg(&parent)
+            .arg("-o")
+            .arg(dir.path().join("flame.svg"))
+            .arg("--folded")
+            .arg(&folded));
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let folded = read_folded(&folded);
+        // Both workers, each under its own root.
+        let mut roots: Vec<&str> =
+            folded.iter().filter_map(|(s, _)| s.split(';').next()).filter(|r| r.starts_with("hotspots-")).collect();
+        roots.sort_unstable();
+        roots.dedup();
+        assert_eq!(roots.len(), 2, "{backend}: both workers sampled: {roots:?}");
+        // hot_a:hot_b at 3:1 over the workers' samples, on the full paths.
+        let merged: Vec<(String, u64)> = folded
+            .iter()
+            .filter(|(s, _)| s.starts_with("hotspots-"))
+            .map(|(s, c)| {
+                let rest = s.split_once(';').map_or("", |(_, r)| r);
+                (format!("hotspots;{rest}"), *c)
+            })
+            .collect();
+        let all: u64 = folded.iter().map(|(_, c)| c).sum();
+        let workers_samples: u64 = merged.iter().map(|(_, c)| c).sum();
+        assert!(workers_samples * 100 >= all * 95, "{backend}: the workers have {workers_samples} of {all} samples");
+        assert_hotspots_profile(&merged);
+    }
+}
+
+#[test]
+fn pid_of_an_idle_parent_with_busy_children_names_children_option() {
+    let Some(_serial) = privileged() else { return };
+    let workers = Workers::start(30);
+    let parent = workers.0.id().to_string();
+    for backend in ["ebpf", "perf"] {
+        let dir = scratch_dir();
+        let out = run(perfkit()
+            .args(["profile", "--backend", backend, "-d", "2", "-F", "499", "-p"])
+            .arg(&parent)
+            .arg("-o")
+            .arg(dir.path().join("flame.svg")));
+        assert!(!out.status.success(), "{backend}: the shell itself does not run");
+        let err = stderr(&out);
+        assert!(
+            err.contains("2 of its descendants") && err.contains("--children includes them"),
+            "{backend}: the error says where the work is: {err}"
+        );
+        assert_no_output(dir.path());
+    }
+}

@@ -88,6 +88,11 @@ struct JsonFrame {
     /// The frame's offset in that file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file_offset: Option<u64>,
+    /// A marker frame's reason (`[truncated: REASON]`): the stack ended
+    /// before its outermost frame. Written, not needed to read (the name
+    /// says it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    truncated: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Hash, Clone, Copy)]
@@ -119,6 +124,7 @@ impl Cost for JsonFrame {
             + len(&self.file)
             + len(&self.module)
             + len(&self.build_id)
+            + len(&self.truncated)
     }
 }
 
@@ -216,6 +222,7 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                     module: f.origin.as_ref().map(|o| text(&o.path)),
                     build_id: f.origin.as_ref().and_then(|o| o.build_id.as_ref().map(|b| text(b))),
                     file_offset: f.origin.as_ref().map(|o| o.file_offset),
+                    truncated: f.truncation().map(|t| t.word().to_owned()),
                 };
                 *index.entry(jf.clone()).or_insert_with(|| {
                     frames.push(jf);

@@ -25,4 +25,4 @@ pub use error::{PerfError, paranoid};
 pub use sampler::{
     DEFAULT_STACK_BYTES, PerfConfig, PerfProfile, PerfSampler, PerfScope, PerfStats, SampleEvent, Unwind,
 };
-pub use unwind::{DwarfUnwinder, UnwindEnd, Unwound};
+pub use unwind::{DwarfUnwinder, MAX_FRAMES, UnwindEnd, Unwound};

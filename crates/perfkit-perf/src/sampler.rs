@@ -29,7 +29,10 @@ use perf_event::{
     events::{Hardware, Software},
 };
 use perfkit_probes_common::unwind::encode_frame;
-use perfkit_profile::raw::{RawSample, RawStack, SampleKind, StackEnd};
+use perfkit_profile::{
+    Truncation,
+    raw::{RawSample, RawStack, SampleKind, StackEnd},
+};
 use perfkit_target::{MapsTracker, ModuleFile, Modules};
 
 use crate::{
@@ -853,16 +856,22 @@ impl Worker {
                     let out = unwinder.unwind(ip, sp, bp, stack);
                     match out.end {
                         UnwindEnd::Root => {}
-                        UnwindEnd::DepthLimit => end = StackEnd::DepthLimit,
+                        UnwindEnd::DepthLimit => end = StackEnd::Truncated(Truncation::Depth),
                         UnwindEnd::StackCopy(needed) => {
-                            end = StackEnd::Incomplete;
+                            end = StackEnd::Truncated(Truncation::StackCopy);
                             self.agg.unwind_incomplete += 1;
                             self.agg.stack_copy_too_small += 1;
                             self.agg.stack_bytes_needed =
                                 self.agg.stack_bytes_needed.max(needed.max(self.stack_bytes as u64 + 8));
                         }
+                        UnwindEnd::ReadFault => {
+                            end = StackEnd::Truncated(Truncation::ReadFault);
+                            self.agg.unwind_incomplete += 1;
+                        }
+                        // Where the walk stopped in anonymous memory or in
+                        // no mapping, perfkit-symbols says so.
                         UnwindEnd::Failed => {
-                            end = StackEnd::Incomplete;
+                            end = StackEnd::Truncated(Truncation::NoCfi);
                             self.agg.unwind_incomplete += 1;
                         }
                     }

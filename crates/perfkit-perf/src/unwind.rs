@@ -78,7 +78,10 @@ pub enum UnwindEnd {
     /// The stack copy ended first; the walk needed at least this many bytes
     /// above the stack pointer.
     StackCopy(u64),
-    /// Unwind information was missing or wrong.
+    /// A read of stack memory inside the copy's range failed.
+    ReadFault,
+    /// Unwind information was missing or wrong, and the frame-pointer
+    /// fallback went nowhere.
     Failed,
 }
 
@@ -168,12 +171,12 @@ impl DwarfUnwinder {
                 Ok(Some(FrameAddress::InstructionPointer(a))) => frames.push(a),
                 Ok(Some(FrameAddress::ReturnAddress(a))) => frames.push(a.get()),
                 Ok(None) => break UnwindEnd::Root,
-                Err(FramehopError::CouldNotReadStack(_)) => break UnwindEnd::Failed,
+                Err(FramehopError::CouldNotReadStack(_)) => break UnwindEnd::ReadFault,
                 Err(_) => break UnwindEnd::Failed,
             }
         };
         let end = match (end, beyond) {
-            (UnwindEnd::Failed, Some(needed)) => UnwindEnd::StackCopy(needed),
+            (UnwindEnd::Failed | UnwindEnd::ReadFault, Some(needed)) => UnwindEnd::StackCopy(needed),
             (end, _) => end,
         };
         Unwound { frames, end }

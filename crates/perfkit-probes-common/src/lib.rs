@@ -274,7 +274,8 @@ pub mod unwind {
     /// a thread's start routine).
     pub const CFA_END: u8 = 4;
     /// A rule the program cannot follow (a DWARF expression, as in a
-    /// signal trampoline): the walk stops here.
+    /// signal trampoline; a frame address in another register; an offset
+    /// beyond the scaled rules' reach): the walk stops here.
     pub const CFA_UNSUPPORTED: u8 = 5;
     /// CFA = RBP + offset, where RBP may hold a frame on another stack: Go's
     /// runtime calling on from the g0 or signal stack (`systemstack`,
@@ -284,6 +285,11 @@ pub mod unwind {
     pub const CFA_STACK_SWITCH: u8 = 6;
     /// The most stack switches one walk follows.
     pub const MAX_STACK_SWITCHES: u32 = 4;
+    /// CFA = RSP + 8 × offset: a frame of 32 KiB or more (a large local
+    /// array), whose offset does not fit 16 bits; up to 256 KiB.
+    pub const CFA_RSP_X8: u8 = 7;
+    /// CFA = RBP + 8 × offset, as [`CFA_RSP_X8`].
+    pub const CFA_RBP_X8: u8 = 8;
 
     /// RBP keeps its value in the caller.
     pub const RBP_SAME: u8 = 0;

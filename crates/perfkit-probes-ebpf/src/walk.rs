@@ -27,8 +27,9 @@ use perfkit_probes_common::{
         FRAMES_PER_RUN, MAX_FRAMES, SampleStats, StackTrace, UNWIND_TABLES,
     },
     unwind::{
-        CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RSP, CFA_STACK_SWITCH, CFA_UNSUPPORTED, FILE_LOADED, FILE_NO_CFI,
-        MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MAX_STACK_SWITCHES, PAGE_BITS, PageInfo, PageKey, ProcMaps, RBP_AT_CFA, REQUEST_MAPS, Request,
+        CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RBP_X8, CFA_RSP, CFA_RSP_X8, CFA_STACK_SWITCH, CFA_UNSUPPORTED, FILE_LOADED,
+        FILE_NO_CFI, MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MAX_STACK_SWITCHES, PAGE_BITS, PageInfo, PageKey, ProcMaps,
+        RBP_AT_CFA, REQUEST_MAPS, Request,
         Row, encode_frame,
     },
 };
@@ -530,6 +531,8 @@ fn table_step<const LOOP: bool>(w: &mut Walk, look: u64) {
     let cfa = match row.cfa {
         CFA_RSP => w.sp.wrapping_add(row.cfa_offset as i64 as u64),
         CFA_RBP | CFA_STACK_SWITCH => w.bp.wrapping_add(row.cfa_offset as i64 as u64),
+        CFA_RSP_X8 => w.sp.wrapping_add((row.cfa_offset as i64 * 8) as u64),
+        CFA_RBP_X8 => w.bp.wrapping_add((row.cfa_offset as i64 * 8) as u64),
         CFA_PLT => w.sp + 8 + if w.pc & 15 >= 11 { 8 } else { 0 },
         CFA_END => {
             w.end = END_ROOT;

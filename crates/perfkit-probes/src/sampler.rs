@@ -23,11 +23,15 @@ use perfkit_probes_common::{
     filter::{FilterConfig, MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS},
     names,
     sampler::{
-        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_DEPTH, END_NO_USER, END_ROOT, KIND_OFF_CPU, SampleKey,
-        SampleStats, SamplerConfig, StackTrace, UNWIND_FP, UNWIND_TABLES,
+        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_DEPTH, END_NO_CFI, END_NO_USER, END_PENDING, END_READ,
+        END_ROOT, END_UNSUPPORTED, KIND_OFF_CPU, SampleKey, SampleStats, SamplerConfig, StackTrace, UNWIND_FP,
+        UNWIND_TABLES,
     },
 };
-use perfkit_profile::raw::{RawSample, RawStack, SampleKind, StackEnd};
+use perfkit_profile::{
+    Truncation,
+    raw::{RawSample, RawStack, SampleKind, StackEnd},
+};
 use perfkit_target::Modules;
 
 /// Which tasks to sample.
@@ -494,11 +498,7 @@ impl StackSampler {
                 kernel: lookup(key.kernel_stack),
                 count,
                 kind: if key.kind == KIND_OFF_CPU { SampleKind::OffCpuNanos } else { SampleKind::OnCpu },
-                user_end: match key.user_end {
-                    END_ROOT | END_NO_USER => StackEnd::Complete,
-                    END_DEPTH => StackEnd::DepthLimit,
-                    _ => StackEnd::Incomplete,
-                },
+                user_end: stack_end(key.user_end),
             });
         }
         let by_hash_len = by_hash.len();
@@ -540,6 +540,21 @@ pub(crate) fn filter_config(selection: &Selection) -> FilterConfig {
 fn comm_to_string(comm: &[u8; COMM_LEN]) -> String {
     let len = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
     perfkit_profile::escape_bytes(&comm[..len])
+}
+
+/// How a walk that ended with the kernel side's `END_*` code ended. A walk
+/// that stopped in anonymous memory is told apart later, where the
+/// mappings are known (`perfkit-symbols`).
+fn stack_end(code: u8) -> StackEnd {
+    StackEnd::Truncated(match code {
+        END_ROOT | END_NO_USER => return StackEnd::Complete,
+        END_DEPTH => Truncation::Depth,
+        END_READ => Truncation::ReadFault,
+        END_UNSUPPORTED => Truncation::UnsupportedCfi,
+        END_NO_CFI => Truncation::NoCfi,
+        END_PENDING => Truncation::Unmapped,
+        _ => Truncation::Other,
+    })
 }
 
 #[cfg(test)]

@@ -155,6 +155,22 @@ impl Frame {
             Self::user(name)
         }
     }
+    /// The marker frame of a user stack whose walk ended before its
+    /// outermost frame: `[truncated: REASON]`, placed under the root so
+    /// that the innermost frames reached do not read as root callers.
+    pub fn truncated(reason: Truncation) -> Self {
+        Self::user(reason.marker())
+    }
+
+    /// The reason of a marker frame made by [`Frame::truncated`] (or read
+    /// back from its folded form); `None` for every other frame.
+    pub fn truncation(&self) -> Option<Truncation> {
+        if self.kind != FrameKind::User {
+            return None;
+        }
+        Truncation::from_marker(&self.name)
+    }
+
     /// An unresolved user frame, naming the module when known, such as
     /// `[unknown] (libc.so.6)`.
     pub fn unknown_user(module: Option<&str>) -> Self {
@@ -197,6 +213,104 @@ fn unknown_name(module: Option<&str>) -> String {
     match module {
         Some(m) => format!("[unknown] ({m})"),
         None => "[unknown]".to_owned(),
+    }
+}
+
+/// Why a user stack's walk ended before its outermost frame. Each reason
+/// has a short stable word, rendered as the marker frame
+/// `[truncated: WORD]` (see [`Frame::truncated`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Truncation {
+    /// The frame limit was reached with frames left (`depth`).
+    Depth,
+    /// Code with neither unwind information (CFI) nor a usable frame
+    /// pointer in a file (`no-cfi`).
+    NoCfi,
+    /// Code in anonymous executable memory (JIT or generated code) without
+    /// a usable frame pointer (`anon-code`).
+    AnonCode,
+    /// An address in no mapping known when the stack was walked: a
+    /// process or library newer than its mappings' last reading, or beyond
+    /// the mappings tracked per process (`unmapped`).
+    Unmapped,
+    /// A read of stack memory failed (`read-fault`).
+    ReadFault,
+    /// The copy of the stack taken with the sample ended first (the perf
+    /// backend's DWARF unwinding; `stack-copy`).
+    StackCopy,
+    /// A signal frame (the signal trampoline), which the walker does not
+    /// unwind through (`signal-frame`).
+    SignalFrame,
+    /// A CFI rule the walker cannot follow: a DWARF expression, or a frame
+    /// address in a register other than the stack and frame pointers
+    /// (`unsupported-cfi`).
+    UnsupportedCfi,
+    /// The walker's own bounds (`other`).
+    Other,
+}
+
+impl Truncation {
+    /// Every reason, in declaration order.
+    pub const ALL: [Truncation; 9] = [
+        Truncation::Depth,
+        Truncation::NoCfi,
+        Truncation::AnonCode,
+        Truncation::Unmapped,
+        Truncation::ReadFault,
+        Truncation::StackCopy,
+        Truncation::SignalFrame,
+        Truncation::UnsupportedCfi,
+        Truncation::Other,
+    ];
+
+    /// The reason's short stable word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Truncation::Depth => "depth",
+            Truncation::NoCfi => "no-cfi",
+            Truncation::AnonCode => "anon-code",
+            Truncation::Unmapped => "unmapped",
+            Truncation::ReadFault => "read-fault",
+            Truncation::StackCopy => "stack-copy",
+            Truncation::SignalFrame => "signal-frame",
+            Truncation::UnsupportedCfi => "unsupported-cfi",
+            Truncation::Other => "other",
+        }
+    }
+
+    /// What the reason means, for a summary.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Truncation::Depth => "deeper than the frame limit",
+            Truncation::NoCfi => "code with neither CFI nor frame pointers",
+            Truncation::AnonCode => "anonymous executable memory (JIT code) without frame pointers",
+            Truncation::Unmapped => {
+                "an address in no known mapping (a process or library newer than its mappings' last reading)"
+            }
+            Truncation::ReadFault => "unreadable stack memory",
+            Truncation::StackCopy => "deeper than the stack copy",
+            Truncation::SignalFrame => "a signal frame",
+            Truncation::UnsupportedCfi => {
+                "a CFI rule the walker cannot follow (a DWARF expression, or a frame address in another register)"
+            }
+            Truncation::Other => "the walker's own limits",
+        }
+    }
+
+    /// The reason of a word made by [`Truncation::word`].
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.word() == word)
+    }
+
+    /// The marker frame's name: `[truncated: WORD]`.
+    pub fn marker(self) -> String {
+        format!("[truncated: {}]", self.word())
+    }
+
+    /// The reason a marker frame's name carries.
+    pub fn from_marker(name: &str) -> Option<Self> {
+        Self::from_word(name.strip_prefix("[truncated: ")?.strip_suffix(']')?)
     }
 }
 
@@ -338,7 +452,8 @@ impl Profile {
     /// Functions by self time, most first, at most `n`. A sample's
     /// function is its innermost frame that is not inlined, as `perf
     /// report` counts it: a function's inlined callees count as the
-    /// function's own time.
+    /// function's own time. Marker frames ([`Frame::truncated`]) are not
+    /// functions: a stack of nothing else counts as `[no stack]`.
     pub fn top_self(&self, n: usize) -> Vec<FunctionCount> {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for stack in &self.stacks {
@@ -346,7 +461,7 @@ impl Profile {
                 .frames
                 .iter()
                 .rev()
-                .find(|f| f.kind != FrameKind::Inlined)
+                .find(|f| f.kind != FrameKind::Inlined && f.truncation().is_none())
                 .map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
             let c = counts.entry(leaf).or_default();
             *c = c.saturating_add(stack.count);
@@ -417,6 +532,26 @@ mod tests {
     }
 
     #[test]
+    fn truncation_markers_read_back_and_are_not_functions() {
+        for t in Truncation::ALL {
+            let f = Frame::truncated(t);
+            assert_eq!(f.truncation(), Some(t));
+            assert_eq!(Frame::from_folded(&f.folded_name()).truncation(), Some(t));
+        }
+        assert_eq!(Frame::truncated(Truncation::NoCfi).folded_name(), "[truncated: no-cfi]");
+        assert_eq!(Frame::user("[truncated]").truncation(), None);
+        assert_eq!(Frame::kernel("[truncated: depth]").truncation(), None);
+        assert_eq!(Truncation::from_word("bogus"), None);
+        let mut p = Profile::default();
+        p.push(Stack::new("t", vec![Frame::truncated(Truncation::Depth), Frame::user("hot")], 4));
+        p.push(Stack::new("t", vec![Frame::truncated(Truncation::ReadFault)], 1));
+        let top = p.top_self(10);
+        assert_eq!(top[0], FunctionCount { name: "hot".into(), count: 4 });
+        assert_eq!(top[1], FunctionCount { name: "[no stack]".into(), count: 1 });
+        assert_eq!(top.len(), 2);
+    }
+
+    #[test]
     fn top_self_counts_leaves() {
         let mut p = Profile::default();
         p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("hot")], 6));
@@ -465,14 +600,13 @@ pub mod raw {
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
     #[non_exhaustive]
     pub enum StackEnd {
-        /// At the outermost frame (or there is no user stack).
+        /// At the outermost frame (or there is no user stack), or where
+        /// the backend cannot tell (frame pointers followed by the kernel).
         #[default]
         Complete,
-        /// At the depth limit, with frames left: the root is missing.
-        DepthLimit,
-        /// Early, for another reason (code without frame pointers or CFI,
-        /// unreadable memory, a stack copy too small, a signal frame).
-        Incomplete,
+        /// Before the outermost frame, for this reason: the root is
+        /// missing, and the symbolized stack starts with a marker frame.
+        Truncated(crate::Truncation),
     }
 
     /// One unique (process, thread, names, user stack, kernel stack) and

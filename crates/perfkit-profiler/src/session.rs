@@ -7,18 +7,15 @@ use std::{
 
 use perfkit_perf::{PerfConfig, PerfSampler, PerfScope, SampleEvent, Unwind};
 use perfkit_probes::{ProbeError, Selection, StackSampler, StackSamplerConfig, UserStacks};
-use perfkit_probes_common::sampler::{
-    END_DEPTH, END_NO_CFI, END_NO_USER, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED,
-};
 use perfkit_profile::{
-    CountUnit, FrameKind, Profile,
+    CountUnit, FrameKind, Profile, Truncation,
     raw::{RawSample, SampleKind},
 };
-use perfkit_symbols::{SymbolizeOptions, Symbolizer};
+use perfkit_symbols::{SymbolizeOptions, SymbolizeReport, Symbolizer};
 use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, Modules};
 use perfkit_unwind::frame_pointers::Verdict;
 
-use crate::{BackendChoice, Options, ProfileError, Target, TargetKind, UnwindChoice, choose};
+use crate::{BackendChoice, Options, ProfileError, Target, TargetKind, UnwindChoice, choose, target::LeftOut};
 
 /// The backend that runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +135,11 @@ pub struct Finished {
     pub bytes_from_kernel: Option<u64>,
     /// Processes seen in samples.
     pub processes: usize,
+    /// When a process given by PID got no samples, or few, while its
+    /// existing descendants (not profiled without
+    /// [`Target::with_children`]) were busy: what they used, naming
+    /// `--children`. Also among the notes.
+    pub children_hint: Option<String>,
 }
 
 enum Running {
@@ -156,6 +158,7 @@ pub struct Session {
     started: Instant,
     early_notes: Vec<Note>,
     exit: Option<ExitStatus>,
+    children_left_out: Vec<LeftOut>,
 }
 
 impl std::fmt::Debug for Session {
@@ -267,7 +270,7 @@ impl Profiler {
     /// first instruction) only once sampling is ready.
     pub fn start(target: Target, options: &Options) -> Result<Session, ProfileError> {
         let description = target.describe();
-        let Target { kind, follow_children, resolved_threads } = target;
+        let Target { kind, follow_children, resolved_threads, children_left_out } = target;
         let early_notes: Vec<Note> = resolved_threads
             .iter()
             .map(|(tid, pid)| Note::info(format!("{tid} is a thread of process {pid}: profiling the whole process")))
@@ -391,6 +394,7 @@ impl Profiler {
             started: Instant::now(),
             early_notes,
             exit: None,
+            children_left_out,
         })
     }
 }
@@ -521,7 +525,17 @@ impl Session {
     /// Stops sampling, symbolizes, and accounts for every loss.
     pub fn finish(self) -> Result<Finished, ProfileError> {
         let elapsed = self.started.elapsed();
-        let Session { running, choice, options, description, mut command, early_notes, mut exit, .. } = self;
+        let Session {
+            running,
+            choice,
+            options,
+            description,
+            mut command,
+            early_notes,
+            mut exit,
+            children_left_out,
+            ..
+        } = self;
         if exit.is_none()
             && let Some(c) = &mut command
             && let Ok(Some(status)) = c.try_wait()
@@ -560,6 +574,14 @@ impl Session {
         // map, or ended first when it writes it at exit).
         let mut command = command;
         let prepared = crate::runtimes::before_symbolizing(&samples, &mut command, &mut exit, &mut notes);
+        // On-CPU samples against CPU time: not for off-CPU time alone.
+        let children_hint = match options.frequency_hz {
+            Some(hz) => children_hint(&children_left_out, &samples, hz),
+            None => None,
+        };
+        if let Some(hint) = &children_hint {
+            notes.push(Note::warn(hint.clone()));
+        }
         let unit = weigh(&mut samples, &options);
         let processes = samples.iter().map(|s| s.tgid).collect::<std::collections::HashSet<_>>().len();
         let mut symbolize_options = SymbolizeOptions::default();
@@ -582,6 +604,11 @@ impl Session {
                 perfkit_unwind::MAX_DECOMPRESSED_SECTION >> 20
             )));
         }
+        let depth_limit = match choice.backend {
+            Backend::Ebpf => perfkit_probes_common::sampler::MAX_FRAMES,
+            Backend::Perf => perfkit_perf::MAX_FRAMES,
+        };
+        truncation_note(&report, depth_limit, &mut notes);
         // What the readers of the targets' files refused (memory budget,
         // row bounds), each naming the file and the limit.
         for line in perfkit_target::notices::take() {
@@ -606,6 +633,7 @@ impl Session {
             idle_samples: idle,
             bytes_from_kernel: bytes,
             processes,
+            children_hint,
         })
     }
 }
@@ -658,38 +686,6 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             st.requests_dropped
         )));
     }
-    let user: u64 = st.user_end.iter().sum::<u64>() - st.user_end[END_NO_USER as usize];
-    let early: u64 = st
-        .user_end
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != END_ROOT as usize && *i != END_NO_USER as usize)
-        .map(|(_, n)| n)
-        .sum();
-    if user > 0 && early > 0 {
-        let mut parts = Vec::new();
-        for (i, what) in [
-            (END_DEPTH as usize, "deeper than 128 frames (the rest is marked [truncated])"),
-            (END_READ as usize, "unreadable stack memory"),
-            (END_UNSUPPORTED as usize, "a frame the tables cannot walk (signal frames)"),
-            (END_NO_CFI as usize, "code with neither CFI nor frame pointers"),
-            (END_PENDING as usize, "a process or library newer than its mappings' last reading"),
-            (END_OTHER as usize, "other limits"),
-        ] {
-            if st.user_end[i] > 0 {
-                parts.push(format!("{} {what}", st.user_end[i]));
-            }
-        }
-        let level = if share(early, user) >= 5.0 { NoteLevel::Warning } else { NoteLevel::Info };
-        notes.push(Note {
-            level,
-            text: format!(
-                "{early} of {user} user stacks ({:.1}%) end before the outermost frame: {}",
-                share(early, user),
-                parts.join(", ")
-            ),
-        });
-    }
     if tables.files_over_capacity > 0 {
         notes.push(Note::warn(format!(
             "{} files did not fit the unwind table ({} rows): their frames were walked with frame pointers; raise --table-rows",
@@ -740,15 +736,81 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
             st.stack_copy_too_small, options.stack_bytes, st.stack_bytes_needed
         )));
     }
-    let other = st.unwind_incomplete.saturating_sub(st.stack_copy_too_small);
-    if other > 0 {
-        notes.push(Note::warn(format!(
-            "{other} samples could not be unwound to the outermost frame (missing or unusable CFI)"
-        )));
-    }
     if let Some(bytes) = Some(st.bytes).filter(|b| *b > 0) {
         notes.push(Note::info(format!("read {} KiB of samples from the kernel", bytes.div_ceil(1024))));
     }
+}
+
+/// For each process given by PID whose existing descendants were left
+/// out: when they used more CPU meanwhile than the process was sampled
+/// for (at least 0.1 s, and twice its own), a sentence naming them and
+/// `--children`.
+fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: u64) -> Option<String> {
+    let proc_root = std::path::Path::new("/proc");
+    let tick = perfkit_target::family::clock_ticks_per_second() as f64;
+    let mut parts = Vec::new();
+    for l in left_out {
+        let own: u64 =
+            samples.iter().filter(|s| s.tgid == l.parent.pid && s.kind == SampleKind::OnCpu).map(|s| s.count).sum();
+        let own_s = own as f64 / frequency_hz.max(1) as f64;
+        let busy: Vec<(u32, f64)> = l
+            .children
+            .iter()
+            .filter_map(|&(pid, before)| {
+                let now = perfkit_target::family::cpu_ticks(proc_root, pid)?;
+                Some((pid, now.saturating_sub(before) as f64 / tick))
+            })
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
+        let used: f64 = busy.iter().map(|(_, s)| s).sum();
+        if used < 0.1 || used < 2.0 * own_s {
+            continue;
+        }
+        let mut pids: Vec<String> = busy.iter().take(8).map(|(p, _)| p.to_string()).collect();
+        if busy.len() > 8 {
+            pids.push("...".to_owned());
+        }
+        parts.push(format!(
+            "PID {} ({}) got {own} samples, while {} of its descendants that existed before sampling ({}) used \
+             {used:.2} s of CPU, not profiled",
+            l.parent.pid,
+            l.parent.comm,
+            busy.len(),
+            pids.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("{}: --children includes them", parts.join("; ")))
+}
+
+/// How many user stacks end before their outermost frame, and why: the
+/// reasons of the profile's `[truncated: REASON]` markers.
+fn truncation_note(report: &SymbolizeReport, depth_limit: usize, notes: &mut Vec<Note>) {
+    let early: u64 = report.truncated.values().sum();
+    let user = report.user_stacks;
+    if user == 0 || early == 0 {
+        return;
+    }
+    let parts: Vec<String> = report
+        .truncated
+        .iter()
+        .map(|(reason, n)| match reason {
+            Truncation::Depth => format!("{n} deeper than {depth_limit} frames [{}]", reason.word()),
+            _ => format!("{n} {} [{}]", reason.describe(), reason.word()),
+        })
+        .collect();
+    let level = if share(early, user) >= 5.0 { NoteLevel::Warning } else { NoteLevel::Info };
+    notes.push(Note {
+        level,
+        text: format!(
+            "{early} of {user} user stacks ({:.1}%) end before the outermost frame, under a [truncated: REASON] \
+             frame: {}",
+            share(early, user),
+            parts.join(", ")
+        ),
+    });
 }
 
 /// Functions where a user stack legitimately starts.

@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use perfkit_target::{Cgroup, HeldCommand, ProcessInfo, TargetError, process_of_thread};
+use perfkit_target::{Cgroup, HeldCommand, ProcessInfo, TargetError, family, process_of_thread};
 
 /// The tasks a profile covers.
 #[derive(Debug)]
@@ -35,6 +35,19 @@ pub struct Target {
     pub(crate) follow_children: bool,
     /// Threads given to `pids` that were resolved to their processes.
     pub(crate) resolved_threads: Vec<(u32, u32)>,
+    /// Processes given to `pids` whose existing descendants are not
+    /// profiled (without [`Target::with_children`]), and those
+    /// descendants with the CPU time they had used (clock ticks), so that
+    /// a profile of an idle parent can say where the work went.
+    pub(crate) children_left_out: Vec<LeftOut>,
+}
+
+/// A process given by PID whose existing descendants are not profiled.
+#[derive(Debug, Clone)]
+pub(crate) struct LeftOut {
+    pub(crate) parent: ProcessInfo,
+    /// (PID, CPU clock ticks used when the target was made).
+    pub(crate) children: Vec<(u32, u64)>,
 }
 
 impl Target {
@@ -60,7 +73,43 @@ impl Target {
                 infos.push(info);
             }
         }
-        Ok(Self { kind: TargetKind::Processes(infos), follow_children: true, resolved_threads: resolved })
+        let proc_root = std::path::Path::new("/proc");
+        let children_left_out = infos
+            .iter()
+            .map(|i| LeftOut {
+                parent: i.clone(),
+                children: family::descendants_in(proc_root, i.pid)
+                    .into_iter()
+                    .filter_map(|c| Some((c, family::cpu_ticks(proc_root, c)?)))
+                    .collect(),
+            })
+            .filter(|l| !l.children.is_empty())
+            .collect();
+        Ok(Self {
+            kind: TargetKind::Processes(infos),
+            follow_children: true,
+            resolved_threads: resolved,
+            children_left_out,
+        })
+    }
+
+    /// With the existing descendants of the processes given by PID
+    /// (children, their children..., as `pgrep -P` recursively), which
+    /// are profiled as if they had been given too; and children started
+    /// later are followed. Other targets are unchanged.
+    pub fn with_children(mut self) -> Self {
+        if let TargetKind::Processes(infos) = &mut self.kind {
+            let given: Vec<u32> = infos.iter().map(|i| i.pid).collect();
+            for child in family::with_descendants(&given).into_iter().skip(given.len()) {
+                // One that exited meanwhile is simply not there.
+                if let Ok(info) = ProcessInfo::read(child) {
+                    infos.push(info);
+                }
+            }
+            self.follow_children = true;
+            self.children_left_out.clear();
+        }
+        self
     }
 
     /// Threads by id.
@@ -70,7 +119,12 @@ impl Target {
                 return Err(TargetError::NoSuchThread(tid));
             }
         }
-        Ok(Self { kind: TargetKind::Threads(tids.to_vec()), follow_children: false, resolved_threads: Vec::new() })
+        Ok(Self {
+            kind: TargetKind::Threads(tids.to_vec()),
+            follow_children: false,
+            resolved_threads: Vec::new(),
+            children_left_out: Vec::new(),
+        })
     }
 
     /// A cgroup v2 group (a directory of the v2 file system, or a path below
@@ -80,12 +134,18 @@ impl Target {
             kind: TargetKind::Cgroup(Cgroup::resolve(path)?),
             follow_children: false,
             resolved_threads: Vec::new(),
+            children_left_out: Vec::new(),
         })
     }
 
     /// The whole machine.
     pub fn all() -> Self {
-        Self { kind: TargetKind::All, follow_children: false, resolved_threads: Vec::new() }
+        Self {
+            kind: TargetKind::All,
+            follow_children: false,
+            resolved_threads: Vec::new(),
+            children_left_out: Vec::new(),
+        }
     }
 
     /// A command, forked now and held before exec until sampling starts.
@@ -99,6 +159,7 @@ impl Target {
             kind: TargetKind::Command { child, argv: argv_s, program: resolve_program(std::path::Path::new(program)) },
             follow_children: true,
             resolved_threads: Vec::new(),
+            children_left_out: Vec::new(),
         })
     }
 

@@ -1,5 +1,5 @@
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::Path,
     sync::Arc,
 };
@@ -10,8 +10,8 @@ use blazesym::symbolize::{
 };
 use perfkit_probes_common::unwind::decode_frame;
 use perfkit_profile::{
-    Frame, Location, Origin, Profile, Stack,
-    raw::{RawSample, RawStack, StackEnd},
+    Frame, Location, Origin, Profile, Stack, Truncation,
+    raw::{RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{ModuleFile, Modules};
 use perfkit_unwind::{ElfLayout, gopclntab::GoTable};
@@ -95,6 +95,40 @@ pub struct SymbolizeReport {
     /// [`perfkit_unwind::MAX_DECOMPRESSED_SECTION`], or all of them beyond
     /// [`perfkit_unwind::MAX_DECOMPRESSED_TOTAL`].
     pub debug_info_skipped: Vec<String>,
+    /// On-CPU samples with a user stack (walked, or lost).
+    pub user_stacks: u64,
+    /// Of those, the samples whose user stack ended before its outermost
+    /// frame, by reason (each marked `[truncated: REASON]` in the profile).
+    pub truncated: BTreeMap<Truncation, u64>,
+}
+
+/// The signal trampolines of C libraries (glibc, musl): where a signal
+/// handler returns to.
+const SIGNAL_TRAMPOLINES: &[&str] = &["__restore_rt", "__restore"];
+
+/// Why a user stack ended, with what the backend said refined by where its
+/// outermost frame reached is: a walk that stopped in anonymous executable
+/// memory stopped at code without unwind information or frame pointer
+/// (`anon-code`), and one that stopped at an address in no known mapping
+/// could not know how to go on (`unmapped`). A stack whose outermost frame
+/// is either did not reach its root whatever the backend said (a frame
+/// pointer of 0 there is not the root's, and the kernel's frame-pointer
+/// callchains say nothing).
+fn stack_end(end: StackEnd, tgid: u32, outermost: u64, modules: &Modules) -> StackEnd {
+    let reason = match end {
+        StackEnd::Truncated(Truncation::Depth | Truncation::StackCopy | Truncation::SignalFrame) => return end,
+        StackEnd::Truncated(r) => Some(r),
+        _ => None,
+    };
+    if decode_frame(outermost).is_some() {
+        return end;
+    }
+    let refined = match modules.find(tgid, outermost) {
+        Some(m) if m.is_anonymous() => Some(Truncation::AnonCode),
+        Some(_) => reason,
+        None => Some(Truncation::Unmapped),
+    };
+    refined.map_or(StackEnd::Complete, StackEnd::Truncated)
 }
 
 impl Symbolizer {
@@ -225,8 +259,42 @@ impl Symbolizer {
             let mut unnamed_jit = false;
             match &s.user {
                 RawStack::Frames(ips) => {
-                    if s.user_end == StackEnd::DepthLimit {
-                        frames.push(Frame::user("[truncated]"));
+                    let mut end = match ips.last() {
+                        Some(&outermost) => stack_end(s.user_end, s.tgid, outermost, modules),
+                        None => s.user_end,
+                    };
+                    let outermost = match ips.last().map(|&ip| &user_targets[&(s.tgid, ip)]) {
+                        Some(Target::Place(p)) => resolved.get(p).and_then(|f| f.first()).map(|f| &*f.name),
+                        _ => None,
+                    };
+                    match end {
+                        // A rule the walker could not follow in the signal
+                        // trampoline (its CFI is an expression): a signal
+                        // frame.
+                        StackEnd::Truncated(Truncation::UnsupportedCfi)
+                            if outermost.is_some_and(|n| SIGNAL_TRAMPOLINES.contains(&n)) =>
+                        {
+                            end = StackEnd::Truncated(Truncation::SignalFrame);
+                        }
+                        // A walk that reached the program's entry point
+                        // (the dynamic loader's `_start`, early in a
+                        // process) is complete, even when the unwinder
+                        // failed to step beyond it.
+                        StackEnd::Truncated(Truncation::NoCfi | Truncation::ReadFault | Truncation::Other)
+                            if outermost == Some("_start") =>
+                        {
+                            end = StackEnd::Complete;
+                        }
+                        _ => {}
+                    }
+                    if let StackEnd::Truncated(reason) = end {
+                        frames.push(Frame::truncated(reason));
+                        if s.kind == SampleKind::OnCpu {
+                            *report.truncated.entry(reason).or_default() += s.count;
+                        }
+                    }
+                    if s.kind == SampleKind::OnCpu {
+                        report.user_stacks += s.count;
                     }
                     for (i, &ip) in ips.iter().enumerate().rev() {
                         match &user_targets[&(s.tgid, ip)] {
@@ -248,7 +316,12 @@ impl Symbolizer {
                         let _ = i;
                     }
                 }
-                RawStack::Lost => frames.push(Frame::user("[lost stack]")),
+                RawStack::Lost => {
+                    frames.push(Frame::user("[lost stack]"));
+                    if s.kind == SampleKind::OnCpu {
+                        report.user_stacks += s.count;
+                    }
+                }
                 RawStack::None => {}
             }
             match &s.kernel {
@@ -468,4 +541,40 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
 /// there to the leaf are the probe's, not the traced task's.
 fn is_tracing_hook(name: &str) -> bool {
     name.starts_with("bpf_trace_run") || name.starts_with("__bpf_trace_") || name.starts_with("__traceiter_")
+}
+
+#[cfg(test)]
+mod tests {
+    use perfkit_probes_common::unwind::encode_frame;
+    use perfkit_target::Mapping;
+
+    use super::*;
+
+    fn modules() -> Modules {
+        let mut m = Modules::default();
+        let map = |start, path: &str| Mapping { start, end: start + 0x1000, offset: 0, path: path.into(), file: None };
+        m.processes.insert(7, vec![map(0x1000, ""), map(0x3000, "[anon:jit]"), map(0x5000, "[vdso]")]);
+        m
+    }
+
+    #[test]
+    fn a_walk_that_stops_in_anonymous_memory_or_nowhere_says_so() {
+        let m = modules();
+        let cut = StackEnd::Truncated;
+        // Stopped in generated code, whatever the walker said.
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, 0x1010, &m), cut(Truncation::AnonCode));
+        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, 0x3010, &m), cut(Truncation::AnonCode));
+        // A frame pointer of 0 in generated code is not the root.
+        assert_eq!(stack_end(StackEnd::Complete, 7, 0x1010, &m), cut(Truncation::AnonCode));
+        // An address in no mapping.
+        assert_eq!(stack_end(StackEnd::Complete, 7, 0x9000, &m), cut(Truncation::Unmapped));
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 8, 0x1010, &m), cut(Truncation::Unmapped));
+        // The vDSO is not anonymous memory; a place in a file stays as said.
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, 0x5010, &m), cut(Truncation::NoCfi));
+        assert_eq!(stack_end(StackEnd::Complete, 7, encode_frame(3, 0x10), &m), StackEnd::Complete);
+        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, encode_frame(3, 0x10), &m), cut(Truncation::ReadFault));
+        // The depth limit and the stack copy are what they are.
+        assert_eq!(stack_end(cut(Truncation::Depth), 7, 0x1010, &m), cut(Truncation::Depth));
+        assert_eq!(stack_end(cut(Truncation::StackCopy), 7, 0x9000, &m), cut(Truncation::StackCopy));
+    }
 }

@@ -7,10 +7,13 @@
 //!   instruction; [`HeldCommand::release`] lets it run.
 //! - [`ExitWatch`] is a pidfd that becomes readable when a process exits,
 //!   for any process, not only children.
+//! - [`family`] finds a process's descendants (`pgrep -P`, recursively)
+//!   and the CPU time processes used.
 //! - [`files`] opens the files a target maps, safely (it may be hostile);
 //!   [`maps`] tracks a process's executable mappings while it runs.
 
 pub mod cgroup;
+pub mod family;
 pub mod files;
 pub mod jvm;
 pub mod maps;

@@ -116,6 +116,17 @@ impl Mapping {
         p.rsplit('/').next().unwrap_or(p)
     }
 
+    /// Anonymous executable memory (JIT or generated code): no file, and
+    /// not one of the kernel's named images (`[vdso]`, `[vsyscall]`,
+    /// `[uprobes]`).
+    pub fn is_anonymous(&self) -> bool {
+        self.file.is_none()
+            && (self.path.is_empty()
+                || self.path.starts_with("[anon")
+                || self.path == "[heap]"
+                || self.path.starts_with("[stack"))
+    }
+
     /// The file offset of `addr`, which must be inside the mapping.
     pub fn file_offset(&self, addr: u64) -> u64 {
         addr - self.start + self.offset

@@ -289,16 +289,18 @@ pub fn encode_page(rows: &[TableRow], carried: Option<&TableRow>) -> Vec<(u16, u
 
 fn encode_row(pc_low: u16, r: &TableRow) -> (u16, u8, u8, i16, i16) {
     // The constants of perfkit-probes-common's unwind module.
+    // An offset beyond 16 bits (a frame of 32 KiB or more) is kept in
+    // units of 8 bytes (CFA_RSP_X8, CFA_RBP_X8) when it is a multiple of 8,
+    // as a compiler's frames are: up to 256 KiB.
+    let offset = |o: i64, plain: u8, scaled: u8| match i16::try_from(o) {
+        Ok(o) => (plain, o),
+        Err(_) if o % 8 == 0 => i16::try_from(o / 8).map_or((5, 0), |o| (scaled, o)),
+        Err(_) => (5, 0),
+    };
     let (cfa, off) = match r.cfa {
         CfaRule::None => (0, 0),
-        CfaRule::Rsp(o) => match i16::try_from(o) {
-            Ok(o) => (1, o),
-            Err(_) => (5, 0),
-        },
-        CfaRule::Rbp(o) => match i16::try_from(o) {
-            Ok(o) => (2, o),
-            Err(_) => (5, 0),
-        },
+        CfaRule::Rsp(o) => offset(o.into(), 1, 7),
+        CfaRule::Rbp(o) => offset(o.into(), 2, 8),
         CfaRule::StackSwitch(o) => match i16::try_from(o) {
             Ok(o) => (6, o),
             Err(_) => (5, 0),
@@ -649,5 +651,18 @@ mod tests {
         assert_eq!(pages[3], (3, 1, None));
         let enc = encode_page(&t.rows()[1..2], Some(&r(0xfff0, 8)));
         assert_eq!(enc, vec![(0, 1, 0, 8, 0), (0x10, 1, 0, 16, 0)]);
+    }
+
+    #[test]
+    fn frames_of_32_kib_and_more_keep_their_offset_in_units_of_8() {
+        let enc = |cfa| *encode_page(&[TableRow { offset: 0x20, cfa, rbp: RbpRule::AtCfa(-16) }], None).last().unwrap();
+        assert_eq!(enc(CfaRule::Rsp(32_760)), (0x20, 1, 1, 32_760, -16));
+        // `sub $0x10008, %rsp` after four pushes: rsp + 65,576.
+        assert_eq!(enc(CfaRule::Rsp(65_576)), (0x20, 7, 1, 8_197, -16));
+        assert_eq!(enc(CfaRule::Rbp(40_000)), (0x20, 8, 1, 5_000, -16));
+        assert_eq!(enc(CfaRule::Rsp(262_136)), (0x20, 7, 1, 32_767, -16));
+        // Beyond 256 KiB, or not a multiple of 8: not followed.
+        assert_eq!(enc(CfaRule::Rsp(262_144)).1, 5);
+        assert_eq!(enc(CfaRule::Rsp(40_001)).1, 5);
     }
 }

@@ -10,3 +10,8 @@ __attribute__((noinline)) void lib_hot(void) {
     lib_inner();
     sink++;
 }
+
+#ifdef PAD_KIB
+/* A larger file to copy (dlloop.c): PAD_KIB KiB of data. */
+__attribute__((used)) const char lib_padding[PAD_KIB * 1024] = {1};
+#endif
