@@ -182,6 +182,88 @@ fn system_wide_sees_two_workloads_at_their_shares() {
     }
 }
 
+/// Whether a frame is named: not `[unknown]`, not a module and offset.
+fn named(frame: &str) -> bool {
+    frame != "[unknown]" && !frame.contains("+0x")
+}
+
+/// Runs a fresh copy of the hotspots workload built without frame pointers
+/// (a new file, so a new inode and a table never built before) for 0.1 s,
+/// one after another, until `until`; returns how many ran.
+fn fresh_copies_until(dir: &Path, until: Instant) -> u32 {
+    let mut runs = 0;
+    while Instant::now() < until {
+        let copy_dir = dir.join(format!("run{runs}"));
+        fs::create_dir(&copy_dir).unwrap();
+        let copy = copy_dir.join("knownhot");
+        fs::copy(hotspots_nofp(), &copy).unwrap();
+        let status = Command::new(&copy).arg("0.1").stdout(Stdio::null()).status().unwrap();
+        assert!(status.success());
+        runs += 1;
+    }
+    runs
+}
+
+#[test]
+fn system_wide_names_and_roots_programs_that_start_and_exit() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    hotspots_nofp();
+    let runner = {
+        let dir = dir.path().to_owned();
+        thread::spawn(move || {
+            // Sampling starts first: every copy starts and exits while
+            // perfkit runs.
+            thread::sleep(Duration::from_millis(700));
+            fresh_copies_until(&dir, Instant::now() + Duration::from_secs(8))
+        })
+    };
+    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("99"), os("-d"), os("9.5")]);
+    let runs = runner.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let ours: Vec<&(String, u64)> = folded.iter().filter(|(s, _)| s.split(';').next() == Some("knownhot")).collect();
+    let total: u64 = ours.iter().map(|(_, c)| c).sum();
+    // 0.1 s per run at 99 Hz: up to ten samples each (fewer when the
+    // machine is busy).
+    assert!(runs >= 20 && total >= 100, "{total} samples in {runs} runs: {err}");
+    let mut rooted = 0;
+    let mut unnamed = 0;
+    let mut odd = Vec::new();
+    let mut hot = 0;
+    let mut hot_full = 0;
+    for (stack, count) in &ours {
+        let frames = physical(stack);
+        // A stack without user frames (in the kernel since exec or until
+        // exit) is complete as it is.
+        if frames.is_empty() || frames.first().is_some_and(|f| ROOTS.contains(f)) {
+            rooted += count;
+        } else {
+            odd.push(stack.as_str());
+        }
+        if stack.split(';').skip(1).any(|f| !named(f)) {
+            unnamed += count;
+            odd.push(stack.as_str());
+        }
+        if matches!(frames.last(), Some(&"hot_a" | &"hot_b")) {
+            hot += count;
+            if frames.first() == Some(&"_start")
+                && (frames.ends_with(&["main", "parent_a", "hot_a"])
+                    || frames.ends_with(&["main", "parent_b", "hot_b"]))
+            {
+                hot_full += count;
+            }
+        }
+    }
+    let report = format!(
+        "{runs} runs, {total} samples: {rooted} rooted, {unnamed} with an unnamed frame, {hot_full} of {hot} in hot_a/hot_b \
+         on their full paths\n{err}\nunrooted or unnamed: {odd:#?}"
+    );
+    eprintln!("{report}");
+    assert!(rooted * 100 >= total * 99, "{report}");
+    assert!(unnamed * 100 <= total, "{report}");
+    assert!(hot * 100 >= total * 90 && hot_full * 100 >= hot * 99, "{report}");
+}
+
 #[test]
 fn an_idle_machine_gives_an_honest_summary() {
     let Some(_serial) = privileged() else { return };

@@ -10,11 +10,12 @@
 //! it resolves after the process exited or called exec.
 
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
     os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -28,6 +29,8 @@ use perfkit_probes_common::unwind::{
 };
 use perfkit_target::{Mapping, ModuleFile, Modules, parse_maps};
 use perfkit_unwind::UnwindTable;
+
+use crate::events::{TaskEvent, TaskEvents};
 
 /// What the loader did, for the summary and the benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +54,19 @@ pub struct TableStats {
     pub mappings_dropped: u64,
     /// Requests served.
     pub requests: u64,
+    /// Requests served without reading `/proc/PID/maps`: the process's
+    /// mappings were known from the kernel's events.
+    pub requests_from_events: u64,
+    /// Executable mappings learned from the kernel's events (mmap).
+    pub mapping_events: u64,
+    /// Execs, forks and exits learned from the kernel's events.
+    pub task_events: u64,
+    /// Side-band records the kernel could not deliver (a full ring
+    /// buffer): the processes concerned were read from `/proc` again.
+    pub events_lost: u64,
+    /// Whether mappings were learned from the kernel's events (false:
+    /// only from `/proc/PID/maps`, on request).
+    pub events: bool,
     /// Time spent building and loading tables.
     pub build_time: Duration,
     /// Capacity of the rows map.
@@ -128,13 +144,66 @@ struct Loader {
     proc_root: PathBuf,
     /// A private copy of the published mappings, for `ProcMaps` values.
     scratch: Box<ProcMaps>,
+    /// Tables to build, by the builder thread.
+    builds: Builds,
+    /// Each live process's executable mappings as last known (from
+    /// `/proc/PID/maps` once, then from the kernel's events), while the
+    /// events are read; a process not here is read from `/proc` when
+    /// the kernel side asks.
+    live: HashMap<u32, LiveProcess>,
 }
+
+/// A process's executable mappings as they are now.
+#[derive(Clone, Debug, Default)]
+struct LiveProcess {
+    /// Sorted by start address, not overlapping.
+    maps: Vec<MapEntry>,
+    /// Published to `PROCS` since they last changed.
+    published: bool,
+}
+
+impl LiveProcess {
+    /// Adds a mapping, replacing what it overlaps (the kernel reports
+    /// no unmap: a new mapping over an old range is how it shows).
+    fn insert(&mut self, entry: MapEntry) {
+        self.maps.retain(|m| m.end <= entry.start || m.start >= entry.end);
+        let at = self.maps.partition_point(|m| m.start < entry.start);
+        self.maps.insert(at, entry);
+        self.published = false;
+    }
+}
+
+/// Files up to this size, mapped by a process as it runs (an mmap event),
+/// have their tables built by the loader at once; larger ones are queued
+/// for the builder thread.
+const BUILD_NOW_BYTES: u64 = 4 << 20;
+
+/// Files up to this size found in `/proc/PID/maps` (a process older than
+/// sampling) are built at once; larger ones are queued, so that reading an
+/// old process's many libraries never delays a new program's tables.
+const BUILD_NOW_READ_BYTES: u64 = 256 << 10;
+
+/// Files waiting for their tables, smallest first: a fresh small program
+/// is not kept waiting behind a compiler's 100 MiB library.
+#[derive(Default)]
+struct BuildQueue {
+    waiting: BinaryHeap<Reverse<(u64, u32)>>,
+    files: HashMap<u32, Arc<ModuleFile>>,
+    /// Builds under way (0 or 1).
+    running: u32,
+    stop: bool,
+}
+
+/// The queue and its signal (a file queued, a build done, stop).
+type Builds = Arc<(Mutex<BuildQueue>, Condvar)>;
 
 /// Publishes mappings and tables now and on request until stopped.
 pub struct TableLoader {
     shared: Arc<Mutex<Loader>>,
+    builds: Builds,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    builder: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TableLoader {
@@ -158,6 +227,7 @@ impl TableLoader {
         let rows = RowsMap::new(rows, row_capacity as usize).map_err(|e| format!("mapping the rows map: {e}"))?;
         let stats = TableStats { row_capacity: row_capacity as u64, ..TableStats::default() };
         let scratch = Box::new(ProcMaps { count: 0, _pad: 0, maps: [MapEntry::default(); MAX_MAPPINGS] });
+        let builds: Builds = Arc::default();
         let mut loader = Loader {
             procs,
             file_state,
@@ -170,9 +240,30 @@ impl TableLoader {
             stats,
             proc_root: "/proc".into(),
             scratch,
+            builds: builds.clone(),
+            live: HashMap::new(),
         };
         loader.load_vdso();
-        Ok(Self { shared: Arc::new(Mutex::new(loader)), stop: Arc::new(AtomicBool::new(false)), thread: None })
+        let shared = Arc::new(Mutex::new(loader));
+        let builder = {
+            let (shared, builds) = (shared.clone(), builds.clone());
+            std::thread::Builder::new()
+                .name("perfkit-build".into())
+                .spawn(move || build_tables(&shared, &builds))
+                .map_err(|e| format!("starting the table builder: {e}"))?
+        };
+        Ok(Self { shared, builds, stop: Arc::new(AtomicBool::new(false)), thread: None, builder: Some(builder) })
+    }
+
+    /// Waits until every table queued so far is built (the selected
+    /// processes' at start, so that their first samples are walked with
+    /// them).
+    pub(crate) fn wait_built(&self) {
+        let (queue, signal) = &*self.builds;
+        let mut q = queue.lock().expect("build queue lock");
+        while !q.stop && (!q.waiting.is_empty() || q.running > 0) {
+            q = signal.wait(q).expect("build queue lock");
+        }
     }
 
     /// Publishes `pid`'s mappings (and loads their files' tables) now.
@@ -186,18 +277,32 @@ impl TableLoader {
         self.shared.lock().expect("table loader lock").prepare(path);
     }
 
-    /// Starts the thread that serves the kernel side's requests.
-    pub(crate) fn serve(&mut self, mut requests: RingBuf<MapData>) -> Result<(), crate::ProbeError> {
+    /// Starts the thread that serves the kernel side's requests, and with
+    /// `events` learns processes and mappings from the kernel's events as
+    /// they happen.
+    pub(crate) fn serve(
+        &mut self,
+        mut requests: RingBuf<MapData>,
+        mut events: Option<TaskEvents>,
+    ) -> Result<(), crate::ProbeError> {
         let shared = self.shared.clone();
         let stop = self.stop.clone();
+        shared.lock().expect("table loader lock").stats.events = events.is_some();
         let thread = std::thread::Builder::new()
             .name("perfkit-tables".into())
             .spawn(move || {
-                let fd = requests.as_raw_fd();
-                while !stop.load(Ordering::Relaxed) {
-                    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-                    // SAFETY: one valid pollfd; a timeout so `stop` is seen.
-                    unsafe { libc::poll(&mut pfd, 1, 50) };
+                let mut fds = vec![libc::pollfd { fd: requests.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                if let Some(events) = &events {
+                    fds.extend(events.fds().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+                }
+                let mut happened: Vec<TaskEvent> = Vec::new();
+                loop {
+                    let stopping = stop.load(Ordering::Relaxed);
+                    // Events first: a request that follows an exec finds
+                    // the new mappings already known.
+                    if let Some(events) = &mut events {
+                        events.drain(&mut happened);
+                    }
                     let mut batch: Vec<Request> = Vec::new();
                     while let Some(item) = requests.next() {
                         if item.len() >= size_of::<Request>() {
@@ -206,19 +311,33 @@ impl TableLoader {
                             batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Request>()) });
                         }
                     }
-                    if batch.is_empty() {
-                        continue;
-                    }
                     batch.sort_by_key(|r| (r.tgid, std::cmp::Reverse(r.kind)));
                     batch.dedup_by_key(|r| r.tgid);
-                    let mut loader = shared.lock().expect("table loader lock");
-                    for req in batch {
-                        loader.stats.requests += 1;
-                        if req.kind == REQUEST_EXEC {
-                            tracing::debug!(pid = req.tgid, "exec: reading mappings again");
+                    let mut pending = batch.into_iter();
+                    loop {
+                        // New programs first, between two requests: a
+                        // request may read an old process's mappings.
+                        if !happened.is_empty() {
+                            let mut loader = shared.lock().expect("table loader lock");
+                            for event in happened.drain(..) {
+                                loader.on_event(event);
+                            }
                         }
-                        loader.publish(req.tgid);
+                        let Some(req) = pending.next() else { break };
+                        {
+                            let mut loader = shared.lock().expect("table loader lock");
+                            loader.stats.requests += 1;
+                            loader.on_request(req, events.is_some());
+                        }
+                        if let Some(events) = &mut events {
+                            events.drain(&mut happened);
+                        }
                     }
+                    if stopping {
+                        break;
+                    }
+                    // SAFETY: valid pollfds; a timeout so `stop` is seen.
+                    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
                 }
             })
             .map_err(|error| crate::ProbeError::Thread { what: "table loader", error })?;
@@ -233,22 +352,99 @@ impl TableLoader {
 
     /// Stops serving requests and hands over what symbolization needs.
     pub(crate) fn finish(&mut self) -> (Modules, TableStats) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop_threads();
         let mut loader = self.shared.lock().expect("table loader lock");
         (std::mem::take(&mut loader.modules), loader.stats)
     }
 }
 
-impl Drop for TableLoader {
-    fn drop(&mut self) {
+impl TableLoader {
+    fn stop_threads(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        {
+            let (queue, signal) = &*self.builds;
+            queue.lock().expect("build queue lock").stop = true;
+            signal.notify_all();
+        }
+        if let Some(t) = self.builder.take() {
+            let _ = t.join();
+        }
     }
+}
+
+impl Drop for TableLoader {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+/// The builder thread: builds queued tables, smallest file first, outside
+/// the loader's lock (sampling and the loader go on), then installs each.
+fn build_tables(shared: &Mutex<Loader>, builds: &Builds) {
+    let (queue, signal) = &**builds;
+    loop {
+        let (id, file) = {
+            let mut q = queue.lock().expect("build queue lock");
+            q.running = 0;
+            signal.notify_all();
+            loop {
+                if q.stop {
+                    return;
+                }
+                if let Some(Reverse((_, id))) = q.waiting.pop() {
+                    let file = q.files.remove(&id).expect("a queued file");
+                    q.running = 1;
+                    break (id, file);
+                }
+                q = signal.wait(q).expect("build queue lock");
+            }
+        };
+        let started = Instant::now();
+        let encoded = encode_table(&file);
+        let took = started.elapsed();
+        shared.lock().expect("table loader lock").install(id, &file, encoded, took);
+    }
+}
+
+/// A file's table as rows per page; `None`: the file has no usable CFI
+/// (walked with frame pointers).
+fn encode_table(file: &ModuleFile) -> Option<Vec<(u32, Vec<Row>)>> {
+    // Built within the process's memory budget: a file whose CFI would
+    // take more (one FDE of millions of rows, huge compressed sections)
+    // gets no table, is walked with frame pointers, and is named in the
+    // profile's notes.
+    let data = file.map().ok()?;
+    let table = match UnwindTable::build_in(&data, perfkit_safeio::Budget::process(), file.path()) {
+        Ok(table) => table,
+        Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
+            perfkit_target::notices::push(format!("{e}; walked with frame pointers"));
+            return None;
+        }
+        Err(e @ perfkit_unwind::UnwindError::TooManyRows { .. }) => {
+            perfkit_target::notices::push(format!("{}: {e}; walked with frame pointers", file.path()));
+            return None;
+        }
+        Err(_) => return None,
+    };
+    if table.rows().is_empty() {
+        return None;
+    }
+    Some(
+        table
+            .pages()
+            .map(|(page, rows, carried)| {
+                let rows = perfkit_unwind::encode_page(rows, carried)
+                    .into_iter()
+                    .take(MAX_ROWS_PER_PAGE as usize)
+                    .map(|(pc_low, cfa, rbp, cfa_offset, rbp_offset)| Row { pc_low, cfa, rbp, cfa_offset, rbp_offset })
+                    .collect();
+                (page, rows)
+            })
+            .collect(),
+    )
 }
 
 impl Loader {
@@ -290,7 +486,7 @@ impl Loader {
                 // Anonymous executable memory: JIT code.
                 0
             } else {
-                self.file_id(pid, line.dev, line.inode, line.start, line.end)
+                self.file_id(pid, line.dev, line.inode, line.start, line.end, BUILD_NOW_READ_BYTES)
             };
             let history = self.modules.processes.entry(pid).or_default();
             let seen = history
@@ -309,21 +505,125 @@ impl Loader {
             entries.push(MapEntry { start: line.start, end: line.end, offset: line.offset, file, _pad: 0 });
         }
         entries.sort_by_key(|e| e.start);
-        if entries.len() > MAX_MAPPINGS {
-            self.stats.mappings_dropped += (entries.len() - MAX_MAPPINGS) as u64;
-            entries.truncate(MAX_MAPPINGS);
-        }
-        self.scratch.count = entries.len() as u32;
-        self.scratch.maps[..entries.len()].copy_from_slice(&entries);
+        let live = LiveProcess { maps: entries, published: false };
+        self.live.insert(pid, live);
+        self.publish_live(pid);
+    }
+
+    /// Writes what is known of `pid`'s mappings to `PROCS`.
+    fn publish_live(&mut self, pid: u32) {
+        let Some(live) = self.live.get_mut(&pid) else { return };
+        let entries = &live.maps;
+        let n = entries.len().min(MAX_MAPPINGS);
+        self.scratch.count = n as u32;
+        self.scratch.maps[..n].copy_from_slice(&entries[..n]);
         if self.procs.insert(pid, *self.scratch, 0).is_ok() {
+            if !live.published && entries.len() > MAX_MAPPINGS {
+                self.stats.mappings_dropped += (entries.len() - MAX_MAPPINGS) as u64;
+            }
+            live.published = true;
             self.stats.processes += 1;
+        }
+    }
+
+    /// A request of the kernel side: a process it has no mappings for
+    /// (new, or after an exec), or an address in none of them.
+    fn on_request(&mut self, req: Request, events: bool) {
+        if req.kind == REQUEST_EXEC {
+            tracing::debug!(pid = req.tgid, "exec: mappings again");
+        }
+        // Known from the events and not yet published, or published
+        // before the exec's tracepoint dropped them: published again as
+        // they are. Otherwise (a process older than the events, or an
+        // address the events did not report), `/proc/PID/maps` is read.
+        let known = events && self.live.get(&req.tgid).is_some_and(|l| req.kind == REQUEST_EXEC || !l.published);
+        if known {
+            self.stats.requests_from_events += 1;
+            self.publish_live(req.tgid);
+        } else {
+            self.publish(req.tgid);
+        }
+    }
+
+    /// What a process did, as the kernel reported it.
+    fn on_event(&mut self, event: TaskEvent) {
+        match event {
+            TaskEvent::Mapped { pid, start, end, offset, dev, inode, path } => {
+                self.stats.mapping_events += 1;
+                if !self.live.contains_key(&pid) {
+                    // Older than the events, or of a parent that was: its
+                    // mappings, this one included, as `/proc` shows them.
+                    self.publish(pid);
+                    if self.live.contains_key(&pid) {
+                        return;
+                    }
+                    // Gone already (its exec was reported on another CPU
+                    // and read later): what the event says is all there
+                    // is to know, kept for symbolization.
+                    self.live.insert(pid, LiveProcess::default());
+                }
+                let file = if path == "[vdso]" {
+                    VDSO_FILE_ID
+                } else if inode == 0 || !path.starts_with('/') {
+                    0
+                } else {
+                    // Opened now, through the mapping, while the process
+                    // still has it: a program that has exited by the
+                    // time its samples are read is still resolved.
+                    self.file_id(pid, dev, inode, start, end, BUILD_NOW_BYTES)
+                };
+                let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
+                self.modules.processes.entry(pid).or_default().push(Mapping { start, end, offset, path, file: module });
+                let live = self.live.get_mut(&pid).expect("checked above");
+                live.insert(MapEntry { start, end, offset, file, _pad: 0 });
+                self.publish_live(pid);
+            }
+            TaskEvent::Exec { pid } => {
+                self.stats.task_events += 1;
+                self.modules.note_uid(&self.proc_root, pid);
+                self.live.insert(pid, LiveProcess::default());
+            }
+            TaskEvent::Fork { pid, parent } => {
+                self.stats.task_events += 1;
+                // The child starts as a copy of its parent; published when
+                // it first gets a sample (most children exec first).
+                if let Some(p) = self.live.get(&parent) {
+                    let child = LiveProcess { maps: p.maps.clone(), published: false };
+                    let history: Vec<Mapping> = self
+                        .modules
+                        .processes
+                        .get(&parent)
+                        .map(|h| {
+                            h.iter()
+                                .filter(|m| child.maps.iter().any(|c| c.start == m.start && c.end == m.end))
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.modules.processes.entry(pid).or_default().extend(history);
+                    if let Some(&uid) = self.modules.uids.get(&parent) {
+                        self.modules.uids.insert(pid, uid);
+                    }
+                    self.live.insert(pid, child);
+                }
+            }
+            TaskEvent::Exit { pid } => {
+                self.stats.task_events += 1;
+                self.live.remove(&pid);
+            }
+            TaskEvent::Lost(n) => {
+                // What was missed cannot be known: every process is read
+                // from `/proc` again when next asked for.
+                self.stats.events_lost += n;
+                self.live.clear();
+            }
         }
     }
 
     /// The id of the file with this device and inode, opening it through
     /// the mapping and loading its table the first time; 0 (walked as
     /// anonymous memory) when it cannot be opened.
-    fn file_id(&mut self, pid: u32, dev: u64, ino: u64, start: u64, end: u64) -> u32 {
+    fn file_id(&mut self, pid: u32, dev: u64, ino: u64, start: u64, end: u64, build_now: u64) -> u32 {
         if let Some(slot) = self.files.get(&(dev, ino))
             && slot.file.is_some()
         {
@@ -348,37 +648,44 @@ impl Loader {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.build(id, &file);
+        // A small file's table takes a millisecond or less: built now, so
+        // a fresh program's is ready before its samples. A large one (a
+        // compiler's libraries) is built by the builder thread, while the
+        // loader goes on serving; its frames are walked with frame
+        // pointers until then.
+        if file.size() <= build_now {
+            self.build(id, &file);
+        } else {
+            self.queue(id, file.clone());
+        }
         self.modules.files.insert(id, file.clone());
         self.files.insert((dev, ino), FileSlot { id, file: Some(file.clone()) });
         self.files.insert(file.identity(), FileSlot { id, file: Some(file) });
         id
     }
 
-    /// Builds and publishes a file's table under `id`.
+    /// Builds and publishes a file's table under `id` now.
     fn build(&mut self, id: u32, file: &ModuleFile) {
         let started = Instant::now();
-        // Built within the process's memory budget: a file whose CFI would
-        // take more (one FDE of millions of rows, huge compressed
-        // sections) gets no table, is walked with frame pointers, and is
-        // named in the profile's notes.
-        let built = file.map().ok().and_then(|data| {
-            match UnwindTable::build_in(&data, perfkit_safeio::Budget::process(), file.path()) {
-                Ok(table) => Some(table),
-                Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
-                    perfkit_target::notices::push(format!("{e}; walked with frame pointers"));
-                    None
-                }
-                Err(e @ perfkit_unwind::UnwindError::TooManyRows { .. }) => {
-                    perfkit_target::notices::push(format!("{}: {e}; walked with frame pointers", file.path()));
-                    None
-                }
-                Err(_) => None,
-            }
-        });
-        let state = match built {
-            Some(table) if !table.rows().is_empty() => self.publish_rows(id, &table),
-            _ => {
+        let encoded = encode_table(file);
+        self.install(id, file, encoded, started.elapsed());
+    }
+
+    /// Queues a file's table for the builder thread; its frames are
+    /// walked with frame pointers until it is installed.
+    fn queue(&self, id: u32, file: Arc<ModuleFile>) {
+        let (queue, signal) = &*self.builds;
+        let mut q = queue.lock().expect("build queue lock");
+        q.waiting.push(Reverse((file.size(), id)));
+        q.files.insert(id, file);
+        signal.notify_all();
+    }
+
+    /// Publishes a built table (or the lack of one) under `id`.
+    fn install(&mut self, id: u32, file: &ModuleFile, encoded: Option<Vec<(u32, Vec<Row>)>>, took: Duration) {
+        let state = match encoded {
+            Some(pages) => self.publish_rows(id, &pages),
+            None => {
                 self.stats.files_without_cfi += 1;
                 FILE_NO_CFI
             }
@@ -387,29 +694,18 @@ impl Loader {
             self.stats.files += 1;
         }
         let _ = self.file_state.set(id, state, 0);
-        self.stats.build_time += started.elapsed();
-        tracing::debug!(file = file.path(), id, state, took = ?started.elapsed(), "unwind table");
+        self.stats.build_time += took;
+        tracing::debug!(file = file.path(), id, state, ?took, "unwind table");
     }
 
     /// Writes a table's rows and pages; returns the file's state.
-    fn publish_rows(&mut self, id: u32, table: &UnwindTable) -> u32 {
-        let encoded: Vec<(u32, Vec<Row>)> = table
-            .pages()
-            .map(|(page, rows, carried)| {
-                let rows = perfkit_unwind::encode_page(rows, carried)
-                    .into_iter()
-                    .take(MAX_ROWS_PER_PAGE as usize)
-                    .map(|(pc_low, cfa, rbp, cfa_offset, rbp_offset)| Row { pc_low, cfa, rbp, cfa_offset, rbp_offset })
-                    .collect();
-                (page, rows)
-            })
-            .collect();
+    fn publish_rows(&mut self, id: u32, encoded: &[(u32, Vec<Row>)]) -> u32 {
         let needed: usize = encoded.iter().map(|(_, r)| r.len()).sum();
         if self.next_row + needed > self.rows.len {
             self.stats.files_over_capacity += 1;
             return FILE_NO_CFI;
         }
-        for (page, rows) in &encoded {
+        for (page, rows) in encoded {
             let info = PageInfo { start: self.next_row as u32, count: rows.len() as u32 };
             self.rows.write(self.next_row, rows);
             self.next_row += rows.len();
