@@ -36,10 +36,16 @@ use crate::events::{TaskEvent, TaskEvents};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TableStats {
-    /// Files whose tables were loaded.
+    /// Files whose tables are loaded (at the end: in use).
     pub files: u64,
-    /// Rows loaded.
+    /// Rows in use.
     pub rows: u64,
+    /// Tables evicted to make room for another (least recently used
+    /// first, only of files no live process maps); rebuilt if the file is
+    /// mapped again.
+    pub files_evicted: u64,
+    /// Rows those tables held.
+    pub rows_evicted: u64,
     /// Files without CFI (walked with frame pointers).
     pub files_without_cfi: u64,
     /// Files whose tables did not fit the rows map (walked with frame
@@ -123,6 +129,57 @@ impl Drop for RowsMap {
     }
 }
 
+/// A loaded table's place in the maps.
+struct Installed {
+    start: usize,
+    len: usize,
+    pages: Vec<u32>,
+    last_used: u64,
+}
+
+/// The free ranges of the rows map, first fit: a table's rows are one
+/// contiguous range, released whole when it is evicted.
+#[derive(Debug)]
+struct RowSpace {
+    /// (start, length), sorted by start, neither overlapping nor touching.
+    free: Vec<(usize, usize)>,
+}
+
+impl RowSpace {
+    fn new(capacity: usize) -> Self {
+        Self { free: if capacity > 0 { vec![(0, capacity)] } else { Vec::new() } }
+    }
+
+    /// The start of `n` free rows, now taken.
+    fn alloc(&mut self, n: usize) -> Option<usize> {
+        let i = self.free.iter().position(|&(_, len)| len >= n)?;
+        let (start, len) = self.free[i];
+        if len == n {
+            self.free.remove(i);
+        } else {
+            self.free[i] = (start + n, len - n);
+        }
+        Some(start)
+    }
+
+    /// Gives back `n` rows from `start`, merged with free neighbours.
+    fn release(&mut self, start: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let i = self.free.partition_point(|&(s, _)| s < start);
+        self.free.insert(i, (start, n));
+        if i + 1 < self.free.len() && start + n == self.free[i + 1].0 {
+            self.free[i].1 += self.free[i + 1].1;
+            self.free.remove(i + 1);
+        }
+        if i > 0 && self.free[i - 1].0 + self.free[i - 1].1 == start {
+            self.free[i - 1].1 += self.free[i].1;
+            self.free.remove(i);
+        }
+    }
+}
+
 /// One file: its id and how its table went.
 struct FileSlot {
     id: u32,
@@ -135,7 +192,14 @@ struct Loader {
     file_state: Array<MapData, u32>,
     pages: BpfHashMap<MapData, PageKey, PageInfo>,
     rows: RowsMap,
-    next_row: usize,
+    /// Where rows are free in the rows map.
+    space: RowSpace,
+    /// Each loaded table: where its rows are, its pages, when last used.
+    installed: HashMap<u32, Installed>,
+    /// Files whose tables were evicted (rebuilt when mapped again).
+    evicted: std::collections::HashSet<u32>,
+    /// Advances at each use of a file, for least-recently-used eviction.
+    tick: u64,
     next_id: u32,
     /// Files by (device, inode) as `/proc/PID/maps` shows them.
     files: HashMap<(u64, u64), FileSlot>,
@@ -233,7 +297,10 @@ impl TableLoader {
             file_state,
             pages,
             rows,
-            next_row: 0,
+            space: RowSpace::new(row_capacity as usize),
+            installed: HashMap::new(),
+            evicted: std::collections::HashSet::new(),
+            tick: 0,
             next_id: VDSO_FILE_ID + 1,
             files: HashMap::new(),
             modules: Modules::default(),
@@ -647,7 +714,9 @@ impl Loader {
         if let Some(slot) = self.files.get(&(dev, ino))
             && slot.file.is_some()
         {
-            return slot.id;
+            let id = slot.id;
+            self.touch(id, build_now);
+            return id;
         }
         let file = match ModuleFile::open_mapping(&self.proc_root, pid, start, end) {
             Ok(f) => Arc::new(f),
@@ -661,7 +730,9 @@ impl Loader {
         if let Some(slot) = self.files.get(&file.identity())
             && slot.file.is_some()
         {
-            return slot.id;
+            let id = slot.id;
+            self.touch(id, build_now);
+            return id;
         }
         if self.next_id >= MAX_FILES {
             return 0;
@@ -718,20 +789,114 @@ impl Loader {
         tracing::debug!(file = file.path(), id, state, ?took, "unwind table");
     }
 
-    /// Writes a table's rows and pages; returns the file's state.
+    /// Writes a table's rows and pages; returns the file's state. When
+    /// the rows do not fit, the tables of files no live process maps are
+    /// evicted, least recently used first, until they do.
     fn publish_rows(&mut self, id: u32, encoded: &[(u32, Vec<Row>)]) -> u32 {
         let needed: usize = encoded.iter().map(|(_, r)| r.len()).sum();
-        if self.next_row + needed > self.rows.len {
+        let Some(start) = self.space.alloc(needed).or_else(|| self.evict_for(needed)) else {
             self.stats.files_over_capacity += 1;
             return FILE_NO_CFI;
-        }
+        };
+        let mut at = start;
+        let mut pages = Vec::with_capacity(encoded.len());
         for (page, rows) in encoded {
-            let info = PageInfo { start: self.next_row as u32, count: rows.len() as u32 };
-            self.rows.write(self.next_row, rows);
-            self.next_row += rows.len();
+            let info = PageInfo { start: at as u32, count: rows.len() as u32 };
+            self.rows.write(at, rows);
+            at += rows.len();
             let _ = self.pages.insert(PageKey { file: id, page: *page }, info, 0);
+            pages.push(*page);
         }
+        self.tick += 1;
+        self.installed.insert(id, Installed { start, len: needed, pages, last_used: self.tick });
         self.stats.rows += needed as u64;
         FILE_LOADED
+    }
+
+    /// Evicts unused tables, least recently used first, until `needed`
+    /// rows are free in one range; returns its start, taken.
+    fn evict_for(&mut self, needed: usize) -> Option<usize> {
+        if needed > self.rows.len {
+            return None;
+        }
+        let mapped: std::collections::HashSet<u32> =
+            self.live.values().flat_map(|l| l.maps.iter().map(|m| m.file)).collect();
+        let mut unused: Vec<(u64, u32)> = self
+            .installed
+            .iter()
+            .filter(|(id, _)| !mapped.contains(id) && **id != VDSO_FILE_ID)
+            .map(|(id, t)| (t.last_used, *id))
+            .collect();
+        unused.sort_unstable();
+        for (_, id) in unused {
+            self.evict(id);
+            if let Some(start) = self.space.alloc(needed) {
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    /// Drops a file's table: the kernel walks its frames with frame
+    /// pointers (its state is pending) until it is rebuilt. A walk on
+    /// another CPU that looked up one of its pages just before may read
+    /// rows another table is given: one frame of one sample, at worst.
+    fn evict(&mut self, id: u32) {
+        let Some(t) = self.installed.remove(&id) else { return };
+        let _ = self.file_state.set(id, perfkit_probes_common::unwind::FILE_PENDING, 0);
+        for page in t.pages {
+            let _ = self.pages.remove(&PageKey { file: id, page });
+        }
+        self.space.release(t.start, t.len);
+        self.evicted.insert(id);
+        self.stats.files = self.stats.files.saturating_sub(1);
+        self.stats.rows = self.stats.rows.saturating_sub(t.len as u64);
+        self.stats.files_evicted += 1;
+        self.stats.rows_evicted += t.len as u64;
+        tracing::debug!(id, rows = t.len, "unwind table evicted");
+    }
+
+    /// A file is mapped (again): its table counts as used now, and is
+    /// rebuilt if it was evicted.
+    fn touch(&mut self, id: u32, build_now: u64) {
+        self.tick += 1;
+        if let Some(t) = self.installed.get_mut(&id) {
+            t.last_used = self.tick;
+        } else if self.evicted.remove(&id)
+            && let Some(file) = self.modules.files.get(&id).cloned()
+        {
+            if file.size() <= build_now {
+                self.build(id, &file);
+            } else {
+                self.queue(id, file);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowSpace;
+
+    #[test]
+    fn row_space_fits_first_and_merges_what_is_released() {
+        let mut space = RowSpace::new(100);
+        assert_eq!(space.alloc(40), Some(0));
+        assert_eq!(space.alloc(40), Some(40));
+        assert_eq!(space.alloc(30), None);
+        assert_eq!(space.alloc(20), Some(80));
+        assert_eq!(space.alloc(1), None);
+        // Two separate holes of 40 do not hold 60 ...
+        space.release(0, 40);
+        assert_eq!(space.alloc(60), None);
+        // ... merged with their neighbour they do.
+        space.release(40, 40);
+        assert_eq!(space.free, vec![(0, 80)]);
+        assert_eq!(space.alloc(60), Some(0));
+        space.release(80, 20);
+        assert_eq!(space.free, vec![(60, 40)]);
+        space.release(0, 60);
+        assert_eq!(space.free, vec![(0, 100)]);
+        assert_eq!(RowSpace::new(0).alloc(1), None);
     }
 }

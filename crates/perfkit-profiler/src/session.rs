@@ -706,6 +706,13 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             tables.build_time.as_secs_f64() * 1e3
         )));
     }
+    if tables.files_evicted > 0 {
+        notes.push(Note::info(format!(
+            "unwind tables evicted to make room: {} ({} rows), least recently used first, of files no running process \
+             mapped",
+            tables.files_evicted, tables.rows_evicted
+        )));
+    }
     if tables.events_lost > 0 {
         notes.push(Note::warn(format!(
             "{} process and mapping events were lost (ring buffer full); those processes were read from /proc instead",
