@@ -1030,14 +1030,16 @@ struct HostRun {
     rooted: f64,
     /// % of samples without an `[unknown]` frame.
     named: f64,
-    /// % of the short-lived program's hot samples on their full path.
+    /// % of the short-lived program's samples in its hot functions on
+    /// their full path (it spends nearly all its time there).
     short_lived_full: f64,
 }
 
 /// Of folded text: % of samples without `[unknown]`, and % of the
-/// short-lived `knownhot` copies' samples in hot_a/hot_b that are on the
+/// short-lived `knownhot` copies' samples that are in hot_a/hot_b on the
 /// full path from `_start` (samples inside the exec that starts a copy
-/// left out: they are its parent's).
+/// left out: they are its parent's; the copies are deleted after they
+/// run, as temporary programs are).
 fn host_shares(folded: &str) -> (f64, f64) {
     let (mut all, mut named, mut hot, mut full) = (0.0, 0.0, 0.0, 0.0);
     for line in folded.lines() {
@@ -1049,11 +1051,12 @@ fn host_shares(folded: &str) -> (f64, f64) {
         }
         if stack.starts_with("knownhot;") && !stack.contains("bprm_execve") {
             let user: Vec<&str> = stack.split(';').filter(|f| !f.ends_with("_[k]")).map(short).collect();
-            if matches!(user.last(), Some(&"hot_a" | &"hot_b")) {
-                hot += count;
-                if user.get(1) == Some(&"_start") && user.iter().any(|f| f.starts_with("parent_")) {
-                    full += count;
-                }
+            hot += count;
+            if matches!(user.last(), Some(&"hot_a" | &"hot_b"))
+                && user.get(1) == Some(&"_start")
+                && user.iter().any(|f| f.starts_with("parent_"))
+            {
+                full += count;
             }
         }
     }
@@ -1139,10 +1142,11 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
                 let (named, short_lived_full) = host_shares(&text);
                 let err = &run.stderr;
                 let tables = err.lines().find(|l| l.starts_with("unwind tables:")).unwrap_or("");
-                let kib = |after: &str| -> f64 {
+                // "unwind tables: N files, R rows (X KiB) of C (Y KiB, --table-rows), ...".
+                let kib = |nth: usize| -> f64 {
                     tables
-                        .split(after)
-                        .nth(1)
+                        .split('(')
+                        .nth(nth)
                         .and_then(|s| s.split_whitespace().next())
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(f64::NAN)
@@ -1156,8 +1160,8 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
                 Ok(HostRun {
                     cpu_percent: 100.0 * (run.cpu.as_secs_f64() + bpf_ns / 1e9) / secs,
                     peak_mib: mib(run.max_rss_kib as f64),
-                    table_kib: kib(" rows ("),
-                    table_capacity_kib: kib(" ("),
+                    table_kib: kib(1),
+                    table_capacity_kib: kib(2),
                     rooted: 100.0 - early,
                     named,
                     short_lived_full,
