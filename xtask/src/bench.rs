@@ -25,6 +25,11 @@
 //! - `tools`: the slowdown perfkit's syscount, runqlat and opensnoop cause
 //!   on a syscall-heavy and a context-switch-heavy workload, against the
 //!   same measurement by bpftrace.
+//! - `host`: `-a` at 19, 99 and 999 Hz on a busy machine with programs
+//!   starting and exiting, against `perf record -a -g` + `perf script` +
+//!   inferno-collapse-perf and bpftrace's `profile:hz`: CPU (with the BPF
+//!   programs' run time), peak memory, table memory, stacks rooted and
+//!   samples named.
 
 use std::{
     collections::HashMap,
@@ -945,4 +950,297 @@ fn traced(tracer: &[String], ready: &str, workload: &[String]) -> Result<f64, St
     let mut c = c;
     let _ = c.wait();
     Ok(wall)
+}
+
+/// A profiler run measured with its BPF programs' run time: the sum of
+/// `run_time_ns` over the BPF program descriptors the process holds
+/// (`/proc/PID/fdinfo`, with `kernel.bpf_stats_enabled`), read every
+/// 100 ms while it runs (the last reading counts).
+fn measure_with_bpf(cmd: &mut Command) -> Result<(Run, f64), String> {
+    let dir = tempdir()?;
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let out = fs::File::create(&out_path).map_err(|e| e.to_string())?;
+    let err = fs::File::create(&err_path).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let child = cmd.stdout(out).stderr(err).spawn().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut last = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(ns) = bpf_run_time_ns(pid) {
+                    last = last.max(ns);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last
+        })
+    };
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped.
+    let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let bpf_ns = watcher.join().unwrap_or(0);
+    let wall = started.elapsed();
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = fs::remove_dir_all(&dir);
+    if rc != pid as libc::pid_t {
+        return Err(format!("waiting for {cmd:?}: {}", std::io::Error::last_os_error()));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{cmd:?} failed (wait status {status}):\n{stderr}"));
+    }
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let run =
+        Run { wall, max_rss_kib: usage.ru_maxrss as u64, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), stdout, stderr };
+    Ok((run, bpf_ns as f64))
+}
+
+/// The summed `run_time_ns` of the BPF programs process `pid` holds open.
+fn bpf_run_time_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?.flatten() {
+        let Ok(text) = fs::read_to_string(entry.path()) else { continue };
+        if !text.contains("prog_type:") {
+            continue;
+        }
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("run_time_ns:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// What one system-wide profiler run cost and gave.
+#[derive(Clone, Debug, Default)]
+struct HostRun {
+    /// CPU time (user, system and BPF programs) as % of one CPU.
+    cpu_percent: f64,
+    peak_mib: f64,
+    table_kib: f64,
+    table_capacity_kib: f64,
+    /// % of user stacks walked to their outermost frame (perfkit's count).
+    rooted: f64,
+    /// % of samples without an `[unknown]` frame.
+    named: f64,
+    /// % of the short-lived program's samples in its hot functions on
+    /// their full path (it spends nearly all its time there).
+    short_lived_full: f64,
+}
+
+/// Of folded text: % of samples without `[unknown]`, and % of the
+/// short-lived `knownhot` copies' samples that are in hot_a/hot_b on the
+/// full path from `_start` (samples inside the exec that starts a copy
+/// left out: they are its parent's; the copies are deleted after they
+/// run, as temporary programs are).
+fn host_shares(folded: &str) -> (f64, f64) {
+    let (mut all, mut named, mut hot, mut full) = (0.0, 0.0, 0.0, 0.0);
+    for line in folded.lines() {
+        let Some((stack, count)) = line.rsplit_once(' ') else { continue };
+        let Ok(count) = count.parse::<f64>() else { continue };
+        all += count;
+        if !stack.split(';').any(|f| f == "[unknown]") {
+            named += count;
+        }
+        if stack.starts_with("knownhot;") && !stack.contains("bprm_execve") {
+            let user: Vec<&str> = stack.split(';').filter(|f| !f.ends_with("_[k]")).map(short).collect();
+            hot += count;
+            if matches!(user.last(), Some(&"hot_a" | &"hot_b"))
+                && user.get(1) == Some(&"_start")
+                && user.iter().any(|f| f.starts_with("parent_"))
+            {
+                full += count;
+            }
+        }
+    }
+    let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { f64::NAN };
+    (pct(named, all), pct(full, hot))
+}
+
+/// `cargo xtask bench host`: `-a` on a busy machine (a hog per CPU, and
+/// fresh copies of a known-answer program starting and exiting every
+/// 0.1 s), perfkit against `perf record -a -g` + `perf script` +
+/// inferno-collapse-perf and against bpftrace's `profile:hz`, interleaved.
+pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(), String> {
+    let perfkit = build_perfkit(root)?;
+    let perf = find_on_path("perf").ok_or("perf not found: install Debian's linux-perf")?;
+    let bpftrace = find_on_path("bpftrace").ok_or("bpftrace not found: install Debian's bpftrace")?;
+    let inferno = ensure_inferno()?;
+    let dir = root.join("target/bench/host");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let bin = dir.join("hotspots-nofp");
+    let st = Command::new("cc")
+        .args(["-O1", "-fomit-frame-pointer", "-fno-inline", "-fno-optimize-sibling-calls", "-g", "-o"])
+        .arg(&bin)
+        .arg(root.join("crates/perfkit-cli/tests/workloads/hotspots.c"))
+        .status()
+        .map_err(|e| format!("running cc: {e}"))?;
+    if !st.success() {
+        return Err("building hotspots.c failed".into());
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut kids = Vec::new();
+    for _ in 0..cpus {
+        kids.push(
+            Command::new(&bin)
+                .arg("3600")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let copies = dir.join("copies");
+    let _ = fs::remove_dir_all(&copies);
+    fs::create_dir_all(&copies).map_err(|e| e.to_string())?;
+    // A fresh copy (a new inode) each time, as a build or a script would
+    // start new programs.
+    let churn = format!(
+        "i=0; while :; do i=$((i+1)); mkdir -p {d}/$i && cp {b} {d}/$i/knownhot && {d}/$i/knownhot 0.1; rm -rf {d}/$i; done",
+        d = copies.display(),
+        b = bin.display()
+    );
+    kids.push(
+        Command::new("sh")
+            .args(["-c", &churn])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let _busy = Children(kids);
+    let stats_path = "/proc/sys/kernel/bpf_stats_enabled";
+    let stats_before = fs::read_to_string(stats_path).unwrap_or_default();
+    fs::write(stats_path, "1").map_err(|e| format!("enabling kernel.bpf_stats_enabled: {e}"))?;
+    let secs = f64::from(seconds);
+    let result = (|| -> Result<(), String> {
+        println!(
+            "\nhost: -a for {seconds} s on {cpus} busy CPUs (a hog each, and a fresh copy of a known-answer program every \
+             0.1 s); median (range) of {runs} interleaved runs; CPU is user + system + BPF programs' run time, as % of one \
+             CPU; peers counted as their whole pipeline"
+        );
+        for &hz in rates {
+            allow_rate(hz);
+            eprintln!("xtask: host at {hz} Hz");
+            let folded = dir.join("perfkit.folded");
+            let mut ours = || -> Result<HostRun, String> {
+                let (run, bpf_ns) = measure_with_bpf(
+                    Command::new(&perfkit)
+                        .args(["profile", "-a", "-F", &hz.to_string(), "-d", &seconds.to_string(), "-o"])
+                        .arg(dir.join("perfkit.svg"))
+                        .arg("--folded")
+                        .arg(&folded),
+                )?;
+                let text = fs::read_to_string(&folded).map_err(|e| e.to_string())?;
+                let (named, short_lived_full) = host_shares(&text);
+                let err = &run.stderr;
+                let tables = err.lines().find(|l| l.starts_with("unwind tables:")).unwrap_or("");
+                // "unwind tables: N files, R rows (X KiB) of C (Y KiB, --table-rows), ...".
+                let kib = |nth: usize| -> f64 {
+                    tables
+                        .split('(')
+                        .nth(nth)
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(f64::NAN)
+                };
+                // "N of M user stacks (P%) end before the outermost frame".
+                let early = err
+                    .lines()
+                    .find(|l| l.contains("user stacks (") && l.contains("end before"))
+                    .and_then(|l| l.split('(').nth(1)?.split('%').next()?.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                Ok(HostRun {
+                    cpu_percent: 100.0 * (run.cpu.as_secs_f64() + bpf_ns / 1e9) / secs,
+                    peak_mib: mib(run.max_rss_kib as f64),
+                    table_kib: kib(1),
+                    table_capacity_kib: kib(2),
+                    rooted: 100.0 - early,
+                    named,
+                    short_lived_full,
+                })
+            };
+            let mut perf_peer = || -> Result<HostRun, String> {
+                let data = dir.join("perf.data");
+                let rec = measure(
+                    Command::new(&perf)
+                        .args(["record", "-e", "cpu-clock", "-a", "-g", "-F", &hz.to_string(), "-o"])
+                        .arg(&data)
+                        .args(["--", "sleep", &seconds.to_string()]),
+                )?;
+                let script = measure(Command::new(&perf).args(["script", "-i"]).arg(&data))?;
+                let script_out = dir.join("perf.script");
+                fs::write(&script_out, &script.stdout).map_err(|e| e.to_string())?;
+                let collapse = measure(Command::new(inferno.with_file_name("inferno-collapse-perf")).arg(&script_out))?;
+                let (named, short_lived_full) = host_shares(&collapse.stdout);
+                let steps = [&rec, &script, &collapse];
+                Ok(HostRun {
+                    cpu_percent: 100.0 * steps.iter().map(|r| r.cpu.as_secs_f64()).sum::<f64>() / secs,
+                    peak_mib: steps.iter().map(|r| mib(r.max_rss_kib as f64)).fold(0.0, f64::max),
+                    table_kib: f64::NAN,
+                    table_capacity_kib: f64::NAN,
+                    rooted: f64::NAN,
+                    named,
+                    short_lived_full,
+                })
+            };
+            let mut bpftrace_peer = || -> Result<HostRun, String> {
+                let script = format!(
+                    "profile:hz:{hz} {{ @[comm, ustack, kstack] = count(); }} interval:s:{seconds} {{ exit(); }}"
+                );
+                let (run, bpf_ns) = measure_with_bpf(Command::new(&bpftrace).args(["-e", &script]))?;
+                Ok(HostRun {
+                    cpu_percent: 100.0 * (run.cpu.as_secs_f64() + bpf_ns / 1e9) / secs,
+                    peak_mib: mib(run.max_rss_kib as f64),
+                    table_kib: f64::NAN,
+                    table_capacity_kib: f64::NAN,
+                    rooted: f64::NAN,
+                    named: f64::NAN,
+                    short_lived_full: f64::NAN,
+                })
+            };
+            let results = interleaved(runs, &mut [&mut ours, &mut perf_peer, &mut bpftrace_peer])?;
+            println!("\n-a at {hz} Hz:");
+            println!(
+                "  {:<36} {:>22} {:>20} {:>26} {:>20} {:>20} {:>24}",
+                "",
+                "CPU (% of one)",
+                "peak memory",
+                "table memory (of budget)",
+                "stacks rooted",
+                "samples named",
+                "short-lived full path"
+            );
+            let labels =
+                ["perfkit profile -a", "perf record -a -g | script | collapse", "bpftrace profile:hz (ustack)"];
+            for (label, r) in labels.iter().zip(&results) {
+                let col = |f: &dyn Fn(&HostRun) -> f64| r.iter().map(f).collect::<Vec<f64>>();
+                let table = match Stat::of(&col(&|h| h.table_kib)) {
+                    Some(s) => format!("{} of {:.0} KiB", s.show(0, " KiB"), median(&col(&|h| h.table_capacity_kib))),
+                    None => "-".into(),
+                };
+                println!(
+                    "  {:<36} {:>22} {:>20} {:>26} {:>20} {:>20} {:>24}",
+                    label,
+                    show(&col(&|h| h.cpu_percent), 2, "%"),
+                    show(&col(&|h| h.peak_mib), 0, " MiB"),
+                    table,
+                    show(&col(&|h| h.rooted), 1, "%"),
+                    show(&col(&|h| h.named), 1, "%"),
+                    show(&col(&|h| h.short_lived_full), 1, "%"),
+                );
+            }
+        }
+        Ok(())
+    })();
+    let _ = fs::write(stats_path, stats_before.trim());
+    let _ = fs::remove_dir_all(&copies);
+    result
 }

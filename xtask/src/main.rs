@@ -9,7 +9,7 @@
 //!   is byte for byte the committed one.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N]
+//! - `bench [flamegraph] [procs] [profile] [tools] [host] [--stacks N] [--runs N] [--seconds N]
 //!   [--rates HZ,...]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 //! - `vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS]
@@ -33,7 +33,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | \
-                     bench [flamegraph] [procs] [profile] [tools] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
+                     bench [flamegraph] [procs] [profile] [tools] [host] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
 fn main() -> ExitCode {
@@ -63,6 +63,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     let mut runs = 3;
     let mut seconds = 3;
     let mut rates = vec![99, 999, 4999];
+    let mut rates_given = false;
     let mut which = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -74,13 +75,14 @@ fn run_bench(args: &[String]) -> Result<(), String> {
             "--runs" => runs = number("--runs")?.max(3),
             "--seconds" => seconds = number("--seconds")?,
             "--rates" => {
+                rates_given = true;
                 rates = it
                     .next()
                     .map(|v| v.split(',').map(|r| r.parse::<u32>().map_err(|_| format!("bad rate {r:?}"))).collect())
                     .transpose()?
                     .ok_or("--rates takes a list such as 99,999,4999")?;
             }
-            "flamegraph" | "procs" | "profile" | "tools" => which.push(a.as_str()),
+            "flamegraph" | "procs" | "profile" | "tools" | "host" => which.push(a.as_str()),
             other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
         }
     }
@@ -97,6 +99,9 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     }
     if all || which.contains(&"tools") {
         bench::tools(&root, runs)?;
+    }
+    if all || which.contains(&"host") {
+        bench::host(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[19, 99, 999] })?;
     }
     Ok(())
 }

@@ -198,9 +198,10 @@ pub struct MapArgs {
     #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_COUNTS_ENTRIES, value_parser = clap::value_parser!(u32).range(1..))]
     counts_map_size: u32,
 
-    /// Unwind table rows the eBPF backend holds (8 bytes each).
-    #[arg(long, value_name = "N", default_value_t = perfkit_probes::DEFAULT_TABLE_ROWS, value_parser = clap::value_parser!(u32).range(1024..))]
-    table_rows: u32,
+    /// Unwind table rows the eBPF backend holds (8 bytes each) [default:
+    /// 1/512 of the machine's memory, from 512 Ki to 16 Mi rows]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1024..))]
+    table_rows: Option<u32>,
 }
 
 const OFFCPU_EXAMPLES: &str = "\
@@ -455,7 +456,7 @@ impl TargetArgs {
         };
         o.stack_entries = maps.stack_map_size;
         o.counts_entries = maps.counts_map_size;
-        o.table_rows = maps.table_rows;
+        o.table_rows = maps.table_rows.unwrap_or_else(perfkit_probes::default_table_rows);
         o
     }
 

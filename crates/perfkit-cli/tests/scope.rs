@@ -182,6 +182,175 @@ fn system_wide_sees_two_workloads_at_their_shares() {
     }
 }
 
+/// Whether a frame is named: not `[unknown]`, not a module and offset.
+fn named(frame: &str) -> bool {
+    frame != "[unknown]" && !frame.contains("+0x")
+}
+
+/// Runs a fresh copy of the hotspots workload built without frame pointers
+/// (a new file, so a new inode and a table never built before) for 0.1 s,
+/// one after another, until `until`; returns how many ran.
+fn fresh_copies_until(dir: &Path, until: Instant) -> u32 {
+    let mut runs = 0;
+    while Instant::now() < until {
+        let copy_dir = dir.join(format!("run{runs}"));
+        fs::create_dir(&copy_dir).unwrap();
+        let copy = copy_dir.join("knownhot");
+        fs::copy(hotspots_nofp(), &copy).unwrap();
+        let status = Command::new(&copy).arg("0.1").stdout(Stdio::null()).status().unwrap();
+        assert!(status.success());
+        runs += 1;
+    }
+    runs
+}
+
+#[test]
+fn system_wide_names_and_roots_programs_that_start_and_exit() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    hotspots_nofp();
+    let runner = {
+        let dir = dir.path().to_owned();
+        thread::spawn(move || {
+            // Sampling starts first: every copy starts and exits while
+            // perfkit runs.
+            thread::sleep(Duration::from_millis(700));
+            fresh_copies_until(&dir, Instant::now() + Duration::from_secs(8))
+        })
+    };
+    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("99"), os("-d"), os("9.5")]);
+    let runs = runner.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    // Samples inside the exec that starts each copy have the new name but
+    // the old program's user stack (the new one has none yet): they are
+    // the parent's, not the program's, and left out.
+    let ours: Vec<&(String, u64)> = folded
+        .iter()
+        .filter(|(s, _)| s.split(';').next() == Some("knownhot") && !s.contains(";bprm_execve_[k]"))
+        .collect();
+    let total: u64 = ours.iter().map(|(_, c)| c).sum();
+    // 0.1 s per run at 99 Hz: up to ten samples each (fewer when the
+    // machine is busy).
+    assert!(runs >= 20 && total >= 100, "{total} samples in {runs} runs: {err}");
+    let mut rooted = 0;
+    let mut unnamed = 0;
+    let mut odd = Vec::new();
+    let mut hot = 0;
+    let mut hot_full = 0;
+    for (stack, count) in &ours {
+        let frames = physical(stack);
+        // A stack without user frames (in the kernel since exec or until
+        // exit) is complete as it is.
+        if frames.is_empty() || frames.first().is_some_and(|f| ROOTS.contains(f)) {
+            rooted += count;
+        } else {
+            odd.push(stack.as_str());
+        }
+        if stack.split(';').skip(1).any(|f| !named(f)) {
+            unnamed += count;
+            odd.push(stack.as_str());
+        }
+        if matches!(frames.last(), Some(&"hot_a" | &"hot_b")) {
+            hot += count;
+            if frames.first() == Some(&"_start")
+                && (frames.ends_with(&["main", "parent_a", "hot_a"])
+                    || frames.ends_with(&["main", "parent_b", "hot_b"]))
+            {
+                hot_full += count;
+            }
+        }
+    }
+    let report = format!(
+        "{runs} runs, {total} samples: {rooted} rooted, {unnamed} with an unnamed frame, {hot_full} of {hot} in hot_a/hot_b \
+         on their full paths\n{err}\nunrooted or unnamed: {odd:#?}"
+    );
+    eprintln!("{report}");
+    assert!(rooted * 100 >= total * 99, "{report}");
+    assert!(unnamed * 100 <= total, "{report}");
+    assert!(hot * 100 >= total * 90 && hot_full * 100 >= hot * 99, "{report}");
+}
+
+#[test]
+fn system_wide_names_the_compilers_and_linker_of_a_parallel_build() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    // A multi-file C program: four units slow to optimise, linked three
+    // times (a linker run long enough to be sampled).
+    let mut objects = Vec::new();
+    for n in 0..4 {
+        let mut src = String::new();
+        for f in 0..500 {
+            src.push_str(&format!(
+                "int f{n}_{f}(int x) {{ int s = 0; for (int i = 0; i < x; i++) s += (i * {f}) ^ (s >> 3); return s + f{n}_{}(x - 1); }}\n",
+                f.max(1) - 1
+            ));
+        }
+        src = src.replacen(&format!("return s + f{n}_0(x - 1);"), "return s;", 1);
+        if n == 0 {
+            src.push_str("int main(int argc, char **argv) { (void)argv; return f0_499(argc) & 1; }\n");
+        }
+        fs::write(dir.path().join(format!("u{n}.c")), src).unwrap();
+        objects.push(format!("u{n}.o"));
+    }
+    let objs = objects.join(" ");
+    fs::write(
+        dir.path().join("Makefile"),
+        format!(
+            "all: p1 p2 p3\np%: {objs}\n\tcc -g -o $@ {objs}\n%.o: %.c\n\tcc -O2 -g -c $< -o $@\n.SECONDARY: {objs}\n"
+        ),
+    )
+    .unwrap();
+    let folded_path = dir.path().join("all.folded");
+    let perfkit_run = perfkit()
+        .args(["profile", "-a", "-F", "499", "-d", "60", "-f", "folded", "-o"])
+        .arg(&folded_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    let made = Command::new("make").arg("-j2").current_dir(dir.path()).output().unwrap();
+    let took = started.elapsed();
+    // SIGINT ends sampling; the profile is written.
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(perfkit_run.id() as i32, libc::SIGINT) };
+    let out = perfkit_run.wait_with_output().unwrap();
+    assert!(made.status.success(), "make: {}", String::from_utf8_lossy(&made.stderr));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let folded = read_folded(&folded_path);
+    // Samples of a process, and those without an [unknown] frame (a
+    // stripped program's frames are its module and offset, as with perf:
+    // named, unlike [unknown]).
+    let of = |comm: &str| -> (u64, u64) {
+        let (mut all, mut named_all) = (0, 0);
+        for (stack, count) in folded.iter().filter(|(s, _)| s.split(';').next() == Some(comm)) {
+            if stack.contains(";bprm_execve_[k]") {
+                continue;
+            }
+            all += count;
+            if stack.split(';').skip(1).all(|f| f != "[unknown]") {
+                named_all += count;
+            }
+        }
+        (all, named_all)
+    };
+    let (cc, cc_named) = of("cc");
+    let (cc1, cc1_named) = of("cc1");
+    let (ld, ld_named) = of("ld");
+    let report = format!(
+        "build {took:?}: cc {cc} samples ({cc_named} named), cc1 {cc1} ({cc1_named} named), ld {ld} ({ld_named} \
+         named)\n{err}"
+    );
+    eprintln!("{report}");
+    // The compiler proper dominates, the linker is seen, and the driver
+    // runs between them; each under its own name, its frames known.
+    assert!(cc1 >= 200 && ld >= 3, "{report}");
+    assert!(cc1_named * 100 >= cc1 * 95 && ld_named * 100 >= ld * 95, "{report}");
+    assert!(cc + cc1 + ld > 0 && (cc1 + ld) * 2 > cc, "{report}");
+}
+
 #[test]
 fn an_idle_machine_gives_an_honest_summary() {
     let Some(_serial) = privileged() else { return };

@@ -30,6 +30,7 @@
 pub mod btf;
 pub mod compat;
 mod error;
+mod events;
 mod object;
 pub mod privileges;
 mod sampler;
@@ -45,5 +46,8 @@ pub use error::ProbeError;
 pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
 pub use perfkit_profile::raw::{RawSample, RawStack};
 pub use perfkit_target::Modules;
-pub use sampler::{DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig, UserStacks};
+pub use sampler::{
+    DEFAULT_TABLE_ROWS, MAX_DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig,
+    UserStacks, default_table_rows,
+};
 pub use tables::TableStats;

@@ -125,10 +125,33 @@ pub struct StackSamplerConfig {
     pub publish_selected: bool,
 }
 
-/// Default capacity of the unwind rows map: 512 Ki rows, 4 MiB (the map
-/// is mapped into perfkit's memory). A 65 MiB Rust binary needs 150 Ki
-/// rows, libc 35 Ki.
+/// The smallest default capacity of the unwind rows map: 512 Ki rows,
+/// 4 MiB. A 65 MiB Rust binary needs 150 Ki rows, libc 35 Ki.
 pub const DEFAULT_TABLE_ROWS: u32 = 1 << 19;
+
+/// The largest default capacity of the unwind rows map: 16 Mi rows, 128 MiB.
+pub const MAX_DEFAULT_TABLE_ROWS: u32 = 1 << 24;
+
+/// The default capacity of the unwind rows map, sized from the machine's
+/// memory: 1/512 of it (8 bytes a row; the map is allocated whole by the
+/// kernel and mapped into perfkit's memory), between 512 Ki rows (4 MiB)
+/// and 16 Mi rows (128 MiB). 16 MiB (2 Mi rows) on an 8 GiB machine,
+/// enough for a compiler's, a database's and a browser's libraries at once.
+pub fn default_table_rows() -> u32 {
+    let total = fs::read_to_string("/proc/meminfo").ok().and_then(|t| mem_total_bytes(&t));
+    table_rows_for_memory(total.unwrap_or(0))
+}
+
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+fn table_rows_for_memory(bytes: u64) -> u32 {
+    let rows = bytes / 512 / size_of::<perfkit_probes_common::unwind::Row>() as u64;
+    rows.clamp(u64::from(DEFAULT_TABLE_ROWS), u64::from(MAX_DEFAULT_TABLE_ROWS)) as u32
+}
 
 impl StackSamplerConfig {
     /// On-CPU sampling of `selection` at 99 Hz with unwind tables and
@@ -142,7 +165,7 @@ impl StackSamplerConfig {
             kernel_stacks: true,
             stack_entries: DEFAULT_STACK_ENTRIES,
             counts_entries: DEFAULT_COUNTS_ENTRIES,
-            table_rows: DEFAULT_TABLE_ROWS,
+            table_rows: default_table_rows(),
             publish_selected: true,
         }
     }
@@ -334,7 +357,25 @@ impl StackSampler {
                 }
                 _ => {}
             }
-            loader.serve(requests)?;
+            // The selected processes' tables are ready before the first
+            // sample; later files are built in the background.
+            loader.wait_built();
+            // With the whole machine selected, processes and mappings are
+            // learned from the kernel's events as they happen: programs
+            // that start and exit while sampling are known before most of
+            // their samples arrive. (A narrower selection is served on
+            // request: most processes on the machine are not its.)
+            let events = match config.selection {
+                Selection::All => match crate::events::TaskEvents::open() {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::debug!(%e, "no side-band perf events: mappings read from /proc on request");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            loader.serve(requests, events)?;
             tables = Some(loader);
         }
 
@@ -420,6 +461,7 @@ impl StackSampler {
         object::fill_set(&mut self.ebpf, names::TARGET_TGIDS, &[pid])?;
         if let Some(t) = &self.tables {
             t.publish(pid);
+            t.wait_built();
         }
         Ok(())
     }
@@ -581,6 +623,17 @@ mod tests {
         assert!(matches!(c.validate(), Err(ProbeError::InvalidConfig(_))));
         c.frequency_hz = None;
         assert!(matches!(c.validate(), Err(ProbeError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn default_table_rows_follow_memory_within_bounds() {
+        assert_eq!(mem_total_bytes("MemTotal:        8000000 kB\nMemFree: 1 kB\n"), Some(8_192_000_000));
+        assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
+        assert_eq!(mem_total_bytes("MemTotal: lots kB\n"), None);
+        assert_eq!(table_rows_for_memory(0), DEFAULT_TABLE_ROWS);
+        assert_eq!(table_rows_for_memory(1 << 30), DEFAULT_TABLE_ROWS);
+        assert_eq!(table_rows_for_memory(8 << 30), 2 << 20);
+        assert_eq!(table_rows_for_memory(u64::MAX), MAX_DEFAULT_TABLE_ROWS);
     }
 
     #[test]

@@ -10,11 +10,12 @@
 //! it resolves after the process exited or called exec.
 
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
     os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -29,14 +30,22 @@ use perfkit_probes_common::unwind::{
 use perfkit_target::{Mapping, ModuleFile, Modules, parse_maps};
 use perfkit_unwind::UnwindTable;
 
+use crate::events::{TaskEvent, TaskEvents};
+
 /// What the loader did, for the summary and the benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TableStats {
-    /// Files whose tables were loaded.
+    /// Files whose tables are loaded (at the end: in use).
     pub files: u64,
-    /// Rows loaded.
+    /// Rows in use.
     pub rows: u64,
+    /// Tables evicted to make room for another (least recently used
+    /// first, only of files no live process maps); rebuilt if the file is
+    /// mapped again.
+    pub files_evicted: u64,
+    /// Rows those tables held.
+    pub rows_evicted: u64,
     /// Files without CFI (walked with frame pointers).
     pub files_without_cfi: u64,
     /// Files whose tables did not fit the rows map (walked with frame
@@ -51,6 +60,19 @@ pub struct TableStats {
     pub mappings_dropped: u64,
     /// Requests served.
     pub requests: u64,
+    /// Requests served without reading `/proc/PID/maps`: the process's
+    /// mappings were known from the kernel's events.
+    pub requests_from_events: u64,
+    /// Executable mappings learned from the kernel's events (mmap).
+    pub mapping_events: u64,
+    /// Execs, forks and exits learned from the kernel's events.
+    pub task_events: u64,
+    /// Side-band records the kernel could not deliver (a full ring
+    /// buffer): the processes concerned were read from `/proc` again.
+    pub events_lost: u64,
+    /// Whether mappings were learned from the kernel's events (false:
+    /// only from `/proc/PID/maps`, on request).
+    pub events: bool,
     /// Time spent building and loading tables.
     pub build_time: Duration,
     /// Capacity of the rows map.
@@ -107,6 +129,57 @@ impl Drop for RowsMap {
     }
 }
 
+/// A loaded table's place in the maps.
+struct Installed {
+    start: usize,
+    len: usize,
+    pages: Vec<u32>,
+    last_used: u64,
+}
+
+/// The free ranges of the rows map, first fit: a table's rows are one
+/// contiguous range, released whole when it is evicted.
+#[derive(Debug)]
+struct RowSpace {
+    /// (start, length), sorted by start, neither overlapping nor touching.
+    free: Vec<(usize, usize)>,
+}
+
+impl RowSpace {
+    fn new(capacity: usize) -> Self {
+        Self { free: if capacity > 0 { vec![(0, capacity)] } else { Vec::new() } }
+    }
+
+    /// The start of `n` free rows, now taken.
+    fn alloc(&mut self, n: usize) -> Option<usize> {
+        let i = self.free.iter().position(|&(_, len)| len >= n)?;
+        let (start, len) = self.free[i];
+        if len == n {
+            self.free.remove(i);
+        } else {
+            self.free[i] = (start + n, len - n);
+        }
+        Some(start)
+    }
+
+    /// Gives back `n` rows from `start`, merged with free neighbours.
+    fn release(&mut self, start: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let i = self.free.partition_point(|&(s, _)| s < start);
+        self.free.insert(i, (start, n));
+        if i + 1 < self.free.len() && start + n == self.free[i + 1].0 {
+            self.free[i].1 += self.free[i + 1].1;
+            self.free.remove(i + 1);
+        }
+        if i > 0 && self.free[i - 1].0 + self.free[i - 1].1 == start {
+            self.free[i - 1].1 += self.free[i].1;
+            self.free.remove(i);
+        }
+    }
+}
+
 /// One file: its id and how its table went.
 struct FileSlot {
     id: u32,
@@ -119,7 +192,14 @@ struct Loader {
     file_state: Array<MapData, u32>,
     pages: BpfHashMap<MapData, PageKey, PageInfo>,
     rows: RowsMap,
-    next_row: usize,
+    /// Where rows are free in the rows map.
+    space: RowSpace,
+    /// Each loaded table: where its rows are, its pages, when last used.
+    installed: HashMap<u32, Installed>,
+    /// Files whose tables were evicted (rebuilt when mapped again).
+    evicted: std::collections::HashSet<u32>,
+    /// Advances at each use of a file, for least-recently-used eviction.
+    tick: u64,
     next_id: u32,
     /// Files by (device, inode) as `/proc/PID/maps` shows them.
     files: HashMap<(u64, u64), FileSlot>,
@@ -128,13 +208,66 @@ struct Loader {
     proc_root: PathBuf,
     /// A private copy of the published mappings, for `ProcMaps` values.
     scratch: Box<ProcMaps>,
+    /// Tables to build, by the builder thread.
+    builds: Builds,
+    /// Each live process's executable mappings as last known (from
+    /// `/proc/PID/maps` once, then from the kernel's events), while the
+    /// events are read; a process not here is read from `/proc` when
+    /// the kernel side asks.
+    live: HashMap<u32, LiveProcess>,
 }
+
+/// A process's executable mappings as they are now.
+#[derive(Clone, Debug, Default)]
+struct LiveProcess {
+    /// Sorted by start address, not overlapping.
+    maps: Vec<MapEntry>,
+    /// Published to `PROCS` since they last changed.
+    published: bool,
+}
+
+impl LiveProcess {
+    /// Adds a mapping, replacing what it overlaps (the kernel reports
+    /// no unmap: a new mapping over an old range is how it shows).
+    fn insert(&mut self, entry: MapEntry) {
+        self.maps.retain(|m| m.end <= entry.start || m.start >= entry.end);
+        let at = self.maps.partition_point(|m| m.start < entry.start);
+        self.maps.insert(at, entry);
+        self.published = false;
+    }
+}
+
+/// Files up to this size, mapped by a process as it runs (an mmap event),
+/// have their tables built by the loader at once; larger ones are queued
+/// for the builder thread.
+const BUILD_NOW_BYTES: u64 = 4 << 20;
+
+/// Files up to this size found in `/proc/PID/maps` (a process older than
+/// sampling) are built at once; larger ones are queued, so that reading an
+/// old process's many libraries never delays a new program's tables.
+const BUILD_NOW_READ_BYTES: u64 = 256 << 10;
+
+/// Files waiting for their tables, smallest first: a fresh small program
+/// is not kept waiting behind a compiler's 100 MiB library.
+#[derive(Default)]
+struct BuildQueue {
+    waiting: BinaryHeap<Reverse<(u64, u32)>>,
+    files: HashMap<u32, Arc<ModuleFile>>,
+    /// Builds under way (0 or 1).
+    running: u32,
+    stop: bool,
+}
+
+/// The queue and its signal (a file queued, a build done, stop).
+type Builds = Arc<(Mutex<BuildQueue>, Condvar)>;
 
 /// Publishes mappings and tables now and on request until stopped.
 pub struct TableLoader {
     shared: Arc<Mutex<Loader>>,
+    builds: Builds,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    builder: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TableLoader {
@@ -158,21 +291,46 @@ impl TableLoader {
         let rows = RowsMap::new(rows, row_capacity as usize).map_err(|e| format!("mapping the rows map: {e}"))?;
         let stats = TableStats { row_capacity: row_capacity as u64, ..TableStats::default() };
         let scratch = Box::new(ProcMaps { count: 0, _pad: 0, maps: [MapEntry::default(); MAX_MAPPINGS] });
+        let builds: Builds = Arc::default();
         let mut loader = Loader {
             procs,
             file_state,
             pages,
             rows,
-            next_row: 0,
+            space: RowSpace::new(row_capacity as usize),
+            installed: HashMap::new(),
+            evicted: std::collections::HashSet::new(),
+            tick: 0,
             next_id: VDSO_FILE_ID + 1,
             files: HashMap::new(),
             modules: Modules::default(),
             stats,
             proc_root: "/proc".into(),
             scratch,
+            builds: builds.clone(),
+            live: HashMap::new(),
         };
         loader.load_vdso();
-        Ok(Self { shared: Arc::new(Mutex::new(loader)), stop: Arc::new(AtomicBool::new(false)), thread: None })
+        let shared = Arc::new(Mutex::new(loader));
+        let builder = {
+            let (shared, builds) = (shared.clone(), builds.clone());
+            std::thread::Builder::new()
+                .name("perfkit-build".into())
+                .spawn(move || build_tables(&shared, &builds))
+                .map_err(|e| format!("starting the table builder: {e}"))?
+        };
+        Ok(Self { shared, builds, stop: Arc::new(AtomicBool::new(false)), thread: None, builder: Some(builder) })
+    }
+
+    /// Waits until every table queued so far is built (the selected
+    /// processes' at start, so that their first samples are walked with
+    /// them).
+    pub(crate) fn wait_built(&self) {
+        let (queue, signal) = &*self.builds;
+        let mut q = queue.lock().expect("build queue lock");
+        while !q.stop && (!q.waiting.is_empty() || q.running > 0) {
+            q = signal.wait(q).expect("build queue lock");
+        }
     }
 
     /// Publishes `pid`'s mappings (and loads their files' tables) now.
@@ -186,18 +344,35 @@ impl TableLoader {
         self.shared.lock().expect("table loader lock").prepare(path);
     }
 
-    /// Starts the thread that serves the kernel side's requests.
-    pub(crate) fn serve(&mut self, mut requests: RingBuf<MapData>) -> Result<(), crate::ProbeError> {
+    /// Starts the thread that serves the kernel side's requests, and with
+    /// `events` learns processes and mappings from the kernel's events as
+    /// they happen.
+    pub(crate) fn serve(
+        &mut self,
+        mut requests: RingBuf<MapData>,
+        mut events: Option<TaskEvents>,
+    ) -> Result<(), crate::ProbeError> {
         let shared = self.shared.clone();
         let stop = self.stop.clone();
+        shared.lock().expect("table loader lock").stats.events = events.is_some();
         let thread = std::thread::Builder::new()
             .name("perfkit-tables".into())
             .spawn(move || {
-                let fd = requests.as_raw_fd();
-                while !stop.load(Ordering::Relaxed) {
-                    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-                    // SAFETY: one valid pollfd; a timeout so `stop` is seen.
-                    unsafe { libc::poll(&mut pfd, 1, 50) };
+                if events.is_some() {
+                    realtime();
+                }
+                let mut fds = vec![libc::pollfd { fd: requests.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                if let Some(events) = &events {
+                    fds.extend(events.fds().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+                }
+                let mut happened: Vec<TaskEvent> = Vec::new();
+                loop {
+                    let stopping = stop.load(Ordering::Relaxed);
+                    // Events first: a request that follows an exec finds
+                    // the new mappings already known.
+                    if let Some(events) = &mut events {
+                        events.drain(&mut happened);
+                    }
                     let mut batch: Vec<Request> = Vec::new();
                     while let Some(item) = requests.next() {
                         if item.len() >= size_of::<Request>() {
@@ -206,19 +381,33 @@ impl TableLoader {
                             batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Request>()) });
                         }
                     }
-                    if batch.is_empty() {
-                        continue;
-                    }
                     batch.sort_by_key(|r| (r.tgid, std::cmp::Reverse(r.kind)));
                     batch.dedup_by_key(|r| r.tgid);
-                    let mut loader = shared.lock().expect("table loader lock");
-                    for req in batch {
-                        loader.stats.requests += 1;
-                        if req.kind == REQUEST_EXEC {
-                            tracing::debug!(pid = req.tgid, "exec: reading mappings again");
+                    let mut pending = batch.into_iter();
+                    loop {
+                        // New programs first, between two requests: a
+                        // request may read an old process's mappings.
+                        if !happened.is_empty() {
+                            let mut loader = shared.lock().expect("table loader lock");
+                            for event in happened.drain(..) {
+                                loader.on_event(event);
+                            }
                         }
-                        loader.publish(req.tgid);
+                        let Some(req) = pending.next() else { break };
+                        {
+                            let mut loader = shared.lock().expect("table loader lock");
+                            loader.stats.requests += 1;
+                            loader.on_request(req, events.is_some());
+                        }
+                        if let Some(events) = &mut events {
+                            events.drain(&mut happened);
+                        }
                     }
+                    if stopping {
+                        break;
+                    }
+                    // SAFETY: valid pollfds; a timeout so `stop` is seen.
+                    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
                 }
             })
             .map_err(|error| crate::ProbeError::Thread { what: "table loader", error })?;
@@ -233,22 +422,116 @@ impl TableLoader {
 
     /// Stops serving requests and hands over what symbolization needs.
     pub(crate) fn finish(&mut self) -> (Modules, TableStats) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop_threads();
         let mut loader = self.shared.lock().expect("table loader lock");
         (std::mem::take(&mut loader.modules), loader.stats)
     }
 }
 
-impl Drop for TableLoader {
-    fn drop(&mut self) {
+impl TableLoader {
+    fn stop_threads(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        {
+            let (queue, signal) = &*self.builds;
+            queue.lock().expect("build queue lock").stop = true;
+            signal.notify_all();
+        }
+        if let Some(t) = self.builder.take() {
+            let _ = t.join();
+        }
     }
+}
+
+impl Drop for TableLoader {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+/// Puts the calling thread (the loader) in the real-time class at the
+/// lowest priority, where the kernel lets it: on a saturated machine a
+/// thread of the normal class woken by an exec may wait tens of
+/// milliseconds for a CPU, and a program that lives 0.1 s would have a
+/// tenth of its samples taken before its mappings are published. The
+/// loader's work per wake-up is small and bounded (tables of files up to
+/// `BUILD_NOW_BYTES`; larger ones go to the builder thread, which stays in
+/// the normal class), and the kernel's real-time throttling still leaves
+/// other tasks 5 % of each CPU.
+fn realtime() {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sets the calling thread's policy; `param` is valid.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "the table loader stays in the normal class");
+    }
+}
+
+/// The builder thread: builds queued tables, smallest file first, outside
+/// the loader's lock (sampling and the loader go on), then installs each.
+fn build_tables(shared: &Mutex<Loader>, builds: &Builds) {
+    let (queue, signal) = &**builds;
+    loop {
+        let (id, file) = {
+            let mut q = queue.lock().expect("build queue lock");
+            q.running = 0;
+            signal.notify_all();
+            loop {
+                if q.stop {
+                    return;
+                }
+                if let Some(Reverse((_, id))) = q.waiting.pop() {
+                    let file = q.files.remove(&id).expect("a queued file");
+                    q.running = 1;
+                    break (id, file);
+                }
+                q = signal.wait(q).expect("build queue lock");
+            }
+        };
+        let started = Instant::now();
+        let encoded = encode_table(&file);
+        let took = started.elapsed();
+        shared.lock().expect("table loader lock").install(id, &file, encoded, took);
+    }
+}
+
+/// A file's table as rows per page; `None`: the file has no usable CFI
+/// (walked with frame pointers).
+fn encode_table(file: &ModuleFile) -> Option<Vec<(u32, Vec<Row>)>> {
+    // Built within the process's memory budget: a file whose CFI would
+    // take more (one FDE of millions of rows, huge compressed sections)
+    // gets no table, is walked with frame pointers, and is named in the
+    // profile's notes.
+    let data = file.map().ok()?;
+    let table = match UnwindTable::build_in(&data, perfkit_safeio::Budget::process(), file.path()) {
+        Ok(table) => table,
+        Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
+            perfkit_target::notices::push(format!("{e}; walked with frame pointers"));
+            return None;
+        }
+        Err(e @ perfkit_unwind::UnwindError::TooManyRows { .. }) => {
+            perfkit_target::notices::push(format!("{}: {e}; walked with frame pointers", file.path()));
+            return None;
+        }
+        Err(_) => return None,
+    };
+    if table.rows().is_empty() {
+        return None;
+    }
+    Some(
+        table
+            .pages()
+            .map(|(page, rows, carried)| {
+                let rows = perfkit_unwind::encode_page(rows, carried)
+                    .into_iter()
+                    .take(MAX_ROWS_PER_PAGE as usize)
+                    .map(|(pc_low, cfa, rbp, cfa_offset, rbp_offset)| Row { pc_low, cfa, rbp, cfa_offset, rbp_offset })
+                    .collect();
+                (page, rows)
+            })
+            .collect(),
+    )
 }
 
 impl Loader {
@@ -290,7 +573,7 @@ impl Loader {
                 // Anonymous executable memory: JIT code.
                 0
             } else {
-                self.file_id(pid, line.dev, line.inode, line.start, line.end)
+                self.file_id(pid, line.dev, line.inode, line.start, line.end, BUILD_NOW_READ_BYTES)
             };
             let history = self.modules.processes.entry(pid).or_default();
             let seen = history
@@ -309,25 +592,131 @@ impl Loader {
             entries.push(MapEntry { start: line.start, end: line.end, offset: line.offset, file, _pad: 0 });
         }
         entries.sort_by_key(|e| e.start);
-        if entries.len() > MAX_MAPPINGS {
-            self.stats.mappings_dropped += (entries.len() - MAX_MAPPINGS) as u64;
-            entries.truncate(MAX_MAPPINGS);
-        }
-        self.scratch.count = entries.len() as u32;
-        self.scratch.maps[..entries.len()].copy_from_slice(&entries);
+        let live = LiveProcess { maps: entries, published: false };
+        self.live.insert(pid, live);
+        self.publish_live(pid);
+    }
+
+    /// Writes what is known of `pid`'s mappings to `PROCS`.
+    fn publish_live(&mut self, pid: u32) {
+        let Some(live) = self.live.get_mut(&pid) else { return };
+        let entries = &live.maps;
+        let n = entries.len().min(MAX_MAPPINGS);
+        self.scratch.count = n as u32;
+        self.scratch.maps[..n].copy_from_slice(&entries[..n]);
         if self.procs.insert(pid, *self.scratch, 0).is_ok() {
+            if !live.published && entries.len() > MAX_MAPPINGS {
+                self.stats.mappings_dropped += (entries.len() - MAX_MAPPINGS) as u64;
+            }
+            live.published = true;
             self.stats.processes += 1;
+        }
+    }
+
+    /// A request of the kernel side: a process it has no mappings for
+    /// (new, or after an exec), or an address in none of them.
+    fn on_request(&mut self, req: Request, events: bool) {
+        if req.kind == REQUEST_EXEC {
+            tracing::debug!(pid = req.tgid, "exec: mappings again");
+        }
+        // Known from the events and not yet published, or published
+        // before the exec's tracepoint dropped them: published again as
+        // they are. Otherwise (a process older than the events, or an
+        // address the events did not report), `/proc/PID/maps` is read.
+        let known = events && self.live.get(&req.tgid).is_some_and(|l| req.kind == REQUEST_EXEC || !l.published);
+        if known {
+            self.stats.requests_from_events += 1;
+            self.publish_live(req.tgid);
+        } else {
+            self.publish(req.tgid);
+        }
+    }
+
+    /// What a process did, as the kernel reported it.
+    fn on_event(&mut self, event: TaskEvent) {
+        match event {
+            TaskEvent::Mapped { pid, start, end, offset, dev, inode, path } => {
+                self.stats.mapping_events += 1;
+                if !self.live.contains_key(&pid) {
+                    // Older than the events, or of a parent that was: its
+                    // mappings, this one included, as `/proc` shows them.
+                    self.publish(pid);
+                    if self.live.contains_key(&pid) {
+                        return;
+                    }
+                    // Gone already (its exec was reported on another CPU
+                    // and read later): what the event says is all there
+                    // is to know, kept for symbolization.
+                    self.live.insert(pid, LiveProcess::default());
+                }
+                let file = if path == "[vdso]" {
+                    VDSO_FILE_ID
+                } else if inode == 0 || !path.starts_with('/') {
+                    0
+                } else {
+                    // Opened now, through the mapping, while the process
+                    // still has it: a program that has exited by the
+                    // time its samples are read is still resolved.
+                    self.file_id(pid, dev, inode, start, end, BUILD_NOW_BYTES)
+                };
+                let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
+                self.modules.processes.entry(pid).or_default().push(Mapping { start, end, offset, path, file: module });
+                let live = self.live.get_mut(&pid).expect("checked above");
+                live.insert(MapEntry { start, end, offset, file, _pad: 0 });
+                self.publish_live(pid);
+            }
+            TaskEvent::Exec { pid } => {
+                self.stats.task_events += 1;
+                self.modules.note_uid(&self.proc_root, pid);
+                self.live.insert(pid, LiveProcess::default());
+            }
+            TaskEvent::Fork { pid, parent } => {
+                self.stats.task_events += 1;
+                // The child starts as a copy of its parent; published when
+                // it first gets a sample (most children exec first).
+                if let Some(p) = self.live.get(&parent) {
+                    let child = LiveProcess { maps: p.maps.clone(), published: false };
+                    let history: Vec<Mapping> = self
+                        .modules
+                        .processes
+                        .get(&parent)
+                        .map(|h| {
+                            h.iter()
+                                .filter(|m| child.maps.iter().any(|c| c.start == m.start && c.end == m.end))
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.modules.processes.entry(pid).or_default().extend(history);
+                    if let Some(&uid) = self.modules.uids.get(&parent) {
+                        self.modules.uids.insert(pid, uid);
+                    }
+                    self.live.insert(pid, child);
+                }
+            }
+            TaskEvent::Exit { pid } => {
+                self.stats.task_events += 1;
+                self.live.remove(&pid);
+            }
+            TaskEvent::Lost(n) => {
+                // What was missed cannot be known: every process is read
+                // from `/proc` again when next asked for.
+                self.stats.events_lost += n;
+                self.live.clear();
+            }
         }
     }
 
     /// The id of the file with this device and inode, opening it through
     /// the mapping and loading its table the first time; 0 (walked as
     /// anonymous memory) when it cannot be opened.
-    fn file_id(&mut self, pid: u32, dev: u64, ino: u64, start: u64, end: u64) -> u32 {
+    fn file_id(&mut self, pid: u32, dev: u64, ino: u64, start: u64, end: u64, build_now: u64) -> u32 {
         if let Some(slot) = self.files.get(&(dev, ino))
             && slot.file.is_some()
         {
-            return slot.id;
+            let id = slot.id;
+            self.touch(id, build_now);
+            return id;
         }
         let file = match ModuleFile::open_mapping(&self.proc_root, pid, start, end) {
             Ok(f) => Arc::new(f),
@@ -341,44 +730,53 @@ impl Loader {
         if let Some(slot) = self.files.get(&file.identity())
             && slot.file.is_some()
         {
-            return slot.id;
+            let id = slot.id;
+            self.touch(id, build_now);
+            return id;
         }
         if self.next_id >= MAX_FILES {
             return 0;
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.build(id, &file);
+        // A small file's table takes a millisecond or less: built now, so
+        // a fresh program's is ready before its samples. A large one (a
+        // compiler's libraries) is built by the builder thread, while the
+        // loader goes on serving; its frames are walked with frame
+        // pointers until then.
+        if file.size() <= build_now {
+            self.build(id, &file);
+        } else {
+            self.queue(id, file.clone());
+        }
         self.modules.files.insert(id, file.clone());
         self.files.insert((dev, ino), FileSlot { id, file: Some(file.clone()) });
         self.files.insert(file.identity(), FileSlot { id, file: Some(file) });
         id
     }
 
-    /// Builds and publishes a file's table under `id`.
+    /// Builds and publishes a file's table under `id` now.
     fn build(&mut self, id: u32, file: &ModuleFile) {
         let started = Instant::now();
-        // Built within the process's memory budget: a file whose CFI would
-        // take more (one FDE of millions of rows, huge compressed
-        // sections) gets no table, is walked with frame pointers, and is
-        // named in the profile's notes.
-        let built = file.map().ok().and_then(|data| {
-            match UnwindTable::build_in(&data, perfkit_safeio::Budget::process(), file.path()) {
-                Ok(table) => Some(table),
-                Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
-                    perfkit_target::notices::push(format!("{e}; walked with frame pointers"));
-                    None
-                }
-                Err(e @ perfkit_unwind::UnwindError::TooManyRows { .. }) => {
-                    perfkit_target::notices::push(format!("{}: {e}; walked with frame pointers", file.path()));
-                    None
-                }
-                Err(_) => None,
-            }
-        });
-        let state = match built {
-            Some(table) if !table.rows().is_empty() => self.publish_rows(id, &table),
-            _ => {
+        let encoded = encode_table(file);
+        self.install(id, file, encoded, started.elapsed());
+    }
+
+    /// Queues a file's table for the builder thread; its frames are
+    /// walked with frame pointers until it is installed.
+    fn queue(&self, id: u32, file: Arc<ModuleFile>) {
+        let (queue, signal) = &*self.builds;
+        let mut q = queue.lock().expect("build queue lock");
+        q.waiting.push(Reverse((file.size(), id)));
+        q.files.insert(id, file);
+        signal.notify_all();
+    }
+
+    /// Publishes a built table (or the lack of one) under `id`.
+    fn install(&mut self, id: u32, file: &ModuleFile, encoded: Option<Vec<(u32, Vec<Row>)>>, took: Duration) {
+        let state = match encoded {
+            Some(pages) => self.publish_rows(id, &pages),
+            None => {
                 self.stats.files_without_cfi += 1;
                 FILE_NO_CFI
             }
@@ -387,35 +785,118 @@ impl Loader {
             self.stats.files += 1;
         }
         let _ = self.file_state.set(id, state, 0);
-        self.stats.build_time += started.elapsed();
-        tracing::debug!(file = file.path(), id, state, took = ?started.elapsed(), "unwind table");
+        self.stats.build_time += took;
+        tracing::debug!(file = file.path(), id, state, ?took, "unwind table");
     }
 
-    /// Writes a table's rows and pages; returns the file's state.
-    fn publish_rows(&mut self, id: u32, table: &UnwindTable) -> u32 {
-        let encoded: Vec<(u32, Vec<Row>)> = table
-            .pages()
-            .map(|(page, rows, carried)| {
-                let rows = perfkit_unwind::encode_page(rows, carried)
-                    .into_iter()
-                    .take(MAX_ROWS_PER_PAGE as usize)
-                    .map(|(pc_low, cfa, rbp, cfa_offset, rbp_offset)| Row { pc_low, cfa, rbp, cfa_offset, rbp_offset })
-                    .collect();
-                (page, rows)
-            })
-            .collect();
+    /// Writes a table's rows and pages; returns the file's state. When
+    /// the rows do not fit, the tables of files no live process maps are
+    /// evicted, least recently used first, until they do.
+    fn publish_rows(&mut self, id: u32, encoded: &[(u32, Vec<Row>)]) -> u32 {
         let needed: usize = encoded.iter().map(|(_, r)| r.len()).sum();
-        if self.next_row + needed > self.rows.len {
+        let Some(start) = self.space.alloc(needed).or_else(|| self.evict_for(needed)) else {
             self.stats.files_over_capacity += 1;
             return FILE_NO_CFI;
-        }
-        for (page, rows) in &encoded {
-            let info = PageInfo { start: self.next_row as u32, count: rows.len() as u32 };
-            self.rows.write(self.next_row, rows);
-            self.next_row += rows.len();
+        };
+        let mut at = start;
+        let mut pages = Vec::with_capacity(encoded.len());
+        for (page, rows) in encoded {
+            let info = PageInfo { start: at as u32, count: rows.len() as u32 };
+            self.rows.write(at, rows);
+            at += rows.len();
             let _ = self.pages.insert(PageKey { file: id, page: *page }, info, 0);
+            pages.push(*page);
         }
+        self.tick += 1;
+        self.installed.insert(id, Installed { start, len: needed, pages, last_used: self.tick });
         self.stats.rows += needed as u64;
         FILE_LOADED
+    }
+
+    /// Evicts unused tables, least recently used first, until `needed`
+    /// rows are free in one range; returns its start, taken.
+    fn evict_for(&mut self, needed: usize) -> Option<usize> {
+        if needed > self.rows.len {
+            return None;
+        }
+        let mapped: std::collections::HashSet<u32> =
+            self.live.values().flat_map(|l| l.maps.iter().map(|m| m.file)).collect();
+        let mut unused: Vec<(u64, u32)> = self
+            .installed
+            .iter()
+            .filter(|(id, _)| !mapped.contains(id) && **id != VDSO_FILE_ID)
+            .map(|(id, t)| (t.last_used, *id))
+            .collect();
+        unused.sort_unstable();
+        for (_, id) in unused {
+            self.evict(id);
+            if let Some(start) = self.space.alloc(needed) {
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    /// Drops a file's table: the kernel walks its frames with frame
+    /// pointers (its state is pending) until it is rebuilt. A walk on
+    /// another CPU that looked up one of its pages just before may read
+    /// rows another table is given: one frame of one sample, at worst.
+    fn evict(&mut self, id: u32) {
+        let Some(t) = self.installed.remove(&id) else { return };
+        let _ = self.file_state.set(id, perfkit_probes_common::unwind::FILE_PENDING, 0);
+        for page in t.pages {
+            let _ = self.pages.remove(&PageKey { file: id, page });
+        }
+        self.space.release(t.start, t.len);
+        self.evicted.insert(id);
+        self.stats.files = self.stats.files.saturating_sub(1);
+        self.stats.rows = self.stats.rows.saturating_sub(t.len as u64);
+        self.stats.files_evicted += 1;
+        self.stats.rows_evicted += t.len as u64;
+        tracing::debug!(id, rows = t.len, "unwind table evicted");
+    }
+
+    /// A file is mapped (again): its table counts as used now, and is
+    /// rebuilt if it was evicted.
+    fn touch(&mut self, id: u32, build_now: u64) {
+        self.tick += 1;
+        if let Some(t) = self.installed.get_mut(&id) {
+            t.last_used = self.tick;
+        } else if self.evicted.remove(&id)
+            && let Some(file) = self.modules.files.get(&id).cloned()
+        {
+            if file.size() <= build_now {
+                self.build(id, &file);
+            } else {
+                self.queue(id, file);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowSpace;
+
+    #[test]
+    fn row_space_fits_first_and_merges_what_is_released() {
+        let mut space = RowSpace::new(100);
+        assert_eq!(space.alloc(40), Some(0));
+        assert_eq!(space.alloc(40), Some(40));
+        assert_eq!(space.alloc(30), None);
+        assert_eq!(space.alloc(20), Some(80));
+        assert_eq!(space.alloc(1), None);
+        // Two separate holes of 40 do not hold 60 ...
+        space.release(0, 40);
+        assert_eq!(space.alloc(60), None);
+        // ... merged with their neighbour they do.
+        space.release(40, 40);
+        assert_eq!(space.free, vec![(0, 80)]);
+        assert_eq!(space.alloc(60), Some(0));
+        space.release(80, 20);
+        assert_eq!(space.free, vec![(60, 40)]);
+        space.release(0, 60);
+        assert_eq!(space.free, vec![(0, 100)]);
+        assert_eq!(RowSpace::new(0).alloc(1), None);
     }
 }

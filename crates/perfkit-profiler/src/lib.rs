@@ -122,7 +122,8 @@ pub struct Options {
     pub stack_entries: u32,
     /// Distinct (task, names, stacks) counted at most (eBPF).
     pub counts_entries: u32,
-    /// Unwind table rows held at most (eBPF; 8 bytes each).
+    /// Unwind table rows held at most (eBPF; 8 bytes each); by default
+    /// sized from the machine's memory ([`perfkit_probes::default_table_rows`]).
     pub table_rows: u32,
 }
 
@@ -138,7 +139,7 @@ impl Default for Options {
             grouping: Grouping::Process,
             stack_entries: perfkit_probes::DEFAULT_STACK_ENTRIES,
             counts_entries: perfkit_probes::DEFAULT_COUNTS_ENTRIES,
-            table_rows: perfkit_probes::DEFAULT_TABLE_ROWS,
+            table_rows: perfkit_probes::default_table_rows(),
         }
     }
 }

@@ -701,11 +701,26 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
     }
     if tables.files > 0 {
         notes.push(Note::info(format!(
-            "unwind tables: {} files, {} rows ({} KiB), built in {:.0} ms",
+            "unwind tables: {} files, {} rows ({} KiB) of {} ({} KiB, --table-rows), built in {:.0} ms",
             tables.files,
             tables.rows,
             tables.rows * 8 / 1024,
+            tables.row_capacity,
+            tables.row_capacity * 8 / 1024,
             tables.build_time.as_secs_f64() * 1e3
+        )));
+    }
+    if tables.files_evicted > 0 {
+        notes.push(Note::info(format!(
+            "unwind tables evicted to make room: {} ({} rows), least recently used first, of files no running process \
+             mapped",
+            tables.files_evicted, tables.rows_evicted
+        )));
+    }
+    if tables.events_lost > 0 {
+        notes.push(Note::warn(format!(
+            "{} process and mapping events were lost (ring buffer full); those processes were read from /proc instead",
+            tables.events_lost
         )));
     }
 }

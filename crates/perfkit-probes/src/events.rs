@@ -1,0 +1,157 @@
+//! Processes and mappings as the kernel reports them: one side-band perf
+//! event per CPU (a software `dummy` event that counts nothing, as `perf
+//! record` opens), whose ring buffer receives a record for every
+//! executable mapping (`PERF_RECORD_MMAP2`), exec (`COMM` with the exec
+//! flag), fork and exit on that CPU, in the order they happened. The
+//! table loader reads them as they come (each record wakes it), so a new
+//! program's mappings, and the tables of its files, are known within
+//! about a millisecond of its exec, without reading `/proc` after the
+//! fact, and are recorded even when the program exits before anyone
+//! could have read its `/proc/PID/maps`.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use perf_event::{Builder, SampleFlag, Sampler, data::Record, events::Software};
+
+/// The exec flag of a `COMM` record (`PERF_RECORD_MISC_COMM_EXEC`).
+const MISC_COMM_EXEC: u16 = 1 << 13;
+
+/// Bytes of each CPU's ring buffer (a power of two of pages, plus the
+/// header page the library adds). A record is about 100 bytes: room for
+/// hundreds of execs between two reads.
+const RING_BYTES: usize = 64 << 10;
+
+/// One thing a process did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TaskEvent {
+    /// An executable mapping was created (mmap, or mprotect adding
+    /// execute permission).
+    Mapped {
+        /// Process id.
+        pid: u32,
+        /// First address.
+        start: u64,
+        /// One past the last address.
+        end: u64,
+        /// File offset of `start`.
+        offset: u64,
+        /// The file's device (`dev_t`, as `/proc/PID/maps` shows it).
+        dev: u64,
+        /// The file's inode, 0 for anonymous memory.
+        inode: u64,
+        /// The path, or a pseudo-name (`[vdso]`, `//anon`).
+        path: String,
+    },
+    /// The process called exec: its mappings are all gone.
+    Exec {
+        /// Process id.
+        pid: u32,
+    },
+    /// A new process (not a thread) was created as a copy of its parent.
+    Fork {
+        /// The new process.
+        pid: u32,
+        /// Its parent process.
+        parent: u32,
+    },
+    /// A process's main thread exited.
+    Exit {
+        /// Process id.
+        pid: u32,
+    },
+    /// Records were lost (the ring buffer was full): what is known of
+    /// processes may be stale.
+    Lost(u64),
+}
+
+/// The side-band events of every online CPU.
+pub(crate) struct TaskEvents {
+    rings: Vec<Sampler>,
+}
+
+impl std::fmt::Debug for TaskEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskEvents").field("cpus", &self.rings.len()).finish()
+    }
+}
+
+impl TaskEvents {
+    /// Opens and enables one event per online CPU for every process.
+    pub(crate) fn open() -> std::io::Result<Self> {
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
+        let mut rings = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            let mut b = Builder::new(Software::DUMMY);
+            b.any_pid()
+                .one_cpu(cpu as usize)
+                .enabled(true)
+                .exclude_hv(true)
+                .mmap(true)
+                .mmap2(true)
+                .comm(true)
+                .comm_exec(true)
+                .task(true)
+                // Each record ends with its time, so that the records of
+                // all CPUs are read in the order they happened (an exec
+                // may move to another CPU halfway).
+                .sample_id_all(true)
+                .sample(SampleFlag::TIME)
+                // Every record wakes the reader: a new program's mappings
+                // are wanted before its samples.
+                .wakeup_watermark(1);
+            rings.push(b.build()?.sampled(RING_BYTES)?);
+        }
+        Ok(Self { rings })
+    }
+
+    /// The file descriptors to poll.
+    pub(crate) fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.rings.iter().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Appends every record waiting, in the order they happened.
+    pub(crate) fn drain(&mut self, out: &mut Vec<TaskEvent>) {
+        let mut timed: Vec<(u64, TaskEvent)> = Vec::new();
+        for ring in &mut self.rings {
+            while let Some(record) = ring.next_record() {
+                let misc = record.misc();
+                // The sample id (the time alone) is the record's last 8
+                // bytes.
+                let bytes = record.to_contiguous();
+                let time = bytes
+                    .len()
+                    .checked_sub(8)
+                    .and_then(|at| bytes.get(at..))
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_ne_bytes);
+                match record.parse_record() {
+                    Ok(parsed) => timed.extend(to_event(parsed, misc).map(|e| (time, e))),
+                    Err(e) => tracing::debug!(%e, "unparsed side-band perf record"),
+                }
+            }
+        }
+        timed.sort_by_key(|(time, _)| *time);
+        out.extend(timed.into_iter().map(|(_, e)| e));
+    }
+}
+
+fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
+    Some(match record {
+        // Build-id records (which carry no device and inode) are not asked
+        // for.
+        Record::Mmap2(m) if m.prot & libc::PROT_EXEC as u32 != 0 => TaskEvent::Mapped {
+            pid: m.pid,
+            start: m.addr,
+            end: m.addr.saturating_add(m.len),
+            offset: m.pgoff,
+            dev: libc::makedev(m.maj().unwrap_or(0), m.min().unwrap_or(0)),
+            inode: m.ino().unwrap_or(0),
+            path: String::from_utf8_lossy(&m.filename).into_owned(),
+        },
+        Record::Comm(c) if misc & MISC_COMM_EXEC != 0 => TaskEvent::Exec { pid: c.pid },
+        Record::Fork(f) if f.pid != f.ppid => TaskEvent::Fork { pid: f.pid, parent: f.ppid },
+        Record::Exit(e) if e.pid == e.tid => TaskEvent::Exit { pid: e.pid },
+        Record::Lost(l) => TaskEvent::Lost(l.lost),
+        _ => return None,
+    })
+}
