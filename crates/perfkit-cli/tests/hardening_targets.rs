@@ -377,3 +377,26 @@ fn a_fake_jvm_cannot_flood_or_stall_the_attach_request() {
         assert!(!Path::new(&format!("/tmp/.attach_pid{pid}")).exists(), "{mode}: the trigger file was left behind");
     }
 }
+
+/// A program that maps and unmaps code in a loop, at a new address each
+/// time, under `-a`: each mapping is an event perfkit learns, and the
+/// history it keeps for naming stays within the memory budget (here 8
+/// MiB), said in a note, instead of growing with the loop.
+#[test]
+fn mapping_events_in_a_loop_cannot_grow_the_mapping_history_past_the_budget() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc"]) {
+        return;
+    }
+    let dir = scratch_dir();
+    let exe = workload(dir.path(), "remapper", &[]);
+    let mut looper = Killed(Command::new(&exe).args([os("12"), os("remap"), exe.as_os_str()]).spawn().unwrap());
+    thread::sleep(Duration::from_millis(300));
+    let out = dir.path().join("host.svg");
+    let ran = run_measured(perfkit().args(["--max-memory", "8M", "profile", "-a", "-d", "8", "-o"]).arg(&out), None);
+    let _ = looper.0.kill();
+    let _ = looper.0.wait();
+    assert!(ran.ok, "{}", ran.stderr);
+    assert!(ran.stderr.contains("mappings were not kept for naming"), "{}", ran.stderr);
+    assert!(ran.rss < MAX_RSS_KIB * 1024, "peak memory {} MiB", ran.rss >> 20);
+}

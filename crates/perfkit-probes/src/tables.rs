@@ -70,6 +70,10 @@ pub struct TableStats {
     /// Side-band records the kernel could not deliver (a full ring
     /// buffer): the processes concerned were read from `/proc` again.
     pub events_lost: u64,
+    /// Mappings not kept for symbolization because the mapping history
+    /// reached the memory budget (other users' programs mapping and
+    /// unmapping code in a loop cannot grow perfkit without bound).
+    pub history_dropped: u64,
     /// Whether mappings were learned from the kernel's events (false:
     /// only from `/proc/PID/maps`, on request).
     pub events: bool,
@@ -215,6 +219,8 @@ struct Loader {
     /// events are read; a process not here is read from `/proc` when
     /// the kernel side asks.
     live: HashMap<u32, LiveProcess>,
+    /// The mapping history's memory, charged to the process's budget.
+    history: perfkit_safeio::Charge,
 }
 
 /// A process's executable mappings as they are now.
@@ -224,6 +230,8 @@ struct LiveProcess {
     maps: Vec<MapEntry>,
     /// Published to `PROCS` since they last changed.
     published: bool,
+    /// Mappings beyond what `PROCS` holds, as last counted.
+    dropped: usize,
 }
 
 impl LiveProcess {
@@ -236,6 +244,10 @@ impl LiveProcess {
         self.published = false;
     }
 }
+
+/// The most mappings kept for a live process from events (4 times what
+/// the kernel side holds) before `/proc/PID/maps` is read again instead.
+const LIVE_MAPPINGS_REREAD: usize = 4 * MAX_MAPPINGS;
 
 /// Files up to this size, mapped by a process as it runs (an mmap event),
 /// have their tables built by the loader at once; larger ones are queued
@@ -309,6 +321,7 @@ impl TableLoader {
             scratch,
             builds: builds.clone(),
             live: HashMap::new(),
+            history: perfkit_safeio::Budget::process().start("the mapping history of the processes sampled"),
         };
         loader.load_vdso();
         let shared = Arc::new(Mutex::new(loader));
@@ -575,26 +588,34 @@ impl Loader {
             } else {
                 self.file_id(pid, line.dev, line.inode, line.start, line.end, BUILD_NOW_READ_BYTES)
             };
-            let history = self.modules.processes.entry(pid).or_default();
-            let seen = history
-                .iter()
-                .any(|m| m.start == line.start && m.end == line.end && m.offset == line.offset && m.path == line.path);
+            let seen = self.modules.processes.get(&pid).is_some_and(|history| {
+                history.iter().rev().take(4096).any(|m| {
+                    m.start == line.start && m.end == line.end && m.offset == line.offset && m.path == line.path
+                })
+            });
             if !seen {
                 let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
-                history.push(Mapping {
-                    start: line.start,
-                    end: line.end,
-                    offset: line.offset,
-                    path: line.path,
-                    file: module,
-                });
+                let mapping =
+                    Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file: module };
+                self.remember(pid, mapping);
             }
             entries.push(MapEntry { start: line.start, end: line.end, offset: line.offset, file, _pad: 0 });
         }
         entries.sort_by_key(|e| e.start);
-        let live = LiveProcess { maps: entries, published: false };
+        let live = LiveProcess { maps: entries, published: false, dropped: 0 };
         self.live.insert(pid, live);
         self.publish_live(pid);
+    }
+
+    /// Keeps a mapping in `pid`'s history for symbolization, within the
+    /// memory budget (counted in `history_dropped` beyond it).
+    fn remember(&mut self, pid: u32, mapping: Mapping) {
+        let cost = (std::mem::size_of::<Mapping>() + mapping.path.len() + 16) as u64;
+        if self.history.grow(cost).is_err() {
+            self.stats.history_dropped += 1;
+            return;
+        }
+        self.modules.processes.entry(pid).or_default().push(mapping);
     }
 
     /// Writes what is known of `pid`'s mappings to `PROCS`.
@@ -605,11 +626,15 @@ impl Loader {
         self.scratch.count = n as u32;
         self.scratch.maps[..n].copy_from_slice(&entries[..n]);
         if self.procs.insert(pid, *self.scratch, 0).is_ok() {
-            if !live.published && entries.len() > MAX_MAPPINGS {
-                self.stats.mappings_dropped += (entries.len() - MAX_MAPPINGS) as u64;
+            let over = entries.len().saturating_sub(MAX_MAPPINGS);
+            if over > live.dropped {
+                self.stats.mappings_dropped += (over - live.dropped) as u64;
+                live.dropped = over;
+            }
+            if !live.published {
+                self.stats.processes += 1;
             }
             live.published = true;
-            self.stats.processes += 1;
         }
     }
 
@@ -660,9 +685,19 @@ impl Loader {
                     self.file_id(pid, dev, inode, start, end, BUILD_NOW_BYTES)
                 };
                 let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
-                self.modules.processes.entry(pid).or_default().push(Mapping { start, end, offset, path, file: module });
+                self.remember(pid, Mapping { start, end, offset, path, file: module });
                 let live = self.live.get_mut(&pid).expect("checked above");
                 live.insert(MapEntry { start, end, offset, file, _pad: 0 });
+                if live.maps.len() > LIVE_MAPPINGS_REREAD {
+                    // Unmaps are not reported: a process that maps code at
+                    // ever new addresses would grow this list, and the
+                    // work per event with it. Past the bound, what
+                    // `/proc` says replaces it.
+                    self.live.remove(&pid);
+                    self.publish(pid);
+                    self.live.entry(pid).or_default();
+                    return;
+                }
                 self.publish_live(pid);
             }
             TaskEvent::Exec { pid } => {
@@ -675,7 +710,7 @@ impl Loader {
                 // The child starts as a copy of its parent; published when
                 // it first gets a sample (most children exec first).
                 if let Some(p) = self.live.get(&parent) {
-                    let child = LiveProcess { maps: p.maps.clone(), published: false };
+                    let child = LiveProcess { maps: p.maps.clone(), published: false, dropped: 0 };
                     let history: Vec<Mapping> = self
                         .modules
                         .processes
@@ -687,7 +722,9 @@ impl Loader {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    self.modules.processes.entry(pid).or_default().extend(history);
+                    for mapping in history {
+                        self.remember(pid, mapping);
+                    }
                     if let Some(&uid) = self.modules.uids.get(&parent) {
                         self.modules.uids.insert(pid, uid);
                     }

@@ -723,6 +723,13 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             tables.events_lost
         )));
     }
+    if tables.history_dropped > 0 {
+        notes.push(Note::warn(format!(
+            "{} mappings were not kept for naming: the mapping history reached the memory budget (the frames of \
+             processes that exited in them may read module+0xADDR or [unknown])",
+            tables.history_dropped
+        )));
+    }
 }
 
 fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<Note>) {

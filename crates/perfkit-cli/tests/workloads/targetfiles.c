@@ -11,6 +11,10 @@
  *                       then appends MB MiB of other entries and extends
  *                       the file to 1 GiB (a hole); the loop runs too
  *   jit-noline MB UID   the same, with MB MiB of one line without newline
+ *   remap FILE          maps and unmaps FILE's first page, PROT_EXEC, in a
+ *                       loop at changing addresses (a stream of mapping
+ *                       events for a whole-host profiler) instead of
+ *                       burning in hot_target()
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -78,6 +82,19 @@ int main(int argc, char **argv) {
         if (write_map(mode, atol(argv[3])) != 0) return 4;
     }
     double end = now() + secs;
+    if (strcmp(mode, "remap") == 0 && argc > 3) {
+        int fd = open(argv[3], O_RDONLY);
+        if (fd < 0) return 2;
+        /* A reserved range, so that each mapping lands at a new address. */
+        char *base = mmap(NULL, 1UL << 30, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED) return 2;
+        for (unsigned long n = 0; now() < end; n++) {
+            char *at = base + (n % 262144) * 4096;
+            if (mmap(at, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED) return 2;
+            mmap(at, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        }
+        return 0;
+    }
     while (now() < end) {
         hot_target();
         if (jit) jit(20000);
