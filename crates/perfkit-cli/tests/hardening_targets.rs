@@ -337,8 +337,9 @@ fn a_1_gib_perf_map_without_newlines_costs_a_line_on_both_backends() {
 
 /// A local user's fake JVM (tests/workloads/fakejvm.py: a file named
 /// libjvm.so mapped, SIGQUIT caught, its own attach socket) that floods
-/// perfkit's attach request with 50 MiB, or never answers: perfkit reads at
-/// most 64 KiB, waits at most its timeout, and writes its outputs.
+/// perfkit's attach request with 50 MiB, never answers, answers a byte at a
+/// time, or never accepts: perfkit reads at most 64 KiB, waits at most its
+/// timeout, and writes its outputs.
 #[test]
 fn a_fake_jvm_cannot_flood_or_stall_the_attach_request() {
     let Some(_serial) = privileged() else { return };
@@ -347,7 +348,7 @@ fn a_fake_jvm_cannot_flood_or_stall_the_attach_request() {
     }
     let uid = user();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fakejvm.py");
-    for mode in ["flood", "silent"] {
+    for mode in ["flood", "silent", "trickle", "stuck"] {
         let dir = scratch_dir();
         let uid_s = uid.to_string();
         let fake = Killed(

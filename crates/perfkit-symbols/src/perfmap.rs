@@ -21,6 +21,7 @@ use std::{
 };
 
 use perfkit_safeio::{Budget, Charge};
+use std::sync::Arc;
 
 /// Perf maps larger than this are read up to this size.
 pub const MAX_MAP_SIZE: u64 = 256 << 20;
@@ -43,7 +44,7 @@ const CHUNK: usize = 64 << 10;
 #[derive(Debug, Default)]
 pub struct PerfMap {
     /// (start, end, sequence, name), sorted by start.
-    entries: Vec<(u64, u64, u32, String)>,
+    entries: Vec<(u64, u64, u32, Arc<str>)>,
     read: u64,
     /// The start of a line not yet finished (at most [`MAX_LINE`] bytes).
     partial: Vec<u8>,
@@ -208,6 +209,12 @@ impl PerfMap {
 
     /// Adds one entry, within the bounds on entries and memory.
     fn push(&mut self, start: u64, size: u64, name: &str, path: &Path) {
+        self.push_shared(start, size, Arc::from(name), name.len(), path);
+    }
+
+    /// Adds one entry whose name may be shared with others (a jitdump's
+    /// moved code): `new_bytes` is what it adds to memory.
+    fn push_shared(&mut self, start: u64, size: u64, name: Arc<str>, new_bytes: usize, path: &Path) {
         if self.entries.len() >= MAX_ENTRIES {
             self.limited =
                 Some(format!("{}: over {MAX_ENTRIES} entries; the first {MAX_ENTRIES} are used", path.display()));
@@ -215,13 +222,13 @@ impl PerfMap {
         }
         let budget = self.budget.clone().unwrap_or_else(|| Budget::process().clone());
         let charge = self.charge.get_or_insert_with(|| budget.start(format_args!("{} (perf map)", path.display())));
-        let cost = (std::mem::size_of::<(u64, u64, u32, String)>() + name.len()) as u64;
+        let cost = (std::mem::size_of::<(u64, u64, u32, Arc<str>)>() + new_bytes) as u64;
         if let Err(e) = charge.grow(cost) {
             self.limited = Some(format!("{e}; the first {} entries are used", self.entries.len()));
             return;
         }
         let seq = self.entries.len() as u32;
-        self.entries.push((start, start.saturating_add(size.max(1)), seq, name.to_owned()));
+        self.entries.push((start, start.saturating_add(size.max(1)), seq, name));
         self.sorted = false;
     }
 
@@ -259,7 +266,7 @@ impl PerfMap {
         self.sort();
         let end = self.entries.partition_point(|e| e.0 <= addr);
         let best = self.entries[..end].iter().rev().take(256).filter(|e| addr < e.1).max_by_key(|e| e.2)?;
-        Some(best.3.as_str())
+        Some(&best.3)
     }
 }
 
@@ -326,6 +333,9 @@ impl PerfMap {
         let mut record = [0u8; 16];
         let mut fixed = [0u8; 48];
         let mut name = Vec::new();
+        // Code by its address, for moves (which name the old address
+        // exactly): one lookup each, and the name shared, not copied.
+        let mut by_addr: std::collections::HashMap<u64, Arc<str>> = std::collections::HashMap::new();
         while !self.full() && read_full(r, &mut record)? {
             let (id, size) = (u32_at(&record, 0), u64::from(u32_at(&record, 4)));
             if size < 16 {
@@ -349,9 +359,12 @@ impl PerfMap {
                     body -= got;
                     if name.last() == Some(&0) {
                         name.pop();
-                        let text = String::from_utf8_lossy(&name).into_owned();
+                        let text: Arc<str> = Arc::from(String::from_utf8_lossy(&name).as_ref());
                         if !text.is_empty() {
-                            self.push(addr, len, &text, path);
+                            // The name, and its place in `by_addr`.
+                            let bytes = text.len() + 48;
+                            self.push_shared(addr, len, text.clone(), bytes, path);
+                            by_addr.insert(addr, text);
                         }
                     } else {
                         self.long_lines += 1;
@@ -365,8 +378,9 @@ impl PerfMap {
                     }
                     body -= 48;
                     let (old, new, len) = (u64_at(&fixed, 16), u64_at(&fixed, 24), u64_at(&fixed, 32));
-                    if let Some(text) = self.lookup(old).map(str::to_owned) {
-                        self.push(new, len, &text, path);
+                    if let Some(text) = by_addr.get(&old).cloned() {
+                        self.push_shared(new, len, text.clone(), 48, path);
+                        by_addr.insert(new, text);
                     }
                 }
                 _ => {}
@@ -507,6 +521,20 @@ mod tests {
             Budget::new(1 << 20),
         );
         assert!(m.notes()[0].contains("not a jitdump"));
+    }
+
+    #[test]
+    fn jitdump_moves_cost_an_entry_each_not_a_name_or_a_sort() {
+        let mut records = vec![(0, 0x1000, 0x10, "py::one_long_name_".repeat(200).leak() as &str)];
+        records.extend(std::iter::repeat_n((1, 0x1000, 0x1000, ""), 50_000));
+        let d = jitdump_bytes(&records);
+        let budget = Budget::new(64 << 20);
+        let started = std::time::Instant::now();
+        let mut m = PerfMap::parse_jitdump(&d, Path::new("jit-2.dump"), budget.clone());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(m.len(), 50_001);
+        assert!(budget.used() < 8 << 20, "{} bytes charged", budget.used());
+        assert!(m.lookup(0x1000).is_some_and(|n| n.starts_with("py::one")));
     }
 
     #[test]
