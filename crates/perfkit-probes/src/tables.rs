@@ -727,7 +727,9 @@ impl Loader {
                 self.stats.mapping_events += 1;
                 if self.live.get(&pid).is_some_and(|l| l.overflowed) {
                     // Re-read from `/proc` already: until its next exec or
-                    // a request, its mappings are not followed.
+                    // a request, its mappings are not followed (nor kept
+                    // for naming: counted as such).
+                    self.stats.history_dropped += 1;
                     return;
                 }
                 if !self.live.contains_key(&pid) {
@@ -991,7 +993,31 @@ impl Loader {
 
 #[cfg(test)]
 mod tests {
-    use super::RowSpace;
+    use super::{MAX_MAPS_READ, RowSpace, mapping_key, read_maps};
+
+    #[test]
+    fn a_maps_file_is_read_up_to_the_cap_at_a_whole_line() {
+        let dir = std::env::temp_dir().join(format!("perfkit-maps-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("maps");
+        let line = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n";
+        std::fs::write(&path, line.repeat(3)).unwrap();
+        let (text, cut) = read_maps(&path).unwrap();
+        assert_eq!((text.len(), cut), (3 * line.len(), false));
+        let n = MAX_MAPS_READ as usize / line.len() + 10;
+        std::fs::write(&path, line.repeat(n)).unwrap();
+        let (text, cut) = read_maps(&path).unwrap();
+        assert!(cut && text.len() as u64 <= MAX_MAPS_READ && text.ends_with('\n'));
+        assert_eq!(text.len() % line.len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mapping_keys_tell_mappings_apart() {
+        assert_eq!(mapping_key(1, 2, 3, "/a"), mapping_key(1, 2, 3, "/a"));
+        assert_ne!(mapping_key(1, 2, 3, "/a"), mapping_key(1, 2, 3, "/b"));
+        assert_ne!(mapping_key(1, 2, 3, "/a"), mapping_key(1, 2, 4, "/a"));
+    }
 
     #[test]
     fn row_space_fits_first_and_merges_what_is_released() {
