@@ -648,7 +648,8 @@ impl Loader {
             // Mappings already in the history are left out by `remember`
             // (a hash set per process, not a scan of the history).
             let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
-            let mapping = Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file: module };
+            let mapping =
+                Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file: module };
             self.remember(pid, mapping);
             entries.push(MapEntry { start: line.start, end: line.end, offset: line.offset, file, _pad: 0 });
         }
@@ -783,7 +784,8 @@ impl Loader {
                 // The child starts as a copy of its parent; published when
                 // it first gets a sample (most children exec first).
                 if let Some(p) = self.live.get(&parent) {
-                    let child = LiveProcess { maps: p.maps.clone(), overflowed: p.overflowed, ..LiveProcess::default() };
+                    let child =
+                        LiveProcess { maps: p.maps.clone(), overflowed: p.overflowed, ..LiveProcess::default() };
                     // The parent's history entries of the child's live
                     // mappings: newest first, at most FORK_HISTORY_SCAN
                     // entries, until every live mapping is matched (the

@@ -560,12 +560,10 @@ mod tests {
         // 24 - 16 = 8 over [0x130, 0x131).
         let bytes = [18, 4, 32, 44, 31, 1, 0];
         let f = GoFunc { entry: 0x100, end: 0x131, func: 0, pcsp: 0, func_id: 0, flag: 0 };
-        let runs: Vec<_> =
-            PcValues::new(&bytes, f.entry, f.end, 1).collect();
+        let runs: Vec<_> = PcValues::new(&bytes, f.entry, f.end, 1).collect();
         assert_eq!(runs, vec![(0x100, 0x104, 8), (0x104, 0x130, 24), (0x130, 0x131, 8)]);
         // Truncated or overlong varints end the table.
-        let runs: Vec<_> =
-            PcValues::new(&[0xff; 9], 0, 0x100, 1).collect();
+        let runs: Vec<_> = PcValues::new(&[0xff; 9], 0, 0x100, 1).collect();
         assert!(runs.is_empty());
     }
 
