@@ -11,7 +11,7 @@
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::{BinaryHeap, HashMap, HashSet},
     os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
     sync::{
@@ -74,6 +74,9 @@ pub struct TableStats {
     /// reached the memory budget (other users' programs mapping and
     /// unmapping code in a loop cannot grow perfkit without bound).
     pub history_dropped: u64,
+    /// Reads of `/proc/PID/maps` cut at [`MAX_MAPS_READ`] bytes (a
+    /// process with more mappings than that: the rest is not seen).
+    pub maps_truncated: u64,
     /// Whether mappings were learned from the kernel's events (false:
     /// only from `/proc/PID/maps`, on request).
     pub events: bool,
@@ -221,6 +224,10 @@ struct Loader {
     live: HashMap<u32, LiveProcess>,
     /// The mapping history's memory, charged to the process's budget.
     history: perfkit_safeio::Charge,
+    /// Per process, a hash of each (start, end, offset, path) in its
+    /// history since its last exec: a mapping seen again is not kept
+    /// twice.
+    history_keys: HashMap<u32, HashSet<u64>>,
 }
 
 /// A process's executable mappings as they are now.
@@ -232,6 +239,12 @@ struct LiveProcess {
     published: bool,
     /// Mappings beyond what `PROCS` holds, as last counted.
     dropped: usize,
+    /// Re-read from `/proc` after its mappings from events passed
+    /// [`LIVE_MAPPINGS_REREAD`]: its mmap events are ignored until its
+    /// next exec or a request of the kernel side (which reads `/proc`
+    /// again), so that a process mapping code in a loop cannot have
+    /// `/proc/PID/maps` read at each of its mmaps.
+    overflowed: bool,
 }
 
 impl LiveProcess {
@@ -248,6 +261,44 @@ impl LiveProcess {
 /// The most mappings kept for a live process from events (4 times what
 /// the kernel side holds) before `/proc/PID/maps` is read again instead.
 const LIVE_MAPPINGS_REREAD: usize = 4 * MAX_MAPPINGS;
+
+/// Bytes of `/proc/PID/maps` read at most (a process with more mappings
+/// is read partially, counted in `maps_truncated`).
+const MAX_MAPS_READ: u64 = 8 << 20;
+
+/// Mappings kept at most in one process's history: beyond, they are
+/// counted in `history_dropped`, so that one user's mmap loop cannot take
+/// the whole memory budget.
+const MAX_HISTORY_PER_PROCESS: usize = 16_384;
+
+/// Entries of a parent's history looked at, newest first, for a fork.
+const FORK_HISTORY_SCAN: usize = 8_192;
+
+/// A hash of a mapping's identity, for the history's dedupe.
+fn mapping_key(start: u64, end: u64, offset: u64, path: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A fixed key: the same mapping hashes the same for the run.
+    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    h.write_u64(start);
+    h.write_u64(end);
+    h.write_u64(offset);
+    h.write(path.as_bytes());
+    h.finish()
+}
+
+/// Reads at most [`MAX_MAPS_READ`] bytes of a maps file, cut after its
+/// last whole line; the flag says it was cut.
+fn read_maps(path: &Path) -> Option<(String, bool)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).ok()?.take(MAX_MAPS_READ).read_to_end(&mut bytes).ok()?;
+    let cut = bytes.len() as u64 >= MAX_MAPS_READ;
+    if cut {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(keep);
+    }
+    Some((String::from_utf8(bytes).ok()?, cut))
+}
 
 /// Files up to this size, mapped by a process as it runs (an mmap event),
 /// have their tables built by the loader at once; larger ones are queued
@@ -321,6 +372,7 @@ impl TableLoader {
             scratch,
             builds: builds.clone(),
             live: HashMap::new(),
+            history_keys: HashMap::new(),
             history: perfkit_safeio::Budget::process().start("the mapping history of the processes sampled"),
         };
         loader.load_vdso();
@@ -573,8 +625,13 @@ impl Loader {
     /// Reads `pid`'s mappings, loads the tables of files not seen before,
     /// and publishes the mappings to the kernel side.
     fn publish(&mut self, pid: u32) {
-        let text = match std::fs::read_to_string(self.proc_root.join(format!("{pid}/maps"))) {
-            Ok(t) if !t.is_empty() => t,
+        let text = match read_maps(&self.proc_root.join(format!("{pid}/maps"))) {
+            Some((t, cut)) if !t.is_empty() => {
+                if cut {
+                    self.stats.maps_truncated += 1;
+                }
+                t
+            }
             _ => return,
         };
         self.modules.note_uid(&self.proc_root, pid);
@@ -588,33 +645,40 @@ impl Loader {
             } else {
                 self.file_id(pid, line.dev, line.inode, line.start, line.end, BUILD_NOW_READ_BYTES)
             };
-            let seen = self.modules.processes.get(&pid).is_some_and(|history| {
-                history.iter().rev().take(4096).any(|m| {
-                    m.start == line.start && m.end == line.end && m.offset == line.offset && m.path == line.path
-                })
-            });
-            if !seen {
-                let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
-                let mapping =
-                    Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file: module };
-                self.remember(pid, mapping);
-            }
+            // Mappings already in the history are left out by `remember`
+            // (a hash set per process, not a scan of the history).
+            let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
+            let mapping =
+                Mapping { start: line.start, end: line.end, offset: line.offset, path: line.path, file: module };
+            self.remember(pid, mapping);
             entries.push(MapEntry { start: line.start, end: line.end, offset: line.offset, file, _pad: 0 });
         }
         entries.sort_by_key(|e| e.start);
-        let live = LiveProcess { maps: entries, published: false, dropped: 0 };
+        let live = LiveProcess { maps: entries, ..LiveProcess::default() };
         self.live.insert(pid, live);
         self.publish_live(pid);
     }
 
     /// Keeps a mapping in `pid`'s history for symbolization, within the
-    /// memory budget (counted in `history_dropped` beyond it).
+    /// memory budget and [`MAX_HISTORY_PER_PROCESS`] (counted in
+    /// `history_dropped` beyond them); a mapping already kept for `pid`
+    /// (since its last exec) is not kept again.
     fn remember(&mut self, pid: u32, mapping: Mapping) {
-        let cost = (std::mem::size_of::<Mapping>() + mapping.path.len() + 16) as u64;
+        let key = mapping_key(mapping.start, mapping.end, mapping.offset, &mapping.path);
+        if self.history_keys.get(&pid).is_some_and(|keys| keys.contains(&key)) {
+            return;
+        }
+        if self.modules.processes.get(&pid).is_some_and(|h| h.len() >= MAX_HISTORY_PER_PROCESS) {
+            self.stats.history_dropped += 1;
+            return;
+        }
+        // The mapping, its path, and its key in the hash set.
+        let cost = (std::mem::size_of::<Mapping>() + mapping.path.len() + 16 + 16) as u64;
         if self.history.grow(cost).is_err() {
             self.stats.history_dropped += 1;
             return;
         }
+        self.history_keys.entry(pid).or_default().insert(key);
         self.modules.processes.entry(pid).or_default().push(mapping);
     }
 
@@ -662,6 +726,13 @@ impl Loader {
         match event {
             TaskEvent::Mapped { pid, start, end, offset, dev, inode, path } => {
                 self.stats.mapping_events += 1;
+                if self.live.get(&pid).is_some_and(|l| l.overflowed) {
+                    // Re-read from `/proc` already: until its next exec or
+                    // a request, its mappings are not followed (nor kept
+                    // for naming: counted as such).
+                    self.stats.history_dropped += 1;
+                    return;
+                }
                 if !self.live.contains_key(&pid) {
                     // Older than the events, or of a parent that was: its
                     // mappings, this one included, as `/proc` shows them.
@@ -695,7 +766,7 @@ impl Loader {
                     // `/proc` says replaces it.
                     self.live.remove(&pid);
                     self.publish(pid);
-                    self.live.entry(pid).or_default();
+                    self.live.entry(pid).or_default().overflowed = true;
                     return;
                 }
                 self.publish_live(pid);
@@ -704,24 +775,34 @@ impl Loader {
                 self.stats.task_events += 1;
                 self.modules.note_uid(&self.proc_root, pid);
                 self.live.insert(pid, LiveProcess::default());
+                // New mappings: a mapping seen before the exec is kept
+                // again if mapped again.
+                self.history_keys.remove(&pid);
             }
             TaskEvent::Fork { pid, parent } => {
                 self.stats.task_events += 1;
                 // The child starts as a copy of its parent; published when
                 // it first gets a sample (most children exec first).
                 if let Some(p) = self.live.get(&parent) {
-                    let child = LiveProcess { maps: p.maps.clone(), published: false, dropped: 0 };
-                    let history: Vec<Mapping> = self
-                        .modules
-                        .processes
-                        .get(&parent)
-                        .map(|h| {
-                            h.iter()
-                                .filter(|m| child.maps.iter().any(|c| c.start == m.start && c.end == m.end))
-                                .cloned()
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let child =
+                        LiveProcess { maps: p.maps.clone(), overflowed: p.overflowed, ..LiveProcess::default() };
+                    // The parent's history entries of the child's live
+                    // mappings: newest first, at most FORK_HISTORY_SCAN
+                    // entries, until every live mapping is matched (the
+                    // work per fork does not grow with the history).
+                    let mut wanted: HashSet<(u64, u64)> = child.maps.iter().map(|c| (c.start, c.end)).collect();
+                    let mut history: Vec<Mapping> = Vec::new();
+                    if let Some(h) = self.modules.processes.get(&parent) {
+                        for m in h.iter().rev().take(FORK_HISTORY_SCAN) {
+                            if wanted.is_empty() {
+                                break;
+                            }
+                            if wanted.remove(&(m.start, m.end)) {
+                                history.push(m.clone());
+                            }
+                        }
+                    }
+                    history.reverse();
                     for mapping in history {
                         self.remember(pid, mapping);
                     }
@@ -734,6 +815,7 @@ impl Loader {
             TaskEvent::Exit { pid } => {
                 self.stats.task_events += 1;
                 self.live.remove(&pid);
+                self.history_keys.remove(&pid);
             }
             TaskEvent::Lost(n) => {
                 // What was missed cannot be known: every process is read
@@ -913,7 +995,31 @@ impl Loader {
 
 #[cfg(test)]
 mod tests {
-    use super::RowSpace;
+    use super::{MAX_MAPS_READ, RowSpace, mapping_key, read_maps};
+
+    #[test]
+    fn a_maps_file_is_read_up_to_the_cap_at_a_whole_line() {
+        let dir = std::env::temp_dir().join(format!("perfkit-maps-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("maps");
+        let line = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n";
+        std::fs::write(&path, line.repeat(3)).unwrap();
+        let (text, cut) = read_maps(&path).unwrap();
+        assert_eq!((text.len(), cut), (3 * line.len(), false));
+        let n = MAX_MAPS_READ as usize / line.len() + 10;
+        std::fs::write(&path, line.repeat(n)).unwrap();
+        let (text, cut) = read_maps(&path).unwrap();
+        assert!(cut && text.len() as u64 <= MAX_MAPS_READ && text.ends_with('\n'));
+        assert_eq!(text.len() % line.len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mapping_keys_tell_mappings_apart() {
+        assert_eq!(mapping_key(1, 2, 3, "/a"), mapping_key(1, 2, 3, "/a"));
+        assert_ne!(mapping_key(1, 2, 3, "/a"), mapping_key(1, 2, 3, "/b"));
+        assert_ne!(mapping_key(1, 2, 3, "/a"), mapping_key(1, 2, 4, "/a"));
+    }
 
     #[test]
     fn row_space_fits_first_and_merges_what_is_released() {

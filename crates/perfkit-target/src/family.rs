@@ -36,9 +36,10 @@ pub fn descendants(pid: u32) -> Vec<u32> {
 /// listed: what `--children` watches.
 pub fn with_descendants(pids: &[u32]) -> Vec<u32> {
     let mut out = pids.to_vec();
+    let mut listed: HashSet<u32> = pids.iter().copied().collect();
     for &pid in pids {
         for c in descendants(pid) {
-            if !out.contains(&c) {
+            if listed.insert(c) {
                 out.push(c);
             }
         }

@@ -174,14 +174,33 @@ pub struct PcValues<'d> {
     quantum: u64,
     first: bool,
     done: bool,
+    /// The function's end: the walk stops once the PC reaches it.
+    end: u64,
+    /// Steps left: a table of steps that add 0 to the PC ends here.
+    steps_left: u64,
+}
+
+/// Steps of a pc-value table walked beyond one per quantum of the
+/// function's code (steps that add 0 to the PC are legal, but a table of
+/// only those must not make a walk as long as the table).
+const EXTRA_PCVALUE_STEPS: u64 = 1024;
+
+impl<'d> PcValues<'d> {
+    /// The walk of `bytes` for a function over `[entry, end)`.
+    fn new(bytes: &'d [u8], entry: u64, end: u64, quantum: u64) -> Self {
+        let steps_left = end.saturating_sub(entry) / quantum.max(1) + EXTRA_PCVALUE_STEPS;
+        PcValues { bytes, pos: 0, pc: entry, value: -1, quantum, first: true, done: false, end, steps_left }
+    }
 }
 
 impl Iterator for PcValues<'_> {
     type Item = (u64, u64, i32);
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
+        if self.done || self.steps_left == 0 || (!self.first && self.pc >= self.end) {
+            self.done = true;
             return None;
         }
+        self.steps_left -= 1;
         let step = (|| {
             let uvdelta = varint(self.bytes, &mut self.pos)?;
             if uvdelta == 0 && !self.first {
@@ -412,7 +431,7 @@ impl<'d> GoTable<'d> {
         } else {
             self.pctab.checked_add(off as usize).and_then(|a| self.table.get(a..)).unwrap_or(&[])
         };
-        PcValues { bytes, pos: 0, pc: f.entry, value: -1, quantum: self.quantum, first: true, done: false }
+        PcValues::new(bytes, f.entry, f.end, self.quantum)
     }
 
     /// The SP delta runs of `f`: how far SP is below its value at entry
@@ -421,9 +440,13 @@ impl<'d> GoTable<'d> {
         self.pcvalues(f, f.pcsp)
     }
 
-    /// The value of a pc-value table at `pc`, -1 when none covers it.
+    /// The value of a pc-value table at `pc`, -1 when none covers it. The
+    /// walk stops once the running PC passes `pc`.
     fn value_at(&self, f: &GoFunc, off: u32, pc: u64) -> i32 {
-        self.pcvalues(f, off).find(|&(start, end, _)| start <= pc && pc < end).map_or(-1, |(_, _, v)| v)
+        self.pcvalues(f, off)
+            .take_while(|&(start, _, _)| start <= pc)
+            .find(|&(start, end, _)| start <= pc && pc < end)
+            .map_or(-1, |(_, _, v)| v)
     }
 
     /// The source file and line of `pc` in `f`.
@@ -537,13 +560,56 @@ mod tests {
         // 24 - 16 = 8 over [0x130, 0x131).
         let bytes = [18, 4, 32, 44, 31, 1, 0];
         let f = GoFunc { entry: 0x100, end: 0x131, func: 0, pcsp: 0, func_id: 0, flag: 0 };
-        let runs: Vec<_> =
-            PcValues { bytes: &bytes, pos: 0, pc: f.entry, value: -1, quantum: 1, first: true, done: false }.collect();
+        let runs: Vec<_> = PcValues::new(&bytes, f.entry, f.end, 1).collect();
         assert_eq!(runs, vec![(0x100, 0x104, 8), (0x104, 0x130, 24), (0x130, 0x131, 8)]);
         // Truncated or overlong varints end the table.
-        let runs: Vec<_> =
-            PcValues { bytes: &[0xff; 9], pos: 0, pc: 0, value: -1, quantum: 1, first: true, done: false }.collect();
+        let runs: Vec<_> = PcValues::new(&[0xff; 9], 0, 0x100, 1).collect();
         assert!(runs.is_empty());
+    }
+
+    /// A table of a million steps that add 0 to the PC (value +1, PC +0):
+    /// legal varints, never a zero value delta to end it.
+    fn zero_pc_steps(n: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(2 * n + 4);
+        for _ in 0..n {
+            bytes.extend_from_slice(&[2, 0]);
+        }
+        bytes
+    }
+
+    #[test]
+    fn steps_that_add_nothing_to_the_pc_end_the_walk_early() {
+        let bytes = zero_pc_steps(1_000_000);
+        // A function of 0x40 bytes: at most 0x40 + EXTRA_PCVALUE_STEPS
+        // steps, whatever the table's length.
+        let runs = PcValues::new(&bytes, 0x1000, 0x1040, 1).count();
+        assert_eq!(runs as u64, 0x40 + EXTRA_PCVALUE_STEPS);
+        // With quantum 4, a quarter of the function's bytes.
+        let runs = PcValues::new(&bytes, 0x1000, 0x1040, 4).count();
+        assert_eq!(runs as u64, 0x10 + EXTRA_PCVALUE_STEPS);
+        // Steps that reach the function's end stop it, whatever follows.
+        let mut bytes = vec![2, 0x40];
+        bytes.extend(zero_pc_steps(1_000_000));
+        let runs: Vec<_> = PcValues::new(&bytes, 0x1000, 0x1040, 1).collect();
+        assert_eq!(runs, vec![(0x1000, 0x1040, 0)]);
+    }
+
+    #[test]
+    fn a_value_lookup_stops_past_its_pc() {
+        // One real run, then zero-PC steps: a lookup before the run's
+        // end stops at once; one after the function covers nothing.
+        let mut bytes = vec![2, 0x10];
+        bytes.extend(zero_pc_steps(1_000_000));
+        let started = std::time::Instant::now();
+        let found = PcValues::new(&bytes, 0x1000, 0x1000_0000, 1)
+            .take_while(|&(start, _, _)| start <= 0x1008)
+            .find(|&(start, end, _)| start <= 0x1008 && 0x1008 < end);
+        assert_eq!(found, Some((0x1000, 0x1010, 0)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Past the real run: the zero-PC steps are walked, up to the
+        // step bound (the function is huge here), not to the table's end.
+        let walked = PcValues::new(&bytes, 0x1000, 0x1100, 1).count();
+        assert!(walked as u64 <= 0x100 + EXTRA_PCVALUE_STEPS);
     }
 
     /// A table in `layout` as Go's linker lays it out, with two functions:

@@ -476,6 +476,10 @@ fn go_rows(
             if start >= f.end {
                 break;
             }
+            if start == end {
+                // A step that adds 0 to the PC: covers nothing.
+                continue;
+            }
             let (cfa, rbp) = match delta.checked_add(8) {
                 Some(cfa) if delta >= 0 => {
                     (CfaRule::Rsp(cfa), if delta > 0 { RbpRule::AtCfa(-16) } else { RbpRule::Same })
@@ -525,6 +529,17 @@ pub fn go_debug_frame(data: &[u8], budget: &Budget, what: &str) -> Result<Option
         }
     };
     let mut fde = Vec::new();
+    // The FDE buffer's bytes charged so far: charged as it grows, before
+    // it is copied (and charged again) into the section.
+    let mut fde_charged = 0usize;
+    let mut grow_fde = |len: usize, charge: &mut Charge| -> Result<(), BudgetError> {
+        if len > fde_charged {
+            let more = (len - fde_charged).next_multiple_of(4096);
+            charge.grow(more as u64)?;
+            fde_charged += more;
+        }
+        Ok(())
+    };
     for f in table.functions() {
         fde.clear();
         fde.extend_from_slice(&0u32.to_le_bytes()); // the CIE, at offset 0
@@ -536,10 +551,15 @@ pub fn go_debug_frame(data: &[u8], budget: &Budget, what: &str) -> Result<Option
             fde.extend_from_slice(&[0x0c, 6, 16, 0x86, 2]);
         } else {
             let mut at = f.entry;
-            for (start, _, delta) in table.sp_deltas(&f) {
+            for (start, end, delta) in table.sp_deltas(&f) {
                 if start >= f.end {
                     break;
                 }
+                if start == end {
+                    // A step that adds 0 to the PC: covers nothing.
+                    continue;
+                }
+                grow_fde(fde.len() + 32, &mut charge)?;
                 let Ok(delta) = u64::try_from(delta) else { break };
                 if start > at {
                     // DW_CFA_advance_loc4.
