@@ -50,4 +50,4 @@ pub use sampler::{
     DEFAULT_TABLE_ROWS, MAX_DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig,
     UserStacks, default_table_rows,
 };
-pub use tables::TableStats;
+pub use tables::{MAX_MAPS_READ, TableStats};

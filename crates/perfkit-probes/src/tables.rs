@@ -264,7 +264,7 @@ const LIVE_MAPPINGS_REREAD: usize = 4 * MAX_MAPPINGS;
 
 /// Bytes of `/proc/PID/maps` read at most (a process with more mappings
 /// is read partially, counted in `maps_truncated`).
-const MAX_MAPS_READ: u64 = 8 << 20;
+pub const MAX_MAPS_READ: u64 = 8 << 20;
 
 /// Mappings kept at most in one process's history: beyond, they are
 /// counted in `history_dropped`, so that one user's mmap loop cannot take

@@ -725,9 +725,17 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
     }
     if tables.history_dropped > 0 {
         notes.push(Note::warn(format!(
-            "{} mappings were not kept for naming: the mapping history reached the memory budget (the frames of \
-             processes that exited in them may read module+0xADDR or [unknown])",
+            "{} mappings were not kept for naming: the mapping history reached the memory budget or its bound per \
+             process (the frames of processes that exited in them may read module+0xADDR or [unknown])",
             tables.history_dropped
+        )));
+    }
+    if tables.maps_truncated > 0 {
+        notes.push(Note::warn(format!(
+            "{} reads of /proc/PID/maps stopped at {} MiB (processes with more mappings than that): the rest of \
+             their mappings were not seen",
+            tables.maps_truncated,
+            perfkit_probes::MAX_MAPS_READ >> 20
         )));
     }
 }
