@@ -188,7 +188,10 @@ const EXTRA_PCVALUE_STEPS: u64 = 1024;
 impl<'d> PcValues<'d> {
     /// The walk of `bytes` for a function over `[entry, end)`.
     fn new(bytes: &'d [u8], entry: u64, end: u64, quantum: u64) -> Self {
-        let steps_left = end.saturating_sub(entry) / quantum.max(1) + EXTRA_PCVALUE_STEPS;
+        // Each step reads at least a byte: never more steps than bytes.
+        let steps_left = (end.saturating_sub(entry) / quantum.max(1))
+            .saturating_add(EXTRA_PCVALUE_STEPS)
+            .min(bytes.len() as u64 + 1);
         PcValues { bytes, pos: 0, pc: entry, value: -1, quantum, first: true, done: false, end, steps_left }
     }
 }
