@@ -182,7 +182,10 @@ fn go_leaf_under_two_parents_and_deep_goroutine_stacks() {
 fn go_named_and_rooted(folded: &[(String, u64)], root: &str) -> (u64, u64, u64, u64) {
     let is_named = |f: &&str| !f.contains("+0x") && !f.starts_with('[');
     folded.iter().filter(|(s, _)| s.split(';').next() == Some(root)).fold((0, 0, 0, 0), |(t, n, r, l), (s, c)| {
-        let user: Vec<&str> = s.split(';').skip(1).filter(|f| !f.ends_with("_[k]")).collect();
+        // Kernel frames, and the marker of a stack that ended early (not a
+        // frame of the program), are left out.
+        let user: Vec<&str> =
+            s.split(';').skip(1).filter(|f| !f.ends_with("_[k]") && !f.starts_with("[truncated: ")).collect();
         let named = !user.is_empty() && user.iter().all(is_named);
         let rooted = matches!(user.first(), Some(&"runtime.goexit" | &"runtime.main"));
         let leaf = user.last().is_some_and(is_named);
