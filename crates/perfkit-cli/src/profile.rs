@@ -158,7 +158,7 @@ pub struct TargetArgs {
 pub struct OutputArgs {
     /// Stop after this long: seconds, or with a unit (500ms, 10s, 2m).
     /// Without it, sampling runs until Ctrl-C or the target exits.
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     duration: Option<Duration>,
 
     /// Where to write the profile; `-` for standard output. Default: the

@@ -382,7 +382,7 @@ impl TableLoader {
             std::thread::Builder::new()
                 .name("perfkit-build".into())
                 .spawn(move || build_tables(&shared, &builds))
-                .map_err(|e| format!("starting the table builder: {e}"))?
+                .map_err(|error| crate::ProbeError::Thread { what: "table builder", error }.to_string())?
         };
         Ok(Self { shared, builds, stop: Arc::new(AtomicBool::new(false)), thread: None, builder: Some(builder) })
     }

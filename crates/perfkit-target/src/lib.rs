@@ -180,36 +180,44 @@ pub struct HeldCommand {
     reaped: bool,
 }
 
-/// Sets every ignored signal back to its default action, with the raw
-/// system call: glibc's `sigaction` refuses the real-time signals it keeps
-/// for itself, which a parent may have left ignored too. Only
-/// async-signal-safe system calls: it runs in the forked child.
+/// The kernel's `struct sigaction` on x86-64 and aarch64.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The signals perfkit ignores (and a forked child would inherit
+/// ignored), read with the raw system call: glibc's `sigaction` refuses the
+/// real-time signals it keeps for itself, which a parent may have left
+/// ignored too.
+fn ignored_signals() -> Vec<i32> {
+    (1..=64)
+        .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .filter(|&sig| {
+            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+            // SAFETY: rt_sigaction with a NULL new action only reads the
+            // old one.
+            let got =
+                unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8) };
+            got == 0 && old.handler == libc::SIG_IGN
+        })
+        .collect()
+}
+
+/// Sets these signals back to their default action (async-signal-safe: it
+/// runs in the forked child).
 ///
 /// # Safety
 /// Changes the calling process's signal dispositions.
-unsafe fn reset_ignored_signals() {
-    /// The kernel's `struct sigaction` on x86-64 and aarch64.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: u64,
-        restorer: usize,
-        mask: u64,
-    }
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-        let default = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-        // SAFETY: rt_sigaction with a NULL new action only reads the old one.
-        let got =
-            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8) };
-        if got == 0 && old.handler == libc::SIG_IGN {
-            // SAFETY: setting the default action of a signal, as exec would
-            // for a caught one.
-            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &default, std::ptr::null_mut::<KernelSigaction>(), 8) };
-        }
+unsafe fn reset_signals(signals: &[i32]) {
+    let default = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for &sig in signals {
+        // SAFETY: setting the default action of a signal, as exec would for
+        // a caught one.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &default, std::ptr::null_mut::<KernelSigaction>(), 8) };
     }
 }
 
@@ -251,6 +259,8 @@ impl HeldCommand {
         let n = base.len().min(15);
         comm[..n].copy_from_slice(&base[..n]);
 
+        // Found before the fork: the child only resets them.
+        let ignored = ignored_signals();
         let (go_read, go_write) = pipe().map_err(sys("pipe"))?;
         let (status_read, status_write) = pipe().map_err(sys("pipe"))?;
 
@@ -273,10 +283,6 @@ impl HeldCommand {
                 // (Rust ignores SIGPIPE in perfkit, and an ignored signal
                 // stays ignored across exec: `yes | head -1` would print
                 // "Broken pipe"), and none blocked.
-                reset_ignored_signals();
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
                 if stdout_to_stderr {
                     libc::dup2(2, 1);
@@ -287,6 +293,12 @@ impl HeldCommand {
                     // The parent went away or gave up: do not run the command.
                     libc::_exit(127);
                 }
+                // After the release, as part of starting the command (the
+                // profile's clock has started).
+                reset_signals(&ignored);
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 libc::execvp(file.as_ptr(), argv_ptrs.as_ptr());
                 let errno = *libc::__errno_location();
                 let bytes = errno.to_ne_bytes();

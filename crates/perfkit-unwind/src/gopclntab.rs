@@ -224,6 +224,10 @@ impl Iterator for PcValues<'_> {
     }
 }
 
+/// The most bytes of a file without section headers searched for the
+/// table's header.
+const MAX_SCAN: usize = 512 << 20;
+
 impl<'d> GoTable<'d> {
     /// The table of an ELF file, or `None` when it has none (or it does
     /// not parse).
@@ -240,11 +244,15 @@ impl<'d> GoTable<'d> {
         // No section headers: the header by its magic and shape, at a
         // pointer-aligned place. A file with sections but no .gopclntab is
         // not Go's (and is not scanned).
-        if parsed.as_ref().is_some_and(|f| f.sections().any(|s| s.size() > 0)) {
-            return None;
+        // Not an ELF file at all: not scanned either. The scan reads at
+        // most MAX_SCAN bytes (a sparse or huge file costs nothing more).
+        match parsed.as_ref() {
+            None => return None,
+            Some(f) if f.sections().any(|s| s.size() > 0) => return None,
+            Some(_) => {}
         }
         let mut at = 0;
-        while at + 8 <= file.len() {
+        while at + 8 <= file.len().min(MAX_SCAN) {
             let word = &file[at..at + 8];
             if (word[0] == 0xf0 || word[0] == 0xf1 || word[0] == 0xfa)
                 && word[1..4] == [0xff, 0xff, 0xff]
