@@ -161,7 +161,8 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
         let share = 100.0 * unnamed as f64 / total.max(1) as f64;
         let what =
             format!("{share:.1} % of the samples of {} (PID {pid}) are in JIT code without a name", name_of(pid));
-        let fix = match runtime_of(pid, name_of(pid)) {
+        let runtime = runtime_of(pid, name_of(pid));
+        let fix = match &runtime {
             Runtime::Jvm => match prepared.jvm_failures.get(&pid) {
                 Some(why) => format!(
                     "it is a JVM that could not be asked for its perf map ({why}); allow attaching (no \
@@ -180,7 +181,7 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
                                                            code (CPython buffers jitdump records until it exits: let \
                                                            it end, or use -X perf, which writes each line at once)"
                 .to_owned(),
-            Runtime::Python(_) => python_fix(runtime_of(pid, name_of(pid))),
+            Runtime::Python(_) => python_fix(runtime.clone()),
             Runtime::Other => {
                 "the runtime that generated it writes no /tmp/perf-PID.map or /tmp/jit-PID.dump".to_owned()
             }
