@@ -60,10 +60,17 @@ pub(crate) fn program_files(program: &Path) -> Vec<PathBuf> {
     if let Some(interp) = interpreter(&elf) {
         out.push(interp);
     }
-    let dirs = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
-    if let Some(needed) = elf_dynamic_needed(&elf) {
-        for lib in needed {
-            if let Some(p) = dirs.iter().map(|d| Path::new(d).join(&lib)).find(|p| p.is_file()) {
+    if let Some(dynamic) = elf_dynamic(&elf) {
+        let ld_library_path = std::env::var("LD_LIBRARY_PATH").ok();
+        let dirs = crate::ldpath::search_dirs(
+            program,
+            dynamic.rpath.as_deref(),
+            dynamic.runpath.as_deref(),
+            ld_library_path.as_deref(),
+            Path::new("/etc/ld.so.conf"),
+        );
+        for lib in dynamic.needed {
+            if let Some(p) = dirs.iter().map(|d| d.join(&lib)).find(|p| p.is_file()) {
                 out.push(p);
             }
         }
@@ -84,19 +91,32 @@ fn interpreter(elf: &ElfFile64<'_, object::Endianness>) -> Option<PathBuf> {
     None
 }
 
-fn elf_dynamic_needed(elf: &ElfFile64<'_, object::Endianness>) -> Option<Vec<String>> {
+/// What a program's dynamic section says of its libraries.
+struct Dynamic {
+    needed: Vec<String>,
+    rpath: Option<String>,
+    runpath: Option<String>,
+}
+
+fn elf_dynamic(elf: &ElfFile64<'_, object::Endianness>) -> Option<Dynamic> {
     use object::read::elf::Dyn;
     let endian = elf.endian();
     let sections = elf.elf_section_table();
     // The index returned is that of the linked string table.
     let (dynamic, strings_index) = sections.dynamic(endian, elf.data()).ok()??;
     let strings = sections.strings(endian, elf.data(), strings_index).ok()?;
-    let mut out = Vec::new();
+    let mut out = Dynamic { needed: Vec::new(), rpath: None, runpath: None };
     for d in dynamic {
-        if d.d_tag(endian) as u32 == object::elf::DT_NEEDED
-            && let Ok(name) = d.string(endian, strings)
-        {
-            out.push(String::from_utf8_lossy(name).into_owned());
+        let tag = d.d_tag(endian);
+        if ![object::elf::DT_NEEDED, object::elf::DT_RPATH, object::elf::DT_RUNPATH].contains(&tag) {
+            continue;
+        }
+        let Ok(value) = d.string(endian, strings) else { continue };
+        let value = String::from_utf8_lossy(value).into_owned();
+        match tag {
+            object::elf::DT_NEEDED => out.needed.push(value),
+            object::elf::DT_RPATH => out.rpath = Some(value),
+            _ => out.runpath = Some(value),
         }
     }
     Some(out)

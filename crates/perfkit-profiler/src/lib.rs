@@ -32,6 +32,7 @@
 //! ```
 
 mod choose;
+mod ldpath;
 mod runtimes;
 mod session;
 mod target;
