@@ -21,6 +21,7 @@
 //!   inside the guest is this executable's hidden `vmtest-guest` command.
 
 mod bench;
+mod package;
 mod vmtest;
 
 use std::{
@@ -32,7 +33,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | \
+const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | package | \
                      bench [flamegraph] [procs] [profile] [tools] [host] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Some("test") => strict_test(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
         Some("vmtest") => vmtest::main(&workspace_root(), &args[1..]),
+        Some("package") => package::main(&workspace_root()),
         // Inside the kernel matrix's guests (not for people).
         Some("vmtest-guest") => vmtest::guest::main(&args[1..]),
         _ => Err(USAGE.to_owned()),
