@@ -331,6 +331,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("perf", "linux-perf"),
     ("bpftrace", "bpftrace"),
     ("strace", "strace"),
+    ("pgbench", "postgresql-client"),
+    ("pg_ctlcluster", "postgresql"),
 ];
 
 /// Installs the test suite's tools with apt-get when they are missing (as

@@ -8,7 +8,7 @@ use std::{
     fs,
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Command, Output, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -349,6 +349,128 @@ fn system_wide_names_the_compilers_and_linker_of_a_parallel_build() {
     assert!(cc1 >= 200 && ld >= 3, "{report}");
     assert!(cc1_named * 100 >= cc1 * 95 && ld_named * 100 >= ld * 95, "{report}");
     assert!(cc + cc1 + ld > 0 && (cc1 + ld) * 2 > cc, "{report}");
+}
+
+/// A PostgreSQL server of the machine's own packages in a scratch
+/// directory, run as the `postgres` user on a Unix socket only; stopped
+/// (immediately) when dropped, even after a failed assertion.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    socket: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Postgres {
+        let bin = fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server (package postgresql) is installed")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("postgres").is_file())
+            .max()
+            .expect("a PostgreSQL server under /usr/lib/postgresql/VERSION/bin");
+        let (data, socket) = (dir.join("pgdata"), dir.join("pgsock"));
+        for d in [&data, &socket] {
+            fs::create_dir(d).unwrap();
+            assert!(Command::new("chown").arg("postgres:").arg(d).status().unwrap().success());
+        }
+        let port = 20000 + (std::process::id() % 20000) as u16;
+        let pg = Postgres { bin, data, socket, port };
+        let ok = |out: Output, what: &str| assert!(out.status.success(), "{what}: {}", stderr(&out));
+        ok(pg.as_postgres("initdb").args(["-A", "trust", "-D"]).arg(&pg.data).output().unwrap(), "initdb");
+        ok(
+            pg.as_postgres("pg_ctl")
+                .arg("-D")
+                .arg(&pg.data)
+                .arg("-o")
+                .arg(format!("-k {} -p {} -c listen_addresses=", pg.socket.display(), pg.port))
+                .arg("-l")
+                .arg(pg.data.join("log"))
+                .args(["-w", "start"])
+                .output()
+                .unwrap(),
+            "pg_ctl start",
+        );
+        ok(pg.pgbench().args(["-i", "-s", "4", "postgres"]).output().unwrap(), "pgbench -i");
+        pg
+    }
+
+    fn as_postgres(&self, tool: &str) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(self.bin.join(tool));
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn pgbench(&self) -> Command {
+        let mut c = self.as_postgres("pgbench");
+        c.arg("-h").arg(&self.socket).arg("-p").arg(self.port.to_string());
+        c
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.as_postgres("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+#[test]
+fn system_wide_with_postgres_under_load_and_a_build_fits_the_tables() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["pgbench", "pg_ctlcluster", "make", "cc", "setpriv"]) {
+        return;
+    }
+    let dir = scratch_dir();
+    let pg = Postgres::start(dir.path());
+    // A build beside the database: one more set of programs and libraries
+    // whose tables the kernel must hold at once.
+    let mut objects = Vec::new();
+    for n in 0..4 {
+        let mut src = String::new();
+        for f in 0..400 {
+            src.push_str(&format!("int f{n}_{f}(int x) {{ int s = 0; for (int i = 0; i < x; i++) s += (i * {f}) ^ (s >> 3); return s + x; }}\n"));
+        }
+        fs::write(dir.path().join(format!("u{n}.c")), src).unwrap();
+        objects.push(format!("u{n}.o"));
+    }
+    fs::write(dir.path().join("Makefile"), format!("all: {}\n%.o: %.c\n\tcc -O2 -g -c $< -o $@\n", objects.join(" ")))
+        .unwrap();
+    let _bench = Killed(
+        pg.pgbench()
+            .args(["-c", "4", "-j", "2", "-T", "30", "postgres"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let build_dir = dir.path().to_owned();
+    let build = thread::spawn(move || {
+        // Builds again and again for the whole profile.
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            let _ = Command::new("make").args(["-s", "-B", "-j2"]).current_dir(&build_dir).output();
+        }
+    });
+    thread::sleep(Duration::from_millis(1500));
+    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("99"), os("-d"), os("6")]);
+    build.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    // Every file's table fitted with the default budget, and the summary
+    // says how much of it the tables used.
+    assert!(!err.contains("did not fit"), "{err}");
+    let tables = err.lines().find(|l| l.starts_with("unwind tables: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(tables.contains("KiB") && tables.contains("--table-rows"), "{tables}");
+    // The database's samples, named and whole.
+    let postgres: Vec<_> = folded.iter().filter(|(s, _)| s.starts_with("postgres;")).collect();
+    let total: u64 = postgres.iter().map(|(_, c)| c).sum();
+    let whole: u64 = postgres.iter().filter(|(s, _)| !s.contains("[truncated")).map(|(_, c)| c).sum();
+    let report = format!("postgres: {total} samples, {whole} whole\n{err}");
+    eprintln!("{report}");
+    assert!(total >= 40, "{report}");
+    assert!(whole * 100 >= total * 90, "{report}");
+    assert!(rooted(&folded, "cc1") > 0, "the build is seen: {report}");
 }
 
 #[test]
