@@ -18,7 +18,7 @@ use perfkit_profile::{CountUnit, Profile, printable};
 use perfkit_profiler::{
     BackendChoice, EndReason, Finished, Grouping, OffCpu, Options, Profiler, SampleEvent, Session, Target, UnwindChoice,
 };
-use perfkit_target::{ExitWatch, TargetError};
+use perfkit_target::TargetError;
 
 use crate::{output::Output, render::write_profile};
 
@@ -555,9 +555,7 @@ fn run_kind(
     };
     eprintln!("{}", printable(&session.choice().describe()));
 
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
-    let end = runtime.block_on(sample_until_done(&mut session, args.duration))?;
+    let end = sample_until_done(&mut session, args.duration)?;
     let sampling_ended = Instant::now();
     let watched: Vec<u32> = session.watched().to_vec();
     let description = session.description().to_owned();
@@ -677,68 +675,20 @@ fn list(pids: &[u32]) -> String {
 
 /// Samples until Ctrl-C (or SIGTERM, SIGHUP), the duration, or the exit of
 /// every watched process, refreshing the progress line as it goes.
-async fn sample_until_done(session: &mut Session, duration: Option<Duration>) -> Result<EndReason> {
+fn sample_until_done(session: &mut Session, duration: Option<Duration>) -> Result<EndReason> {
     let progress = progress_bar();
-    let watches: Vec<u32> = session.watched().to_vec();
     let started = Instant::now();
-    let description = session.description().to_owned();
-    let command = session.command_pid();
-    let reason = wait_until_done(&watches, duration, || {
+    let description = printable(session.description()).into_owned();
+    let stop = crate::signals::interrupt_flag()?;
+    let reason = session.wait_until(duration, stop, |s| {
         progress.set_message(format!(
-            "sampling {}: {:.1} s, {} samples",
-            printable(&description),
+            "sampling {description}: {:.1} s, {} samples",
             started.elapsed().as_secs_f64(),
-            session.samples()
+            s.samples()
         ));
-        // perfkit is the command's parent: `waitpid` sees its exit with
-        // no pidfd, and the command is the only process watched then.
-        command.is_some() && session.command_exited() && watches == command.into_iter().collect::<Vec<_>>()
-    })
-    .await;
+    });
     progress.finish_and_clear();
-    reason
-}
-
-/// Waits for an interrupting signal (Ctrl-C, SIGTERM, SIGHUP), the
-/// duration, or the exit of every watched process, calling `on_tick` every
-/// 50 ms: it returns true when it knows the watched processes are done
-/// (perfkit's own command, reaped).
-pub(crate) async fn wait_until_done(
-    watched: &[u32],
-    duration: Option<Duration>,
-    mut on_tick: impl FnMut() -> bool,
-) -> Result<EndReason> {
-    // A pidfd per process; a thread that is not a process's main thread
-    // has none on older kernels, and past RLIMIT_NOFILE there is none:
-    // then /proc, where a zombie counts as gone.
-    let watches: Vec<Option<ExitWatch>> = watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
-    let all_gone = || {
-        !watched.is_empty()
-            && watches.iter().zip(watched).all(|(w, &p)| match w {
-                Some(w) => w.has_exited(),
-                None => perfkit_target::has_exited(p),
-            })
-    };
-    if all_gone() {
-        return Ok(EndReason::TargetExited);
-    }
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let interrupted = crate::signals::interrupted();
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            _ = &mut interrupted => return Ok(EndReason::Interrupted),
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-                return Ok(EndReason::Duration);
-            }
-            _ = tick.tick() => {
-                if on_tick() || all_gone() {
-                    return Ok(EndReason::TargetExited);
-                }
-            }
-        }
-    }
+    Ok(reason)
 }
 
 fn progress_bar() -> ProgressBar {

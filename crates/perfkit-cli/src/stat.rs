@@ -7,14 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use perfkit_perf::stat::{EventCount, StatEvent, StatSession, derived};
 use perfkit_profiler::EndReason;
 use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo, TargetError};
 use serde_json::json;
-
-use crate::profile::wait_until_done;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -91,9 +89,7 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
-    let end = runtime.block_on(wait_until_done(&[info.pid], args.duration, || false))?;
+    let end = perfkit_profiler::wait_for(&[info.pid], args.duration, crate::signals::interrupt_flag()?);
     let elapsed = started.elapsed();
     let counts = session.read();
     let status = match &mut child {

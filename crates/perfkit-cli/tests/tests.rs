@@ -25,5 +25,6 @@ mod render;
 mod runtimes;
 mod safety;
 mod scope;
+mod session;
 mod sys;
 mod tools;

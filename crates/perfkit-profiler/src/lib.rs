@@ -35,12 +35,14 @@ mod choose;
 mod runtimes;
 mod session;
 mod target;
+mod wait;
 
 pub use perfkit_perf::SampleEvent;
 pub use perfkit_probes::OffCpu;
 pub use perfkit_symbols::Grouping;
 pub use session::{Backend, Choice, EndReason, Finished, Note, NoteLevel, Profiler, Session, Walker};
 pub use target::{Target, TargetKind};
+pub use wait::wait_for;
 
 use std::time::Duration;
 
