@@ -350,10 +350,6 @@ pub enum EventArg {
     Instructions,
 }
 
-pub(crate) fn parse_pid(s: &str) -> Result<u32, String> {
-    perfkit_target::parse_pid(s).map_err(|e| e.to_string())
-}
-
 /// A comma-separated list of process or thread ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IdList(pub Vec<u32>);

@@ -26,5 +26,6 @@ mod runtimes;
 mod safety;
 mod scope;
 mod session;
+mod stat;
 mod sys;
 mod tools;
