@@ -27,7 +27,8 @@ Examples:
   perfkit sys disk 1 3 --json       # iostat -xz 1 3, one JSON object per interval
   perfkit sys net 1                 # sar -n DEV 1
   perfkit sys psi 5
-  perfkit sys record -i 1 -o host.rec      # until Ctrl-C
+  perfkit sys record 1 -o host.rec         # until Ctrl-C
+  perfkit sys record 5 720 -o host.rec     # an hour: 720 intervals of 5 s
   perfkit sys report host.rec disk
 
 INTERVAL and COUNT work as in sysstat: no INTERVAL prints one report of the
@@ -56,7 +57,8 @@ enum SysCommand {
     Net(LiveArgs),
     /// Pressure stall information (/proc/pressure).
     Psi(LiveArgs),
-    /// Record raw samples of every view to a file until Ctrl-C.
+    /// Record raw samples of every view to a file, every INTERVAL seconds
+    /// for COUNT intervals or until Ctrl-C.
     Record(RecordArgs),
     /// Replay a recording as any view.
     Report(ReportArgs),
@@ -108,21 +110,30 @@ struct DiskArgs {
 
 #[derive(Debug, Args)]
 struct RecordArgs {
-    /// Seconds between samples.
-    #[arg(short, long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval)]
-    interval: f64,
+    /// Seconds between samples (fractions allowed); default 1.
+    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
+    interval: Option<f64>,
+
+    /// Number of intervals, as for the views: COUNT+1 samples, replayed as
+    /// COUNT reports; without it, until Ctrl-C.
+    #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
 
     /// The recording to write (samples are appended and flushed as taken).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
 
-    /// Stop after this many samples; default: until Ctrl-C.
-    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
-    count: Option<u64>,
-
     /// Record threads as well as processes.
     #[arg(long)]
     threads: bool,
+
+    /// The former -i SECONDS: refused, naming the positional form.
+    #[arg(short = 'i', long = "interval", hide = true, value_name = "SECONDS", allow_hyphen_values = true)]
+    old_interval: Option<String>,
+
+    /// The former -c SAMPLES: refused, naming the positional form.
+    #[arg(short = 'c', long = "count", hide = true, value_name = "SAMPLES", allow_hyphen_values = true)]
+    old_count: Option<String>,
 }
 
 /// A view of a recording.
@@ -623,6 +634,21 @@ fn start_recording(out: Output, path: &Path, first: &Sample) -> Result<(Recorder
 }
 
 fn record(args: RecordArgs) -> Result<()> {
+    if args.old_interval.is_some() || args.old_count.is_some() {
+        // -c counted samples; COUNT counts intervals, as the views do.
+        let interval = args.old_interval.as_deref().unwrap_or("1");
+        let count = match args.old_count.as_deref().map(str::parse::<u64>) {
+            Some(Ok(c)) if c > 1 => format!(" {}", c - 1),
+            _ => String::new(),
+        };
+        bail!(
+            "sys record takes INTERVAL and COUNT as the other views do, not -i/-c: \
+             perfkit sys record {} {}-o FILE (COUNT intervals: COUNT+1 samples)",
+            perfkit_profile::printable(interval),
+            if count.is_empty() { String::new() } else { format!("{} ", count.trim()) }
+        );
+    }
+    let interval = args.interval.unwrap_or(1.0);
     let collector = Collector::new();
     let mut options = CollectOptions::default();
     options.processes = ProcessSelection::All;
@@ -658,11 +684,11 @@ fn record(args: RecordArgs) -> Result<()> {
             ));
             bar.tick();
         }
-        if args.count.is_some_and(|c| n >= c) {
+        // COUNT intervals: COUNT+1 samples.
+        if args.count.is_some_and(|c| n > c) {
             break;
         }
-        let due =
-            started + Duration::try_from_secs_f64(args.interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
+        let due = started + Duration::try_from_secs_f64(interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
         if !runtime.block_on(wait_until(due)) {
             break;
         }
