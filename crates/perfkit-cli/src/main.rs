@@ -21,6 +21,7 @@ macro_rules! println {
     }};
 }
 
+mod clock;
 mod limits;
 mod output;
 mod profile;

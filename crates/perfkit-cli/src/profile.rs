@@ -156,9 +156,9 @@ pub struct TargetArgs {
 /// `offcpu`.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Stop after this long: seconds, or with a unit (500ms, 10s, 2m).
+    /// Stop after this long: seconds, or with a unit (500ms, 1.5s, 2m, 1h30m).
     /// Without it, sampling runs until Ctrl-C or the target exits.
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive, allow_hyphen_values = true)]
     duration: Option<Duration>,
 
     /// Where to write the profile; `-` for standard output. Default: the
@@ -234,11 +234,11 @@ pub struct OffcpuArgs {
 
     /// Leave out blocks shorter than this (microseconds, or with a unit:
     /// 1ms).
-    #[arg(short = 'm', long, value_name = "TIME", value_parser = parse_block_time)]
+    #[arg(short = 'm', long, value_name = "TIME", value_parser = crate::clock::block_time)]
     min_block: Option<Duration>,
 
     /// Leave out blocks longer than this (microseconds, or with a unit).
-    #[arg(short = 'M', long, value_name = "TIME", value_parser = parse_block_time)]
+    #[arg(short = 'M', long, value_name = "TIME", value_parser = crate::clock::block_time)]
     max_block: Option<Duration>,
 
     /// Thread states to count, comma-separated: interruptible (sleeps,
@@ -274,19 +274,6 @@ pub enum StateArg {
     Uninterruptible,
     /// Preempted: runnable, waiting for a CPU.
     Preempted,
-}
-
-/// A block time: bare numbers are microseconds (bcc's unit), or a duration
-/// with a unit (`1ms`, `2s`).
-pub(crate) fn parse_block_time(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(us) = t.parse::<u64>() {
-        return Ok(Duration::from_micros(us));
-    }
-    if let Some(us) = t.strip_suffix("us").or_else(|| t.strip_suffix("µs")) {
-        return us.trim().parse::<u64>().map(Duration::from_micros).map_err(|_| format!("{s:?} is not a time"));
-    }
-    parse_duration(t)
 }
 
 /// `--backend`.
@@ -356,29 +343,6 @@ pub(crate) struct IdList(pub Vec<u32>);
 
 pub(crate) fn parse_pid_list(s: &str) -> Result<IdList, String> {
     perfkit_target::parse_pid_list(s).map(IdList).map_err(|e| e.to_string())
-}
-
-/// Parses `10`, `2.5`, `500ms`, `10s`, `2m`: a positive duration.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let value: f64 =
-        num.trim().parse().map_err(|_| format!("{s:?} is not a duration (examples: 10, 2.5, 500ms, 2m)"))?;
-    let secs = value * scale;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("the duration must be positive, got {s:?}"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("the duration {s:?} is too long"))
 }
 
 impl ProfileArgs {
@@ -822,18 +786,5 @@ mod tests {
         let b = parse(&["--", "sleep", "1"]).unwrap();
         assert_eq!(b.state, vec![StateArg::Interruptible, StateArg::Uninterruptible]);
         assert!(parse(&["-p", "1", "--state", "asleep"]).is_err());
-        assert_eq!(parse_block_time("250").unwrap(), Duration::from_micros(250));
-        assert_eq!(parse_block_time("5ms").unwrap(), Duration::from_millis(5));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("inf").is_err());
-        assert!(parse_duration("NaN").is_err());
-        assert!(parse_duration("1e300").is_err());
     }
 }

@@ -53,13 +53,14 @@ pub struct StatArgs {
     #[arg(short, long, value_name = "EVENTS", value_delimiter = ',')]
     events: Vec<StatEvent>,
 
-    /// Stop after this long (seconds, or 500ms, 2m).
-    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive)]
     duration: Option<Duration>,
 
-    /// Print the counts of each interval of MS milliseconds (at least 10),
-    /// each line starting with the time since counting began.
-    #[arg(short = 'I', long = "interval-print", value_name = "MS", value_parser = parse_interval)]
+    /// Print the counts of each interval of MS milliseconds (at least 10;
+    /// or with a unit: 2s), each line starting with the time since counting
+    /// began.
+    #[arg(short = 'I', long = "interval-print", value_name = "MS", value_parser = crate::clock::stat_interval)]
     interval: Option<Duration>,
 
     /// Print perf's CSV with this separator: value, unit, event, run time
@@ -81,14 +82,6 @@ pub struct StatArgs {
     /// only when its first word starts with `-`).
     #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     command: Vec<OsString>,
-}
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let ms: u64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of milliseconds (example: -I 1000)"))?;
-    if ms < 10 {
-        return Err(format!("the interval must be at least 10 ms, got {ms}"));
-    }
-    Ok(Duration::from_millis(ms))
 }
 
 fn parse_separator(s: &str) -> Result<String, String> {

@@ -67,9 +67,10 @@ enum SysCommand {
 /// The arguments every live view takes.
 #[derive(Debug, Args)]
 struct LiveArgs {
-    /// Seconds between reports (fractions allowed). Without it, one report since boot.
-    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
-    interval: Option<f64>,
+    /// Seconds between reports (fractions allowed, or with a unit: 500ms, 1m). Without it, one
+    /// report since boot.
+    #[arg(value_name = "INTERVAL", value_parser = crate::clock::sys_interval)]
+    interval: Option<Duration>,
 
     /// Number of reports; without it, until Ctrl-C.
     #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
@@ -110,9 +111,9 @@ struct DiskArgs {
 
 #[derive(Debug, Args)]
 struct RecordArgs {
-    /// Seconds between samples (fractions allowed); default 1.
-    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
-    interval: Option<f64>,
+    /// Seconds between samples (fractions allowed, or with a unit: 500ms, 1m); default 1.
+    #[arg(value_name = "INTERVAL", value_parser = crate::clock::sys_interval)]
+    interval: Option<Duration>,
 
     /// Number of intervals, as for the views: COUNT+1 samples, replayed as
     /// COUNT reports; without it, until Ctrl-C.
@@ -175,17 +176,6 @@ struct ReportArgs {
     /// One JSON object per interval.
     #[arg(long)]
     json: bool,
-}
-
-/// The longest interval: a day.
-const MAX_INTERVAL: f64 = 86_400.0;
-
-fn parse_interval(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || !(0.01..=MAX_INTERVAL).contains(&v) {
-        return Err(format!("the interval must be from 0.01 s to {MAX_INTERVAL} s (a day), got {s:?}"));
-    }
-    Ok(v)
 }
 
 pub fn run(args: SysArgs) -> Result<()> {
@@ -509,15 +499,10 @@ impl Table {
     }
 }
 
-/// Local clock time `HH:MM:SS` of a Unix time in milliseconds.
-fn clock(unix_ms: u64) -> String {
-    let t = (unix_ms / 1000) as libc::time_t;
-    // SAFETY: tm is plain data; localtime_r fills it from `t` and returns
-    // null only on overflow, checked below.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call.
-    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if ok { format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec) } else { "??:??:??".to_owned() }
+/// The end of the `n`th interval from the start (past any real run when
+/// it overflows).
+fn nth(interval: Duration, n: u64) -> Duration {
+    u32::try_from(n).ok().and_then(|n| interval.checked_mul(n)).unwrap_or(Duration::from_secs(1 << 32))
 }
 
 /// A live view: samples every interval and prints each report.
@@ -567,7 +552,7 @@ impl Live {
         }
         let mut recorder = pending.map(|(out, path)| start_recording(out, &path, &first)).transpose()?;
         let Some(interval) = self.live.interval else {
-            return self.printer.print(&mut out, None, &first, &clock(first.unix_ms));
+            return self.printer.print(&mut out, None, &first, &crate::clock::hms_of_unix_ms(first.unix_ms));
         };
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
@@ -575,8 +560,7 @@ impl Live {
         let started = Instant::now();
         let mut reports = 0u64;
         while self.live.count.is_none_or(|c| reports < c) {
-            let due = started
-                + Duration::try_from_secs_f64(interval * (reports + 1) as f64).unwrap_or(Duration::from_secs(1 << 32));
+            let due = started + nth(interval, reports + 1);
             if !runtime.block_on(wait_until(due)) {
                 break;
             }
@@ -584,7 +568,7 @@ impl Live {
             if let Some((r, _)) = &mut recorder {
                 r.push(&cur)?;
             }
-            self.printer.print(&mut out, Some(&prev), &cur, &clock(cur.unix_ms))?;
+            self.printer.print(&mut out, Some(&prev), &cur, &crate::clock::hms_of_unix_ms(cur.unix_ms))?;
             prev = cur;
             reports += 1;
         }
@@ -648,7 +632,7 @@ fn record(args: RecordArgs) -> Result<()> {
             if count.is_empty() { String::new() } else { format!("{} ", count.trim()) }
         );
     }
-    let interval = args.interval.unwrap_or(1.0);
+    let interval = args.interval.unwrap_or(Duration::from_secs(1));
     let collector = Collector::new();
     let mut options = CollectOptions::default();
     options.processes = ProcessSelection::All;
@@ -688,7 +672,7 @@ fn record(args: RecordArgs) -> Result<()> {
         if args.count.is_some_and(|c| n > c) {
             break;
         }
-        let due = started + Duration::try_from_secs_f64(interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
+        let due = started + nth(interval, n);
         if !runtime.block_on(wait_until(due)) {
             break;
         }
@@ -729,7 +713,7 @@ fn report(args: ReportArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for pair in rec.samples.windows(2) {
-        printer.print(&mut out, Some(&pair[0]), &pair[1], &clock(pair[1].unix_ms))?;
+        printer.print(&mut out, Some(&pair[0]), &pair[1], &crate::clock::hms_of_unix_ms(pair[1].unix_ms))?;
     }
     if rec.samples.len() > 2 {
         printer.print(&mut out, rec.samples.first(), rec.samples.last().expect("two or more"), "Average:")?;

@@ -351,3 +351,33 @@ fn prometheus_scrapes_perfkit_serve() {
     assert!(body.contains(&format!("\"pid\":\"{me}\"")), "{body}");
     drop(serve);
 }
+
+/// Clock times follow the local time zone (`TZ`, else /etc/localtime), as
+/// sysstat's do: a sample taken now reads as UTC's time with `TZ=UTC`, and
+/// nine hours later with `TZ=Asia/Tokyo` (no daylight saving time).
+#[test]
+fn clock_times_follow_the_time_zone() {
+    let dir = scratch_dir();
+    let rec = dir.path().join("tz.rec");
+    let utc_now = || {
+        let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        s % 86_400
+    };
+    let before = utc_now();
+    assert!(run(perfkit().args(["sys", "record", "0.1", "1", "-o"]).arg(&rec)).status.success());
+    let after = utc_now();
+    let time_of = |tz: &str| -> u64 {
+        let out = run(perfkit().env("TZ", tz).args(["sys", "report"]).arg(&rec).arg("psi"));
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let hms = text.lines().find(|l| l.contains("resource")).unwrap().split_whitespace().next().unwrap().to_owned();
+        let f: Vec<u64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+        f[0] * 3600 + f[1] * 60 + f[2]
+    };
+    let utc = time_of("UTC");
+    let tokyo = time_of("Asia/Tokyo");
+    // Across midnight, `after` wraps: compare on the 24-hour circle.
+    let within = |t: u64, lo: u64, hi: u64| if lo <= hi { (lo..=hi + 1).contains(&t) } else { t >= lo || t <= hi + 1 };
+    assert!(within(utc, before, after), "UTC {utc} s of the day, recorded between {before} and {after}");
+    assert_eq!(tokyo, (utc + 9 * 3600) % 86_400, "Tokyo is UTC+9");
+}
