@@ -136,8 +136,14 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
             break;
         }
     }
-    let last = done.last().expect("at least one run");
+    let Some(last) = done.last() else { bail!("no run was counted") };
     let (end, status) = (last.end, last.status);
+    // A run cut short by Ctrl-C is left out of the means of those that
+    // ended (as many as there are), as it would skew them.
+    if done.len() > 1 && end == EndReason::Interrupted {
+        done.pop();
+    }
+    let Some(last) = done.last() else { bail!("no run was counted") };
     if args.interval.is_none() {
         let target = if args.all_cpus {
             "'system wide'".to_owned()
