@@ -640,7 +640,13 @@ fn sample_until_done(session: &mut Session, duration: Option<Duration>) -> Resul
     let started = Instant::now();
     let description = printable(session.description()).into_owned();
     let stop = crate::signals::interrupt_flag()?;
+    let shown = !progress.is_hidden();
     let reason = session.wait_until(duration, stop, |s| {
+        // The sample count is read from the kernel: only for a progress
+        // line that shows.
+        if !shown {
+            return;
+        }
         progress.set_message(format!(
             "sampling {description}: {:.1} s, {} samples",
             started.elapsed().as_secs_f64(),
