@@ -23,6 +23,7 @@ Examples:
   perfkit serve --listen 0.0.0.0:9464 --comm nginx --comm postgres
   perfkit serve -p 1234,5678 --cgroup-depth 2
   go tool pprof -top http://127.0.0.1:9464/debug/pprof/profile?seconds=10
+  curl http://127.0.0.1:9464/debug/pprof/        # the index, as Go's
 
 Prometheus scrape config:
   scrape_configs:
@@ -43,7 +44,8 @@ metrics and profiles, with command lines: keep the default 127.0.0.1.
 
 Continuous profiling (Parca, Grafana Alloy's pyroscope.scrape) pulls
 /debug/pprof/profile?seconds=N, the endpoint of Go's net/http/pprof: a CPU
-profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
+profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH; as in Go,
+a seconds that is missing or not a positive number means 30.";
 
 /// Serve system and process metrics to Prometheus, and CPU profiles to
 /// continuous profilers.
