@@ -25,8 +25,9 @@ fn main() -> ExitCode {
 }
 
 fn run(pid: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let session = Profiler::start(Target::pids(&[pid])?, &Options::default())?;
-    std::thread::sleep(Duration::from_secs(5));
+    let mut session = Profiler::start(Target::pids(&[pid])?, &Options::default())?;
+    // Five seconds, or less when the process exits first.
+    session.wait(Some(Duration::from_secs(5)));
     let finished = session.finish()?;
     // What could not be measured is said, never hidden.
     for note in &finished.notes {

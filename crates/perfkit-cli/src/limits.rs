@@ -21,13 +21,9 @@ pub const MIN_NOFILE_RENDER: u64 = 8;
 /// Fails when the descriptor limit (after `main` raised the soft limit to
 /// the hard one) is below `min`.
 pub fn check(min: u64) -> Result<()> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit with a valid out pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Ok(());
-    }
-    let have = lim.rlim_cur;
-    if have != libc::RLIM_INFINITY && have < min {
+    // None: unlimited.
+    let Some(have) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else { return Ok(()) };
+    if have < min {
         bail!(
             "too few file descriptors (RLIMIT_NOFILE {have}): perfkit needs at least {min}; raise it with `ulimit -n {min}` or more"
         );

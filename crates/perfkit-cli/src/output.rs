@@ -93,12 +93,9 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// quietly (status 141 in a shell), after removing any temporary file.
 pub fn exit_on_broken_pipe() -> ! {
     write::remove_temporaries();
-    // SAFETY: restoring SIGPIPE's default action and raising it in this
-    // thread; the process ends.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::raise(libc::SIGPIPE);
-    }
+    // SIGPIPE's default action (ended by it), as if it had not been
+    // ignored; the process ends.
+    let _ = signal_hook::low_level::emulate_default_handler(libc::SIGPIPE);
     std::process::exit(128 + libc::SIGPIPE)
 }
 
@@ -116,16 +113,16 @@ pub fn stdout_failed(err: io::Error) -> ! {
 
 /// Fails when standard output is closed (`>&-`): writing would go nowhere.
 pub fn check_stdout_open() -> Result<()> {
-    // SAFETY: F_GETFD on descriptor 1 only reads its flags.
-    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+    let stdout = io::stdout();
+    if rustix::io::fcntl_getfd(&stdout).is_err() {
         return Err(anyhow!("standard output is closed"));
     }
     // Rust's runtime reopens a closed descriptor 0, 1 or 2 on /dev/null,
     // read-write, before main: a stdout closed with `>&-` looks like that.
     // A shell's `> /dev/null` opens it write-only.
-    // SAFETY: F_GETFL on descriptor 1 only reads its status flags.
-    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
-    if flags != -1 && flags & libc::O_ACCMODE == libc::O_RDWR {
+    let read_write =
+        rustix::fs::fcntl_getfl(&stdout).is_ok_and(|f| f & rustix::fs::OFlags::ACCMODE == rustix::fs::OFlags::RDWR);
+    if read_write {
         let target = std::fs::read_link("/proc/self/fd/1").unwrap_or_default();
         if target == Path::new("/dev/null") {
             return Err(anyhow!("standard output is closed"));

@@ -18,7 +18,7 @@ use perfkit_profile::{CountUnit, Profile, printable};
 use perfkit_profiler::{
     BackendChoice, EndReason, Finished, Grouping, OffCpu, Options, Profiler, SampleEvent, Session, Target, UnwindChoice,
 };
-use perfkit_target::{ExitWatch, TargetError};
+use perfkit_target::TargetError;
 
 use crate::{output::Output, render::write_profile};
 
@@ -156,9 +156,9 @@ pub struct TargetArgs {
 /// `offcpu`.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Stop after this long: seconds, or with a unit (500ms, 10s, 2m).
+    /// Stop after this long: seconds, or with a unit (500ms, 1.5s, 2m, 1h30m).
     /// Without it, sampling runs until Ctrl-C or the target exits.
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive, allow_hyphen_values = true)]
     duration: Option<Duration>,
 
     /// Where to write the profile; `-` for standard output. Default: the
@@ -234,11 +234,11 @@ pub struct OffcpuArgs {
 
     /// Leave out blocks shorter than this (microseconds, or with a unit:
     /// 1ms).
-    #[arg(short = 'm', long, value_name = "TIME", value_parser = parse_block_time)]
+    #[arg(short = 'm', long, value_name = "TIME", value_parser = crate::clock::block_time)]
     min_block: Option<Duration>,
 
     /// Leave out blocks longer than this (microseconds, or with a unit).
-    #[arg(short = 'M', long, value_name = "TIME", value_parser = parse_block_time)]
+    #[arg(short = 'M', long, value_name = "TIME", value_parser = crate::clock::block_time)]
     max_block: Option<Duration>,
 
     /// Thread states to count, comma-separated: interruptible (sleeps,
@@ -274,19 +274,6 @@ pub enum StateArg {
     Uninterruptible,
     /// Preempted: runnable, waiting for a CPU.
     Preempted,
-}
-
-/// A block time: bare numbers are microseconds (bcc's unit), or a duration
-/// with a unit (`1ms`, `2s`).
-pub(crate) fn parse_block_time(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(us) = t.parse::<u64>() {
-        return Ok(Duration::from_micros(us));
-    }
-    if let Some(us) = t.strip_suffix("us").or_else(|| t.strip_suffix("µs")) {
-        return us.trim().parse::<u64>().map(Duration::from_micros).map_err(|_| format!("{s:?} is not a time"));
-    }
-    parse_duration(t)
 }
 
 /// `--backend`.
@@ -350,39 +337,12 @@ pub enum EventArg {
     Instructions,
 }
 
-pub(crate) fn parse_pid(s: &str) -> Result<u32, String> {
-    perfkit_target::parse_pid(s).map_err(|e| e.to_string())
-}
-
 /// A comma-separated list of process or thread ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IdList(pub Vec<u32>);
 
 pub(crate) fn parse_pid_list(s: &str) -> Result<IdList, String> {
     perfkit_target::parse_pid_list(s).map(IdList).map_err(|e| e.to_string())
-}
-
-/// Parses `10`, `2.5`, `500ms`, `10s`, `2m`: a positive duration.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let value: f64 =
-        num.trim().parse().map_err(|_| format!("{s:?} is not a duration (examples: 10, 2.5, 500ms, 2m)"))?;
-    let secs = value * scale;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("the duration must be positive, got {s:?}"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("the duration {s:?} is too long"))
 }
 
 impl ProfileArgs {
@@ -555,9 +515,7 @@ fn run_kind(
     };
     eprintln!("{}", printable(&session.choice().describe()));
 
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
-    let end = runtime.block_on(sample_until_done(&mut session, args.duration))?;
+    let end = sample_until_done(&mut session, args.duration)?;
     let sampling_ended = Instant::now();
     let watched: Vec<u32> = session.watched().to_vec();
     let description = session.description().to_owned();
@@ -677,68 +635,26 @@ fn list(pids: &[u32]) -> String {
 
 /// Samples until Ctrl-C (or SIGTERM, SIGHUP), the duration, or the exit of
 /// every watched process, refreshing the progress line as it goes.
-async fn sample_until_done(session: &mut Session, duration: Option<Duration>) -> Result<EndReason> {
+fn sample_until_done(session: &mut Session, duration: Option<Duration>) -> Result<EndReason> {
     let progress = progress_bar();
-    let watches: Vec<u32> = session.watched().to_vec();
     let started = Instant::now();
-    let description = session.description().to_owned();
-    let command = session.command_pid();
-    let reason = wait_until_done(&watches, duration, || {
-        progress.set_message(format!(
-            "sampling {}: {:.1} s, {} samples",
-            printable(&description),
-            started.elapsed().as_secs_f64(),
-            session.samples()
-        ));
-        // perfkit is the command's parent: `waitpid` sees its exit with
-        // no pidfd, and the command is the only process watched then.
-        command.is_some() && session.command_exited() && watches == command.into_iter().collect::<Vec<_>>()
-    })
-    .await;
-    progress.finish_and_clear();
-    reason
-}
-
-/// Waits for an interrupting signal (Ctrl-C, SIGTERM, SIGHUP), the
-/// duration, or the exit of every watched process, calling `on_tick` every
-/// 50 ms: it returns true when it knows the watched processes are done
-/// (perfkit's own command, reaped).
-pub(crate) async fn wait_until_done(
-    watched: &[u32],
-    duration: Option<Duration>,
-    mut on_tick: impl FnMut() -> bool,
-) -> Result<EndReason> {
-    // A pidfd per process; a thread that is not a process's main thread
-    // has none on older kernels, and past RLIMIT_NOFILE there is none:
-    // then /proc, where a zombie counts as gone.
-    let watches: Vec<Option<ExitWatch>> = watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
-    let all_gone = || {
-        !watched.is_empty()
-            && watches.iter().zip(watched).all(|(w, &p)| match w {
-                Some(w) => w.has_exited(),
-                None => perfkit_target::has_exited(p),
-            })
-    };
-    if all_gone() {
-        return Ok(EndReason::TargetExited);
-    }
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let interrupted = crate::signals::interrupted();
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            _ = &mut interrupted => return Ok(EndReason::Interrupted),
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-                return Ok(EndReason::Duration);
-            }
-            _ = tick.tick() => {
-                if on_tick() || all_gone() {
-                    return Ok(EndReason::TargetExited);
-                }
-            }
+    let description = printable(session.description()).into_owned();
+    let stop = crate::signals::interrupt_flag()?;
+    let shown = !progress.is_hidden();
+    let reason = session.wait_until(duration, stop, |s| {
+        // The sample count is read from the kernel: only for a progress
+        // line that shows.
+        if !shown {
+            return;
         }
-    }
+        progress.set_message(format!(
+            "sampling {description}: {:.1} s, {} samples",
+            started.elapsed().as_secs_f64(),
+            s.samples()
+        ));
+    });
+    progress.finish_and_clear();
+    Ok(reason)
 }
 
 fn progress_bar() -> ProgressBar {
@@ -876,18 +792,5 @@ mod tests {
         let b = parse(&["--", "sleep", "1"]).unwrap();
         assert_eq!(b.state, vec![StateArg::Interruptible, StateArg::Uninterruptible]);
         assert!(parse(&["-p", "1", "--state", "asleep"]).is_err());
-        assert_eq!(parse_block_time("250").unwrap(), Duration::from_micros(250));
-        assert_eq!(parse_block_time("5ms").unwrap(), Duration::from_millis(5));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("inf").is_err());
-        assert!(parse_duration("NaN").is_err());
-        assert!(parse_duration("1e300").is_err());
     }
 }

@@ -23,6 +23,7 @@ Examples:
   perfkit serve --listen 0.0.0.0:9464 --comm nginx --comm postgres
   perfkit serve -p 1234,5678 --cgroup-depth 2
   go tool pprof -top http://127.0.0.1:9464/debug/pprof/profile?seconds=10
+  curl http://127.0.0.1:9464/debug/pprof/        # the index, as Go's
 
 Prometheus scrape config:
   scrape_configs:
@@ -43,7 +44,8 @@ metrics and profiles, with command lines: keep the default 127.0.0.1.
 
 Continuous profiling (Parca, Grafana Alloy's pyroscope.scrape) pulls
 /debug/pprof/profile?seconds=N, the endpoint of Go's net/http/pprof: a CPU
-profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
+profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH; as in Go,
+a seconds that is missing or not a positive number means 30.";
 
 /// Serve system and process metrics to Prometheus, and CPU profiles to
 /// continuous profilers.
@@ -52,8 +54,10 @@ profile of the whole machine, or of pid=PID[,PID] or cgroup=PATH.";
 /// scrapes of the same second, --metrics-cache) and returns it in the
 /// Prometheus text format: CPU, memory, vmstat, disks, interfaces, PSI,
 /// cgroups, and the chosen processes (labelled by pid and comm).
-/// /debug/pprof/profile?seconds=N samples for N seconds and returns a
-/// gzipped pprof CPU profile, one at a time. Listens on loopback by
+/// /debug/pprof/profile?seconds=N samples for N seconds (30 when N is
+/// missing, not a number, zero or negative, as Go's net/http/pprof) and
+/// returns a gzipped pprof CPU profile, one at a time; /debug/pprof/ is
+/// the index. Listens on loopback by
 /// default: its answers are root's view of every process. --web-config
 /// adds TLS and authentication on every endpoint.
 #[derive(Debug, Args)]
@@ -77,7 +81,7 @@ pub struct ServeArgs {
     cgroup_depth: usize,
 
     /// The longest profile /debug/pprof/profile takes, in seconds; longer
-    /// requests get 400.
+    /// requests get 400 (a missing or bad `seconds` means 30, as in Go).
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     max_profile_seconds: u64,
 
@@ -275,8 +279,10 @@ struct AppState {
     args: ServeArgs,
     /// eBPF probes loaded for the server's life.
     probes: Probes,
-    /// One profile at a time.
+    /// One profile at a time; the lock holds when it ends (for the
+    /// Retry-After of a request that comes meanwhile).
     profiling: tokio::sync::Mutex<()>,
+    profile_ends: std::sync::Mutex<Option<std::time::Instant>>,
     /// The last rendered /metrics: concurrent scrapes wait for one
     /// collection and share it.
     metrics: perfkit_exporter::Shared,
@@ -313,15 +319,24 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         options.max_queued = args.max_queued as usize;
         let probes = Probes::start(&args)?;
         let shared = perfkit_exporter::Shared::new(Duration::from_secs_f64(args.metrics_cache));
-        let state = Arc::new(AppState { args, probes, profiling: tokio::sync::Mutex::new(()), metrics: shared });
+        let state = Arc::new(AppState { args, probes, profiling: tokio::sync::Mutex::new(()),
+            profile_ends: std::sync::Mutex::new(None),
+            metrics: shared,
+        });
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
             .route("/debug/pprof/profile", axum::routing::get(profile))
+            .route("/debug/pprof/", axum::routing::get(|| async { axum::response::Html(PPROF_INDEX) }))
+            .route(
+                "/debug/pprof",
+                axum::routing::get(|| async { axum::response::Redirect::permanent("/debug/pprof/") }),
+            )
             .route(
                 "/",
                 axum::routing::get(|| async {
                     axum::response::Html(
                         "<html><body><a href=\"/metrics\">/metrics</a><br>\
+                         <a href=\"/debug/pprof/\">/debug/pprof/</a><br>\
                          <a href=\"/debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=10</a></body></html>",
                     )
                 }),
@@ -428,16 +443,62 @@ struct ProfileQuery {
     hz: Option<String>,
 }
 
+/// How long Go waits when `seconds` is missing or not a positive number.
+const DEFAULT_PROFILE_SECONDS: f64 = 30.0;
+
+/// The length of a profile, as Go's net/http/pprof reads `seconds`: a
+/// missing, unparsable, zero or negative value means 30 s; perfkit also
+/// takes fractions (`0.5`). Longer than `max` is refused (Go refuses what
+/// exceeds its server's WriteTimeout).
+fn profile_seconds(query: Option<&str>, max: u64) -> Result<f64, String> {
+    let seconds = match query.map(|q| q.trim().parse::<f64>()) {
+        Some(Ok(s)) if s.is_finite() && s > 0.0 => s,
+        _ => DEFAULT_PROFILE_SECONDS,
+    };
+    if seconds > max as f64 {
+        return Err(format!(
+            "a profile of {seconds} s exceeds the server's --max-profile-seconds ({max}); ask for at most {max}"
+        ));
+    }
+    Ok(seconds)
+}
+
+/// `/debug/pprof/`: the index of the profiles served, as Go's
+/// net/http/pprof gives one.
+const PPROF_INDEX: &str = "<html>
+<head><title>/debug/pprof/</title></head>
+<body>
+/debug/pprof/<br>
+<br>
+Types of profiles available:
+<table>
+<thead><td>Count</td><td>Profile</td></thead>
+<tr><td></td><td><a href='profile'>profile</a></td></tr>
+</table>
+<br>
+<p>
+Profile Descriptions:
+<ul>
+<li><div class=profile-name>profile: </div> CPU profile (perfkit: every process on the machine, sampled
+with stacks by eBPF, or perf_event where eBPF is unavailable). You can specify the duration in the seconds
+GET parameter (default 30); pid=PID[,PID] (with children=1 for their descendants) or cgroup=PATH narrows it,
+and hz=N sets the sampling rate (default 99). After you get the profile file, use the go tool pprof command
+to investigate the profile.</li>
+</ul>
+</p>
+</body>
+</html>
+";
+
 fn bad_request(msg: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, format!("{}\n", msg.into())).into_response()
 }
 
 async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuery>) -> Response {
     let max = state.args.max_profile_seconds;
-    let seconds = match q.seconds.as_deref().map(str::parse::<f64>) {
-        None => 30.0,
-        Some(Ok(s)) if s.is_finite() && s > 0.0 && s <= max as f64 => s,
-        Some(_) => return bad_request(format!("seconds must be a number of seconds above 0 and at most {max}")),
+    let seconds = match profile_seconds(q.seconds.as_deref(), max) {
+        Ok(s) => s,
+        Err(e) => return bad_request(e),
     };
     let hz = match q.hz.as_deref().map(str::parse::<u64>) {
         None => 99,
@@ -468,13 +529,22 @@ async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuer
     };
     // One profile at a time: a second request gets 429.
     let Ok(_running) = state.profiling.try_lock() else {
+        // When the running profile ends.
+        let ends = *state.profile_ends.lock().unwrap_or_else(|p| p.into_inner());
+        let retry = ends
+            .map(|e| e.saturating_duration_since(std::time::Instant::now()).as_secs_f64())
+            .unwrap_or(seconds)
+            .ceil()
+            .max(1.0);
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, seconds.ceil().to_string())],
+            [(header::RETRY_AFTER, retry.to_string())],
             "a profile is already being taken; retry later\n",
         )
             .into_response();
     };
+    *state.profile_ends.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some(std::time::Instant::now() + Duration::from_secs_f64(seconds));
     let mut options = perfkit_profiler::Options::default();
     options.frequency_hz = Some(hz);
     let session = match tokio::task::spawn_blocking(move || perfkit_profiler::Profiler::start(target, &options)).await {
@@ -501,5 +571,23 @@ async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuer
             .into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("profiling failed: {e:#}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("profiling failed: {e}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_seconds_fall_back_to_30_as_in_go() {
+        for bad in [None, Some("abc"), Some("0"), Some("-5"), Some(""), Some("NaN"), Some("inf"), Some("-0.5")] {
+            assert_eq!(profile_seconds(bad, 300), Ok(30.0), "{bad:?}");
+        }
+        assert_eq!(profile_seconds(Some("10"), 300), Ok(10.0));
+        assert_eq!(profile_seconds(Some("0.5"), 300), Ok(0.5));
+        let long = profile_seconds(Some("301"), 300).unwrap_err();
+        assert!(long.contains("--max-profile-seconds (300)"), "{long}");
+        // The fallback itself is bounded by the maximum.
+        assert!(profile_seconds(Some("abc"), 10).unwrap_err().contains("30 s"));
     }
 }

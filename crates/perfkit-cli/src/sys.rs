@@ -27,7 +27,8 @@ Examples:
   perfkit sys disk 1 3 --json       # iostat -xz 1 3, one JSON object per interval
   perfkit sys net 1                 # sar -n DEV 1
   perfkit sys psi 5
-  perfkit sys record -i 1 -o host.rec      # until Ctrl-C
+  perfkit sys record 1 -o host.rec         # until Ctrl-C
+  perfkit sys record 5 720 -o host.rec     # an hour: 720 intervals of 5 s
   perfkit sys report host.rec disk
 
 INTERVAL and COUNT work as in sysstat: no INTERVAL prints one report of the
@@ -56,7 +57,8 @@ enum SysCommand {
     Net(LiveArgs),
     /// Pressure stall information (/proc/pressure).
     Psi(LiveArgs),
-    /// Record raw samples of every view to a file until Ctrl-C.
+    /// Record raw samples of every view to a file, every INTERVAL seconds
+    /// for COUNT intervals or until Ctrl-C.
     Record(RecordArgs),
     /// Replay a recording as any view.
     Report(ReportArgs),
@@ -65,9 +67,10 @@ enum SysCommand {
 /// The arguments every live view takes.
 #[derive(Debug, Args)]
 struct LiveArgs {
-    /// Seconds between reports (fractions allowed). Without it, one report since boot.
-    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
-    interval: Option<f64>,
+    /// Seconds between reports (fractions allowed, or with a unit: 500ms, 1m). Without it, one
+    /// report since boot.
+    #[arg(value_name = "INTERVAL", value_parser = crate::clock::sys_interval)]
+    interval: Option<Duration>,
 
     /// Number of reports; without it, until Ctrl-C.
     #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
@@ -108,21 +111,30 @@ struct DiskArgs {
 
 #[derive(Debug, Args)]
 struct RecordArgs {
-    /// Seconds between samples.
-    #[arg(short, long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval)]
-    interval: f64,
+    /// Seconds between samples (fractions allowed, or with a unit: 500ms, 1m); default 1.
+    #[arg(value_name = "INTERVAL", value_parser = crate::clock::sys_interval)]
+    interval: Option<Duration>,
+
+    /// Number of intervals, as for the views: COUNT+1 samples, replayed as
+    /// COUNT reports; without it, until Ctrl-C.
+    #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
 
     /// The recording to write (samples are appended and flushed as taken).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
 
-    /// Stop after this many samples; default: until Ctrl-C.
-    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
-    count: Option<u64>,
-
     /// Record threads as well as processes.
     #[arg(long)]
     threads: bool,
+
+    /// The former -i SECONDS: refused, naming the positional form.
+    #[arg(short = 'i', long = "interval", hide = true, value_name = "SECONDS", allow_hyphen_values = true)]
+    old_interval: Option<String>,
+
+    /// The former -c SAMPLES: refused, naming the positional form.
+    #[arg(short = 'c', long = "count", hide = true, value_name = "SAMPLES", allow_hyphen_values = true)]
+    old_count: Option<String>,
 }
 
 /// A view of a recording.
@@ -164,17 +176,6 @@ struct ReportArgs {
     /// One JSON object per interval.
     #[arg(long)]
     json: bool,
-}
-
-/// The longest interval: a day.
-const MAX_INTERVAL: f64 = 86_400.0;
-
-fn parse_interval(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || !(0.01..=MAX_INTERVAL).contains(&v) {
-        return Err(format!("the interval must be from 0.01 s to {MAX_INTERVAL} s (a day), got {s:?}"));
-    }
-    Ok(v)
 }
 
 pub fn run(args: SysArgs) -> Result<()> {
@@ -498,15 +499,10 @@ impl Table {
     }
 }
 
-/// Local clock time `HH:MM:SS` of a Unix time in milliseconds.
-fn clock(unix_ms: u64) -> String {
-    let t = (unix_ms / 1000) as libc::time_t;
-    // SAFETY: tm is plain data; localtime_r fills it from `t` and returns
-    // null only on overflow, checked below.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call.
-    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if ok { format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec) } else { "??:??:??".to_owned() }
+/// The end of the `n`th interval from the start (past any real run when
+/// it overflows).
+fn nth(interval: Duration, n: u64) -> Duration {
+    u32::try_from(n).ok().and_then(|n| interval.checked_mul(n)).unwrap_or(Duration::from_secs(1 << 32))
 }
 
 /// A live view: samples every interval and prints each report.
@@ -556,7 +552,7 @@ impl Live {
         }
         let mut recorder = pending.map(|(out, path)| start_recording(out, &path, &first)).transpose()?;
         let Some(interval) = self.live.interval else {
-            return self.printer.print(&mut out, None, &first, &clock(first.unix_ms));
+            return self.printer.print(&mut out, None, &first, &crate::clock::hms_of_unix_ms(first.unix_ms));
         };
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
@@ -564,8 +560,7 @@ impl Live {
         let started = Instant::now();
         let mut reports = 0u64;
         while self.live.count.is_none_or(|c| reports < c) {
-            let due = started
-                + Duration::try_from_secs_f64(interval * (reports + 1) as f64).unwrap_or(Duration::from_secs(1 << 32));
+            let due = started + nth(interval, reports + 1);
             if !runtime.block_on(wait_until(due)) {
                 break;
             }
@@ -573,7 +568,7 @@ impl Live {
             if let Some((r, _)) = &mut recorder {
                 r.push(&cur)?;
             }
-            self.printer.print(&mut out, Some(&prev), &cur, &clock(cur.unix_ms))?;
+            self.printer.print(&mut out, Some(&prev), &cur, &crate::clock::hms_of_unix_ms(cur.unix_ms))?;
             prev = cur;
             reports += 1;
         }
@@ -623,6 +618,21 @@ fn start_recording(out: Output, path: &Path, first: &Sample) -> Result<(Recorder
 }
 
 fn record(args: RecordArgs) -> Result<()> {
+    if args.old_interval.is_some() || args.old_count.is_some() {
+        // -c counted samples; COUNT counts intervals, as the views do.
+        let interval = args.old_interval.as_deref().unwrap_or("1");
+        let count = match args.old_count.as_deref().map(str::parse::<u64>) {
+            Some(Ok(c)) if c > 1 => format!(" {}", c - 1),
+            _ => String::new(),
+        };
+        bail!(
+            "sys record takes INTERVAL and COUNT as the other views do, not -i/-c: \
+             perfkit sys record {} {}-o FILE (COUNT intervals: COUNT+1 samples)",
+            perfkit_profile::printable(interval),
+            if count.is_empty() { String::new() } else { format!("{} ", count.trim()) }
+        );
+    }
+    let interval = args.interval.unwrap_or(Duration::from_secs(1));
     let collector = Collector::new();
     let mut options = CollectOptions::default();
     options.processes = ProcessSelection::All;
@@ -658,11 +668,11 @@ fn record(args: RecordArgs) -> Result<()> {
             ));
             bar.tick();
         }
-        if args.count.is_some_and(|c| n >= c) {
+        // COUNT intervals: COUNT+1 samples.
+        if args.count.is_some_and(|c| n > c) {
             break;
         }
-        let due =
-            started + Duration::try_from_secs_f64(args.interval * n as f64).unwrap_or(Duration::from_secs(1 << 32));
+        let due = started + nth(interval, n);
         if !runtime.block_on(wait_until(due)) {
             break;
         }
@@ -703,7 +713,7 @@ fn report(args: ReportArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for pair in rec.samples.windows(2) {
-        printer.print(&mut out, Some(&pair[0]), &pair[1], &clock(pair[1].unix_ms))?;
+        printer.print(&mut out, Some(&pair[0]), &pair[1], &crate::clock::hms_of_unix_ms(pair[1].unix_ms))?;
     }
     if rec.samples.len() > 2 {
         printer.print(&mut out, rec.samples.first(), rec.samples.last().expect("two or more"), "Average:")?;

@@ -130,20 +130,12 @@ pub struct Reporting {
 
     /// Seconds between reports; without it, one report at Ctrl-C (or when
     /// the command exits).
-    #[arg(value_name = "INTERVAL", value_parser = parse_interval)]
+    #[arg(value_name = "INTERVAL", value_parser = crate::clock::tool_interval)]
     interval: Option<Duration>,
 
     /// Reports before exiting.
     #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
-}
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
-        return Err(format!("the interval must be above 0 and at most a day (86400 s), got {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(v))
 }
 
 /// Why a watch loop ended.
@@ -198,16 +190,6 @@ fn histogram_loop(
             End::Exited(s) => return Ok(s),
             _ => return Ok(None),
         }
-    }
-}
-
-fn now_hms() -> String {
-    // SAFETY: time and localtime_r write only into the given struct.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
     }
 }
 
@@ -408,7 +390,7 @@ fn print_report(
         let doc = json!({
             "schema_version": SCHEMA_VERSION,
             "tool": tool,
-            "time": now_hms(),
+            "time": crate::clock::now_hms(),
             "interval_seconds": reporting.interval.map(|d| d.as_secs_f64()),
             "unit": unit,
             "histograms": hists.iter().map(|h| histogram_json(h, unit, scale, label(h).1)).collect::<Vec<_>>(),
@@ -418,7 +400,7 @@ fn print_report(
     } else {
         writeln!(out)?;
         if reporting.timestamp {
-            writeln!(out, "{}", now_hms())?;
+            writeln!(out, "{}", crate::clock::now_hms())?;
         }
         if hists.is_empty() {
             writeln!(out, "     {unit:<19} : count     distribution\n     (no events)")?;
@@ -528,8 +510,8 @@ pub struct BiosnoopArgs {
     #[arg(long)]
     json: bool,
 
-    /// Stop after this long (seconds, or 500ms, 2m).
-    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive)]
     duration: Option<Duration>,
 }
 
@@ -705,7 +687,7 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
                 &json!({
                     "schema_version": SCHEMA_VERSION,
                     "tool": "syscount",
-                    "time": now_hms(),
+                    "time": crate::clock::now_hms(),
                     "interval_seconds": args.reporting.interval.map(|d| d.as_secs_f64()),
                     "per": if args.process { "process" } else { "syscall" },
                     "rows": list,
@@ -713,7 +695,7 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
             )?;
             writeln!(out)?;
         } else {
-            writeln!(out, "[{}]", now_hms())?;
+            writeln!(out, "[{}]", crate::clock::now_hms())?;
             let first =
                 if args.process { format!("{:<6} {:<15}", "PID", "COMM") } else { format!("{:<22}", "SYSCALL") };
             if args.latency {
@@ -762,8 +744,8 @@ pub struct Snooping {
     #[arg(short = 'T', long)]
     timestamp: bool,
 
-    /// Stop after this long (seconds, or 500ms, 2m).
-    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive)]
     duration: Option<Duration>,
 }
 
@@ -1144,9 +1126,9 @@ mod tests {
 
     #[test]
     fn intervals_are_checked() {
-        assert!(parse_interval("0").is_err());
-        assert!(parse_interval("1e20").is_err());
-        assert!(parse_interval("nan").is_err());
-        assert_eq!(parse_interval("0.5").unwrap(), Duration::from_millis(500));
+        assert!(crate::clock::tool_interval("0").is_err());
+        assert!(crate::clock::tool_interval("1e20").is_err());
+        assert!(crate::clock::tool_interval("nan").is_err());
+        assert_eq!(crate::clock::tool_interval("0.5").unwrap(), Duration::from_millis(500));
     }
 }

@@ -277,7 +277,7 @@ fn max_memory_sets_the_budget_of_every_reader() {
     }
     // A recording is read within the budget too.
     let rec = dir.path().join("rec");
-    let out = run(perfkit().args(["sys", "record", "-i", "0.1", "-c", "3", "-o"]).arg(&rec));
+    let out = run(perfkit().args(["sys", "record", "0.1", "2", "-o"]).arg(&rec));
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(perfkit().args(["--max-memory", "16K", "sys", "report"]).arg(&rec));
     assert!(!out.status.success() && stderr(&out).contains("--max-memory"), "{}", stderr(&out));

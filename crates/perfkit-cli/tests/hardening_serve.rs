@@ -460,3 +460,49 @@ fn a_flood_of_wrong_passwords_burns_at_most_one_core_and_the_scraper_gets_in() {
     // bcrypt runs one at a time: about one core, plus serving.
     assert!(cpu < 1.3 * wall, "the server used {cpu:.2} CPU seconds in {wall:.2} s");
 }
+
+/// `/debug/pprof/` is an index of the profiles, as Go's net/http/pprof
+/// serves one (and `/debug/pprof` leads there), and a `seconds` that is
+/// not a positive number means Go's 30 s: the profile runs (a second
+/// request meanwhile is told to retry when it ends, about 29 s later)
+/// instead of a 400.
+#[test]
+fn pprof_index_and_go_fallback_for_bad_seconds() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let log = dir.path().join("stderr");
+    let (_server, port) = start(&[], &log);
+    let (code, head, body) = get(port, "/debug/pprof/", None, Duration::from_secs(10)).expect("an answer");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(body.contains("Types of profiles available") && body.contains("<a href='profile'>profile</a>"), "{body}");
+    let (code, head, _) = get(port, "/debug/pprof", None, Duration::from_secs(10)).unwrap();
+    assert!(code == 301 || code == 308, "{head}");
+    assert!(head.to_ascii_lowercase().contains("location: /debug/pprof/"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&get(port, "/", None, Duration::from_secs(10)).unwrap().2).contains("/debug/pprof/")
+    );
+
+    for bad in ["abc", "0", "-5"] {
+        let (_server, port) = start(&[], &dir.path().join(format!("stderr-{bad}")));
+        // The first request profiles for 30 s: no answer within 3 s.
+        let path = format!("/debug/pprof/profile?seconds={bad}&hz=9");
+        let slow = thread::spawn(move || get(port, &path, None, Duration::from_secs(3)));
+        thread::sleep(Duration::from_millis(1000));
+        let (code, head, body) = get(port, "/debug/pprof/profile?seconds=1", None, Duration::from_secs(10)).unwrap();
+        assert_eq!(code, 429, "seconds={bad}: {head} {}", String::from_utf8_lossy(&body));
+        // About 29 s of the 30 left (a 1 s profile would have ended).
+        let retry: u64 = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_owned))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("seconds={bad}: {head}"));
+        assert!((27..=30).contains(&retry), "seconds={bad}: retry after {retry}: {head}");
+        assert!(slow.join().unwrap().is_none(), "seconds={bad} answered at once");
+    }
+    // Longer than the server allows is still refused, naming the limit.
+    let (code, _, body) = get(port, "/debug/pprof/profile?seconds=301", None, Duration::from_secs(10)).unwrap();
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&body).contains("--max-profile-seconds (300)"));
+}

@@ -93,7 +93,7 @@ fn writers(out: &Path) -> Vec<Vec<OsString>> {
         ),
         with(v(&["offcpu", "-o"]), &[&o, &"--".into(), &"sleep".into(), &"0.3".into()]),
         with(v(&["sys", "cpu", "-o"]), &[&o, &"0.1".into(), &"1".into()]),
-        with(v(&["sys", "record", "-i", "0.1", "-c", "2", "-o"]), &[&o]),
+        with(v(&["sys", "record", "0.1", "1", "-o"]), &[&o]),
         with(v(&["flamegraph", "-o"]), &[&o, &f]),
         with(v(&["convert", "-f", "json", "-o"]), &[&o, &f]),
         with(v(&["diff", "-o"]), &[&o, &f, &f]),
@@ -313,7 +313,14 @@ fn tiny_descriptor_and_process_limits_are_clear_errors() {
             writers(&svg)[0].clone(),
             vec!["execsnoop".into(), "--".into(), "true".into()],
             vec!["runqlat".into(), "1".into(), "1".into()],
-            vec!["sys".into(), "record".into(), "-c".into(), "1".into(), "-o".into(), dir.path().join("r.rec").into()],
+            vec![
+                "sys".into(),
+                "record".into(),
+                "0.01".into(),
+                "1".into(),
+                "-o".into(),
+                dir.path().join("r.rec").into(),
+            ],
         ];
         for args in commands {
             let (status, err, timed_out) = run_for(
@@ -374,16 +381,7 @@ fn a_closed_standard_error_never_panics() {
     let commands: Vec<Vec<OsString>> = vec![
         writers(&svg)[0].clone(),
         vec!["execsnoop".into(), "--".into(), "sh".into(), "-c".into(), "true".into()],
-        vec![
-            "sys".into(),
-            "record".into(),
-            "-i".into(),
-            "0.1".into(),
-            "-c".into(),
-            "2".into(),
-            "-o".into(),
-            rec.clone().into(),
-        ],
+        vec!["sys".into(), "record".into(), "0.1".into(), "1".into(), "-o".into(), rec.clone().into()],
     ];
     for args in &commands {
         // A pipe nobody reads (EPIPE on every write).

@@ -204,6 +204,8 @@ fn bad_frequency_and_duration_are_rejected() {
         (&["-d", ""], "not a duration"),
         (&["-d", "0"], "must be positive"),
         (&["-d", "-1"], "must be positive"),
+        (&["-d", "1d"], "not a duration (examples: 10, 2.5, 500ms, 1.5s, 2m, 1h30m)"),
+        (&["-d", "1e300"], "too long"),
     ] {
         let dir = scratch_dir();
         let out = run(perfkit().args(["profile", "-p", "1"]).args(args).arg("-o").arg(dir.path().join("f.svg")));

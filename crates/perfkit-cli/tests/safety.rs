@@ -49,7 +49,7 @@ fn writers() -> Vec<Vec<String>> {
         vec!["flamegraph".into(), folded.clone()],
         vec!["convert".into(), "-f".into(), "json".into(), folded.clone()],
         vec!["diff".into(), folded.clone(), folded],
-        vec!["sys".into(), "record".into(), "-i".into(), "0.1".into(), "-c".into(), "2".into()],
+        vec!["sys".into(), "record".into(), "0.1".into(), "1".into()],
         vec!["sys".into(), "cpu".into(), "0.1".into(), "1".into()],
     ]
 }
@@ -187,7 +187,7 @@ fn outputs_honour_the_umask_and_never_widen_a_mode() {
 fn a_failed_start_never_truncates_an_existing_recording() {
     let dir = scratch_dir();
     let rec = dir.path().join("existing.rec");
-    let out = run(perfkit().args(["sys", "record", "-i", "0.1", "-c", "3", "-o"]).arg(&rec));
+    let out = run(perfkit().args(["sys", "record", "0.1", "2", "-o"]).arg(&rec));
     assert!(out.status.success(), "{}", stderr(&out));
     let before = fs::read(&rec).unwrap();
     assert!(before.len() > 1000);
@@ -245,7 +245,7 @@ fn sigterm_and_sighup_write_every_output_and_leave_no_temporary_file() {
         // A recording keeps every sample taken.
         let rec = dir.path().join("host.rec");
         let mut cmd = perfkit();
-        cmd.args(["sys", "record", "-i", "0.2", "-o"]).arg(&rec);
+        cmd.args(["sys", "record", "0.2", "-o"]).arg(&rec);
         let out = signal_after(cmd, signal, Duration::from_millis(1500));
         assert!(ended_by(out.status, signal), "signal {signal}: {}", String::from_utf8_lossy(&out.stderr));
         let report = run(perfkit().args(["sys", "report"]).arg(&rec).args(["cpu", "--json"]));
@@ -532,7 +532,7 @@ fn absurd_numbers_are_errors_not_panics() {
         vec!["flamegraph", "-o", "/dev/null", json_s],
         vec!["diff", "-o", "/dev/null", json_s, json_s],
         vec!["sys", "cpu", "1e308", "1"],
-        vec!["sys", "record", "-i", "1e20", "-o", "/dev/null"],
+        vec!["sys", "record", "1e20", "-o", "/dev/null"],
         vec!["sys", "cpu", "nan", "1"],
         vec!["profile", "-d", "1e300", "-p", "1"],
     ];

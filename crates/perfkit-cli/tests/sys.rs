@@ -176,7 +176,7 @@ fn a_known_write_shows_in_disk_and_process_io_like_iostat_and_pidstat() {
     let pid = writer.id().to_string();
     let iostat_before = iostat_kb_written(&disk);
     let rec = dir.path().join("io.rec");
-    let recorder = spawn_output(perfkit().args(["sys", "record", "-i", "0.5", "-c", "12", "-o"]).arg(&rec));
+    let recorder = spawn_output(perfkit().args(["sys", "record", "0.5", "11", "-o"]).arg(&rec));
     let ours = spawn_output(perfkit().args(["sys", "proc", "-p", &pid, "1", "5", "--json"]));
     let theirs = spawn_output(Command::new("pidstat").args(["-d", "-p", &pid, "1", "5"]).env("LC_ALL", "C"));
     let ours = json_lines(&finish(ours, "perfkit sys proc"));
@@ -235,7 +235,7 @@ fn a_replayed_recording_gives_the_live_figures() {
 fn ctrl_c_ends_a_recording_and_keeps_every_sample() {
     let dir = scratch_dir();
     let rec = dir.path().join("host.rec");
-    let child = spawn_output(perfkit().args(["sys", "record", "-i", "0.2", "-o"]).arg(&rec));
+    let child = spawn_output(perfkit().args(["sys", "record", "0.2", "-o"]).arg(&rec));
     thread::sleep(Duration::from_millis(1500));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -267,11 +267,41 @@ fn bad_input_is_a_clear_error() {
         let out = run(perfkit().args(bad));
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
-    // A recording of one sample cannot make a report.
+    // A recording of one sample cannot make a report: one interval's
+    // recording (two samples) cut inside its second sample.
     let one = dir.path().join("one.rec");
-    assert!(run(perfkit().args(["sys", "record", "-c", "1", "-o"]).arg(&one)).status.success());
+    assert!(run(perfkit().args(["sys", "record", "0.05", "1", "-o"]).arg(&one)).status.success());
+    let len = fs::metadata(&one).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&one).unwrap().set_len(len - 8).unwrap();
     let out = run(perfkit().args(["sys", "report"]).arg(&one));
     assert!(stderr(&out).contains("holds 1 sample(s)"), "{}", stderr(&out));
+}
+
+/// `sys record` takes INTERVAL and COUNT as the views do: COUNT intervals,
+/// replayed as the view with the same arguments prints them; the former
+/// `-i`/`-c` are refused with the positional form named.
+#[test]
+fn record_takes_interval_and_count_like_the_views() {
+    let dir = scratch_dir();
+    let rec = dir.path().join("three.rec");
+    let out = run(perfkit().args(["sys", "record", "0.1", "3", "-o"]).arg(&rec));
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("recorded 4 samples"), "{}", stderr(&out));
+    let replay = run(perfkit().args(["sys", "report"]).arg(&rec).args(["cpu", "--json"]));
+    let live = run(perfkit().args(["sys", "cpu", "0.1", "3", "--json"]));
+    let lines = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(lines(&replay), 4, "3 reports and the average");
+    assert_eq!(lines(&replay), lines(&live), "the same reports as the view");
+    for (args, form) in [
+        (&["-i", "0.5", "-c", "11"][..], "perfkit sys record 0.5 10 -o FILE"),
+        (&["-i", "2"], "perfkit sys record 2 -o FILE"),
+        (&["-c", "4"], "perfkit sys record 1 3 -o FILE"),
+    ] {
+        let out = run(perfkit().args(["sys", "record"]).args(args).arg("-o").arg(dir.path().join("x.rec")));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(form), "{args:?}: {}", stderr(&out));
+        assert!(!dir.path().join("x.rec").exists(), "nothing written");
+    }
 }
 
 #[test]
@@ -320,4 +350,34 @@ fn prometheus_scrapes_perfkit_serve() {
         http_get(prom_port, &format!("/api/v1/query?query=perfkit_process_threads%7Bpid%3D%22{me}%22%7D")).unwrap();
     assert!(body.contains(&format!("\"pid\":\"{me}\"")), "{body}");
     drop(serve);
+}
+
+/// Clock times follow the local time zone (`TZ`, else /etc/localtime), as
+/// sysstat's do: a sample taken now reads as UTC's time with `TZ=UTC`, and
+/// nine hours later with `TZ=Asia/Tokyo` (no daylight saving time).
+#[test]
+fn clock_times_follow_the_time_zone() {
+    let dir = scratch_dir();
+    let rec = dir.path().join("tz.rec");
+    let utc_now = || {
+        let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        s % 86_400
+    };
+    let before = utc_now();
+    assert!(run(perfkit().args(["sys", "record", "0.1", "1", "-o"]).arg(&rec)).status.success());
+    let after = utc_now();
+    let time_of = |tz: &str| -> u64 {
+        let out = run(perfkit().env("TZ", tz).args(["sys", "report"]).arg(&rec).arg("psi"));
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let hms = text.lines().find(|l| l.contains("resource")).unwrap().split_whitespace().next().unwrap().to_owned();
+        let f: Vec<u64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+        f[0] * 3600 + f[1] * 60 + f[2]
+    };
+    let utc = time_of("UTC");
+    let tokyo = time_of("Asia/Tokyo");
+    // Across midnight, `after` wraps: compare on the 24-hour circle.
+    let within = |t: u64, lo: u64, hi: u64| if lo <= hi { (lo..=hi + 1).contains(&t) } else { t >= lo || t <= hi + 1 };
+    assert!(within(utc, before, after), "UTC {utc} s of the day, recorded between {before} and {after}");
+    assert_eq!(tokyo, (utc + 9 * 3600) % 86_400, "Tokyo is UTC+9");
 }

@@ -25,5 +25,7 @@ mod render;
 mod runtimes;
 mod safety;
 mod scope;
+mod session;
+mod stat;
 mod sys;
 mod tools;

@@ -198,7 +198,7 @@ const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
 const PERF_CONTEXT_KERNEL: u64 = -128i64 as u64;
 const PERF_CONTEXT_USER: u64 = -512i64 as u64;
 
-fn online_cpus() -> Result<Vec<usize>, PerfError> {
+pub(crate) fn online_cpus() -> Result<Vec<usize>, PerfError> {
     let text = fs::read_to_string("/sys/devices/system/cpu/online")
         .map_err(|source| PerfError::Io { what: "reading /sys/devices/system/cpu/online", source })?;
     let mut cpus = Vec::new();

@@ -10,7 +10,7 @@ use perf_event::{
 
 use crate::{
     error::{PerfError, classify},
-    sampler::threads_of,
+    sampler::{online_cpus, threads_of},
 };
 
 /// An event `perfkit stat` counts.
@@ -168,9 +168,33 @@ pub struct EventCount {
     /// Counted in user mode only (`:u`): kernel counting was not permitted
     /// (`kernel.perf_event_paranoid` ≥ 2 without CAP_PERFMON).
     pub user_only: bool,
+    /// Time the counters were enabled, summed over the threads or CPUs
+    /// counted (nanoseconds; perf's `run_time` with `-x`).
+    pub enabled_ns: u64,
 }
 
-/// Counters on every thread of a process, threads created later included.
+impl EventCount {
+    /// A count read elsewhere (or made up for a test): counted the whole
+    /// time (`running` 1.0), kernel mode included, no enabled time.
+    pub fn new(event: StatEvent, value: Option<u64>) -> Self {
+        Self { event, value, running: 1.0, user_only: false, enabled_ns: 0 }
+    }
+}
+
+/// What a [`StatSession`] counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatTarget {
+    /// Every thread of these processes, threads and child processes
+    /// created later included (`perf stat -p`).
+    Processes(Vec<u32>),
+    /// Every CPU, whatever runs there (`perf stat -a`): one counter per
+    /// online CPU.
+    All,
+}
+
+/// Counters on every thread of a list of processes, threads created later
+/// included, or on every CPU.
 pub struct StatSession {
     counters: Vec<(StatEvent, Option<Vec<Counter>>, bool)>,
 }
@@ -181,28 +205,68 @@ impl fmt::Debug for StatSession {
     }
 }
 
+/// Where one counter is opened: a thread on any CPU, or any thread on one
+/// CPU.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// A thread; `required`: the main thread of a process given, which
+    /// must exist (another thread may exit meanwhile).
+    Thread {
+        tid: u32,
+        required: bool,
+    },
+    Cpu(usize),
+}
+
 impl StatSession {
     /// Starts counting `events` on every thread of `pid` (at its exec with
     /// `enable_on_exec`). An event the machine cannot count is reported
     /// as not supported, as perf does; a missing privilege is an error.
     pub fn start(pid: u32, events: &[StatEvent], enable_on_exec: bool) -> Result<Self, PerfError> {
-        let tids = threads_of(pid);
-        if tids.is_empty() {
-            return Err(PerfError::NoSuchProcess(pid));
-        }
+        Self::start_target(&StatTarget::Processes(vec![pid]), events, enable_on_exec)
+    }
+
+    /// Starts counting `events` on `target` (at the exec of its single
+    /// process with `enable_on_exec`). An event the machine cannot count
+    /// is reported as not supported, as perf does; a missing privilege is
+    /// an error (counting every CPU needs CAP_PERFMON, or
+    /// `kernel.perf_event_paranoid` of 0 or less).
+    pub fn start_target(target: &StatTarget, events: &[StatEvent], enable_on_exec: bool) -> Result<Self, PerfError> {
+        let slots: Vec<Slot> = match target {
+            StatTarget::Processes(pids) => {
+                if pids.is_empty() {
+                    return Err(PerfError::InvalidConfig("no process to count".to_owned()));
+                }
+                let mut slots = Vec::new();
+                for &pid in pids {
+                    let tids = threads_of(pid);
+                    if tids.is_empty() {
+                        return Err(PerfError::NoSuchProcess(pid));
+                    }
+                    slots.extend(tids.into_iter().map(|tid| Slot::Thread { tid, required: tid == pid }));
+                }
+                slots
+            }
+            StatTarget::All => online_cpus()?.into_iter().map(Slot::Cpu).collect(),
+        };
         let mut counters = Vec::with_capacity(events.len());
         let mut user_only = false;
         for &event in events {
-            let mut per_thread = Vec::with_capacity(tids.len());
+            let mut per_slot = Vec::with_capacity(slots.len());
             let mut supported = true;
-            for &tid in &tids {
+            for &slot in &slots {
                 let build = |user_only: bool| {
                     let mut b = Builder::new(Software::DUMMY);
                     event.configure(&mut b);
-                    b.observe_pid(tid as i32)
-                        .any_cpu()
-                        .inherit(true)
-                        .enabled(!enable_on_exec)
+                    match slot {
+                        Slot::Thread { tid, .. } => {
+                            b.observe_pid(tid as i32).any_cpu().inherit(true);
+                        }
+                        Slot::Cpu(cpu) => {
+                            b.any_pid().one_cpu(cpu);
+                        }
+                    }
+                    b.enabled(!enable_on_exec)
                         .enable_on_exec(enable_on_exec)
                         .exclude_kernel(user_only)
                         .exclude_hv(true)
@@ -211,22 +275,28 @@ impl StatSession {
                 };
                 let mut built = build(user_only);
                 // As perf does: without permission to count in the kernel,
-                // count user mode only.
+                // count user mode only (a process's threads; every CPU
+                // needs the permission either way).
                 if !user_only
+                    && matches!(slot, Slot::Thread { .. })
                     && matches!(built.as_ref().map_err(|e| e.raw_os_error()), Err(Some(libc::EACCES | libc::EPERM)))
                 {
                     user_only = true;
                     built = build(true);
                 }
+                let tid = match slot {
+                    Slot::Thread { tid, .. } => Some(tid),
+                    Slot::Cpu(_) => None,
+                };
                 match built {
-                    Ok(c) => per_thread.push(c),
-                    Err(e) => match classify("opening a counting event", Some(tid), e) {
+                    Ok(c) => per_slot.push(c),
+                    Err(e) => match classify("opening a counting event", tid, e) {
                         PerfError::Unsupported { .. } => {
                             supported = false;
                             break;
                         }
                         // A thread that exited meanwhile.
-                        PerfError::NoSuchProcess(_) if tid != pid => {}
+                        PerfError::NoSuchProcess(_) if matches!(slot, Slot::Thread { required: false, .. }) => {}
                         PerfError::Io { source, .. }
                             if source.raw_os_error() == Some(libc::EINVAL) && !is_software(event) =>
                         {
@@ -237,7 +307,7 @@ impl StatSession {
                     },
                 }
             }
-            counters.push((event, supported.then_some(per_thread), user_only));
+            counters.push((event, supported.then_some(per_slot), user_only));
         }
         Ok(Self { counters })
     }
@@ -249,7 +319,7 @@ impl StatSession {
             .map(|(event, counters, user_only)| {
                 let user_only = *user_only;
                 let Some(counters) = counters else {
-                    return EventCount { event: *event, value: None, running: 0.0, user_only };
+                    return EventCount { event: *event, value: None, running: 0.0, user_only, enabled_ns: 0 };
                 };
                 let (mut value, mut enabled, mut running) = (0u128, 0u128, 0u128);
                 for c in counters.iter_mut() {
@@ -273,6 +343,7 @@ impl StatSession {
                     value: (!never_ran).then_some(value.min(u128::from(u64::MAX)) as u64),
                     running: if enabled > 0 { running as f64 / enabled as f64 } else { 1.0 },
                     user_only,
+                    enabled_ns: enabled.min(u128::from(u64::MAX)) as u64,
                 }
             })
             .collect()
@@ -335,6 +406,24 @@ pub fn derived(event: StatEvent, counts: &[EventCount], elapsed_ns: u64) -> Opti
     }
 }
 
+/// The mean of repeated runs' values and its relative standard deviation
+/// in percent, as `perf stat -r` prints them (`( +-  1.30% )`): perf's
+/// figure is the standard deviation of the mean (the sample variance over
+/// the number of runs), relative to the mean; 0 for fewer than two runs or
+/// a mean of 0.
+pub fn mean_and_rel_stddev(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 || mean == 0.0 {
+        return (mean, 0.0);
+    }
+    let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
+    (mean, 100.0 * (variance / n).sqrt() / mean.abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +437,7 @@ mod tests {
 
     #[test]
     fn derived_figures_follow_perf() {
-        let c = |event, value| EventCount { event, value, running: 1.0, user_only: false };
+        let c = |event, value| EventCount { event, value, running: 1.0, user_only: false, enabled_ns: 0 };
         let counts = [
             c(StatEvent::TaskClock, Some(2_000_000_000)),
             c(StatEvent::ContextSwitches, Some(10)),
@@ -362,5 +451,17 @@ mod tests {
         assert_eq!(d(StatEvent::ContextSwitches), Some(Derived { value: 5.0, unit: "/sec" }));
         assert_eq!(d(StatEvent::Instructions), Some(Derived { value: 2.5, unit: "insn per cycle" }));
         assert_eq!(d(StatEvent::BranchMisses), None, "no branch count to divide by");
+    }
+
+    #[test]
+    fn repeat_stats_follow_perf() {
+        // perf stat -r 4 of values 10, 12, 14, 16: mean 13, sample
+        // stddev 2.582, of the mean 1.291: 9.93 %.
+        let (mean, rel) = mean_and_rel_stddev(&[10.0, 12.0, 14.0, 16.0]);
+        assert_eq!(mean, 13.0);
+        assert!((rel - 9.93).abs() < 0.01, "{rel}");
+        assert_eq!(mean_and_rel_stddev(&[5.0]), (5.0, 0.0));
+        assert_eq!(mean_and_rel_stddev(&[]), (0.0, 0.0));
+        assert_eq!(mean_and_rel_stddev(&[0.0, 0.0]), (0.0, 0.0));
     }
 }

@@ -20,8 +20,10 @@
 //! ```no_run
 //! use perfkit_profiler::{Options, Profiler, Target};
 //! # fn main() -> Result<(), perfkit_profiler::ProfileError> {
-//! let session = Profiler::start(Target::pids(&[1234])?, &Options::default())?;
-//! std::thread::sleep(std::time::Duration::from_secs(5));
+//! let mut session = Profiler::start(Target::pids(&[1234])?, &Options::default())?;
+//! // 5 s, or until the process exits (Session::wait_until also stops on a
+//! // flag, such as one a signal handler sets).
+//! session.wait(Some(std::time::Duration::from_secs(5)));
 //! let finished = session.finish()?;
 //! finished.profile.write_folded(std::io::stdout()).unwrap();
 //! for note in &finished.notes {
@@ -36,12 +38,14 @@ mod ldpath;
 mod runtimes;
 mod session;
 mod target;
+mod wait;
 
 pub use perfkit_perf::SampleEvent;
 pub use perfkit_probes::OffCpu;
 pub use perfkit_symbols::Grouping;
 pub use session::{Backend, Choice, EndReason, Finished, Note, NoteLevel, Profiler, Session, Walker};
 pub use target::{Target, TargetKind};
+pub use wait::wait_for;
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 
 use std::{
     path::PathBuf,
+    sync::atomic::AtomicBool,
     time::{Duration, Instant},
 };
 
@@ -12,7 +13,9 @@ use perfkit_profile::{
     raw::{RawSample, SampleKind},
 };
 use perfkit_symbols::{SymbolizeOptions, SymbolizeReport, Symbolizer};
-use perfkit_target::{ExitStatus, ExitWatch, HeldCommand, Modules};
+use perfkit_target::{ExitStatus, HeldCommand, Modules};
+
+use crate::wait::{Watches, wait_loop};
 use perfkit_unwind::frame_pointers::Verdict;
 
 use crate::{BackendChoice, Options, ProfileError, Target, TargetKind, UnwindChoice, choose, target::LeftOut};
@@ -493,33 +496,31 @@ impl Session {
         self.started.elapsed()
     }
 
-    /// Blocks until every watched process exited or `duration` passed (for
-    /// tools without an event loop; `perfkit` waits for signals too).
+    /// Blocks until every watched process (or thread) exited, or
+    /// `duration` passed since sampling started. A zombie counts as gone,
+    /// and the command perfkit started is reaped (`waitpid`: perfkit is its
+    /// parent; [`Finished::command_status`] gives its status).
     pub fn wait(&mut self, duration: Option<Duration>) -> EndReason {
-        // A pidfd per process where one can be had (not past RLIMIT_NOFILE,
-        // not for a thread on older kernels); else /proc, where a zombie
-        // counts as gone. The command perfkit started is reaped
-        // (`waitpid`): perfkit is its parent.
-        let watches: Vec<Option<ExitWatch>> = self.watched.iter().map(|&p| ExitWatch::new(p).ok()).collect();
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        self.wait_until(duration, &NEVER, |_| {})
+    }
+
+    /// [`Session::wait`], that also ends when `stop` is set (by a signal
+    /// handler, or another thread: [`EndReason::Interrupted`]), and calls
+    /// `on_tick` every 20 ms (for a progress line).
+    pub fn wait_until(
+        &mut self,
+        duration: Option<Duration>,
+        stop: &AtomicBool,
+        mut on_tick: impl FnMut(&Session),
+    ) -> EndReason {
+        let watches = Watches::new(&self.watched);
         let command = self.command_pid();
-        let deadline = duration.map(|d| self.started + d);
-        loop {
-            let command_done = command.is_some() && self.command_exited();
-            let gone = |(w, &p): (&Option<ExitWatch>, &u32)| {
-                (command_done && Some(p) == command)
-                    || match w {
-                        Some(w) => w.has_exited(),
-                        None => perfkit_target::has_exited(p),
-                    }
-            };
-            if !self.watched.is_empty() && watches.iter().zip(&self.watched).all(gone) {
-                return EndReason::TargetExited;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return EndReason::Duration;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_loop(self.started, duration, stop, || {
+            on_tick(self);
+            let reaped = command.filter(|_| self.command_exited());
+            watches.all_gone(reaped)
+        })
     }
 
     /// Stops sampling, symbolizes, and accounts for every loss.
