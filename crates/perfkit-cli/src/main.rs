@@ -30,7 +30,6 @@ mod serve;
 mod signals;
 mod stat;
 mod sys;
-mod sys_json;
 mod tools;
 
 use std::process::ExitCode;

@@ -14,7 +14,6 @@ use perfkit_procstat::{
     CollectOptions, Collector, ProcessSelection, Sample, model,
     record::{self, Recorder},
 };
-use serde_json::json;
 
 use crate::output::Output;
 
@@ -224,23 +223,16 @@ impl Printer {
     fn print(&mut self, out: &mut impl Write, prev: Option<&Sample>, cur: &Sample, label: &str) -> Result<()> {
         let secs = model::elapsed(prev, cur);
         if self.json {
-            let mut obj = json!({
-                "schema_version": crate::sys_json::SCHEMA_VERSION,
-                "timestamp": cur.unix_ms as f64 / 1000.0,
-                "interval_seconds": crate::sys_json::r2(secs),
-            });
-            if label == "Average:" {
-                obj["average"] = json!(true);
-            }
+            use perfkit_procstat::json;
             let (key, data) = match self.view {
-                View::Cpu => ("cpus", crate::sys_json::cpu(&model::cpu(prev, cur))),
-                View::Proc => ("processes", crate::sys_json::processes(&self.proc_rows(prev, cur))),
-                View::Mem => ("memory", crate::sys_json::memory(model::mem(prev, cur).as_ref())),
-                View::Disk => ("disks", crate::sys_json::disks(&model::disk(prev, cur, !self.all_disks))),
-                View::Net => ("interfaces", crate::sys_json::interfaces(&model::net(prev, cur))),
-                View::Psi => ("pressure", crate::sys_json::pressure(&model::psi(prev, cur))),
+                View::Cpu => ("cpus", json::cpu(&model::cpu(prev, cur))),
+                View::Proc => ("processes", json::processes(&self.proc_rows(prev, cur))),
+                View::Mem => ("memory", json::memory(model::mem(prev, cur).as_ref())),
+                View::Disk => ("disks", json::disks(&model::disk(prev, cur, !self.all_disks))),
+                View::Net => ("interfaces", json::interfaces(&model::net(prev, cur))),
+                View::Psi => ("pressure", json::pressure(&model::psi(prev, cur))),
             };
-            obj[key] = data;
+            let obj = json::document(cur.unix_ms, secs, label == "Average:", key, data);
             writeln!(out, "{obj}")?;
             return Ok(());
         }

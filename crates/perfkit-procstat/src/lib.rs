@@ -26,6 +26,7 @@
 //! ```
 
 mod collect;
+pub mod json;
 pub mod model;
 pub mod prometheus;
 pub mod record;

@@ -1,9 +1,17 @@
-//! The JSON form of `perfkit sys` views: identifier keys in the manner of
-//! sysstat's `sadf -j` (`cpu_percent`, `read_kib_per_s`), values rounded
-//! to the precision the tables print, and a `schema_version` in every
-//! document (docs/JSON.md). The model types know nothing of this.
+//! The JSON form of the sysstat-style reports, as `perfkit sys --json`
+//! prints them: identifier keys in the manner of sysstat's `sadf -j`
+//! (`cpu_percent`, `read_kib_per_s`), values rounded to the precision the
+//! tables print, and a `schema_version` in every document (docs/JSON.md).
+//! The model types know nothing of this.
+//!
+//! ```
+//! use perfkit_procstat::json;
+//! let doc = json::document(1_700_000_000_250, 1.0, false, "cpus", json::cpu(&[]));
+//! assert_eq!(doc["schema_version"], json::SCHEMA_VERSION);
+//! assert_eq!(doc["timestamp"], 1_700_000_000.25);
+//! ```
 
-use perfkit_procstat::model::{CpuRow, DiskRow, MemReport, NetRow, ProcRow, PsiRow};
+use crate::model::{CpuRow, DiskRow, MemReport, NetRow, ProcRow, PsiRow};
 use serde_json::{Value, json};
 
 /// The version of the `sys` JSON documents.
@@ -14,10 +22,29 @@ pub fn r2(v: f64) -> f64 {
     if v.is_finite() { (v * 100.0).round() / 100.0 } else { 0.0 }
 }
 
+/// One report as a JSON document: `schema_version`, `timestamp` (Unix
+/// seconds of the sample that ends the interval), `interval_seconds`,
+/// `average` on the summary after the last interval, and `data` under
+/// `key` (`cpus`, `processes`, `memory`, `disks`, `interfaces`,
+/// `pressure`).
+pub fn document(unix_ms: u64, interval_seconds: f64, average: bool, key: &str, data: Value) -> Value {
+    let mut obj = json!({
+        "schema_version": SCHEMA_VERSION,
+        "timestamp": unix_ms as f64 / 1000.0,
+        "interval_seconds": r2(interval_seconds),
+    });
+    if average {
+        obj["average"] = json!(true);
+    }
+    obj[key] = data;
+    obj
+}
+
 fn r2o(v: Option<f64>) -> Value {
     v.map_or(Value::Null, |x| json!(r2(x)))
 }
 
+/// Per-CPU utilisation rows (`sys mpstat`), in percent.
 pub fn cpu(rows: &[CpuRow]) -> Value {
     rows.iter()
         .map(|r| {
@@ -38,6 +65,7 @@ pub fn cpu(rows: &[CpuRow]) -> Value {
         .collect()
 }
 
+/// Per-process rows (`sys pidstat`).
 pub fn processes(rows: &[ProcRow]) -> Value {
     rows.iter()
         .map(|r| {
@@ -71,6 +99,7 @@ pub fn processes(rows: &[ProcRow]) -> Value {
         .collect()
 }
 
+/// The memory report (`sys vmstat`); `null` before a second sample.
 pub fn memory(m: Option<&MemReport>) -> Value {
     let Some(m) = m else { return Value::Null };
     json!({
@@ -105,6 +134,7 @@ pub fn memory(m: Option<&MemReport>) -> Value {
     })
 }
 
+/// Per-device rows (`sys iostat`).
 pub fn disks(rows: &[DiskRow]) -> Value {
     rows.iter()
         .map(|r| {
@@ -129,6 +159,7 @@ pub fn disks(rows: &[DiskRow]) -> Value {
         .collect()
 }
 
+/// Per-interface rows (`sys net`).
 pub fn interfaces(rows: &[NetRow]) -> Value {
     rows.iter()
         .map(|r| {
@@ -147,6 +178,7 @@ pub fn interfaces(rows: &[NetRow]) -> Value {
         .collect()
 }
 
+/// Pressure-stall rows (`sys psi`).
 pub fn pressure(rows: &[PsiRow]) -> Value {
     rows.iter()
         .map(|r| {
@@ -173,9 +205,9 @@ mod tests {
     fn rounds_and_names_keys_for_jq() {
         assert_eq!(r2(2.130000114440918), 2.13);
         assert_eq!(r2(f64::NAN), 0.0);
-        let mut sample = perfkit_procstat::Sample::default();
-        let stat = perfkit_procstat::sample::CpuStat {
-            total: perfkit_procstat::sample::CpuTicks {
+        let mut sample = crate::Sample::default();
+        let stat = crate::sample::CpuStat {
+            total: crate::sample::CpuTicks {
                 user: 123_456,
                 system: 10_000,
                 idle: 866_544,
@@ -184,7 +216,7 @@ mod tests {
             ..Default::default()
         };
         sample.cpu = Some(stat);
-        let rows = perfkit_procstat::model::cpu(None, &sample);
+        let rows = crate::model::cpu(None, &sample);
         let v = cpu(&rows);
         assert_eq!(v[0]["usr_percent"], 12.35);
         assert_eq!(v[0]["idle_percent"], 86.65);
