@@ -1,0 +1,30 @@
+//! Prints the Python stacks of a running CPython (3.8 to 3.13), as
+//! `py-spy dump --pid PID` does: `cargo run -p perfkit-unwind --example
+//! pystack -- PID` (as root, or with CAP_SYS_PTRACE).
+
+use perfkit_unwind::cpython::CPython;
+
+fn main() {
+    let Some(pid) = std::env::args().nth(1).and_then(|a| a.parse().ok()) else {
+        eprintln!("usage: pystack PID");
+        std::process::exit(2);
+    };
+    let budget = perfkit_safeio::Budget::default();
+    let result = CPython::attach(pid, &budget).and_then(|py| Ok((py.version(), py.threads()?)));
+    let (version, threads) = match result {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("pystack: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("Process {pid}: CPython {version}");
+    for thread in threads {
+        let tid = thread.native_tid.map_or_else(|| "?".to_owned(), |t| t.to_string());
+        println!("Thread {tid} ({:#x})", thread.thread_id);
+        for f in &thread.frames {
+            let line = f.line.map_or_else(|| "?".to_owned(), |l| l.to_string());
+            println!("    {} ({}:{line})", f.qualname, f.file);
+        }
+    }
+}
