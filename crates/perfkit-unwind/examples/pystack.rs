@@ -18,13 +18,23 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("Process {pid}: CPython {version}");
+    if let Some(n) = std::env::args().nth(2).and_then(|a| a.parse::<u32>().ok()) {
+        // `pystack PID N`: times N reads of the main thread's stack.
+        let py = CPython::attach(pid, &budget).expect("attached above");
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = py.stack(pid);
+        }
+        println!("{:?} per stack", started.elapsed() / n.max(1));
+    }
+    println!("Process {pid}: CPython {version} (* marks frames that began a call of the evaluation loop)");
     for thread in threads {
         let tid = thread.native_tid.map_or_else(|| "?".to_owned(), |t| t.to_string());
         println!("Thread {tid} ({:#x})", thread.thread_id);
         for f in &thread.frames {
             let line = f.line.map_or_else(|| "?".to_owned(), |l| l.to_string());
-            println!("    {} ({}:{line})", f.qualname, f.file);
+            let entry = if f.entry { "*" } else { " " };
+            println!("  {entry} {} ({}:{line})", f.qualname, f.file);
         }
     }
 }

@@ -172,7 +172,17 @@ struct Symbols {
 fn symbols(data: &[u8]) -> Option<Symbols> {
     let file = object::File::parse(data).ok()?;
     let mut out = Symbols::default();
-    for sym in file.dynamic_symbols().chain(file.symbols()) {
+    // libpython exports them: its .symtab (tens of thousands of symbols)
+    // is only read for a static python that does not.
+    look(&mut out, file.dynamic_symbols());
+    if out.runtime.is_none() || out.code_type.is_none() {
+        look(&mut out, file.symbols());
+    }
+    Some(out)
+}
+
+fn look<'data>(out: &mut Symbols, symbols: impl Iterator<Item = impl ObjectSymbol<'data>>) {
+    for sym in symbols {
         let slot = match sym.name_bytes() {
             Ok(b"_PyRuntime") => &mut out.runtime,
             Ok(b"Py_Version") => &mut out.py_version,
@@ -183,7 +193,6 @@ fn symbols(data: &[u8]) -> Option<Symbols> {
             *slot = Some(sym.address());
         }
     }
-    Some(out)
 }
 
 /// What is added to the file's virtual addresses where it is loaded: from

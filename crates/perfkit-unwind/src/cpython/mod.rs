@@ -40,9 +40,12 @@ mod locate;
 mod memory;
 mod offsets;
 
-use std::{collections::HashSet, fmt, io};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt, io,
+};
 
-use perfkit_safeio::{Budget, BudgetError};
+use perfkit_safeio::{Budget, BudgetError, Charge};
 
 pub use memory::{Memory, ProcessMemory};
 use offsets::{FrameLayout, Offsets};
@@ -147,6 +150,13 @@ pub struct PyFrame {
     pub line: Option<u32>,
     /// `co_firstlineno`: the line of the `def`.
     pub first_line: u32,
+    /// The frame is the outermost of those that one call of the
+    /// evaluation loop (`_PyEval_EvalFrameDefault`) runs: always before
+    /// 3.11, where each Python call is a call of the loop; from 3.11, the
+    /// loop runs Python-to-Python calls without a native call. Frames from
+    /// one entry frame to the next inner one belong to one native frame of
+    /// the loop.
+    pub entry: bool,
 }
 
 /// A thread's Python stack.
@@ -173,7 +183,31 @@ pub struct CPython<M: Memory = ProcessMemory> {
     /// is of another type are skipped (3.13 shims) or refused.
     code_type: Option<u64>,
     budget: Budget,
+    /// 3.8 to 3.10: where glibc's `struct pthread` holds the thread id,
+    /// once found.
+    tid_offset: std::sync::OnceLock<usize>,
+    /// What was read of code objects, by their address and the addresses
+    /// of their name, file and line table (the objects are immutable: a
+    /// freed and reused address gets other ones), charged to the budget.
+    codes: std::sync::Mutex<(HashMap<CodeKey, std::sync::Arc<CodeInfo>>, Charge)>,
 }
+
+/// A code object's address, and those of its name, file and line table,
+/// and its first line.
+type CodeKey = (u64, u64, u64, u64, i32);
+
+/// What a stack needs of a code object.
+struct CodeInfo {
+    qualname: String,
+    file: String,
+    table: Vec<u8>,
+}
+
+/// The most code objects remembered; past it, all are forgotten.
+const MAX_CODES: usize = 8192;
+/// The most bytes of a frame or code object read at once (every field
+/// used lies within).
+const HEADER: usize = 256;
 
 impl<M: Memory> fmt::Debug for CPython<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -239,7 +273,22 @@ impl<M: Memory> CPython<M> {
                 })?
             }
         };
-        Ok(Self { mem, pid, runtime, version, off, code_type, budget: budget.clone() })
+        let (frame_len, code_len) = off.header_lengths();
+        if frame_len > HEADER as u64 || code_len > HEADER as u64 {
+            return Err(unsupported(version.to_string(), "its frames or code objects are laid out past 256 bytes"));
+        }
+        let codes = std::sync::Mutex::new((HashMap::new(), budget.start(format_args!("Python code of PID {pid}"))));
+        Ok(Self {
+            mem,
+            pid,
+            runtime,
+            version,
+            off,
+            code_type,
+            budget: budget.clone(),
+            tid_offset: Default::default(),
+            codes,
+        })
     }
 
     /// The interpreter's version.
@@ -290,12 +339,6 @@ impl<M: Memory> CPython<M> {
         Ok(u64::from_le_bytes(b))
     }
 
-    fn i32(&self, addr: u64, what: &'static str) -> Result<i32, Error> {
-        let mut b = [0u8; 4];
-        self.read(addr, &mut b, what)?;
-        Ok(i32::from_le_bytes(b))
-    }
-
     /// The addresses of every thread state, interpreter by interpreter.
     fn thread_states(&self) -> Result<Vec<u64>, Error> {
         let mut out = Vec::new();
@@ -337,10 +380,23 @@ impl<M: Memory> CPython<M> {
                 })
                 .collect();
         }
-        let tasks = locate::tasks(self.pid, MAX_THREADS * 4);
         // glibc's struct pthread: its tid is at 0x2d0 on x86-64 since
-        // 2.26; found, not assumed, within its first 2 KiB.
+        // 2.26; found, not assumed, within its first 2 KiB, once.
         const SPAN: usize = 2048;
+        if let Some(&offset) = self.tid_offset.get() {
+            return tstates
+                .iter()
+                .map(|&t| {
+                    let pthread = self.u64(t + self.off.tstate_thread_id, "PyThreadState.thread_id")?;
+                    let mut b = [0u8; 4];
+                    Ok(self
+                        .read(pthread + offset as u64, &mut b, "struct pthread")
+                        .ok()
+                        .map(|()| u32::from_le_bytes(b)))
+                })
+                .collect();
+        }
+        let tasks = locate::tasks(self.pid, MAX_THREADS * 4);
         let mut descriptors = Vec::with_capacity(tstates.len());
         for &t in tstates {
             let pthread = self.u64(t + self.off.tstate_thread_id, "PyThreadState.thread_id")?;
@@ -360,13 +416,20 @@ impl<M: Memory> CPython<M> {
             }
             any
         });
+        // Kept when found from two threads or more, or at glibc's place
+        // (one thread's id alone could match elsewhere by chance).
+        if let Some(o) = offset
+            && (descriptors.iter().flatten().count() >= 2 || o == 0x2d0)
+        {
+            let _ = self.tid_offset.set(o);
+        }
         Ok(descriptors.iter().map(|d| Some(at(d.as_deref()?, offset?))).collect())
     }
 
     /// The frames of a thread state, innermost first.
     fn frames(&self, tstate: u64) -> Result<Vec<PyFrame>, Error> {
         let off = &self.off;
-        let mut frames = Vec::new();
+        let mut frames: Vec<PyFrame> = Vec::new();
         let mut seen = HashSet::new();
         let mut frame = self.u64(tstate + off.tstate_frame, "PyThreadState's frame")?;
         if let FrameLayout::Interpreter { cframe: Some((_, current)), .. } = off.frame
@@ -381,30 +444,50 @@ impl<M: Memory> CPython<M> {
             if steps > MAX_FRAMES || !seen.insert(frame) {
                 return Err(self.corrupt(format!("a frame chain loops or is deeper than {MAX_FRAMES}")));
             }
-            let (code, offset, next, skip) = match off.frame {
+            let mut header = [0u8; HEADER];
+            let (frame_len, code_len) = off.header_lengths();
+            self.read(frame, &mut header[..frame_len as usize], "a Python frame")?;
+            let word =
+                |h: &[u8; HEADER], at: u64| u64::from_le_bytes(h[at as usize..at as usize + 8].try_into().expect("8"));
+            let (code, offset, next, skip, entry) = match off.frame {
                 FrameLayout::Object { f_back, f_code, f_lasti } => {
-                    let code = self.u64(frame + f_code, "PyFrameObject.f_code")?;
-                    let lasti = i64::from(self.i32(frame + f_lasti, "PyFrameObject.f_lasti")?);
+                    let lasti = i64::from(i32::from_le_bytes(
+                        header[f_lasti as usize..f_lasti as usize + 4].try_into().expect("4 bytes"),
+                    ));
                     let offset = if off.line_table == offsets::LineTable::Pep626 { lasti * 2 } else { lasti };
-                    (code, offset, self.u64(frame + f_back, "PyFrameObject.f_back")?, false)
+                    (word(&header, f_code), offset, word(&header, f_back), false, true)
                 }
-                FrameLayout::Interpreter { previous, code, instr, owner, code_adaptive, cstack_owner, .. } => {
-                    let mut o = [0u8; 1];
-                    self.read(frame + owner, &mut o, "_PyInterpreterFrame.owner")?;
-                    let code_addr = self.u64(frame + code, "_PyInterpreterFrame's code")?;
-                    let instr = self.u64(frame + instr, "_PyInterpreterFrame's instruction")?;
+                FrameLayout::Interpreter {
+                    previous,
+                    code,
+                    instr,
+                    owner,
+                    code_adaptive,
+                    cstack_owner,
+                    is_entry,
+                    ..
+                } => {
+                    let code_addr = word(&header, code);
                     let start = code_addr.wrapping_add(code_adaptive);
-                    let offset = (instr as i64).wrapping_sub(start as i64);
-                    let next = self.u64(frame + previous, "_PyInterpreterFrame.previous")?;
-                    (code_addr, offset, next, Some(o[0]) == cstack_owner)
+                    let offset = (word(&header, instr) as i64).wrapping_sub(start as i64);
+                    let entry = is_entry.is_some_and(|at| header[at as usize] != 0);
+                    let shim = Some(header[owner as usize]) == cstack_owner;
+                    (code_addr, offset, word(&header, previous), shim, entry)
                 }
             };
             frame = next;
             if skip {
+                // A shim: the frame it precedes (the last read) is where
+                // an evaluation loop began.
+                if let Some(last) = frames.last_mut() {
+                    last.entry = true;
+                }
                 continue;
             }
+            let mut code_header = [0u8; HEADER];
+            self.read(code, &mut code_header[..code_len as usize], "a code object")?;
             if let Some(code_type) = self.code_type
-                && self.u64(code + off.ob_type, "a code object's type")? != code_type
+                && word(&code_header, off.ob_type) != code_type
             {
                 if self.version.minor >= 13 {
                     // 3.13 runs frames whose executable is not code.
@@ -412,26 +495,53 @@ impl<M: Memory> CPython<M> {
                 }
                 return Err(self.corrupt(format!("a frame's code object at {code:#x} is not of type code")));
             }
-            let py = self.frame(code, offset)?;
+            let mut py = self.frame(code, &code_header, offset)?;
+            py.entry = entry;
             budget.grow((py.qualname.len() + py.file.len() + 64) as u64)?;
             frames.push(py);
+        }
+        // The outermost frame began the thread's first evaluation loop.
+        if let Some(last) = frames.last_mut() {
+            last.entry = true;
         }
         Ok(frames)
     }
 
-    fn frame(&self, code: u64, offset: i64) -> Result<PyFrame, Error> {
+    fn frame(&self, code: u64, header: &[u8; HEADER], offset: i64) -> Result<PyFrame, Error> {
         let off = &self.off;
-        let name = self.u64(code + off.code_qualname.unwrap_or(off.code_name), "co_qualname")?;
-        let file = self.u64(code + off.code_filename, "co_filename")?;
-        let first_line = self.i32(code + off.code_firstlineno, "co_firstlineno")?;
-        let table = self.u64(code + off.code_linetable, "co_linetable")?;
-        let table = self.bytes(table)?;
-        let line = linetable::line(off.line_table, &table, i64::from(first_line), offset);
+        let word = |at: u64| u64::from_le_bytes(header[at as usize..at as usize + 8].try_into().expect("8 bytes"));
+        let at = off.code_firstlineno as usize;
+        let first_line = i32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+        let (name, file, table) =
+            (word(off.code_qualname.unwrap_or(off.code_name)), word(off.code_filename), word(off.code_linetable));
+        let key = (code, name, file, table, first_line);
+        let known = self.codes.lock().expect("code cache").0.get(&key).cloned();
+        let info = match known {
+            Some(info) => info,
+            None => {
+                let info = std::sync::Arc::new(CodeInfo {
+                    qualname: self.string(name)?,
+                    file: self.string(file)?,
+                    table: self.bytes(table)?,
+                });
+                let mut codes = self.codes.lock().expect("code cache");
+                let (map, charge) = &mut *codes;
+                if map.len() >= MAX_CODES {
+                    map.clear();
+                    charge.shrink(charge.bytes());
+                }
+                charge.grow((info.qualname.len() + info.file.len() + info.table.len() + 96) as u64)?;
+                map.insert(key, info.clone());
+                info
+            }
+        };
+        let line = linetable::line(off.line_table, &info.table, i64::from(first_line), offset);
         Ok(PyFrame {
-            qualname: self.string(name)?,
-            file: self.string(file)?,
+            qualname: info.qualname.clone(),
+            file: info.file.clone(),
             line,
             first_line: u32::try_from(first_line).unwrap_or(0),
+            entry: false,
         })
     }
 
@@ -449,11 +559,15 @@ impl<M: Memory> CPython<M> {
 
     /// A compact `str` object's text, at most [`MAX_STRING`] characters.
     fn string(&self, obj: u64) -> Result<String, Error> {
-        let length = self.u64(obj + self.off.unicode_length, "a str object's length")?;
+        let mut header = [0u8; 64];
+        let len = (self.off.unicode_length.max(self.off.unicode_state) + 8) as usize;
+        self.read(obj, &mut header[..len], "a str object")?;
+        let field = |at: u64| u64::from_le_bytes(header[at as usize..at as usize + 8].try_into().expect("8 bytes"));
+        let length = field(self.off.unicode_length);
         if length > MAX_STRING {
             return Err(self.corrupt(format!("a name of {length} characters (more than {MAX_STRING})")));
         }
-        let state = self.i32(obj + self.off.unicode_state, "a str object's state")? as u32;
+        let state = field(self.off.unicode_state) as u32;
         let (kind, compact, ascii) = ((state >> 2) & 7, state & (1 << 5) != 0, state & (1 << 6) != 0);
         if !compact || !matches!(kind, 1 | 2 | 4) {
             return Err(self.corrupt(format!("a str object at {obj:#x} of layout {state:#x}, not compact")));

@@ -54,6 +54,9 @@ int main(void){
  P("iframe.instr", offsetof(_PyInterpreterFrame, prev_instr));
 #endif
  P("iframe.owner", offsetof(_PyInterpreterFrame, owner));
+#if PY_VERSION_HEX < 0x030C0000
+ P("iframe.is_entry", offsetof(_PyInterpreterFrame, is_entry));
+#endif
  P("code.co_code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
  P("code.qualname", offsetof(PyCodeObject, co_qualname));
  P("code.linetable", offsetof(PyCodeObject, co_linetable));

@@ -37,8 +37,12 @@ pub(crate) enum FrameLayout {
         owner: u64,
         /// `co_code_adaptive`: where a code object's instructions start.
         code_adaptive: u64,
-        /// Frames of this owner are the C stack's shims (3.12+), not Python.
+        /// Frames of this owner are the C stack's shims (3.12+), not Python;
+        /// the frame they precede is the first one an evaluation loop ran.
         cstack_owner: Option<u8>,
+        /// `_PyInterpreterFrame.is_entry` (3.11): the frame is the first
+        /// one an evaluation loop ran.
+        is_entry: Option<u64>,
     },
 }
 
@@ -88,6 +92,31 @@ pub(crate) struct Offsets {
     pub compact_size: u64,
 }
 
+impl Offsets {
+    /// The bytes of a frame and of a code object that hold every field
+    /// read.
+    pub(crate) fn header_lengths(&self) -> (u64, u64) {
+        let frame = match self.frame {
+            FrameLayout::Object { f_back, f_code, f_lasti } => f_back.max(f_code).max(f_lasti),
+            FrameLayout::Interpreter { previous, code, instr, owner, is_entry, .. } => {
+                previous.max(code).max(instr).max(owner).max(is_entry.unwrap_or(0))
+            }
+        };
+        let code = [
+            self.code_filename,
+            self.code_name,
+            self.code_qualname.unwrap_or(0),
+            self.code_linetable,
+            self.code_firstlineno,
+            self.ob_type,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        (frame + 8, code + 8)
+    }
+}
+
 const V38: Offsets = Offsets {
     interpreters_head: 32,
     interp_next: 0,
@@ -134,6 +163,7 @@ const V311: Offsets = Offsets {
         owner: 69,
         code_adaptive: 184,
         cstack_owner: None,
+        is_entry: Some(68),
     },
     line_table: LineTable::Locations,
     code_filename: 112,
@@ -164,6 +194,7 @@ const V312: Offsets = Offsets {
         owner: 70,
         code_adaptive: 192,
         cstack_owner: Some(3),
+        is_entry: None,
     },
     code_firstlineno: 68,
     ascii_size: 40,
@@ -235,6 +266,7 @@ pub(crate) fn from_debug_offsets(bytes: &[u8]) -> Result<(Version, Offsets), Str
                 owner: check(word(33), frame, "owner")?,
                 code_adaptive: check(word(43), code + 8, "co_code_adaptive")?,
                 cstack_owner: Some(3),
+                is_entry: None,
             },
             line_table: LineTable::Locations,
             code_filename: check(word(35), code, "co_filename")?,
