@@ -102,6 +102,7 @@ enum Kind {
     Inlined,
     Kernel,
     Jit,
+    Interpreted,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -216,6 +217,7 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                         FrameKind::Inlined => Kind::Inlined,
                         FrameKind::Kernel => Kind::Kernel,
                         FrameKind::Jit => Kind::Jit,
+                        FrameKind::Interpreted => Kind::Interpreted,
                     },
                     file: f.location.as_ref().map(|l| text(&l.file)),
                     line: f.location.as_ref().map(|l| l.line).filter(|&l| l > 0),
@@ -294,6 +296,7 @@ pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatE
                 Kind::Inlined => FrameKind::Inlined,
                 Kind::Kernel => FrameKind::Kernel,
                 Kind::Jit => FrameKind::Jit,
+                Kind::Interpreted => FrameKind::Interpreted,
             };
             let origin = match (f.module, f.file_offset) {
                 (Some(path), Some(file_offset)) => Some(perfkit_profile::Origin {

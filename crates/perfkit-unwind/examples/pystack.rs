@@ -22,10 +22,15 @@ fn main() {
         // `pystack PID N`: times N reads of the main thread's stack.
         let py = CPython::attach(pid, &budget).expect("attached above");
         let started = std::time::Instant::now();
+        let mut slowest = std::time::Duration::ZERO;
+        let mut over_2ms = 0;
         for _ in 0..n {
+            let t = std::time::Instant::now();
             let _ = py.stack(pid);
+            slowest = slowest.max(t.elapsed());
+            over_2ms += u32::from(t.elapsed().as_millis() >= 2);
         }
-        println!("{:?} per stack", started.elapsed() / n.max(1));
+        println!("{:?} per stack, slowest {slowest:?}, {over_2ms} over 2 ms", started.elapsed() / n.max(1));
     }
     println!("Process {pid}: CPython {version} (* marks frames that began a call of the evaluation loop)");
     for thread in threads {
