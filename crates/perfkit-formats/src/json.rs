@@ -374,6 +374,23 @@ mod tests {
     }
 
     #[test]
+    fn interpreted_frames_keep_their_kind_file_and_line() {
+        let mut p = Profile::default();
+        let py = Frame::interpreted("Worker.run").at(Some(Location { file: "/app/w.py".into(), line: 11 }));
+        p.push(Stack::new("python3", vec![Frame::user("main"), py], 3));
+        let mut out = Vec::new();
+        write(&p, &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let frame = &value["frames"][1];
+        assert_eq!(
+            (&frame["kind"], &frame["file"], &frame["line"]),
+            (&"interpreted".into(), &"/app/w.py".into(), &11.into())
+        );
+        let back = read(&out).unwrap();
+        assert_eq!(back.stacks[0].frames[1].kind, FrameKind::Interpreted);
+    }
+
+    #[test]
     fn absurd_durations_and_blow_ups_are_errors_not_panics() {
         let err = read(br#"{"perfkit_profile": 1, "meta": {"duration_seconds": 1e300}, "frames": [], "stacks": []}"#)
             .unwrap_err();
