@@ -375,9 +375,28 @@ fn ensure_tools(tools: &[(&str, &str)], who: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// py-spy, the Python profiling tests' reference: from PyPI, into a venv
+/// at `target/pyspy` (where the tests look for it), not system-wide.
+fn ensure_py_spy(root: &Path) -> Result<(), String> {
+    let venv = root.join("target/pyspy");
+    let py_spy = venv.join("bin/py-spy");
+    let ok = |c: &mut Command| c.stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if bench::find_on_path("py-spy").is_some() || ok(Command::new(&py_spy).arg("--version")) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing py-spy from PyPI into {}", venv.display());
+    if !ok(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+        || !ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "py-spy"]))
+    {
+        return Err(format!("installing py-spy into {} failed (python3 -m venv, pip install py-spy)", venv.display()));
+    }
+    Ok(())
+}
+
 fn strict_test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
     ensure_test_tools()?;
+    ensure_py_spy(&root)?;
     let mut cmd = Command::new("cargo");
     // One test at a time: the end-to-end tests measure CPU shares, rates
     // and system-wide utilisation, which other tests running at once on a

@@ -143,8 +143,10 @@ fn unnamed_runtime_frames_name_the_runtime_and_the_fix() {
     assert!(err.contains("-XX:+DumpPerfMapAtExit"), "{err}");
     let Some(py) = python("3.12") else { return };
     let hot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/pyhot.py");
-    let (_, err) = profile_command(&["-d", "2"], &[py.as_os_str(), hot.as_os_str(), os("10")]);
-    assert!(err.contains("is CPython: its samples show the interpreter") && err.contains("-X perf"), "{err}");
+    // The eBPF backend counts samples in the kernel and reads no Python
+    // frames: the hint says how to get them.
+    let (_, err) = profile_command(&["-d", "2", "--backend", "ebpf"], &[py.as_os_str(), hot.as_os_str(), os("10")]);
+    assert!(err.contains("is CPython: its samples show the interpreter") && err.contains("--backend perf"), "{err}");
 }
 
 #[test]
@@ -193,4 +195,176 @@ fn python(version: &str) -> Option<PathBuf> {
         let _ = tools(&[&name]);
     }
     found
+}
+
+/// py-spy (from PyPI): on PATH, in `$PERFKIT_PY_SPY`, or in a venv at
+/// `target/pyspy` (`python3 -m venv target/pyspy && target/pyspy/bin/pip
+/// install py-spy`); in strict mode a missing one fails the test.
+fn py_spy() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyspy/bin/py-spy");
+    let found = [std::env::var_os("PERFKIT_PY_SPY").map(PathBuf::from), Some(venv), Some("py-spy".into())]
+        .into_iter()
+        .flatten()
+        .find(|p| Command::new(p).arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()));
+    if found.is_none() {
+        let _ = tools(&["py-spy"]);
+    }
+    found
+}
+
+/// What perfkit (JSON and folded) and py-spy (`record --format raw`) saw of
+/// one Python process, sampled together for the same seconds.
+struct PythonRun {
+    folded: Vec<(String, u64)>,
+    json: serde_json::Value,
+    spy: Vec<(String, u64)>,
+    err: String,
+}
+
+/// Runs `script` with `python` (no flags), and samples it with perfkit
+/// (`-p`, auto backend) and py-spy at once, both at 199 Hz.
+fn python_run(python: &Path, script: &str, seconds: u32) -> PythonRun {
+    let spy_bin = py_spy().expect("checked by the caller");
+    let dir = scratch_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads").join(script);
+    let target = Killed(
+        Command::new(python).arg(&script).arg((seconds + 30).to_string()).stdout(Stdio::null()).spawn().unwrap(),
+    );
+    let pid = target.0.id().to_string();
+    // Past the interpreter's start-up.
+    std::thread::sleep(Duration::from_millis(700));
+    let spy_out = dir.path().join("spy.txt");
+    let spy = Killed(
+        Command::new(&spy_bin)
+            .args([
+                "record",
+                "--nonblocking",
+                "-r",
+                "199",
+                "-f",
+                "raw",
+                "-d",
+                &seconds.to_string(),
+                "--pid",
+                &pid,
+                "-o",
+            ])
+            .arg(&spy_out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let json_out = dir.path().join("profile.json");
+    let folded_out = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "199", "-d", &seconds.to_string(), "-p", &pid, "-f", "json", "-o"])
+        .arg(&json_out)
+        .arg("--folded")
+        .arg(&folded_out));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut spy = spy;
+    assert!(spy.0.wait().unwrap().success(), "py-spy record failed");
+    drop(target);
+    PythonRun {
+        folded: read_folded(&folded_out),
+        json: serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap(),
+        spy: read_folded(&spy_out),
+        err: stderr(&out),
+    }
+}
+
+/// Samples of stacks with a frame named `name` (perfkit's folded frames,
+/// or py-spy's `name (file:line)`), and of those, how many have `caller`
+/// above it (native frames of the interpreter may be between them, as
+/// `py-spy --native` shows).
+fn with_caller(folded: &[(String, u64)], name: &str, caller: &str) -> (u64, u64) {
+    let bare = |f: &str| f.split(" (").next().unwrap_or(f).to_owned();
+    let mut all = 0;
+    let mut under = 0;
+    for (stack, count) in folded {
+        let frames: Vec<String> = stack.split(';').map(bare).collect();
+        if let Some(i) = frames.iter().position(|f| f == name) {
+            all += count;
+            if frames[..i].iter().any(|f| f == caller) {
+                under += count;
+            }
+        }
+    }
+    (all, under)
+}
+
+/// Checks one run against py-spy's: shares of `a` and `b`, and callers.
+fn check_python_run(version: &str, run: &PythonRun, (a, a_caller): (&str, &str), (b, b_caller): (&str, &str)) -> f64 {
+    let ctx = format!("CPython {version}");
+    // Named: samples with at least one Python frame, from the JSON kinds.
+    let frames = run.json["frames"].as_array().unwrap();
+    let interpreted = |i: &serde_json::Value| frames[i.as_u64().unwrap() as usize]["kind"] == "interpreted";
+    let (mut named, mut total) = (0, 0);
+    for s in run.json["stacks"].as_array().unwrap() {
+        let count = s["count"].as_u64().unwrap();
+        total += count;
+        if s["frames"].as_array().unwrap().iter().any(interpreted) {
+            named += count;
+        }
+    }
+    assert!(total >= 200, "{ctx}: only {total} samples: {}", run.err);
+    assert!(named * 100 >= total * 95, "{ctx}: {named} of {total} samples have Python frames: {}", run.err);
+    // file:line of the leaf functions: in their own lines of the script.
+    for f in frames.iter().filter(|f| f["kind"] == "interpreted" && (f["name"] == a || f["name"] == b)) {
+        let line = f["line"].as_u64().unwrap_or(0);
+        assert!(f["file"].as_str().unwrap().ends_with(".py") && (4..=20).contains(&line), "{ctx}: {f}");
+    }
+    let (ours_a, ours_a_under) = with_caller(&run.folded, a, a_caller);
+    let (ours_b, ours_b_under) = with_caller(&run.folded, b, b_caller);
+    let (spy_a, spy_a_under) = with_caller(&run.spy, a, a_caller);
+    let (spy_b, spy_b_under) = with_caller(&run.spy, b, b_caller);
+    let ours = 100.0 * ours_a as f64 / (ours_a + ours_b).max(1) as f64;
+    let spy = 100.0 * spy_a as f64 / (spy_a + spy_b).max(1) as f64;
+    eprintln!(
+        "{ctx}: {a} {ours:.1} % (py-spy {spy:.1} %), {named} of {total} named; under their callers: \
+         {ours_a_under}/{ours_a}, {ours_b_under}/{ours_b} (py-spy {spy_a_under}/{spy_a}, {spy_b_under}/{spy_b})"
+    );
+    assert!(spy_a + spy_b >= 200, "{ctx}: py-spy took {} samples", spy_a + spy_b);
+    assert!((ours - spy).abs() <= 5.0, "{ctx}: {a} is {ours:.1} % of the two, py-spy says {spy:.1} %");
+    // Callers as py-spy shows them.
+    assert!(spy_a_under * 100 >= spy_a * 95 && spy_b_under * 100 >= spy_b * 95, "{ctx}: py-spy's callers");
+    assert!(
+        ours_a_under * 100 >= ours_a * 95 && ours_b_under * 100 >= ours_b * 95,
+        "{ctx}: {ours_a_under} of {ours_a} {a} under {a_caller}, {ours_b_under} of {ours_b} {b} under {b_caller}"
+    );
+    ours
+}
+
+#[test]
+fn cpython_without_flags_has_python_frames_callers_and_py_spys_shares() {
+    let Some(_serial) = privileged() else { return };
+    if py_spy().is_none() {
+        return;
+    }
+    for version in ["3.8", "3.10", "3.11", "3.12", "3.13"] {
+        let Some(py) = python(version) else { continue };
+        let run = python_run(&py, "pyhot.py", 6);
+        assert!(run.err.contains("Python frames: read from CPython"), "{}", run.err);
+        let share = check_python_run(version, &run, ("hot_alpha", "caller_one"), ("hot_beta", "caller_two"));
+        assert!((share - 75.0).abs() <= 8.0, "CPython {version}: hot_alpha {share:.1} %, expected 75");
+    }
+}
+
+#[test]
+fn cpython_threads_each_have_their_own_python_stack() {
+    let Some(_serial) = privileged() else { return };
+    if py_spy().is_none() {
+        return;
+    }
+    for version in ["3.8", "3.12", "3.13"] {
+        let Some(py) = python(version) else { continue };
+        let run = python_run(&py, "pythreads.py", 6);
+        let share = check_python_run(version, &run, ("hot_alpha", "caller_one"), ("hot_beta", "caller_two"));
+        // Two CPU-bound threads under one GIL: about even.
+        assert!((share - 50.0).abs() <= 15.0, "CPython {version}: hot_alpha {share:.1} %, expected about 50");
+        // Each thread's stack starts where threads start.
+        let threaded = run.folded.iter().filter(|(s, _)| s.contains("hot_")).all(|(s, _)| s.contains("_bootstrap"));
+        assert!(threaded, "CPython {version}: a hot frame outside a thread's _bootstrap");
+    }
 }

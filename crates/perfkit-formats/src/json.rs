@@ -102,6 +102,7 @@ enum Kind {
     Inlined,
     Kernel,
     Jit,
+    Interpreted,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -216,6 +217,7 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                         FrameKind::Inlined => Kind::Inlined,
                         FrameKind::Kernel => Kind::Kernel,
                         FrameKind::Jit => Kind::Jit,
+                        FrameKind::Interpreted => Kind::Interpreted,
                     },
                     file: f.location.as_ref().map(|l| text(&l.file)),
                     line: f.location.as_ref().map(|l| l.line).filter(|&l| l > 0),
@@ -294,6 +296,7 @@ pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatE
                 Kind::Inlined => FrameKind::Inlined,
                 Kind::Kernel => FrameKind::Kernel,
                 Kind::Jit => FrameKind::Jit,
+                Kind::Interpreted => FrameKind::Interpreted,
             };
             let origin = match (f.module, f.file_offset) {
                 (Some(path), Some(file_offset)) => Some(perfkit_profile::Origin {
@@ -368,6 +371,23 @@ mod tests {
         assert_eq!(back.stacks[0].frames[0].location.as_ref().unwrap().line, 12);
         assert_eq!(back.meta.command, "./app --fast");
         assert_eq!(back.meta.duration, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn interpreted_frames_keep_their_kind_file_and_line() {
+        let mut p = Profile::default();
+        let py = Frame::interpreted("Worker.run").at(Some(Location { file: "/app/w.py".into(), line: 11 }));
+        p.push(Stack::new("python3", vec![Frame::user("main"), py], 3));
+        let mut out = Vec::new();
+        write(&p, &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let frame = &value["frames"][1];
+        assert_eq!(
+            (&frame["kind"], &frame["file"], &frame["line"]),
+            (&"interpreted".into(), &"/app/w.py".into(), &11.into())
+        );
+        let back = read(&out).unwrap();
+        assert_eq!(back.stacks[0].frames[1].kind, FrameKind::Interpreted);
     }
 
     #[test]

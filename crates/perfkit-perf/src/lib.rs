@@ -23,6 +23,7 @@ mod unwind;
 
 pub use error::{PerfError, paranoid};
 pub use sampler::{
-    DEFAULT_STACK_BYTES, PerfConfig, PerfProfile, PerfSampler, PerfScope, PerfStats, SampleEvent, Unwind,
+    DEFAULT_STACK_BYTES, MAX_INTERPRETER_LAG, PerfConfig, PerfProfile, PerfSampler, PerfScope, PerfStats, SampleEvent,
+    Unwind,
 };
 pub use unwind::{DwarfUnwinder, MAX_FRAMES, UnwindEnd, Unwound};

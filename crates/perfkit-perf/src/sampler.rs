@@ -24,16 +24,17 @@ use std::{
 };
 
 use perf_event::{
-    Builder, Counter, SampleFlag, Sampler,
+    Builder, Clock, Counter, SampleFlag, Sampler,
     data::Record,
     events::{Hardware, Software},
 };
 use perfkit_probes_common::unwind::encode_frame;
 use perfkit_profile::{
     Truncation,
-    raw::{RawSample, RawStack, SampleKind, StackEnd},
+    raw::{InterpretedFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{MapsTracker, ModuleFile, Modules};
+use perfkit_unwind::cpython::{CPython, Error as CpythonError};
 
 use crate::{
     error::{PerfError, classify},
@@ -121,6 +122,12 @@ pub struct PerfConfig {
     /// Start counting only when the target calls exec (for a command held
     /// before exec).
     pub enable_on_exec: bool,
+    /// Read the Python stack of each sampled thread of a CPython process
+    /// (`perfkit_unwind::cpython`) as soon as its sample is read: each
+    /// sample wakes the reader, which reads the thread's frames within
+    /// microseconds of the sample. The frames go with the sample
+    /// (`RawSample::interpreted`).
+    pub interpreters: bool,
 }
 
 /// Default bytes of user stack copied per sample: enough for the stacks
@@ -140,6 +147,7 @@ impl PerfConfig {
             stack_bytes: DEFAULT_STACK_BYTES,
             kernel: None,
             enable_on_exec: false,
+            interpreters: false,
         }
     }
 }
@@ -176,7 +184,19 @@ pub struct PerfStats {
     pub user_only: bool,
     /// Size of each ring buffer.
     pub buffer_bytes: u64,
+    /// With [`PerfConfig::interpreters`]: samples of CPython threads whose
+    /// Python stack was read within [`MAX_INTERPRETER_LAG`] of the sample.
+    pub interpreted_read: u64,
+    /// Samples of CPython processes read later than that (perfkit's reader
+    /// starved of CPU): left without Python frames, which would be those
+    /// of a later moment.
+    pub interpreted_late: u64,
 }
+
+/// The longest a thread's Python stack may be read after its sample and
+/// still be taken as the sample's: beyond, the thread may run other Python
+/// functions.
+pub const MAX_INTERPRETER_LAG: Duration = Duration::from_millis(2);
 
 /// The result: unique stacks with counts, ready for `perfkit-symbols`.
 #[derive(Debug)]
@@ -227,6 +247,8 @@ fn max_sample_rate() -> Option<u64> {
 /// Counters the worker updates and anyone may read.
 #[derive(Debug, Default)]
 struct Live {
+    interpreted_read: AtomicU64,
+    interpreted_late: AtomicU64,
     samples: AtomicU64,
     lost: AtomicU64,
     bytes: AtomicU64,
@@ -255,10 +277,28 @@ impl std::fmt::Debug for PerfSampler {
 
 /// What the drain thread hands the worker.
 enum Msg {
-    Sample { pid: u32, tid: u32, callchain: Vec<u64>, regs: Option<[u64; 3]>, stack: Vec<u8> },
-    Mapped { pid: u32 },
-    Fork { pid: u32, ppid: u32 },
-    Comm { pid: u32, tid: u32, comm: Vec<u8> },
+    Sample {
+        pid: u32,
+        tid: u32,
+        callchain: Vec<u64>,
+        regs: Option<[u64; 3]>,
+        stack: Vec<u8>,
+        /// When the sample was taken (CLOCK_MONOTONIC with interpreters).
+        time: Option<u64>,
+        interpreted: Vec<InterpretedFrame>,
+    },
+    Mapped {
+        pid: u32,
+    },
+    Fork {
+        pid: u32,
+        ppid: u32,
+    },
+    Comm {
+        pid: u32,
+        tid: u32,
+        comm: Vec<u8>,
+    },
     Lost(u64),
     Throttled,
 }
@@ -393,9 +433,14 @@ impl PerfSampler {
         let drain = {
             let stop = stop.clone();
             let live = live.clone();
+            let only = match &config.scope {
+                PerfScope::Processes { pids, .. } => Some(pids.iter().copied().collect()),
+                _ => None,
+            };
+            let interpreters = config.interpreters.then(|| Interpreters { only, ..Interpreters::default() });
             std::thread::Builder::new()
                 .name("perfkit-drain".into())
-                .spawn(move || drain(leaders, tx, stop, live))
+                .spawn(move || drain(leaders, tx, stop, live, interpreters))
                 .map_err(|source| PerfError::Io { what: "starting the drain thread", source })?
         };
         let worker = {
@@ -457,6 +502,8 @@ impl PerfSampler {
         s.samples = self.live.samples.load(Ordering::Relaxed);
         s.lost = self.live.lost.load(Ordering::Relaxed);
         s.bytes = self.live.bytes.load(Ordering::Relaxed);
+        s.interpreted_read = self.live.interpreted_read.load(Ordering::Relaxed);
+        s.interpreted_late = self.live.interpreted_late.load(Ordering::Relaxed);
         s
     }
 
@@ -553,8 +600,15 @@ impl Opener<'_> {
             .comm(true)
             .comm_exec(true)
             .task(true)
-            .sample_id_all(true)
-            .wakeup_watermark(self.buffer / 4);
+            .sample_id_all(true);
+        if c.interpreters {
+            // Every sample wakes the drain thread, which reads the
+            // interpreter's frames right after it; sample times on the
+            // clock the reader measures its lag with.
+            b.wakeup_events(1).clockid(Clock::MONOTONIC);
+        } else {
+            b.wakeup_watermark(self.buffer / 4);
+        }
         let mut flags =
             SampleFlag::IP | SampleFlag::TID | SampleFlag::TIME | SampleFlag::PERIOD | SampleFlag::CALLCHAIN;
         if c.unwind == Unwind::Dwarf {
@@ -649,7 +703,26 @@ impl Opener<'_> {
 }
 
 /// Empties the ring buffers until stopped, then once more.
-fn drain(mut leaders: Vec<Sampler>, tx: mpsc::SyncSender<Msg>, stop: Arc<AtomicBool>, live: Arc<Live>) {
+fn drain(
+    mut leaders: Vec<Sampler>,
+    tx: mpsc::SyncSender<Msg>,
+    stop: Arc<AtomicBool>,
+    live: Arc<Live>,
+    mut interpreters: Option<Interpreters>,
+) {
+    if interpreters.is_some() {
+        // Python frames are only the sample's when read within
+        // MAX_INTERPRETER_LAG of it: this thread must run as soon as a
+        // sample arrives, before the CPU-bound threads it samples. Its
+        // work per sample is bounded (tens of microseconds), so the
+        // lowest real-time priority costs others little; without the
+        // right to it (not root), late samples are counted and said.
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: sets this thread's own policy from a valid parameter.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "no real-time priority for the drain thread");
+        }
+    }
     let mut fds: Vec<libc::pollfd> =
         leaders.iter().map(|l| libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     loop {
@@ -658,7 +731,15 @@ fn drain(mut leaders: Vec<Sampler>, tx: mpsc::SyncSender<Msg>, stop: Arc<AtomicB
             while let Some(record) = leader.next_record() {
                 live.bytes.fetch_add(record.len() as u64, Ordering::Relaxed);
                 let msg = match record.parse_record() {
-                    Ok(parsed) => to_msg(parsed),
+                    Ok(parsed) => {
+                        let mut msg = to_msg(parsed);
+                        if let (Some(Msg::Sample { pid, tid, interpreted, time, .. }), Some(i)) =
+                            (&mut msg, &mut interpreters)
+                        {
+                            *interpreted = i.read(*pid, *tid, *time, &live);
+                        }
+                        msg
+                    }
                     Err(e) => {
                         tracing::debug!(%e, "unparsed perf record");
                         None
@@ -689,6 +770,8 @@ fn to_msg(record: Record<'_>) -> Option<Msg> {
                 callchain: s.callchain().unwrap_or(&[]).to_vec(),
                 regs,
                 stack: s.stack_user().map(<[u8]>::to_vec).unwrap_or_default(),
+                time: s.time(),
+                interpreted: Vec::new(),
             }
         }
         Record::Mmap2(m) if m.prot & libc::PROT_EXEC as u32 != 0 => Msg::Mapped { pid: m.pid },
@@ -702,7 +785,105 @@ fn to_msg(record: Record<'_>) -> Option<Msg> {
     })
 }
 
-type Key = (u32, u32, String, String, RawStack, RawStack, StackEnd);
+type Key = (u32, u32, String, String, RawStack, RawStack, StackEnd, Vec<InterpretedFrame>);
+
+/// The most processes whose interpreter is looked for (and kept open).
+const MAX_INTERPRETERS: usize = 1024;
+
+/// Now on CLOCK_MONOTONIC, in nanoseconds (the samples' clock).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// CPython processes found among the sampled ones, and what was read.
+#[derive(Default)]
+struct Interpreters {
+    /// The processes sampled, when per-CPU events see every process's
+    /// samples (the others are not looked at).
+    only: Option<HashSet<u32>>,
+    found: HashMap<u32, Found>,
+}
+
+/// What a sampled process is.
+enum Found {
+    Python(Box<CPython>),
+    /// Not (yet) a readable CPython: looked at `tries` times, last then. A
+    /// process sampled early (the loader has not mapped libpython yet) is
+    /// looked at again.
+    NotYet {
+        tries: u32,
+        last: Instant,
+    },
+    /// Not one, or one that cannot be read.
+    Never,
+}
+
+/// How often, and how many times, a process is looked at again.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+const LOOKS: u32 = 10;
+
+impl Interpreters {
+    /// The Python frames thread `tid` of `pid` is running, innermost
+    /// first; empty when it is not a CPython thread or they cannot be read
+    /// (a stack changing under the reader).
+    fn read(&mut self, pid: u32, tid: u32, time: Option<u64>, live: &Live) -> Vec<InterpretedFrame> {
+        if pid == 0 || self.only.as_ref().is_some_and(|only| !only.contains(&pid)) {
+            return Vec::new();
+        }
+        if matches!(self.found.get(&pid), Some(Found::Python(_))) {
+            let lag = time.map(|t| monotonic_ns().saturating_sub(t));
+            if lag.is_none_or(|l| l > MAX_INTERPRETER_LAG.as_nanos() as u64) {
+                tracing::debug!(?lag, pid, tid, "Python stack read too late");
+                live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+                return Vec::new();
+            }
+        }
+        let tries = match self.found.get(&pid) {
+            Some(Found::Python(_)) | Some(Found::Never) => None,
+            Some(Found::NotYet { tries, last }) => (last.elapsed() >= LOOK_AGAIN).then_some(*tries),
+            None if self.found.len() >= MAX_INTERPRETERS => None,
+            None => Some(0),
+        };
+        if let Some(tries) = tries {
+            let found = match CPython::attach(pid, perfkit_safeio::Budget::process()) {
+                Ok(py) => Found::Python(Box::new(py)),
+                Err(
+                    e @ (CpythonError::Unsupported { .. } | CpythonError::Budget(_) | CpythonError::Corrupt { .. }),
+                ) => {
+                    perfkit_target::notices::push(format!("Python frames: {e}"));
+                    Found::Never
+                }
+                Err(e) if tries + 1 < LOOKS => {
+                    tracing::debug!(%e, "not a readable CPython yet");
+                    Found::NotYet { tries: tries + 1, last: Instant::now() }
+                }
+                Err(_) => Found::Never,
+            };
+            self.found.insert(pid, found);
+        }
+        let Some(Found::Python(py)) = self.found.get(&pid) else { return Vec::new() };
+        live.interpreted_read.fetch_add(1, Ordering::Relaxed);
+        match py.stack(tid) {
+            Ok(Some(frames)) => frames
+                .into_iter()
+                .map(|f| InterpretedFrame {
+                    name: f.qualname.into(),
+                    file: f.file.into(),
+                    line: f.line.unwrap_or(0),
+                    entry: f.entry,
+                })
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(%e, pid, tid, "Python stack not read");
+                Vec::new()
+            }
+        }
+    }
+}
 
 /// What the worker counted.
 #[derive(Default)]
@@ -731,7 +912,7 @@ impl Aggregate {
         let samples = self
             .counts
             .into_iter()
-            .map(|((tgid, tid, comm, process, user, kernel, user_end), count)| RawSample {
+            .map(|((tgid, tid, comm, process, user, kernel, user_end, interpreted), count)| RawSample {
                 tgid,
                 tid,
                 comm,
@@ -741,6 +922,7 @@ impl Aggregate {
                 count,
                 kind: SampleKind::OnCpu,
                 user_end,
+                interpreted,
             })
             .collect();
         PerfProfile { samples, stats, modules: self.modules }
@@ -779,7 +961,9 @@ impl Worker {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Sample { pid, tid, callchain, regs, stack } => self.sample(pid, tid, &callchain, regs, &stack),
+            Msg::Sample { pid, tid, callchain, regs, stack, interpreted, .. } => {
+                self.sample(pid, tid, &callchain, regs, &stack, interpreted)
+            }
             Msg::Mapped { pid } => {
                 if self.agg.trackers.contains_key(&pid) {
                     self.refresh(pid, true);
@@ -828,7 +1012,15 @@ impl Worker {
         name
     }
 
-    fn sample(&mut self, pid: u32, tid: u32, callchain: &[u64], regs: Option<[u64; 3]>, stack: &[u8]) {
+    fn sample(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        callchain: &[u64],
+        regs: Option<[u64; 3]>,
+        stack: &[u8],
+        interpreted: Vec<InterpretedFrame>,
+    ) {
         if tid == 0 {
             if self.filter.is_none() {
                 self.agg.idle += 1;
@@ -883,7 +1075,8 @@ impl Worker {
         }
         let user = self.encode(pid, user);
         let stack = |v: Vec<u64>| if v.is_empty() { RawStack::None } else { RawStack::Frames(v) };
-        *self.agg.counts.entry((pid, tid, comm, process, stack(user), stack(kernel), end)).or_default() += 1;
+        *self.agg.counts.entry((pid, tid, comm, process, stack(user), stack(kernel), end, interpreted)).or_default() +=
+            1;
         self.live.samples.fetch_add(1, Ordering::Relaxed);
         let _ = self.all;
     }

@@ -541,6 +541,7 @@ impl StackSampler {
                 count,
                 kind: if key.kind == KIND_OFF_CPU { SampleKind::OffCpuNanos } else { SampleKind::OnCpu },
                 user_end: stack_end(key.user_end),
+                interpreted: Vec::new(),
             });
         }
         let by_hash_len = by_hash.len();

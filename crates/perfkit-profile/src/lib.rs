@@ -74,6 +74,10 @@ pub enum FrameKind {
     /// Code a runtime generated (a JIT compiler's output), named from the
     /// runtime's perf map or jitdump.
     Jit,
+    /// A function of an interpreted language (Python), read from the
+    /// interpreter's own state at the sample; it replaces the native frame
+    /// of the interpreter's loop that ran it, and carries its `file:line`.
+    Interpreted,
 }
 
 /// A place in source code.
@@ -135,6 +139,10 @@ impl Frame {
     /// A frame of JIT-compiled code.
     pub fn jit(name: impl Into<Arc<str>>) -> Self {
         Self::new(name, FrameKind::Jit)
+    }
+    /// A frame of interpreted code (a Python function).
+    pub fn interpreted(name: impl Into<Arc<str>>) -> Self {
+        Self::new(name, FrameKind::Interpreted)
     }
     /// The same frame at a source location.
     pub fn at(mut self, location: Option<Location>) -> Self {
@@ -207,6 +215,7 @@ impl Frame {
             FrameKind::Inlined => "_[i]",
             FrameKind::Kernel => "_[k]",
             FrameKind::Jit => "_[j]",
+            FrameKind::Interpreted => "",
         });
         match disambiguate(&s) {
             std::borrow::Cow::Owned(o) => o,
@@ -615,6 +624,22 @@ pub mod raw {
         Truncated(crate::Truncation),
     }
 
+    /// A frame of an interpreted language read from the interpreter at the
+    /// sample (a CPython frame).
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub struct InterpretedFrame {
+        /// The function's qualified name.
+        pub name: std::sync::Arc<str>,
+        /// Its source file.
+        pub file: std::sync::Arc<str>,
+        /// The line being run; 0 when unknown.
+        pub line: u32,
+        /// The outermost frame that one native call of the interpreter's
+        /// loop runs (`_PyEval_EvalFrameDefault`): frames from one entry to
+        /// the next inner one replace that native frame.
+        pub entry: bool,
+    }
+
     /// One unique (process, thread, names, user stack, kernel stack) and
     /// how many samples hit it.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -639,6 +664,9 @@ pub mod raw {
         pub kind: SampleKind,
         /// How the user stack's walk ended.
         pub user_end: StackEnd,
+        /// The interpreted frames the thread was running, innermost first
+        /// (empty for all but interpreters the backend reads).
+        pub interpreted: Vec<InterpretedFrame>,
     }
 }
 

@@ -128,6 +128,17 @@ fn runtime_of(pid: u32, process: &str) -> Runtime {
     Runtime::Other
 }
 
+/// Whether the target runs CPython: a command whose program is python or
+/// links libpython, or processes that map libpython or run python.
+pub(crate) fn is_cpython_target(program: Option<&std::path::Path>, pids: &[u32]) -> bool {
+    let python = |name: &str| name.starts_with("libpython3") || name.starts_with("python3");
+    let named = |p: &std::path::Path| p.file_name().is_some_and(|n| python(&n.to_string_lossy()));
+    if let Some(program) = program {
+        return crate::choose::program_files(program).iter().any(|f| named(f));
+    }
+    pids.iter().take(MAX_PROCESSES).any(|&pid| matches!(runtime_of(pid, ""), Runtime::Python(_)))
+}
+
 /// The file names of a process's mapped libraries (bounded).
 fn mapped_libraries(pid: u32) -> Vec<String> {
     use std::io::BufRead;
@@ -191,7 +202,9 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
     // CPython without perf support: its samples show the interpreter's
     // loop, not Python functions, and no map is written.
     let mut per_pid: HashMap<u32, u64> = HashMap::new();
-    for s in samples.iter().filter(|s| s.tgid != 0 && !read.contains(&s.tgid)) {
+    let interpreted: std::collections::HashSet<u32> =
+        samples.iter().filter(|s| !s.interpreted.is_empty()).map(|s| s.tgid).collect();
+    for s in samples.iter().filter(|s| s.tgid != 0 && !read.contains(&s.tgid) && !interpreted.contains(&s.tgid)) {
         *per_pid.entry(s.tgid).or_default() += s.count;
     }
     let total: u64 = samples.iter().map(|s| s.count).sum();
@@ -213,6 +226,11 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
 
 fn python_fix(runtime: Runtime) -> String {
     match runtime {
+        Runtime::Python(Some((3, minor))) if (8..=13).contains(&minor) => format!(
+            "perfkit reads the Python frames of CPython 3.{minor} with the perf_event backend (--backend perf, or \
+             auto without --off-cpu){}",
+            if minor >= 12 { "; or run it with -X perf (or PYTHONPERFSUPPORT=1)" } else { "" }
+        ),
         Runtime::Python(Some((3, minor))) if minor >= 13 => {
             "run it with -X perf or -X perf_jit (or PYTHONPERFSUPPORT=1)".to_owned()
         }
@@ -230,8 +248,10 @@ mod tests {
 
     #[test]
     fn python_versions_from_file_names() {
-        assert_eq!(python_fix(Runtime::Python(Some((3, 12)))), "run it with -X perf (or PYTHONPERFSUPPORT=1)");
-        assert!(python_fix(Runtime::Python(Some((3, 10)))).contains("3.10 cannot"));
-        assert!(python_fix(Runtime::Python(Some((3, 13)))).contains("perf_jit"));
+        assert!(python_fix(Runtime::Python(Some((3, 12)))).contains("--backend perf"));
+        assert!(python_fix(Runtime::Python(Some((3, 12)))).contains("-X perf (or PYTHONPERFSUPPORT=1)"));
+        assert!(!python_fix(Runtime::Python(Some((3, 10)))).contains("-X perf"));
+        assert!(python_fix(Runtime::Python(Some((3, 14)))).contains("perf_jit"));
+        assert!(python_fix(Runtime::Python(Some((3, 7)))).contains("3.7 cannot"));
     }
 }

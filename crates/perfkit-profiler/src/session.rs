@@ -297,10 +297,15 @@ impl Profiler {
             return Err(ProfileError::Unsupported("off-CPU time needs the eBPF backend".into()));
         }
         let mut plan = plan(kind, follow_children);
+        // CPython's frames are read from the interpreter as each sample
+        // arrives, which the perf_event backend allows (it hands samples
+        // over one by one; the eBPF one counts them in the kernel).
+        let cpython = crate::runtimes::is_cpython_target(plan.program.as_deref(), &plan.pids);
+        let for_python = cpython && options.backend == BackendChoice::Auto && options.off_cpu.is_none();
 
         let mut ebpf_error = None;
         let mut started: Option<(Running, Choice)> = None;
-        if !other_event && options.backend != BackendChoice::Perf {
+        if !other_event && options.backend != BackendChoice::Perf && !for_python {
             let mut config = StackSamplerConfig::new(plan.selection.clone());
             config.frequency_hz = options.frequency_hz;
             config.off_cpu = options.off_cpu;
@@ -353,6 +358,7 @@ impl Profiler {
                     c.unwind = unwind;
                     c.stack_bytes = options.stack_bytes;
                     c.enable_on_exec = plan.command.is_some();
+                    c.interpreters = cpython;
                     c
                 };
                 let sampler = match PerfSampler::start(&config) {
@@ -371,6 +377,8 @@ impl Profiler {
                     reasons.push(format!("{} is sampled with perf_event", options.event.name()));
                 } else if options.backend == BackendChoice::Perf {
                     reasons.push("--backend perf".to_owned());
+                } else if for_python {
+                    reasons.push("CPython: its Python frames are read at each sample".to_owned());
                 }
                 if !why.is_empty() {
                     reasons.push(why);
@@ -595,6 +603,14 @@ impl Session {
             notes.push(Note::info(format!("JIT symbols: {n} from /tmp/jit-{pid}.dump")));
         }
         crate::runtimes::hints(&samples, &report, &prepared, &mut notes);
+        if report.interpreted > 0 {
+            notes.push(Note::info(format!(
+                "Python frames: read from CPython for {} samples ({} paired one to one with the interpreter loop's \
+                 native frames)",
+                report.interpreted,
+                report.interpreted - report.interpreted_unpaired
+            )));
+        }
         for skipped in &report.perf_maps_skipped {
             notes.push(Note::warn(format!("JIT symbols: {skipped}")));
         }
@@ -769,6 +785,16 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
     }
     if let Some(bytes) = Some(st.bytes).filter(|b| *b > 0) {
         notes.push(Note::info(format!("read {} KiB of samples from the kernel", bytes.div_ceil(1024))));
+    }
+    if st.interpreted_late > 0 {
+        let all = st.interpreted_late + st.interpreted_read;
+        notes.push(Note::warn(format!(
+            "Python frames: {} of {all} samples of CPython ({:.1} %) were read more than {} ms after the sample \
+             (perfkit was short of CPU) and are left without them",
+            st.interpreted_late,
+            share(st.interpreted_late, all),
+            perfkit_perf::MAX_INTERPRETER_LAG.as_millis()
+        )));
     }
 }
 

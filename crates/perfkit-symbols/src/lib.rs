@@ -22,4 +22,4 @@ pub mod perfmap;
 mod symbolizer;
 mod symtab;
 
-pub use symbolizer::{Grouping, SymbolizeOptions, SymbolizeReport, Symbolizer};
+pub use symbolizer::{Grouping, PYTHON_EVAL_LOOP, SymbolizeOptions, SymbolizeReport, Symbolizer, merge_interpreted};

@@ -10,8 +10,8 @@ use blazesym::symbolize::{
 };
 use perfkit_probes_common::unwind::decode_frame;
 use perfkit_profile::{
-    Frame, Location, Origin, Profile, Stack, Truncation,
-    raw::{RawSample, RawStack, SampleKind, StackEnd},
+    Frame, FrameKind, Location, Origin, Profile, Stack, Truncation,
+    raw::{InterpretedFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{ModuleFile, Modules};
 use perfkit_unwind::{ElfLayout, gopclntab::GoTable};
@@ -100,6 +100,64 @@ pub struct SymbolizeReport {
     /// Of those, the samples whose user stack ended before its outermost
     /// frame, by reason (each marked `[truncated: REASON]` in the profile).
     pub truncated: BTreeMap<Truncation, u64>,
+    /// On-CPU samples with interpreted (Python) frames.
+    pub interpreted: u64,
+    /// Of those, the samples whose interpreted frames did not pair one to
+    /// one with the native frames of the interpreter's loop (a stack read
+    /// as it changed, or a native walk that ended early): merged as well
+    /// as they pair, from the root (see [`merge_interpreted`]).
+    pub interpreted_unpaired: u64,
+}
+
+/// The native function of CPython's evaluation loop (3.8 to 3.13): each
+/// of its frames runs one group of Python frames.
+pub const PYTHON_EVAL_LOOP: &str = "_PyEval_EvalFrameDefault";
+
+/// Puts interpreted frames (`interpreted`, innermost first) into a
+/// symbolized user stack (`frames[start..]`, root first) where the
+/// interpreter runs them, as `py-spy --native` does: each native frame of
+/// the evaluation loop ([`PYTHON_EVAL_LOOP`], with the frames inlined into
+/// it) is replaced by the group of Python frames it runs (from an entry
+/// frame to the next inner one). Groups and loop frames pair from the
+/// root; extra groups go at the innermost loop frame, or after the native
+/// frames when there is none; extra loop frames stay. Returns whether they
+/// paired one to one.
+pub fn merge_interpreted(frames: &mut Vec<Frame>, start: usize, interpreted: &[InterpretedFrame]) -> bool {
+    if interpreted.is_empty() {
+        return true;
+    }
+    // Groups, root first, each root first.
+    let mut groups: Vec<Vec<Frame>> = Vec::new();
+    for f in interpreted.iter().rev() {
+        let frame = Frame::interpreted(f.name.clone()).at(Some(Location { file: f.file.clone(), line: f.line }));
+        match groups.last_mut() {
+            Some(g) if !f.entry => g.push(frame),
+            _ => groups.push(vec![frame]),
+        }
+    }
+    let loops: Vec<usize> = (start..frames.len())
+        .filter(|&i| frames[i].kind == FrameKind::User && &*frames[i].name == PYTHON_EVAL_LOOP)
+        .collect();
+    let paired = loops.len() == groups.len();
+    if loops.is_empty() {
+        frames.extend(groups.into_iter().flatten());
+        return false;
+    }
+    // Extra groups join the innermost loop frame's.
+    let pairs = loops.len().min(groups.len());
+    let extra: Vec<Frame> = groups.drain(pairs..).flatten().collect();
+    if let Some(last) = groups.last_mut() {
+        last.extend(extra);
+    }
+    // Replace from the innermost, so that earlier indices stay valid.
+    for (i, group) in loops.iter().take(pairs).zip(groups).rev() {
+        let mut end = i + 1;
+        while end < frames.len() && frames[end].kind == FrameKind::Inlined {
+            end += 1;
+        }
+        frames.splice(*i..end, group);
+    }
+    paired
 }
 
 /// The signal trampolines of C libraries (glibc, musl): where a signal
@@ -314,6 +372,20 @@ impl Symbolizer {
                             Target::Unknown => frames.push(Frame::unknown_user(None)),
                         }
                         let _ = i;
+                    }
+                    if !s.interpreted.is_empty() {
+                        let paired = merge_interpreted(&mut frames, 0, &s.interpreted);
+                        if s.kind == SampleKind::OnCpu {
+                            report.interpreted += s.count;
+                            report.interpreted_unpaired += if paired { 0 } else { s.count };
+                        }
+                    }
+                }
+                RawStack::Lost | RawStack::None if !s.interpreted.is_empty() => {
+                    merge_interpreted(&mut frames, 0, &s.interpreted);
+                    if s.kind == SampleKind::OnCpu {
+                        report.interpreted += s.count;
+                        report.interpreted_unpaired += s.count;
                     }
                 }
                 RawStack::Lost => {
@@ -576,5 +648,58 @@ mod tests {
         // The depth limit and the stack copy are what they are.
         assert_eq!(stack_end(cut(Truncation::Depth), 7, 0x1010, &m), cut(Truncation::Depth));
         assert_eq!(stack_end(cut(Truncation::StackCopy), 7, 0x9000, &m), cut(Truncation::StackCopy));
+    }
+}
+
+#[cfg(test)]
+mod interpreted_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn py(name: &str, line: u32, entry: bool) -> InterpretedFrame {
+        InterpretedFrame { name: name.into(), file: Arc::from("/app/x.py"), line, entry }
+    }
+
+    fn names(frames: &[Frame]) -> Vec<String> {
+        frames.iter().map(Frame::folded_name).collect()
+    }
+
+    #[test]
+    fn python_frames_replace_the_loop_frames_that_run_them() {
+        // Native, root first: two loop frames (the inner one with a frame
+        // inlined into it), a C call between them.
+        let mut frames = vec![
+            Frame::user("main"),
+            Frame::user(PYTHON_EVAL_LOOP),
+            Frame::inlined("eval_helper"),
+            Frame::user("PyObject_Call"),
+            Frame::user(PYTHON_EVAL_LOOP),
+            Frame::user("_PyObject_Malloc"),
+        ];
+        // Python, innermost first: leaf and caller in the inner loop call,
+        // <module> alone in the outer one.
+        let python = [py("leaf", 7, false), py("Caller.run", 3, true), py("<module>", 20, true)];
+        assert!(merge_interpreted(&mut frames, 0, &python));
+        assert_eq!(names(&frames), ["main", "<module>", "PyObject_Call", "Caller.run", "leaf", "_PyObject_Malloc"]);
+        assert_eq!(frames[4].kind, FrameKind::Interpreted);
+        assert_eq!(frames[4].location.as_deref().map(|l| (&*l.file, l.line)), Some(("/app/x.py", 7)));
+    }
+
+    #[test]
+    fn unpaired_frames_are_merged_from_the_root_and_said() {
+        // More groups than loop frames: the rest go at the innermost.
+        let mut frames = vec![Frame::user("main"), Frame::user(PYTHON_EVAL_LOOP), Frame::user("hot_c")];
+        let python = [py("b", 2, true), py("a", 1, true)];
+        assert!(!merge_interpreted(&mut frames, 0, &python));
+        assert_eq!(names(&frames), ["main", "a", "b", "hot_c"]);
+        // No loop frame (a walk that ended early): after the native ones.
+        let mut frames = vec![Frame::user("[unknown]")];
+        assert!(!merge_interpreted(&mut frames, 0, &python));
+        assert_eq!(names(&frames), ["[unknown]", "a", "b"]);
+        // Nothing to merge: nothing changes.
+        let mut frames = vec![Frame::user(PYTHON_EVAL_LOOP)];
+        assert!(merge_interpreted(&mut frames, 0, &[]));
+        assert_eq!(names(&frames), [PYTHON_EVAL_LOOP]);
     }
 }

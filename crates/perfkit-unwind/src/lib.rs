@@ -14,6 +14,9 @@
 //! and deriving a load bias from program headers is where stack walkers go
 //! wrong.
 //!
+//! [`cpython`] reads the Python stacks of a running CPython (3.8 to 3.13)
+//! from its memory, for naming interpreted frames.
+//!
 //! [`frame_pointers`] judges from the same CFI (and the binary's language)
 //! whether a binary keeps frame pointers.
 //!
@@ -23,6 +26,7 @@
 //! println!("{} rows over {} pages", table.rows().len(), table.pages().count());
 //! ```
 
+pub mod cpython;
 mod elf;
 mod eval;
 pub mod frame_pointers;

@@ -1,0 +1,257 @@
+//! Finding `_PyRuntime` in a process: which mapped file holds it, where
+//! that file is loaded, and what says the version.
+
+use std::{collections::HashSet, io::Read, path::Path};
+
+use object::{Object, ObjectSymbol};
+use perfkit_safeio::Budget;
+
+use super::{Error, Version};
+use crate::ElfLayout;
+
+/// The most of `/proc/PID/maps` read (the kernel writes it, but the paths
+/// in it are the target's).
+const MAX_MAPS: u64 = 8 << 20;
+/// The largest python binary or libpython read.
+const MAX_FILE: u64 = 512 << 20;
+
+/// What says the version.
+pub(crate) enum VersionHint {
+    /// The file name (3.8 to 3.10).
+    Known(Version),
+    /// `Py_Version`, at this address in the process (3.11+).
+    At(u64),
+    /// Nothing: 3.13's `_Py_DebugOffsets` must say it.
+    None,
+}
+
+pub(crate) struct Found {
+    pub runtime: u64,
+    pub version: VersionHint,
+    pub code_type: Option<u64>,
+}
+
+/// One line of `/proc/PID/maps` that maps a file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: String,
+}
+
+pub(crate) fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(6, ' ');
+            let (range, _perms, offset, _dev, _inode) =
+                (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            let path = fields.next()?.trim_start();
+            let (start, end) = range.split_once('-')?;
+            path.starts_with('/').then(|| {
+                Some(Mapping {
+                    start: u64::from_str_radix(start, 16).ok()?,
+                    end: u64::from_str_radix(end, 16).ok()?,
+                    offset: u64::from_str_radix(offset, 16).ok()?,
+                    path: path.to_owned(),
+                })
+            })?
+        })
+        .collect()
+}
+
+/// The version a file's name says: `python3.10`, `libpython3.8.so.1.0`.
+pub(crate) fn version_from_name(path: &str) -> Option<Version> {
+    let name = path.rsplit('/').next()?;
+    let rest = name.strip_prefix("libpython").or_else(|| name.strip_prefix("python"))?;
+    let (major, rest) = rest.split_once('.')?;
+    let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(Version { major: major.parse().ok()?, minor: minor.parse().ok()?, micro: 0 })
+}
+
+/// The thread ids of a process (at most `max`).
+pub(crate) fn tasks(pid: u32, max: usize) -> HashSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.flatten().take(max).filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
+    let file_error = |path: String| move |source| Error::File { pid, path, source };
+    let maps_path = format!("/proc/{pid}/maps");
+    let mut text = String::new();
+    std::fs::File::open(&maps_path)
+        .and_then(|f| f.take(MAX_MAPS).read_to_string(&mut text))
+        .map_err(file_error(maps_path.clone()))?;
+    let _maps_charge = budget.charge(text.len() as u64, &maps_path)?;
+    let maps = parse_maps(&text);
+    // libpython first (a shared build), then the executable and whatever
+    // else is named like python (a static build).
+    let mut candidates: Vec<&str> = Vec::new();
+    for pass in [true, false] {
+        for m in &maps {
+            let name = m.path.rsplit('/').next().unwrap_or("");
+            let wanted = if pass { name.starts_with("libpython3") } else { name.contains("python") };
+            if wanted && !candidates.contains(&m.path.as_str()) {
+                candidates.push(&m.path);
+            }
+        }
+    }
+    if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe"))
+        && let Some(exe) = exe.to_str()
+        && let Some(m) = maps.iter().find(|m| m.path == exe)
+        && !candidates.contains(&m.path.as_str())
+    {
+        candidates.push(&m.path);
+    }
+    for path in candidates {
+        let mappings: Vec<&Mapping> = maps.iter().filter(|m| m.path == path).collect();
+        let Some(first) = mappings.first() else { continue };
+        // The file the process mapped, even if its path now names another.
+        let via = format!("/proc/{pid}/map_files/{:x}-{:x}", first.start, first.end);
+        let data = read_file(Path::new(&via), budget)
+            .or_else(|_| read_file(&Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')), budget))
+            .map_err(file_error(path.to_owned()))?;
+        let Some(symbols) = symbols(&data.0) else { continue };
+        let Some(runtime) = symbols.runtime else { continue };
+        let layout = ElfLayout::parse(&data.0);
+        let Some(bias) = load_bias(&layout, &mappings) else {
+            return Err(Error::Corrupt { pid, what: format!("{path}: its mappings match none of its segments") });
+        };
+        let version = match (symbols.py_version, version_from_name(path)) {
+            (Some(v), _) => VersionHint::At(v.wrapping_add(bias)),
+            (None, Some(v)) if (v.major, v.minor) < (3, 11) => VersionHint::Known(v),
+            (None, Some(v)) if (v.major, v.minor) >= (3, 13) => VersionHint::None,
+            (None, Some(v)) => {
+                return Err(Error::Unsupported {
+                    pid,
+                    version: v.to_string(),
+                    why: format!("{path} does not export Py_Version"),
+                });
+            }
+            (None, None) => VersionHint::None,
+        };
+        return Ok(Found {
+            runtime: runtime.wrapping_add(bias),
+            version,
+            code_type: symbols.code_type.map(|a| a.wrapping_add(bias)),
+        });
+    }
+    Err(Error::NotPython { pid })
+}
+
+/// A file's bytes, charged to the budget while they live.
+struct Charged(Vec<u8>, #[allow(dead_code)] perfkit_safeio::Charge);
+
+fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking: a path the target swapped for a FIFO must not hang us.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let len = meta.len();
+    if len > MAX_FILE {
+        return Err(std::io::Error::other(format!("larger than {} MiB", MAX_FILE >> 20)));
+    }
+    let charge = budget.charge(len, path.display()).map_err(std::io::Error::other)?;
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut data)?;
+    Ok(Charged(data, charge))
+}
+
+#[derive(Default)]
+struct Symbols {
+    runtime: Option<u64>,
+    py_version: Option<u64>,
+    code_type: Option<u64>,
+}
+
+/// `_PyRuntime`, `Py_Version` and `PyCode_Type` from `.dynsym` or `.symtab`.
+fn symbols(data: &[u8]) -> Option<Symbols> {
+    let file = object::File::parse(data).ok()?;
+    let mut out = Symbols::default();
+    // libpython exports them: its .symtab (tens of thousands of symbols)
+    // is only read for a static python that does not.
+    look(&mut out, file.dynamic_symbols());
+    if out.runtime.is_none() || out.code_type.is_none() {
+        look(&mut out, file.symbols());
+    }
+    Some(out)
+}
+
+fn look<'data>(out: &mut Symbols, symbols: impl Iterator<Item = impl ObjectSymbol<'data>>) {
+    for sym in symbols {
+        let slot = match sym.name_bytes() {
+            Ok(b"_PyRuntime") => &mut out.runtime,
+            Ok(b"Py_Version") => &mut out.py_version,
+            Ok(b"PyCode_Type") => &mut out.code_type,
+            _ => continue,
+        };
+        if slot.is_none() && sym.address() != 0 {
+            *slot = Some(sym.address());
+        }
+    }
+}
+
+/// What is added to the file's virtual addresses where it is loaded: from
+/// a mapping of it, and the segment that holds the mapping's file offset.
+pub(crate) fn load_bias(layout: &ElfLayout, mappings: &[&Mapping]) -> Option<u64> {
+    mappings.iter().find_map(|m| {
+        let seg = layout.segments.iter().find(|s| {
+            let start = s.offset & !0xfff;
+            start <= m.offset && m.offset < s.offset.saturating_add(s.filesz.max(1))
+        })?;
+        // The mapping's offset lies at this virtual address in the file.
+        let vaddr = seg.vaddr.wrapping_sub(seg.offset.wrapping_sub(m.offset));
+        Some(m.start.wrapping_sub(vaddr))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Segment;
+
+    #[test]
+    fn maps_lines_with_files_are_kept() {
+        let text = "\
+55d0c0000000-55d0c0001000 r--p 00000000 08:01 1234   /usr/bin/python3.12\n\
+7f0000000000-7f0000200000 r-xp 00100000 08:01 99     /opt/lib/libpython3.12.so.1.0\n\
+7f0000300000-7f0000301000 rw-p 00000000 00:00 0 \n\
+7fff00000000-7fff00021000 rw-p 00000000 00:00 0      [stack]\n\
+7f0000400000-7f0000401000 r--p 00000000 08:01 7      /tmp/a name with spaces\n\
+garbage\n";
+        let maps = parse_maps(text);
+        assert_eq!(maps.len(), 3);
+        assert_eq!(maps[1].offset, 0x100000);
+        assert_eq!(maps[1].path, "/opt/lib/libpython3.12.so.1.0");
+        assert_eq!(maps[2].path, "/tmp/a name with spaces");
+    }
+
+    #[test]
+    fn versions_from_file_names() {
+        let v = |p| version_from_name(p).map(|v: Version| (v.major, v.minor));
+        assert_eq!(v("/usr/lib/libpython3.8.so.1.0"), Some((3, 8)));
+        assert_eq!(v("/root/.pyenv/versions/3.10.13/bin/python3.10"), Some((3, 10)));
+        assert_eq!(v("/usr/bin/python3"), None);
+        assert_eq!(v("/usr/bin/pythonX.Y"), None);
+    }
+
+    #[test]
+    fn load_bias_from_any_mapping() {
+        let layout = ElfLayout {
+            segments: vec![
+                Segment { vaddr: 0, memsz: 0x5000, offset: 0, filesz: 0x5000, executable: false },
+                Segment { vaddr: 0x6010, memsz: 0x3000, offset: 0x5010, filesz: 0x3000, executable: true },
+            ],
+        };
+        let text = Mapping { start: 0x7f00_0000_6000, end: 0x7f00_0000_9000, offset: 0x5000, path: "/l".into() };
+        assert_eq!(load_bias(&layout, &[&text]), Some(0x7f00_0000_0000));
+        let first = Mapping { start: 0x7f00_0000_0000, end: 0x7f00_0000_5000, offset: 0, path: "/l".into() };
+        assert_eq!(load_bias(&layout, &[&first]), Some(0x7f00_0000_0000));
+        let beyond = Mapping { start: 0x1000, end: 0x2000, offset: 0x90000, path: "/l".into() };
+        assert_eq!(load_bias(&layout, &[&beyond]), None);
+    }
+}
