@@ -19,7 +19,7 @@ use inferno::{
     differential,
     flamegraph::{self, Direction, Options},
 };
-use perfkit_profile::{Profile, escape_control};
+use perfkit_profile::{FrameKind, Profile, escape_control};
 
 /// Why a flame graph could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,8 @@ pub struct SvgOptions {
     /// (inferno's default, 0.01 %, keeps the SVG small for huge profiles).
     pub min_width: f64,
     /// The colour scheme; perfkit's default colours user frames warm,
-    /// kernel (`_[k]`) frames orange and inlined (`_[i]`) frames aqua.
+    /// kernel (`_[k]`) frames orange, inlined (`_[i]`) frames aqua and JIT
+    /// (`_[j]`) frames green; [`render_svg`] draws interpreted frames blue.
     pub palette: Palette,
     /// Icicle graph: roots at the top, stacks growing down.
     pub inverted: bool,
@@ -106,10 +107,39 @@ pub fn parse_palette(name: &str) -> Result<Palette, String> {
 
 /// Renders `profile` as an interactive SVG (search, zoom, tooltips).
 /// Kernel (`_[k]`) and inlined (`_[i]`) frames get their own hues.
+/// Interpreted frames (Python functions read from the interpreter, kind
+/// [`FrameKind::Interpreted`]) are blue, apart from the native code around
+/// them, as inferno's language palettes set a runtime's frames apart.
 pub fn render_svg<W: Write>(profile: &Profile, options: &SvgOptions, out: W) -> Result<(), FlamegraphError> {
     let lines: Vec<String> =
         profile.folded_counts().into_iter().map(|(stack, count)| format!("{stack} {count}")).collect();
-    render_folded(lines.iter().map(String::as_str), options, out)
+    let mut interpreted = inferno::flamegraph::color::PaletteMap::default();
+    for frame in profile.stacks.iter().flat_map(|s| &s.frames).filter(|f| f.kind == FrameKind::Interpreted) {
+        let name = escape_control(&frame.folded_name()).into_owned();
+        if interpreted.get(&name).is_none() {
+            let color = interpreted_color(&name);
+            interpreted.insert(name, color);
+        }
+    }
+    let mut opts = options.to_inferno();
+    if interpreted.iter().next().is_some() {
+        // Every other frame's colour is computed as without the map (and
+        // kept in it: the map grows with the distinct names drawn).
+        opts.palette_map = Some(&mut interpreted);
+    }
+    render_lines(lines.iter().map(String::as_str), opts, out)
+}
+
+/// A blue from the name's hash: the same function, the same colour.
+fn interpreted_color(name: &str) -> inferno::flamegraph::color::Color {
+    // FNV-1a: stable across runs and platforms.
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let v = (h % 1000) as f64 / 1000.0;
+    inferno::flamegraph::color::Color {
+        r: (60.0 + 60.0 * v) as u8,
+        g: (110.0 + 70.0 * v) as u8,
+        b: (215.0 + 40.0 * v) as u8,
+    }
 }
 
 /// Renders folded lines (`frame;frame COUNT`) as an SVG. The lines are
@@ -121,11 +151,18 @@ where
     I: IntoIterator<Item = &'a str>,
     W: Write,
 {
+    render_lines(lines, options.to_inferno(), out)
+}
+
+fn render_lines<'a, I, W>(lines: I, mut opts: Options<'_>, out: W) -> Result<(), FlamegraphError>
+where
+    I: IntoIterator<Item = &'a str>,
+    W: Write,
+{
     let mut lines = lines.into_iter().filter(|l| !l.trim().is_empty()).map(escape_control).peekable();
     if lines.peek().is_none() {
         return Err(FlamegraphError::Empty);
     }
-    let mut opts = options.to_inferno();
     // inferno takes `&str` lines: the escaped ones are borrowed from here.
     let lines: Vec<std::borrow::Cow<'a, str>> = lines.collect();
     flamegraph::from_lines(&mut opts, lines.iter().map(|l| &**l), out)?;
@@ -194,6 +231,45 @@ mod tests {
     fn empty_profile_is_an_error() {
         let err = render_svg(&Profile::default(), &SvgOptions::new("t"), Vec::new()).unwrap_err();
         assert!(matches!(err, FlamegraphError::Empty));
+    }
+
+    /// The fill of the first rectangle drawn for `name`.
+    fn fill_of(svg: &str, name: &str) -> (u8, u8, u8) {
+        let at = svg.find(&format!("<title>{name} (")).unwrap_or_else(|| panic!("{name} not drawn"));
+        let rest = &svg[at..];
+        let rgb = &rest[rest.find("fill=\"rgb(").unwrap() + 10..];
+        let v: Vec<u8> = rgb[..rgb.find(')').unwrap()].split(',').map(|c| c.trim().parse().unwrap()).collect();
+        (v[0], v[1], v[2])
+    }
+
+    #[test]
+    fn interpreted_frames_are_blue_and_the_rest_keep_their_colours() {
+        let mut profile = Profile::default();
+        profile.push(Stack::new(
+            "python3",
+            vec![
+                Frame::user("main"),
+                Frame::interpreted("caller_one"),
+                Frame::interpreted("Worker.hot_alpha"),
+                Frame::kernel("schedule"),
+            ],
+            3,
+        ));
+        let mut with = Vec::new();
+        render_svg(&profile, &SvgOptions::new("t"), &mut with).unwrap();
+        let with = String::from_utf8(with).unwrap();
+        for name in ["caller_one", "Worker.hot_alpha"] {
+            let (r, g, b) = fill_of(&with, name);
+            assert!(b > 200 && b > g && g > r, "{name}: rgb({r},{g},{b})");
+        }
+        // Native frames are coloured as with no interpreted frame at all.
+        let mut native = Profile::default();
+        native.push(Stack::new("python3", vec![Frame::user("main"), Frame::kernel("schedule")], 3));
+        let mut without = Vec::new();
+        render_svg(&native, &SvgOptions::new("t"), &mut without).unwrap();
+        let without = String::from_utf8(without).unwrap();
+        assert_eq!(fill_of(&with, "main"), fill_of(&without, "main"));
+        assert_eq!(fill_of(&with, "schedule"), fill_of(&without, "schedule"));
     }
 
     #[test]
