@@ -31,6 +31,9 @@
 //!   programs' run time), peak memory, table memory, stacks rooted and
 //!   samples named.
 
+mod runtimes;
+pub use runtimes::runtimes;
+
 use std::{
     collections::HashMap,
     fs,

@@ -9,7 +9,7 @@
 //!   is byte for byte the committed one.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [procs] [profile] [tools] [host] [--stacks N] [--runs N] [--seconds N]
+//! - `bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [--stacks N] [--runs N] [--seconds N]
 //!   [--rates HZ,...]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 //! - `vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS]
@@ -34,7 +34,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | package | \
-                     bench [flamegraph] [procs] [profile] [tools] [host] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
+                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
 fn main() -> ExitCode {
@@ -84,7 +84,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
                     .transpose()?
                     .ok_or("--rates takes a list such as 99,999,4999")?;
             }
-            "flamegraph" | "procs" | "profile" | "tools" | "host" => which.push(a.as_str()),
+            "flamegraph" | "procs" | "profile" | "tools" | "host" | "runtimes" => which.push(a.as_str()),
             other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
         }
     }
@@ -104,6 +104,9 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     }
     if all || which.contains(&"host") {
         bench::host(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[19, 99, 999] })?;
+    }
+    if all || which.contains(&"runtimes") {
+        bench::runtimes(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[99, 999] })?;
     }
     Ok(())
 }
