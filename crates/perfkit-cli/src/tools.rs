@@ -817,7 +817,10 @@ fn snoop_loop<E>(
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop -x               # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
-                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints; up to 20 arguments of 127 bytes each are kept."
+                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints, and sched:sched_process_exec for the path and \
+                        arguments of a successful exec as the new program holds them (up to 2560 bytes); a failed exec shows up to 20 \
+                        arguments of 127 bytes each as passed. A value that could not be read shows as [unreadable] (null in JSON); \
+                        a cut one ends the line with ..."
 )]
 pub struct ExecsnoopArgs {
     #[command(flatten)]
@@ -849,7 +852,11 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
             if args.fails && e.ret == 0 {
                 return Ok(());
             }
-            let mut line = e.args.join(" ");
+            // An argument that could not be read is said, never shown empty.
+            let mut line = e.args.iter().map(|a| a.as_deref().unwrap_or("[unreadable]")).collect::<Vec<_>>().join(" ");
+            if e.args.is_empty() && e.path.is_none() {
+                line.push_str("[unreadable]");
+            }
             if e.args_truncated {
                 line.push_str(" ...");
             }
@@ -864,6 +871,7 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
                         "uid": e.uid,
                         "ret": e.ret,
                         "path": e.path,
+                        "path_truncated": e.path_truncated,
                         "args": e.args,
                         "args_truncated": e.args_truncated,
                     }),

@@ -326,6 +326,59 @@ fn execsnoop_lists_every_exec_with_its_arguments_and_result() {
 }
 
 #[test]
+fn execsnoop_sees_literal_arguments_long_ones_and_no_path_search() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("forkexec.c", "forkexec");
+    let out = tool(&["execsnoop", "--json", "--"].into_iter().chain([bin.to_str().unwrap(), "40"]).collect::<Vec<_>>());
+    let events = json_lines(&out);
+    // 40 children exec /bin/true with literal strings: each row has the
+    // path and every argument (read from the new image, not from the
+    // child's untouched pages).
+    let literal: Vec<_> = events.iter().filter(|e| e["args"][1] == "literal-one").collect();
+    assert_eq!(literal.len(), 40, "{events:?}");
+    for e in &literal {
+        assert_eq!(e["path"], "/bin/true", "{e}");
+        assert_eq!(e["args"], serde_json::json!(["true", "literal-one", "literal-two"]), "{e}");
+        assert_eq!(e["ret"], 0);
+        assert_eq!(e["args_truncated"], false);
+    }
+    // A 299-byte argument: whole in a successful exec (read from the new
+    // image), cut and said so in a failed one.
+    let long = "L".repeat(299);
+    let ok = events.iter().find(|e| e["args"][1] == "long-ok").unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(ok["args"][2], long.as_str(), "{ok}");
+    assert_eq!(ok["args_truncated"], false);
+    // The failed exec has no new image: its literal path and first
+    // arguments sit in pages the child never touched, read as null (not
+    // as ""); the 299-byte argument on its stack is read, and cut.
+    let failed = events.iter().find(|e| e["ret"] == -2).unwrap_or_else(|| panic!("{events:?}"));
+    assert!(failed["path"].is_null() || failed["path"] == "/nonexistent/perfkit-missing", "{failed}");
+    assert!(failed["args"][1].is_null() || failed["args"][1] == "long-missing", "{failed}");
+    assert_eq!(failed["args_truncated"], true, "a 299-byte argument kept as 127: {failed}");
+    assert!(failed["args"][2].as_str().is_some_and(|a| a.len() < 299 && long.starts_with(a)), "{failed}");
+    // Nothing is printed empty: a value not read is null.
+    for e in &events {
+        assert_ne!(e["path"], "", "{e}");
+        assert!(e["args"].as_array().unwrap().iter().all(|a| a != ""), "{e}");
+    }
+    // perfkit's own PATH search is not shown: with two missing
+    // directories first in PATH, the command's exec is the only one.
+    let out = run(perfkit().env("PATH", "/nonexistent-a:/nonexistent-b:/usr/bin:/bin").args([
+        "execsnoop",
+        "--json",
+        "--",
+        "true",
+        "only-exec",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["ret"], 0);
+    assert_eq!(events[0]["path"], "/usr/bin/true");
+    assert_eq!(events[0]["args"], serde_json::json!(["true", "only-exec"]));
+}
+
+#[test]
 fn opensnoop_shows_opens_of_a_path_and_a_failure() {
     let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();

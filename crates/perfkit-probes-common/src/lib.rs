@@ -81,6 +81,8 @@ pub mod names {
     pub const EXECAT_ENTER_PROGRAM: &str = "execat_enter";
     /// execsnoop: syscalls:sys_exit_execve and sys_exit_execveat.
     pub const EXEC_EXIT_PROGRAM: &str = "exec_exit";
+    /// execsnoop: sched:sched_process_exec (the new image).
+    pub const EXEC_IMAGE_PROGRAM: &str = "exec_image";
     /// opensnoop: syscalls:sys_enter_openat.
     pub const OPENAT_ENTER_PROGRAM: &str = "openat_enter";
     /// opensnoop: syscalls:sys_enter_open.
@@ -753,6 +755,10 @@ pub mod tools {
         pub syscall_meta_nr: u32,
         /// Non-zero once filled in.
         pub valid: u32,
+        /// `mm_struct.arg_start` (where the argv strings begin).
+        pub mm_arg_start: u32,
+        /// `mm_struct.arg_end`.
+        pub mm_arg_end: u32,
         /// Padding.
         pub _pad: u32,
     }
@@ -964,12 +970,17 @@ pub mod tools {
     pub const EXEC_ARGS: usize = 20;
     /// Bytes kept of each argument.
     pub const EXEC_ARG_LEN: usize = 128;
+    /// Bytes kept of the new image's argv block (`args[1..]`, flat).
+    pub const EXEC_IMAGE_ARGS: usize = EXEC_ARGS * EXEC_ARG_LEN;
 
-    /// execsnoop: an exec, its arguments as it started.
+    /// execsnoop: an exec, its arguments as it started (`EXEC_ARGS_EVENT`),
+    /// or the new image's path and arguments (`EXEC_IMAGE_EVENT`: `args[0]`
+    /// is the path, and `args[1..]` one flat block of the new program's
+    /// NUL-separated argv as its stack holds it, `argc` bytes long).
     #[repr(C)]
     #[derive(Clone, Copy, Debug)]
     pub struct ExecEvent {
-        /// `EXEC_ARGS_EVENT` or `EXEC_RET_EVENT`.
+        /// `EXEC_ARGS_EVENT` or `EXEC_IMAGE_EVENT`.
         pub kind: u32,
         /// The thread (its process once the exec succeeds).
         pub pid: u32,
@@ -979,11 +990,20 @@ pub mod tools {
         pub uid: u32,
         /// The return value (with `EXEC_RET_EVENT`).
         pub ret: i32,
-        /// Arguments read (more were left out when it is `EXEC_ARGS`).
+        /// `EXEC_ARGS_EVENT`: arguments read (more were left out when it
+        /// is `EXEC_ARGS + 1`). `EXEC_IMAGE_EVENT`: bytes of the argv block
+        /// (`mm.arg_end - mm.arg_start`, which may be more than kept).
         pub argc: u32,
+        /// `EXEC_ARGS_EVENT`: bit `i` set when `args[i]` (0: the path) was
+        /// cut to its buffer. `EXEC_IMAGE_EVENT`: bit 0 when the path was.
+        pub truncated: u32,
+        /// `EXEC_ARGS_EVENT`: bit `i` set when `args[i]` could not be read
+        /// (a page not mapped yet). `EXEC_IMAGE_EVENT`: bit 1 when the argv
+        /// block could not be read.
+        pub unreadable: u32,
         /// Time (CLOCK_MONOTONIC ns).
         pub ts_ns: u64,
-        /// The name before (args) or after (ret) the exec.
+        /// The name before (args) or after (image) the exec.
         pub comm: [u8; COMM_LEN],
         /// The program path, then arguments: NUL-terminated each.
         pub args: [[u8; EXEC_ARG_LEN]; EXEC_ARGS + 1],
@@ -1011,6 +1031,8 @@ pub mod tools {
     pub const EXEC_ARGS_EVENT: u32 = 1;
     /// An exec returned.
     pub const EXEC_RET_EVENT: u32 = 2;
+    /// An exec succeeded: the new image's path and arguments.
+    pub const EXEC_IMAGE_EVENT: u32 = 3;
 
     /// opensnoop: the arguments of an open in flight.
     #[repr(C)]
@@ -1187,7 +1209,8 @@ mod tests {
         use super::tools::*;
         assert_eq!(core::mem::size_of::<HistKey>(), 16);
         assert_eq!(core::mem::size_of::<ToolStats>(), 40);
-        assert_eq!(core::mem::size_of::<ToolOffsets>(), 64);
+        assert_eq!(core::mem::size_of::<ToolOffsets>(), 72);
+        assert_eq!(core::mem::size_of::<ExecEvent>(), 40 + 16 + 128 * 21);
         assert_eq!(core::mem::size_of::<ToolConfig>(), 48);
         assert_eq!(core::mem::size_of::<BlockFields>(), 40);
         assert_eq!(core::mem::size_of::<SockFields>(), 80);

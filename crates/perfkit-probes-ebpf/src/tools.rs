@@ -48,6 +48,8 @@ static TOOL_OFFSETS: ToolOffsets = ToolOffsets {
     syscall_meta_name: 0,
     syscall_meta_nr: 0,
     valid: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
     _pad: 0,
 };
 

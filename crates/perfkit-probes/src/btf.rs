@@ -117,6 +117,8 @@ fn tool_offsets_from(data: &[u8]) -> Result<(ToolOffsets, Vec<String>), String> 
         syscall_meta_name: field("syscall_metadata", &["name"]),
         syscall_meta_nr: field("syscall_metadata", &["syscall_nr"]),
         valid: 1,
+        mm_arg_start: field("mm_struct", &["arg_start"]),
+        mm_arg_end: field("mm_struct", &["arg_end"]),
         _pad: 0,
     };
     if missing.iter().any(|m| m.starts_with("cgroup") || m.starts_with("css_set") || m.starts_with("kernfs")) {

@@ -8,7 +8,7 @@
 //! | [`Runqlat`] | sched_wakeup, sched_wakeup_new, sched_switch (raw) | [`Histogram`]s |
 //! | [`BlockIo`] | block:block_rq_insert, block_rq_issue, block_rq_complete | [`Histogram`]s, [`BlockEvent`]s |
 //! | [`Syscount`] | raw_syscalls:sys_enter, sys_exit (raw) | [`SyscallCount`]s |
-//! | [`ExecSnoop`] | syscalls:sys_enter/exit_execve(at) | [`ExecEvent`]s |
+//! | [`ExecSnoop`] | syscalls:sys_enter/exit_execve(at), sched:sched_process_exec | [`ExecEvent`]s |
 //! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
 //! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
 //! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, counts by state |
@@ -624,6 +624,8 @@ impl ExecSnoop {
         )?;
         probe.attach_tp(names::EXEC_ENTER_PROGRAM, "syscalls", "sys_enter_execve")?;
         probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execve")?;
+        // The new image's path and argv (before sys_exit_execve(at)).
+        probe.attach_tp(names::EXEC_IMAGE_PROGRAM, "sched", "sched_process_exec")?;
         // execveat is newer; without it, execve alone is watched.
         if probe.attach_tp(names::EXECAT_ENTER_PROGRAM, "syscalls", "sys_enter_execveat").is_ok() {
             let _ = probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execveat");
