@@ -379,6 +379,58 @@ fn execsnoop_sees_literal_arguments_long_ones_and_no_path_search() {
 }
 
 #[test]
+fn execsnoop_counts_a_lost_exec_once() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("forkexec.c", "forkexec");
+    let n = 3000;
+    let mut child = perfkit()
+        .args(["execsnoop", "--json", "--"])
+        .arg(&bin)
+        .arg(n.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut ready = String::new();
+    while err.read_line(&mut ready).unwrap_or(0) > 0 && !ready.contains("Tracing execs") {}
+    assert!(ready.contains("Tracing execs"), "{ready}");
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let child = Killed(child);
+    // Stopped while the command runs, perfkit reads nothing: the 1 MiB
+    // ring buffer fills and the rest of the execs are lost.
+    thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGSTOP) };
+    thread::sleep(Duration::from_secs(5));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGCONT) };
+    let mut child = child;
+    let status = child.0.wait().unwrap();
+    let (out, err) = (out_reader.join().unwrap(), err_reader.join().unwrap());
+    assert!(status.success(), "{err}");
+    let rows = json_lines(&out).len() as u64;
+    let lost: u64 = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("perfkit execsnoop: ")?.split(" events lost").next()?.parse::<u64>().ok())
+        .sum();
+    // Every exec is either shown or counted lost, once: the command's own
+    // exec, N children, and two with a long argument.
+    assert!(lost > 0, "nothing was lost: the test did not fill the ring ({rows} rows): {err}");
+    assert_eq!(rows + lost, n + 3, "{rows} rows and {lost} lost: {err}");
+}
+
+#[test]
 fn opensnoop_shows_opens_of_a_path_and_a_failure() {
     let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();

@@ -70,8 +70,9 @@ fn user_str(at: u64, buf: &mut [u8; EXEC_ARG_LEN]) -> (bool, bool) {
     }
 }
 
-/// Counts a record of an exec lost to a full ring buffer, once per exec
-/// (its entry, image and result records are one event).
+/// Counts an exec lost to a full ring buffer (its entry or its result
+/// record: without either it is not shown), once however many of its
+/// records were dropped.
 #[inline(always)]
 fn exec_lost(stats: &mut ToolStats, tgid: u32) {
     // SAFETY: a plain read of a map value.
@@ -178,11 +179,9 @@ pub fn execat_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn exec_image(ctx: TracePointContext) -> u32 {
     let Some((tgid, _)) = current() else { return 0 };
-    let Some(stats) = tools::stats(TOOL_EXECSNOOP) else { return 0 };
-    let Some(mut entry) = EXEC_EVENTS.reserve::<ExecEvent>(0) else {
-        exec_lost(stats, tgid);
-        return 0;
-    };
+    // Without this record the exec is still shown, with the values read at
+    // entry: it is not counted lost.
+    let Some(mut entry) = EXEC_EVENTS.reserve::<ExecEvent>(0) else { return 0 };
     let e = entry.as_mut_ptr();
     // SAFETY: the helper has no preconditions.
     let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() };
