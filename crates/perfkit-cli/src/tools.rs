@@ -367,6 +367,9 @@ pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
             .map(|h| previous.get(&h.id).map_or_else(|| h.clone(), |p| h.since(p)))
             .filter(|h| h.count() > 0 || per == RunqlatPer::All)
             .collect();
+        let names =
+            if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) { tool.names()? } else { HashMap::new() };
+        let comm_of = |id: u32| names.get(&id).cloned().unwrap_or_else(|| comm_of(id));
         let label = |h: &Histogram| -> (String, serde_json::Value) {
             match per {
                 RunqlatPer::Process => {
@@ -681,6 +684,9 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
         let mut rows: Vec<(u32, (u64, u64, u64))> = rows.into_iter().filter(|(_, r)| r.0 > 0).collect();
         rows.sort_by(|a, b| if args.latency { b.1.2.cmp(&a.1.2) } else { b.1.0.cmp(&a.1.0) }.then(a.0.cmp(&b.0)));
         rows.truncate(args.top);
+        // Names as first counted: a process that has exited keeps its own.
+        let names = if args.process { tool.process_names()? } else { HashMap::new() };
+        let comm_of = |pid: u32| names.get(&pid).cloned().unwrap_or_else(|| comm_of(pid));
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         if args.reporting.json {

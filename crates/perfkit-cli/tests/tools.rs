@@ -233,6 +233,30 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
 }
 
 #[test]
+fn per_process_names_outlive_the_processes() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("syscalls.c", "syscalls");
+    let script = format!("{b} 3000; {b} 5000; /bin/true", b = bin.display());
+    // Every process has exited by the report at the end of the command.
+    let out = tool(&["syscount", "-P", "--json", "--", "/bin/sh", "-c", &script]);
+    let rows = json_lines(&out).last().unwrap()["rows"].as_array().unwrap().clone();
+    for n in [3000, 5000] {
+        let row = rows
+            .iter()
+            .find(|r| r["count"].as_u64().is_some_and(|c| (n..n + 400).contains(&c)))
+            .unwrap_or_else(|| panic!("no process with {n} calls: {rows:?}"));
+        assert_eq!(row["comm"], "syscalls", "{row}");
+    }
+    assert!(rows.iter().all(|r| r["comm"].as_str().is_some_and(|c| !c.is_empty())), "{rows:?}");
+    assert!(rows.iter().any(|r| r["comm"] == "sh"), "{rows:?}");
+    let out = tool(&["runqlat", "-P", "--json", "--", "/bin/sh", "-c", &script]);
+    let hists = json_lines(&out).last().unwrap()["histograms"].as_array().unwrap().clone();
+    let names: Vec<&str> = hists.iter().map(|h| h["per"]["comm"].as_str().unwrap_or("")).collect();
+    assert!(names.iter().all(|c| !c.is_empty()), "{names:?}");
+    assert!(names.contains(&"syscalls") && names.contains(&"sh"), "{names:?}");
+}
+
+#[test]
 fn syscount_counts_exactly_like_bpftrace() {
     let Some(_serial) = privileged() else { return };
     if !tools(&["bpftrace", "strace"]) {

@@ -119,6 +119,10 @@ pub mod names {
     pub const SYS_START: &str = "SYS_START";
     /// Syscall names, by number.
     pub const SYSCALL_NAMES: &str = "SYSCALL_NAMES";
+    /// LRU hash map from a process (or thread) id to its `comm` when the
+    /// tool first counted it: runqlat and syscount, so that processes that
+    /// have exited keep their names.
+    pub const TOOL_COMMS: &str = "TOOL_COMMS";
     /// The syscall-name reader's request.
     pub const SYSCALL_NAMES_REQUEST: &str = "SYSCALL_NAMES_REQUEST";
     /// Code bytes the syscall-name reader copied.

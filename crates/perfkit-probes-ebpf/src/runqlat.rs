@@ -83,8 +83,15 @@ pub fn runq_switch(ctx: RawTracePointContext) -> i32 {
     let Some(stats) = tools::stats(TOOL_RUNQLAT) else { return 0 };
     stats.events += 1;
     let id = match tools::config().runq_per {
-        PER_PROCESS => tools::task_tgid(next) as u64,
-        PER_THREAD => tid as u64,
+        PER_PROCESS => {
+            let tgid = tools::task_tgid(next);
+            tools::remember_comm(tgid, next, true);
+            tgid as u64
+        }
+        PER_THREAD => {
+            tools::remember_comm(tid, next, false);
+            tid as u64
+        }
         PER_CGROUP => tools::task_cgroup(next, None),
         PER_PIDNS => tools::task_pidns(next),
         _ => 0,

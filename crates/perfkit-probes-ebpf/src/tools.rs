@@ -2,11 +2,12 @@
 //! offsets they read, their counters, and histogram updates.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_ANY, BPF_NOEXIST},
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use perfkit_probes_common::{
+    COMM_LEN,
     filter::{MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS},
     tools::{BlockFields, HIST_SLOTS, HistKey, HistValue, SockFields, ToolConfig, ToolOffsets, ToolStats},
 };
@@ -75,6 +76,31 @@ static SOCK_FIELDS: SockFields = SockFields { state: [0; 11], retrans: [0; 9] };
 /// Counters, one slot per tool (`TOOL_*`).
 #[map]
 static TOOL_STATS: PerCpuArray<ToolStats> = PerCpuArray::with_max_entries(8, 0);
+
+/// Names of the processes (or threads) counted, as first seen: read when
+/// they have exited.
+#[map]
+static TOOL_COMMS: LruHashMap<u32, [u8; COMM_LEN]> = LruHashMap::with_max_entries(16_384, 0);
+
+/// Remembers the name of `task` under `id` (a tgid: the name of its group
+/// leader, as /proc/PID/comm; a tid: its own): the latest name, so that a
+/// process that execs is named after its new program.
+#[inline(always)]
+pub(crate) fn remember_comm(id: u32, task: u64, process: bool) {
+    if id == 0 {
+        return;
+    }
+    let named =
+        if process { kernel::read::<u64>(task, kernel::offsets().task_group_leader).unwrap_or(task) } else { task };
+    let comm = kernel::comm(named);
+    // SAFETY: a plain read of a map value.
+    if let Some(known) = unsafe { TOOL_COMMS.get(&id) }
+        && *known == comm
+    {
+        return;
+    }
+    let _ = TOOL_COMMS.insert(&id, &comm, BPF_ANY as u64);
+}
 
 #[inline(always)]
 pub(crate) fn config() -> ToolConfig {

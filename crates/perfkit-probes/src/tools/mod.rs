@@ -94,6 +94,7 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::RUNQ_HIST,
         names::SYS_COUNTS,
         names::SYS_START,
+        names::TOOL_COMMS,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -187,6 +188,20 @@ impl Probe {
 
     fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
         object::map(&self.ebpf, name)
+    }
+
+    /// The names the tool remembered (`TOOL_COMMS`), escaped for printing.
+    fn comms(&self) -> Result<HashMap<u32, String>, ProbeError> {
+        let map_err = |source| ProbeError::Map { map: names::TOOL_COMMS, source };
+        let map: aya::maps::HashMap<&MapData, u32, [u8; perfkit_probes_common::COMM_LEN]> =
+            aya::maps::HashMap::try_from(self.map(names::TOOL_COMMS)?).map_err(map_err)?;
+        let mut out = HashMap::new();
+        for item in map.iter() {
+            let (id, comm) = item.map_err(map_err)?;
+            let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+            out.insert(id, perfkit_profile::escape_bytes(&comm[..len]));
+        }
+        Ok(out)
     }
 
     fn stats(&self) -> Result<ToolStats, ProbeError> {
@@ -312,8 +327,11 @@ impl Runqlat {
         {
             return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
         }
-        let mut probe =
-            Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep: vec![names::RUNQ_START, names::RUNQ_HIST] })?;
+        let mut keep = vec![names::RUNQ_START, names::RUNQ_HIST];
+        if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) {
+            keep.push(names::TOOL_COMMS);
+        }
+        let mut probe = Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep })?;
         probe.attach_raw(names::RUNQ_WAKEUP_PROGRAM, "sched_wakeup")?;
         probe.attach_raw(names::RUNQ_WAKEUP_NEW_PROGRAM, "sched_wakeup_new")?;
         probe.attach_raw(names::RUNQ_SWITCH_PROGRAM, "sched_switch")?;
@@ -323,6 +341,12 @@ impl Runqlat {
     /// The histograms since the start (microsecond buckets), by id.
     pub fn histograms(&self) -> Result<Vec<Histogram>, ProbeError> {
         hist::read(self.probe.map(names::RUNQ_HIST)?, names::RUNQ_HIST)
+    }
+
+    /// Per process or thread: the name of each id counted, as it was when
+    /// first counted (kept after the process exits; empty otherwise).
+    pub fn names(&self) -> Result<HashMap<u32, String>, ProbeError> {
+        self.probe.comms()
     }
 
     /// Counters since the start.
@@ -465,7 +489,7 @@ impl Syscount {
             Globals {
                 selection: config.selection,
                 config: tool_config,
-                keep: vec![names::SYSCALL_NAMES, names::SYS_COUNTS, names::SYS_START],
+                keep: vec![names::SYSCALL_NAMES, names::SYS_COUNTS, names::SYS_START, names::TOOL_COMMS],
             },
         )?;
         let names = match read_syscall_names(&mut probe) {
@@ -495,6 +519,12 @@ impl Syscount {
     /// A syscall's name, or `syscall_NR`.
     pub fn name(&self, nr: u32) -> String {
         self.names.get(&nr).cloned().unwrap_or_else(|| format!("syscall_{nr}"))
+    }
+
+    /// Per process: the name of each process counted, as it was when first
+    /// counted (kept after the process exits).
+    pub fn process_names(&self) -> Result<HashMap<u32, String>, ProbeError> {
+        self.probe.comms()
     }
 
     /// The counts since the start.
