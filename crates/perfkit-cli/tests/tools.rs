@@ -233,6 +233,28 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
 }
 
 #[test]
+fn off_cpu_json_says_microseconds() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("sleeper.c", "sleeper");
+    let dir = scratch_dir();
+    for (args, hz) in [(&["offcpu"][..], 0), (&["profile", "--off-cpu"][..], 99)] {
+        let json = dir.path().join("off.json");
+        let out = run(perfkit().args(args).args(["-f", "json", "-o"]).arg(&json).arg("--").arg(&bin).arg("1"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc: Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+        let meta = &doc["meta"];
+        assert_eq!(meta["unit"], "microseconds", "{args:?}: {meta}");
+        assert!(meta.get("total_samples").is_none(), "{args:?}: microseconds called samples: {meta}");
+        let total = meta["total_us"].as_u64().unwrap_or(0);
+        let sum: u64 = doc["stacks"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).sum();
+        assert_eq!(total, sum, "{meta}");
+        // About one second of naps, in microseconds.
+        assert!(total >= 800_000, "{args:?}: {total} us");
+        assert_eq!(meta["frequency_hz"], hz, "{args:?}: {meta}");
+    }
+}
+
+#[test]
 fn per_process_names_outlive_the_processes() {
     let Some(_serial) = privileged() else { return };
     let bin = workload("syscalls.c", "syscalls");
