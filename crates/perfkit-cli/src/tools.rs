@@ -550,16 +550,16 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
             "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
         );
     }
-    let mut first_ts = None;
+    // Times from the tool's start, on the clock of the events' own
+    // timestamps (CLOCK_MONOTONIC, as bpf_ktime_get_ns).
+    let start_ns = monotonic_ns();
     snoop_loop(
         "biosnoop",
         args.duration,
         &mut Watch { selection: None, command: None },
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, _| {
-            // Times from the first I/O's completion, as bcc's biosnoop.
-            let first = *first_ts.get_or_insert(e.ts_ns);
-            let t = (e.ts_ns - first) as f64 / 1e9;
+            let t = e.ts_ns.saturating_sub(start_ns) as f64 / 1e9;
             let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
             if args.json {
                 return write_event(
@@ -595,6 +595,15 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of the events'
+/// timestamps.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 fn round6(v: f64) -> f64 {

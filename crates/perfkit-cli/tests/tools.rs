@@ -207,8 +207,10 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
     thread::sleep(Duration::from_millis(500));
     const N: usize = 37;
     let (snoop, snoop_out) = start_tool(&["biosnoop", "--json"], "Tracing");
+    let ready = Instant::now();
     let (lat, lat_out) = start_tool(&["biolatency", "-D", "-F", "--json"], "Tracing block device I/O");
     thread::sleep(Duration::from_millis(800));
+    let dd_started = ready.elapsed().as_secs_f64();
     let dd = Command::new("dd")
         .args(["if=/dev/zero", &format!("of={}", dev.0), "bs=4k", &format!("count={N}"), "oflag=direct"])
         .output()
@@ -222,6 +224,10 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
         .collect();
     assert_eq!(writes.len(), N, "{events:?}");
     assert!(writes.iter().all(|e| e["bytes"] == 4096 && e["comm"] == "dd"), "{writes:?}");
+    // time_s counts from the tool's start (docs/JSON.md), not from the
+    // first I/O: the writes began at least 0.8 s after it was ready.
+    let first = writes[0]["time_s"].as_f64().unwrap();
+    assert!(first >= dd_started - 0.05 && first <= dd_started + 2.0, "first write at {first} s, dd at {dd_started} s");
     let report = json_lines(&stop_tool(lat, lat_out));
     let hists = report.last().unwrap()["histograms"].as_array().unwrap().clone();
     let written: u64 = hists
