@@ -599,6 +599,41 @@ fn bad_tool_input_is_a_clear_error() {
 }
 
 #[test]
+fn serve_exports_every_histogram_bucket_from_the_start() {
+    let Some(_serial) = privileged() else { return };
+    let (_serve, port) = serve(&["--probes", "runqlat"]);
+    let les = |metrics: &str| -> Vec<String> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("perfkit_runqueue_latency_seconds_bucket{"))
+            .map(|l| l.split("le=\"").nth(1).unwrap().split('"').next().unwrap().to_owned())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        if let Some(b) = http_get(port, "/metrics") {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "serve --probes never answered");
+        thread::sleep(Duration::from_millis(200));
+    };
+    // Then a wait of tens of milliseconds: a hog on the CPU of a sleeper
+    // (a bucket far above the first scrape's).
+    let burner = workload("burner.c", "burner");
+    let _hogs: Vec<Killed> = (0..3)
+        .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("3").spawn().unwrap()))
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    let later = http_get(port, "/metrics").expect("a second scrape");
+    let (a, b) = (les(&first), les(&later));
+    // 2 µs to 2^32 µs, and +Inf: the same series at every scrape.
+    assert_eq!(a.len(), 33, "{a:?}");
+    assert_eq!(a, b, "le series changed between scrapes");
+    assert_eq!(a.first().map(String::as_str), Some("0.000002"));
+    assert_eq!(a.last().map(String::as_str), Some("+Inf"));
+}
+
+#[test]
 fn prometheus_reads_the_probe_histograms() {
     let Some(_serial) = privileged() else { return };
     if !tools(&["prometheus", "promtool"]) {
