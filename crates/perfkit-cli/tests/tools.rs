@@ -239,6 +239,49 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
 }
 
 #[test]
+fn offcpu_leaf_is_the_same_with_another_tracer_on_sched_switch() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["bpftrace"]) {
+        return;
+    }
+    let bin = workload("sleeper.c", "sleeper");
+    let dir = scratch_dir();
+    // The leaves of the naps' stacks, and every frame seen.
+    let leaves = |name: &str| -> (std::collections::BTreeSet<String>, Vec<String>) {
+        let folded = dir.path().join(name);
+        let out = run(perfkit().args(["offcpu", "-f", "folded", "-o"]).arg(&folded).arg("--").arg(&bin).arg("1"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let stacks = read_folded(&folded);
+        let naps = stacks.iter().filter(|(s, _)| s.contains("take_nap;"));
+        let leaves = naps.map(|(s, _)| s.rsplit(';').next().unwrap().to_owned()).collect();
+        (leaves, stacks.into_iter().map(|(s, _)| s).collect())
+    };
+    let (alone, _) = leaves("alone.folded");
+    // bpftrace on the same tracepoint: the kernel now calls both programs
+    // through __traceiter_sched_switch.
+    let mut bt = Killed(
+        Command::new("bpftrace")
+            .args(["-e", "tracepoint:sched:sched_switch { @n = count(); }"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut attached = String::new();
+    BufReader::new(bt.0.stdout.as_mut().unwrap()).read_line(&mut attached).unwrap();
+    assert!(attached.contains("Attaching"), "bpftrace: {attached}");
+    let (shared, stacks) = leaves("shared.folded");
+    drop(bt);
+    assert_eq!(alone, shared, "the leaf moved with another tracer attached");
+    assert!(alone.iter().all(|l| l == "__schedule_[k]"), "{alone:?}");
+    for s in &stacks {
+        for hook in ["__traceiter_", "bpf_trace_run", "__bpf_trace_", "bpf_prog_"] {
+            assert!(!s.contains(hook), "a tracing frame in {s}");
+        }
+    }
+}
+
+#[test]
 fn off_cpu_json_says_microseconds() {
     let Some(_serial) = privileged() else { return };
     let bin = workload("sleeper.c", "sleeper");
