@@ -1060,7 +1060,8 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
                         tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced."
 )]
 pub struct TcpretransArgs {
-    /// Count retransmissions by TCP state and print the counts at the end.
+    /// Count retransmissions by TCP state and print the counts at the end:
+    /// retransmissions, their segments, and failed attempts.
     #[arg(short = 'c', long)]
     count: bool,
 
@@ -1100,13 +1101,18 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
                         "remote_addr": e.remote.to_string(),
                         "remote_port": e.remote_port,
                         "state": e.state,
+                        "segments": e.segments,
+                        "error": e.error,
                     }),
                 )?;
             } else {
                 let ip = if e.local.is_ipv4() { 4 } else { 6 };
+                // R>: retransmitted; F>: an attempt that failed (sent
+                // nothing).
+                let kind = if e.error == 0 { "R>" } else { "F>" };
                 writeln!(
                     out,
-                    "{t:<9.3} {:>7} {ip:>2} {:<21} R> {:<21} {}",
+                    "{t:<9.3} {:>7} {ip:>2} {:<21} {kind} {:<21} {}",
                     e.pid,
                     format!("{}:{}", e.local, e.local_port),
                     format!("{}:{}", e.remote, e.remote_port),
@@ -1119,13 +1125,19 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     if count {
         let counts = tool.counts()?;
         if json_out {
-            let by: serde_json::Map<String, serde_json::Value> =
-                counts.iter().map(|(s, n)| ((*s).to_owned(), json!(n))).collect();
+            let by: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|c| {
+                    let v = json!({"retransmissions": c.retransmissions, "segments": c.segments,
+                                   "failed": c.failed, "failed_segments": c.failed_segments});
+                    (c.state.to_owned(), v)
+                })
+                .collect();
             println!("{}", json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_state": by}));
         } else {
-            println!("{:<14} {:>8}", "STATE", "RETRANS");
-            for (state, n) in counts {
-                println!("{state:<14} {n:>8}");
+            println!("{:<14} {:>8} {:>8} {:>8}", "STATE", "RETRANS", "SEGS", "FAILED");
+            for c in counts {
+                println!("{:<14} {:>8} {:>8} {:>8}", c.state, c.retransmissions, c.segments, c.failed);
             }
         }
     }

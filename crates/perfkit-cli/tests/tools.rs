@@ -625,6 +625,116 @@ fn tcpretrans_sees_syn_retransmissions() {
     assert!(syns.iter().all(|e| e["state"] == "SYN_SENT"), "{syns:?}");
 }
 
+/// Two network namespaces joined by a veth pair: 10.200.0.1 (`a`) and
+/// 10.200.0.2 (`b`); removed at the end.
+struct VethPair {
+    a: String,
+    b: String,
+}
+
+impl VethPair {
+    fn new() -> Self {
+        let id = std::process::id();
+        let pair = VethPair { a: format!("pka{id}"), b: format!("pkb{id}") };
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &pair.a]);
+        ip(&["netns", "add", &pair.b]);
+        ip(&["link", "add", "vpa", "netns", &pair.a, "type", "veth", "peer", "name", "vpb", "netns", &pair.b]);
+        for (ns, dev, addr) in [(&pair.a, "vpa", "10.200.0.1/24"), (&pair.b, "vpb", "10.200.0.2/24")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    /// Runs `f` on a thread inside namespace `ns`.
+    fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+        let path = format!("/run/netns/{ns}");
+        thread::spawn(move || {
+            let file = fs::File::open(&path).unwrap();
+            // SAFETY: setns(2) of this thread into a namespace file we opened.
+            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+    }
+
+    /// The namespace's `RetransSegs` (/proc/net/snmp).
+    fn retrans_segs(ns: &str) -> u64 {
+        let out = Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/snmp"]).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let tcp: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+        let (names, values) = (tcp[0].split_whitespace(), tcp[1].split_whitespace());
+        names.zip(values).find(|(n, _)| *n == "RetransSegs").unwrap().1.parse().unwrap()
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
+    }
+}
+
+#[test]
+fn tcpretrans_counts_segments_like_the_kernel() {
+    let Some(_serial) = privileged() else { return };
+    let pair = VethPair::new();
+    let server = VethPair::within(&pair.b, || {
+        let listener = std::net::TcpListener::bind("10.200.0.2:4243").unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let (t, t_out) = start_tool(&["tcpretrans", "--json"], "Tracing");
+    thread::sleep(Duration::from_millis(500));
+    let before = VethPair::retrans_segs(&pair.a);
+    // A bulk sender for 7 s (TSO: skbs of many segments); the peer's link
+    // is down from 1 s to 3.5 s.
+    let client = VethPair::within(&pair.a, || {
+        let mut conn = std::net::TcpStream::connect("10.200.0.2:4243").unwrap();
+        let chunk = vec![7u8; 1 << 16];
+        let end = Instant::now() + Duration::from_secs(7);
+        while Instant::now() < end {
+            if conn.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    thread::sleep(Duration::from_secs(1));
+    let link = |state: &str| {
+        assert!(Command::new("ip").args(["-n", &pair.b, "link", "set", "vpb", state]).status().unwrap().success());
+    };
+    link("down");
+    thread::sleep(Duration::from_millis(2500));
+    link("up");
+    client.join().unwrap();
+    server.join().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let kernel = VethPair::retrans_segs(&pair.a) - before;
+    let events = json_lines(&stop_tool(t, t_out));
+    let ours: Vec<&Value> = events.iter().filter(|e| e["local_addr"] == "10.200.0.1").collect();
+    let segments: u64 = ours.iter().filter(|e| e["error"] == 0).map(|e| e["segments"].as_u64().unwrap()).sum();
+    let failed = ours.iter().filter(|e| e["error"] != 0).count();
+    eprintln!("RetransSegs +{kernel}; perfkit: {} retransmissions, {segments} segments, {failed} failed", ours.len());
+    assert!(kernel >= 10, "the link down made only {kernel} retransmitted segments");
+    assert!(
+        segments.abs_diff(kernel) * 100 <= kernel * 5,
+        "perfkit counted {segments} segments, the kernel's RetransSegs +{kernel}"
+    );
+}
+
 #[test]
 fn bad_tool_input_is_a_clear_error() {
     for (args, needle) in [

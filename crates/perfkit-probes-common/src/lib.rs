@@ -763,8 +763,10 @@ pub mod tools {
         pub mm_arg_start: u32,
         /// `mm_struct.arg_end`.
         pub mm_arg_end: u32,
-        /// Padding.
-        pub _pad: u32,
+        /// `sk_buff.cb` (the TCP control block, `struct tcp_skb_cb`).
+        pub skb_cb: u32,
+        /// `tcp_skb_cb.tcp_gso_segs` (what `tcp_skb_pcount()` reads).
+        pub tcp_skb_cb_gso_segs: u32,
     }
 
     /// Offsets of tracepoint record fields, from tracefs format files.
@@ -802,9 +804,11 @@ pub mod tools {
         /// family, protocol, saddr, daddr, saddr_v6, daddr_v6.
         pub state: [u32; 11],
         /// tcp_retransmit_skb: skaddr, state, sport, dport, family, saddr,
-        /// daddr, saddr_v6, daddr_v6. `family` is [`NO_FIELD`] on kernels
-        /// whose record lacks it (before 5.12): the addresses tell.
-        pub retrans: [u32; 9],
+        /// daddr, saddr_v6, daddr_v6, skbaddr, err. `family` is
+        /// [`NO_FIELD`] on kernels whose record lacks it (before 5.12): the
+        /// addresses tell; `err` is on kernels that also trace failed
+        /// attempts (without it, only successful ones are traced).
+        pub retrans: [u32; 11],
     }
 
     /// The offset of a tracepoint field this kernel's record lacks.
@@ -1140,7 +1144,21 @@ pub mod tools {
         pub saddr: [u8; 16],
         /// Remote address.
         pub daddr: [u8; 16],
+        /// Segments in the retransmitted skb (`tcp_skb_pcount()`).
+        pub segs: u32,
+        /// 0, or the negative errno of a failed attempt.
+        pub err: i32,
     }
+
+    /// `TCP_RETRANS_COUNTS` slots: `16 * kind + state`, with kind one of
+    /// these.
+    pub const RETRANS_HITS: u32 = 0;
+    /// Segments of successful retransmissions.
+    pub const RETRANS_SEGS: u32 = 1;
+    /// Failed attempts (err != 0).
+    pub const RETRANS_FAILED: u32 = 2;
+    /// Segments of failed attempts.
+    pub const RETRANS_FAILED_SEGS: u32 = 3;
 }
 
 #[cfg(feature = "user")]
@@ -1213,11 +1231,11 @@ mod tests {
         use super::tools::*;
         assert_eq!(core::mem::size_of::<HistKey>(), 16);
         assert_eq!(core::mem::size_of::<ToolStats>(), 40);
-        assert_eq!(core::mem::size_of::<ToolOffsets>(), 72);
+        assert_eq!(core::mem::size_of::<ToolOffsets>(), 76);
         assert_eq!(core::mem::size_of::<ExecEvent>(), 40 + 16 + 128 * 21);
         assert_eq!(core::mem::size_of::<ToolConfig>(), 48);
         assert_eq!(core::mem::size_of::<BlockFields>(), 40);
-        assert_eq!(core::mem::size_of::<SockFields>(), 80);
+        assert_eq!(core::mem::size_of::<SockFields>(), 88);
         assert_eq!(core::mem::size_of::<SyscallKey>(), 8);
         assert_eq!(core::mem::size_of::<SyscallStat>(), 24);
         assert_eq!(core::mem::size_of::<BioKey>(), 16);
@@ -1225,7 +1243,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<BioEvent>(), 80);
         assert_eq!(core::mem::size_of::<ExecRetEvent>(), 40);
         assert_eq!(core::mem::size_of::<TcpLifeEvent>(), 96);
-        assert_eq!(core::mem::size_of::<TcpRetransEvent>(), 56);
+        assert_eq!(core::mem::size_of::<TcpRetransEvent>(), 64);
     }
 
     #[test]

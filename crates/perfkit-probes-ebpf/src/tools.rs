@@ -51,7 +51,8 @@ static TOOL_OFFSETS: ToolOffsets = ToolOffsets {
     valid: 0,
     mm_arg_start: 0,
     mm_arg_end: 0,
-    _pad: 0,
+    skb_cb: 0,
+    tcp_skb_cb_gso_segs: 0,
 };
 
 /// Block tracepoint record offsets, from tracefs.
@@ -71,7 +72,7 @@ static BLOCK_FIELDS: BlockFields = BlockFields {
 
 /// Socket tracepoint record offsets, from tracefs.
 #[unsafe(no_mangle)]
-static SOCK_FIELDS: SockFields = SockFields { state: [0; 11], retrans: [0; 9] };
+static SOCK_FIELDS: SockFields = SockFields { state: [0; 11], retrans: [0; 11] };
 
 /// Counters, one slot per tool (`TOOL_*`).
 #[map]

@@ -119,7 +119,8 @@ fn tool_offsets_from(data: &[u8]) -> Result<(ToolOffsets, Vec<String>), String> 
         valid: 1,
         mm_arg_start: field("mm_struct", &["arg_start"]),
         mm_arg_end: field("mm_struct", &["arg_end"]),
-        _pad: 0,
+        skb_cb: field("sk_buff", &["cb"]),
+        tcp_skb_cb_gso_segs: field("tcp_skb_cb", &["tcp_gso_segs"]),
     };
     if missing.iter().any(|m| m.starts_with("cgroup") || m.starts_with("css_set") || m.starts_with("kernfs")) {
         o.valid = 0;

@@ -314,7 +314,8 @@ pub(crate) fn tcp_session(bytes: &[u8]) -> Option<TcpSession> {
     })
 }
 
-/// One retransmitted TCP segment (tcpretrans).
+/// One TCP retransmission: an skb of one or more segments, or a failed
+/// attempt (tcpretrans).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Retransmit {
@@ -332,6 +333,12 @@ pub struct Retransmit {
     pub remote_port: u16,
     /// The TCP state (`ESTABLISHED`...).
     pub state: &'static str,
+    /// Segments retransmitted (`tcp_skb_pcount()`: a TSO skb carries
+    /// many).
+    pub segments: u32,
+    /// 0, or the negative errno of a failed attempt (nothing was sent;
+    /// kernels that trace failed attempts only).
+    pub error: i32,
 }
 
 pub(crate) fn retransmit(bytes: &[u8]) -> Option<Retransmit> {
@@ -344,6 +351,8 @@ pub(crate) fn retransmit(bytes: &[u8]) -> Option<Retransmit> {
         remote: address(e.family, &e.daddr),
         remote_port: e.dport,
         state: tcp_state_name(e.state),
+        segments: e.segs,
+        error: e.err,
     })
 }
 

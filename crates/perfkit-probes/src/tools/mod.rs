@@ -11,7 +11,7 @@
 //! | [`ExecSnoop`] | syscalls:sys_enter/exit_execve(at), sched:sched_process_exec | [`ExecEvent`]s |
 //! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
 //! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
-//! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, counts by state |
+//! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, [`RetransCount`]s by state (segments, failed attempts apart) |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -268,12 +268,15 @@ fn sock_fields() -> Result<SockFields, ProbeError> {
     for (i, name) in s.iter().enumerate() {
         out.state[i] = tracefs::offset(&state, "inet_sock_set_state", name)?;
     }
-    let r = ["skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6"];
+    let r = ["skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6", "skbaddr", "err"];
     for (i, name) in r.iter().enumerate() {
         out.retrans[i] = match tracefs::offset(&retrans, "tcp_retransmit_skb", name) {
             // Added in 5.12; before, the kernel side tells IPv4 from the
             // v4-mapped IPv6 addresses the record always carries.
             Err(_) if *name == "family" => perfkit_probes_common::tools::NO_FIELD,
+            // Newer kernels trace failed attempts too, with their error;
+            // older ones trace only successful retransmissions.
+            Err(_) if *name == "err" => perfkit_probes_common::tools::NO_FIELD,
             other => other?,
         };
     }
@@ -747,6 +750,25 @@ impl TcpLife {
     }
 }
 
+/// Retransmissions in one TCP state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetransCount {
+    /// The state (`ESTABLISHED`...).
+    pub state: &'static str,
+    /// Successful retransmissions (skbs sent again).
+    pub retransmissions: u64,
+    /// Their segments (`tcp_skb_pcount()`), what the kernel's
+    /// `RetransSegs` counts.
+    pub segments: u64,
+    /// Failed attempts (the skb was not sent: `-EBUSY` while an earlier
+    /// copy is still queued below TCP, `-ENOMEM`...); traced by newer
+    /// kernels only.
+    pub failed: u64,
+    /// Their segments.
+    pub failed_segments: u64,
+}
+
 /// TCP retransmissions (tcpretrans).
 #[derive(Debug)]
 pub struct TcpRetrans {
@@ -762,6 +784,12 @@ impl TcpRetrans {
             TOOL_TCPRETRANS,
             Globals { selection: None, config: ToolConfig::default(), keep: vec![names::TCP_RETRANS_EVENTS] },
         )?;
+        let (_, missing) = crate::btf::tool_offsets()?;
+        if let Some(m) = missing.iter().find(|m| m.starts_with("sk_buff") || m.starts_with("tcp_skb_cb")) {
+            return Err(ProbeError::Btf(format!(
+                "the kernel's BTF has no field {m}, needed to count the segments of a retransmission"
+            )));
+        }
         probe.attach_tp(names::TCP_RETRANS_PROGRAM, "tcp", "tcp_retransmit_skb")?;
         let ring = probe.ring(names::TCP_RETRANS_EVENTS)?;
         Ok(Self { probe, ring })
@@ -772,16 +800,23 @@ impl TcpRetrans {
         drain(&mut self.ring, timeout, events::retransmit)
     }
 
-    /// Retransmissions since the start, by TCP state name.
-    pub fn counts(&self) -> Result<Vec<(&'static str, u64)>, ProbeError> {
+    /// Retransmissions since the start, by TCP state (states with any).
+    pub fn counts(&self) -> Result<Vec<RetransCount>, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::TCP_RETRANS_COUNTS, source };
         let array: Array<&MapData, u64> =
             Array::try_from(self.probe.map(names::TCP_RETRANS_COUNTS)?).map_err(map_err)?;
+        let slot = |kind: u32, state: u32| array.get(&(16 * kind + state), 0).map_err(map_err);
         let mut out = Vec::new();
         for state in 0..16u32 {
-            let n = array.get(&state, 0).map_err(map_err)?;
-            if n > 0 {
-                out.push((events::tcp_state_name(state), n));
+            let c = RetransCount {
+                state: events::tcp_state_name(state),
+                retransmissions: slot(perfkit_probes_common::tools::RETRANS_HITS, state)?,
+                segments: slot(perfkit_probes_common::tools::RETRANS_SEGS, state)?,
+                failed: slot(perfkit_probes_common::tools::RETRANS_FAILED, state)?,
+                failed_segments: slot(perfkit_probes_common::tools::RETRANS_FAILED_SEGS, state)?,
+            };
+            if c.retransmissions > 0 || c.failed > 0 {
+                out.push(c);
             }
         }
         Ok(out)
