@@ -124,8 +124,9 @@ pub struct Reporting {
     #[arg(long)]
     json: bool,
 
-    /// Print the time of each interval.
-    #[arg(short = 'T', long)]
+    /// Print the time of each interval (bcc's -T, on runqlat and
+    /// biolatency).
+    #[arg(long)]
     timestamp: bool,
 
     /// Seconds between reports; without it, one report at Ctrl-C (or when
@@ -335,11 +336,16 @@ pub struct RunqlatArgs {
     #[command(flatten)]
     reporting: Reporting,
 
+    /// Print the time of each interval (as --timestamp).
+    #[arg(short = 'T')]
+    time: bool,
+
     #[command(flatten)]
     target: ToolTarget,
 }
 
-pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
+pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
+    args.reporting.timestamp |= args.time;
     let per = if args.pids {
         RunqlatPer::Process
     } else if args.tids {
@@ -470,9 +476,14 @@ pub struct BiolatencyArgs {
 
     #[command(flatten)]
     reporting: Reporting,
+
+    /// Print the time of each interval (as --timestamp).
+    #[arg(short = 'T')]
+    time: bool,
 }
 
-pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {
+pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
+    args.reporting.timestamp |= args.time;
     let mut config = BlockIoConfig::default();
     config.histograms = true;
     config.per_disk = args.disks;
@@ -532,8 +543,12 @@ pub struct BiosnoopArgs {
     json: bool,
 
     /// Stop after this long (seconds, or 500ms, 2m).
-    #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
     duration: Option<Duration>,
+
+    /// Only I/O of this disk (`sda`, `nvme0n1`), as libbpf-tools' -d.
+    #[arg(short = 'd', long, value_name = "DISK")]
+    disk: Option<String>,
 }
 
 pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
@@ -561,6 +576,9 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
         |out, e, _| {
             let t = e.ts_ns.saturating_sub(start_ns) as f64 / 1e9;
             let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
+            if args.disk.as_ref().is_some_and(|d| *d != disk) {
+                return Ok(());
+            }
             if args.json {
                 return write_event(
                     out,
@@ -642,8 +660,8 @@ pub struct SyscountArgs {
     #[arg(short = 'x', long)]
     failures: bool,
 
-    /// Rows to print.
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+    /// Rows to print: the top N by count (by time with -L), as bcc's -T.
+    #[arg(short = 'T', long, short_alias = 'n', value_name = "N", default_value_t = 10)]
     top: usize,
 
     #[command(flatten)]
@@ -773,9 +791,13 @@ pub struct Snooping {
     #[arg(long)]
     json: bool,
 
-    /// Print a timestamp column (seconds since the start).
-    #[arg(short = 'T', long)]
+    /// Print a timestamp column: seconds since the start.
+    #[arg(long)]
     timestamp: bool,
+
+    /// Print a time column: the clock time (HH:MM:SS).
+    #[arg(long)]
+    time: bool,
 
     /// Stop after this long (seconds, or 500ms, 2m).
     #[arg(short, long, value_name = "DURATION", value_parser = crate::profile::parse_duration)]
@@ -785,12 +807,26 @@ pub struct Snooping {
 impl Snooping {
     /// The timestamp column's heading, if it is shown.
     fn time_heading(&self) -> String {
-        if self.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() }
+        let mut h = String::new();
+        if self.time {
+            h.push_str(&format!("{:<8} ", "TIME"));
+        }
+        if self.timestamp {
+            h.push_str(&format!("{:<9} ", "TIME(s)"));
+        }
+        h
     }
 
     /// The timestamp column at `t` seconds, if it is shown.
     fn time_column(&self, t: f64) -> String {
-        if self.timestamp { format!("{t:<9.3} ") } else { String::new() }
+        let mut c = String::new();
+        if self.time {
+            c.push_str(&format!("{:<8} ", now_hms()));
+        }
+        if self.timestamp {
+            c.push_str(&format!("{t:<9.3} "));
+        }
+        c
     }
 }
 
@@ -831,7 +867,7 @@ fn snoop_loop<E>(
 /// Each exec, with its arguments and result, like bcc's execsnoop.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop -x               # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
+    after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop --failed-only    # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
                         syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints, and sched:sched_process_exec for the path and \
                         arguments of a successful exec as the new program holds them (up to 2560 bytes); a failed exec shows up to 20 \
                         arguments of 127 bytes each as passed. A value that could not be read shows as [unreadable] (null in JSON); \
@@ -841,15 +877,30 @@ pub struct ExecsnoopArgs {
     #[command(flatten)]
     target: ToolTarget,
 
-    /// Failed execs only.
+    /// Include failed execs (bcc's -x; perfkit shows them anyway).
     #[arg(short = 'x', long)]
     fails: bool,
+
+    /// Failed execs only.
+    #[arg(long)]
+    failed_only: bool,
+
+    /// Print a time column, the clock time (bcc's -T, as --time).
+    #[arg(short = 'T')]
+    time_short: bool,
+
+    /// Print a timestamp column, seconds since the start (bcc's -t, as
+    /// --timestamp).
+    #[arg(short = 't')]
+    timestamp_short: bool,
 
     #[command(flatten)]
     snooping: Snooping,
 }
 
-pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
+pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
+    args.snooping.time |= args.time_short;
+    args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
     let mut tool = ExecSnoop::start(watch.selection.clone())?;
     eprintln!("Tracing execs... Hit Ctrl-C to end.");
@@ -864,7 +915,7 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if args.fails && e.ret == 0 {
+            if args.failed_only && e.ret == 0 {
                 return Ok(());
             }
             // An argument that could not be read is said, never shown empty.
@@ -923,15 +974,57 @@ pub struct OpensnoopArgs {
     #[arg(short = 'x', long)]
     failed: bool,
 
-    /// Show the open flags.
-    #[arg(short = 'f', long)]
+    /// Show the open flags (bcc's extended fields).
+    #[arg(short = 'e', long = "extended-fields", visible_alias = "flags")]
     flags: bool,
+
+    /// Only opens whose flags have this one (O_WRONLY, O_RDWR, O_CREAT...;
+    /// repeat for any of several), as bcc's -f.
+    #[arg(short = 'f', long = "flag-filter", value_name = "O_FLAG", value_parser = parse_open_flag)]
+    flag_filter: Vec<i32>,
+
+    /// Print a timestamp column, seconds since the start (bcc's -T, as
+    /// --timestamp).
+    #[arg(short = 'T')]
+    timestamp_short: bool,
 
     #[command(flatten)]
     snooping: Snooping,
 }
 
-pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
+/// An `O_*` flag by name, as bcc's opensnoop -f takes it.
+fn parse_open_flag(s: &str) -> Result<i32, String> {
+    let known = [
+        ("O_RDONLY", libc::O_RDONLY),
+        ("O_WRONLY", libc::O_WRONLY),
+        ("O_RDWR", libc::O_RDWR),
+        ("O_CREAT", libc::O_CREAT),
+        ("O_EXCL", libc::O_EXCL),
+        ("O_NOCTTY", libc::O_NOCTTY),
+        ("O_TRUNC", libc::O_TRUNC),
+        ("O_APPEND", libc::O_APPEND),
+        ("O_NONBLOCK", libc::O_NONBLOCK),
+        ("O_DSYNC", libc::O_DSYNC),
+        ("O_SYNC", libc::O_SYNC),
+        ("O_DIRECT", libc::O_DIRECT),
+        ("O_LARGEFILE", libc::O_LARGEFILE),
+        ("O_DIRECTORY", libc::O_DIRECTORY),
+        ("O_NOFOLLOW", libc::O_NOFOLLOW),
+        ("O_NOATIME", libc::O_NOATIME),
+        ("O_CLOEXEC", libc::O_CLOEXEC),
+        ("O_PATH", libc::O_PATH),
+        ("O_TMPFILE", libc::O_TMPFILE),
+    ];
+    known.iter().find(|(n, _)| *n == s).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        format!("{s:?} is not an open flag ({})", names.join(", "))
+    })
+}
+
+pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
+    args.snooping.timestamp |= args.timestamp_short;
+    // As bcc: an open passes when its flags share a bit with the filter's.
+    let mask = args.flag_filter.iter().fold(0i64, |m, f| m | i64::from(*f));
     let mut watch = args.target.watch()?;
     let mut tool = OpenSnoop::start(watch.selection.clone(), args.failed)?;
     eprintln!("Tracing opens... Hit Ctrl-C to end.");
@@ -947,6 +1040,9 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
+            if !args.flag_filter.is_empty() && (e.flags as i64) & mask == 0 {
+                return Ok(());
+            }
             let (fd, err) = if e.ret >= 0 { (e.ret, 0) } else { (-1, -e.ret) };
             if args.snooping.json {
                 write_event(
@@ -993,11 +1089,22 @@ pub struct TcplifeArgs {
     #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
     pid: Option<IdList>,
 
+    /// Print a time column, the clock time (bcc's -T, as --time).
+    #[arg(short = 'T')]
+    time_short: bool,
+
+    /// Print a timestamp column, seconds since the start (bcc's -t, as
+    /// --timestamp).
+    #[arg(short = 't')]
+    timestamp_short: bool,
+
     #[command(flatten)]
     snooping: Snooping,
 }
 
-pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
+pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
+    args.snooping.time |= args.time_short;
+    args.snooping.timestamp |= args.timestamp_short;
     let selection = args.pid.as_ref().map(|IdList(p)| Selection::Processes { pids: p.clone(), follow_children: true });
     let mut tool = TcpLife::start(selection)?;
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");

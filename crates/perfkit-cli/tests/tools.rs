@@ -736,6 +736,37 @@ fn tcpretrans_counts_segments_like_the_kernel() {
 }
 
 #[test]
+fn bcc_flags_mean_what_they_mean_in_bcc() {
+    let Some(_serial) = privileged() else { return };
+    // syscount -T N: the top N rows (not timestamps and an interval).
+    let out = tool(&["syscount", "-T", "3", "--json", "--", "/bin/sh", "-c", "ls / > /dev/null"]);
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 1, "one report at the end: {out}");
+    assert_eq!(reports[0]["rows"].as_array().unwrap().len(), 3, "{out}");
+    // opensnoop -f O_WRONLY: only opens for writing; -e shows the flags.
+    let dir = scratch_dir();
+    let file = dir.path().join("written");
+    let script = format!("echo x > {f}; cat {f} > /dev/null", f = file.display());
+    let out = tool(&["opensnoop", "-f", "O_WRONLY", "--json", "--", "/bin/sh", "-c", &script]);
+    let events = json_lines(&out);
+    let path = file.to_str().unwrap();
+    assert!(events.iter().any(|e| e["path"] == path), "the write open: {events:?}");
+    assert!(events.iter().all(|e| e["flags"].as_u64().unwrap() & 1 == 1), "{events:?}");
+    let text = tool(&["opensnoop", "-e", "--", "/bin/sh", "-c", &script]);
+    assert!(text.lines().next().unwrap().contains("FLAGS"), "{text}");
+    // execsnoop -x includes failed execs; -t adds seconds, -T the time.
+    let out = tool(&["execsnoop", "-x", "-t", "-T", "--", "/bin/sh", "-c", "/nonexistent-x 2>/dev/null; true"]);
+    let head = out.lines().next().unwrap();
+    assert!(head.starts_with("TIME") && head.contains("TIME(s)"), "{out}");
+    assert!(out.lines().any(|l| l.contains("-2")), "the failed exec: {out}");
+    // A bcc flag perfkit does not take is refused by name, before anything
+    // runs.
+    let out = run(perfkit().args(["execsnoop", "-u", "1000"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("-u") && stderr(&out).contains("--json"), "{}", stderr(&out));
+}
+
+#[test]
 fn bad_tool_input_is_a_clear_error() {
     for (args, needle) in [
         (&["runqlat", "0"][..], "interval"),
