@@ -894,6 +894,30 @@ pub struct ExecsnoopArgs {
     #[arg(short = 't')]
     timestamp_short: bool,
 
+    /// Execs by this user only.
+    #[arg(short = 'u', long, value_name = "UID")]
+    uid: Option<u32>,
+
+    /// Print a UID column.
+    #[arg(short = 'U', long)]
+    print_uid: bool,
+
+    /// Execs whose command name contains NAME only.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Execs with an argument containing LINE only.
+    #[arg(short = 'l', long, value_name = "LINE")]
+    line: Option<String>,
+
+    /// Quote the arguments ("a b" "c").
+    #[arg(short = 'q', long)]
+    quote: bool,
+
+    /// Execs by children of this process only (its direct children).
+    #[arg(short = 'P', long, value_name = "PPID")]
+    ppid: Option<u32>,
+
     #[command(flatten)]
     snooping: Snooping,
 }
@@ -907,7 +931,8 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
     watch.release()?;
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
-        println!("{ts}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
+        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
+        println!("{ts}{uid}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
     }
     let exited = snoop_loop(
         "execsnoop",
@@ -915,11 +940,20 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if args.failed_only && e.ret == 0 {
+            if args.failed_only && e.ret == 0
+                || args.uid.is_some_and(|u| u != e.uid)
+                || args.ppid.is_some_and(|p| p != e.ppid)
+                || args.name.as_ref().is_some_and(|n| !e.comm.contains(n.as_str()))
+                || args.line.as_ref().is_some_and(|l| !e.args.iter().flatten().any(|a| a.contains(l.as_str())))
+            {
                 return Ok(());
             }
             // An argument that could not be read is said, never shown empty.
-            let mut line = e.args.iter().map(|a| a.as_deref().unwrap_or("[unreadable]")).collect::<Vec<_>>().join(" ");
+            let shown = |a: &Option<String>| {
+                let a = a.as_deref().unwrap_or("[unreadable]");
+                if args.quote { format!("\"{}\"", a.replace('"', "\\\"")) } else { a.to_owned() }
+            };
+            let mut line = e.args.iter().map(shown).collect::<Vec<_>>().join(" ");
             if e.args.is_empty() && e.path.is_none() {
                 line.push_str("[unreadable]");
             }
@@ -944,9 +978,10 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
                 )?;
             } else {
                 let ts = args.snooping.time_column(t);
+                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
                 writeln!(
                     out,
-                    "{ts}{:<16} {:>7} {:>7} {:>4} {}",
+                    "{ts}{uid}{:<16} {:>7} {:>7} {:>4} {}",
                     printable(&e.comm),
                     e.pid,
                     e.ppid,
@@ -987,6 +1022,22 @@ pub struct OpensnoopArgs {
     /// --timestamp).
     #[arg(short = 'T')]
     timestamp_short: bool,
+
+    /// Opens by this user only.
+    #[arg(short = 'u', long, value_name = "UID")]
+    uid: Option<u32>,
+
+    /// Print a UID column.
+    #[arg(short = 'U', long)]
+    print_uid: bool,
+
+    /// Opens by processes whose name contains NAME only.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Opens by this thread only.
+    #[arg(short = 't', long, value_name = "TID")]
+    tid: Option<u32>,
 
     #[command(flatten)]
     snooping: Snooping,
@@ -1032,7 +1083,8 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
         let flags = if args.flags { format!("{:<8} ", "FLAGS") } else { String::new() };
-        println!("{ts}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
+        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
+        println!("{ts}{uid}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
     }
     let exited = snoop_loop(
         "opensnoop",
@@ -1040,7 +1092,11 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if !args.flag_filter.is_empty() && (e.flags as i64) & mask == 0 {
+            if !args.flag_filter.is_empty() && (e.flags as i64) & mask == 0
+                || args.uid.is_some_and(|u| u != e.uid)
+                || args.tid.is_some_and(|t| t != e.tid)
+                || args.name.as_ref().is_some_and(|n| !e.comm.contains(n.as_str()))
+            {
                 return Ok(());
             }
             let (fd, err) = if e.ret >= 0 { (e.ret, 0) } else { (-1, -e.ret) };
@@ -1063,9 +1119,10 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
             } else {
                 let ts = args.snooping.time_column(t);
                 let flags = if args.flags { format!("{:08o} ", e.flags) } else { String::new() };
+                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
                 writeln!(
                     out,
-                    "{ts}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}",
+                    "{ts}{uid}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}",
                     e.pid,
                     printable(&e.comm),
                     printable(&e.path)
@@ -1098,6 +1155,26 @@ pub struct TcplifeArgs {
     #[arg(short = 't')]
     timestamp_short: bool,
 
+    /// Sessions on these local ports only, comma-separated.
+    #[arg(short = 'L', long, value_name = "PORT[,PORT...]", value_delimiter = ',')]
+    localport: Vec<u16>,
+
+    /// Sessions with these remote ports only, comma-separated.
+    #[arg(short = 'D', long, value_name = "PORT[,PORT...]", value_delimiter = ',')]
+    remoteport: Vec<u16>,
+
+    /// IPv4 sessions only.
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// IPv6 sessions only.
+    #[arg(short = '6', long)]
+    ipv6: bool,
+
+    /// Wide columns for IPv6 addresses.
+    #[arg(short = 'w', long)]
+    wide: bool,
+
     #[command(flatten)]
     snooping: Snooping,
 }
@@ -1109,10 +1186,11 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
     let mut tool = TcpLife::start(selection)?;
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
+    let w = if args.wide { 39 } else { 15 };
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
         println!(
-            "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9}",
+            "{ts}{:>7} {:<12} {:<w$} {:>5} {:<w$} {:>5} {:>8} {:>8} {:>9}",
             "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"
         );
     }
@@ -1122,6 +1200,13 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
+            if !args.localport.is_empty() && !args.localport.contains(&e.local_port)
+                || !args.remoteport.is_empty() && !args.remoteport.contains(&e.remote_port)
+                || args.ipv4 && !e.local.is_ipv4()
+                || args.ipv6 && !e.local.is_ipv6()
+            {
+                return Ok(());
+            }
             if args.snooping.json {
                 write_event(
                     out,
@@ -1142,7 +1227,7 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
                 let ts = args.snooping.time_column(t);
                 writeln!(
                     out,
-                    "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9.2}",
+                    "{ts}{:>7} {:<12} {:<w$} {:>5} {:<w$} {:>5} {:>8} {:>8} {:>9.2}",
                     e.pid,
                     printable(&e.comm),
                     e.local,
@@ -1167,6 +1252,15 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
                         tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced."
 )]
 pub struct TcpretransArgs {
+    /// IPv4 retransmissions only (not with -c: the counts are kept in the
+    /// kernel for both families).
+    #[arg(short = '4', long, conflicts_with_all = ["ipv6", "count"])]
+    ipv4: bool,
+
+    /// IPv6 retransmissions only (not with -c).
+    #[arg(short = '6', long, conflicts_with = "count")]
+    ipv6: bool,
+
     /// Count retransmissions by TCP state and print the counts at the end:
     /// retransmissions, their segments, and failed attempts.
     #[arg(short = 'c', long)]
@@ -1188,13 +1282,14 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     }
     let count = args.count;
     let json_out = args.snooping.json;
+    let (ipv4, ipv6) = (args.ipv4, args.ipv6);
     snoop_loop(
         "tcpretrans",
         args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if count {
+            if count || ipv4 && !e.local.is_ipv4() || ipv6 && !e.local.is_ipv6() {
                 return Ok(());
             }
             if json_out {

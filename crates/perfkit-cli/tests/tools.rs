@@ -761,9 +761,25 @@ fn bcc_flags_mean_what_they_mean_in_bcc() {
     assert!(out.lines().any(|l| l.contains("-2")), "the failed exec: {out}");
     // A bcc flag perfkit does not take is refused by name, before anything
     // runs.
-    let out = run(perfkit().args(["execsnoop", "-u", "1000"]));
+    let out = run(perfkit().args(["execsnoop", "--max-args", "5"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("-u") && stderr(&out).contains("--json"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--max-args") && stderr(&out).contains("2560"), "{}", stderr(&out));
+    // execsnoop -u UID, -n NAME: only root's execs of `true`.
+    let out = tool(&[
+        "execsnoop",
+        "-u",
+        "0",
+        "-n",
+        "true",
+        "-U",
+        "--",
+        "/bin/sh",
+        "-c",
+        "/bin/true a; /bin/echo b > /dev/null",
+    ]);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].starts_with("0 ") && rows[0].contains("true a"), "{out}");
 }
 
 #[test]
