@@ -103,6 +103,17 @@ pub(crate) fn remember_comm(id: u32, task: u64, process: bool) {
     let _ = TOOL_COMMS.insert(&id, &comm, BPF_ANY as u64);
 }
 
+/// Refreshes the remembered name of `id` from `task` when `id` was counted
+/// already (a process that exec'd after its last wait still leaves the CPU
+/// under its new name, at the latest when it exits).
+#[inline(always)]
+pub(crate) fn refresh_comm(id: u32, task: u64, process: bool) {
+    // SAFETY: a plain read of a map value.
+    if id != 0 && unsafe { TOOL_COMMS.get(&id) }.is_some() {
+        remember_comm(id, task, process);
+    }
+}
+
 #[inline(always)]
 pub(crate) fn config() -> ToolConfig {
     // SAFETY: a volatile read keeps the compiler from folding the global to
