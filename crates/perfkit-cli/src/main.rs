@@ -21,6 +21,7 @@ macro_rules! println {
     }};
 }
 
+mod bcc_flags;
 mod clock;
 mod limits;
 mod output;
@@ -135,6 +136,12 @@ fn man(command: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // bcc's flags perfkit does not take with bcc's meaning: refused by name
+    // before clap could read them otherwise.
+    if let Err(message) = bcc_flags::check(&std::env::args_os().collect::<Vec<_>>()) {
+        eprintln!("{message}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     // Before anything is created: see `signals`.
     let handled = matches!(

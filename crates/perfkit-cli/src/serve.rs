@@ -250,14 +250,33 @@ impl Probes {
         }
         if let Some(t) = &self.retrans {
             let t = t.lock().expect("probe lock");
-            header(
-                out,
-                "perfkit_tcp_retransmits_total",
-                "counter",
-                "TCP segments retransmitted, by the socket's TCP state (tcpretrans).",
-            );
-            for (state, n) in t.counts()? {
-                let _ = writeln!(out, "perfkit_tcp_retransmits_total{{state=\"{state}\"}} {n}");
+            let counts = t.counts()?;
+            type Value = fn(&perfkit_probes::tools::RetransCount) -> u64;
+            let metrics: [(&str, &str, Value); 3] = [
+                (
+                    "perfkit_tcp_retransmitted_segments_total",
+                    "TCP segments retransmitted (tcp_skb_pcount of each skb sent again, as the kernel's RetransSegs \
+                     counts them), by the socket's TCP state (tcpretrans).",
+                    |c| c.segments,
+                ),
+                (
+                    "perfkit_tcp_retransmissions_total",
+                    "TCP retransmissions sent (skbs, each of one or more segments), by the socket's TCP state \
+                     (tcpretrans).",
+                    |c| c.retransmissions,
+                ),
+                (
+                    "perfkit_tcp_retransmit_failures_total",
+                    "TCP retransmission attempts that sent nothing (an error such as EBUSY or ENOMEM; traced by \
+                     kernels whose tcp_retransmit_skb tracepoint has err), by the socket's TCP state (tcpretrans).",
+                    |c| c.failed,
+                ),
+            ];
+            for (name, help, value) in metrics {
+                header(out, name, "counter", help);
+                for c in &counts {
+                    let _ = writeln!(out, "{name}{{state=\"{}\"}} {}", c.state, value(c));
+                }
             }
             lost.push(("tcpretrans", t.stats()?));
         }

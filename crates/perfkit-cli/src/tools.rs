@@ -124,8 +124,9 @@ pub struct Reporting {
     #[arg(long)]
     json: bool,
 
-    /// Print the time of each interval.
-    #[arg(short = 'T', long)]
+    /// Print the time of each interval (bcc's -T, on runqlat and
+    /// biolatency).
+    #[arg(long)]
     timestamp: bool,
 
     /// Seconds between reports; without it, one report at Ctrl-C (or when
@@ -317,11 +318,16 @@ pub struct RunqlatArgs {
     #[command(flatten)]
     reporting: Reporting,
 
+    /// Print the time of each interval (as --timestamp).
+    #[arg(short = 'T')]
+    time: bool,
+
     #[command(flatten)]
     target: ToolTarget,
 }
 
-pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
+pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
+    args.reporting.timestamp |= args.time;
     let per = if args.pids {
         RunqlatPer::Process
     } else if args.tids {
@@ -349,6 +355,9 @@ pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
             .map(|h| previous.get(&h.id).map_or_else(|| h.clone(), |p| h.since(p)))
             .filter(|h| h.count() > 0 || per == RunqlatPer::All)
             .collect();
+        let names =
+            if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) { tool.names()? } else { HashMap::new() };
+        let comm_of = |id: u32| names.get(&id).cloned().unwrap_or_else(|| comm_of(id));
         let label = |h: &Histogram| -> (String, serde_json::Value) {
             match per {
                 RunqlatPer::Process => {
@@ -449,9 +458,14 @@ pub struct BiolatencyArgs {
 
     #[command(flatten)]
     reporting: Reporting,
+
+    /// Print the time of each interval (as --timestamp).
+    #[arg(short = 'T')]
+    time: bool,
 }
 
-pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {
+pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
+    args.reporting.timestamp |= args.time;
     let mut config = BlockIoConfig::default();
     config.histograms = true;
     config.per_disk = args.disks;
@@ -511,8 +525,12 @@ pub struct BiosnoopArgs {
     json: bool,
 
     /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
-    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::clock::positive)]
     duration: Option<Duration>,
+
+    /// Only I/O of this disk (`sda`, `nvme0n1`), as libbpf-tools' -d.
+    #[arg(short = 'd', long, value_name = "DISK")]
+    disk: Option<String>,
 }
 
 pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
@@ -529,17 +547,20 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
             "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
         );
     }
-    let mut first_ts = None;
+    // Times from the tool's start, on the clock of the events' own
+    // timestamps (CLOCK_MONOTONIC, as bpf_ktime_get_ns).
+    let start_ns = monotonic_ns();
     snoop_loop(
         "biosnoop",
         args.duration,
         &mut Watch { selection: None, command: None },
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, _| {
-            // Times from the first I/O's completion, as bcc's biosnoop.
-            let first = *first_ts.get_or_insert(e.ts_ns);
-            let t = (e.ts_ns - first) as f64 / 1e9;
+            let t = e.ts_ns.saturating_sub(start_ns) as f64 / 1e9;
             let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
+            if args.disk.as_ref().is_some_and(|d| *d != disk) {
+                return Ok(());
+            }
             if args.json {
                 return write_event(
                     out,
@@ -574,6 +595,15 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of the events'
+/// timestamps.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 fn round6(v: f64) -> f64 {
@@ -612,8 +642,8 @@ pub struct SyscountArgs {
     #[arg(short = 'x', long)]
     failures: bool,
 
-    /// Rows to print.
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+    /// Rows to print: the top N by count (by time with -L), as bcc's -T.
+    #[arg(short = 'T', long, short_alias = 'n', value_name = "N", default_value_t = 10)]
     top: usize,
 
     #[command(flatten)]
@@ -663,6 +693,9 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
         let mut rows: Vec<(u32, (u64, u64, u64))> = rows.into_iter().filter(|(_, r)| r.0 > 0).collect();
         rows.sort_by(|a, b| if args.latency { b.1.2.cmp(&a.1.2) } else { b.1.0.cmp(&a.1.0) }.then(a.0.cmp(&b.0)));
         rows.truncate(args.top);
+        // Names as first counted: a process that has exited keeps its own.
+        let names = if args.process { tool.process_names()? } else { HashMap::new() };
+        let comm_of = |pid: u32| names.get(&pid).cloned().unwrap_or_else(|| comm_of(pid));
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         if args.reporting.json {
@@ -740,9 +773,13 @@ pub struct Snooping {
     #[arg(long)]
     json: bool,
 
-    /// Print a timestamp column (seconds since the start).
-    #[arg(short = 'T', long)]
+    /// Print a timestamp column: seconds since the start.
+    #[arg(long)]
     timestamp: bool,
+
+    /// Print a time column: the clock time (HH:MM:SS).
+    #[arg(long)]
+    time: bool,
 
     /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
     #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive)]
@@ -752,12 +789,26 @@ pub struct Snooping {
 impl Snooping {
     /// The timestamp column's heading, if it is shown.
     fn time_heading(&self) -> String {
-        if self.timestamp { format!("{:<9} ", "TIME(s)") } else { String::new() }
+        let mut h = String::new();
+        if self.time {
+            h.push_str(&format!("{:<8} ", "TIME"));
+        }
+        if self.timestamp {
+            h.push_str(&format!("{:<9} ", "TIME(s)"));
+        }
+        h
     }
 
     /// The timestamp column at `t` seconds, if it is shown.
     fn time_column(&self, t: f64) -> String {
-        if self.timestamp { format!("{t:<9.3} ") } else { String::new() }
+        let mut c = String::new();
+        if self.time {
+            c.push_str(&format!("{:<8} ", crate::clock::now_hms()));
+        }
+        if self.timestamp {
+            c.push_str(&format!("{t:<9.3} "));
+        }
+        c
     }
 }
 
@@ -798,29 +849,72 @@ fn snoop_loop<E>(
 /// Each exec, with its arguments and result, like bcc's execsnoop.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop -x               # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
-                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints; up to 20 arguments of 127 bytes each are kept."
+    after_help = "Examples:\n  perfkit execsnoop\n  perfkit execsnoop --failed-only    # failed execs only\n  perfkit execsnoop --json -- make -j8\n\nAs bcc's execsnoop: from the \
+                        syscalls:sys_enter_execve(at) and sys_exit_execve(at) tracepoints, and sched:sched_process_exec for the path and \
+                        arguments of a successful exec as the new program holds them (up to 2560 bytes); a failed exec shows up to 20 \
+                        arguments of 127 bytes each as passed. A value that could not be read shows as [unreadable] (null in JSON); \
+                        a cut one ends the line with ..."
 )]
 pub struct ExecsnoopArgs {
     #[command(flatten)]
     target: ToolTarget,
 
-    /// Failed execs only.
+    /// Include failed execs (bcc's -x; perfkit shows them anyway).
     #[arg(short = 'x', long)]
     fails: bool,
+
+    /// Failed execs only.
+    #[arg(long)]
+    failed_only: bool,
+
+    /// Print a time column, the clock time (bcc's -T, as --time).
+    #[arg(short = 'T')]
+    time_short: bool,
+
+    /// Print a timestamp column, seconds since the start (bcc's -t, as
+    /// --timestamp).
+    #[arg(short = 't')]
+    timestamp_short: bool,
+
+    /// Execs by this user only.
+    #[arg(short = 'u', long, value_name = "UID")]
+    uid: Option<u32>,
+
+    /// Print a UID column.
+    #[arg(short = 'U', long)]
+    print_uid: bool,
+
+    /// Execs whose command name contains NAME only.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Execs with an argument containing LINE only.
+    #[arg(short = 'l', long, value_name = "LINE")]
+    line: Option<String>,
+
+    /// Quote the arguments ("a b" "c").
+    #[arg(short = 'q', long)]
+    quote: bool,
+
+    /// Execs by children of this process only (its direct children).
+    #[arg(short = 'P', long, value_name = "PPID")]
+    ppid: Option<u32>,
 
     #[command(flatten)]
     snooping: Snooping,
 }
 
-pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
+pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
+    args.snooping.time |= args.time_short;
+    args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
     let mut tool = ExecSnoop::start(watch.selection.clone())?;
     eprintln!("Tracing execs... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
-        println!("{ts}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
+        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
+        println!("{ts}{uid}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
     }
     let exited = snoop_loop(
         "execsnoop",
@@ -828,10 +922,23 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if args.fails && e.ret == 0 {
+            if args.failed_only && e.ret == 0
+                || args.uid.is_some_and(|u| u != e.uid)
+                || args.ppid.is_some_and(|p| p != e.ppid)
+                || args.name.as_ref().is_some_and(|n| !e.comm.contains(n.as_str()))
+                || args.line.as_ref().is_some_and(|l| !e.args.iter().flatten().any(|a| a.contains(l.as_str())))
+            {
                 return Ok(());
             }
-            let mut line = e.args.join(" ");
+            // An argument that could not be read is said, never shown empty.
+            let shown = |a: &Option<String>| {
+                let a = a.as_deref().unwrap_or("[unreadable]");
+                if args.quote { format!("\"{}\"", a.replace('"', "\\\"")) } else { a.to_owned() }
+            };
+            let mut line = e.args.iter().map(shown).collect::<Vec<_>>().join(" ");
+            if e.args.is_empty() && e.path.is_none() {
+                line.push_str("[unreadable]");
+            }
             if e.args_truncated {
                 line.push_str(" ...");
             }
@@ -846,15 +953,17 @@ pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
                         "uid": e.uid,
                         "ret": e.ret,
                         "path": e.path,
+                        "path_truncated": e.path_truncated,
                         "args": e.args,
                         "args_truncated": e.args_truncated,
                     }),
                 )?;
             } else {
                 let ts = args.snooping.time_column(t);
+                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
                 writeln!(
                     out,
-                    "{ts}{:<16} {:>7} {:>7} {:>4} {}",
+                    "{ts}{uid}{:<16} {:>7} {:>7} {:>4} {}",
                     printable(&e.comm),
                     e.pid,
                     e.ppid,
@@ -882,15 +991,73 @@ pub struct OpensnoopArgs {
     #[arg(short = 'x', long)]
     failed: bool,
 
-    /// Show the open flags.
-    #[arg(short = 'f', long)]
+    /// Show the open flags (bcc's extended fields).
+    #[arg(short = 'e', long = "extended-fields", visible_alias = "flags")]
     flags: bool,
+
+    /// Only opens whose flags have this one (O_WRONLY, O_RDWR, O_CREAT...;
+    /// repeat for any of several), as bcc's -f.
+    #[arg(short = 'f', long = "flag-filter", value_name = "O_FLAG", value_parser = parse_open_flag)]
+    flag_filter: Vec<i32>,
+
+    /// Print a timestamp column, seconds since the start (bcc's -T, as
+    /// --timestamp).
+    #[arg(short = 'T')]
+    timestamp_short: bool,
+
+    /// Opens by this user only.
+    #[arg(short = 'u', long, value_name = "UID")]
+    uid: Option<u32>,
+
+    /// Print a UID column.
+    #[arg(short = 'U', long)]
+    print_uid: bool,
+
+    /// Opens by processes whose name contains NAME only.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Opens by this thread only.
+    #[arg(short = 't', long, value_name = "TID")]
+    tid: Option<u32>,
 
     #[command(flatten)]
     snooping: Snooping,
 }
 
-pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
+/// An `O_*` flag by name, as bcc's opensnoop -f takes it.
+fn parse_open_flag(s: &str) -> Result<i32, String> {
+    let known = [
+        ("O_RDONLY", libc::O_RDONLY),
+        ("O_WRONLY", libc::O_WRONLY),
+        ("O_RDWR", libc::O_RDWR),
+        ("O_CREAT", libc::O_CREAT),
+        ("O_EXCL", libc::O_EXCL),
+        ("O_NOCTTY", libc::O_NOCTTY),
+        ("O_TRUNC", libc::O_TRUNC),
+        ("O_APPEND", libc::O_APPEND),
+        ("O_NONBLOCK", libc::O_NONBLOCK),
+        ("O_DSYNC", libc::O_DSYNC),
+        ("O_SYNC", libc::O_SYNC),
+        ("O_DIRECT", libc::O_DIRECT),
+        ("O_LARGEFILE", libc::O_LARGEFILE),
+        ("O_DIRECTORY", libc::O_DIRECTORY),
+        ("O_NOFOLLOW", libc::O_NOFOLLOW),
+        ("O_NOATIME", libc::O_NOATIME),
+        ("O_CLOEXEC", libc::O_CLOEXEC),
+        ("O_PATH", libc::O_PATH),
+        ("O_TMPFILE", libc::O_TMPFILE),
+    ];
+    known.iter().find(|(n, _)| *n == s).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        format!("{s:?} is not an open flag ({})", names.join(", "))
+    })
+}
+
+pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
+    args.snooping.timestamp |= args.timestamp_short;
+    // As bcc: an open passes when its flags share a bit with the filter's.
+    let mask = args.flag_filter.iter().fold(0i64, |m, f| m | i64::from(*f));
     let mut watch = args.target.watch()?;
     let mut tool = OpenSnoop::start(watch.selection.clone(), args.failed)?;
     eprintln!("Tracing opens... Hit Ctrl-C to end.");
@@ -898,7 +1065,8 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
         let flags = if args.flags { format!("{:<8} ", "FLAGS") } else { String::new() };
-        println!("{ts}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
+        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
+        println!("{ts}{uid}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
     }
     let exited = snoop_loop(
         "opensnoop",
@@ -906,6 +1074,13 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
+            if !args.flag_filter.is_empty() && (e.flags as i64) & mask == 0
+                || args.uid.is_some_and(|u| u != e.uid)
+                || args.tid.is_some_and(|t| t != e.tid)
+                || args.name.as_ref().is_some_and(|n| !e.comm.contains(n.as_str()))
+            {
+                return Ok(());
+            }
             let (fd, err) = if e.ret >= 0 { (e.ret, 0) } else { (-1, -e.ret) };
             if args.snooping.json {
                 write_event(
@@ -926,9 +1101,10 @@ pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
             } else {
                 let ts = args.snooping.time_column(t);
                 let flags = if args.flags { format!("{:08o} ", e.flags) } else { String::new() };
+                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
                 writeln!(
                     out,
-                    "{ts}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}",
+                    "{ts}{uid}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}",
                     e.pid,
                     printable(&e.comm),
                     printable(&e.path)
@@ -952,19 +1128,51 @@ pub struct TcplifeArgs {
     #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
     pid: Option<IdList>,
 
+    /// Print a time column, the clock time (bcc's -T, as --time).
+    #[arg(short = 'T')]
+    time_short: bool,
+
+    /// Print a timestamp column, seconds since the start (bcc's -t, as
+    /// --timestamp).
+    #[arg(short = 't')]
+    timestamp_short: bool,
+
+    /// Sessions on these local ports only, comma-separated.
+    #[arg(short = 'L', long, value_name = "PORT[,PORT...]", value_delimiter = ',')]
+    localport: Vec<u16>,
+
+    /// Sessions with these remote ports only, comma-separated.
+    #[arg(short = 'D', long, value_name = "PORT[,PORT...]", value_delimiter = ',')]
+    remoteport: Vec<u16>,
+
+    /// IPv4 sessions only.
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// IPv6 sessions only.
+    #[arg(short = '6', long)]
+    ipv6: bool,
+
+    /// Wide columns for IPv6 addresses.
+    #[arg(short = 'w', long)]
+    wide: bool,
+
     #[command(flatten)]
     snooping: Snooping,
 }
 
-pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
+pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
+    args.snooping.time |= args.time_short;
+    args.snooping.timestamp |= args.timestamp_short;
     let selection = args.pid.as_ref().map(|IdList(p)| Selection::Processes { pids: p.clone(), follow_children: true });
     let mut tool = TcpLife::start(selection)?;
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
+    let w = if args.wide { 39 } else { 15 };
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
         println!(
-            "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9}",
+            "{ts}{:>7} {:<12} {:<w$} {:>5} {:<w$} {:>5} {:>8} {:>8} {:>9}",
             "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"
         );
     }
@@ -974,6 +1182,13 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
+            if !args.localport.is_empty() && !args.localport.contains(&e.local_port)
+                || !args.remoteport.is_empty() && !args.remoteport.contains(&e.remote_port)
+                || args.ipv4 && !e.local.is_ipv4()
+                || args.ipv6 && !e.local.is_ipv6()
+            {
+                return Ok(());
+            }
             if args.snooping.json {
                 write_event(
                     out,
@@ -994,7 +1209,7 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
                 let ts = args.snooping.time_column(t);
                 writeln!(
                     out,
-                    "{ts}{:>7} {:<12} {:<15} {:>5} {:<15} {:>5} {:>8} {:>8} {:>9.2}",
+                    "{ts}{:>7} {:<12} {:<w$} {:>5} {:<w$} {:>5} {:>8} {:>8} {:>9.2}",
                     e.pid,
                     printable(&e.comm),
                     e.local,
@@ -1019,7 +1234,17 @@ pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
                         tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced."
 )]
 pub struct TcpretransArgs {
-    /// Count retransmissions by TCP state and print the counts at the end.
+    /// IPv4 retransmissions only (not with -c: the counts are kept in the
+    /// kernel for both families).
+    #[arg(short = '4', long, conflicts_with_all = ["ipv6", "count"])]
+    ipv4: bool,
+
+    /// IPv6 retransmissions only (not with -c).
+    #[arg(short = '6', long, conflicts_with = "count")]
+    ipv6: bool,
+
+    /// Count retransmissions by TCP state and print the counts at the end:
+    /// retransmissions, their segments, and failed attempts.
     #[arg(short = 'c', long)]
     count: bool,
 
@@ -1039,13 +1264,14 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     }
     let count = args.count;
     let json_out = args.snooping.json;
+    let (ipv4, ipv6) = (args.ipv4, args.ipv6);
     snoop_loop(
         "tcpretrans",
         args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if count {
+            if count || ipv4 && !e.local.is_ipv4() || ipv6 && !e.local.is_ipv6() {
                 return Ok(());
             }
             if json_out {
@@ -1059,13 +1285,18 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
                         "remote_addr": e.remote.to_string(),
                         "remote_port": e.remote_port,
                         "state": e.state,
+                        "segments": e.segments,
+                        "error": e.error,
                     }),
                 )?;
             } else {
                 let ip = if e.local.is_ipv4() { 4 } else { 6 };
+                // R>: retransmitted; F>: an attempt that failed (sent
+                // nothing).
+                let kind = if e.error == 0 { "R>" } else { "F>" };
                 writeln!(
                     out,
-                    "{t:<9.3} {:>7} {ip:>2} {:<21} R> {:<21} {}",
+                    "{t:<9.3} {:>7} {ip:>2} {:<21} {kind} {:<21} {}",
                     e.pid,
                     format!("{}:{}", e.local, e.local_port),
                     format!("{}:{}", e.remote, e.remote_port),
@@ -1078,13 +1309,19 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     if count {
         let counts = tool.counts()?;
         if json_out {
-            let by: serde_json::Map<String, serde_json::Value> =
-                counts.iter().map(|(s, n)| ((*s).to_owned(), json!(n))).collect();
+            let by: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|c| {
+                    let v = json!({"retransmissions": c.retransmissions, "segments": c.segments,
+                                   "failed": c.failed, "failed_segments": c.failed_segments});
+                    (c.state.to_owned(), v)
+                })
+                .collect();
             println!("{}", json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_state": by}));
         } else {
-            println!("{:<14} {:>8}", "STATE", "RETRANS");
-            for (state, n) in counts {
-                println!("{state:<14} {n:>8}");
+            println!("{:<14} {:>8} {:>8} {:>8}", "STATE", "RETRANS", "SEGS", "FAILED");
+            for c in counts {
+                println!("{:<14} {:>8} {:>8} {:>8}", c.state, c.retransmissions, c.segments, c.failed);
             }
         }
     }

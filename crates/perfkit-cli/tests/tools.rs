@@ -207,8 +207,10 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
     thread::sleep(Duration::from_millis(500));
     const N: usize = 37;
     let (snoop, snoop_out) = start_tool(&["biosnoop", "--json"], "Tracing");
+    let ready = Instant::now();
     let (lat, lat_out) = start_tool(&["biolatency", "-D", "-F", "--json"], "Tracing block device I/O");
     thread::sleep(Duration::from_millis(800));
+    let dd_started = ready.elapsed().as_secs_f64();
     let dd = Command::new("dd")
         .args(["if=/dev/zero", &format!("of={}", dev.0), "bs=4k", &format!("count={N}"), "oflag=direct"])
         .output()
@@ -222,6 +224,10 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
         .collect();
     assert_eq!(writes.len(), N, "{events:?}");
     assert!(writes.iter().all(|e| e["bytes"] == 4096 && e["comm"] == "dd"), "{writes:?}");
+    // time_s counts from the tool's start (docs/JSON.md), not from the
+    // first I/O: the writes began at least 0.8 s after it was ready.
+    let first = writes[0]["time_s"].as_f64().unwrap();
+    assert!(first >= dd_started - 0.05 && first <= dd_started + 2.0, "first write at {first} s, dd at {dd_started} s");
     let report = json_lines(&stop_tool(lat, lat_out));
     let hists = report.last().unwrap()["histograms"].as_array().unwrap().clone();
     let written: u64 = hists
@@ -230,6 +236,95 @@ fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
         .map(|h| h["count"].as_u64().unwrap())
         .sum();
     assert_eq!(written as usize, N, "{hists:?}");
+}
+
+#[test]
+fn offcpu_leaf_is_the_same_with_another_tracer_on_sched_switch() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["bpftrace"]) {
+        return;
+    }
+    let bin = workload("sleeper.c", "sleeper");
+    let dir = scratch_dir();
+    // The leaves of the naps' stacks, and every frame seen.
+    let leaves = |name: &str| -> (std::collections::BTreeSet<String>, Vec<String>) {
+        let folded = dir.path().join(name);
+        let out = run(perfkit().args(["offcpu", "-f", "folded", "-o"]).arg(&folded).arg("--").arg(&bin).arg("1"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let stacks = read_folded(&folded);
+        let naps = stacks.iter().filter(|(s, _)| s.contains("take_nap;"));
+        let leaves = naps.map(|(s, _)| s.rsplit(';').next().unwrap().to_owned()).collect();
+        (leaves, stacks.into_iter().map(|(s, _)| s).collect())
+    };
+    let (alone, _) = leaves("alone.folded");
+    // bpftrace on the same tracepoint: the kernel now calls both programs
+    // through __traceiter_sched_switch.
+    let mut bt = Killed(
+        Command::new("bpftrace")
+            .args(["-e", "tracepoint:sched:sched_switch { @n = count(); }"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut attached = String::new();
+    BufReader::new(bt.0.stdout.as_mut().unwrap()).read_line(&mut attached).unwrap();
+    assert!(attached.contains("Attaching"), "bpftrace: {attached}");
+    let (shared, stacks) = leaves("shared.folded");
+    drop(bt);
+    assert_eq!(alone, shared, "the leaf moved with another tracer attached");
+    assert!(alone.iter().all(|l| l == "__schedule_[k]"), "{alone:?}");
+    for s in &stacks {
+        for hook in ["__traceiter_", "bpf_trace_run", "__bpf_trace_", "bpf_prog_"] {
+            assert!(!s.contains(hook), "a tracing frame in {s}");
+        }
+    }
+}
+
+#[test]
+fn off_cpu_json_says_microseconds() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("sleeper.c", "sleeper");
+    let dir = scratch_dir();
+    for (args, hz) in [(&["offcpu"][..], 0), (&["profile", "--off-cpu"][..], 99)] {
+        let json = dir.path().join("off.json");
+        let out = run(perfkit().args(args).args(["-f", "json", "-o"]).arg(&json).arg("--").arg(&bin).arg("1"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc: Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+        let meta = &doc["meta"];
+        assert_eq!(meta["unit"], "microseconds", "{args:?}: {meta}");
+        assert!(meta.get("total_samples").is_none(), "{args:?}: microseconds called samples: {meta}");
+        let total = meta["total_us"].as_u64().unwrap_or(0);
+        let sum: u64 = doc["stacks"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).sum();
+        assert_eq!(total, sum, "{meta}");
+        // About one second of naps, in microseconds.
+        assert!(total >= 800_000, "{args:?}: {total} us");
+        assert_eq!(meta["frequency_hz"], hz, "{args:?}: {meta}");
+    }
+}
+
+#[test]
+fn per_process_names_outlive_the_processes() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("syscalls.c", "syscalls");
+    let script = format!("{b} 3000; {b} 5000; /bin/true", b = bin.display());
+    // Every process has exited by the report at the end of the command.
+    let out = tool(&["syscount", "-P", "--json", "--", "/bin/sh", "-c", &script]);
+    let rows = json_lines(&out).last().unwrap()["rows"].as_array().unwrap().clone();
+    for n in [3000, 5000] {
+        let row = rows
+            .iter()
+            .find(|r| r["count"].as_u64().is_some_and(|c| (n..n + 400).contains(&c)))
+            .unwrap_or_else(|| panic!("no process with {n} calls: {rows:?}"));
+        assert_eq!(row["comm"], "syscalls", "{row}");
+    }
+    assert!(rows.iter().all(|r| r["comm"].as_str().is_some_and(|c| !c.is_empty())), "{rows:?}");
+    assert!(rows.iter().any(|r| r["comm"] == "sh"), "{rows:?}");
+    let out = tool(&["runqlat", "-P", "--json", "--", "/bin/sh", "-c", &script]);
+    let hists = json_lines(&out).last().unwrap()["histograms"].as_array().unwrap().clone();
+    let names: Vec<&str> = hists.iter().map(|h| h["per"]["comm"].as_str().unwrap_or("")).collect();
+    assert!(names.iter().all(|c| !c.is_empty()), "{names:?}");
+    assert!(names.contains(&"syscalls") && names.contains(&"sh"), "{names:?}");
 }
 
 #[test]
@@ -323,6 +418,111 @@ fn execsnoop_lists_every_exec_with_its_arguments_and_result() {
     let text = tool(&["execsnoop", "--", "/bin/true", "only-arg"]);
     assert!(text.starts_with("PCOMM"), "{text}");
     assert!(text.lines().any(|l| l.contains("/bin/true only-arg") || l.contains("true only-arg")), "{text}");
+}
+
+#[test]
+fn execsnoop_sees_literal_arguments_long_ones_and_no_path_search() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("forkexec.c", "forkexec");
+    let out = tool(&["execsnoop", "--json", "--"].into_iter().chain([bin.to_str().unwrap(), "40"]).collect::<Vec<_>>());
+    let events = json_lines(&out);
+    // 40 children exec /bin/true with literal strings: each row has the
+    // path and every argument (read from the new image, not from the
+    // child's untouched pages).
+    let literal: Vec<_> = events.iter().filter(|e| e["args"][1] == "literal-one").collect();
+    assert_eq!(literal.len(), 40, "{events:?}");
+    for e in &literal {
+        assert_eq!(e["path"], "/bin/true", "{e}");
+        assert_eq!(e["args"], serde_json::json!(["true", "literal-one", "literal-two"]), "{e}");
+        assert_eq!(e["ret"], 0);
+        assert_eq!(e["args_truncated"], false);
+    }
+    // A 299-byte argument: whole in a successful exec (read from the new
+    // image), cut and said so in a failed one.
+    let long = "L".repeat(299);
+    let ok = events.iter().find(|e| e["args"][1] == "long-ok").unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(ok["args"][2], long.as_str(), "{ok}");
+    assert_eq!(ok["args_truncated"], false);
+    // The failed exec has no new image: its literal path and first
+    // arguments sit in pages the child never touched, read as null (not
+    // as ""); the 299-byte argument on its stack is read, and cut.
+    let failed = events.iter().find(|e| e["ret"] == -2).unwrap_or_else(|| panic!("{events:?}"));
+    assert!(failed["path"].is_null() || failed["path"] == "/nonexistent/perfkit-missing", "{failed}");
+    assert!(failed["args"][1].is_null() || failed["args"][1] == "long-missing", "{failed}");
+    assert_eq!(failed["args_truncated"], true, "a 299-byte argument kept as 127: {failed}");
+    assert!(failed["args"][2].as_str().is_some_and(|a| a.len() < 299 && long.starts_with(a)), "{failed}");
+    // Nothing is printed empty: a value not read is null.
+    for e in &events {
+        assert_ne!(e["path"], "", "{e}");
+        assert!(e["args"].as_array().unwrap().iter().all(|a| a != ""), "{e}");
+    }
+    // perfkit's own PATH search is not shown: with two missing
+    // directories first in PATH, the command's exec is the only one.
+    let out = run(perfkit().env("PATH", "/nonexistent-a:/nonexistent-b:/usr/bin:/bin").args([
+        "execsnoop",
+        "--json",
+        "--",
+        "true",
+        "only-exec",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["ret"], 0);
+    assert_eq!(events[0]["path"], "/usr/bin/true");
+    assert_eq!(events[0]["args"], serde_json::json!(["true", "only-exec"]));
+}
+
+#[test]
+fn execsnoop_counts_a_lost_exec_once() {
+    let Some(_serial) = privileged() else { return };
+    let bin = workload("forkexec.c", "forkexec");
+    let n = 3000;
+    let mut child = perfkit()
+        .args(["execsnoop", "--json", "--"])
+        .arg(&bin)
+        .arg(n.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut ready = String::new();
+    while err.read_line(&mut ready).unwrap_or(0) > 0 && !ready.contains("Tracing execs") {}
+    assert!(ready.contains("Tracing execs"), "{ready}");
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let child = Killed(child);
+    // Stopped while the command runs, perfkit reads nothing: the 1 MiB
+    // ring buffer fills and the rest of the execs are lost.
+    thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGSTOP) };
+    thread::sleep(Duration::from_secs(5));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGCONT) };
+    let mut child = child;
+    let status = child.0.wait().unwrap();
+    let (out, err) = (out_reader.join().unwrap(), err_reader.join().unwrap());
+    assert!(status.success(), "{err}");
+    let rows = json_lines(&out).len() as u64;
+    let lost: u64 = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("perfkit execsnoop: ")?.split(" events lost").next()?.parse::<u64>().ok())
+        .sum();
+    // Every exec is either shown or counted lost, once: the command's own
+    // exec, N children, and two with a long argument.
+    assert!(lost > 0, "nothing was lost: the test did not fill the ring ({rows} rows): {err}");
+    assert_eq!(rows + lost, n + 3, "{rows} rows and {lost} lost: {err}");
 }
 
 #[test]
@@ -425,6 +625,163 @@ fn tcpretrans_sees_syn_retransmissions() {
     assert!(syns.iter().all(|e| e["state"] == "SYN_SENT"), "{syns:?}");
 }
 
+/// Two network namespaces joined by a veth pair: 10.200.0.1 (`a`) and
+/// 10.200.0.2 (`b`); removed at the end.
+struct VethPair {
+    a: String,
+    b: String,
+}
+
+impl VethPair {
+    fn new() -> Self {
+        let id = std::process::id();
+        let pair = VethPair { a: format!("pka{id}"), b: format!("pkb{id}") };
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &pair.a]);
+        ip(&["netns", "add", &pair.b]);
+        ip(&["link", "add", "vpa", "netns", &pair.a, "type", "veth", "peer", "name", "vpb", "netns", &pair.b]);
+        for (ns, dev, addr) in [(&pair.a, "vpa", "10.200.0.1/24"), (&pair.b, "vpb", "10.200.0.2/24")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    /// Runs `f` on a thread inside namespace `ns`.
+    fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+        let path = format!("/run/netns/{ns}");
+        thread::spawn(move || {
+            let file = fs::File::open(&path).unwrap();
+            // SAFETY: setns(2) of this thread into a namespace file we opened.
+            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+    }
+
+    /// The namespace's `RetransSegs` (/proc/net/snmp).
+    fn retrans_segs(ns: &str) -> u64 {
+        let out = Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/snmp"]).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let tcp: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+        let (names, values) = (tcp[0].split_whitespace(), tcp[1].split_whitespace());
+        names.zip(values).find(|(n, _)| *n == "RetransSegs").unwrap().1.parse().unwrap()
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
+    }
+}
+
+#[test]
+fn tcpretrans_counts_segments_like_the_kernel() {
+    let Some(_serial) = privileged() else { return };
+    let pair = VethPair::new();
+    let server = VethPair::within(&pair.b, || {
+        let listener = std::net::TcpListener::bind("10.200.0.2:4243").unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let (t, t_out) = start_tool(&["tcpretrans", "--json"], "Tracing");
+    thread::sleep(Duration::from_millis(500));
+    let before = VethPair::retrans_segs(&pair.a);
+    // A bulk sender for 7 s (TSO: skbs of many segments); the peer's link
+    // is down from 1 s to 3.5 s.
+    let client = VethPair::within(&pair.a, || {
+        let mut conn = std::net::TcpStream::connect("10.200.0.2:4243").unwrap();
+        let chunk = vec![7u8; 1 << 16];
+        let end = Instant::now() + Duration::from_secs(7);
+        while Instant::now() < end {
+            if conn.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    thread::sleep(Duration::from_secs(1));
+    let link = |state: &str| {
+        assert!(Command::new("ip").args(["-n", &pair.b, "link", "set", "vpb", state]).status().unwrap().success());
+    };
+    link("down");
+    thread::sleep(Duration::from_millis(2500));
+    link("up");
+    client.join().unwrap();
+    server.join().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let kernel = VethPair::retrans_segs(&pair.a) - before;
+    let events = json_lines(&stop_tool(t, t_out));
+    let ours: Vec<&Value> = events.iter().filter(|e| e["local_addr"] == "10.200.0.1").collect();
+    let segments: u64 = ours.iter().filter(|e| e["error"] == 0).map(|e| e["segments"].as_u64().unwrap()).sum();
+    let failed = ours.iter().filter(|e| e["error"] != 0).count();
+    eprintln!("RetransSegs +{kernel}; perfkit: {} retransmissions, {segments} segments, {failed} failed", ours.len());
+    assert!(kernel >= 10, "the link down made only {kernel} retransmitted segments");
+    assert!(
+        segments.abs_diff(kernel) * 100 <= kernel * 5,
+        "perfkit counted {segments} segments, the kernel's RetransSegs +{kernel}"
+    );
+}
+
+#[test]
+fn bcc_flags_mean_what_they_mean_in_bcc() {
+    let Some(_serial) = privileged() else { return };
+    // syscount -T N: the top N rows (not timestamps and an interval).
+    let out = tool(&["syscount", "-T", "3", "--json", "--", "/bin/sh", "-c", "ls / > /dev/null"]);
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 1, "one report at the end: {out}");
+    assert_eq!(reports[0]["rows"].as_array().unwrap().len(), 3, "{out}");
+    // opensnoop -f O_WRONLY: only opens for writing; -e shows the flags.
+    let dir = scratch_dir();
+    let file = dir.path().join("written");
+    let script = format!("echo x > {f}; cat {f} > /dev/null", f = file.display());
+    let out = tool(&["opensnoop", "-f", "O_WRONLY", "--json", "--", "/bin/sh", "-c", &script]);
+    let events = json_lines(&out);
+    let path = file.to_str().unwrap();
+    assert!(events.iter().any(|e| e["path"] == path), "the write open: {events:?}");
+    assert!(events.iter().all(|e| e["flags"].as_u64().unwrap() & 1 == 1), "{events:?}");
+    let text = tool(&["opensnoop", "-e", "--", "/bin/sh", "-c", &script]);
+    assert!(text.lines().next().unwrap().contains("FLAGS"), "{text}");
+    // execsnoop -x includes failed execs; -t adds seconds, -T the time.
+    let out = tool(&["execsnoop", "-x", "-t", "-T", "--", "/bin/sh", "-c", "/nonexistent-x 2>/dev/null; true"]);
+    let head = out.lines().next().unwrap();
+    assert!(head.starts_with("TIME") && head.contains("TIME(s)"), "{out}");
+    assert!(out.lines().any(|l| l.contains("-2")), "the failed exec: {out}");
+    // A bcc flag perfkit does not take is refused by name, before anything
+    // runs.
+    let out = run(perfkit().args(["execsnoop", "--max-args", "5"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--max-args") && stderr(&out).contains("2560"), "{}", stderr(&out));
+    // execsnoop -u UID, -n NAME: only root's execs of `true`.
+    let out = tool(&[
+        "execsnoop",
+        "-u",
+        "0",
+        "-n",
+        "true",
+        "-U",
+        "--",
+        "/bin/sh",
+        "-c",
+        "/bin/true a; /bin/echo b > /dev/null",
+    ]);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].starts_with("0 ") && rows[0].contains("true a"), "{out}");
+}
+
 #[test]
 fn bad_tool_input_is_a_clear_error() {
     for (args, needle) in [
@@ -439,6 +796,41 @@ fn bad_tool_input_is_a_clear_error() {
         assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"));
     }
+}
+
+#[test]
+fn serve_exports_every_histogram_bucket_from_the_start() {
+    let Some(_serial) = privileged() else { return };
+    let (_serve, port) = serve(&["--probes", "runqlat"]);
+    let les = |metrics: &str| -> Vec<String> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("perfkit_runqueue_latency_seconds_bucket{"))
+            .map(|l| l.split("le=\"").nth(1).unwrap().split('"').next().unwrap().to_owned())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        if let Some(b) = http_get(port, "/metrics") {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "serve --probes never answered");
+        thread::sleep(Duration::from_millis(200));
+    };
+    // Then a wait of tens of milliseconds: a hog on the CPU of a sleeper
+    // (a bucket far above the first scrape's).
+    let burner = workload("burner.c", "burner");
+    let _hogs: Vec<Killed> = (0..3)
+        .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("3").spawn().unwrap()))
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    let later = http_get(port, "/metrics").expect("a second scrape");
+    let (a, b) = (les(&first), les(&later));
+    // 2 µs to 2^32 µs, and +Inf: the same series at every scrape.
+    assert_eq!(a.len(), 33, "{a:?}");
+    assert_eq!(a, b, "le series changed between scrapes");
+    assert_eq!(a.first().map(String::as_str), Some("0.000002"));
+    assert_eq!(a.last().map(String::as_str), Some("+Inf"));
 }
 
 #[test]

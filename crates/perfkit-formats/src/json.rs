@@ -7,6 +7,7 @@
 //!     "command": "./server --port 8080",
 //!     "duration_seconds": 10.0,
 //!     "frequency_hz": 99,
+//!     "unit": "samples",
 //!     "total_samples": 1975,
 //!     "lost_stacks": 0,
 //!     "dropped_samples": 0
@@ -29,7 +30,10 @@
 //! - `stacks[].frames` are indices into `frames`, root (outermost) first;
 //!   `thread` is the thread name, the root of the flame graph.
 //! - In `meta`, `duration_seconds` and `frequency_hz` are 0 when unknown
-//!   (a profile converted from folded stacks).
+//!   (a profile converted from folded stacks, or an off-CPU one).
+//! - `unit` says what each stack's `count` measures: `samples`, or
+//!   `microseconds` (off-CPU time, or on- and off-CPU time together); the
+//!   total is `total_samples` or `total_us` accordingly.
 //! - A frame that could not be symbolized (named `module+0xADDR`) also has
 //!   `module` (the file's path), `build_id` (when the file has one) and
 //!   `file_offset`, so that a tool with the binary's symbols can resolve
@@ -37,7 +41,7 @@
 
 use std::{borrow::Cow, cell::RefCell, collections::HashMap, io::Write, marker::PhantomData, time::Duration};
 
-use perfkit_profile::{Frame, FrameKind, Location, Profile, ProfileMeta, Stack, escape_control};
+use perfkit_profile::{CountUnit, Frame, FrameKind, Location, Profile, ProfileMeta, Stack, escape_control};
 use perfkit_safeio::{BudgetError, Charge};
 use serde::{Deserialize, Serialize, de};
 
@@ -63,12 +67,24 @@ struct Meta {
     duration_seconds: f64,
     #[serde(default)]
     frequency_hz: u64,
-    #[serde(default)]
-    total_samples: u64,
+    /// What a stack's `count` measures: `samples` or `microseconds`
+    /// (absent in files written before it: samples).
+    #[serde(default = "samples")]
+    unit: String,
+    /// The sum of the counts, with `unit` `samples`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total_samples: Option<u64>,
+    /// The sum of the counts, with `unit` `microseconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total_us: Option<u64>,
     #[serde(default)]
     lost_stacks: u64,
     #[serde(default)]
     dropped_samples: u64,
+}
+
+fn samples() -> String {
+    CountUnit::Samples.name().to_owned()
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Hash, Clone)]
@@ -246,7 +262,9 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
             command: text(&m.command),
             duration_seconds: m.duration.as_secs_f64(),
             frequency_hz: m.frequency_hz,
-            total_samples: profile.total_samples(),
+            unit: m.unit.name().to_owned(),
+            total_samples: (m.unit == CountUnit::Samples).then(|| profile.total_samples()),
+            total_us: (m.unit == CountUnit::Microseconds).then(|| profile.total_samples()),
             lost_stacks: m.lost_stacks,
             dropped_samples: m.dropped_samples,
         },
@@ -335,6 +353,11 @@ pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatE
     meta.duration = Duration::try_from_secs_f64(doc.meta.duration_seconds)
         .map_err(|_| malformed(format!("duration_seconds {:?} is not a duration", doc.meta.duration_seconds)))?;
     meta.frequency_hz = doc.meta.frequency_hz;
+    meta.unit = match doc.meta.unit.as_str() {
+        "samples" => CountUnit::Samples,
+        "microseconds" => CountUnit::Microseconds,
+        other => return Err(malformed(format!("unit {other:?} (samples or microseconds)"))),
+    };
     meta.lost_stacks = doc.meta.lost_stacks;
     meta.dropped_samples = doc.meta.dropped_samples;
     profile.meta = meta;
@@ -371,6 +394,25 @@ mod tests {
         assert_eq!(back.stacks[0].frames[0].location.as_ref().unwrap().line, 12);
         assert_eq!(back.meta.command, "./app --fast");
         assert_eq!(back.meta.duration, Duration::from_millis(2500));
+        assert_eq!(value["meta"]["unit"], "samples");
+        assert!(value["meta"].get("total_us").is_none());
+    }
+
+    #[test]
+    fn microsecond_profiles_say_their_unit() {
+        let mut p = sample();
+        p.meta.unit = CountUnit::Microseconds;
+        p.meta.frequency_hz = 0;
+        let mut out = Vec::new();
+        write(&p, &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["meta"]["unit"], "microseconds");
+        assert_eq!(value["meta"]["total_us"], 8);
+        assert!(value["meta"].get("total_samples").is_none(), "microseconds are not samples: {value}");
+        assert_eq!(read(&out).unwrap().meta.unit, CountUnit::Microseconds);
+        let err =
+            read(br#"{"perfkit_profile": 1, "meta": {"unit": "hours"}, "frames": [], "stacks": []}"#).unwrap_err();
+        assert!(err.to_string().contains("unit"), "{err}");
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub mod names {
     pub const EXECAT_ENTER_PROGRAM: &str = "execat_enter";
     /// execsnoop: syscalls:sys_exit_execve and sys_exit_execveat.
     pub const EXEC_EXIT_PROGRAM: &str = "exec_exit";
+    /// execsnoop: sched:sched_process_exec (the new image).
+    pub const EXEC_IMAGE_PROGRAM: &str = "exec_image";
     /// opensnoop: syscalls:sys_enter_openat.
     pub const OPENAT_ENTER_PROGRAM: &str = "openat_enter";
     /// opensnoop: syscalls:sys_enter_open.
@@ -117,6 +119,10 @@ pub mod names {
     pub const SYS_START: &str = "SYS_START";
     /// Syscall names, by number.
     pub const SYSCALL_NAMES: &str = "SYSCALL_NAMES";
+    /// LRU hash map from a process (or thread) id to its `comm` when the
+    /// tool first counted it: runqlat and syscount, so that processes that
+    /// have exited keep their names.
+    pub const TOOL_COMMS: &str = "TOOL_COMMS";
     /// The syscall-name reader's request.
     pub const SYSCALL_NAMES_REQUEST: &str = "SYSCALL_NAMES_REQUEST";
     /// Code bytes the syscall-name reader copied.
@@ -753,8 +759,14 @@ pub mod tools {
         pub syscall_meta_nr: u32,
         /// Non-zero once filled in.
         pub valid: u32,
-        /// Padding.
-        pub _pad: u32,
+        /// `mm_struct.arg_start` (where the argv strings begin).
+        pub mm_arg_start: u32,
+        /// `mm_struct.arg_end`.
+        pub mm_arg_end: u32,
+        /// `sk_buff.cb` (the TCP control block, `struct tcp_skb_cb`).
+        pub skb_cb: u32,
+        /// `tcp_skb_cb.tcp_gso_segs` (what `tcp_skb_pcount()` reads).
+        pub tcp_skb_cb_gso_segs: u32,
     }
 
     /// Offsets of tracepoint record fields, from tracefs format files.
@@ -792,9 +804,11 @@ pub mod tools {
         /// family, protocol, saddr, daddr, saddr_v6, daddr_v6.
         pub state: [u32; 11],
         /// tcp_retransmit_skb: skaddr, state, sport, dport, family, saddr,
-        /// daddr, saddr_v6, daddr_v6. `family` is [`NO_FIELD`] on kernels
-        /// whose record lacks it (before 5.12): the addresses tell.
-        pub retrans: [u32; 9],
+        /// daddr, saddr_v6, daddr_v6, skbaddr, err. `family` is
+        /// [`NO_FIELD`] on kernels whose record lacks it (before 5.12): the
+        /// addresses tell; `err` is on kernels that also trace failed
+        /// attempts (without it, only successful ones are traced).
+        pub retrans: [u32; 11],
     }
 
     /// The offset of a tracepoint field this kernel's record lacks.
@@ -964,12 +978,17 @@ pub mod tools {
     pub const EXEC_ARGS: usize = 20;
     /// Bytes kept of each argument.
     pub const EXEC_ARG_LEN: usize = 128;
+    /// Bytes kept of the new image's argv block (`args[1..]`, flat).
+    pub const EXEC_IMAGE_ARGS: usize = EXEC_ARGS * EXEC_ARG_LEN;
 
-    /// execsnoop: an exec, its arguments as it started.
+    /// execsnoop: an exec, its arguments as it started (`EXEC_ARGS_EVENT`),
+    /// or the new image's path and arguments (`EXEC_IMAGE_EVENT`: `args[0]`
+    /// is the path, and `args[1..]` one flat block of the new program's
+    /// NUL-separated argv as its stack holds it, `argc` bytes long).
     #[repr(C)]
     #[derive(Clone, Copy, Debug)]
     pub struct ExecEvent {
-        /// `EXEC_ARGS_EVENT` or `EXEC_RET_EVENT`.
+        /// `EXEC_ARGS_EVENT` or `EXEC_IMAGE_EVENT`.
         pub kind: u32,
         /// The thread (its process once the exec succeeds).
         pub pid: u32,
@@ -979,11 +998,20 @@ pub mod tools {
         pub uid: u32,
         /// The return value (with `EXEC_RET_EVENT`).
         pub ret: i32,
-        /// Arguments read (more were left out when it is `EXEC_ARGS`).
+        /// `EXEC_ARGS_EVENT`: arguments read (more were left out when it
+        /// is `EXEC_ARGS + 1`). `EXEC_IMAGE_EVENT`: bytes of the argv block
+        /// (`mm.arg_end - mm.arg_start`, which may be more than kept).
         pub argc: u32,
+        /// `EXEC_ARGS_EVENT`: bit `i` set when `args[i]` (0: the path) was
+        /// cut to its buffer. `EXEC_IMAGE_EVENT`: bit 0 when the path was.
+        pub truncated: u32,
+        /// `EXEC_ARGS_EVENT`: bit `i` set when `args[i]` could not be read
+        /// (a page not mapped yet). `EXEC_IMAGE_EVENT`: bit 1 when the argv
+        /// block could not be read.
+        pub unreadable: u32,
         /// Time (CLOCK_MONOTONIC ns).
         pub ts_ns: u64,
-        /// The name before (args) or after (ret) the exec.
+        /// The name before (args) or after (image) the exec.
         pub comm: [u8; COMM_LEN],
         /// The program path, then arguments: NUL-terminated each.
         pub args: [[u8; EXEC_ARG_LEN]; EXEC_ARGS + 1],
@@ -1011,6 +1039,8 @@ pub mod tools {
     pub const EXEC_ARGS_EVENT: u32 = 1;
     /// An exec returned.
     pub const EXEC_RET_EVENT: u32 = 2;
+    /// An exec succeeded: the new image's path and arguments.
+    pub const EXEC_IMAGE_EVENT: u32 = 3;
 
     /// opensnoop: the arguments of an open in flight.
     #[repr(C)]
@@ -1114,7 +1144,21 @@ pub mod tools {
         pub saddr: [u8; 16],
         /// Remote address.
         pub daddr: [u8; 16],
+        /// Segments in the retransmitted skb (`tcp_skb_pcount()`).
+        pub segs: u32,
+        /// 0, or the negative errno of a failed attempt.
+        pub err: i32,
     }
+
+    /// `TCP_RETRANS_COUNTS` slots: `16 * kind + state`, with kind one of
+    /// these.
+    pub const RETRANS_HITS: u32 = 0;
+    /// Segments of successful retransmissions.
+    pub const RETRANS_SEGS: u32 = 1;
+    /// Failed attempts (err != 0).
+    pub const RETRANS_FAILED: u32 = 2;
+    /// Segments of failed attempts.
+    pub const RETRANS_FAILED_SEGS: u32 = 3;
 }
 
 #[cfg(feature = "user")]
@@ -1187,10 +1231,11 @@ mod tests {
         use super::tools::*;
         assert_eq!(core::mem::size_of::<HistKey>(), 16);
         assert_eq!(core::mem::size_of::<ToolStats>(), 40);
-        assert_eq!(core::mem::size_of::<ToolOffsets>(), 64);
+        assert_eq!(core::mem::size_of::<ToolOffsets>(), 76);
+        assert_eq!(core::mem::size_of::<ExecEvent>(), 40 + 16 + 128 * 21);
         assert_eq!(core::mem::size_of::<ToolConfig>(), 48);
         assert_eq!(core::mem::size_of::<BlockFields>(), 40);
-        assert_eq!(core::mem::size_of::<SockFields>(), 80);
+        assert_eq!(core::mem::size_of::<SockFields>(), 88);
         assert_eq!(core::mem::size_of::<SyscallKey>(), 8);
         assert_eq!(core::mem::size_of::<SyscallStat>(), 24);
         assert_eq!(core::mem::size_of::<BioKey>(), 16);
@@ -1198,7 +1243,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<BioEvent>(), 80);
         assert_eq!(core::mem::size_of::<ExecRetEvent>(), 40);
         assert_eq!(core::mem::size_of::<TcpLifeEvent>(), 96);
-        assert_eq!(core::mem::size_of::<TcpRetransEvent>(), 56);
+        assert_eq!(core::mem::size_of::<TcpRetransEvent>(), 64);
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub fn runq_wakeup_new(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn runq_switch(ctx: RawTracePointContext) -> i32 {
     let (prev, next) = (ctx.arg::<u64>(1), ctx.arg::<u64>(2));
+    // The name of a counted process as it leaves the CPU: after an exec,
+    // its new one.
+    match tools::config().runq_per {
+        PER_PROCESS => tools::refresh_comm(tools::task_tgid(prev), prev, true),
+        PER_THREAD => tools::refresh_comm(tools::task_pid(prev), prev, false),
+        _ => {}
+    }
     // TASK_RUNNING is 0: prev was preempted, not blocked. prev is still
     // the current task: its ids need no read of its task_struct.
     if kernel::read::<u32>(prev, kernel::offsets().task_state).unwrap_or(1) == 0 {
@@ -83,8 +90,15 @@ pub fn runq_switch(ctx: RawTracePointContext) -> i32 {
     let Some(stats) = tools::stats(TOOL_RUNQLAT) else { return 0 };
     stats.events += 1;
     let id = match tools::config().runq_per {
-        PER_PROCESS => tools::task_tgid(next) as u64,
-        PER_THREAD => tid as u64,
+        PER_PROCESS => {
+            let tgid = tools::task_tgid(next);
+            tools::remember_comm(tgid, next, true);
+            tgid as u64
+        }
+        PER_THREAD => {
+            tools::remember_comm(tid, next, false);
+            tid as u64
+        }
         PER_CGROUP => tools::task_cgroup(next, None),
         PER_PIDNS => tools::task_pidns(next),
         _ => 0,

@@ -9,8 +9,8 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use perfkit_probes_common::tools::{
-    MAX_SYSCALLS, NAMES_ADDR, NAMES_CODE_LEN, NAMES_FIRST, NAMES_PER_RUN, NAMES_STEP, NAMES_STEP_CODE, NAMES_STEP_TABLE, SyscallKey, SyscallName,
-    SyscallStat, TOOL_SYSCOUNT,
+    MAX_SYSCALLS, NAMES_ADDR, NAMES_CODE_LEN, NAMES_FIRST, NAMES_PER_RUN, NAMES_STEP, NAMES_STEP_CODE,
+    NAMES_STEP_TABLE, SyscallKey, SyscallName, SyscallStat, TOOL_SYSCOUNT,
 };
 
 use crate::{filter, kernel, tools};
@@ -79,6 +79,14 @@ pub fn sys_exit_count(ctx: RawTracePointContext) -> i32 {
     }
     let key = SyscallKey { pid: if config.sys_per_process != 0 { tgid } else { 0 }, nr: nr as u32 };
     let failed = u64::from(ret < 0);
+    // The process's name when first counted, and again after an exec
+    // (execve 59, execveat 322 on x86-64) renames it.
+    if config.sys_per_process != 0 && ((ret == 0 && (nr == 59 || nr == 322)) || SYS_COUNTS.get_ptr_mut(&key).is_none())
+    {
+        // SAFETY: the helper has no preconditions.
+        let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() };
+        tools::remember_comm(tgid, task, true);
+    }
     if SYS_COUNTS.get_ptr_mut(&key).is_none() {
         let _ = SYS_COUNTS.insert(&key, &SyscallStat::default(), BPF_NOEXIST as u64);
     }

@@ -11,7 +11,10 @@ use aya_ebpf::{
 };
 use perfkit_probes_common::{
     filter::MODE_PROCESSES,
-    tools::{NO_FIELD, TOOL_TCPLIFE, TOOL_TCPRETRANS, TcpBirth, TcpLifeEvent, TcpRetransEvent},
+    tools::{
+        NO_FIELD, RETRANS_FAILED, RETRANS_FAILED_SEGS, RETRANS_HITS, RETRANS_SEGS, TOOL_TCPLIFE, TOOL_TCPRETRANS,
+        TcpBirth, TcpLifeEvent, TcpRetransEvent,
+    },
 };
 
 use crate::{atomic_add, filter, kernel, tools};
@@ -28,9 +31,10 @@ static TCP_LIFE_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 static TCP_RETRANS_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
-/// Retransmissions by TCP state.
+/// Retransmissions, their segments, failed attempts and theirs, by TCP
+/// state (`16 * RETRANS_* + state`).
 #[map]
-static TCP_RETRANS_COUNTS: Array<u64> = Array::with_max_entries(16, 0);
+static TCP_RETRANS_COUNTS: Array<u64> = Array::with_max_entries(64, 0);
 
 const IPPROTO_TCP: u16 = 6;
 const AF_INET: u16 = 2;
@@ -82,7 +86,8 @@ pub fn tcp_state(ctx: TracePointContext) -> u32 {
         }
     }
     // Who owns it: the process in whose context it connects or is closed.
-    if (new == TCP_SYN_SENT || new == TCP_FIN_WAIT1 || new == TCP_LAST_ACK) && pid != 0
+    if (new == TCP_SYN_SENT || new == TCP_FIN_WAIT1 || new == TCP_LAST_ACK)
+        && pid != 0
         && let Some(b) = TCP_BIRTH.get_ptr_mut(&sk)
     {
         // SAFETY: `b` points at a live map value.
@@ -131,15 +136,28 @@ pub fn tcp_state(ctx: TracePointContext) -> u32 {
 }
 
 /// tcp:tcp_retransmit_skb(skbaddr, skaddr, state, sport, dport, family,
-/// addresses).
+/// addresses[, err]): one retransmitted skb, of `tcp_skb_pcount()`
+/// segments, or (with err) a failed attempt.
 #[tracepoint(category = "tcp", name = "tcp_retransmit_skb")]
 pub fn tcp_retrans(ctx: TracePointContext) -> u32 {
     let f = tools::sock_fields().retrans;
     let Some(stats) = tools::stats(TOOL_TCPRETRANS) else { return 0 };
     stats.events += 1;
-    let state = read::<i32>(&ctx, f[1]).unwrap_or(0) as u32;
-    if let Some(c) = TCP_RETRANS_COUNTS.get_ptr_mut(state & 15) {
+    let state = read::<i32>(&ctx, f[1]).unwrap_or(0) as u32 & 15;
+    let err = if f[10] == NO_FIELD { 0 } else { read::<i32>(&ctx, f[10]).unwrap_or(0) };
+    // tcp_skb_pcount(skb): the segments the skb carries (a TSO skb many).
+    let o = tools::offsets();
+    let skb = read::<u64>(&ctx, f[9]).unwrap_or(0);
+    let segs = match kernel::read::<u16>(skb, o.skb_cb + o.tcp_skb_cb_gso_segs) {
+        Some(n) if n > 0 && o.skb_cb != 0 && o.tcp_skb_cb_gso_segs != 0 => n as u32,
+        _ => 1,
+    };
+    let (hits, seg_slot) = if err == 0 { (RETRANS_HITS, RETRANS_SEGS) } else { (RETRANS_FAILED, RETRANS_FAILED_SEGS) };
+    if let Some(c) = TCP_RETRANS_COUNTS.get_ptr_mut(16 * hits + state) {
         atomic_add(c, 1);
+    }
+    if let Some(c) = TCP_RETRANS_COUNTS.get_ptr_mut(16 * seg_slot + state) {
+        atomic_add(c, segs as u64);
     }
     let family = if f[4] == NO_FIELD {
         // Before 5.12 the record has no family; an IPv4 socket's IPv6
@@ -161,6 +179,8 @@ pub fn tcp_retrans(ctx: TracePointContext) -> u32 {
         _pad: 0,
         saddr,
         daddr,
+        segs,
+        err,
     };
     if TCP_RETRANS_EVENTS.output::<TcpRetransEvent>(&event, 0).is_err() {
         stats.ring_full += 1;

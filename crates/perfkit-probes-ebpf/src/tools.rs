@@ -2,11 +2,12 @@
 //! offsets they read, their counters, and histogram updates.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_ANY, BPF_NOEXIST},
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use perfkit_probes_common::{
+    COMM_LEN,
     filter::{MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS},
     tools::{BlockFields, HIST_SLOTS, HistKey, HistValue, SockFields, ToolConfig, ToolOffsets, ToolStats},
 };
@@ -48,7 +49,10 @@ static TOOL_OFFSETS: ToolOffsets = ToolOffsets {
     syscall_meta_name: 0,
     syscall_meta_nr: 0,
     valid: 0,
-    _pad: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+    skb_cb: 0,
+    tcp_skb_cb_gso_segs: 0,
 };
 
 /// Block tracepoint record offsets, from tracefs.
@@ -68,11 +72,47 @@ static BLOCK_FIELDS: BlockFields = BlockFields {
 
 /// Socket tracepoint record offsets, from tracefs.
 #[unsafe(no_mangle)]
-static SOCK_FIELDS: SockFields = SockFields { state: [0; 11], retrans: [0; 9] };
+static SOCK_FIELDS: SockFields = SockFields { state: [0; 11], retrans: [0; 11] };
 
 /// Counters, one slot per tool (`TOOL_*`).
 #[map]
 static TOOL_STATS: PerCpuArray<ToolStats> = PerCpuArray::with_max_entries(8, 0);
+
+/// Names of the processes (or threads) counted, as first seen: read when
+/// they have exited.
+#[map]
+static TOOL_COMMS: LruHashMap<u32, [u8; COMM_LEN]> = LruHashMap::with_max_entries(16_384, 0);
+
+/// Remembers the name of `task` under `id` (a tgid: the name of its group
+/// leader, as /proc/PID/comm; a tid: its own): the latest name, so that a
+/// process that execs is named after its new program.
+#[inline(always)]
+pub(crate) fn remember_comm(id: u32, task: u64, process: bool) {
+    if id == 0 {
+        return;
+    }
+    let named =
+        if process { kernel::read::<u64>(task, kernel::offsets().task_group_leader).unwrap_or(task) } else { task };
+    let comm = kernel::comm(named);
+    // SAFETY: a plain read of a map value.
+    if let Some(known) = unsafe { TOOL_COMMS.get(&id) }
+        && *known == comm
+    {
+        return;
+    }
+    let _ = TOOL_COMMS.insert(&id, &comm, BPF_ANY as u64);
+}
+
+/// Refreshes the remembered name of `id` from `task` when `id` was counted
+/// already (a process that exec'd after its last wait still leaves the CPU
+/// under its new name, at the latest when it exits).
+#[inline(always)]
+pub(crate) fn refresh_comm(id: u32, task: u64, process: bool) {
+    // SAFETY: a plain read of a map value.
+    if id != 0 && unsafe { TOOL_COMMS.get(&id) }.is_some() {
+        remember_comm(id, task, process);
+    }
+}
 
 #[inline(always)]
 pub(crate) fn config() -> ToolConfig {

@@ -117,7 +117,10 @@ fn tool_offsets_from(data: &[u8]) -> Result<(ToolOffsets, Vec<String>), String> 
         syscall_meta_name: field("syscall_metadata", &["name"]),
         syscall_meta_nr: field("syscall_metadata", &["syscall_nr"]),
         valid: 1,
-        _pad: 0,
+        mm_arg_start: field("mm_struct", &["arg_start"]),
+        mm_arg_end: field("mm_struct", &["arg_end"]),
+        skb_cb: field("sk_buff", &["cb"]),
+        tcp_skb_cb_gso_segs: field("tcp_skb_cb", &["tcp_gso_segs"]),
     };
     if missing.iter().any(|m| m.starts_with("cgroup") || m.starts_with("css_set") || m.starts_with("kernfs")) {
         o.valid = 0;

@@ -207,12 +207,7 @@ mod tests {
         assert_eq!(r2(f64::NAN), 0.0);
         let mut sample = crate::Sample::default();
         let stat = crate::sample::CpuStat {
-            total: crate::sample::CpuTicks {
-                user: 123_456,
-                system: 10_000,
-                idle: 866_544,
-                ..Default::default()
-            },
+            total: crate::sample::CpuTicks { user: 123_456, system: 10_000, idle: 866_544, ..Default::default() },
             ..Default::default()
         };
         sample.cpu = Some(stat);

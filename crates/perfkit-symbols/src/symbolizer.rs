@@ -407,9 +407,11 @@ impl Symbolizer {
                     }
                     // A stack taken in a tracepoint program ends in the
                     // program and the kernel's code that ran it: cut at the
-                    // tracing hook, the task's own stack ends where it
-                    // scheduled.
-                    if let Some(hook) = frames[start..].iter().rposition(|f| is_tracing_hook(&f.name)) {
+                    // outermost tracing-hook frame, so that the task's own
+                    // stack ends where it scheduled whatever ran the
+                    // program (a direct static call with one program on
+                    // the tracepoint; `__traceiter_*` with two or more).
+                    if let Some(hook) = frames[start..].iter().position(|f| is_tracing_hook(&f.name)) {
                         frames.truncate(start + hook);
                     }
                 }
@@ -610,9 +612,26 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
 }
 
 /// Kernel functions through which a BPF tracing program runs: frames from
-/// there to the leaf are the probe's, not the traced task's.
+/// the outermost of them to the leaf are the probe's, not the traced
+/// task's. The tracepoint iterator (`__traceiter_*`, called when more than
+/// one program or tracer is attached) and its static-call trampoline, the
+/// BPF glue (`__bpf_trace_*`, `bpf_trace_run*`, `__bpf_trace_run`,
+/// `trace_call_bpf`, `perf_trace_*`, `__probestub_*`), and BPF programs
+/// and trampolines themselves.
 fn is_tracing_hook(name: &str) -> bool {
-    name.starts_with("bpf_trace_run") || name.starts_with("__bpf_trace_") || name.starts_with("__traceiter_")
+    const PREFIXES: [&str; 10] = [
+        "__traceiter_",
+        "__SCT__tp_func_",
+        "__bpf_trace_",
+        "bpf_trace_run",
+        "__bpf_trace_run",
+        "trace_call_bpf",
+        "perf_trace_",
+        "__probestub_",
+        "bpf_prog_",
+        "bpf_trampoline_",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 #[cfg(test)]

@@ -221,9 +221,33 @@ unsafe fn reset_signals(signals: &[i32]) {
     }
 }
 
+/// The file `execvp` would run for `program`: itself when it names a path
+/// (holds a `/`), else the first regular file in `PATH` (or, without
+/// `PATH`, `/bin:/usr/bin`, as glibc) that this process may execute.
+/// Searched before the fork, so that the held command's one exec is the
+/// command's: a search in the child would show every miss to exec tracers
+/// (execsnoop), and to the tracer's own filter. `None` when nothing is
+/// found (the child's `execvp` then reports the error).
+fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Option<std::path::PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(program.into());
+    }
+    let dirs = path_var.unwrap_or(OsStr::new("/bin:/usr/bin"));
+    dirs.as_bytes().split(|&b| b == b':').find_map(|dir| {
+        // An empty entry is the current directory, as for execvp.
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let candidate = dir.join(program);
+        let meta = fs::metadata(&candidate).ok()?;
+        let c = CString::new(candidate.as_os_str().as_bytes()).ok()?;
+        // SAFETY: access(2) on a NUL-terminated path.
+        (meta.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0).then_some(candidate)
+    })
+}
+
 impl HeldCommand {
     /// Forks `program` with `args`, holding it before `exec`. The program is
-    /// looked up in `PATH` as a shell would. It runs in a process group of
+    /// looked up in `PATH` as a shell would, before the fork (the command's
+    /// only exec is of the file found). It runs in a process group of
     /// its own, so that [`terminate`](Self::terminate) reaches everything it
     /// starts.
     pub fn spawn<S: AsRef<OsStr>>(program: S, args: &[S]) -> Result<Self, TargetError> {
@@ -245,6 +269,10 @@ impl HeldCommand {
             })
         };
         let file = cstr(&program)?;
+        let resolved = match resolve_program(&program, std::env::var_os("PATH").as_deref()) {
+            Some(p) => Some(cstr(p.as_os_str())?),
+            None => None,
+        };
         let mut argv = vec![file.clone()];
         for arg in args {
             argv.push(cstr(arg.as_ref())?);
@@ -265,7 +293,7 @@ impl HeldCommand {
         let (status_read, status_write) = pipe().map_err(sys("pipe"))?;
 
         // SAFETY: the child only makes async-signal-safe calls (setpgid,
-        // signal, sigprocmask, prctl, read, write, execvp, _exit) on memory
+        // signal, sigprocmask, prctl, read, write, execv, execvp, _exit) on memory
         // prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -299,7 +327,19 @@ impl HeldCommand {
                 let mut none: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut none);
                 libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-                libc::execvp(file.as_ptr(), argv_ptrs.as_ptr());
+                match &resolved {
+                    // The file found before the fork; a script without a
+                    // `#!` line still goes to execvp's shell fallback.
+                    Some(path) => {
+                        libc::execv(path.as_ptr(), argv_ptrs.as_ptr());
+                        if *libc::__errno_location() == libc::ENOEXEC {
+                            libc::execvp(path.as_ptr(), argv_ptrs.as_ptr());
+                        }
+                    }
+                    None => {
+                        libc::execvp(file.as_ptr(), argv_ptrs.as_ptr());
+                    }
+                }
                 let errno = *libc::__errno_location();
                 let bytes = errno.to_ne_bytes();
                 libc::write(status_write.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
@@ -540,6 +580,32 @@ impl AsRawFd for ExitWatch {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn programs_are_found_in_path_before_the_fork() {
+        let dir = tempfile_dir();
+        let exe = dir.join("perfkit-resolve-me");
+        fs::write(&exe, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let plain = dir.join("not-executable");
+        fs::write(&plain, "").unwrap();
+        let path = format!("/nonexistent:{}", dir.display());
+        assert_eq!(super::resolve_program(OsStr::new("perfkit-resolve-me"), Some(OsStr::new(&path))), Some(exe));
+        assert_eq!(super::resolve_program(OsStr::new("not-executable"), Some(OsStr::new(&path))), None);
+        // A directory of that name is not a program.
+        fs::create_dir(dir.join("sub")).unwrap();
+        assert_eq!(super::resolve_program(OsStr::new("sub"), Some(OsStr::new(&path))), None);
+        // A path is taken as given.
+        assert_eq!(super::resolve_program(OsStr::new("./x"), None), Some("./x".into()));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("perfkit-target-resolve-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir(&d).unwrap();
+        d
+    }
+
     use super::*;
 
     #[test]

@@ -6,8 +6,8 @@ use std::{collections::HashMap, net::IpAddr};
 use perfkit_probes_common::{
     COMM_LEN,
     tools::{
-        self, BioEvent as RawBio, EXEC_ARGS, EXEC_ARGS_EVENT, EXEC_RET_EVENT, ExecEvent as RawExecArgs, ExecRetEvent,
-        OpenEvent as RawOpen, TcpLifeEvent, TcpRetransEvent,
+        self, BioEvent as RawBio, EXEC_ARGS, EXEC_ARGS_EVENT, EXEC_IMAGE_EVENT, EXEC_RET_EVENT,
+        ExecEvent as RawExecArgs, ExecRetEvent, OpenEvent as RawOpen, TcpLifeEvent, TcpRetransEvent,
     },
 };
 
@@ -107,11 +107,17 @@ pub struct ExecEvent {
     pub uid: u32,
     /// The name after the exec (before it, when it failed).
     pub comm: String,
-    /// The program as passed to exec.
-    pub path: String,
-    /// The arguments, `argv[0]` first.
-    pub args: Vec<String>,
-    /// More arguments were passed than kept.
+    /// The program: for a successful exec the file the kernel opened
+    /// (`sched_process_exec`), for a failed one the path as passed. `None`
+    /// when it could not be read (the caller's page was not mapped in).
+    pub path: Option<String>,
+    /// The arguments, `argv[0]` first: for a successful exec as the new
+    /// program sees them, for a failed one as passed (`None` for one that
+    /// could not be read).
+    pub args: Vec<Option<String>>,
+    /// The path was cut to the bytes kept.
+    pub path_truncated: bool,
+    /// An argument was cut, or more were passed than kept.
     pub args_truncated: bool,
     /// 0, or the negative errno of a failed exec.
     pub ret: i32,
@@ -119,7 +125,27 @@ pub struct ExecEvent {
 
 pub(crate) enum ExecPart {
     Args(ExecEvent),
+    Image { pid: u32, path: Option<String>, path_truncated: bool, args: Option<(Vec<String>, bool)> },
     Ret { pid: u32, ret: i32, ts_ns: u64, comm: String },
+}
+
+/// Splits an argv block (NUL-separated strings, `total` bytes of which
+/// `block` holds the first) into its arguments, and whether it was cut.
+fn split_argv(block: &[u8], total: usize) -> (Vec<String>, bool) {
+    let kept = &block[..total.min(block.len())];
+    let mut truncated = total > block.len();
+    let body = match kept.last() {
+        Some(0) => &kept[..kept.len() - 1],
+        Some(_) => {
+            truncated = true;
+            kept
+        }
+        None => kept,
+    };
+    if body.is_empty() && kept.is_empty() {
+        return (Vec::new(), truncated);
+    }
+    (body.split(|&b| b == 0).map(perfkit_profile::escape_bytes).collect(), truncated)
 }
 
 pub(crate) fn exec_part(bytes: &[u8]) -> Option<ExecPart> {
@@ -128,17 +154,32 @@ pub(crate) fn exec_part(bytes: &[u8]) -> Option<ExecPart> {
         EXEC_ARGS_EVENT => {
             let e: RawExecArgs = record(bytes)?;
             let n = (e.argc as usize).min(EXEC_ARGS);
+            let readable = |i: usize| e.unreadable & (1 << i) == 0;
             Some(ExecPart::Args(ExecEvent {
                 ts_ns: e.ts_ns,
                 pid: e.pid,
                 ppid: e.ppid,
                 uid: e.uid,
                 comm: comm(&e.comm),
-                path: text(&e.args[0]),
-                args: e.args[1..=n].iter().map(|a| text(a)).collect(),
-                args_truncated: e.argc as usize > EXEC_ARGS,
+                path: readable(0).then(|| text(&e.args[0])),
+                args: (1..=n).map(|i| readable(i).then(|| text(&e.args[i]))).collect(),
+                path_truncated: e.truncated & 1 != 0,
+                args_truncated: e.argc as usize > EXEC_ARGS || e.truncated & !1 != 0,
                 ret: 0,
             }))
+        }
+        EXEC_IMAGE_EVENT => {
+            let e: RawExecArgs = record(bytes)?;
+            // SAFETY: `args[1..]` is EXEC_IMAGE_ARGS contiguous bytes of
+            // the record (an array of byte arrays has no padding).
+            let block: &[u8] =
+                unsafe { std::slice::from_raw_parts(e.args[1..].as_ptr().cast::<u8>(), tools::EXEC_IMAGE_ARGS) };
+            Some(ExecPart::Image {
+                pid: e.pid,
+                path: (e.unreadable & 1 == 0).then(|| text(&e.args[0])),
+                path_truncated: e.truncated & 1 != 0,
+                args: (e.unreadable & 2 == 0).then(|| split_argv(block, e.argc as usize)),
+            })
         }
         EXEC_RET_EVENT => {
             let e: ExecRetEvent = record(bytes)?;
@@ -148,8 +189,9 @@ pub(crate) fn exec_part(bytes: &[u8]) -> Option<ExecPart> {
     }
 }
 
-/// Joins each exec's arguments with its result; arguments still waiting
-/// for theirs stay in `pending` (bounded: the oldest go when it grows).
+/// Joins each exec's arguments with its new image and its result;
+/// arguments still waiting for theirs stay in `pending` (bounded: the
+/// oldest go when it grows).
 pub(crate) fn join_execs(pending: &mut HashMap<u32, ExecEvent>, parts: Vec<ExecPart>) -> Vec<ExecEvent> {
     let mut out = Vec::new();
     for p in parts {
@@ -159,6 +201,20 @@ pub(crate) fn join_execs(pending: &mut HashMap<u32, ExecEvent>, parts: Vec<ExecP
                     pending.clear();
                 }
                 pending.insert(e.pid, e);
+            }
+            ExecPart::Image { pid, path, path_truncated, args } => {
+                // The entry record was seen: the image's path and argv
+                // replace what the caller's memory gave, where read.
+                if let Some(e) = pending.get_mut(&pid) {
+                    if path.is_some() {
+                        e.path = path;
+                        e.path_truncated = path_truncated;
+                    }
+                    if let Some((args, truncated)) = args {
+                        e.args = args.into_iter().map(Some).collect();
+                        e.args_truncated = truncated;
+                    }
+                }
             }
             ExecPart::Ret { pid, ret, ts_ns, comm } => {
                 if let Some(mut e) = pending.remove(&pid) {
@@ -258,7 +314,8 @@ pub(crate) fn tcp_session(bytes: &[u8]) -> Option<TcpSession> {
     })
 }
 
-/// One retransmitted TCP segment (tcpretrans).
+/// One TCP retransmission: an skb of one or more segments, or a failed
+/// attempt (tcpretrans).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Retransmit {
@@ -276,6 +333,12 @@ pub struct Retransmit {
     pub remote_port: u16,
     /// The TCP state (`ESTABLISHED`...).
     pub state: &'static str,
+    /// Segments retransmitted (`tcp_skb_pcount()`: a TSO skb carries
+    /// many).
+    pub segments: u32,
+    /// 0, or the negative errno of a failed attempt (nothing was sent;
+    /// kernels that trace failed attempts only).
+    pub error: i32,
 }
 
 pub(crate) fn retransmit(bytes: &[u8]) -> Option<Retransmit> {
@@ -288,6 +351,8 @@ pub(crate) fn retransmit(bytes: &[u8]) -> Option<Retransmit> {
         remote: address(e.family, &e.daddr),
         remote_port: e.dport,
         state: tcp_state_name(e.state),
+        segments: e.segs,
+        error: e.err,
     })
 }
 
@@ -325,23 +390,43 @@ mod tests {
             ppid: 1,
             uid: 0,
             comm: "sh".into(),
-            path: "/bin/true".into(),
-            args: vec!["true".into(), "x".into()],
+            path: None,
+            args: vec![None, Some("x".into())],
+            path_truncated: false,
             args_truncated: false,
             ret: 0,
         };
         let out = join_execs(&mut pending, vec![ExecPart::Args(args)]);
         assert!(out.is_empty());
-        let out = join_execs(&mut pending, vec![ExecPart::Ret { pid: 7, ret: 0, ts_ns: 2, comm: "true".into() }]);
+        // The new image gives what the caller's memory did not.
+        let image = ExecPart::Image {
+            pid: 7,
+            path: Some("/usr/bin/true".into()),
+            path_truncated: false,
+            args: Some(split_argv(b"true\0x\0", 7)),
+        };
+        let out =
+            join_execs(&mut pending, vec![image, ExecPart::Ret { pid: 7, ret: 0, ts_ns: 2, comm: "true".into() }]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].comm, "true");
-        assert_eq!(out[0].args, ["true", "x"]);
+        assert_eq!(out[0].path.as_deref(), Some("/usr/bin/true"));
+        assert_eq!(out[0].args, [Some("true".to_string()), Some("x".to_string())]);
+        assert!(!out[0].args_truncated);
         assert!(pending.is_empty());
         // A result without its arguments (begun before the tool) is
         // dropped.
         assert!(
             join_execs(&mut pending, vec![ExecPart::Ret { pid: 9, ret: -2, ts_ns: 3, comm: String::new() }]).is_empty()
         );
+    }
+
+    #[test]
+    fn argv_blocks_split_and_say_when_cut() {
+        assert_eq!(split_argv(b"a\0\0bc\0", 6), (vec!["a".to_string(), String::new(), "bc".to_string()], false));
+        // Cut inside an argument, or more bytes than kept.
+        assert_eq!(split_argv(b"a\0bc", 5), (vec!["a".to_string(), "bc".to_string()], true));
+        assert_eq!(split_argv(b"a\0", 300), (vec!["a".to_string()], true));
+        assert_eq!(split_argv(b"", 0), (Vec::new(), false));
     }
 
     #[test]

@@ -8,10 +8,10 @@
 //! | [`Runqlat`] | sched_wakeup, sched_wakeup_new, sched_switch (raw) | [`Histogram`]s |
 //! | [`BlockIo`] | block:block_rq_insert, block_rq_issue, block_rq_complete | [`Histogram`]s, [`BlockEvent`]s |
 //! | [`Syscount`] | raw_syscalls:sys_enter, sys_exit (raw) | [`SyscallCount`]s |
-//! | [`ExecSnoop`] | syscalls:sys_enter/exit_execve(at) | [`ExecEvent`]s |
+//! | [`ExecSnoop`] | syscalls:sys_enter/exit_execve(at), sched:sched_process_exec | [`ExecEvent`]s |
 //! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
 //! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
-//! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, counts by state |
+//! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, [`RetransCount`]s by state (segments, failed attempts apart) |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -94,6 +94,7 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::RUNQ_HIST,
         names::SYS_COUNTS,
         names::SYS_START,
+        names::TOOL_COMMS,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -189,6 +190,20 @@ impl Probe {
         object::map(&self.ebpf, name)
     }
 
+    /// The names the tool remembered (`TOOL_COMMS`), escaped for printing.
+    fn comms(&self) -> Result<HashMap<u32, String>, ProbeError> {
+        let map_err = |source| ProbeError::Map { map: names::TOOL_COMMS, source };
+        let map: aya::maps::HashMap<&MapData, u32, [u8; perfkit_probes_common::COMM_LEN]> =
+            aya::maps::HashMap::try_from(self.map(names::TOOL_COMMS)?).map_err(map_err)?;
+        let mut out = HashMap::new();
+        for item in map.iter() {
+            let (id, comm) = item.map_err(map_err)?;
+            let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+            out.insert(id, perfkit_profile::escape_bytes(&comm[..len]));
+        }
+        Ok(out)
+    }
+
     fn stats(&self) -> Result<ToolStats, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::TOOL_STATS, source };
         let stats: PerCpuArray<&MapData, ToolStats> =
@@ -253,12 +268,15 @@ fn sock_fields() -> Result<SockFields, ProbeError> {
     for (i, name) in s.iter().enumerate() {
         out.state[i] = tracefs::offset(&state, "inet_sock_set_state", name)?;
     }
-    let r = ["skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6"];
+    let r = ["skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6", "skbaddr", "err"];
     for (i, name) in r.iter().enumerate() {
         out.retrans[i] = match tracefs::offset(&retrans, "tcp_retransmit_skb", name) {
             // Added in 5.12; before, the kernel side tells IPv4 from the
             // v4-mapped IPv6 addresses the record always carries.
             Err(_) if *name == "family" => perfkit_probes_common::tools::NO_FIELD,
+            // Newer kernels trace failed attempts too, with their error;
+            // older ones trace only successful retransmissions.
+            Err(_) if *name == "err" => perfkit_probes_common::tools::NO_FIELD,
             other => other?,
         };
     }
@@ -312,8 +330,11 @@ impl Runqlat {
         {
             return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed to tell cgroups apart")));
         }
-        let mut probe =
-            Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep: vec![names::RUNQ_START, names::RUNQ_HIST] })?;
+        let mut keep = vec![names::RUNQ_START, names::RUNQ_HIST];
+        if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) {
+            keep.push(names::TOOL_COMMS);
+        }
+        let mut probe = Probe::load(TOOL_RUNQLAT, Globals { selection, config, keep })?;
         probe.attach_raw(names::RUNQ_WAKEUP_PROGRAM, "sched_wakeup")?;
         probe.attach_raw(names::RUNQ_WAKEUP_NEW_PROGRAM, "sched_wakeup_new")?;
         probe.attach_raw(names::RUNQ_SWITCH_PROGRAM, "sched_switch")?;
@@ -323,6 +344,12 @@ impl Runqlat {
     /// The histograms since the start (microsecond buckets), by id.
     pub fn histograms(&self) -> Result<Vec<Histogram>, ProbeError> {
         hist::read(self.probe.map(names::RUNQ_HIST)?, names::RUNQ_HIST)
+    }
+
+    /// Per process or thread: the name of each id counted, as it was when
+    /// first counted (kept after the process exits; empty otherwise).
+    pub fn names(&self) -> Result<HashMap<u32, String>, ProbeError> {
+        self.probe.comms()
     }
 
     /// Counters since the start.
@@ -465,7 +492,7 @@ impl Syscount {
             Globals {
                 selection: config.selection,
                 config: tool_config,
-                keep: vec![names::SYSCALL_NAMES, names::SYS_COUNTS, names::SYS_START],
+                keep: vec![names::SYSCALL_NAMES, names::SYS_COUNTS, names::SYS_START, names::TOOL_COMMS],
             },
         )?;
         let names = match read_syscall_names(&mut probe) {
@@ -495,6 +522,12 @@ impl Syscount {
     /// A syscall's name, or `syscall_NR`.
     pub fn name(&self, nr: u32) -> String {
         self.names.get(&nr).cloned().unwrap_or_else(|| format!("syscall_{nr}"))
+    }
+
+    /// Per process: the name of each process counted, as it was when first
+    /// counted (kept after the process exits).
+    pub fn process_names(&self) -> Result<HashMap<u32, String>, ProbeError> {
+        self.probe.comms()
     }
 
     /// The counts since the start.
@@ -624,6 +657,8 @@ impl ExecSnoop {
         )?;
         probe.attach_tp(names::EXEC_ENTER_PROGRAM, "syscalls", "sys_enter_execve")?;
         probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execve")?;
+        // The new image's path and argv (before sys_exit_execve(at)).
+        probe.attach_tp(names::EXEC_IMAGE_PROGRAM, "sched", "sched_process_exec")?;
         // execveat is newer; without it, execve alone is watched.
         if probe.attach_tp(names::EXECAT_ENTER_PROGRAM, "syscalls", "sys_enter_execveat").is_ok() {
             let _ = probe.attach_tp(names::EXEC_EXIT_PROGRAM, "syscalls", "sys_exit_execveat");
@@ -715,6 +750,25 @@ impl TcpLife {
     }
 }
 
+/// Retransmissions in one TCP state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetransCount {
+    /// The state (`ESTABLISHED`...).
+    pub state: &'static str,
+    /// Successful retransmissions (skbs sent again).
+    pub retransmissions: u64,
+    /// Their segments (`tcp_skb_pcount()`), what the kernel's
+    /// `RetransSegs` counts.
+    pub segments: u64,
+    /// Failed attempts (the skb was not sent: `-EBUSY` while an earlier
+    /// copy is still queued below TCP, `-ENOMEM`...); traced by newer
+    /// kernels only.
+    pub failed: u64,
+    /// Their segments.
+    pub failed_segments: u64,
+}
+
 /// TCP retransmissions (tcpretrans).
 #[derive(Debug)]
 pub struct TcpRetrans {
@@ -730,6 +784,12 @@ impl TcpRetrans {
             TOOL_TCPRETRANS,
             Globals { selection: None, config: ToolConfig::default(), keep: vec![names::TCP_RETRANS_EVENTS] },
         )?;
+        let (_, missing) = crate::btf::tool_offsets()?;
+        if let Some(m) = missing.iter().find(|m| m.starts_with("sk_buff") || m.starts_with("tcp_skb_cb")) {
+            return Err(ProbeError::Btf(format!(
+                "the kernel's BTF has no field {m}, needed to count the segments of a retransmission"
+            )));
+        }
         probe.attach_tp(names::TCP_RETRANS_PROGRAM, "tcp", "tcp_retransmit_skb")?;
         let ring = probe.ring(names::TCP_RETRANS_EVENTS)?;
         Ok(Self { probe, ring })
@@ -740,16 +800,23 @@ impl TcpRetrans {
         drain(&mut self.ring, timeout, events::retransmit)
     }
 
-    /// Retransmissions since the start, by TCP state name.
-    pub fn counts(&self) -> Result<Vec<(&'static str, u64)>, ProbeError> {
+    /// Retransmissions since the start, by TCP state (states with any).
+    pub fn counts(&self) -> Result<Vec<RetransCount>, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::TCP_RETRANS_COUNTS, source };
         let array: Array<&MapData, u64> =
             Array::try_from(self.probe.map(names::TCP_RETRANS_COUNTS)?).map_err(map_err)?;
+        let slot = |kind: u32, state: u32| array.get(&(16 * kind + state), 0).map_err(map_err);
         let mut out = Vec::new();
         for state in 0..16u32 {
-            let n = array.get(&state, 0).map_err(map_err)?;
-            if n > 0 {
-                out.push((events::tcp_state_name(state), n));
+            let c = RetransCount {
+                state: events::tcp_state_name(state),
+                retransmissions: slot(perfkit_probes_common::tools::RETRANS_HITS, state)?,
+                segments: slot(perfkit_probes_common::tools::RETRANS_SEGS, state)?,
+                failed: slot(perfkit_probes_common::tools::RETRANS_FAILED, state)?,
+                failed_segments: slot(perfkit_probes_common::tools::RETRANS_FAILED_SEGS, state)?,
+            };
+            if c.retransmissions > 0 || c.failed > 0 {
+                out.push(c);
             }
         }
         Ok(out)

@@ -1,0 +1,439 @@
+//! bcc's (and libbpf-tools') flags on the tools named after theirs: each is
+//! accepted with bcc's meaning, or refused here, before clap parses, with a
+//! message naming perfkit's equivalent. A flag perfkit also spells but
+//! means otherwise is never taken silently. docs/TOOLS.md holds this table
+//! row by row (a test keeps them in step).
+
+use std::ffi::OsString;
+
+/// What perfkit does with a bcc flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Accepted, with bcc's meaning; the example parses.
+    Same(&'static str),
+    /// Refused, naming perfkit's equivalent.
+    Refused(&'static str),
+    /// Refused when given bare (bcc's flag takes no value; perfkit's flag
+    /// of that letter takes one, which is accepted).
+    BareRefused(&'static str),
+}
+
+/// One flag of a bcc tool.
+#[derive(Clone, Copy, Debug)]
+pub struct BccFlag {
+    /// The perfkit command (bcc's tool name, `offcpu` for offcputime).
+    pub tool: &'static str,
+    /// The flag as bcc spells it (`-T`, `--max-args`).
+    pub flag: &'static str,
+    /// Whether bcc's flag takes a value.
+    pub takes_value: bool,
+    /// What it means in bcc.
+    pub meaning: &'static str,
+    /// What perfkit does with it.
+    pub disposition: Disposition,
+}
+
+use Disposition::{BareRefused, Refused, Same};
+
+const fn f(
+    tool: &'static str,
+    flag: &'static str,
+    takes_value: bool,
+    meaning: &'static str,
+    disposition: Disposition,
+) -> BccFlag {
+    BccFlag { tool, flag, takes_value, meaning, disposition }
+}
+
+const JQ: &str = "--json, and filter its lines (jq)";
+
+/// Every flag of bcc's and libbpf-tools' versions of perfkit's tools.
+pub const FLAGS: &[BccFlag] = &[
+    // offcputime
+    f("offcpu", "-p", true, "trace these PIDs", Same("1")),
+    f("offcpu", "-t", true, "trace these TIDs", Same("1")),
+    f("offcpu", "-u", false, "user threads only", Refused("select threads with -p, -t or --cgroup")),
+    f("offcpu", "-k", false, "kernel threads only", Refused("select threads with -p, -t or --cgroup")),
+    f(
+        "offcpu",
+        "-U",
+        false,
+        "user stacks only",
+        Refused("both stacks are kept; kernel frames end in _[k] in -f folded"),
+    ),
+    f(
+        "offcpu",
+        "-K",
+        false,
+        "kernel stacks only",
+        Refused("both stacks are kept; kernel frames end in _[k] in -f folded"),
+    ),
+    f(
+        "offcpu",
+        "-d",
+        false,
+        "a delimiter between kernel and user stacks",
+        BareRefused("kernel frames end in _[k]; perfkit's -d is DURATION"),
+    ),
+    f("offcpu", "-f", false, "folded output", BareRefused("-f folded")),
+    f("offcpu", "--stack-storage-size", true, "stack map entries", Refused("--stack-map-size N")),
+    f("offcpu", "-m", true, "shortest block, us", Same("1000")),
+    f("offcpu", "-M", true, "longest block, us", Same("1000000")),
+    f("offcpu", "--state", true, "thread state filter (a number)", Same("interruptible")),
+    f(
+        "offcpu",
+        "--perf-max-stack-depth",
+        true,
+        "stack depth (libbpf-tools)",
+        Refused("stacks are kept whole up to the unwinder's bound"),
+    ),
+    f(
+        "offcpu",
+        "DURATION",
+        true,
+        "seconds to trace (positional)",
+        Refused("-d DURATION (a positional word is the command to run)"),
+    ),
+    f("offcpu", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // runqlat
+    f("runqlat", "-T", false, "timestamps on each interval", Same("")),
+    f("runqlat", "-m", false, "milliseconds", Same("")),
+    f("runqlat", "-P", false, "a histogram per process", Same("")),
+    f("runqlat", "--pidnss", false, "a histogram per PID namespace", Same("")),
+    f("runqlat", "-L", false, "a histogram per thread", Same("")),
+    f("runqlat", "-p", true, "this PID only", Same("1")),
+    f("runqlat", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
+    f("runqlat", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // biolatency
+    f("biolatency", "-T", false, "timestamps on each interval", Same("")),
+    f("biolatency", "-Q", false, "include OS queued time", Same("")),
+    f("biolatency", "-m", false, "milliseconds", Same("")),
+    f("biolatency", "-D", false, "a histogram per disk", Same("")),
+    f("biolatency", "-F", false, "a histogram per I/O flag set", Same("")),
+    f(
+        "biolatency",
+        "-e",
+        false,
+        "extended summary (average)",
+        Refused("--json: count and sum_usecs of each histogram"),
+    ),
+    f("biolatency", "-j", false, "JSON output", Refused("--json")),
+    f("biolatency", "-d", true, "this disk only", Refused("-D: one histogram per disk")),
+    f(
+        "biolatency",
+        "-c",
+        true,
+        "this cgroup only (libbpf-tools)",
+        Refused("no cgroup filter: biosnoop shows the issuing process"),
+    ),
+    f("biolatency", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // biosnoop
+    f("biosnoop", "-Q", false, "include OS queued time", Same("")),
+    f("biosnoop", "-d", true, "this disk only", Same("sda")),
+    f(
+        "biosnoop",
+        "-P",
+        false,
+        "an I/O pattern column (sequential or random)",
+        Refused("--json: sector and bytes of each I/O"),
+    ),
+    f("biosnoop", "-t", false, "a timestamp column (libbpf-tools)", Refused("TIME(s) is always shown")),
+    f("biosnoop", "-m", true, "I/O above this latency only, ms (libbpf-tools)", Refused(JQ)),
+    f(
+        "biosnoop",
+        "-c",
+        true,
+        "this cgroup only (libbpf-tools)",
+        Refused("no cgroup filter: the issuing process is shown"),
+    ),
+    f("biosnoop", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // syscount
+    f("syscount", "-p", true, "this PID only", Same("1")),
+    f("syscount", "-t", true, "this TID only", Refused("-p PID")),
+    f("syscount", "-i", true, "print every INTERVAL seconds", Refused("INTERVAL, positional: syscount 5")),
+    f("syscount", "-d", true, "trace for DURATION seconds", Refused("INTERVAL COUNT: syscount 10 1")),
+    f("syscount", "-T", true, "the top N rows", Same("5")),
+    f("syscount", "-x", false, "failed calls only", Same("")),
+    f(
+        "syscount",
+        "-e",
+        true,
+        "calls failing with this errno only",
+        Refused("-x: all failed calls (the errors column)"),
+    ),
+    f("syscount", "-L", false, "time in the calls", Same("")),
+    f("syscount", "-m", false, "milliseconds", Same("")),
+    f("syscount", "-P", false, "per process", Same("")),
+    f(
+        "syscount",
+        "-l",
+        false,
+        "list the syscall names",
+        Refused("names are read from the kernel as rows appear; --json gives them"),
+    ),
+    f("syscount", "--syscall", true, "this syscall only", Refused(JQ)),
+    f("syscount", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
+    f("syscount", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // execsnoop
+    f("execsnoop", "-T", false, "a time column (HH:MM:SS)", Same("")),
+    f("execsnoop", "-t", false, "a timestamp column (seconds)", Same("")),
+    f("execsnoop", "-x", false, "include failed execs", Same("")),
+    f("execsnoop", "--cgroupmap", true, "cgroups in a BPF map only", Refused("--cgroup PATH")),
+    f(
+        "execsnoop",
+        "--mntnsmap",
+        true,
+        "mount namespaces in a BPF map only",
+        Refused("--cgroup PATH (a container's group)"),
+    ),
+    f("execsnoop", "-u", true, "this UID only", Same("1000")),
+    f("execsnoop", "-q", false, "quote the arguments", Same("")),
+    f("execsnoop", "-n", true, "commands matching NAME only", Same("sh")),
+    f("execsnoop", "-l", true, "commands with an argument matching LINE only", Same("x")),
+    f("execsnoop", "-U", false, "a UID column", Same("")),
+    f(
+        "execsnoop",
+        "--max-args",
+        true,
+        "arguments kept",
+        Refused("a successful exec keeps 2560 bytes of argv, a failed one 20 arguments"),
+    ),
+    f("execsnoop", "-P", true, "children of this PPID only", Same("1")),
+    f("execsnoop", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
+    f("execsnoop", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // opensnoop
+    f("opensnoop", "-T", false, "a timestamp column (seconds)", Same("")),
+    f("opensnoop", "-U", false, "a UID column", Same("")),
+    f("opensnoop", "-x", false, "failed opens only", Same("")),
+    f("opensnoop", "-p", true, "this PID only", Same("1")),
+    f("opensnoop", "-t", true, "this TID only", Same("1")),
+    f("opensnoop", "--cgroupmap", true, "cgroups in a BPF map only", Refused("--cgroup PATH")),
+    f(
+        "opensnoop",
+        "--mntnsmap",
+        true,
+        "mount namespaces in a BPF map only",
+        Refused("--cgroup PATH (a container's group)"),
+    ),
+    f("opensnoop", "-u", true, "this UID only", Same("1000")),
+    f("opensnoop", "-d", true, "trace for DURATION seconds", Same("5")),
+    f("opensnoop", "-n", true, "process names containing NAME only", Same("sh")),
+    f("opensnoop", "-e", false, "extended fields (flags)", Same("")),
+    f("opensnoop", "-f", true, "opens with this flag only", Same("O_WRONLY")),
+    f("opensnoop", "-F", false, "full paths of relative ones", Refused("paths are shown as passed")),
+    f("opensnoop", "-b", true, "perf buffer pages", Refused("the ring buffer is 1 MiB; losses are counted")),
+    f("opensnoop", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
+    f("opensnoop", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // tcplife
+    f("tcplife", "-T", false, "a time column (HH:MM:SS)", Same("")),
+    f("tcplife", "-t", false, "a timestamp column (seconds)", Same("")),
+    f("tcplife", "-w", false, "wide columns", Same("")),
+    f("tcplife", "-s", false, "comma-separated output", Refused("--json")),
+    f("tcplife", "-p", true, "this PID only", Same("1")),
+    f("tcplife", "-L", true, "these local ports only", Same("80")),
+    f("tcplife", "-D", true, "these remote ports only", Same("80")),
+    f("tcplife", "-4", false, "IPv4 only", Same("")),
+    f("tcplife", "-6", false, "IPv6 only", Same("")),
+    f("tcplife", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // tcpretrans
+    f("tcpretrans", "-l", false, "tail loss probes too", Refused("tail loss probes need a kprobe: not traced")),
+    f("tcpretrans", "-c", false, "counts by flow at the end", Same("")),
+    f("tcpretrans", "-4", false, "IPv4 only", Same("")),
+    f("tcpretrans", "-6", false, "IPv6 only", Same("")),
+    f("tcpretrans", "-s", false, "sequence numbers", Refused("no sequence numbers are read")),
+    f("tcpretrans", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+];
+
+/// Options of perfkit's offcpu that take a value (their values are not the
+/// command).
+const OFFCPU_VALUES: &[&str] = &[
+    "-p",
+    "--pid",
+    "-t",
+    "--tid",
+    "--cgroup",
+    "-d",
+    "--duration",
+    "-o",
+    "--output",
+    "-f",
+    "--format",
+    "--folded",
+    "--title",
+    "--top",
+    "-m",
+    "--min-block",
+    "-M",
+    "--max-block",
+    "--state",
+    "--unwind",
+    "--stack-map-size",
+    "--counts-map-size",
+    "--table-rows",
+    "--max-memory",
+];
+
+fn refusal(e: &BccFlag, equivalent: &str) -> String {
+    format!(
+        "perfkit {}: {} is bcc's \"{}\", which perfkit does not take; instead: {equivalent} (docs/TOOLS.md lists bcc's flags)",
+        e.tool, e.flag, e.meaning
+    )
+}
+
+/// Refuses a bcc flag perfkit does not take with bcc's meaning, naming
+/// perfkit's equivalent. `args` is the whole command line.
+pub fn check(args: &[OsString]) -> Result<(), String> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    // The command: the first word after the global options.
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--max-memory" {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let Some(tool) = args.get(i).map(String::as_str) else { return Ok(()) };
+    let flags: Vec<&BccFlag> = FLAGS.iter().filter(|e| e.tool == tool).collect();
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let rest = &args[i + 1..];
+    let mut skip_value = false;
+    for (k, a) in rest.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        let next = rest.get(k + 1);
+        for e in &flags {
+            let matches = if e.flag.starts_with("--") {
+                a == e.flag || a.strip_prefix(e.flag).is_some_and(|r| r.starts_with('='))
+            } else if e.flag.starts_with('-') {
+                a == e.flag || (e.takes_value && a.starts_with(e.flag) && !a.starts_with("--"))
+            } else {
+                false
+            };
+            match e.disposition {
+                Refused(eq) if matches => return Err(refusal(e, eq)),
+                BareRefused(eq) if a == e.flag && next.is_none_or(|n| n.starts_with('-')) => {
+                    return Err(refusal(e, eq));
+                }
+                _ => {}
+            }
+        }
+        if tool == "offcpu" {
+            if OFFCPU_VALUES.contains(&a.as_str()) {
+                skip_value = true;
+            } else if !a.starts_with('-') {
+                // The first word that is not an option starts the command:
+                // bcc's positional DURATION would be run as one.
+                if a.parse::<f64>().is_ok() {
+                    let e = flags.iter().find(|e| e.flag == "DURATION").expect("the DURATION row");
+                    if let Refused(eq) = e.disposition {
+                        return Err(refusal(e, eq));
+                    }
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The table as docs/TOOLS.md holds it, one row per flag.
+#[cfg(test)]
+fn markdown_rows() -> Vec<String> {
+    FLAGS
+        .iter()
+        .map(|e| {
+            let what = match e.disposition {
+                Same(_) => "accepted, same meaning".to_owned(),
+                Refused(eq) => format!("refused: {eq}"),
+                BareRefused(eq) => format!("refused without a value: {eq}"),
+            };
+            format!("| {} | `{}` | {} | {what} |", e.tool, e.flag, e.meaning)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        std::iter::once("perfkit").chain(words.iter().copied()).map(OsString::from).collect()
+    }
+
+    /// Every flag of the table, as a bcc user types it.
+    #[test]
+    fn every_bcc_flag_is_taken_with_its_meaning_or_refused_by_name() {
+        for e in FLAGS {
+            match e.disposition {
+                Same(example) => {
+                    let mut words = vec![e.tool, e.flag];
+                    if !example.is_empty() {
+                        words.push(example);
+                    }
+                    assert!(check(&argv(&words)).is_ok(), "{e:?}");
+                    if let Err(err) = crate::Cli::try_parse_from(argv(&words)) {
+                        panic!("{words:?} does not parse: {err}");
+                    }
+                }
+                Refused(eq) => {
+                    let mut words = vec![e.tool];
+                    if e.flag != "DURATION" {
+                        words.push(e.flag);
+                    }
+                    if e.takes_value {
+                        words.push("5");
+                    }
+                    let err = check(&argv(&words)).expect_err(e.flag);
+                    assert!(err.contains(e.flag) && err.contains(eq), "{err}");
+                    // The refusal comes first: clap would have taken some
+                    // of these with another meaning.
+                }
+                BareRefused(eq) => {
+                    let err = check(&argv(&[e.tool, e.flag, "-p", "1"])).expect_err(e.flag);
+                    assert!(err.contains(eq), "{err}");
+                    assert!(check(&argv(&[e.tool, e.flag])).is_err());
+                    // With a value, perfkit's own flag of that letter.
+                    assert!(check(&argv(&[e.tool, e.flag, "folded"])).is_ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_stop_at_the_command_and_skip_option_values() {
+        // After `--`, the command's own flags.
+        assert!(check(&argv(&["execsnoop", "--", "ls", "-l"])).is_ok());
+        assert!(check(&argv(&["-v", "execsnoop", "--max-args", "5"])).is_err());
+        assert!(check(&argv(&["--max-memory", "1G", "tcplife", "-s"])).is_err());
+        // offcpu: a number after -d is its value, a bare number is bcc's
+        // DURATION, a word is the command.
+        assert!(check(&argv(&["offcpu", "-d", "5", "-p", "1"])).is_ok());
+        assert!(check(&argv(&["offcpu", "5"])).is_err());
+        assert!(check(&argv(&["offcpu", "sleep", "5"])).is_ok());
+        assert!(check(&argv(&["profile", "-K"])).is_ok(), "not a bcc tool");
+        // syscount -T is the top count, not timestamps and an interval.
+        let cli = crate::Cli::try_parse_from(argv(&["syscount", "-T", "5"])).unwrap();
+        assert!(format!("{cli:?}").contains("top: 5"), "{cli:?}");
+    }
+
+    #[test]
+    fn the_table_is_in_the_docs() {
+        let doc = include_str!("../../../docs/TOOLS.md");
+        for row in markdown_rows() {
+            assert!(doc.contains(&row), "docs/TOOLS.md lacks the row\n{row}");
+        }
+    }
+}
