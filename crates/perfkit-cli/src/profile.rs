@@ -610,7 +610,12 @@ fn run_kind(
             if kind == Kind::OffCpu { "top functions by off-CPU time:" } else { "top functions by self time:" }
         );
         for f in profile.top_self(args.top) {
-            eprintln!("  {:>6.2}%  {:>8}  {}", 100.0 * f.count as f64 / total as f64, f.count, printable(&f.name));
+            eprintln!(
+                "  {:>6.2}%  {:>8}  {}",
+                100.0 * f.count as f64 / total as f64,
+                f.count,
+                printable(&f.folded_name())
+            );
         }
     }
     let written: Vec<String> = main_path.into_iter().chain(folded_path).collect();

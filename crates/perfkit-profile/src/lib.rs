@@ -18,7 +18,7 @@
 //! let mut out = Vec::new();
 //! profile.write_folded(&mut out).unwrap();
 //! assert_eq!(String::from_utf8(out).unwrap(), "app;main;do_syscall_64_[k] 1\napp;main;work 3\n");
-//! assert_eq!(profile.top_self(1)[0].name, "work");
+//! assert_eq!(profile.top_self(1)[0].folded_name(), "work");
 //! ```
 
 mod diff;
@@ -62,8 +62,10 @@ pub fn escape_control(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Where a frame's code runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Where a frame's code runs. Serialized as `user`, `inlined`, `kernel`,
+/// `jit` or `interpreted`, as perfkit's JSON names kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FrameKind {
     /// User-space code.
     User,
@@ -81,7 +83,7 @@ pub enum FrameKind {
 }
 
 /// A place in source code.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Location {
     /// The source file, as the debug information names it (often absolute).
     pub file: Arc<str>,
@@ -91,7 +93,7 @@ pub struct Location {
 
 /// One symbolized stack frame. Names and places are shared (`Arc`): a
 /// profile repeats the same frames in many stacks.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     /// Function name, demangled; `[unknown]` forms when not resolved.
     pub name: Arc<str>,
@@ -101,15 +103,17 @@ pub struct Frame {
     /// inlined frame, inside the inlined function), when debug information
     /// says. The folded format and flame graphs ignore it; pprof and JSON
     /// carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Arc<Location>>,
     /// For a frame that could not be symbolized: the file it is in and the
     /// place in it, so that a tool with the binary's symbols can resolve it
     /// later (pprof carries it as a Mapping and a Location address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Arc<Origin>>,
 }
 
 /// Where an unresolved frame's code is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     /// The file's path, as the process saw it.
     pub path: Arc<str>,
@@ -233,8 +237,10 @@ fn unknown_name(module: Option<&str>) -> String {
 
 /// Why a user stack's walk ended before its outermost frame. Each reason
 /// has a short stable word, rendered as the marker frame
-/// `[truncated: WORD]` (see [`Frame::truncated`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// `[truncated: WORD]` (see [`Frame::truncated`]); serialized as that
+/// word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Truncation {
     /// The frame limit was reached with frames left (`depth`).
@@ -330,7 +336,7 @@ impl Truncation {
 }
 
 /// A stack with its sample count: thread name, then frames root first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stack {
     /// Thread name, the root of the stack in folded output.
     pub thread: String,
@@ -368,8 +374,9 @@ impl Stack {
     }
 }
 
-/// How a profile was taken.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// How a profile was taken. `duration` is serialized as
+/// `{"secs": S, "nanos": N}`, as serde writes a `Duration`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ProfileMeta {
     /// The profiled command line (or a description of the target).
@@ -386,8 +393,9 @@ pub struct ProfileMeta {
     pub unit: CountUnit,
 }
 
-/// What a stack's count measures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// What a stack's count measures (`samples`, `microseconds`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CountUnit {
     /// Samples (on-CPU).
@@ -408,7 +416,7 @@ impl CountUnit {
 }
 
 /// Symbolized stacks and their counts.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     /// The stacks, possibly with repeats (the writers merge them).
     pub stacks: Vec<Stack>,
@@ -416,14 +424,29 @@ pub struct Profile {
     pub meta: ProfileMeta,
 }
 
-/// A function's share of samples.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A function's share of samples: the frame that counts (see
+/// [`Profile::top_self`]), or `None` for samples with no frame at all.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct FunctionCount {
-    /// The frame's folded name (with `_[k]`/`_[i]` suffix).
-    pub name: String,
+    /// The function's frame (name, kind, and the place of the first of its
+    /// samples met); `None` for samples without a frame (`[no stack]`).
+    pub frame: Option<Frame>,
     /// Samples.
     pub count: u64,
+}
+
+impl FunctionCount {
+    /// A function's count.
+    pub fn new(frame: Option<Frame>, count: u64) -> Self {
+        Self { frame, count }
+    }
+
+    /// The name as the folded format writes it (`schedule_[k]`), or
+    /// `[no stack]`.
+    pub fn folded_name(&self) -> String {
+        self.frame.as_ref().map_or_else(|| "[no stack]".to_owned(), Frame::folded_name)
+    }
 }
 
 impl Profile {
@@ -470,27 +493,48 @@ impl Profile {
     /// function's own time. Marker frames ([`Frame::truncated`]) are not
     /// functions: a stack of nothing else counts as `[no stack]`.
     pub fn top_self(&self, n: usize) -> Vec<FunctionCount> {
-        let mut counts: HashMap<String, u64> = HashMap::new();
+        // Keyed by the folded name: one function, whatever the place of
+        // each sample in it.
+        let mut counts: HashMap<String, (Option<Frame>, u64)> = HashMap::new();
         for stack in &self.stacks {
-            let leaf = stack
-                .frames
-                .iter()
-                .rev()
-                .find(|f| f.kind != FrameKind::Inlined && f.truncation().is_none())
-                .map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
-            let c = counts.entry(leaf).or_default();
-            *c = c.saturating_add(stack.count);
+            let leaf = stack.frames.iter().rev().find(|f| f.kind != FrameKind::Inlined && f.truncation().is_none());
+            let key = leaf.map_or_else(|| "[no stack]".to_owned(), Frame::folded_name);
+            let c = counts.entry(key).or_insert_with(|| (leaf.cloned(), 0));
+            c.1 = c.1.saturating_add(stack.count);
         }
-        let mut top: Vec<_> = counts.into_iter().map(|(name, count)| FunctionCount { name, count }).collect();
-        top.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        let mut top: Vec<_> = counts.into_iter().collect();
+        top.sort_unstable_by(|(a_name, a), (b_name, b)| b.1.cmp(&a.1).then_with(|| a_name.cmp(b_name)));
         top.truncate(n);
-        top
+        top.into_iter().map(|(_, (frame, count))| FunctionCount { frame, count }).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_model_serializes_as_data_and_reads_back() {
+        let mut p = Profile::default();
+        p.meta.frequency_hz = 99;
+        let located = Frame::interpreted("Worker.hot").at(Some(Location { file: "app.py".into(), line: 12 }));
+        p.push(Stack::new("python3", vec![Frame::user("main"), located.clone(), Frame::kernel("schedule")], 7));
+        p.push(Stack::new("python3", vec![Frame::truncated(Truncation::NoCfi), Frame::user("leaf")], 1));
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(text.contains(r#""kind":"interpreted""#) && text.contains(r#""line":12"#), "{text}");
+        assert!(text.contains(r#""unit":"samples""#), "{text}");
+        let back: Profile = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, p);
+        // A top function is a frame, not a string to parse back.
+        let top = serde_json::to_value(&p.top_self(1)[0]).unwrap();
+        assert_eq!(top["frame"]["name"], "schedule");
+        assert_eq!(top["frame"]["kind"], "kernel");
+        assert_eq!(top["count"], 7);
+        assert_eq!(serde_json::to_value(Truncation::UnsupportedCfi).unwrap(), "unsupported-cfi");
+        for t in Truncation::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.word());
+        }
+    }
 
     #[test]
     fn folded_names_carry_kind_suffixes() {
@@ -542,8 +586,8 @@ mod tests {
         p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("outer"), Frame::inlined("helper")], 5));
         p.push(Stack::new("t", vec![Frame::user("main"), Frame::user("other")], 4));
         let top = p.top_self(10);
-        assert_eq!(top[0], FunctionCount { name: "outer".into(), count: 5 });
-        assert!(top.iter().all(|f| f.name != "helper_[i]"));
+        assert_eq!((top[0].folded_name(), top[0].count), ("outer".to_owned(), 5));
+        assert!(top.iter().all(|f| f.folded_name() != "helper_[i]"));
     }
 
     #[test]
@@ -561,8 +605,8 @@ mod tests {
         p.push(Stack::new("t", vec![Frame::truncated(Truncation::Depth), Frame::user("hot")], 4));
         p.push(Stack::new("t", vec![Frame::truncated(Truncation::ReadFault)], 1));
         let top = p.top_self(10);
-        assert_eq!(top[0], FunctionCount { name: "hot".into(), count: 4 });
-        assert_eq!(top[1], FunctionCount { name: "[no stack]".into(), count: 1 });
+        assert_eq!((top[0].folded_name(), top[0].count), ("hot".to_owned(), 4));
+        assert_eq!(top[1], FunctionCount { frame: None, count: 1 });
         assert_eq!(top.len(), 2);
     }
 
@@ -574,9 +618,9 @@ mod tests {
         p.push(Stack::new("t", vec![Frame::user("main")], 2));
         p.push(Stack::new("t", vec![], 1));
         let top = p.top_self(10);
-        assert_eq!(top[0], FunctionCount { name: "hot".into(), count: 9 });
-        assert_eq!(top[1], FunctionCount { name: "main".into(), count: 2 });
-        assert_eq!(top[2], FunctionCount { name: "[no stack]".into(), count: 1 });
+        assert_eq!((top[0].folded_name(), top[0].count), ("hot".to_owned(), 9));
+        assert_eq!((top[1].folded_name(), top[1].count), ("main".to_owned(), 2));
+        assert_eq!((top[2].folded_name(), top[2].count), ("[no stack]".to_owned(), 1));
         assert_eq!(p.top_self(1).len(), 1);
     }
 }

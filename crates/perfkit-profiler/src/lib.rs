@@ -42,6 +42,12 @@ mod wait;
 
 pub use perfkit_perf::SampleEvent;
 pub use perfkit_probes::OffCpu;
+/// The profile model, so that a tool built on this crate alone can read
+/// what a session returns (and serialize it: the types derive serde's
+/// traits).
+pub use perfkit_profile::{
+    CountUnit, Frame, FrameKind, FunctionCount, Location, Origin, Profile, ProfileMeta, Stack, Truncation,
+};
 pub use perfkit_symbols::Grouping;
 pub use session::{Backend, Choice, EndReason, Finished, Note, NoteLevel, Profiler, Session, Walker};
 pub use target::{Target, TargetKind};
