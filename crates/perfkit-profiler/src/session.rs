@@ -710,6 +710,13 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             tables.build_time.as_secs_f64() * 1e3
         )));
     }
+    if tables.files_on_demand > 0 || tables.tables_requested > 0 {
+        notes.push(Note::info(format!(
+            "unwind tables built when a walk first reached a large file: {} built, {} large files mapped but never \
+             reached (tables not built)",
+            tables.tables_requested, tables.files_on_demand
+        )));
+    }
     if tables.files_evicted > 0 {
         notes.push(Note::info(format!(
             "unwind tables evicted to make room: {} ({} rows), least recently used first, of files no running process \
