@@ -350,6 +350,12 @@ pub mod unwind {
     /// The file has no CFI (or its table did not fit): frames in it are
     /// walked with frame pointers.
     pub const FILE_NO_CFI: u32 = 2;
+    /// The file's table is built when a walk first reaches a frame in it
+    /// (a large file, with the whole machine sampled): the kernel side
+    /// sends a [`REQUEST_TABLE`] and sets the state to [`FILE_PENDING`];
+    /// until the table is loaded, frames there are walked with frame
+    /// pointers.
+    pub const FILE_ON_DEMAND: u32 = 3;
 
     /// File ids are below this (the size of `FILE_STATE`).
     pub const MAX_FILES: u32 = 1 << 16;
@@ -392,6 +398,10 @@ pub mod unwind {
     pub const REQUEST_MAPS: u32 = 1;
     /// A selected process called exec: its mappings are all new.
     pub const REQUEST_EXEC: u32 = 2;
+    /// A walk reached a frame in a file whose state is
+    /// [`FILE_ON_DEMAND`]: build its table. The request's `tgid` holds the
+    /// file's id.
+    pub const REQUEST_TABLE: u32 = 3;
 
     /// The kernel side asks user space for something.
     #[repr(C)]
@@ -399,7 +409,7 @@ pub mod unwind {
     pub struct Request {
         /// `REQUEST_*`.
         pub kind: u32,
-        /// The process.
+        /// The process ([`REQUEST_TABLE`]: the file's id).
         pub tgid: u32,
     }
 

@@ -28,8 +28,8 @@ use perfkit_probes_common::{
     },
     unwind::{
         CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RBP_X8, CFA_RSP, CFA_RSP_X8, CFA_STACK_SWITCH, CFA_UNSUPPORTED, FILE_LOADED,
-        FILE_NO_CFI, MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MAX_STACK_SWITCHES, PAGE_BITS, PageInfo, PageKey, ProcMaps,
-        RBP_AT_CFA, REQUEST_MAPS, Request,
+        FILE_NO_CFI, FILE_ON_DEMAND, FILE_PENDING, MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MAX_STACK_SWITCHES, PAGE_BITS,
+        PageInfo, PageKey, ProcMaps, RBP_AT_CFA, REQUEST_MAPS, REQUEST_TABLE, Request,
         Row, encode_frame,
     },
 };
@@ -275,6 +275,10 @@ fn step_frame<const LOOP: bool>(w: &mut Walk, which: u32, index: u64) {
         if w.tables != 0 && (w.cached == 2 || (w.cached == 1 && w.file_state != FILE_NO_CFI)) {
             w.pending = 1;
         }
+        if w.tables != 0 && w.cached == 1 && w.file_state == FILE_ON_DEMAND {
+            want_table(w.file_id);
+            w.file_state = FILE_PENDING;
+        }
         fp_step(w);
     }
 }
@@ -373,6 +377,23 @@ fn ask_for_maps(tgid: u32) {
     }
     let _ = ASKED.insert(tgid, now, BPF_ANY as u64);
     request(REQUEST_MAPS, tgid);
+}
+
+/// Asks user space to build the table of a file left for its first frame
+/// (`FILE_ON_DEMAND`), once: the state becomes `FILE_PENDING` first, so
+/// the walks that follow on any CPU do not ask again.
+#[inline(always)]
+fn want_table(file: u32) {
+    let Some(state) = FILE_STATE.get_ptr_mut(file) else { return };
+    // SAFETY: a pointer to a live array value; a race with another CPU
+    // asks twice at worst, and user space builds a file once.
+    unsafe {
+        if core::ptr::read_volatile(state) != FILE_ON_DEMAND {
+            return;
+        }
+        core::ptr::write_volatile(state, FILE_PENDING);
+    }
+    request(REQUEST_TABLE, file);
 }
 
 /// Sends a request to user space, counting it when the ring buffer is full.

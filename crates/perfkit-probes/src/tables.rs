@@ -24,8 +24,8 @@ use std::{
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
 use perfkit_probes_common::unwind::{
-    FILE_LOADED, FILE_NO_CFI, MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MapEntry, PageInfo, PageKey, ProcMaps,
-    REQUEST_EXEC, Request, Row, VDSO_FILE_ID,
+    FILE_LOADED, FILE_NO_CFI, FILE_ON_DEMAND, MAX_FILES, MAX_MAPPINGS, MAX_ROWS_PER_PAGE, MapEntry, PageInfo, PageKey,
+    ProcMaps, REQUEST_EXEC, REQUEST_TABLE, Request, Row, VDSO_FILE_ID,
 };
 use perfkit_target::{Mapping, ModuleFile, Modules, parse_maps};
 use perfkit_unwind::UnwindTable;
@@ -80,6 +80,12 @@ pub struct TableStats {
     /// Whether mappings were learned from the kernel's events (false:
     /// only from `/proc/PID/maps`, on request).
     pub events: bool,
+    /// Large files (over the size built at once) whose tables were left
+    /// until a walk first reached a frame in them (with the kernel's
+    /// events: the whole machine), and no walk did: tables never built.
+    pub files_on_demand: u64,
+    /// Tables built because a walk reached a frame in their file.
+    pub tables_requested: u64,
     /// Time spent building and loading tables.
     pub build_time: Duration,
     /// Capacity of the rows map.
@@ -228,6 +234,15 @@ struct Loader {
     /// history since its last exec: a mapping seen again is not kept
     /// twice.
     history_keys: HashMap<u32, HashSet<u64>>,
+    /// Large files' tables are built when a walk first reaches them
+    /// (set while the kernel's events are read: on a whole machine, most
+    /// large files mapped, a build's test binaries and build scripts,
+    /// never get a sample, and their tables were most of the loader's
+    /// work).
+    on_demand: bool,
+    /// Files whose state is `FILE_ON_DEMAND`: built on the kernel side's
+    /// first request.
+    waiting_for_frame: HashSet<u32>,
 }
 
 /// A process's executable mappings as they are now.
@@ -305,21 +320,35 @@ fn read_maps(path: &Path) -> Option<(String, bool)> {
 /// for the builder thread.
 const BUILD_NOW_BYTES: u64 = 4 << 20;
 
+/// With the kernel's events (the whole machine), a file whose CFI
+/// (`.eh_frame`, `.debug_frame`, `.gopclntab`) is at most this large has
+/// its table built by the loader at once (a few milliseconds at most),
+/// whatever the file's size; larger ones wait for a walk to reach them.
+const BUILD_NOW_CFI_BYTES: u64 = 256 << 10;
+
 /// Files up to this size found in `/proc/PID/maps` (a process older than
 /// sampling) are built at once; larger ones are queued, so that reading an
 /// old process's many libraries never delays a new program's tables.
 const BUILD_NOW_READ_BYTES: u64 = 256 << 10;
 
-/// Files waiting for their tables, smallest first: a fresh small program
-/// is not kept waiting behind a compiler's 100 MiB library.
+/// Files waiting for their tables, least CFI first (the build time grows
+/// with it): a fresh small program is not kept waiting behind a
+/// compiler's 100 MiB library.
 #[derive(Default)]
 struct BuildQueue {
+    /// (bytes of CFI, file id).
     waiting: BinaryHeap<Reverse<(u64, u32)>>,
     files: HashMap<u32, Arc<ModuleFile>>,
-    /// Builds under way (0 or 1).
+    /// Builds under way (one per builder thread at most).
     running: u32,
     stop: bool,
 }
+
+/// The second builder thread takes only files with at most this much CFI
+/// (about ten milliseconds): while the first spends seconds on a compiler's
+/// library, a program that just got its first samples is not kept
+/// waiting.
+const QUICK_BUILD_CFI_BYTES: u64 = 1 << 20;
 
 /// The queue and its signal (a file queued, a build done, stop).
 type Builds = Arc<(Mutex<BuildQueue>, Condvar)>;
@@ -330,7 +359,7 @@ pub struct TableLoader {
     builds: Builds,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    builder: Option<JoinHandle<()>>,
+    builders: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TableLoader {
@@ -373,18 +402,29 @@ impl TableLoader {
             builds: builds.clone(),
             live: HashMap::new(),
             history_keys: HashMap::new(),
+            on_demand: false,
+            waiting_for_frame: HashSet::new(),
             history: perfkit_safeio::Budget::process().start("the mapping history of the processes sampled"),
         };
         loader.load_vdso();
         let shared = Arc::new(Mutex::new(loader));
-        let builder = {
-            let (shared, builds) = (shared.clone(), builds.clone());
-            std::thread::Builder::new()
-                .name("perfkit-build".into())
-                .spawn(move || build_tables(&shared, &builds))
-                .map_err(|error| crate::ProbeError::Thread { what: "table builder", error }.to_string())?
-        };
-        Ok(Self { shared, builds, stop: Arc::new(AtomicBool::new(false)), thread: None, builder: Some(builder) })
+        let mut builders = Vec::new();
+        for (name, quick_only) in [("perfkit-build", None), ("perfkit-build-quick", Some(QUICK_BUILD_CFI_BYTES))] {
+            let (for_thread, queue) = (shared.clone(), builds.clone());
+            let spawned = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || build_tables(&for_thread, &queue, quick_only))
+                .map_err(|error| crate::ProbeError::Thread { what: "table builder", error }.to_string());
+            match spawned {
+                Ok(handle) => builders.push(handle),
+                Err(e) => {
+                    // Dropped: the builder already started is stopped.
+                    drop(Self { shared, builds, stop: Arc::new(AtomicBool::new(false)), thread: None, builders });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Self { shared, builds, stop: Arc::new(AtomicBool::new(false)), thread: None, builders })
     }
 
     /// Waits until every table queued so far is built (the selected
@@ -419,7 +459,11 @@ impl TableLoader {
     ) -> Result<(), crate::ProbeError> {
         let shared = self.shared.clone();
         let stop = self.stop.clone();
-        shared.lock().expect("table loader lock").stats.events = events.is_some();
+        {
+            let mut loader = shared.lock().expect("table loader lock");
+            loader.stats.events = events.is_some();
+            loader.on_demand = events.is_some();
+        }
         let thread = std::thread::Builder::new()
             .name("perfkit-tables".into())
             .spawn(move || {
@@ -446,6 +490,15 @@ impl TableLoader {
                             batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Request>()) });
                         }
                     }
+                    // Tables asked for by a walk: queued for the builder
+                    // (the request names a file, not a process).
+                    batch.retain(|r| {
+                        if r.kind != REQUEST_TABLE {
+                            return true;
+                        }
+                        shared.lock().expect("table loader lock").on_table_request(r.tgid);
+                        false
+                    });
                     batch.sort_by_key(|r| (r.tgid, std::cmp::Reverse(r.kind)));
                     batch.dedup_by_key(|r| r.tgid);
                     let mut pending = batch.into_iter();
@@ -482,14 +535,16 @@ impl TableLoader {
 
     /// What was loaded so far.
     pub fn stats(&self) -> TableStats {
-        self.shared.lock().expect("table loader lock").stats
+        let loader = self.shared.lock().expect("table loader lock");
+        TableStats { files_on_demand: loader.waiting_for_frame.len() as u64, ..loader.stats }
     }
 
     /// Stops serving requests and hands over what symbolization needs.
     pub(crate) fn finish(&mut self) -> (Modules, TableStats) {
         self.stop_threads();
         let mut loader = self.shared.lock().expect("table loader lock");
-        (std::mem::take(&mut loader.modules), loader.stats)
+        let stats = TableStats { files_on_demand: loader.waiting_for_frame.len() as u64, ..loader.stats };
+        (std::mem::take(&mut loader.modules), stats)
     }
 }
 
@@ -504,7 +559,7 @@ impl TableLoader {
             queue.lock().expect("build queue lock").stop = true;
             signal.notify_all();
         }
-        if let Some(t) = self.builder.take() {
+        for t in self.builders.drain(..) {
             let _ = t.join();
         }
     }
@@ -533,27 +588,44 @@ fn realtime() {
     }
 }
 
-/// The builder thread: builds queued tables, smallest file first, outside
-/// the loader's lock (sampling and the loader go on), then installs each.
-fn build_tables(shared: &Mutex<Loader>, builds: &Builds) {
+/// Whether a file's CFI (`.eh_frame`, `.debug_frame`, `.gopclntab`) is
+/// at most [`BUILD_NOW_CFI_BYTES`]: its table takes a few milliseconds at
+/// most, whatever the file's size (a C library, a program with large
+/// data), and is built at once rather than waiting, in the builder's
+/// queue, behind a compiler's library for seconds.
+fn little_cfi(file: &ModuleFile) -> bool {
+    file.map().is_ok_and(|data| perfkit_unwind::cfi_size(&data) <= BUILD_NOW_CFI_BYTES)
+}
+
+/// A builder thread: builds queued tables, least CFI first, outside the
+/// loader's lock (sampling and the loader go on), then installs each.
+/// With `quick_only`, only files with at most that many bytes of CFI.
+fn build_tables(shared: &Mutex<Loader>, builds: &Builds, quick_only: Option<u64>) {
     let (queue, signal) = &**builds;
+    let mut built = false;
     loop {
         let (id, file) = {
             let mut q = queue.lock().expect("build queue lock");
-            q.running = 0;
-            signal.notify_all();
+            if built {
+                q.running = q.running.saturating_sub(1);
+                signal.notify_all();
+            }
             loop {
                 if q.stop {
                     return;
                 }
-                if let Some(Reverse((_, id))) = q.waiting.pop() {
+                if let Some(&Reverse((cfi, id))) = q.waiting.peek()
+                    && quick_only.is_none_or(|max| cfi <= max)
+                {
+                    q.waiting.pop();
                     let file = q.files.remove(&id).expect("a queued file");
-                    q.running = 1;
+                    q.running += 1;
                     break (id, file);
                 }
                 q = signal.wait(q).expect("build queue lock");
             }
         };
+        built = true;
         let started = Instant::now();
         let encoded = encode_table(&file);
         let took = started.elapsed();
@@ -863,11 +935,7 @@ impl Loader {
         // compiler's libraries) is built by the builder thread, while the
         // loader goes on serving; its frames are walked with frame
         // pointers until then.
-        if file.size() <= build_now {
-            self.build(id, &file);
-        } else {
-            self.queue(id, file.clone());
-        }
+        self.build_or_defer(id, &file, build_now);
         self.modules.files.insert(id, file.clone());
         self.files.insert((dev, ino), FileSlot { id, file: Some(file.clone()) });
         self.files.insert(file.identity(), FileSlot { id, file: Some(file) });
@@ -884,9 +952,10 @@ impl Loader {
     /// Queues a file's table for the builder thread; its frames are
     /// walked with frame pointers until it is installed.
     fn queue(&self, id: u32, file: Arc<ModuleFile>) {
+        let cfi = file.map().map_or(file.size(), |data| perfkit_unwind::cfi_size(&data));
         let (queue, signal) = &*self.builds;
         let mut q = queue.lock().expect("build queue lock");
-        q.waiting.push(Reverse((file.size(), id)));
+        q.waiting.push(Reverse((cfi, id)));
         q.files.insert(id, file);
         signal.notify_all();
     }
@@ -984,12 +1053,40 @@ impl Loader {
         } else if self.evicted.remove(&id)
             && let Some(file) = self.modules.files.get(&id).cloned()
         {
-            if file.size() <= build_now {
-                self.build(id, &file);
-            } else {
-                self.queue(id, file);
-            }
+            self.build_or_defer(id, &file, build_now);
         }
+    }
+
+    /// A file up to `build_now` bytes has its table built now; a larger
+    /// one is queued for the builder thread, or, on a whole machine,
+    /// left until a walk reaches a frame in it (its frames are walked
+    /// with frame pointers until its table is loaded, as they are while
+    /// it is queued).
+    fn build_or_defer(&mut self, id: u32, file: &Arc<ModuleFile>, build_now: u64) {
+        if file.size() <= build_now || (self.on_demand && little_cfi(file)) {
+            self.build(id, file);
+        } else if self.on_demand {
+            if self.file_state.set(id, FILE_ON_DEMAND, 0).is_ok() {
+                self.waiting_for_frame.insert(id);
+            } else {
+                self.queue(id, file.clone());
+            }
+        } else {
+            self.queue(id, file.clone());
+        }
+    }
+
+    /// A walk reached a frame in file `id`, left for that moment: its
+    /// table is queued for the builder thread. A file not waiting (asked
+    /// twice, or an id the loader never gave) is ignored.
+    fn on_table_request(&mut self, id: u32) {
+        if !self.waiting_for_frame.remove(&id) {
+            return;
+        }
+        let Some(file) = self.modules.files.get(&id).cloned() else { return };
+        self.stats.tables_requested += 1;
+        tracing::debug!(file = file.path(), id, "table asked for by a walk");
+        self.queue(id, file);
     }
 }
 

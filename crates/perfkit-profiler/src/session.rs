@@ -1,6 +1,7 @@
 //! Starting, running and finishing a profile.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::atomic::AtomicBool,
     time::{Duration, Instant},
@@ -727,6 +728,13 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
             tables.build_time.as_secs_f64() * 1e3
         )));
     }
+    if tables.files_on_demand > 0 || tables.tables_requested > 0 {
+        notes.push(Note::info(format!(
+            "unwind tables built when a walk first reached a large file: {} built, {} large files mapped but never \
+             reached (tables not built)",
+            tables.tables_requested, tables.files_on_demand
+        )));
+    }
     if tables.files_evicted > 0 {
         notes.push(Note::info(format!(
             "unwind tables evicted to make room: {} ({} rows), least recently used first, of files no running process \
@@ -868,6 +876,27 @@ fn truncation_note(report: &SymbolizeReport, depth_limit: usize, notes: &mut Vec
             parts.join(", ")
         ),
     });
+    // With several programs (the whole machine), the ones whose stacks
+    // end early the most, each with its reasons.
+    if report.truncated_by_program.len() > 1 {
+        let mut programs: Vec<(u64, &String, &BTreeMap<Truncation, u64>)> =
+            report.truncated_by_program.iter().map(|(name, r)| (r.values().sum(), name, r)).collect();
+        programs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        let shown: Vec<String> = programs
+            .iter()
+            .take(5)
+            .map(|(n, name, reasons)| {
+                let why: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {}", r.word())).collect();
+                format!("{name} {n} ({})", why.join(", "))
+            })
+            .collect();
+        let more = programs.len().saturating_sub(shown.len());
+        notes.push(Note::info(format!(
+            "early-ending stacks by program: {}{}",
+            shown.join(", "),
+            if more > 0 { format!(", and {more} more") } else { String::new() }
+        )));
+    }
 }
 
 /// Functions where a user stack legitimately starts.
@@ -930,6 +959,35 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("bpf_raw_tracepoint_open failed")]
     struct Syscall(#[source] std::io::Error);
+
+    #[test]
+    fn early_ending_stacks_are_named_by_program_with_their_reasons() {
+        let mut report = SymbolizeReport::default();
+        report.user_stacks = 200;
+        let by = |pairs: &[(Truncation, u64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        report.truncated_by_program.insert("qemu".into(), by(&[(Truncation::AnonCode, 77)]));
+        report
+            .truncated_by_program
+            .insert("rustc".into(), by(&[(Truncation::Unmapped, 16), (Truncation::UnsupportedCfi, 33)]));
+        report.truncated =
+            by(&[(Truncation::AnonCode, 77), (Truncation::Unmapped, 16), (Truncation::UnsupportedCfi, 33)]);
+        let mut notes = Vec::new();
+        truncation_note(&report, 128, &mut notes);
+        let text: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text[0].starts_with("126 of 200 user stacks (63.0%)"), "{text:?}");
+        let (anon, unmapped, cfi) =
+            (Truncation::AnonCode.word(), Truncation::Unmapped.word(), Truncation::UnsupportedCfi.word());
+        assert_eq!(
+            text[1],
+            format!("early-ending stacks by program: qemu 77 (77 {anon}), rustc 49 (16 {unmapped}, 33 {cfi})")
+        );
+        // One program: the reasons alone say it all.
+        report.truncated_by_program.remove("qemu");
+        let mut notes = Vec::new();
+        truncation_note(&report, 128, &mut notes);
+        assert_eq!(notes.len(), 1);
+    }
 
     #[test]
     fn auto_falls_back_on_any_load_or_attach_failure_and_says_why() {

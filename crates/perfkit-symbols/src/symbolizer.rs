@@ -100,6 +100,9 @@ pub struct SymbolizeReport {
     /// Of those, the samples whose user stack ended before its outermost
     /// frame, by reason (each marked `[truncated: REASON]` in the profile).
     pub truncated: BTreeMap<Truncation, u64>,
+    /// The same, per program (the process name): on a whole machine, which
+    /// programs' stacks end early, and why.
+    pub truncated_by_program: BTreeMap<String, BTreeMap<Truncation, u64>>,
     /// On-CPU samples with interpreted (Python) frames.
     pub interpreted: u64,
     /// Of those, the samples whose interpreted frames did not pair one to
@@ -349,6 +352,8 @@ impl Symbolizer {
                         frames.push(Frame::truncated(reason));
                         if s.kind == SampleKind::OnCpu {
                             *report.truncated.entry(reason).or_default() += s.count;
+                            let program = report.truncated_by_program.entry(s.process.clone()).or_default();
+                            *program.entry(reason).or_default() += s.count;
                         }
                     }
                     if s.kind == SampleKind::OnCpu {

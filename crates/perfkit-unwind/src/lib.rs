@@ -150,6 +150,19 @@ pub fn has_oversized_compressed_section(data: &[u8]) -> bool {
         || compressed_sections_size(data) > MAX_DECOMPRESSED_TOTAL
 }
 
+/// The bytes an unwind table of an ELF file is built from: its
+/// `.eh_frame`, `.debug_frame` and `.gopclntab` sections (decompressed
+/// sizes for compressed ones), saturating; 0 when the file does not parse.
+/// The time a table takes grows with it, not with the file's size.
+pub fn cfi_size(data: &[u8]) -> u64 {
+    use object::{Object, ObjectSection};
+    let Ok(file) = object::File::parse(data) else { return 0 };
+    file.sections()
+        .filter(|s| s.name().is_ok_and(|n| matches!(n, ".eh_frame" | ".debug_frame" | ".gopclntab")))
+        .map(|s| s.compressed_data().map_or(s.size(), |c| c.uncompressed_size))
+        .fold(0, u64::saturating_add)
+}
+
 /// Why a file's unwind table could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -180,4 +193,18 @@ pub enum UnwindError {
         /// What gimli said.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cfi_size_counts_the_unwind_sections_only() {
+        use object::{Object, ObjectSection};
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        let file = object::File::parse(&*exe).unwrap();
+        let eh = file.section_by_name(".eh_frame").map_or(0, |s| s.size());
+        let size = super::cfi_size(&exe);
+        assert!(eh > 0 && size >= eh && size < exe.len() as u64, "{size} of {} bytes", exe.len());
+        assert_eq!(super::cfi_size(b"not an ELF file"), 0);
+    }
 }
