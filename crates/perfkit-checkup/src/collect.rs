@@ -1,0 +1,149 @@
+//! The live side: snapshots of `/proc` and `/sys` taken at an interval
+//! until the duration ends or a stop flag is raised.
+
+use std::{
+    fs,
+    io::{self, Read},
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use perfkit_procstat::{CollectError, CollectOptions, Collector, ProcessSelection};
+use perfkit_safeio::{Budget, BudgetError};
+
+use crate::{
+    observe::{Observations, ObservationsBuilder, Snapshot},
+    tcp,
+};
+
+/// Why observing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObserveError {
+    /// A sample could not be taken.
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+    /// Past the memory budget.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+}
+
+/// How long and what to observe.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ObserveOptions {
+    /// The window; 60 s by default.
+    pub duration: Duration,
+    /// Between snapshots; 1 s by default (shorter when the window is).
+    pub interval: Duration,
+    /// The processes under investigation; empty: the whole host.
+    pub scope_pids: Vec<u32>,
+}
+
+impl Default for ObserveOptions {
+    fn default() -> Self {
+        Self { duration: Duration::from_secs(60), interval: Duration::from_secs(1), scope_pids: Vec::new() }
+    }
+}
+
+/// Takes snapshots of a procfs and sysfs tree.
+#[derive(Clone, Debug)]
+pub struct Observer {
+    collector: Collector,
+    proc: PathBuf,
+    budget: Budget,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The most read of `/proc/net/snmp` or `/proc/net/netstat` (a few KiB).
+const NET_FILE_LIMIT: u64 = 256 << 10;
+
+impl Observer {
+    /// The live system.
+    pub fn new() -> Self {
+        Self { collector: Collector::new(), proc: PathBuf::from("/proc"), budget: Budget::process().clone() }
+    }
+
+    /// A captured tree under `root`, as [`Collector::with_root`].
+    pub fn with_root(root: impl AsRef<Path>, ticks_per_second: u64, page_size: u64) -> Self {
+        Self {
+            collector: Collector::with_root(root.as_ref(), ticks_per_second, page_size),
+            proc: root.as_ref().join("proc"),
+            budget: Budget::process().clone(),
+        }
+    }
+
+    /// One snapshot: every process (whose totals name the culprits), or
+    /// only `scope_pids` when given.
+    pub fn snapshot(&self, scope_pids: &[u32]) -> Result<Snapshot, ObserveError> {
+        let mut options = CollectOptions::default();
+        options.processes =
+            if scope_pids.is_empty() { ProcessSelection::All } else { ProcessSelection::Pids(scope_pids.to_vec()) };
+        let sample = self.collector.collect(&options)?;
+        let snmp = self.read_small("net/snmp")?;
+        let netstat = self.read_small("net/netstat")?;
+        // A kernel without these files (or an unparsable one) gives no TCP
+        // figures rather than failing the whole checkup.
+        let tcp = snmp.and_then(|s| tcp::parse(&s, netstat.as_deref().unwrap_or_default()).ok());
+        Ok(Snapshot { sample, tcp })
+    }
+
+    /// Reads a small `/proc` file, at most [`NET_FILE_LIMIT`] bytes,
+    /// charged to the budget while held; `None` when it cannot be read.
+    fn read_small(&self, rel: &str) -> Result<Option<Vec<u8>>, BudgetError> {
+        let path = self.proc.join(rel);
+        let Ok(file) = fs::File::open(&path) else { return Ok(None) };
+        let _charge = self.budget.charge(NET_FILE_LIMIT, path.display())?;
+        let mut buf = Vec::new();
+        match file.take(NET_FILE_LIMIT).read_to_end(&mut buf) {
+            Ok(_) => Ok(Some(buf)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Observes for `options.duration`, a snapshot every
+    /// `options.interval`; a raised `stop` ends the window early (after
+    /// one last snapshot, so the partial interval counts). `progress` is
+    /// called with the time elapsed, ten times a second.
+    pub fn observe(
+        &self,
+        options: &ObserveOptions,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(Duration),
+    ) -> Result<Observations, ObserveError> {
+        let interval = options.interval.min(options.duration).max(Duration::from_millis(10));
+        let mut builder = ObservationsBuilder::new(&options.scope_pids, &self.budget);
+        let start = Instant::now();
+        builder.push(self.snapshot(&options.scope_pids)?)?;
+        let mut next = start + interval;
+        let end = start + options.duration;
+        loop {
+            let now = Instant::now();
+            progress(now - start);
+            if stop.load(Ordering::SeqCst) {
+                builder.push(self.snapshot(&options.scope_pids)?)?;
+                break;
+            }
+            let due = next.min(end);
+            if now >= due {
+                builder.push(self.snapshot(&options.scope_pids)?)?;
+                if due >= end {
+                    break;
+                }
+                next += interval;
+                continue;
+            }
+            thread::sleep((due - now).min(Duration::from_millis(100)));
+        }
+        progress(options.duration.min(start.elapsed()));
+        Ok(builder.finish())
+    }
+}
