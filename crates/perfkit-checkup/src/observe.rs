@@ -48,8 +48,8 @@ pub struct Interval {
     pub seconds: f64,
     /// All CPUs together, by mode.
     pub cpu: CpuModes,
-    /// Busy percentage of each CPU (100 - idle - iowait - steal).
-    pub cpu_busy_percent: Vec<(u32, f64)>,
+    /// Each CPU's busy percentage.
+    pub per_cpu: Vec<CpuBusy>,
     /// Runnable tasks (`procs_running`, running ones included, as vmstat's r).
     pub runnable: u32,
     /// Tasks blocked on I/O (vmstat's b).
@@ -68,6 +68,15 @@ pub struct Interval {
     pub interfaces: Vec<InterfaceInterval>,
     /// TCP, when `/proc/net/snmp` was readable.
     pub tcp: Option<TcpInterval>,
+}
+
+/// One CPU's busy share of an interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuBusy {
+    /// The CPU's number.
+    pub cpu: u32,
+    /// 100 - idle - iowait - steal.
+    pub busy_percent: f64,
 }
 
 /// CPU time by mode, percent of all CPUs (as mpstat's `all` row).
@@ -323,8 +332,11 @@ fn interval(prev: &Snapshot, cur: &Snapshot, origin_uptime: f64) -> Interval {
         idle_percent: round2(r.idle),
     };
     let cpu = rows.first().map(modes).unwrap_or_default();
-    let cpu_busy_percent =
-        rows.iter().skip(1).filter_map(|r| Some((r.cpu.parse().ok()?, round2(modes(r).busy_percent())))).collect();
+    let per_cpu = rows
+        .iter()
+        .skip(1)
+        .filter_map(|r| Some(CpuBusy { cpu: r.cpu.parse().ok()?, busy_percent: round2(modes(r).busy_percent()) }))
+        .collect();
     let pressure = (c.pressure.is_some() && p.pressure.is_some()).then(|| {
         let rows = model::psi(Some(p), c);
         let find = |name: &str| rows.iter().find(|r| r.resource == name);
@@ -408,7 +420,7 @@ fn interval(prev: &Snapshot, cur: &Snapshot, origin_uptime: f64) -> Interval {
         end_seconds: round2(c.uptime - origin_uptime),
         seconds: round2(secs),
         cpu,
-        cpu_busy_percent,
+        per_cpu,
         runnable: c.cpu.as_ref().map_or(0, |x| x.procs_running),
         blocked: c.cpu.as_ref().map_or(0, |x| x.procs_blocked),
         load_1m: c.load.map_or(0.0, |l| l.one),

@@ -418,9 +418,9 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
     if obs.cpus > 1 && busy < th.cpu_busy_percent.0 {
         let mut per: std::collections::BTreeMap<u32, (f64, f64)> = Default::default();
         for i in &obs.intervals {
-            for (cpu, b) in &i.cpu_busy_percent {
-                let e = per.entry(*cpu).or_default();
-                e.0 += b * i.seconds;
+            for c in &i.per_cpu {
+                let e = per.entry(c.cpu).or_default();
+                e.0 += c.busy_percent * i.seconds;
                 e.1 += i.seconds;
             }
         }

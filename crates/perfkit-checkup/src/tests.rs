@@ -3,7 +3,7 @@
 
 use crate::{
     observe::{
-        CpuModes, DiskInterval, InterfaceInterval, Interval, MemoryInterval, Observations, PressureShares,
+        CpuBusy, CpuModes, DiskInterval, InterfaceInterval, Interval, MemoryInterval, Observations, PressureShares,
         ProcessUsage, TcpInterval,
     },
     *,
@@ -19,7 +19,7 @@ fn quiet(n: usize) -> Observations {
         end_seconds: (k + 1) as f64,
         seconds: 1.0,
         cpu: CpuModes { usr_percent: 2.0, sys_percent: 1.0, idle_percent: 97.0, ..CpuModes::default() },
-        cpu_busy_percent: vec![(0, 4.0), (1, 2.0)],
+        per_cpu: vec![busy(0, 4.0), busy(1, 2.0)],
         runnable: 1,
         blocked: 0,
         load_1m: 0.1,
@@ -58,6 +58,10 @@ fn quiet(n: usize) -> Observations {
     }
 }
 
+fn busy(cpu: u32, busy_percent: f64) -> CpuBusy {
+    CpuBusy { cpu, busy_percent }
+}
+
 fn proc(pid: u32, comm: &str, cpu: f64) -> ProcessUsage {
     ProcessUsage { pid, comm: comm.into(), cpu_percent: cpu, wait_percent: Some(0.0), ..ProcessUsage::default() }
 }
@@ -90,7 +94,7 @@ fn cpu_saturation_names_the_busy_program() {
     let mut obs = quiet(10);
     for i in &mut obs.intervals {
         i.cpu = CpuModes { usr_percent: 99.0, sys_percent: 1.0, ..CpuModes::default() };
-        i.cpu_busy_percent = vec![(0, 100.0), (1, 100.0)];
+        i.per_cpu = vec![busy(0, 100.0), busy(1, 100.0)];
         i.runnable = 5; // four burners and the observer
         i.pressure.as_mut().unwrap().cpu_some_percent = 98.0;
     }
@@ -114,7 +118,7 @@ fn one_hot_cpu_is_found_where_the_average_hides_it() {
     let mut obs = quiet(10);
     for i in &mut obs.intervals {
         i.cpu = CpuModes { usr_percent: 50.0, idle_percent: 50.0, ..CpuModes::default() };
-        i.cpu_busy_percent = vec![(0, 1.0), (1, 99.5)];
+        i.per_cpu = vec![busy(0, 1.0), busy(1, 99.5)];
     }
     obs.processes.push(proc(4242, "single", 99.0));
     let f = run(&obs);
@@ -305,7 +309,7 @@ fn observations_from_captured_snapshots() {
     assert_eq!((obs.duration_seconds, obs.cpus, obs.intervals.len()), (1.0, 2, 1));
     let i = &obs.intervals[0];
     assert_eq!((i.cpu.usr_percent, i.cpu.idle_percent), (50.0, 50.0));
-    assert_eq!(i.cpu_busy_percent, [(0, 100.0), (1, 0.0)]);
+    assert_eq!(i.per_cpu, [busy(0, 100.0), busy(1, 0.0)]);
     assert_eq!(obs.processes.len(), 1);
     assert_eq!((obs.processes[0].comm.as_str(), obs.processes[0].cpu_percent), ("spin", 100.0));
 }

@@ -21,6 +21,7 @@ macro_rules! println {
     }};
 }
 
+mod checkup;
 mod limits;
 mod output;
 mod profile;
@@ -47,6 +48,7 @@ Examples:
   perf script | perfkit flamegraph > perf.svg
   perfkit diff before.folded after.folded -o diff.svg
   perfkit sys proc 1                           # pidstat 1
+  perfkit checkup -d 30                        # the host's bottlenecks, ranked (USE method)
   perfkit serve --comm postgres                # Prometheus /metrics on 127.0.0.1:9464
 
 `perfkit COMMAND --help` explains each command.";
@@ -105,6 +107,7 @@ enum Command {
     Stat(stat::StatArgs),
     Sys(sys::SysArgs),
     Serve(serve::ServeArgs),
+    Checkup(checkup::CheckupArgs),
 }
 
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
+            | Command::Checkup(_)
     );
     if let Err(err) = signals::install(handled) {
         eprintln!("perfkit: error: {err:#}");
@@ -189,6 +193,7 @@ fn main() -> ExitCode {
         Command::Stat(args) => stat::run(args),
         Command::Sys(args) => ok(sys::run(args)),
         Command::Serve(args) => ok(serve::serve(args)),
+        Command::Checkup(args) => ok(checkup::run(args)),
     };
     match result {
         Ok(code) => {
