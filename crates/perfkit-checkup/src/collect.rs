@@ -80,13 +80,16 @@ impl Observer {
         }
     }
 
-    /// One snapshot: every process (whose totals name the culprits), or
-    /// only `scope_pids` when given.
+    /// One snapshot: every process (whose totals name the culprits) but
+    /// the observer's own, or only `scope_pids` when given.
     pub fn snapshot(&self, scope_pids: &[u32]) -> Result<Snapshot, ObserveError> {
         let mut options = CollectOptions::default();
         options.processes =
             if scope_pids.is_empty() { ProcessSelection::All } else { ProcessSelection::Pids(scope_pids.to_vec()) };
-        let sample = self.collector.collect(&options)?;
+        let mut sample = self.collector.collect(&options)?;
+        // The observer is not a culprit of what it observes.
+        let me = std::process::id();
+        sample.processes.retain(|p| p.pid != me);
         let snmp = self.read_small("net/snmp")?;
         let netstat = self.read_small("net/netstat")?;
         // A kernel without these files (or an unparsable one) gives no TCP

@@ -383,6 +383,11 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
     // The CPU time of all processes, in percent of one CPU.
     let used = busy * cpus;
     let by_cpu = culprits(obs, th, used, |p| p.cpu_percent);
+    // Saturation is demand beyond the CPUs: a task's share of it is the
+    // time it was runnable (running or waiting, schedstat) of all the
+    // runnable tasks' time (mean runnable count).
+    let demand = if runnable > 0.0 { runnable * 100.0 } else { used };
+    let by_demand = culprits(obs, th, demand, |p| p.cpu_percent + p.wait_percent.unwrap_or(0.0));
 
     let mut evidence = vec![ev("runnable_per_cpu", runnable / cpus, th.runnable_per_cpu)];
     if let Some(psi) = psi {
@@ -390,14 +395,14 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
     }
     evidence.push(Evidence::context("cpu_busy_percent", busy));
     let mut next = vec!["perfkit runqlat 10 1".to_string(), "perfkit profile -a -d 30".to_string()];
-    per_process(&mut next, &by_cpu, |pid| format!("perfkit profile -p {pid} -d 30"));
+    per_process(&mut next, &by_demand, |pid| format!("perfkit profile -p {pid} -d 30"));
     out.push(Draft {
         resource: Resource::Cpu,
         kind: Kind::Saturation,
         object: None,
         title: format!("CPU saturated: {:.1} runnable tasks for {} CPUs", runnable, obs.cpus),
         evidence,
-        culprits: by_cpu.clone(),
+        culprits: by_demand,
         next,
     });
 

@@ -107,7 +107,11 @@ fn cpu_saturation_names_the_busy_program() {
     let runnable = t.evidence.iter().find(|e| e.metric == "runnable_per_cpu").unwrap();
     assert_eq!((runnable.value, runnable.warning, runnable.critical), (2.0, Some(1.0), Some(2.0)));
     assert_eq!(t.culprits.len(), 4, "sshd's 0.5% share is below the culprit threshold");
-    assert!(t.culprits.iter().all(|c| c.comm == "burner" && c.share_percent == 24.5));
+    // Each copy runnable all the time (49% running, 50% waiting) of the
+    // four runnable tasks' time.
+    assert!(t.culprits.iter().all(|c| c.comm == "burner" && c.share_percent == 24.75), "{:#?}", t.culprits);
+    // Utilization's shares are of the CPU time.
+    assert!(f.findings[1].culprits.iter().all(|c| c.share_percent == 24.5));
     assert_eq!(t.next[0], "perfkit profile -p 1000 -d 30");
     // Utilization comes after saturation at the same severity.
     assert_eq!((f.findings[1].resource, f.findings[1].kind), (Resource::Cpu, Kind::Utilization));
@@ -312,4 +316,25 @@ fn observations_from_captured_snapshots() {
     assert_eq!(i.per_cpu, [busy(0, 100.0), busy(1, 0.0)]);
     assert_eq!(obs.processes.len(), 1);
     assert_eq!((obs.processes[0].comm.as_str(), obs.processes[0].cpu_percent), ("spin", 100.0));
+}
+
+#[test]
+fn waiting_tasks_in_scope_are_culprits_of_saturation_on_a_shared_host() {
+    // Eleven runnable tasks for two CPUs; the four in scope get 9% of a CPU
+    // each and wait the rest: each is one of the eleven runnable tasks.
+    let mut obs = quiet(5);
+    for i in &mut obs.intervals {
+        i.cpu = CpuModes { usr_percent: 100.0, ..CpuModes::default() };
+        i.runnable = 12;
+    }
+    obs.scope_pids = (1..=4).collect();
+    obs.processes = (1..=4).map(|pid| ProcessUsage { wait_percent: Some(90.0), ..proc(pid, "burner", 9.0) }).collect();
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.kind, t.severity, t.note.as_deref()), (Kind::Saturation, Severity::Critical, None));
+    assert_eq!(t.culprits.len(), 4);
+    assert!(t.culprits.iter().all(|c| c.share_percent == 9.0), "{:#?}", t.culprits);
+    // Their CPU time alone is below the culprit threshold of utilization.
+    let u = f.findings.iter().find(|x| x.kind == Kind::Utilization).unwrap();
+    assert_eq!((u.severity, u.culprits.len()), (Severity::Info, 0));
 }

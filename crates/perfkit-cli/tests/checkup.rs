@@ -1,0 +1,197 @@
+//! `perfkit checkup` on known workloads: four busy copies of one program on
+//! this two-CPU machine (CPU saturation, that program the culprit, its
+//! run-queue wait checked against pidstat's in the same window), a quiet
+//! scope, Ctrl-C, and bad input.
+//!
+//! Other work may run on the machine at the same time (other builds and
+//! tests). The tests judge what they control: the culprits and waits of
+//! their own processes, found by `-p`, and for the host-wide run only that
+//! their program is among the culprits. A `-p` scope lowers findings that
+//! none of its processes causes to info, so the quiet test holds however
+//! busy the rest of the machine is.
+
+use std::{
+    process::{Child, Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const PROGRAM: &str = "burner-checkup";
+
+/// `n` copies of the burner workload (tests/workloads/burner.c), each
+/// burning a CPU for `seconds`; killed when dropped.
+fn burners(n: usize, seconds: u32) -> Vec<Killed> {
+    let exe = build_c("cc", "burner.c", PROGRAM, &["-O1"]);
+    (0..n).map(|_| Killed(Command::new(&exe).arg(seconds.to_string()).spawn().unwrap())).collect()
+}
+
+fn checkup(args: &[&str]) -> (Value, String) {
+    let out = run(perfkit().arg("checkup").args(args).args(["--json", "-"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("checkup --json - prints one JSON document");
+    assert_eq!(json["schema_version"], 1);
+    (json, stderr(&out))
+}
+
+fn pids_of(list: &[Killed]) -> Vec<u32> {
+    list.iter().map(|k| k.0.id()).collect()
+}
+
+/// pidstat's `Average:` %wait of each pid.
+fn pidstat_wait(text: &str) -> Vec<(u32, f64)> {
+    let header = text.lines().find(|l| l.contains("%wait")).expect("pidstat prints %wait");
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let (pid_col, wait_col) =
+        (cols.iter().position(|c| *c == "PID").unwrap(), cols.iter().position(|c| *c == "%wait").unwrap());
+    text.lines()
+        .filter(|l| l.starts_with("Average:"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // The timed lines have a time where Average lines have
+            // "Average:": the same columns.
+            Some((f.get(pid_col)?.parse().ok()?, f.get(wait_col)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn cpu_saturation_names_the_busy_program() {
+    let _serial = serial();
+    let hogs = burners(4, 40);
+    let pids = pids_of(&hogs);
+    let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    thread::sleep(Duration::from_millis(500));
+
+    // pidstat on the same processes in the same window, for their %wait.
+    let pidstat = have("pidstat")
+        .then(|| Command::new("pidstat").args(["-u", "-p", &list, "1", "6"]).stdout(Stdio::piped()).spawn().unwrap());
+    let (json, text) = checkup(&["-d", "6", "-p", &list]);
+    let top = &json["findings"][0];
+    assert_eq!((top["resource"].as_str(), top["kind"].as_str()), (Some("cpu"), Some("saturation")), "{text}");
+    // Four runnable tasks for two CPUs, and more if anything else runs.
+    assert_eq!(top["severity"], "critical", "{text}");
+    let culprits = top["culprits"].as_array().unwrap();
+    let mut found: Vec<u32> = culprits.iter().map(|c| c["pid"].as_u64().unwrap() as u32).collect();
+    found.sort_unstable();
+    let mut expected = pids.clone();
+    expected.sort_unstable();
+    assert_eq!(found, expected, "every copy is a culprit: {text}");
+    for c in culprits {
+        assert_eq!(c["comm"], PROGRAM);
+        // Four tasks on two CPUs: each waits at least as long as it runs
+        // (half the time), more when other work competes.
+        let wait = c["wait_percent"].as_f64().expect("schedstat wait");
+        assert!(wait >= 35.0, "a copy waited only {wait}% for a CPU: {text}");
+    }
+    assert!(top["next"][0].as_str().unwrap().starts_with("perfkit profile -p "), "{text}");
+    let intervals = json["observations"]["intervals"].as_array().unwrap();
+    assert!((5..=7).contains(&intervals.len()), "{} intervals in 6 s", intervals.len());
+
+    if let Some(child) = pidstat {
+        let out = child.wait_with_output().unwrap();
+        let waits = pidstat_wait(&String::from_utf8_lossy(&out.stdout));
+        for c in culprits {
+            let pid = c["pid"].as_u64().unwrap() as u32;
+            let ours = c["wait_percent"].as_f64().unwrap();
+            let theirs = waits.iter().find(|(p, _)| *p == pid).map(|(_, w)| *w).expect("pidstat has the pid");
+            assert!((ours - theirs).abs() <= 15.0, "pid {pid}: checkup {ours}% wait, pidstat {theirs}%");
+        }
+    } else {
+        assert!(!strict(), "strict mode installs sysstat: pidstat is missing");
+    }
+
+    // The whole host. When the copies had most of the CPU time (nothing
+    // else of weight ran), they are the top culprits; on a machine shared
+    // with other work, the saturation is still the top finding.
+    let (json, text) = checkup(&["-d", "4"]);
+    let top = &json["findings"][0];
+    assert_eq!((top["resource"].as_str(), top["kind"].as_str()), (Some("cpu"), Some("saturation")), "{text}");
+    assert!(!text.contains("no bottleneck found"), "{text}");
+    let obs = &json["observations"];
+    let ours: f64 = obs["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["comm"] == PROGRAM)
+        .map(|p| p["cpu_percent"].as_f64().unwrap())
+        .sum();
+    let busy: f64 = obs["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| 100.0 - i["cpu"]["idle_percent"].as_f64().unwrap())
+        .sum::<f64>()
+        / obs["intervals"].as_array().unwrap().len() as f64
+        * obs["cpus"].as_f64().unwrap();
+    if ours >= 0.5 * busy {
+        assert_eq!(top["culprits"][0]["comm"], PROGRAM, "{text}");
+    } else {
+        eprintln!(
+            "checkup test: the machine is shared ({ours:.0}% of {busy:.0}% busy is ours): culprit order not judged"
+        );
+    }
+}
+
+#[test]
+fn a_quiet_scope_has_no_finding_above_info() {
+    let _serial = serial();
+    let quiet = Killed(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = quiet.0.id().to_string();
+    let (json, text) = checkup(&["-d", "3", "-p", &pid]);
+    assert!(text.contains("no bottleneck found"), "{text}");
+    for f in json["findings"].as_array().unwrap() {
+        assert_eq!(f["severity"], "info", "{f}");
+        assert!(f["culprits"].as_array().unwrap().is_empty(), "{f}");
+        assert!(f["note"].is_string(), "{f}");
+    }
+    let obs = &json["observations"];
+    assert_eq!(obs["scope_pids"][0].as_u64().map(|p| p.to_string()), Some(pid.clone()));
+    let procs = obs["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "only the process in scope is read: {procs:?}");
+    assert!(procs[0]["cpu_percent"].as_f64().unwrap() < 1.0);
+    // Every resource has its line.
+    let resources: Vec<&str> =
+        json["summary"].as_array().unwrap().iter().map(|l| l["resource"].as_str().unwrap()).collect();
+    assert_eq!(resources, ["cpu", "memory", "disk", "network", "process"]);
+}
+
+#[test]
+fn ctrl_c_ends_the_observation_and_still_reports() {
+    let dir = scratch_dir();
+    let json_path = dir.path().join("checkup.json");
+    let child: Child = perfkit()
+        .args(["checkup", "-d", "60", "--json"])
+        .arg(&json_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(ended_by(out.status, libc::SIGINT), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("stopped early") && text.contains("resources:"), "{text}");
+    let json: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["interrupted"], true);
+    let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
+    assert!((1.0..10.0).contains(&secs), "observed {secs} s of 60 before Ctrl-C");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let out = run(perfkit().args(["checkup", "-d", "1", "-p", "999999999"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no process 999999999"), "{}", stderr(&out));
+    let out = run(perfkit().args(["checkup", "-d", "1", "--json", "/nonexistent-dir/x.json"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent-dir"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    let out = run(perfkit().args(["checkup", "-d", "0"]));
+    assert!(!out.status.success() && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
