@@ -1,7 +1,9 @@
 //! `perfkit checkup` on known workloads: four busy copies of one program on
 //! this two-CPU machine (CPU saturation, that program the culprit, its
-//! run-queue wait checked against pidstat's in the same window), a quiet
-//! scope, Ctrl-C, and bad input.
+//! run-queue wait checked against pidstat's in the same window), direct
+//! writes to a loop device throttled by a cgroup (disk saturation, the
+//! writer the culprit, at the throttled rate), a quiet scope, Ctrl-C, and
+//! bad input.
 //!
 //! Other work may run on the machine at the same time (other builds and
 //! tests). The tests judge what they control: the culprits and waits of
@@ -11,6 +13,9 @@
 //! busy the rest of the machine is.
 
 use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::PathBuf,
     process::{Child, Command, Stdio},
     thread,
     time::Duration,
@@ -194,4 +199,85 @@ fn bad_input_is_a_clear_error() {
     assert!(!stderr(&out).contains("panicked"));
     let out = run(perfkit().args(["checkup", "-d", "0"]));
     assert!(!out.status.success() && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// A loop device over a sparse file, detached when dropped.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// A cgroup made for the test, removed when dropped (after its processes
+/// are gone).
+struct Group(PathBuf);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// A cgroup limiting writes to `dev` (major, minor) to `iops` a second:
+/// `io.max` where cgroup v2 holds the io controller, else v1's
+/// `blkio.throttle.write_iops_device`.
+fn write_throttled_group(dev: (u32, u32), iops: u32) -> Option<Group> {
+    let name = format!("perfkit-checkup-test-{}", std::process::id());
+    let v2 = std::path::Path::new("/sys/fs/cgroup");
+    if fs::read_to_string(v2.join("cgroup.controllers")).is_ok_and(|c| c.split_whitespace().any(|x| x == "io")) {
+        let _ = fs::write(v2.join("cgroup.subtree_control"), "+io");
+        let group = Group(v2.join(&name));
+        fs::create_dir(&group.0).ok()?;
+        fs::write(group.0.join("io.max"), format!("{}:{} wiops={iops}", dev.0, dev.1)).ok()?;
+        return Some(group);
+    }
+    let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
+    if v1.join("blkio.throttle.write_iops_device").exists() {
+        let group = Group(v1.join(&name));
+        fs::create_dir(&group.0).ok()?;
+        fs::write(group.0.join("blkio.throttle.write_iops_device"), format!("{}:{} {iops}", dev.0, dev.1)).ok()?;
+        return Some(group);
+    }
+    None
+}
+
+#[test]
+fn disk_saturation_names_the_writer() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["losetup", "dd"]) {
+        return;
+    }
+    let dir = scratch_dir();
+    let image = dir.path().join("disk.img");
+    fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+    let out = run(Command::new("losetup").args(["-f", "--show"]).arg(&image));
+    assert!(out.status.success(), "losetup: {}", stderr(&out));
+    let dev = Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    let rdev = fs::metadata(&dev.0).unwrap().rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    // 20 writes a second of 4 KiB: 80 KiB/s, each write waiting about 50 ms.
+    let Some(group) = write_throttled_group((major, minor), 20) else {
+        panic!("no blkio (v1) or io (v2) cgroup controller to throttle writes with");
+    };
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of={} bs=4k count=100000 oflag=direct",
+        group.0.display(),
+        dev.0
+    );
+    let writer = Killed(Command::new("sh").args(["-c", &script]).stderr(Stdio::null()).spawn().unwrap());
+    thread::sleep(Duration::from_secs(1));
+    let pid = writer.0.id();
+    let (json, text) = checkup(&["-d", "5", "-p", &pid.to_string()]);
+    drop(writer);
+    let top = &json["findings"][0];
+    assert_eq!((top["resource"].as_str(), top["kind"].as_str()), (Some("disk"), Some("saturation")), "{text}");
+    assert_ne!(top["severity"], "info", "{text}");
+    let culprit = &top["culprits"][0];
+    assert_eq!((culprit["pid"].as_u64(), culprit["comm"].as_str()), (Some(pid as u64), Some("dd")), "{text}");
+    // The throttle's rate: 20 x 4 KiB a second.
+    let rate = culprit["io_kib_per_s"].as_f64().unwrap();
+    assert!((60.0..=100.0).contains(&rate), "the writer wrote {rate} KiB/s, throttled to 80: {text}");
+    assert!(top["next"][0].as_str().unwrap().starts_with(&format!("perfkit offcpu -p {pid}")), "{text}");
 }
