@@ -10,11 +10,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use perfkit_probes::{
+    Selection,
+    tools::{Runqlat, RunqlatPer},
+};
 use perfkit_procstat::{CollectError, CollectOptions, Collector, ProcessSelection};
 use perfkit_safeio::{Budget, BudgetError};
 
 use crate::{
-    observe::{Observations, ObservationsBuilder, Snapshot},
+    observe::{LatencyHistogram, Observations, ObservationsBuilder, Snapshot},
     tcp,
 };
 
@@ -40,11 +44,20 @@ pub struct ObserveOptions {
     pub interval: Duration,
     /// The processes under investigation; empty: the whole host.
     pub scope_pids: Vec<u32>,
+    /// Trace run-queue latency with eBPF (root, or CAP_BPF and
+    /// CAP_PERFMON); without the privileges a note says so and the rest
+    /// is observed. On by default.
+    pub run_queue_latency: bool,
 }
 
 impl Default for ObserveOptions {
     fn default() -> Self {
-        Self { duration: Duration::from_secs(60), interval: Duration::from_secs(1), scope_pids: Vec::new() }
+        Self {
+            duration: Duration::from_secs(60),
+            interval: Duration::from_secs(1),
+            scope_pids: Vec::new(),
+            run_queue_latency: true,
+        }
     }
 }
 
@@ -124,6 +137,16 @@ impl Observer {
     ) -> Result<Observations, ObserveError> {
         let interval = options.interval.min(options.duration).max(Duration::from_millis(10));
         let mut builder = ObservationsBuilder::new(&options.scope_pids, &self.budget);
+        let mut notes = Vec::new();
+        let runqlat = if options.run_queue_latency {
+            let selection = (!options.scope_pids.is_empty())
+                .then(|| Selection::Processes { pids: options.scope_pids.clone(), follow_children: false });
+            Runqlat::start(selection, RunqlatPer::All)
+                .map_err(|e| notes.push(format!("run-queue latency not traced: {e}")))
+                .ok()
+        } else {
+            None
+        };
         let start = Instant::now();
         builder.push(self.snapshot(&options.scope_pids)?)?;
         let mut next = start + interval;
@@ -147,6 +170,25 @@ impl Observer {
             thread::sleep((due - now).min(Duration::from_millis(100)));
         }
         progress(options.duration.min(start.elapsed()));
-        Ok(builder.finish())
+        let run_queue_latency = runqlat.and_then(|tool| match tool.histograms() {
+            Ok(hists) => {
+                let mut all = perfkit_probes::tools::Histogram::new(0, 0);
+                for h in &hists {
+                    for (a, c) in all.counts.iter_mut().zip(&h.counts) {
+                        *a = a.saturating_add(*c);
+                    }
+                    all.sum_ns = all.sum_ns.saturating_add(h.sum_ns);
+                }
+                Some(LatencyHistogram::from_probe(&all))
+            }
+            Err(e) => {
+                notes.push(format!("run-queue latency not read: {e}"));
+                None
+            }
+        });
+        let mut obs = builder.finish();
+        obs.run_queue_latency = run_queue_latency;
+        obs.notes = notes;
+        Ok(obs)
     }
 }

@@ -32,9 +32,66 @@ pub struct Observations {
     pub scope_pids: Vec<u32>,
     /// One entry per interval between two snapshots.
     pub intervals: Vec<Interval>,
-    /// Each process seen in at least one interval, with its averages over
-    /// the whole window (highest CPU first).
+    /// Each process seen in at least one interval and active in the window
+    /// (or in scope), with its averages over the whole window (highest CPU
+    /// first).
     pub processes: Vec<ProcessUsage>,
+    /// Run-queue latency over the window (eBPF `runqlat`, of the processes
+    /// in scope or of every thread), when it could be traced.
+    pub run_queue_latency: Option<LatencyHistogram>,
+    /// What could not be observed, and why (no privileges for eBPF...).
+    pub notes: Vec<String>,
+}
+
+/// A log2 latency histogram, as bcc prints it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LatencyHistogram {
+    /// Values counted.
+    pub count: u64,
+    /// Their mean, microseconds.
+    pub mean_usecs: f64,
+    /// Median, at the buckets' resolution (a bucket's upper bound).
+    pub p50_usecs: u64,
+    /// 99th percentile, at the buckets' resolution.
+    pub p99_usecs: u64,
+    /// The buckets from the first to the last non-empty one.
+    pub buckets: Vec<LatencyBucket>,
+}
+
+/// One bucket: values in `[low_usecs, high_usecs]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct LatencyBucket {
+    pub low_usecs: u64,
+    pub high_usecs: u64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    /// From perfkit-probes' histogram (microsecond log2 buckets).
+    pub fn from_probe(h: &perfkit_probes::tools::Histogram) -> Self {
+        use perfkit_probes::tools::Histogram;
+        let count = h.count();
+        let buckets = h
+            .used()
+            .map(|(first, last)| {
+                (first..=last)
+                    .map(|i| {
+                        let (low_usecs, high_usecs) = Histogram::bounds_us(i);
+                        LatencyBucket { low_usecs, high_usecs, count: h.counts[i] }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            count,
+            mean_usecs: if count > 0 { round2(h.sum_ns as f64 / 1000.0 / count as f64) } else { 0.0 },
+            p50_usecs: h.quantile_us(0.5).unwrap_or(0),
+            p99_usecs: h.quantile_us(0.99).unwrap_or(0),
+            buckets,
+        }
+    }
 }
 
 /// The host during one interval. Percentages are of the interval; rates
@@ -309,6 +366,15 @@ impl ObservationsBuilder {
                     major_faults_per_s: per_s(t.majflt),
                     voluntary_switches_per_s: per_s(t.vol),
                     involuntary_switches_per_s: per_s(t.invol),
+                })
+                // Idle all window long: nothing to say (pidstat leaves them out too).
+                .filter(|p| {
+                    p.cpu_percent > 0.0
+                        || p.wait_percent.is_some_and(|w| w > 0.0)
+                        || p.read_kib_per_s + p.write_kib_per_s > 0.0
+                        || p.major_faults_per_s > 0.0
+                        || p.voluntary_switches_per_s + p.involuntary_switches_per_s > 0.0
+                        || obs.scope_pids.contains(&p.pid)
                 })
                 .collect();
             obs.processes.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));

@@ -394,6 +394,10 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
         evidence.push(ev("psi_cpu_some_percent", psi, th.psi_cpu_some_percent));
     }
     evidence.push(Evidence::context("cpu_busy_percent", busy));
+    if let Some(h) = obs.run_queue_latency.as_ref().filter(|h| h.count > 0) {
+        evidence.push(Evidence::context("runqlat_mean_usecs", h.mean_usecs));
+        evidence.push(Evidence::context("runqlat_p99_usecs", h.p99_usecs as f64));
+    }
     let mut next = vec!["perfkit runqlat 10 1".to_string(), "perfkit profile -a -d 30".to_string()];
     per_process(&mut next, &by_demand, |pid| format!("perfkit profile -p {pid} -d 30"));
     out.push(Draft {
@@ -662,7 +666,9 @@ fn summary(obs: &Observations, cpus: f64) -> Vec<ResourceLine> {
             cpus,
             m(&|i| i.runnable.saturating_sub(1) as f64),
             psi(&|p| p.cpu_some_percent),
-        ),
+        ) + &obs.run_queue_latency.as_ref().filter(|h| h.count > 0).map_or(String::new(), |h| {
+            format!(", run-queue latency mean {:.0} us, p99 under {} us", h.mean_usecs, h.p99_usecs)
+        }),
     });
     lines.push(ResourceLine {
         resource: Resource::Memory,

@@ -338,3 +338,24 @@ fn waiting_tasks_in_scope_are_culprits_of_saturation_on_a_shared_host() {
     let u = f.findings.iter().find(|x| x.kind == Kind::Utilization).unwrap();
     assert_eq!((u.severity, u.culprits.len()), (Severity::Info, 0));
 }
+
+#[test]
+fn run_queue_latency_is_context_of_cpu_saturation() {
+    use crate::observe::{LatencyBucket, LatencyHistogram};
+    let mut obs = quiet(5);
+    for i in &mut obs.intervals {
+        i.runnable = 5;
+    }
+    obs.run_queue_latency = Some(LatencyHistogram {
+        count: 1000,
+        mean_usecs: 2500.0,
+        p50_usecs: 4095,
+        p99_usecs: 8191,
+        buckets: vec![LatencyBucket { low_usecs: 2048, high_usecs: 4095, count: 1000 }],
+    });
+    let f = run(&obs);
+    let t = top(&f);
+    let p99 = t.evidence.iter().find(|e| e.metric == "runqlat_p99_usecs").unwrap();
+    assert_eq!((p99.value, p99.warning), (8191.0, None));
+    assert!(f.summary[0].line.contains("p99 under 8191 us"), "{}", f.summary[0].line);
+}

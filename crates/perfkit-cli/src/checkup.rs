@@ -189,6 +189,9 @@ fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String 
     for line in &findings.summary {
         let _ = writeln!(s, "  {:<8} {}", line.resource.name(), line.line);
     }
+    for note in &obs.notes {
+        let _ = writeln!(s, "note: {note}");
+    }
     s
 }
 

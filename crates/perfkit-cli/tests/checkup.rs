@@ -96,6 +96,24 @@ fn cpu_saturation_names_the_busy_program() {
     let intervals = json["observations"]["intervals"].as_array().unwrap();
     assert!((5..=7).contains(&intervals.len()), "{} intervals in 6 s", intervals.len());
 
+    // As root, the copies' run-queue latency traced with eBPF: its total
+    // is the wait schedstat counted for them.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let h = &json["observations"]["run_queue_latency"];
+        assert!(h.is_object(), "runqlat as root: {}", json["observations"]["notes"]);
+        let traced_s = h["mean_usecs"].as_f64().unwrap() * h["count"].as_f64().unwrap() / 1e6;
+        let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
+        let schedstat_s: f64 = culprits.iter().map(|c| c["wait_percent"].as_f64().unwrap() / 100.0 * secs).sum();
+        assert!(
+            (traced_s - schedstat_s).abs() <= 0.35 * schedstat_s,
+            "runqlat total {traced_s:.2} s, schedstat wait {schedstat_s:.2} s"
+        );
+        assert!(h["p99_usecs"].as_u64().unwrap() >= 1000, "four copies on two CPUs wait milliseconds: {h}");
+    } else {
+        assert!(json["observations"]["notes"][0].as_str().unwrap().contains("run-queue latency"));
+    }
+
     if let Some(child) = pidstat {
         let out = child.wait_with_output().unwrap();
         let waits = pidstat_wait(&String::from_utf8_lossy(&out.stdout));
