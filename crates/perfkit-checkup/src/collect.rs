@@ -15,10 +15,11 @@ use perfkit_probes::{
     tools::{Runqlat, RunqlatPer},
 };
 use perfkit_procstat::{CollectError, CollectOptions, Collector, ProcessSelection};
+use perfkit_profiler::{Profiler, Target};
 use perfkit_safeio::{Budget, BudgetError};
 
 use crate::{
-    observe::{LatencyHistogram, Observations, ObservationsBuilder, Snapshot},
+    observe::{FunctionShare, LatencyHistogram, Observations, ObservationsBuilder, OnCpuProfile, Snapshot},
     tcp,
 };
 
@@ -48,6 +49,11 @@ pub struct ObserveOptions {
     /// CAP_PERFMON); without the privileges a note says so and the rest
     /// is observed. On by default.
     pub run_queue_latency: bool,
+    /// Take an on-CPU profile at this rate (samples a second per CPU; low,
+    /// so that the checkup costs little), with perfkit-profiler's default
+    /// stack walking (frame pointers alone leave the user frames of a
+    /// whole-host profile unmapped). `None`: no profile. 19 Hz by default.
+    pub on_cpu_hz: Option<u64>,
 }
 
 impl Default for ObserveOptions {
@@ -57,6 +63,7 @@ impl Default for ObserveOptions {
             interval: Duration::from_secs(1),
             scope_pids: Vec::new(),
             run_queue_latency: true,
+            on_cpu_hz: Some(19),
         }
     }
 }
@@ -147,6 +154,18 @@ impl Observer {
         } else {
             None
         };
+        let profiler = options.on_cpu_hz.and_then(|hz| {
+            let target = if options.scope_pids.is_empty() {
+                Target::all()
+            } else {
+                Target::pids(&options.scope_pids)
+                    .map_err(|e| notes.push(format!("on-CPU profile not taken: {e}")))
+                    .ok()?
+            };
+            let mut o = perfkit_profiler::Options::default();
+            o.frequency_hz = Some(hz);
+            Profiler::start(target, &o).map_err(|e| notes.push(format!("on-CPU profile not taken: {e}"))).ok()
+        });
         let start = Instant::now();
         builder.push(self.snapshot(&options.scope_pids)?)?;
         let mut next = start + interval;
@@ -186,8 +205,33 @@ impl Observer {
                 None
             }
         });
+        let on_cpu = profiler.and_then(|session| match session.finish() {
+            Ok(finished) => {
+                let samples = finished.profile.total_samples();
+                let top_functions = finished
+                    .profile
+                    .top_self(10)
+                    .into_iter()
+                    .map(|f| FunctionShare {
+                        percent: if samples > 0 {
+                            (10000.0 * f.count as f64 / samples as f64).round() / 100.0
+                        } else {
+                            0.0
+                        },
+                        name: f.name,
+                        samples: f.count,
+                    })
+                    .collect();
+                Some(OnCpuProfile { frequency_hz: options.on_cpu_hz.unwrap_or(0), samples, top_functions })
+            }
+            Err(e) => {
+                notes.push(format!("on-CPU profile not read: {e}"));
+                None
+            }
+        });
         let mut obs = builder.finish();
         obs.run_queue_latency = run_queue_latency;
+        obs.on_cpu = on_cpu;
         obs.notes = notes;
         Ok(obs)
     }

@@ -39,8 +39,35 @@ pub struct Observations {
     /// Run-queue latency over the window (eBPF `runqlat`, of the processes
     /// in scope or of every thread), when it could be traced.
     pub run_queue_latency: Option<LatencyHistogram>,
+    /// An on-CPU profile over the window at a low rate (of the processes
+    /// in scope or of the whole host), when it could be taken.
+    pub on_cpu: Option<OnCpuProfile>,
     /// What could not be observed, and why (no privileges for eBPF...).
     pub notes: Vec<String>,
+}
+
+/// What an on-CPU profile says in brief: where the CPU time went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OnCpuProfile {
+    /// Samples per second per CPU.
+    pub frequency_hz: u64,
+    /// Samples taken (idle left out).
+    pub samples: u64,
+    /// Functions by self time (the innermost frame, as `perf report`),
+    /// most first.
+    pub top_functions: Vec<FunctionShare>,
+}
+
+/// One function's self time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct FunctionShare {
+    /// Folded name, with perfkit's `_[k]` suffix for kernel frames.
+    pub name: String,
+    pub samples: u64,
+    /// Of all samples.
+    pub percent: f64,
 }
 
 /// A log2 latency histogram, as bcc prints it.

@@ -736,6 +736,18 @@ fn summary(obs: &Observations, cpus: f64) -> Vec<ResourceLine> {
             None => tcp,
         },
     });
+    if let Some(p) = obs.on_cpu.as_ref().filter(|p| p.samples > 0) {
+        let hot: Vec<String> =
+            p.top_functions.iter().take(3).map(|f| format!("{} {:.1}%", f.name, f.percent)).collect();
+        if let Some(cpu) = lines.iter_mut().find(|l| l.resource == Resource::Cpu) {
+            cpu.line.push_str(&format!(
+                "; on-CPU ({} samples at {} Hz): {}",
+                p.samples,
+                p.frequency_hz,
+                hot.join(", ")
+            ));
+        }
+    }
     let top: Vec<String> =
         obs.processes.iter().take(3).map(|p| format!("{} ({}) {:.1}%", p.comm, p.pid, p.cpu_percent)).collect();
     let mut io: Vec<&ProcessUsage> =

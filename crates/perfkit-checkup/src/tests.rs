@@ -359,3 +359,24 @@ fn run_queue_latency_is_context_of_cpu_saturation() {
     assert_eq!((p99.value, p99.warning), (8191.0, None));
     assert!(f.summary[0].line.contains("p99 under 8191 us"), "{}", f.summary[0].line);
 }
+
+#[test]
+fn the_hottest_functions_close_the_cpu_line() {
+    use crate::observe::{FunctionShare, OnCpuProfile};
+    let mut obs = quiet(3);
+    obs.on_cpu = Some(OnCpuProfile {
+        frequency_hz: 19,
+        samples: 200,
+        top_functions: vec![
+            FunctionShare { name: "spin".into(), samples: 150, percent: 75.0 },
+            FunctionShare { name: "memcpy".into(), samples: 50, percent: 25.0 },
+        ],
+    });
+    let f = run(&obs);
+    assert!(f.findings.is_empty());
+    assert!(
+        f.summary[0].line.ends_with("; on-CPU (200 samples at 19 Hz): spin 75.0%, memcpy 25.0%"),
+        "{}",
+        f.summary[0].line
+    );
+}

@@ -110,6 +110,13 @@ fn cpu_saturation_names_the_busy_program() {
             "runqlat total {traced_s:.2} s, schedstat wait {schedstat_s:.2} s"
         );
         assert!(h["p99_usecs"].as_u64().unwrap() >= 1000, "four copies on two CPUs wait milliseconds: {h}");
+        // The on-CPU profile of the copies: burner.c spins in main.
+        let p = &json["observations"]["on_cpu"];
+        assert!(p["samples"].as_u64().unwrap() >= 20, "{p}");
+        let hot = &p["top_functions"][0];
+        assert_eq!(hot["name"], "main", "{p}");
+        assert!(hot["percent"].as_f64().unwrap() >= 60.0, "{p}");
+        assert!(text.contains("on-CPU ("), "{text}");
     } else {
         assert!(json["observations"]["notes"][0].as_str().unwrap().contains("run-queue latency"));
     }
