@@ -168,6 +168,16 @@ impl Observer {
         });
         let start = Instant::now();
         builder.push(self.snapshot(&options.scope_pids)?)?;
+        // The waits counted before the first snapshot (while the profiler
+        // started) are taken off at the end: the histogram covers the
+        // window the snapshots cover.
+        let runqlat = runqlat.and_then(|tool| match merged(&tool) {
+            Ok(baseline) => Some((tool, baseline)),
+            Err(e) => {
+                notes.push(format!("run-queue latency not read: {e}"));
+                None
+            }
+        });
         let mut next = start + interval;
         let end = start + options.duration;
         loop {
@@ -189,17 +199,8 @@ impl Observer {
             thread::sleep((due - now).min(Duration::from_millis(100)));
         }
         progress(options.duration.min(start.elapsed()));
-        let run_queue_latency = runqlat.and_then(|tool| match tool.histograms() {
-            Ok(hists) => {
-                let mut all = perfkit_probes::tools::Histogram::new(0, 0);
-                for h in &hists {
-                    for (a, c) in all.counts.iter_mut().zip(&h.counts) {
-                        *a = a.saturating_add(*c);
-                    }
-                    all.sum_ns = all.sum_ns.saturating_add(h.sum_ns);
-                }
-                Some(LatencyHistogram::from_probe(&all))
-            }
+        let run_queue_latency = runqlat.and_then(|(tool, baseline)| match merged(&tool) {
+            Ok(all) => Some(LatencyHistogram::from_probe(&all.since(&baseline))),
             Err(e) => {
                 notes.push(format!("run-queue latency not read: {e}"));
                 None
@@ -235,4 +236,16 @@ impl Observer {
         obs.notes = notes;
         Ok(obs)
     }
+}
+
+/// All of runqlat's histograms as one.
+fn merged(tool: &Runqlat) -> Result<perfkit_probes::tools::Histogram, perfkit_probes::ProbeError> {
+    let mut all = perfkit_probes::tools::Histogram::new(0, 0);
+    for h in tool.histograms()? {
+        for (a, c) in all.counts.iter_mut().zip(&h.counts) {
+            *a = a.saturating_add(*c);
+        }
+        all.sum_ns = all.sum_ns.saturating_add(h.sum_ns);
+    }
+    Ok(all)
 }

@@ -209,8 +209,10 @@ fn ctrl_c_ends_the_observation_and_still_reports() {
     assert!(text.contains("stopped early") && text.contains("resources:"), "{text}");
     let json: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     assert_eq!(json["interrupted"], true);
+    // The signal may come while the eBPF programs are still being loaded
+    // on a busy machine: then the window is shorter still, never longer.
     let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
-    assert!((1.0..10.0).contains(&secs), "observed {secs} s of 60 before Ctrl-C");
+    assert!(secs < 10.0, "observed {secs} s of 60 after Ctrl-C at 2 s");
 }
 
 #[test]
@@ -305,4 +307,77 @@ fn disk_saturation_names_the_writer() {
     let rate = culprit["io_kib_per_s"].as_f64().unwrap();
     assert!((60.0..=100.0).contains(&rate), "the writer wrote {rate} KiB/s, throttled to 80: {text}");
     assert!(top["next"][0].as_str().unwrap().starts_with(&format!("perfkit offcpu -p {pid}")), "{text}");
+}
+
+/// A network namespace with one end of a veth pair (the other end, named
+/// second, in ours), both removed when dropped: sockets still
+/// retransmitting can keep a deleted namespace, and so the pair, alive.
+struct Netns(String, String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.1]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = run(Command::new("ip").args(args));
+    assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+}
+
+#[test]
+fn tcp_retransmits_when_the_peer_goes_down() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["ip", "python3"]) {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (here, there) = (format!("pkck{id}a"), format!("pkck{id}b"));
+    let ns = Netns(format!("pkck{id}"), here.clone());
+    ip(&["netns", "add", &ns.0]);
+    ip(&["link", "add", &here, "type", "veth", "peer", "name", &there, "netns", &ns.0]);
+    ip(&["addr", "add", "10.251.77.1/24", "dev", &here]);
+    ip(&["link", "set", &here, "up"]);
+    ip(&["-n", &ns.0, "addr", "add", "10.251.77.2/24", "dev", &there]);
+    ip(&["-n", &ns.0, "link", "set", &there, "up"]);
+    // A peer that accepts and never reads.
+    let server = "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+s.bind(('10.251.77.2',4477))\ns.listen(64)\nc=[s.accept() for _ in range(16)]\ntime.sleep(60)\n";
+    let _peer = Killed(Command::new("ip").args(["netns", "exec", &ns.0, "python3", "-c", server]).spawn().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut conns = Vec::new();
+    while conns.len() < 16 {
+        match std::net::TcpStream::connect_timeout(&"10.251.77.2:4477".parse().unwrap(), Duration::from_millis(500)) {
+            Ok(c) => conns.push(c),
+            Err(_) if std::time::Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("connecting to the peer: {e}"),
+        }
+    }
+    // The peer's link goes down; what is sent next is never acknowledged.
+    ip(&["-n", &ns.0, "link", "set", &there, "down"]);
+    for c in &mut conns {
+        c.set_nonblocking(true).unwrap();
+        let _ = std::io::Write::write(c, &[7u8; 4096]);
+    }
+    let (json, text) = checkup(&["-d", "6"]);
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["resource"] == "network" && f["kind"] == "errors" && f["object"] == "tcp")
+        .unwrap_or_else(|| panic!("no TCP retransmit finding: {text}"));
+    // Nothing but retransmits leaves: far past the 5% of critical. (Not
+    // necessarily the top finding: others' work may saturate the CPUs,
+    // and saturation ranks first.)
+    assert_eq!(f["severity"], "critical", "{text}");
+    assert_eq!(f["next"][0], "perfkit tcpretrans");
+    // 16 connections, each retransmitting with exponential backoff: at
+    // least once each in the 6 s.
+    let per_s =
+        f["evidence"].as_array().unwrap().iter().find(|e| e["metric"] == "tcp_retransmits_per_s").unwrap()["value"]
+            .as_f64()
+            .unwrap();
+    assert!(per_s >= 16.0 / 6.0, "{per_s} retransmits/s: {text}");
+    drop(conns);
 }
