@@ -22,6 +22,7 @@ macro_rules! println {
 }
 
 mod bcc_flags;
+mod checkup;
 mod clock;
 mod limits;
 mod output;
@@ -48,6 +49,7 @@ Examples:
   perf script | perfkit flamegraph > perf.svg
   perfkit diff before.folded after.folded -o diff.svg
   perfkit sys proc 1                           # pidstat 1
+  perfkit checkup -d 30                        # the host's bottlenecks, ranked (USE method)
   perfkit serve --comm postgres                # Prometheus /metrics on 127.0.0.1:9464
 
 `perfkit COMMAND --help` explains each command.";
@@ -106,6 +108,7 @@ enum Command {
     Stat(stat::StatArgs),
     Sys(sys::SysArgs),
     Serve(serve::ServeArgs),
+    Checkup(checkup::CheckupArgs),
 }
 
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
+            | Command::Checkup(_)
     );
     if let Err(err) = signals::install(handled) {
         eprintln!("perfkit: error: {err:#}");
@@ -196,6 +200,7 @@ fn main() -> ExitCode {
         Command::Stat(args) => stat::run(args),
         Command::Sys(args) => ok(sys::run(args)),
         Command::Serve(args) => ok(serve::serve(args)),
+        Command::Checkup(args) => ok(checkup::run(args)),
     };
     match result {
         Ok(code) => {

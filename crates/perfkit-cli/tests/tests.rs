@@ -13,6 +13,7 @@
 mod util;
 
 mod browser;
+mod checkup;
 mod fidelity;
 mod hardening_inputs;
 mod hardening_serve;

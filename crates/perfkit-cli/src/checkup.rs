@@ -1,0 +1,230 @@
+//! `perfkit checkup`: flags in, perfkit-checkup's observations and
+//! findings out, on the terminal and in JSON.
+
+use std::{io::IsTerminal, path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use perfkit_checkup::{Finding, Findings, Observations, ObserveOptions, Observer, Severity, Thresholds, analyze};
+use serde::Serialize;
+
+use crate::{
+    output::Output,
+    profile::{IdList, parse_pid_list},
+};
+
+const EXAMPLES: &str = "\
+Examples:
+  perfkit checkup                          # observe the host for 60 s, then the findings
+  perfkit checkup -d 10                    # a shorter look
+  perfkit checkup -d 30 --json checkup.json
+  perfkit checkup -p 1234,1240             # about these processes: others' load is context
+  perfkit checkup --json - | jq '.findings[] | {severity, resource, kind, title}'
+
+Ctrl-C ends the observation early and still reports. The rules and their
+thresholds (USE method: utilization, saturation, errors per resource) are in
+docs/CHECKUP.md.";
+
+/// Observe the host for a while (CPU, memory, disks, network, processes)
+/// and report its bottlenecks: ranked findings by the USE method, with
+/// evidence, culprits and the next command to run.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct CheckupArgs {
+    /// How long to observe: seconds, or with a unit (500ms, 2m).
+    #[arg(short, long, value_name = "DURATION", default_value = "60", value_parser = crate::clock::positive)]
+    duration: Duration,
+
+    /// Write the findings and the time series as JSON to FILE (`-`:
+    /// standard output, the text summary then goes to standard error).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The processes under investigation, comma-separated: culprits are
+    /// looked for among them, and a finding none of them causes is lowered
+    /// to info.
+    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
+    pid: Option<IdList>,
+}
+
+/// The JSON document (docs/JSON.md).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    interrupted: bool,
+    findings: &'a [Finding],
+    summary: &'a [perfkit_checkup::ResourceLine],
+    observations: &'a Observations,
+}
+
+pub fn run(args: CheckupArgs) -> Result<()> {
+    let json = args.json.as_deref().map(Output::create).transpose()?;
+    let scope: Vec<u32> = args.pid.map(|l| l.0).unwrap_or_default();
+    for pid in &scope {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no process {pid}");
+        }
+    }
+    let stop = crate::signals::interrupt_flag()?;
+    let mut options = ObserveOptions::default();
+    options.duration = args.duration;
+    options.scope_pids = scope;
+    let bar = progress_bar(args.duration);
+    let observations = Observer::new()
+        .observe(&options, stop, |elapsed| {
+            bar.set_position(elapsed.as_millis() as u64);
+            let left = args.duration.saturating_sub(elapsed);
+            bar.set_message(format!("{:.0} s left", left.as_secs_f64().ceil()));
+        })
+        .context("observing the host")?;
+    bar.finish_and_clear();
+    let interrupted = crate::signals::stopped();
+    let findings = analyze(&observations, &Thresholds::default());
+    let text = render(&observations, &findings, interrupted);
+    let json_to_stdout = json.as_ref().is_some_and(|o| o.path_display().is_none());
+    if json_to_stdout {
+        eprint!("{text}");
+    } else {
+        Output::create(std::path::Path::new("-"))?.commit(|w| Ok(w.write_all(text.as_bytes())?))?;
+    }
+    if let Some(out) = json {
+        let shown = out.path_display();
+        let doc = JsonReport {
+            schema_version: 1,
+            interrupted,
+            findings: &findings.findings,
+            summary: &findings.summary,
+            observations: &observations,
+        };
+        out.commit(|w| {
+            serde_json::to_writer(&mut *w, &doc)?;
+            Ok(w.write_all(b"\n")?)
+        })?;
+        if let Some(path) = shown {
+            eprintln!("wrote {path}");
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(duration: Duration) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("observing {bar:40} {msg}  (Ctrl-C to stop and report)").expect("valid template"),
+    );
+    bar
+}
+
+fn limit(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v}"))
+}
+
+/// The terminal summary: findings worst first, then a line per resource.
+fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = write!(s, "checkup: {:.1} s on {} CPUs", obs.duration_seconds, obs.cpus);
+    if !obs.scope_pids.is_empty() {
+        let pids: Vec<String> = obs.scope_pids.iter().map(u32::to_string).collect();
+        let _ = write!(s, ", processes {}", pids.join(","));
+    }
+    if interrupted {
+        s.push_str(" (stopped early)");
+    }
+    s.push('\n');
+    if findings.worst().is_none_or(|w| w == Severity::Info) {
+        s.push_str("\nno bottleneck found\n");
+    }
+    if !findings.findings.is_empty() {
+        s.push_str("\nfindings, worst first:\n");
+    }
+    for (n, f) in findings.findings.iter().enumerate() {
+        let object = f.object.as_deref().map(|o| format!(" {o}")).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{:>3}. {:<8} {} {}{}: {}",
+            n + 1,
+            f.severity.name().to_uppercase(),
+            f.resource.name(),
+            f.kind.name(),
+            object,
+            f.title
+        );
+        for e in &f.evidence {
+            let judged = if e.warning.is_some() {
+                format!(
+                    " ({} warning {}, critical {})",
+                    if e.lower_is_worse { "at or below:" } else { "at or above:" },
+                    limit(e.warning),
+                    limit(e.critical)
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "       {} {}{}", e.metric, e.value, judged);
+        }
+        if !f.culprits.is_empty() {
+            let list: Vec<String> = f
+                .culprits
+                .iter()
+                .map(|c| {
+                    let wait = c.wait_percent.map(|w| format!(", waited {w:.1}%")).unwrap_or_default();
+                    format!("{} ({}) {:.1}% [cpu {:.1}%{wait}]", c.comm, c.pid, c.share_percent, c.cpu_percent)
+                })
+                .collect();
+            let _ = writeln!(s, "       culprits: {}", list.join(", "));
+        }
+        if let Some(note) = &f.note {
+            let _ = writeln!(s, "       note: {note}");
+        }
+        let _ = writeln!(s, "       next: {}", f.next.join("; "));
+    }
+    if !findings.summary.is_empty() {
+        s.push_str("\nresources:\n");
+    }
+    for line in &findings.summary {
+        let _ = writeln!(s, "  {:<8} {}", line.resource.name(), line.line);
+    }
+    for note in &obs.notes {
+        let _ = writeln!(s, "note: {note}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CheckupArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CheckupArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("checkup").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.duration, Duration::from_secs(60));
+        let a = parse(&["-d", "500ms", "-p", "1,2", "--json", "x.json"]).unwrap();
+        assert_eq!(a.duration, Duration::from_millis(500));
+        assert_eq!(a.pid.unwrap().0, [1, 2]);
+        assert!(parse(&["-d", "-3"]).is_err());
+        assert!(parse(&["-p", "abc"]).is_err());
+    }
+
+    #[test]
+    fn a_quiet_report_says_so() {
+        let text = render(&Observations::default(), &Findings::default(), true);
+        assert!(text.contains("no bottleneck found"), "{text}");
+        assert!(text.contains("stopped early"), "{text}");
+    }
+}

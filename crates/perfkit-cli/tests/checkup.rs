@@ -1,0 +1,383 @@
+//! `perfkit checkup` on known workloads: four busy copies of one program on
+//! this two-CPU machine (CPU saturation, that program the culprit, its
+//! run-queue wait checked against pidstat's in the same window), direct
+//! writes to a loop device throttled by a cgroup (disk saturation, the
+//! writer the culprit, at the throttled rate), a quiet scope, Ctrl-C, and
+//! bad input.
+//!
+//! Other work may run on the machine at the same time (other builds and
+//! tests). The tests judge what they control: the culprits and waits of
+//! their own processes, found by `-p`, and for the host-wide run only that
+//! their program is among the culprits. A `-p` scope lowers findings that
+//! none of its processes causes to info, so the quiet test holds however
+//! busy the rest of the machine is.
+
+use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const PROGRAM: &str = "burner-checkup";
+
+/// `n` copies of the burner workload (tests/workloads/burner.c), each
+/// burning a CPU for `seconds`; killed when dropped.
+fn burners(n: usize, seconds: u32) -> Vec<Killed> {
+    let exe = build_c("cc", "burner.c", PROGRAM, &["-O1"]);
+    (0..n).map(|_| Killed(Command::new(&exe).arg(seconds.to_string()).spawn().unwrap())).collect()
+}
+
+fn checkup(args: &[&str]) -> (Value, String) {
+    let out = run(perfkit().arg("checkup").args(args).args(["--json", "-"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("checkup --json - prints one JSON document");
+    assert_eq!(json["schema_version"], 1);
+    (json, stderr(&out))
+}
+
+fn pids_of(list: &[Killed]) -> Vec<u32> {
+    list.iter().map(|k| k.0.id()).collect()
+}
+
+/// pidstat's `Average:` %wait of each pid.
+fn pidstat_wait(text: &str) -> Vec<(u32, f64)> {
+    let header = text.lines().find(|l| l.contains("%wait")).expect("pidstat prints %wait");
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let (pid_col, wait_col) =
+        (cols.iter().position(|c| *c == "PID").unwrap(), cols.iter().position(|c| *c == "%wait").unwrap());
+    text.lines()
+        .filter(|l| l.starts_with("Average:"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // The timed lines have a time where Average lines have
+            // "Average:": the same columns.
+            Some((f.get(pid_col)?.parse().ok()?, f.get(wait_col)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn cpu_saturation_names_the_busy_program() {
+    let _serial = serial();
+    let hogs = burners(4, 40);
+    let pids = pids_of(&hogs);
+    let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    thread::sleep(Duration::from_millis(500));
+
+    // pidstat on the same processes in the same window, for their %wait.
+    let pidstat = have("pidstat")
+        .then(|| Command::new("pidstat").args(["-u", "-p", &list, "1", "6"]).stdout(Stdio::piped()).spawn().unwrap());
+    let (json, text) = checkup(&["-d", "6", "-p", &list]);
+    let top = &json["findings"][0];
+    assert_eq!((top["resource"].as_str(), top["kind"].as_str()), (Some("cpu"), Some("saturation")), "{text}");
+    // Four runnable tasks for two CPUs, and more if anything else runs.
+    assert_eq!(top["severity"], "critical", "{text}");
+    let culprits = top["culprits"].as_array().unwrap();
+    let mut found: Vec<u32> = culprits.iter().map(|c| c["pid"].as_u64().unwrap() as u32).collect();
+    found.sort_unstable();
+    let mut expected = pids.clone();
+    expected.sort_unstable();
+    assert_eq!(found, expected, "every copy is a culprit: {text}");
+    for c in culprits {
+        assert_eq!(c["comm"], PROGRAM);
+        // Four tasks on two CPUs: each waits at least as long as it runs
+        // (half the time), more when other work competes.
+        let wait = c["wait_percent"].as_f64().expect("schedstat wait");
+        assert!(wait >= 35.0, "a copy waited only {wait}% for a CPU: {text}");
+    }
+    assert!(top["next"][0].as_str().unwrap().starts_with("perfkit profile -p "), "{text}");
+    let intervals = json["observations"]["intervals"].as_array().unwrap();
+    assert!((5..=7).contains(&intervals.len()), "{} intervals in 6 s", intervals.len());
+
+    // As root, the copies' run-queue latency traced with eBPF: its total
+    // is the wait schedstat counted for them.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let h = &json["observations"]["run_queue_latency"];
+        assert!(h.is_object(), "runqlat as root: {}", json["observations"]["notes"]);
+        let traced_s = h["mean_usecs"].as_f64().unwrap() * h["count"].as_f64().unwrap() / 1e6;
+        let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
+        let schedstat_s: f64 = culprits.iter().map(|c| c["wait_percent"].as_f64().unwrap() / 100.0 * secs).sum();
+        assert!(
+            (traced_s - schedstat_s).abs() <= 0.35 * schedstat_s,
+            "runqlat total {traced_s:.2} s, schedstat wait {schedstat_s:.2} s"
+        );
+        assert!(h["p99_usecs"].as_u64().unwrap() >= 1000, "four copies on two CPUs wait milliseconds: {h}");
+        // The on-CPU profile of the copies: burner.c spins in main.
+        let p = &json["observations"]["on_cpu"];
+        assert!(p["samples"].as_u64().unwrap() >= 20, "{p}");
+        let hot = &p["top_functions"][0];
+        assert_eq!(hot["name"], "main", "{p}");
+        assert!(hot["percent"].as_f64().unwrap() >= 60.0, "{p}");
+        assert!(text.contains("on-CPU ("), "{text}");
+    } else {
+        assert!(json["observations"]["notes"][0].as_str().unwrap().contains("run-queue latency"));
+    }
+
+    if let Some(child) = pidstat {
+        let out = child.wait_with_output().unwrap();
+        let waits = pidstat_wait(&String::from_utf8_lossy(&out.stdout));
+        for c in culprits {
+            let pid = c["pid"].as_u64().unwrap() as u32;
+            let ours = c["wait_percent"].as_f64().unwrap();
+            let theirs = waits.iter().find(|(p, _)| *p == pid).map(|(_, w)| *w).expect("pidstat has the pid");
+            assert!((ours - theirs).abs() <= 15.0, "pid {pid}: checkup {ours}% wait, pidstat {theirs}%");
+        }
+    } else {
+        assert!(!strict(), "strict mode installs sysstat: pidstat is missing");
+    }
+
+    // The whole host. When the copies had most of the CPU time (nothing
+    // else of weight ran), they are the top culprits; on a machine shared
+    // with other work, the saturation is still the top finding.
+    let (json, text) = checkup(&["-d", "4"]);
+    let top = &json["findings"][0];
+    assert_eq!((top["resource"].as_str(), top["kind"].as_str()), (Some("cpu"), Some("saturation")), "{text}");
+    assert!(!text.contains("no bottleneck found"), "{text}");
+    let obs = &json["observations"];
+    let ours: f64 = obs["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["comm"] == PROGRAM)
+        .map(|p| p["cpu_percent"].as_f64().unwrap())
+        .sum();
+    let busy: f64 = obs["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| 100.0 - i["cpu"]["idle_percent"].as_f64().unwrap())
+        .sum::<f64>()
+        / obs["intervals"].as_array().unwrap().len() as f64
+        * obs["cpus"].as_f64().unwrap();
+    if ours >= 0.5 * busy {
+        assert_eq!(top["culprits"][0]["comm"], PROGRAM, "{text}");
+    } else {
+        eprintln!(
+            "checkup test: the machine is shared ({ours:.0}% of {busy:.0}% busy is ours): culprit order not judged"
+        );
+    }
+}
+
+#[test]
+fn a_quiet_scope_has_no_finding_above_info() {
+    let _serial = serial();
+    let quiet = Killed(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = quiet.0.id().to_string();
+    let (json, text) = checkup(&["-d", "3", "-p", &pid]);
+    assert!(text.contains("no bottleneck found"), "{text}");
+    for f in json["findings"].as_array().unwrap() {
+        assert_eq!(f["severity"], "info", "{f}");
+        assert!(f["culprits"].as_array().unwrap().is_empty(), "{f}");
+        assert!(f["note"].is_string(), "{f}");
+    }
+    let obs = &json["observations"];
+    assert_eq!(obs["scope_pids"][0].as_u64().map(|p| p.to_string()), Some(pid.clone()));
+    let procs = obs["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "only the process in scope is read: {procs:?}");
+    assert!(procs[0]["cpu_percent"].as_f64().unwrap() < 1.0);
+    // Every resource has its line.
+    let resources: Vec<&str> =
+        json["summary"].as_array().unwrap().iter().map(|l| l["resource"].as_str().unwrap()).collect();
+    assert_eq!(resources, ["cpu", "memory", "disk", "network", "process"]);
+}
+
+#[test]
+fn ctrl_c_ends_the_observation_and_still_reports() {
+    let dir = scratch_dir();
+    let json_path = dir.path().join("checkup.json");
+    let child: Child = perfkit()
+        .args(["checkup", "-d", "60", "--json"])
+        .arg(&json_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(ended_by(out.status, libc::SIGINT), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("stopped early") && text.contains("resources:"), "{text}");
+    let json: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["interrupted"], true);
+    // The signal may come while the eBPF programs are still being loaded
+    // on a busy machine: then the window is shorter still, never longer.
+    let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
+    assert!(secs < 10.0, "observed {secs} s of 60 after Ctrl-C at 2 s");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let out = run(perfkit().args(["checkup", "-d", "1", "-p", "999999999"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no process 999999999"), "{}", stderr(&out));
+    let out = run(perfkit().args(["checkup", "-d", "1", "--json", "/nonexistent-dir/x.json"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent-dir"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    let out = run(perfkit().args(["checkup", "-d", "0"]));
+    assert!(!out.status.success() && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// A loop device over a sparse file, detached when dropped.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// A cgroup made for the test, removed when dropped (after its processes
+/// are gone).
+struct Group(PathBuf);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// A cgroup limiting writes to `dev` (major, minor) to `iops` a second:
+/// `io.max` where cgroup v2 holds the io controller, else v1's
+/// `blkio.throttle.write_iops_device`.
+fn write_throttled_group(dev: (u32, u32), iops: u32) -> Option<Group> {
+    let name = format!("perfkit-checkup-test-{}", std::process::id());
+    let v2 = std::path::Path::new("/sys/fs/cgroup");
+    if fs::read_to_string(v2.join("cgroup.controllers")).is_ok_and(|c| c.split_whitespace().any(|x| x == "io")) {
+        let _ = fs::write(v2.join("cgroup.subtree_control"), "+io");
+        let group = Group(v2.join(&name));
+        fs::create_dir(&group.0).ok()?;
+        fs::write(group.0.join("io.max"), format!("{}:{} wiops={iops}", dev.0, dev.1)).ok()?;
+        return Some(group);
+    }
+    let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
+    if v1.join("blkio.throttle.write_iops_device").exists() {
+        let group = Group(v1.join(&name));
+        fs::create_dir(&group.0).ok()?;
+        fs::write(group.0.join("blkio.throttle.write_iops_device"), format!("{}:{} {iops}", dev.0, dev.1)).ok()?;
+        return Some(group);
+    }
+    None
+}
+
+#[test]
+fn disk_saturation_names_the_writer() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["losetup", "dd"]) {
+        return;
+    }
+    let dir = scratch_dir();
+    let image = dir.path().join("disk.img");
+    fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+    let out = run(Command::new("losetup").args(["-f", "--show"]).arg(&image));
+    assert!(out.status.success(), "losetup: {}", stderr(&out));
+    let dev = Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    let rdev = fs::metadata(&dev.0).unwrap().rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    // 20 writes a second of 4 KiB: 80 KiB/s, each write waiting about 50 ms.
+    let Some(group) = write_throttled_group((major, minor), 20) else {
+        panic!("no blkio (v1) or io (v2) cgroup controller to throttle writes with");
+    };
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of={} bs=4k count=100000 oflag=direct",
+        group.0.display(),
+        dev.0
+    );
+    let writer = Killed(Command::new("sh").args(["-c", &script]).stderr(Stdio::null()).spawn().unwrap());
+    thread::sleep(Duration::from_secs(1));
+    let pid = writer.0.id();
+    let (json, text) = checkup(&["-d", "5", "-p", &pid.to_string()]);
+    drop(writer);
+    let top = &json["findings"][0];
+    assert_eq!((top["resource"].as_str(), top["kind"].as_str()), (Some("disk"), Some("saturation")), "{text}");
+    assert_ne!(top["severity"], "info", "{text}");
+    let culprit = &top["culprits"][0];
+    assert_eq!((culprit["pid"].as_u64(), culprit["comm"].as_str()), (Some(pid as u64), Some("dd")), "{text}");
+    // The throttle's rate: 20 x 4 KiB a second.
+    let rate = culprit["io_kib_per_s"].as_f64().unwrap();
+    assert!((60.0..=100.0).contains(&rate), "the writer wrote {rate} KiB/s, throttled to 80: {text}");
+    assert!(top["next"][0].as_str().unwrap().starts_with(&format!("perfkit offcpu -p {pid}")), "{text}");
+}
+
+/// A network namespace with one end of a veth pair (the other end, named
+/// second, in ours), both removed when dropped: sockets still
+/// retransmitting can keep a deleted namespace, and so the pair, alive.
+struct Netns(String, String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.1]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = run(Command::new("ip").args(args));
+    assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+}
+
+#[test]
+fn tcp_retransmits_when_the_peer_goes_down() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["ip", "python3"]) {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (here, there) = (format!("pkck{id}a"), format!("pkck{id}b"));
+    let ns = Netns(format!("pkck{id}"), here.clone());
+    ip(&["netns", "add", &ns.0]);
+    ip(&["link", "add", &here, "type", "veth", "peer", "name", &there, "netns", &ns.0]);
+    ip(&["addr", "add", "10.251.77.1/24", "dev", &here]);
+    ip(&["link", "set", &here, "up"]);
+    ip(&["-n", &ns.0, "addr", "add", "10.251.77.2/24", "dev", &there]);
+    ip(&["-n", &ns.0, "link", "set", &there, "up"]);
+    // A peer that accepts and never reads.
+    let server = "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+s.bind(('10.251.77.2',4477))\ns.listen(64)\nc=[s.accept() for _ in range(16)]\ntime.sleep(60)\n";
+    let _peer = Killed(Command::new("ip").args(["netns", "exec", &ns.0, "python3", "-c", server]).spawn().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut conns = Vec::new();
+    while conns.len() < 16 {
+        match std::net::TcpStream::connect_timeout(&"10.251.77.2:4477".parse().unwrap(), Duration::from_millis(500)) {
+            Ok(c) => conns.push(c),
+            Err(_) if std::time::Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("connecting to the peer: {e}"),
+        }
+    }
+    // The peer's link goes down; what is sent next is never acknowledged.
+    ip(&["-n", &ns.0, "link", "set", &there, "down"]);
+    for c in &mut conns {
+        c.set_nonblocking(true).unwrap();
+        let _ = std::io::Write::write(c, &[7u8; 4096]);
+    }
+    let (json, text) = checkup(&["-d", "6"]);
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["resource"] == "network" && f["kind"] == "errors" && f["object"] == "tcp")
+        .unwrap_or_else(|| panic!("no TCP retransmit finding: {text}"));
+    // Nothing but retransmits leaves: far past the 5% of critical. (Not
+    // necessarily the top finding: others' work may saturate the CPUs,
+    // and saturation ranks first.)
+    assert_eq!(f["severity"], "critical", "{text}");
+    assert_eq!(f["next"][0], "perfkit tcpretrans");
+    // 16 connections, each retransmitting with exponential backoff: at
+    // least once each in the 6 s.
+    let per_s =
+        f["evidence"].as_array().unwrap().iter().find(|e| e["metric"] == "tcp_retransmits_per_s").unwrap()["value"]
+            .as_f64()
+            .unwrap();
+    assert!(per_s >= 16.0 / 6.0, "{per_s} retransmits/s: {text}");
+    drop(conns);
+}
