@@ -187,9 +187,10 @@ pub struct PerfStats {
     /// With [`PerfConfig::interpreters`]: samples of CPython threads whose
     /// Python stack was read within [`MAX_INTERPRETER_LAG`] of the sample.
     pub interpreted_read: u64,
-    /// Samples of CPython processes read later than that (perfkit's reader
-    /// starved of CPU): left without Python frames, which would be those
-    /// of a later moment.
+    /// Samples of CPython processes not read within that lag (perfkit's
+    /// reader starved of CPU, or a stack that takes longer to read: the
+    /// read is given up at the deadline): left without Python frames,
+    /// which would be those of a later moment.
     pub interpreted_late: u64,
 }
 
@@ -833,13 +834,24 @@ impl Interpreters {
         if pid == 0 || self.only.as_ref().is_some_and(|only| !only.contains(&pid)) {
             return Vec::new();
         }
-        if matches!(self.found.get(&pid), Some(Found::Python(_))) {
+        // The stack must be read by MAX_INTERPRETER_LAG after the sample:
+        // later it would be another moment's, and a target could make a
+        // read cost seconds of this real-time thread.
+        let deadline = || {
             let lag = time.map(|t| monotonic_ns().saturating_sub(t));
-            if lag.is_none_or(|l| l > MAX_INTERPRETER_LAG.as_nanos() as u64) {
-                tracing::debug!(?lag, pid, tid, "Python stack read too late");
-                live.interpreted_late.fetch_add(1, Ordering::Relaxed);
-                return Vec::new();
+            match lag {
+                Some(l) if l <= MAX_INTERPRETER_LAG.as_nanos() as u64 => {
+                    Some(Instant::now() + (MAX_INTERPRETER_LAG - Duration::from_nanos(l)))
+                }
+                _ => {
+                    tracing::debug!(?lag, pid, tid, "Python stack read too late");
+                    None
+                }
             }
+        };
+        if matches!(self.found.get(&pid), Some(Found::Python(_))) && deadline().is_none() {
+            live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
         }
         let tries = match self.found.get(&pid) {
             Some(Found::Python(_)) | Some(Found::Never) => None,
@@ -865,8 +877,19 @@ impl Interpreters {
             self.found.insert(pid, found);
         }
         let Some(Found::Python(py)) = self.found.get(&pid) else { return Vec::new() };
+        // Measured again: attaching took time.
+        let Some(deadline) = deadline() else {
+            live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        };
+        let read = py.stack_by(tid, deadline);
+        if let Err(CpythonError::Late { .. }) = read {
+            // Past the lag: counted as a late sample, not a read one.
+            live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        }
         live.interpreted_read.fetch_add(1, Ordering::Relaxed);
-        match py.stack(tid) {
+        match read {
             Ok(Some(frames)) => frames
                 .into_iter()
                 .map(|f| InterpretedFrame {

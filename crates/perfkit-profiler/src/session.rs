@@ -789,8 +789,8 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
     if st.interpreted_late > 0 {
         let all = st.interpreted_late + st.interpreted_read;
         notes.push(Note::warn(format!(
-            "Python frames: {} of {all} samples of CPython ({:.1} %) were read more than {} ms after the sample \
-             (perfkit was short of CPU) and are left without them",
+            "Python frames: {} of {all} samples of CPython ({:.1} %) were not read within {} ms of the sample \
+             (perfkit was short of CPU, or a stack took longer to read) and are left without them",
             st.interpreted_late,
             share(st.interpreted_late, all),
             perfkit_perf::MAX_INTERPRETER_LAG.as_millis()
