@@ -15,6 +15,7 @@ mod util;
 mod browser;
 mod fidelity;
 mod hardening_inputs;
+mod hardening_python;
 mod hardening_serve;
 mod hardening_targets;
 mod hardening_write;

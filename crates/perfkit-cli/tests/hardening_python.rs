@@ -1,0 +1,69 @@
+//! A process that looks like CPython, run by an unprivileged user (issue
+//! 17): its frames are read at every sample, and what it puts there must
+//! not decide how much memory perfkit uses. The reader's own bounds (loops,
+//! lengths, the deadline of each read) are tested in perfkit-unwind's unit
+//! tests over made-up memory; here, a real CPython.
+
+use std::{
+    path::Path,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::util::*;
+
+/// Every frame of `pybloat.py` is named by 32 KiB of text, and nearly
+/// every sample is a new stack of 100 to 160 frames: before, perfkit's
+/// memory grew by megabytes a sample (a peak of 416 MiB for 84 samples
+/// read in 4 s, then 20 s to write the profile). Names are kept once, and
+/// a stack naming more than 256 KiB is left without its Python frames,
+/// with a note; a stack of the same script with short names keeps them.
+#[test]
+fn python_frames_with_huge_names_cost_memory_once_not_per_sample() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["setpriv"]) || !Path::new("/usr/bin/python3.11").exists() {
+        return;
+    }
+    let uid = crate::hardening_targets::user().to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/pybloat.py");
+    for (chars, kept) in [("4096", false), ("8", true)] {
+        let dir = scratch_dir();
+        let target = Killed(
+            Command::new("setpriv")
+                .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "/usr/bin/python3.11"])
+                .arg(&script)
+                .args(["30", chars])
+                .spawn()
+                .unwrap(),
+        );
+        let pid = target.0.id().to_string();
+        // Past the interpreter's start-up and the script's compiling.
+        thread::sleep(Duration::from_millis(1500));
+        let out = dir.path().join("profile.json");
+        let started = Instant::now();
+        let ran = run_measured(
+            perfkit().args(["profile", "-F", "99", "-d", "4", "-p", &pid, "-f", "json", "-o"]).arg(&out),
+            None,
+        );
+        let elapsed = started.elapsed();
+        drop(target);
+        let ctx = format!("names of {chars} characters");
+        eprintln!("{ctx}: peak {} MiB, {elapsed:?}", ran.rss >> 20);
+        assert!(ran.ok, "{ctx}: {}", ran.stderr);
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let name = "\u{1F600}".repeat(chars.parse().unwrap());
+        let frames = json["frames"].as_array().unwrap();
+        let named = frames.iter().any(|f| f["kind"] == "interpreted" && f["name"].as_str() == Some(name.as_str()));
+        let note = ran.stderr.contains("such samples are left without their Python frames");
+        // Huge names: stacks shallow enough (the recursion's first
+        // frames) keep them, the others are said to lose them.
+        assert!(named && note != kept, "{ctx}: named {named}, note {note}: {}", ran.stderr);
+        let stacks = json["stacks"].as_array().unwrap().len();
+        // With short names, Python frames make most samples new stacks
+        // (as they would with huge names, were those kept).
+        assert!(!kept || stacks >= 30, "{ctx}: only {stacks} distinct stacks: the test needs new stacks");
+        assert!(ran.rss < 100 << 20, "{ctx}: peak memory {} MiB for {stacks} stacks", ran.rss >> 20);
+        assert!(elapsed < Duration::from_secs(4 + 8), "{ctx}: took {elapsed:?}");
+    }
+}
