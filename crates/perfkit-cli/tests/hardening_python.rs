@@ -67,3 +67,37 @@ fn python_frames_with_huge_names_cost_memory_once_not_per_sample() {
         assert!(elapsed < Duration::from_secs(4 + 8), "{ctx}: took {elapsed:?}");
     }
 }
+
+/// Under auto, a CPython target moves perfkit to the perf_event backend
+/// (to read its frames at each sample). Only processes the invoker names
+/// may: in a cgroup, anyone's process that looks like Python (here a
+/// sleeping one of `pk-target`) moved every process of the group to it.
+#[test]
+fn a_python_process_in_a_cgroup_does_not_choose_the_backend_for_the_group() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["setpriv"]) || !Path::new("/usr/bin/python3.11").exists() {
+        return;
+    }
+    let uid = crate::hardening_targets::user().to_string();
+    let group =
+        crate::scope::TempCgroup(crate::scope::cgroup2_mount().join(format!("perfkit-test-py-{}", std::process::id())));
+    std::fs::create_dir(&group.0).unwrap();
+    let python = Killed(
+        Command::new("setpriv")
+            .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "/usr/bin/python3.11"])
+            .args(["-c", "import time; time.sleep(30)"])
+            .spawn()
+            .unwrap(),
+    );
+    let busy = Killed(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
+    thread::sleep(Duration::from_millis(300));
+    for pid in [python.0.id(), busy.0.id()] {
+        std::fs::write(group.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+    let dir = scratch_dir();
+    let out = dir.path().join("out.folded");
+    let ran = run_measured(perfkit().args(["profile", "-d", "1", "--cgroup"]).arg(&group.0).arg("-o").arg(&out), None);
+    drop((python, busy));
+    assert!(ran.ok, "{}", ran.stderr);
+    assert!(ran.stderr.starts_with("backend: eBPF"), "{}", ran.stderr);
+}
