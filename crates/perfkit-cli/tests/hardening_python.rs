@@ -101,3 +101,23 @@ fn a_python_process_in_a_cgroup_does_not_choose_the_backend_for_the_group() {
     assert!(ran.ok, "{}", ran.stderr);
     assert!(ran.stderr.starts_with("backend: eBPF"), "{}", ran.stderr);
 }
+
+/// `stat --json -p PID` names the process by its command line, which the
+/// process chooses: its control characters are written as `\xNN`, as in
+/// every format perfkit writes, so that `jq -r .command` prints no escape
+/// sequence (serde's `\u001b` decodes to a raw ESC).
+#[test]
+fn stat_json_escapes_the_command_line_a_process_chose() {
+    use std::os::unix::process::CommandExt;
+    let Some(_serial) = privileged() else { return };
+    let mut target = Killed(Command::new("sleep").arg0("\u{1b}]0;pwned\u{7}\u{1b}[2J").arg("30").spawn().unwrap());
+    thread::sleep(Duration::from_millis(200));
+    let out =
+        run(perfkit().args(["stat", "--json", "-e", "task-clock", "-d", "0.3", "-p", &target.0.id().to_string()]));
+    let _ = target.0.kill();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let command = v["command"].as_str().unwrap();
+    assert!(!command.chars().any(char::is_control), "{command:?}");
+    assert!(command.starts_with("\\x1b]0;pwned\\x07\\x1b[2J"), "{command:?}");
+}
