@@ -121,3 +121,32 @@ fn stat_json_escapes_the_command_line_a_process_chose() {
     assert!(!command.chars().any(char::is_control), "{command:?}");
     assert!(command.starts_with("\\x1b]0;pwned\\x07\\x1b[2J"), "{command:?}");
 }
+
+/// A process names itself (`/proc/self/comm`) with any bytes: `sys proc
+/// --json` writes its control characters as `\xNN`, as every other format
+/// does (the JSON of the sysstat views moved to perfkit-procstat).
+#[test]
+fn sys_proc_json_escapes_the_name_a_process_chose() {
+    let target = Killed(
+        Command::new("sh")
+            .args(["-c", "printf '\\033]0;x\\007\\033[2J' > /proc/$$/comm; while :; do :; done"])
+            .spawn()
+            .unwrap(),
+    );
+    thread::sleep(Duration::from_millis(300));
+    let pid = target.0.id().to_string();
+    let out = run(perfkit().args(["sys", "proc", "-p", &pid, "1", "1", "--json"]));
+    drop(target);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let comms: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .flat_map(|v| v["processes"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["comm"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!comms.is_empty(), "{text}");
+    for comm in comms {
+        assert_eq!(comm, "\\x1b]0;x\\x07\\x1b[2J", "{text}");
+    }
+}
