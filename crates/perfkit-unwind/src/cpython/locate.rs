@@ -144,13 +144,21 @@ pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
 struct Charged(Vec<u8>, #[allow(dead_code)] perfkit_safeio::Charge);
 
 fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    // Non-blocking: a path the target swapped for a FIFO must not hang us.
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let meta = file.metadata()?;
+    use std::os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _};
+    // The path is the target's: by now it may name a FIFO or a device,
+    // which opening for reading would act on (a FIFO's writer goes on, a
+    // device may act on open). It is looked at through an O_PATH
+    // descriptor, which opens nothing, and only a regular file is then
+    // opened, through that descriptor (so it is the file looked at).
+    let at = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(path)?;
+    let meta = at.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", at.as_raw_fd()))?;
     let len = meta.len();
     if len > MAX_FILE {
         return Err(std::io::Error::other(format!("larger than {} MiB", MAX_FILE >> 20)));
@@ -212,6 +220,8 @@ pub(crate) fn load_bias(layout: &ElfLayout, mappings: &[&Mapping]) -> Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
     use crate::Segment;
 
     #[test]
@@ -237,6 +247,37 @@ garbage\n";
         assert_eq!(v("/root/.pyenv/versions/3.10.13/bin/python3.10"), Some((3, 10)));
         assert_eq!(v("/usr/bin/python3"), None);
         assert_eq!(v("/usr/bin/pythonX.Y"), None);
+    }
+
+    #[test]
+    fn a_fifo_or_device_at_the_path_is_never_opened() {
+        // The fallback path is the target's (through /proc/PID/root): it
+        // may name a FIFO or a device by then. Opening either for reading
+        // has effects (a FIFO's blocked writer goes on; some devices act
+        // on open): the file is looked at without being opened.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("python3.11");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let fifo = fifo.clone();
+            // Blocks in open until a reader opens the FIFO.
+            std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo).map(drop))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let err = read_file(&fifo, &Budget::new(1 << 20)).err().expect("a FIFO is refused");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let opened = writer.is_finished();
+        // Let the writer go either way.
+        let _reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(!opened, "perfkit opened the FIFO for reading");
+        // A regular file is read whole.
+        let file = dir.path().join("libpython3.11.so");
+        std::fs::write(&file, b"\x7fELF and more").unwrap();
+        assert_eq!(read_file(&file, &Budget::new(1 << 20)).unwrap().0, b"\x7fELF and more");
     }
 
     #[test]
