@@ -85,26 +85,8 @@ pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
         .map_err(file_error(maps_path.clone()))?;
     let _maps_charge = budget.charge(text.len() as u64, &maps_path)?;
     let maps = parse_maps(&text);
-    // libpython first (a shared build), then the executable and whatever
-    // else is named like python (a static build).
-    let mut candidates: Vec<&str> = Vec::new();
-    for pass in [true, false] {
-        for m in &maps {
-            let name = m.path.rsplit('/').next().unwrap_or("");
-            let wanted = if pass { name.starts_with("libpython3") } else { name.contains("python") };
-            if wanted && !candidates.contains(&m.path.as_str()) {
-                candidates.push(&m.path);
-            }
-        }
-    }
-    if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe"))
-        && let Some(exe) = exe.to_str()
-        && let Some(m) = maps.iter().find(|m| m.path == exe)
-        && !candidates.contains(&m.path.as_str())
-    {
-        candidates.push(&m.path);
-    }
-    for path in candidates {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    for path in candidates(&maps, exe.as_deref().and_then(Path::to_str)) {
         let mappings: Vec<&Mapping> = maps.iter().filter(|m| m.path == path).collect();
         let Some(first) = mappings.first() else { continue };
         // The file the process mapped, even if its path now names another.
@@ -138,6 +120,35 @@ pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
         });
     }
     Err(Error::NotPython { pid })
+}
+
+/// The most files looked at for `_PyRuntime`: each is read whole, and
+/// the target chooses how many files named like python it maps (up to
+/// its 65,530 mappings).
+const MAX_CANDIDATES: usize = 4;
+
+/// The files that may hold `_PyRuntime`, at most [`MAX_CANDIDATES`]:
+/// libpython first (a shared build), then whatever else is named like
+/// python (a static build), then the executable.
+pub(crate) fn candidates<'a>(maps: &'a [Mapping], exe: Option<&str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    let named = |m: &&'a Mapping, library: bool| {
+        let name = m.path.rsplit('/').next().unwrap_or("");
+        if library { name.starts_with("libpython3") } else { name.contains("python") }
+    };
+    let libraries = maps.iter().filter(|m| named(m, true));
+    let others = maps.iter().filter(|m| named(m, false));
+    let exe = maps.iter().filter(|m| Some(m.path.as_str()) == exe);
+    for m in libraries.chain(others).chain(exe) {
+        if out.len() >= MAX_CANDIDATES {
+            break;
+        }
+        if seen.insert(m.path.as_str()) {
+            out.push(m.path.as_str());
+        }
+    }
+    out
 }
 
 /// A file's bytes, charged to the budget while they live.
@@ -247,6 +258,29 @@ garbage\n";
         assert_eq!(v("/root/.pyenv/versions/3.10.13/bin/python3.10"), Some((3, 10)));
         assert_eq!(v("/usr/bin/python3"), None);
         assert_eq!(v("/usr/bin/pythonX.Y"), None);
+    }
+
+    #[test]
+    fn few_files_are_looked_at_however_many_are_named_like_python() {
+        let mapping = |path: &str| Mapping { start: 0, end: 0x1000, offset: 0, path: path.to_owned() };
+        // The target maps 60,000 files named like python, twice each.
+        let mut maps: Vec<Mapping> = (0..60_000).map(|i| mapping(&format!("/tmp/x/python-{i}"))).collect();
+        maps.extend((0..60_000).map(|i| mapping(&format!("/tmp/x/python-{i}"))));
+        maps.push(mapping("/usr/lib/libpython3.11.so.1.0"));
+        maps.push(mapping("/usr/bin/app"));
+        let started = std::time::Instant::now();
+        let found = candidates(&maps, Some("/usr/bin/app"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(found, ["/usr/lib/libpython3.11.so.1.0", "/tmp/x/python-0", "/tmp/x/python-1", "/tmp/x/python-2"]);
+        // A usual process: libpython, then the executable.
+        let maps =
+            [mapping("/usr/bin/python3.11"), mapping("/usr/lib/libpython3.11.so.1.0"), mapping("/usr/lib/libc.so.6")];
+        assert_eq!(
+            candidates(&maps, Some("/usr/bin/python3.11")),
+            ["/usr/lib/libpython3.11.so.1.0", "/usr/bin/python3.11"]
+        );
+        let maps = [mapping("/opt/app/bin/app"), mapping("/usr/lib/libc.so.6")];
+        assert_eq!(candidates(&maps, Some("/opt/app/bin/app")), ["/opt/app/bin/app"]);
     }
 
     #[test]
