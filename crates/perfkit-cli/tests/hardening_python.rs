@@ -1,8 +1,10 @@
-//! A process that looks like CPython, run by an unprivileged user (issue
-//! 17): its frames are read at every sample, and what it puts there must
-//! not decide how much memory perfkit uses. The reader's own bounds (loops,
-//! lengths, the deadline of each read) are tested in perfkit-unwind's unit
-//! tests over made-up memory; here, a real CPython.
+//! Processes of an unprivileged user against this session's new code
+//! (issue 17): one that looks like CPython, whose frames are read at every
+//! sample and must not decide how much memory perfkit uses or which backend
+//! samples others, and processes naming themselves with control characters
+//! for `stat --json` and `sys --json`. The CPython reader's own bounds
+//! (loops, lengths, the deadline of each read, the files it opens) are
+//! tested in perfkit-unwind's unit tests; here, a real CPython.
 
 use std::{
     path::Path,
