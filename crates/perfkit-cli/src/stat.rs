@@ -460,7 +460,9 @@ fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {
         "pid": run.info.as_ref().map(|i| i.pid),
         "pids": pids,
         "system_wide": system_wide,
-        "command": run.info.as_ref().map(ProcessInfo::display_command),
+        // The process's own command line: control characters as `\xNN`,
+        // as in every format perfkit writes.
+        "command": run.info.as_ref().map(|i| perfkit_profile::escape_control(&i.display_command()).into_owned()),
         "elapsed_seconds": (run.elapsed.as_secs_f64() * 1e9).round() / 1e9,
         "exit": exit,
         "events": events,

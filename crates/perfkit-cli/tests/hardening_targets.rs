@@ -29,7 +29,7 @@ const MAX_RSS_KIB: u64 = 600 << 10;
 const BACKENDS: [&str; 2] = ["ebpf", "perf"];
 
 /// The unprivileged user the targets run as (created once, reused).
-fn user() -> u32 {
+pub(crate) fn user() -> u32 {
     let id = || Command::new("id").args(["-u", "pk-target"]).output().ok().filter(|o| o.status.success());
     if id().is_none() {
         let _ = Command::new("useradd").args(["-M", "-r", "-s", "/usr/sbin/nologin", "pk-target"]).status();

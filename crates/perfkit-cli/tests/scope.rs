@@ -598,7 +598,7 @@ fn per_thread_splits_threads_that_share_a_name() {
 
 /// The cgroup v2 mount point, wherever it is (`/sys/fs/cgroup` or, on
 /// hybrid hierarchies, `/sys/fs/cgroup/unified`).
-fn cgroup2_mount() -> PathBuf {
+pub(crate) fn cgroup2_mount() -> PathBuf {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     for line in info.lines() {
         let (left, right) = line.split_once(" - ").unwrap();
@@ -609,7 +609,7 @@ fn cgroup2_mount() -> PathBuf {
     panic!("no cgroup2 mount: {info}");
 }
 
-struct TempCgroup(PathBuf);
+pub(crate) struct TempCgroup(pub(crate) PathBuf);
 
 impl Drop for TempCgroup {
     fn drop(&mut self) {

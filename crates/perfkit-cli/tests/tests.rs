@@ -16,6 +16,7 @@ mod browser;
 mod checkup;
 mod fidelity;
 mod hardening_inputs;
+mod hardening_python;
 mod hardening_serve;
 mod hardening_targets;
 mod hardening_write;

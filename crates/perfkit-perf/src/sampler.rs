@@ -187,9 +187,10 @@ pub struct PerfStats {
     /// With [`PerfConfig::interpreters`]: samples of CPython threads whose
     /// Python stack was read within [`MAX_INTERPRETER_LAG`] of the sample.
     pub interpreted_read: u64,
-    /// Samples of CPython processes read later than that (perfkit's reader
-    /// starved of CPU): left without Python frames, which would be those
-    /// of a later moment.
+    /// Samples of CPython processes not read within that lag (perfkit's
+    /// reader starved of CPU, or a stack that takes longer to read: the
+    /// read is given up at the deadline): left without Python frames,
+    /// which would be those of a later moment.
     pub interpreted_late: u64,
 }
 
@@ -208,7 +209,17 @@ pub struct PerfProfile {
     pub stats: PerfStats,
     /// The files frames are encoded against, and each process's mappings.
     pub modules: Modules,
+    /// The memory budget's charge for the samples' Python frames, held as
+    /// long as they are.
+    _interpreted: Option<Held>,
 }
+
+/// The charge, on the process's memory budget, for what Python frames
+/// hold in perfkit: each name and file once, and the frames of each
+/// unique stack. The target chooses them: without it, a process whose
+/// frames are named by kilobytes, and whose every sample is a new stack,
+/// costs megabytes a sample.
+type Held = Arc<std::sync::Mutex<perfkit_safeio::Charge>>;
 
 /// perf's register numbers on x86-64: BP, SP, IP, in this order in samples.
 #[cfg(target_arch = "x86_64")]
@@ -430,6 +441,8 @@ impl PerfSampler {
         // Bounded: a worker that falls behind blocks the drain, the ring
         // buffers fill, and the kernel counts what it drops.
         let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+        let held: Held =
+            Arc::new(std::sync::Mutex::new(perfkit_safeio::Budget::process().start("the samples' Python frames")));
         let drain = {
             let stop = stop.clone();
             let live = live.clone();
@@ -437,7 +450,8 @@ impl PerfSampler {
                 PerfScope::Processes { pids, .. } => Some(pids.iter().copied().collect()),
                 _ => None,
             };
-            let interpreters = config.interpreters.then(|| Interpreters { only, ..Interpreters::default() });
+            let interpreters =
+                config.interpreters.then(|| Interpreters { only, held: Some(held.clone()), ..Interpreters::default() });
             std::thread::Builder::new()
                 .name("perfkit-drain".into())
                 .spawn(move || drain(leaders, tx, stop, live, interpreters))
@@ -453,6 +467,7 @@ impl PerfSampler {
                 .spawn(move || {
                     let mut w = Worker::new(unwind, stack_bytes, all, live);
                     w.filter = filter;
+                    w.agg.interpreted = Some(held);
                     for msg in rx {
                         w.handle(msg);
                     }
@@ -805,7 +820,19 @@ struct Interpreters {
     /// samples (the others are not looked at).
     only: Option<HashSet<u32>>,
     found: HashMap<u32, Found>,
+    /// Names and files of the frames read, each kept once.
+    names: HashSet<Arc<str>>,
+    /// Their charge.
+    held: Option<Held>,
+    /// Names were left out for the budget (said once).
+    full: bool,
+    /// A stack's text was past [`MAX_INTERPRETED_TEXT`] (said once).
+    too_long: bool,
 }
+
+/// The most text (names and files, in bytes) of one sample's Python
+/// frames: a thousand frames of long names and paths are far below it.
+const MAX_INTERPRETED_TEXT: usize = 256 << 10;
 
 /// What a sampled process is.
 enum Found {
@@ -833,13 +860,24 @@ impl Interpreters {
         if pid == 0 || self.only.as_ref().is_some_and(|only| !only.contains(&pid)) {
             return Vec::new();
         }
-        if matches!(self.found.get(&pid), Some(Found::Python(_))) {
+        // The stack must be read by MAX_INTERPRETER_LAG after the sample:
+        // later it would be another moment's, and a target could make a
+        // read cost seconds of this real-time thread.
+        let deadline = || {
             let lag = time.map(|t| monotonic_ns().saturating_sub(t));
-            if lag.is_none_or(|l| l > MAX_INTERPRETER_LAG.as_nanos() as u64) {
-                tracing::debug!(?lag, pid, tid, "Python stack read too late");
-                live.interpreted_late.fetch_add(1, Ordering::Relaxed);
-                return Vec::new();
+            match lag {
+                Some(l) if l <= MAX_INTERPRETER_LAG.as_nanos() as u64 => {
+                    Some(Instant::now() + (MAX_INTERPRETER_LAG - Duration::from_nanos(l)))
+                }
+                _ => {
+                    tracing::debug!(?lag, pid, tid, "Python stack read too late");
+                    None
+                }
             }
+        };
+        if matches!(self.found.get(&pid), Some(Found::Python(_))) && deadline().is_none() {
+            live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
         }
         let tries = match self.found.get(&pid) {
             Some(Found::Python(_)) | Some(Found::Never) => None,
@@ -865,23 +903,71 @@ impl Interpreters {
             self.found.insert(pid, found);
         }
         let Some(Found::Python(py)) = self.found.get(&pid) else { return Vec::new() };
+        // Measured again: attaching took time.
+        let Some(deadline) = deadline() else {
+            live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        };
+        let read = py.stack_by(tid, deadline);
+        if let Err(CpythonError::Late { .. }) = read {
+            // Past the lag: counted as a late sample, not a read one.
+            live.interpreted_late.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        }
         live.interpreted_read.fetch_add(1, Ordering::Relaxed);
-        match py.stack(tid) {
-            Ok(Some(frames)) => frames
-                .into_iter()
-                .map(|f| InterpretedFrame {
-                    name: f.qualname.into(),
-                    file: f.file.into(),
-                    line: f.line.unwrap_or(0),
-                    entry: f.entry,
-                })
-                .collect(),
+        match read {
+            Ok(Some(frames)) => {
+                // Every later step (merging, folded lines, flame graphs)
+                // copies each frame's text: a stack naming more than a
+                // native stack of long symbols could is left out.
+                let text: usize = frames.iter().map(|f| f.qualname.len() + f.file.len()).sum();
+                if text > MAX_INTERPRETED_TEXT {
+                    if !self.too_long {
+                        self.too_long = true;
+                        perfkit_target::notices::push(format!(
+                            "Python frames: a stack of PID {pid} names {} KiB of functions and files (more than {} \
+                             KiB): such samples are left without their Python frames",
+                            text >> 10,
+                            MAX_INTERPRETED_TEXT >> 10
+                        ));
+                    }
+                    return Vec::new();
+                }
+                let mut out = Vec::with_capacity(frames.len());
+                for f in frames {
+                    let (Some(name), Some(file)) = (self.intern(f.qualname), self.intern(f.file)) else {
+                        return Vec::new();
+                    };
+                    out.push(InterpretedFrame { name, file, line: f.line.unwrap_or(0), entry: f.entry });
+                }
+                out
+            }
             Ok(None) => Vec::new(),
             Err(e) => {
                 tracing::debug!(%e, pid, tid, "Python stack not read");
                 Vec::new()
             }
         }
+    }
+}
+
+impl Interpreters {
+    /// The one copy of a frame's name or file kept, charged when new;
+    /// `None` past the budget.
+    fn intern(&mut self, s: String) -> Option<Arc<str>> {
+        if let Some(kept) = self.names.get(s.as_str()) {
+            return Some(kept.clone());
+        }
+        if let Some(Err(e)) = self.held.as_ref().map(|h| h.lock().expect("charge").grow(s.len() as u64 + 64)) {
+            if !self.full {
+                self.full = true;
+                perfkit_target::notices::push(format!("Python frames: {e}; later samples are left without them"));
+            }
+            return None;
+        }
+        let kept: Arc<str> = s.into();
+        self.names.insert(kept.clone());
+        Some(kept)
     }
 }
 
@@ -898,6 +984,11 @@ struct Aggregate {
     unwind_incomplete: u64,
     stack_copy_too_small: u64,
     stack_bytes_needed: u64,
+    /// The charge for the interpreted frames kept.
+    interpreted: Option<Held>,
+    /// A stack's interpreted frames were left out for the budget (said
+    /// once).
+    interpreted_full: bool,
 }
 
 // SAFETY: the raw pointers are only identities of `Arc`s the aggregate
@@ -925,7 +1016,7 @@ impl Aggregate {
                 interpreted,
             })
             .collect();
-        PerfProfile { samples, stats, modules: self.modules }
+        PerfProfile { samples, stats, modules: self.modules, _interpreted: self.interpreted }
     }
 }
 
@@ -1075,8 +1166,22 @@ impl Worker {
         }
         let user = self.encode(pid, user);
         let stack = |v: Vec<u64>| if v.is_empty() { RawStack::None } else { RawStack::Frames(v) };
-        *self.agg.counts.entry((pid, tid, comm, process, stack(user), stack(kernel), end, interpreted)).or_default() +=
-            1;
+        let mut key = (pid, tid, comm, process, stack(user), stack(kernel), end, interpreted);
+        if !key.7.is_empty() && !self.agg.counts.contains_key(&key) {
+            // A new stack's Python frames (their strings are charged once,
+            // by the drain thread).
+            let bytes = (key.7.len() * std::mem::size_of::<InterpretedFrame>() + 64) as u64;
+            if let Some(Err(e)) = self.agg.interpreted.as_ref().map(|h| h.lock().expect("charge").grow(bytes)) {
+                if !self.agg.interpreted_full {
+                    self.agg.interpreted_full = true;
+                    perfkit_target::notices::push(format!(
+                        "Python frames: {e}; later new stacks are left without them"
+                    ));
+                }
+                key.7 = Vec::new();
+            }
+        }
+        *self.agg.counts.entry(key).or_default() += 1;
         self.live.samples.fetch_add(1, Ordering::Relaxed);
         let _ = self.all;
     }

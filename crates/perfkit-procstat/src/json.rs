@@ -72,7 +72,8 @@ pub fn processes(rows: &[ProcRow]) -> Value {
             let mut o = json!({
                 "uid": r.uid,
                 "pid": r.pid,
-                "comm": r.command,
+                // The process's own name: control characters as `\xNN`.
+                "comm": perfkit_profile::escape_control(&r.command),
                 "usr_percent": r2(r.usr),
                 "system_percent": r2(r.system),
                 "guest_percent": r2(r.guest),

@@ -16,6 +16,8 @@ use std::{
 const MAX_CONF_BYTES: u64 = 1 << 20;
 /// Includes nest at most this deep (a file including itself stops here).
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// At most this many configuration files are read.
+const MAX_CONF_FILES: usize = 256;
 /// At most this many directories are kept from the configuration.
 const MAX_DIRS: usize = 512;
 
@@ -58,7 +60,7 @@ pub(crate) fn search_dirs(
         }
     }
     let mut conf_dirs = Vec::new();
-    read_conf(conf, 0, &mut conf_dirs);
+    read_conf(conf, 0, &mut conf_dirs, &mut Vec::new());
     for d in conf_dirs {
         push(d, &mut out);
     }
@@ -82,13 +84,27 @@ fn expand(list: &str, origin: &Path) -> Vec<PathBuf> {
 }
 
 /// The directories of one `ld.so.conf`-format file, following `include`
-/// lines (with glob patterns) to a bounded depth. `hwcap` lines are
+/// lines (with glob patterns) to a bounded depth, each file once (`read`:
+/// their device and inode), at most [`MAX_CONF_FILES`]. `hwcap` lines are
 /// ignored, as glibc does.
-fn read_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if depth > MAX_INCLUDE_DEPTH || out.len() >= MAX_DIRS {
+fn read_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>, read: &mut Vec<(u64, u64)>) {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    if depth > MAX_INCLUDE_DEPTH || out.len() >= MAX_DIRS || read.len() >= MAX_CONF_FILES {
         return;
     }
-    let Ok(file) = std::fs::File::open(path) else { return };
+    // Never blocking on a FIFO an include names, and only regular files.
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return;
+    };
+    let Ok(meta) = file.metadata() else { return };
+    if !meta.is_file() || read.contains(&(meta.dev(), meta.ino())) {
+        return;
+    }
+    read.push((meta.dev(), meta.ino()));
     let mut text = String::new();
     if file.take(MAX_CONF_BYTES).read_to_string(&mut text).is_err() {
         return;
@@ -111,7 +127,7 @@ fn read_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>) {
                     let Ok(paths) = glob::glob(&pattern) else { continue };
                     // glob yields its matches sorted, as glibc's glob(3) does.
                     for p in paths.flatten() {
-                        read_conf(&p, depth + 1, out);
+                        read_conf(&p, depth + 1, out, read);
                     }
                 }
             }
@@ -170,6 +186,34 @@ mod tests {
                 "/usr/lib"
             ]
         );
+    }
+
+    #[test]
+    fn includes_are_read_once_and_fifos_never_block() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("ld.so.conf.d");
+        std::fs::create_dir(&d).unwrap();
+        // Six files that each include all six: 6^8 reads to the depth
+        // bound, each file once now.
+        for i in 0..6 {
+            std::fs::write(d.join(format!("{i}.conf")), format!("include {}/*.conf\n/opt/{i}\n", d.display())).unwrap();
+        }
+        // A FIFO the glob matches: nobody writes it.
+        let c = std::ffi::CString::new(d.join("fifo.conf").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::fs::write(tmp.path().join("ld.so.conf"), format!("include {}/*.conf\n", d.display())).unwrap();
+        let conf = tmp.path().join("ld.so.conf");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dirs = search_dirs(Path::new("/x/y"), None, None, None, &conf);
+            let _ = tx.send(dirs);
+        });
+        let dirs = rx.recv_timeout(std::time::Duration::from_secs(2)).expect("read within 2 s, no FIFO wait");
+        // Each include in place, as ldconfig reads them: the innermost
+        // file's directory first.
+        let dirs: Vec<_> = dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+        assert_eq!(dirs[..6], ["/opt/5", "/opt/4", "/opt/3", "/opt/2", "/opt/1", "/opt/0"]);
     }
 
     #[test]

@@ -302,7 +302,12 @@ impl Profiler {
         // arrives, which the perf_event backend allows (it hands samples
         // over one by one; the eBPF one counts them in the kernel).
         let cpython = crate::runtimes::is_cpython_target(plan.program.as_deref(), &plan.pids);
-        let for_python = cpython && options.backend == BackendChoice::Auto && options.off_cpu.is_none();
+        // Only processes the invoker named choose the backend: a cgroup's
+        // processes are anyone's, and one that looks like CPython (any
+        // user's program named python3) must not move the whole group to
+        // the perf_event backend. `--backend perf` still reads its frames.
+        let named = matches!(plan.scope, PerfScope::Processes { .. } | PerfScope::Threads(_));
+        let for_python = cpython && named && options.backend == BackendChoice::Auto && options.off_cpu.is_none();
 
         let mut ebpf_error = None;
         let mut started: Option<(Running, Choice)> = None;
@@ -797,8 +802,8 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
     if st.interpreted_late > 0 {
         let all = st.interpreted_late + st.interpreted_read;
         notes.push(Note::warn(format!(
-            "Python frames: {} of {all} samples of CPython ({:.1} %) were read more than {} ms after the sample \
-             (perfkit was short of CPU) and are left without them",
+            "Python frames: {} of {all} samples of CPython ({:.1} %) were not read within {} ms of the sample \
+             (perfkit was short of CPU, or a stack took longer to read) and are left without them",
             st.interpreted_late,
             share(st.interpreted_late, all),
             perfkit_perf::MAX_INTERPRETER_LAG.as_millis()

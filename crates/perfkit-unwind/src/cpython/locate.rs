@@ -85,26 +85,8 @@ pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
         .map_err(file_error(maps_path.clone()))?;
     let _maps_charge = budget.charge(text.len() as u64, &maps_path)?;
     let maps = parse_maps(&text);
-    // libpython first (a shared build), then the executable and whatever
-    // else is named like python (a static build).
-    let mut candidates: Vec<&str> = Vec::new();
-    for pass in [true, false] {
-        for m in &maps {
-            let name = m.path.rsplit('/').next().unwrap_or("");
-            let wanted = if pass { name.starts_with("libpython3") } else { name.contains("python") };
-            if wanted && !candidates.contains(&m.path.as_str()) {
-                candidates.push(&m.path);
-            }
-        }
-    }
-    if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe"))
-        && let Some(exe) = exe.to_str()
-        && let Some(m) = maps.iter().find(|m| m.path == exe)
-        && !candidates.contains(&m.path.as_str())
-    {
-        candidates.push(&m.path);
-    }
-    for path in candidates {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    for path in candidates(&maps, exe.as_deref().and_then(Path::to_str)) {
         let mappings: Vec<&Mapping> = maps.iter().filter(|m| m.path == path).collect();
         let Some(first) = mappings.first() else { continue };
         // The file the process mapped, even if its path now names another.
@@ -140,17 +122,54 @@ pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
     Err(Error::NotPython { pid })
 }
 
+/// The most files looked at for `_PyRuntime`: each is read whole, and
+/// the target chooses how many files named like python it maps (up to
+/// its 65,530 mappings).
+const MAX_CANDIDATES: usize = 4;
+
+/// The files that may hold `_PyRuntime`, at most [`MAX_CANDIDATES`]:
+/// libpython first (a shared build), then whatever else is named like
+/// python (a static build), then the executable.
+pub(crate) fn candidates<'a>(maps: &'a [Mapping], exe: Option<&str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    let named = |m: &&'a Mapping, library: bool| {
+        let name = m.path.rsplit('/').next().unwrap_or("");
+        if library { name.starts_with("libpython3") } else { name.contains("python") }
+    };
+    let libraries = maps.iter().filter(|m| named(m, true));
+    let others = maps.iter().filter(|m| named(m, false));
+    let exe = maps.iter().filter(|m| Some(m.path.as_str()) == exe);
+    for m in libraries.chain(others).chain(exe) {
+        if out.len() >= MAX_CANDIDATES {
+            break;
+        }
+        if seen.insert(m.path.as_str()) {
+            out.push(m.path.as_str());
+        }
+    }
+    out
+}
+
 /// A file's bytes, charged to the budget while they live.
 struct Charged(Vec<u8>, #[allow(dead_code)] perfkit_safeio::Charge);
 
 fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    // Non-blocking: a path the target swapped for a FIFO must not hang us.
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let meta = file.metadata()?;
+    use std::os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _};
+    // The path is the target's: by now it may name a FIFO or a device,
+    // which opening for reading would act on (a FIFO's writer goes on, a
+    // device may act on open). It is looked at through an O_PATH
+    // descriptor, which opens nothing, and only a regular file is then
+    // opened, through that descriptor (so it is the file looked at).
+    let at = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(path)?;
+    let meta = at.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", at.as_raw_fd()))?;
     let len = meta.len();
     if len > MAX_FILE {
         return Err(std::io::Error::other(format!("larger than {} MiB", MAX_FILE >> 20)));
@@ -212,6 +231,8 @@ pub(crate) fn load_bias(layout: &ElfLayout, mappings: &[&Mapping]) -> Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
     use crate::Segment;
 
     #[test]
@@ -237,6 +258,60 @@ garbage\n";
         assert_eq!(v("/root/.pyenv/versions/3.10.13/bin/python3.10"), Some((3, 10)));
         assert_eq!(v("/usr/bin/python3"), None);
         assert_eq!(v("/usr/bin/pythonX.Y"), None);
+    }
+
+    #[test]
+    fn few_files_are_looked_at_however_many_are_named_like_python() {
+        let mapping = |path: &str| Mapping { start: 0, end: 0x1000, offset: 0, path: path.to_owned() };
+        // The target maps 60,000 files named like python, twice each.
+        let mut maps: Vec<Mapping> = (0..60_000).map(|i| mapping(&format!("/tmp/x/python-{i}"))).collect();
+        maps.extend((0..60_000).map(|i| mapping(&format!("/tmp/x/python-{i}"))));
+        maps.push(mapping("/usr/lib/libpython3.11.so.1.0"));
+        maps.push(mapping("/usr/bin/app"));
+        let started = std::time::Instant::now();
+        let found = candidates(&maps, Some("/usr/bin/app"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(found, ["/usr/lib/libpython3.11.so.1.0", "/tmp/x/python-0", "/tmp/x/python-1", "/tmp/x/python-2"]);
+        // A usual process: libpython, then the executable.
+        let maps =
+            [mapping("/usr/bin/python3.11"), mapping("/usr/lib/libpython3.11.so.1.0"), mapping("/usr/lib/libc.so.6")];
+        assert_eq!(
+            candidates(&maps, Some("/usr/bin/python3.11")),
+            ["/usr/lib/libpython3.11.so.1.0", "/usr/bin/python3.11"]
+        );
+        let maps = [mapping("/opt/app/bin/app"), mapping("/usr/lib/libc.so.6")];
+        assert_eq!(candidates(&maps, Some("/opt/app/bin/app")), ["/opt/app/bin/app"]);
+    }
+
+    #[test]
+    fn a_fifo_or_device_at_the_path_is_never_opened() {
+        // The fallback path is the target's (through /proc/PID/root): it
+        // may name a FIFO or a device by then. Opening either for reading
+        // has effects (a FIFO's blocked writer goes on; some devices act
+        // on open): the file is looked at without being opened.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("python3.11");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let fifo = fifo.clone();
+            // Blocks in open until a reader opens the FIFO.
+            std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo).map(drop))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let err = read_file(&fifo, &Budget::new(1 << 20)).err().expect("a FIFO is refused");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let opened = writer.is_finished();
+        // Let the writer go either way.
+        let _reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(!opened, "perfkit opened the FIFO for reading");
+        // A regular file is read whole.
+        let file = dir.path().join("libpython3.11.so");
+        std::fs::write(&file, b"\x7fELF and more").unwrap();
+        assert_eq!(read_file(&file, &Budget::new(1 << 20)).unwrap().0, b"\x7fELF and more");
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod offsets;
 use std::{
     collections::{HashMap, HashSet},
     fmt, io,
+    time::Instant,
 };
 
 use perfkit_safeio::{Budget, BudgetError, Charge};
@@ -135,6 +136,12 @@ pub enum Error {
     /// What was read does not fit the memory budget.
     #[error(transparent)]
     Budget(#[from] BudgetError),
+    /// The read was not done by its deadline ([`CPython::stack_by`]).
+    #[error("PID {pid}: its Python stack was not read by the deadline")]
+    Late {
+        /// The process.
+        pid: u32,
+    },
 }
 
 /// One Python frame.
@@ -303,12 +310,12 @@ impl<M: Memory> CPython<M> {
 
     /// Every thread state of every interpreter, with its stack.
     pub fn threads(&self) -> Result<Vec<PyThread>, Error> {
-        let tstates = self.thread_states()?;
-        let tids = self.native_tids(&tstates)?;
+        let tstates = self.thread_states(Clock(None))?;
+        let tids = self.native_tids(&tstates, Clock(None))?;
         let mut out = Vec::with_capacity(tstates.len());
         for (&tstate, native_tid) in tstates.iter().zip(tids) {
             let thread_id = self.u64(tstate + self.off.tstate_thread_id, "PyThreadState.thread_id")?;
-            out.push(PyThread { native_tid, thread_id, frames: self.frames(tstate)? });
+            out.push(PyThread { native_tid, thread_id, frames: self.frames(tstate, Clock(None))? });
         }
         Ok(out)
     }
@@ -316,12 +323,38 @@ impl<M: Memory> CPython<M> {
     /// The Python stack of the thread whose kernel thread id is `tid`, or
     /// `None` when no thread state has that id (a thread that never ran
     /// Python, or one that ended).
+    ///
+    /// The work is bounded by the chains' and strings' bounds alone, which
+    /// a hostile process can make cost seconds (thousands of frames, each
+    /// walking a line table of a megabyte): a caller that must not wait
+    /// uses [`CPython::stack_by`].
     pub fn stack(&self, tid: u32) -> Result<Option<Vec<PyFrame>>, Error> {
-        let tstates = self.thread_states()?;
-        let tids = self.native_tids(&tstates)?;
+        self.stack_within(tid, None)
+    }
+
+    /// [`CPython::stack`], given up with [`Error::Late`] once `deadline`
+    /// has passed: checked at every thread state and frame, so the read
+    /// ends at most one frame's work (one line table, at most
+    /// [`MAX_LINE_TABLE`] bytes) after it.
+    pub fn stack_by(&self, tid: u32, deadline: Instant) -> Result<Option<Vec<PyFrame>>, Error> {
+        self.stack_within(tid, Some(deadline))
+    }
+
+    fn stack_within(&self, tid: u32, deadline: Option<Instant>) -> Result<Option<Vec<PyFrame>>, Error> {
+        let clock = Clock(deadline);
+        let tstates = self.thread_states(clock)?;
+        let tids = self.native_tids(&tstates, clock)?;
         match tstates.iter().zip(tids).find(|(_, t)| *t == Some(tid)) {
-            Some((&tstate, _)) => Ok(Some(self.frames(tstate)?)),
+            Some((&tstate, _)) => Ok(Some(self.frames(tstate, clock)?)),
             None => Ok(None),
+        }
+    }
+
+    /// [`Error::Late`] once the deadline has passed.
+    fn check(&self, clock: Clock) -> Result<(), Error> {
+        match clock.0 {
+            Some(d) if Instant::now() >= d => Err(Error::Late { pid: self.pid }),
+            _ => Ok(()),
         }
     }
 
@@ -340,7 +373,7 @@ impl<M: Memory> CPython<M> {
     }
 
     /// The addresses of every thread state, interpreter by interpreter.
-    fn thread_states(&self) -> Result<Vec<u64>, Error> {
+    fn thread_states(&self, clock: Clock) -> Result<Vec<u64>, Error> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut interp = self.u64(self.runtime + self.off.interpreters_head, "_PyRuntime.interpreters.head")?;
@@ -352,6 +385,7 @@ impl<M: Memory> CPython<M> {
             }
             let mut tstate = self.u64(interp + self.off.interp_threads_head, "PyInterpreterState.threads")?;
             while tstate != 0 {
+                self.check(clock)?;
                 if out.len() >= MAX_THREADS * 4 || !seen.insert(tstate) {
                     return Err(self.corrupt(format!("the thread states list loops or is longer than {MAX_THREADS}")));
                 }
@@ -370,11 +404,12 @@ impl<M: Memory> CPython<M> {
     /// 3.11; before, the `tid` of glibc's `struct pthread` that
     /// `thread_id` points to, at the offset where every thread state's
     /// descriptor holds one of the process's thread ids.
-    fn native_tids(&self, tstates: &[u64]) -> Result<Vec<Option<u32>>, Error> {
+    fn native_tids(&self, tstates: &[u64], clock: Clock) -> Result<Vec<Option<u32>>, Error> {
         if let Some(off) = self.off.tstate_native_thread_id {
             return tstates
                 .iter()
                 .map(|&t| {
+                    self.check(clock)?;
                     let tid = self.u64(t + off, "PyThreadState.native_thread_id")?;
                     Ok(u32::try_from(tid).ok().filter(|&t| t != 0))
                 })
@@ -387,6 +422,7 @@ impl<M: Memory> CPython<M> {
             return tstates
                 .iter()
                 .map(|&t| {
+                    self.check(clock)?;
                     let pthread = self.u64(t + self.off.tstate_thread_id, "PyThreadState.thread_id")?;
                     let mut b = [0u8; 4];
                     Ok(self
@@ -397,14 +433,23 @@ impl<M: Memory> CPython<M> {
                 .collect();
         }
         let tasks = locate::tasks(self.pid, MAX_THREADS * 4);
+        let _charge = self
+            .budget
+            .charge((tstates.len() * SPAN) as u64, format_args!("the thread descriptors of PID {}", self.pid))?;
         let mut descriptors = Vec::with_capacity(tstates.len());
         for &t in tstates {
+            self.check(clock)?;
             let pthread = self.u64(t + self.off.tstate_thread_id, "PyThreadState.thread_id")?;
             let mut bytes = vec![0u8; SPAN];
             descriptors.push(self.read(pthread, &mut bytes, "struct pthread").ok().map(|()| bytes));
         }
         let at = |bytes: &[u8], o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let mut late = false;
         let offset = (0..SPAN / 4).map(|i| i * 4).find(|&o| {
+            if self.check(clock).is_err() {
+                late = true;
+                return true;
+            }
             let mut seen = HashSet::new();
             let mut any = false;
             for bytes in descriptors.iter().flatten() {
@@ -416,6 +461,9 @@ impl<M: Memory> CPython<M> {
             }
             any
         });
+        if late {
+            return Err(Error::Late { pid: self.pid });
+        }
         // Kept when found from two threads or more, or at glibc's place
         // (one thread's id alone could match elsewhere by chance).
         if let Some(o) = offset
@@ -427,7 +475,7 @@ impl<M: Memory> CPython<M> {
     }
 
     /// The frames of a thread state, innermost first.
-    fn frames(&self, tstate: u64) -> Result<Vec<PyFrame>, Error> {
+    fn frames(&self, tstate: u64, clock: Clock) -> Result<Vec<PyFrame>, Error> {
         let off = &self.off;
         let mut frames: Vec<PyFrame> = Vec::new();
         let mut seen = HashSet::new();
@@ -440,6 +488,7 @@ impl<M: Memory> CPython<M> {
         let mut budget = self.budget.start(format_args!("Python frames of PID {}", self.pid));
         let mut steps = 0;
         while frame != 0 {
+            self.check(clock)?;
             steps += 1;
             if steps > MAX_FRAMES || !seen.insert(frame) {
                 return Err(self.corrupt(format!("a frame chain loops or is deeper than {MAX_FRAMES}")));
@@ -589,6 +638,10 @@ impl<M: Memory> CPython<M> {
         })
     }
 }
+
+/// When a read must be done by, if ever.
+#[derive(Clone, Copy)]
+struct Clock(Option<Instant>);
 
 fn read_u32(mem: &impl Memory, pid: u32, addr: u64, what: &'static str) -> Result<u32, Error> {
     let mut b = [0u8; 4];

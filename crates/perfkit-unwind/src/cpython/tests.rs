@@ -203,3 +203,39 @@ fn reads_3_10_frame_objects_and_their_pep626_lines() {
     // Its pthread_t points nowhere readable: no thread id, not an error.
     assert_eq!(threads[0].native_tid, None);
 }
+
+/// 4096 frames of one code object whose 1 MiB location table puts every
+/// frame's instruction at its end: each read walks 4 GiB of table.
+fn process_with_costly_frames() -> FakeMemory {
+    let mut mem = process_312();
+    // Entries of 8 code units with no line change: 2 bytes each.
+    let table: Vec<u8> = [0x80 | (13 << 3) | 7, 0].repeat(MAX_LINE_TABLE as usize / 2);
+    let last_unit = (table.len() as u64 / 2) * 8 - 1;
+    put_code(&mut mem, 0x50_000, "f", "/x.py", 1, &table);
+    let base = 0x100_0000u64;
+    for i in 0..MAX_FRAMES as u64 {
+        let previous = if i + 1 < MAX_FRAMES as u64 { base + (i + 1) * 0x100 } else { 0 };
+        put_frame(&mut mem, base + i * 0x100, 0x50_000, last_unit, previous, 0);
+    }
+    mem.put_u64(CFRAME, base);
+    mem
+}
+
+#[test]
+fn a_stack_read_ends_at_its_deadline() {
+    let py =
+        CPython::new(process_with_costly_frames(), 1, RUNTIME, Some(v(12)), Some(CODE_TYPE), &Budget::new(64 << 20))
+            .unwrap();
+    // Unbounded, this read takes seconds (5.7 s in a release build): at
+    // every sample, in the sampler's real-time drain thread.
+    let start = std::time::Instant::now();
+    let err = py.stack_by(4242, start + std::time::Duration::from_millis(2)).unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Late { pid: 1 }), "{err}");
+    // One frame's work past the deadline at most (a debug build walks a
+    // megabyte of line table in some milliseconds).
+    assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+    // A read that fits its deadline is whole.
+    let frames = reader(process_312(), 12).stack_by(4242, start + std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(frames.map(|f| f.len()), Some(2));
+}
