@@ -600,9 +600,7 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
 /// CLOCK_MONOTONIC now, in nanoseconds: the clock of the events'
 /// timestamps.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 

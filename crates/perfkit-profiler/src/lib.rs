@@ -13,7 +13,7 @@
 //!   copy of each sample's user stack unwound with DWARF in user space.
 //!
 //! The [`Session`] samples until [`Session::finish`], which symbolizes and
-//! returns a [`Profile`](perfkit_profile::Profile) with [`Note`]s that
+//! returns a [`Profile`] with [`Note`]s that
 //! account for every loss (dropped samples, truncated stacks, what a backend
 //! could not walk).
 //!
