@@ -431,7 +431,22 @@ mod tests {
 
     #[test]
     fn the_table_is_in_the_docs() {
-        let doc = include_str!("../../../docs/TOOLS.md");
+        // The repository's docs, read at run time: a published package has
+        // no docs/, and its tests must build from the package.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/TOOLS.md");
+        let Ok(doc) = std::fs::read_to_string(&path) else {
+            assert!(
+                std::env::var("PERFKIT_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "{} is missing; strict mode checks the table against it",
+                path.display()
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "perfkit-test: skipped the_table_is_in_the_docs: no docs/TOOLS.md beside this package; `cargo xtask test` runs it"
+            );
+            return;
+        };
         for row in markdown_rows() {
             assert!(doc.contains(&row), "docs/TOOLS.md lacks the row\n{row}");
         }
