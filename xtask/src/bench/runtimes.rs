@@ -106,6 +106,10 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
         paths: Vec::new(),
         reports: true,
     };
+    // The JVMs run 4 s past the profile: `jcmd PID Compiler.perfmap`,
+    // itself a JVM, attaches after perf's window and must find the target
+    // alive.
+    let java_secs = (seconds + 4).to_string();
     let java = |flags: &[&str]| -> Workload {
         let mut command = vec!["java".to_owned()];
         command.extend(flags.iter().map(|f| f.to_string()));
@@ -113,7 +117,7 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
             "-cp".into(),
             dir.to_string_lossy().into_owned(),
             "HotSplit".into(),
-            secs.clone(),
+            java_secs.clone(),
             "report".into(),
         ]);
         Workload { name: "JVM", command, paths: Vec::new(), reports: true }
