@@ -9,3 +9,27 @@
 //!
 //! Keeping them in a crate that is never published lets every published
 //! crate's own tests run from its package (`cargo xtask package`).
+
+use std::path::{Path, PathBuf};
+
+/// The repository's fuzzing directory (`fuzz/`).
+pub fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+/// Every input of one fuzz target, sorted: its corpus
+/// (`fuzz/corpus/TARGET`) and the crashes its fuzzer found
+/// (`fuzz/artifacts/TARGET`). Panics when there is none: a replay of
+/// nothing would pass without testing anything.
+pub fn fuzz_inputs(target: &str) -> Vec<PathBuf> {
+    let root = fuzz_dir();
+    let mut out = Vec::new();
+    for dir in ["corpus", "artifacts"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
+            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
+    out.sort();
+    out
+}

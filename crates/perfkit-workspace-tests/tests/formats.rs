@@ -2,21 +2,6 @@
 //! a normal test: each input must give a result or an error, never a panic,
 //! within the memory budget. The same calls as the fuzz targets.
 
-use std::path::{Path, PathBuf};
-
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut out = Vec::new();
-    for dir in ["corpus", "artifacts"] {
-        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
-            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
-        }
-    }
-    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
-    out.sort();
-    out
-}
-
 /// Each input gets a budget of its own, as the fuzz targets give it.
 fn options() -> perfkit_formats::ReadOptions {
     perfkit_formats::ReadOptions::with_budget(perfkit_formats::Budget::new(64 << 20))
@@ -24,7 +9,7 @@ fn options() -> perfkit_formats::ReadOptions {
 
 #[test]
 fn detect_corpus() {
-    for path in inputs("detect") {
+    for path in perfkit_workspace_tests::fuzz_inputs("detect") {
         let data = std::fs::read(&path).unwrap();
         let _ = perfkit_formats::detect(&data);
         let _ = perfkit_formats::read_folded(&data, &options());
@@ -34,7 +19,7 @@ fn detect_corpus() {
 
 #[test]
 fn folded_corpus() {
-    for path in inputs("folded") {
+    for path in perfkit_workspace_tests::fuzz_inputs("folded") {
         let data = std::fs::read(&path).unwrap();
         if let Ok(text) = std::str::from_utf8(&data) {
             for line in text.lines() {
@@ -48,7 +33,7 @@ fn folded_corpus() {
 
 #[test]
 fn perf_script_corpus() {
-    for path in inputs("perf_script") {
+    for path in perfkit_workspace_tests::fuzz_inputs("perf_script") {
         let mut input = b"prog 1234/1234 [000] 100.000000: 1 cpu-clock:\n".to_vec();
         input.extend(std::fs::read(&path).unwrap());
         for roots in [perfkit_formats::Roots::Command, perfkit_formats::Roots::Process, perfkit_formats::Roots::Thread]
@@ -63,7 +48,7 @@ fn perf_script_corpus() {
 #[test]
 fn pprof_corpus() {
     let mut read_ok = 0;
-    for path in inputs("pprof") {
+    for path in perfkit_workspace_tests::fuzz_inputs("pprof") {
         if perfkit_formats::pprof::read_with(&std::fs::read(&path).unwrap(), &options().budget).is_ok() {
             read_ok += 1;
         }
@@ -73,7 +58,7 @@ fn pprof_corpus() {
 
 #[test]
 fn json_corpus() {
-    for path in inputs("json") {
+    for path in perfkit_workspace_tests::fuzz_inputs("json") {
         let _ = perfkit_formats::json::read_with(&std::fs::read(&path).unwrap(), &options().budget);
     }
 }

@@ -4,26 +4,13 @@
 //! normal test: never a panic, within the budget. The same calls as
 //! fuzz/fuzz_targets/perf_map.rs and jitdump.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use perfkit_symbols::perfmap::PerfMap;
 
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut out = Vec::new();
-    for dir in ["corpus", "artifacts"] {
-        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
-            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
-        }
-    }
-    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
-    out.sort();
-    out
-}
-
 #[test]
 fn perf_map_corpus() {
-    for path in inputs("perf_map") {
+    for path in perfkit_workspace_tests::fuzz_inputs("perf_map") {
         let data = std::fs::read(&path).unwrap();
         let budget = perfkit_safeio::Budget::new(64 << 20);
         let mut map = PerfMap::parse(&data, Path::new("perf-1.map"), budget.clone());
@@ -38,7 +25,7 @@ fn perf_map_corpus() {
 
 #[test]
 fn jitdump_corpus() {
-    for path in inputs("jitdump") {
+    for path in perfkit_workspace_tests::fuzz_inputs("jitdump") {
         let data = std::fs::read(&path).unwrap();
         let budget = perfkit_safeio::Budget::new(64 << 20);
         let mut map = PerfMap::parse_jitdump(&data, Path::new("jit-1.dump"), budget.clone());
@@ -54,7 +41,7 @@ fn jitdump_corpus() {
 #[test]
 fn the_seeds_parse_as_a_file_does() {
     // The seed with a 6000-byte line: the entries around it are kept.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/perf_map/seed-long");
+    let root = perfkit_workspace_tests::fuzz_dir().join("corpus/perf_map/seed-long");
     let data = std::fs::read(&root).unwrap();
     let mut map = PerfMap::parse(&data, Path::new("perf-1.map"), perfkit_safeio::Budget::new(1 << 20));
     assert_eq!(map.lookup(0x1005), Some("first"));

@@ -4,24 +4,9 @@
 //! a normal test: each input gives a table or an error, never a panic,
 //! within the budget. The same calls as fuzz/fuzz_targets/unwind_table.rs.
 
-use std::path::{Path, PathBuf};
-
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut out = Vec::new();
-    for dir in ["corpus", "artifacts"] {
-        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
-            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
-        }
-    }
-    assert!(!out.is_empty(), "no corpus for the {target} fuzz target under {}", root.display());
-    out.sort();
-    out
-}
-
 #[test]
 fn unwind_table_corpus() {
-    for path in inputs("unwind_table") {
+    for path in perfkit_workspace_tests::fuzz_inputs("unwind_table") {
         let data = std::fs::read(&path).unwrap();
         let budget = perfkit_safeio::Budget::new(128 << 20);
         if let Ok(table) = perfkit_unwind::UnwindTable::build_in(&data, &budget, "fuzz input") {
@@ -43,7 +28,7 @@ fn unwind_table_corpus() {
 fn gopclntab_corpus() {
     use perfkit_unwind::{ElfLayout, gopclntab::GoTable};
     // The same calls as fuzz/fuzz_targets/gopclntab.rs.
-    for path in inputs("gopclntab") {
+    for path in perfkit_workspace_tests::fuzz_inputs("gopclntab") {
         let data = std::fs::read(&path).unwrap();
         let bare = GoTable::at(&data, &data, ElfLayout::parse(&data), 0);
         for table in GoTable::find(&data).into_iter().chain(bare) {
