@@ -12,7 +12,10 @@ use std::{
     process::Command,
 };
 
-use super::{Workload, attached, build_perfkit, ensure_inferno, find_on_path, interleaved, median, perf_post, show};
+use super::{
+    Workload, attached, build_perfkit, ensure_inferno, find_on_path, interleaved, median, mib, perf_post, rounds_of,
+    show,
+};
 
 /// One profiler's run on a workload.
 #[derive(Clone, Debug, Default)]
@@ -25,10 +28,6 @@ struct Cost {
     peak_mib: f64,
     /// Samples that name the workload's hot functions, of all samples.
     named: f64,
-}
-
-fn rounds_of(stderr: &str) -> Option<f64> {
-    stderr.lines().find_map(|l| l.strip_prefix("rounds ")?.trim().parse().ok())
 }
 
 /// The share of folded samples whose stack names one of `hot`.
@@ -129,14 +128,10 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
          CPU time and peak memory are the profiler's own (its whole pipeline), throughput is the target's \
          against the same target unprofiled"
     );
+    // The workload alone, as the profile benchmark measures it.
     let sample = |w: &Workload| -> Result<Cost, String> {
-        let (run, err) = attached(w, |_| {
-            let mut c = Command::new("sleep");
-            c.arg("0");
-            c
-        })?;
-        let _ = run;
-        Ok(Cost { rounds: rounds_of(&err), ..Cost::default() })
+        let r = super::measure(Command::new(&w.command[0]).args(&w.command[1..]))?;
+        Ok(Cost { rounds: rounds_of(&r.stderr), ..Cost::default() })
     };
     let perfkit_run = |w: &Workload, hz: u32, hot: &[&str]| -> Result<Cost, String> {
         let folded = dir.join("perfkit.folded");
@@ -152,7 +147,7 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
         Ok(Cost {
             rounds: rounds_of(&err),
             cpu_s: run.cpu.as_secs_f64(),
-            peak_mib: run.max_rss_kib as f64 / 1024.0,
+            peak_mib: mib(run.max_rss_kib as f64),
             named: named_share(&text, hot),
         })
     };
@@ -176,7 +171,7 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
             Ok(Cost {
                 rounds: rounds_of(&err),
                 cpu_s: run.cpu.as_secs_f64(),
-                peak_mib: run.max_rss_kib as f64 / 1024.0,
+                peak_mib: mib(run.max_rss_kib as f64),
                 named: named_share(&text, &py_hot),
             })
         };
@@ -212,7 +207,7 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
             Ok(Cost {
                 rounds: rounds_of(&err),
                 cpu_s: steps.iter().map(|r| r.cpu.as_secs_f64()).sum(),
-                peak_mib: steps.iter().map(|r| r.max_rss_kib as f64 / 1024.0).fold(0.0, f64::max),
+                peak_mib: steps.iter().map(|r| mib(r.max_rss_kib as f64)).fold(0.0, f64::max),
                 named: named_share(&post.collapse.stdout, &java_hot),
             })
         };
