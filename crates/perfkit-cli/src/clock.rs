@@ -93,6 +93,11 @@ pub(crate) fn hms_of_unix_ms(unix_ms: u64) -> String {
     }
 }
 
+/// Now as an RFC 3339 timestamp in UTC, the `time` of JSON documents.
+pub(crate) fn now_rfc3339() -> String {
+    Timestamp::now().to_string()
+}
+
 /// The local clock time now, `HH:MM:SS`.
 pub(crate) fn now_hms() -> String {
     hms(Timestamp::now())

@@ -28,7 +28,9 @@ use serde_json::json;
 use crate::profile::{IdList, parse_pid_list};
 
 /// JSON documents' schema version (docs/JSON.md).
-const SCHEMA_VERSION: u32 = 1;
+/// Version 2: `time` became RFC 3339, and histograms are in microseconds
+/// whatever the text unit.
+const SCHEMA_VERSION: u32 = 2;
 
 /// Processes to watch: a PID list, a cgroup, or a command.
 #[derive(Debug, Args)]
@@ -196,7 +198,7 @@ fn histogram_loop(
 
 /// Prints a log2 histogram in bcc's layout.
 fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) -> std::io::Result<()> {
-    let counts = rescale(h, scale);
+    let counts = h.rescaled(scale).counts;
     let Some(last) = counts.iter().rposition(|&c| c > 0) else {
         return writeln!(out, "     {unit:<19} : count     distribution\n     (no events)");
     };
@@ -210,37 +212,24 @@ fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) 
     Ok(())
 }
 
-/// A histogram's counts with the values divided by `scale` (1000 turns
-/// microsecond buckets into millisecond ones: bucket i moves down by
-/// log2(1024) = 10, as bcc's -m does by dividing each value).
-fn rescale(h: &Histogram, scale: u64) -> Vec<u64> {
-    if scale <= 1 {
-        return h.counts.to_vec();
-    }
-    let shift = 64 - (scale - 1).leading_zeros() as usize;
-    let mut out = vec![0u64; h.counts.len()];
-    for (i, &c) in h.counts.iter().enumerate() {
-        out[i.saturating_sub(shift)] += c;
-    }
-    out
-}
-
-fn histogram_json(h: &Histogram, unit: &str, scale: u64, per: serde_json::Value) -> serde_json::Value {
-    let counts = rescale(h, scale);
-    let last = counts.iter().rposition(|&c| c > 0).map_or(0, |l| l + 1);
-    let buckets: Vec<serde_json::Value> = counts
+/// A histogram as JSON, always in microseconds (`-m` changes only the text
+/// tables, so key names never change with flags).
+fn histogram_json(h: &Histogram, per: serde_json::Value) -> serde_json::Value {
+    let last = h.used().map_or(0, |(_, l)| l + 1);
+    let buckets: Vec<serde_json::Value> = h
+        .counts
         .iter()
         .enumerate()
         .take(last)
         .map(|(i, &c)| {
             let (low, high) = Histogram::bounds_us(i);
-            json!({ format!("low_{unit}"): low, format!("high_{unit}"): high, "count": c })
+            json!({ "low_usecs": low, "high_usecs": high, "count": c })
         })
         .collect();
     json!({
         "per": per,
         "count": h.count(),
-        format!("sum_{unit}"): round3(h.sum_ns as f64 / 1000.0 / scale as f64),
+        "sum_usecs": round3(h.sum_ns as f64 / 1000.0),
         "buckets": buckets,
     })
 }
@@ -399,10 +388,9 @@ fn print_report(
         let doc = json!({
             "schema_version": SCHEMA_VERSION,
             "tool": tool,
-            "time": crate::clock::now_hms(),
+            "time": crate::clock::now_rfc3339(),
             "interval_seconds": reporting.interval.map(|d| d.as_secs_f64()),
-            "unit": unit,
-            "histograms": hists.iter().map(|h| histogram_json(h, unit, scale, label(h).1)).collect::<Vec<_>>(),
+            "histograms": hists.iter().map(|h| histogram_json(h, label(h).1)).collect::<Vec<_>>(),
         });
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
@@ -708,7 +696,7 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
                     o["count"] = json!(count);
                     o["errors"] = json!(errors);
                     if args.latency {
-                        o[format!("time_{unit}")] = json!(round3(*total as f64 / div));
+                        o["time_usecs"] = json!(round3(*total as f64 / 1e3));
                     }
                     o
                 })
@@ -718,7 +706,7 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
                 &json!({
                     "schema_version": SCHEMA_VERSION,
                     "tool": "syscount",
-                    "time": crate::clock::now_hms(),
+                    "time": crate::clock::now_rfc3339(),
                     "interval_seconds": args.reporting.interval.map(|d| d.as_secs_f64()),
                     "per": if args.process { "process" } else { "syscall" },
                     "rows": list,
@@ -1347,15 +1335,14 @@ mod tests {
     }
 
     #[test]
-    fn milliseconds_move_buckets_down_and_json_names_its_unit() {
+    fn json_histograms_keep_microseconds() {
         let mut h = Histogram::new(0, 0);
         h.counts[13] = 5; // 8192..16383 us: 8..15 ms
         h.sum_ns = 50_000_000;
-        assert_eq!(rescale(&h, 1000)[3], 5);
-        let j = histogram_json(&h, "msecs", 1000, json!({"pid": 1}));
+        let j = histogram_json(&h, json!({"pid": 1}));
         assert_eq!(j["count"], 5);
-        assert_eq!(j["sum_msecs"], 50.0);
-        assert_eq!(j["buckets"][3]["low_msecs"], 8);
+        assert_eq!(j["sum_usecs"], 50_000.0);
+        assert_eq!(j["buckets"][13]["low_usecs"], 8192);
         assert_eq!(j["per"]["pid"], 1);
     }
 

@@ -340,7 +340,7 @@ fn syscount_counts_exactly_like_bpftrace() {
     let rows = report.last().unwrap()["rows"].as_array().unwrap().clone();
     let getppid = rows.iter().find(|r| r["syscall"] == "getppid").unwrap_or_else(|| panic!("{rows:?}"));
     assert_eq!(getppid["count"], 100_000);
-    let ours_us = getppid["time_us"].as_f64().unwrap();
+    let ours_us = getppid["time_usecs"].as_f64().unwrap();
 
     // strace -c on the same work: the same count, time of the same order.
     let st = Command::new("strace").args(["-c", "-e", "trace=getppid"]).arg(&bin).arg("100000").output().unwrap();

@@ -8,29 +8,42 @@
 //! use perfkit_procstat::json;
 //! let doc = json::document(1_700_000_000_250, 1.0, false, "cpus", json::cpu(&[]));
 //! assert_eq!(doc["schema_version"], json::SCHEMA_VERSION);
-//! assert_eq!(doc["timestamp"], 1_700_000_000.25);
+//! assert_eq!(doc["time"], "2023-11-14T22:13:20.25Z");
 //! ```
 
 use crate::model::{CpuRow, DiskRow, MemReport, NetRow, ProcRow, PsiRow};
 use serde_json::{Value, json};
 
 /// The version of the `sys` JSON documents.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 replaced the Unix `timestamp` by the RFC 3339 `time`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A Unix time in milliseconds as an RFC 3339 timestamp in UTC
+/// (`2023-11-14T22:13:20.25Z`), the one time representation of perfkit's
+/// JSON documents. A time past the range jiff represents is written as the
+/// Unix epoch.
+pub fn rfc3339(unix_ms: u64) -> String {
+    i64::try_from(unix_ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
+}
 
 /// Rounds to 2 decimals (as the tables print).
 pub fn r2(v: f64) -> f64 {
     if v.is_finite() { (v * 100.0).round() / 100.0 } else { 0.0 }
 }
 
-/// One report as a JSON document: `schema_version`, `timestamp` (Unix
-/// seconds of the sample that ends the interval), `interval_seconds`,
+/// One report as a JSON document: `schema_version`, `time` (RFC 3339, of
+/// the sample that ends the interval), `interval_seconds`,
 /// `average` on the summary after the last interval, and `data` under
 /// `key` (`cpus`, `processes`, `memory`, `disks`, `interfaces`,
 /// `pressure`).
 pub fn document(unix_ms: u64, interval_seconds: f64, average: bool, key: &str, data: Value) -> Value {
     let mut obj = json!({
         "schema_version": SCHEMA_VERSION,
-        "timestamp": unix_ms as f64 / 1000.0,
+        "time": rfc3339(unix_ms),
         "interval_seconds": r2(interval_seconds),
     });
     if average {

@@ -58,6 +58,35 @@ impl Histogram {
         out
     }
 
+    /// Adds another histogram's counts and sum to this one (two CPUs, two
+    /// runs, or the per-PID histograms of one cgroup). `id` and `sub` stay
+    /// this histogram's.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c = c.saturating_add(*o);
+        }
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+    }
+
+    /// The same values divided by `scale` (1000 turns microsecond buckets
+    /// into millisecond ones, as bcc's `-m` does): bucket `i` moves down
+    /// by the number of bits of `scale - 1` (10 for 1000, since bcc divides
+    /// each value by 1000 before taking its log2 and 1000 rounds up to
+    /// 1024). The sum is kept in nanoseconds, undivided. A scale of 0 or 1
+    /// returns a copy.
+    pub fn rescaled(&self, scale: u64) -> Histogram {
+        if scale <= 1 {
+            return self.clone();
+        }
+        let shift = 64 - (scale - 1).leading_zeros() as usize;
+        let mut out = Histogram { counts: [0; HIST_SLOTS], ..self.clone() };
+        for (i, &c) in self.counts.iter().enumerate() {
+            let to = i.saturating_sub(shift);
+            out.counts[to] = out.counts[to].saturating_add(c);
+        }
+        out
+    }
+
     /// The value below which `q` (0..=1) of the values fall, in
     /// microseconds, at the resolution of the buckets (their upper bound).
     pub fn quantile_us(&self, q: f64) -> Option<u64> {
@@ -139,5 +168,30 @@ mod tests {
         assert_eq!(d.count(), 5);
         assert_eq!(d.sum_ns, 500);
         assert_eq!(Histogram::new(1, 0).quantile_us(0.5), None);
+    }
+
+    #[test]
+    fn merge_adds_and_rescale_moves_buckets_down() {
+        let mut a = Histogram::new(7, 1);
+        a.counts[13] = 5; // 8192..16383 us: 8..15 ms
+        a.sum_ns = 50_000_000;
+        let mut b = Histogram::new(8, 2);
+        b.counts[13] = 1;
+        b.counts[2] = 4;
+        b.sum_ns = 10_000_016;
+        a.merge(&b);
+        assert_eq!((a.id, a.sub), (7, 1));
+        assert_eq!(a.counts[13], 6);
+        assert_eq!(a.counts[2], 4);
+        assert_eq!(a.sum_ns, 60_000_016);
+        let ms = a.rescaled(1000);
+        assert_eq!(ms.counts[3], 6);
+        assert_eq!(ms.counts[0], 4, "values under a millisecond fall in the first bucket");
+        assert_eq!(ms.count(), a.count());
+        assert_eq!(ms.sum_ns, a.sum_ns);
+        assert_eq!(a.rescaled(1), a);
+        a.counts[HIST_SLOTS - 1] = u64::MAX;
+        a.merge(&a.clone());
+        assert_eq!(a.counts[HIST_SLOTS - 1], u64::MAX, "counts saturate");
     }
 }
