@@ -31,7 +31,7 @@ fn run(pid: u32) -> Result<(), Box<dyn std::error::Error>> {
     let finished = session.finish()?;
     // What could not be measured is said, never hidden.
     for note in &finished.notes {
-        eprintln!("{}", note.text);
+        eprintln!("{note}");
     }
     finished.profile.write_folded(&mut std::io::stdout().lock())?;
     Ok(())

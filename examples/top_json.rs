@@ -43,7 +43,7 @@ fn run(pid: u32, seconds: u64, n: usize) -> Result<(), Box<dyn std::error::Error
     session.wait(Some(Duration::from_secs(seconds)));
     let finished = session.finish()?;
     for note in &finished.notes {
-        eprintln!("{}", note.text);
+        eprintln!("{note}");
     }
     let total = finished.profile.total_samples().max(1) as f64;
     for function in finished.profile.top_self(n) {

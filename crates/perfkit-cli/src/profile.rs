@@ -16,7 +16,8 @@ use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
 use perfkit_profile::{CountUnit, Profile, printable};
 use perfkit_profiler::{
-    BackendChoice, EndReason, Finished, Grouping, OffCpu, Options, Profiler, SampleEvent, Session, Target, UnwindChoice,
+    BackendChoice, EndReason, Finished, Grouping, Note, OffCpu, Options, Profiler, Remedy, SampleEvent, Session,
+    Target, UnwindChoice,
 };
 use perfkit_target::TargetError;
 
@@ -527,7 +528,7 @@ fn run_kind(
             let _ = c.terminate(perfkit_profiler::COMMAND_GRACE);
         }
         for n in &notes {
-            eprintln!("{}", printable(&n.text));
+            eprintln!("{}", note_line(n));
         }
         let elapsed = profile.meta.duration.as_secs_f64();
         let what = if watched.is_empty() { description.clone() } else { list(&watched) };
@@ -549,7 +550,8 @@ fn run_kind(
         }
         if let Some(hint) = children_hint {
             bail!(
-                "no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling ({hint}); nothing written"
+                "no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling ({}); nothing written",
+                note_line(&hint)
             );
         }
         bail!("no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling; nothing written");
@@ -602,7 +604,7 @@ fn run_kind(
         );
     }
     for n in &notes {
-        eprintln!("{}", printable(&n.text));
+        eprintln!("{}", note_line(n));
     }
     if args.top > 0 && total > 0 {
         eprintln!(
@@ -682,6 +684,24 @@ fn subtitle(profile: &Profile) -> String {
         s.push_str(&format!(", {} stacks lost, {} samples dropped", m.lost_stacks, m.dropped_samples));
     }
     s
+}
+
+/// A library note as the summary prints it: the sentence, then the flag
+/// that would have helped.
+fn note_line(note: &Note) -> String {
+    let text = printable(&note.to_string()).into_owned();
+    let flag = match note.remedy() {
+        Some(Remedy::MoreStackEntries) => "raise --stack-map-size".to_owned(),
+        Some(Remedy::MoreCountsEntries) => "raise --counts-map-size".to_owned(),
+        Some(Remedy::MoreTableRows) => "raise --table-rows".to_owned(),
+        Some(Remedy::LowerFrequency) => "lower -F".to_owned(),
+        Some(Remedy::StackBytes(n)) => format!("--stack-size {n}"),
+        Some(Remedy::PerfBackend) => "--backend perf, or auto without --off-cpu".to_owned(),
+        Some(Remedy::DwarfUnwinding) => "use --unwind dwarf".to_owned(),
+        Some(Remedy::WithChildren) => "--children includes them".to_owned(),
+        _ => return text,
+    };
+    format!("{text}; {flag}")
 }
 
 #[cfg(test)]

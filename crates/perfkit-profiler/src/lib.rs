@@ -27,7 +27,7 @@
 //! let finished = session.finish()?;
 //! finished.profile.write_folded(std::io::stdout()).unwrap();
 //! for note in &finished.notes {
-//!     eprintln!("{}", note.text);
+//!     eprintln!("{note}");
 //! }
 //! # Ok(())
 //! # }
@@ -35,11 +35,13 @@
 
 mod choose;
 mod ldpath;
+pub mod notes;
 mod runtimes;
 mod session;
 mod target;
 mod wait;
 
+pub use notes::{Note, NoteLevel, Remedy};
 pub use perfkit_perf::SampleEvent;
 pub use perfkit_probes::OffCpu;
 /// The profile model, so that a tool built on this crate alone can read
@@ -49,7 +51,7 @@ pub use perfkit_profile::{
     CountUnit, Frame, FrameKind, FunctionCount, Location, Origin, Profile, ProfileMeta, Stack, Truncation,
 };
 pub use perfkit_symbols::Grouping;
-pub use session::{Backend, Choice, EndReason, Finished, Note, NoteLevel, Profiler, Session, Walker};
+pub use session::{Backend, Choice, EndReason, Finished, Profiler, Session, Walker};
 pub use target::{Target, TargetKind};
 pub use wait::wait_for;
 

@@ -11,7 +11,7 @@ use perfkit_target::{
     jvm::{AttachError, Jvm},
 };
 
-use crate::session::Note;
+use crate::notes::{Note, Runtime};
 
 /// The most sampled processes looked at for a JVM.
 const MAX_PROCESSES: usize = 64;
@@ -50,10 +50,7 @@ pub(crate) fn before_symbolizing(
             jvm.request_perf_map(left.min(ATTACH_TIMEOUT))
         };
         match result {
-            Ok(()) => notes.push(Note::info(format!(
-                "JIT symbols: the JVM (PID {pid}) wrote its perf map on request, as `jcmd {pid} Compiler.perfmap` \
-                 makes it do"
-            ))),
+            Ok(()) => notes.push(Note::JvmPerfMapWritten { pid }),
             Err(e) => {
                 let ours = command.as_ref().is_some_and(|c| c.pid() == pid);
                 if ours && jvm.dumps_map_at_exit && exit.is_none() {
@@ -64,10 +61,7 @@ pub(crate) fn before_symbolizing(
                     {
                         *exit = Some(status);
                         *command = None;
-                        notes.push(Note::info(format!(
-                            "JIT symbols: the JVM (PID {pid}) writes its perf map at exit (-XX:+DumpPerfMapAtExit): \
-                             it was ended before symbolizing ({e})"
-                        )));
+                        notes.push(Note::JvmEndedForPerfMap { pid, why: e.to_string() });
                         continue;
                     }
                 }
@@ -87,17 +81,6 @@ fn by_samples(samples: &[RawSample]) -> Vec<u32> {
     let mut pids: Vec<(u32, u64)> = counts.into_iter().collect();
     pids.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     pids.into_iter().map(|(p, _)| p).collect()
-}
-
-/// A runtime, from the process's executable and libraries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Runtime {
-    Jvm,
-    Node,
-    /// CPython, with its version when the file names say it.
-    Python(Option<(u32, u32)>),
-    DotNet,
-    Other,
 }
 
 fn runtime_of(pid: u32, process: &str) -> Runtime {
@@ -169,35 +152,15 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
         if unnamed * 100 < total {
             continue;
         }
-        let share = 100.0 * unnamed as f64 / total.max(1) as f64;
-        let what =
-            format!("{share:.1} % of the samples of {} (PID {pid}) are in JIT code without a name", name_of(pid));
         let runtime = runtime_of(pid, name_of(pid));
-        let fix = match &runtime {
-            Runtime::Jvm => match prepared.jvm_failures.get(&pid) {
-                Some(why) => format!(
-                    "it is a JVM that could not be asked for its perf map ({why}); allow attaching (no \
-                     -XX:+DisableAttachMechanism, JDK 17 or newer), or start it with \
-                     -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit (JDK 11 to 16: load perf-map-agent)"
-                ),
-                None => "it is a JVM: its perf map did not cover this code (compiled after it was written, or \
-                         freed); a longer run or -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit helps"
-                    .to_owned(),
-            },
-            Runtime::Node => "it is Node: start it with --perf-basic-prof (or --perf-basic-prof-only-functions), \
-                              which writes /tmp/perf-PID.map"
-                .to_owned(),
-            Runtime::DotNet => "it is .NET: start it with DOTNET_PerfMapEnabled=1".to_owned(),
-            Runtime::Python(_) if read.contains(&pid) => "it is CPython: its perf map or jitdump did not name this \
-                                                           code (CPython buffers jitdump records until it exits: let \
-                                                           it end, or use -X perf, which writes each line at once)"
-                .to_owned(),
-            Runtime::Python(_) => python_fix(runtime.clone()),
-            Runtime::Other => {
-                "the runtime that generated it writes no /tmp/perf-PID.map or /tmp/jit-PID.dump".to_owned()
-            }
-        };
-        notes.push(Note::warn(format!("{what}: {fix}")));
+        notes.push(Note::JitUnnamed {
+            pid,
+            process: name_of(pid).to_owned(),
+            share_percent: 100.0 * unnamed as f64 / total.max(1) as f64,
+            jvm_failure: if runtime == Runtime::Jvm { prepared.jvm_failures.get(&pid).cloned() } else { None },
+            map_read: read.contains(&pid),
+            runtime,
+        });
     }
     // CPython without perf support: its samples show the interpreter's
     // loop, not Python functions, and no map is written.
@@ -212,46 +175,13 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
     pids.sort_unstable();
     for (pid, n) in pids.into_iter().take(MAX_PROCESSES) {
         let runtime = runtime_of(pid, name_of(pid));
-        if matches!(runtime, Runtime::Python(_)) {
-            notes.push(Note::warn(format!(
-                "{} (PID {pid}, {:.1} % of all samples) is CPython: its samples show the interpreter, not Python \
-                 functions: {}",
-                name_of(pid),
-                100.0 * n as f64 / total.max(1) as f64,
-                python_fix(runtime)
-            )));
+        if let Runtime::Python(version) = runtime {
+            notes.push(Note::PythonUnnamed {
+                pid,
+                process: name_of(pid).to_owned(),
+                share_percent: 100.0 * n as f64 / total.max(1) as f64,
+                version,
+            });
         }
-    }
-}
-
-fn python_fix(runtime: Runtime) -> String {
-    match runtime {
-        Runtime::Python(Some((3, minor))) if (8..=13).contains(&minor) => format!(
-            "perfkit reads the Python frames of CPython 3.{minor} with the perf_event backend (--backend perf, or \
-             auto without --off-cpu){}",
-            if minor >= 12 { "; or run it with -X perf (or PYTHONPERFSUPPORT=1)" } else { "" }
-        ),
-        Runtime::Python(Some((3, minor))) if minor >= 13 => {
-            "run it with -X perf or -X perf_jit (or PYTHONPERFSUPPORT=1)".to_owned()
-        }
-        Runtime::Python(Some((3, 12))) => "run it with -X perf (or PYTHONPERFSUPPORT=1)".to_owned(),
-        Runtime::Python(Some((major, minor))) => format!(
-            "Python {major}.{minor} cannot name its functions for profilers (3.12 added -X perf); py-spy reads them"
-        ),
-        _ => "Python 3.12 and newer name their functions with -X perf (or PYTHONPERFSUPPORT=1)".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn python_versions_from_file_names() {
-        assert!(python_fix(Runtime::Python(Some((3, 12)))).contains("--backend perf"));
-        assert!(python_fix(Runtime::Python(Some((3, 12)))).contains("-X perf (or PYTHONPERFSUPPORT=1)"));
-        assert!(!python_fix(Runtime::Python(Some((3, 10)))).contains("-X perf"));
-        assert!(python_fix(Runtime::Python(Some((3, 14)))).contains("perf_jit"));
-        assert!(python_fix(Runtime::Python(Some((3, 7)))).contains("3.7 cannot"));
     }
 }

@@ -1,7 +1,6 @@
 //! Starting, running and finishing a profile.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::atomic::AtomicBool,
     time::{Duration, Instant},
@@ -10,12 +9,13 @@ use std::{
 use perfkit_perf::{PerfConfig, PerfSampler, PerfScope, SampleEvent, Unwind};
 use perfkit_probes::{ProbeError, Selection, StackSampler, StackSamplerConfig, UserStacks};
 use perfkit_profile::{
-    CountUnit, FrameKind, Profile, Truncation,
+    CountUnit, FrameKind, Profile,
     raw::{RawSample, SampleKind},
 };
 use perfkit_symbols::{SymbolizeOptions, SymbolizeReport, Symbolizer};
 use perfkit_target::{ExitStatus, HeldCommand, Modules};
 
+use crate::notes::{ChildrenLeftOut, EarlyProgram, JitSource, Note};
 use crate::wait::{Watches, wait_loop};
 use perfkit_unwind::frame_pointers::Verdict;
 
@@ -77,35 +77,6 @@ impl Choice {
     }
 }
 
-/// How bad a note is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NoteLevel {
-    /// For information.
-    Info,
-    /// Something was lost or may be wrong.
-    Warning,
-}
-
-/// A line for the summary: what a run lost, and what would have helped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Note {
-    /// How bad.
-    pub level: NoteLevel,
-    /// The sentence.
-    pub text: String,
-}
-
-impl Note {
-    pub(crate) fn info(text: impl Into<String>) -> Self {
-        Self { level: NoteLevel::Info, text: text.into() }
-    }
-    pub(crate) fn warn(text: impl Into<String>) -> Self {
-        Self { level: NoteLevel::Warning, text: text.into() }
-    }
-}
-
 /// Why sampling ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -141,9 +112,10 @@ pub struct Finished {
     pub processes: usize,
     /// When a process given by PID got no samples, or few, while its
     /// existing descendants (not profiled without
-    /// [`Target::with_children`]) were busy: what they used, naming
-    /// `--children`. Also among the notes.
-    pub children_hint: Option<String>,
+    /// [`Target::with_children`]) were busy: a
+    /// [`Note::ChildrenLeftOut`] saying what they used. Also among the
+    /// notes.
+    pub children_hint: Option<Note>,
 }
 
 enum Running {
@@ -275,10 +247,8 @@ impl Profiler {
     pub fn start(target: Target, options: &Options) -> Result<Session, ProfileError> {
         let description = target.describe();
         let Target { kind, follow_children, resolved_threads, children_left_out } = target;
-        let early_notes: Vec<Note> = resolved_threads
-            .iter()
-            .map(|(tid, pid)| Note::info(format!("{tid} is a thread of process {pid}: profiling the whole process")))
-            .collect();
+        let early_notes: Vec<Note> =
+            resolved_threads.iter().map(|&(tid, pid)| Note::ThreadOfProcess { tid, pid }).collect();
         if options.frequency_hz.is_none() && options.off_cpu.is_none() {
             return Err(ProfileError::Unsupported("nothing to sample: give a frequency or off-CPU time".into()));
         }
@@ -290,7 +260,7 @@ impl Profiler {
         }
         if other_event && options.backend == BackendChoice::Ebpf {
             return Err(ProfileError::Unsupported(format!(
-                "the eBPF backend samples on cpu-clock; {} needs --backend perf (or auto)",
+                "the eBPF backend samples on cpu-clock; {} needs the perf_event backend (perf, or auto)",
                 options.event.name()
             )));
         }
@@ -335,7 +305,7 @@ impl Profiler {
                     let walker =
                         if config.user_stacks == UserStacks::Tables { Walker::Tables } else { Walker::FramePointers };
                     let reason = match options.backend {
-                        BackendChoice::Ebpf => "--backend ebpf".to_owned(),
+                        BackendChoice::Ebpf => "eBPF asked for".to_owned(),
                         _ => String::new(),
                     };
                     started = Some((
@@ -382,7 +352,7 @@ impl Profiler {
                 } else if other_event {
                     reasons.push(format!("{} is sampled with perf_event", options.event.name()));
                 } else if options.backend == BackendChoice::Perf {
-                    reasons.push("--backend perf".to_owned());
+                    reasons.push("perf_event asked for".to_owned());
                 } else if for_python {
                     reasons.push("CPython: its Python frames are read at each sample".to_owned());
                 }
@@ -565,10 +535,7 @@ impl Session {
                 let st = raw.stats;
                 let tables = raw.tables;
                 ebpf_notes(&st, &tables, &mut notes);
-                notes.push(Note::info(format!(
-                    "read {} KiB of stacks and counts from the kernel",
-                    raw.bytes_read.div_ceil(1024)
-                )));
+                notes.push(Note::ReadFromKernel { bytes: raw.bytes_read });
                 (raw.samples, raw.modules, st.idle, st.stacks_full, st.counts_full, Some(raw.bytes_read))
             }
             Running::Perf(s) => {
@@ -579,11 +546,7 @@ impl Session {
             }
         };
         if choice.user_only {
-            notes.push(Note::warn(format!(
-                "kernel frames are excluded: sampling the kernel is not permitted (kernel.perf_event_paranoid is {}; \
-                 root, CAP_PERFMON or a value of 1 or less allows it)",
-                perfkit_perf::paranoid()
-            )));
+            notes.push(Note::KernelExcluded { paranoid: perfkit_perf::paranoid() });
         }
         // JIT symbols the runtimes can still give (a JVM asked for its perf
         // map, or ended first when it writes it at exit).
@@ -595,37 +558,34 @@ impl Session {
             None => None,
         };
         if let Some(hint) = &children_hint {
-            notes.push(Note::warn(hint.clone()));
+            notes.push(hint.clone());
         }
         let unit = weigh(&mut samples, &options);
         let processes = samples.iter().map(|s| s.tgid).collect::<std::collections::HashSet<_>>().len();
         let mut symbolize_options = SymbolizeOptions::default();
         symbolize_options.grouping = options.grouping;
         let (mut profile, report) = Symbolizer::new(&symbolize_options).profile(&samples, &modules);
-        for (pid, n) in &report.perf_maps_read {
-            notes.push(Note::info(format!("JIT symbols: {n} from /tmp/perf-{pid}.map")));
+        for &(pid, symbols) in &report.perf_maps_read {
+            notes.push(Note::JitSymbols { pid, symbols, source: JitSource::PerfMap });
         }
-        for (pid, n) in &report.jitdumps_read {
-            notes.push(Note::info(format!("JIT symbols: {n} from /tmp/jit-{pid}.dump")));
+        for &(pid, symbols) in &report.jitdumps_read {
+            notes.push(Note::JitSymbols { pid, symbols, source: JitSource::JitDump });
         }
         crate::runtimes::hints(&samples, &report, &prepared, &mut notes);
         if report.interpreted > 0 {
-            notes.push(Note::info(format!(
-                "Python frames: read from CPython for {} samples ({} paired one to one with the interpreter loop's \
-                 native frames)",
-                report.interpreted,
-                report.interpreted - report.interpreted_unpaired
-            )));
+            notes.push(Note::PythonFrames {
+                samples: report.interpreted,
+                paired: report.interpreted - report.interpreted_unpaired,
+            });
         }
         for skipped in &report.perf_maps_skipped {
-            notes.push(Note::warn(format!("JIT symbols: {skipped}")));
+            notes.push(Note::JitMapSkipped(skipped.clone()));
         }
         for path in &report.debug_info_skipped {
-            notes.push(Note::warn(format!(
-                "debug information of {path} not read: its compressed sections would decompress to over {} MiB \
-                 (one section, or all of them together)",
-                perfkit_unwind::MAX_DECOMPRESSED_SECTION >> 20
-            )));
+            notes.push(Note::DebugInfoSkipped {
+                path: path.clone(),
+                limit_bytes: perfkit_unwind::MAX_DECOMPRESSED_SECTION,
+            });
         }
         let depth_limit = match choice.backend {
             Backend::Ebpf => perfkit_probes_common::sampler::MAX_FRAMES,
@@ -635,7 +595,7 @@ impl Session {
         // What the readers of the targets' files refused (memory budget,
         // row bounds), each naming the file and the limit.
         for line in perfkit_target::notices::take() {
-            notes.push(Note::warn(line));
+            notes.push(Note::Refused(line));
         }
         if choice.walker == Walker::FramePointers {
             early_stop_note(&profile, &modules, &mut notes);
@@ -684,130 +644,72 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableStats, notes: &mut Vec<Note>) {
-    if st.stacks_full > 0 {
-        notes.push(Note::warn(format!(
-            "lost stacks: {} (the stacks map is full; their samples count under [lost stack]); raise --stack-map-size",
-            st.stacks_full
-        )));
-    }
-    if st.stack_errors > 0 {
-        notes.push(Note::warn(format!(
-            "lost stacks: {} more could not be read or stored (last error: {}); their samples count under [lost stack]",
-            st.stack_errors,
-            std::io::Error::from_raw_os_error((-st.last_error) as i32)
-        )));
-    }
-    if st.counts_full > 0 {
-        notes.push(Note::warn(format!(
-            "dropped samples: {} (the counts map is full); raise --counts-map-size",
-            st.counts_full
-        )));
-    }
-    if st.requests_dropped > 0 {
-        notes.push(Note::warn(format!(
-            "{} requests for mappings were dropped (ring buffer full); stacks of new processes may end early",
-            st.requests_dropped
-        )));
-    }
-    if tables.files_over_capacity > 0 {
-        notes.push(Note::warn(format!(
-            "{} files did not fit the unwind table ({} rows): their frames were walked with frame pointers; raise --table-rows",
-            tables.files_over_capacity, tables.row_capacity
-        )));
-    }
-    if tables.mappings_dropped > 0 {
-        notes.push(Note::warn(format!(
-            "{} executable mappings left out (over {} per process)",
-            tables.mappings_dropped,
-            perfkit_probes_common::unwind::MAX_MAPPINGS
-        )));
-    }
-    if tables.files > 0 {
-        notes.push(Note::info(format!(
-            "unwind tables: {} files, {} rows ({} KiB) of {} ({} KiB, --table-rows), built in {:.0} ms",
-            tables.files,
-            tables.rows,
-            tables.rows * 8 / 1024,
-            tables.row_capacity,
-            tables.row_capacity * 8 / 1024,
-            tables.build_time.as_secs_f64() * 1e3
-        )));
-    }
-    if tables.files_on_demand > 0 || tables.tables_requested > 0 {
-        notes.push(Note::info(format!(
-            "unwind tables built when a walk first reached a large file: {} built, {} large files mapped but never \
-             reached (tables not built)",
-            tables.tables_requested, tables.files_on_demand
-        )));
-    }
-    if tables.files_evicted > 0 {
-        notes.push(Note::info(format!(
-            "unwind tables evicted to make room: {} ({} rows), least recently used first, of files no running process \
-             mapped",
-            tables.files_evicted, tables.rows_evicted
-        )));
-    }
-    if tables.events_lost > 0 {
-        notes.push(Note::warn(format!(
-            "{} process and mapping events were lost (ring buffer full); those processes were read from /proc instead",
-            tables.events_lost
-        )));
-    }
-    if tables.history_dropped > 0 {
-        notes.push(Note::warn(format!(
-            "{} mappings were not kept for naming: the mapping history reached the memory budget or its bound per \
-             process (the frames of processes that exited in them may read module+0xADDR or [unknown])",
-            tables.history_dropped
-        )));
-    }
-    if tables.maps_truncated > 0 {
-        notes.push(Note::warn(format!(
-            "{} reads of /proc/PID/maps stopped at {} MiB (processes with more mappings than that): the rest of \
-             their mappings were not seen",
-            tables.maps_truncated,
-            perfkit_probes::MAX_MAPS_READ >> 20
-        )));
-    }
+    let candidates = [
+        (st.stacks_full > 0, Note::StacksMapFull { lost: st.stacks_full }),
+        (st.stack_errors > 0, Note::StackErrors { lost: st.stack_errors, last_errno: -st.last_error as i32 }),
+        (st.counts_full > 0, Note::CountsMapFull { dropped: st.counts_full }),
+        (st.requests_dropped > 0, Note::MappingRequestsDropped { dropped: st.requests_dropped }),
+        (
+            tables.files_over_capacity > 0,
+            Note::TablesFull { files: tables.files_over_capacity, row_capacity: tables.row_capacity },
+        ),
+        (
+            tables.mappings_dropped > 0,
+            Note::MappingsDropped {
+                dropped: tables.mappings_dropped,
+                per_process: perfkit_probes_common::unwind::MAX_MAPPINGS,
+            },
+        ),
+        (
+            tables.files > 0,
+            Note::UnwindTables {
+                files: tables.files,
+                rows: tables.rows,
+                row_capacity: tables.row_capacity,
+                build_time: tables.build_time,
+            },
+        ),
+        (
+            tables.files_on_demand > 0 || tables.tables_requested > 0,
+            Note::TablesOnDemand { built: tables.tables_requested, never_reached: tables.files_on_demand },
+        ),
+        (tables.files_evicted > 0, Note::TablesEvicted { files: tables.files_evicted, rows: tables.rows_evicted }),
+        (tables.events_lost > 0, Note::SideBandLost { lost: tables.events_lost }),
+        (tables.history_dropped > 0, Note::MappingHistoryDropped { dropped: tables.history_dropped }),
+        (
+            tables.maps_truncated > 0,
+            Note::MapsTruncated { reads: tables.maps_truncated, limit_bytes: perfkit_probes::MAX_MAPS_READ },
+        ),
+    ];
+    notes.extend(candidates.into_iter().filter(|(yes, _)| *yes).map(|(_, n)| n));
 }
 
 fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<Note>) {
     if st.lost > 0 {
-        notes.push(Note::warn(format!(
-            "dropped samples: {} (the kernel's ring buffers, {} KiB per CPU, were full); lower -F",
-            st.lost,
-            st.buffer_bytes / 1024
-        )));
+        notes.push(Note::RingBuffersFull { lost: st.lost, buffer_bytes: st.buffer_bytes });
     }
     if st.throttled > 0 {
-        notes.push(Note::warn(format!(
-            "throttled {} times by the kernel (kernel.perf_event_max_sample_rate); lower -F",
-            st.throttled
-        )));
+        notes.push(Note::Throttled { times: st.throttled });
     }
     if st.stack_copy_too_small > 0 {
         let needed = st.stack_bytes_needed.next_multiple_of(4096).min(65528);
-        let advice = if st.stack_bytes_needed > 65528 || options.stack_bytes >= 65528 {
-            "deeper than the largest copy (65528 bytes); the eBPF backend copies no stack".to_owned()
-        } else {
-            format!("--stack-size {needed} would have reached further")
-        };
-        notes.push(Note::warn(format!(
-            "{} samples' stacks were deeper than the {}-byte stack copy (at least {} bytes): {advice}",
-            st.stack_copy_too_small, options.stack_bytes, st.stack_bytes_needed
-        )));
+        let suggested = (st.stack_bytes_needed <= 65528 && options.stack_bytes < 65528).then_some(needed as u32);
+        notes.push(Note::StackCopyTooSmall {
+            samples: st.stack_copy_too_small,
+            copy_bytes: options.stack_bytes,
+            needed_bytes: st.stack_bytes_needed,
+            suggested,
+        });
     }
-    if let Some(bytes) = Some(st.bytes).filter(|b| *b > 0) {
-        notes.push(Note::info(format!("read {} KiB of samples from the kernel", bytes.div_ceil(1024))));
+    if st.bytes > 0 {
+        notes.push(Note::ReadFromKernel { bytes: st.bytes });
     }
     if st.interpreted_late > 0 {
-        let all = st.interpreted_late + st.interpreted_read;
-        notes.push(Note::warn(format!(
-            "Python frames: {} of {all} samples of CPython ({:.1} %) were not read within {} ms of the sample \
-             (perfkit was short of CPU, or a stack took longer to read) and are left without them",
-            st.interpreted_late,
-            share(st.interpreted_late, all),
-            perfkit_perf::MAX_INTERPRETER_LAG.as_millis()
-        )));
+        notes.push(Note::InterpreterLate {
+            late: st.interpreted_late,
+            all: st.interpreted_late + st.interpreted_read,
+            max_lag: perfkit_perf::MAX_INTERPRETER_LAG,
+        });
     }
 }
 
@@ -815,7 +717,7 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
 /// out: when they used more CPU meanwhile than the process was sampled
 /// for (at least 0.1 s, and twice its own), a sentence naming them and
 /// `--children`.
-fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: u64) -> Option<String> {
+fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: u64) -> Option<Note> {
     let proc_root = std::path::Path::new("/proc");
     let tick = perfkit_target::family::clock_ticks_per_second() as f64;
     let mut parts = Vec::new();
@@ -836,23 +738,19 @@ fn children_hint(left_out: &[LeftOut], samples: &[RawSample], frequency_hz: u64)
         if used < 0.1 || used < 2.0 * own_s {
             continue;
         }
-        let mut pids: Vec<String> = busy.iter().take(8).map(|(p, _)| p.to_string()).collect();
-        if busy.len() > 8 {
-            pids.push("...".to_owned());
-        }
-        parts.push(format!(
-            "PID {} ({}) got {own} samples, while {} of its descendants that existed before sampling ({}) used \
-             {used:.2} s of CPU, not profiled",
-            l.parent.pid,
-            l.parent.comm,
-            busy.len(),
-            pids.join(", ")
-        ));
+        parts.push(ChildrenLeftOut {
+            pid: l.parent.pid,
+            comm: l.parent.comm.clone(),
+            own_samples: own,
+            busy: busy.iter().take(8).map(|(p, _)| *p).collect(),
+            busy_count: busy.len(),
+            cpu_seconds: used,
+        });
     }
     if parts.is_empty() {
         return None;
     }
-    Some(format!("{}: --children includes them", parts.join("; ")))
+    Some(Note::ChildrenLeftOut(parts))
 }
 
 /// How many user stacks end before their outermost frame, and why: the
@@ -863,44 +761,24 @@ fn truncation_note(report: &SymbolizeReport, depth_limit: usize, notes: &mut Vec
     if user == 0 || early == 0 {
         return;
     }
-    let parts: Vec<String> = report
-        .truncated
-        .iter()
-        .map(|(reason, n)| match reason {
-            Truncation::Depth => format!("{n} deeper than {depth_limit} frames [{}]", reason.word()),
-            _ => format!("{n} {} [{}]", reason.describe(), reason.word()),
-        })
-        .collect();
-    let level = if share(early, user) >= 5.0 { NoteLevel::Warning } else { NoteLevel::Info };
-    notes.push(Note {
-        level,
-        text: format!(
-            "{early} of {user} user stacks ({:.1}%) end before the outermost frame, under a [truncated: REASON] \
-             frame: {}",
-            share(early, user),
-            parts.join(", ")
-        ),
-    });
+    let reasons = report.truncated.iter().map(|(r, n)| (*r, *n)).collect();
+    notes.push(Note::StacksEndEarly { early, user, reasons, depth_limit });
     // With several programs (the whole machine), the ones whose stacks
     // end early the most, each with its reasons.
     if report.truncated_by_program.len() > 1 {
-        let mut programs: Vec<(u64, &String, &BTreeMap<Truncation, u64>)> =
-            report.truncated_by_program.iter().map(|(name, r)| (r.values().sum(), name, r)).collect();
-        programs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-        let shown: Vec<String> = programs
+        let mut programs: Vec<EarlyProgram> = report
+            .truncated_by_program
             .iter()
-            .take(5)
-            .map(|(n, name, reasons)| {
-                let why: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {}", r.word())).collect();
-                format!("{name} {n} ({})", why.join(", "))
+            .map(|(name, r)| EarlyProgram {
+                name: name.clone(),
+                stacks: r.values().sum(),
+                reasons: r.iter().map(|(r, c)| (*r, *c)).collect(),
             })
             .collect();
-        let more = programs.len().saturating_sub(shown.len());
-        notes.push(Note::info(format!(
-            "early-ending stacks by program: {}{}",
-            shown.join(", "),
-            if more > 0 { format!(", and {more} more") } else { String::new() }
-        )));
+        programs.sort_by(|a, b| b.stacks.cmp(&a.stacks).then(a.name.cmp(&b.name)));
+        let more = programs.len().saturating_sub(5);
+        programs.truncate(5);
+        notes.push(Note::EarlyEndingPrograms { programs, more });
     }
 }
 
@@ -949,17 +827,14 @@ fn early_stop_note(profile: &Profile, modules: &Modules, notes: &mut Vec<Note>) 
     if lacking.is_empty() {
         return;
     }
-    notes.push(Note::warn(format!(
-        "{:.0}% of user stacks stop before their outermost frame, in code built without frame pointers ({}): \
-         use --unwind dwarf",
-        share(early, user),
-        lacking.join(", ")
-    )));
+    notes.push(Note::NoFramePointers { share_percent: share(early, user), files: lacking });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use perfkit_profile::Truncation;
+    use std::collections::BTreeMap;
 
     #[derive(Debug, thiserror::Error)]
     #[error("bpf_raw_tracepoint_open failed")]
@@ -978,7 +853,7 @@ mod tests {
             by(&[(Truncation::AnonCode, 77), (Truncation::Unmapped, 16), (Truncation::UnsupportedCfi, 33)]);
         let mut notes = Vec::new();
         truncation_note(&report, 128, &mut notes);
-        let text: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+        let text: Vec<String> = notes.iter().map(Note::to_string).collect();
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(text[0].starts_with("126 of 200 user stacks (63.0%)"), "{text:?}");
         let (anon, unmapped, cfi) =
