@@ -28,10 +28,9 @@ use perf_event::{
     data::Record,
     events::{Hardware, Software},
 };
-use perfkit_probes_common::unwind::encode_frame;
 use perfkit_profile::{
     Truncation,
-    raw::{InterpretedFrame, RawSample, RawStack, SampleKind, StackEnd},
+    raw::{InterpretedFrame, RawFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{MapsTracker, ModuleFile, Modules};
 use perfkit_unwind::cpython::{CPython, Error as CpythonError};
@@ -1203,7 +1202,7 @@ impl Worker {
             let next = self.agg.files.len() as u32 + 1;
             let id = *self.agg.files.entry(Arc::as_ptr(file)).or_insert(next);
             self.agg.modules.files.entry(id).or_insert_with(|| file.clone());
-            *frame = encode_frame(id, m.file_offset(addr));
+            *frame = RawFrame::InFile { file: id, offset: m.file_offset(addr) }.encode();
         }
         frames
     }

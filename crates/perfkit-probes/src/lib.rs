@@ -43,7 +43,8 @@ mod warm;
 pub use aya::{maps::MapError, programs::ProgramError};
 pub use compat::{KernelFeatures, Programs};
 pub use error::ProbeError;
-pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, SampleStats};
+pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, MAX_FRAMES, SampleStats};
+pub use perfkit_probes_common::unwind::MAX_MAPPINGS;
 pub use perfkit_profile::raw::{RawSample, RawStack};
 pub use perfkit_target::Modules;
 pub use sampler::{
@@ -51,3 +52,25 @@ pub use sampler::{
     UserStacks, default_table_rows,
 };
 pub use tables::{MAX_MAPS_READ, TableStats};
+
+#[cfg(test)]
+mod frame_encoding_tests {
+    use perfkit_probes_common::unwind::{FRAME_IN_FILE, FRAME_OFFSET_BITS, MAX_FILE_ID, decode_frame, encode_frame};
+    use perfkit_profile::raw::RawFrame;
+
+    /// The eBPF programs and the model encode frames the same way.
+    #[test]
+    fn the_kernel_side_encodes_frames_as_the_model_decodes_them() {
+        assert_eq!(FRAME_IN_FILE, RawFrame::IN_FILE);
+        assert_eq!(FRAME_OFFSET_BITS, RawFrame::OFFSET_BITS);
+        assert_eq!(MAX_FILE_ID, RawFrame::MAX_FILE_ID);
+        for (file, offset) in [(1, 0), (5, 0x1234), (MAX_FILE_ID, (1 << 40) - 1)] {
+            let v = encode_frame(file, offset);
+            assert_eq!(v, RawFrame::InFile { file, offset }.encode());
+            assert_eq!(RawFrame::decode(v), RawFrame::InFile { file, offset });
+            assert_eq!(decode_frame(v), Some((file, offset)));
+        }
+        assert_eq!(decode_frame(0x7fff_1234_5678), None);
+        assert_eq!(RawFrame::decode(0x7fff_1234_5678), RawFrame::Address(0x7fff_1234_5678));
+    }
+}

@@ -628,6 +628,61 @@ mod tests {
 /// Stacks as sampled, before symbolization: what every sampling backend
 /// produces and `perfkit-symbols` consumes.
 pub mod raw {
+    /// A user frame as the samplers record it: a process address, or a
+    /// place in a file (the eBPF walker, and the perf backend once it knows
+    /// the mapping). Stored encoded in one `u64` ([`RawFrame::encode`]) in
+    /// [`RawStack::Frames`]: bit 63 set for a place in a file, the file id
+    /// (an index into the run's `Modules`) in bits 40..63, the file
+    /// offset in bits 0..40. Addresses are below 2^47, so they never have
+    /// bit 63 set. The eBPF programs write the same encoding
+    /// (`perfkit-probes-common`; a test in `perfkit-probes` keeps the two
+    /// equal).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum RawFrame {
+        /// A process address.
+        Address(u64),
+        /// A place in a file.
+        InFile {
+            /// The file's id in the run.
+            file: u32,
+            /// The offset in the file.
+            offset: u64,
+        },
+    }
+
+    impl RawFrame {
+        /// The bit that marks a place in a file.
+        pub const IN_FILE: u64 = 1 << 63;
+        /// Bits of file offset.
+        pub const OFFSET_BITS: u32 = 40;
+        /// The largest file id.
+        pub const MAX_FILE_ID: u32 = (1 << 23) - 1;
+
+        /// The frame's one-`u64` form. A file id or offset too large for
+        /// its bits is cut to them.
+        pub const fn encode(self) -> u64 {
+            match self {
+                RawFrame::Address(a) => a & !Self::IN_FILE,
+                RawFrame::InFile { file, offset } => {
+                    Self::IN_FILE
+                        | ((file as u64 & Self::MAX_FILE_ID as u64) << Self::OFFSET_BITS)
+                        | (offset & ((1 << Self::OFFSET_BITS) - 1))
+                }
+            }
+        }
+
+        /// A frame from its one-`u64` form.
+        pub const fn decode(v: u64) -> RawFrame {
+            if v & Self::IN_FILE == 0 {
+                return RawFrame::Address(v);
+            }
+            RawFrame::InFile {
+                file: ((v >> Self::OFFSET_BITS) & Self::MAX_FILE_ID as u64) as u32,
+                offset: v & ((1 << Self::OFFSET_BITS) - 1),
+            }
+        }
+    }
+
     /// A stack as recorded, innermost frame first.
     #[derive(Clone, Debug, PartialEq, Eq, Hash)]
     pub enum RawStack {
@@ -638,9 +693,8 @@ pub mod raw {
         /// counts.
         Lost,
         /// Frames, innermost first. All but the first are return
-        /// addresses. A user frame is a process address, or, with bit 63
-        /// set, a place in a file (`perfkit-probes-common`'s frame
-        /// encoding: file id and file offset).
+        /// addresses. A user frame is a [`RawFrame`] in its encoded form:
+        /// a process address, or a place in a file.
         Frames(Vec<u64>),
     }
 
@@ -791,5 +845,25 @@ mod escape_tests {
         let s = Stack::new("\u{1b}[31mred\u{7}", vec![Frame::user("a\u{1b}b"), Frame::kernel("k\u{7}")], 1);
         assert_eq!(s.folded(), "\\x1b[31mred\\x07;a\\x1bb;k\\x07_[k]");
         assert!(!s.folded().chars().any(char::is_control));
+    }
+}
+
+#[cfg(test)]
+mod raw_frame_tests {
+    use super::raw::RawFrame;
+
+    #[test]
+    fn frames_round_trip_through_their_encoding() {
+        let f = RawFrame::InFile { file: 5, offset: 0x1234 };
+        assert_eq!(f.encode() >> 63, 1);
+        assert_eq!(RawFrame::decode(f.encode()), f);
+        let a = RawFrame::Address(0x7fff_1234_5678);
+        assert_eq!(a.encode(), 0x7fff_1234_5678);
+        assert_eq!(RawFrame::decode(a.encode()), a);
+        let edge = RawFrame::InFile { file: RawFrame::MAX_FILE_ID, offset: (1 << 40) - 1 };
+        assert_eq!(RawFrame::decode(edge.encode()), edge);
+        // Out-of-range parts are cut to their bits, never spill over.
+        let cut = RawFrame::InFile { file: u32::MAX, offset: u64::MAX };
+        assert_eq!(RawFrame::decode(cut.encode()), edge);
     }
 }

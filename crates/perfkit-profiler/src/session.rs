@@ -588,7 +588,7 @@ impl Session {
             });
         }
         let depth_limit = match choice.backend {
-            Backend::Ebpf => perfkit_probes_common::sampler::MAX_FRAMES,
+            Backend::Ebpf => perfkit_probes::MAX_FRAMES,
             Backend::Perf => perfkit_perf::MAX_FRAMES,
         };
         truncation_note(&report, depth_limit, &mut notes);
@@ -655,10 +655,7 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
         ),
         (
             tables.mappings_dropped > 0,
-            Note::MappingsDropped {
-                dropped: tables.mappings_dropped,
-                per_process: perfkit_probes_common::unwind::MAX_MAPPINGS,
-            },
+            Note::MappingsDropped { dropped: tables.mappings_dropped, per_process: perfkit_probes::MAX_MAPPINGS },
         ),
         (
             tables.files > 0,

@@ -8,10 +8,9 @@ use blazesym::symbolize::{
     self, CodeInfo, Input, Symbolized,
     source::{Elf, Kernel, Source},
 };
-use perfkit_probes_common::unwind::decode_frame;
 use perfkit_profile::{
     Frame, FrameKind, Location, Origin, Profile, Stack, Truncation,
-    raw::{InterpretedFrame, RawSample, RawStack, SampleKind, StackEnd},
+    raw::{InterpretedFrame, RawFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{ModuleFile, Modules};
 use perfkit_unwind::{ElfLayout, gopclntab::GoTable};
@@ -181,7 +180,7 @@ fn stack_end(end: StackEnd, tgid: u32, outermost: u64, modules: &Modules) -> Sta
         StackEnd::Truncated(r) => Some(r),
         _ => None,
     };
-    if decode_frame(outermost).is_some() {
+    if matches!(RawFrame::decode(outermost), RawFrame::InFile { .. }) {
         return end;
     }
     let refined = match modules.find(tgid, outermost) {
@@ -233,12 +232,12 @@ impl Symbolizer {
                     if user_targets.contains_key(&key) {
                         continue;
                     }
-                    let t = match decode_frame(ip) {
-                        Some((id, off)) => match modules.files.get(&id) {
+                    let t = match RawFrame::decode(ip) {
+                        RawFrame::InFile { file: id, offset: off } => match modules.files.get(&id) {
                             Some(f) => Target::Place((index_of(f), call_site(i, off))),
                             None => Target::Unknown,
                         },
-                        None => match modules.find(s.tgid, ip) {
+                        RawFrame::Address(_) => match modules.find(s.tgid, ip) {
                             Some(m) => match &m.file {
                                 Some(f) => Target::Place((index_of(f), call_site(i, m.file_offset(ip)))),
                                 // Anonymous executable memory: JIT code.
@@ -641,10 +640,13 @@ fn is_tracing_hook(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use perfkit_probes_common::unwind::encode_frame;
     use perfkit_target::Mapping;
 
     use super::*;
+
+    fn encode_frame(file: u32, offset: u64) -> u64 {
+        RawFrame::InFile { file, offset }.encode()
+    }
 
     fn modules() -> Modules {
         let mut m = Modules::default();
