@@ -8,6 +8,13 @@ use std::{
     time::Duration,
 };
 
+/// One test at a time: the run-queue test loads every CPU, which would
+/// skew the others' shares.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn root_or_skip(name: &str) -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|u| u.split_whitespace().nth(1));
@@ -38,6 +45,7 @@ fn top_json_prints_frames_as_data() {
     if !root_or_skip("top_json_prints_frames_as_data") {
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("spin.c");
     std::fs::write(
@@ -63,4 +71,93 @@ fn top_json_prints_frames_as_data() {
     assert_eq!(first["frame"]["kind"], "user");
     assert!(first["share"].as_f64().unwrap() > 0.8, "{lines:?}");
     assert!(first["count"].as_u64().unwrap() > 50, "{lines:?}");
+}
+
+/// Reads a child's stderr until a line equal to `ready`, keeping the rest
+/// flowing in a thread, so that the test acts only once the tool is
+/// attached.
+fn wait_ready(child: &mut std::process::Child, ready: &str) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader};
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("the tool ended before it was ready: {seen}");
+        }
+        seen.push_str(&line);
+        if line.trim_end() == ready {
+            break;
+        }
+    }
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        seen + &rest
+    })
+}
+
+#[test]
+fn execsnoop_async_streams_execs_on_tokio() {
+    if !root_or_skip("execsnoop_async_streams_execs_on_tokio") {
+        return;
+    }
+    let _serial = serial();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execsnoop-async"))
+        .args(["1000", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = wait_ready(&mut child, "ready");
+    // Five execs with known arguments, then one that fails.
+    for i in 0..5 {
+        let arg = format!("facade-async-{i}");
+        assert!(Command::new("/bin/true").arg(&arg).status().unwrap().success());
+    }
+    let _ = Command::new("/nonexistent/facade-async-missing").status();
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGINT is not handled by the example: end it, then read what it
+    // printed before.
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = stderr.join().unwrap();
+    let execs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    for i in 0..5 {
+        let arg = format!("facade-async-{i}");
+        let found = execs.iter().filter(|e| e["args"][1] == arg.as_str()).collect::<Vec<_>>();
+        assert_eq!(found.len(), 1, "{arg} in {execs:?}\n{stderr}");
+        assert_eq!(found[0]["path"], "/bin/true", "{:?}", found[0]);
+        assert_eq!(found[0]["ret"], 0);
+    }
+    let failed: Vec<_> = execs.iter().filter(|e| e["ret"].as_i64().unwrap_or(0) < 0).collect();
+    assert!(failed.iter().any(|e| e["path"] == "/nonexistent/facade-async-missing" && e["ret"] == -2), "{failed:?}");
+}
+
+#[test]
+fn runqlat_quantiles_see_hogs_wait() {
+    if !root_or_skip("runqlat_quantiles_see_hogs_wait") {
+        return;
+    }
+    let _serial = serial();
+    // Twice as many busy loops as CPUs: each waits about as long as it
+    // runs, a scheduler slice (milliseconds).
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hogs: Vec<Busy> =
+        (0..2 * cpus).map(|_| Busy(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap())).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_runqlat-quantiles")).args(["1", "2"]).output().unwrap();
+    drop(hogs);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let last = &lines[1];
+    assert!(last["count"].as_u64().unwrap() > 100, "{last}");
+    let (p50, p99) = (last["p50_usecs"].as_u64().unwrap(), last["p99_usecs"].as_u64().unwrap());
+    assert!(p50 <= p99, "{last}");
+    assert!(p99 >= 1023, "hogs twice the CPUs wait a slice or more: {last}");
 }

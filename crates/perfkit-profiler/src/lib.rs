@@ -44,6 +44,9 @@ mod wait;
 pub use notes::{Note, NoteLevel, Remedy};
 pub use perfkit_perf::SampleEvent;
 pub use perfkit_probes::OffCpu;
+/// The bcc-style tools (runqlat, execsnoop, ...), for tools built on this
+/// crate alone.
+pub use perfkit_probes::tools;
 /// The profile model, so that a tool built on this crate alone can read
 /// what a session returns (and serialize it: the types derive serde's
 /// traits).

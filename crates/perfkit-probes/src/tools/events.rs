@@ -32,7 +32,7 @@ fn comm(c: &[u8; COMM_LEN]) -> String {
 }
 
 /// One completed block I/O (biosnoop).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BlockEvent {
     /// Completion time, CLOCK_MONOTONIC nanoseconds.
@@ -94,7 +94,7 @@ pub fn disk_name(major: u32, minor: u32) -> String {
 }
 
 /// One exec (execsnoop).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ExecEvent {
     /// When it returned, CLOCK_MONOTONIC nanoseconds.
@@ -232,7 +232,7 @@ pub(crate) fn join_execs(pending: &mut HashMap<u32, ExecEvent>, parts: Vec<ExecP
 }
 
 /// One open (opensnoop).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct OpenEvent {
     /// When it returned, CLOCK_MONOTONIC nanoseconds.
@@ -272,7 +272,7 @@ fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
 }
 
 /// One closed TCP session (tcplife).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct TcpSession {
     /// Closed at, CLOCK_MONOTONIC nanoseconds.
@@ -316,7 +316,7 @@ pub(crate) fn tcp_session(bytes: &[u8]) -> Option<TcpSession> {
 
 /// One TCP retransmission: an skb of one or more segments, or a failed
 /// attempt (tcpretrans).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Retransmit {
     /// When, CLOCK_MONOTONIC nanoseconds.

@@ -9,7 +9,7 @@ use crate::ProbeError;
 
 /// One log2 histogram of latencies: bucket `i` counts values of
 /// `[2^i, 2^(i+1))` microseconds (bucket 0 also counts values under 1 µs).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Histogram {
     /// What it is per (a PID, a cgroup id, a device number...), or 0.
@@ -17,9 +17,14 @@ pub struct Histogram {
     /// A second split (an operation), or 0.
     pub sub: u32,
     /// Counts by log2 slot of microseconds.
+    #[serde(serialize_with = "counts_as_list")]
     pub counts: [u64; HIST_SLOTS],
     /// Sum of the values, in nanoseconds.
     pub sum_ns: u64,
+}
+
+fn counts_as_list<S: serde::Serializer>(counts: &[u64; HIST_SLOTS], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(counts.iter())
 }
 
 impl Histogram {

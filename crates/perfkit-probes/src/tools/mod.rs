@@ -20,9 +20,15 @@
 mod events;
 pub mod exposition;
 mod hist;
+mod source;
 pub mod tracefs;
 
-use std::{collections::HashMap, fs, os::fd::AsRawFd, time::Duration};
+use std::{
+    collections::HashMap,
+    fs,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    time::Duration,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -41,6 +47,9 @@ use perfkit_probes_common::{
         TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
     },
 };
+#[cfg(feature = "tokio")]
+pub use source::EventStream;
+pub use source::{EventSource, Events};
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
@@ -379,7 +388,7 @@ pub struct BlockIoConfig {
 #[derive(Debug)]
 pub struct BlockIo {
     probe: Probe,
-    ring: Option<Ring>,
+    ring: Ring,
 }
 
 impl BlockIo {
@@ -401,7 +410,9 @@ impl BlockIo {
         }
         probe.attach_tp(names::BIO_ISSUE_PROGRAM, "block", "block_rq_issue")?;
         probe.attach_tp(names::BIO_COMPLETE_PROGRAM, "block", "block_rq_complete")?;
-        let ring = if config.events { Some(probe.ring(names::BIO_EVENTS)?) } else { None };
+        // Without events the ring is the smallest one and stays empty; it
+        // is there so that every BlockIo has a descriptor to watch.
+        let ring = probe.ring(names::BIO_EVENTS)?;
         Ok(Self { probe, ring })
     }
 
@@ -414,10 +425,7 @@ impl BlockIo {
 
     /// Waits up to `timeout` for events and returns those that came.
     pub fn events(&mut self, timeout: Duration) -> Vec<BlockEvent> {
-        match &mut self.ring {
-            Some(r) => drain(r, timeout, events::block_event),
-            None => Vec::new(),
-        }
+        drain(&mut self.ring, timeout, events::block_event)
     }
 
     /// Counters since the start.
@@ -827,6 +835,33 @@ impl TcpRetrans {
         self.probe.stats()
     }
 }
+
+macro_rules! event_source {
+    ($tool:ty, $event:ty) => {
+        impl AsFd for $tool {
+            /// Readable when the kernel side has written events.
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.ring.0.as_fd()
+            }
+        }
+
+        impl source::sealed::Sealed for $tool {}
+
+        impl EventSource for $tool {
+            type Event = $event;
+
+            fn poll_events(&mut self, timeout: Duration) -> Vec<$event> {
+                self.events(timeout)
+            }
+        }
+    };
+}
+
+event_source!(BlockIo, BlockEvent);
+event_source!(ExecSnoop, ExecEvent);
+event_source!(OpenSnoop, OpenEvent);
+event_source!(TcpLife, TcpSession);
+event_source!(TcpRetrans, Retransmit);
 
 /// A ring buffer of events.
 struct Ring(RingBuf<MapData>);
