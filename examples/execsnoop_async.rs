@@ -10,7 +10,7 @@
 use std::{future::poll_fn, pin::Pin, process::ExitCode, time::Duration};
 
 use futures_core::Stream;
-use perfkit_profiler::tools::{EventStream, ExecSnoop};
+use perfkit_profiler::tools::{EventStream, ExecSnoop, ExecSnoopConfig};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(count: u64, limit: Duration) -> Result<(), Box<dyn std::error::Error>> {
-    let mut execs = EventStream::new(ExecSnoop::start(None)?)?;
+    let mut execs = EventStream::new(ExecSnoop::start(ExecSnoopConfig::default())?)?;
     // Readiness for the caller that waits on it (a test, a supervisor).
     eprintln!("ready");
     let deadline = tokio::time::sleep(limit);

@@ -10,7 +10,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use perfkit_profiler::tools::{Histogram, Runqlat, RunqlatPer};
+use perfkit_profiler::tools::{Histogram, Runqlat, RunqlatConfig};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
 }
 
 fn run(interval: Duration, count: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let runqlat = Runqlat::start(None, RunqlatPer::All)?;
+    let runqlat = Runqlat::start(RunqlatConfig::default())?;
     let mut before = Histogram::new(0, 0);
     for _ in 0..count {
         std::thread::sleep(interval);

@@ -12,7 +12,7 @@ use std::{
 
 use perfkit_probes::{
     Selection,
-    tools::{Runqlat, RunqlatPer},
+    tools::{Runqlat, RunqlatConfig, RunqlatPer},
 };
 use perfkit_procstat::{CollectError, CollectOptions, Collector, ProcessSelection};
 use perfkit_profiler::{Profiler, Target};
@@ -148,9 +148,14 @@ impl Observer {
         let runqlat = if options.run_queue_latency {
             let selection = (!options.scope_pids.is_empty())
                 .then(|| Selection::Processes { pids: options.scope_pids.clone(), follow_children: false });
-            Runqlat::start(selection, RunqlatPer::All)
-                .map_err(|e| notes.push(format!("run-queue latency not traced: {e}")))
-                .ok()
+            Runqlat::start({
+                let mut c = RunqlatConfig::default();
+                c.selection = selection;
+                c.per = RunqlatPer::All;
+                c
+            })
+            .map_err(|e| notes.push(format!("run-queue latency not traced: {e}")))
+            .ok()
         } else {
             None
         };

@@ -165,7 +165,9 @@ impl Probes {
             match probe {
                 ProbeArg::Runqlat => {
                     let per = if args.probe_per_cgroup { RunqlatPer::Cgroup } else { RunqlatPer::All };
-                    p.runqlat = Some(Runqlat::start(None, per).context("loading the runqlat probe")?.into());
+                    let mut c = RunqlatConfig::default();
+                    c.per = per;
+                    p.runqlat = Some(Runqlat::start(c).context("loading the runqlat probe")?.into());
                 }
                 ProbeArg::Biolatency => {
                     let mut c = BlockIoConfig::default();
@@ -179,7 +181,9 @@ impl Probes {
                     p.syscount = Some(Syscount::start(c).context("loading the syscount probe")?.into());
                 }
                 ProbeArg::Tcpretrans => {
-                    p.retrans = Some(TcpRetrans::start().context("loading the tcpretrans probe")?.into());
+                    p.retrans = Some(
+                        TcpRetrans::start(TcpRetransConfig::default()).context("loading the tcpretrans probe")?.into(),
+                    );
                 }
             }
         }

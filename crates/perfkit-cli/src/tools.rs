@@ -17,12 +17,14 @@ use clap::Args;
 use perfkit_probes::{
     Selection,
     tools::{
-        BlockIo, BlockIoConfig, ExecSnoop, Histogram, OpenSnoop, Runqlat, RunqlatPer, Syscount, SyscountConfig,
-        TcpLife, TcpRetrans, ToolStats, disk_name,
+        BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, Histogram, OpenSnoop, OpenSnoopConfig, Runqlat,
+        RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans, TcpRetransConfig,
+        ToolStats, disk_name,
     },
 };
 use perfkit_profile::printable;
-use perfkit_target::{HeldCommand, ProcessInfo};
+use perfkit_profiler::Target;
+use perfkit_target::HeldCommand;
 use serde_json::json;
 
 use crate::profile::{IdList, parse_pid_list};
@@ -60,34 +62,24 @@ struct Watch {
 }
 
 impl ToolTarget {
+    /// The target as the library makes it (`perfkit_profiler::Target`, as
+    /// `profile` takes it), for a tool.
     fn watch(&self) -> Result<Watch> {
         if self.children && self.pid.is_none() {
             anyhow::bail!("--children goes with -p PID: the descendants of the processes given");
         }
-        if let Some(IdList(pids)) = &self.pid {
-            for &pid in pids {
-                ProcessInfo::read(pid)?;
-            }
-            let pids = if self.children { perfkit_target::family::with_descendants(pids) } else { pids.clone() };
-            return Ok(Watch { selection: Some(Selection::Processes { pids, follow_children: true }), command: None });
-        }
-        if let Some(path) = &self.cgroup {
-            let c = perfkit_target::cgroup::Cgroup::resolve(path)?;
-            return Ok(Watch { selection: Some(Selection::Cgroup { id: c.id, level: c.level }), command: None });
-        }
-        if let Some((program, args)) = self.command.split_first() {
-            let held = HeldCommand::spawn_with(
-                program.as_os_str(),
-                &args.iter().map(OsString::as_os_str).collect::<Vec<_>>(),
-                false,
-            )?;
-            let pid = held.pid();
-            return Ok(Watch {
-                selection: Some(Selection::Processes { pids: vec![pid], follow_children: true }),
-                command: Some(held),
-            });
-        }
-        Ok(Watch { selection: None, command: None })
+        let target = if let Some(IdList(pids)) = &self.pid {
+            let t = Target::pids(pids)?;
+            if self.children { t.with_children() } else { t }
+        } else if let Some(path) = &self.cgroup {
+            Target::cgroup(path)?
+        } else if !self.command.is_empty() {
+            Target::command(&self.command, false)?
+        } else {
+            Target::all()
+        };
+        let t = target.into_tool_target();
+        Ok(Watch { selection: t.selection, command: t.command })
     }
 }
 
@@ -329,7 +321,10 @@ pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
         RunqlatPer::All
     };
     let mut watch = args.target.watch()?;
-    let tool = Runqlat::start(watch.selection.clone(), per)?;
+    let mut config = RunqlatConfig::default();
+    config.selection = watch.selection.clone();
+    config.per = per;
+    let tool = Runqlat::start(config)?;
     watch.release()?;
     eprintln!("Tracing run queue latency... Hit Ctrl-C to end.");
     let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
@@ -894,7 +889,9 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
     args.snooping.time |= args.time_short;
     args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
-    let mut tool = ExecSnoop::start(watch.selection.clone())?;
+    let mut config = ExecSnoopConfig::default();
+    config.selection = watch.selection.clone();
+    let mut tool = ExecSnoop::start(config)?;
     eprintln!("Tracing execs... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
@@ -1045,7 +1042,10 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
     // As bcc: an open passes when its flags share a bit with the filter's.
     let mask = args.flag_filter.iter().fold(0i64, |m, f| m | i64::from(*f));
     let mut watch = args.target.watch()?;
-    let mut tool = OpenSnoop::start(watch.selection.clone(), args.failed)?;
+    let mut config = OpenSnoopConfig::default();
+    config.selection = watch.selection.clone();
+    config.failed_only = args.failed;
+    let mut tool = OpenSnoop::start(config)?;
     eprintln!("Tracing opens... Hit Ctrl-C to end.");
     watch.release()?;
     if !args.snooping.json {
@@ -1151,7 +1151,9 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
     args.snooping.time |= args.time_short;
     args.snooping.timestamp |= args.timestamp_short;
     let selection = args.pid.as_ref().map(|IdList(p)| Selection::Processes { pids: p.clone(), follow_children: true });
-    let mut tool = TcpLife::start(selection)?;
+    let mut config = TcpLifeConfig::default();
+    config.selection = selection;
+    let mut tool = TcpLife::start(config)?;
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
     let w = if args.wide { 39 } else { 15 };
@@ -1239,7 +1241,7 @@ pub struct TcpretransArgs {
 }
 
 pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
-    let mut tool = TcpRetrans::start()?;
+    let mut tool = TcpRetrans::start(TcpRetransConfig::default())?;
     eprintln!("Tracing TCP retransmissions... Hit Ctrl-C to end.");
     let mut watch = Watch { selection: None, command: None };
     if !args.snooping.json && !args.count {

@@ -55,7 +55,7 @@ pub use perfkit_profile::{
 };
 pub use perfkit_symbols::Grouping;
 pub use session::{Backend, Choice, EndReason, Finished, Profiler, Session, Walker};
-pub use target::{Target, TargetKind};
+pub use target::{Target, TargetKind, ToolTarget};
 pub use wait::wait_for;
 
 use std::time::Duration;

@@ -177,17 +177,17 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// How each backend will be told what to sample.
-struct Plan {
-    selection: Selection,
+pub(crate) struct Plan {
+    pub(crate) selection: Selection,
     scope: PerfScope,
     watched: Vec<u32>,
-    command: Option<HeldCommand>,
+    pub(crate) command: Option<HeldCommand>,
     program: Option<PathBuf>,
     /// Processes whose mappings say whether frame pointers suffice.
     pids: Vec<u32>,
 }
 
-fn plan(kind: TargetKind, follow: bool) -> Plan {
+pub(crate) fn plan(kind: TargetKind, follow: bool) -> Plan {
     match kind {
         TargetKind::Processes(infos) => {
             let pids: Vec<u32> = infos.iter().map(|i| i.pid).collect();

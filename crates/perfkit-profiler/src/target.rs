@@ -206,3 +206,30 @@ pub fn resolve_program(program: &std::path::Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
+
+/// A target as the bcc-style tools take it: the tasks to watch, and the
+/// command to release once the tool is attached.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ToolTarget {
+    /// For a tool's configuration (`selection`): `None` for every task.
+    pub selection: Option<perfkit_probes::Selection>,
+    /// A command target's held child: release it once the tool is
+    /// attached ([`HeldCommand::release`]).
+    pub command: Option<HeldCommand>,
+}
+
+impl Target {
+    /// The same target for a bcc-style tool ([`perfkit_probes::tools`]):
+    /// processes (with the descendants [`Target::with_children`] added,
+    /// and new children followed), threads, a cgroup, a held command, or
+    /// every task.
+    pub fn into_tool_target(self) -> ToolTarget {
+        let plan = crate::session::plan(self.kind, self.follow_children);
+        let selection = match plan.selection {
+            perfkit_probes::Selection::All => None,
+            s => Some(s),
+        };
+        ToolTarget { selection, command: plan.command }
+    }
+}

@@ -309,6 +309,64 @@ pub enum RunqlatPer {
     Cgroup,
 }
 
+/// The one shape of every tool: a configuration (which tasks, as a
+/// [`Selection`], and the tool's options) -> [`start`](Tool::start) -> a
+/// handle that reads what the kernel side gathered ([`Histogram`]s,
+/// counts, or events through [`EventSource`]) and its loss counters.
+///
+/// ```no_run
+/// use perfkit_probes::tools::{Runqlat, RunqlatConfig, RunqlatPer, Tool};
+///
+/// let mut config = RunqlatConfig::default();
+/// config.per = RunqlatPer::Process;
+/// let runqlat = Runqlat::start(config)?;
+/// # Ok::<(), perfkit_probes::ProbeError>(())
+/// ```
+pub trait Tool: Sized {
+    /// What to watch and how.
+    type Config;
+
+    /// Loads the tool's programs and attaches them.
+    fn start(config: Self::Config) -> Result<Self, ProbeError>;
+
+    /// Counters since the start: events seen and lost.
+    fn stats(&self) -> Result<ToolStats, ProbeError>;
+}
+
+macro_rules! tool {
+    ($tool:ty, $config:ty) => {
+        impl Tool for $tool {
+            type Config = $config;
+
+            fn start(config: $config) -> Result<Self, ProbeError> {
+                <$tool>::start(config)
+            }
+
+            fn stats(&self) -> Result<ToolStats, ProbeError> {
+                self.probe.stats()
+            }
+        }
+    };
+}
+
+tool!(Runqlat, RunqlatConfig);
+tool!(BlockIo, BlockIoConfig);
+tool!(Syscount, SyscountConfig);
+tool!(ExecSnoop, ExecSnoopConfig);
+tool!(OpenSnoop, OpenSnoopConfig);
+tool!(TcpLife, TcpLifeConfig);
+tool!(TcpRetrans, TcpRetransConfig);
+
+/// What runqlat watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunqlatConfig {
+    /// The threads to watch (`None`: all).
+    pub selection: Option<Selection>,
+    /// What each histogram is per.
+    pub per: RunqlatPer,
+}
+
 /// Run-queue latency: how long runnable threads wait for a CPU.
 #[derive(Debug)]
 pub struct Runqlat {
@@ -316,8 +374,9 @@ pub struct Runqlat {
 }
 
 impl Runqlat {
-    /// Loads and attaches, watching `selection` (`None`: every thread).
-    pub fn start(selection: Option<Selection>, per: RunqlatPer) -> Result<Self, ProbeError> {
+    /// Loads and attaches.
+    pub fn start(config: RunqlatConfig) -> Result<Self, ProbeError> {
+        let RunqlatConfig { selection, per } = config;
         let config = ToolConfig {
             runq_per: match per {
                 RunqlatPer::All => PER_NONE,
@@ -648,6 +707,14 @@ fn syscall_names_read(probe: &Probe) -> Result<HashMap<u32, String>, ProbeError>
     Ok(out)
 }
 
+/// What execsnoop watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecSnoopConfig {
+    /// The processes to watch (`None`: all).
+    pub selection: Option<Selection>,
+}
+
 /// Exec events (execsnoop).
 #[derive(Debug)]
 pub struct ExecSnoop {
@@ -657,8 +724,9 @@ pub struct ExecSnoop {
 }
 
 impl ExecSnoop {
-    /// Loads and attaches, watching `selection` (`None`: every process).
-    pub fn start(selection: Option<Selection>) -> Result<Self, ProbeError> {
+    /// Loads and attaches.
+    pub fn start(config: ExecSnoopConfig) -> Result<Self, ProbeError> {
+        let ExecSnoopConfig { selection } = config;
         let mut probe = Probe::load(
             TOOL_EXECSNOOP,
             Globals { selection, config: ToolConfig::default(), keep: vec![names::EXEC_EVENTS] },
@@ -688,6 +756,16 @@ impl ExecSnoop {
     }
 }
 
+/// What opensnoop watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenSnoopConfig {
+    /// The processes to watch (`None`: all).
+    pub selection: Option<Selection>,
+    /// Only opens that fail (bcc's `-x`).
+    pub failed_only: bool,
+}
+
 /// Open events (opensnoop).
 #[derive(Debug)]
 pub struct OpenSnoop {
@@ -696,9 +774,9 @@ pub struct OpenSnoop {
 }
 
 impl OpenSnoop {
-    /// Loads and attaches, watching `selection`; with `failed_only`, only
-    /// opens that fail are reported (bcc's `-x`).
-    pub fn start(selection: Option<Selection>, failed_only: bool) -> Result<Self, ProbeError> {
+    /// Loads and attaches.
+    pub fn start(config: OpenSnoopConfig) -> Result<Self, ProbeError> {
+        let OpenSnoopConfig { selection, failed_only } = config;
         let config = ToolConfig { open_failed_only: u32::from(failed_only), ..ToolConfig::default() };
         let mut probe = Probe::load(TOOL_OPENSNOOP, Globals { selection, config, keep: vec![names::OPEN_EVENTS] })?;
         probe.attach_tp(names::OPENAT_ENTER_PROGRAM, "syscalls", "sys_enter_openat")?;
@@ -722,6 +800,15 @@ impl OpenSnoop {
     }
 }
 
+/// What tcplife watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpLifeConfig {
+    /// The processes whose sessions are reported (`None`: all; the kernel
+    /// filters on the owner it recorded).
+    pub selection: Option<Selection>,
+}
+
 /// TCP sessions (tcplife).
 #[derive(Debug)]
 pub struct TcpLife {
@@ -730,10 +817,9 @@ pub struct TcpLife {
 }
 
 impl TcpLife {
-    /// Loads and attaches. With a selection of processes, only their
-    /// sessions are reported (the kernel filters on the owner it
-    /// recorded).
-    pub fn start(selection: Option<Selection>) -> Result<Self, ProbeError> {
+    /// Loads and attaches.
+    pub fn start(config: TcpLifeConfig) -> Result<Self, ProbeError> {
+        let TcpLifeConfig { selection } = config;
         let (_, missing) = crate::btf::tool_offsets()?;
         if let Some(m) = missing.iter().find(|m| m.starts_with("tcp_sock")) {
             return Err(ProbeError::Btf(format!("the kernel's BTF has no field {m}, needed for bytes in and out")));
@@ -777,6 +863,12 @@ pub struct RetransCount {
     pub failed_segments: u64,
 }
 
+/// What tcpretrans watches: every socket (retransmissions run in timers
+/// and softirqs, not in their owner's context), so nothing yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpRetransConfig {}
+
 /// TCP retransmissions (tcpretrans).
 #[derive(Debug)]
 pub struct TcpRetrans {
@@ -785,9 +877,9 @@ pub struct TcpRetrans {
 }
 
 impl TcpRetrans {
-    /// Loads and attaches (every socket: retransmissions run in timers and
-    /// softirqs, not in their owner's context).
-    pub fn start() -> Result<Self, ProbeError> {
+    /// Loads and attaches (every socket).
+    pub fn start(config: TcpRetransConfig) -> Result<Self, ProbeError> {
+        let TcpRetransConfig {} = config;
         let mut probe = Probe::load(
             TOOL_TCPRETRANS,
             Globals { selection: None, config: ToolConfig::default(), keep: vec![names::TCP_RETRANS_EVENTS] },

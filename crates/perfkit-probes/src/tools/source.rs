@@ -5,9 +5,9 @@
 //! `futures_core::Stream` on tokio's reactor.
 //!
 //! ```no_run
-//! use perfkit_probes::tools::{EventSource, ExecSnoop};
+//! use perfkit_probes::tools::{EventSource, ExecSnoop, ExecSnoopConfig};
 //!
-//! let mut snoop = ExecSnoop::start(None)?;
+//! let mut snoop = ExecSnoop::start(ExecSnoopConfig::default())?;
 //! for exec in snoop.iter().take(10) {
 //!     println!("{} {:?}", exec.pid, exec.args);
 //! }
