@@ -595,7 +595,9 @@ fn stack_end(code: u8) -> StackEnd {
         END_READ => Truncation::ReadFault,
         END_UNSUPPORTED => Truncation::UnsupportedCfi,
         END_NO_CFI => Truncation::NoCfi,
-        END_PENDING => Truncation::Unmapped,
+        // A frame's table was not loaded yet, or its mapping not known:
+        // the symbolizer tells the two apart once the mappings are known.
+        END_PENDING => Truncation::TablePending,
         _ => Truncation::Other,
     })
 }

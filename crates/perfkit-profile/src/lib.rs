@@ -269,11 +269,15 @@ pub enum Truncation {
     UnsupportedCfi,
     /// The walker's own bounds (`other`).
     Other,
+    /// Code whose unwind table was still being built (a large file's table
+    /// is built when a walk first reaches it): the walk went on with frame
+    /// pointers and lost its way (`table-pending`).
+    TablePending,
 }
 
 impl Truncation {
     /// Every reason, in declaration order.
-    pub const ALL: [Truncation; 9] = [
+    pub const ALL: [Truncation; 10] = [
         Truncation::Depth,
         Truncation::NoCfi,
         Truncation::AnonCode,
@@ -283,6 +287,7 @@ impl Truncation {
         Truncation::SignalFrame,
         Truncation::UnsupportedCfi,
         Truncation::Other,
+        Truncation::TablePending,
     ];
 
     /// The reason's short stable word.
@@ -297,6 +302,7 @@ impl Truncation {
             Truncation::SignalFrame => "signal-frame",
             Truncation::UnsupportedCfi => "unsupported-cfi",
             Truncation::Other => "other",
+            Truncation::TablePending => "table-pending",
         }
     }
 
@@ -316,6 +322,10 @@ impl Truncation {
                 "a CFI rule the walker cannot follow (a DWARF expression, or a frame address in another register)"
             }
             Truncation::Other => "the walker's own limits",
+            Truncation::TablePending => {
+                "code whose unwind table was still being built (large files get theirs when a walk first reaches \
+                 them)"
+            }
         }
     }
 

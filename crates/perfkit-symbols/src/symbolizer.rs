@@ -174,18 +174,24 @@ const SIGNAL_TRAMPOLINES: &[&str] = &["__restore_rt", "__restore"];
 /// is either did not reach its root whatever the backend said (a frame
 /// pointer of 0 there is not the root's, and the kernel's frame-pointer
 /// callchains say nothing).
-fn stack_end(end: StackEnd, tgid: u32, outermost: u64, modules: &Modules) -> StackEnd {
+fn stack_end(end: StackEnd, tgid: u32, ips: &[u64], modules: &Modules) -> StackEnd {
     let reason = match end {
         StackEnd::Truncated(Truncation::Depth | Truncation::StackCopy | Truncation::SignalFrame) => return end,
         StackEnd::Truncated(r) => Some(r),
         _ => None,
     };
-    if matches!(RawFrame::decode(outermost), RawFrame::InFile { .. }) {
+    let in_file = |f: &u64| matches!(RawFrame::decode(*f), RawFrame::InFile { .. });
+    let Some((outermost, inner)) = ips.split_last() else { return end };
+    if in_file(outermost) {
         return end;
     }
-    let refined = match modules.find(tgid, outermost) {
+    let refined = match modules.find(tgid, *outermost) {
         Some(m) if m.is_anonymous() => Some(Truncation::AnonCode),
         Some(_) => reason,
+        // A walk that was in known files all along and stepped, by frame
+        // pointers, out of one whose table was still being built: the
+        // address it reached is the wrong step's, not a mapping missed.
+        None if reason == Some(Truncation::TablePending) && !inner.is_empty() && inner.iter().all(in_file) => reason,
         None => Some(Truncation::Unmapped),
     };
     refined.map_or(StackEnd::Complete, StackEnd::Truncated)
@@ -220,7 +226,12 @@ impl Symbolizer {
         // JIT code, or to nothing.
         enum Target {
             Place(Place),
+            /// In a known anonymous executable mapping: generated code.
             Jit(u32, u64),
+            /// In no mapping known even now (a mapping never seen, or a
+            /// wrong step): a perf map may still name it, but it does not
+            /// count as a runtime's unnamed code.
+            Unmapped(u32, u64),
             Unknown,
         }
         let mut user_targets: HashMap<(u32, u64), Target> = HashMap::new();
@@ -244,7 +255,7 @@ impl Symbolizer {
                                 None if !m.path.starts_with('/') => Target::Jit(s.tgid, call_site(i, ip)),
                                 None => Target::Unknown,
                             },
-                            None => Target::Jit(s.tgid, call_site(i, ip)),
+                            None => Target::Unmapped(s.tgid, call_site(i, ip)),
                         },
                     };
                     user_targets.insert(key, t);
@@ -275,8 +286,13 @@ impl Symbolizer {
         }
 
         // JIT code: each process's perf map, read once.
-        let mut jit_pids: Vec<u32> =
-            user_targets.values().filter_map(|t| if let Target::Jit(pid, _) = t { Some(*pid) } else { None }).collect();
+        let mut jit_pids: Vec<u32> = user_targets
+            .values()
+            .filter_map(|t| match t {
+                Target::Jit(pid, _) | Target::Unmapped(pid, _) => Some(*pid),
+                _ => None,
+            })
+            .collect();
         jit_pids.sort_unstable();
         jit_pids.dedup();
         let mut maps: HashMap<u32, PerfMap> = HashMap::new();
@@ -319,10 +335,7 @@ impl Symbolizer {
             let mut unnamed_jit = false;
             match &s.user {
                 RawStack::Frames(ips) => {
-                    let mut end = match ips.last() {
-                        Some(&outermost) => stack_end(s.user_end, s.tgid, outermost, modules),
-                        None => s.user_end,
-                    };
+                    let mut end = if ips.is_empty() { s.user_end } else { stack_end(s.user_end, s.tgid, ips, modules) };
                     let outermost = match ips.last().map(|&ip| &user_targets[&(s.tgid, ip)]) {
                         Some(Target::Place(p)) => resolved.get(p).and_then(|f| f.first()).map(|f| &*f.name),
                         _ => None,
@@ -361,14 +374,15 @@ impl Symbolizer {
                     for (i, &ip) in ips.iter().enumerate().rev() {
                         match &user_targets[&(s.tgid, ip)] {
                             Target::Place(p) => frames.extend(resolved.get(p).unwrap_or(&unknown).iter().cloned()),
-                            Target::Jit(pid, addr) => {
+                            Target::Jit(pid, addr) | Target::Unmapped(pid, addr) => {
                                 let name = maps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned);
                                 let name = name
                                     .or_else(|| dumps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned));
                                 match name {
                                     Some(name) => frames.push(Frame::jit(name)),
                                     None => {
-                                        unnamed_jit = true;
+                                        let target = &user_targets[&(s.tgid, ip)];
+                                        unnamed_jit |= matches!(target, Target::Jit(..));
                                         frames.push(Frame::user("[unknown]"));
                                     }
                                 }
@@ -660,20 +674,37 @@ mod tests {
         let m = modules();
         let cut = StackEnd::Truncated;
         // Stopped in generated code, whatever the walker said.
-        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, 0x1010, &m), cut(Truncation::AnonCode));
-        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, 0x3010, &m), cut(Truncation::AnonCode));
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, &[0x1010], &m), cut(Truncation::AnonCode));
+        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, &[0x3010], &m), cut(Truncation::AnonCode));
         // A frame pointer of 0 in generated code is not the root.
-        assert_eq!(stack_end(StackEnd::Complete, 7, 0x1010, &m), cut(Truncation::AnonCode));
+        assert_eq!(stack_end(StackEnd::Complete, 7, &[0x1010], &m), cut(Truncation::AnonCode));
         // An address in no mapping.
-        assert_eq!(stack_end(StackEnd::Complete, 7, 0x9000, &m), cut(Truncation::Unmapped));
-        assert_eq!(stack_end(cut(Truncation::NoCfi), 8, 0x1010, &m), cut(Truncation::Unmapped));
+        assert_eq!(stack_end(StackEnd::Complete, 7, &[0x9000], &m), cut(Truncation::Unmapped));
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 8, &[0x1010], &m), cut(Truncation::Unmapped));
         // The vDSO is not anonymous memory; a place in a file stays as said.
-        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, 0x5010, &m), cut(Truncation::NoCfi));
-        assert_eq!(stack_end(StackEnd::Complete, 7, encode_frame(3, 0x10), &m), StackEnd::Complete);
-        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, encode_frame(3, 0x10), &m), cut(Truncation::ReadFault));
+        assert_eq!(stack_end(cut(Truncation::NoCfi), 7, &[0x5010], &m), cut(Truncation::NoCfi));
+        assert_eq!(stack_end(StackEnd::Complete, 7, &[encode_frame(3, 0x10)], &m), StackEnd::Complete);
+        assert_eq!(stack_end(cut(Truncation::ReadFault), 7, &[encode_frame(3, 0x10)], &m), cut(Truncation::ReadFault));
         // The depth limit and the stack copy are what they are.
-        assert_eq!(stack_end(cut(Truncation::Depth), 7, 0x1010, &m), cut(Truncation::Depth));
-        assert_eq!(stack_end(cut(Truncation::StackCopy), 7, 0x9000, &m), cut(Truncation::StackCopy));
+        assert_eq!(stack_end(cut(Truncation::Depth), 7, &[0x1010], &m), cut(Truncation::Depth));
+        assert_eq!(stack_end(cut(Truncation::StackCopy), 7, &[0x9000], &m), cut(Truncation::StackCopy));
+    }
+
+    #[test]
+    fn a_step_out_of_a_file_whose_table_was_pending_is_not_called_unmapped() {
+        let m = modules();
+        let cut = StackEnd::Truncated;
+        let leaf = encode_frame(3, 0x10);
+        // Known files, then a wrong frame-pointer step into nowhere.
+        assert_eq!(stack_end(cut(Truncation::TablePending), 7, &[leaf, 0x9000], &m), cut(Truncation::TablePending));
+        // An unknown address before the last: a mapping was missed.
+        assert_eq!(stack_end(cut(Truncation::TablePending), 7, &[0x9100, leaf, 0x9000], &m), cut(Truncation::Unmapped));
+        // Nothing known at all.
+        assert_eq!(stack_end(cut(Truncation::TablePending), 7, &[0x9000], &m), cut(Truncation::Unmapped));
+        // The pending file itself is the outermost frame.
+        assert_eq!(stack_end(cut(Truncation::TablePending), 7, &[leaf], &m), cut(Truncation::TablePending));
+        // Stopped in generated code after all.
+        assert_eq!(stack_end(cut(Truncation::TablePending), 7, &[leaf, 0x3010], &m), cut(Truncation::AnonCode));
     }
 }
 
