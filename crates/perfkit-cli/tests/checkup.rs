@@ -514,16 +514,26 @@ fn an_oom_kill_in_a_limited_cgroup_names_the_victim() {
     let f = &json["findings"][0];
     assert_eq!((f["resource"].as_str(), f["kind"].as_str()), (Some("memory"), Some("errors")), "{text}");
     assert_eq!(f["severity"], "critical", "{text}");
-    let culprit = &f["culprits"][0];
-    assert_eq!((culprit["pid"].as_u64(), culprit["comm"].as_str()), (Some(pid as u64), Some("dd")), "{text}");
-    assert_eq!(f["cgroups"][0]["path"].as_str(), Some(group_name(&group).as_str()), "{text}");
+    // Other work on the machine may be OOM-killed in the same window: ours
+    // is among the victims and groups, not necessarily first.
+    let culprit = f["culprits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pid"].as_u64() == Some(pid as u64))
+        .unwrap_or_else(|| panic!("the victim is a culprit: {text}"));
+    assert_eq!(culprit["comm"], "dd", "{text}");
+    assert!(
+        f["cgroups"].as_array().unwrap().iter().any(|g| g["path"].as_str() == Some(group_name(&group).as_str())),
+        "{text}"
+    );
     let kills = f["evidence"].as_array().unwrap().iter().find(|e| e["metric"] == "oom_kills").unwrap();
     assert!(kills["value"].as_f64().unwrap() >= 1.0, "{text}");
     // The kernel's own line is kept, as dmesg shows it.
     let during = json["observations"]["kernel"]["during"].as_array().unwrap();
     let line = during
         .iter()
-        .find(|m| m["class"] == "oom_kill")
+        .find(|m| m["class"] == "oom_kill" && m["pid"].as_u64() == Some(pid as u64))
         .unwrap_or_else(|| panic!("the kill's kernel message: {during:?}"));
     assert_eq!(line["pid"].as_u64(), Some(pid as u64));
     assert!(line["text"].as_str().unwrap().contains(&format!("Killed process {pid} (dd)")), "{line}");
