@@ -99,7 +99,8 @@ pub struct CgroupObservations {
     /// The memory controller's version (`v1`, `v2`), when found.
     pub memory_version: Option<cgroup::Version>,
     /// Memory groups with a limit (`memory.max`, `memory.high`,
-    /// `memory.limit_in_bytes`) or OOM kills in the window.
+    /// `memory.limit_in_bytes`), OOM kills in the window, or tasks stalled
+    /// on memory (v2 `memory.pressure`).
     pub memory: Vec<CgroupMemoryUsage>,
     /// The CPU controller's version, when found.
     pub cpu_version: Option<cgroup::Version>,
@@ -622,7 +623,12 @@ impl ObservationsBuilder {
                         pids: Vec::new(),
                     }
                 })
-                .filter(|g| g.limit_kib.is_some() || g.high_kib.is_some() || g.oom_kills > 0)
+                .filter(|g| {
+                    g.limit_kib.is_some()
+                        || g.high_kib.is_some()
+                        || g.oom_kills > 0
+                        || g.psi_some_percent.is_some_and(|p| p > 0.0)
+                })
                 .collect();
             obs.cgroups.cpu = self
                 .cpu_groups

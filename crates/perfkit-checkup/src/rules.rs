@@ -623,8 +623,20 @@ fn memory_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
         evidence.push(ev("psi_memory_some_percent", s, th.psi_memory_some_percent));
         evidence.push(ev("psi_memory_full_percent", f, th.psi_memory_full_percent));
     }
+    // The cgroups whose tasks stalled (v2 memory.pressure), as shares of
+    // the host's stall time; a parent is left out for a child that holds
+    // most of its stall.
+    let stalled = stalled_groups(obs, psi_some.unwrap_or(0.0));
+    // Page-cache thrashing through read() takes no major fault: then the
+    // most stalled group's readers are the culprits.
+    let culprits = match stalled.first() {
+        Some(g) if by_faults.is_empty() => {
+            group_culprits(obs, th, &g.pids, |p| p.read_kib_per_s + 4.0 * p.major_faults_per_s + p.io_delay_percent)
+        }
+        _ => by_faults,
+    };
     let mut next = vec!["perfkit sys mem 1 10".to_string()];
-    per_process(&mut next, &by_faults, |pid| format!("perfkit offcpu -p {pid} -d 30"));
+    per_process(&mut next, &culprits, |pid| format!("perfkit offcpu -p {pid} -d 30"));
     out.push(Draft {
         resource: Resource::Memory,
         kind: Kind::Saturation,
@@ -634,11 +646,33 @@ fn memory_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             psi_some.unwrap_or(0.0)
         ),
         evidence,
-        culprits: by_faults,
+        culprits,
         next,
-        cgroups: Vec::new(),
+        cgroups: stalled,
         floor: None,
     });
+}
+
+/// The memory cgroups whose tasks stalled on memory, most first (at most
+/// three), each as a share of the host's `some` stall (`host_some`, %).
+fn stalled_groups(obs: &Observations, host_some: f64) -> Vec<CgroupCulprit> {
+    let groups: Vec<_> = obs.cgroups.memory.iter().filter(|g| g.psi_some_percent.is_some_and(|p| p > 0.0)).collect();
+    let psi = |g: &crate::observe::CgroupMemoryUsage| g.psi_some_percent.unwrap_or(0.0);
+    let mut kept: Vec<_> = groups
+        .iter()
+        .filter(|g| {
+            let prefix = format!("{}/", g.path);
+            !groups.iter().any(|c| c.path.starts_with(&prefix) && psi(c) >= 0.9 * psi(g))
+        })
+        .collect();
+    kept.sort_by(|a, b| psi(b).total_cmp(&psi(a)).then(a.path.cmp(&b.path)));
+    kept.into_iter()
+        .take(3)
+        .map(|g| {
+            let share = if host_some > 0.0 { (100.0 * psi(g) / host_some).min(100.0) } else { 100.0 };
+            cgroup_culprit(&g.path, obs.cgroups.memory_version, share, &g.pids)
+        })
+        .collect()
 }
 
 fn disk_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {

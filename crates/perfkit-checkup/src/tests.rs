@@ -532,3 +532,35 @@ fn kernel_errors_during_the_window_and_before_it() {
     assert_eq!(before.severity, Severity::Warning);
     assert!(before.title.contains("600 s before"), "{}", before.title);
 }
+
+#[test]
+fn host_memory_pressure_names_the_stalled_cgroup_and_its_reader() {
+    let mut obs = quiet(10);
+    for i in &mut obs.intervals {
+        let p = i.pressure.as_mut().unwrap();
+        p.memory_some_percent = 40.0;
+        p.memory_full_percent = 20.0;
+    }
+    obs.processes.push(ProcessUsage { read_kib_per_s: 50_000.0, ..proc(4242, "reader", 20.0) });
+    obs.cgroups.memory_version = Some(crate::cgroup::Version::V2);
+    let stalled = |path: &str, psi: f64, pids: &[u32]| crate::observe::CgroupMemoryUsage {
+        path: path.into(),
+        psi_some_percent: Some(psi),
+        pids: pids.to_vec(),
+        ..Default::default()
+    };
+    // No limit anywhere: the host's memory is what is short. The parent
+    // slice stalls because its child does.
+    obs.cgroups.memory.push(stalled("/work.slice", 38.0, &[]));
+    obs.cgroups.memory.push(stalled("/work.slice/job.scope", 36.0, &[4242]));
+    obs.cgroups.memory.push(stalled("/system.slice", 1.0, &[100]));
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Memory, Kind::Saturation, Severity::Critical));
+    let paths: Vec<&str> = t.cgroups.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, ["/work.slice/job.scope", "/system.slice"]);
+    assert_eq!(t.cgroups[0].share_percent, 90.0);
+    assert_eq!((t.culprits[0].pid, t.culprits.len()), (4242, 1));
+    // Unlimited groups give no finding of their own.
+    assert_eq!(f.findings.iter().filter(|f| f.resource == Resource::Memory).count(), 1, "{:#?}", f.findings);
+}

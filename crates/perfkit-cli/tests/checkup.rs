@@ -175,7 +175,12 @@ fn a_quiet_scope_has_no_finding_above_info() {
     assert!(text.contains("no bottleneck found"), "{text}");
     for f in json["findings"].as_array().unwrap() {
         assert_eq!(f["severity"], "info", "{f}");
-        assert!(f["culprits"].as_array().unwrap().is_empty(), "{f}");
+        // No culprit from procfs (only the quiet process is read); the
+        // kernel log may name others' processes (an OOM victim of another
+        // test on this machine), never the one in scope.
+        let culprits = f["culprits"].as_array().unwrap();
+        assert!(f["resource"] == "kernel" || f["resource"] == "memory" || culprits.is_empty(), "{f}");
+        assert!(culprits.iter().all(|c| c["pid"].as_u64().map(|p| p.to_string()) != Some(pid.clone())), "{f}");
         assert!(f["note"].is_string(), "{f}");
     }
     let obs = &json["observations"];
