@@ -30,8 +30,14 @@
 //!   inferno-collapse-perf and bpftrace's `profile:hz`: CPU (with the BPF
 //!   programs' run time), peak memory, table memory, stacks rooted and
 //!   samples named.
+//! - `checkup`: `perfkit checkup` over its window against the classic
+//!   first minute in the same kind of window (sysstat's five tools,
+//!   bpftrace runqlat and biolatency, `perf record -a -g` with its flame
+//!   graph): CPU seconds (BPF run time included) and peak memory.
 
+mod checkup;
 mod runtimes;
+pub use checkup::checkup;
 pub use runtimes::runtimes;
 
 use std::{

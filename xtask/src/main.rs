@@ -9,8 +9,8 @@
 //!   is byte for byte the committed one.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [--stacks N] [--runs N] [--seconds N]
-//!   [--rates HZ,...]`: perfkit against the
+//! - `bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N]
+//!   [--seconds N] [--rates HZ,...] [--duration SECS]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 //! - `vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS]
 //!   [--perfkit PATH]`:
@@ -34,7 +34,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | package | \
-                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] | \
+                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] [--duration SECS] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
 fn main() -> ExitCode {
@@ -66,6 +66,8 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     let mut seconds = 3;
     let mut rates = vec![99, 999, 4999];
     let mut rates_given = false;
+    // checkup's window (its default).
+    let mut duration = 60;
     let mut which = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -76,6 +78,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
             "--stacks" => stacks = number("--stacks")?,
             "--runs" => runs = number("--runs")?.max(3),
             "--seconds" => seconds = number("--seconds")?,
+            "--duration" => duration = number("--duration")?,
             "--rates" => {
                 rates_given = true;
                 rates = it
@@ -84,7 +87,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
                     .transpose()?
                     .ok_or("--rates takes a list such as 99,999,4999")?;
             }
-            "flamegraph" | "procs" | "profile" | "tools" | "host" | "runtimes" => which.push(a.as_str()),
+            "flamegraph" | "procs" | "profile" | "tools" | "host" | "runtimes" | "checkup" => which.push(a.as_str()),
             other => return Err(format!("unknown benchmark or option {other:?}\n{USAGE}")),
         }
     }
@@ -107,6 +110,9 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     }
     if all || which.contains(&"runtimes") {
         bench::runtimes(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[99, 999] })?;
+    }
+    if all || which.contains(&"checkup") {
+        bench::checkup(&root, duration as u32, runs)?;
     }
     Ok(())
 }

@@ -19,7 +19,12 @@ use perfkit_profiler::{Profiler, Target};
 use perfkit_safeio::{Budget, BudgetError};
 
 use crate::{
-    observe::{FunctionShare, LatencyHistogram, Observations, ObservationsBuilder, OnCpuProfile, Snapshot},
+    cgroup::Hierarchies,
+    kmsg::{KeptMessages, KmsgReader},
+    observe::{
+        FunctionShare, KernelLog, LatencyHistogram, Observations, ObservationsBuilder, OnCpuProfile, Snapshot,
+        VmstatExtra,
+    },
     tcp,
 };
 
@@ -54,6 +59,13 @@ pub struct ObserveOptions {
     /// stack walking (frame pointers alone leave the user frames of a
     /// whole-host profile unmapped). `None`: no profile. 19 Hz by default.
     pub on_cpu_hz: Option<u64>,
+    /// Read the memory and CPU cgroups (limits, refaults, OOM kills,
+    /// throttling) with every snapshot. On by default.
+    pub cgroups: bool,
+    /// Read the kernel log (`/dev/kmsg`: root, or CAP_SYSLOG where
+    /// `kernel.dmesg_restrict` is set): errors before the window and the
+    /// messages during it. On by default.
+    pub kernel_log: bool,
 }
 
 impl Default for ObserveOptions {
@@ -64,6 +76,8 @@ impl Default for ObserveOptions {
             scope_pids: Vec::new(),
             run_queue_latency: true,
             on_cpu_hz: Some(19),
+            cgroups: true,
+            kernel_log: true,
         }
     }
 }
@@ -73,6 +87,8 @@ impl Default for ObserveOptions {
 pub struct Observer {
     collector: Collector,
     proc: PathBuf,
+    kmsg: PathBuf,
+    hierarchies: Hierarchies,
     budget: Budget,
 }
 
@@ -88,21 +104,48 @@ const NET_FILE_LIMIT: u64 = 256 << 10;
 impl Observer {
     /// The live system.
     pub fn new() -> Self {
-        Self { collector: Collector::new(), proc: PathBuf::from("/proc"), budget: Budget::process().clone() }
+        let budget = Budget::process().clone();
+        let hierarchies = Self::hierarchies(Path::new("/"), &budget);
+        Self {
+            collector: Collector::new(),
+            proc: PathBuf::from("/proc"),
+            kmsg: PathBuf::from("/dev/kmsg"),
+            hierarchies,
+            budget,
+        }
+    }
+
+    /// The cgroup hierarchies mounted under `root`, from its `/proc/mounts`.
+    fn hierarchies(root: &Path, budget: &Budget) -> Hierarchies {
+        let path = root.join("proc/mounts");
+        let mounts = fs::File::open(&path).ok().and_then(|f| {
+            let _charge = budget.charge(NET_FILE_LIMIT, path.display()).ok()?;
+            let mut buf = Vec::new();
+            f.take(NET_FILE_LIMIT).read_to_end(&mut buf).ok()?;
+            Some(buf)
+        });
+        mounts.map(|m| Hierarchies::from_mounts(&m, root)).unwrap_or_default()
     }
 
     /// A captured tree under `root`, as [`Collector::with_root`].
     pub fn with_root(root: impl AsRef<Path>, ticks_per_second: u64, page_size: u64) -> Self {
+        let budget = Budget::process().clone();
         Self {
             collector: Collector::with_root(root.as_ref(), ticks_per_second, page_size),
             proc: root.as_ref().join("proc"),
-            budget: Budget::process().clone(),
+            kmsg: root.as_ref().join("dev/kmsg"),
+            hierarchies: Self::hierarchies(root.as_ref(), &budget),
+            budget,
         }
     }
 
     /// One snapshot: every process (whose totals name the culprits) but
     /// the observer's own, or only `scope_pids` when given.
     pub fn snapshot(&self, scope_pids: &[u32]) -> Result<Snapshot, ObserveError> {
+        self.snapshot_with(scope_pids, true)
+    }
+
+    fn snapshot_with(&self, scope_pids: &[u32], cgroups: bool) -> Result<Snapshot, ObserveError> {
         let mut options = CollectOptions::default();
         options.processes =
             if scope_pids.is_empty() { ProcessSelection::All } else { ProcessSelection::Pids(scope_pids.to_vec()) };
@@ -115,7 +158,10 @@ impl Observer {
         // A kernel without these files (or an unparsable one) gives no TCP
         // figures rather than failing the whole checkup.
         let tcp = snmp.and_then(|s| tcp::parse(&s, netstat.as_deref().unwrap_or_default()).ok());
-        Ok(Snapshot { sample, tcp })
+        let vmstat_extra = self.read_small("vmstat")?.map(|v| VmstatExtra::parse(&v));
+        let cgroups =
+            if cgroups && !self.hierarchies.is_empty() { Some(self.hierarchies.snapshot(&self.budget)?) } else { None };
+        Ok(Snapshot { sample, tcp, vmstat_extra, cgroups })
     }
 
     /// Reads a small `/proc` file, at most [`NET_FILE_LIMIT`] bytes,
@@ -171,8 +217,26 @@ impl Observer {
             o.frequency_hz = Some(hz);
             Profiler::start(target, &o).map_err(|e| notes.push(format!("on-CPU profile not taken: {e}"))).ok()
         });
+        // The kernel log: everything before the window now, what is new
+        // with each snapshot.
+        let mut kmsg = if options.kernel_log {
+            match KmsgReader::open(&self.kmsg) {
+                Ok(reader) => Some(KmsgState::new(reader, &self.budget)?),
+                Err(e) => {
+                    notes.push(format!("kernel log not read ({}): {e}", self.kmsg.display()));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let start = Instant::now();
-        builder.push(self.snapshot(&options.scope_pids)?)?;
+        let first = self.snapshot_with(&options.scope_pids, options.cgroups)?;
+        let window_start_uptime = first.sample.uptime;
+        builder.push(first)?;
+        if let Some(k) = &mut kmsg {
+            k.read(true, &mut notes)?;
+        }
         // The waits counted before the first snapshot (while the profiler
         // started) are taken off at the end: the histogram covers the
         // window the snapshots cover.
@@ -188,13 +252,16 @@ impl Observer {
         loop {
             let now = Instant::now();
             progress(now - start);
+            if let Some(k) = &mut kmsg {
+                k.read(false, &mut notes)?;
+            }
             if stop.load(Ordering::SeqCst) {
-                builder.push(self.snapshot(&options.scope_pids)?)?;
+                builder.push(self.snapshot_with(&options.scope_pids, options.cgroups)?)?;
                 break;
             }
             let due = next.min(end);
             if now >= due {
-                builder.push(self.snapshot(&options.scope_pids)?)?;
+                builder.push(self.snapshot_with(&options.scope_pids, options.cgroups)?)?;
                 if due >= end {
                     break;
                 }
@@ -236,6 +303,31 @@ impl Observer {
             }
         });
         let mut obs = builder.finish();
+        if let Some(mut k) = kmsg {
+            k.read(false, &mut notes)?;
+            k.log.lost = k.reader.lost;
+            k.log.dropped = k.before.dropped + k.during.dropped;
+            k.log.before_errors = k.before.messages.drain(..).collect();
+            k.log.during = k.during.messages.drain(..).collect();
+            k.log.window_start_seconds = window_start_uptime;
+            obs.kernel = Some(k.log);
+        }
+        // The processes of the groups the rules may blame.
+        for g in &mut obs.cgroups.memory {
+            if g.refaults_per_s > 0.0
+                || g.oom_kills > 0
+                || g.limit_hits > 0
+                || g.psi_some_percent.is_some_and(|p| p > 0.0)
+                || g.working_set_percent_of_limit.is_some_and(|p| p >= 50.0)
+            {
+                g.pids = self.hierarchies.memory_pids(&g.path, 256);
+            }
+        }
+        for g in &mut obs.cgroups.cpu {
+            if g.throttled_periods > 0 {
+                g.pids = self.hierarchies.cpu_pids(&g.path, 256);
+            }
+        }
         obs.run_queue_latency = run_queue_latency;
         obs.on_cpu = on_cpu;
         obs.notes = notes;
@@ -253,4 +345,56 @@ fn merged(tool: &Runqlat) -> Result<perfkit_probes::tools::Histogram, perfkit_pr
         all.sum_ns = all.sum_ns.saturating_add(h.sum_ns);
     }
     Ok(all)
+}
+
+/// The kernel log while observing: errors before the window, then every
+/// new message.
+struct KmsgState {
+    reader: KmsgReader,
+    before: KeptMessages,
+    during: KeptMessages,
+    log: KernelLog,
+    started: bool,
+    failed: bool,
+}
+
+impl KmsgState {
+    fn new(reader: KmsgReader, budget: &Budget) -> Result<Self, ObserveError> {
+        let mut state = Self {
+            reader,
+            before: KeptMessages::new(50, budget, "kernel errors before the window"),
+            during: KeptMessages::new(500, budget, "kernel messages of the window"),
+            log: KernelLog::default(),
+            started: false,
+            failed: false,
+        };
+        // The records already in the ring: before the window.
+        state.read(false, &mut Vec::new())?;
+        Ok(state)
+    }
+
+    /// Reads what is new. `start`: the window starts now (what was read
+    /// so far is before it).
+    fn read(&mut self, start: bool, notes: &mut Vec<String>) -> Result<(), ObserveError> {
+        let mut kept = Vec::new();
+        if self.failed {
+            return Ok(());
+        }
+        if let Err(e) = self.reader.read_available(|m| kept.push(m)) {
+            notes.push(format!("kernel log read failed: {e}"));
+            self.failed = true;
+        }
+        for m in kept {
+            if self.started {
+                self.during.push(m)?;
+            } else if let Some(class) = m.class {
+                *self.log.before_counts.entry(class.name().to_string()).or_default() += 1;
+                self.before.push(m)?;
+            }
+        }
+        if start {
+            self.started = true;
+        }
+        Ok(())
+    }
 }

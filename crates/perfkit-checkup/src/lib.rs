@@ -29,14 +29,18 @@
 //! # Ok::<(), perfkit_checkup::ObserveError>(())
 //! ```
 
+pub mod cgroup;
 mod collect;
+pub mod kmsg;
 pub mod observe;
 mod rules;
 pub mod tcp;
 
 pub use collect::{ObserveError, ObserveOptions, Observer};
 pub use observe::{Observations, ObservationsBuilder, Snapshot};
-pub use rules::{Culprit, Evidence, Finding, Findings, Kind, Resource, ResourceLine, Severity, Thresholds, analyze};
+pub use rules::{
+    CgroupCulprit, Culprit, Evidence, Finding, Findings, Kind, Resource, ResourceLine, Severity, Thresholds, analyze,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,21 +1,59 @@
 //! Observations: the time series and per-process totals the rules read.
 //! Plain data, built from raw snapshots here or by any other tool.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use perfkit_procstat::{Sample, model};
 use perfkit_safeio::{Budget, BudgetError, Charge};
 use serde::{Deserialize, Serialize};
 
-use crate::tcp::TcpCounters;
+use crate::{
+    cgroup::{self, CgroupSnapshot, CpuCounters, MemoryCounters},
+    kmsg::KernelMessage,
+    tcp::TcpCounters,
+};
 
-/// One instant: procstat's raw sample and the TCP counters.
+/// One instant: procstat's raw sample, the TCP counters, the counters of
+/// `/proc/vmstat` procstat does not keep, and the cgroups.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// `/proc` and `/sys` as perfkit-procstat reads them.
     pub sample: Sample,
     /// `/proc/net/snmp` and `/proc/net/netstat`, when readable.
     pub tcp: Option<TcpCounters>,
+    /// `/proc/vmstat`: `workingset_refault_file` and `oom_kill`, when read.
+    pub vmstat_extra: Option<VmstatExtra>,
+    /// The memory and CPU cgroups' counters, when read.
+    pub cgroups: Option<CgroupSnapshot>,
+}
+
+impl Snapshot {
+    /// A snapshot of procstat's sample and the TCP counters only.
+    pub fn new(sample: Sample, tcp: Option<TcpCounters>) -> Self {
+        Self { sample, tcp, vmstat_extra: None, cgroups: None }
+    }
+}
+
+/// Counters of `/proc/vmstat` beyond procstat's, since boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmstatExtra {
+    /// `workingset_refault_file`: file pages read again soon after their
+    /// eviction (the page cache is too small for the working set).
+    pub refault_file: u64,
+    /// `oom_kill`: processes the OOM killer killed.
+    pub oom_kills: u64,
+}
+
+impl VmstatExtra {
+    /// From the text of `/proc/vmstat`; missing counters are 0.
+    pub fn parse(text: &[u8]) -> Self {
+        let f = cgroup::parse_flat(text);
+        Self {
+            refault_file: f.get("workingset_refault_file").copied().unwrap_or(0),
+            oom_kills: f.get("oom_kill").copied().unwrap_or(0),
+        }
+    }
 }
 
 /// Everything observed over a window.
@@ -42,8 +80,105 @@ pub struct Observations {
     /// An on-CPU profile over the window at a low rate (of the processes
     /// in scope or of the whole host), when it could be taken.
     pub on_cpu: Option<OnCpuProfile>,
+    /// Processes the OOM killer killed in the window (`/proc/vmstat`
+    /// `oom_kill`), when read.
+    pub oom_kills: Option<u64>,
+    /// Memory and CPU cgroups with a limit, a quota, or OOM kills.
+    pub cgroups: CgroupObservations,
+    /// The kernel log: new messages of the window and errors before it
+    /// (`/dev/kmsg`, root), when it could be read.
+    pub kernel: Option<KernelLog>,
     /// What could not be observed, and why (no privileges for eBPF...).
     pub notes: Vec<String>,
+}
+
+/// Cgroups over the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CgroupObservations {
+    /// The memory controller's version (`v1`, `v2`), when found.
+    pub memory_version: Option<cgroup::Version>,
+    /// Memory groups with a limit (`memory.max`, `memory.high`,
+    /// `memory.limit_in_bytes`), OOM kills in the window, or tasks stalled
+    /// on memory (v2 `memory.pressure`).
+    pub memory: Vec<CgroupMemoryUsage>,
+    /// The CPU controller's version, when found.
+    pub cpu_version: Option<cgroup::Version>,
+    /// CPU groups with a quota or throttled in the window.
+    pub cpu: Vec<CgroupCpuUsage>,
+}
+
+/// A memory cgroup over the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CgroupMemoryUsage {
+    /// Path below the hierarchy's mount (`/system.slice/x.service`).
+    pub path: String,
+    /// `memory.max` (v2), `memory.limit_in_bytes` (v1), KiB.
+    pub limit_kib: Option<u64>,
+    /// `memory.high` (v2), KiB.
+    pub high_kib: Option<u64>,
+    /// The most memory it was charged, page cache included, KiB.
+    pub peak_kib: u64,
+    /// The most of its working set: charged memory less inactive page
+    /// cache (as the kubelet counts it), KiB.
+    pub peak_working_set_kib: u64,
+    /// That working set, percent of the lower of its limits.
+    pub working_set_percent_of_limit: Option<f64>,
+    /// File pages read again soon after their eviction, per second.
+    pub refaults_per_s: f64,
+    /// Major page faults of its tasks per second.
+    pub major_faults_per_s: f64,
+    /// Times the limit was reached in the window.
+    pub limit_hits: u64,
+    /// OOM kills in the group in the window.
+    pub oom_kills: u64,
+    /// Share of the window its tasks stalled on memory (v2 `memory.pressure`).
+    pub psi_some_percent: Option<f64>,
+    /// Share of the window all its tasks stalled on memory at once (v2).
+    pub psi_full_percent: Option<f64>,
+    /// Its processes at the end of the window (for the notable groups).
+    pub pids: Vec<u32>,
+}
+
+/// A CPU cgroup over the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CgroupCpuUsage {
+    /// Path below the hierarchy's mount.
+    pub path: String,
+    /// Its CPU bandwidth quota, in CPUs (`cpu.max`, `cpu.cfs_quota_us`).
+    pub quota_cpus: Option<f64>,
+    /// Enforcement periods in the window in which it ran.
+    pub periods: u64,
+    /// Periods in which it used up its quota and was throttled.
+    pub throttled_periods: u64,
+    /// Throttled periods, percent of its periods.
+    pub throttled_percent: f64,
+    /// Time its tasks were throttled, seconds.
+    pub throttled_seconds: f64,
+    /// Its processes at the end of the window (when throttled).
+    pub pids: Vec<u32>,
+}
+
+/// The kernel log around the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct KernelLog {
+    /// Seconds since boot when the window started (message timestamps
+    /// are since boot too).
+    pub window_start_seconds: f64,
+    /// Messages logged during the window, oldest first (the newest 500).
+    pub during: Vec<KernelMessage>,
+    /// Errors logged before the window (OOM kills, hung tasks, lockups,
+    /// I/O and file system errors), the newest 50.
+    pub before_errors: Vec<KernelMessage>,
+    /// How many of each class were logged before the window.
+    pub before_counts: std::collections::BTreeMap<String, u64>,
+    /// Messages left out to stay within the counts above.
+    pub dropped: u64,
+    /// Messages the kernel's ring overwrote before they were read.
+    pub lost: u64,
 }
 
 /// What an on-CPU profile says in brief: where the CPU time went.
@@ -207,6 +342,9 @@ pub struct MemoryInterval {
     pub swap_in_kib_per_s: f64,
     pub swap_out_kib_per_s: f64,
     pub major_faults_per_s: f64,
+    /// File pages refaulted per second (`workingset_refault_file`): page
+    /// cache thrashing when high.
+    pub refaults_per_s: f64,
 }
 
 /// One disk during an interval (iostat -x).
@@ -315,7 +453,18 @@ pub struct ObservationsBuilder {
     first: Option<(f64, f64)>,
     prev: Option<Snapshot>,
     procs: HashMap<(u32, u64), ProcTotals>,
+    first_vmstat: Option<VmstatExtra>,
+    mem_groups: BTreeMap<String, MemTrack>,
+    cpu_groups: BTreeMap<String, (CpuCounters, CpuCounters)>,
     charge: Charge,
+}
+
+/// A memory group's first and last counters, and its peaks.
+struct MemTrack {
+    first: MemoryCounters,
+    last: MemoryCounters,
+    peak: u64,
+    peak_ws: u64,
 }
 
 impl ObservationsBuilder {
@@ -326,6 +475,9 @@ impl ObservationsBuilder {
             first: None,
             prev: None,
             procs: HashMap::new(),
+            first_vmstat: None,
+            mem_groups: BTreeMap::new(),
+            cpu_groups: BTreeMap::new(),
             charge: budget.start("checkup's per-process totals"),
         }
     }
@@ -358,6 +510,41 @@ impl ObservationsBuilder {
         }
         if let Some(first) = &mut self.first {
             first.1 = cur.sample.uptime;
+        }
+        if self.first_vmstat.is_none() {
+            self.first_vmstat = cur.vmstat_extra;
+        }
+        if let (Some(a), Some(b)) = (self.first_vmstat, cur.vmstat_extra) {
+            self.obs.oom_kills = Some(b.oom_kills.saturating_sub(a.oom_kills));
+        }
+        if let Some(cg) = &cur.cgroups {
+            self.obs.cgroups.memory_version = cg.memory_version;
+            self.obs.cgroups.cpu_version = cg.cpu_version;
+            for (path, m) in &cg.memory {
+                let ws = m.current.saturating_sub(m.inactive_file);
+                match self.mem_groups.get_mut(path) {
+                    Some(t) => {
+                        t.peak = t.peak.max(m.current);
+                        t.peak_ws = t.peak_ws.max(ws);
+                        t.last = m.clone();
+                    }
+                    None => {
+                        self.charge.grow((std::mem::size_of::<MemTrack>() + 2 * path.len()) as u64)?;
+                        let t = MemTrack { first: m.clone(), last: m.clone(), peak: m.current, peak_ws: ws };
+                        self.mem_groups.insert(path.clone(), t);
+                    }
+                }
+            }
+            for (path, c) in &cg.cpu {
+                match self.cpu_groups.get_mut(path) {
+                    Some(t) => t.1 = *c,
+                    None => {
+                        self.charge
+                            .grow((std::mem::size_of::<(CpuCounters, CpuCounters)>() + 2 * path.len()) as u64)?;
+                        self.cpu_groups.insert(path.clone(), (*c, *c));
+                    }
+                }
+            }
         }
         self.obs.cpus = cur.sample.cpu.as_ref().map_or(0, |c| c.per_cpu.len() as u32);
         self.obs.memory_total_kib = cur.sample.memory.map_or(0, |m| m.total / 1024);
@@ -405,6 +592,66 @@ impl ObservationsBuilder {
                 })
                 .collect();
             obs.processes.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+            let per_s = |v: u64| round2(v as f64 / window);
+            obs.cgroups.memory = self
+                .mem_groups
+                .into_iter()
+                .map(|(path, t)| {
+                    let (f, l) = (&t.first, &t.last);
+                    let limit = match (l.max, l.high) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let psi = |a: Option<u64>, b: Option<u64>| {
+                        a.zip(b).map(|(a, b)| round2((b.saturating_sub(a) as f64 / 1e6 / window * 100.0).min(100.0)))
+                    };
+                    CgroupMemoryUsage {
+                        path,
+                        limit_kib: l.max.map(|v| v / 1024),
+                        high_kib: l.high.map(|v| v / 1024),
+                        peak_kib: t.peak / 1024,
+                        peak_working_set_kib: t.peak_ws / 1024,
+                        working_set_percent_of_limit: limit
+                            .filter(|l| *l > 0)
+                            .map(|l| round2(100.0 * t.peak_ws as f64 / l as f64)),
+                        refaults_per_s: per_s(l.refault_file.saturating_sub(f.refault_file)),
+                        major_faults_per_s: per_s(l.major_faults.saturating_sub(f.major_faults)),
+                        limit_hits: l.limit_hits.saturating_sub(f.limit_hits),
+                        oom_kills: l.oom_kills.saturating_sub(f.oom_kills),
+                        psi_some_percent: psi(f.pressure_some_us, l.pressure_some_us),
+                        psi_full_percent: psi(f.pressure_full_us, l.pressure_full_us),
+                        pids: Vec::new(),
+                    }
+                })
+                .filter(|g| {
+                    g.limit_kib.is_some()
+                        || g.high_kib.is_some()
+                        || g.oom_kills > 0
+                        || g.psi_some_percent.is_some_and(|p| p > 0.0)
+                })
+                .collect();
+            obs.cgroups.cpu = self
+                .cpu_groups
+                .into_iter()
+                .map(|(path, (f, l))| {
+                    let periods = l.periods.saturating_sub(f.periods);
+                    let throttled = l.throttled.saturating_sub(f.throttled);
+                    CgroupCpuUsage {
+                        path,
+                        quota_cpus: l.quota_cpus.map(round2),
+                        periods,
+                        throttled_periods: throttled,
+                        throttled_percent: if periods > 0 {
+                            round2(100.0 * throttled as f64 / periods as f64)
+                        } else {
+                            0.0
+                        },
+                        throttled_seconds: round2(l.throttled_us.saturating_sub(f.throttled_us) as f64 / 1e6),
+                        pids: Vec::new(),
+                    }
+                })
+                .filter(|g| g.quota_cpus.is_some() || g.throttled_periods > 0)
+                .collect();
         }
         obs
     }
@@ -452,6 +699,10 @@ fn interval(prev: &Snapshot, cur: &Snapshot, origin_uptime: f64) -> Interval {
             swap_in_kib_per_s: rate(v.pswpin * c.page_size / 1024, pv.pswpin * c.page_size / 1024, secs),
             swap_out_kib_per_s: rate(v.pswpout * c.page_size / 1024, pv.pswpout * c.page_size / 1024, secs),
             major_faults_per_s: rate(v.pgmajfault, pv.pgmajfault, secs),
+            refaults_per_s: match (prev.vmstat_extra, cur.vmstat_extra) {
+                (Some(a), Some(b)) => rate(b.refault_file, a.refault_file, secs),
+                _ => 0.0,
+            },
         },
         _ => MemoryInterval::default(),
     };

@@ -6,7 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{Interval, Observations, ProcessUsage};
+use crate::{
+    cgroup,
+    kmsg::{KernelMessage, MessageClass},
+    observe::{Interval, Observations, ProcessUsage},
+};
 
 /// What a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -18,6 +22,7 @@ pub enum Resource {
     Disk,
     Network,
     Process,
+    Kernel,
 }
 
 impl Resource {
@@ -29,6 +34,7 @@ impl Resource {
             Resource::Disk => "disk",
             Resource::Network => "network",
             Resource::Process => "process",
+            Resource::Kernel => "kernel",
         }
     }
 }
@@ -103,6 +109,16 @@ impl Evidence {
         }
     }
 
+    fn warning_only(metric: &str, value: f64, warning: f64) -> Self {
+        Self {
+            metric: metric.into(),
+            value: round2(value),
+            warning: Some(warning),
+            critical: None,
+            lower_is_worse: false,
+        }
+    }
+
     fn context(metric: &str, value: f64) -> Self {
         Self { metric: metric.into(), value: round2(value), warning: None, critical: None, lower_is_worse: false }
     }
@@ -162,6 +178,20 @@ pub struct Culprit {
     pub major_faults_per_s: f64,
 }
 
+/// A cgroup the finding blames.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CgroupCulprit {
+    /// Path below its hierarchy's mount.
+    pub path: String,
+    /// Its hierarchy's version, when known.
+    pub version: Option<cgroup::Version>,
+    /// Share of the resource's use over the window, percent.
+    pub share_percent: f64,
+    /// Its processes at the end of the window (the first 16).
+    pub pids: Vec<u32>,
+}
+
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -180,6 +210,8 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     /// The processes responsible, largest share first.
     pub culprits: Vec<Culprit>,
+    /// The cgroups responsible (a throttled or memory-limited group).
+    pub cgroups: Vec<CgroupCulprit>,
     /// What to run next.
     pub next: Vec<String>,
     /// Why the severity was lowered, when it was (`-p` scope).
@@ -243,6 +275,22 @@ pub struct Thresholds {
     /// Below this many retransmits per second the ratio is not judged.
     pub tcp_retransmits_min_per_s: f64,
     pub listen_overflows_per_s: (f64, f64),
+    /// A memory cgroup's working set (charged less inactive page cache),
+    /// percent of its limit.
+    pub cgroup_working_set_percent: (f64, f64),
+    /// File pages of a memory cgroup refaulted per second.
+    pub cgroup_refaults_per_s: (f64, f64),
+    /// Periods a CPU cgroup was throttled in, percent of its periods.
+    pub cgroup_throttled_percent: (f64, f64),
+    /// OOM kills in the window.
+    pub oom_kills: (f64, f64),
+    /// Hung tasks, lockups, I/O and file system errors logged in the window.
+    pub kernel_errors: (f64, f64),
+    /// Other kernel messages at level `err` or worse in the window.
+    pub kernel_other_errors: (f64, f64),
+    /// Errors logged before the window are a warning when the latest is
+    /// this recent (seconds), else information.
+    pub kernel_recent_seconds: f64,
     /// A process is a culprit from this share of the resource's use.
     pub culprit_min_share_percent: f64,
 }
@@ -270,6 +318,13 @@ impl Default for Thresholds {
             tcp_retransmit_percent: (1.0, 5.0),
             tcp_retransmits_min_per_s: 1.0,
             listen_overflows_per_s: (0.01, 10.0),
+            cgroup_working_set_percent: (90.0, 98.0),
+            cgroup_refaults_per_s: (1000.0, 10000.0),
+            cgroup_throttled_percent: (10.0, 50.0),
+            oom_kills: (1.0, 1.0),
+            kernel_errors: (1.0, 1.0),
+            kernel_other_errors: (1.0, 100.0),
+            kernel_recent_seconds: 3600.0,
             culprit_min_share_percent: 5.0,
         }
     }
@@ -303,6 +358,72 @@ struct Draft {
     evidence: Vec<Evidence>,
     culprits: Vec<Culprit>,
     next: Vec<String>,
+    cgroups: Vec<CgroupCulprit>,
+    /// The severity when no number is past its threshold (`None`: no finding).
+    floor: Option<Severity>,
+}
+
+impl Draft {
+    fn new(resource: Resource, kind: Kind, title: String) -> Self {
+        Self {
+            resource,
+            kind,
+            object: None,
+            title,
+            evidence: Vec::new(),
+            culprits: Vec::new(),
+            next: Vec::new(),
+            cgroups: Vec::new(),
+            floor: None,
+        }
+    }
+}
+
+fn culprit_of(p: &ProcessUsage, share: f64) -> Culprit {
+    Culprit {
+        pid: p.pid,
+        comm: p.comm.clone(),
+        share_percent: round2(share.min(100.0)),
+        cpu_percent: p.cpu_percent,
+        wait_percent: p.wait_percent,
+        io_kib_per_s: round2(p.read_kib_per_s + p.write_kib_per_s),
+        major_faults_per_s: p.major_faults_per_s,
+    }
+}
+
+/// Culprits among a group's processes (`pids`), by `use_of` as shares of
+/// the group's total; by CPU when the group has none of that use.
+fn group_culprits(
+    obs: &Observations,
+    th: &Thresholds,
+    pids: &[u32],
+    use_of: impl Fn(&ProcessUsage) -> f64,
+) -> Vec<Culprit> {
+    let members: Vec<&ProcessUsage> = obs.processes.iter().filter(|p| pids.contains(&p.pid)).collect();
+    let by = |f: &dyn Fn(&ProcessUsage) -> f64| {
+        let total: f64 = members.iter().map(|p| f(p)).sum();
+        let mut out: Vec<Culprit> = members
+            .iter()
+            .filter(|_| total > 0.0)
+            .map(|p| (p, 100.0 * f(p) / total))
+            .filter(|(_, share)| *share >= th.culprit_min_share_percent)
+            .map(|(p, share)| culprit_of(p, share))
+            .collect();
+        out.sort_by(|a, b| b.share_percent.total_cmp(&a.share_percent).then(a.pid.cmp(&b.pid)));
+        out.truncate(5);
+        out
+    };
+    let out = by(&use_of);
+    if out.is_empty() { by(&|p: &ProcessUsage| p.cpu_percent) } else { out }
+}
+
+fn cgroup_culprit(path: &str, version: Option<cgroup::Version>, share: f64, pids: &[u32]) -> CgroupCulprit {
+    CgroupCulprit {
+        path: path.to_string(),
+        version,
+        share_percent: round2(share),
+        pids: pids.iter().copied().take(16).collect(),
+    }
 }
 
 /// Culprits by `use_of`, as shares of `total` (the resource's whole use),
@@ -316,15 +437,7 @@ fn culprits(obs: &Observations, th: &Thresholds, total: f64, use_of: impl Fn(&Pr
         .iter()
         .map(|p| (p, 100.0 * use_of(p) / total))
         .filter(|(_, share)| *share >= th.culprit_min_share_percent)
-        .map(|(p, share)| Culprit {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            share_percent: round2(share.min(100.0)),
-            cpu_percent: p.cpu_percent,
-            wait_percent: p.wait_percent,
-            io_kib_per_s: round2(p.read_kib_per_s + p.write_kib_per_s),
-            major_faults_per_s: p.major_faults_per_s,
-        })
+        .map(|(p, share)| culprit_of(p, share))
         .collect();
     out.sort_by(|a, b| b.share_percent.total_cmp(&a.share_percent).then(a.pid.cmp(&b.pid)));
     out.truncate(5);
@@ -345,13 +458,19 @@ pub fn analyze(obs: &Observations, th: &Thresholds) -> Findings {
     memory_rules(obs, th, &mut drafts);
     disk_rules(obs, th, &mut drafts);
     network_rules(obs, th, &mut drafts);
+    cgroup_rules(obs, th, &mut drafts);
+    kernel_rules(obs, th, &mut drafts);
 
     let mut findings: Vec<Finding> = drafts
         .into_iter()
         .filter_map(|d| {
-            let severity = d.evidence.iter().filter_map(Evidence::level).max()?;
+            let severity = d.evidence.iter().filter_map(Evidence::level).max().max(d.floor)?;
             let score = d.evidence.iter().filter(|e| e.level().is_some()).map(Evidence::ratio).fold(0.0, f64::max);
-            let (severity, note) = if !obs.scope_pids.is_empty() && d.culprits.is_empty() {
+            // Culprits read from procfs are in scope by construction; the
+            // ones a kernel message names need not be.
+            let in_scope = d.culprits.iter().any(|c| obs.scope_pids.contains(&c.pid))
+                || d.cgroups.iter().any(|g| g.pids.iter().any(|p| obs.scope_pids.contains(p)));
+            let (severity, note) = if !obs.scope_pids.is_empty() && !in_scope {
                 (Severity::Info, Some("none of the processes in scope (-p) is a culprit".to_string()))
             } else {
                 (severity, None)
@@ -364,6 +483,7 @@ pub fn analyze(obs: &Observations, th: &Thresholds) -> Findings {
                 title: d.title,
                 evidence: d.evidence,
                 culprits: d.culprits,
+                cgroups: d.cgroups,
                 next: d.next,
                 note,
                 score,
@@ -408,6 +528,8 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
         evidence,
         culprits: by_demand,
         next,
+        cgroups: Vec::new(),
+        floor: None,
     });
 
     let mut next = vec!["perfkit profile -a -d 30".to_string()];
@@ -420,6 +542,8 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
         evidence: vec![ev("cpu_busy_percent", busy, th.cpu_busy_percent)],
         culprits: by_cpu.clone(),
         next,
+        cgroups: Vec::new(),
+        floor: None,
     });
 
     // One hot CPU while the others idle: a single-threaded bottleneck,
@@ -449,6 +573,8 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
                 evidence: vec![ev("single_cpu_busy_percent", hot, th.cpu_single_busy_percent)],
                 culprits: by_cpu.clone(),
                 next,
+                cgroups: Vec::new(),
+                floor: None,
             });
         }
     }
@@ -461,6 +587,8 @@ fn cpu_rules(obs: &Observations, th: &Thresholds, cpus: f64, out: &mut Vec<Draft
         evidence: vec![ev("cpu_steal_percent", steal, th.cpu_steal_percent)],
         culprits: Vec::new(),
         next: vec!["perfkit sys cpu 1 10".to_string()],
+        cgroups: Vec::new(),
+        floor: None,
     });
 }
 
@@ -485,6 +613,8 @@ fn memory_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
         evidence: vec![ev("memory_available_percent", avail, th.memory_available_percent).below()],
         culprits: Vec::new(),
         next: vec!["perfkit sys proc 1 5".to_string(), "perfkit sys mem 1 10".to_string()],
+        cgroups: Vec::new(),
+        floor: None,
     });
 
     let mut evidence =
@@ -493,8 +623,20 @@ fn memory_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
         evidence.push(ev("psi_memory_some_percent", s, th.psi_memory_some_percent));
         evidence.push(ev("psi_memory_full_percent", f, th.psi_memory_full_percent));
     }
+    // The cgroups whose tasks stalled (v2 memory.pressure), as shares of
+    // the host's stall time; a parent is left out for a child that holds
+    // most of its stall.
+    let stalled = stalled_groups(obs, psi_some.unwrap_or(0.0));
+    // Page-cache thrashing through read() takes no major fault: then the
+    // most stalled group's readers are the culprits.
+    let culprits = match stalled.first() {
+        Some(g) if by_faults.is_empty() => {
+            group_culprits(obs, th, &g.pids, |p| p.read_kib_per_s + 4.0 * p.major_faults_per_s + p.io_delay_percent)
+        }
+        _ => by_faults,
+    };
     let mut next = vec!["perfkit sys mem 1 10".to_string()];
-    per_process(&mut next, &by_faults, |pid| format!("perfkit offcpu -p {pid} -d 30"));
+    per_process(&mut next, &culprits, |pid| format!("perfkit offcpu -p {pid} -d 30"));
     out.push(Draft {
         resource: Resource::Memory,
         kind: Kind::Saturation,
@@ -504,9 +646,33 @@ fn memory_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             psi_some.unwrap_or(0.0)
         ),
         evidence,
-        culprits: by_faults,
+        culprits,
         next,
+        cgroups: stalled,
+        floor: None,
     });
+}
+
+/// The memory cgroups whose tasks stalled on memory, most first (at most
+/// three), each as a share of the host's `some` stall (`host_some`, %).
+fn stalled_groups(obs: &Observations, host_some: f64) -> Vec<CgroupCulprit> {
+    let groups: Vec<_> = obs.cgroups.memory.iter().filter(|g| g.psi_some_percent.is_some_and(|p| p > 0.0)).collect();
+    let psi = |g: &crate::observe::CgroupMemoryUsage| g.psi_some_percent.unwrap_or(0.0);
+    let mut kept: Vec<_> = groups
+        .iter()
+        .filter(|g| {
+            let prefix = format!("{}/", g.path);
+            !groups.iter().any(|c| c.path.starts_with(&prefix) && psi(c) >= 0.9 * psi(g))
+        })
+        .collect();
+    kept.sort_by(|a, b| psi(b).total_cmp(&psi(a)).then(a.path.cmp(&b.path)));
+    kept.into_iter()
+        .take(3)
+        .map(|g| {
+            let share = if host_some > 0.0 { (100.0 * psi(g) / host_some).min(100.0) } else { 100.0 };
+            cgroup_culprit(&g.path, obs.cgroups.memory_version, share, &g.pids)
+        })
+        .collect()
 }
 
 fn disk_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
@@ -538,6 +704,8 @@ fn disk_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             evidence: vec![ev("queue_size", queue, th.disk_queue_size), Evidence::context("await_ms", wait)],
             culprits: by_io.clone(),
             next: next_for(device),
+            cgroups: Vec::new(),
+            floor: None,
         });
         out.push(Draft {
             resource: Resource::Disk,
@@ -547,6 +715,8 @@ fn disk_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             evidence: vec![ev("util_percent", util, th.disk_util_percent), Evidence::context("await_ms", wait)],
             culprits: by_io.clone(),
             next: next_for(device),
+            cgroups: Vec::new(),
+            floor: None,
         });
     }
     if let (Some(some), Some(full)) =
@@ -565,6 +735,8 @@ fn disk_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             ],
             culprits: by_io.clone(),
             next,
+            cgroups: Vec::new(),
+            floor: None,
         });
     }
 }
@@ -593,6 +765,8 @@ fn network_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             ],
             culprits: Vec::new(),
             next: vec!["perfkit sys net 1 10".to_string(), format!("ip -s link show {iface}")],
+            cgroups: Vec::new(),
+            floor: None,
         });
         if let Some(util) = mean(obs, |i| find(i).and_then(|n| n.util_percent)) {
             out.push(Draft {
@@ -603,6 +777,8 @@ fn network_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
                 evidence: vec![ev("util_percent", util, th.interface_util_percent)],
                 culprits: Vec::new(),
                 next: vec!["perfkit sys net 1 10".to_string(), "perfkit tcplife".to_string()],
+                cgroups: Vec::new(),
+                floor: None,
             });
         }
     }
@@ -622,6 +798,8 @@ fn network_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
             ],
             culprits: Vec::new(),
             next: vec!["perfkit tcpretrans".to_string()],
+            cgroups: Vec::new(),
+            floor: None,
         });
     }
     out.push(Draft {
@@ -632,7 +810,241 @@ fn network_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
         evidence: vec![ev("listen_overflows_per_s", overflows, th.listen_overflows_per_s)],
         culprits: Vec::new(),
         next: vec!["ss -ltn".to_string(), "perfkit tcplife".to_string()],
+        cgroups: Vec::new(),
+        floor: None,
     });
+}
+
+/// Memory cgroups near their limit or thrashing, CPU cgroups throttled.
+fn cgroup_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
+    let cg = &obs.cgroups;
+    for g in &cg.memory {
+        let limited = g.working_set_percent_of_limit.is_some();
+        if !limited {
+            continue;
+        }
+        let group = [cgroup_culprit(&g.path, cg.memory_version, 100.0, &g.pids)];
+        // Thrashing: pages read again soon after the limit pushed them out.
+        // The readers are the culprits: what they read is what refaults.
+        let mut d = Draft::new(
+            Resource::Memory,
+            Kind::Saturation,
+            format!(
+                "cgroup {}: {:.0} page-cache refaults/s at its memory limit{}",
+                g.path,
+                g.refaults_per_s,
+                g.psi_some_percent.map(|p| format!(", tasks stalled {p:.1}% of the time")).unwrap_or_default()
+            ),
+        );
+        d.object = Some(g.path.clone());
+        d.evidence.push(ev("cgroup_refaults_per_s", g.refaults_per_s, th.cgroup_refaults_per_s));
+        if let Some(p) = g.psi_some_percent {
+            d.evidence.push(ev("cgroup_psi_memory_some_percent", p, th.psi_memory_some_percent));
+        }
+        if let Some(p) = g.psi_full_percent {
+            d.evidence.push(ev("cgroup_psi_memory_full_percent", p, th.psi_memory_full_percent));
+        }
+        d.evidence
+            .push(Evidence::context("working_set_percent_of_limit", g.working_set_percent_of_limit.unwrap_or(0.0)));
+        d.evidence.push(Evidence::context("limit_hits", g.limit_hits as f64));
+        d.culprits =
+            group_culprits(obs, th, &g.pids, |p| p.read_kib_per_s + 4.0 * p.major_faults_per_s + p.io_delay_percent);
+        d.cgroups = group.to_vec();
+        d.next = vec![
+            format!("raise the memory limit of cgroup {} or shrink what it reads", g.path),
+            "perfkit sys mem 1 10".to_string(),
+        ];
+        per_process(&mut d.next, &d.culprits, |pid| format!("perfkit offcpu -p {pid} -d 30"));
+        out.push(d);
+
+        let ws = g.working_set_percent_of_limit.unwrap_or(0.0);
+        let mut d = Draft::new(
+            Resource::Memory,
+            Kind::Utilization,
+            format!(
+                "cgroup {}: working set {} is {ws:.0}% of its memory limit",
+                g.path,
+                kib(g.peak_working_set_kib as f64)
+            ),
+        );
+        d.object = Some(g.path.clone());
+        d.evidence.push(ev("working_set_percent_of_limit", ws, th.cgroup_working_set_percent));
+        d.evidence.push(Evidence::context("limit_hits", g.limit_hits as f64));
+        d.culprits = group_culprits(obs, th, &g.pids, |p| p.cpu_percent);
+        d.cgroups = group.to_vec();
+        d.next = vec![format!("raise the memory limit of cgroup {}", g.path), "perfkit sys proc 1 5".to_string()];
+        out.push(d);
+    }
+    for g in &cg.cpu {
+        let mut d = Draft::new(
+            Resource::Cpu,
+            Kind::Saturation,
+            format!(
+                "cgroup {}: throttled in {:.0}% of its CPU periods ({:.1} s){}",
+                g.path,
+                g.throttled_percent,
+                g.throttled_seconds,
+                g.quota_cpus.map(|q| format!(", quota {q} CPUs")).unwrap_or_default()
+            ),
+        );
+        d.object = Some(g.path.clone());
+        d.evidence.push(ev("throttled_percent", g.throttled_percent, th.cgroup_throttled_percent));
+        d.evidence.push(Evidence::context("throttled_seconds", g.throttled_seconds));
+        if let Some(q) = g.quota_cpus {
+            d.evidence.push(Evidence::context("quota_cpus", q));
+        }
+        d.culprits = group_culprits(obs, th, &g.pids, |p| p.cpu_percent);
+        d.cgroups = vec![cgroup_culprit(&g.path, cg.cpu_version, 100.0, &g.pids)];
+        d.next = vec![format!("raise the CPU quota of cgroup {} (cpu.max, cpu.cfs_quota_us)", g.path)];
+        per_process(&mut d.next, &d.culprits, |pid| format!("perfkit profile -p {pid} -d 30"));
+        out.push(d);
+    }
+}
+
+/// The processes a set of kernel messages names, each an equal share.
+fn named(obs: &Observations, messages: &[&KernelMessage]) -> Vec<Culprit> {
+    let mut seen: Vec<(u32, String)> = Vec::new();
+    for m in messages {
+        if let (Some(pid), Some(comm)) = (m.pid, &m.comm)
+            && !seen.iter().any(|(p, _)| *p == pid)
+        {
+            seen.push((pid, comm.clone()));
+        }
+    }
+    let share = if seen.is_empty() { 0.0 } else { 100.0 / seen.len() as f64 };
+    seen.into_iter()
+        .take(5)
+        .map(|(pid, comm)| match obs.processes.iter().find(|p| p.pid == pid) {
+            Some(p) => Culprit { comm, ..culprit_of(p, share) },
+            None => Culprit {
+                pid,
+                comm,
+                share_percent: round2(share),
+                cpu_percent: 0.0,
+                wait_percent: None,
+                io_kib_per_s: 0.0,
+                major_faults_per_s: 0.0,
+            },
+        })
+        .collect()
+}
+
+fn class_title(class: MessageClass) -> &'static str {
+    match class {
+        MessageClass::OomKill => "OOM kills",
+        MessageClass::HungTask => "hung tasks",
+        MessageClass::SoftLockup => "soft lockups",
+        MessageClass::HardLockup => "hard lockups",
+        MessageClass::IoError => "I/O errors",
+        MessageClass::FilesystemError => "file system errors",
+        MessageClass::OtherError => "other kernel errors",
+    }
+}
+
+/// OOM kills, and kernel errors during and before the window.
+fn kernel_rules(obs: &Observations, th: &Thresholds, out: &mut Vec<Draft>) {
+    let during: Vec<&KernelMessage> = obs.kernel.iter().flat_map(|k| &k.during).collect();
+    let kills: Vec<&KernelMessage> =
+        during.iter().copied().filter(|m| m.class == Some(MessageClass::OomKill)).collect();
+    let groups: Vec<CgroupCulprit> = obs
+        .cgroups
+        .memory
+        .iter()
+        .filter(|g| g.oom_kills > 0)
+        .map(|g| (g.path.clone(), g.oom_kills, g.pids.clone()))
+        .chain(kills.iter().filter_map(|m| Some((m.oom_memcg.clone()?, 1, Vec::new()))))
+        .fold(Vec::<(String, u64, Vec<u32>)>::new(), |mut acc, (path, n, pids)| {
+            if !acc.iter().any(|(p, _, _)| *p == path) {
+                acc.push((path, n, pids));
+            }
+            acc
+        })
+        .into_iter()
+        .map(|(path, n, pids)| {
+            let total = kills.len().max(1) as f64;
+            cgroup_culprit(&path, obs.cgroups.memory_version, (100.0 * n as f64 / total).min(100.0), &pids)
+        })
+        .collect();
+    let n = (obs.oom_kills.unwrap_or(0) as f64).max(kills.len() as f64);
+    if obs.oom_kills.is_some() || obs.kernel.is_some() {
+        let victims = named(obs, &kills);
+        let who: Vec<String> = victims.iter().map(|c| format!("{} ({})", c.comm, c.pid)).collect();
+        let mut d = Draft::new(
+            Resource::Memory,
+            Kind::Errors,
+            format!(
+                "the OOM killer killed {n:.0} process{}{}{}",
+                if n == 1.0 { "" } else { "es" },
+                if who.is_empty() { String::new() } else { format!(": {}", who.join(", ")) },
+                groups.first().map(|g| format!(" in cgroup {}", g.path)).unwrap_or_default()
+            ),
+        );
+        d.evidence.push(ev("oom_kills", n, th.oom_kills));
+        d.culprits = victims;
+        d.cgroups = groups;
+        d.next = vec!["dmesg -T --level=err,warn".to_string(), "perfkit sys mem 1 10".to_string()];
+        if let Some(g) = d.cgroups.first() {
+            d.next.insert(0, format!("raise the memory limit of cgroup {}", g.path));
+        }
+        out.push(d);
+    }
+    let Some(log) = &obs.kernel else { return };
+    for class in [
+        MessageClass::HungTask,
+        MessageClass::SoftLockup,
+        MessageClass::HardLockup,
+        MessageClass::IoError,
+        MessageClass::FilesystemError,
+        MessageClass::OtherError,
+    ] {
+        let msgs: Vec<&KernelMessage> = during.iter().copied().filter(|m| m.class == Some(class)).collect();
+        let Some(last) = msgs.last() else { continue };
+        let t = if class == MessageClass::OtherError { th.kernel_other_errors } else { th.kernel_errors };
+        let mut d = Draft::new(
+            Resource::Kernel,
+            Kind::Errors,
+            format!("{} {} during the window; last: {}", msgs.len(), class_title(class), last.text),
+        );
+        d.object = Some(class.name().to_string());
+        d.evidence.push(ev(&format!("{}_messages", class.name()), msgs.len() as f64, t));
+        d.culprits = named(obs, &msgs);
+        d.next = vec!["dmesg -T --level=err,warn".to_string()];
+        if class == MessageClass::IoError || class == MessageClass::FilesystemError {
+            d.next.push("perfkit biosnoop -d 10".to_string());
+        }
+        out.push(d);
+    }
+    // Before the window: the serious classes (not `other_error`, of which
+    // a boot logs a few), a warning while recent.
+    let serious: Vec<&KernelMessage> =
+        log.before_errors.iter().filter(|m| m.class.is_some_and(|c| c != MessageClass::OtherError)).collect();
+    if let Some(last) = serious.last() {
+        let age = (log.window_start_seconds - last.seconds).max(0.0);
+        let recent =
+            serious.iter().filter(|m| log.window_start_seconds - m.seconds <= th.kernel_recent_seconds).count();
+        let total: u64 = log
+            .before_counts
+            .iter()
+            .filter(|(k, _)| k.as_str() != MessageClass::OtherError.name())
+            .map(|(_, v)| *v)
+            .sum();
+        let mut d = Draft::new(
+            Resource::Kernel,
+            Kind::Errors,
+            format!(
+                "{total} kernel error{} before the window, the last {age:.0} s before it: {}",
+                if total == 1 { "" } else { "s" },
+                last.text
+            ),
+        );
+        d.object = Some("before".to_string());
+        d.evidence.push(Evidence::warning_only("recent_errors", recent as f64, 1.0));
+        d.evidence.push(Evidence::context("errors_before", total as f64));
+        d.culprits = named(obs, &serious[serious.len().saturating_sub(5)..]);
+        d.next = vec!["dmesg -T --level=err,warn".to_string()];
+        d.floor = Some(Severity::Info);
+        out.push(d);
+    }
 }
 
 fn kib(v: f64) -> String {
@@ -673,15 +1085,17 @@ fn summary(obs: &Observations, cpus: f64) -> Vec<ResourceLine> {
     lines.push(ResourceLine {
         resource: Resource::Memory,
         line: format!(
-            "{} available of {}, cache {}, slab {}, swap used {}, {:.0} major faults/s, PSI some {} full {}",
+            "{} available of {}, cache {}, slab {}, swap used {}, {:.0} major faults/s, {:.0} refaults/s, PSI some {} full {}{}",
             kib(m(&|i| i.memory.available_kib as f64)),
             kib(obs.memory_total_kib as f64),
             kib(m(&|i| i.memory.cache_kib as f64)),
             kib(m(&|i| i.memory.slab_reclaimable_kib as f64)),
             kib(m(&|i| i.memory.swap_used_kib as f64)),
             m(&|i| i.memory.major_faults_per_s),
+            m(&|i| i.memory.refaults_per_s),
             psi(&|p| p.memory_some_percent),
             psi(&|p| p.memory_full_percent),
+            obs.oom_kills.map_or(String::new(), |n| format!(", {n} OOM kills")),
         ),
     });
     let busiest_disk = obs
@@ -767,5 +1181,25 @@ fn summary(obs: &Observations, cpus: f64) -> Vec<ResourceLine> {
             m(&|i| i.context_switches_per_s),
         ),
     });
+    if let Some(k) = &obs.kernel {
+        let errors = k.during.iter().filter(|m| m.class.is_some()).count();
+        let before: u64 = k.before_counts.values().sum();
+        lines.push(ResourceLine {
+            resource: Resource::Kernel,
+            line: format!(
+                "{} new messages during the window ({errors} errors), {before} errors logged before it{}",
+                k.during.len(),
+                k.before_errors.last().map(|m| format!(" (last: {})", m.text)).unwrap_or_default()
+            ),
+        });
+    }
+    let throttled = obs.cgroups.cpu.iter().filter(|g| g.throttled_periods > 0).count();
+    let limited = obs.cgroups.memory.iter().filter(|g| g.working_set_percent_of_limit.is_some()).count();
+    if let Some(line) = lines.iter_mut().find(|l| l.resource == Resource::Cpu).filter(|_| throttled > 0) {
+        line.line.push_str(&format!("; {throttled} cgroups throttled"));
+    }
+    if let Some(line) = lines.iter_mut().find(|l| l.resource == Resource::Memory).filter(|_| limited > 0) {
+        line.line.push_str(&format!("; {limited} memory-limited cgroups"));
+    }
     lines
 }

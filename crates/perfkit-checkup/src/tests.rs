@@ -305,10 +305,8 @@ fn observations_from_captured_snapshots() {
         processes: vec![Process { pid: 9, comm: "spin".into(), start_ticks: 5, utime, ..Process::default() }],
         ..Sample::default()
     };
-    let snaps = [
-        Snapshot { sample: sample(100.0, 1000, 1000, 500), tcp: None },
-        Snapshot { sample: sample(101.0, 1100, 1100, 600), tcp: None },
-    ];
+    let snaps =
+        [Snapshot::new(sample(100.0, 1000, 1000, 500), None), Snapshot::new(sample(101.0, 1100, 1100, 600), None)];
     let obs = Observations::from_snapshots(&snaps, &[]).unwrap();
     assert_eq!((obs.duration_seconds, obs.cpus, obs.intervals.len()), (1.0, 2, 1));
     let i = &obs.intervals[0];
@@ -379,4 +377,190 @@ fn the_hottest_functions_close_the_cpu_line() {
         "{}",
         f.summary[0].line
     );
+}
+
+fn limited_group(path: &str, pids: &[u32]) -> crate::observe::CgroupMemoryUsage {
+    crate::observe::CgroupMemoryUsage {
+        path: path.into(),
+        limit_kib: Some(65536),
+        peak_kib: 65000,
+        peak_working_set_kib: 4000,
+        working_set_percent_of_limit: Some(6.1),
+        pids: pids.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_limited_cgroup_at_rest_is_no_finding() {
+    let mut obs = quiet(10);
+    obs.cgroups.memory.push(limited_group("/app", &[100]));
+    obs.cgroups.cpu.push(crate::observe::CgroupCpuUsage {
+        path: "/app".into(),
+        quota_cpus: Some(0.5),
+        periods: 50,
+        ..Default::default()
+    });
+    obs.kernel = Some(crate::observe::KernelLog::default());
+    obs.oom_kills = Some(0);
+    let f = run(&obs);
+    assert!(f.findings.is_empty(), "{:#?}", f.findings);
+    let resources: Vec<&str> = f.summary.iter().map(|l| l.resource.name()).collect();
+    assert_eq!(resources, ["cpu", "memory", "disk", "network", "process", "kernel"]);
+}
+
+#[test]
+fn page_cache_thrashing_in_a_cgroup_names_the_reader() {
+    let mut obs = quiet(10);
+    for i in &mut obs.intervals {
+        i.pressure.as_mut().unwrap().memory_some_percent = 4.0;
+        i.memory.refaults_per_s = 30000.0;
+    }
+    obs.processes.push(ProcessUsage { read_kib_per_s: 120_000.0, io_delay_percent: 60.0, ..proc(4242, "cat", 30.0) });
+    obs.processes.push(proc(4243, "sleep", 0.0));
+    obs.cgroups.memory_version = Some(crate::cgroup::Version::V1);
+    obs.cgroups.memory.push(crate::observe::CgroupMemoryUsage {
+        refaults_per_s: 29000.0,
+        limit_hits: 3000,
+        ..limited_group("/thrash", &[4242, 4243])
+    });
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Memory, Kind::Saturation, Severity::Critical));
+    assert_eq!(t.object.as_deref(), Some("/thrash"));
+    assert_eq!((t.culprits[0].pid, t.culprits[0].comm.as_str()), (4242, "cat"));
+    assert_eq!(t.culprits.len(), 1, "the idle member is no culprit: {:#?}", t.culprits);
+    assert_eq!(t.cgroups[0].path, "/thrash");
+    assert_eq!(t.cgroups[0].version, Some(crate::cgroup::Version::V1));
+    assert_eq!(t.next[0], "perfkit offcpu -p 4242 -d 30");
+    // Its working set is small: the cache is what thrashes, no utilization finding.
+    assert!(!f.findings.iter().any(|f| f.kind == Kind::Utilization), "{:#?}", f.findings);
+}
+
+#[test]
+fn a_cgroup_near_its_limit_is_utilization() {
+    let mut obs = quiet(10);
+    obs.cgroups.memory.push(crate::observe::CgroupMemoryUsage {
+        peak_working_set_kib: 64000,
+        working_set_percent_of_limit: Some(97.7),
+        ..limited_group("/big", &[100])
+    });
+    let f = run(&obs);
+    assert_eq!(f.findings.len(), 1, "{:#?}", f.findings);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Memory, Kind::Utilization, Severity::Warning));
+    assert_eq!(t.cgroups[0].path, "/big");
+    assert_eq!(t.culprits[0].comm, "sshd");
+}
+
+#[test]
+fn a_throttled_cgroup_is_cpu_saturation_with_the_group_as_culprit() {
+    let mut obs = quiet(10);
+    obs.processes.push(proc(777, "spin", 10.0));
+    obs.cgroups.cpu_version = Some(crate::cgroup::Version::V1);
+    obs.cgroups.cpu.push(crate::observe::CgroupCpuUsage {
+        path: "/capped".into(),
+        quota_cpus: Some(0.1),
+        periods: 100,
+        throttled_periods: 99,
+        throttled_percent: 99.0,
+        throttled_seconds: 8.9,
+        pids: vec![777],
+    });
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Cpu, Kind::Saturation, Severity::Critical));
+    assert_eq!(t.object.as_deref(), Some("/capped"));
+    assert_eq!(t.cgroups[0].path, "/capped");
+    assert_eq!((t.culprits[0].pid, t.culprits[0].share_percent), (777, 100.0));
+    assert_eq!(t.next[0], "perfkit profile -p 777 -d 30");
+}
+
+fn message(seconds: f64, text: &str) -> crate::kmsg::KernelMessage {
+    let record = format!("3,1,{},-;{text}", (seconds * 1e6) as u64);
+    crate::kmsg::parse_record(record.as_bytes()).unwrap().1
+}
+
+#[test]
+fn an_oom_kill_in_the_window_names_the_victim_and_its_cgroup() {
+    let mut obs = quiet(10);
+    obs.oom_kills = Some(1);
+    let mut kill = message(1005.0, "Memory cgroup out of memory: Killed process 5151 (hog) total-vm:300000kB");
+    kill.oom_memcg = Some("/boxed".into());
+    obs.kernel =
+        Some(crate::observe::KernelLog { window_start_seconds: 1000.0, during: vec![kill], ..Default::default() });
+    obs.cgroups.memory.push(crate::observe::CgroupMemoryUsage { oom_kills: 1, ..limited_group("/boxed", &[]) });
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Memory, Kind::Errors, Severity::Critical));
+    assert_eq!((t.culprits[0].pid, t.culprits[0].comm.as_str()), (5151, "hog"));
+    assert_eq!(t.cgroups.len(), 1, "{:#?}", t.cgroups);
+    assert_eq!(t.cgroups[0].path, "/boxed");
+    assert!(t.title.contains("hog (5151)"), "{}", t.title);
+    // The OOM kill is not also a generic kernel error.
+    assert_eq!(f.findings.iter().filter(|f| f.severity > Severity::Info).count(), 1, "{:#?}", f.findings);
+    // With -p of another process, it is context.
+    obs.scope_pids = vec![100];
+    assert_eq!(top(&run(&obs)).severity, Severity::Info);
+}
+
+#[test]
+fn kernel_errors_during_the_window_and_before_it() {
+    let mut obs = quiet(10);
+    obs.kernel = Some(crate::observe::KernelLog {
+        window_start_seconds: 10_000.0,
+        during: vec![
+            message(10_002.0, "INFO: task kworker/0:1:42 blocked for more than 120 seconds."),
+            message(10_003.0, "loop0: detected capacity change"),
+        ],
+        before_errors: vec![message(100.0, "I/O error, dev sdb, sector 0 op 0x0:(READ)")],
+        before_counts: [("io_error".to_string(), 1)].into(),
+        ..Default::default()
+    });
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Kernel, Kind::Errors, Severity::Critical));
+    assert_eq!(t.object.as_deref(), Some("hung_task"));
+    assert_eq!((t.culprits[0].pid, t.culprits[0].comm.as_str()), (42, "kworker/0:1"));
+    // An error 9,900 s before the window: information.
+    let before = f.findings.iter().find(|f| f.object.as_deref() == Some("before")).unwrap();
+    assert_eq!(before.severity, Severity::Info);
+    // Ten minutes before: a warning.
+    obs.kernel.as_mut().unwrap().before_errors[0].seconds = 9_400.0;
+    let f = run(&obs);
+    let before = f.findings.iter().find(|f| f.object.as_deref() == Some("before")).unwrap();
+    assert_eq!(before.severity, Severity::Warning);
+    assert!(before.title.contains("600 s before"), "{}", before.title);
+}
+
+#[test]
+fn host_memory_pressure_names_the_stalled_cgroup_and_its_reader() {
+    let mut obs = quiet(10);
+    for i in &mut obs.intervals {
+        let p = i.pressure.as_mut().unwrap();
+        p.memory_some_percent = 40.0;
+        p.memory_full_percent = 20.0;
+    }
+    obs.processes.push(ProcessUsage { read_kib_per_s: 50_000.0, ..proc(4242, "reader", 20.0) });
+    obs.cgroups.memory_version = Some(crate::cgroup::Version::V2);
+    let stalled = |path: &str, psi: f64, pids: &[u32]| crate::observe::CgroupMemoryUsage {
+        path: path.into(),
+        psi_some_percent: Some(psi),
+        pids: pids.to_vec(),
+        ..Default::default()
+    };
+    // No limit anywhere: the host's memory is what is short. The parent
+    // slice stalls because its child does.
+    obs.cgroups.memory.push(stalled("/work.slice", 38.0, &[]));
+    obs.cgroups.memory.push(stalled("/work.slice/job.scope", 36.0, &[4242]));
+    obs.cgroups.memory.push(stalled("/system.slice", 1.0, &[100]));
+    let f = run(&obs);
+    let t = top(&f);
+    assert_eq!((t.resource, t.kind, t.severity), (Resource::Memory, Kind::Saturation, Severity::Critical));
+    let paths: Vec<&str> = t.cgroups.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, ["/work.slice/job.scope", "/system.slice"]);
+    assert_eq!(t.cgroups[0].share_percent, 90.0);
+    assert_eq!((t.culprits[0].pid, t.culprits.len()), (4242, 1));
+    // Unlimited groups give no finding of their own.
+    assert_eq!(f.findings.iter().filter(|f| f.resource == Resource::Memory).count(), 1, "{:#?}", f.findings);
 }

@@ -178,6 +178,10 @@ fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String 
                 .collect();
             let _ = writeln!(s, "       culprits: {}", list.join(", "));
         }
+        if !f.cgroups.is_empty() {
+            let list: Vec<String> = f.cgroups.iter().map(|g| format!("{} {:.1}%", g.path, g.share_percent)).collect();
+            let _ = writeln!(s, "       cgroups: {}", list.join(", "));
+        }
         if let Some(note) = &f.note {
             let _ = writeln!(s, "       note: {note}");
         }
@@ -188,6 +192,13 @@ fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String 
     }
     for line in &findings.summary {
         let _ = writeln!(s, "  {:<8} {}", line.resource.name(), line.line);
+    }
+    if let Some(k) = obs.kernel.as_ref().filter(|k| !k.during.is_empty()) {
+        s.push_str("\nkernel messages during the window:\n");
+        let skip = k.during.len().saturating_sub(10);
+        for m in &k.during[skip..] {
+            let _ = writeln!(s, "  [{:>12.6}] {}", m.seconds, m.text.escape_debug());
+        }
     }
     for note in &obs.notes {
         let _ = writeln!(s, "note: {note}");
