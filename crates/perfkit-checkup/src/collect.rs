@@ -54,6 +54,11 @@ pub struct ObserveOptions {
     /// stack walking (frame pointers alone leave the user frames of a
     /// whole-host profile unmapped). `None`: no profile. 19 Hz by default.
     pub on_cpu_hz: Option<u64>,
+    /// Take off-CPU stacks of the whole host (or of `scope_pids`) over the
+    /// window, per process, counting blocks of at least this long (eBPF,
+    /// as `perfkit offcpu`, preemption included: a CPU-bound culprit's
+    /// wait for a CPU shows there). `None`: none. 1 ms by default.
+    pub off_cpu_min_block: Option<Duration>,
 }
 
 impl Default for ObserveOptions {
@@ -64,6 +69,7 @@ impl Default for ObserveOptions {
             scope_pids: Vec::new(),
             run_queue_latency: true,
             on_cpu_hz: Some(19),
+            off_cpu_min_block: Some(Duration::from_millis(1)),
         }
     }
 }
@@ -166,6 +172,19 @@ impl Observer {
             o.frequency_hz = Some(hz);
             Profiler::start(target, &o).map_err(|e| notes.push(format!("on-CPU profile not taken: {e}"))).ok()
         });
+        let off_cpu = options.off_cpu_min_block.and_then(|min| {
+            let target = if options.scope_pids.is_empty() {
+                Target::all()
+            } else {
+                Target::pids(&options.scope_pids)
+                    .map_err(|e| notes.push(format!("off-CPU stacks not taken: {e}")))
+                    .ok()?
+            };
+            Profiler::start(target, &crate::stacks::off_cpu_options(min))
+                .map_err(|e| notes.push(format!("off-CPU stacks not taken: {e}")))
+                .ok()
+                .map(|session| (session, min))
+        });
         let start = Instant::now();
         builder.push(self.snapshot(&options.scope_pids)?)?;
         // The waits counted before the first snapshot (while the profiler
@@ -223,14 +242,27 @@ impl Observer {
                         samples: f.count,
                     })
                     .collect();
-                Some(OnCpuProfile { frequency_hz: options.on_cpu_hz.unwrap_or(0), samples, top_functions })
+                Some(OnCpuProfile {
+                    frequency_hz: options.on_cpu_hz.unwrap_or(0),
+                    samples,
+                    top_functions,
+                    stacks: crate::stacks::folded(&finished.profile),
+                })
             }
             Err(e) => {
                 notes.push(format!("on-CPU profile not read: {e}"));
                 None
             }
         });
+        let off_cpu = off_cpu.and_then(|(session, min)| match session.finish() {
+            Ok(finished) => Some(crate::stacks::off_cpu_by_process(&finished.profile, min.as_micros() as u64)),
+            Err(e) => {
+                notes.push(format!("off-CPU stacks not read: {e}"));
+                None
+            }
+        });
         let mut obs = builder.finish();
+        obs.off_cpu = off_cpu;
         obs.run_queue_latency = run_queue_latency;
         obs.on_cpu = on_cpu;
         obs.notes = notes;

@@ -30,11 +30,16 @@
 //! ```
 
 mod collect;
+pub mod compare;
+pub mod document;
 pub mod observe;
+pub mod report;
 mod rules;
+pub mod stacks;
 pub mod tcp;
 
 pub use collect::{ObserveError, ObserveOptions, Observer};
+pub use document::{CheckupDocument, DocumentError, SCHEMA_VERSION};
 pub use observe::{Observations, ObservationsBuilder, Snapshot};
 pub use rules::{Culprit, Evidence, Finding, Findings, Kind, Resource, ResourceLine, Severity, Thresholds, analyze};
 

@@ -42,6 +42,11 @@ pub struct Observations {
     /// An on-CPU profile over the window at a low rate (of the processes
     /// in scope or of the whole host), when it could be taken.
     pub on_cpu: Option<OnCpuProfile>,
+    /// Off-CPU stacks over the window per process (the culprits' once
+    /// [`Observations::retain_off_cpu`] kept only theirs), when they
+    /// could be taken.
+    #[serde(default)]
+    pub off_cpu: Option<crate::stacks::OffCpuStacks>,
     /// What could not be observed, and why (no privileges for eBPF...).
     pub notes: Vec<String>,
 }
@@ -57,6 +62,10 @@ pub struct OnCpuProfile {
     /// Functions by self time (the innermost frame, as `perf report`),
     /// most first.
     pub top_functions: Vec<FunctionShare>,
+    /// The profile's folded stacks (rooted by process name), for its
+    /// flame graph and `--compare`'s differential one.
+    #[serde(default)]
+    pub stacks: Vec<crate::stacks::FoldedStack>,
 }
 
 /// One function's self time.
