@@ -27,8 +27,7 @@ Examples:
   perfkit checkup -p 1234,1240             # about these processes: others' load is context
   perfkit checkup -d 30 -o report.html     # findings, charts, latency, flame graphs: one file
   perfkit checkup --json - | jq '.findings[] | {severity, resource, kind, title}'
-  perfkit checkup --compare before.json after.json -o diff.html
-                                           # what changed: findings, key metrics, differential flame graph
+  perfkit checkup --compare before.json after.json -o diff.html   # what changed
 
 Ctrl-C ends the observation early and still reports. The rules and their
 thresholds (USE method: utilization, saturation, errors per resource) are in
