@@ -49,6 +49,9 @@ pub struct ObserveOptions {
     /// CAP_PERFMON); without the privileges a note says so and the rest
     /// is observed. On by default.
     pub run_queue_latency: bool,
+    /// Trace block I/O latency per disk with eBPF (`biolatency -D`, of
+    /// the whole host), with the same privileges. On by default.
+    pub block_io_latency: bool,
     /// Take an on-CPU profile at this rate (samples a second per CPU; low,
     /// so that the checkup costs little), with perfkit-profiler's default
     /// stack walking (frame pointers alone leave the user frames of a
@@ -68,6 +71,7 @@ impl Default for ObserveOptions {
             interval: Duration::from_secs(1),
             scope_pids: Vec::new(),
             run_queue_latency: true,
+            block_io_latency: true,
             on_cpu_hz: Some(19),
             off_cpu_min_block: Some(Duration::from_millis(1)),
         }
@@ -172,6 +176,14 @@ impl Observer {
             o.frequency_hz = Some(hz);
             Profiler::start(target, &o).map_err(|e| notes.push(format!("on-CPU profile not taken: {e}"))).ok()
         });
+        let biolatency = options
+            .block_io_latency
+            .then(|| {
+                crate::latency::BlockLatency::start()
+                    .map_err(|e| notes.push(format!("block I/O latency not traced: {e}")))
+                    .ok()
+            })
+            .flatten();
         let off_cpu = options.off_cpu_min_block.and_then(|min| {
             let target = if options.scope_pids.is_empty() {
                 Target::all()
@@ -196,6 +208,11 @@ impl Observer {
                 notes.push(format!("run-queue latency not read: {e}"));
                 None
             }
+        });
+        let biolatency = biolatency.and_then(|tool| {
+            crate::latency::BlockLatency::baseline(tool)
+                .map_err(|e| notes.push(format!("block I/O latency not read: {e}")))
+                .ok()
         });
         let mut next = start + interval;
         let end = start + options.duration;
@@ -261,8 +278,11 @@ impl Observer {
                 None
             }
         });
+        let block_io_latency = biolatency
+            .and_then(|b| b.finish().map_err(|e| notes.push(format!("block I/O latency not read: {e}"))).ok());
         let mut obs = builder.finish();
         obs.off_cpu = off_cpu;
+        obs.block_io_latency = block_io_latency;
         obs.run_queue_latency = run_queue_latency;
         obs.on_cpu = on_cpu;
         obs.notes = notes;

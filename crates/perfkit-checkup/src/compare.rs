@@ -177,6 +177,10 @@ pub fn key_metrics(obs: &Observations) -> Vec<(&'static str, Option<f64>)> {
             max_of(iv, |i| i.disks.iter().map(|d| (d.device.as_str(), d.util_percent)).collect()),
         ),
         ("disk_queue_size_max", max_of(iv, |i| i.disks.iter().map(|d| (d.device.as_str(), d.queue_size)).collect())),
+        (
+            "disk_latency_p99_usecs_max",
+            obs.block_io_latency.as_ref().and_then(|d| d.iter().map(|d| d.histogram.p99_usecs as f64).reduce(f64::max)),
+        ),
         ("psi_io_some_percent", avg(iv, |i| i.pressure.map(|p| p.io_some_percent))),
         ("network_errors_per_s", avg(iv, |i| Some(i.interfaces.iter().map(|n| n.errors_per_s).sum()))),
         ("network_drops_per_s", avg(iv, |i| Some(i.interfaces.iter().map(|n| n.drops_per_s).sum()))),

@@ -32,6 +32,7 @@
 mod collect;
 pub mod compare;
 pub mod document;
+pub mod latency;
 pub mod observe;
 pub mod report;
 mod rules;

@@ -39,6 +39,10 @@ pub struct Observations {
     /// Run-queue latency over the window (eBPF `runqlat`, of the processes
     /// in scope or of every thread), when it could be traced.
     pub run_queue_latency: Option<LatencyHistogram>,
+    /// Block I/O latency per disk with I/O in the window (eBPF
+    /// `biolatency`, host-wide), when it could be traced.
+    #[serde(default)]
+    pub block_io_latency: Option<Vec<crate::latency::DiskLatency>>,
     /// An on-CPU profile over the window at a low rate (of the processes
     /// in scope or of the whole host), when it could be taken.
     pub on_cpu: Option<OnCpuProfile>,

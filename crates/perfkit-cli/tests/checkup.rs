@@ -307,6 +307,17 @@ fn disk_saturation_names_the_writer() {
     let rate = culprit["io_kib_per_s"].as_f64().unwrap();
     assert!((60.0..=100.0).contains(&rate), "the writer wrote {rate} KiB/s, throttled to 80: {text}");
     assert!(top["next"][0].as_str().unwrap().starts_with(&format!("perfkit offcpu -p {pid}")), "{text}");
+    // biolatency of the loop device (host-wide, but nothing else writes
+    // to it): as many I/Os as the throttle let through, 20 a second.
+    let name = dev.0.trim_start_matches("/dev/");
+    let disks = json["observations"]["block_io_latency"].as_array().expect("biolatency as root");
+    let ours = disks.iter().find(|d| d["device"] == name).unwrap_or_else(|| panic!("{name} in {disks:?}"));
+    let ios = ours["histogram"]["count"].as_f64().unwrap();
+    let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
+    assert!((14.0 * secs..=26.0 * secs).contains(&ios), "{ios} I/Os of {name} in {secs} s, throttled to 20/s");
+    let buckets: u64 =
+        ours["histogram"]["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(buckets as f64, ios, "the buckets hold every I/O");
 }
 
 /// A network namespace with one end of a veth pair (the other end, named
