@@ -271,17 +271,18 @@ impl Observer {
                 None
             }
         });
-        let off_cpu = off_cpu.and_then(|(session, min)| match session.finish() {
+        let block_io_latency = biolatency
+            .and_then(|b| b.finish().map_err(|e| notes.push(format!("block I/O latency not read: {e}"))).ok());
+        let mut obs = builder.finish();
+        // Only the processes that can be culprits are symbolized.
+        let candidates = crate::stacks::off_cpu_candidates(&obs);
+        obs.off_cpu = off_cpu.and_then(|(session, min)| match session.finish_keeping(Some(&candidates)) {
             Ok(finished) => Some(crate::stacks::off_cpu_by_process(&finished.profile, min.as_micros() as u64)),
             Err(e) => {
                 notes.push(format!("off-CPU stacks not read: {e}"));
                 None
             }
         });
-        let block_io_latency = biolatency
-            .and_then(|b| b.finish().map_err(|e| notes.push(format!("block I/O latency not read: {e}"))).ok());
-        let mut obs = builder.finish();
-        obs.off_cpu = off_cpu;
         obs.block_io_latency = block_io_latency;
         obs.run_queue_latency = run_queue_latency;
         obs.on_cpu = on_cpu;

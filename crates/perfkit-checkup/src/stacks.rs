@@ -89,6 +89,26 @@ pub fn off_cpu_by_process(profile: &Profile, min_block_usecs: u64) -> OffCpuStac
     OffCpuStacks { min_block_usecs, processes }
 }
 
+/// The processes whose off-CPU stacks are symbolized: those that can be
+/// culprits (the most CPU demand, CPU time plus run-queue wait; the most
+/// I/O; the most major faults) and the ones in scope. Symbolizing every
+/// process of a host (each daemon's binaries) would cost more than the
+/// rest of the checkup.
+pub fn off_cpu_candidates(obs: &Observations) -> Vec<u32> {
+    let by = |key: &dyn Fn(&crate::observe::ProcessUsage) -> f64, n: usize| -> Vec<u32> {
+        let mut v: Vec<&crate::observe::ProcessUsage> = obs.processes.iter().filter(|p| key(p) > 0.0).collect();
+        v.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.pid.cmp(&b.pid)));
+        v.into_iter().take(n).map(|p| p.pid).collect()
+    };
+    let mut pids = by(&|p| p.cpu_percent + p.wait_percent.unwrap_or(0.0), 10);
+    pids.extend(by(&|p| p.read_kib_per_s + p.write_kib_per_s, 5));
+    pids.extend(by(&|p| p.major_faults_per_s, 5));
+    pids.extend(&obs.scope_pids);
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 impl Observations {
     /// Keeps the off-CPU stacks of these processes only (the culprits of
     /// the findings: what the report and the JSON document show).
@@ -119,6 +139,18 @@ mod tests {
         assert_eq!((web.comm.as_str(), web.total_usecs), ("web-server", 1000));
         assert_eq!(web.stacks[0], FoldedStack { stack: "web-server;main;schedule_[k]".into(), count: 700 });
         let mut obs = Observations { off_cpu: Some(off), ..Observations::default() };
+        let usage = |pid, cpu_percent, write_kib_per_s| crate::observe::ProcessUsage {
+            pid,
+            cpu_percent,
+            write_kib_per_s,
+            ..Default::default()
+        };
+        obs.processes = (1..=20).map(|pid| usage(pid, f64::from(pid), 0.0)).collect();
+        obs.processes.push(usage(100, 0.0, 5.0));
+        obs.processes.push(usage(101, 0.0, 0.0));
+        obs.scope_pids = vec![102];
+        let c = off_cpu_candidates(&obs);
+        assert_eq!(c, [11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 100, 102], "top 10 by CPU, the writer, the scope");
         obs.retain_off_cpu(&[42]);
         assert_eq!(obs.off_cpu.unwrap().processes.len(), 1);
     }
