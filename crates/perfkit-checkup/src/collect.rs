@@ -54,6 +54,9 @@ pub struct ObserveOptions {
     /// CAP_PERFMON); without the privileges a note says so and the rest
     /// is observed. On by default.
     pub run_queue_latency: bool,
+    /// Trace block I/O latency per disk with eBPF (`biolatency -D`, of
+    /// the whole host), with the same privileges. On by default.
+    pub block_io_latency: bool,
     /// Take an on-CPU profile at this rate (samples a second per CPU; low,
     /// so that the checkup costs little), with perfkit-profiler's default
     /// stack walking (frame pointers alone leave the user frames of a
@@ -66,6 +69,11 @@ pub struct ObserveOptions {
     /// `kernel.dmesg_restrict` is set): errors before the window and the
     /// messages during it. On by default.
     pub kernel_log: bool,
+    /// Take off-CPU stacks of the whole host (or of `scope_pids`) over the
+    /// window, per process, counting blocks of at least this long (eBPF,
+    /// as `perfkit offcpu`, preemption included: a CPU-bound culprit's
+    /// wait for a CPU shows there). `None`: none. 1 ms by default.
+    pub off_cpu_min_block: Option<Duration>,
 }
 
 impl Default for ObserveOptions {
@@ -75,9 +83,11 @@ impl Default for ObserveOptions {
             interval: Duration::from_secs(1),
             scope_pids: Vec::new(),
             run_queue_latency: true,
+            block_io_latency: true,
             on_cpu_hz: Some(19),
             cgroups: true,
             kernel_log: true,
+            off_cpu_min_block: Some(Duration::from_millis(1)),
         }
     }
 }
@@ -230,6 +240,27 @@ impl Observer {
         } else {
             None
         };
+        let biolatency = options
+            .block_io_latency
+            .then(|| {
+                crate::latency::BlockLatency::start()
+                    .map_err(|e| notes.push(format!("block I/O latency not traced: {e}")))
+                    .ok()
+            })
+            .flatten();
+        let off_cpu = options.off_cpu_min_block.and_then(|min| {
+            let target = if options.scope_pids.is_empty() {
+                Target::all()
+            } else {
+                Target::pids(&options.scope_pids)
+                    .map_err(|e| notes.push(format!("off-CPU stacks not taken: {e}")))
+                    .ok()?
+            };
+            Profiler::start(target, &crate::stacks::off_cpu_options(min))
+                .map_err(|e| notes.push(format!("off-CPU stacks not taken: {e}")))
+                .ok()
+                .map(|session| (session, min))
+        });
         let start = Instant::now();
         let first = self.snapshot_with(&options.scope_pids, options.cgroups)?;
         let window_start_uptime = first.sample.uptime;
@@ -246,6 +277,11 @@ impl Observer {
                 notes.push(format!("run-queue latency not read: {e}"));
                 None
             }
+        });
+        let biolatency = biolatency.and_then(|tool| {
+            crate::latency::BlockLatency::baseline(tool)
+                .map_err(|e| notes.push(format!("block I/O latency not read: {e}")))
+                .ok()
         });
         let mut next = start + interval;
         let end = start + options.duration;
@@ -295,13 +331,20 @@ impl Observer {
                         samples: f.count,
                     })
                     .collect();
-                Some(OnCpuProfile { frequency_hz: options.on_cpu_hz.unwrap_or(0), samples, top_functions })
+                Some(OnCpuProfile {
+                    frequency_hz: options.on_cpu_hz.unwrap_or(0),
+                    samples,
+                    top_functions,
+                    stacks: crate::stacks::folded(&finished.profile),
+                })
             }
             Err(e) => {
                 notes.push(format!("on-CPU profile not read: {e}"));
                 None
             }
         });
+        let block_io_latency = biolatency
+            .and_then(|b| b.finish().map_err(|e| notes.push(format!("block I/O latency not read: {e}"))).ok());
         let mut obs = builder.finish();
         if let Some(mut k) = kmsg {
             k.read(false, &mut notes)?;
@@ -328,6 +371,16 @@ impl Observer {
                 g.pids = self.hierarchies.cpu_pids(&g.path, 256);
             }
         }
+        // Only the processes that can be culprits are symbolized.
+        let candidates = crate::stacks::off_cpu_candidates(&obs);
+        obs.off_cpu = off_cpu.and_then(|(session, min)| match session.finish_keeping(Some(&candidates)) {
+            Ok(finished) => Some(crate::stacks::off_cpu_by_process(&finished.profile, min.as_micros() as u64)),
+            Err(e) => {
+                notes.push(format!("off-CPU stacks not read: {e}"));
+                None
+            }
+        });
+        obs.block_io_latency = block_io_latency;
         obs.run_queue_latency = run_queue_latency;
         obs.on_cpu = on_cpu;
         obs.notes = notes;

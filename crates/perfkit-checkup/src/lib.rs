@@ -11,6 +11,9 @@
 //!    [`Findings`]: each with its evidence and thresholds, its culprits
 //!    (pid, comm, share) and the next command to run. It does no I/O, so a
 //!    tool can feed observations of its own.
+//! 3. [`CheckupDocument`] holds both (what `perfkit checkup --json`
+//!    writes); [`report::render_html`] makes it one self-contained HTML
+//!    page, and [`compare`] tells what changed between two of them.
 //!
 //! The rules and the sources of their thresholds: docs/CHECKUP.md in the
 //! repository.
@@ -31,12 +34,18 @@
 
 pub mod cgroup;
 mod collect;
+pub mod compare;
+pub mod document;
 pub mod kmsg;
+pub mod latency;
 pub mod observe;
+pub mod report;
 mod rules;
+pub mod stacks;
 pub mod tcp;
 
 pub use collect::{ObserveError, ObserveOptions, Observer};
+pub use document::{CheckupDocument, DocumentError, SCHEMA_VERSION};
 pub use observe::{Observations, ObservationsBuilder, Snapshot};
 pub use rules::{
     CgroupCulprit, Culprit, Evidence, Finding, Findings, Kind, Resource, ResourceLine, Severity, Thresholds, analyze,

@@ -77,6 +77,10 @@ pub struct Observations {
     /// Run-queue latency over the window (eBPF `runqlat`, of the processes
     /// in scope or of every thread), when it could be traced.
     pub run_queue_latency: Option<LatencyHistogram>,
+    /// Block I/O latency per disk with I/O in the window (eBPF
+    /// `biolatency`, host-wide), when it could be traced.
+    #[serde(default)]
+    pub block_io_latency: Option<Vec<crate::latency::DiskLatency>>,
     /// An on-CPU profile over the window at a low rate (of the processes
     /// in scope or of the whole host), when it could be taken.
     pub on_cpu: Option<OnCpuProfile>,
@@ -88,6 +92,11 @@ pub struct Observations {
     /// The kernel log: new messages of the window and errors before it
     /// (`/dev/kmsg`, root), when it could be read.
     pub kernel: Option<KernelLog>,
+    /// Off-CPU stacks over the window per process (the culprits' once
+    /// [`Observations::retain_off_cpu`] kept only theirs), when they
+    /// could be taken.
+    #[serde(default)]
+    pub off_cpu: Option<crate::stacks::OffCpuStacks>,
     /// What could not be observed, and why (no privileges for eBPF...).
     pub notes: Vec<String>,
 }
@@ -192,6 +201,10 @@ pub struct OnCpuProfile {
     /// Functions by self time (the innermost frame, as `perf report`),
     /// most first.
     pub top_functions: Vec<FunctionShare>,
+    /// The profile's folded stacks (rooted by process name), for its
+    /// flame graph and `--compare`'s differential one.
+    #[serde(default)]
+    pub stacks: Vec<crate::stacks::FoldedStack>,
 }
 
 /// One function's self time.

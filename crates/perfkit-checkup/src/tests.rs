@@ -369,6 +369,7 @@ fn the_hottest_functions_close_the_cpu_line() {
             FunctionShare { name: "spin".into(), samples: 150, percent: 75.0 },
             FunctionShare { name: "memcpy".into(), samples: 50, percent: 25.0 },
         ],
+        stacks: Vec::new(),
     });
     let f = run(&obs);
     assert!(f.findings.is_empty());

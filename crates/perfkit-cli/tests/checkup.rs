@@ -317,6 +317,17 @@ fn disk_saturation_names_the_writer() {
     let rate = culprit["io_kib_per_s"].as_f64().unwrap();
     assert!((60.0..=100.0).contains(&rate), "the writer wrote {rate} KiB/s, throttled to 80: {text}");
     assert!(top["next"][0].as_str().unwrap().starts_with(&format!("perfkit offcpu -p {pid}")), "{text}");
+    // biolatency of the loop device (host-wide, but nothing else writes
+    // to it): as many I/Os as the throttle let through, 20 a second.
+    let name = dev.0.trim_start_matches("/dev/");
+    let disks = json["observations"]["block_io_latency"].as_array().expect("biolatency as root");
+    let ours = disks.iter().find(|d| d["device"] == name).unwrap_or_else(|| panic!("{name} in {disks:?}"));
+    let ios = ours["histogram"]["count"].as_f64().unwrap();
+    let secs = json["observations"]["duration_seconds"].as_f64().unwrap();
+    assert!((14.0 * secs..=26.0 * secs).contains(&ios), "{ios} I/Os of {name} in {secs} s, throttled to 20/s");
+    let buckets: u64 =
+        ours["histogram"]["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(buckets as f64, ios, "the buckets hold every I/O");
 }
 
 /// A network namespace with one end of a veth pair (the other end, named
@@ -585,4 +596,156 @@ fn a_cgroup_with_a_tiny_cpu_quota_is_reported_throttled() {
     assert!((5.0..=15.0).contains(&cpu), "a tenth of a CPU, got {cpu}%: {text}");
     let quota = f["evidence"].as_array().unwrap().iter().find(|e| e["metric"] == "quota_cpus").unwrap();
     assert_eq!(quota["value"], 0.1);
+}
+
+/// Headless Chromium's DOM of `url` once its scripts ran, and a screenshot
+/// of the page at `png`.
+fn chromium(url: &str, profile: &std::path::Path, png: &std::path::Path) -> String {
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=5000",
+    ];
+    let profile = format!("--user-data-dir={}", profile.display());
+    let out = run(Command::new("chromium").args(base).arg(&profile).args(["--dump-dom", url]));
+    assert!(out.status.success(), "chromium --dump-dom: {}", stderr(&out));
+    let shot = run(Command::new("chromium")
+        .args(base)
+        .arg(&profile)
+        .arg("--window-size=1280,2400")
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(url));
+    assert!(shot.status.success(), "chromium --screenshot: {}", stderr(&shot));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The HTML report of a CPU saturation (four busy copies of a program on
+/// two CPUs, their checkup by `-p`): one self-contained file that renders
+/// in Chromium with its charts, its interactive flame graph (the copies'
+/// hot function, found by the graph's own search) and the culprit, whose
+/// off-CPU stacks (waiting for a CPU) are there too. Then `--compare` of a
+/// quiet checkup against it names the saturation and draws the hot
+/// function in the differential flame graph.
+#[test]
+fn html_report_and_compare_of_a_cpu_saturation() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let (busy_json, report, quiet_json, diff) = (
+        dir.path().join("busy.json"),
+        dir.path().join("report.html"),
+        dir.path().join("quiet.json"),
+        dir.path().join("diff.html"),
+    );
+    let quiet = Killed(Command::new("sleep").arg("60").spawn().unwrap());
+    let out = run(perfkit().args(["checkup", "-d", "3", "-p", &quiet.0.id().to_string(), "--json"]).arg(&quiet_json));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let hogs = burners(4, 30);
+    let list = pids_of(&hogs).iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    thread::sleep(Duration::from_millis(500));
+    let out = run(perfkit().args(["checkup", "-d", "5", "-p", &list, "--json"]).arg(&busy_json).arg("-o").arg(&report));
+    drop(hogs);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("wrote {}", report.display())), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&fs::read(&busy_json).unwrap()).unwrap();
+    assert_eq!(json["findings"][0]["kind"], "saturation", "{}", json["findings"]);
+    let culprit = json["findings"][0]["culprits"][0]["pid"].as_u64().unwrap();
+    // --json carries what --compare needs: the folded on-CPU stacks, and
+    // the culprits' off-CPU stacks (their wait for a CPU: preemption).
+    let stacks = json["observations"]["on_cpu"]["stacks"].as_array().unwrap();
+    assert!(stacks.iter().any(|s| s["stack"].as_str().unwrap().starts_with(&format!("{PROGRAM};"))), "{stacks:?}");
+    let off = json["observations"]["off_cpu"]["processes"].as_array().expect("off-CPU stacks as root");
+    let ours = off.iter().find(|p| p["pid"] == culprit).expect("the culprit's off-CPU stacks");
+    // Four copies on two CPUs: each waits about half the window, 2.5 s of 5.
+    let waited = ours["total_usecs"].as_f64().unwrap() / 1e6;
+    assert!(waited >= 1.0, "the culprit was off CPU {waited:.2} s");
+    assert!(off.iter().all(|p| p["comm"] == PROGRAM), "only the culprits' stacks are kept: {off:?}");
+
+    let html = fs::read_to_string(&report).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "no URL: the report is self-contained");
+    assert!(!html.contains(" src=") && !html.contains("<link"), "nothing loaded from elsewhere");
+    assert!(html.matches("<svg class=\"chart\"").count() >= 8, "charts of cpu, memory, disk, network");
+    assert!(html.contains("id=\"flamegraph-on-cpu\""));
+    assert!(html.contains(&format!("<td class=\"comm\">{PROGRAM}</td>")), "the culprit in the findings");
+    assert!(html.contains(&format!("{PROGRAM} ({culprit}): ")), "the culprit's off-CPU stacks");
+    assert!(html.contains("<section id=\"kernel-messages\""));
+
+    if tools(&["chromium"]) {
+        let png = dir.path().join("report.png");
+        let dom = chromium(&format!("file://{}?s=main", report.display()), &dir.path().join("chromium"), &png);
+        assert!(dom.matches("<svg class=\"chart\"").count() >= 8, "the charts are in the DOM");
+        assert!(dom.contains(PROGRAM), "the culprit is in the DOM");
+        // inferno's script ran inline: it found its own <svg> (its width
+        // now fits the page) and its search (?s=main) matched the copies'
+        // hot function.
+        let fg = &dom[dom.find("<svg id=\"flamegraph-on-cpu\"").expect("the flame graph in the DOM")..];
+        let tag = &fg[..fg.find('>').unwrap()];
+        assert!(!tag.contains(" width="), "init() ran on the flame graph: {tag}");
+        let matched = &fg[fg.find("id=\"matched\"").unwrap()..];
+        let matched = &matched[matched.find('>').unwrap() + 1..matched.find('<').unwrap()];
+        let share: f64 = matched.trim().trim_start_matches("Matched: ").trim_end_matches('%').parse().unwrap_or(0.0);
+        assert!(share >= 50.0, "search for main matched {matched:?}");
+        let size = fs::metadata(&png).unwrap().len();
+        assert!(size > 50_000, "a screenshot of {size} bytes is not the report");
+    }
+
+    let out = run(perfkit().args(["checkup", "--compare"]).arg(&quiet_json).arg(&busy_json).arg("-o").arg(&diff));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The quiet scope's findings are all info (lowered: none of its doing);
+    // the saturation either appeared or got worse, to critical.
+    let line = text.lines().find(|l| l.contains("cpu saturation")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.trim_start().starts_with("appeared") || line.trim_start().starts_with("worse"), "{line}\n{text}");
+    assert!(line.contains("critical"), "{line}");
+    assert!(text.contains("cpu_busy_percent") && text.contains("runnable_per_cpu"), "{text}");
+    let html = fs::read_to_string(&diff).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    let fg = &html[html.find("<svg id=\"flamegraph-diff\"").expect("the differential flame graph")..];
+    assert!(fg.contains("<title>main ("), "the hot function in the differential flame graph");
+}
+
+#[test]
+fn compare_refuses_bad_and_mismatched_inputs() {
+    let dir = scratch_dir();
+    let (scoped, host, bad, old) = (
+        dir.path().join("scoped.json"),
+        dir.path().join("host.json"),
+        dir.path().join("bad.json"),
+        dir.path().join("v9.json"),
+    );
+    let quiet = Killed(Command::new("sleep").arg("60").spawn().unwrap());
+    let out = run(perfkit().args(["checkup", "-d", "1", "-p", &quiet.0.id().to_string(), "--json"]).arg(&scoped));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(perfkit().args(["checkup", "-d", "1", "--json"]).arg(&host));
+    assert!(out.status.success(), "{}", stderr(&out));
+    fs::write(&bad, "{\"schema_version\": 1, \"findings\": [").unwrap();
+    fs::write(&old, "{\"schema_version\": 9}").unwrap();
+    let compare = |a: &std::path::Path, b: &std::path::Path| {
+        let out = run(perfkit().args(["checkup", "--compare"]).arg(a).arg(b));
+        assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let err = compare(&scoped, &host);
+    assert!(err.contains("the whole host") && err.contains("same scope"), "{err}");
+    let err = compare(&bad, &host);
+    assert!(err.contains("BEFORE") && err.contains("not a perfkit checkup JSON document"), "{err}");
+    let err = compare(&host, &old);
+    assert!(err.contains("AFTER") && err.contains("schema_version 9"), "{err}");
+    let err = compare(&host, &dir.path().join("missing.json"));
+    assert!(err.contains("missing.json"), "{err}");
+    // Comparing observes nothing: -p and -d are refused with it.
+    let out = run(perfkit().args(["checkup", "--compare"]).arg(&host).arg(&host).args(["-d", "5"]));
+    assert!(!out.status.success() && stderr(&out).contains("cannot be used with"), "{}", stderr(&out));
+    // A checkup compared with itself: nothing changed.
+    let out = run(perfkit().args(["checkup", "--compare"]).arg(&host).arg(&host));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("appeared") && !text.contains("gone"), "{text}");
 }

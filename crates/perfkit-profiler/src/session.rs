@@ -509,6 +509,13 @@ impl Session {
 
     /// Stops sampling, symbolizes, and accounts for every loss.
     pub fn finish(self) -> Result<Finished, ProfileError> {
+        self.finish_keeping(None)
+    }
+
+    /// As [`finish`](Self::finish), symbolizing only the samples of these
+    /// processes (`None`: all): a whole-host session whose interesting
+    /// processes are known only at the end pays for those alone.
+    pub fn finish_keeping(self, processes: Option<&[u32]>) -> Result<Finished, ProfileError> {
         let elapsed = self.started.elapsed();
         let Session {
             running,
@@ -545,6 +552,9 @@ impl Session {
                 (p.samples, p.modules, st.idle, 0, st.lost, Some(st.bytes))
             }
         };
+        if let Some(keep) = processes {
+            samples.retain(|s| keep.contains(&s.tgid));
+        }
         if choice.user_only {
             notes.push(Note::KernelExcluded { paranoid: perfkit_perf::paranoid() });
         }
