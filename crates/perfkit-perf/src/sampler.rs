@@ -34,11 +34,14 @@ use perfkit_profile::{
     raw::{InterpretedFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{MapsTracker, ModuleFile, Modules};
-use perfkit_unwind::cpython::{CPython, Error as CpythonError};
+use perfkit_unwind::{
+    cpython::{CPython, Error as CpythonError},
+    hotspot::{Error as HotSpotError, HotSpot},
+};
 
 use crate::{
     error::{PerfError, classify},
-    unwind::{DwarfUnwinder, MAX_FRAMES, UnwindEnd},
+    unwind::{DwarfUnwinder, JavaFrame, MAX_FRAMES, UnwindEnd},
 };
 
 /// How user stacks are walked.
@@ -128,6 +131,12 @@ pub struct PerfConfig {
     /// microseconds of the sample. The frames go with the sample
     /// (`RawSample::interpreted`).
     pub interpreters: bool,
+    /// DWARF mode: walk the Java frames of HotSpot JVMs from the JVM's
+    /// code cache (`perfkit_unwind::hotspot`), so that stacks go through
+    /// compiled Java code without `-XX:+PreserveFramePointer`, and name
+    /// interpreted Java frames from their `Method*`
+    /// (`RawSample::interpreted`).
+    pub hotspot: bool,
 }
 
 /// Default bytes of user stack copied per sample: enough for the stacks
@@ -148,6 +157,7 @@ impl PerfConfig {
             kernel: None,
             enable_on_exec: false,
             interpreters: false,
+            hotspot: false,
         }
     }
 }
@@ -461,12 +471,16 @@ impl PerfSampler {
             let live = live.clone();
             let unwind = config.unwind;
             let stack_bytes = config.stack_bytes;
+            let hotspot = config.hotspot && config.unwind == Unwind::Dwarf;
             let all = matches!(config.scope, PerfScope::All | PerfScope::Cgroup(_));
             std::thread::Builder::new()
                 .name("perfkit-unwind".into())
                 .spawn(move || {
                     let mut w = Worker::new(unwind, stack_bytes, all, live);
                     w.filter = filter;
+                    if hotspot {
+                        w.jvms = Some(HashMap::new());
+                    }
                     w.agg.interpreted = Some(held);
                     for msg in rx {
                         w.handle(msg);
@@ -1033,6 +1047,65 @@ struct Worker {
     /// Per-CPU sampling of processes: the processes kept, and whether
     /// their children join them.
     filter: Option<(HashSet<u32>, bool)>,
+    /// With [`PerfConfig::hotspot`]: the JVMs among the sampled processes.
+    jvms: Option<HashMap<u32, Jvm>>,
+}
+
+/// What a sampled process is, for walking Java frames.
+enum Jvm {
+    HotSpot(Box<HotSpot>),
+    /// Not (yet) a readable JVM: looked at `tries` times, last then (a
+    /// JVM sampled as it starts has no libjvm.so or no code cache yet).
+    NotYet {
+        tries: u32,
+        last: Instant,
+    },
+    /// Not one, or one that cannot be read.
+    Never,
+}
+
+/// How many times a process is looked at for a JVM (every
+/// [`LOOK_AGAIN`]): a JVM makes its code cache within its first second.
+const JVM_LOOKS: u32 = 50;
+
+impl Jvm {
+    /// The JVM of `pid`, looked at (again) when due.
+    fn of(jvms: &mut HashMap<u32, Jvm>, pid: u32) -> Option<&HotSpot> {
+        let tries = match jvms.get(&pid) {
+            Some(Jvm::HotSpot(_)) | Some(Jvm::Never) => None,
+            Some(Jvm::NotYet { tries, last }) => (last.elapsed() >= LOOK_AGAIN).then_some(*tries),
+            None if jvms.len() >= MAX_INTERPRETERS => None,
+            None => Some(0),
+        };
+        if let Some(tries) = tries {
+            let found = match HotSpot::attach(pid, perfkit_safeio::Budget::process()) {
+                Ok(hs) => Jvm::HotSpot(Box::new(hs)),
+                Err(
+                    e @ (HotSpotError::Corrupt { .. }
+                    | HotSpotError::Budget(_)
+                    | HotSpotError::Late { .. }
+                    | HotSpotError::File { .. }),
+                ) => {
+                    perfkit_target::notices::push(format!("Java frames: {e}"));
+                    Jvm::Never
+                }
+                Err(e) if tries + 1 < JVM_LOOKS => {
+                    tracing::debug!(%e, "not a readable JVM yet");
+                    Jvm::NotYet { tries: tries + 1, last: Instant::now() }
+                }
+                Err(e @ HotSpotError::Unsupported { .. }) => {
+                    perfkit_target::notices::push(format!("Java frames: {e}"));
+                    Jvm::Never
+                }
+                Err(_) => Jvm::Never,
+            };
+            jvms.insert(pid, found);
+        }
+        match jvms.get(&pid) {
+            Some(Jvm::HotSpot(hs)) => Some(hs),
+            _ => None,
+        }
+    }
 }
 
 impl Worker {
@@ -1047,6 +1120,7 @@ impl Worker {
             comms: HashMap::new(),
             refreshed: HashMap::new(),
             filter: None,
+            jvms: None,
         }
     }
 
@@ -1110,7 +1184,7 @@ impl Worker {
         callchain: &[u64],
         regs: Option<[u64; 3]>,
         stack: &[u8],
-        interpreted: Vec<InterpretedFrame>,
+        mut interpreted: Vec<InterpretedFrame>,
     ) {
         if tid == 0 {
             if self.filter.is_none() {
@@ -1136,7 +1210,15 @@ impl Worker {
                     let tracker = self.agg.trackers.get(&pid).expect("refreshed above");
                     let unwinder = self.unwinders.entry(pid).or_default();
                     unwinder.update(tracker);
-                    let out = unwinder.unwind(ip, sp, bp, stack);
+                    let hotspot = self.jvms.as_mut().and_then(|jvms| Jvm::of(jvms, pid));
+                    let out = unwinder.unwind(ip, sp, bp, stack, hotspot);
+                    // Interpreted Java frames, named from their Method*:
+                    // each takes the place of its frame of the interpreter.
+                    if let Some(hs) = hotspot
+                        && !out.java.is_empty()
+                    {
+                        interpreted = java_frames(hs, &out.java);
+                    }
                     match out.end {
                         UnwindEnd::Root => {}
                         UnwindEnd::DepthLimit => end = StackEnd::Truncated(Truncation::Depth),
@@ -1207,6 +1289,24 @@ impl Worker {
         }
         frames
     }
+}
+
+/// The interpreted Java frames of a stack, named, innermost first; none
+/// when one of them cannot be named (a frame read as it changed), so that
+/// the others do not take the wrong places.
+fn java_frames(hs: &HotSpot, frames: &[JavaFrame]) -> Vec<InterpretedFrame> {
+    let empty: Arc<str> = Arc::from("");
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        match hs.method_name(f.method) {
+            Ok(name) => out.push(InterpretedFrame { name, file: empty.clone(), line: 0, entry: true }),
+            Err(e) => {
+                tracing::debug!(%e, "interpreted Java frame not named");
+                return Vec::new();
+            }
+        }
+    }
+    out
 }
 
 /// Splits a perf callchain into kernel and user frames (each innermost
