@@ -36,7 +36,7 @@ use perfkit_profile::{
 use perfkit_target::{MapsTracker, ModuleFile, Modules};
 use perfkit_unwind::{
     cpython::{CPython, Error as CpythonError},
-    hotspot::{Error as HotSpotError, HotSpot},
+    hotspot::{BlobKind, Error as HotSpotError, HotSpot},
 };
 
 use crate::{
@@ -1218,6 +1218,8 @@ impl Worker {
                         && !out.java.is_empty()
                     {
                         interpreted = java_frames(hs, &out.java);
+                        let names = self.agg.modules.code_names.entry(pid).or_default();
+                        name_code(hs, &out.java, names);
                     }
                     match out.end {
                         UnwindEnd::Root => {}
@@ -1291,14 +1293,41 @@ impl Worker {
     }
 }
 
+/// The most code blobs of one JVM named from its code cache.
+const MAX_CODE_NAMES: usize = 1 << 16;
+
+/// Names the code blobs of these frames not named yet, as HotSpot's perf
+/// map does: a compiled method by its `Method*`, any other blob by its
+/// own name (`Interpreter`, `StubRoutines (1)`...). The symbolizer uses
+/// them where no perf map names the code. A blob that replaced another at
+/// the same address takes its place.
+fn name_code(hs: &HotSpot, frames: &[JavaFrame], names: &mut std::collections::BTreeMap<u64, (u64, Arc<str>)>) {
+    for f in frames {
+        if names.get(&f.code.0).is_some_and(|(end, _)| *end == f.code.1) || names.len() >= MAX_CODE_NAMES {
+            continue;
+        }
+        let name = match (f.kind, f.method) {
+            (BlobKind::Nmethod, Some(m)) => hs.method_name(m),
+            _ => hs.kind(f.name).map(|(_, n)| n),
+        };
+        match name {
+            Ok(n) => {
+                names.insert(f.code.0, (f.code.1, n));
+            }
+            Err(e) => tracing::debug!(%e, "code blob not named"),
+        }
+    }
+}
+
 /// The interpreted Java frames of a stack, named, innermost first; none
 /// when one of them cannot be named (a frame read as it changed), so that
 /// the others do not take the wrong places.
 fn java_frames(hs: &HotSpot, frames: &[JavaFrame]) -> Vec<InterpretedFrame> {
     let empty: Arc<str> = Arc::from("");
     let mut out = Vec::with_capacity(frames.len());
-    for f in frames {
-        match hs.method_name(f.method) {
+    for f in frames.iter().filter(|f| f.kind == BlobKind::Interpreter) {
+        let Some(method) = f.method else { continue };
+        match hs.method_name(method) {
             Ok(name) => out.push(InterpretedFrame { name, file: empty.clone(), line: 0, entry: true }),
             Err(e) => {
                 tracing::debug!(%e, "interpreted Java frame not named");

@@ -97,17 +97,23 @@ pub struct Unwound {
     pub frames: Vec<u64>,
     /// How it ended.
     pub end: UnwindEnd,
-    /// The interpreted Java frames among `frames`, innermost first.
+    /// The frames among `frames` in a JVM's code cache, innermost first.
     pub java: Vec<JavaFrame>,
 }
 
-/// An interpreted Java frame of an unwound stack.
+/// A frame of an unwound stack in a JVM's code cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JavaFrame {
     /// Its index in [`Unwound::frames`].
     pub index: usize,
-    /// The `Method*` it runs.
-    pub method: u64,
+    /// Its code blob's kind.
+    pub kind: BlobKind,
+    /// The `Method*` it runs (compiled or interpreted), when known.
+    pub method: Option<u64>,
+    /// Its code blob's code (start, end).
+    pub code: (u64, u64),
+    /// Where its code blob's name is.
+    pub name: u64,
 }
 
 /// The longest the Java frames of one stack are read for.
@@ -199,9 +205,13 @@ impl DwarfUnwinder {
                 (Some(hs), Some(d)) if hs.contains(pc) && Instant::now() < d => {
                     match hs.step(pc, first, regs.sp(), regs.bp(), |a| read_stack(a).ok()) {
                         Ok(Some(step)) => {
-                            if let (BlobKind::Interpreter, Some(m)) = (step.kind, step.method) {
-                                java.push(JavaFrame { index: frames.len() - 1, method: m });
-                            }
+                            java.push(JavaFrame {
+                                index: frames.len() - 1,
+                                kind: step.kind,
+                                method: step.method,
+                                code: step.code,
+                                name: step.name,
+                            });
                             regs.set_sp(step.sp);
                             regs.set_bp(step.bp);
                             Some(Ok(Some(step.pc)))

@@ -380,7 +380,10 @@ impl Symbolizer {
                             Target::Jit(pid, addr) => {
                                 let name = maps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned);
                                 let name = name
-                                    .or_else(|| dumps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned));
+                                    .or_else(|| dumps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned))
+                                    // Read from the runtime (a JVM's code
+                                    // cache) when no map names it.
+                                    .or_else(|| modules.code_name(*pid, *addr).map(|n| n.to_string()));
                                 match name {
                                     Some(name) => frames.push(Frame::jit(name)),
                                     None => {

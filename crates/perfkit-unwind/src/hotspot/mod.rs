@@ -259,6 +259,8 @@ pub struct Blob {
     pub code: std::ops::Range<u64>,
     /// The `Method*` of an nmethod.
     pub method: Option<u64>,
+    /// Where its name is (`CodeBlob::_name`, in libjvm.so).
+    pub name: u64,
 }
 
 /// One step from a frame in the code cache to its caller.
@@ -274,6 +276,10 @@ pub struct Step {
     pub kind: BlobKind,
     /// Its `Method*`: an nmethod's, or an interpreted frame's.
     pub method: Option<u64>,
+    /// Its code blob's code.
+    pub code: (u64, u64),
+    /// Where its code blob's name is.
+    pub name: u64,
 }
 
 /// A HotSpot JVM, ready to be read.
@@ -282,8 +288,9 @@ pub struct HotSpot<M: Memory = ProcessMemory> {
     pid: u32,
     heaps: Vec<Heap>,
     off: Offsets,
-    /// Blob kinds by the address of their name (names live in libjvm.so).
-    kinds: Mutex<HashMap<u64, BlobKind>>,
+    /// Blob kinds and names by the address of their name (names live in
+    /// libjvm.so).
+    kinds: Mutex<HashMap<u64, (BlobKind, std::sync::Arc<str>)>>,
     /// Method names by `Method*`, charged to the budget.
     names: Mutex<(HashMap<u64, std::sync::Arc<str>>, Charge)>,
 }
@@ -500,7 +507,8 @@ impl<M: Memory> HotSpot<M> {
         }
         let complete = i32_at(o.blob_frame_complete);
         let frame_complete = u64::try_from(complete).ok().map(|c| code.start.saturating_add(c));
-        let kind = self.kind(u64_at(o.blob_name))?;
+        let name = u64_at(o.blob_name);
+        let kind = self.kind(name)?.0;
         let method = match kind {
             BlobKind::Nmethod => {
                 let mut b = [0u8; 8];
@@ -509,27 +517,31 @@ impl<M: Memory> HotSpot<M> {
             }
             _ => None,
         };
-        Ok(Some(Blob { start, kind, frame_bytes: frame_words as u64 * 8, frame_complete, code, method }))
+        Ok(Some(Blob { start, kind, frame_bytes: frame_words as u64 * 8, frame_complete, code, method, name }))
     }
 
-    /// A blob's kind, from its name (read once per name).
-    fn kind(&self, name: u64) -> Result<BlobKind, Error> {
+    /// A blob's kind and name, from its name's address (read once per
+    /// name, at most [`vmstructs::MAX_NAME`] bytes).
+    pub fn kind(&self, name: u64) -> Result<(BlobKind, std::sync::Arc<str>), Error> {
         if let Some(k) = self.kinds.lock().expect("blob kinds").get(&name) {
-            return Ok(*k);
+            return Ok(k.clone());
         }
         let walk = Walk { mem: &self.mem, pid: self.pid, deadline: Instant::now() + Duration::from_secs(1) };
         let mut buf = [0u8; vmstructs::MAX_NAME];
-        let kind = match walk.string(name, &mut buf)? {
-            Some(b"nmethod") => BlobKind::Nmethod,
+        let text = walk.string(name, &mut buf)?;
+        let kind = match text {
+            // A JNI method's wrapper is an nmethod too, with its Method*.
+            Some(b"nmethod" | b"native nmethod") => BlobKind::Nmethod,
             Some(b"Interpreter") => BlobKind::Interpreter,
             _ => BlobKind::Stub,
         };
+        let text: std::sync::Arc<str> = String::from_utf8_lossy(text.unwrap_or(b"[code blob]")).into();
         let mut kinds = self.kinds.lock().expect("blob kinds");
         if kinds.len() >= 1024 {
             kinds.clear();
         }
-        kinds.insert(name, kind);
-        Ok(kind)
+        kinds.insert(name, (kind, text.clone()));
+        Ok((kind, text))
     }
 
     /// From the frame at `pc` (the sampled PC when `first`, else a return
@@ -549,22 +561,23 @@ impl<M: Memory> HotSpot<M> {
         let lookup = if first { pc } else { pc.saturating_sub(1) };
         let Some(blob) = self.blob(lookup)? else { return Ok(None) };
         let in_prologue = first && blob.frame_complete.is_some_and(|c| pc < c);
+        let made = Step {
+            pc: 0,
+            sp: 0,
+            bp: 0,
+            kind: blob.kind,
+            method: blob.method,
+            code: (blob.code.start, blob.code.end),
+            name: blob.name,
+        };
         let step = match blob.kind {
             // The frame is not built yet: the return address is on top.
             BlobKind::Nmethod | BlobKind::Stub if in_prologue => {
-                read_stack(sp).map(|ra| Step { pc: ra, sp: sp + 8, bp, kind: blob.kind, method: blob.method })
+                read_stack(sp).map(|ra| Step { pc: ra, sp: sp + 8, bp, ..made })
             }
             BlobKind::Nmethod | BlobKind::Stub if blob.frame_bytes >= 16 => {
                 let sender_sp = sp.checked_add(blob.frame_bytes);
-                sender_sp.and_then(|s| {
-                    Some(Step {
-                        pc: read_stack(s - 8)?,
-                        sp: s,
-                        bp: read_stack(s - 16)?,
-                        kind: blob.kind,
-                        method: blob.method,
-                    })
-                })
+                sender_sp.and_then(|s| Some(Step { pc: read_stack(s - 8)?, sp: s, bp: read_stack(s - 16)?, ..made }))
             }
             // RBP is the frame pointer: the interpreter's frames and the
             // stubs without a frame size (the call stub).
@@ -591,8 +604,8 @@ impl<M: Memory> HotSpot<M> {
                         pc: read_stack(bp + 8)?,
                         sp: saved_sp.unwrap_or(bp + 16),
                         bp: read_stack(bp)?,
-                        kind: blob.kind,
                         method,
+                        ..made
                     })
                 })()
             }

@@ -227,8 +227,10 @@ fn vmstructs_give_the_code_cache_and_its_blobs() {
             frame_complete: Some(blob_at + 0x90),
             code: blob_at + 0x80..blob_at + 0x170,
             method: Some(META_AT),
+            name: blob.name,
         }
     );
+    assert_eq!(&*hs.kind(blob.name).unwrap().1, "nmethod");
     // Outside the blob's code (its header), in a free block, outside the
     // heap: none.
     assert_eq!(hs.blob(blob_at + 0x10).unwrap(), None);
@@ -254,7 +256,12 @@ fn steps_through_compiled_and_interpreted_frames() {
             .collect();
     let read = |a: u64| stack.get(&a).copied();
     let step = hs.step(pc, true, 0x7000, 0x1, read).unwrap().unwrap();
-    assert_eq!(step, Step { pc: 0xaaaa, sp: 0x7030, bp: 0x7100, kind: BlobKind::Nmethod, method: Some(META_AT) });
+    assert_eq!(
+        (step.pc, step.sp, step.bp, step.kind, step.method),
+        (0xaaaa, 0x7030, 0x7100, BlobKind::Nmethod, Some(META_AT))
+    );
+    let blob_at = CODE_AT + 2 * 128 + 16;
+    assert_eq!(step.code, (blob_at + 0x80, blob_at + 0x170));
     // In its prologue (before the frame is complete): the return address
     // is on top of the stack.
     let early = CODE_AT + 2 * 128 + 16 + 0x84;
@@ -262,7 +269,11 @@ fn steps_through_compiled_and_interpreted_frames() {
     assert_eq!((step.pc, step.sp, step.bp), (0xbbbb, 0x7008, 0x1));
     // The interpreter: RBP-based, the Method* 3 words under RBP.
     let step = hs.step(CODE_AT + 9 * 128 + 1, false, 0x7000, 0x7100, read).unwrap().unwrap();
-    assert_eq!(step, Step { pc: 0xcccc, sp: 0x7110, bp: 0x7200, kind: BlobKind::Interpreter, method: Some(0x42) });
+    assert_eq!(
+        (step.pc, step.sp, step.bp, step.kind, step.method),
+        (0xcccc, 0x7110, 0x7200, BlobKind::Interpreter, Some(0x42))
+    );
+    assert_eq!(&*hs.kind(step.name).unwrap().1, "Interpreter");
     let with_method: std::collections::HashMap<u64, u64> =
         stack.iter().map(|(&k, &v)| (k, v)).chain([(0x7100 - 24, META_AT), (0x7100 - 8, 0x7108)]).collect();
     let step = hs.step(CODE_AT + 9 * 128 + 1, false, 0x7000, 0x7100, |a| with_method.get(&a).copied()).unwrap();
