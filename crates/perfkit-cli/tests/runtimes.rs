@@ -128,8 +128,10 @@ fn unnamed_runtime_frames_name_the_runtime_and_the_fix() {
     let (_, err) = profile_command(&["-d", "3"], &[os("node"), script.as_os_str(), os("10")]);
     assert!(err.contains("are in JIT code without a name: it is Node: start it with --perf-basic-prof"), "{err}");
     let classes = hot_split();
+    // The eBPF backend: the perf_event one (auto for a JVM) names the
+    // compiled code from the JVM's code cache, and needs no hint.
     let (_, err) = profile_command(
-        &["-d", "3"],
+        &["-d", "3", "--backend", "ebpf"],
         &[
             os("java"),
             os("-XX:+DisableAttachMechanism"),
@@ -451,6 +453,45 @@ fn a_jvm_without_frame_pointers_has_its_java_callers_from_its_code_cache() {
     let _ = std::fs::remove_file(format!("/tmp/perf-{ref_pid}.map"));
     eprintln!("hotAlpha: perfkit {share:.1} % without frame pointers, perf {expected:.1} % with them");
     assert!((share - expected).abs() <= 5.0, "perfkit {share:.1} %, perf {expected:.1} %");
+    assert!((share - 75.0).abs() <= 5.0, "hotAlpha {share:.1} % of the two, expected 75");
+}
+
+#[test]
+fn a_jvm_that_cannot_be_attached_is_named_from_its_code_cache() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["java", "javac"]) {
+        return;
+    }
+    let classes = hot_split();
+    // No perf map can be had: attaching is disabled, and nothing is
+    // written at exit. The compiled methods' names come from their
+    // Method* (as the perf map would write them), the stubs' from their
+    // code blobs.
+    let (folded, err) = profile_command(
+        &["-F", "499", "-d", "5"],
+        &[
+            os("java"),
+            os("-XX:+DisableAttachMechanism"),
+            os("-cp"),
+            classes.path().as_os_str(),
+            os("HotSplit"),
+            os("30"),
+        ],
+    );
+    assert!(!err.contains("from /tmp/perf-"), "no perf map is read: {err}");
+    let (alpha, beta, total) = split(&folded);
+    let exact = |name: &str| folded.iter().any(|(s, _)| s.contains(&format!(";{name}_[j]")));
+    assert!(exact("long HotSplit.hotAlpha(long, int)") && exact("long HotSplit.callerOne(long)"), "{err}");
+    // The JVM's start-up (interpreted, then compiled) is in the profile:
+    // a smaller share than when sampling starts after it.
+    assert!((alpha + beta) * 100 >= total * 85, "named: {alpha} + {beta} of {total}: {err}");
+    let (_, alpha_under) = under_caller(&folded, "HotSplit.hotAlpha", "HotSplit.callerOne");
+    let (_, beta_under) = under_caller(&folded, "HotSplit.hotBeta", "HotSplit.callerTwo");
+    assert!(
+        (alpha_under + beta_under) * 100 >= (alpha + beta) * 90,
+        "{alpha_under} + {beta_under} of {alpha} + {beta}"
+    );
+    let share = 100.0 * alpha as f64 / (alpha + beta) as f64;
     assert!((share - 75.0).abs() <= 5.0, "hotAlpha {share:.1} % of the two, expected 75");
 }
 
