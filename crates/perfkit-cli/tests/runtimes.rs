@@ -128,8 +128,10 @@ fn unnamed_runtime_frames_name_the_runtime_and_the_fix() {
     let (_, err) = profile_command(&["-d", "3"], &[os("node"), script.as_os_str(), os("10")]);
     assert!(err.contains("are in JIT code without a name: it is Node: start it with --perf-basic-prof"), "{err}");
     let classes = hot_split();
+    // The eBPF backend: the perf_event one (auto for a JVM) names the
+    // compiled code from the JVM's code cache, and needs no hint.
     let (_, err) = profile_command(
-        &["-d", "3"],
+        &["-d", "3", "--backend", "ebpf"],
         &[
             os("java"),
             os("-XX:+DisableAttachMechanism"),
@@ -366,5 +368,168 @@ fn cpython_threads_each_have_their_own_python_stack() {
         // Each thread's stack starts where threads start.
         let threaded = run.folded.iter().filter(|(s, _)| s.contains("hot_")).all(|(s, _)| s.contains("_bootstrap"));
         assert!(threaded, "CPython {version}: a hot frame outside a thread's _bootstrap");
+    }
+}
+
+/// Samples whose leaf is `leaf`, and of those, the ones whose frame just
+/// above it is `caller`.
+fn under_caller(folded: &[(String, u64)], leaf: &str, caller: &str) -> (u64, u64) {
+    let mut all = 0;
+    let mut under = 0;
+    for (stack, count) in folded {
+        let frames: Vec<&str> = stack.split(';').filter(|f| !f.ends_with("_[k]")).collect();
+        let Some(at) = frames.iter().rposition(|f| f.contains(leaf)) else { continue };
+        if at + 1 != frames.len() {
+            continue;
+        }
+        all += count;
+        if at > 0 && frames[at - 1].contains(caller) {
+            under += count;
+        }
+    }
+    (all, under)
+}
+
+#[test]
+fn a_jvm_without_frame_pointers_has_its_java_callers_from_its_code_cache() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["java", "javac", "jcmd", "perf"]) {
+        return;
+    }
+    let classes = hot_split();
+    let java = |flags: &[&str]| {
+        Killed(
+            Command::new("java")
+                .args(flags)
+                .arg("-cp")
+                .arg(classes.path())
+                .args(["HotSplit", "30"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // No flags: compiled code keeps no frame pointers.
+    let jvm = java(&[]);
+    let pid = jvm.0.id();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "499", "-d", "4", "-p", &pid.to_string(), "-o"])
+        .arg(dir.path().join("f.svg"))
+        .arg("--folded")
+        .arg(&folded));
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(jvm);
+    let err = stderr(&out);
+    assert!(err.contains("its Java frames are walked from its code cache"), "{err}");
+    let folded = read_folded(&folded);
+    let (alpha, beta, total) = split(&folded);
+    assert!((alpha + beta) * 100 >= total * 95, "named: {alpha} + {beta} of {total}: {err}");
+    // Callers: hotAlpha under callerOne, hotBeta under callerTwo.
+    let (alpha_leaf, alpha_under) = under_caller(&folded, "HotSplit.hotAlpha", "HotSplit.callerOne");
+    let (beta_leaf, beta_under) = under_caller(&folded, "HotSplit.hotBeta", "HotSplit.callerTwo");
+    let right = alpha_under + beta_under;
+    eprintln!("under the right caller: {right} of {total} ({alpha_under}/{alpha_leaf}, {beta_under}/{beta_leaf})");
+    assert!(right * 100 >= total * 90, "{right} of {total} under the right caller: {err}");
+    // The stacks go on through the callers' callers to the thread's start.
+    let rooted: u64 = folded
+        .iter()
+        .filter(|(s, _)| s.contains(";start_thread;") || s.contains("thread_native_entry"))
+        .map(|(_, c)| c)
+        .sum();
+    assert!(rooted * 100 >= total * 90, "{rooted} of {total} reach the thread's start");
+    let share = 100.0 * alpha as f64 / (alpha + beta) as f64;
+    // The reference, in the same run: perf on a JVM with frame pointers
+    // and its perf map.
+    let reference = java(&["-XX:+PreserveFramePointer"]);
+    let ref_pid = reference.0.id();
+    std::thread::sleep(Duration::from_secs(3));
+    let map = run(Command::new("jcmd").args([&ref_pid.to_string(), "Compiler.perfmap"]).stdout(Stdio::null()));
+    assert!(map.status.success(), "jcmd: {}", stderr(&map));
+    let expected = perf_alpha_share(ref_pid, "4").expect("perf recorded the JVM");
+    let _ = std::fs::remove_file(format!("/tmp/perf-{ref_pid}.map"));
+    eprintln!("hotAlpha: perfkit {share:.1} % without frame pointers, perf {expected:.1} % with them");
+    assert!((share - expected).abs() <= 5.0, "perfkit {share:.1} %, perf {expected:.1} %");
+    assert!((share - 75.0).abs() <= 5.0, "hotAlpha {share:.1} % of the two, expected 75");
+}
+
+#[test]
+fn a_jvm_that_cannot_be_attached_is_named_from_its_code_cache() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["java", "javac"]) {
+        return;
+    }
+    let classes = hot_split();
+    // No perf map can be had: attaching is disabled, and nothing is
+    // written at exit. The compiled methods' names come from their
+    // Method* (as the perf map would write them), the stubs' from their
+    // code blobs.
+    let (folded, err) = profile_command(
+        &["-F", "499", "-d", "5"],
+        &[
+            os("java"),
+            os("-XX:+DisableAttachMechanism"),
+            os("-cp"),
+            classes.path().as_os_str(),
+            os("HotSplit"),
+            os("30"),
+        ],
+    );
+    assert!(!err.contains("from /tmp/perf-"), "no perf map is read: {err}");
+    let (alpha, beta, total) = split(&folded);
+    let exact = |name: &str| folded.iter().any(|(s, _)| s.contains(&format!(";{name}_[j]")));
+    assert!(exact("long HotSplit.hotAlpha(long, int)") && exact("long HotSplit.callerOne(long)"), "{err}");
+    // The JVM's start-up (interpreted, then compiled) is in the profile:
+    // a smaller share than when sampling starts after it.
+    assert!((alpha + beta) * 100 >= total * 85, "named: {alpha} + {beta} of {total}: {err}");
+    let (_, alpha_under) = under_caller(&folded, "HotSplit.hotAlpha", "HotSplit.callerOne");
+    let (_, beta_under) = under_caller(&folded, "HotSplit.hotBeta", "HotSplit.callerTwo");
+    assert!(
+        (alpha_under + beta_under) * 100 >= (alpha + beta) * 90,
+        "{alpha_under} + {beta_under} of {alpha} + {beta}"
+    );
+    let share = 100.0 * alpha as f64 / (alpha + beta) as f64;
+    assert!((share - 75.0).abs() <= 5.0, "hotAlpha {share:.1} % of the two, expected 75");
+}
+
+#[test]
+fn a_fake_libjvm_with_crafted_vmstructs_neither_hangs_nor_grows() {
+    let Some(_serial) = privileged() else { return };
+    // A library named libjvm.so whose exported tables are crafted (see
+    // tests/workloads/fakelibjvm.c), loaded by a process that burns CPU.
+    let dir = scratch_dir();
+    let lib = dir.path().join("libjvm.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/fakelibjvm.c");
+    let built = run(Command::new("cc").args(["-shared", "-fPIC", "-O1", "-o"]).arg(&lib).arg(&src));
+    assert!(built.status.success(), "{}", stderr(&built));
+    let host = build_c("cc", "fakejvmhost.c", "fakejvmhost", &["-O1"]);
+    for (mode, said) in
+        [("endless", "gHotSpotVMStructs has no end within 16384 entries"), ("heaps", "2147483647 code heaps")]
+    {
+        let target = Killed(
+            Command::new(&host).arg(&lib).arg("30").env("FAKEJVM_MODE", mode).stdout(Stdio::null()).spawn().unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let measured = run_measured(
+            perfkit()
+                .args(["profile", "-d", "2", "-p", &target.0.id().to_string(), "-o"])
+                .arg(dir.path().join("f.svg")),
+            None,
+        );
+        let took = started.elapsed();
+        assert!(measured.ok, "{mode}: {}", measured.stderr);
+        assert!(took < Duration::from_secs(12), "{mode}: {took:?}");
+        assert!(
+            measured.stderr.contains(&format!("Java frames: PID {}: {said}", target.0.id())),
+            "{}",
+            measured.stderr
+        );
+        // perfkit's own size: that of a short profile, whatever the table
+        // claims.
+        assert!(measured.rss < 256 << 20, "{mode}: peak RSS {} MiB", measured.rss >> 20);
     }
 }

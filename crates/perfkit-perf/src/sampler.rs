@@ -33,11 +33,14 @@ use perfkit_profile::{
     raw::{InterpretedFrame, RawFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::{MapsTracker, ModuleFile, Modules};
-use perfkit_unwind::cpython::{CPython, Error as CpythonError};
+use perfkit_unwind::{
+    cpython::{CPython, Error as CpythonError},
+    hotspot::{BlobKind, Error as HotSpotError, HotSpot},
+};
 
 use crate::{
     error::{PerfError, classify},
-    unwind::{DwarfUnwinder, MAX_FRAMES, UnwindEnd},
+    unwind::{DwarfUnwinder, JavaFrame, MAX_FRAMES, UnwindEnd},
 };
 
 /// How user stacks are walked.
@@ -127,6 +130,12 @@ pub struct PerfConfig {
     /// microseconds of the sample. The frames go with the sample
     /// (`RawSample::interpreted`).
     pub interpreters: bool,
+    /// DWARF mode: walk the Java frames of HotSpot JVMs from the JVM's
+    /// code cache (`perfkit_unwind::hotspot`), so that stacks go through
+    /// compiled Java code without `-XX:+PreserveFramePointer`, and name
+    /// interpreted Java frames from their `Method*`
+    /// (`RawSample::interpreted`).
+    pub hotspot: bool,
 }
 
 /// Default bytes of user stack copied per sample: enough for the stacks
@@ -147,6 +156,7 @@ impl PerfConfig {
             kernel: None,
             enable_on_exec: false,
             interpreters: false,
+            hotspot: false,
         }
     }
 }
@@ -460,12 +470,16 @@ impl PerfSampler {
             let live = live.clone();
             let unwind = config.unwind;
             let stack_bytes = config.stack_bytes;
+            let hotspot = config.hotspot && config.unwind == Unwind::Dwarf;
             let all = matches!(config.scope, PerfScope::All | PerfScope::Cgroup(_));
             std::thread::Builder::new()
                 .name("perfkit-unwind".into())
                 .spawn(move || {
                     let mut w = Worker::new(unwind, stack_bytes, all, live);
                     w.filter = filter;
+                    if hotspot {
+                        w.jvms = Some(HashMap::new());
+                    }
                     w.agg.interpreted = Some(held);
                     for msg in rx {
                         w.handle(msg);
@@ -1032,6 +1046,65 @@ struct Worker {
     /// Per-CPU sampling of processes: the processes kept, and whether
     /// their children join them.
     filter: Option<(HashSet<u32>, bool)>,
+    /// With [`PerfConfig::hotspot`]: the JVMs among the sampled processes.
+    jvms: Option<HashMap<u32, Jvm>>,
+}
+
+/// What a sampled process is, for walking Java frames.
+enum Jvm {
+    HotSpot(Box<HotSpot>),
+    /// Not (yet) a readable JVM: looked at `tries` times, last then (a
+    /// JVM sampled as it starts has no libjvm.so or no code cache yet).
+    NotYet {
+        tries: u32,
+        last: Instant,
+    },
+    /// Not one, or one that cannot be read.
+    Never,
+}
+
+/// How many times a process is looked at for a JVM (every
+/// [`LOOK_AGAIN`]): a JVM makes its code cache within its first second.
+const JVM_LOOKS: u32 = 50;
+
+impl Jvm {
+    /// The JVM of `pid`, looked at (again) when due.
+    fn of(jvms: &mut HashMap<u32, Jvm>, pid: u32) -> Option<&HotSpot> {
+        let tries = match jvms.get(&pid) {
+            Some(Jvm::HotSpot(_)) | Some(Jvm::Never) => None,
+            Some(Jvm::NotYet { tries, last }) => (last.elapsed() >= LOOK_AGAIN).then_some(*tries),
+            None if jvms.len() >= MAX_INTERPRETERS => None,
+            None => Some(0),
+        };
+        if let Some(tries) = tries {
+            let found = match HotSpot::attach(pid, perfkit_safeio::Budget::process()) {
+                Ok(hs) => Jvm::HotSpot(Box::new(hs)),
+                Err(
+                    e @ (HotSpotError::Corrupt { .. }
+                    | HotSpotError::Budget(_)
+                    | HotSpotError::Late { .. }
+                    | HotSpotError::File { .. }),
+                ) => {
+                    perfkit_target::notices::push(format!("Java frames: {e}"));
+                    Jvm::Never
+                }
+                Err(e) if tries + 1 < JVM_LOOKS => {
+                    tracing::debug!(%e, "not a readable JVM yet");
+                    Jvm::NotYet { tries: tries + 1, last: Instant::now() }
+                }
+                Err(e @ HotSpotError::Unsupported { .. }) => {
+                    perfkit_target::notices::push(format!("Java frames: {e}"));
+                    Jvm::Never
+                }
+                Err(_) => Jvm::Never,
+            };
+            jvms.insert(pid, found);
+        }
+        match jvms.get(&pid) {
+            Some(Jvm::HotSpot(hs)) => Some(hs),
+            _ => None,
+        }
+    }
 }
 
 impl Worker {
@@ -1046,6 +1119,7 @@ impl Worker {
             comms: HashMap::new(),
             refreshed: HashMap::new(),
             filter: None,
+            jvms: None,
         }
     }
 
@@ -1109,7 +1183,7 @@ impl Worker {
         callchain: &[u64],
         regs: Option<[u64; 3]>,
         stack: &[u8],
-        interpreted: Vec<InterpretedFrame>,
+        mut interpreted: Vec<InterpretedFrame>,
     ) {
         if tid == 0 {
             if self.filter.is_none() {
@@ -1135,7 +1209,17 @@ impl Worker {
                     let tracker = self.agg.trackers.get(&pid).expect("refreshed above");
                     let unwinder = self.unwinders.entry(pid).or_default();
                     unwinder.update(tracker);
-                    let out = unwinder.unwind(ip, sp, bp, stack);
+                    let hotspot = self.jvms.as_mut().and_then(|jvms| Jvm::of(jvms, pid));
+                    let out = unwinder.unwind(ip, sp, bp, stack, hotspot);
+                    // Interpreted Java frames, named from their Method*:
+                    // each takes the place of its frame of the interpreter.
+                    if let Some(hs) = hotspot
+                        && !out.java.is_empty()
+                    {
+                        interpreted = java_frames(hs, &out.java);
+                        let names = self.agg.modules.code_names.entry(pid).or_default();
+                        name_code(hs, &out.java, names);
+                    }
                     match out.end {
                         UnwindEnd::Root => {}
                         UnwindEnd::DepthLimit => end = StackEnd::Truncated(Truncation::Depth),
@@ -1206,6 +1290,51 @@ impl Worker {
         }
         frames
     }
+}
+
+/// The most code blobs of one JVM named from its code cache.
+const MAX_CODE_NAMES: usize = 1 << 16;
+
+/// Names the code blobs of these frames not named yet, as HotSpot's perf
+/// map does: a compiled method by its `Method*`, any other blob by its
+/// own name (`Interpreter`, `StubRoutines (1)`...). The symbolizer uses
+/// them where no perf map names the code. A blob that replaced another at
+/// the same address takes its place.
+fn name_code(hs: &HotSpot, frames: &[JavaFrame], names: &mut std::collections::BTreeMap<u64, (u64, Arc<str>)>) {
+    for f in frames {
+        if names.get(&f.code.0).is_some_and(|(end, _)| *end == f.code.1) || names.len() >= MAX_CODE_NAMES {
+            continue;
+        }
+        let name = match (f.kind, f.method) {
+            (BlobKind::Nmethod, Some(m)) => hs.method_name(m),
+            _ => hs.kind(f.name).map(|(_, n)| n),
+        };
+        match name {
+            Ok(n) => {
+                names.insert(f.code.0, (f.code.1, n));
+            }
+            Err(e) => tracing::debug!(%e, "code blob not named"),
+        }
+    }
+}
+
+/// The interpreted Java frames of a stack, named, innermost first; none
+/// when one of them cannot be named (a frame read as it changed), so that
+/// the others do not take the wrong places.
+fn java_frames(hs: &HotSpot, frames: &[JavaFrame]) -> Vec<InterpretedFrame> {
+    let empty: Arc<str> = Arc::from("");
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames.iter().filter(|f| f.kind == BlobKind::Interpreter) {
+        let Some(method) = f.method else { continue };
+        match hs.method_name(method) {
+            Ok(name) => out.push(InterpretedFrame { name, file: empty.clone(), line: 0, entry: true }),
+            Err(e) => {
+                tracing::debug!(%e, "interpreted Java frame not named");
+                return Vec::new();
+            }
+        }
+    }
+    out
 }
 
 /// Splits a perf callchain into kernel and user frames (each innermost

@@ -3,6 +3,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, OnceLock},
+    time::Instant,
 };
 
 use framehop::{
@@ -11,7 +12,10 @@ use framehop::{
 };
 use object::{Object, ObjectSection};
 use perfkit_target::{Mapping, MapsTracker, ModuleFile};
-use perfkit_unwind::ElfLayout;
+use perfkit_unwind::{
+    ElfLayout,
+    hotspot::{BlobKind, HotSpot},
+};
 
 /// Frames kept per stack at most.
 pub const MAX_FRAMES: usize = 256;
@@ -93,7 +97,27 @@ pub struct Unwound {
     pub frames: Vec<u64>,
     /// How it ended.
     pub end: UnwindEnd,
+    /// The frames among `frames` in a JVM's code cache, innermost first.
+    pub java: Vec<JavaFrame>,
 }
+
+/// A frame of an unwound stack in a JVM's code cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JavaFrame {
+    /// Its index in [`Unwound::frames`].
+    pub index: usize,
+    /// Its code blob's kind.
+    pub kind: BlobKind,
+    /// The `Method*` it runs (compiled or interpreted), when known.
+    pub method: Option<u64>,
+    /// Its code blob's code (start, end).
+    pub code: (u64, u64),
+    /// Where its code blob's name is.
+    pub name: u64,
+}
+
+/// The longest the Java frames of one stack are read for.
+pub const JAVA_STACK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Unwinds the user stacks of one process from the unwind tables
 /// (`.eh_frame`, `.eh_frame_hdr`, `.debug_frame`) of its mapped binaries.
@@ -146,8 +170,11 @@ impl DwarfUnwinder {
     }
 
     /// Unwinds from the user registers `ip`, `sp`, `bp` through `stack`, the
-    /// copy of user memory starting at `sp`.
-    pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Unwound {
+    /// copy of user memory starting at `sp`. With `hotspot`, the frames in
+    /// that JVM's code cache are stepped through with its code blobs'
+    /// frame sizes and frame pointers ([`HotSpot::step`]), the others with
+    /// their CFI.
+    pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8], hotspot: Option<&HotSpot>) -> Unwound {
         let mut beyond: Option<u64> = None;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
             let off = addr.checked_sub(sp).ok_or(())?;
@@ -160,16 +187,56 @@ impl DwarfUnwinder {
             })?;
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
-        let regs = UnwindRegsX86_64::new(ip, sp, bp);
+        let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
         let mut frames = Vec::with_capacity(32);
-        let mut iter = self.unwinder.iter_frames(ip, regs, &mut self.cache, &mut read_stack);
+        let mut java = Vec::new();
+        let mut address = FrameAddress::from_instruction_pointer(ip);
+        frames.push(ip);
+        // The JVM's memory is read for each Java frame: a stack whose reads
+        // take longer than this is left where it got.
+        let deadline = hotspot.map(|_| Instant::now() + JAVA_STACK_DEADLINE);
         let end = loop {
             if frames.len() >= MAX_FRAMES {
                 break UnwindEnd::DepthLimit;
             }
-            match iter.next() {
-                Ok(Some(FrameAddress::InstructionPointer(a))) => frames.push(a),
-                Ok(Some(FrameAddress::ReturnAddress(a))) => frames.push(a.get()),
+            let pc = address.address();
+            let first = matches!(address, FrameAddress::InstructionPointer(_));
+            let stepped = match (hotspot, deadline) {
+                (Some(hs), Some(d)) if hs.contains(pc) && Instant::now() < d => {
+                    match hs.step(pc, first, regs.sp(), regs.bp(), |a| read_stack(a).ok()) {
+                        Ok(Some(step)) => {
+                            java.push(JavaFrame {
+                                index: frames.len() - 1,
+                                kind: step.kind,
+                                method: step.method,
+                                code: step.code,
+                                name: step.name,
+                            });
+                            regs.set_sp(step.sp);
+                            regs.set_bp(step.bp);
+                            Some(Ok(Some(step.pc)))
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::debug!(%e, "Java frame not stepped");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let next = match stepped {
+                Some(next) => next,
+                None => self.unwinder.unwind_frame(address, &mut regs, &mut self.cache, &mut read_stack),
+            };
+            match next {
+                Ok(Some(ra)) => match FrameAddress::from_return_address(ra) {
+                    Some(a) => {
+                        frames.push(ra);
+                        address = a;
+                    }
+                    None => break UnwindEnd::Failed,
+                },
                 Ok(None) => break UnwindEnd::Root,
                 Err(FramehopError::CouldNotReadStack(_)) => break UnwindEnd::ReadFault,
                 Err(_) => break UnwindEnd::Failed,
@@ -179,7 +246,7 @@ impl DwarfUnwinder {
             (UnwindEnd::Failed | UnwindEnd::ReadFault, Some(needed)) => UnwindEnd::StackCopy(needed),
             (end, _) => end,
         };
-        Unwound { frames, end }
+        Unwound { frames, end, java }
     }
 }
 

@@ -293,6 +293,14 @@ pub enum Note {
         /// Of which paired one to one with the interpreter loop's frames.
         paired: u64,
     },
+    /// Java frames walked from the JVM's code cache, interpreted ones named
+    /// from the `Method*` in their frame.
+    JavaFrames {
+        /// Samples with interpreted Java frames.
+        samples: u64,
+        /// Of which paired one to one with the interpreter's native frames.
+        paired: u64,
+    },
     /// A perf map or jitdump skipped, and why.
     JitMapSkipped(String),
     /// Debug information not read: it would decompress past the bound.
@@ -352,6 +360,7 @@ impl Note {
             | JvmEndedForPerfMap { .. }
             | JitSymbols { .. }
             | PythonFrames { .. }
+            | JavaFrames { .. }
             | EarlyEndingPrograms { .. } => NoteLevel::Info,
             StacksEndEarly { early, user, .. } if share(*early, *user) < 5.0 => NoteLevel::Info,
             _ => NoteLevel::Warning,
@@ -584,6 +593,11 @@ impl fmt::Display for Note {
                 f,
                 "Python frames: read from CPython for {samples} samples ({paired} paired one to one with the \
                  interpreter loop's native frames)"
+            ),
+            Note::JavaFrames { samples, paired } => write!(
+                f,
+                "Java frames: walked from the JVM's code cache; interpreted ones named from their Method* in \
+                 {samples} samples ({paired} paired one to one with the interpreter's native frames)"
             ),
             Note::JitMapSkipped(why) => write!(f, "JIT symbols: {why}"),
             Note::DebugInfoSkipped { path, limit_bytes } => write!(

@@ -122,6 +122,17 @@ pub(crate) fn is_cpython_target(program: Option<&std::path::Path>, pids: &[u32])
     pids.iter().take(MAX_PROCESSES).any(|&pid| matches!(runtime_of(pid, ""), Runtime::Python(_)))
 }
 
+/// Whether the target runs a JVM: a command whose program is `java` or
+/// links libjvm.so, or processes that map libjvm.so or run `java`.
+pub(crate) fn is_jvm_target(program: Option<&std::path::Path>, pids: &[u32]) -> bool {
+    if let Some(program) = program {
+        let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        return name(program).as_deref() == Some("java")
+            || crate::choose::program_files(program).iter().any(|f| name(f).as_deref() == Some("libjvm.so"));
+    }
+    pids.iter().take(MAX_PROCESSES).any(|&pid| runtime_of(pid, "") == Runtime::Jvm)
+}
+
 /// The file names of a process's mapped libraries (bounded).
 fn mapped_libraries(pid: u32) -> Vec<String> {
     use std::io::BufRead;

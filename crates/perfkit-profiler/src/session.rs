@@ -135,6 +135,8 @@ pub struct Session {
     early_notes: Vec<Note>,
     exit: Option<ExitStatus>,
     children_left_out: Vec<LeftOut>,
+    /// The Java frames of a JVM are walked from its code cache.
+    java: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -272,16 +274,21 @@ impl Profiler {
         // arrives, which the perf_event backend allows (it hands samples
         // over one by one; the eBPF one counts them in the kernel).
         let cpython = crate::runtimes::is_cpython_target(plan.program.as_deref(), &plan.pids);
+        // A JVM's Java frames are walked from its code cache, in the
+        // stacks the perf_event backend copies (the eBPF one cannot read
+        // the JVM's structures).
+        let jvm = crate::runtimes::is_jvm_target(plan.program.as_deref(), &plan.pids);
         // Only processes the invoker named choose the backend: a cgroup's
         // processes are anyone's, and one that looks like CPython (any
         // user's program named python3) must not move the whole group to
         // the perf_event backend. `--backend perf` still reads its frames.
         let named = matches!(plan.scope, PerfScope::Processes { .. } | PerfScope::Threads(_));
         let for_python = cpython && named && options.backend == BackendChoice::Auto && options.off_cpu.is_none();
+        let for_java = jvm && named && options.backend == BackendChoice::Auto && options.off_cpu.is_none();
 
         let mut ebpf_error = None;
         let mut started: Option<(Running, Choice)> = None;
-        if !other_event && options.backend != BackendChoice::Perf && !for_python {
+        if !other_event && options.backend != BackendChoice::Perf && !for_python && !for_java {
             let mut config = StackSamplerConfig::new(plan.selection.clone());
             config.frequency_hz = options.frequency_hz;
             config.off_cpu = options.off_cpu;
@@ -325,7 +332,12 @@ impl Profiler {
         let (running, choice) = match started {
             Some(s) => s,
             None => {
-                let (unwind, why) = perf_walker(options.unwind, &plan);
+                let (unwind, why) = match options.unwind {
+                    // Java frames need the stack copies: JIT code keeps
+                    // no frame pointers.
+                    UnwindChoice::Auto if jvm && named => (Unwind::Dwarf, String::new()),
+                    _ => perf_walker(options.unwind, &plan),
+                };
                 let config = {
                     let mut c = PerfConfig::new(1);
                     c.scope = plan.scope.clone();
@@ -335,6 +347,7 @@ impl Profiler {
                     c.stack_bytes = options.stack_bytes;
                     c.enable_on_exec = plan.command.is_some();
                     c.interpreters = cpython;
+                    c.hotspot = jvm && named;
                     c
                 };
                 let sampler = match PerfSampler::start(&config) {
@@ -355,6 +368,10 @@ impl Profiler {
                     reasons.push("perf_event asked for".to_owned());
                 } else if for_python {
                     reasons.push("CPython: its Python frames are read at each sample".to_owned());
+                } else if for_java {
+                    reasons.push("a JVM: its Java frames are walked from its code cache".to_owned());
+                } else if jvm && named && unwind == Unwind::Dwarf {
+                    reasons.push("the JVM's Java frames are walked from its code cache".to_owned());
                 }
                 if !why.is_empty() {
                     reasons.push(why);
@@ -367,6 +384,7 @@ impl Profiler {
                 )
             }
         };
+        let java = jvm && named && choice.backend == Backend::Perf && choice.walker == Walker::StackCopy;
         // Sampling is ready: let the command run.
         if let Some(child) = &mut plan.command {
             child.release()?;
@@ -382,6 +400,7 @@ impl Profiler {
             early_notes,
             exit: None,
             children_left_out,
+            java,
         })
     }
 }
@@ -526,6 +545,7 @@ impl Session {
             early_notes,
             mut exit,
             children_left_out,
+            java,
             ..
         } = self;
         if exit.is_none()
@@ -582,7 +602,12 @@ impl Session {
             notes.push(Note::JitSymbols { pid, symbols, source: JitSource::JitDump });
         }
         crate::runtimes::hints(&samples, &report, &prepared, &mut notes);
-        if report.interpreted > 0 {
+        if report.interpreted > 0 && java {
+            notes.push(Note::JavaFrames {
+                samples: report.interpreted,
+                paired: report.interpreted - report.interpreted_unpaired,
+            });
+        } else if report.interpreted > 0 {
             notes.push(Note::PythonFrames {
                 samples: report.interpreted,
                 paired: report.interpreted - report.interpreted_unpaired,

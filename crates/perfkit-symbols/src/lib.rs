@@ -22,4 +22,6 @@ pub mod perfmap;
 mod symbolizer;
 mod symtab;
 
-pub use symbolizer::{Grouping, PYTHON_EVAL_LOOP, SymbolizeOptions, SymbolizeReport, Symbolizer, merge_interpreted};
+pub use symbolizer::{
+    Grouping, JAVA_INTERPRETER, PYTHON_EVAL_LOOP, SymbolizeOptions, SymbolizeReport, Symbolizer, merge_interpreted,
+};

@@ -115,12 +115,27 @@ pub struct SymbolizeReport {
 /// of its frames runs one group of Python frames.
 pub const PYTHON_EVAL_LOOP: &str = "_PyEval_EvalFrameDefault";
 
+/// HotSpot's template interpreter, as the JVM's perf map names its code
+/// blob: each of its frames runs one interpreted Java method.
+pub const JAVA_INTERPRETER: &str = "Interpreter";
+
+/// Whether a native frame runs interpreted frames: CPython's evaluation
+/// loop, or HotSpot's interpreter (JIT code the perf map names).
+fn runs_interpreted(frame: &Frame) -> bool {
+    match frame.kind {
+        FrameKind::User => &*frame.name == PYTHON_EVAL_LOOP,
+        FrameKind::Jit => &*frame.name == JAVA_INTERPRETER,
+        _ => false,
+    }
+}
+
 /// Puts interpreted frames (`interpreted`, innermost first) into a
 /// symbolized user stack (`frames[start..]`, root first) where the
 /// interpreter runs them, as `py-spy --native` does: each native frame of
 /// the evaluation loop ([`PYTHON_EVAL_LOOP`], with the frames inlined into
-/// it) is replaced by the group of Python frames it runs (from an entry
-/// frame to the next inner one). Groups and loop frames pair from the
+/// it), or of HotSpot's interpreter ([`JAVA_INTERPRETER`]), is replaced by
+/// the group of interpreted frames it runs (from an entry frame to the
+/// next inner one; every interpreted Java frame is an entry). Groups and loop frames pair from the
 /// root; extra groups go at the innermost loop frame, or after the native
 /// frames when there is none; extra loop frames stay. Returns whether they
 /// paired one to one.
@@ -131,15 +146,15 @@ pub fn merge_interpreted(frames: &mut Vec<Frame>, start: usize, interpreted: &[I
     // Groups, root first, each root first.
     let mut groups: Vec<Vec<Frame>> = Vec::new();
     for f in interpreted.iter().rev() {
-        let frame = Frame::interpreted(f.name.clone()).at(Some(Location { file: f.file.clone(), line: f.line }));
+        // Java frames have no file (their class is in their name).
+        let place = (!f.file.is_empty()).then(|| Location { file: f.file.clone(), line: f.line });
+        let frame = Frame::interpreted(f.name.clone()).at(place);
         match groups.last_mut() {
             Some(g) if !f.entry => g.push(frame),
             _ => groups.push(vec![frame]),
         }
     }
-    let loops: Vec<usize> = (start..frames.len())
-        .filter(|&i| frames[i].kind == FrameKind::User && &*frames[i].name == PYTHON_EVAL_LOOP)
-        .collect();
+    let loops: Vec<usize> = (start..frames.len()).filter(|&i| runs_interpreted(&frames[i])).collect();
     let paired = loops.len() == groups.len();
     if loops.is_empty() {
         frames.extend(groups.into_iter().flatten());
@@ -377,7 +392,10 @@ impl Symbolizer {
                             Target::Jit(pid, addr) | Target::Unmapped(pid, addr) => {
                                 let name = maps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned);
                                 let name = name
-                                    .or_else(|| dumps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned));
+                                    .or_else(|| dumps.get_mut(pid).and_then(|m| m.lookup(*addr)).map(str::to_owned))
+                                    // Read from the runtime (a JVM's code
+                                    // cache) when no map names it.
+                                    .or_else(|| modules.code_name(*pid, *addr).map(|n| n.to_string()));
                                 match name {
                                     Some(name) => frames.push(Frame::jit(name)),
                                     None => {
@@ -741,6 +759,36 @@ mod interpreted_tests {
         assert_eq!(names(&frames), ["main", "<module>", "PyObject_Call", "Caller.run", "leaf", "_PyObject_Malloc"]);
         assert_eq!(frames[4].kind, FrameKind::Interpreted);
         assert_eq!(frames[4].location.as_deref().map(|l| (&*l.file, l.line)), Some(("/app/x.py", 7)));
+    }
+
+    #[test]
+    fn java_frames_replace_the_interpreter_frames_that_run_them() {
+        // Root first: the call stub's caller, two frames of the
+        // interpreter, a compiled method, the sampled one.
+        let mut frames = vec![
+            Frame::user("JavaCalls::call_helper"),
+            Frame::jit("StubRoutines (1)"),
+            Frame::jit(JAVA_INTERPRETER),
+            Frame::jit(JAVA_INTERPRETER),
+            Frame::jit("long HotSplit.callerOne(long)"),
+            Frame::jit("long HotSplit.hotAlpha(long, int)"),
+        ];
+        let java = |name: &str| InterpretedFrame { name: name.into(), file: Arc::from(""), line: 0, entry: true };
+        let interpreted = [java("void HotSplit.loop()"), java("void HotSplit.main(java.lang.String[])")];
+        assert!(merge_interpreted(&mut frames, 0, &interpreted));
+        assert_eq!(
+            names(&frames),
+            [
+                "JavaCalls::call_helper",
+                "StubRoutines (1)_[j]",
+                "void HotSplit.main(java.lang.String[])",
+                "void HotSplit.loop()",
+                "long HotSplit.callerOne(long)_[j]",
+                "long HotSplit.hotAlpha(long, int)_[j]",
+            ]
+        );
+        assert_eq!(frames[3].kind, FrameKind::Interpreted);
+        assert_eq!(frames[3].location, None, "a Java frame has no file");
     }
 
     #[test]

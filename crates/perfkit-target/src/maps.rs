@@ -145,9 +145,20 @@ pub struct Modules {
     /// Each process's user id, as last seen (to check the files it
     /// writes, such as JIT symbol maps, before reading them).
     pub uids: HashMap<u32, u32>,
+    /// Names of generated code a backend read from the runtime itself (a
+    /// JVM's compiled methods and stubs, from its code cache), per process:
+    /// start address -> (end address, name). Used where no perf map names
+    /// the code.
+    pub code_names: HashMap<u32, std::collections::BTreeMap<u64, (u64, Arc<str>)>>,
 }
 
 impl Modules {
+    /// The name a backend read for generated code at `addr` of `pid`.
+    pub fn code_name(&self, pid: u32, addr: u64) -> Option<&Arc<str>> {
+        let (_, (end, name)) = self.code_names.get(&pid)?.range(..=addr).next_back()?;
+        (addr < *end).then_some(name)
+    }
+
     /// Notes a process's user id, from `/proc/PID`'s owner.
     pub fn note_uid(&mut self, proc_root: &Path, pid: u32) {
         use std::os::unix::fs::MetadataExt;
@@ -304,6 +315,20 @@ pub fn executable_mappings(proc_root: &Path, pid: u32) -> Result<Vec<Mapping>, M
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_names_cover_their_ranges_only() {
+        let mut m = Modules::default();
+        let names = m.code_names.entry(7).or_default();
+        names.insert(0x1000, (0x1080, Arc::from("long A.f(int)")));
+        names.insert(0x2000, (0x2400, Arc::from("Interpreter")));
+        assert_eq!(m.code_name(7, 0x1000).map(|n| &**n), Some("long A.f(int)"));
+        assert_eq!(m.code_name(7, 0x107f).map(|n| &**n), Some("long A.f(int)"));
+        assert_eq!(m.code_name(7, 0x1080), None, "past its end");
+        assert_eq!(m.code_name(7, 0xfff), None);
+        assert_eq!(m.code_name(7, 0x23ff).map(|n| &**n), Some("Interpreter"));
+        assert_eq!(m.code_name(8, 0x1000), None, "another process");
+    }
 
     const MAPS: &str = "\
 55d0c0a00000-55d0c0a01000 r--p 00000000 fd:01 1234                       /usr/bin/work

@@ -31,6 +31,7 @@ mod elf;
 mod eval;
 pub mod frame_pointers;
 pub mod gopclntab;
+pub mod hotspot;
 mod table;
 
 pub use elf::{ElfLayout, Segment};

@@ -152,9 +152,9 @@ pub(crate) fn candidates<'a>(maps: &'a [Mapping], exe: Option<&str>) -> Vec<&'a 
 }
 
 /// A file's bytes, charged to the budget while they live.
-struct Charged(Vec<u8>, #[allow(dead_code)] perfkit_safeio::Charge);
+pub(crate) struct Charged(pub Vec<u8>, #[allow(dead_code)] perfkit_safeio::Charge);
 
-fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged> {
+pub(crate) fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged> {
     use std::os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _};
     // The path is the target's: by now it may name a FIFO or a device,
     // which opening for reading would act on (a FIFO's writer goes on, a

@@ -36,8 +36,8 @@
 //! ```
 
 mod linetable;
-mod locate;
-mod memory;
+pub(crate) mod locate;
+pub(crate) mod memory;
 mod offsets;
 
 use std::{
