@@ -82,6 +82,16 @@ pub enum ProbeError {
         /// Its name (`block_rq_issue`).
         name: String,
     },
+    /// The kernel lacks a feature a tool needs (kprobes...).
+    #[error("{tool} needs {feature}, which this kernel does not have ({detail})")]
+    MissingKernelFeature {
+        /// The tool.
+        tool: &'static str,
+        /// The feature, as a kernel option (`kprobes (CONFIG_KPROBES)`).
+        feature: &'static str,
+        /// How it was found missing.
+        detail: String,
+    },
     /// The kernel's BTF is missing or lacks what the programs need.
     #[error("{0}; perfkit's eBPF programs need a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y)")]
     Btf(String),
