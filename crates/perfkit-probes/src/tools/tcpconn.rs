@@ -128,7 +128,11 @@ impl TcpOpens {
             (c.task_files, c.files_fdt, c.fdtable_max_fds, c.fdtable_fd, c.file_private_data, c.socket_sk) =
                 (o[0], o[1], o[2], o[3], o[4], o[5]);
         }
-        let mut keep = vec![names::TCP_CONN_EVENTS, names::TCP_PORT_COUNTS];
+        // Counts only: the ring buffer stays at its minimum.
+        let mut keep = vec![names::TCP_PORT_COUNTS];
+        if config.connects || config.accepts {
+            keep.push(names::TCP_CONN_EVENTS);
+        }
         if config.accepts {
             keep.push(names::TCP_ACCEPT_PENDING);
         }
