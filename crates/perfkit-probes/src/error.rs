@@ -71,6 +71,17 @@ pub enum ProbeError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    /// Attaching a kprobe to a kernel function failed.
+    #[error("attaching {program} to a kprobe on the kernel function {function} failed")]
+    AttachKprobe {
+        /// Program name.
+        program: &'static str,
+        /// The kernel function.
+        function: &'static str,
+        /// The underlying error.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
     /// tracefs is not available, or a tracepoint's format is unusable.
     #[error("{0}")]
     Tracefs(String),

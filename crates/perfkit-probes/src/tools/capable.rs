@@ -144,7 +144,11 @@ impl Capable {
         let p: &mut KProbe = object::program(&mut probe.ebpf, names::CAPABLE_PROGRAM)?;
         p.load().map_err(object::load_error)?;
         // The link belongs to the program, and goes with the object.
-        p.attach("cap_capable", 0).map_err(object::tracepoint_error(names::CAPABLE_PROGRAM, "cap_capable"))?;
+        p.attach("cap_capable", 0).map_err(|source| ProbeError::AttachKprobe {
+            program: names::CAPABLE_PROGRAM,
+            function: "cap_capable",
+            source,
+        })?;
         let ring = probe.ring(names::CAPABLE_EVENTS)?;
         Ok(Self { probe, ring })
     }
