@@ -87,6 +87,11 @@ enum Command {
     Opensnoop(tools::OpensnoopArgs),
     Tcplife(tools::TcplifeArgs),
     Tcpretrans(tools::TcpretransArgs),
+    Tcpconnect(tools::TcpconnectArgs),
+    Tcpaccept(tools::TcpacceptArgs),
+    Oomkill(tools::OomkillArgs),
+    Mountsnoop(tools::MountsnoopArgs),
+    Capable(tools::CapableArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -159,6 +164,11 @@ fn main() -> ExitCode {
             | Command::Opensnoop(_)
             | Command::Tcplife(_)
             | Command::Tcpretrans(_)
+            | Command::Tcpconnect(_)
+            | Command::Tcpaccept(_)
+            | Command::Oomkill(_)
+            | Command::Mountsnoop(_)
+            | Command::Capable(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -192,6 +202,11 @@ fn main() -> ExitCode {
         Command::Opensnoop(args) => tools::opensnoop(args),
         Command::Tcplife(args) => tools::tcplife(args),
         Command::Tcpretrans(args) => tools::tcpretrans(args),
+        Command::Tcpconnect(args) => tools::tcpconnect(args),
+        Command::Tcpaccept(args) => tools::tcpaccept(args),
+        Command::Oomkill(args) => tools::oomkill(args),
+        Command::Mountsnoop(args) => tools::mountsnoop(args),
+        Command::Capable(args) => tools::capable(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

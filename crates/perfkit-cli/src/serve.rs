@@ -88,7 +88,8 @@ pub struct ServeArgs {
     /// eBPF probes to keep loaded and export, comma-separated: runqlat
     /// (run-queue latency histogram), biolatency (block I/O latency per
     /// disk), syscount (calls, errors and time per syscall), tcpretrans
-    /// (retransmissions by TCP state).
+    /// (retransmissions by TCP state), tcpconnect and tcpaccept (TCP
+    /// connects by remote port, accepts by local port), oomkill (OOM kills).
     #[arg(long, value_name = "PROBE[,PROBE...]", value_delimiter = ',', value_enum)]
     probes: Vec<ProbeArg>,
 
@@ -141,6 +142,12 @@ pub enum ProbeArg {
     Syscount,
     /// TCP retransmissions.
     Tcpretrans,
+    /// TCP connects by remote port.
+    Tcpconnect,
+    /// TCP accepts (completed passive opens) by local port.
+    Tcpaccept,
+    /// OOM kills.
+    Oomkill,
 }
 
 /// The eBPF probes `serve` keeps loaded.
@@ -150,12 +157,22 @@ struct Probes {
     bio: Option<std::sync::Mutex<perfkit_probes::tools::BlockIo>>,
     syscount: Option<std::sync::Mutex<perfkit_probes::tools::Syscount>>,
     retrans: Option<std::sync::Mutex<perfkit_probes::tools::TcpRetrans>>,
+    /// Connects and accepts by port (one probe counts both kinds).
+    opens: Option<perfkit_probes::tools::TcpOpens>,
+    connects: bool,
+    accepts: bool,
+    oomkill: Option<std::sync::Mutex<perfkit_probes::tools::OomKiller>>,
     per_cgroup: bool,
 }
 
 impl Probes {
     fn any(&self) -> bool {
-        self.runqlat.is_some() || self.bio.is_some() || self.syscount.is_some() || self.retrans.is_some()
+        self.runqlat.is_some()
+            || self.bio.is_some()
+            || self.syscount.is_some()
+            || self.retrans.is_some()
+            || self.opens.is_some()
+            || self.oomkill.is_some()
     }
 
     fn start(args: &ServeArgs) -> Result<Self> {
@@ -185,7 +202,19 @@ impl Probes {
                         TcpRetrans::start(TcpRetransConfig::default()).context("loading the tcpretrans probe")?.into(),
                     );
                 }
+                ProbeArg::Tcpconnect => p.connects = true,
+                ProbeArg::Tcpaccept => p.accepts = true,
+                ProbeArg::Oomkill => {
+                    p.oomkill =
+                        Some(OomKiller::start(OomKillConfig::default()).context("loading the oomkill probe")?.into());
+                }
             }
+        }
+        if p.connects || p.accepts {
+            // Counts only: nothing is streamed.
+            let opens =
+                TcpOpens::start(TcpOpensConfig::counts_only()).context("loading the tcpconnect/tcpaccept probe")?;
+            p.opens = Some(opens);
         }
         Ok(p)
     }
@@ -283,6 +312,41 @@ impl Probes {
                 }
             }
             lost.push(("tcpretrans", t.stats()?));
+        }
+        if let Some(o) = &self.opens {
+            let counts = o.counts()?;
+            for (wanted, kind, name, help) in [
+                (
+                    self.connects,
+                    perfkit_probes::tools::TcpOpenKind::Connect,
+                    "perfkit_tcp_connects_total",
+                    "TCP connects (active opens: SYN sent), by remote port (tcpconnect).",
+                ),
+                (
+                    self.accepts,
+                    perfkit_probes::tools::TcpOpenKind::Accept,
+                    "perfkit_tcp_accepts_total",
+                    "TCP connections accepted (passive opens: handshakes completed on a listening socket), by local \
+                     port (tcpaccept).",
+                ),
+            ] {
+                if !wanted {
+                    continue;
+                }
+                header(out, name, "counter", help);
+                for c in counts.iter().filter(|c| c.kind == kind) {
+                    let _ = writeln!(out, "{name}{{port=\"{}\"}} {}", c.port, c.count);
+                }
+            }
+            lost.push(("tcpconnect", o.stats()?));
+        }
+        if let Some(k) = &self.oomkill {
+            let mut k = k.lock().expect("probe lock");
+            // Counted in the kernel; the events themselves are not kept.
+            let _ = k.events(std::time::Duration::ZERO);
+            header(out, "perfkit_oom_kills_total", "counter", "Processes killed by the OOM killer (oomkill).");
+            let _ = writeln!(out, "perfkit_oom_kills_total {}", k.stats()?.events);
+            lost.push(("oomkill", k.stats()?));
         }
         if !lost.is_empty() {
             header(out, "perfkit_probe_lost_total", "counter", "Events a probe could not record, by probe and reason.");

@@ -1,5 +1,6 @@
 //! The bcc-style tools: `runqlat`, `biolatency`, `biosnoop`, `syscount`,
-//! `execsnoop`, `opensnoop`, `tcplife`, `tcpretrans`. Each is a thin
+//! `execsnoop`, `opensnoop`, `tcplife`, `tcpretrans`, and (in `events`)
+//! `tcpconnect`, `tcpaccept`, `oomkill`, `mountsnoop`, `capable`. Each is a thin
 //! caller of `perfkit_probes::tools`: parse the options, watch, print in
 //! bcc's layout or as JSON.
 
@@ -28,6 +29,12 @@ use perfkit_target::HeldCommand;
 use serde_json::json;
 
 use crate::profile::{IdList, parse_pid_list};
+
+mod events;
+pub use events::{
+    CapableArgs, MountsnoopArgs, OomkillArgs, TcpacceptArgs, TcpconnectArgs, capable, mountsnoop, oomkill, tcpaccept,
+    tcpconnect,
+};
 
 /// JSON documents' schema version (docs/JSON.md).
 /// Version 2: `time` became RFC 3339, and histograms are in microseconds

@@ -22,7 +22,7 @@ fn workload(source: &str, name: &str) -> PathBuf {
     build_c("cc", source, name, &["-O1", "-pthread", "-fno-omit-frame-pointer"])
 }
 
-fn json_lines(text: &str) -> Vec<Value> {
+pub(crate) fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -30,7 +30,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 }
 
 /// Runs perfkit with `args` and returns its stdout, asserting success.
-fn tool(args: &[&str]) -> String {
+pub(crate) fn tool(args: &[&str]) -> String {
     let out = run(perfkit().args(args));
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     String::from_utf8(out.stdout).unwrap()
@@ -38,7 +38,7 @@ fn tool(args: &[&str]) -> String {
 
 /// Starts perfkit with `args` in the background, waiting until it has
 /// printed `ready` on stderr (its probes are attached).
-fn start_tool(args: &[&str], ready: &str) -> (Killed, thread::JoinHandle<String>) {
+pub(crate) fn start_tool(args: &[&str], ready: &str) -> (Killed, thread::JoinHandle<String>) {
     let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
@@ -67,7 +67,7 @@ fn start_tool(args: &[&str], ready: &str) -> (Killed, thread::JoinHandle<String>
 
 /// Stops a background tool with SIGINT (its final report) and returns its
 /// stdout.
-fn stop_tool(tool: Killed, reader: thread::JoinHandle<String>) -> String {
+pub(crate) fn stop_tool(tool: Killed, reader: thread::JoinHandle<String>) -> String {
     let mut tool = tool;
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };

@@ -94,6 +94,44 @@ pub mod names {
     /// tcpretrans: tcp:tcp_retransmit_skb.
     pub const TCP_RETRANS_PROGRAM: &str = "tcp_retrans";
 
+    /// tcpconnect, tcpaccept: sock:inet_sock_set_state (active and
+    /// passive opens).
+    pub const TCP_CONN_PROGRAM: &str = "tcp_conn";
+    /// tcpaccept: syscalls:sys_exit_accept(4), naming the accepting process.
+    pub const TCP_ACCEPT_RET_PROGRAM: &str = "tcp_accept_ret";
+    /// oomkill: oom:mark_victim.
+    pub const OOM_VICTIM_PROGRAM: &str = "oom_victim";
+    /// mountsnoop: syscalls:sys_enter_mount.
+    pub const MOUNT_ENTER_PROGRAM: &str = "mount_enter";
+    /// mountsnoop: syscalls:sys_enter_umount.
+    pub const UMOUNT_ENTER_PROGRAM: &str = "umount_enter";
+    /// mountsnoop: syscalls:sys_exit_mount and sys_exit_umount.
+    pub const MOUNT_EXIT_PROGRAM: &str = "mount_exit";
+    /// capable: a kprobe on cap_capable.
+    pub const CAPABLE_PROGRAM: &str = "capable_check";
+    /// Global [`TcpConnConfig`](super::tools::TcpConnConfig).
+    pub const TCP_CONN_CONFIG: &str = "TCP_CONN_CONFIG";
+    /// tcpconnect and tcpaccept events.
+    pub const TCP_CONN_EVENTS: &str = "TCP_CONN_EVENTS";
+    /// tcpaccept: handshakes completed, by socket, until accepted.
+    pub const TCP_ACCEPT_PENDING: &str = "TCP_ACCEPT_PENDING";
+    /// tcpconnect and tcpaccept counts by [`TcpPortKey`](super::tools::TcpPortKey).
+    pub const TCP_PORT_COUNTS: &str = "TCP_PORT_COUNTS";
+    /// Global [`OomFields`](super::tools::OomFields).
+    pub const OOM_FIELDS: &str = "OOM_FIELDS";
+    /// oomkill events.
+    pub const OOM_EVENTS: &str = "OOM_EVENTS";
+    /// Global [`MountConfig`](super::tools::MountConfig).
+    pub const MOUNT_CONFIG: &str = "MOUNT_CONFIG";
+    /// mountsnoop: calls in flight, by thread.
+    pub const MOUNT_START: &str = "MOUNT_START";
+    /// mountsnoop events.
+    pub const MOUNT_EVENTS: &str = "MOUNT_EVENTS";
+    /// Global [`CapableConfig`](super::tools::CapableConfig).
+    pub const CAPABLE_CONFIG: &str = "CAPABLE_CONFIG";
+    /// capable events.
+    pub const CAPABLE_EVENTS: &str = "CAPABLE_EVENTS";
+
     /// Global [`ToolConfig`](super::tools::ToolConfig).
     pub const TOOL_CONFIG: &str = "TOOL_CONFIG";
     /// Global [`ToolOffsets`](super::tools::ToolOffsets).
@@ -1169,6 +1207,240 @@ pub mod tools {
     pub const RETRANS_FAILED: u32 = 2;
     /// Segments of failed attempts.
     pub const RETRANS_FAILED_SEGS: u32 = 3;
+
+    /// `TOOL_STATS` slot of tcpconnect.
+    pub const TOOL_TCPCONNECT: u32 = 12;
+    /// tcpaccept.
+    pub const TOOL_TCPACCEPT: u32 = 13;
+    /// oomkill.
+    pub const TOOL_OOMKILL: u32 = 14;
+    /// mountsnoop.
+    pub const TOOL_MOUNTSNOOP: u32 = 15;
+    /// capable.
+    pub const TOOL_CAPABLE: u32 = 16;
+
+    /// tcpconnect and tcpaccept: what is streamed, and the kernel offsets
+    /// that lead from an accepted file descriptor to its socket.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcpConnConfig {
+        /// Stream active opens (connects).
+        pub connect_events: u32,
+        /// Stream passive opens (accepts).
+        pub accept_events: u32,
+        /// `task_struct.files`.
+        pub task_files: u32,
+        /// `files_struct.fdt`.
+        pub files_fdt: u32,
+        /// `fdtable.max_fds`.
+        pub fdtable_max_fds: u32,
+        /// `fdtable.fd` (a `struct file **`).
+        pub fdtable_fd: u32,
+        /// `file.private_data` (a socket file's `struct socket *`).
+        pub file_private_data: u32,
+        /// `socket.sk`.
+        pub socket_sk: u32,
+    }
+
+    /// An active open (a connect entering SYN_SENT).
+    pub const CONN_CONNECT: u32 = 1;
+    /// A passive open (a handshake completed on a listening socket).
+    pub const CONN_ACCEPT: u32 = 2;
+
+    /// tcpconnect and tcpaccept: one open.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcpConnEvent {
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The connecting or accepting process (0: not known).
+        pub pid: u32,
+        /// Its thread.
+        pub tid: u32,
+        /// Its user.
+        pub uid: u32,
+        /// `CONN_CONNECT` or `CONN_ACCEPT`.
+        pub kind: u32,
+        /// AF_INET or AF_INET6.
+        pub family: u16,
+        /// Local port (0 for a connect: not chosen yet in SYN_SENT).
+        pub sport: u16,
+        /// Remote port.
+        pub dport: u16,
+        /// Padding.
+        pub _pad: u16,
+        /// Local address (4 or 16 bytes used).
+        pub saddr: [u8; 16],
+        /// Remote address.
+        pub daddr: [u8; 16],
+        /// The process's name.
+        pub comm: [u8; COMM_LEN],
+    }
+
+    /// `TCP_PORT_COUNTS` key: opens of a kind, by port (the remote port of
+    /// a connect, the local port of an accept).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct TcpPortKey {
+        /// `CONN_CONNECT` or `CONN_ACCEPT`.
+        pub kind: u32,
+        /// The port.
+        pub port: u32,
+    }
+
+    /// Offsets of `oom:mark_victim` record fields, from tracefs
+    /// ([`NO_FIELD`] where this kernel's record lacks one: before 6.x it
+    /// holds only the pid).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct OomFields {
+        /// `pid` (the victim).
+        pub pid: u32,
+        /// `comm` (a `__data_loc` string).
+        pub comm: u32,
+        /// `total_vm` (kB).
+        pub total_vm: u32,
+        /// `anon_rss` (kB).
+        pub anon_rss: u32,
+        /// `file_rss` (kB).
+        pub file_rss: u32,
+        /// `shmem_rss` (kB).
+        pub shmem_rss: u32,
+    }
+
+    /// oomkill: one process chosen by the OOM killer.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct OomEvent {
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The victim's virtual memory, kB (`u64::MAX`: not in the record).
+        pub total_vm_kb: u64,
+        /// Its anonymous resident memory, kB.
+        pub anon_rss_kb: u64,
+        /// Its file-backed resident memory, kB.
+        pub file_rss_kb: u64,
+        /// Its shared-memory resident memory, kB.
+        pub shmem_rss_kb: u64,
+        /// The process whose allocation triggered the OOM killer.
+        pub trigger_pid: u32,
+        /// The process killed.
+        pub victim_pid: u32,
+        /// The trigger's name.
+        pub trigger_comm: [u8; COMM_LEN],
+        /// The victim's name (empty when the record has none).
+        pub victim_comm: [u8; COMM_LEN],
+    }
+
+    /// mountsnoop: the kernel offsets to a task's mount namespace.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MountConfig {
+        /// `task_struct.nsproxy`.
+        pub task_nsproxy: u32,
+        /// `nsproxy.mnt_ns`.
+        pub nsproxy_mnt_ns: u32,
+        /// `mnt_namespace.ns` + `ns_common.inum`.
+        pub mnt_ns_inum: u32,
+        /// Non-zero when the three were found.
+        pub valid: u32,
+    }
+
+    /// mount(2).
+    pub const MOUNT_CALL: u32 = 1;
+    /// umount(2) (umount2 on x86-64).
+    pub const UMOUNT_CALL: u32 = 2;
+
+    /// mountsnoop: a call in flight (user addresses of its arguments).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MountStart {
+        /// `MOUNT_CALL` or `UMOUNT_CALL`.
+        pub call: u32,
+        /// Padding.
+        pub _pad: u32,
+        /// The flags.
+        pub flags: u64,
+        /// mount: the source; umount: the target.
+        pub source: u64,
+        /// mount: the target.
+        pub target: u64,
+        /// mount: the file system type.
+        pub fstype: u64,
+        /// mount: the data (options).
+        pub data: u64,
+    }
+
+    /// Bytes kept of a mount path (source or target).
+    pub const MOUNT_PATH_LEN: usize = 128;
+    /// Bytes kept of a file system type.
+    pub const MOUNT_FSTYPE_LEN: usize = 32;
+    /// Bytes kept of the mount data.
+    pub const MOUNT_DATA_LEN: usize = 128;
+
+    /// mountsnoop: one mount or umount call.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct MountEvent {
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// The flags.
+        pub flags: u64,
+        /// Process.
+        pub pid: u32,
+        /// Thread.
+        pub tid: u32,
+        /// Its mount namespace (inode number; 0 when unknown).
+        pub mnt_ns: u32,
+        /// The return value (0 or a negative errno).
+        pub ret: i32,
+        /// `MOUNT_CALL` or `UMOUNT_CALL`.
+        pub call: u32,
+        /// Padding.
+        pub _pad: u32,
+        /// Its name.
+        pub comm: [u8; COMM_LEN],
+        /// mount: the source; umount: the target. NUL-terminated.
+        pub source: [u8; MOUNT_PATH_LEN],
+        /// mount: the target.
+        pub target: [u8; MOUNT_PATH_LEN],
+        /// mount: the file system type.
+        pub fstype: [u8; MOUNT_FSTYPE_LEN],
+        /// mount: the data.
+        pub data: [u8; MOUNT_DATA_LEN],
+    }
+
+    /// capable: which checks are reported.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct CapableConfig {
+        /// Also the checks made without auditing (bcc's -v).
+        pub non_audit: u32,
+        /// Padding.
+        pub _pad: u32,
+    }
+
+    /// capable: one capability check.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct CapableEvent {
+        /// Time (CLOCK_MONOTONIC ns).
+        pub ts_ns: u64,
+        /// Process.
+        pub pid: u32,
+        /// Thread.
+        pub tid: u32,
+        /// User.
+        pub uid: u32,
+        /// The capability (`CAP_SYS_ADMIN` = 21...).
+        pub cap: i32,
+        /// The check's options (`CAP_OPT_NOAUDIT` = 2: not audited).
+        pub opts: u32,
+        /// Padding.
+        pub _pad: u32,
+        /// Its name.
+        pub comm: [u8; COMM_LEN],
+    }
 }
 
 #[cfg(feature = "user")]
@@ -1221,6 +1493,16 @@ mod pod {
     unsafe impl aya::Pod for super::tools::SyscallStat {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::tools::SyscallName {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::TcpConnConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::TcpPortKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::OomFields {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::MountConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::tools::CapableConfig {}
 }
 
 #[cfg(test)]
@@ -1254,6 +1536,12 @@ mod tests {
         assert_eq!(core::mem::size_of::<ExecRetEvent>(), 40);
         assert_eq!(core::mem::size_of::<TcpLifeEvent>(), 96);
         assert_eq!(core::mem::size_of::<TcpRetransEvent>(), 64);
+        assert_eq!(core::mem::size_of::<TcpConnConfig>(), 32);
+        assert_eq!(core::mem::size_of::<TcpConnEvent>(), 80);
+        assert_eq!(core::mem::size_of::<OomEvent>(), 80);
+        assert_eq!(core::mem::size_of::<MountStart>(), 48);
+        assert_eq!(core::mem::size_of::<MountEvent>(), 56 + 128 + 128 + 32 + 128);
+        assert_eq!(core::mem::size_of::<CapableEvent>(), 48);
     }
 
     #[test]

@@ -18,21 +18,27 @@
 //! - The bcc-style tools ([`tools`]): run-queue latency ([`runqlat`]),
 //!   block I/O latency and events ([`bio`]), syscall counts and names
 //!   ([`syscalls`]), exec and open events ([`snoop`]), TCP sessions and
-//!   retransmissions ([`tcp`]).
+//!   retransmissions ([`tcp`]), TCP connects and accepts ([`tcpconn`]),
+//!   OOM kills ([`oomkill`]), mounts ([`mountsnoop`]) and capability checks
+//!   ([`capable`], a kprobe).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
 mod bio;
+mod capable;
 mod filter;
 mod kernel;
+mod mountsnoop;
 mod offcpu;
+mod oomkill;
 mod runqlat;
 mod snoop;
 mod stacks;
 mod syscalls;
 mod tcp;
+mod tcpconn;
 mod tools;
 mod walk;
 

@@ -76,7 +76,7 @@ static SOCK_FIELDS: SockFields = SockFields { state: [0; 11], retrans: [0; 11] }
 
 /// Counters, one slot per tool (`TOOL_*`).
 #[map]
-static TOOL_STATS: PerCpuArray<ToolStats> = PerCpuArray::with_max_entries(8, 0);
+static TOOL_STATS: PerCpuArray<ToolStats> = PerCpuArray::with_max_entries(32, 0);
 
 /// Names of the processes (or threads) counted, as first seen: read when
 /// they have exited.

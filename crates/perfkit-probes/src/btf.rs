@@ -128,6 +128,52 @@ fn tool_offsets_from(data: &[u8]) -> Result<(ToolOffsets, Vec<String>), String> 
     Ok((o, missing))
 }
 
+/// The offsets from a task to the socket behind one of its file
+/// descriptors: `task_struct.files`, `files_struct.fdt`, `fdtable.max_fds`,
+/// `fdtable.fd`, `file.private_data`, `socket.sk` (tcpaccept). Parsed once
+/// per process.
+pub fn fd_socket_offsets() -> Result<[u32; 6], ProbeError> {
+    static CACHE: std::sync::OnceLock<Result<[u32; 6], String>> = std::sync::OnceLock::new();
+    from_vmlinux(&CACHE, |data| {
+        let btf = Btf::parse(data).ok_or_else(|| format!("{VMLINUX_BTF} is not BTF this perfkit reads"))?;
+        let mut out = [0u32; 6];
+        let fields = [
+            ("task_struct", "files"),
+            ("files_struct", "fdt"),
+            ("fdtable", "max_fds"),
+            ("fdtable", "fd"),
+            ("file", "private_data"),
+            ("socket", "sk"),
+        ];
+        for (slot, (ty, name)) in out.iter_mut().zip(fields) {
+            *slot =
+                btf.struct_by_name(ty).and_then(|id| btf.member_offset(id, name, 0)).map(|bits| bits / 8).ok_or_else(
+                    || format!("the kernel's BTF has no field {ty}.{name}, needed to find an accepted socket"),
+                )?;
+        }
+        Ok(out)
+    })
+}
+
+/// The offsets from a task to its mount namespace's inode number:
+/// `task_struct.nsproxy`, `nsproxy.mnt_ns`, `mnt_namespace.ns` +
+/// `ns_common.inum` (mountsnoop); `None` when the BTF lacks one.
+pub fn mnt_ns_offsets() -> Result<Option<[u32; 3]>, ProbeError> {
+    static CACHE: std::sync::OnceLock<Result<Option<[u32; 3]>, String>> = std::sync::OnceLock::new();
+    from_vmlinux(&CACHE, |data| {
+        let btf = Btf::parse(data).ok_or_else(|| format!("{VMLINUX_BTF} is not BTF this perfkit reads"))?;
+        let at =
+            |ty: &str, name: &str| btf.struct_by_name(ty).and_then(|id| btf.member_offset(id, name, 0)).map(|b| b / 8);
+        Ok((|| {
+            Some([
+                at("task_struct", "nsproxy")?,
+                at("nsproxy", "mnt_ns")?,
+                at("mnt_namespace", "ns")? + at("ns_common", "inum")?,
+            ])
+        })())
+    })
+}
+
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;

@@ -71,6 +71,17 @@ pub enum ProbeError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    /// Attaching a kprobe to a kernel function failed.
+    #[error("attaching {program} to a kprobe on the kernel function {function} failed")]
+    AttachKprobe {
+        /// Program name.
+        program: &'static str,
+        /// The kernel function.
+        function: &'static str,
+        /// The underlying error.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
     /// tracefs is not available, or a tracepoint's format is unusable.
     #[error("{0}")]
     Tracefs(String),
@@ -81,6 +92,16 @@ pub enum ProbeError {
         category: String,
         /// Its name (`block_rq_issue`).
         name: String,
+    },
+    /// The kernel lacks a feature a tool needs (kprobes...).
+    #[error("{tool} needs {feature}, which this kernel does not have ({detail})")]
+    MissingKernelFeature {
+        /// The tool.
+        tool: &'static str,
+        /// The feature, as a kernel option (`kprobes (CONFIG_KPROBES)`).
+        feature: &'static str,
+        /// How it was found missing.
+        detail: String,
     },
     /// The kernel's BTF is missing or lacks what the programs need.
     #[error("{0}; perfkit's eBPF programs need a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y)")]

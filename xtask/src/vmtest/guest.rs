@@ -46,6 +46,10 @@ pub const TESTS: &[&str] = &[
     "biolatency_biosnoop",
     "tcplife",
     "tcpretrans",
+    "tcpconnect_tcpaccept",
+    "oomkill",
+    "mountsnoop",
+    "capable",
 ];
 
 /// The workloads the suite runs: (output name, source in
@@ -59,6 +63,7 @@ pub const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("sleeper", "sleeper.c", &["-O1", "-pthread", "-fno-omit-frame-pointer"]),
     ("syscalls", "syscalls.c", &["-O1", "-fno-omit-frame-pointer"]),
     ("burner", "burner.c", &["-O1", "-fno-omit-frame-pointer"]),
+    ("memhog", "memhog.c", &["-O1"]),
 ];
 
 /// How long one perfkit command may take before it is killed (its own
@@ -204,6 +209,10 @@ fn run_test(name: &str, ctx: &Ctx) -> Result<String, Fail> {
         "biolatency_biosnoop" => biolatency_biosnoop(ctx),
         "tcplife" => tcplife(ctx),
         "tcpretrans" => tcpretrans(ctx),
+        "tcpconnect_tcpaccept" => tcpconnect_tcpaccept(ctx),
+        "oomkill" => oomkill(ctx),
+        "mountsnoop" => mountsnoop(ctx),
+        "capable" => capable(ctx),
         other => Err(Fail::new(format!("no test named {other}"))),
     }
 }
@@ -1092,6 +1101,135 @@ impl Drop for FullListener {
     fn drop(&mut self) {
         // SAFETY: the descriptor is this listener's own.
         unsafe { libc::close(self.fd) };
+    }
+}
+
+/// 13. Ten loopback connections from this process to its own server:
+///     exactly ten in tcpconnect and in tcpaccept, under this process.
+fn tcpconnect_tcpaccept(ctx: &Ctx) -> Result<String, Fail> {
+    const N: usize = 10;
+    let io = |e: std::io::Error| Fail::new(format!("loopback connections: {e}"));
+    let server = TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    let port = server.local_addr().map_err(io)?.port();
+    let p = port.to_string();
+    let connect = Tool::start(ctx, &["tcpconnect", "--json", "-P", &p], "Tracing")?;
+    let accept = Tool::start(ctx, &["tcpaccept", "--json", "-P", &p], "Tracing")?;
+    thread::sleep(Duration::from_millis(800));
+    let serving = thread::spawn(move || -> std::io::Result<()> {
+        for _ in 0..N {
+            drop(server.accept()?);
+        }
+        Ok(())
+    });
+    for _ in 0..N {
+        drop(TcpStream::connect(("127.0.0.1", port)).map_err(io)?);
+    }
+    serving.join().map_err(|_| Fail::new("the loopback server panicked"))?.map_err(io)?;
+    thread::sleep(Duration::from_millis(800));
+    let (c_out, c_err) = connect.stop()?;
+    let (a_out, a_err) = accept.stop()?;
+    let me = std::process::id();
+    let connects = json_lines(&c_out).map_err(|e| Fail::with(e, &c_err))?;
+    if connects.len() != N || !connects.iter().all(|c| c["pid"] == me && c["remote_port"] == port) {
+        return Err(Fail::with(
+            format!("expected {N} connects by pid {me} to port {port}, saw {}", show(&connects)),
+            &c_err,
+        ));
+    }
+    let accepts = json_lines(&a_out).map_err(|e| Fail::with(e, &a_err))?;
+    if accepts.len() != N || !accepts.iter().all(|a| a["pid"] == me && a["local_port"] == port) {
+        return Err(Fail::with(
+            format!("expected {N} accepts by pid {me} on port {port}, saw {}", show(&accepts)),
+            &a_err,
+        ));
+    }
+    Ok(format!("{N} connects and {N} accepts by pid {me}"))
+}
+
+/// 14. The memory hog in a cgroup v2 group limited to 32 MiB: one OOM kill,
+///     the hog both trigger and victim.
+fn oomkill(ctx: &Ctx) -> Result<String, Fail> {
+    let root = Path::new("/sys/fs/cgroup");
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |e: std::io::Error| Fail::new(format!("{what}: {e}"))
+    };
+    fs::write(root.join("cgroup.subtree_control"), "+memory").map_err(io("enabling the memory controller"))?;
+    let group = root.join(format!("perfkit-oom-{}", std::process::id()));
+    fs::create_dir_all(&group).map_err(io("creating the group"))?;
+    fs::write(group.join("memory.max"), (32u64 << 20).to_string()).map_err(io("memory.max"))?;
+    let _ = fs::write(group.join("memory.swap.max"), "0");
+    let oom = Tool::start(ctx, &["oomkill", "--json"], "Tracing")?;
+    thread::sleep(Duration::from_millis(800));
+    let hog = ctx.workload("memhog");
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("echo $$ > {} && exec {} 512", group.join("cgroup.procs").display(), hog.display()))
+        .status()
+        .map_err(io("running the hog"))?;
+    thread::sleep(Duration::from_millis(800));
+    let (out, err) = oom.stop()?;
+    let _ = fs::remove_dir(&group);
+    if status.success() {
+        return Err(Fail::new("the hog was not killed: its group's limit did not hold"));
+    }
+    let events = json_lines(&out).map_err(|e| Fail::with(e, &err))?;
+    let kills: Vec<&Value> = events.iter().filter(|e| e["trigger_comm"] == "memhog").collect();
+    if kills.len() != 1 || kills[0]["trigger_pid"] != kills[0]["victim_pid"] {
+        return Err(Fail::with(format!("expected one kill of memhog by itself, saw {}", show(&events)), &err));
+    }
+    Ok(format!("{}", kills[0]))
+}
+
+/// 15. A tmpfs mounted and unmounted in a new mount namespace (busybox's
+///     unshare and mount): both calls, with the source, type, data and
+///     results.
+fn mountsnoop(ctx: &Ctx) -> Result<String, Fail> {
+    let dir = ctx.path("mnt");
+    fs::create_dir_all(&dir).map_err(|e| Fail::new(format!("creating {}: {e}", dir.display())))?;
+    let d = dir.to_string_lossy();
+    let script = format!("mount -t tmpfs -o size=1m perfkit-tmpfs {d} && umount {d}");
+    let out =
+        perfkit_ok(ctx.perfkit().args(["mountsnoop", "--json", "--", "unshare", "-m", "/bin/sh", "-c", &script]))?;
+    let events = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
+    let mount = events.iter().find(|e| e["call"] == "mount" && e["fstype"] == "tmpfs");
+    let umount = events.iter().find(|e| e["call"] == "umount" && e["target"] == *d);
+    match (mount, umount) {
+        (Some(m), Some(u))
+            if m["source"] == "perfkit-tmpfs"
+                && m["target"] == *d
+                && m["data"] == "size=1m"
+                && m["ret"] == 0
+                && u["ret"] == 0
+                && m["mnt_ns"].as_u64().is_some_and(|n| n != 0) =>
+        {
+            Ok(format!("{m}"))
+        }
+        _ => Err(Fail::with(
+            format!("expected mount(perfkit-tmpfs, {d}, tmpfs, size=1m) = 0 and its umount, saw {}", show(&events)),
+            &out.stderr,
+        )),
+    }
+}
+
+/// 16. `capable -- unshare -n true`: with kprobes (every kernel the suite
+///     boots has them), the CAP_SYS_ADMIN check of unshare(CLONE_NEWNET);
+///     without, an error naming the missing feature.
+fn capable(ctx: &Ctx) -> Result<String, Fail> {
+    let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
+        || Path::new("/sys/kernel/tracing/kprobe_events").exists();
+    if !kprobes {
+        let out = run(ctx.perfkit().args(["capable", "-d", "1"]), COMMAND_LIMIT)?;
+        if out.ok || !out.stderr.contains("CONFIG_KPROBES") {
+            return Err(Fail::with("without kprobes, expected an error naming CONFIG_KPROBES", &out.stderr));
+        }
+        return Ok("no kprobes here: the error names CONFIG_KPROBES".to_owned());
+    }
+    let out = perfkit_ok(ctx.perfkit().args(["capable", "--json", "--", "unshare", "-n", "true"]))?;
+    let events = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
+    match events.iter().find(|e| e["name"] == "CAP_SYS_ADMIN" && e["cap"] == 21) {
+        Some(e) => Ok(format!("{} checks; {e}", events.len())),
+        None => Err(Fail::with(format!("expected a CAP_SYS_ADMIN check, saw {}", show(&events)), &out.stderr)),
     }
 }
 

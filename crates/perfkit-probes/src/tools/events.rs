@@ -12,7 +12,7 @@ use perfkit_probes_common::{
 };
 
 /// Copies a record of type `T` out of a ring-buffer item.
-fn record<T: Copy>(bytes: &[u8]) -> Option<T> {
+pub(super) fn record<T: Copy>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {
         return None;
     }
@@ -22,7 +22,7 @@ fn record<T: Copy>(bytes: &[u8]) -> Option<T> {
 }
 
 /// A NUL-terminated name, escaped for printing.
-fn text(bytes: &[u8]) -> String {
+pub(super) fn text(bytes: &[u8]) -> String {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     perfkit_profile::escape_bytes(&bytes[..len])
 }
@@ -267,7 +267,7 @@ pub(crate) fn open_event(bytes: &[u8]) -> Option<OpenEvent> {
     })
 }
 
-fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
+pub(super) fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
     if family == 2 { IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]) } else { IpAddr::from(*bytes) }
 }
 

@@ -12,15 +12,23 @@
 //! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
 //! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
 //! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, [`RetransCount`]s by state (segments, failed attempts apart) |
+//! | [`TcpOpens`] | sock:inet_sock_set_state, syscalls:sys_exit_accept(4) | [`TcpOpen`]s (tcpconnect, tcpaccept), [`PortCount`]s |
+//! | [`OomKiller`] | oom:mark_victim | [`OomKill`]s |
+//! | [`MountSnoop`] | syscalls:sys_enter/exit_mount, sys_enter/exit_umount | [`MountCall`]s |
+//! | [`Capable`] | a kprobe on cap_capable (kernels with kprobes) | [`CapCheck`]s |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
 //! before the tool.
 
+mod capable;
 mod events;
 pub mod exposition;
 mod hist;
+mod mountsnoop;
+mod oomkill;
 mod source;
+mod tcpconn;
 pub mod tracefs;
 
 use std::{
@@ -35,8 +43,11 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{TracePoint, raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId},
 };
+pub use capable::{CapCheck, Capable, CapableConfig, capability_name, kprobes_available};
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, disk_name, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
+pub use mountsnoop::{MountCall, MountSnoop, MountSnoopConfig, mount_flags_text, umount_flags_text};
+pub use oomkill::{OomKill, OomKillConfig, OomKiller};
 pub use perfkit_probes_common::tools::ToolStats;
 use perfkit_probes_common::{
     filter::FilterConfig,
@@ -44,17 +55,23 @@ use perfkit_probes_common::{
     tools::{
         BlockFields, MAX_SYSCALLS, OP_DISCARD, OP_FLUSH, OP_READ, OP_SYNC, OP_WRITE, PER_CGROUP, PER_NONE, PER_PIDNS,
         PER_PROCESS, PER_THREAD, SockFields, SyscallKey, SyscallName, SyscallStat, TOOL_BIO, TOOL_EXECSNOOP,
-        TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
+        TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPACCEPT, TOOL_TCPCONNECT, TOOL_TCPLIFE, TOOL_TCPRETRANS,
+        ToolConfig,
     },
 };
 #[cfg(feature = "tokio")]
 pub use source::EventStream;
 pub use source::{EventSource, Events};
+pub use tcpconn::{PortCount, TcpOpen, TcpOpenKind, TcpOpens, TcpOpensConfig};
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
 /// Ring buffers in the object, and the size each tool's own gets.
-const RINGS: [&str; 6] = [
+const RINGS: [&str; 10] = [
+    names::TCP_CONN_EVENTS,
+    names::OOM_EVENTS,
+    names::MOUNT_EVENTS,
+    names::CAPABLE_EVENTS,
     names::BIO_EVENTS,
     names::EXEC_EVENTS,
     names::OPEN_EVENTS,
@@ -104,6 +121,9 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::SYS_COUNTS,
         names::SYS_START,
         names::TOOL_COMMS,
+        names::TCP_ACCEPT_PENDING,
+        names::TCP_PORT_COUNTS,
+        names::MOUNT_START,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -120,6 +140,11 @@ struct Globals {
 
 impl Probe {
     fn load(tool: u32, g: Globals) -> Result<Self, ProbeError> {
+        Self::load_with(tool, g, &[])
+    }
+
+    /// [`Probe::load`], with a tool's own globals set (name, bytes).
+    fn load_with(tool: u32, g: Globals, extra: &[(&'static str, &[u8])]) -> Result<Self, ProbeError> {
         if let Some(missing) = crate::privileges::missing_for_bpf() {
             return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
         }
@@ -134,7 +159,7 @@ impl Probe {
         );
         let (block, sock) = if tool == TOOL_BIO {
             (block_fields()?, SockFields::default())
-        } else if tool == TOOL_TCPLIFE || tool == TOOL_TCPRETRANS {
+        } else if [TOOL_TCPLIFE, TOOL_TCPRETRANS, TOOL_TCPCONNECT, TOOL_TCPACCEPT].contains(&tool) {
             (BlockFields::default(), sock_fields()?)
         } else {
             (BlockFields::default(), SockFields::default())
@@ -153,6 +178,9 @@ impl Probe {
             .override_global(names::TOOL_OFFSETS, &tool_offsets, true)
             .override_global(names::BLOCK_FIELDS, &block, true)
             .override_global(names::SOCK_FIELDS, &sock, true);
+        for &(name, bytes) in extra {
+            loader.override_global(name, bytes, true);
+        }
         shrink_unused(&mut loader, &keep);
         for ring in RINGS {
             if keep.contains(&ring) && ring != names::REQUESTS {
@@ -214,11 +242,16 @@ impl Probe {
     }
 
     fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.stats_of(self.tool)
+    }
+
+    /// The counters of one tool's slot.
+    fn stats_of(&self, tool: u32) -> Result<ToolStats, ProbeError> {
         let map_err = |source| ProbeError::Map { map: names::TOOL_STATS, source };
         let stats: PerCpuArray<&MapData, ToolStats> =
             PerCpuArray::try_from(self.map(names::TOOL_STATS)?).map_err(map_err)?;
         let mut total = ToolStats::default();
-        for cpu in stats.get(&self.tool, 0).map_err(map_err)?.iter() {
+        for cpu in stats.get(&tool, 0).map_err(map_err)?.iter() {
             total.merge(cpu);
         }
         Ok(total)
@@ -343,7 +376,7 @@ macro_rules! tool {
             }
 
             fn stats(&self) -> Result<ToolStats, ProbeError> {
-                self.probe.stats()
+                <$tool>::stats(self)
             }
         }
     };
@@ -356,6 +389,10 @@ tool!(ExecSnoop, ExecSnoopConfig);
 tool!(OpenSnoop, OpenSnoopConfig);
 tool!(TcpLife, TcpLifeConfig);
 tool!(TcpRetrans, TcpRetransConfig);
+tool!(TcpOpens, TcpOpensConfig);
+tool!(OomKiller, OomKillConfig);
+tool!(MountSnoop, MountSnoopConfig);
+tool!(Capable, CapableConfig);
 
 /// What runqlat watches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -954,6 +991,10 @@ event_source!(ExecSnoop, ExecEvent);
 event_source!(OpenSnoop, OpenEvent);
 event_source!(TcpLife, TcpSession);
 event_source!(TcpRetrans, Retransmit);
+event_source!(TcpOpens, TcpOpen);
+event_source!(OomKiller, OomKill);
+event_source!(MountSnoop, MountCall);
+event_source!(Capable, CapCheck);
 
 /// A ring buffer of events.
 struct Ring(RingBuf<MapData>);
