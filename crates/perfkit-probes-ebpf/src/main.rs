@@ -18,7 +18,8 @@
 //! - The bcc-style tools ([`tools`]): run-queue latency ([`runqlat`]),
 //!   block I/O latency and events ([`bio`]), syscall counts and names
 //!   ([`syscalls`]), exec and open events ([`snoop`]), TCP sessions and
-//!   retransmissions ([`tcp`]).
+//!   retransmissions ([`tcp`]); time in hard IRQ handlers and softirqs
+//!   ([`irqs`]) and run-queue lengths ([`runqlen`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -26,9 +27,11 @@
 
 mod bio;
 mod filter;
+mod irqs;
 mod kernel;
 mod offcpu;
 mod runqlat;
+mod runqlen;
 mod snoop;
 mod stacks;
 mod syscalls;
