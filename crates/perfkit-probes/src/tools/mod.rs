@@ -12,6 +12,8 @@
 //! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
 //! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
 //! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, [`RetransCount`]s by state (segments, failed attempts apart) |
+//! | [`Irqs`] (hardirqs, softirqs) | irq_handler_entry/exit, softirq_entry/exit (raw) | [`IrqTime`]s: a [`Histogram`] per handler or vector |
+//! | [`Runqlen`] | a perf_event program on cpu-clock per CPU | a [`Histogram`] of queue lengths per CPU |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -20,6 +22,8 @@
 mod events;
 pub mod exposition;
 mod hist;
+mod irqs;
+mod runqlen;
 pub mod tracefs;
 
 use std::{collections::HashMap, fs, os::fd::AsRawFd, time::Duration};
@@ -31,6 +35,7 @@ use aya::{
 };
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, disk_name, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
+pub use irqs::{IrqKind, IrqTime, Irqs, IrqsConfig, softirq_name};
 pub use perfkit_probes_common::tools::ToolStats;
 use perfkit_probes_common::{
     filter::FilterConfig,
@@ -41,6 +46,7 @@ use perfkit_probes_common::{
         TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
     },
 };
+pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen};
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
@@ -95,6 +101,7 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::SYS_COUNTS,
         names::SYS_START,
         names::TOOL_COMMS,
+        names::IRQ_HIST,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -111,6 +118,11 @@ struct Globals {
 
 impl Probe {
     fn load(tool: u32, g: Globals) -> Result<Self, ProbeError> {
+        Self::load_with(tool, g, None::<(&str, &ToolConfig)>)
+    }
+
+    /// [`Probe::load`], setting one more global of the tool's own.
+    fn load_with<G: aya::Pod>(tool: u32, g: Globals, global: Option<(&str, &G)>) -> Result<Self, ProbeError> {
         if let Some(missing) = crate::privileges::missing_for_bpf() {
             return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
         }
@@ -144,6 +156,9 @@ impl Probe {
             .override_global(names::TOOL_OFFSETS, &tool_offsets, true)
             .override_global(names::BLOCK_FIELDS, &block, true)
             .override_global(names::SOCK_FIELDS, &sock, true);
+        if let Some((name, value)) = global {
+            loader.override_global(name, value, true);
+        }
         shrink_unused(&mut loader, &keep);
         for ring in RINGS {
             if keep.contains(&ring) && ring != names::REQUESTS {
