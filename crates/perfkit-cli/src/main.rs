@@ -24,6 +24,7 @@ macro_rules! println {
 mod bcc_flags;
 mod checkup;
 mod clock;
+mod irqtools;
 mod limits;
 mod output;
 mod profile;
@@ -87,6 +88,9 @@ enum Command {
     Opensnoop(tools::OpensnoopArgs),
     Tcplife(tools::TcplifeArgs),
     Tcpretrans(tools::TcpretransArgs),
+    Hardirqs(irqtools::HardirqsArgs),
+    Softirqs(irqtools::SoftirqsArgs),
+    Runqlen(irqtools::RunqlenArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -159,6 +163,9 @@ fn main() -> ExitCode {
             | Command::Opensnoop(_)
             | Command::Tcplife(_)
             | Command::Tcpretrans(_)
+            | Command::Hardirqs(_)
+            | Command::Softirqs(_)
+            | Command::Runqlen(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -192,6 +199,9 @@ fn main() -> ExitCode {
         Command::Opensnoop(args) => tools::opensnoop(args),
         Command::Tcplife(args) => tools::tcplife(args),
         Command::Tcpretrans(args) => tools::tcpretrans(args),
+        Command::Hardirqs(args) => irqtools::hardirqs(args),
+        Command::Softirqs(args) => irqtools::softirqs(args),
+        Command::Runqlen(args) => irqtools::runqlen(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),
