@@ -338,8 +338,8 @@ mod tests {
     fn this_kernels_irq_and_run_queue_offsets_are_found() {
         let Ok(data) = std::fs::read(VMLINUX_BTF) else { return };
         let (name, runq) = aggregate_offsets_from(&data).unwrap();
-        // `irqaction.name` follows the handler, dev_id, percpu_dev_id, next,
-        // thread_fn, thread, secondary and irq/flags words.
+        // `irqaction.name` comes after the handler and its data; `rq`
+        // begins with its counters, its CFS queue comes later.
         assert!(name > 0);
         assert!(runq.task_cfs_rq > 0 && runq.rq_nr_running < runq.rq_cfs);
     }
