@@ -329,6 +329,34 @@ pub const FLAGS: &[BccFlag] = &[
         Refused("--cgroup PATH (a container's group)"),
     ),
     f("capable", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
+    // hardirqs
+    f("hardirqs", "-T", false, "timestamps on each interval", Same("")),
+    f("hardirqs", "-N", false, "nanoseconds", Same("")),
+    f("hardirqs", "-C", false, "event counts instead of time", Same("")),
+    f("hardirqs", "-d", false, "histograms instead of totals", Same("")),
+    f("hardirqs", "-c", true, "this CPU only (libbpf-tools: a cgroup, --cgroup)", Same("0")),
+    f(
+        "hardirqs",
+        "--cgroup",
+        true,
+        "interrupts in a cgroup's tasks only (libbpf-tools)",
+        Refused("none: an interrupt belongs to no cgroup; -c CPU narrows to a CPU"),
+    ),
+    f("hardirqs", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // softirqs
+    f("softirqs", "-T", false, "timestamps on each interval", Same("")),
+    f("softirqs", "-N", false, "nanoseconds", Same("")),
+    f("softirqs", "-C", false, "event counts instead of time", Same("")),
+    f("softirqs", "-d", false, "histograms instead of totals", Same("")),
+    f("softirqs", "-c", true, "this CPU only", Same("0")),
+    f("softirqs", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // runqlen
+    f("runqlen", "-T", false, "timestamps on each interval", Same("")),
+    f("runqlen", "-C", false, "a histogram per CPU", Same("")),
+    f("runqlen", "-O", false, "run-queue occupancy", Same("")),
+    f("runqlen", "-H", false, "with -O, the histograms too (libbpf-tools)", Same("")),
+    f("runqlen", "-f", true, "samples per second (libbpf-tools)", Same("99")),
+    f("runqlen", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
 ];
 
 /// Options of perfkit's offcpu that take a value (their values are not the

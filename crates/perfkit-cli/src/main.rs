@@ -24,6 +24,7 @@ macro_rules! println {
 mod bcc_flags;
 mod checkup;
 mod clock;
+mod irqtools;
 mod limits;
 mod output;
 mod profile;
@@ -92,6 +93,9 @@ enum Command {
     Oomkill(tools::OomkillArgs),
     Mountsnoop(tools::MountsnoopArgs),
     Capable(tools::CapableArgs),
+    Hardirqs(irqtools::HardirqsArgs),
+    Softirqs(irqtools::SoftirqsArgs),
+    Runqlen(irqtools::RunqlenArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -169,6 +173,9 @@ fn main() -> ExitCode {
             | Command::Oomkill(_)
             | Command::Mountsnoop(_)
             | Command::Capable(_)
+            | Command::Hardirqs(_)
+            | Command::Softirqs(_)
+            | Command::Runqlen(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -207,6 +214,9 @@ fn main() -> ExitCode {
         Command::Oomkill(args) => tools::oomkill(args),
         Command::Mountsnoop(args) => tools::mountsnoop(args),
         Command::Capable(args) => tools::capable(args),
+        Command::Hardirqs(args) => irqtools::hardirqs(args),
+        Command::Softirqs(args) => irqtools::softirqs(args),
+        Command::Runqlen(args) => irqtools::runqlen(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

@@ -89,7 +89,9 @@ pub struct ServeArgs {
     /// (run-queue latency histogram), biolatency (block I/O latency per
     /// disk), syscount (calls, errors and time per syscall), tcpretrans
     /// (retransmissions by TCP state), tcpconnect and tcpaccept (TCP
-    /// connects by remote port, accepts by local port), oomkill (OOM kills).
+    /// connects by remote port, accepts by local port), oomkill (OOM kills),
+    /// softirqs (time and runs per softirq vector), hardirqs (time and runs
+    /// per hard IRQ handler name).
     #[arg(long, value_name = "PROBE[,PROBE...]", value_delimiter = ',', value_enum)]
     probes: Vec<ProbeArg>,
 
@@ -148,6 +150,10 @@ pub enum ProbeArg {
     Tcpaccept,
     /// OOM kills.
     Oomkill,
+    /// Time in softirq vectors.
+    Softirqs,
+    /// Time in hard IRQ handlers.
+    Hardirqs,
 }
 
 /// The eBPF probes `serve` keeps loaded.
@@ -162,6 +168,8 @@ struct Probes {
     connects: bool,
     accepts: bool,
     oomkill: Option<std::sync::Mutex<perfkit_probes::tools::OomKiller>>,
+    /// softirqs and hardirqs, one probe for both.
+    irqs: Option<(std::sync::Mutex<perfkit_probes::tools::Irqs>, perfkit_probes::tools::IrqsConfig)>,
     per_cgroup: bool,
 }
 
@@ -173,6 +181,7 @@ impl Probes {
             || self.retrans.is_some()
             || self.opens.is_some()
             || self.oomkill.is_some()
+            || self.irqs.is_some()
     }
 
     fn start(args: &ServeArgs) -> Result<Self> {
@@ -208,6 +217,7 @@ impl Probes {
                     p.oomkill =
                         Some(OomKiller::start(OomKillConfig::default()).context("loading the oomkill probe")?.into());
                 }
+                ProbeArg::Softirqs | ProbeArg::Hardirqs => {}
             }
         }
         if p.connects || p.accepts {
@@ -215,6 +225,11 @@ impl Probes {
             let opens =
                 TcpOpens::start(TcpOpensConfig::counts_only()).context("loading the tcpconnect/tcpaccept probe")?;
             p.opens = Some(opens);
+        }
+        let (soft, hard) = (args.probes.contains(&ProbeArg::Softirqs), args.probes.contains(&ProbeArg::Hardirqs));
+        if soft || hard {
+            let config = IrqsConfig::new(hard, soft);
+            p.irqs = Some((Irqs::start(config).context("loading the softirqs/hardirqs probe")?.into(), config));
         }
         Ok(p)
     }
@@ -348,6 +363,16 @@ impl Probes {
             let _ = writeln!(out, "perfkit_oom_kills_total {}", k.stats()?.events);
             lost.push(("oomkill", k.stats()?));
         }
+        if let Some((irqs, config)) = &self.irqs {
+            let irqs = irqs.lock().expect("probe lock");
+            render_irqs(out, &irqs.times()?, config.soft, config.hard);
+            if config.hard {
+                lost.push(("hardirqs", irqs.stats(perfkit_probes::tools::IrqKind::Hard)?));
+            }
+            if config.soft {
+                lost.push(("softirqs", irqs.stats(perfkit_probes::tools::IrqKind::Soft)?));
+            }
+        }
         if !lost.is_empty() {
             header(out, "perfkit_probe_lost_total", "counter", "Events a probe could not record, by probe and reason.");
             for (probe, s) in lost {
@@ -359,6 +384,68 @@ impl Probes {
             }
         }
         Ok(())
+    }
+}
+
+/// softirq and hardirq time and runs as counters: every softirq vector
+/// from the first scrape; hard IRQ handlers by name (IRQs of one name
+/// summed) as they first run.
+fn render_irqs(out: &mut String, times: &[perfkit_probes::tools::IrqTime], soft: bool, hard: bool) {
+    use perfkit_probes::tools::{
+        IrqKind,
+        exposition::{header, label_value},
+        softirq_name,
+    };
+    use std::{collections::BTreeMap, fmt::Write as _};
+    if soft {
+        // The kernel's ten vectors (NR_SOFTIRQS), present or not.
+        let mut by_vector: BTreeMap<u32, (u64, u64)> = (0..10).map(|v| (v, (0, 0))).collect();
+        for t in times.iter().filter(|t| t.kind == IrqKind::Soft) {
+            let e = by_vector.entry(t.number).or_default();
+            e.0 = e.0.saturating_add(t.hist.sum_ns);
+            e.1 = e.1.saturating_add(t.hist.count());
+        }
+        header(
+            out,
+            "perfkit_softirq_seconds_total",
+            "counter",
+            "Time spent in softirq handlers, per vector (softirqs).",
+        );
+        for (v, (ns, _)) in &by_vector {
+            let _ =
+                writeln!(out, "perfkit_softirq_seconds_total{{vector=\"{}\"}} {}", softirq_name(*v), *ns as f64 / 1e9);
+        }
+        header(
+            out,
+            "perfkit_softirqs_total",
+            "counter",
+            "Softirq handler runs, per vector (as /proc/softirqs counts them).",
+        );
+        for (v, (_, n)) in &by_vector {
+            let _ = writeln!(out, "perfkit_softirqs_total{{vector=\"{}\"}} {n}", softirq_name(*v));
+        }
+    }
+    if hard {
+        let mut by_name: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for t in times.iter().filter(|t| t.kind == IrqKind::Hard) {
+            let e = by_name.entry(t.name.as_str()).or_default();
+            e.0 = e.0.saturating_add(t.hist.sum_ns);
+            e.1 = e.1.saturating_add(t.hist.count());
+        }
+        header(
+            out,
+            "perfkit_hardirq_seconds_total",
+            "counter",
+            "Time spent in hard IRQ handlers, per handler name as in /proc/interrupts (hardirqs).",
+        );
+        for (name, (ns, _)) in &by_name {
+            let _ =
+                writeln!(out, "perfkit_hardirq_seconds_total{{name=\"{}\"}} {}", label_value(name), *ns as f64 / 1e9);
+        }
+        header(out, "perfkit_hardirqs_total", "counter", "Hard IRQ handler runs, per handler name.");
+        for (name, (_, n)) in &by_name {
+            let _ = writeln!(out, "perfkit_hardirqs_total{{name=\"{}\"}} {n}", label_value(name));
+        }
     }
 }
 

@@ -36,10 +36,10 @@ pub use events::{
     tcpconnect,
 };
 
-/// JSON documents' schema version (docs/JSON.md).
-/// Version 2: `time` became RFC 3339, and histograms are in microseconds
-/// whatever the text unit.
-const SCHEMA_VERSION: u32 = 2;
+/// JSON documents' schema version (docs/JSON.md). Version 2: `time`
+/// became RFC 3339, and histograms are in microseconds whatever the text
+/// unit.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// Processes to watch: a PID list, a cgroup, or a command.
 #[derive(Debug, Args)]
@@ -63,7 +63,7 @@ pub struct ToolTarget {
 }
 
 /// What a tool watches, and the command it started.
-struct Watch {
+pub(crate) struct Watch {
     selection: Option<Selection>,
     command: Option<HeldCommand>,
 }
@@ -91,6 +91,11 @@ impl ToolTarget {
 }
 
 impl Watch {
+    /// No command, no selection: the whole machine.
+    pub(crate) fn machine() -> Self {
+        Self { selection: None, command: None }
+    }
+
     /// Lets the command run, once the probes are attached.
     fn release(&mut self) -> Result<()> {
         if let Some(c) = &mut self.command {
@@ -106,7 +111,7 @@ impl Watch {
 
     /// Ends the command if it still runs, and its exit code as perf passes
     /// it on.
-    fn finish(mut self, exited: Option<perfkit_target::ExitStatus>) -> ExitCode {
+    pub(crate) fn finish(mut self, exited: Option<perfkit_target::ExitStatus>) -> ExitCode {
         match (exited, self.command.as_mut()) {
             (Some(s), _) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
             (None, Some(c)) => {
@@ -123,17 +128,17 @@ impl Watch {
 pub struct Reporting {
     /// Print JSON: one object per interval.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 
     /// Print the time of each interval (bcc's -T, on runqlat and
     /// biolatency).
     #[arg(long)]
-    timestamp: bool,
+    pub(crate) timestamp: bool,
 
     /// Seconds between reports; without it, one report at Ctrl-C (or when
     /// the command exits).
     #[arg(value_name = "INTERVAL", value_parser = crate::clock::tool_interval)]
-    interval: Option<Duration>,
+    pub(crate) interval: Option<Duration>,
 
     /// Reports before exiting.
     #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
@@ -176,7 +181,7 @@ fn wait(until: Option<Instant>, watch: &mut Watch, mut tick: impl FnMut() -> Res
 }
 
 /// Runs a histogram tool: report every interval (or once at the end).
-fn histogram_loop(
+pub(crate) fn histogram_loop(
     reporting: &Reporting,
     watch: &mut Watch,
     mut report: impl FnMut(bool) -> Result<()>,
@@ -196,7 +201,7 @@ fn histogram_loop(
 }
 
 /// Prints a log2 histogram in bcc's layout.
-fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) -> std::io::Result<()> {
+pub(crate) fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) -> std::io::Result<()> {
     let counts = h.rescaled(scale).counts;
     let Some(last) = counts.iter().rposition(|&c| c > 0) else {
         return writeln!(out, "     {unit:<19} : count     distribution\n     (no events)");
@@ -213,7 +218,7 @@ fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) 
 
 /// A histogram as JSON, always in microseconds (`-m` changes only the text
 /// tables, so key names never change with flags).
-fn histogram_json(h: &Histogram, per: serde_json::Value) -> serde_json::Value {
+pub(crate) fn histogram_json(h: &Histogram, per: serde_json::Value) -> serde_json::Value {
     let last = h.used().map_or(0, |(_, l)| l + 1);
     let buckets: Vec<serde_json::Value> = h
         .counts
@@ -233,11 +238,11 @@ fn histogram_json(h: &Histogram, per: serde_json::Value) -> serde_json::Value {
     })
 }
 
-fn round3(v: f64) -> f64 {
+pub(crate) fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
+pub(crate) fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
     if stats.ring_full > reported.ring_full {
         eprintln!(
             "perfkit {tool}: {} events lost: the ring buffer was full (the reader fell behind)",

@@ -20,6 +20,7 @@ mod hardening_python;
 mod hardening_serve;
 mod hardening_targets;
 mod hardening_write;
+mod irqtools;
 mod kernels;
 mod perf_backend;
 mod profile;

@@ -213,6 +213,30 @@ pub mod names {
     pub const REQUESTS: &str = "REQUESTS";
     /// Hash map from thread id to [`OffCpuStart`](super::sampler::OffCpuStart).
     pub const OFF_CPU_START: &str = "OFF_CPU_START";
+    /// hardirqs: irq_handler_entry (raw).
+    pub const HARDIRQ_ENTRY_PROGRAM: &str = "hardirq_entry";
+    /// hardirqs: irq_handler_exit (raw).
+    pub const HARDIRQ_EXIT_PROGRAM: &str = "hardirq_exit";
+    /// softirqs: softirq_entry (raw).
+    pub const SOFTIRQ_ENTRY_PROGRAM: &str = "softirq_entry";
+    /// softirqs: softirq_exit (raw).
+    pub const SOFTIRQ_EXIT_PROGRAM: &str = "softirq_exit";
+    /// runqlen: a perf_event program sampling each CPU's run queue.
+    pub const RUNQLEN_PROGRAM: &str = "runqlen_sample";
+    /// Global [`super::irqs::IrqConfig`].
+    pub const IRQ_CONFIG: &str = "IRQ_CONFIG";
+    /// Global [`super::runqlen::RunqlenConfig`].
+    pub const RUNQLEN_CONFIG: &str = "RUNQLEN_CONFIG";
+    /// Per-CPU hash map from [`super::irqs::IrqKey`] to
+    /// [`super::tools::HistValue`]: hardirqs and softirqs.
+    pub const IRQ_HIST: &str = "IRQ_HIST";
+    /// Per-CPU array of [`super::irqs::IrqStart`] (one entry).
+    pub const IRQ_START: &str = "IRQ_START";
+    /// Per-CPU array of `u64`: samples by run-queue length.
+    pub const RUNQLEN_HIST: &str = "RUNQLEN_HIST";
+    /// Per-CPU array of [`super::tools::ToolStats`], one slot per
+    /// aggregating tool (`AGG_*`).
+    pub const AGG_STATS: &str = "AGG_STATS";
 }
 
 /// Which tasks the programs look at.
@@ -1443,6 +1467,105 @@ pub mod tools {
     }
 }
 
+pub mod irqs {
+    //! hardirqs and softirqs: time in each interrupt handler and softirq
+    //! vector, as log2 histograms kept per CPU.
+
+    /// Bytes of an IRQ handler's name kept (bcc keeps 32).
+    pub const IRQ_NAME_LEN: usize = 32;
+
+    /// `IrqKey::kind` of a hard IRQ handler.
+    pub const KIND_HARD: u32 = 1;
+    /// `IrqKey::kind` of a softirq vector.
+    pub const KIND_SOFT: u32 = 2;
+
+    /// `AGG_STATS` slot of hardirqs.
+    pub const AGG_HARDIRQS: u32 = 0;
+    /// `AGG_STATS` slot of softirqs.
+    pub const AGG_SOFTIRQS: u32 = 1;
+    /// `AGG_STATS` slot of runqlen.
+    pub const AGG_RUNQLEN: u32 = 2;
+    /// Slots of `AGG_STATS`.
+    pub const AGG_SLOTS: u32 = 4;
+
+    /// A histogram bucket: a handler (kind, IRQ number and name) or a
+    /// softirq vector, and the log2 slot.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct IrqKey {
+        /// `KIND_HARD` or `KIND_SOFT`.
+        pub kind: u32,
+        /// The IRQ number, or the softirq vector.
+        pub number: u32,
+        /// The log2 slot (of microseconds, or of nanoseconds with
+        /// `IrqConfig::ns_slots`).
+        pub slot: u32,
+        /// Padding.
+        pub _pad: u32,
+        /// The handler's name (hard IRQs), NUL-terminated; zeros for
+        /// softirqs.
+        pub name: [u8; IRQ_NAME_LEN],
+    }
+
+    /// Where a CPU is: the hard IRQ handler and softirq it runs, since
+    /// when (0: none).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct IrqStart {
+        /// `bpf_ktime_get_ns` at irq_handler_entry.
+        pub hard_ns: u64,
+        /// `bpf_ktime_get_ns` at softirq_entry.
+        pub soft_ns: u64,
+        /// The IRQ number.
+        pub hard_irq: u32,
+        /// The softirq vector.
+        pub soft_vec: u32,
+        /// The handler's name.
+        pub hard_name: [u8; IRQ_NAME_LEN],
+    }
+
+    /// What the IRQ tools do, and the kernel offset they read (from BTF).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct IrqConfig {
+        /// `irqaction.name` (the raw irq_handler_entry passes the action).
+        pub irqaction_name: u32,
+        /// Only this CPU, or -1 for all.
+        pub cpu: i32,
+        /// Slots of log2 nanoseconds instead of microseconds.
+        pub ns_slots: u32,
+        /// Padding.
+        pub _pad: u32,
+    }
+}
+
+pub mod runqlen {
+    //! runqlen: each CPU's run-queue length, sampled.
+
+    /// Lengths counted apart; longer queues count in the last slot.
+    pub const RUNQLEN_SLOTS: u32 = 64;
+
+    /// Kernel offsets (from BTF) from the current task to its CPU's
+    /// `struct rq`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RunqlenConfig {
+        /// `task_struct.se` + `sched_entity.cfs_rq`: the task's CFS queue.
+        pub task_cfs_rq: u32,
+        /// `cfs_rq.rq` (with group scheduling), or [`NO_RQ_FIELD`].
+        pub cfs_rq_rq: u32,
+        /// `rq.cfs`: without `cfs_rq.rq`, the queue is the CPU's own, at
+        /// this offset in its `struct rq`.
+        pub rq_cfs: u32,
+        /// `rq.nr_running`: runnable tasks of every class, the running
+        /// one included.
+        pub rq_nr_running: u32,
+    }
+
+    /// `cfs_rq.rq` does not exist (no `CONFIG_FAIR_GROUP_SCHED`).
+    pub const NO_RQ_FIELD: u32 = u32::MAX;
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type below is `#[repr(C)]`, `Copy`, and made only of
@@ -1503,6 +1626,14 @@ mod pod {
     unsafe impl aya::Pod for super::tools::MountConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::tools::CapableConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::irqs::IrqKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::irqs::IrqStart {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::irqs::IrqConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::runqlen::RunqlenConfig {}
 }
 
 #[cfg(test)]
@@ -1542,6 +1673,10 @@ mod tests {
         assert_eq!(core::mem::size_of::<MountStart>(), 48);
         assert_eq!(core::mem::size_of::<MountEvent>(), 56 + 128 + 128 + 32 + 128);
         assert_eq!(core::mem::size_of::<CapableEvent>(), 48);
+        assert_eq!(core::mem::size_of::<super::irqs::IrqKey>(), 48);
+        assert_eq!(core::mem::size_of::<super::irqs::IrqStart>(), 56);
+        assert_eq!(core::mem::size_of::<super::irqs::IrqConfig>(), 16);
+        assert_eq!(core::mem::size_of::<super::runqlen::RunqlenConfig>(), 16);
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //!   ([`syscalls`]), exec and open events ([`snoop`]), TCP sessions and
 //!   retransmissions ([`tcp`]), TCP connects and accepts ([`tcpconn`]),
 //!   OOM kills ([`oomkill`]), mounts ([`mountsnoop`]) and capability checks
-//!   ([`capable`], a kprobe).
+//!   ([`capable`], a kprobe); time in hard IRQ handlers and softirqs
+//!   ([`irqs`]) and run-queue lengths ([`runqlen`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -29,11 +30,13 @@
 mod bio;
 mod capable;
 mod filter;
+mod irqs;
 mod kernel;
 mod mountsnoop;
 mod offcpu;
 mod oomkill;
 mod runqlat;
+mod runqlen;
 mod snoop;
 mod stacks;
 mod syscalls;

@@ -174,6 +174,34 @@ pub fn mnt_ns_offsets() -> Result<Option<[u32; 3]>, ProbeError> {
     })
 }
 
+/// The offsets hardirqs and runqlen read: `irqaction.name`, and the path
+/// from a task to its CPU's `struct rq` (see
+/// [`perfkit_probes_common::runqlen::RunqlenConfig`]).
+pub fn aggregate_offsets() -> Result<(u32, perfkit_probes_common::runqlen::RunqlenConfig), ProbeError> {
+    static CACHE: std::sync::OnceLock<Result<(u32, perfkit_probes_common::runqlen::RunqlenConfig), String>> =
+        std::sync::OnceLock::new();
+    from_vmlinux(&CACHE, aggregate_offsets_from)
+}
+
+fn aggregate_offsets_from(data: &[u8]) -> Result<(u32, perfkit_probes_common::runqlen::RunqlenConfig), String> {
+    use perfkit_probes_common::runqlen::{NO_RQ_FIELD, RunqlenConfig};
+    let btf = Btf::parse(data).ok_or_else(|| format!("{VMLINUX_BTF} is not BTF this perfkit reads"))?;
+    let find = |ty: &str, name: &str| -> Option<u32> {
+        btf.struct_by_name(ty).and_then(|id| btf.member_offset(id, name, 0)).map(|bits| bits / 8)
+    };
+    let field =
+        |ty: &str, name: &str| find(ty, name).ok_or_else(|| format!("the kernel's BTF has no field {ty}.{name}"));
+    let irqaction_name = field("irqaction", "name")?;
+    let runq = RunqlenConfig {
+        task_cfs_rq: field("task_struct", "se")? + field("sched_entity", "cfs_rq")?,
+        // Without group scheduling a task's queue is its CPU's own `rq.cfs`.
+        cfs_rq_rq: find("cfs_rq", "rq").unwrap_or(NO_RQ_FIELD),
+        rq_cfs: field("rq", "cfs")?,
+        rq_nr_running: field("rq", "nr_running")?,
+    };
+    Ok((irqaction_name, runq))
+}
+
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
@@ -350,6 +378,16 @@ mod tests {
         assert!(missing.is_empty(), "{missing:?}");
         assert_eq!(o.valid, 1);
         assert!(o.tcp_bytes_received > 0 && o.tcp_bytes_acked > 0 && o.task_real_parent > 0);
+    }
+
+    #[test]
+    fn this_kernels_irq_and_run_queue_offsets_are_found() {
+        let Ok(data) = std::fs::read(VMLINUX_BTF) else { return };
+        let (name, runq) = aggregate_offsets_from(&data).unwrap();
+        // `irqaction.name` comes after the handler and its data; `rq`
+        // begins with its counters, its CFS queue comes later.
+        assert!(name > 0);
+        assert!(runq.task_cfs_rq > 0 && runq.rq_nr_running < runq.rq_cfs);
     }
 
     /// A BTF blob with a `sched_process_exit` tracepoint prototype of

@@ -30,6 +30,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 /// The tests, in the order they run.
@@ -50,6 +52,8 @@ pub const TESTS: &[&str] = &[
     "oomkill",
     "mountsnoop",
     "capable",
+    "softirqs_hardirqs",
+    "runqlen",
 ];
 
 /// The workloads the suite runs: (output name, source in
@@ -213,6 +217,8 @@ fn run_test(name: &str, ctx: &Ctx) -> Result<String, Fail> {
         "oomkill" => oomkill(ctx),
         "mountsnoop" => mountsnoop(ctx),
         "capable" => capable(ctx),
+        "softirqs_hardirqs" => softirqs_hardirqs(ctx),
+        "runqlen" => runqlen(ctx),
         other => Err(Fail::new(format!("no test named {other}"))),
     }
 }
@@ -1231,6 +1237,115 @@ fn capable(ctx: &Ctx) -> Result<String, Fail> {
         Some(e) => Ok(format!("{} checks; {e}", events.len())),
         None => Err(Fail::with(format!("expected a CAP_SYS_ADMIN check, saw {}", show(&events)), &out.stderr)),
     }
+}
+
+/// A /proc table of counts summed over CPUs: `/proc/softirqs` by vector
+/// (lower case), or `/proc/interrupts` by IRQ number (numbered lines).
+fn proc_counts(path: &str) -> BTreeMap<String, u64> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let cpus = text.lines().next().map_or(0, |l| l.split_whitespace().count());
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let key = words.next()?.strip_suffix(':')?.to_ascii_lowercase();
+            if path.ends_with("interrupts") && key.parse::<u32>().is_err() {
+                return None;
+            }
+            Some((key, words.take(cpus).filter_map(|c| c.parse::<u64>().ok()).sum()))
+        })
+        .collect()
+}
+
+/// The counts of one of perfkit's irq reports by key (`vector` names, or
+/// the IRQ number of each row with one).
+fn irq_rows(report: &Value, hard: bool) -> BTreeMap<String, u64> {
+    let rows = report["rows"].as_array().cloned().unwrap_or_default();
+    rows.iter()
+        .filter_map(|r| {
+            let key = if hard {
+                let irqs = r["irqs"].as_array()?;
+                (irqs.len() == 1).then(|| irqs[0].to_string())?
+            } else {
+                r["name"].as_str()?.to_owned()
+            };
+            Some((key, r["count"].as_u64()?))
+        })
+        .collect()
+}
+
+/// 13. softirqs -C and hardirqs -C while the guest naps and writes:
+///     each vector's and IRQ's runs lie within the kernel's own counts
+///     while the tool was attached and over its whole life
+///     (/proc/softirqs, /proc/interrupts).
+fn softirqs_hardirqs(ctx: &Ctx) -> Result<String, Fail> {
+    let mut seen = Vec::new();
+    for (tool, path, hard) in [("softirqs", "/proc/softirqs", false), ("hardirqs", "/proc/interrupts", true)] {
+        let a0 = proc_counts(path);
+        let t = Tool::start(ctx, &[tool, "-C", "--json"], "Hit Ctrl-C")?;
+        let a = proc_counts(path);
+        for i in 0..20 {
+            let _ = fs::write(ctx.path(&format!("irq-{i}")), [0u8; 4096]);
+            thread::sleep(Duration::from_millis(50));
+        }
+        let b = proc_counts(path);
+        let (stdout, stderr) = t.stop()?;
+        let b1 = proc_counts(path);
+        let reports = json_lines(&stdout).map_err(|e| Fail::with(e, &stderr))?;
+        let Some(report) = reports.last() else {
+            return Err(Fail::with(format!("expected a JSON report from {tool}, saw {stdout:?}"), &stderr));
+        };
+        let ours = irq_rows(report, hard);
+        let mut total = 0;
+        for (key, after) in &b {
+            let low = after.saturating_sub(a.get(key).copied().unwrap_or(0));
+            let high = b1.get(key).copied().unwrap_or(0).saturating_sub(a0.get(key).copied().unwrap_or(0));
+            let n = ours.get(key).copied().unwrap_or(0);
+            if n < low || n > high {
+                return Err(Fail::with(
+                    format!("{tool}: expected {key} runs within the kernel's {low} to {high}, counted {n}: {report}"),
+                    &stderr,
+                ));
+            }
+            total += n;
+        }
+        if !hard && ours.get("timer").copied().unwrap_or(0) == 0 {
+            return Err(Fail::with(format!("softirqs: expected timer runs in 1 s, saw {report}"), &stderr));
+        }
+        seen.push(format!("{tool}: {total} runs within /proc's bounds"));
+    }
+    Ok(seen.join("; "))
+}
+
+/// 14. Three hogs pinned to CPU 0 and `perfkit runqlen -C`: two or more
+///     tasks wait behind the running one in nearly every sample of CPU 0.
+fn runqlen(ctx: &Ctx) -> Result<String, Fail> {
+    let burner = ctx.workload("burner");
+    let _hogs = (0..3)
+        .map(|_| Background::start(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("120")))
+        .collect::<Result<Vec<_>, _>>()?;
+    thread::sleep(Duration::from_millis(300));
+    let out = perfkit_ok(ctx.perfkit().args(["runqlen", "-C", "--json", "2", "1"]))?;
+    let reports = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
+    let cpu0 = reports
+        .first()
+        .and_then(|r| r["histograms"].as_array())
+        .and_then(|h| h.iter().find(|h| h["cpu"] == 0).cloned());
+    let Some(cpu0) = cpu0 else {
+        return Err(Fail::with(format!("expected a histogram of CPU 0, saw {:?}", out.stdout), &out.stderr));
+    };
+    let counts: Vec<u64> =
+        cpu0["buckets"].as_array().map(|b| b.iter().filter_map(|b| b["count"].as_u64()).collect()).unwrap_or_default();
+    let samples: u64 = counts.iter().sum();
+    let two_or_more: u64 = counts.iter().skip(2).sum();
+    let seen = format!("{two_or_more} of {samples} samples of CPU 0 with two or more waiting");
+    if samples < 50 || two_or_more * 100 < samples * 90 {
+        return Err(Fail::with(
+            format!("expected ~198 samples, nearly all with two waiting; saw {seen}: {cpu0}"),
+            &out.stderr,
+        ));
+    }
+    Ok(seen)
 }
 
 #[cfg(test)]

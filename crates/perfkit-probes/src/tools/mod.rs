@@ -16,6 +16,8 @@
 //! | [`OomKiller`] | oom:mark_victim | [`OomKill`]s |
 //! | [`MountSnoop`] | syscalls:sys_enter/exit_mount, sys_enter/exit_umount | [`MountCall`]s |
 //! | [`Capable`] | a kprobe on cap_capable (kernels with kprobes) | [`CapCheck`]s |
+//! | [`Irqs`] (hardirqs, softirqs) | irq_handler_entry/exit, softirq_entry/exit (raw) | [`IrqTime`]s: a [`Histogram`] per handler or vector |
+//! | [`Runqlen`] | a perf_event program on cpu-clock per CPU | a [`Histogram`] of queue lengths per CPU |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -25,8 +27,10 @@ mod capable;
 mod events;
 pub mod exposition;
 mod hist;
+mod irqs;
 mod mountsnoop;
 mod oomkill;
+mod runqlen;
 mod source;
 mod tcpconn;
 pub mod tracefs;
@@ -46,6 +50,7 @@ use aya::{
 pub use capable::{CapCheck, Capable, CapableConfig, capability_name, kprobes_available};
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, disk_name, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
+pub use irqs::{IrqKind, IrqTime, Irqs, IrqsConfig, softirq_name};
 pub use mountsnoop::{MountCall, MountSnoop, MountSnoopConfig, mount_flags_text, umount_flags_text};
 pub use oomkill::{OomKill, OomKillConfig, OomKiller};
 pub use perfkit_probes_common::tools::ToolStats;
@@ -59,6 +64,7 @@ use perfkit_probes_common::{
         ToolConfig,
     },
 };
+pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen, RunqlenConfig};
 #[cfg(feature = "tokio")]
 pub use source::EventStream;
 pub use source::{EventSource, Events};
@@ -124,6 +130,7 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::TCP_ACCEPT_PENDING,
         names::TCP_PORT_COUNTS,
         names::MOUNT_START,
+        names::IRQ_HIST,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -393,6 +400,20 @@ tool!(TcpOpens, TcpOpensConfig);
 tool!(OomKiller, OomKillConfig);
 tool!(MountSnoop, MountSnoopConfig);
 tool!(Capable, CapableConfig);
+tool!(Runqlen, RunqlenConfig);
+
+impl Tool for Irqs {
+    type Config = IrqsConfig;
+
+    fn start(config: IrqsConfig) -> Result<Self, ProbeError> {
+        Irqs::start(config)
+    }
+
+    /// Hard and soft IRQs' counters together ([`Irqs::stats`] has each).
+    fn stats(&self) -> Result<ToolStats, ProbeError> {
+        self.total_stats()
+    }
+}
 
 /// What runqlat watches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
