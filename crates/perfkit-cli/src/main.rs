@@ -87,6 +87,8 @@ enum Command {
     Opensnoop(tools::OpensnoopArgs),
     Tcplife(tools::TcplifeArgs),
     Tcpretrans(tools::TcpretransArgs),
+    Funccount(tools::FunccountArgs),
+    Funclatency(tools::FunclatencyArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -159,6 +161,8 @@ fn main() -> ExitCode {
             | Command::Opensnoop(_)
             | Command::Tcplife(_)
             | Command::Tcpretrans(_)
+            | Command::Funccount(_)
+            | Command::Funclatency(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -192,6 +196,8 @@ fn main() -> ExitCode {
         Command::Opensnoop(args) => tools::opensnoop(args),
         Command::Tcplife(args) => tools::tcplife(args),
         Command::Tcpretrans(args) => tools::tcpretrans(args),
+        Command::Funccount(args) => tools::funccount(args),
+        Command::Funclatency(args) => tools::funclatency(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

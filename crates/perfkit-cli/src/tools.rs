@@ -27,6 +27,9 @@ use serde_json::json;
 
 use crate::profile::{IdList, parse_pid_list};
 
+mod ufunc;
+pub use ufunc::{FunccountArgs, FunclatencyArgs, funccount, funclatency};
+
 /// JSON documents' schema version (docs/JSON.md).
 const SCHEMA_VERSION: u32 = 1;
 

@@ -31,3 +31,4 @@ mod session;
 mod stat;
 mod sys;
 mod tools;
+mod ufunc;

@@ -19,6 +19,8 @@
 //!   block I/O latency and events ([`bio`]), syscall counts and names
 //!   ([`syscalls`]), exec and open events ([`snoop`]), TCP sessions and
 //!   retransmissions ([`tcp`]).
+//! - funccount and funclatency on user functions, USDT probes and
+//!   tracepoints ([`ufunc`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -34,6 +36,7 @@ mod stacks;
 mod syscalls;
 mod tcp;
 mod tools;
+mod ufunc;
 mod walk;
 
 use aya_ebpf::{

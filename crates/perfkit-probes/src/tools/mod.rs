@@ -12,6 +12,8 @@
 //! | [`OpenSnoop`] | syscalls:sys_enter/exit_open(at) | [`OpenEvent`]s |
 //! | [`TcpLife`] | sock:inet_sock_set_state | [`TcpSession`]s |
 //! | [`TcpRetrans`] | tcp:tcp_retransmit_skb | [`Retransmit`]s, [`RetransCount`]s by state (segments, failed attempts apart) |
+//! | [`FuncCounter`] | uprobes, USDT probes, tracepoints ([`ProbeSpec`]) | [`FuncCount`]s |
+//! | [`FuncLatency`] | a uprobe and a uretprobe per function | a [`LatencyHistogram`] |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -20,7 +22,9 @@
 mod events;
 pub mod exposition;
 mod hist;
+pub mod probespec;
 pub mod tracefs;
+mod ufunc;
 
 use std::{collections::HashMap, fs, os::fd::AsRawFd, time::Duration};
 
@@ -41,6 +45,8 @@ use perfkit_probes_common::{
         TOOL_OPENSNOOP, TOOL_RUNQLAT, TOOL_SYSCOUNT, TOOL_TCPLIFE, TOOL_TCPRETRANS, ToolConfig,
     },
 };
+pub use probespec::{ProbeSpec, ProbeTarget, ResolvedProbe, Resolver, SpecError};
+pub use ufunc::{FuncCount, FuncCounter, FuncLatency, LatencyHistogram, LatencyUnit};
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
@@ -95,6 +101,7 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::SYS_COUNTS,
         names::SYS_START,
         names::TOOL_COMMS,
+        perfkit_probes_common::ufunc::START,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -111,6 +118,11 @@ struct Globals {
 
 impl Probe {
     fn load(tool: u32, g: Globals) -> Result<Self, ProbeError> {
+        Self::load_with(tool, g, perfkit_probes_common::ufunc::UfuncConfig { unit_div: 1 })
+    }
+
+    /// [`Probe::load`], with the user-function tools' configuration.
+    fn load_with(tool: u32, g: Globals, ufunc: perfkit_probes_common::ufunc::UfuncConfig) -> Result<Self, ProbeError> {
         if let Some(missing) = crate::privileges::missing_for_bpf() {
             return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
         }
@@ -144,6 +156,7 @@ impl Probe {
             .override_global(names::TOOL_OFFSETS, &tool_offsets, true)
             .override_global(names::BLOCK_FIELDS, &block, true)
             .override_global(names::SOCK_FIELDS, &sock, true);
+        loader.override_global(perfkit_probes_common::ufunc::CONFIG, &ufunc, true);
         shrink_unused(&mut loader, &keep);
         for ring in RINGS {
             if keep.contains(&ring) && ring != names::REQUESTS {
