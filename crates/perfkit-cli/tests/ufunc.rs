@@ -308,3 +308,30 @@ fn bad_probes_are_refused_with_the_reason() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn bcc_interval_duration_and_timestamp_flags_report_as_bcc() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc"]) {
+        return;
+    }
+    let bin = ufunc();
+    let (target, _out) = waiting_target(&bin, "10");
+    let pid = target.0.id().to_string();
+    let probe = format!("{}:work_a", bin.display());
+    // -i 1 -d 2.5: reports at 1 s, 2 s and the end, each with -T's time.
+    let started = Instant::now();
+    let out = run(perfkit().args(["funccount", "-T", "-i", "1", "-d", "2.5", "-p", &pid, &probe]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(2400) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| l.starts_with("FUNC")).count(), 3, "{text}");
+    let times = text.lines().filter(|l| l.len() == 8 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b':').count();
+    assert_eq!(times, 3, "{text}");
+    let out = run(perfkit().args(["funclatency", "--json", "-u", "-i", "1", "-d", "2.5", "-p", &pid, &probe]));
+    let reports = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(reports.len(), 3, "{}", stderr(&out));
+    assert!(reports.iter().all(|r| r["unit"] == "usecs" && r["count"] == 0), "{reports:?}");
+    assert_eq!(reports[0]["interval_seconds"], 1.0);
+}
