@@ -487,7 +487,7 @@ pub struct UsdtNote {
 /// Parses the notes of a `.note.stapsdt` section (type 3, owner
 /// `stapsdt`; each description holds the three addresses, then the
 /// provider, name and arguments, NUL-terminated). Malformed notes end the
-/// walk; at most [`MAX_NOTES`] are returned.
+/// walk; at most 100,000 are returned.
 pub fn parse_stapsdt(data: &[u8], little_endian: bool) -> Vec<UsdtNote> {
     let u32_at = |b: &[u8]| -> u32 {
         let a = [b[0], b[1], b[2], b[3]];
