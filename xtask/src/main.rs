@@ -340,6 +340,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("perf", "linux-perf"),
     ("bpftrace", "bpftrace"),
     ("strace", "strace"),
+    // <sys/sdt.h>, for the USDT workload of the funccount tests.
+    ("dtrace", "systemtap-sdt-dev"),
     ("pgbench", "postgresql-client"),
     ("pg_ctlcluster", "postgresql"),
 ];

@@ -46,6 +46,8 @@ const fn f(
 }
 
 const JQ: &str = "--json, and filter its lines (jq)";
+const GLOBS: &str = "patterns are globs (* ? [...]): 'c:read*'";
+const PRECOMPILED: &str = "the BPF programs are compiled ahead of time: there is no source to print";
 
 /// Every flag of bcc's and libbpf-tools' versions of perfkit's tools.
 pub const FLAGS: &[BccFlag] = &[
@@ -357,6 +359,44 @@ pub const FLAGS: &[BccFlag] = &[
     f("runqlen", "-H", false, "with -O, the histograms too (libbpf-tools)", Same("")),
     f("runqlen", "-f", true, "samples per second (libbpf-tools)", Same("99")),
     f("runqlen", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // funccount
+    f("funccount", "-p", true, "this PID only", Same("1")),
+    f("funccount", "-i", true, "print every INTERVAL seconds", Same("1")),
+    f("funccount", "-d", true, "trace for DURATION seconds", Same("1")),
+    f("funccount", "-T", false, "a timestamp on each interval", Same("")),
+    f("funccount", "-r", false, "patterns are regular expressions", Refused(GLOBS)),
+    f("funccount", "-D", false, "print the BPF program", Refused(PRECOMPILED)),
+    f(
+        "funccount",
+        "-c",
+        true,
+        "this CPU only",
+        Refused("no CPU filter: select processes with -p, --cgroup or a command"),
+    ),
+    // funclatency
+    f("funclatency", "-p", true, "this PID only", Same("1")),
+    f("funclatency", "-i", true, "print every INTERVAL seconds", Same("1")),
+    f("funclatency", "-d", true, "trace for DURATION seconds", Same("1")),
+    f("funclatency", "-T", false, "a timestamp on each interval", Same("")),
+    f("funclatency", "-u", false, "microseconds", Same("")),
+    f("funclatency", "-m", false, "milliseconds", Same("")),
+    f(
+        "funclatency",
+        "-F",
+        false,
+        "a histogram per function",
+        Refused("one histogram of every function matched: run one funclatency per function"),
+    ),
+    f("funclatency", "-r", false, "patterns are regular expressions", Refused(GLOBS)),
+    f(
+        "funclatency",
+        "-l",
+        true,
+        "nesting levels of recursive calls",
+        Refused("each thread's latest entry is timed: recursive calls are not nested"),
+    ),
+    f("funclatency", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
+    f("funclatency", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
 ];
 
 /// Options of perfkit's offcpu that take a value (their values are not the

@@ -96,6 +96,8 @@ enum Command {
     Hardirqs(irqtools::HardirqsArgs),
     Softirqs(irqtools::SoftirqsArgs),
     Runqlen(irqtools::RunqlenArgs),
+    Funccount(tools::FunccountArgs),
+    Funclatency(tools::FunclatencyArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -176,6 +178,8 @@ fn main() -> ExitCode {
             | Command::Hardirqs(_)
             | Command::Softirqs(_)
             | Command::Runqlen(_)
+            | Command::Funccount(_)
+            | Command::Funclatency(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -217,6 +221,8 @@ fn main() -> ExitCode {
         Command::Hardirqs(args) => irqtools::hardirqs(args),
         Command::Softirqs(args) => irqtools::softirqs(args),
         Command::Runqlen(args) => irqtools::runqlen(args),
+        Command::Funccount(args) => tools::funccount(args),
+        Command::Funclatency(args) => tools::funclatency(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

@@ -36,6 +36,9 @@ pub use events::{
     tcpconnect,
 };
 
+mod ufunc;
+pub use ufunc::{FunccountArgs, FunclatencyArgs, funccount, funclatency};
+
 /// JSON documents' schema version (docs/JSON.md). Version 2: `time`
 /// became RFC 3339, and histograms are in microseconds whatever the text
 /// unit.

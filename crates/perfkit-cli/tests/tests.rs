@@ -33,3 +33,4 @@ mod stat;
 mod sys;
 mod tools;
 mod tools_events;
+mod ufunc;

@@ -14,6 +14,7 @@
 //! - [`sampler`]: the on-CPU and off-CPU stack counters.
 //! - [`tools`]: the latency histograms and event records of the
 //!   bcc-style tools.
+//! - [`ufunc`]: the user-function tools' probes, counts and histogram.
 #![no_std]
 
 /// Length of a task's command name, as the kernel's `TASK_COMM_LEN`.
@@ -1564,6 +1565,187 @@ pub mod runqlen {
 
     /// `cfs_rq.rq` does not exist (no `CONFIG_FAIR_GROUP_SCHED`).
     pub const NO_RQ_FIELD: u32 = u32::MAX;
+}
+
+/// The user-function tools (funccount, funclatency): uprobes, uretprobes,
+/// USDT probes and tracepoints counted by probe index, and one latency
+/// histogram.
+///
+/// One program per probe index (a uprobe and a tracepoint version of
+/// each), so that a count needs no attach cookie (5.15) and no address
+/// lookup: the loader attaches program `i` to the `i`-th probe.
+pub mod ufunc {
+
+    /// Probes one run can count.
+    pub const MAX_PROBES: usize = 64;
+
+    /// The uprobe counting programs, by probe index.
+    pub const COUNT_PROGRAMS: [&str; MAX_PROBES] = [
+        "ufunc_count_0",
+        "ufunc_count_1",
+        "ufunc_count_2",
+        "ufunc_count_3",
+        "ufunc_count_4",
+        "ufunc_count_5",
+        "ufunc_count_6",
+        "ufunc_count_7",
+        "ufunc_count_8",
+        "ufunc_count_9",
+        "ufunc_count_10",
+        "ufunc_count_11",
+        "ufunc_count_12",
+        "ufunc_count_13",
+        "ufunc_count_14",
+        "ufunc_count_15",
+        "ufunc_count_16",
+        "ufunc_count_17",
+        "ufunc_count_18",
+        "ufunc_count_19",
+        "ufunc_count_20",
+        "ufunc_count_21",
+        "ufunc_count_22",
+        "ufunc_count_23",
+        "ufunc_count_24",
+        "ufunc_count_25",
+        "ufunc_count_26",
+        "ufunc_count_27",
+        "ufunc_count_28",
+        "ufunc_count_29",
+        "ufunc_count_30",
+        "ufunc_count_31",
+        "ufunc_count_32",
+        "ufunc_count_33",
+        "ufunc_count_34",
+        "ufunc_count_35",
+        "ufunc_count_36",
+        "ufunc_count_37",
+        "ufunc_count_38",
+        "ufunc_count_39",
+        "ufunc_count_40",
+        "ufunc_count_41",
+        "ufunc_count_42",
+        "ufunc_count_43",
+        "ufunc_count_44",
+        "ufunc_count_45",
+        "ufunc_count_46",
+        "ufunc_count_47",
+        "ufunc_count_48",
+        "ufunc_count_49",
+        "ufunc_count_50",
+        "ufunc_count_51",
+        "ufunc_count_52",
+        "ufunc_count_53",
+        "ufunc_count_54",
+        "ufunc_count_55",
+        "ufunc_count_56",
+        "ufunc_count_57",
+        "ufunc_count_58",
+        "ufunc_count_59",
+        "ufunc_count_60",
+        "ufunc_count_61",
+        "ufunc_count_62",
+        "ufunc_count_63",
+    ];
+
+    /// The tracepoint counting programs, by probe index.
+    pub const TP_COUNT_PROGRAMS: [&str; MAX_PROBES] = [
+        "tp_count_0",
+        "tp_count_1",
+        "tp_count_2",
+        "tp_count_3",
+        "tp_count_4",
+        "tp_count_5",
+        "tp_count_6",
+        "tp_count_7",
+        "tp_count_8",
+        "tp_count_9",
+        "tp_count_10",
+        "tp_count_11",
+        "tp_count_12",
+        "tp_count_13",
+        "tp_count_14",
+        "tp_count_15",
+        "tp_count_16",
+        "tp_count_17",
+        "tp_count_18",
+        "tp_count_19",
+        "tp_count_20",
+        "tp_count_21",
+        "tp_count_22",
+        "tp_count_23",
+        "tp_count_24",
+        "tp_count_25",
+        "tp_count_26",
+        "tp_count_27",
+        "tp_count_28",
+        "tp_count_29",
+        "tp_count_30",
+        "tp_count_31",
+        "tp_count_32",
+        "tp_count_33",
+        "tp_count_34",
+        "tp_count_35",
+        "tp_count_36",
+        "tp_count_37",
+        "tp_count_38",
+        "tp_count_39",
+        "tp_count_40",
+        "tp_count_41",
+        "tp_count_42",
+        "tp_count_43",
+        "tp_count_44",
+        "tp_count_45",
+        "tp_count_46",
+        "tp_count_47",
+        "tp_count_48",
+        "tp_count_49",
+        "tp_count_50",
+        "tp_count_51",
+        "tp_count_52",
+        "tp_count_53",
+        "tp_count_54",
+        "tp_count_55",
+        "tp_count_56",
+        "tp_count_57",
+        "tp_count_58",
+        "tp_count_59",
+        "tp_count_60",
+        "tp_count_61",
+        "tp_count_62",
+        "tp_count_63",
+    ];
+
+    /// funclatency: the uprobe that records a call's start.
+    pub const ENTRY_PROGRAM: &str = "ufunc_entry";
+    /// funclatency: the uretprobe that records its latency.
+    pub const RETURN_PROGRAM: &str = "ufunc_return";
+
+    /// Per-CPU array of `u64` counts, by probe index.
+    pub const COUNTS: &str = "UFUNC_COUNTS";
+    /// Hash map from a thread (`pid_tgid`) to the start of its call.
+    pub const START: &str = "UFUNC_START";
+    /// Per-CPU array of `u64`: [`HIST_SLOTS`](super::tools::HIST_SLOTS)
+    /// log2 slots of latency in the configured unit, then the sum in
+    /// nanoseconds.
+    pub const HIST: &str = "UFUNC_HIST";
+    /// Per-CPU array of one [`ToolStats`](super::tools::ToolStats).
+    pub const STATS: &str = "UFUNC_STATS";
+    /// Global [`UfuncConfig`].
+    pub const CONFIG: &str = "UFUNC_CONFIG";
+
+    /// What the latency programs do.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct UfuncConfig {
+        /// Latencies are divided by this (1: nanoseconds, 1000:
+        /// microseconds, 1000000: milliseconds) before their log2 slot is
+        /// taken, as bcc's funclatency does.
+        pub unit_div: u64,
+    }
+
+    #[cfg(feature = "user")]
+    // SAFETY: `#[repr(C)]`, `Copy`, one integer: every bit pattern is valid.
+    unsafe impl aya::Pod for UfuncConfig {}
 }
 
 #[cfg(feature = "user")]

@@ -22,6 +22,8 @@
 //!   OOM kills ([`oomkill`]), mounts ([`mountsnoop`]) and capability checks
 //!   ([`capable`], a kprobe); time in hard IRQ handlers and softirqs
 //!   ([`irqs`]) and run-queue lengths ([`runqlen`]).
+//! - funccount and funclatency on user functions, USDT probes and
+//!   tracepoints ([`ufunc`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -43,6 +45,7 @@ mod syscalls;
 mod tcp;
 mod tcpconn;
 mod tools;
+mod ufunc;
 mod walk;
 
 use aya_ebpf::{

@@ -123,6 +123,15 @@ pub enum ProbeError {
         /// The underlying error (in the message, so not a source).
         error: io::Error,
     },
+    /// Attaching a uprobe (a user function or USDT probe) failed.
+    #[error("attaching a uprobe to {probe} failed")]
+    AttachUprobe {
+        /// The file and the function or probe.
+        probe: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The first `io::Error` in an error's source chain, if any.

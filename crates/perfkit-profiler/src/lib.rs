@@ -162,3 +162,19 @@ impl Default for Options {
 
 /// Grace between SIGTERM and SIGKILL when ending a command.
 pub const COMMAND_GRACE: Duration = Duration::from_secs(2);
+
+/// The directories the dynamic loader searches for a library that a
+/// program without `DT_RPATH`/`DT_RUNPATH` needs, in its order:
+/// `LD_LIBRARY_PATH`, the directories of `/etc/ld.so.conf` and its
+/// includes, then the built-in defaults. (What `lib:FUNC` probes are
+/// resolved against when no process names its libraries.)
+pub fn library_dirs() -> Vec<std::path::PathBuf> {
+    let ld_library_path = std::env::var("LD_LIBRARY_PATH").ok();
+    ldpath::search_dirs(
+        std::path::Path::new("/"),
+        None,
+        None,
+        ld_library_path.as_deref(),
+        std::path::Path::new("/etc/ld.so.conf"),
+    )
+}

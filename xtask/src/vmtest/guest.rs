@@ -54,6 +54,7 @@ pub const TESTS: &[&str] = &[
     "capable",
     "softirqs_hardirqs",
     "runqlen",
+    "funccount",
 ];
 
 /// The workloads the suite runs: (output name, source in
@@ -219,6 +220,7 @@ fn run_test(name: &str, ctx: &Ctx) -> Result<String, Fail> {
         "capable" => capable(ctx),
         "softirqs_hardirqs" => softirqs_hardirqs(ctx),
         "runqlen" => runqlen(ctx),
+        "funccount" => funccount(ctx),
         other => Err(Fail::new(format!("no test named {other}"))),
     }
 }
@@ -1346,6 +1348,56 @@ fn runqlen(ctx: &Ctx) -> Result<String, Fail> {
         ));
     }
     Ok(seen)
+}
+
+/// 13. `perfkit funccount --json -p PID LIBC:syscall` of `syscalls 20000
+///     wait`: a uprobe on libc's `syscall()` (the file this runner maps, at
+///     the path `ldd` gave it in the initramfs) counts exactly the 20000
+///     calls the process makes once it is told to go.
+fn funccount(ctx: &Ctx) -> Result<String, Fail> {
+    const N: u64 = 20_000;
+    let maps = fs::read_to_string("/proc/self/maps").map_err(|e| Fail::new(format!("reading /proc/self/maps: {e}")))?;
+    let libc = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-")))
+        .ok_or_else(|| Fail::new("this runner maps no libc".to_owned()))?
+        .to_owned();
+    let probe = format!("{libc}:syscall");
+    let mut target = Command::new(ctx.workload("syscalls"))
+        .args([N.to_string().as_str(), "wait"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Fail::new(format!("starting syscalls: {e}")))?;
+    let go = target.stdin.take();
+    let target = Background(target);
+    let pid = target.pid().to_string();
+    let tool = Tool::start(ctx, &["funccount", "--json", "-p", &pid, &probe], "Tracing")?;
+    if let Some(mut go) = go {
+        go.write_all(b"x").map_err(|e| Fail::new(format!("starting the workload: {e}")))?;
+    }
+    let mut target = target;
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    while target.0.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            return Err(Fail::new("the workload did not finish".to_owned()));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (stdout, stderr) = tool.stop()?;
+    let reports = json_lines(&stdout).map_err(|e| Fail::with(e, &stderr))?;
+    let probes = reports
+        .last()
+        .and_then(|r| r["probes"].as_array())
+        .ok_or_else(|| Fail::with(format!("expected a JSON report with probes, saw stdout {stdout:?}"), &stderr))?;
+    let count = probes.iter().find(|p| p["probe"] == "syscall").and_then(|p| p["count"].as_u64());
+    match count {
+        Some(n) if n == N => Ok(format!("{probe} {n}")),
+        Some(n) => Err(Fail::with(format!("expected exactly {N} calls of {probe}, saw {n}"), &stderr)),
+        None => Err(Fail::with(format!("expected a syscall row, saw {}", show(probes)), &stderr)),
+    }
 }
 
 #[cfg(test)]

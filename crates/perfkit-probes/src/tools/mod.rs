@@ -18,6 +18,8 @@
 //! | [`Capable`] | a kprobe on cap_capable (kernels with kprobes) | [`CapCheck`]s |
 //! | [`Irqs`] (hardirqs, softirqs) | irq_handler_entry/exit, softirq_entry/exit (raw) | [`IrqTime`]s: a [`Histogram`] per handler or vector |
 //! | [`Runqlen`] | a perf_event program on cpu-clock per CPU | a [`Histogram`] of queue lengths per CPU |
+//! | [`FuncCounter`] | uprobes, USDT probes, tracepoints ([`ProbeSpec`]) | [`FuncCount`]s |
+//! | [`FuncLatency`] | a uprobe and a uretprobe per function | a [`LatencyHistogram`] |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -30,10 +32,12 @@ mod hist;
 mod irqs;
 mod mountsnoop;
 mod oomkill;
+pub mod probespec;
 mod runqlen;
 mod source;
 mod tcpconn;
 pub mod tracefs;
+mod ufunc;
 
 use std::{
     collections::HashMap,
@@ -64,11 +68,15 @@ use perfkit_probes_common::{
         ToolConfig,
     },
 };
+pub use probespec::{ProbeSpec, ProbeTarget, ResolvedProbe, Resolver, SpecError};
 pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen, RunqlenConfig};
 #[cfg(feature = "tokio")]
 pub use source::EventStream;
 pub use source::{EventSource, Events};
 pub use tcpconn::{PortCount, TcpOpen, TcpOpenKind, TcpOpens, TcpOpensConfig};
+pub use ufunc::{
+    FuncCount, FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyHistogram, LatencyUnit,
+};
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
@@ -131,6 +139,7 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::TCP_PORT_COUNTS,
         names::MOUNT_START,
         names::IRQ_HIST,
+        perfkit_probes_common::ufunc::START,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -401,6 +410,8 @@ tool!(OomKiller, OomKillConfig);
 tool!(MountSnoop, MountSnoopConfig);
 tool!(Capable, CapableConfig);
 tool!(Runqlen, RunqlenConfig);
+tool!(FuncCounter, FuncCountConfig);
+tool!(FuncLatency, FuncLatencyConfig);
 
 impl Tool for Irqs {
     type Config = IrqsConfig;

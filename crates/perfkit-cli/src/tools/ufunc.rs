@@ -1,0 +1,283 @@
+//! `funccount` and `funclatency`: bcc's tools on user functions, USDT
+//! probes and tracepoints (`perfkit_probes::tools::{FuncCounter,
+//! FuncLatency}`), with bcc's probe syntax and flags.
+
+use std::{
+    io::Write,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use perfkit_probes::tools::{
+    FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, Histogram, LatencyHistogram, LatencyUnit, ProbeSpec,
+    ResolvedProbe, Resolver, ToolStats,
+};
+use serde_json::json;
+
+use super::{End, SCHEMA_VERSION, ToolTarget, Watch, print_histogram, wait, warn_losses};
+use crate::profile::IdList;
+
+/// Reporting of the user-function tools: bcc's `-i` and `-d`.
+#[derive(Debug, Args)]
+pub struct UfuncReporting {
+    /// Print JSON: one object per interval.
+    #[arg(long)]
+    json: bool,
+
+    /// Print the clock time of each interval.
+    #[arg(short = 'T', long)]
+    timestamp: bool,
+
+    /// Seconds between reports (bcc's -i); without it, one report at the
+    /// end.
+    #[arg(short = 'i', long, value_name = "INTERVAL", value_parser = crate::clock::tool_interval)]
+    interval: Option<Duration>,
+
+    /// Trace for this long, then report and exit (bcc's -d; `10`, `500ms`,
+    /// `2m`).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::clock::positive)]
+    duration: Option<Duration>,
+}
+
+/// Runs `report` every interval until Ctrl-C, the duration or the
+/// command's exit, then once more.
+fn report_loop(
+    r: &UfuncReporting,
+    watch: &mut Watch,
+    mut report: impl FnMut() -> Result<()>,
+) -> Result<Option<perfkit_target::ExitStatus>> {
+    let deadline = r.duration.map(|d| Instant::now() + d);
+    loop {
+        let next = r.interval.map(|i| Instant::now() + i);
+        let until = match (next, deadline) {
+            (Some(n), Some(d)) => Some(n.min(d)),
+            (n, d) => n.or(d),
+        };
+        let end = wait(until, watch, || Ok(()))?;
+        report()?;
+        match end {
+            End::Interval if deadline.is_none_or(|d| Instant::now() < d) => continue,
+            End::Exited(s) => return Ok(s),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Parses and resolves the pattern: against the first process of -p
+/// (its mappings name its libraries), else the loader's directories.
+fn resolve(pattern: Option<&str>, target: &ToolTarget) -> Result<(ProbeSpec, Vec<ResolvedProbe>)> {
+    let pattern =
+        pattern.context("a probe is needed: LIB:FUNC, PATH:FUNC, t:CATEGORY:NAME or u:PATH:[PROVIDER:]NAME")?;
+    let spec = ProbeSpec::parse(pattern)?;
+    let pid = target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
+    let probes = Resolver::new(pid, perfkit_profiler::library_dirs()).resolve(&spec)?;
+    Ok((spec, probes))
+}
+
+fn header(out: &mut impl Write, r: &UfuncReporting) -> std::io::Result<()> {
+    writeln!(out)?;
+    if r.timestamp {
+        writeln!(out, "{}", crate::clock::now_hms())?;
+    }
+    Ok(())
+}
+
+fn losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
+    warn_losses(tool, stats, reported);
+}
+
+const FUNCCOUNT_EXAMPLES: &str = "\
+Examples:
+  perfkit funccount 'c:read*'                    # libc's read* functions, until Ctrl-C
+  perfkit funccount -p 1234 -i 1 'c:malloc'      # one process, every second
+  perfkit funccount /usr/bin/app:parse_request -d 10
+  perfkit funccount u:/usr/bin/app:app:request   # a USDT probe (semaphores incremented)
+  perfkit funccount 't:sched:sched_wakeup*'      # tracepoints
+  perfkit funccount --json c:getppid -- ./my-program
+
+As bcc's funccount: calls counted exactly in the kernel (uprobes, USDT
+probes from .note.stapsdt, tracepoints). LIB is a path or a library name
+(c: libc), found in the mappings of -p's process or in the loader's
+directories. Kernel functions need kprobes, which perfkit does not use.";
+
+/// Count calls of user functions, USDT probes or tracepoints, like bcc's
+/// funccount.
+#[derive(Debug, Args)]
+#[command(after_help = FUNCCOUNT_EXAMPLES)]
+pub struct FunccountArgs {
+    /// What to count: LIB:FUNC or PATH:FUNC (globs: 'c:read*'),
+    /// t:CATEGORY:NAME, u:PATH:[PROVIDER:]NAME.
+    #[arg(value_name = "PATTERN")]
+    pattern: Option<String>,
+
+    #[command(flatten)]
+    reporting: UfuncReporting,
+
+    #[command(flatten)]
+    target: ToolTarget,
+}
+
+pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
+    let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
+    let mut watch = args.target.watch()?;
+    let mut config = FuncCountConfig::default();
+    config.selection = watch.selection.clone();
+    config.probes = probes;
+    let tool = FuncCounter::start(config)?;
+    watch.release()?;
+    eprintln!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", tool.probes().len());
+    let r = &args.reporting;
+    let mut previous: Vec<u64> = vec![0; tool.probes().len()];
+    let mut reported = ToolStats::default();
+    let exited = report_loop(r, &mut watch, || {
+        let counts = tool.counts()?;
+        losses("funccount", &tool.stats()?, &mut reported);
+        let mut rows: Vec<(String, u64)> =
+            counts.iter().zip(&previous).map(|(c, p)| (c.name.clone(), c.count.saturating_sub(*p))).collect();
+        previous = counts.iter().map(|c| c.count).collect();
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        if r.json {
+            let doc = json!({
+                "schema_version": SCHEMA_VERSION,
+                "tool": "funccount",
+                "time": crate::clock::now_rfc3339(),
+                "interval_seconds": r.interval.map(|d| d.as_secs_f64()),
+                "pattern": spec.to_string(),
+                "probes": rows.iter().map(|(name, count)| json!({"probe": name, "count": count})).collect::<Vec<_>>(),
+            });
+            serde_json::to_writer(&mut out, &doc)?;
+            writeln!(out)?;
+        } else {
+            header(&mut out, r)?;
+            // bcc's order: by count, the largest last; probes never hit are
+            // left out.
+            rows.retain(|(_, c)| *c > 0);
+            rows.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT")?;
+            for (name, count) in &rows {
+                writeln!(out, "{:<36} {count:>8}", perfkit_profile::printable(name))?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    eprintln!("Detaching...");
+    Ok(watch.finish(exited))
+}
+
+const FUNCLATENCY_EXAMPLES: &str = "\
+Examples:
+  perfkit funclatency c:read                     # libc's read, nanoseconds, until Ctrl-C
+  perfkit funclatency -u -p 1234 -i 1 c:read     # microseconds, every second
+  perfkit funclatency -m /usr/bin/app:handle -d 30
+  perfkit funclatency --json -u /usr/bin/app:handle -- ./app
+
+As bcc's funclatency: a uprobe records each thread's entry, a uretprobe
+the time to the return, in a log2 histogram (one for every function the
+pattern matches). A function that never returns (longjmp, a thread that
+exits in it) is not counted.";
+
+/// Time calls of user functions as a histogram, like bcc's funclatency.
+#[derive(Debug, Args)]
+#[command(after_help = FUNCLATENCY_EXAMPLES)]
+pub struct FunclatencyArgs {
+    /// What to time: LIB:FUNC or PATH:FUNC (globs: all matches in one
+    /// histogram).
+    #[arg(value_name = "PATTERN")]
+    pattern: Option<String>,
+
+    /// Microseconds.
+    #[arg(short = 'u', long, group = "unit")]
+    microseconds: bool,
+
+    /// Milliseconds.
+    #[arg(short = 'm', long, group = "unit")]
+    milliseconds: bool,
+
+    /// Nanoseconds (the default).
+    #[arg(short = 'n', long, group = "unit")]
+    nanoseconds: bool,
+
+    #[command(flatten)]
+    reporting: UfuncReporting,
+
+    #[command(flatten)]
+    target: ToolTarget,
+}
+
+pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
+    // JSON is in microseconds whatever -n/-u/-m say (they shape the text
+    // tables), so that no key changes with a flag.
+    let unit = if args.microseconds || args.reporting.json {
+        LatencyUnit::Microseconds
+    } else if args.milliseconds {
+        LatencyUnit::Milliseconds
+    } else {
+        LatencyUnit::Nanoseconds
+    };
+    let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
+    let mut watch = args.target.watch()?;
+    let mut config = FuncLatencyConfig::default();
+    config.selection = watch.selection.clone();
+    config.probes = probes.clone();
+    config.unit = unit;
+    let tool = FuncLatency::start(config)?;
+    watch.release()?;
+    eprintln!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", probes.len());
+    let r = &args.reporting;
+    let mut previous: Option<LatencyHistogram> = None;
+    let mut reported = ToolStats::default();
+    let exited = report_loop(r, &mut watch, || {
+        let now = tool.histogram()?;
+        losses("funclatency", &tool.stats()?, &mut reported);
+        let h = previous.as_ref().map_or_else(|| now.clone(), |p| now.since(p));
+        previous = Some(now);
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let name = unit.name();
+        let count = h.count();
+        if r.json {
+            let last = h.counts.iter().rposition(|&c| c > 0).map_or(0, |l| l + 1);
+            let buckets: Vec<serde_json::Value> = h
+                .counts
+                .iter()
+                .enumerate()
+                .take(last)
+                .map(|(i, &c)| {
+                    let (low, high) = Histogram::bounds_us(i);
+                    json!({ "low_usecs": low, "high_usecs": high, "count": c })
+                })
+                .collect();
+            let doc = json!({
+                "schema_version": SCHEMA_VERSION,
+                "tool": "funclatency",
+                "time": crate::clock::now_rfc3339(),
+                "interval_seconds": r.interval.map(|d| d.as_secs_f64()),
+                "pattern": spec.to_string(),
+                "functions": probes.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                "count": count,
+                "sum_nsecs": h.sum_ns,
+                "buckets": buckets,
+            });
+            serde_json::to_writer(&mut out, &doc)?;
+            writeln!(out)?;
+        } else {
+            header(&mut out, r)?;
+            let mut shown = Histogram::new(0, 0);
+            shown.counts = h.counts;
+            shown.sum_ns = h.sum_ns;
+            print_histogram(&mut out, name, &shown, 1)?;
+            let total = h.sum_ns / unit.divisor();
+            if let Some(avg) = total.checked_div(count) {
+                writeln!(out, "\navg = {avg} {name}, total: {total} {name}, count: {count}")?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    eprintln!("Detaching...");
+    Ok(watch.finish(exited))
+}
