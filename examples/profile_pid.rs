@@ -1,6 +1,6 @@
 //! Profiles a process for 5 seconds and prints its folded stacks: the
 //! smallest in-house profiler. Backend choice and fallback, unwinding,
-//! symbolization and loss accounting all come with `Profiler`.
+//! symbolization and loss accounting all come with `Session`.
 //!
 //! ```sh
 //! cargo run -p perfkit-examples --bin profile-pid -- 1234 > app.folded
@@ -8,7 +8,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use perfkit_profiler::{Options, Profiler, Target};
+use perfkit_profiler::{Options, Session, Target};
 
 fn main() -> ExitCode {
     let Some(pid) = std::env::args().nth(1).and_then(|a| a.parse::<u32>().ok()) else {
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 }
 
 fn run(pid: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut session = Profiler::start(Target::pids(&[pid])?, &Options::default())?;
+    let mut session = Session::start(Target::pids(&[pid])?, &Options::default())?;
     // Five seconds, or less when the process exits first.
     session.wait(Some(Duration::from_secs(5)));
     let finished = session.finish()?;

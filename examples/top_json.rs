@@ -9,7 +9,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use perfkit_profiler::{FunctionCount, Options, Profiler, Target};
+use perfkit_profiler::{FunctionCount, Options, Session, Target};
 
 /// One output line.
 #[derive(serde::Serialize)]
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 }
 
 fn run(pid: u32, seconds: u64, n: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let mut session = Profiler::start(Target::pids(&[pid])?, &Options::default())?;
+    let mut session = Session::start(Target::pids(&[pid])?, &Options::default())?;
     session.wait(Some(Duration::from_secs(seconds)));
     let finished = session.finish()?;
     for note in &finished.notes {

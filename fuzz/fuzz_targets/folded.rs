@@ -3,9 +3,9 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         for line in text.lines() {
-            let _ = perfkit_profile::parse_folded_line(line);
-            let _ = perfkit_profile::disambiguate(line);
+            let _ = perfkit_model::parse_folded_line(line);
+            let _ = perfkit_model::disambiguate(line);
         }
     }
-    let _ = perfkit_profile::parse_folded(data);
+    let _ = perfkit_model::parse_folded(data);
 });

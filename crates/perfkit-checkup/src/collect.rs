@@ -15,7 +15,7 @@ use perfkit_probes::{
     tools::{Runqlat, RunqlatConfig, RunqlatPer},
 };
 use perfkit_procstat::{CollectError, CollectOptions, Collector, ProcessSelection};
-use perfkit_profiler::{Profiler, Target};
+use perfkit_profiler::{Session, Target};
 use perfkit_safeio::{Budget, BudgetError};
 
 use crate::{
@@ -225,7 +225,7 @@ impl Observer {
             };
             let mut o = perfkit_profiler::Options::default();
             o.frequency_hz = Some(hz);
-            Profiler::start(target, &o).map_err(|e| notes.push(format!("on-CPU profile not taken: {e}"))).ok()
+            Session::start(target, &o).map_err(|e| notes.push(format!("on-CPU profile not taken: {e}"))).ok()
         });
         // The kernel log: everything before the window now, what is new
         // with each snapshot.
@@ -256,7 +256,7 @@ impl Observer {
                     .map_err(|e| notes.push(format!("off-CPU stacks not taken: {e}")))
                     .ok()?
             };
-            Profiler::start(target, &crate::stacks::off_cpu_options(min))
+            Session::start(target, &crate::stacks::off_cpu_options(min))
                 .map_err(|e| notes.push(format!("off-CPU stacks not taken: {e}")))
                 .ok()
                 .map(|session| (session, min))

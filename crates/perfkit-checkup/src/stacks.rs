@@ -2,7 +2,7 @@
 //! (the report's flame graph, `--compare`'s differential one) and the
 //! off-CPU stacks of each process (where the culprits blocked).
 
-use perfkit_profile::Profile;
+use perfkit_model::Profile;
 use serde::{Deserialize, Serialize};
 
 use crate::observe::Observations;
@@ -122,7 +122,7 @@ impl Observations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perfkit_profile::{Frame, Stack};
+    use perfkit_model::{Frame, Stack};
 
     #[test]
     fn off_cpu_stacks_split_by_process() {

@@ -6,10 +6,10 @@ use std::{collections::BTreeMap, io::Write, process::ExitCode};
 
 use anyhow::Result;
 use clap::Args;
+use perfkit_model::printable;
 use perfkit_probes::tools::{
     DEFAULT_RUNQLEN_HZ, Histogram, IrqKind, IrqTime, Irqs, IrqsConfig, Runqlen, RunqlenConfig, ToolStats,
 };
-use perfkit_profile::printable;
 use serde_json::json;
 
 use crate::tools::{Reporting, SCHEMA_VERSION, Watch, histogram_loop, print_histogram, round3, warn_losses};

@@ -108,7 +108,7 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff) of perfkit or of one of its commands.
-    #[command(after_help = "Examples:\n  perfkit man | man -l -\n  perfkit man profile > perfkit-profile.1")]
+    #[command(after_help = "Examples:\n  perfkit man | man -l -\n  perfkit man profile > perfkit-model.1")]
     Man {
         /// A command (`profile`, `sys`...); default: perfkit itself.
         command: Option<String>,
@@ -244,7 +244,7 @@ fn main() -> ExitCode {
         // ends coreutils: quietly, by SIGPIPE.
         Err(err) if output::is_broken_pipe(&err) => output::exit_on_broken_pipe(),
         Err(err) => {
-            eprintln!("perfkit: error: {}", perfkit_profile::printable(&format!("{err:#}")));
+            eprintln!("perfkit: error: {}", perfkit_model::printable(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

@@ -14,10 +14,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
-use perfkit_profile::{CountUnit, Profile, printable};
+use perfkit_model::{CountUnit, Profile, printable};
 use perfkit_profiler::{
-    BackendChoice, EndReason, Finished, Grouping, Note, OffCpu, Options, Profiler, Remedy, SampleEvent, Session,
-    Target, UnwindChoice,
+    BackendChoice, EndReason, Finished, Grouping, Note, OffCpu, Options, Remedy, SampleEvent, Session, Target,
+    UnwindChoice,
 };
 use perfkit_target::TargetError;
 
@@ -101,7 +101,7 @@ pub struct ProfileArgs {
 
     /// Bytes of user stack copied per sample by the perf backend's DWARF
     /// mode (raise it for deep stacks; the summary says when it was short).
-    #[arg(long, value_name = "BYTES", default_value_t = perfkit_perf::DEFAULT_STACK_BYTES, value_parser = clap::value_parser!(u32).range(8..=65528))]
+    #[arg(long, value_name = "BYTES", default_value_t = perfkit_perf_event::DEFAULT_STACK_BYTES, value_parser = clap::value_parser!(u32).range(8..=65528))]
     stack_size: u32,
 
     #[command(flatten)]
@@ -503,7 +503,7 @@ fn run_kind(
     let folded_out = args.folded.as_deref().map(Output::create).transpose()?;
 
     let target = target.target(command, to_stdout)?;
-    let mut session = match Profiler::start(target, options) {
+    let mut session = match Session::start(target, options) {
         Ok(s) => s,
         Err(perfkit_profiler::ProfileError::Target(TargetError::Exec { program, source })) => {
             // As a shell: 127 for a command not found, 126 for one that

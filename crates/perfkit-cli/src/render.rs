@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use perfkit_flamegraph::{DiffOptions, Palette, SvgOptions};
 use perfkit_formats::{OutputFormat, ReadOptions, Roots};
-use perfkit_profile::Profile;
+use perfkit_model::Profile;
 
 use crate::output::Output;
 
@@ -302,7 +302,7 @@ pub fn diff(args: DiffArgs) -> Result<()> {
             .context("rendering the differential flame graph")
     })?;
 
-    let deltas = perfkit_profile::diff_functions(&before, &after);
+    let deltas = perfkit_model::diff_functions(&before, &after);
     // With the graph on standard output, the summary goes to standard
     // error: one stream, one document.
     let mut o: Box<dyn Write> = if args.output == Path::new("-") {
@@ -344,7 +344,7 @@ pub fn diff(args: DiffArgs) -> Result<()> {
                 100.0 * d.self_after,
                 100.0 * d.total_after,
                 100.0 * d.total_change(),
-                perfkit_profile::printable(&d.name)
+                perfkit_model::printable(&d.name)
             )?;
         }
     }

@@ -721,7 +721,7 @@ async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuer
         Some(std::time::Instant::now() + Duration::from_secs_f64(seconds));
     let mut options = perfkit_profiler::Options::default();
     options.frequency_hz = Some(hz);
-    let session = match tokio::task::spawn_blocking(move || perfkit_profiler::Profiler::start(target, &options)).await {
+    let session = match tokio::task::spawn_blocking(move || perfkit_profiler::Session::start(target, &options)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot profile: {e}\n")).into_response(),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot profile: {e}\n")).into_response(),

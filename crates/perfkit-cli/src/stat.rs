@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Result, bail};
 use clap::Args;
-use perfkit_perf::stat::{EventCount, StatEvent, StatSession, StatTarget, derived, mean_and_rel_stddev};
+use perfkit_perf_event::stat::{EventCount, StatEvent, StatSession, StatTarget, derived, mean_and_rel_stddev};
 use perfkit_profiler::EndReason;
 use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo, TargetError};
 use serde_json::json;
@@ -152,7 +152,7 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
             format!("process id '{}'", ids.join(","))
         } else {
             let line = args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-            format!("'{}'", perfkit_profile::printable(&line))
+            format!("'{}'", perfkit_model::printable(&line))
         };
         if args.json {
             print_json(last, args.pid.as_ref().map(|p| p.0.as_slice()).unwrap_or_default(), args.all_cpus)?;
@@ -194,7 +194,7 @@ fn count_once(args: &StatArgs, events: &[StatEvent], style: Style) -> Result<Res
                 let code = if source.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
                 eprintln!(
                     "perfkit: error: cannot run {}: {source}",
-                    perfkit_profile::printable(&program.to_string_lossy())
+                    perfkit_model::printable(&program.to_string_lossy())
                 );
                 return Ok(Err(ExitCode::from(code)));
             }
@@ -462,7 +462,7 @@ fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {
         "system_wide": system_wide,
         // The process's own command line: control characters as `\xNN`,
         // as in every format perfkit writes.
-        "command": run.info.as_ref().map(|i| perfkit_profile::escape_control(&i.display_command()).into_owned()),
+        "command": run.info.as_ref().map(|i| perfkit_model::escape_control(&i.display_command()).into_owned()),
         "elapsed_seconds": (run.elapsed.as_secs_f64() * 1e9).round() / 1e9,
         "exit": exit,
         "events": events,

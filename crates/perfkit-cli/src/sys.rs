@@ -460,7 +460,7 @@ impl Table {
         // drive the terminal.
         let rows: Vec<Vec<String>> = rows
             .into_iter()
-            .map(|r| r.into_iter().map(|c| perfkit_profile::printable(&c).into_owned()).collect())
+            .map(|r| r.into_iter().map(|c| perfkit_model::printable(&c).into_owned()).collect())
             .collect();
         let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
         for row in &rows {
@@ -620,7 +620,7 @@ fn record(args: RecordArgs) -> Result<()> {
         bail!(
             "sys record takes INTERVAL and COUNT as the other views do, not -i/-c: \
              perfkit sys record {} {}-o FILE (COUNT intervals: COUNT+1 samples)",
-            perfkit_profile::printable(interval),
+            perfkit_model::printable(interval),
             if count.is_empty() { String::new() } else { format!("{} ", count.trim()) }
         );
     }

@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::Result;
 use clap::Args;
+use perfkit_model::printable;
 use perfkit_probes::{
     Selection,
     tools::{
@@ -23,7 +24,6 @@ use perfkit_probes::{
         ToolStats, disk_name,
     },
 };
-use perfkit_profile::printable;
 use perfkit_profiler::Target;
 use perfkit_target::HeldCommand;
 use serde_json::json;
@@ -270,7 +270,7 @@ pub(crate) fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStat
 /// A process's name for labels, from /proc (empty once it is gone).
 fn comm_of(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/comm"))
-        .map(|b| perfkit_profile::escape_bytes(b.strip_suffix(b"\n").unwrap_or(&b)))
+        .map(|b| perfkit_model::escape_bytes(b.strip_suffix(b"\n").unwrap_or(&b)))
         .unwrap_or_default()
 }
 

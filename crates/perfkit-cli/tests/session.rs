@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use perfkit_profiler::{EndReason, Options, Profiler, Target};
+use perfkit_profiler::{EndReason, Options, Session, Target};
 
 use crate::util::*;
 
@@ -55,7 +55,7 @@ fn session_wait_samples_a_thread_for_the_duration() {
         let mut child = Command::new(threads()).arg("6").stdout(Stdio::null()).spawn().unwrap();
         let tid = thread_named(child.id(), "early");
         assert_ne!(tid, child.id());
-        let mut session = Profiler::start(Target::threads(&[tid]).unwrap(), &options(backend)).unwrap();
+        let mut session = Session::start(Target::threads(&[tid]).unwrap(), &options(backend)).unwrap();
         let started = Instant::now();
         let cpu_before = cpu_ns(child.id(), tid);
         let end = session.wait(Some(Duration::from_secs(2)));
@@ -85,7 +85,7 @@ fn session_wait_samples_a_thread_for_the_duration() {
 fn session_wait_sees_zombies_and_threads_exit() {
     let Some(_serial) = privileged() else { return };
     let mut child = Command::new("sleep").arg("0.3").spawn().unwrap();
-    let mut session = Profiler::start(Target::pids(&[child.id()]).unwrap(), &options("ebpf")).unwrap();
+    let mut session = Session::start(Target::pids(&[child.id()]).unwrap(), &options("ebpf")).unwrap();
     let started = Instant::now();
     let end = session.wait(Some(Duration::from_secs(10)));
     let waited = started.elapsed();
@@ -100,7 +100,7 @@ fn session_wait_sees_zombies_and_threads_exit() {
     // its process ends the wait well before the 10 s.
     let mut child = Command::new(threads()).arg("3").stdout(Stdio::null()).spawn().unwrap();
     let tid = thread_named(child.id(), "early");
-    let mut session = Profiler::start(Target::threads(&[tid]).unwrap(), &options("ebpf")).unwrap();
+    let mut session = Session::start(Target::threads(&[tid]).unwrap(), &options("ebpf")).unwrap();
     let started = Instant::now();
     let end = session.wait(Some(Duration::from_secs(10)));
     let waited = started.elapsed();
@@ -115,7 +115,7 @@ fn session_wait_sees_zombies_and_threads_exit() {
 fn session_wait_is_interruptible() {
     let Some(_serial) = privileged() else { return };
     let mut child = Command::new("sleep").arg("20").spawn().unwrap();
-    let mut session = Profiler::start(Target::pids(&[child.id()]).unwrap(), &options("ebpf")).unwrap();
+    let mut session = Session::start(Target::pids(&[child.id()]).unwrap(), &options("ebpf")).unwrap();
     static STOP: AtomicBool = AtomicBool::new(false);
     let setter = thread::spawn(|| {
         thread::sleep(Duration::from_millis(500));

@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use perfkit_flamegraph::{SvgOptions, render_svg};
-//! use perfkit_profile::{Frame, Profile, Stack};
+//! use perfkit_model::{Frame, Profile, Stack};
 //! let mut profile = Profile::default();
 //! profile.push(Stack::new("app", vec![Frame::user("main"), Frame::kernel("schedule")], 3));
 //! let mut svg = Vec::new();
@@ -19,7 +19,7 @@ use inferno::{
     differential,
     flamegraph::{self, Direction, Options},
 };
-use perfkit_profile::{FrameKind, Profile, escape_control};
+use perfkit_model::{FrameKind, Profile, escape_control};
 
 /// Why a flame graph could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -225,7 +225,7 @@ fn escape_control_lines(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perfkit_profile::{Frame, Stack};
+    use perfkit_model::{Frame, Stack};
 
     #[test]
     fn empty_profile_is_an_error() {

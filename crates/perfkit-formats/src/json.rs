@@ -41,7 +41,7 @@
 
 use std::{borrow::Cow, cell::RefCell, collections::HashMap, io::Write, marker::PhantomData, time::Duration};
 
-use perfkit_profile::{CountUnit, Frame, FrameKind, Location, Profile, ProfileMeta, Stack, escape_control};
+use perfkit_model::{CountUnit, Frame, FrameKind, Location, Profile, ProfileMeta, Stack, escape_control};
 use perfkit_safeio::{BudgetError, Charge};
 use serde::{Deserialize, Serialize, de};
 
@@ -317,11 +317,9 @@ pub fn read_with(data: &[u8], budget: &crate::Budget) -> Result<Profile, FormatE
                 Kind::Interpreted => FrameKind::Interpreted,
             };
             let origin = match (f.module, f.file_offset) {
-                (Some(path), Some(file_offset)) => Some(perfkit_profile::Origin {
-                    path: path.into(),
-                    build_id: f.build_id.map(Into::into),
-                    file_offset,
-                }),
+                (Some(path), Some(file_offset)) => {
+                    Some(perfkit_model::Origin { path: path.into(), build_id: f.build_id.map(Into::into), file_offset })
+                }
                 _ => None,
             };
             Frame::new(f.name, kind)

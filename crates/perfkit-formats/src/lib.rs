@@ -33,7 +33,7 @@ pub mod pprof;
 use std::{borrow::Cow, fmt, io::Write, str::FromStr};
 
 use inferno::collapse::{Collapse, dtrace, ghcprof, perf, sample, vsprof, vtune, xctrace};
-use perfkit_profile::{Profile, Stack};
+use perfkit_model::{Profile, Stack};
 pub use perfkit_safeio::{Budget, BudgetError};
 
 /// Why an input could not be read or an output written.
@@ -51,7 +51,7 @@ pub enum FormatError {
     Unrecognised,
     /// Folded stacks with a malformed line.
     #[error("malformed folded stacks: {0}")]
-    Folded(#[from] perfkit_profile::FoldedError),
+    Folded(#[from] perfkit_model::FoldedError),
     /// The input looked like this format but did not parse.
     #[error("malformed {format} input: {reason}")]
     Malformed {
@@ -243,7 +243,7 @@ pub const DETECT_PREFIX: usize = 64 << 10;
 /// Roughly the memory `profile` holds: what a caller that keeps a profile
 /// read from untrusted input charges to its budget.
 pub fn profile_bytes(profile: &Profile) -> u64 {
-    let frame = std::mem::size_of::<perfkit_profile::Frame>() as u64;
+    let frame = std::mem::size_of::<perfkit_model::Frame>() as u64;
     profile
         .stacks
         .iter()
@@ -270,7 +270,7 @@ pub(crate) const STACK_COST: u64 = std::mem::size_of::<Stack>() as u64 + 16;
 /// What one frame costs when its name is its own: the `Frame`, the name's
 /// allocation and its header.
 pub(crate) fn frame_cost(name_len: usize) -> u64 {
-    std::mem::size_of::<perfkit_profile::Frame>() as u64 + 16 + name_len as u64
+    std::mem::size_of::<perfkit_model::Frame>() as u64 + 16 + name_len as u64
 }
 
 /// Guesses the format of `data` from its content, without parsing it all.
@@ -351,7 +351,7 @@ fn prefix_of(text: &str, max: usize) -> &str {
 }
 
 fn looks_folded(line: &str) -> bool {
-    !line.starts_with(char::is_whitespace) && perfkit_profile::parse_folded_line(line).is_ok()
+    !line.starts_with(char::is_whitespace) && perfkit_model::parse_folded_line(line).is_ok()
 }
 
 /// Most of the first 4 KiB are printable ASCII or whitespace, with line
@@ -396,7 +396,7 @@ pub fn read_profile(data: &[u8], options: &ReadOptions) -> Result<(Format, Profi
             let mut charge = options.budget.start("the profile's stacks");
             let mut profile = Profile::default();
             for line in folded.lines() {
-                if let Ok(Some((stack, count))) = perfkit_profile::parse_folded_line(line) {
+                if let Ok(Some((stack, count))) = perfkit_model::parse_folded_line(line) {
                     let frames = stack.split(';').map(|f| frame_cost(f.len())).fold(STACK_COST, u64::saturating_add);
                     charge.grow(frames)?;
                     profile.push(Stack::from_folded(stack, count));
@@ -448,7 +448,7 @@ fn check_folded<'t>(text: &'t str, budget: &Budget) -> Result<Cow<'t, str>, Form
                 what: format!("is longer than {} MiB", MAX_FOLDED_LINE >> 20),
             });
         }
-        match perfkit_profile::parse_folded_line(line) {
+        match perfkit_model::parse_folded_line(line) {
             Ok(Some((stack, count))) => {
                 // The frames, counted without splitting (memchr speed).
                 if stack.bytes().filter(|&b| b == b';').count() >= MAX_STACK_DEPTH {
@@ -457,15 +457,15 @@ fn check_folded<'t>(text: &'t str, budget: &Budget) -> Result<Cow<'t, str>, Form
                         what: format!("has more than {MAX_STACK_DEPTH} frames"),
                     });
                 }
-                changed |= matches!(perfkit_profile::disambiguate(stack), Cow::Owned(_))
-                    || matches!(perfkit_profile::escape_control(stack), Cow::Owned(_));
+                changed |= matches!(perfkit_model::disambiguate(stack), Cow::Owned(_))
+                    || matches!(perfkit_model::escape_control(stack), Cow::Owned(_));
                 total = total.saturating_add(count);
             }
             Ok(None) => {}
             Err(()) => {
-                return Err(perfkit_profile::FoldedError::Malformed {
+                return Err(perfkit_model::FoldedError::Malformed {
                     line: i + 1,
-                    text: perfkit_profile::escape_control(line.trim_end()).chars().take(80).collect(),
+                    text: perfkit_model::escape_control(line.trim_end()).chars().take(80).collect(),
                 }
                 .into());
             }
@@ -483,8 +483,8 @@ fn check_folded<'t>(text: &'t str, budget: &Budget) -> Result<Cow<'t, str>, Form
     let _copy = budget.charge(text.len() as u64 + 64, "the folded stacks")?;
     let mut out = String::with_capacity(text.len() + 64);
     for line in text.lines() {
-        if let Ok(Some((stack, count))) = perfkit_profile::parse_folded_line(line) {
-            out.push_str(&perfkit_profile::escape_control(&perfkit_profile::disambiguate(stack)));
+        if let Ok(Some((stack, count))) = perfkit_model::parse_folded_line(line) {
+            out.push_str(&perfkit_model::escape_control(&perfkit_model::disambiguate(stack)));
             out.push(' ');
             out.push_str(&count.to_string());
             out.push('\n');
@@ -538,12 +538,12 @@ fn collapse(data: &[u8], format: Format, options: &ReadOptions) -> Result<String
     let text = String::from_utf8(out).map_err(|_| FormatError::NotText { line: 1 })?;
     // The collapsers copy names as they are: control characters made
     // visible, as for folded input.
-    if text.lines().all(|l| matches!(perfkit_profile::escape_control(l), Cow::Borrowed(_))) {
+    if text.lines().all(|l| matches!(perfkit_model::escape_control(l), Cow::Borrowed(_))) {
         return Ok(text);
     }
     let mut escaped = String::with_capacity(text.len() + 64);
     for line in text.lines() {
-        escaped.push_str(&perfkit_profile::escape_control(line));
+        escaped.push_str(&perfkit_model::escape_control(line));
         escaped.push('\n');
     }
     Ok(escaped)

@@ -28,7 +28,7 @@ use std::{
 };
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
-use perfkit_profile::{Frame, FrameKind, Location as SourceLocation, Profile, Stack};
+use perfkit_model::{Frame, FrameKind, Location as SourceLocation, Profile, Stack};
 use prost::Message;
 
 use crate::{Format, FormatError};
@@ -184,7 +184,7 @@ impl Strings {
     /// The index of `s`, with its control characters written as `\xNN`
     /// (as in every format perfkit writes).
     fn get(&mut self, s: &str) -> i64 {
-        let s = &*perfkit_profile::escape_control(s);
+        let s = &*perfkit_model::escape_control(s);
         if let Some(&i) = self.index.get(s) {
             return i;
         }
@@ -256,7 +256,7 @@ impl Builder {
         id
     }
 
-    fn mapping(&mut self, o: &perfkit_profile::Origin) -> u64 {
+    fn mapping(&mut self, o: &perfkit_model::Origin) -> u64 {
         let key = (o.path.clone(), o.build_id.clone());
         if let Some(&id) = self.mapping_ids.get(&key) {
             return id;
@@ -714,7 +714,7 @@ mod tests {
 
     #[test]
     fn unresolved_frames_carry_a_mapping_and_their_file_offset() {
-        use perfkit_profile::{Origin, Stack};
+        use perfkit_model::{Origin, Stack};
         let origin =
             |off| Origin { path: "/usr/lib/liblzma.so.5".into(), build_id: Some("abcd".into()), file_offset: off };
         let mut p = Profile::default();

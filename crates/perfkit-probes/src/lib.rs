@@ -43,9 +43,9 @@ mod warm;
 pub use aya::{maps::MapError, programs::ProgramError};
 pub use compat::{KernelFeatures, Programs};
 pub use error::ProbeError;
+pub use perfkit_model::raw::{RawSample, RawStack};
 pub use perfkit_probes_common::sampler::{DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, MAX_FRAMES, SampleStats};
 pub use perfkit_probes_common::unwind::MAX_MAPPINGS;
-pub use perfkit_profile::raw::{RawSample, RawStack};
 pub use perfkit_target::Modules;
 pub use sampler::{
     DEFAULT_TABLE_ROWS, MAX_DEFAULT_TABLE_ROWS, OffCpu, RawProfile, Selection, StackSampler, StackSamplerConfig,
@@ -55,8 +55,8 @@ pub use tables::{MAX_MAPS_READ, TableStats};
 
 #[cfg(test)]
 mod frame_encoding_tests {
+    use perfkit_model::raw::RawFrame;
     use perfkit_probes_common::unwind::{FRAME_IN_FILE, FRAME_OFFSET_BITS, MAX_FILE_ID, decode_frame, encode_frame};
-    use perfkit_profile::raw::RawFrame;
 
     /// The eBPF programs and the model encode frames the same way.
     #[test]

@@ -18,6 +18,10 @@ use aya::{
         raw_trace_point::RawTracePointLinkId,
     },
 };
+use perfkit_model::{
+    Truncation,
+    raw::{RawSample, RawStack, SampleKind, StackEnd},
+};
 use perfkit_probes_common::{
     COMM_LEN,
     filter::{FilterConfig, MODE_ALL, MODE_CGROUP, MODE_PROCESSES, MODE_THREADS},
@@ -27,10 +31,6 @@ use perfkit_probes_common::{
         END_ROOT, END_UNSUPPORTED, KIND_OFF_CPU, SampleKey, SampleStats, SamplerConfig, StackTrace, UNWIND_FP,
         UNWIND_TABLES,
     },
-};
-use perfkit_profile::{
-    Truncation,
-    raw::{RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_target::Modules;
 
@@ -582,7 +582,7 @@ pub(crate) fn filter_config(selection: &Selection) -> FilterConfig {
 
 fn comm_to_string(comm: &[u8; COMM_LEN]) -> String {
     let len = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    perfkit_profile::escape_bytes(&comm[..len])
+    perfkit_model::escape_bytes(&comm[..len])
 }
 
 /// How a walk that ended with the kernel side's `END_*` code ended. A walk

@@ -86,7 +86,7 @@ pub fn processes(rows: &[ProcRow]) -> Value {
                 "uid": r.uid,
                 "pid": r.pid,
                 // The process's own name: control characters as `\xNN`.
-                "comm": perfkit_profile::escape_control(&r.command),
+                "comm": perfkit_model::escape_control(&r.command),
                 "usr_percent": r2(r.usr),
                 "system_percent": r2(r.system),
                 "guest_percent": r2(r.guest),

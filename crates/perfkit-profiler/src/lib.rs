@@ -1,14 +1,14 @@
 //! One entry point for profiling, for the `perfkit` command and for
 //! in-house tools alike.
 //!
-//! [`Profiler::start`] takes a [`Target`] (processes and their children,
+//! [`Session::start`] takes a [`Target`] (processes and their children,
 //! threads, a cgroup, the whole machine, or a command) and [`Options`], and
 //! chooses a backend and a stack walker:
 //!
 //! - **eBPF** (`perfkit-probes`) where it loads: stacks are walked in the
 //!   kernel with unwind tables compiled from each binary's DWARF CFI (frame
 //!   pointers where a binary has none) and counted per unique stack there.
-//! - **perf_event** (`perfkit-perf`) otherwise (no BPF, CAP_PERFMON without
+//! - **perf_event** (`perfkit-perf-event`) otherwise (no BPF, CAP_PERFMON without
 //!   CAP_BPF, an unprivileged user, hardware events): frame pointers, or a
 //!   copy of each sample's user stack unwound with DWARF in user space.
 //!
@@ -18,9 +18,9 @@
 //! could not walk).
 //!
 //! ```no_run
-//! use perfkit_profiler::{Options, Profiler, Target};
+//! use perfkit_profiler::{Options, Session, Target};
 //! # fn main() -> Result<(), perfkit_profiler::ProfileError> {
-//! let mut session = Profiler::start(Target::pids(&[1234])?, &Options::default())?;
+//! let mut session = Session::start(Target::pids(&[1234])?, &Options::default())?;
 //! // 5 s, or until the process exits (Session::wait_until also stops on a
 //! // flag, such as one a signal handler sets).
 //! session.wait(Some(std::time::Duration::from_secs(5)));
@@ -42,19 +42,19 @@ mod target;
 mod wait;
 
 pub use notes::{Note, NoteLevel, Remedy};
-pub use perfkit_perf::SampleEvent;
+/// The profile model, so that a tool built on this crate alone can read
+/// what a session returns (and serialize it: the types derive serde's
+/// traits).
+pub use perfkit_model::{
+    CountUnit, Frame, FrameKind, FunctionCount, Location, Origin, Profile, ProfileMeta, Stack, Truncation,
+};
+pub use perfkit_perf_event::SampleEvent;
 pub use perfkit_probes::OffCpu;
 /// The bcc-style tools (runqlat, execsnoop, ...), for tools built on this
 /// crate alone.
 pub use perfkit_probes::tools;
-/// The profile model, so that a tool built on this crate alone can read
-/// what a session returns (and serialize it: the types derive serde's
-/// traits).
-pub use perfkit_profile::{
-    CountUnit, Frame, FrameKind, FunctionCount, Location, Origin, Profile, ProfileMeta, Stack, Truncation,
-};
 pub use perfkit_symbols::Grouping;
-pub use session::{Backend, Choice, EndReason, Finished, Profiler, Session, Walker};
+pub use session::{Backend, Choice, EndReason, Finished, Session, Walker};
 pub use target::{Target, TargetKind, ToolTarget};
 pub use wait::wait_for;
 
@@ -72,14 +72,14 @@ pub enum ProfileError {
     Probe(#[from] perfkit_probes::ProbeError),
     /// The perf_event backend failed.
     #[error(transparent)]
-    Perf(#[from] perfkit_perf::PerfError),
+    Perf(#[from] perfkit_perf_event::PerfError),
     /// eBPF is unavailable and the perf_event fallback failed too.
     #[error("{ebpf}; the perf_event fallback failed too: {perf}")]
     NoBackend {
         /// Why eBPF could not be used.
         ebpf: Box<perfkit_probes::ProbeError>,
         /// Why perf_event could not be used.
-        perf: Box<perfkit_perf::PerfError>,
+        perf: Box<perfkit_perf_event::PerfError>,
     },
     /// The options ask for something no backend does.
     #[error("{0}")]
@@ -151,7 +151,7 @@ impl Default for Options {
             backend: BackendChoice::Auto,
             unwind: UnwindChoice::Auto,
             event: SampleEvent::CpuClock,
-            stack_bytes: perfkit_perf::DEFAULT_STACK_BYTES,
+            stack_bytes: perfkit_perf_event::DEFAULT_STACK_BYTES,
             grouping: Grouping::Process,
             stack_entries: perfkit_probes::DEFAULT_STACK_ENTRIES,
             counts_entries: perfkit_probes::DEFAULT_COUNTS_ENTRIES,

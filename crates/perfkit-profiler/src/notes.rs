@@ -7,7 +7,7 @@
 
 use std::{fmt, time::Duration};
 
-use perfkit_profile::Truncation;
+use perfkit_model::Truncation;
 
 /// How bad a note is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use perfkit_profile::raw::RawSample;
+use perfkit_model::raw::RawSample;
 use perfkit_symbols::SymbolizeReport;
 use perfkit_target::{
     HeldCommand,

@@ -6,12 +6,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use perfkit_perf::{PerfConfig, PerfSampler, PerfScope, SampleEvent, Unwind};
-use perfkit_probes::{ProbeError, Selection, StackSampler, StackSamplerConfig, UserStacks};
-use perfkit_profile::{
+use perfkit_model::{
     CountUnit, FrameKind, Profile,
     raw::{RawSample, SampleKind},
 };
+use perfkit_perf_event::{PerfConfig, PerfSampler, PerfScope, SampleEvent, Unwind};
+use perfkit_probes::{ProbeError, Selection, StackSampler, StackSamplerConfig, UserStacks};
 use perfkit_symbols::{SymbolizeOptions, SymbolizeReport, Symbolizer};
 use perfkit_target::{ExitStatus, HeldCommand, Modules};
 
@@ -145,10 +145,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Starts profiles.
-#[derive(Debug)]
-pub struct Profiler;
-
 /// Whether an eBPF failure means "use another backend" rather than "stop":
 /// anything the eBPF path could not load, attach or read on this kernel.
 /// A configuration the user asked for that perf_event cannot honour
@@ -243,7 +239,7 @@ pub(crate) fn plan(kind: TargetKind, follow: bool) -> Plan {
     }
 }
 
-impl Profiler {
+impl Session {
     /// Starts sampling `target`. A command target is released (it runs its
     /// first instruction) only once sampling is ready.
     pub fn start(target: Target, options: &Options) -> Result<Session, ProfileError> {
@@ -576,7 +572,7 @@ impl Session {
             samples.retain(|s| keep.contains(&s.tgid));
         }
         if choice.user_only {
-            notes.push(Note::KernelExcluded { paranoid: perfkit_perf::paranoid() });
+            notes.push(Note::KernelExcluded { paranoid: perfkit_perf_event::paranoid() });
         }
         // JIT symbols the runtimes can still give (a JVM asked for its perf
         // map, or ended first when it writes it at exit).
@@ -624,7 +620,7 @@ impl Session {
         }
         let depth_limit = match choice.backend {
             Backend::Ebpf => perfkit_probes::MAX_FRAMES,
-            Backend::Perf => perfkit_perf::MAX_FRAMES,
+            Backend::Perf => perfkit_perf_event::MAX_FRAMES,
         };
         truncation_note(&report, depth_limit, &mut notes);
         // What the readers of the targets' files refused (memory budget,
@@ -716,7 +712,7 @@ fn ebpf_notes(st: &perfkit_probes::SampleStats, tables: &perfkit_probes::TableSt
     notes.extend(candidates.into_iter().filter(|(yes, _)| *yes).map(|(_, n)| n));
 }
 
-fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<Note>) {
+fn perf_notes(st: &perfkit_perf_event::PerfStats, options: &Options, notes: &mut Vec<Note>) {
     if st.lost > 0 {
         notes.push(Note::RingBuffersFull { lost: st.lost, buffer_bytes: st.buffer_bytes });
     }
@@ -740,7 +736,7 @@ fn perf_notes(st: &perfkit_perf::PerfStats, options: &Options, notes: &mut Vec<N
         notes.push(Note::InterpreterLate {
             late: st.interpreted_late,
             all: st.interpreted_late + st.interpreted_read,
-            max_lag: perfkit_perf::MAX_INTERPRETER_LAG,
+            max_lag: perfkit_perf_event::MAX_INTERPRETER_LAG,
         });
     }
 }
@@ -865,7 +861,7 @@ fn early_stop_note(profile: &Profile, modules: &Modules, notes: &mut Vec<Note>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perfkit_profile::Truncation;
+    use perfkit_model::Truncation;
     use std::collections::BTreeMap;
 
     #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Symbolization of sampled stacks.
 //!
-//! [`Symbolizer`] turns raw samples into a [`perfkit_profile::Profile`]:
+//! [`Symbolizer`] turns raw samples into a [`perfkit_model::Profile`]:
 //!
 //! - user frames from the files the process mapped ([`perfkit_target::Modules`]:
 //!   frames the eBPF sampler encoded as (file, offset), or addresses

@@ -8,7 +8,7 @@ use blazesym::symbolize::{
     self, CodeInfo, Input, Symbolized,
     source::{Elf, Kernel, Source},
 };
-use perfkit_profile::{
+use perfkit_model::{
     Frame, FrameKind, Location, Origin, Profile, Stack, Truncation,
     raw::{InterpretedFrame, RawFrame, RawSample, RawStack, SampleKind, StackEnd},
 };

@@ -6,11 +6,11 @@ use std::{collections::BTreeMap, net::IpAddr, process::ExitCode};
 
 use anyhow::Result;
 use clap::Args;
+use perfkit_model::printable;
 use perfkit_probes::tools::{
     Capable, CapableConfig, MountSnoop, MountSnoopConfig, OomKillConfig, OomKiller, TcpOpen, TcpOpens, TcpOpensConfig,
     capability_name, mount_flags_text, umount_flags_text,
 };
-use perfkit_profile::printable;
 use serde_json::json;
 
 use super::{SCHEMA_VERSION, Snooping, ToolTarget, Watch, snoop_loop, write_event};

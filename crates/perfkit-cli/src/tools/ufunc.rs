@@ -158,7 +158,7 @@ pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
             rows.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
             writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT")?;
             for (name, count) in &rows {
-                writeln!(out, "{:<36} {count:>8}", perfkit_profile::printable(name))?;
+                writeln!(out, "{:<36} {count:>8}", perfkit_model::printable(name))?;
             }
         }
         out.flush()?;

@@ -24,7 +24,7 @@ pub(super) fn record<T: Copy>(bytes: &[u8]) -> Option<T> {
 /// A NUL-terminated name, escaped for printing.
 pub(super) fn text(bytes: &[u8]) -> String {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    perfkit_profile::escape_bytes(&bytes[..len])
+    perfkit_model::escape_bytes(&bytes[..len])
 }
 
 fn comm(c: &[u8; COMM_LEN]) -> String {
@@ -145,7 +145,7 @@ fn split_argv(block: &[u8], total: usize) -> (Vec<String>, bool) {
     if body.is_empty() && kept.is_empty() {
         return (Vec::new(), truncated);
     }
-    (body.split(|&b| b == 0).map(perfkit_profile::escape_bytes).collect(), truncated)
+    (body.split(|&b| b == 0).map(perfkit_model::escape_bytes).collect(), truncated)
 }
 
 pub(crate) fn exec_part(bytes: &[u8]) -> Option<ExecPart> {

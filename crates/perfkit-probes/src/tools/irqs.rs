@@ -143,7 +143,7 @@ impl Irqs {
                 let name = match kind {
                     IrqKind::Hard => {
                         let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                        perfkit_profile::escape_bytes(&name[..len])
+                        perfkit_model::escape_bytes(&name[..len])
                     }
                     IrqKind::Soft => softirq_name(number),
                 };

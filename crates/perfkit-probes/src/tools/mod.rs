@@ -252,7 +252,7 @@ impl Probe {
         for item in map.iter() {
             let (id, comm) = item.map_err(map_err)?;
             let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-            out.insert(id, perfkit_profile::escape_bytes(&comm[..len]));
+            out.insert(id, perfkit_model::escape_bytes(&comm[..len]));
         }
         Ok(out)
     }

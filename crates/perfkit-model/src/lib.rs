@@ -11,7 +11,7 @@
 //! graph renderers colour (inferno's `java` palette, perfkit's default).
 //!
 //! ```
-//! use perfkit_profile::{Frame, Profile, Stack};
+//! use perfkit_model::{Frame, Profile, Stack};
 //! let mut profile = Profile::default();
 //! profile.push(Stack::new("app", vec![Frame::user("main"), Frame::user("work")], 3));
 //! profile.push(Stack::new("app", vec![Frame::user("main"), Frame::kernel("do_syscall_64")], 1));

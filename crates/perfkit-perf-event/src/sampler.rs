@@ -28,7 +28,7 @@ use perf_event::{
     data::Record,
     events::{Hardware, Software},
 };
-use perfkit_profile::{
+use perfkit_model::{
     Truncation,
     raw::{InterpretedFrame, RawFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
@@ -1134,7 +1134,7 @@ impl Worker {
                 }
             }
             Msg::Comm { pid, tid, comm } => {
-                self.comms.insert(tid, perfkit_profile::escape_bytes(&comm));
+                self.comms.insert(tid, perfkit_model::escape_bytes(&comm));
                 let _ = pid;
             }
             Msg::Fork { pid, ppid } => {
@@ -1170,7 +1170,7 @@ impl Worker {
         }
         let name = fs::read(format!("/proc/{pid}/task/{tid}/comm"))
             .or_else(|_| fs::read(format!("/proc/{pid}/comm")))
-            .map(|s| perfkit_profile::escape_bytes(s.strip_suffix(b"\n").unwrap_or(&s)))
+            .map(|s| perfkit_model::escape_bytes(s.strip_suffix(b"\n").unwrap_or(&s)))
             .unwrap_or_else(|_| format!("[tid {tid}]"));
         self.comms.insert(tid, name.clone());
         name
