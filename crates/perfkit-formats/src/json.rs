@@ -248,7 +248,7 @@ pub fn write<W: Write>(profile: &Profile, mut out: W) -> Result<(), FormatError>
                 })
             })
             .collect();
-        *merged.entry((text(&stack.thread), ids)).or_default() += stack.count;
+        *merged.entry((text(&stack.root), ids)).or_default() += stack.count;
     }
     let mut stacks: Vec<JsonStack> = merged
         .into_iter()

@@ -247,7 +247,7 @@ pub fn profile_bytes(profile: &Profile) -> u64 {
     profile
         .stacks
         .iter()
-        .map(|s| STACK_COST + s.thread.len() as u64 + frame * s.frames.len() as u64)
+        .map(|s| STACK_COST + s.root.len() as u64 + frame * s.frames.len() as u64)
         .fold(0, u64::saturating_add)
 }
 
@@ -260,7 +260,7 @@ pub fn folded_bytes(profile: &Profile) -> u64 {
         .iter()
         .map(|s| {
             let frames = s.frames.iter().map(|f| f.name.len() as u64 + 5).fold(0, u64::saturating_add);
-            (s.thread.len() as u64 + 24).saturating_add(frames)
+            (s.root.len() as u64 + 24).saturating_add(frames)
         })
         .fold(0, u64::saturating_add)
 }

@@ -304,7 +304,7 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     // Merge identical stacks first: one sample per unique stack.
     let mut merged: HashMap<(&str, &[Frame]), u64> = HashMap::new();
     for s in &profile.stacks {
-        *merged.entry((s.thread.as_str(), s.frames.as_slice())).or_default() += s.count;
+        *merged.entry((s.root.as_str(), s.frames.as_slice())).or_default() += s.count;
     }
     let mut merged: Vec<_> = merged.into_iter().collect();
     merged.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

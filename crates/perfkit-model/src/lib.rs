@@ -345,11 +345,14 @@ impl Truncation {
     }
 }
 
-/// A stack with its sample count: thread name, then frames root first.
+/// A stack with its sample count: its root, then frames outermost first.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stack {
-    /// Thread name, the root of the stack in folded output.
-    pub thread: String,
+    /// The root of the stack, first in folded output: the process's name
+    /// (or, as the profile was grouped, the name with its PID, or the
+    /// thread's name).
+    #[serde(alias = "thread")]
+    pub root: String,
     /// Frames from the outermost (`_start`, `main`) to the innermost.
     pub frames: Vec<Frame>,
     /// Samples with exactly this stack.
@@ -357,25 +360,25 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A stack of `count` samples in thread `thread`.
-    pub fn new(thread: impl Into<String>, frames: Vec<Frame>, count: u64) -> Self {
-        Self { thread: thread.into(), frames, count }
+    /// A stack of `count` samples under `root`.
+    pub fn new(root: impl Into<String>, frames: Vec<Frame>, count: u64) -> Self {
+        Self { root: root.into(), frames, count }
     }
 
     /// A stack from one folded line's frames (without the count): the first
-    /// frame is the root (perfkit writes the thread name there), the rest
+    /// frame is the root (perfkit writes the process name there), the rest
     /// are frames with kinds read from their suffixes. The stack's
     /// [`folded`](Self::folded) form is the input again, but for `;` and
     /// line breaks inside names.
     pub fn from_folded(stack: &str, count: u64) -> Self {
         let mut parts = stack.split(';');
         let thread = parts.next().unwrap_or_default().to_owned();
-        Self { thread, frames: parts.map(Frame::from_folded).collect(), count }
+        Self { root: thread, frames: parts.map(Frame::from_folded).collect(), count }
     }
 
     /// The stack's folded form without the count.
     pub fn folded(&self) -> String {
-        let mut line = escape_control(&self.thread.replace([';', '\n', '\r'], "_")).into_owned();
+        let mut line = escape_control(&self.root.replace([';', '\n', '\r'], "_")).into_owned();
         for frame in &self.frames {
             line.push(';');
             line.push_str(&frame.folded_name());
@@ -565,7 +568,7 @@ mod tests {
     fn folded_lines_read_back_into_the_same_stacks() {
         let line = "app;main;do_work_[i];schedule_[k]";
         let s = Stack::from_folded(line, 7);
-        assert_eq!(s.thread, "app");
+        assert_eq!(s.root, "app");
         assert_eq!(s.frames, vec![Frame::user("main"), Frame::inlined("do_work"), Frame::kernel("schedule")]);
         assert_eq!(s.folded(), line);
         let p = Profile::from_folded(vec![(line.to_owned(), 7), ("app 2".to_owned(), 1)]);
