@@ -54,6 +54,9 @@ pub struct ObserveOptions {
     /// CAP_PERFMON); without the privileges a note says so and the rest
     /// is observed. On by default.
     pub run_queue_latency: bool,
+    /// Trace run-queue lengths per CPU, execs and TCP opens by port with
+    /// eBPF ([`crate::activity`], root). On by default.
+    pub activity: bool,
     /// Trace block I/O latency per disk with eBPF (`biolatency -D`, of
     /// the whole host), with the same privileges. On by default.
     pub block_io_latency: bool,
@@ -83,6 +86,7 @@ impl Default for ObserveOptions {
             interval: Duration::from_secs(1),
             scope_pids: Vec::new(),
             run_queue_latency: true,
+            activity: true,
             block_io_latency: true,
             on_cpu_hz: Some(19),
             cgroups: true,
@@ -261,12 +265,16 @@ impl Observer {
                 .ok()
                 .map(|session| (session, min))
         });
+        let mut activity = options.activity.then(|| crate::activity::Tracing::start(&mut notes));
         let start = Instant::now();
         let first = self.snapshot_with(&options.scope_pids, options.cgroups)?;
         let window_start_uptime = first.sample.uptime;
         builder.push(first)?;
         if let Some(k) = &mut kmsg {
             k.read(true, &mut notes)?;
+        }
+        if let Some(a) = &mut activity {
+            a.baseline(&mut notes);
         }
         // The waits counted before the first snapshot (while the profiler
         // started) are taken off at the end: the histogram covers the
@@ -291,6 +299,9 @@ impl Observer {
             if let Some(k) = &mut kmsg {
                 k.read(false, &mut notes)?;
             }
+            if let Some(a) = &mut activity {
+                a.drain();
+            }
             if stop.load(Ordering::SeqCst) {
                 builder.push(self.snapshot_with(&options.scope_pids, options.cgroups)?)?;
                 break;
@@ -307,6 +318,8 @@ impl Observer {
             thread::sleep((due - now).min(Duration::from_millis(100)));
         }
         progress(options.duration.min(start.elapsed()));
+        let window = start.elapsed().as_secs_f64();
+        let activity = activity.map(|a| a.finish(window, &mut notes));
         let run_queue_latency = runqlat.and_then(|(tool, baseline)| match merged(&tool) {
             Ok(all) => Some(LatencyHistogram::from_probe(&all.since(&baseline))),
             Err(e) => {
@@ -381,6 +394,7 @@ impl Observer {
             }
         });
         obs.block_io_latency = block_io_latency;
+        obs.activity = activity;
         obs.run_queue_latency = run_queue_latency;
         obs.on_cpu = on_cpu;
         obs.notes = notes;

@@ -32,6 +32,7 @@
 //! # Ok::<(), perfkit_checkup::ObserveError>(())
 //! ```
 
+pub mod activity;
 pub mod cgroup;
 mod collect;
 pub mod compare;

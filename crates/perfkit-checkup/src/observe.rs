@@ -97,6 +97,10 @@ pub struct Observations {
     /// could be taken.
     #[serde(default)]
     pub off_cpu: Option<crate::stacks::OffCpuStacks>,
+    /// Run-queue lengths, execs and TCP opens by port, traced over the
+    /// window (root), when they could be.
+    #[serde(default)]
+    pub activity: Option<crate::activity::Activity>,
     /// What could not be observed, and why (no privileges for eBPF...).
     pub notes: Vec<String>,
 }

@@ -633,6 +633,7 @@ pub fn render_html(doc: &CheckupDocument, mut out: impl io::Write) -> Result<(),
     s.push_str("</section>\n");
 
     off_cpu_html(&mut s, doc);
+    activity_html(&mut s, doc);
     kernel_messages_html(&mut s, doc);
 
     if !obs.notes.is_empty() {
@@ -652,6 +653,51 @@ pub fn render_html(doc: &CheckupDocument, mut out: impl io::Write) -> Result<(),
 
 /// Off-CPU stacks of the findings' culprits: for each, its stacks with the
 /// most time blocked.
+/// Run-queue lengths per CPU, execs by program and TCP opens by port
+/// (eBPF, root).
+fn activity_html(s: &mut String, doc: &CheckupDocument) {
+    s.push_str("<section id=\"activity\"><h2>Run queues, execs and connections</h2>\n");
+    let Some(a) = &doc.observations.activity else {
+        s.push_str("<p>Not traced (it needs root and eBPF; see the notes).</p></section>\n");
+        return;
+    };
+    let counts = |s: &mut String, title: &str, what: &str, v: &[crate::activity::Count]| {
+        let _ = write!(s, "<h3>{}</h3>", escape(title));
+        if v.is_empty() {
+            s.push_str("<p>None.</p>");
+            return;
+        }
+        let _ = write!(s, "<table><tr><th>{}</th><th class=\"num\">count</th></tr>", escape(what));
+        for c in v {
+            let _ = write!(s, "<tr><td class=\"comm\">{}</td><td class=\"num\">{}</td></tr>", escape(&c.name), c.count);
+        }
+        s.push_str("</table>");
+    };
+    if let Some(q) = &a.run_queue_length {
+        s.push_str(
+            "<h3>Run-queue length (99 Hz per CPU)</h3><table><tr><th>CPU</th><th class=\"num\">samples</th>\
+             <th class=\"num\">tasks waiting, mean</th><th class=\"num\">samples with a task waiting %</th></tr>",
+        );
+        for c in q {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.1}</td></tr>",
+                c.cpu, c.samples, c.mean_waiting, c.occupancy_percent
+            );
+        }
+        s.push_str("</table>");
+    }
+    if let Some(e) = &a.execs {
+        let title = format!("Execs: {} ({}/s), {} failed, {} lost", e.execs, e.per_second, e.failed, e.lost);
+        counts(s, &title, "program", &e.top);
+    }
+    if let Some(t) = &a.tcp_opens {
+        counts(s, "TCP connects by remote port", "port", &t.connects);
+        counts(s, "TCP accepts by local port", "port", &t.accepts);
+    }
+    s.push_str("</section>\n");
+}
+
 fn off_cpu_html(s: &mut String, doc: &CheckupDocument) {
     const SHOWN: usize = 10;
     s.push_str("<section id=\"off-cpu\"><h2>Off-CPU stacks of the culprits</h2>\n");
@@ -867,7 +913,7 @@ mod tests {
         let mut out = Vec::new();
         render_html(&doc, &mut out).unwrap();
         let html = String::from_utf8(out).unwrap();
-        for id in ["findings", "charts", "latency", "on-cpu", "off-cpu", "kernel-messages"] {
+        for id in ["findings", "charts", "latency", "on-cpu", "off-cpu", "activity", "kernel-messages"] {
             assert!(html.contains(&format!("<section id=\"{id}\"")), "{id}");
         }
         assert!(html.contains("id=\"flamegraph-on-cpu\""));

@@ -90,8 +90,20 @@ pub fn run(args: CheckupArgs) -> Result<()> {
     options.duration = args.duration;
     options.scope_pids = scope;
     let bar = progress_bar(args.duration);
+    let mut started = false;
     let mut observations = Observer::new()
         .observe(&options, stop, |elapsed| {
+            if !started {
+                // As bcc's tools say when they are attached: the window
+                // starts now (scripts wait for this line).
+                started = true;
+                bar.suspend(|| {
+                    eprintln!(
+                        "Observing for {:.0} s... Hit Ctrl-C to end early and still report.",
+                        args.duration.as_secs_f64()
+                    )
+                });
+            }
             bar.set_position(elapsed.as_millis() as u64);
             let left = args.duration.saturating_sub(elapsed);
             bar.set_message(format!("{:.0} s left", left.as_secs_f64().ceil()));
@@ -176,6 +188,38 @@ fn limit(v: Option<f64>) -> String {
     v.map_or("-".to_string(), |v| format!("{v}"))
 }
 
+/// The eBPF activity of the window, a line each: run-queue lengths per
+/// CPU, execs by program, TCP opens by port.
+fn activity_lines(s: &mut String, a: &perfkit_checkup::activity::Activity) {
+    use std::fmt::Write as _;
+    let counts = |v: &[perfkit_checkup::activity::Count]| {
+        v.iter().map(|c| format!("{} {}", perfkit_model::printable(&c.name), c.count)).collect::<Vec<_>>().join(", ")
+    };
+    if let Some(q) = a.run_queue_length.as_ref().filter(|q| !q.is_empty()) {
+        let per: Vec<String> = q
+            .iter()
+            .map(|c| format!("cpu{} {:.2} waiting ({:.0}% of samples)", c.cpu, c.mean_waiting, c.occupancy_percent))
+            .collect();
+        let _ = writeln!(s, "  {:<8} {}", "runqlen", per.join(", "));
+    }
+    if let Some(e) = &a.execs {
+        let _ = write!(s, "  {:<8} {} execs ({}/s), {} failed", "execs", e.execs, e.per_second, e.failed);
+        if !e.top.is_empty() {
+            let _ = write!(s, ": {}", counts(&e.top));
+        }
+        s.push('\n');
+    }
+    if let Some(t) = a.tcp_opens.as_ref().filter(|t| !t.connects.is_empty() || !t.accepts.is_empty()) {
+        let _ = writeln!(
+            s,
+            "  {:<8} connects by remote port: {}; accepts by local port: {}",
+            "tcp",
+            if t.connects.is_empty() { "none".to_owned() } else { counts(&t.connects) },
+            if t.accepts.is_empty() { "none".to_owned() } else { counts(&t.accepts) }
+        );
+    }
+}
+
 /// The terminal summary: findings worst first, then a line per resource.
 fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String {
     use std::fmt::Write as _;
@@ -245,6 +289,9 @@ fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String 
     }
     for line in &findings.summary {
         let _ = writeln!(s, "  {:<8} {}", line.resource.name(), line.line);
+    }
+    if let Some(a) = &obs.activity {
+        activity_lines(&mut s, a);
     }
     if let Some(k) = obs.kernel.as_ref().filter(|k| !k.during.is_empty()) {
         s.push_str("\nkernel messages during the window:\n");

@@ -749,3 +749,60 @@ fn compare_refuses_bad_and_mismatched_inputs() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("appeared") && !text.contains("gone"), "{text}");
 }
+
+/// The eBPF activity of a known window: 40 execs of `true` (under a name
+/// of their own), 12 TCP connects to a local port and its 12 accepts, all
+/// once checkup says the window started; and two busy copies per CPU (about
+/// one waiting on each, wherever the scheduler puts them).
+#[test]
+fn activity_counts_known_execs_connections_and_queues() {
+    use std::io::{BufRead, BufReader, Read};
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let truth = dir.path().join("perfkit-true");
+    fs::copy("/bin/true", &truth).unwrap();
+    let cpus = thread::available_parallelism().map_or(2, |n| n.get());
+    let burning = burners(2 * cpus, 20);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut child = perfkit()
+        .args(["checkup", "-d", "6", "--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("Observing for") {
+        assert!(err.read_line(&mut text).unwrap() > 0, "checkup ended before its window: {text}");
+    }
+    for _ in 0..40 {
+        assert!(Command::new(&truth).status().unwrap().success());
+    }
+    for _ in 0..12 {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (s, _) = listener.accept().unwrap();
+        drop((c, s));
+    }
+    let mut json = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut json).unwrap();
+    err.read_to_string(&mut text).unwrap();
+    assert!(child.wait().unwrap().success(), "{text}");
+    drop(burning);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let a = &json["observations"]["activity"];
+    let top = a["execs"]["top"].as_array().unwrap_or_else(|| panic!("{a}\n{text}"));
+    let ours = top.iter().find(|c| c["name"] == "perfkit-true").unwrap_or_else(|| panic!("{a}\n{text}"));
+    assert_eq!(ours["count"], 40, "{a}");
+    let port = port.to_string();
+    let by = |kind: &str| a["tcp_opens"][kind].as_array().unwrap().iter().find(|c| c["name"] == port.as_str()).cloned();
+    assert_eq!(by("connects").map(|c| c["count"].clone()), Some(serde_json::json!(12)), "{a}");
+    assert_eq!(by("accepts").map(|c| c["count"].clone()), Some(serde_json::json!(12)), "{a}");
+    // Twice as many busy loops as CPUs: `cpus` of them wait at any time,
+    // however the scheduler spreads them (other work only adds).
+    let queues = a["run_queue_length"].as_array().unwrap();
+    assert_eq!(queues.len(), cpus, "{a}");
+    let waiting: f64 = queues.iter().map(|q| q["mean_waiting"].as_f64().unwrap()).sum();
+    assert!(waiting >= 0.8 * cpus as f64, "{a}\n{text}");
+    assert!(text.contains("perfkit-true 40"), "{text}");
+}
