@@ -108,7 +108,7 @@ directories. Kernel functions need kprobes, which perfkit does not use.";
 #[command(after_help = FUNCCOUNT_EXAMPLES)]
 pub struct FunccountArgs {
     /// What to count: LIB:FUNC or PATH:FUNC (globs: 'c:read*'),
-    /// t:CATEGORY:NAME, u:PATH:[PROVIDER:]NAME.
+    /// t:CATEGORY:NAME, u:PATH:NAME or u:PATH:PROVIDER:NAME.
     #[arg(value_name = "PATTERN")]
     pattern: Option<String>,
 
