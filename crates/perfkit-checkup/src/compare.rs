@@ -5,6 +5,7 @@
 
 use std::{fmt::Write as _, io};
 
+use perfkit_model::printable;
 use serde::Serialize;
 
 use crate::{
@@ -272,7 +273,7 @@ impl Comparison {
                     "{} {}{}",
                     f.resource.name(),
                     f.kind.name(),
-                    f.object.as_deref().map(|o| format!(" {o}")).unwrap_or_default()
+                    f.object.as_deref().map(|o| format!(" {}", printable(o))).unwrap_or_default()
                 );
                 let _ = writeln!(
                     s,
@@ -281,7 +282,7 @@ impl Comparison {
                     sev(f.before),
                     sev(f.after),
                     what,
-                    f.title
+                    printable(&f.title)
                 );
             }
         }
@@ -292,7 +293,7 @@ impl Comparison {
             let _ = writeln!(s, "  {:<30} {:>12} {:>12} {:>12}", m.metric, value(m.before), value(m.after), delta);
         }
         for n in &self.notes {
-            let _ = writeln!(s, "note: {n}");
+            let _ = writeln!(s, "note: {}", printable(n));
         }
         s
     }
@@ -474,6 +475,22 @@ mod tests {
         let mut html = Vec::new();
         render_html(&compare(&a, &busy).unwrap(), &a, &busy, &mut html).unwrap();
         assert!(String::from_utf8(html).unwrap().contains("<title>main ("));
+    }
+
+    #[test]
+    fn hostile_names_reach_the_terminal_escaped() {
+        // A document from anyone: a finding's object and title carry
+        // terminal escapes (set the title, clear the screen, a C1 CSI).
+        let mut hostile = doc(100.0, 5, &[]);
+        let f = &mut hostile.findings[0];
+        f.object = Some("sda\u{1b}]0;pwned\u{7}".into());
+        f.title = "busy\u{1b}[2J\u{9b}31m\nfake: line".into();
+        let quiet = doc(5.0, 1, &[]);
+        for cmp in [compare(&quiet, &hostile).unwrap(), compare(&hostile, &quiet).unwrap()] {
+            let text = cmp.to_text();
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(text.contains("sda\\x1b]0;pwned\\x07") && text.contains("\\x1b[2J\\xc2\\x9b31m\\nfake"), "{text}");
+        }
     }
 
     #[test]
