@@ -3,7 +3,11 @@
 //! metrics before and after; as text, and as an HTML page with a
 //! differential flame graph of the on-CPU stacks.
 
-use std::{fmt::Write as _, io};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+    io,
+};
 
 use perfkit_model::printable;
 use serde::Serialize;
@@ -205,9 +209,19 @@ pub fn compare(before: &CheckupDocument, after: &CheckupDocument) -> Result<Comp
     if b.cpus != a.cpus {
         cmp.notes.push(format!("BEFORE ran on {} CPUs, AFTER on {}", b.cpus, a.cpus));
     }
-    let key = |f: &crate::rules::Finding| (f.resource, f.kind, f.object.clone());
+    // Findings are matched by key through maps: documents may come from
+    // anyone, and a pairwise match is quadratic in their findings.
+    fn key(f: &crate::rules::Finding) -> (Resource, Kind, Option<&str>) {
+        (f.resource, f.kind, f.object.as_deref())
+    }
+    let mut by_key = HashMap::with_capacity(before.findings.len());
+    for o in &before.findings {
+        // The first of equal keys, as a search in ranked order finds.
+        by_key.entry(key(o)).or_insert(o);
+    }
+    let after_keys: HashSet<_> = after.findings.iter().map(key).collect();
     for f in &after.findings {
-        let old = before.findings.iter().find(|o| key(o) == key(f));
+        let old = by_key.get(&key(f)).copied();
         let change = match old.map(|o| o.severity) {
             None => Change::Appeared,
             Some(s) if s < f.severity => Change::Worse,
@@ -224,7 +238,7 @@ pub fn compare(before: &CheckupDocument, after: &CheckupDocument) -> Result<Comp
             title: f.title.clone(),
         });
     }
-    for o in before.findings.iter().filter(|o| !after.findings.iter().any(|f| key(f) == key(o))) {
+    for o in before.findings.iter().filter(|o| !after_keys.contains(&key(o))) {
         cmp.findings.push(FindingChange {
             change: Change::Gone,
             resource: o.resource,
@@ -491,6 +505,34 @@ mod tests {
             assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
             assert!(text.contains("sda\\x1b]0;pwned\\x07") && text.contains("\\x1b[2J\\xc2\\x9b31m\\nfake"), "{text}");
         }
+    }
+
+    #[test]
+    fn many_findings_compare_in_linear_time() {
+        // A document from anyone may list tens of thousands of findings
+        // (a few megabytes): matching them pairwise would take minutes.
+        let mut before = doc(100.0, 5, &[]);
+        let template = before.findings[0].clone();
+        let many = |tag: &str| -> Vec<crate::rules::Finding> {
+            (0..40_000)
+                .map(|i| {
+                    let mut f = template.clone();
+                    f.object = Some(format!("{tag}{i}"));
+                    f
+                })
+                .collect()
+        };
+        before.findings = many("disk");
+        let mut after = before.clone();
+        after.findings = many("disk");
+        after.findings.truncate(20_000);
+        after.findings.extend(many("new"));
+        let start = std::time::Instant::now();
+        let cmp = compare(&before, &after).unwrap();
+        let took = start.elapsed();
+        let count = |c: Change| cmp.findings.iter().filter(|f| f.change == c).count();
+        assert_eq!((count(Change::Same), count(Change::Appeared), count(Change::Gone)), (20_000, 40_000, 20_000));
+        assert!(took < std::time::Duration::from_secs(5), "compare took {took:?}");
     }
 
     #[test]
