@@ -536,6 +536,25 @@ mod tests {
     }
 
     #[test]
+    fn decoding_a_document_is_charged_before_it_is_built() {
+        // 300 KB of empty strings decode to some 7 MB: refused under a
+        // 4 MiB budget before anything is built; a real document fits.
+        let real = doc(100.0, 5, &[("a;b", 1)]);
+        let mut v = serde_json::to_value(&real).unwrap();
+        v["findings"][0]["next"] = serde_json::Value::Array(vec![serde_json::Value::from(""); 100_000]);
+        let bomb = serde_json::to_vec(&v).unwrap();
+        let budget = perfkit_safeio::Budget::new(4 << 20);
+        let e = CheckupDocument::from_json_charged(&bomb, &budget, "BEFORE").unwrap_err();
+        assert!(matches!(e, crate::document::DocumentError::Budget(_)), "{e}");
+        assert!(e.to_string().contains("BEFORE"), "{e}");
+        assert_eq!(budget.used(), 0, "nothing kept of a refused document");
+        let json = serde_json::to_vec(&real).unwrap();
+        let back = CheckupDocument::from_json_charged(&json, &budget, "AFTER").unwrap();
+        assert_eq!(back.observations.intervals.len(), 5);
+        assert_eq!(budget.used(), json.len() as u64 * crate::document::DECODED_BYTES_PER_BYTE);
+    }
+
+    #[test]
     fn documents_round_trip_and_bad_ones_are_named() {
         let d = doc(100.0, 5, &[("a;b", 1)]);
         let json = serde_json::to_vec(&d).unwrap();

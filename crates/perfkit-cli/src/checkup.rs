@@ -131,12 +131,14 @@ pub fn run(args: CheckupArgs) -> Result<()> {
     Ok(())
 }
 
-/// A checkup document read from `path`, its bytes charged to the budget.
+/// A checkup document read from `path`, its bytes and what decoding them
+/// can build charged to the budget.
 fn read_document(path: &Path, which: &str) -> Result<CheckupDocument> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {which} {}", path.display()))?;
     let bytes = crate::render::read_charged(file, &path.display().to_string())
         .with_context(|| format!("cannot read {which} {}", path.display()))?;
-    CheckupDocument::from_json(&bytes).with_context(|| format!("{which} {}", path.display()))
+    CheckupDocument::from_json_charged(&bytes, perfkit_safeio::Budget::process(), &path.display().to_string())
+        .with_context(|| format!("{which} {}", path.display()))
 }
 
 /// `--compare BEFORE AFTER [-o FILE]`.
