@@ -316,7 +316,9 @@ impl Comparison {
 fn folded_text(obs: &Observations) -> String {
     let mut s = String::new();
     for st in obs.on_cpu.iter().flat_map(|p| &p.stacks) {
-        let _ = writeln!(s, "{} {}", st.stack, st.count);
+        // A frame from a document anyone wrote may hold a newline: escaped,
+        // it cannot start a stack (and a count) of its own.
+        let _ = writeln!(s, "{} {}", printable(&st.stack), st.count);
     }
     s
 }
@@ -552,6 +554,32 @@ mod tests {
         let back = CheckupDocument::from_json_charged(&json, &budget, "AFTER").unwrap();
         assert_eq!(back.observations.intervals.len(), 5);
         assert_eq!(budget.used(), json.len() as u64 * crate::document::DECODED_BYTES_PER_BYTE);
+    }
+
+    #[test]
+    fn hostile_names_stay_text_in_the_page() {
+        // Frames, objects and titles from a document anyone wrote: markup,
+        // a script end, URLs in every spelling, CSS, a newline that would
+        // start a line of its own in the folded text.
+        let evil = "</script><script>fetch('http://evil.example/x')</script><img src=//evil.example/y>\
+                    <style>@import url(https://evil.example/z)</style><!--";
+        let stacks = [(format!("app;{evil};leaf"), 50), ("app;x 999999999\nother;y".to_owned(), 5)];
+        let stacks: Vec<(&str, u64)> = stacks.iter().map(|(s, c)| (s.as_str(), *c)).collect();
+        let before = doc(5.0, 1, &stacks);
+        let mut after = doc(100.0, 5, &stacks);
+        after.findings[0].object = Some(evil.to_owned());
+        after.findings[0].title = evil.to_owned();
+        let cmp = compare(&before, &after).unwrap();
+        let mut html = Vec::new();
+        render_html(&cmp, &before, &after, &mut html).unwrap();
+        let html = String::from_utf8(html).unwrap();
+        // (A `//host/path` left as text in the flame graph is inert.)
+        assert!(!html.contains("://"), "no URL left");
+        assert!(!html.contains("<img") && !html.contains("<style>@import") && !html.contains("<!--"), "no markup");
+        assert_eq!(html.matches("<script").count(), 1, "only the flame graph's script");
+        assert_eq!(html.matches("</script>").count(), 1);
+        // 50 + 5 samples: a newline in a frame starts no stack of its own.
+        assert!(html.contains("<title>all (55 samples"), "a forged stack drawn");
     }
 
     #[test]
