@@ -3,8 +3,13 @@
 //! metrics before and after; as text, and as an HTML page with a
 //! differential flame graph of the on-CPU stacks.
 
-use std::{fmt::Write as _, io};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+    io,
+};
 
+use perfkit_model::printable;
 use serde::Serialize;
 
 use crate::{
@@ -204,9 +209,19 @@ pub fn compare(before: &CheckupDocument, after: &CheckupDocument) -> Result<Comp
     if b.cpus != a.cpus {
         cmp.notes.push(format!("BEFORE ran on {} CPUs, AFTER on {}", b.cpus, a.cpus));
     }
-    let key = |f: &crate::rules::Finding| (f.resource, f.kind, f.object.clone());
+    // Findings are matched by key through maps: documents may come from
+    // anyone, and a pairwise match is quadratic in their findings.
+    fn key(f: &crate::rules::Finding) -> (Resource, Kind, Option<&str>) {
+        (f.resource, f.kind, f.object.as_deref())
+    }
+    let mut by_key = HashMap::with_capacity(before.findings.len());
+    for o in &before.findings {
+        // The first of equal keys, as a search in ranked order finds.
+        by_key.entry(key(o)).or_insert(o);
+    }
+    let after_keys: HashSet<_> = after.findings.iter().map(key).collect();
     for f in &after.findings {
-        let old = before.findings.iter().find(|o| key(o) == key(f));
+        let old = by_key.get(&key(f)).copied();
         let change = match old.map(|o| o.severity) {
             None => Change::Appeared,
             Some(s) if s < f.severity => Change::Worse,
@@ -223,7 +238,7 @@ pub fn compare(before: &CheckupDocument, after: &CheckupDocument) -> Result<Comp
             title: f.title.clone(),
         });
     }
-    for o in before.findings.iter().filter(|o| !after.findings.iter().any(|f| key(f) == key(o))) {
+    for o in before.findings.iter().filter(|o| !after_keys.contains(&key(o))) {
         cmp.findings.push(FindingChange {
             change: Change::Gone,
             resource: o.resource,
@@ -272,7 +287,7 @@ impl Comparison {
                     "{} {}{}",
                     f.resource.name(),
                     f.kind.name(),
-                    f.object.as_deref().map(|o| format!(" {o}")).unwrap_or_default()
+                    f.object.as_deref().map(|o| format!(" {}", printable(o))).unwrap_or_default()
                 );
                 let _ = writeln!(
                     s,
@@ -281,7 +296,7 @@ impl Comparison {
                     sev(f.before),
                     sev(f.after),
                     what,
-                    f.title
+                    printable(&f.title)
                 );
             }
         }
@@ -292,7 +307,7 @@ impl Comparison {
             let _ = writeln!(s, "  {:<30} {:>12} {:>12} {:>12}", m.metric, value(m.before), value(m.after), delta);
         }
         for n in &self.notes {
-            let _ = writeln!(s, "note: {n}");
+            let _ = writeln!(s, "note: {}", printable(n));
         }
         s
     }
@@ -301,7 +316,9 @@ impl Comparison {
 fn folded_text(obs: &Observations) -> String {
     let mut s = String::new();
     for st in obs.on_cpu.iter().flat_map(|p| &p.stacks) {
-        let _ = writeln!(s, "{} {}", st.stack, st.count);
+        // A frame from a document anyone wrote may hold a newline: escaped,
+        // it cannot start a stack (and a count) of its own.
+        let _ = writeln!(s, "{} {}", printable(&st.stack), st.count);
     }
     s
 }
@@ -474,6 +491,95 @@ mod tests {
         let mut html = Vec::new();
         render_html(&compare(&a, &busy).unwrap(), &a, &busy, &mut html).unwrap();
         assert!(String::from_utf8(html).unwrap().contains("<title>main ("));
+    }
+
+    #[test]
+    fn hostile_names_reach_the_terminal_escaped() {
+        // A document from anyone: a finding's object and title carry
+        // terminal escapes (set the title, clear the screen, a C1 CSI).
+        let mut hostile = doc(100.0, 5, &[]);
+        let f = &mut hostile.findings[0];
+        f.object = Some("sda\u{1b}]0;pwned\u{7}".into());
+        f.title = "busy\u{1b}[2J\u{9b}31m\nfake: line".into();
+        let quiet = doc(5.0, 1, &[]);
+        for cmp in [compare(&quiet, &hostile).unwrap(), compare(&hostile, &quiet).unwrap()] {
+            let text = cmp.to_text();
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(text.contains("sda\\x1b]0;pwned\\x07") && text.contains("\\x1b[2J\\xc2\\x9b31m\\nfake"), "{text}");
+        }
+    }
+
+    #[test]
+    fn many_findings_compare_in_linear_time() {
+        // A document from anyone may list tens of thousands of findings
+        // (a few megabytes): matching them pairwise would take minutes.
+        let mut before = doc(100.0, 5, &[]);
+        let template = before.findings[0].clone();
+        let many = |tag: &str| -> Vec<crate::rules::Finding> {
+            (0..40_000)
+                .map(|i| {
+                    let mut f = template.clone();
+                    f.object = Some(format!("{tag}{i}"));
+                    f
+                })
+                .collect()
+        };
+        before.findings = many("disk");
+        let mut after = before.clone();
+        after.findings = many("disk");
+        after.findings.truncate(20_000);
+        after.findings.extend(many("new"));
+        let start = std::time::Instant::now();
+        let cmp = compare(&before, &after).unwrap();
+        let took = start.elapsed();
+        let count = |c: Change| cmp.findings.iter().filter(|f| f.change == c).count();
+        assert_eq!((count(Change::Same), count(Change::Appeared), count(Change::Gone)), (20_000, 40_000, 20_000));
+        assert!(took < std::time::Duration::from_secs(5), "compare took {took:?}");
+    }
+
+    #[test]
+    fn decoding_a_document_is_charged_before_it_is_built() {
+        // 300 KB of empty strings decode to some 7 MB: refused under a
+        // 4 MiB budget before anything is built; a real document fits.
+        let real = doc(100.0, 5, &[("a;b", 1)]);
+        let mut v = serde_json::to_value(&real).unwrap();
+        v["findings"][0]["next"] = serde_json::Value::Array(vec![serde_json::Value::from(""); 100_000]);
+        let bomb = serde_json::to_vec(&v).unwrap();
+        let budget = perfkit_safeio::Budget::new(4 << 20);
+        let e = CheckupDocument::from_json_charged(&bomb, &budget, "BEFORE").unwrap_err();
+        assert!(matches!(e, crate::document::DocumentError::Budget(_)), "{e}");
+        assert!(e.to_string().contains("BEFORE"), "{e}");
+        assert_eq!(budget.used(), 0, "nothing kept of a refused document");
+        let json = serde_json::to_vec(&real).unwrap();
+        let back = CheckupDocument::from_json_charged(&json, &budget, "AFTER").unwrap();
+        assert_eq!(back.observations.intervals.len(), 5);
+        assert_eq!(budget.used(), json.len() as u64 * crate::document::DECODED_BYTES_PER_BYTE);
+    }
+
+    #[test]
+    fn hostile_names_stay_text_in_the_page() {
+        // Frames, objects and titles from a document anyone wrote: markup,
+        // a script end, URLs in every spelling, CSS, a newline that would
+        // start a line of its own in the folded text.
+        let evil = "</script><script>fetch('http://evil.example/x')</script><img src=//evil.example/y>\
+                    <style>@import url(https://evil.example/z)</style><!--";
+        let stacks = [(format!("app;{evil};leaf"), 50), ("app;x 999999999\nother;y".to_owned(), 5)];
+        let stacks: Vec<(&str, u64)> = stacks.iter().map(|(s, c)| (s.as_str(), *c)).collect();
+        let before = doc(5.0, 1, &stacks);
+        let mut after = doc(100.0, 5, &stacks);
+        after.findings[0].object = Some(evil.to_owned());
+        after.findings[0].title = evil.to_owned();
+        let cmp = compare(&before, &after).unwrap();
+        let mut html = Vec::new();
+        render_html(&cmp, &before, &after, &mut html).unwrap();
+        let html = String::from_utf8(html).unwrap();
+        // (A `//host/path` left as text in the flame graph is inert.)
+        assert!(!html.contains("://"), "no URL left");
+        assert!(!html.contains("<img") && !html.contains("<style>@import") && !html.contains("<!--"), "no markup");
+        assert_eq!(html.matches("<script").count(), 1, "only the flame graph's script");
+        assert_eq!(html.matches("</script>").count(), 1);
+        // 50 + 5 samples: a newline in a frame starts no stack of its own.
+        assert!(html.contains("<title>all (55 samples"), "a forged stack drawn");
     }
 
     #[test]

@@ -287,7 +287,9 @@ pub fn inline_svg(svg: &str, id: &str) -> String {
 
 /// The on-CPU flame graph of folded stacks, ready to inline under `id`.
 pub fn flamegraph_element(stacks: &[FoldedStack], title: &str, id: &str) -> Result<String, ReportError> {
-    let lines: Vec<String> = stacks.iter().map(|s| format!("{} {}", s.stack, s.count)).collect();
+    // Control characters escaped: a newline in a frame starts no stack.
+    let lines: Vec<String> =
+        stacks.iter().map(|s| format!("{} {}", perfkit_model::printable(&s.stack), s.count)).collect();
     let mut svg = Vec::new();
     perfkit_flamegraph::render_folded(
         lines.iter().map(String::as_str),

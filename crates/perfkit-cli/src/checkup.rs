@@ -143,12 +143,14 @@ pub fn run(args: CheckupArgs) -> Result<()> {
     Ok(())
 }
 
-/// A checkup document read from `path`, its bytes charged to the budget.
+/// A checkup document read from `path`, its bytes and what decoding them
+/// can build charged to the budget.
 fn read_document(path: &Path, which: &str) -> Result<CheckupDocument> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {which} {}", path.display()))?;
     let bytes = crate::render::read_charged(file, &path.display().to_string())
         .with_context(|| format!("cannot read {which} {}", path.display()))?;
-    CheckupDocument::from_json(&bytes).with_context(|| format!("{which} {}", path.display()))
+    CheckupDocument::from_json_charged(&bytes, perfkit_safeio::Budget::process(), &path.display().to_string())
+        .with_context(|| format!("{which} {}", path.display()))
 }
 
 /// `--compare BEFORE AFTER [-o FILE]`.
@@ -303,7 +305,9 @@ fn render(obs: &Observations, findings: &Findings, interrupted: bool) -> String 
     for note in &obs.notes {
         let _ = writeln!(s, "note: {note}");
     }
-    s
+    // Cgroup paths (a delegated user names them) and whatever else a
+    // finding quotes: no control character reaches the terminal.
+    s.lines().map(|l| format!("{}\n", perfkit_model::printable(l))).collect()
 }
 
 #[cfg(test)]
@@ -335,6 +339,26 @@ mod tests {
         assert_eq!(a.output.unwrap(), PathBuf::from("d.html"));
         assert!(parse(&["--compare", "a.json"]).is_err(), "two files");
         assert!(parse(&["--compare", "a.json", "b.json", "-p", "1"]).is_err(), "compare observes nothing");
+    }
+
+    #[test]
+    fn a_crafted_cgroup_name_reaches_the_terminal_escaped() {
+        // A delegated user names a cgroup with terminal escapes (the
+        // kernel refuses only '/' and newlines); it is the finding's
+        // object, title, cgroup and next step.
+        let evil = "/user.slice/x\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}1m";
+        let finding: perfkit_checkup::Finding = serde_json::from_value(serde_json::json!({
+            "resource": "memory", "kind": "saturation", "severity": "critical", "object": evil,
+            "title": format!("memory stalls in cgroup {evil}"), "evidence": [],
+            "culprits": [], "cgroups": [{"path": evil, "version": "v2", "share_percent": 100.0, "pids": [1]}],
+            "next": [format!("raise the memory limit of cgroup {evil}")], "note": evil,
+        }))
+        .unwrap();
+        let mut findings = Findings::default();
+        findings.findings.push(finding);
+        let text = render(&Observations::default(), &findings, false);
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert_eq!(text.matches("x\\x1b]0;pwned\\x07\\x1b[2J\\xc2\\x9b1m").count(), 5, "{text}");
     }
 
     #[test]

@@ -284,3 +284,26 @@ fn max_memory_sets_the_budget_of_every_reader() {
     let out = run(perfkit().args(["sys", "report"]).arg(&rec));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `checkup --compare` reads documents anyone may have written. Their
+/// bytes were charged, not what decoding built: 24 MB of `"",` decoded to
+/// some 400 MB of strings under a 64 MiB budget. Now the most decoding
+/// can build is charged first: the document is refused, nothing built.
+#[test]
+fn a_checkup_document_of_empty_strings_is_refused_within_the_budget() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    let real = dir.path().join("real.json");
+    let out = run(perfkit().args(["checkup", "-d", "1", "--json"]).arg(&real));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&real).unwrap()).unwrap();
+    doc["observations"]["notes"] = serde_json::Value::Array(vec![serde_json::Value::from(""); 8 << 20]);
+    let bomb = plant(dir.path(), "bomb.json", &serde_json::to_vec(&doc).unwrap());
+    drop(doc);
+    let ran = run_measured(perfkit().args(["--max-memory", "64M", "checkup", "--compare"]).arg(&real).arg(&bomb), None);
+    assert_refused(&ran, "bomb.json", "64 MiB");
+    assert!(ran.rss < 200 << 20, "peak RSS {} MiB", ran.rss >> 20);
+    // The real document still compares with itself under that budget.
+    let ran = run_measured(perfkit().args(["--max-memory", "64M", "checkup", "--compare"]).arg(&real).arg(&real), None);
+    assert!(ran.ok, "{}", ran.stderr);
+}
