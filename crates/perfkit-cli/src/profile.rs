@@ -699,6 +699,8 @@ fn note_line(note: &Note) -> String {
         Some(Remedy::PerfBackend) => "--backend perf, or auto without --off-cpu".to_owned(),
         Some(Remedy::DwarfUnwinding) => "use --unwind dwarf".to_owned(),
         Some(Remedy::WithChildren) => "--children includes them".to_owned(),
+        // Not a loss, but the flag that sets the budget it reports.
+        _ if matches!(note, Note::UnwindTables { .. }) => "the budget is --table-rows".to_owned(),
         _ => return text,
     };
     format!("{text}; {flag}")
