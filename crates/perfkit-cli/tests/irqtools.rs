@@ -100,21 +100,7 @@ struct Bpftrace(Killed, BufReader<std::process::ChildStdout>);
 
 impl Bpftrace {
     fn start(script: &str) -> Self {
-        let mut bt = Killed(
-            Command::new("bpftrace")
-                .args(["-f", "json", "-e", script])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut out = BufReader::new(bt.0.stdout.take().unwrap());
-        let mut line = String::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !line.contains("attached_probes") {
-            line.clear();
-            assert!(out.read_line(&mut line).unwrap_or(0) > 0 && Instant::now() < deadline, "bpftrace did not attach");
-        }
+        let (bt, out) = start_bpftrace(script);
         Bpftrace(bt, out)
     }
 

@@ -359,22 +359,7 @@ fn syscount_counts_exactly_like_bpftrace() {
     let pid = target.0.id();
     // `args->id`: the spelling bpftrace 0.17 (Debian 12) reads.
     let script = format!("tracepoint:raw_syscalls:sys_enter /pid == {pid} && args->id == 110/ {{ @n = count(); }}");
-    let mut bt = Killed(
-        Command::new("bpftrace")
-            .args(["-f", "json", "-e", &script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // With -f json, bpftrace says on stdout when its probes are attached.
-    let mut bt_out = BufReader::new(bt.0.stdout.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("attached_probes") {
-        line.clear();
-        assert!(bt_out.read_line(&mut line).unwrap_or(0) > 0 && Instant::now() < deadline, "bpftrace did not attach");
-    }
+    let (bt, mut bt_out) = start_bpftrace(&script);
     let (sc, sc_out) = start_tool(&["syscount", "--json", "-p", &pid.to_string()], "Tracing syscalls");
     target.0.stdin.take().unwrap().write_all(b"x").unwrap();
     target.0.wait().unwrap();

@@ -6,11 +6,11 @@
 
 use std::{
     fs,
-    io::{BufRead, BufReader, Read},
+    io::{BufReader, Read},
     net::{TcpListener, TcpStream},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -45,26 +45,6 @@ fn connect_n(port: u16, n: usize) {
     for _ in 0..n {
         drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
     }
-}
-
-/// Starts bpftrace with `script`, returning once its probes are attached.
-fn start_bpftrace(script: &str) -> (Killed, BufReader<std::process::ChildStdout>) {
-    let mut bt = Killed(
-        Command::new("bpftrace")
-            .args(["-f", "json", "-e", script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = BufReader::new(bt.0.stdout.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("attached_probes") {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap_or(0) > 0 && Instant::now() < deadline, "bpftrace did not attach");
-    }
-    (bt, out)
 }
 
 /// Stops bpftrace and returns its maps (`{"@c": 25, ...}`).

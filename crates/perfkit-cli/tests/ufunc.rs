@@ -141,21 +141,8 @@ fn funccount_of_a_process_agrees_with_bpftrace_uprobe_count() {
     let (mut target, mut target_out) = waiting_target(&bin, "20000");
     let pid = target.0.id();
     let script = format!("uprobe:{}:work_a /pid == {pid}/ {{ @n = count(); }}", bin.display());
-    let mut bt = Killed(
-        Command::new("bpftrace")
-            .args(["-f", "json", "-e", &script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut bt_out = BufReader::new(bt.0.stdout.take().unwrap());
+    let (bt, mut bt_out) = start_bpftrace(&script);
     let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("attached_probes") {
-        line.clear();
-        assert!(bt_out.read_line(&mut line).unwrap_or(0) > 0 && Instant::now() < deadline, "bpftrace did not attach");
-    }
     let (fc, fc_out) = start(&["funccount", "--json", "-p", &pid.to_string(), &format!("{}:work_a", bin.display())]);
     let mut stdin = target.0.stdin.take().unwrap();
     stdin.write_all(b"x").unwrap();

@@ -392,6 +392,29 @@ pub fn profile_command(extra: &[&str], command: &[impl AsRef<OsStr>]) -> (Vec<(S
 /// A child process, killed and reaped when dropped.
 pub struct Killed(pub Child);
 
+/// Starts bpftrace with `script` (`-f json`, which says on stdout when its
+/// probes are attached), returning once they are: the process and its
+/// output, for the counts it prints when stopped.
+pub fn start_bpftrace(script: &str) -> (Killed, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut bt = Killed(
+        Command::new("bpftrace")
+            .args(["-f", "json", "-e", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(bt.0.stdout.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !line.contains("attached_probes") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap_or(0) > 0 && Instant::now() < deadline, "bpftrace did not attach");
+    }
+    (bt, out)
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
