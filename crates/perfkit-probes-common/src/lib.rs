@@ -1748,6 +1748,240 @@ pub mod ufunc {
     unsafe impl aya::Pod for UfuncConfig {}
 }
 
+/// memleak: outstanding allocations by stack, from uprobes on a user
+/// allocator or from the kernel's `kmem` tracepoints.
+pub mod memleak {
+    /// Allocation entries: a uprobe per allocator function, keeping the
+    /// requested size per thread until the function returns.
+    pub const MALLOC_ENTER: &str = "memleak_malloc_enter";
+    /// `calloc(nmemb, size)`.
+    pub const CALLOC_ENTER: &str = "memleak_calloc_enter";
+    /// `realloc(ptr, size)`: frees `ptr`, then allocates.
+    pub const REALLOC_ENTER: &str = "memleak_realloc_enter";
+    /// `aligned_alloc(align, size)` and `memalign(align, size)`.
+    pub const MEMALIGN_ENTER: &str = "memleak_memalign_enter";
+    /// `posix_memalign(memptr, align, size)`.
+    pub const POSIX_MEMALIGN_ENTER: &str = "memleak_posix_memalign_enter";
+    /// `mmap(addr, length, ...)`.
+    pub const MMAP_ENTER: &str = "memleak_mmap_enter";
+    /// The uretprobe of every function returning the address.
+    pub const ALLOC_EXIT: &str = "memleak_alloc_exit";
+    /// The uretprobe of `mmap` (`MAP_FAILED` is not an address).
+    pub const MMAP_EXIT: &str = "memleak_mmap_exit";
+    /// The uretprobe of `posix_memalign` (the address is in `*memptr`).
+    pub const POSIX_MEMALIGN_EXIT: &str = "memleak_posix_memalign_exit";
+    /// `free(ptr)`.
+    pub const FREE_ENTER: &str = "memleak_free_enter";
+    /// `munmap(addr, length)`.
+    pub const MUNMAP_ENTER: &str = "memleak_munmap_enter";
+    /// kmem:kmalloc and kmem:kmalloc_node.
+    pub const KMALLOC: &str = "memleak_kmalloc";
+    /// kmem:kmem_cache_alloc and kmem:kmem_cache_alloc_node.
+    pub const CACHE_ALLOC: &str = "memleak_cache_alloc";
+    /// kmem:kfree.
+    pub const KFREE: &str = "memleak_kfree";
+    /// kmem:kmem_cache_free.
+    pub const CACHE_FREE: &str = "memleak_cache_free";
+    /// kmem:mm_page_alloc.
+    pub const PAGE_ALLOC: &str = "memleak_page_alloc";
+    /// kmem:mm_page_free.
+    pub const PAGE_FREE: &str = "memleak_page_free";
+
+    /// Hash map from [`AllocKey`] to [`AllocInfo`]: what is outstanding.
+    pub const ALLOCS: &str = "MEMLEAK_ALLOCS";
+    /// Hash map from a stack id (`u64`) to [`Combined`].
+    pub const COMBINED: &str = "MEMLEAK_COMBINED";
+    /// Stack trace map of the allocations' stacks.
+    pub const STACKS: &str = "MEMLEAK_STACKS";
+    /// Hash map from a thread (`pid_tgid`) to the size it asked for.
+    pub const SIZES: &str = "MEMLEAK_SIZES";
+    /// Hash map from a thread (`pid_tgid`) to `posix_memalign`'s `memptr`.
+    pub const MEMPTRS: &str = "MEMLEAK_MEMPTRS";
+    /// Per-CPU array of one [`MemleakStats`].
+    pub const STATS: &str = "MEMLEAK_STATS";
+    /// Array of one `u64`: allocations seen, for `-s` sampling.
+    pub const SEEN: &str = "MEMLEAK_SEEN";
+    /// Global [`MemleakConfig`].
+    pub const CONFIG: &str = "MEMLEAK_CONFIG";
+
+    /// Outstanding allocations kept at most (a preallocated map: about
+    /// 13 MiB).
+    pub const MAX_ALLOCS: u32 = 1 << 17;
+    /// Distinct stacks kept at most (as libbpf-tools' memleak).
+    pub const MAX_STACKS: u32 = 10_240;
+    /// Threads inside an allocator function at once, at most.
+    pub const MAX_THREADS: u32 = 1 << 14;
+
+    /// The `tgid` of a kernel page allocation's key: its address is a page
+    /// frame number.
+    pub const PAGE_TGID: u32 = u32::MAX;
+    /// The stack id of an allocation whose stack could not be kept.
+    pub const NO_STACK: u64 = u64::MAX;
+
+    /// What the programs do, filled in before the object loads.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MemleakConfig {
+        /// Smallest size recorded (bcc's `-z`).
+        pub min_size: u64,
+        /// Largest size recorded (bcc's `-Z`).
+        pub max_size: u64,
+        /// Record one allocation in this many (bcc's `-s`; 0 and 1: all).
+        pub sample_every: u64,
+        /// Offsets in the kmem tracepoints' records: kmalloc's `ptr` and
+        /// `bytes_alloc`, kmem_cache_alloc's `ptr` and `bytes_alloc`,
+        /// kfree's and kmem_cache_free's `ptr`, mm_page_alloc's `pfn` and
+        /// `order`, mm_page_free's `pfn` and `order`.
+        pub kmalloc_ptr: u32,
+        /// See `kmalloc_ptr`.
+        pub kmalloc_bytes: u32,
+        /// See `kmalloc_ptr`.
+        pub cache_alloc_ptr: u32,
+        /// See `kmalloc_ptr`.
+        pub cache_alloc_bytes: u32,
+        /// See `kmalloc_ptr`.
+        pub kfree_ptr: u32,
+        /// See `kmalloc_ptr`.
+        pub cache_free_ptr: u32,
+        /// See `kmalloc_ptr`.
+        pub page_alloc_pfn: u32,
+        /// See `kmalloc_ptr`.
+        pub page_alloc_order: u32,
+        /// See `kmalloc_ptr`.
+        pub page_free_pfn: u32,
+        /// See `kmalloc_ptr`.
+        pub page_free_order: u32,
+    }
+
+    impl Default for MemleakConfig {
+        fn default() -> Self {
+            Self {
+                min_size: 0,
+                max_size: u64::MAX,
+                sample_every: 1,
+                kmalloc_ptr: 0,
+                kmalloc_bytes: 0,
+                cache_alloc_ptr: 0,
+                cache_alloc_bytes: 0,
+                kfree_ptr: 0,
+                cache_free_ptr: 0,
+                page_alloc_pfn: 0,
+                page_alloc_order: 0,
+                page_free_pfn: 0,
+                page_free_order: 0,
+            }
+        }
+    }
+
+    /// Which allocation: the process (0 for the kernel, [`PAGE_TGID`] for
+    /// pages) and the address (a page frame number for pages).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct AllocKey {
+        /// The address.
+        pub addr: u64,
+        /// The process.
+        pub tgid: u32,
+        /// Zero.
+        pub _pad: u32,
+    }
+
+    /// One outstanding allocation.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct AllocInfo {
+        /// Bytes.
+        pub size: u64,
+        /// When it was made (`bpf_ktime_get_ns`, CLOCK_MONOTONIC).
+        pub time_ns: u64,
+        /// Its stack's id in [`STACKS`], or [`NO_STACK`].
+        pub stack_id: u64,
+        /// The thread that made it.
+        pub tid: u32,
+        /// Zero.
+        pub _pad: u32,
+    }
+
+    /// Outstanding bytes and allocations of one stack.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Combined {
+        /// Bytes (wrapping: frees subtract).
+        pub bytes: u64,
+        /// Allocations (wrapping: frees subtract).
+        pub count: u64,
+    }
+
+    /// What memleak saw and could not keep.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MemleakStats {
+        /// Allocations recorded.
+        pub allocs: u64,
+        /// Frees of a recorded allocation.
+        pub frees: u64,
+        /// Allocations not recorded: the map of outstanding allocations
+        /// was full.
+        pub allocs_lost: u64,
+        /// Allocations not recorded: the map of threads inside an
+        /// allocator was full.
+        pub sizes_lost: u64,
+        /// Allocations recorded without their stack (the stack map was
+        /// full, or the stack could not be read).
+        pub stacks_lost: u64,
+        /// Allocations not added to their stack's totals: the map of
+        /// totals was full.
+        pub combined_lost: u64,
+        /// Allocations at an address still outstanding (its free was
+        /// missed): the old one is dropped.
+        pub replaced: u64,
+        /// Allocations skipped by `-s` sampling or the size bounds.
+        pub skipped: u64,
+    }
+
+    impl MemleakStats {
+        /// Adds another CPU's counters.
+        pub fn merge(&mut self, o: &Self) {
+            self.allocs = self.allocs.saturating_add(o.allocs);
+            self.frees = self.frees.saturating_add(o.frees);
+            self.allocs_lost = self.allocs_lost.saturating_add(o.allocs_lost);
+            self.sizes_lost = self.sizes_lost.saturating_add(o.sizes_lost);
+            self.stacks_lost = self.stacks_lost.saturating_add(o.stacks_lost);
+            self.combined_lost = self.combined_lost.saturating_add(o.combined_lost);
+            self.replaced = self.replaced.saturating_add(o.replaced);
+            self.skipped = self.skipped.saturating_add(o.skipped);
+        }
+    }
+
+    #[cfg(feature = "user")]
+    mod pod {
+        // SAFETY: each type is `#[repr(C)]`, `Copy`, and made only of
+        // integers with explicit padding fields: every bit pattern is valid
+        // and no byte is uninitialised.
+        unsafe impl aya::Pod for super::MemleakConfig {}
+        // SAFETY: as above.
+        unsafe impl aya::Pod for super::AllocKey {}
+        // SAFETY: as above.
+        unsafe impl aya::Pod for super::AllocInfo {}
+        // SAFETY: as above.
+        unsafe impl aya::Pod for super::Combined {}
+        // SAFETY: as above.
+        unsafe impl aya::Pod for super::MemleakStats {}
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn layouts_have_no_implicit_padding() {
+            assert_eq!(core::mem::size_of::<super::MemleakConfig>(), 24 + 4 * 10);
+            assert_eq!(core::mem::size_of::<super::AllocKey>(), 16);
+            assert_eq!(core::mem::size_of::<super::AllocInfo>(), 32);
+            assert_eq!(core::mem::size_of::<super::Combined>(), 16);
+            assert_eq!(core::mem::size_of::<super::MemleakStats>(), 64);
+        }
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type below is `#[repr(C)]`, `Copy`, and made only of

@@ -24,6 +24,8 @@
 //!   ([`irqs`]) and run-queue lengths ([`runqlen`]).
 //! - funccount and funclatency on user functions, USDT probes and
 //!   tracepoints ([`ufunc`]).
+//! - memleak: outstanding allocations by stack, from uprobes on a user
+//!   allocator or the kernel's `kmem` tracepoints ([`memleak`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -34,6 +36,7 @@ mod capable;
 mod filter;
 mod irqs;
 mod kernel;
+mod memleak;
 mod mountsnoop;
 mod offcpu;
 mod oomkill;
