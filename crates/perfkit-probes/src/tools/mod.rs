@@ -20,6 +20,7 @@
 //! | [`Runqlen`] | a perf_event program on cpu-clock per CPU | a [`Histogram`] of queue lengths per CPU |
 //! | [`FuncCounter`] | uprobes, USDT probes, tracepoints ([`ProbeSpec`]) | [`FuncCount`]s |
 //! | [`FuncLatency`] | a uprobe and a uretprobe per function | a [`LatencyHistogram`] |
+//! | [`Memleak`] | uprobes and uretprobes on a user allocator, or the kmem tracepoints | outstanding [`Allocation`]s, [`StackTotal`]s, stacks |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -30,6 +31,7 @@ mod events;
 pub mod exposition;
 mod hist;
 mod irqs;
+mod memleak;
 mod mountsnoop;
 mod oomkill;
 pub mod probespec;
@@ -55,8 +57,10 @@ pub use capable::{CapCheck, Capable, CapableConfig, capability_name, kprobes_ava
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, disk_name, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
 pub use irqs::{IrqKind, IrqTime, Irqs, IrqsConfig, softirq_name};
+pub use memleak::{Allocation, Memleak, MemleakConfig, MemleakMode, StackTotal};
 pub use mountsnoop::{MountCall, MountSnoop, MountSnoopConfig, mount_flags_text, umount_flags_text};
 pub use oomkill::{OomKill, OomKillConfig, OomKiller};
+pub use perfkit_probes_common::memleak::MemleakStats;
 pub use perfkit_probes_common::tools::ToolStats;
 use perfkit_probes_common::{
     filter::FilterConfig,
@@ -140,6 +144,11 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         names::MOUNT_START,
         names::IRQ_HIST,
         perfkit_probes_common::ufunc::START,
+        perfkit_probes_common::memleak::ALLOCS,
+        perfkit_probes_common::memleak::COMBINED,
+        perfkit_probes_common::memleak::STACKS,
+        perfkit_probes_common::memleak::SIZES,
+        perfkit_probes_common::memleak::MEMPTRS,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -412,6 +421,7 @@ tool!(Capable, CapableConfig);
 tool!(Runqlen, RunqlenConfig);
 tool!(FuncCounter, FuncCountConfig);
 tool!(FuncLatency, FuncLatencyConfig);
+tool!(Memleak, MemleakConfig);
 
 impl Tool for Irqs {
     type Config = IrqsConfig;
