@@ -397,6 +397,42 @@ pub const FLAGS: &[BccFlag] = &[
     ),
     f("funclatency", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
     f("funclatency", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // memleak
+    f("memleak", "-p", true, "this PID's allocator", Same("1")),
+    f(
+        "memleak",
+        "-t",
+        false,
+        "print each allocation and free as it happens",
+        Refused("-a: every outstanding allocation, with its address, size and age"),
+    ),
+    f("memleak", "-a", false, "list the outstanding allocations too", Same("")),
+    f("memleak", "-o", true, "leave out allocations younger than OLDER ms", Same("500")),
+    f("memleak", "-c", true, "run and watch this command", Same("true")),
+    f("memleak", "--combined-only", false, "only each stack's totals, kept in the kernel", Same("")),
+    f("memleak", "-C", false, "--combined-only (libbpf-tools)", Same("")),
+    f("memleak", "--wa-missing-free", false, "drop an allocation whose address is allocated again", Same("")),
+    f("memleak", "-F", false, "--wa-missing-free (libbpf-tools)", Same("")),
+    f("memleak", "-s", true, "record one allocation in SAMPLE_RATE", Same("4")),
+    f("memleak", "-T", true, "the top N stacks", Same("5")),
+    f("memleak", "-z", true, "allocations of at least MIN_SIZE bytes only", Same("16")),
+    f("memleak", "-Z", true, "allocations of at most MAX_SIZE bytes only", Same("4096")),
+    f("memleak", "-O", true, "the allocator object", Same("c")),
+    f(
+        "memleak",
+        "--percpu",
+        false,
+        "per-CPU allocations (percpu tracepoints)",
+        Refused("kernel mode watches kmalloc, kmem_cache and page allocations; per-CPU ones are not traced"),
+    ),
+    f(
+        "memleak",
+        "-P",
+        false,
+        "--percpu (libbpf-tools)",
+        Refused("kernel mode watches kmalloc, kmem_cache and page allocations; per-CPU ones are not traced"),
+    ),
+    f("memleak", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
 ];
 
 /// Options of perfkit's offcpu that take a value (their values are not the

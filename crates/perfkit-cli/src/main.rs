@@ -98,6 +98,7 @@ enum Command {
     Runqlen(irqtools::RunqlenArgs),
     Funccount(tools::FunccountArgs),
     Funclatency(tools::FunclatencyArgs),
+    Memleak(tools::MemleakArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -180,6 +181,7 @@ fn main() -> ExitCode {
             | Command::Runqlen(_)
             | Command::Funccount(_)
             | Command::Funclatency(_)
+            | Command::Memleak(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -223,6 +225,7 @@ fn main() -> ExitCode {
         Command::Runqlen(args) => irqtools::runqlen(args),
         Command::Funccount(args) => tools::funccount(args),
         Command::Funclatency(args) => tools::funclatency(args),
+        Command::Memleak(args) => tools::memleak(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),
