@@ -22,6 +22,7 @@ mod hardening_targets;
 mod hardening_write;
 mod irqtools;
 mod kernels;
+mod memleak;
 mod perf_backend;
 mod profile;
 mod render;

@@ -55,6 +55,7 @@ pub const TESTS: &[&str] = &[
     "softirqs_hardirqs",
     "runqlen",
     "funccount",
+    "memleak",
 ];
 
 /// The workloads the suite runs: (output name, source in
@@ -69,6 +70,7 @@ pub const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("syscalls", "syscalls.c", &["-O1", "-fno-omit-frame-pointer"]),
     ("burner", "burner.c", &["-O1", "-fno-omit-frame-pointer"]),
     ("memhog", "memhog.c", &["-O1"]),
+    ("leaker", "leaker.c", &["-O1", "-fno-omit-frame-pointer"]),
 ];
 
 /// How long one perfkit command may take before it is killed (its own
@@ -221,6 +223,7 @@ fn run_test(name: &str, ctx: &Ctx) -> Result<String, Fail> {
         "softirqs_hardirqs" => softirqs_hardirqs(ctx),
         "runqlen" => runqlen(ctx),
         "funccount" => funccount(ctx),
+        "memleak" => memleak(ctx),
         other => Err(Fail::new(format!("no test named {other}"))),
     }
 }
@@ -1397,6 +1400,95 @@ fn funccount(ctx: &Ctx) -> Result<String, Fail> {
         Some(n) if n == N => Ok(format!("{probe} {n}")),
         Some(n) => Err(Fail::with(format!("expected exactly {N} calls of {probe}, saw {n}"), &stderr)),
         None => Err(Fail::with(format!("expected a syscall row, saw {}", show(probes)), &stderr)),
+    }
+}
+
+/// A workload told to go through its stdin, which answers "ready" and
+/// "done" on its stdout.
+struct Stepped {
+    child: Background,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Stepped {
+    fn start(ctx: &Ctx, name: &str, args: &[&str]) -> Result<Self, Fail> {
+        let mut child = Command::new(ctx.workload(name))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Fail::new(format!("starting {name}: {e}")))?;
+        let out = BufReader::new(child.stdout.take().ok_or_else(|| Fail::new("no stdout".to_owned()))?);
+        let mut s = Self { child: Background(child), out };
+        s.expect("ready")?;
+        Ok(s)
+    }
+
+    fn expect(&mut self, what: &str) -> Result<(), Fail> {
+        let mut line = String::new();
+        self.out.read_line(&mut line).map_err(|e| Fail::new(format!("reading the workload: {e}")))?;
+        if line.trim() != what {
+            return Err(Fail::new(format!("the workload said {line:?}, not {what:?}")));
+        }
+        Ok(())
+    }
+
+    fn go(&mut self) -> Result<(), Fail> {
+        let stdin = self.child.0.stdin.as_mut().ok_or_else(|| Fail::new("no stdin".to_owned()))?;
+        stdin.write_all(b"go\n").map_err(|e| Fail::new(format!("starting the workload: {e}")))?;
+        self.expect("done")
+    }
+}
+
+/// 14. `perfkit memleak --json -p PID 1` of `leaker wait`: exactly the 40
+///     blocks of 1000 bytes keep_blocks keeps, under its stack, and nothing
+///     of churn's freed blocks (uprobes and uretprobes on the libc). Then
+///     kernel mode (`-Z 2048 -o 0 1`, the kmem tracepoints at the offsets
+///     tracefs gives) while `leaker pipes 200` holds 200 pipes: a stack
+///     through pipe(2) with 200 allocations or more.
+fn memleak(ctx: &Ctx) -> Result<String, Fail> {
+    let mut target = Stepped::start(ctx, "leaker", &["wait"])?;
+    let pid = target.child.pid().to_string();
+    let tool = Tool::start(ctx, &["memleak", "--json", "-p", &pid, "1"], "Attaching")?;
+    target.go()?;
+    thread::sleep(Duration::from_millis(1500));
+    let (stdout, stderr) = tool.stop()?;
+    drop(target);
+    let reports = json_lines(&stdout).map_err(|e| Fail::with(e, &stderr))?;
+    let stacks = reports.last().and_then(|r| r["stacks"].as_array()).cloned().unwrap_or_default();
+    let leaf = |s: &Value| s["frames"][0].as_str().unwrap_or("").to_owned();
+    let kept: Vec<(u64, u64)> = stacks
+        .iter()
+        .filter(|s| leaf(s) == "keep_blocks")
+        .map(|s| (s["outstanding_bytes"].as_u64().unwrap_or(0), s["allocations"].as_u64().unwrap_or(0)))
+        .collect();
+    if kept != [(40_000, 40)] || stacks.iter().any(|s| leaf(s) == "churn") {
+        return Err(Fail::with(
+            format!("expected keep_blocks 40000 bytes in 40, no churn; saw {}", show(&stacks)),
+            &stderr,
+        ));
+    }
+    const PIPES: u64 = 200;
+    let tool = Tool::start(ctx, &["memleak", "--json", "-Z", "2048", "-o", "0", "-T", "50", "1"], "Attaching")?;
+    let mut holder = Stepped::start(ctx, "leaker", &["pipes", &PIPES.to_string()])?;
+    holder.go()?;
+    thread::sleep(Duration::from_millis(2500));
+    let (stdout, stderr) = tool.stop()?;
+    drop(holder);
+    let reports = json_lines(&stdout).map_err(|e| Fail::with(e, &stderr))?;
+    let stacks = reports.last().and_then(|r| r["stacks"].as_array()).cloned().unwrap_or_default();
+    let piped = stacks.iter().filter_map(|s| {
+        let f: Vec<&str> = s["frames"].as_array()?.iter().filter_map(Value::as_str).collect();
+        let through = f.iter().any(|n| n.contains("sys_pipe")) && f.iter().any(|n| n.contains("pipe_info"));
+        through.then(|| s["allocations"].as_u64().unwrap_or(0))
+    });
+    match piped.max() {
+        Some(n) if n >= PIPES => Ok(format!("keep_blocks 40000 bytes in 40; {n} allocations under pipe(2)")),
+        _ => Err(Fail::with(
+            format!("expected a pipe(2) stack with {PIPES} allocations; saw {}", show(&stacks)),
+            &stderr,
+        )),
     }
 }
 
