@@ -262,7 +262,7 @@ fn memleak_samples_prunes_young_and_keeps_totals_in_the_kernel() {
     let (report, _) = watch_leaker(&["-o", "60000"]);
     assert_eq!(report["stacks"].as_array().map(Vec::len), Some(0), "{report}");
 
-    // bcc-flags: memleak --combined-only -C --wa-missing-free -F -O --obj
+    // bcc-flags: memleak --combined-only -C --wa-missing-free -F -O
     // The kernel's running totals per stack, through the allocator named
     // by path (the libc the leaker maps).
     let libc = libc_path();
