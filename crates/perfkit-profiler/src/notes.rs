@@ -248,6 +248,17 @@ pub enum Note {
         /// Why it could not be asked.
         why: String,
     },
+    /// A JVM gave no perf map (JDK 11 to 16 have no `Compiler.perfmap`,
+    /// or attaching failed), and its compiled methods were named from its
+    /// code cache instead.
+    JvmNamedFromCodeCache {
+        /// The JVM.
+        pid: u32,
+        /// Why it gave no perf map.
+        why: String,
+        /// Code blobs named from the code cache.
+        blobs: usize,
+    },
     /// Existing descendants were busy but not profiled.
     ChildrenLeftOut(Vec<ChildrenLeftOut>),
     /// JIT symbols read.
@@ -358,6 +369,7 @@ impl Note {
             | ReadFromKernel { .. }
             | JvmPerfMapWritten { .. }
             | JvmEndedForPerfMap { .. }
+            | JvmNamedFromCodeCache { .. }
             | JitSymbols { .. }
             | PythonFrames { .. }
             | JavaFrames { .. }
@@ -523,6 +535,11 @@ impl fmt::Display for Note {
                 "JIT symbols: the JVM (PID {pid}) writes its perf map at exit (-XX:+DumpPerfMapAtExit): it was \
                  ended before symbolizing ({why})"
             ),
+            Note::JvmNamedFromCodeCache { pid, why, blobs } => write!(
+                f,
+                "JIT symbols: the JVM (PID {pid}) gave no perf map ({why}); its compiled methods are named from its \
+                 code cache instead ({blobs} code blobs, as the perf map names them)"
+            ),
             Note::ChildrenLeftOut(parents) => {
                 let parts: Vec<String> = parents
                     .iter()
@@ -559,7 +576,9 @@ impl fmt::Display for Note {
                         f,
                         "it is a JVM that could not be asked for its perf map ({why}); allow attaching (no \
                          -XX:+DisableAttachMechanism, JDK 17 or newer), or start it with \
-                         -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit (JDK 11 to 16: load perf-map-agent)"
+                         -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit (JDK 17 or newer); JDK 11 to 16 have \
+                         neither: profile it with the perf_event backend (--backend perf), which names compiled \
+                         methods from the JVM's code cache"
                     ),
                     (Runtime::Jvm, None) => write!(
                         f,

@@ -151,7 +151,13 @@ fn mapped_libraries(pid: u32) -> Vec<String> {
 /// After symbolizing: for each process whose generated code stayed
 /// unnamed, or whose interpreter's frames show no functions, a note naming
 /// the runtime, the share of its samples affected and the exact fix.
-pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &Prepared, notes: &mut Vec<Note>) {
+pub(crate) fn hints(
+    samples: &[RawSample],
+    modules: &perfkit_target::Modules,
+    report: &SymbolizeReport,
+    prepared: &Prepared,
+    notes: &mut Vec<Note>,
+) {
     let process_names: HashMap<u32, &str> = samples
         .iter()
         .map(|s| (s.tgid, if s.process.is_empty() { s.comm.as_str() } else { s.process.as_str() }))
@@ -172,6 +178,18 @@ pub(crate) fn hints(samples: &[RawSample], report: &SymbolizeReport, prepared: &
             map_read: read.contains(&pid),
             runtime,
         });
+    }
+    // A JVM without a perf map (JDK 11 to 16, or attaching failed) whose
+    // compiled methods were named from its code cache: say where the
+    // names came from.
+    let mut failed: Vec<(&u32, &String)> = prepared.jvm_failures.iter().collect();
+    failed.sort_unstable();
+    for (&pid, why) in failed {
+        let unnamed = notes.iter().any(|n| matches!(n, Note::JitUnnamed { pid: p, .. } if *p == pid));
+        let blobs = modules.code_names.get(&pid).map_or(0, |n| n.len());
+        if !unnamed && blobs > 0 {
+            notes.push(Note::JvmNamedFromCodeCache { pid, why: why.clone(), blobs });
+        }
     }
     // CPython without perf support: its samples show the interpreter's
     // loop, not Python functions, and no map is written.

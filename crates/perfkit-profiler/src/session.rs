@@ -597,7 +597,7 @@ impl Session {
         for &(pid, symbols) in &report.jitdumps_read {
             notes.push(Note::JitSymbols { pid, symbols, source: JitSource::JitDump });
         }
-        crate::runtimes::hints(&samples, &report, &prepared, &mut notes);
+        crate::runtimes::hints(&samples, &modules, &report, &prepared, &mut notes);
         if report.interpreted > 0 && java {
             notes.push(Note::JavaFrames {
                 samples: report.interpreted,

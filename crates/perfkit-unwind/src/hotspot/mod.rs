@@ -159,7 +159,9 @@ const CONST_VALUE: &str = "gHotSpotVMIntConstantEntryValueOffset";
 /// The structure fields read (type, field).
 const FIELDS: &[(&str, &str)] = &[
     ("CodeCache", "_heaps"),
+    // GrowableArrayBase's from JDK 16, GenericGrowableArray's before.
     ("GrowableArrayBase", "_len"),
+    ("GenericGrowableArray", "_len"),
     ("GrowableArray<int>", "_data"),
     ("CodeHeap", "_memory"),
     ("CodeHeap", "_segmap"),
@@ -406,7 +408,8 @@ impl<M: Memory> HotSpot<M> {
         if array == 0 {
             return Err(Error::Unsupported { pid, why: "its code cache is not made yet".into() });
         }
-        let len = read_u32(&mem, pid, array + offset("GrowableArrayBase", "_len")?, "the code heaps' count")?;
+        let len_at = offset("GrowableArrayBase", "_len").or_else(|_| offset("GenericGrowableArray", "_len"))?;
+        let len = read_u32(&mem, pid, array + len_at, "the code heaps' count")?;
         let data = u64_at(array + offset("GrowableArray<int>", "_data")?, "the code heaps")?;
         if len as usize > MAX_HEAPS {
             return Err(Error::Corrupt { pid, what: format!("{len} code heaps (at most {MAX_HEAPS})") });

@@ -122,6 +122,12 @@ impl Builder {
 /// nmethod over segments 2 to 4, the interpreter over segments 8 to 9,
 /// and a free block at 6.
 fn jvm() -> (Builder, Exports) {
+    jvm_of("GrowableArrayBase")
+}
+
+/// [`jvm`], with the code heaps' array length described as `growable`'s
+/// (`GrowableArrayBase` from JDK 16, `GenericGrowableArray` before).
+fn jvm_of(growable: &str) -> (Builder, Exports) {
     let mut b = Builder::new();
     let exports = b.exports();
     // CodeCache::_heaps -> a GrowableArray at 0x30800 of one CodeHeap*.
@@ -130,7 +136,7 @@ fn jvm() -> (Builder, Exports) {
     b.structs(&[
         ("Unrelated", "_field", 0x99, false),
         ("CodeCache", "_heaps", heaps_var, true),
-        ("GrowableArrayBase", "_len", 0, false),
+        (growable, "_len", 0, false),
         ("GrowableArray<int>", "_data", 8, false),
         ("CodeHeap", "_memory", 0x10, false),
         ("CodeHeap", "_segmap", 0x40, false),
@@ -202,6 +208,19 @@ fn jvm() -> (Builder, Exports) {
     b.u64(cp + 0x48 + 3 * 8, META_AT + 0x900);
     b.u64(cp + 0x48 + 4 * 8, META_AT + 0xa00);
     (b, exports)
+}
+
+#[test]
+fn jdk_11s_generic_growable_array_holds_the_code_heaps() {
+    let budget = Budget::new(1 << 20);
+    let (b, exports) = jvm_of("GenericGrowableArray");
+    let hs = HotSpot::new(b.mem, 7, &exports, &budget, soon()).unwrap();
+    assert_eq!(hs.heaps().len(), 1);
+    assert_eq!(hs.heaps()[0].low, CODE_AT);
+    // Neither name: the JVM is not read, and the error says what it lacks.
+    let (b, exports) = jvm_of("SomeOtherArray");
+    let e = HotSpot::new(b.mem, 7, &exports, &budget, soon()).unwrap_err();
+    assert!(e.to_string().contains("GenericGrowableArray::_len"), "{e}");
 }
 
 fn soon() -> Instant {
