@@ -402,7 +402,8 @@ pub const FLAGS: &[BccFlag] = &[
 /// Accepted rows no integration test can exercise on the machines the
 /// tests run on, and why (docs/TOOLS.md says so in the row): the
 /// markers' check lets these alone be unmarked.
-pub const UNTESTED: &[(&str, &str, &str)] = &[
+#[cfg(test)]
+const UNTESTED: &[(&str, &str, &str)] = &[
     ("capable", "-p", "capable needs kprobes, which the test machines' kernel lacks"),
     ("capable", "-x", "capable needs kprobes, which the test machines' kernel lacks"),
 ];
