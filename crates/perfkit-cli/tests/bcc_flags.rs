@@ -238,8 +238,11 @@ fn opensnoop_filters_by_user_name_process_and_thread_and_stops_after_its_duratio
             .map(str::to_owned)
             .collect()
     };
-    assert_eq!(paths(&tid_events), [fa.clone()], "{tid_events:?}");
-    assert!(tid_events.iter().all(|e| e["tid"].to_string() == tid), "{tid_events:?}");
+    assert_eq!(paths(&tid_events), std::slice::from_ref(&fa), "{tid_events:?}");
+    assert!(
+        tid_events.iter().all(|e| e["tid"].as_i64().map(|t| t.to_string()).as_ref() == Some(&tid)),
+        "{tid_events:?}"
+    );
     assert_eq!(paths(&pid_events), [fa, fb], "{pid_events:?}");
 }
 
