@@ -292,9 +292,14 @@ fn tcp_tools_filter_by_port_family_and_process() {
     let (p4, srv4) = echo_server("127.0.0.1:0", 2);
     let (p6, srv6) = echo_server("[::1]:0", 1);
     let me = std::process::id().to_string();
-    // Another process's session to the IPv4 server, from a shell started
-    // before the tools (so -p of this process does not follow it).
-    let mut other = held_shell("bash", &format!("exec 3<>/dev/tcp/127.0.0.1/{p4}; echo hi >&3; exec 3>&-"));
+    // Another process's session to the IPv4 server, by the user nobody,
+    // from a shell started before the tools (so -p of this process does
+    // not follow it); setpriv and the inner bash keep its pid.
+    let mut other = held_shell(
+        "bash",
+        &format!("exec {AS_NOBODY} bash -c 'exec 3<>/dev/tcp/127.0.0.1/{p4}; echo hi >&3; exec 3>&-'"),
+    );
+    let other_pid = other.0.id();
     let (l4, l6) = (p4.to_string(), p6.to_string());
     let ports = format!("{p4},{p6}");
     // bcc-flags: tcplife -L -D -4 -6 -p -T -t -w
@@ -305,6 +310,8 @@ fn tcp_tools_filter_by_port_family_and_process() {
     let (text, text_out) = start_tool(&["tcplife", "-T", "-t", "-w", "-p", &me], "Tracing");
     // bcc-flags: tcpconnect -t -U -6 -p
     let (conn, conn_out) = start_tool(&["tcpconnect", "-t", "-U", "-6", "-p", &me], "Tracing connect");
+    // bcc-flags: tcpconnect -u
+    let (by_uid, by_uid_out) = start_tool(&["tcpconnect", "--json", "-u", "65534", "-P", &ports], "Tracing connect");
     // bcc-flags: tcpaccept -6 -p
     let (acc, acc_out) = start_tool(&["tcpaccept", "--json", "-6", "-p", &me], "Tracing accept");
     let c4 = session(SocketAddr::from(([127, 0, 0, 1], p4)));
@@ -318,6 +325,7 @@ fn tcp_tools_filter_by_port_family_and_process() {
     let text = stop_tool(text, text_out);
     let conn = stop_tool(conn, conn_out);
     let acc = json_lines(&stop_tool(acc, acc_out));
+    let by_uid = json_lines(&stop_tool(by_uid, by_uid_out));
     let pair = |e: &Value| (e["local_port"].as_u64().unwrap() as u16, e["remote_port"].as_u64().unwrap() as u16);
     let pairs = |ev: &[Value]| -> Vec<(u16, u16)> {
         let mut v: Vec<(u16, u16)> = ev.iter().map(pair).collect();
@@ -369,6 +377,9 @@ fn tcp_tools_filter_by_port_family_and_process() {
     assert_eq!(rows.len(), 1, "{conn}");
     assert!(rows[0][0].parse::<f64>().is_ok() && rows[0][1] == "0" && rows[0][2] == me, "{conn}");
     assert!(rows[0].contains(&"::1") && rows[0].last() == Some(&l6.as_str()), "{conn}");
+    // tcpconnect -u 65534: nobody's connect only.
+    assert_eq!(by_uid.len(), 1, "{by_uid:?}");
+    assert_eq!((by_uid[0]["uid"].as_u64(), by_uid[0]["pid"].as_u64()), (Some(65534), Some(other_pid.into())));
     // tcpaccept -6 -p: the IPv6 accept, by this process.
     assert_eq!(acc.len(), 1, "{acc:?}");
     assert_eq!((acc[0]["local_port"].as_u64(), acc[0]["remote_port"].as_u64()), (Some(p6.into()), Some(c6.into())));
@@ -560,7 +571,7 @@ fn runqlat_per_thread_per_namespace_one_process_and_milliseconds() {
 }
 
 #[test]
-fn syscount_failed_calls_only_and_milliseconds() {
+fn syscount_one_process_failed_calls_only_and_milliseconds() {
     let Some(_serial) = privileged() else { return };
     // bcc-flags: syscount -x
     // 200 opens of a missing file, each failing: -x counts them, and
@@ -576,6 +587,25 @@ fn syscount_failed_calls_only_and_milliseconds() {
     for ok in ["brk", "mmap", "execve", "exit_group"] {
         assert!(rows.iter().all(|r| r["syscall"] != ok), "{ok} never fails: {rows:?}");
     }
+    // bcc-flags: syscount -p
+    // -p: one of two processes making getppid calls, exactly its 3000.
+    let bin = build_c("cc", "syscalls.c", "syscalls", &["-O1", "-pthread", "-fno-omit-frame-pointer"]);
+    let mut targets: Vec<Killed> = ["3000", "5000"]
+        .into_iter()
+        .map(|n| Killed(Command::new(&bin).args([n, "wait"]).stdin(Stdio::piped()).spawn().unwrap()))
+        .collect();
+    let pid = targets[0].0.id().to_string();
+    let (sc, sc_out) = start_tool(&["syscount", "--json", "-p", &pid], "Tracing syscalls");
+    for t in &mut targets {
+        t.0.stdin.take().unwrap().write_all(b"x").unwrap();
+    }
+    for t in &mut targets {
+        assert!(t.0.wait().unwrap().success());
+    }
+    thread::sleep(Duration::from_millis(300));
+    let rows = json_lines(&stop_tool(sc, sc_out)).last().unwrap()["rows"].as_array().unwrap().clone();
+    let getppid = rows.iter().find(|r| r["syscall"] == "getppid").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(getppid["count"], 3000, "{rows:?}");
     // bcc-flags: syscount -m
     // -L -m: time in milliseconds.
     let out = tool(&["syscount", "-L", "-m", "--", "/bin/sh", "-c", script]);

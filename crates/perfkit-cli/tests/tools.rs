@@ -334,7 +334,7 @@ fn per_process_names_outlive_the_processes() {
 #[test]
 fn syscount_counts_exactly_like_bpftrace() {
     let Some(_serial) = privileged() else { return };
-    // bcc-flags: syscount -L -p
+    // bcc-flags: syscount -L
     if !tools(&["bpftrace", "strace"]) {
         return;
     }

@@ -70,7 +70,7 @@ fn tcpconnect_and_tcpaccept_count_n_connections_like_bpftrace() {
     if !tools(&["bpftrace"]) {
         return;
     }
-    // bcc-flags: tcpconnect -P -c -4 -u
+    // bcc-flags: tcpconnect -P -c -4
     // bcc-flags: tcpaccept -P -T -t -4
     const N: usize = 25;
     let (port, srv) = server();
