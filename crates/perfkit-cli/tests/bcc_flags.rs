@@ -461,7 +461,7 @@ fn tcpretrans_counts_by_flow_and_filters_by_family() {
 #[test]
 fn offcpu_selects_a_process_a_thread_and_a_state() {
     let Some(_serial) = privileged() else { return };
-    // bcc-flags: offcpu -p -t --state
+    // bcc-flags: offcpu -p -t --state -m
     let bin = build_c("cc", "sleeper.c", "sleeper", &["-O1", "-pthread", "-fno-omit-frame-pointer"]);
     let sleeper = Killed(Command::new(&bin).arg("8").spawn().unwrap());
     let pid = sleeper.0.id().to_string();
@@ -485,6 +485,8 @@ fn offcpu_selects_a_process_a_thread_and_a_state() {
         ("tid", vec!["-t", &napper]),
         ("interruptible", vec!["-p", &pid, "--state", "interruptible"]),
         ("uninterruptible", vec!["-p", &pid, "--state", "uninterruptible"]),
+        // bcc's unit: microseconds.
+        ("long-blocks", vec!["-p", &pid, "-m", "50000"]),
     ]
     .into_iter()
     .map(|(name, sel)| (out(name), sel.into_iter().map(str::to_owned).collect()))
@@ -526,6 +528,10 @@ fn offcpu_selects_a_process_a_thread_and_a_state() {
     assert!(*total >= 1_500_000 && *naps >= 1_500_000, "--state interruptible: {total} us");
     let (total, _, stacks) = &totals[3];
     assert!(*total < 50_000, "--state uninterruptible: {total} us: {stacks:?}");
+    // -m 50000: blocks of 50 ms and more only, not the 10 ms naps (a few
+    // may be stretched that long on a busy machine).
+    let (_, naps, stacks) = &totals[4];
+    assert!(*naps < 300_000, "-m 50000: {naps} us of naps: {stacks:?}");
 }
 
 #[test]
