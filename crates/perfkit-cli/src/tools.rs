@@ -1236,21 +1236,21 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
 /// Each TCP retransmission, like bcc's tcpretrans.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  perfkit tcpretrans\n  perfkit tcpretrans -c             # counts by state at the end\n\nAs bcc's tcpretrans: from \
+    after_help = "Examples:\n  perfkit tcpretrans\n  perfkit tcpretrans -c             # counts by flow at the end\n\nAs bcc's tcpretrans: from \
                         tcp:tcp_retransmit_skb (no kprobes); tail loss probes are not traced."
 )]
 pub struct TcpretransArgs {
-    /// IPv4 retransmissions only (not with -c: the counts are kept in the
-    /// kernel for both families).
-    #[arg(short = '4', long, conflicts_with_all = ["ipv6", "count"])]
+    /// IPv4 retransmissions only.
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
     ipv4: bool,
 
-    /// IPv6 retransmissions only (not with -c).
-    #[arg(short = '6', long, conflicts_with = "count")]
+    /// IPv6 retransmissions only.
+    #[arg(short = '6', long)]
     ipv6: bool,
 
-    /// Count retransmissions by TCP state and print the counts at the end:
-    /// retransmissions, their segments, and failed attempts.
+    /// Count retransmissions by flow (addresses and ports, as bcc's -c) and
+    /// print the counts at the end, then by TCP state: retransmissions,
+    /// their segments, and failed attempts.
     #[arg(short = 'c', long)]
     count: bool,
 
@@ -1271,13 +1271,23 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     let count = args.count;
     let json_out = args.snooping.json;
     let (ipv4, ipv6) = (args.ipv4, args.ipv6);
+    // -c: retransmissions (that sent something) by flow, counted here from
+    // the events (bcc's -c); the ring buffer's losses are reported as such.
+    let mut flows: std::collections::BTreeMap<(String, String), u64> = std::collections::BTreeMap::new();
     snoop_loop(
         "tcpretrans",
         args.snooping.duration,
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            if count || ipv4 && !e.local.is_ipv4() || ipv6 && !e.local.is_ipv6() {
+            if ipv4 && !e.local.is_ipv4() || ipv6 && !e.local.is_ipv6() {
+                return Ok(());
+            }
+            if count {
+                if e.error == 0 {
+                    let flow = (format!("{}:{}", e.local, e.local_port), format!("{}:{}", e.remote, e.remote_port));
+                    *flows.entry(flow).or_default() += 1;
+                }
                 return Ok(());
             }
             if json_out {
@@ -1323,8 +1333,18 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
                     (c.state.to_owned(), v)
                 })
                 .collect();
-            println!("{}", json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_state": by}));
+            let by_flow: Vec<serde_json::Value> =
+                flows.iter().map(|((l, r), n)| json!({"local": l, "remote": r, "retransmissions": n})).collect();
+            println!(
+                "{}",
+                json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_flow": by_flow, "by_state": by})
+            );
         } else {
+            println!("{:<25} {:<25} RETRANSMITS", "LADDR:LPORT", "RADDR:RPORT");
+            for ((l, r), n) in &flows {
+                println!("{l:<25} {r:<25} {n}");
+            }
+            println!();
             println!("{:<14} {:>8} {:>8} {:>8}", "STATE", "RETRANS", "SEGS", "FAILED");
             for c in counts {
                 println!("{:<14} {:>8} {:>8} {:>8}", c.state, c.retransmissions, c.segments, c.failed);

@@ -157,6 +157,7 @@ fn delta<K: Ord + Clone>(before: &BTreeMap<K, u64>, after: &BTreeMap<K, u64>) ->
 #[test]
 fn softirqs_count_every_run_as_proc_softirqs_and_bpftrace_do() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: softirqs -C -T -d -N
     if !tools(&["bpftrace"]) {
         return;
     }
@@ -199,6 +200,7 @@ fn softirqs_count_every_run_as_proc_softirqs_and_bpftrace_do() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("SOFTIRQ          TOTAL_usecs"), "{text}");
+    assert!(text.lines().any(is_hms), "-T: the time of the interval: {text}");
     let out = run(perfkit().args(["softirqs", "-d", "-N", "1", "1"]));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("softirq = timer") && text.contains("nsecs "), "{text}");
@@ -207,6 +209,7 @@ fn softirqs_count_every_run_as_proc_softirqs_and_bpftrace_do() {
 #[test]
 fn hardirqs_count_every_handler_run_as_proc_interrupts_and_bpftrace_do() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: hardirqs -C -d -c -T -N
     if !tools(&["bpftrace"]) {
         return;
     }
@@ -249,6 +252,57 @@ fn hardirqs_count_every_handler_run_as_proc_interrupts_and_bpftrace_do() {
     let out = run(perfkit().args(["hardirqs", "-T", "1", "1"]));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("HARDIRQ                    TOTAL_usecs"), "{text}");
+    assert!(text.lines().any(is_hms), "-T: the time of the interval: {text}");
+    let out = run(perfkit().args(["hardirqs", "-N", "1", "1"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("HARDIRQ                    TOTAL_nsecs"), "{text}");
+}
+
+/// Whether `line` is a clock time, HH:MM:SS.
+fn is_hms(line: &str) -> bool {
+    let b = line.trim().as_bytes();
+    b.len() == 8
+        && b[2] == b':'
+        && b[5] == b':'
+        && b.iter().enumerate().all(|(i, c)| i == 2 || i == 5 || c.is_ascii_digit())
+}
+
+/// `/proc/softirqs`: runs per vector (lower-case name) on one CPU.
+fn proc_softirqs_on(cpu: usize) -> BTreeMap<String, u64> {
+    let text = std::fs::read_to_string("/proc/softirqs").unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (name, counts) = l.trim().split_once(':')?;
+            Some((name.trim().to_ascii_lowercase(), counts.split_whitespace().nth(cpu)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn softirqs_of_one_cpu_count_as_its_proc_softirqs_column() {
+    let Some(_serial) = privileged() else { return };
+    // bcc-flags: softirqs -c
+    let a0 = proc_softirqs_on(0);
+    let ours = start(&["softirqs", "-C", "-c", "0", "--json"]);
+    let a = proc_softirqs_on(0);
+    irq_work();
+    let b = proc_softirqs_on(0);
+    let report = json_lines(&ours.stop());
+    let b1 = proc_softirqs_on(0);
+    let counted: BTreeMap<String, u64> = report.last().unwrap()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r["count"].as_u64().unwrap()))
+        .collect();
+    let (low, high) = (delta(&a, &b), delta(&a0, &b1));
+    assert!(low["timer"] > 0, "CPU 0 ran no timer softirq: {low:?}");
+    // CPU 0's column bounds each count; all CPUs' would be above it.
+    assert_within("softirq on CPU 0", &counted, &low, &high);
+    for (name, n) in &counted {
+        assert!(*n <= high.get(name).copied().unwrap_or(0), "{name}: {n} above CPU 0's {high:?}");
+    }
 }
 
 /// Samples by queue length on a CPU, from runqlen's JSON.
@@ -269,6 +323,7 @@ fn share_at_least(counts: &[u64], len: usize) -> f64 {
 #[test]
 fn runqlen_sees_two_waiting_behind_three_pinned_hogs() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: runqlen -C -O -T -H -f
     if !tools(&["bpftrace", "taskset"]) {
         return;
     }
@@ -315,14 +370,23 @@ fn runqlen_sees_two_waiting_behind_three_pinned_hogs() {
         assert!(mean(&lengths(cpu1)) <= 0.5, "CPU 1 {cpu1} against CPU 0 {ours:?}");
     }
     // bcc's text: occupancy per CPU, and the linear histogram.
+    // -O occupancy alone; -H the histograms too; -T the time.
     let out = run(perfkit().args(["runqlen", "-C", "-O", "-T", "1", "1"]));
     let text = String::from_utf8(out.stdout).unwrap();
     let occ = text.lines().find(|l| l.starts_with("runqocc, CPU 0 ")).unwrap_or_else(|| panic!("{text}"));
     let pct: f64 = occ.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap();
     assert!(pct >= 95.0, "{text}");
-    let out = run(perfkit().args(["runqlen", "-f", "49", "1", "1"]));
+    assert!(text.lines().any(is_hms) && !text.contains("runqlen       : count"), "{text}");
+    let out = run(perfkit().args(["runqlen", "-O", "-H", "1", "1"]));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("     runqlen       : count     distribution"), "{text}");
+    assert!(text.contains("runqocc: ") && text.contains("     runqlen       : count     distribution"), "{text}");
+    // -f 49: half the samples of the default 99 a second (2 s of them).
+    let out = run(perfkit().args(["runqlen", "-C", "--json", "-f", "49", "2", "1"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = &json_lines(&String::from_utf8(out.stdout).unwrap())[0];
+    let cpu0 = report["histograms"].as_array().unwrap().iter().find(|h| h["cpu"] == 0).unwrap().clone();
+    let samples: u64 = lengths(&cpu0).iter().sum();
+    assert!((80..=110).contains(&samples), "{samples} samples on CPU 0 in 2 s at 49 Hz: {cpu0}");
 }
 
 #[test]

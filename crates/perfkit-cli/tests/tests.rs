@@ -12,6 +12,7 @@
 
 mod util;
 
+mod bcc_flags;
 mod browser;
 mod checkup;
 mod fidelity;

@@ -79,6 +79,7 @@ pub(crate) fn stop_tool(tool: Killed, reader: thread::JoinHandle<String>) -> Str
 #[test]
 fn offcpu_puts_10ms_naps_under_their_path_and_spinning_nowhere() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: offcpu -m -M
     let bin = workload("sleeper.c", "sleeper");
     let dir = scratch_dir();
     let folded = dir.path().join("off.folded");
@@ -202,6 +203,7 @@ impl Drop for Loop {
 #[test]
 fn biosnoop_and_biolatency_see_exactly_n_direct_writes() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: biolatency -D -F
     let dir = tempfile::Builder::new().prefix("perfkit-bio-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let dev = Loop::new(dir.path());
     thread::sleep(Duration::from_millis(500));
@@ -306,6 +308,8 @@ fn off_cpu_json_says_microseconds() {
 #[test]
 fn per_process_names_outlive_the_processes() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: syscount -P
+    // bcc-flags: runqlat -P
     let bin = workload("syscalls.c", "syscalls");
     let script = format!("{b} 3000; {b} 5000; /bin/true", b = bin.display());
     // Every process has exited by the report at the end of the command.
@@ -330,6 +334,7 @@ fn per_process_names_outlive_the_processes() {
 #[test]
 fn syscount_counts_exactly_like_bpftrace() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: syscount -L
     if !tools(&["bpftrace", "strace"]) {
         return;
     }
@@ -513,6 +518,7 @@ fn execsnoop_counts_a_lost_exec_once() {
 #[test]
 fn opensnoop_shows_opens_of_a_path_and_a_failure() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: opensnoop -x
     let dir = scratch_dir();
     let path = dir.path().join("unique-file");
     fs::write(&path, "x").unwrap();
@@ -723,6 +729,9 @@ fn tcpretrans_counts_segments_like_the_kernel() {
 #[test]
 fn bcc_flags_mean_what_they_mean_in_bcc() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: syscount -T
+    // bcc-flags: opensnoop -f -e
+    // bcc-flags: execsnoop -t -T -n -U
     // syscount -T N: the top N rows (not timestamps and an interval).
     let out = tool(&["syscount", "-T", "3", "--json", "--", "/bin/sh", "-c", "ls / > /dev/null"]);
     let reports = json_lines(&out);

@@ -70,6 +70,8 @@ fn tcpconnect_and_tcpaccept_count_n_connections_like_bpftrace() {
     if !tools(&["bpftrace"]) {
         return;
     }
+    // bcc-flags: tcpconnect -P -c -4
+    // bcc-flags: tcpaccept -P -T -t -4
     const N: usize = 25;
     let (port, srv) = server();
     let p = port.to_string();
@@ -222,6 +224,7 @@ fn oomkill_sees_a_process_killed_in_a_memory_limited_cgroup() {
 #[test]
 fn mountsnoop_sees_a_tmpfs_mount_and_its_umount() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: mountsnoop -t
     let dir = scratch_dir();
     let target = dir.path().to_str().unwrap().to_owned();
     let script = format!("mount -t tmpfs -o size=1m,nosuid perfkit-tmpfs {target} && umount {target}");

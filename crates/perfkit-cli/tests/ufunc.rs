@@ -134,6 +134,7 @@ fn stop(mut tool: Killed, reader: thread::JoinHandle<String>) -> String {
 #[test]
 fn funccount_of_a_process_agrees_with_bpftrace_uprobe_count() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: funccount -p
     if !tools(&["cc", "bpftrace"]) {
         return;
     }
@@ -210,6 +211,7 @@ fn usdt_probes_are_counted_exactly_and_semaphores_set_then_restored() {
 #[test]
 fn funclatency_puts_2ms_naps_in_the_2ms_bucket() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: funclatency -m
     if !tools(&["cc"]) {
         return;
     }
@@ -300,6 +302,8 @@ fn bad_probes_are_refused_with_the_reason() {
 #[test]
 fn bcc_interval_duration_and_timestamp_flags_report_as_bcc() {
     let Some(_serial) = privileged() else { return };
+    // bcc-flags: funccount -i -d -T
+    // bcc-flags: funclatency -i -d
     if !tools(&["cc"]) {
         return;
     }
@@ -322,4 +326,47 @@ fn bcc_interval_duration_and_timestamp_flags_report_as_bcc() {
     assert_eq!(reports.len(), 3, "{}", stderr(&out));
     assert!(reports.iter().all(|r| r["count"] == 0 && r.get("unit").is_none()), "{reports:?}");
     assert_eq!(reports[0]["interval_seconds"], 1.0);
+}
+
+#[test]
+fn funclatency_of_one_process_in_microseconds_with_times() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["cc"]) {
+        return;
+    }
+    // bcc-flags: funclatency -p -u -T
+    let bin = ufunc();
+    let (mut selected, mut selected_out) = waiting_target(&bin, "10");
+    let (mut other, mut other_out) = waiting_target(&bin, "10");
+    let pid = selected.0.id().to_string();
+    let probe = format!("{}:nap", bin.display());
+    let (fl, fl_out) = start(&["funclatency", "-u", "-T", "-i", "1", "-d", "2.5", "-p", &pid, &probe]);
+    // Both do their 20 naps; only the selected one's are timed.
+    for (t, out) in [(&mut selected, &mut selected_out), (&mut other, &mut other_out)] {
+        let mut stdin = t.0.stdin.take().unwrap();
+        stdin.write_all(b"x").unwrap();
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        stdin.write_all(b"x").unwrap();
+        t.0.wait().unwrap();
+    }
+    let mut fl = fl;
+    let status = fl.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let text = fl_out.join().unwrap();
+    // Three reports (1 s, 2 s, the end at 2.5 s), each after its time.
+    assert_eq!(text.lines().filter(|l| l.contains("usecs") && l.contains(": count")).count(), 3, "{text}");
+    let times = text.lines().filter(|l| l.len() == 8 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b':').count();
+    assert_eq!(times, 3, "{text}");
+    // In microseconds: 20 naps of 2 ms and more, from 1024 us up.
+    let mut total = 0;
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() >= 5 && f[1] == "->" && f[3] == ":" {
+            let (low, n): (u64, u64) = (f[0].parse().unwrap(), f[4].parse().unwrap());
+            assert!(n == 0 || low >= 1024, "a nap under 1 ms: {text}");
+            total += n;
+        }
+    }
+    assert_eq!(total, 20, "{text}");
 }

@@ -26,7 +26,20 @@ pub(crate) fn loader<'a>() -> EbpfLoader<'a> {
 
 /// Loads [`OBJECT`] with `loader`.
 pub(crate) fn load(loader: &mut EbpfLoader<'_>) -> Result<Ebpf, ProbeError> {
-    loader.load(OBJECT).map_err(load_error)
+    load_bytes(loader, OBJECT)
+}
+
+/// Loads `bytes` (the object, or a [`Patched`] copy of it) with `loader`,
+/// saying so at info level (`-v`: bcc's verbose flag shows the load too).
+pub(crate) fn load_bytes(loader: &mut EbpfLoader<'_>, bytes: &[u8]) -> Result<Ebpf, ProbeError> {
+    let ebpf = loader.load(bytes).map_err(load_error)?;
+    tracing::info!(
+        programs = ebpf.programs().count(),
+        maps = ebpf.maps().count(),
+        bytes = bytes.len(),
+        "loaded the BPF object"
+    );
+    Ok(ebpf)
 }
 
 /// `BPF_F_NO_PREALLOC` in a map's flags.

@@ -309,7 +309,7 @@ impl StackSampler {
             }
             let names: Vec<&str> = crate::compat::PREALLOCATED_SIZES.iter().map(|(n, _)| *n).collect();
             let patched = object::Patched::preallocating(&names)?;
-            loader.load(patched.bytes()).map_err(object::load_error)?
+            object::load_bytes(&mut loader, patched.bytes())?
         };
 
         // Full per-CPU element caches: no ENOMEM for the first stacks.
