@@ -24,6 +24,8 @@
 //!   ([`irqs`]) and run-queue lengths ([`runqlen`]).
 //! - funccount and funclatency on user functions, USDT probes and
 //!   tracepoints ([`ufunc`]).
+//! - trace and argdist: one event per hit of a uprobe, USDT probe or
+//!   tracepoint, with registers, strings and record ([`trace`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -45,6 +47,7 @@ mod syscalls;
 mod tcp;
 mod tcpconn;
 mod tools;
+mod trace;
 mod ufunc;
 mod walk;
 
