@@ -20,6 +20,8 @@
 //! | [`Runqlen`] | a perf_event program on cpu-clock per CPU | a [`Histogram`] of queue lengths per CPU |
 //! | [`FuncCounter`] | uprobes, USDT probes, tracepoints ([`ProbeSpec`]) | [`FuncCount`]s |
 //! | [`FuncLatency`] | a uprobe and a uretprobe per function | a [`LatencyHistogram`] |
+//! | [`Tracer`] | uprobes, uretprobes, USDT probes, tracepoints ([`TraceProbeSpec`]) | [`TraceMessage`]s |
+//! | [`ArgDist`] | the same ([`ArgdistSpec`]) | an [`Aggregate`] per specifier |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -36,6 +38,8 @@ pub mod probespec;
 mod runqlen;
 mod source;
 mod tcpconn;
+mod trace;
+pub mod traceexpr;
 pub mod tracefs;
 mod ufunc;
 
@@ -74,6 +78,8 @@ pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen, RunqlenConfig};
 pub use source::EventStream;
 pub use source::{EventSource, Events};
 pub use tcpconn::{PortCount, TcpOpen, TcpOpenKind, TcpOpens, TcpOpensConfig};
+pub use trace::{Aggregate, ArgDist, ArgDistConfig, MAX_STRING_SIZE, TraceConfig, TraceMessage, TraceStats, Tracer};
+pub use traceexpr::{ArgdistMode, ArgdistSpec, ExprError, TraceProbeSpec, Value};
 pub use ufunc::{
     FuncCount, FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyHistogram, LatencyUnit,
 };
@@ -81,7 +87,7 @@ pub use ufunc::{
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
 /// Ring buffers in the object, and the size each tool's own gets.
-const RINGS: [&str; 10] = [
+const RINGS: [&str; 11] = [
     names::TCP_CONN_EVENTS,
     names::OOM_EVENTS,
     names::MOUNT_EVENTS,
@@ -92,6 +98,7 @@ const RINGS: [&str; 10] = [
     names::TCP_LIFE_EVENTS,
     names::TCP_RETRANS_EVENTS,
     names::REQUESTS,
+    perfkit_probes_common::trace::EVENTS,
 ];
 
 /// Ring buffer bytes for a tool that streams events.
@@ -412,6 +419,8 @@ tool!(Capable, CapableConfig);
 tool!(Runqlen, RunqlenConfig);
 tool!(FuncCounter, FuncCountConfig);
 tool!(FuncLatency, FuncLatencyConfig);
+tool!(Tracer, TraceConfig);
+tool!(ArgDist, ArgDistConfig);
 
 impl Tool for Irqs {
     type Config = IrqsConfig;
