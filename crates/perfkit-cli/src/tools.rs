@@ -39,6 +39,9 @@ pub use events::{
 mod ufunc;
 pub use ufunc::{FunccountArgs, FunclatencyArgs, funccount, funclatency};
 
+mod trace;
+pub use trace::{ArgdistArgs, TraceArgs, argdist, trace};
+
 /// JSON documents' schema version (docs/JSON.md). Version 2: `time`
 /// became RFC 3339, and histograms are in microseconds whatever the text
 /// unit.
