@@ -405,7 +405,7 @@ pub enum Aggregate {
     /// unit); values below zero counted apart.
     Histogram {
         /// Counts by slot.
-        hist: Histogram,
+        hist: Box<Histogram>,
         /// Values below zero.
         negative: u64,
     },
@@ -422,7 +422,7 @@ pub struct ArgDist {
 fn empty(mode: ArgdistMode) -> Aggregate {
     match mode {
         ArgdistMode::Count => Aggregate::Counts(BTreeMap::new()),
-        ArgdistMode::Histogram => Aggregate::Histogram { hist: Histogram::new(0, 0), negative: 0 },
+        ArgdistMode::Histogram => Aggregate::Histogram { hist: Box::new(Histogram::new(0, 0)), negative: 0 },
     }
 }
 
