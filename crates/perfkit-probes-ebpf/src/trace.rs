@@ -109,7 +109,9 @@ fn emit(index: u32, fill: impl FnOnce(&mut TraceEvent), record_base: u64) {
         let d = cfg.derefs[i];
         if (d.reg as usize) < REGS {
             let at = e.regs[d.reg as usize].wrapping_add(d.offset as u64);
-            let size = if d.size == 0 || d.size > 8 { 8 } else { d.size };
+            // 1 to 8 by arithmetic, which every verifier bounds (a select
+            // of 8 or the size loses the bound on 6.1): 0 reads 8.
+            let size = (d.size.wrapping_sub(1) & 7) + 1;
             let dst = (&mut e.derefs[i] as *mut u64).cast();
             // SAFETY: the helper checks the user address; at most 8 bytes
             // into the u64.
@@ -174,7 +176,9 @@ fn on_tracepoint(ctx: &TracePointContext, index: u32) {
     emit(
         index,
         |e| {
-            let n = if len > RECORD_BYTES { RECORD_BYTES } else { len };
+            // The mask bounds the size for the verifier (within the event:
+            // the strings follow the record); the clamp keeps it in the record.
+            let n = (if len > RECORD_BYTES { RECORD_BYTES } else { len }) & 0x1ff;
             if n > 0 {
                 let dst = e.record.as_mut_ptr().cast();
                 // SAFETY: copies `n` (at most RECORD_BYTES) bytes of the
