@@ -1754,7 +1754,7 @@ pub mod ufunc {
 /// for a tracepoint, the start of its record. Formatting, filters and
 /// aggregation happen in user space.
 ///
-/// One program per probe index, as in [`ufunc`](super::ufunc): the event
+/// One program per probe index, as in [`ufunc`]: the event
 /// carries the index, so no attach cookie (5.15) is needed. A uprobe
 /// program serves uprobes and uretprobes alike (the perf event says which).
 pub mod trace {
