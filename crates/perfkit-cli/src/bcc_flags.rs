@@ -48,6 +48,8 @@ const fn f(
 const JQ: &str = "--json, and filter its lines (jq)";
 const GLOBS: &str = "patterns are globs (* ? [...]): 'c:read*'";
 const PRECOMPILED: &str = "the BPF programs are compiled ahead of time: there is no source to print";
+const STACKS: &str = "trace prints no stacks; count them with perfkit stackcount or perfkit profile";
+const NO_C: &str = "expressions are not C: they name arg1..arg6, retval, args->FIELD and the signature's parameters";
 
 /// Every flag of bcc's and libbpf-tools' versions of perfkit's tools.
 pub const FLAGS: &[BccFlag] = &[
@@ -433,6 +435,56 @@ pub const FLAGS: &[BccFlag] = &[
         Refused("kernel mode watches kmalloc, kmem_cache and page allocations; per-CPU ones are not traced"),
     ),
     f("memleak", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // trace
+    f("trace", "-p", true, "this PID only", Same("1")),
+    f("trace", "-L", true, "this TID only", Refused("-p PID (processes)")),
+    f("trace", "--uid", true, "this user only", Refused("-p PID or --cgroup PATH")),
+    f("trace", "-c", true, "this cgroup only", Refused("--cgroup PATH")),
+    f("trace", "-b", true, "perf buffer pages", Refused("the ring buffer is 4 MiB; lost hits are counted")),
+    f("trace", "-v", false, "print the BPF program", Refused(PRECOMPILED)),
+    f("trace", "--ebpf", false, "print the BPF program and exit", Refused(PRECOMPILED)),
+    f("trace", "-Z", true, "maximum string size", Same("20")),
+    f(
+        "trace",
+        "-S",
+        false,
+        "include trace's own process",
+        Refused("perfkit traces its own process as any other: -p PID to narrow"),
+    ),
+    f("trace", "-M", true, "stop after this many events", Same("5")),
+    f("trace", "-t", false, "a TIME column: seconds since the start", Same("")),
+    f(
+        "trace",
+        "-u",
+        false,
+        "with -t: the UNIX time",
+        Refused("-T for the clock time, --json for time_s since the start"),
+    ),
+    f("trace", "-T", false, "a TIME column: the clock time", Same("")),
+    f("trace", "-C", false, "a CPU column", Refused("the CPU is not recorded")),
+    f("trace", "-n", true, "processes whose name contains this", Same("app")),
+    f("trace", "-f", true, "messages containing this", Same("x")),
+    f("trace", "-B", false, "STRCMP of binary values", Refused("strings compare with == and != in filters")),
+    f("trace", "-s", true, "symbol files for stacks", Refused(STACKS)),
+    f("trace", "-K", false, "kernel stacks", Refused(STACKS)),
+    f("trace", "-U", false, "user stacks", Refused(STACKS)),
+    f("trace", "-a", false, "addresses in stacks", Refused(STACKS)),
+    f("trace", "-I", true, "a C header to include", Refused(NO_C)),
+    f("trace", "-A", false, "aggregate messages", Refused("count values with perfkit argdist -C")),
+    // argdist
+    f("argdist", "-p", true, "this PID only", Same("1")),
+    f("argdist", "-t", true, "this TID only", Refused("-p PID (processes)")),
+    f("argdist", "-z", true, "maximum string size", Same("20")),
+    f("argdist", "-i", true, "print every INTERVAL seconds", Same("1")),
+    f("argdist", "-d", true, "trace for DURATION seconds", Same("1")),
+    f("argdist", "-n", true, "exit after this many outputs", Same("1")),
+    f("argdist", "-v", false, "print the BPF program", Refused(PRECOMPILED)),
+    f("argdist", "--ebpf", false, "print the BPF program and exit", Refused(PRECOMPILED)),
+    f("argdist", "-c", false, "do not clear at each interval", Same("")),
+    f("argdist", "-T", true, "the top TOP values of each count", Same("3")),
+    f("argdist", "-H", true, "a log2 histogram of a specifier", Same("p:c:malloc(size_t n):u64:n")),
+    f("argdist", "-C", true, "counts of a specifier's values", Same("p:c:malloc(size_t n):u64:n")),
+    f("argdist", "-I", true, "a C header to include", Refused(NO_C)),
 ];
 
 /// Accepted rows no integration test can exercise on the machines the

@@ -99,6 +99,8 @@ enum Command {
     Funccount(tools::FunccountArgs),
     Funclatency(tools::FunclatencyArgs),
     Memleak(tools::MemleakArgs),
+    Trace(tools::TraceArgs),
+    Argdist(tools::ArgdistArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -182,6 +184,8 @@ fn main() -> ExitCode {
             | Command::Funccount(_)
             | Command::Funclatency(_)
             | Command::Memleak(_)
+            | Command::Trace(_)
+            | Command::Argdist(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -226,6 +230,8 @@ fn main() -> ExitCode {
         Command::Funccount(args) => tools::funccount(args),
         Command::Funclatency(args) => tools::funclatency(args),
         Command::Memleak(args) => tools::memleak(args),
+        Command::Trace(args) => tools::trace(args),
+        Command::Argdist(args) => tools::argdist(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

@@ -41,6 +41,8 @@ pub use ufunc::{FunccountArgs, FunclatencyArgs, funccount, funclatency};
 
 mod memleak;
 pub use memleak::{MemleakArgs, memleak};
+mod trace;
+pub use trace::{ArgdistArgs, TraceArgs, argdist, trace};
 
 /// JSON documents' schema version (docs/JSON.md). Version 2: `time`
 /// became RFC 3339, and histograms are in microseconds whatever the text

@@ -35,4 +35,5 @@ mod stat;
 mod sys;
 mod tools;
 mod tools_events;
+mod trace;
 mod ufunc;

@@ -15,6 +15,7 @@
 //! - [`tools`]: the latency histograms and event records of the
 //!   bcc-style tools.
 //! - [`ufunc`]: the user-function tools' probes, counts and histogram.
+//! - [`trace`]: trace and argdist's events.
 #![no_std]
 
 /// Length of a task's command name, as the kernel's `TASK_COMM_LEN`.
@@ -1982,6 +1983,164 @@ pub mod memleak {
     }
 }
 
+/// trace and argdist: one event per hit of a uprobe, uretprobe, USDT probe
+/// or tracepoint, with the registers, the strings the format names and,
+/// for a tracepoint, the start of its record. Formatting, filters and
+/// aggregation happen in user space.
+///
+/// One program per probe index, as in [`ufunc`]: the event
+/// carries the index, so no attach cookie (5.15) is needed. A uprobe
+/// program serves uprobes and uretprobes alike (the perf event says which).
+pub mod trace {
+    use super::COMM_LEN;
+
+    /// Probes one run attaches.
+    pub const MAX_PROBES: usize = 16;
+    /// Strings one probe reads.
+    pub const STR_SLOTS: usize = 4;
+    /// Bytes of each string, its NUL included.
+    pub const STR_LEN: usize = 128;
+    /// Bytes of a tracepoint's record copied.
+    pub const RECORD_BYTES: usize = 256;
+    /// Words of x86-64 `struct pt_regs`.
+    pub const REGS: usize = 21;
+    /// Memory operands (USDT arguments such as `-4@8(%rbp)`) read per hit.
+    pub const DEREFS: usize = 6;
+
+    /// The uprobe programs, by probe index.
+    pub const UPROBE_PROGRAMS: [&str; MAX_PROBES] = [
+        "trace_u_0",
+        "trace_u_1",
+        "trace_u_2",
+        "trace_u_3",
+        "trace_u_4",
+        "trace_u_5",
+        "trace_u_6",
+        "trace_u_7",
+        "trace_u_8",
+        "trace_u_9",
+        "trace_u_10",
+        "trace_u_11",
+        "trace_u_12",
+        "trace_u_13",
+        "trace_u_14",
+        "trace_u_15",
+    ];
+    /// The tracepoint programs, by probe index.
+    pub const TP_PROGRAMS: [&str; MAX_PROBES] = [
+        "trace_t_0",
+        "trace_t_1",
+        "trace_t_2",
+        "trace_t_3",
+        "trace_t_4",
+        "trace_t_5",
+        "trace_t_6",
+        "trace_t_7",
+        "trace_t_8",
+        "trace_t_9",
+        "trace_t_10",
+        "trace_t_11",
+        "trace_t_12",
+        "trace_t_13",
+        "trace_t_14",
+        "trace_t_15",
+    ];
+
+    /// Ring buffer of [`TraceEvent`]s.
+    pub const EVENTS: &str = "TRACE_EVENTS";
+    /// Array of [`TraceProbe`], by probe index.
+    pub const PROBES: &str = "TRACE_PROBES";
+    /// Per-CPU array of one [`ToolStats`](super::tools::ToolStats).
+    pub const STATS: &str = "TRACE_STATS";
+
+    /// A string slot is unused.
+    pub const STR_NONE: u32 = 0;
+    /// The string's address is register `index` (a `pt_regs` word).
+    pub const STR_REG: u32 = 1;
+    /// The string's address is the `u64` at record offset `index` (a user
+    /// pointer, or a kernel one when the user read fails).
+    pub const STR_FIELD: u32 = 2;
+    /// The string is in the record: a `__data_loc` word at offset `index`
+    /// (offset in the low 16 bits, length in the high 16).
+    pub const STR_DATA_LOC: u32 = 3;
+    /// The string's address is memory operand `index`'s value.
+    pub const STR_DEREF: u32 = 4;
+
+    /// Where one string comes from.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct StrSource {
+        /// `STR_*`.
+        pub kind: u32,
+        /// The register, record offset or memory operand.
+        pub index: u32,
+    }
+
+    /// A memory operand: `size` bytes at register `reg` plus `offset`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Deref {
+        /// The base register (a `pt_regs` word); `u32::MAX`: unused.
+        pub reg: u32,
+        /// Bytes read (1, 2, 4 or 8).
+        pub size: u32,
+        /// Added to the register.
+        pub offset: i64,
+    }
+
+    /// What probe `i` reads at each hit.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TraceProbe {
+        /// The strings.
+        pub strings: [StrSource; STR_SLOTS],
+        /// The memory operands.
+        pub derefs: [Deref; DEREFS],
+        /// Tracepoints: bytes of the record to copy (at most
+        /// [`RECORD_BYTES`]).
+        pub record_len: u32,
+        /// Padding.
+        pub _pad: u32,
+    }
+
+    /// String `i` was cut: bit `i` of [`TraceEvent::flags`].
+    pub const FLAG_STR_TRUNCATED: u32 = 1;
+    /// String `i` could not be read: bit `8 + i`.
+    pub const FLAG_STR_UNREADABLE: u32 = 1 << 8;
+    /// Memory operand `i` could not be read: bit `16 + i`.
+    pub const FLAG_DEREF_UNREADABLE: u32 = 1 << 16;
+
+    /// One hit.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct TraceEvent {
+        /// CLOCK_MONOTONIC nanoseconds.
+        pub ts_ns: u64,
+        /// Process.
+        pub pid: u32,
+        /// Thread.
+        pub tid: u32,
+        /// The probe index.
+        pub probe: u32,
+        /// `FLAG_*` bits.
+        pub flags: u32,
+        /// The thread's name.
+        pub comm: [u8; COMM_LEN],
+        /// Uprobes: `struct pt_regs` at the hit.
+        pub regs: [u64; REGS],
+        /// The memory operands' values (zero-extended).
+        pub derefs: [u64; DEREFS],
+        /// Tracepoints: the start of the record.
+        pub record: [u8; RECORD_BYTES],
+        /// The strings, NUL-terminated.
+        pub strings: [[u8; STR_LEN]; STR_SLOTS],
+    }
+
+    #[cfg(feature = "user")]
+    // SAFETY: `#[repr(C)]`, `Copy`, integers only with explicit padding.
+    unsafe impl aya::Pod for TraceProbe {}
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type below is `#[repr(C)]`, `Copy`, and made only of
@@ -2093,6 +2252,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<super::irqs::IrqStart>(), 56);
         assert_eq!(core::mem::size_of::<super::irqs::IrqConfig>(), 16);
         assert_eq!(core::mem::size_of::<super::runqlen::RunqlenConfig>(), 16);
+        assert_eq!(core::mem::size_of::<super::trace::TraceProbe>(), 32 + 16 * 6 + 8);
+        assert_eq!(core::mem::size_of::<super::trace::TraceEvent>(), 40 + 8 * 21 + 8 * 6 + 256 + 128 * 4);
     }
 
     #[test]

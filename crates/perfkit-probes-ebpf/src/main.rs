@@ -26,6 +26,8 @@
 //!   tracepoints ([`ufunc`]).
 //! - memleak: outstanding allocations by stack, from uprobes on a user
 //!   allocator or the kernel's `kmem` tracepoints ([`memleak`]).
+//! - trace and argdist: one event per hit of a uprobe, USDT probe or
+//!   tracepoint, with registers, strings and record ([`trace`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -48,6 +50,7 @@ mod syscalls;
 mod tcp;
 mod tcpconn;
 mod tools;
+mod trace;
 mod ufunc;
 mod walk;
 

@@ -56,6 +56,7 @@ pub const TESTS: &[&str] = &[
     "runqlen",
     "funccount",
     "memleak",
+    "trace",
 ];
 
 /// The workloads the suite runs: (output name, source in
@@ -69,6 +70,8 @@ pub const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("sleeper", "sleeper.c", &["-O1", "-pthread", "-fno-omit-frame-pointer"]),
     ("syscalls", "syscalls.c", &["-O1", "-fno-omit-frame-pointer"]),
     ("burner", "burner.c", &["-O1", "-fno-omit-frame-pointer"]),
+    // f(a, s), g() -> 42, a USDT probe and an open: trace's known answers.
+    ("tracee", "tracee.c", &["-O1"]),
     ("memhog", "memhog.c", &["-O1"]),
     ("leaker", "leaker.c", &["-O1", "-fno-omit-frame-pointer"]),
 ];
@@ -224,6 +227,7 @@ fn run_test(name: &str, ctx: &Ctx) -> Result<String, Fail> {
         "runqlen" => runqlen(ctx),
         "funccount" => funccount(ctx),
         "memleak" => memleak(ctx),
+        "trace" => trace(ctx),
         other => Err(Fail::new(format!("no test named {other}"))),
     }
 }
@@ -1490,6 +1494,55 @@ fn memleak(ctx: &Ctx) -> Result<String, Fail> {
             &stderr,
         )),
     }
+}
+
+/// 20. `perfkit trace --json` of `tracee PATH`: a uprobe with an integer
+///     and a string (`f`, 13 calls with known values), a uretprobe (`g`
+///     returns 42, 3 calls), a tracepoint's string field (one openat of
+///     PATH) and a USDT argument (`tracee:hit`, 13 hits), in one run.
+fn trace(ctx: &Ctx) -> Result<String, Fail> {
+    let bin = ctx.workload("tracee");
+    let b = bin.to_string_lossy();
+    let path = ctx.path("vmtest-trace-open");
+    let p = path.to_string_lossy();
+    let out = perfkit_ok(ctx.perfkit().args([
+        "trace".to_owned(),
+        "--json".to_owned(),
+        format!("{b}:f \"%d %s\", arg1, arg2"),
+        format!("r:{b}:g \"%d\", retval"),
+        format!("t:syscalls:sys_enter_openat (args->filename == \"{p}\") \"%s\", args->filename"),
+        format!("u:{b}:tracee:hit \"%d\", arg1"),
+        "--".to_owned(),
+        b.to_string(),
+        p.to_string(),
+    ]))?;
+    let events = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
+    let messages = |func: &str| -> Vec<String> {
+        events.iter().filter(|e| e["func"] == func).filter_map(|e| e["message"].as_str().map(str::to_owned)).collect()
+    };
+    let mut want_f: Vec<String> = Vec::new();
+    for (a, s) in [(1, "one"), (2, "two"), (3, "three"), (6, "six")] {
+        want_f.extend(std::iter::repeat_n(format!("{a} {s}"), a));
+    }
+    want_f.push(format!("100 {}...", "x".repeat(80)));
+    let mut want_hit: Vec<String> = Vec::new();
+    for a in [1usize, 2, 3, 6] {
+        want_hit.extend(std::iter::repeat_n(a.to_string(), a));
+    }
+    want_hit.push("100".to_owned());
+    let checks = [
+        ("f", want_f),
+        ("g", vec!["42".to_owned(); 3]),
+        ("syscalls:sys_enter_openat", vec![p.to_string()]),
+        ("tracee:hit", want_hit),
+    ];
+    for (func, want) in &checks {
+        let seen = messages(func);
+        if &seen != want {
+            return Err(Fail::with(format!("expected {func} messages {want:?}, saw {seen:?}"), &out.stderr));
+        }
+    }
+    Ok("f 13, g 3 x 42, openat 1, tracee:hit 13".to_owned())
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@
 //! | [`FuncCounter`] | uprobes, USDT probes, tracepoints ([`ProbeSpec`]) | [`FuncCount`]s |
 //! | [`FuncLatency`] | a uprobe and a uretprobe per function | a [`LatencyHistogram`] |
 //! | [`Memleak`] | uprobes and uretprobes on a user allocator, or the kmem tracepoints | outstanding [`Allocation`]s, [`StackTotal`]s, stacks |
+//! | [`Tracer`] | uprobes, uretprobes, USDT probes, tracepoints ([`TraceProbeSpec`]) | [`TraceMessage`]s |
+//! | [`ArgDist`] | the same ([`ArgdistSpec`]) | an [`Aggregate`] per specifier |
 //!
 //! Every tool counts what it could not record ([`ToolStats`]): events lost
 //! to a full ring buffer, starts lost to a full map, ends whose start came
@@ -38,6 +40,8 @@ pub mod probespec;
 mod runqlen;
 mod source;
 mod tcpconn;
+mod trace;
+pub mod traceexpr;
 pub mod tracefs;
 mod ufunc;
 
@@ -78,6 +82,8 @@ pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen, RunqlenConfig};
 pub use source::EventStream;
 pub use source::{EventSource, Events};
 pub use tcpconn::{PortCount, TcpOpen, TcpOpenKind, TcpOpens, TcpOpensConfig};
+pub use trace::{Aggregate, ArgDist, ArgDistConfig, MAX_STRING_SIZE, TraceConfig, TraceMessage, TraceStats, Tracer};
+pub use traceexpr::{ArgdistMode, ArgdistSpec, ExprError, TraceProbeSpec, Value};
 pub use ufunc::{
     FuncCount, FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyHistogram, LatencyUnit,
 };
@@ -85,7 +91,7 @@ pub use ufunc::{
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
 /// Ring buffers in the object, and the size each tool's own gets.
-const RINGS: [&str; 10] = [
+const RINGS: [&str; 11] = [
     names::TCP_CONN_EVENTS,
     names::OOM_EVENTS,
     names::MOUNT_EVENTS,
@@ -96,6 +102,7 @@ const RINGS: [&str; 10] = [
     names::TCP_LIFE_EVENTS,
     names::TCP_RETRANS_EVENTS,
     names::REQUESTS,
+    perfkit_probes_common::trace::EVENTS,
 ];
 
 /// Ring buffer bytes for a tool that streams events.
@@ -422,6 +429,8 @@ tool!(Runqlen, RunqlenConfig);
 tool!(FuncCounter, FuncCountConfig);
 tool!(FuncLatency, FuncLatencyConfig);
 tool!(Memleak, MemleakConfig);
+tool!(Tracer, TraceConfig);
+tool!(ArgDist, ArgDistConfig);
 
 impl Tool for Irqs {
     type Config = IrqsConfig;

@@ -222,6 +222,9 @@ pub struct ResolvedProbe {
     pub name: String,
     /// Where it attaches.
     pub target: ProbeTarget,
+    /// USDT probes: the argument specifications of the note
+    /// (`-4@%eax 8@-8(%rbp)`); empty otherwise.
+    pub usdt_args: String,
 }
 
 impl ResolvedProbe {
@@ -463,7 +466,11 @@ fn functions(file: &Arc<ProbeFile>, pattern: &glob::Pattern) -> Result<Vec<Resol
     let mut out = Vec::new();
     for (addr, name) in by_addr {
         let Some(offset) = file_offset(&elf, addr) else { continue };
-        out.push(ResolvedProbe { name, target: ProbeTarget::Uprobe { file: Arc::clone(file), offset, semaphore: 0 } });
+        out.push(ResolvedProbe {
+            name,
+            target: ProbeTarget::Uprobe { file: Arc::clone(file), offset, semaphore: 0 },
+            usdt_args: String::new(),
+        });
     }
     Ok(out)
 }
@@ -482,6 +489,8 @@ pub struct UsdtNote {
     pub base: u64,
     /// The semaphore's address (0: none).
     pub semaphore: u64,
+    /// The arguments' specifications (`-4@%edi 8@%rsi`; empty for none).
+    pub args: String,
 }
 
 /// Parses the notes of a `.note.stapsdt` section (type 3, owner
@@ -519,11 +528,12 @@ pub fn parse_stapsdt(data: &[u8], little_endian: bool) -> Vec<UsdtNote> {
         let (pc, base, semaphore) = (u64_at(desc), u64_at(&desc[8..]), u64_at(&desc[16..]));
         let mut strings = desc[24..].split(|&b| b == 0);
         let (Some(provider), Some(name)) = (strings.next(), strings.next()) else { continue };
+        let args = strings.next().and_then(|a| std::str::from_utf8(a).ok()).unwrap_or("").to_owned();
         let (Ok(provider), Ok(name)) = (std::str::from_utf8(provider), std::str::from_utf8(name)) else { continue };
         if provider.is_empty() || name.is_empty() {
             continue;
         }
-        out.push(UsdtNote { provider: provider.to_owned(), name: name.to_owned(), pc, base, semaphore });
+        out.push(UsdtNote { provider: provider.to_owned(), name: name.to_owned(), pc, base, semaphore, args });
     }
     out
 }
@@ -564,6 +574,7 @@ fn usdt(
         out.push(ResolvedProbe {
             name: format!("{}:{}", note.provider, note.name),
             target: ProbeTarget::Uprobe { file: Arc::clone(file), offset, semaphore },
+            usdt_args: note.args,
         });
     }
     Ok(out)
@@ -593,6 +604,7 @@ fn tracepoints(category: &str, name: &str) -> Result<Vec<ResolvedProbe>, SpecErr
             out.push(ResolvedProbe {
                 name: format!("{c}:{n}"),
                 target: ProbeTarget::Tracepoint { category: c.clone(), name: n },
+                usdt_args: String::new(),
             });
         }
     }
@@ -679,7 +691,14 @@ mod tests {
         assert_eq!(notes.len(), 2);
         assert_eq!(
             notes[1],
-            UsdtNote { provider: "app".into(), name: "tick".into(), pc: 0x1150, base: 0x2004, semaphore: 0x4010 }
+            UsdtNote {
+                provider: "app".into(),
+                name: "tick".into(),
+                pc: 0x1150,
+                base: 0x2004,
+                semaphore: 0x4010,
+                args: "-4@%edi".into()
+            }
         );
         // A size that runs past the end, and truncations, read nothing more.
         let mut bad = data.clone();

@@ -127,7 +127,12 @@ pub(super) fn attach_uprobe(
 }
 
 /// Attaches tracepoint program `program` to `category:name`.
-fn attach_tracepoint(probe: &mut Probe, program: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
+pub(super) fn attach_tracepoint(
+    probe: &mut Probe,
+    program: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(), ProbeError> {
     let p: &mut TracePoint = object::program(&mut probe.ebpf, program)?;
     if p.fd().is_err() {
         p.load().map_err(object::load_error)?;

@@ -1,0 +1,433 @@
+//! `trace` and `argdist`: bcc's tools on uprobes, uretprobes, USDT probes
+//! and tracepoints (`perfkit_probes::tools::{Tracer, ArgDist}`), with the
+//! subset of bcc's probe syntax they need and bcc's flags.
+
+use std::{
+    io::Write,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use perfkit_model::printable;
+use perfkit_probes::tools::{
+    Aggregate, ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, Histogram, Resolver, ToolStats, TraceConfig,
+    TraceMessage, TraceProbeSpec, Tracer, Value,
+};
+use serde_json::json;
+
+use super::{End, SCHEMA_VERSION, ToolTarget, print_histogram, wait, warn_losses};
+use crate::profile::IdList;
+
+fn resolver(target: &ToolTarget) -> Resolver {
+    let pid = target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
+    Resolver::new(pid, perfkit_profiler::library_dirs())
+}
+
+fn string_size(n: usize) -> Result<usize> {
+    anyhow::ensure!(
+        (1..=perfkit_probes::tools::MAX_STRING_SIZE).contains(&n),
+        "string size {n}: 1 to {} bytes (the kernel reads {} and a NUL)",
+        perfkit_probes::tools::MAX_STRING_SIZE,
+        perfkit_probes::tools::MAX_STRING_SIZE
+    );
+    Ok(n)
+}
+
+const TRACE_EXAMPLES: &str = "\
+Examples:
+  perfkit trace '/usr/bin/app:f \"a=%d s=%s\", arg1, arg2'
+  perfkit trace 'r:/usr/bin/app:f \"ret %d\", retval'
+  perfkit trace '/usr/bin/app:f (arg1 > 5) \"%d\", arg1'     # a filter
+  perfkit trace 'p:c:open(char *path, int flags) \"%s\", path'
+  perfkit trace 't:syscalls:sys_enter_openat \"%s\", args->filename'
+  perfkit trace 'u:/usr/bin/app:myprov:tick \"%d\", arg1'
+  perfkit trace -p 1234 -M 10 'c:malloc \"%llu bytes\", arg1'
+
+As bcc's trace: PROBE [(FILTER)] [\"FORMAT\"[, ARG...]], several probes in
+one run. PROBE is [p:]LIB:FUNC[(SIGNATURE)], r:LIB:FUNC (retval),
+t:CATEGORY:NAME (args->FIELD) or u:LIB:[PROVIDER:]NAME (arg1..., from the
+USDT note). Conversions: %d %i %u %x %X %s %c %p with l/ll. The kernel
+captures the argument registers, the return value, the strings %s names
+(up to 127 bytes, bpf_probe_read_user_str) and the tracepoint record; the
+filter and the format are evaluated in user space (filtered hits are
+counted on exit). A cut string ends in ...; one that could not be read
+shows as [unreadable].";
+
+/// Print a message at each hit of user functions, USDT probes or
+/// tracepoints, like bcc's trace.
+#[derive(Debug, Args)]
+#[command(after_help = TRACE_EXAMPLES)]
+pub struct TraceArgs {
+    /// Probes: 'PROBE [(FILTER)] ["FORMAT"[, ARG...]]' (see below).
+    #[arg(value_name = "PROBE")]
+    probes: Vec<String>,
+
+    /// One JSON object per message.
+    #[arg(long)]
+    json: bool,
+
+    /// Cut strings at this many bytes (bcc's -Z; at most 127).
+    #[arg(short = 'Z', long, value_name = "STRING_SIZE", default_value_t = 80)]
+    string_size: usize,
+
+    /// Stop after this many messages.
+    #[arg(short = 'M', long, value_name = "MAX_EVENTS")]
+    max_events: Option<u64>,
+
+    /// A TIME column: seconds since the trace started.
+    #[arg(short = 't', long)]
+    timestamp: bool,
+
+    /// A TIME column: the clock time (HH:MM:SS).
+    #[arg(short = 'T', long)]
+    time: bool,
+
+    /// Only processes whose name contains this.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Only messages containing this.
+    #[arg(short = 'f', long, value_name = "MSG_FILTER")]
+    msg_filter: Option<String>,
+
+    /// Trace for this long, then exit (`10`, `500ms`, `2m`).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::clock::positive)]
+    duration: Option<Duration>,
+
+    #[command(flatten)]
+    target: ToolTarget,
+}
+
+pub fn trace(args: TraceArgs) -> Result<ExitCode> {
+    anyhow::ensure!(
+        !args.probes.is_empty(),
+        "trace needs a PROBE: 'LIB:FUNC \"FORMAT\", ARG', 'r:LIB:FUNC', 't:CATEGORY:NAME' or 'u:LIB:PROVIDER:NAME'"
+    );
+    let mut probes = Vec::new();
+    for p in &args.probes {
+        probes.push(TraceProbeSpec::parse(p)?);
+    }
+    let mut config = TraceConfig::default();
+    config.string_size = string_size(args.string_size)?;
+    config.resolver = resolver(&args.target);
+    config.probes = probes;
+    let mut watch = args.target.watch()?;
+    config.selection = watch.selection.clone();
+    let mut tool = Tracer::start(config)?;
+    watch.release()?;
+    eprintln!("Tracing {} probes... Hit Ctrl-C to end.", args.probes.len());
+    if !args.json {
+        let mut head = String::new();
+        if args.timestamp || args.time {
+            head.push_str("TIME     ");
+        }
+        println!("{head}{:<7} {:<7} {:<15} {:<16} -", "PID", "TID", "COMM", "FUNC");
+    }
+    let mut shown = 0u64;
+    let started = Instant::now();
+    let stop = crate::signals::interrupt_flag()?;
+    let stdout = std::io::stdout();
+    let mut reported = ToolStats::default();
+    let mut exited = None;
+    let mut full = false;
+    loop {
+        let done = stop.load(std::sync::atomic::Ordering::Relaxed)
+            || args.duration.is_some_and(|d| started.elapsed() >= d)
+            || exited.is_some()
+            || full;
+        let messages = tool.messages(if done { Duration::from_millis(20) } else { Duration::from_millis(100) });
+        let mut out = stdout.lock();
+        for m in &messages {
+            if args.max_events.is_some_and(|n| shown >= n) {
+                full = true;
+                break;
+            }
+            if args.name.as_deref().is_some_and(|n| !m.comm.contains(n))
+                || args.msg_filter.as_deref().is_some_and(|f| !m.message.contains(f))
+            {
+                continue;
+            }
+            shown += 1;
+            print_message(&mut out, &args, m, started.elapsed().as_secs_f64())?;
+        }
+        out.flush()?;
+        full |= args.max_events.is_some_and(|n| shown >= n);
+        warn_losses("trace", &tool.stats()?, &mut reported);
+        if done {
+            break;
+        }
+        if let Some(s) = watch.exited() {
+            // One more round for the hits of its last moments.
+            exited = Some(s);
+        }
+    }
+    let s = tool.trace_stats()?;
+    eprintln!(
+        "perfkit trace: {} hits, {} filtered out by the filters (in user space), {} lost",
+        s.tool.events, s.filtered, s.tool.ring_full
+    );
+    Ok(watch.finish(exited))
+}
+
+fn print_message(out: &mut impl Write, args: &TraceArgs, m: &TraceMessage, t: f64) -> Result<()> {
+    if args.json {
+        let v = json!({
+            "schema_version": SCHEMA_VERSION,
+            "time_s": (t * 1e6).round() / 1e6,
+            "pid": m.pid,
+            "tid": m.tid,
+            "comm": m.comm,
+            "func": m.func,
+            "probe": args.probes.get(m.probe),
+            "message": m.message,
+            "values": m.values.iter().map(value_json).collect::<Vec<_>>(),
+            "truncated": m.truncated,
+        });
+        serde_json::to_writer(&mut *out, &v)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let time = if args.time {
+        format!("{:<8} ", crate::clock::now_hms())
+    } else if args.timestamp {
+        format!("{t:<8.3} ")
+    } else {
+        String::new()
+    };
+    let func = m.func.rsplit(':').next().unwrap_or(&m.func);
+    writeln!(
+        out,
+        "{time}{:<7} {:<7} {:<15} {:<16} {}",
+        m.pid,
+        m.tid,
+        printable(&m.comm),
+        printable(func),
+        printable(&m.message)
+    )?;
+    Ok(())
+}
+
+fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Int(i) => {
+            if let Ok(n) = i64::try_from(*i) {
+                json!(n)
+            } else if let Ok(n) = u64::try_from(*i) {
+                json!(n)
+            } else {
+                json!(i.to_string())
+            }
+        }
+        Value::Str(s) => json!(s),
+        _ => json!(null),
+    }
+}
+
+const ARGDIST_EXAMPLES: &str = "\
+Examples:
+  perfkit argdist -C 'p:/usr/bin/app:f(int a, char *s):int:a'     # counts of each a
+  perfkit argdist -C 'p:/usr/bin/app:f(int a, char *s):char*:s'   # counts of each string
+  perfkit argdist -H 'p:c:malloc(size_t size):size_t:size'        # a log2 histogram
+  perfkit argdist -H 'r:/usr/bin/app:f():u64:$latency'            # nanoseconds per call
+  perfkit argdist -C 'r:/usr/bin/app:g():int:$retval' -i 5 -n 3
+  perfkit argdist -C 't:syscalls:sys_enter_openat():int:args->flags'
+  perfkit argdist -C 'p:/usr/bin/app:f(int a):int:a:a>5#big a'    # a filter and a label
+
+As bcc's argdist: {p,r,t,u}:SPEC(SIGNATURE)[:TYPE[,TYPE...]:EXPR[,EXPR...][:FILTER]][#LABEL].
+Each hit's values are streamed from the kernel (as trace's) and counted,
+filtered and put in log2 buckets in user space. Every INTERVAL (1 s) the
+counts are printed and cleared (kept with -c).";
+
+/// Count or histogram the values of arguments, return values and
+/// tracepoint fields, like bcc's argdist.
+#[derive(Debug, Args)]
+#[command(after_help = ARGDIST_EXAMPLES)]
+pub struct ArgdistArgs {
+    /// Count each distinct value (bcc's -C).
+    #[arg(short = 'C', long = "count", value_name = "SPECIFIER")]
+    count: Vec<String>,
+
+    /// A log2 histogram of the value (bcc's -H).
+    #[arg(short = 'H', long = "histogram", value_name = "SPECIFIER")]
+    histogram: Vec<String>,
+
+    /// One JSON object per interval.
+    #[arg(long)]
+    json: bool,
+
+    /// Seconds between outputs.
+    #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1", value_parser = crate::clock::tool_interval)]
+    interval: Duration,
+
+    /// Trace for this long, then exit (`10`, `500ms`, `2m`).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::clock::positive)]
+    duration: Option<Duration>,
+
+    /// Exit after this many outputs.
+    #[arg(short = 'n', long = "number", value_name = "COUNT")]
+    number: Option<u64>,
+
+    /// Do not clear the counts and histograms at each interval.
+    #[arg(short = 'c', long)]
+    cumulative: bool,
+
+    /// Show only the TOP most frequent values of each -C.
+    #[arg(short = 'T', long, value_name = "TOP")]
+    top: Option<usize>,
+
+    /// Cut strings at this many bytes (bcc's -z; at most 127).
+    #[arg(short = 'z', long, value_name = "STRING_SIZE", default_value_t = 80)]
+    string_size: usize,
+
+    #[command(flatten)]
+    target: ToolTarget,
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => printable(s).into_owned(),
+        v => v.to_string(),
+    }
+}
+
+pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
+    let mut specs = Vec::new();
+    for c in &args.count {
+        specs.push(ArgdistSpec::parse(c, ArgdistMode::Count)?);
+    }
+    for h in &args.histogram {
+        specs.push(ArgdistSpec::parse(h, ArgdistMode::Histogram)?);
+    }
+    anyhow::ensure!(!specs.is_empty(), "argdist needs at least one -C or -H SPECIFIER");
+    let mut config = ArgDistConfig::default();
+    config.string_size = string_size(args.string_size)?;
+    config.resolver = resolver(&args.target);
+    config.specs = specs;
+    let mut watch = args.target.watch()?;
+    config.selection = watch.selection.clone();
+    let mut tool = ArgDist::start(config)?;
+    watch.release()?;
+    eprintln!("[{}] Tracing... Hit Ctrl-C to end.", crate::clock::now_hms());
+    let deadline = args.duration.map(|d| Instant::now() + d);
+    let mut reported = ToolStats::default();
+    let mut outputs = 0u64;
+    let exited = loop {
+        let until = Some(deadline.map_or(Instant::now() + args.interval, |d| d.min(Instant::now() + args.interval)));
+        let end = wait(until, &mut watch, || {
+            tool.poll(Duration::ZERO);
+            Ok(())
+        })?;
+        tool.poll(Duration::from_millis(20));
+        warn_losses("argdist", &tool.stats()?, &mut reported);
+        let aggregates = tool.take(!args.cumulative);
+        print_argdist(&args, tool.specs(), &aggregates).context("writing the report")?;
+        outputs += 1;
+        let done = args.number.is_some_and(|n| outputs >= n) || deadline.is_some_and(|d| Instant::now() >= d);
+        match end {
+            End::Interval if !done => continue,
+            End::Exited(s) => break s,
+            _ => break None,
+        }
+    };
+    let s = tool.trace_stats()?;
+    eprintln!(
+        "perfkit argdist: {} hits, {} filtered out by the filters (in user space), {} lost",
+        s.tool.events, s.filtered, s.tool.ring_full
+    );
+    Ok(watch.finish(exited))
+}
+
+fn print_argdist(args: &ArgdistArgs, specs: &[ArgdistSpec], aggregates: &[Aggregate]) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        let probes: Vec<serde_json::Value> = specs
+            .iter()
+            .zip(aggregates)
+            .map(|(s, a)| match a {
+                Aggregate::Counts(m) => {
+                    let mut rows: Vec<_> = m.iter().collect();
+                    rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+                    if let Some(t) = args.top {
+                        rows.truncate(t);
+                    }
+                    json!({
+                        "label": s.label,
+                        "mode": "count",
+                        "exprs": s.expr_texts,
+                        "counts": rows.iter().map(|(v, c)| json!({
+                            "values": v.iter().map(value_json).collect::<Vec<_>>(),
+                            "count": c,
+                        })).collect::<Vec<_>>(),
+                    })
+                }
+                Aggregate::Histogram { hist, negative } => {
+                    let last = hist.used().map_or(0, |(_, l)| l + 1);
+                    json!({
+                        "label": s.label,
+                        "mode": "histogram",
+                        "exprs": s.expr_texts,
+                        "buckets": hist.counts.iter().enumerate().take(last).map(|(i, c)| {
+                            let (low, high) = Histogram::bounds_us(i);
+                            json!({"low": low, "high": high, "count": c})
+                        }).collect::<Vec<_>>(),
+                        "negative": negative,
+                    })
+                }
+                _ => json!(null),
+            })
+            .collect();
+        let doc = json!({
+            "schema_version": SCHEMA_VERSION,
+            "tool": "argdist",
+            "time": crate::clock::now_rfc3339(),
+            "interval_seconds": args.interval.as_secs_f64(),
+            "cumulative": args.cumulative,
+            "probes": probes,
+        });
+        serde_json::to_writer(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "[{}]", crate::clock::now_hms())?;
+        for (s, a) in specs.iter().zip(aggregates) {
+            writeln!(out, "{}", printable(&s.label))?;
+            match a {
+                Aggregate::Counts(m) => {
+                    // bcc's order: by count, the largest last; -T keeps the
+                    // largest.
+                    let mut rows: Vec<_> = m.iter().collect();
+                    rows.sort_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
+                    if let Some(t) = args.top {
+                        rows.drain(..rows.len().saturating_sub(t));
+                    }
+                    writeln!(out, "\t{:<10} EVENT", "COUNT")?;
+                    for (values, count) in rows {
+                        let event = if values.is_empty() {
+                            "calls".to_owned()
+                        } else {
+                            s.expr_texts
+                                .iter()
+                                .zip(values)
+                                .map(|(e, v)| format!("{} = {}", printable(e), value_text(v)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        writeln!(out, "\t{count:<10} {event}")?;
+                    }
+                }
+                Aggregate::Histogram { hist, negative } => {
+                    let unit = s.expr_texts.first().map_or("value", String::as_str);
+                    print_histogram(&mut out, &printable(unit), hist, 1)?;
+                    if *negative > 0 {
+                        writeln!(out, "     {negative} values below zero")?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
