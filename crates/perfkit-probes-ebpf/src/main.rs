@@ -24,6 +24,8 @@
 //!   ([`irqs`]) and run-queue lengths ([`runqlen`]).
 //! - funccount and funclatency on user functions, USDT probes and
 //!   tracepoints ([`ufunc`]).
+//! - wakeuptime (time blocked by the waker's stacks) and stackcount (hits
+//!   by stack) ([`wakestack`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -46,6 +48,7 @@ mod tcp;
 mod tcpconn;
 mod tools;
 mod ufunc;
+mod wakestack;
 mod walk;
 
 use aya_ebpf::{

@@ -32,7 +32,7 @@ const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
 
 /// An attached uprobe: closing the perf event detaches it.
 #[derive(Debug)]
-struct UprobeLink(#[allow(dead_code)] OwnedFd);
+pub(super) struct UprobeLink(#[allow(dead_code)] OwnedFd);
 
 /// Reads a `config:N` (or `config:N-M`) bit position from a PMU format file.
 fn format_bit(name: &str) -> io::Result<u32> {
@@ -46,7 +46,7 @@ fn format_bit(name: &str) -> io::Result<u32> {
 
 /// Attaches the loaded uprobe program `program` to `probe`, as a return
 /// probe with `ret`.
-fn attach_uprobe(
+pub(super) fn attach_uprobe(
     probe: &mut Probe,
     program: &'static str,
     target: &ResolvedProbe,
@@ -127,7 +127,12 @@ fn attach_uprobe(
 }
 
 /// Attaches tracepoint program `program` to `category:name`.
-fn attach_tracepoint(probe: &mut Probe, program: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
+pub(super) fn attach_tracepoint(
+    probe: &mut Probe,
+    program: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(), ProbeError> {
     let p: &mut TracePoint = object::program(&mut probe.ebpf, program)?;
     if p.fd().is_err() {
         p.load().map_err(object::load_error)?;
