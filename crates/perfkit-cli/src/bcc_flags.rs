@@ -47,6 +47,7 @@ const fn f(
 
 const JQ: &str = "--json, and filter its lines (jq)";
 const GLOBS: &str = "patterns are globs (* ? [...]): 'c:read*'";
+const ADDRESSES: &str = "--addresses (perfkit's -v is log verbosity)";
 const PRECOMPILED: &str = "the BPF programs are compiled ahead of time: there is no source to print";
 
 /// Every flag of bcc's and libbpf-tools' versions of perfkit's tools.
@@ -397,6 +398,57 @@ pub const FLAGS: &[BccFlag] = &[
     ),
     f("funclatency", "-c", true, "this cgroup only (libbpf-tools)", Refused("--cgroup PATH")),
     f("funclatency", "-v", false, "verbose debug output (libbpf-tools)", Same("")),
+    // wakeuptime
+    f("wakeuptime", "-p", true, "this PID only", Same("1")),
+    f("wakeuptime", "-u", false, "user threads only", Same("")),
+    f("wakeuptime", "-v", false, "raw addresses too", Refused(ADDRESSES)),
+    f("wakeuptime", "-f", false, "folded output", Same("")),
+    f("wakeuptime", "--stack-storage-size", true, "stack map entries", Same("1024")),
+    f("wakeuptime", "-m", true, "shortest block, us", Same("1000")),
+    f("wakeuptime", "-M", true, "longest block, us", Same("1000000")),
+    f(
+        "wakeuptime",
+        "DURATION",
+        true,
+        "seconds to trace (positional)",
+        Refused("-d DURATION (a positional word is the command to run, after --)"),
+    ),
+    // stackcount
+    f("stackcount", "-p", true, "this PID only", Same("1")),
+    f(
+        "stackcount",
+        "-c",
+        true,
+        "this CPU only",
+        Refused("no CPU filter: select processes with -p, --cgroup or a command"),
+    ),
+    f("stackcount", "-i", true, "print every INTERVAL seconds", Same("1")),
+    f("stackcount", "-D", true, "trace for DURATION seconds", Same("1")),
+    f("stackcount", "-T", false, "a timestamp on each interval", Same("")),
+    f("stackcount", "-r", false, "patterns are regular expressions", Refused(GLOBS)),
+    f("stackcount", "-s", false, "address offsets", Refused("--addresses: each stack's addresses beside its names")),
+    f("stackcount", "-P", false, "a stack per process", Same("")),
+    f("stackcount", "-K", false, "kernel stacks only", Same("")),
+    f("stackcount", "-U", false, "user stacks only", Same("")),
+    f("stackcount", "-v", false, "raw addresses too", Refused(ADDRESSES)),
+    f("stackcount", "-d", false, "a delimiter between kernel and user stacks", Same("")),
+    f("stackcount", "-f", false, "folded output", Same("")),
+    f("stackcount", "--debug", false, "print the BPF program", Refused(PRECOMPILED)),
+];
+
+/// Options of perfkit's wakeuptime that take a value.
+const WAKEUPTIME_VALUES: &[&str] = &[
+    "-p",
+    "--pid",
+    "--cgroup",
+    "-d",
+    "--duration",
+    "-m",
+    "--min-block-time",
+    "-M",
+    "--max-block-time",
+    "--stack-storage-size",
+    "--max-memory",
 ];
 
 /// Options of perfkit's offcpu that take a value (their values are not the
@@ -483,8 +535,13 @@ pub fn check(args: &[OsString]) -> Result<(), String> {
                 _ => {}
             }
         }
-        if tool == "offcpu" {
-            if OFFCPU_VALUES.contains(&a.as_str()) {
+        let values = match tool {
+            "offcpu" => Some(OFFCPU_VALUES),
+            "wakeuptime" => Some(WAKEUPTIME_VALUES),
+            _ => None,
+        };
+        if let Some(values) = values {
+            if values.contains(&a.as_str()) {
                 skip_value = true;
             } else if !a.starts_with('-') {
                 // The first word that is not an option starts the command:
@@ -578,6 +635,9 @@ mod tests {
         assert!(check(&argv(&["offcpu", "-d", "5", "-p", "1"])).is_ok());
         assert!(check(&argv(&["offcpu", "5"])).is_err());
         assert!(check(&argv(&["offcpu", "sleep", "5"])).is_ok());
+        // wakeuptime: bcc's positional DURATION is refused, -d is taken.
+        assert!(check(&argv(&["wakeuptime", "5"])).is_err());
+        assert!(check(&argv(&["wakeuptime", "-m", "5", "-d", "5"])).is_ok());
         assert!(check(&argv(&["profile", "-K"])).is_ok(), "not a bcc tool");
         // syscount -T is the top count, not timestamps and an interval.
         let cli = crate::Cli::try_parse_from(argv(&["syscount", "-T", "5"])).unwrap();

@@ -98,6 +98,8 @@ enum Command {
     Runqlen(irqtools::RunqlenArgs),
     Funccount(tools::FunccountArgs),
     Funclatency(tools::FunclatencyArgs),
+    Wakeuptime(tools::WakeuptimeArgs),
+    Stackcount(tools::StackcountArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -180,6 +182,8 @@ fn main() -> ExitCode {
             | Command::Runqlen(_)
             | Command::Funccount(_)
             | Command::Funclatency(_)
+            | Command::Wakeuptime(_)
+            | Command::Stackcount(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -223,6 +227,8 @@ fn main() -> ExitCode {
         Command::Runqlen(args) => irqtools::runqlen(args),
         Command::Funccount(args) => tools::funccount(args),
         Command::Funclatency(args) => tools::funclatency(args),
+        Command::Wakeuptime(args) => tools::wakeuptime(args),
+        Command::Stackcount(args) => tools::stackcount(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

@@ -37,7 +37,9 @@ pub use events::{
 };
 
 mod ufunc;
+mod wakestack;
 pub use ufunc::{FunccountArgs, FunclatencyArgs, funccount, funclatency};
+pub use wakestack::{StackcountArgs, WakeuptimeArgs, stackcount, wakeuptime};
 
 /// JSON documents' schema version (docs/JSON.md). Version 2: `time`
 /// became RFC 3339, and histograms are in microseconds whatever the text
