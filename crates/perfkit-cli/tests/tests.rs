@@ -34,3 +34,4 @@ mod sys;
 mod tools;
 mod tools_events;
 mod ufunc;
+mod wakestack;
