@@ -47,6 +47,7 @@ const fn f(
 
 const JQ: &str = "--json, and filter its lines (jq)";
 const GLOBS: &str = "patterns are globs (* ? [...]): 'c:read*'";
+const ADDRESSES: &str = "--addresses (perfkit's -v is log verbosity)";
 const PRECOMPILED: &str = "the BPF programs are compiled ahead of time: there is no source to print";
 const STACKS: &str = "trace prints no stacks; count them with perfkit stackcount or perfkit profile";
 const NO_C: &str = "expressions are not C: they name arg1..arg6, retval, args->FIELD and the signature's parameters";
@@ -485,6 +486,42 @@ pub const FLAGS: &[BccFlag] = &[
     f("argdist", "-H", true, "a log2 histogram of a specifier", Same("p:c:malloc(size_t n):u64:n")),
     f("argdist", "-C", true, "counts of a specifier's values", Same("p:c:malloc(size_t n):u64:n")),
     f("argdist", "-I", true, "a C header to include", Refused(NO_C)),
+    // wakeuptime
+    f("wakeuptime", "-p", true, "this PID only", Same("1")),
+    f("wakeuptime", "-u", false, "user threads only", Same("")),
+    f("wakeuptime", "-v", false, "raw addresses too", Refused(ADDRESSES)),
+    f("wakeuptime", "-f", false, "folded output", Same("")),
+    f("wakeuptime", "--stack-storage-size", true, "stack map entries", Same("1024")),
+    f("wakeuptime", "-m", true, "shortest block, us", Same("1000")),
+    f("wakeuptime", "-M", true, "longest block, us", Same("1000000")),
+    f(
+        "wakeuptime",
+        "DURATION",
+        true,
+        "seconds to trace (positional)",
+        Refused("-d DURATION (a positional word is the command to run, after --)"),
+    ),
+    // stackcount
+    f("stackcount", "-p", true, "this PID only", Same("1")),
+    f(
+        "stackcount",
+        "-c",
+        true,
+        "this CPU only",
+        Refused("no CPU filter: select processes with -p, --cgroup or a command"),
+    ),
+    f("stackcount", "-i", true, "print every INTERVAL seconds", Same("1")),
+    f("stackcount", "-D", true, "trace for DURATION seconds", Same("1")),
+    f("stackcount", "-T", false, "a timestamp on each interval", Same("")),
+    f("stackcount", "-r", false, "patterns are regular expressions", Refused(GLOBS)),
+    f("stackcount", "-s", false, "address offsets", Refused("--addresses: each stack's addresses beside its names")),
+    f("stackcount", "-P", false, "a stack per process", Same("")),
+    f("stackcount", "-K", false, "kernel stacks only", Same("")),
+    f("stackcount", "-U", false, "user stacks only", Same("")),
+    f("stackcount", "-v", false, "raw addresses too", Refused(ADDRESSES)),
+    f("stackcount", "-d", false, "a delimiter between kernel and user stacks", Same("")),
+    f("stackcount", "-f", false, "folded output", Same("")),
+    f("stackcount", "--debug", false, "print the BPF program", Refused(PRECOMPILED)),
 ];
 
 /// Accepted rows no integration test can exercise on the machines the
@@ -494,6 +531,21 @@ pub const FLAGS: &[BccFlag] = &[
 const UNTESTED: &[(&str, &str, &str)] = &[
     ("capable", "-p", "capable needs kprobes, which the test machines' kernel lacks"),
     ("capable", "-x", "capable needs kprobes, which the test machines' kernel lacks"),
+];
+
+/// Options of perfkit's wakeuptime that take a value.
+const WAKEUPTIME_VALUES: &[&str] = &[
+    "-p",
+    "--pid",
+    "--cgroup",
+    "-d",
+    "--duration",
+    "-m",
+    "--min-block-time",
+    "-M",
+    "--max-block-time",
+    "--stack-storage-size",
+    "--max-memory",
 ];
 
 /// Options of perfkit's offcpu that take a value (their values are not the
@@ -580,8 +632,13 @@ pub fn check(args: &[OsString]) -> Result<(), String> {
                 _ => {}
             }
         }
-        if tool == "offcpu" {
-            if OFFCPU_VALUES.contains(&a.as_str()) {
+        let values = match tool {
+            "offcpu" => Some(OFFCPU_VALUES),
+            "wakeuptime" => Some(WAKEUPTIME_VALUES),
+            _ => None,
+        };
+        if let Some(values) = values {
+            if values.contains(&a.as_str()) {
                 skip_value = true;
             } else if !a.starts_with('-') {
                 // The first word that is not an option starts the command:
@@ -733,6 +790,9 @@ mod tests {
         assert!(check(&argv(&["offcpu", "-d", "5", "-p", "1"])).is_ok());
         assert!(check(&argv(&["offcpu", "5"])).is_err());
         assert!(check(&argv(&["offcpu", "sleep", "5"])).is_ok());
+        // wakeuptime: bcc's positional DURATION is refused, -d is taken.
+        assert!(check(&argv(&["wakeuptime", "5"])).is_err());
+        assert!(check(&argv(&["wakeuptime", "-m", "5", "-d", "5"])).is_ok());
         assert!(check(&argv(&["profile", "-K"])).is_ok(), "not a bcc tool");
         // syscount -T is the top count, not timestamps and an interval.
         let cli = crate::Cli::try_parse_from(argv(&["syscount", "-T", "5"])).unwrap();

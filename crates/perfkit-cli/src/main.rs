@@ -101,6 +101,8 @@ enum Command {
     Memleak(tools::MemleakArgs),
     Trace(tools::TraceArgs),
     Argdist(tools::ArgdistArgs),
+    Wakeuptime(tools::WakeuptimeArgs),
+    Stackcount(tools::StackcountArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -186,6 +188,8 @@ fn main() -> ExitCode {
             | Command::Memleak(_)
             | Command::Trace(_)
             | Command::Argdist(_)
+            | Command::Wakeuptime(_)
+            | Command::Stackcount(_)
             | Command::Stat(_)
             | Command::Sys(_)
             | Command::Serve(_)
@@ -232,6 +236,8 @@ fn main() -> ExitCode {
         Command::Memleak(args) => tools::memleak(args),
         Command::Trace(args) => tools::trace(args),
         Command::Argdist(args) => tools::argdist(args),
+        Command::Wakeuptime(args) => tools::wakeuptime(args),
+        Command::Stackcount(args) => tools::stackcount(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

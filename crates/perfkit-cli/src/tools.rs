@@ -37,7 +37,9 @@ pub use events::{
 };
 
 mod ufunc;
+mod wakestack;
 pub use ufunc::{FunccountArgs, FunclatencyArgs, funccount, funclatency};
+pub use wakestack::{StackcountArgs, WakeuptimeArgs, stackcount, wakeuptime};
 
 mod memleak;
 pub use memleak::{MemleakArgs, memleak};

@@ -37,3 +37,4 @@ mod tools;
 mod tools_events;
 mod trace;
 mod ufunc;
+mod wakestack;

@@ -2141,6 +2141,117 @@ pub mod trace {
     unsafe impl aya::Pod for TraceProbe {}
 }
 
+/// wakeuptime and stackcount: time blocked summed by the waker's stacks,
+/// and hits of probes counted by stack. Stacks are the kernel's own
+/// (`bpf_get_stackid` into a stack-trace map: frame pointers for user
+/// stacks), as bcc's tools take them.
+pub mod wakestack {
+    /// sched_switch (raw): a thread that leaves the CPU blocked.
+    pub const WAKE_SWITCH_PROGRAM: &str = "wakeuptime_switch";
+    /// sched_waking (raw): in the waker's context, the time its target
+    /// was blocked, under the waker's stacks.
+    pub const WAKE_WAKING_PROGRAM: &str = "wakeuptime_waking";
+    /// stackcount: a uprobe at a function's entry (its caller's return
+    /// address is read from the top of the stack).
+    pub const STACKCOUNT_ENTRY_PROGRAM: &str = "stackcount_entry";
+    /// stackcount: a uprobe inside a function (a USDT probe).
+    pub const STACKCOUNT_UPROBE_PROGRAM: &str = "stackcount_uprobe";
+    /// stackcount: a tracepoint.
+    pub const STACKCOUNT_TP_PROGRAM: &str = "stackcount_tp";
+
+    /// Hash map from a blocked thread's id to when it left the CPU.
+    pub const WAKE_START: &str = "WAKE_START";
+    /// Hash map from [`WakeKey`] to nanoseconds blocked.
+    pub const WAKE_COUNTS: &str = "WAKE_COUNTS";
+    /// Hash map from [`StackCountKey`] to hits.
+    pub const STACKCOUNT_COUNTS: &str = "STACKCOUNT_COUNTS";
+    /// The stack-trace map both tools store stacks in.
+    pub const STACK_IDS: &str = "WAKESTACK_IDS";
+    /// Per-CPU array of one [`ToolStats`](super::tools::ToolStats).
+    pub const STATS: &str = "WAKESTACK_STATS";
+    /// Global [`WakeStackConfig`].
+    pub const CONFIG: &str = "WAKESTACK_CONFIG";
+
+    /// Stacks kept by default (bcc's `--stack-storage-size` default).
+    pub const DEFAULT_STACK_STORAGE: u32 = 16_384;
+    /// Keys counted at most.
+    pub const COUNTS_ENTRIES: u32 = 16_384;
+    /// Blocked threads tracked at once.
+    pub const START_ENTRIES: u32 = 16_384;
+    /// Frames a stack-trace map entry holds (`PERF_MAX_STACK_DEPTH`).
+    pub const STACK_DEPTH: usize = 127;
+    /// The stack id of a stack not taken (`-U`/`-K`).
+    pub const NOT_TAKEN: i32 = i32::MIN;
+
+    /// What the programs do, filled in by the loader.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct WakeStackConfig {
+        /// wakeuptime: blocks shorter than this are left out.
+        pub min_block_ns: u64,
+        /// wakeuptime: blocks longer than this are left out.
+        pub max_block_ns: u64,
+        /// wakeuptime: kernel threads' blocks are left out (bcc's `-u`).
+        pub user_threads_only: u32,
+        /// Take user stacks.
+        pub user_stacks: u32,
+        /// Take kernel stacks.
+        pub kernel_stacks: u32,
+        /// Explicit padding.
+        pub _pad: u32,
+    }
+
+    /// wakeuptime's key: who woke whom, and the waker's stacks (ids in
+    /// [`STACK_IDS`], a negative errno when not stored, [`NOT_TAKEN`]).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct WakeKey {
+        /// The waker's process id (its user stack's address space).
+        pub waker_tgid: u32,
+        /// The woken thread's process id.
+        pub target_tgid: u32,
+        /// The waker's user stack.
+        pub user_stack: i32,
+        /// The waker's kernel stack.
+        pub kernel_stack: i32,
+        /// The waker's thread name.
+        pub waker: [u8; 16],
+        /// The woken thread's name.
+        pub target: [u8; 16],
+    }
+
+    /// stackcount's key: the process, its stacks, and, at a function's
+    /// entry, the caller's return address (frame-pointer walks from a
+    /// function's first instruction skip the caller).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct StackCountKey {
+        /// Process id.
+        pub tgid: u32,
+        /// Thread id.
+        pub tid: u32,
+        /// User stack (as in [`WakeKey`]).
+        pub user_stack: i32,
+        /// Kernel stack.
+        pub kernel_stack: i32,
+        /// At a function's entry: the word on top of the user stack (the
+        /// caller's return address); else 0.
+        pub entry_return: u64,
+        /// The thread's name.
+        pub comm: [u8; 16],
+    }
+
+    #[cfg(feature = "user")]
+    // SAFETY: `#[repr(C)]`, `Copy`, integers only, no implicit padding.
+    unsafe impl aya::Pod for WakeStackConfig {}
+    #[cfg(feature = "user")]
+    // SAFETY: as above.
+    unsafe impl aya::Pod for WakeKey {}
+    #[cfg(feature = "user")]
+    // SAFETY: as above.
+    unsafe impl aya::Pod for StackCountKey {}
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type below is `#[repr(C)]`, `Copy`, and made only of
@@ -2254,6 +2365,9 @@ mod tests {
         assert_eq!(core::mem::size_of::<super::runqlen::RunqlenConfig>(), 16);
         assert_eq!(core::mem::size_of::<super::trace::TraceProbe>(), 32 + 16 * 6 + 8);
         assert_eq!(core::mem::size_of::<super::trace::TraceEvent>(), 40 + 8 * 21 + 8 * 6 + 256 + 128 * 4);
+        assert_eq!(core::mem::size_of::<super::wakestack::WakeStackConfig>(), 32);
+        assert_eq!(core::mem::size_of::<super::wakestack::WakeKey>(), 48);
+        assert_eq!(core::mem::size_of::<super::wakestack::StackCountKey>(), 40);
     }
 
     #[test]

@@ -28,6 +28,8 @@
 //!   allocator or the kernel's `kmem` tracepoints ([`memleak`]).
 //! - trace and argdist: one event per hit of a uprobe, USDT probe or
 //!   tracepoint, with registers, strings and record ([`trace`]).
+//! - wakeuptime (time blocked by the waker's stacks) and stackcount (hits
+//!   by stack) ([`wakestack`]).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -52,6 +54,7 @@ mod tcpconn;
 mod tools;
 mod trace;
 mod ufunc;
+mod wakestack;
 mod walk;
 
 use aya_ebpf::{

@@ -652,10 +652,11 @@ fn location(info: Option<&CodeInfo<'_>>) -> Option<Location> {
 /// task's. The tracepoint iterator (`__traceiter_*`, called when more than
 /// one program or tracer is attached) and its static-call trampoline, the
 /// BPF glue (`__bpf_trace_*`, `bpf_trace_run*`, `__bpf_trace_run`,
-/// `trace_call_bpf`, `perf_trace_*`, `__probestub_*`), and BPF programs
-/// and trampolines themselves.
+/// `trace_call_bpf`, `perf_trace_*`, `perf_syscall_*` for the syscalls
+/// tracepoints, `__probestub_*`), and BPF programs and trampolines
+/// themselves.
 fn is_tracing_hook(name: &str) -> bool {
-    const PREFIXES: [&str; 10] = [
+    const PREFIXES: [&str; 11] = [
         "__traceiter_",
         "__SCT__tp_func_",
         "__bpf_trace_",
@@ -663,6 +664,7 @@ fn is_tracing_hook(name: &str) -> bool {
         "__bpf_trace_run",
         "trace_call_bpf",
         "perf_trace_",
+        "perf_syscall_",
         "__probestub_",
         "bpf_prog_",
         "bpf_trampoline_",

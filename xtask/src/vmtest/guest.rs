@@ -57,6 +57,8 @@ pub const TESTS: &[&str] = &[
     "funccount",
     "memleak",
     "trace",
+    "wakeuptime",
+    "stackcount",
 ];
 
 /// The workloads the suite runs: (output name, source in
@@ -74,6 +76,7 @@ pub const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("tracee", "tracee.c", &["-O1"]),
     ("memhog", "memhog.c", &["-O1"]),
     ("leaker", "leaker.c", &["-O1", "-fno-omit-frame-pointer"]),
+    ("wakestack", "wakestack.c", &["-O0", "-fno-omit-frame-pointer", "-pthread"]),
 ];
 
 /// How long one perfkit command may take before it is killed (its own
@@ -228,6 +231,8 @@ fn run_test(name: &str, ctx: &Ctx) -> Result<String, Fail> {
         "funccount" => funccount(ctx),
         "memleak" => memleak(ctx),
         "trace" => trace(ctx),
+        "wakeuptime" => wakeuptime(ctx),
+        "stackcount" => stackcount(ctx),
         other => Err(Fail::new(format!("no test named {other}"))),
     }
 }
@@ -1543,6 +1548,71 @@ fn trace(ctx: &Ctx) -> Result<String, Fail> {
         }
     }
     Ok("f 13, g 3 x 42, openat 1, tracee:hit 13".to_owned())
+}
+
+/// The frame names of a JSON frame list.
+fn frame_names(frames: &Value) -> Vec<String> {
+    frames
+        .as_array()
+        .map_or_else(Vec::new, |a| a.iter().filter_map(|f| f["name"].as_str().map(str::to_owned)).collect())
+}
+
+/// Test 14, `perfkit wakeuptime --json -- wakestack wake 20 20`: the
+/// reader blocked about 20 x 20 ms, every block ended by the waker's
+/// wake_reader.
+fn wakeuptime(ctx: &Ctx) -> Result<String, Fail> {
+    let bin = ctx.workload("wakestack");
+    let out = perfkit_ok(ctx.perfkit().args(["wakeuptime", "--json", "--"]).arg(&bin).args(["wake", "20", "20"]))?;
+    let reports = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
+    let stacks = reports
+        .last()
+        .and_then(|r| r["stacks"].as_array())
+        .ok_or_else(|| Fail::with(format!("expected a JSON report with stacks, saw {:?}", out.stdout), &out.stderr))?;
+    let rows: Vec<&Value> = stacks.iter().filter(|s| s["target"] == "wk-reader" && s["waker"] == "wk-waker").collect();
+    let total: u64 = rows.iter().filter_map(|s| s["blocked_usecs"].as_u64()).sum();
+    let named = rows.iter().all(|s| frame_names(&s["frames"]).iter().any(|n| n == "wake_reader"));
+    let seen = format!("wk-reader blocked {total} us in {} rows woken by wk-waker", rows.len());
+    if !(380_000..=1_500_000).contains(&total) || !named {
+        return Err(Fail::with(
+            format!("expected about 400000 us under wake_reader, saw {seen} (named: {named}); {}", show(stacks)),
+            &out.stderr,
+        ));
+    }
+    Ok(seen)
+}
+
+/// Test 15, `perfkit stackcount --json WAKESTACK:hot -- wakestack count
+/// 200`: hot under parent_a exactly 600 times, under parent_b 200 (on
+/// kernels before 6.10 the caller is put back from the return address
+/// read at the probe).
+fn stackcount(ctx: &Ctx) -> Result<String, Fail> {
+    let bin = ctx.workload("wakestack");
+    let probe = format!("{}:hot", bin.display());
+    let out = perfkit_ok(ctx.perfkit().args(["stackcount", "--json", &probe, "--"]).arg(&bin).args(["count", "200"]))?;
+    let reports = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
+    let stacks = reports
+        .last()
+        .and_then(|r| r["stacks"].as_array())
+        .ok_or_else(|| Fail::with(format!("expected a JSON report with stacks, saw {:?}", out.stdout), &out.stderr))?;
+    let under = |caller: &str| -> u64 {
+        stacks
+            .iter()
+            .filter(|s| {
+                let names = frame_names(&s["user_frames"]);
+                names.ends_with(&[caller.to_owned(), "hot".to_owned()])
+            })
+            .filter_map(|s| s["count"].as_u64())
+            .sum()
+    };
+    let (a, b) = (under("parent_a"), under("parent_b"));
+    let seen = format!("parent_a;hot {a}, parent_b;hot {b}");
+    if (a, b) != (600, 200) {
+        return Err(Fail::with(
+            format!("expected parent_a;hot 600 and parent_b;hot 200, saw {seen}; {}", show(stacks)),
+            &out.stderr,
+        ));
+    }
+    Ok(seen)
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ mod trace;
 pub mod traceexpr;
 pub mod tracefs;
 mod ufunc;
+mod wakestack;
 
 use std::{
     collections::HashMap,
@@ -86,6 +87,9 @@ pub use trace::{Aggregate, ArgDist, ArgDistConfig, MAX_STRING_SIZE, TraceConfig,
 pub use traceexpr::{ArgdistMode, ArgdistSpec, ExprError, TraceProbeSpec, Value};
 pub use ufunc::{
     FuncCount, FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyHistogram, LatencyUnit,
+};
+pub use wakestack::{
+    CountedStack, StackCountConfig, StackCounter, StackKinds, WakeupStack, WakeupTime, WakeupTimeConfig,
 };
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
@@ -156,6 +160,10 @@ pub(crate) fn shrink_unused(loader: &mut EbpfLoader<'_>, keep: &[&str]) {
         perfkit_probes_common::memleak::STACKS,
         perfkit_probes_common::memleak::SIZES,
         perfkit_probes_common::memleak::MEMPTRS,
+        perfkit_probes_common::wakestack::WAKE_START,
+        perfkit_probes_common::wakestack::WAKE_COUNTS,
+        perfkit_probes_common::wakestack::STACKCOUNT_COUNTS,
+        perfkit_probes_common::wakestack::STACK_IDS,
     ] {
         if !keep.contains(&map) {
             loader.map_max_entries(map, 1);
@@ -177,6 +185,17 @@ impl Probe {
 
     /// [`Probe::load`], with a tool's own globals set (name, bytes).
     fn load_with(tool: u32, g: Globals, extra: &[(&'static str, &[u8])]) -> Result<Self, ProbeError> {
+        Self::load_sized(tool, g, extra, &[])
+    }
+
+    /// [`Probe::load_with`], with some of the tool's maps sized (name,
+    /// entries).
+    fn load_sized(
+        tool: u32,
+        g: Globals,
+        extra: &[(&'static str, &[u8])],
+        sizes: &[(&'static str, u32)],
+    ) -> Result<Self, ProbeError> {
         if let Some(missing) = crate::privileges::missing_for_bpf() {
             return Err(ProbeError::PermissionDenied { what: "loading BPF programs", missing });
         }
@@ -214,6 +233,9 @@ impl Probe {
             loader.override_global(name, bytes, true);
         }
         shrink_unused(&mut loader, &keep);
+        for &(map, entries) in sizes {
+            loader.map_max_entries(map, entries);
+        }
         for ring in RINGS {
             if keep.contains(&ring) && ring != names::REQUESTS {
                 loader.map_max_entries(ring, DEFAULT_RING_BYTES);

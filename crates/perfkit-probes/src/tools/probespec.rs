@@ -236,6 +236,12 @@ impl ResolvedProbe {
         }
     }
 
+    /// Whether the probe is a uprobe at a function's first instruction (a
+    /// user function; a USDT probe, named `provider:name`, sits inside one).
+    pub fn at_function_entry(&self) -> bool {
+        matches!(self.target, ProbeTarget::Uprobe { .. }) && !self.name.contains(':')
+    }
+
     /// The semaphore's file offset, for USDT probes that have one.
     pub fn semaphore(&self) -> Option<u64> {
         match &self.target {
