@@ -27,9 +27,9 @@
 
 mod capable;
 mod events;
-pub mod exposition;
 mod hist;
 mod irqs;
+pub mod metrics;
 mod mountsnoop;
 mod oomkill;
 pub mod probespec;
