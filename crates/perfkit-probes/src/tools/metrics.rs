@@ -83,11 +83,11 @@ pub struct StartError {
     pub probe: &'static str,
     /// Why.
     #[source]
-    pub source: ProbeError,
+    pub source: Box<ProbeError>,
 }
 
 fn loading(probe: &'static str) -> impl FnOnce(ProbeError) -> StartError {
-    move |source| StartError { probe, source }
+    move |source| StartError { probe, source: Box::new(source) }
 }
 
 /// The probes an exporter keeps loaded, read at each scrape.
@@ -113,19 +113,16 @@ impl ProbeMetrics {
         let mut p = ProbeMetrics { per_cgroup: config.runqlat_per_cgroup, ..ProbeMetrics::default() };
         let wants = |probe| config.probes.contains(&probe);
         if wants(Probe::Runqlat) {
-            let mut c = RunqlatConfig::default();
-            c.per = if config.runqlat_per_cgroup { RunqlatPer::Cgroup } else { RunqlatPer::All };
+            let per = if config.runqlat_per_cgroup { RunqlatPer::Cgroup } else { RunqlatPer::All };
+            let c = RunqlatConfig { per, ..Default::default() };
             p.runqlat = Some(Runqlat::start(c).map_err(loading("runqlat"))?.into());
         }
         if wants(Probe::Biolatency) {
-            let mut c = BlockIoConfig::default();
-            c.histograms = true;
-            c.per_disk = true;
+            let c = BlockIoConfig { histograms: true, per_disk: true, ..Default::default() };
             p.bio = Some(BlockIo::start(c).map_err(loading("biolatency"))?.into());
         }
         if wants(Probe::Syscount) {
-            let mut c = SyscountConfig::default();
-            c.latency = true;
+            let c = SyscountConfig { latency: true, ..Default::default() };
             p.syscount = Some(Syscount::start(c).map_err(loading("syscount"))?.into());
         }
         if wants(Probe::Tcpretrans) {
