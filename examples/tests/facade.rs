@@ -161,3 +161,42 @@ fn runqlat_quantiles_see_hogs_wait() {
     assert!(p50 <= p99, "{last}");
     assert!(p99 >= 1023, "hogs twice the CPUs wait a slice or more: {last}");
 }
+
+/// The exporter example embeds perfkit-exporter with its own collector:
+/// over HTTP, `/metrics` has the custom family (a stopped process counts
+/// in state T), procstat's families (the machine's memory, as
+/// /proc/meminfo has it), and the exporter's report of each collector.
+#[test]
+fn exporter_serves_a_custom_collector_beside_procstat() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut stopped = Command::new("sleep").arg("60").spawn().unwrap();
+    assert!(Command::new("kill").args(["-STOP", &stopped.id().to_string()]).status().unwrap().success());
+    let mut exporter =
+        Command::new(env!("CARGO_BIN_EXE_exporter")).arg("127.0.0.1:0").stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(exporter.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("serving http://").and_then(|l| l.strip_suffix("/metrics")).unwrap().to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    let _ = stopped.kill();
+    let _ = stopped.wait();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("content-type: text/plain; version=0.0.4"), "{response}");
+    let value = |series: &str| -> Option<f64> {
+        response.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert!(response.contains("# TYPE team_processes_in_state gauge\n"), "{response}");
+    assert!(value("team_processes_in_state{state=\"T\"}").is_some_and(|n| n >= 1.0), "{response}");
+    assert!(value("team_processes_in_state{state=\"S\"}").is_some_and(|n| n >= 1.0), "{response}");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kib: f64 = meminfo.lines().next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(value("perfkit_memory_total_bytes"), Some(total_kib * 1024.0), "{response}");
+    assert!(!response.contains("perfkit_process_"), "no per-process series: {response}");
+    for c in ["procfs", "process_states"] {
+        assert_eq!(value(&format!("team_scrape_collector_success{{collector=\"{c}\"}}")), Some(1.0), "{response}");
+    }
+}

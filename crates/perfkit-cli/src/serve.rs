@@ -1,11 +1,7 @@
 //! `perfkit serve`: Prometheus metrics and Go's pprof profile endpoint,
 //! served by `perfkit-exporter` (access control, fairness).
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use axum::{
@@ -14,7 +10,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use clap::Args;
-use perfkit_procstat::{CollectOptions, Collector, ProcessSelection};
+use perfkit_probes::tools::metrics::{Probe, ProbeMetrics, ProbeMetricsConfig};
+use perfkit_procstat::{CollectOptions, ProcessSelection, prometheus::ProcfsCollector};
 use serde::Deserialize;
 
 const SERVE_EXAMPLES: &str = "\
@@ -156,310 +153,29 @@ pub enum ProbeArg {
     Hardirqs,
 }
 
-/// The eBPF probes `serve` keeps loaded.
-#[derive(Default)]
-struct Probes {
-    runqlat: Option<std::sync::Mutex<perfkit_probes::tools::Runqlat>>,
-    bio: Option<std::sync::Mutex<perfkit_probes::tools::BlockIo>>,
-    syscount: Option<std::sync::Mutex<perfkit_probes::tools::Syscount>>,
-    retrans: Option<std::sync::Mutex<perfkit_probes::tools::TcpRetrans>>,
-    /// Connects and accepts by port (one probe counts both kinds).
-    opens: Option<perfkit_probes::tools::TcpOpens>,
-    connects: bool,
-    accepts: bool,
-    oomkill: Option<std::sync::Mutex<perfkit_probes::tools::OomKiller>>,
-    /// softirqs and hardirqs, one probe for both.
-    irqs: Option<(std::sync::Mutex<perfkit_probes::tools::Irqs>, perfkit_probes::tools::IrqsConfig)>,
-    per_cgroup: bool,
-}
-
-impl Probes {
-    fn any(&self) -> bool {
-        self.runqlat.is_some()
-            || self.bio.is_some()
-            || self.syscount.is_some()
-            || self.retrans.is_some()
-            || self.opens.is_some()
-            || self.oomkill.is_some()
-            || self.irqs.is_some()
-    }
-
-    fn start(args: &ServeArgs) -> Result<Self> {
-        use perfkit_probes::tools::*;
-        let mut p = Probes { per_cgroup: args.probe_per_cgroup, ..Probes::default() };
-        for probe in &args.probes {
-            match probe {
-                ProbeArg::Runqlat => {
-                    let per = if args.probe_per_cgroup { RunqlatPer::Cgroup } else { RunqlatPer::All };
-                    let mut c = RunqlatConfig::default();
-                    c.per = per;
-                    p.runqlat = Some(Runqlat::start(c).context("loading the runqlat probe")?.into());
-                }
-                ProbeArg::Biolatency => {
-                    let mut c = BlockIoConfig::default();
-                    c.histograms = true;
-                    c.per_disk = true;
-                    p.bio = Some(BlockIo::start(c).context("loading the biolatency probe")?.into());
-                }
-                ProbeArg::Syscount => {
-                    let mut c = SyscountConfig::default();
-                    c.latency = true;
-                    p.syscount = Some(Syscount::start(c).context("loading the syscount probe")?.into());
-                }
-                ProbeArg::Tcpretrans => {
-                    p.retrans = Some(
-                        TcpRetrans::start(TcpRetransConfig::default()).context("loading the tcpretrans probe")?.into(),
-                    );
-                }
-                ProbeArg::Tcpconnect => p.connects = true,
-                ProbeArg::Tcpaccept => p.accepts = true,
-                ProbeArg::Oomkill => {
-                    p.oomkill =
-                        Some(OomKiller::start(OomKillConfig::default()).context("loading the oomkill probe")?.into());
-                }
-                ProbeArg::Softirqs | ProbeArg::Hardirqs => {}
-            }
-        }
-        if p.connects || p.accepts {
-            // Counts only: nothing is streamed.
-            let opens =
-                TcpOpens::start(TcpOpensConfig::counts_only()).context("loading the tcpconnect/tcpaccept probe")?;
-            p.opens = Some(opens);
-        }
-        let (soft, hard) = (args.probes.contains(&ProbeArg::Softirqs), args.probes.contains(&ProbeArg::Hardirqs));
-        if soft || hard {
-            let config = IrqsConfig::new(hard, soft);
-            p.irqs = Some((Irqs::start(config).context("loading the softirqs/hardirqs probe")?.into(), config));
-        }
-        Ok(p)
-    }
-
-    /// The probes' metrics in the text exposition format.
-    fn render(&self, out: &mut String) -> Result<()> {
-        use perfkit_probes::tools::exposition::{header, histogram, label_value};
-        use std::fmt::Write as _;
-        let mut lost: Vec<(&str, perfkit_probes::tools::ToolStats)> = Vec::new();
-        if let Some(r) = &self.runqlat {
-            let r = r.lock().expect("probe lock");
-            header(
-                out,
-                "perfkit_runqueue_latency_seconds",
-                "histogram",
-                "Time runnable threads waited for a CPU (runqlat).",
-            );
-            for h in r.histograms()? {
-                let labels = if self.per_cgroup { format!("cgroup_id=\"{}\"", h.id) } else { String::new() };
-                histogram(out, "perfkit_runqueue_latency_seconds", &labels, &h);
-            }
-            lost.push(("runqlat", r.stats()?));
-        }
-        if let Some(b) = &self.bio {
-            let b = b.lock().expect("probe lock");
-            header(
-                out,
-                "perfkit_block_io_latency_seconds",
-                "histogram",
-                "Block I/O latency from issue to completion, per disk (biolatency).",
-            );
-            for h in b.histograms()? {
-                let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
-                let name = perfkit_probes::tools::disk_name(major, minor);
-                histogram(out, "perfkit_block_io_latency_seconds", &format!("disk=\"{}\"", label_value(&name)), &h);
-            }
-            lost.push(("biolatency", b.stats()?));
-        }
-        if let Some(sc) = &self.syscount {
-            let sc = sc.lock().expect("probe lock");
-            let counts = sc.counts()?;
-            header(out, "perfkit_syscalls_total", "counter", "System calls made, per syscall (syscount).");
-            for c in &counts {
-                let _ =
-                    writeln!(out, "perfkit_syscalls_total{{syscall=\"{}\"}} {}", label_value(&sc.name(c.nr)), c.count);
-            }
-            header(out, "perfkit_syscall_errors_total", "counter", "System calls that failed, per syscall.");
-            for c in &counts {
-                let _ = writeln!(
-                    out,
-                    "perfkit_syscall_errors_total{{syscall=\"{}\"}} {}",
-                    label_value(&sc.name(c.nr)),
-                    c.errors
-                );
-            }
-            header(out, "perfkit_syscall_seconds_total", "counter", "Time spent in system calls, per syscall.");
-            for c in &counts {
-                let _ = writeln!(
-                    out,
-                    "perfkit_syscall_seconds_total{{syscall=\"{}\"}} {}",
-                    label_value(&sc.name(c.nr)),
-                    c.total_ns as f64 / 1e9
-                );
-            }
-            lost.push(("syscount", sc.stats()?));
-        }
-        if let Some(t) = &self.retrans {
-            let t = t.lock().expect("probe lock");
-            let counts = t.counts()?;
-            type Value = fn(&perfkit_probes::tools::RetransCount) -> u64;
-            let metrics: [(&str, &str, Value); 3] = [
-                (
-                    "perfkit_tcp_retransmitted_segments_total",
-                    "TCP segments retransmitted (tcp_skb_pcount of each skb sent again, as the kernel's RetransSegs \
-                     counts them), by the socket's TCP state (tcpretrans).",
-                    |c| c.segments,
-                ),
-                (
-                    "perfkit_tcp_retransmissions_total",
-                    "TCP retransmissions sent (skbs, each of one or more segments), by the socket's TCP state \
-                     (tcpretrans).",
-                    |c| c.retransmissions,
-                ),
-                (
-                    "perfkit_tcp_retransmit_failures_total",
-                    "TCP retransmission attempts that sent nothing (an error such as EBUSY or ENOMEM; traced by \
-                     kernels whose tcp_retransmit_skb tracepoint has err), by the socket's TCP state (tcpretrans).",
-                    |c| c.failed,
-                ),
-            ];
-            for (name, help, value) in metrics {
-                header(out, name, "counter", help);
-                for c in &counts {
-                    let _ = writeln!(out, "{name}{{state=\"{}\"}} {}", c.state, value(c));
-                }
-            }
-            lost.push(("tcpretrans", t.stats()?));
-        }
-        if let Some(o) = &self.opens {
-            let counts = o.counts()?;
-            for (wanted, kind, name, help) in [
-                (
-                    self.connects,
-                    perfkit_probes::tools::TcpOpenKind::Connect,
-                    "perfkit_tcp_connects_total",
-                    "TCP connects (active opens: SYN sent), by remote port (tcpconnect).",
-                ),
-                (
-                    self.accepts,
-                    perfkit_probes::tools::TcpOpenKind::Accept,
-                    "perfkit_tcp_accepts_total",
-                    "TCP connections accepted (passive opens: handshakes completed on a listening socket), by local \
-                     port (tcpaccept).",
-                ),
-            ] {
-                if !wanted {
-                    continue;
-                }
-                header(out, name, "counter", help);
-                for c in counts.iter().filter(|c| c.kind == kind) {
-                    let _ = writeln!(out, "{name}{{port=\"{}\"}} {}", c.port, c.count);
-                }
-            }
-            lost.push(("tcpconnect", o.stats()?));
-        }
-        if let Some(k) = &self.oomkill {
-            let mut k = k.lock().expect("probe lock");
-            // Counted in the kernel; the events themselves are not kept.
-            let _ = k.events(std::time::Duration::ZERO);
-            header(out, "perfkit_oom_kills_total", "counter", "Processes killed by the OOM killer (oomkill).");
-            let _ = writeln!(out, "perfkit_oom_kills_total {}", k.stats()?.events);
-            lost.push(("oomkill", k.stats()?));
-        }
-        if let Some((irqs, config)) = &self.irqs {
-            let irqs = irqs.lock().expect("probe lock");
-            render_irqs(out, &irqs.times()?, config.soft, config.hard);
-            if config.hard {
-                lost.push(("hardirqs", irqs.stats(perfkit_probes::tools::IrqKind::Hard)?));
-            }
-            if config.soft {
-                lost.push(("softirqs", irqs.stats(perfkit_probes::tools::IrqKind::Soft)?));
-            }
-        }
-        if !lost.is_empty() {
-            header(out, "perfkit_probe_lost_total", "counter", "Events a probe could not record, by probe and reason.");
-            for (probe, s) in lost {
-                for (reason, n) in
-                    [("ring_full", s.ring_full), ("starts_lost", s.starts_lost), ("updates_lost", s.updates_lost)]
-                {
-                    let _ = writeln!(out, "perfkit_probe_lost_total{{probe=\"{probe}\",reason=\"{reason}\"}} {n}");
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// softirq and hardirq time and runs as counters: every softirq vector
-/// from the first scrape; hard IRQ handlers by name (IRQs of one name
-/// summed) as they first run.
-fn render_irqs(out: &mut String, times: &[perfkit_probes::tools::IrqTime], soft: bool, hard: bool) {
-    use perfkit_probes::tools::{
-        IrqKind,
-        exposition::{header, label_value},
-        softirq_name,
-    };
-    use std::{collections::BTreeMap, fmt::Write as _};
-    if soft {
-        // The kernel's ten vectors (NR_SOFTIRQS), present or not.
-        let mut by_vector: BTreeMap<u32, (u64, u64)> = (0..10).map(|v| (v, (0, 0))).collect();
-        for t in times.iter().filter(|t| t.kind == IrqKind::Soft) {
-            let e = by_vector.entry(t.number).or_default();
-            e.0 = e.0.saturating_add(t.hist.sum_ns);
-            e.1 = e.1.saturating_add(t.hist.count());
-        }
-        header(
-            out,
-            "perfkit_softirq_seconds_total",
-            "counter",
-            "Time spent in softirq handlers, per vector (softirqs).",
-        );
-        for (v, (ns, _)) in &by_vector {
-            let _ =
-                writeln!(out, "perfkit_softirq_seconds_total{{vector=\"{}\"}} {}", softirq_name(*v), *ns as f64 / 1e9);
-        }
-        header(
-            out,
-            "perfkit_softirqs_total",
-            "counter",
-            "Softirq handler runs, per vector (as /proc/softirqs counts them).",
-        );
-        for (v, (_, n)) in &by_vector {
-            let _ = writeln!(out, "perfkit_softirqs_total{{vector=\"{}\"}} {n}", softirq_name(*v));
-        }
-    }
-    if hard {
-        let mut by_name: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-        for t in times.iter().filter(|t| t.kind == IrqKind::Hard) {
-            let e = by_name.entry(t.name.as_str()).or_default();
-            e.0 = e.0.saturating_add(t.hist.sum_ns);
-            e.1 = e.1.saturating_add(t.hist.count());
-        }
-        header(
-            out,
-            "perfkit_hardirq_seconds_total",
-            "counter",
-            "Time spent in hard IRQ handlers, per handler name as in /proc/interrupts (hardirqs).",
-        );
-        for (name, (ns, _)) in &by_name {
-            let _ =
-                writeln!(out, "perfkit_hardirq_seconds_total{{name=\"{}\"}} {}", label_value(name), *ns as f64 / 1e9);
-        }
-        header(out, "perfkit_hardirqs_total", "counter", "Hard IRQ handler runs, per handler name.");
-        for (name, (_, n)) in &by_name {
-            let _ = writeln!(out, "perfkit_hardirqs_total{{name=\"{}\"}} {n}", label_value(name));
+impl From<ProbeArg> for Probe {
+    fn from(p: ProbeArg) -> Self {
+        match p {
+            ProbeArg::Runqlat => Probe::Runqlat,
+            ProbeArg::Biolatency => Probe::Biolatency,
+            ProbeArg::Syscount => Probe::Syscount,
+            ProbeArg::Tcpretrans => Probe::Tcpretrans,
+            ProbeArg::Tcpconnect => Probe::Tcpconnect,
+            ProbeArg::Tcpaccept => Probe::Tcpaccept,
+            ProbeArg::Oomkill => Probe::Oomkill,
+            ProbeArg::Softirqs => Probe::Softirqs,
+            ProbeArg::Hardirqs => Probe::Hardirqs,
         }
     }
 }
 
+/// What the pprof routes share.
 struct AppState {
-    args: ServeArgs,
-    /// eBPF probes loaded for the server's life.
-    probes: Probes,
+    max_profile_seconds: u64,
     /// One profile at a time; the lock holds when it ends (for the
     /// Retry-After of a request that comes meanwhile).
     profiling: tokio::sync::Mutex<()>,
     profile_ends: std::sync::Mutex<Option<std::time::Instant>>,
-    /// The last rendered /metrics: concurrent scrapes wait for one
-    /// collection and share it.
-    metrics: perfkit_exporter::Shared,
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -491,14 +207,23 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let mut options = perfkit_exporter::ServerOptions::default();
         options.max_connections = args.max_connections as usize;
         options.max_queued = args.max_queued as usize;
-        let probes = Probes::start(&args)?;
-        let shared = perfkit_exporter::Shared::new(Duration::from_secs_f64(args.metrics_cache));
-        let state = Arc::new(AppState { args, probes, profiling: tokio::sync::Mutex::new(()),
+        let mut exporter = perfkit_exporter::Exporter::new("perfkit")
+            .collector(procfs_collector(&args))
+            .build_info(env!("CARGO_PKG_VERSION"))
+            .metrics_cache(Duration::from_secs_f64(args.metrics_cache))
+            .web_config(web)
+            .server_options(options);
+        if !args.probes.is_empty() {
+            let mut config = ProbeMetricsConfig::new(args.probes.iter().map(|&p| Probe::from(p)));
+            config.runqlat_per_cgroup = args.probe_per_cgroup;
+            exporter = exporter.collector(ProbeMetrics::start(&config)?);
+        }
+        let state = Arc::new(AppState {
+            max_profile_seconds: args.max_profile_seconds,
+            profiling: tokio::sync::Mutex::new(()),
             profile_ends: std::sync::Mutex::new(None),
-            metrics: shared,
         });
-        let app = axum::Router::new()
-            .route("/metrics", axum::routing::get(metrics))
+        let routes = axum::Router::new()
             .route("/debug/pprof/profile", axum::routing::get(profile))
             .route("/debug/pprof/", axum::routing::get(|| async { axum::response::Html(PPROF_INDEX) }))
             .route(
@@ -517,92 +242,20 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             )
             .with_state(state);
         tokio::select! {
-            r = perfkit_exporter::serve(listener, app, web.as_ref(), options) => r.context("serving"),
+            r = exporter.routes(routes).serve(listener) => r.context("serving"),
             _ = crate::signals::interrupted() => Ok(()),
         }
     })
 }
 
-/// /metrics: a fresh collection, or the one just taken. A scrape that
-/// arrives while a collection runs waits for it and shares it, and a
-/// collection is reused for `--metrics-cache` seconds: so many concurrent
-/// scrapes cost one collection.
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let collected = state.metrics.get(|| collect_metrics(state.clone())).await;
-    match collected {
-        Ok(body) => ([(header::CONTENT_TYPE, perfkit_procstat::prometheus::CONTENT_TYPE)], body).into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn collect_metrics(state: Arc<AppState>) -> Result<perfkit_exporter::Bytes, Response> {
-    let result = tokio::task::spawn_blocking(move || -> Result<String> {
-        // As node_exporter: each collector's duration and success, so that a
-        // failing part shows in the data rather than failing the scrape.
-        let mut scrape = Vec::new();
-        let started = Instant::now();
-        let mut text = match collect(&state.args) {
-            Ok(t) => {
-                scrape.push(("procfs", started.elapsed(), true));
-                t
-            }
-            Err(e) => {
-                tracing::warn!(%e, "procfs collection failed");
-                scrape.push(("procfs", started.elapsed(), false));
-                String::new()
-            }
-        };
-        if state.probes.any() {
-            let started = Instant::now();
-            let ok = match state.probes.render(&mut text) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(%e, "reading the probes failed");
-                    false
-                }
-            };
-            scrape.push(("probes", started.elapsed(), ok));
-        }
-        use std::fmt::Write as _;
-        let _ = writeln!(text, "# HELP perfkit_build_info perfkit's version (always 1).");
-        let _ = writeln!(text, "# TYPE perfkit_build_info gauge");
-        let _ = writeln!(text, "perfkit_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-        let _ = writeln!(text, "# HELP perfkit_scrape_collector_duration_seconds How long each collector took.");
-        let _ = writeln!(text, "# TYPE perfkit_scrape_collector_duration_seconds gauge");
-        for (c, d, _) in &scrape {
-            let _ =
-                writeln!(text, "perfkit_scrape_collector_duration_seconds{{collector=\"{c}\"}} {}", d.as_secs_f64());
-        }
-        let _ = writeln!(text, "# HELP perfkit_scrape_collector_success Whether each collector succeeded.");
-        let _ = writeln!(text, "# TYPE perfkit_scrape_collector_success gauge");
-        for (c, _, ok) in &scrape {
-            let _ = writeln!(text, "perfkit_scrape_collector_success{{collector=\"{c}\"}} {}", u8::from(*ok));
-        }
-        Ok(text)
-    })
-    .await;
-    match result {
-        Ok(Ok(text)) => Ok(text.into()),
-        Ok(Err(e)) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e:#}\n")).into_response()),
-        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("collection failed: {e}\n")).into_response()),
-    }
-}
-
-fn collect(args: &ServeArgs) -> Result<String> {
+/// The procfs collector of `--pid`, `--comm` and `--cgroup-depth`.
+fn procfs_collector(args: &ServeArgs) -> ProcfsCollector {
     let mut options = CollectOptions::default();
     options.cgroup_depth = args.cgroup_depth;
-    options.processes = if !args.comm.is_empty() {
-        ProcessSelection::All
-    } else if !args.pids.is_empty() {
-        ProcessSelection::Pids(args.pids.clone())
-    } else {
-        ProcessSelection::None
-    };
-    let mut sample = Collector::new().collect(&options)?;
-    if !args.comm.is_empty() {
-        sample.processes.retain(|p| args.pids.contains(&p.pid) || args.comm.contains(&p.comm));
+    if !args.pids.is_empty() {
+        options.processes = ProcessSelection::Pids(args.pids.clone());
     }
-    Ok(perfkit_procstat::prometheus::render(&sample))
+    ProcfsCollector::new(options).comms(args.comm.clone())
 }
 
 /// The query of /debug/pprof/profile, as Go's net/http/pprof takes it,
@@ -669,7 +322,7 @@ fn bad_request(msg: impl Into<String>) -> Response {
 }
 
 async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuery>) -> Response {
-    let max = state.args.max_profile_seconds;
+    let max = state.max_profile_seconds;
     let seconds = match profile_seconds(q.seconds.as_deref(), max) {
         Ok(s) => s,
         Err(e) => return bad_request(e),

@@ -26,22 +26,29 @@ const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// Installs the handlers. `handled`: the command checks for signals and
 /// ends by itself.
+///
+/// signal_hook's handler only notes the signal (on a self-pipe); a thread
+/// of perfkit's reads it and acts: it marks the run stopped, or (for a
+/// command that does not stop by itself, or at a second signal) removes
+/// the temporary files being written and ends perfkit by the signal.
 pub fn install(handled: bool) -> Result<()> {
     HANDLED.store(handled, Ordering::SeqCst);
-    for sig in SIGNALS {
-        let action = move || {
-            let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-            if HANDLED.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
-                return;
+    let mut signals = signal_hook::iterator::Signals::new(SIGNALS).context("listening for signals")?;
+    std::thread::Builder::new()
+        .name("perfkit-signals".to_owned())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+                if HANDLED.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
+                    continue;
+                }
+                perfkit_safeio::write::remove_temporaries();
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
             }
-            perfkit_safeio::write::remove_temporaries();
-            let _ = signal_hook::low_level::emulate_default_handler(sig);
-        };
-        // SAFETY: the action only touches atomics, calls unlinkat
-        // (remove_temporaries) and restores and raises the signal: all
-        // async-signal-safe.
-        unsafe { signal_hook::low_level::register(sig, action) }.context("listening for signals")?;
-    }
+        })
+        .map_err(|e| {
+            anyhow::anyhow!("cannot start the signal thread: {e}; raise the process limit (`ulimit -u`, RLIMIT_NPROC)")
+        })?;
     Ok(())
 }
 

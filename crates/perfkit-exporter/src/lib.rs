@@ -1,6 +1,13 @@
-//! HTTP serving for Prometheus exporters, as `perfkit serve` does it, for
-//! in-house tools to embed: give it an axum `Router` and a listener.
+//! Prometheus exporters, as `perfkit serve` is one, for in-house tools to
+//! embed: give [`Exporter`] your [`Collector`]s (and perfkit's:
+//! `perfkit_procstat::prometheus::ProcfsCollector`,
+//! `perfkit_probes::tools::metrics::ProbeMetrics`) and a listener; or
+//! give [`serve`] any axum `Router`.
 //!
+//! - [`Exporter`]: `/metrics` from collectors, asked at each scrape into
+//!   one [`Writer`] (`perfkit-exposition`: the only writer of the text
+//!   format), with each collector's duration and success; other routes
+//!   beside it.
 //! - [`WebConfig`]: the web configuration every Prometheus exporter reads
 //!   (exporter-toolkit's format, node_exporter's `--web.config.file`): TLS,
 //!   client certificates, and users with bcrypt hashes. Files other users
@@ -19,6 +26,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Any router: no collectors, your own /metrics.
 //! use perfkit_exporter::{ServerOptions, WebConfig};
 //! let web = WebConfig::load(std::path::Path::new("/etc/mytool/web.yml"))?;
 //! let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { "up 1\n" }));
@@ -27,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod exporter;
 mod server;
 pub mod web_config;
 
@@ -37,6 +46,8 @@ use std::{
 };
 
 pub use axum::body::Bytes;
+pub use exporter::Exporter;
+pub use perfkit_exposition::{self as exposition, CONTENT_TYPE, Collector, Writer};
 pub use server::{ServerOptions, bind, serve};
 pub use web_config::{BasicAuth, Verdict, WebConfig, WebConfigError};
 

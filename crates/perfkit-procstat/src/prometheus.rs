@@ -1,4 +1,6 @@
-//! A sample in the Prometheus text exposition format (version 0.0.4).
+//! A sample's Prometheus metric families, given to `perfkit-exposition`'s
+//! [`Writer`] (which alone writes the text format), and
+//! [`ProcfsCollector`], the collector exporters ask at each scrape.
 //!
 //! Counters are exported as the kernel counts them (Prometheus computes
 //! rates), in base units: seconds and bytes, with `_total` on counters, as
@@ -19,64 +21,76 @@
 //! | `perfkit_process_*` | `pid`, `comm` |
 //! | `perfkit_cgroup_*` | `cgroup` |
 
-use std::fmt::Write;
+use perfkit_exposition::Writer;
 
-use crate::sample::*;
+use crate::{
+    collect::{CollectOptions, Collector, ProcessSelection},
+    sample::*,
+};
 
-/// The content type of the exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The families of `procfs`, collected at each scrape, for an exporter
+/// (`perfkit-exporter`, `perfkit serve`): the machine, and the processes
+/// and cgroups `options` choose.
+pub struct ProcfsCollector {
+    collector: Collector,
+    options: CollectOptions,
+    comms: Vec<String>,
+}
 
-/// Escapes a label value: backslash, double quote and line feed.
-fn escape(value: &str) -> String {
-    let mut s = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
+impl ProcfsCollector {
+    /// Collects from `/proc` and `/sys` with `options`.
+    pub fn new(options: CollectOptions) -> Self {
+        Self::with_collector(Collector::new(), options)
+    }
+
+    /// Collects with `collector` (another root: a captured tree).
+    pub fn with_collector(collector: Collector, options: CollectOptions) -> Self {
+        Self { collector, options, comms: Vec::new() }
+    }
+
+    /// Also exports every process whose command name is one of `comms`
+    /// (beside the processes of `options`).
+    pub fn comms(mut self, comms: Vec<String>) -> Self {
+        self.comms = comms;
+        self
+    }
+
+    /// One sample, with the processes chosen.
+    pub fn sample(&self) -> Result<Sample, crate::CollectError> {
+        if self.comms.is_empty() {
+            return self.collector.collect(&self.options);
         }
-    }
-    s
-}
-
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'static str,
-}
-
-impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Self {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        Self { out, name }
-    }
-
-    fn value(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(self.name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
+        let mut options = self.options.clone();
+        let pids = match &self.options.processes {
+            ProcessSelection::All => return self.collector.collect(&options),
+            ProcessSelection::None => Vec::new(),
+            ProcessSelection::Pids(p) => p.clone(),
+        };
+        options.processes = ProcessSelection::All;
+        let mut sample = self.collector.collect(&options)?;
+        sample.processes.retain(|p| pids.contains(&p.pid) || self.comms.contains(&p.comm));
+        Ok(sample)
     }
 }
 
-/// Renders one sample. `ticks_per_second` and the page size come from the
-/// sample itself.
-pub fn render(s: &Sample) -> String {
-    let mut out = String::with_capacity(16 * 1024);
+impl perfkit_exposition::Collector for ProcfsCollector {
+    fn name(&self) -> &str {
+        "procfs"
+    }
+
+    fn collect(&self, out: &mut Writer) -> Result<(), perfkit_exposition::Error> {
+        write(&self.sample()?, out);
+        Ok(())
+    }
+}
+
+/// Writes one sample's families. `ticks_per_second` and the page size
+/// come from the sample itself.
+pub fn write(s: &Sample, o: &mut Writer) {
     let tps = s.ticks_per_second.max(1) as f64;
-    let o = &mut out;
 
     if let Some(cpu) = &s.cpu {
-        let mut f = Family::new(o, "perfkit_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
+        let mut f = o.counter("perfkit_cpu_seconds_total", "Seconds the CPUs spent in each mode.");
         for (n, t) in &cpu.per_cpu {
             let n = n.to_string();
             // Guest time is inside user and nice in /proc/stat; report it
@@ -93,21 +107,19 @@ pub fn render(s: &Sample) -> String {
                 ("guest", t.guest),
                 ("guest_nice", t.guest_nice),
             ] {
-                f.value(&[("cpu", &n), ("mode", mode)], ticks as f64 / tps);
+                f.sample(&[("cpu", &n), ("mode", mode)], ticks as f64 / tps);
             }
         }
-        Family::new(o, "perfkit_context_switches_total", "counter", "Context switches.")
-            .value(&[], cpu.context_switches as f64);
-        Family::new(o, "perfkit_interrupts_total", "counter", "Interrupts serviced.").value(&[], cpu.interrupts as f64);
-        Family::new(o, "perfkit_forks_total", "counter", "Processes and threads created.").value(&[], cpu.forks as f64);
-        Family::new(o, "perfkit_procs_running", "gauge", "Runnable tasks.").value(&[], f64::from(cpu.procs_running));
-        Family::new(o, "perfkit_procs_blocked", "gauge", "Tasks blocked on I/O.")
-            .value(&[], f64::from(cpu.procs_blocked));
+        o.counter("perfkit_context_switches_total", "Context switches.").sample(&[], cpu.context_switches as f64);
+        o.counter("perfkit_interrupts_total", "Interrupts serviced.").sample(&[], cpu.interrupts as f64);
+        o.counter("perfkit_forks_total", "Processes and threads created.").sample(&[], cpu.forks as f64);
+        o.gauge("perfkit_procs_running", "Runnable tasks.").sample(&[], f64::from(cpu.procs_running));
+        o.gauge("perfkit_procs_blocked", "Tasks blocked on I/O.").sample(&[], f64::from(cpu.procs_blocked));
     }
     if let Some(l) = s.load {
-        Family::new(o, "perfkit_load1", "gauge", "1-minute load average.").value(&[], l.one);
-        Family::new(o, "perfkit_load5", "gauge", "5-minute load average.").value(&[], l.five);
-        Family::new(o, "perfkit_load15", "gauge", "15-minute load average.").value(&[], l.fifteen);
+        o.gauge("perfkit_load1", "1-minute load average.").sample(&[], l.one);
+        o.gauge("perfkit_load5", "5-minute load average.").sample(&[], l.five);
+        o.gauge("perfkit_load15", "15-minute load average.").sample(&[], l.fifteen);
     }
     if let Some(m) = s.memory {
         for (name, help, v) in [
@@ -122,7 +134,7 @@ pub fn render(s: &Sample) -> String {
             ("perfkit_memory_swap_total_bytes", "Swap space.", m.swap_total),
             ("perfkit_memory_swap_free_bytes", "Unused swap space.", m.swap_free),
         ] {
-            Family::new(o, name, "gauge", help).value(&[], v as f64);
+            o.gauge(name, help).sample(&[], v as f64);
         }
     }
     if let Some(v) = s.vmstat {
@@ -135,39 +147,39 @@ pub fn render(s: &Sample) -> String {
             ("perfkit_vmstat_paged_in_bytes_total", "Bytes read from block devices.", v.pgpgin as f64 * 1024.0),
             ("perfkit_vmstat_paged_out_bytes_total", "Bytes written to block devices.", v.pgpgout as f64 * 1024.0),
         ] {
-            Family::new(o, name, "counter", help).value(&[], value);
+            o.counter(name, help).sample(&[], value);
         }
     }
     disk_families(o, &s.disks);
     net_families(o, &s.interfaces);
     if let Some(p) = s.pressure {
-        let mut f = Family::new(
-            o,
+        let mut f = o.counter(
             "perfkit_pressure_some_stalled_seconds_total",
-            "counter",
             "Seconds in which some tasks stalled on the resource (PSI).",
         );
         for (r, rp) in [("cpu", p.cpu), ("memory", p.memory), ("io", p.io)] {
-            f.value(&[("resource", r)], rp.some.total_us as f64 / 1e6);
+            f.sample(&[("resource", r)], rp.some.total_us as f64 / 1e6);
         }
-        let mut f = Family::new(
-            o,
+        let mut f = o.counter(
             "perfkit_pressure_full_stalled_seconds_total",
-            "counter",
             "Seconds in which all non-idle tasks stalled on the resource (PSI).",
         );
         for (r, rp) in [("cpu", p.cpu), ("memory", p.memory), ("io", p.io)] {
             if let Some(full) = rp.full {
-                f.value(&[("resource", r)], full.total_us as f64 / 1e6);
+                f.sample(&[("resource", r)], full.total_us as f64 / 1e6);
             }
         }
     }
     process_families(o, &s.processes, tps);
     cgroup_families(o, &s.cgroups);
-    out
 }
 
-fn disk_families(o: &mut String, disks: &[Disk]) {
+/// A family whose kind is chosen in a table.
+fn family<'a>(o: &'a mut Writer, name: &str, kind: &str, help: &str) -> perfkit_exposition::Family<'a> {
+    if kind == "counter" { o.counter(name, help) } else { o.gauge(name, help) }
+}
+
+fn disk_families(o: &mut Writer, disks: &[Disk]) {
     if disks.is_empty() {
         return;
     }
@@ -190,14 +202,14 @@ fn disk_families(o: &mut String, disks: &[Disk]) {
         ),
     ];
     for (name, kind, help, get) in families {
-        let mut f = Family::new(o, name, kind, help);
+        let mut f = family(o, name, kind, help);
         for d in disks {
-            f.value(&[("device", &d.name)], get(d));
+            f.sample(&[("device", &d.name)], get(d));
         }
     }
 }
 
-fn net_families(o: &mut String, ifs: &[Interface]) {
+fn net_families(o: &mut Writer, ifs: &[Interface]) {
     if ifs.is_empty() {
         return;
     }
@@ -215,20 +227,20 @@ fn net_families(o: &mut String, ifs: &[Interface]) {
         ("perfkit_network_receive_compressed_total", "Compressed packets received.", |i| i.rx_compressed),
     ];
     for (name, help, get) in families {
-        let mut f = Family::new(o, name, "counter", help);
+        let mut f = o.counter(name, help);
         for i in ifs {
-            f.value(&[("interface", &i.name)], get(i) as f64);
+            f.sample(&[("interface", &i.name)], get(i) as f64);
         }
     }
-    let mut f = Family::new(o, "perfkit_network_speed_bytes", "gauge", "Link speed in bytes per second, when known.");
+    let mut f = o.gauge("perfkit_network_speed_bytes", "Link speed in bytes per second, when known.");
     for i in ifs {
         if let Some(mbps) = i.speed_mbps {
-            f.value(&[("interface", &i.name)], mbps as f64 * 125_000.0);
+            f.sample(&[("interface", &i.name)], mbps as f64 * 125_000.0);
         }
     }
 }
 
-fn process_families(o: &mut String, procs: &[Process], tps: f64) {
+fn process_families(o: &mut Writer, procs: &[Process], tps: f64) {
     if procs.is_empty() {
         return;
     }
@@ -236,30 +248,28 @@ fn process_families(o: &mut String, procs: &[Process], tps: f64) {
     let rows: Vec<_> = procs.iter().map(|p| (labels(p), p)).collect();
     {
         // One family with a `mode` label, as the machine's CPU time.
-        let mut f = Family::new(
-            o,
+        let mut f = o.counter(
             "perfkit_process_cpu_seconds_total",
-            "counter",
             "CPU seconds of the process, by mode (user includes guest time).",
         );
         for ((pid, tid, comm), p) in &rows {
             for (mode, ticks) in [("user", p.utime), ("system", p.stime)] {
                 let v = ticks as f64 / tps;
                 match tid {
-                    Some(tid) => f.value(&[("pid", pid), ("tid", tid), ("comm", comm), ("mode", mode)], v),
-                    None => f.value(&[("pid", pid), ("comm", comm), ("mode", mode)], v),
-                }
+                    Some(tid) => f.sample(&[("pid", pid), ("tid", tid), ("comm", comm), ("mode", mode)], v),
+                    None => f.sample(&[("pid", pid), ("comm", comm), ("mode", mode)], v),
+                };
             }
         }
     }
     let mut each = |name: &'static str, kind: &str, help: &str, get: &dyn Fn(&Process) -> Option<f64>| {
-        let mut f = Family::new(o, name, kind, help);
+        let mut f = family(o, name, kind, help);
         for ((pid, tid, comm), p) in &rows {
             if let Some(v) = get(p) {
                 match tid {
-                    Some(tid) => f.value(&[("pid", pid), ("tid", tid), ("comm", comm)], v),
-                    None => f.value(&[("pid", pid), ("comm", comm)], v),
-                }
+                    Some(tid) => f.sample(&[("pid", pid), ("tid", tid), ("comm", comm)], v),
+                    None => f.sample(&[("pid", pid), ("comm", comm)], v),
+                };
             }
         }
     };
@@ -282,15 +292,15 @@ fn process_families(o: &mut String, procs: &[Process], tps: f64) {
     each("perfkit_process_threads", "gauge", "Threads.", &|p| Some(p.threads as f64));
 }
 
-fn cgroup_families(o: &mut String, groups: &[Cgroup]) {
+fn cgroup_families(o: &mut Writer, groups: &[Cgroup]) {
     if groups.is_empty() {
         return;
     }
     let mut each = |name: &'static str, kind: &str, help: &str, get: &dyn Fn(&Cgroup) -> Option<f64>| {
-        let mut f = Family::new(o, name, kind, help);
+        let mut f = family(o, name, kind, help);
         for g in groups {
             if let Some(v) = get(g) {
-                f.value(&[("cgroup", &g.path)], v);
+                f.sample(&[("cgroup", &g.path)], v);
             }
         }
     };
@@ -329,7 +339,9 @@ mod tests {
             processes: vec![Process { pid: 42, comm: "we\"ird\\name\n".into(), utime: 150, ..Default::default() }],
             ..Sample::default()
         };
-        let text = render(&s);
+        let mut w = Writer::new();
+        write(&s, &mut w);
+        let text = w.finish();
         assert!(text.contains("# TYPE perfkit_cpu_seconds_total counter\n"));
         assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 2\n"), "{text}");
         assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"0\",mode=\"guest\"} 0.5\n"));

@@ -103,7 +103,9 @@ fn exposition_of_the_captured_sample() {
     let mut opts = CollectOptions::default();
     opts.processes = ProcessSelection::Pids(vec![3636]);
     opts.cgroup_depth = 2;
-    let text = prometheus::render(&collector().collect(&opts).unwrap());
+    let mut out = perfkit_exposition::Writer::new();
+    prometheus::write(&collector().collect(&opts).unwrap(), &mut out);
+    let text = out.finish();
     assert!(text.contains("perfkit_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 421.99\n"), "{text}");
     assert!(text.contains("perfkit_disk_written_bytes_total{device=\"vda\"} 10296143872\n"));
     assert!(text.contains("perfkit_network_receive_bytes_total{interface=\"eth0\"} 514730571\n"));

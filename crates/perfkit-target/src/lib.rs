@@ -297,7 +297,13 @@ impl HeldCommand {
         // prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(sys("fork")(io::Error::last_os_error()));
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EAGAIN) {
+                // Out of processes: say which limit.
+                let e = io::Error::new(e.kind(), format!("{e}; raise the process limit (`ulimit -u`, RLIMIT_NPROC)"));
+                return Err(sys("fork")(e));
+            }
+            return Err(sys("fork")(e));
         }
         if pid == 0 {
             // Child.

@@ -276,8 +276,7 @@ pub fn oomkill(args: OomkillArgs) -> Result<ExitCode> {
     let mut tool = OomKiller::start(OomKillConfig::default())?;
     eprintln!("Tracing OOM kills... Ctrl-C to stop.");
     let mut watch = Watch { selection: None, command: None };
-    // SAFETY: sysconf has no preconditions.
-    let page_kb = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1024) / 1024) as u64;
+    let page_kb = (rustix::param::page_size().max(1024) / 1024) as u64;
     snoop_loop(
         "oomkill",
         args.snooping.duration,

@@ -30,10 +30,10 @@
 
 mod capable;
 mod events;
-pub mod exposition;
 mod hist;
 mod irqs;
 mod memleak;
+pub mod metrics;
 mod mountsnoop;
 mod oomkill;
 pub mod probespec;
