@@ -396,7 +396,13 @@ impl PerfSampler {
                 // keep the target's samples: a thread shorter than a
                 // sampling period still shows, as with eBPF. Per-thread
                 // events count each thread's own time and never sample it.
-                if opener.per_cpu_permitted() {
+                // Not when reading interpreters: each sample wakes the
+                // reader, and per-CPU events would wake it (and copy a
+                // stack) for every other task on the machine, idle ones
+                // included, at the sampling rate; per-thread events (with
+                // `inherit`, so new threads and children are sampled too)
+                // sample the target alone, as py-spy does.
+                if !config.interpreters && opener.per_cpu_permitted() {
                     opener.attach(Target::All, false)?;
                     filter = Some((pids.iter().copied().collect::<HashSet<u32>>(), *inherit));
                     threads = pids.iter().map(|&p| threads_of(p).len() as u64).sum();

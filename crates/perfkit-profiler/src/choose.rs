@@ -27,8 +27,8 @@ pub(crate) fn verdict(file: &ModuleFile) -> Verdict {
     let v = file
         .map()
         .ok()
-        .and_then(|d| match frame_pointers::inspect_in(&d, perfkit_safeio::Budget::process(), file.path()) {
-            Ok(r) => Some(r.verdict),
+        .and_then(|d| match frame_pointers::verdict_in(&d, perfkit_safeio::Budget::process(), file.path()) {
+            Ok(v) => Some(v),
             // Refused by a bound: named in the profile's notes.
             Err(e @ perfkit_unwind::UnwindError::Budget(_)) => {
                 perfkit_target::notices::push(format!("{e}; its frame pointers are not judged from its CFI"));

@@ -72,6 +72,23 @@ pub fn inspect_in(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> R
     Ok(judge(go, stats.sized_functions, stats.sized_rbp_functions))
 }
 
+/// [`inspect_in`]'s verdict alone, for less work: a binary without frame
+/// pointers is judged from its first FDEs
+/// ([`UnwindTable::frame_pointer_counts`]) rather than from a whole
+/// unwind table.
+pub fn verdict_in(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> Result<Verdict, UnwindError> {
+    let file = object::File::parse(data).map_err(|e| UnwindError::NotElf(e.to_string()))?;
+    let go = file.section_by_name(".go.buildinfo").is_some()
+        || file.section_by_name(".gopclntab").is_some()
+        || file.section_by_name(".note.go.buildid").is_some();
+    if go {
+        // Go's verdict rests on its .gopclntab's functions too.
+        return inspect_in(data, budget, what).map(|r| r.verdict);
+    }
+    let stats = UnwindTable::frame_pointer_counts(data, budget, what)?;
+    Ok(judge(false, stats.sized_functions, stats.sized_rbp_functions).verdict)
+}
+
 /// The verdict from the counts: frame pointers walk a binary only when
 /// (nearly) every sizeable function sets one up. A function that does not
 /// makes the walk skip its caller when it is sampled: GCC leaves them out
@@ -105,5 +122,29 @@ mod tests {
         assert_eq!(judge(true, 0, 0).verdict, Verdict::FramePointers, "stripped Go keeps them");
         assert_eq!(judge(true, 400, 0).verdict, Verdict::NoFramePointers, "Go's frameless leaves need its CFI");
         assert!(inspect(b"not an ELF file").is_err());
+        assert!(verdict_in(b"not an ELF file", perfkit_safeio::Budget::process(), "x").is_err());
+    }
+
+    #[test]
+    fn the_short_verdict_is_the_whole_one() {
+        // Libraries of this machine (with and without frame pointers),
+        // and this test binary (Rust: std with them, the rest without).
+        let budget = perfkit_safeio::Budget::process();
+        let mut files = vec![std::env::current_exe().unwrap()];
+        for dir in ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"] {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let mut libs: Vec<_> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(".so.6")).collect();
+            libs.sort();
+            files.extend(libs);
+        }
+        let mut judged = 0;
+        for f in files {
+            let Ok(data) = std::fs::read(&f) else { continue };
+            let Ok(whole) = inspect_in(&data, budget, "a file") else { continue };
+            assert_eq!(verdict_in(&data, budget, "a file").unwrap(), whole.verdict, "{}", f.display());
+            judged += 1;
+        }
+        assert!(judged >= 2, "{judged} files judged");
     }
 }

@@ -186,7 +186,7 @@ impl UnwindTable {
             };
             let mut eh = EhFrame::new(&data, LittleEndian);
             eh.set_address_size(8);
-            evaluate(&eh, &eh_bases, &mut vrows, &mut covered, &mut stats, &[], &mut charge)
+            evaluate(&eh, &eh_bases, &mut vrows, &mut covered, &mut stats, &[], &mut charge, None)
                 .map_err(|e| e.in_section(".eh_frame"))?;
         }
         if let Some(s) = file.section_by_name(".debug_frame")
@@ -197,7 +197,7 @@ impl UnwindTable {
             let mut df = DebugFrame::new(&data, LittleEndian);
             df.set_address_size(8);
             let skip = std::mem::take(&mut covered);
-            evaluate(&df, &bases, &mut vrows, &mut covered, &mut stats, &skip, &mut charge)
+            evaluate(&df, &bases, &mut vrows, &mut covered, &mut stats, &skip, &mut charge, None)
                 .map_err(|e| e.in_section(".debug_frame"))?;
             stats.debug_frame_functions = stats.functions - before;
         }
@@ -211,6 +211,83 @@ impl UnwindTable {
         // The rows in file offsets, while the rows in addresses still live.
         charge.charge.grow((vrows.len() + vrows.len() / 8 + 1) as u64 * std::mem::size_of::<TableRow>() as u64)?;
         Ok(Self { rows: to_offsets(vrows, &layout), stats })
+    }
+
+    /// The counts of [`UnwindTable::build_in`] that judge frame pointers
+    /// (`sized_functions`, `sized_rbp_functions`), without building rows
+    /// or reading Go's `.gopclntab`: the CFI is evaluated FDE by FDE, and
+    /// the reading stops as soon as more than one in 20 of all the FDEs
+    /// (an upper bound of the sized functions) is a sized function
+    /// without an RBP-based CFA, since the file then cannot keep frame
+    /// pointers ([`crate::frame_pointers::judge`]). The counts are then
+    /// those read so far, and judge the same.
+    pub fn frame_pointer_counts(data: &[u8], budget: &Budget, what: &str) -> Result<TableStats, UnwindError> {
+        let file = object::File::parse(data).map_err(|e| UnwindError::NotElf(e.to_string()))?;
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(UnwindError::Architecture(format!("{:?}", file.architecture())));
+        }
+        let mut stats = TableStats::default();
+        let section_addr = |name: &str| file.section_by_name(name).map(|s| s.address());
+        let mut bases = BaseAddresses::default();
+        if let Some(a) = section_addr(".text") {
+            bases = bases.set_text(a);
+        }
+        if let Some(a) = section_addr(".got") {
+            bases = bases.set_got(a);
+        }
+        let eh = match file.section_by_name(".eh_frame") {
+            Some(s) => crate::section_data(&s, budget, what)?.map(|d| (d, s.address())),
+            None => None,
+        };
+        let df = match file.section_by_name(".debug_frame") {
+            Some(s) => crate::section_data(&s, budget, what)?,
+            None => None,
+        };
+        let eh_bases = eh.as_ref().map(|(_, addr)| {
+            let b = bases.clone().set_eh_frame(*addr);
+            match section_addr(".eh_frame_hdr") {
+                Some(a) => b.set_eh_frame_hdr(a),
+                None => b,
+            }
+        });
+        let eh = eh.as_ref().map(|(d, _)| {
+            let mut eh = EhFrame::new(d, LittleEndian);
+            eh.set_address_size(8);
+            eh
+        });
+        let df = df.as_ref().map(|d| {
+            let mut df = DebugFrame::new(d, LittleEndian);
+            df.set_address_size(8);
+            df
+        });
+        // Every FDE of both sections: no more functions can be sized.
+        fn fdes<R: Reader<Offset = usize>, S: UnwindSection<R>>(section: &S, bases: &BaseAddresses) -> usize {
+            let mut entries = section.entries(bases);
+            let mut n = 0;
+            while let Ok(Some(e)) = entries.next() {
+                n += usize::from(matches!(e, CieOrFde::Fde(_)));
+            }
+            n
+        }
+        let total = eh.as_ref().zip(eh_bases.as_ref()).map_or(0, |(s, b)| fdes(s, b))
+            + df.as_ref().map_or(0, |s| fdes(s, &bases));
+        let mut covered: Vec<(u64, u64)> = Vec::new();
+        let mut charge = RowCharge { charge: budget.start(format_args!("{what} (unwind rows)")), counted: 0 };
+        let mut none = Vec::new();
+        if let (Some(eh), Some(eh_bases)) = (&eh, &eh_bases) {
+            let judged = evaluate(eh, eh_bases, &mut none, &mut covered, &mut stats, &[], &mut charge, Some(total))
+                .map_err(|e| e.in_section(".eh_frame"))?;
+            if judged == Judged::Without {
+                return Ok(stats);
+            }
+        }
+        if let Some(df) = &df {
+            covered.sort_unstable();
+            let skip = std::mem::take(&mut covered);
+            evaluate(df, &bases, &mut none, &mut covered, &mut stats, &skip, &mut charge, Some(total))
+                .map_err(|e| e.in_section(".debug_frame"))?;
+        }
+        Ok(stats)
     }
 
     /// A table from rows (sorted by offset, as `build` gives them).
@@ -321,7 +398,10 @@ fn encode_row(pc_low: u16, r: &TableRow) -> (u16, u8, u8, i16, i16) {
 }
 
 /// Evaluates every FDE of a section into `out`, skipping functions that
-/// start inside `skip` (ranges already covered, sorted).
+/// start inside `skip` (ranges already covered, sorted). With `judge`
+/// (the count of all FDEs), rows are only counted, not kept, and the
+/// evaluation stops once the file cannot keep frame pointers.
+#[allow(clippy::too_many_arguments)] // the builder's state, passed as it is threaded through both sections
 fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
     section: &S,
     bases: &BaseAddresses,
@@ -330,15 +410,17 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
     stats: &mut TableStats,
     skip: &[(u64, u64)],
     charge: &mut RowCharge,
-) -> Result<(), EvalError> {
+    judge: Option<usize>,
+) -> Result<Judged, EvalError> {
     let mut ctx = Box::new(UnwindContext::new());
     let mut entries = section.entries(bases);
+    let mut any_rows = !out.is_empty();
     loop {
         let entry = match entries.next() {
             Ok(Some(e)) => e,
             Ok(None) => break,
             // A malformed entry ends the section; what was read is kept.
-            Err(_) if !out.is_empty() => break,
+            Err(_) if any_rows => break,
             Err(e) => return Err(EvalError::Cfi(e.to_string())),
         };
         charge.account(out.len() + covered.len() + 1)?;
@@ -361,11 +443,12 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
         // The outermost functions (`_start`) and PLT stubs say nothing of
         // how the compiler built the code: they are left out of the verdict.
         let mut special = false;
-        let first = out.len();
+        let mut rows = 0;
         while let Ok(Some(row)) = table.next_row() {
             // Inside one FDE too: its instructions can describe any number
             // of rows.
-            charge.account(out.len() + covered.len() + 1)?;
+            rows += 1;
+            charge.account(out.len() + covered.len() + if judge.is_some() { rows } else { 1 })?;
             let ra_undefined = matches!(row.register(X86_64::RA), Some(RegisterRule::Undefined));
             let cfa = match row.cfa() {
                 _ if ra_undefined => CfaRule::End,
@@ -393,11 +476,14 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
             if matches!(cfa, CfaRule::End | CfaRule::Plt { .. }) {
                 special = true;
             }
-            out.push(VRow { start: row.start_address(), end: row.end_address(), cfa, rbp });
+            if judge.is_none() {
+                out.push(VRow { start: row.start_address(), end: row.end_address(), cfa, rbp });
+            }
         }
-        if out.len() == first {
+        if rows == 0 {
             continue;
         }
+        any_rows = true;
         if rbp_based {
             stats.rbp_functions += 1;
         }
@@ -407,8 +493,25 @@ fn evaluate<R: Reader<Offset = usize>, S: UnwindSection<R>>(
                 stats.sized_rbp_functions += 1;
             }
         }
+        // Judging frame pointers, with at most `fdes` sized functions in
+        // all: once more than one in 20 lack them, none can keep them.
+        if let Some(fdes) = judge
+            && (stats.sized_functions - stats.sized_rbp_functions) * 20 > fdes
+        {
+            return Ok(Judged::Without);
+        }
     }
-    Ok(())
+    Ok(Judged::Open)
+}
+
+/// Where a judging evaluation stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    /// Every FDE read: the counts are whole.
+    Open,
+    /// Stopped once too many sized functions were seen without frame
+    /// pointers: the file has none, whatever the rest holds.
+    Without,
 }
 
 /// The CFA expression every x86-64 linker emits for `.plt`:

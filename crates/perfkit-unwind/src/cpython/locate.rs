@@ -91,10 +91,27 @@ pub(crate) fn find_runtime(pid: u32, budget: &Budget) -> Result<Found, Error> {
         let Some(first) = mappings.first() else { continue };
         // The file the process mapped, even if its path now names another.
         let via = format!("/proc/{pid}/map_files/{:x}-{:x}", first.start, first.end);
-        let data = read_file(Path::new(&via), budget)
-            .or_else(|_| read_file(&Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')), budget))
-            .map_err(file_error(path.to_owned()))?;
-        let Some(symbols) = symbols(&data.0) else { continue };
+        let open = |tables| {
+            read_symbols(Path::new(&via), budget, tables)
+                .or_else(|_| {
+                    read_symbols(
+                        &Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')),
+                        budget,
+                        tables,
+                    )
+                })
+                .map_err(file_error(path.to_owned()))
+        };
+        let mut data = open(SymbolTables::Dynamic)?;
+        let Some(mut symbols) = symbols(&data.0, SymbolTables::Dynamic) else { continue };
+        // libpython exports them: the .symtab (tens of thousands of
+        // symbols) is only read for a static python that does not.
+        if symbols.runtime.is_none() || symbols.code_type.is_none() {
+            drop(data);
+            data = open(SymbolTables::All)?;
+            let Some(all) = self::symbols(&data.0, SymbolTables::All) else { continue };
+            symbols = all;
+        }
         let Some(runtime) = symbols.runtime else { continue };
         let layout = ElfLayout::parse(&data.0);
         let Some(bias) = load_bias(&layout, &mappings) else {
@@ -151,10 +168,14 @@ pub(crate) fn candidates<'a>(maps: &'a [Mapping], exe: Option<&str>) -> Vec<&'a 
     out
 }
 
-/// A file's bytes, charged to the budget while they live.
+/// A file's bytes, charged to the budget while they live. From
+/// [`read_symbols`], only the ranges the symbol lookup reads hold the
+/// file's bytes; the rest reads as zeros.
 pub(crate) struct Charged(pub Vec<u8>, #[allow(dead_code)] perfkit_safeio::Charge);
 
-pub(crate) fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged> {
+/// Opens a regular file of at most [`MAX_FILE`] bytes without acting on
+/// anything else the path may name.
+fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
     use std::os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _};
     // The path is the target's: by now it may name a FIFO or a device,
     // which opening for reading would act on (a FIFO's writer goes on, a
@@ -174,9 +195,103 @@ pub(crate) fn read_file(path: &Path, budget: &Budget) -> std::io::Result<Charged
     if len > MAX_FILE {
         return Err(std::io::Error::other(format!("larger than {} MiB", MAX_FILE >> 20)));
     }
-    let charge = budget.charge(len, path.display()).map_err(std::io::Error::other)?;
-    let mut data = Vec::with_capacity(len as usize);
-    file.take(len).read_to_end(&mut data)?;
+    Ok((file, len))
+}
+
+/// What of an ELF file [`read_symbols`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SymbolTables {
+    /// `.dynsym` and its strings.
+    Dynamic,
+    /// `.dynsym`, `.symtab` and their strings.
+    All,
+}
+
+/// An ELF file as its symbol lookup sees it: a buffer of the file's size
+/// in which only the ELF header, the program and section headers, the
+/// section names and the symbol tables asked for (with their strings) are
+/// read; the rest (code, data, debug information: most of a libpython or
+/// libjvm.so) is never read and reads as zeros. The buffer is allocated
+/// zeroed, so the pages never written take no memory; the bytes read are
+/// charged. A file that is not 64-bit little-endian ELF is read whole.
+pub(crate) fn read_symbols(path: &Path, budget: &Budget, tables: SymbolTables) -> std::io::Result<Charged> {
+    use object::{
+        elf::{FileHeader64, SHT_DYNSYM, SHT_SYMTAB, SectionHeader64},
+        read::elf::{FileHeader as _, SectionHeader as _},
+    };
+    use std::os::unix::fs::FileExt as _;
+    type E = object::LittleEndian;
+    let (file, len) = open_regular(path)?;
+    let mut charge = budget.start(path.display());
+    // Zeroed: pages never written are never backed.
+    let mut data = vec![0u8; len as usize];
+    let mut read = |data: &mut Vec<u8>, offset: u64, size: u64| -> std::io::Result<()> {
+        let end = offset.checked_add(size).filter(|&e| e <= len).ok_or_else(|| {
+            std::io::Error::other(format!("a range past the end of the file ({offset:#x} + {size:#x})"))
+        })?;
+        charge.grow(size).map_err(std::io::Error::other)?;
+        file.read_exact_at(&mut data[offset as usize..end as usize], offset)
+    };
+    let header_len = std::mem::size_of::<FileHeader64<E>>() as u64;
+    if len < header_len {
+        read(&mut data, 0, len)?;
+        return Ok(Charged(data, charge));
+    }
+    read(&mut data, 0, header_len)?;
+    let head = data[..header_len as usize].to_vec();
+    let Ok(header) = FileHeader64::<E>::parse(&head[..]) else {
+        // Not what the lookup reads piecemeal: read whole, as before.
+        read(&mut data, header_len, len - header_len)?;
+        return Ok(Charged(data, charge));
+    };
+    let endian = E::default();
+    let (phoff, phnum) = (header.e_phoff(endian), u64::from(header.e_phnum(endian)));
+    let (shoff, shnum) = (header.e_shoff(endian), u64::from(header.e_shnum(endian)));
+    if phoff != 0 {
+        read(&mut data, phoff, phnum * u64::from(header.e_phentsize(endian)))?;
+    }
+    if shoff == 0 {
+        return Ok(Charged(data, charge));
+    }
+    let entsize = std::mem::size_of::<SectionHeader64<E>>() as u64;
+    // The first section header holds the real count when e_shnum is 0.
+    read(&mut data, shoff, entsize)?;
+    let shnum = if shnum == 0 {
+        let first = object::pod::from_bytes::<SectionHeader64<E>>(&data[shoff as usize..])
+            .map_err(|()| std::io::Error::other("a section header out of place"))?;
+        first.0.sh_size(endian)
+    } else {
+        shnum
+    };
+    if shnum > 1 {
+        read(&mut data, shoff + entsize, (shnum - 1).saturating_mul(entsize))?;
+    }
+    let sections = object::pod::slice_from_bytes::<SectionHeader64<E>>(&data[shoff as usize..], shnum as usize)
+        .map_err(|()| std::io::Error::other("section headers out of place"))?
+        .0
+        .to_vec();
+    let mut wanted: Vec<usize> = Vec::new();
+    let shstrndx = usize::from(header.e_shstrndx(endian));
+    wanted.push(if shstrndx == usize::from(object::elf::SHN_XINDEX) {
+        sections.first().map_or(0, |s| s.sh_link(endian) as usize)
+    } else {
+        shstrndx
+    });
+    for (i, s) in sections.iter().enumerate() {
+        let kind = s.sh_type(endian);
+        if kind == SHT_DYNSYM || (kind == SHT_SYMTAB && tables == SymbolTables::All) {
+            wanted.push(i);
+            wanted.push(s.sh_link(endian) as usize);
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    for i in wanted {
+        let Some(s) = sections.get(i) else { continue };
+        if let Some((offset, size)) = s.file_range(endian) {
+            read(&mut data, offset, size)?;
+        }
+    }
     Ok(Charged(data, charge))
 }
 
@@ -187,14 +302,13 @@ struct Symbols {
     code_type: Option<u64>,
 }
 
-/// `_PyRuntime`, `Py_Version` and `PyCode_Type` from `.dynsym` or `.symtab`.
-fn symbols(data: &[u8]) -> Option<Symbols> {
+/// `_PyRuntime`, `Py_Version` and `PyCode_Type` from `.dynsym`, and from
+/// `.symtab` with [`SymbolTables::All`].
+fn symbols(data: &[u8], tables: SymbolTables) -> Option<Symbols> {
     let file = object::File::parse(data).ok()?;
     let mut out = Symbols::default();
-    // libpython exports them: its .symtab (tens of thousands of symbols)
-    // is only read for a static python that does not.
     look(&mut out, file.dynamic_symbols());
-    if out.runtime.is_none() || out.code_type.is_none() {
+    if tables == SymbolTables::All && (out.runtime.is_none() || out.code_type.is_none()) {
         look(&mut out, file.symbols());
     }
     Some(out)
@@ -300,7 +414,7 @@ garbage\n";
             std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo).map(drop))
         };
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let err = read_file(&fifo, &Budget::new(1 << 20)).err().expect("a FIFO is refused");
+        let err = read_symbols(&fifo, &Budget::new(1 << 20), SymbolTables::All).err().expect("a FIFO is refused");
         assert!(err.to_string().contains("not a regular file"), "{err}");
         std::thread::sleep(std::time::Duration::from_millis(100));
         let opened = writer.is_finished();
@@ -308,10 +422,46 @@ garbage\n";
         let _reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
         writer.join().unwrap().unwrap();
         assert!(!opened, "perfkit opened the FIFO for reading");
-        // A regular file is read whole.
+        // A regular file that is not ELF is read whole.
         let file = dir.path().join("libpython3.11.so");
         std::fs::write(&file, b"\x7fELF and more").unwrap();
-        assert_eq!(read_file(&file, &Budget::new(1 << 20)).unwrap().0, b"\x7fELF and more");
+        assert_eq!(read_symbols(&file, &Budget::new(1 << 20), SymbolTables::All).unwrap().0, b"\x7fELF and more");
+    }
+
+    #[test]
+    fn only_the_symbol_tables_of_an_elf_file_are_read() {
+        // This test binary: its symbols, found in the pieces read, are
+        // those of the whole file, for a fraction of its bytes.
+        let me = std::env::current_exe().unwrap();
+        let whole = std::fs::read(&me).unwrap();
+        let names = |data: &[u8], all: bool| -> Vec<(String, u64)> {
+            let file = object::File::parse(data).unwrap();
+            let mut v: Vec<(String, u64)> =
+                if all { file.symbols().collect::<Vec<_>>() } else { file.dynamic_symbols().collect() }
+                    .iter()
+                    .map(|s| (s.name().unwrap_or("").to_owned(), s.address()))
+                    .collect();
+            v.sort();
+            v
+        };
+        let budget = Budget::new(1 << 30);
+        for (tables, all) in [(SymbolTables::Dynamic, false), (SymbolTables::All, true)] {
+            let part = read_symbols(&me, &budget, tables).unwrap();
+            assert_eq!(part.0.len(), whole.len());
+            let expected = names(&whole, all);
+            assert!(!expected.is_empty());
+            assert_eq!(names(&part.0, all), expected);
+            assert_eq!(crate::ElfLayout::parse(&part.0).segments, crate::ElfLayout::parse(&whole).segments);
+            assert!(budget.used() < whole.len() as u64 / 2, "{} of {} bytes read", budget.used(), whole.len());
+        }
+        assert_eq!(budget.used(), 0, "released with the bytes");
+        // The pieces are charged: a budget smaller than them refuses.
+        assert!(read_symbols(&me, &Budget::new(32), SymbolTables::Dynamic).is_err());
+        // A file whose headers point past its end is refused, not read.
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("libpython3.12.so");
+        std::fs::write(&cut, &whole[..4096]).unwrap();
+        assert!(read_symbols(&cut, &budget, SymbolTables::All).is_err());
     }
 
     #[test]

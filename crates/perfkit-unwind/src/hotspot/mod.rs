@@ -38,7 +38,7 @@ use perfkit_safeio::{Budget, BudgetError, Charge};
 
 use crate::cpython::{
     Memory, ProcessMemory,
-    locate::{Mapping, load_bias, parse_maps, read_file},
+    locate::{Mapping, SymbolTables, load_bias, parse_maps, read_symbols},
 };
 use vmstructs::{ConstLayout, Field, StructLayout, TypeLayout, Walk};
 
@@ -750,11 +750,8 @@ pub fn find_exports(pid: u32, budget: &Budget) -> Result<Exports, Error> {
     };
     let mappings: Vec<&Mapping> = maps.iter().filter(|m| m.path == first.path).collect();
     let via = format!("/proc/{pid}/map_files/{:x}-{:x}", first.start, first.end);
-    let data = read_file(std::path::Path::new(&via), budget).map_err(|source| Error::File {
-        pid,
-        path: first.path.clone(),
-        source,
-    })?;
+    let data = read_symbols(std::path::Path::new(&via), budget, SymbolTables::Dynamic)
+        .map_err(|source| Error::File { pid, path: first.path.clone(), source })?;
     let file = object::File::parse(&*data.0).map_err(|_| Error::NotHotSpot { pid })?;
     let mut found: HashMap<&str, u64> = HashMap::new();
     for sym in file.dynamic_symbols() {
