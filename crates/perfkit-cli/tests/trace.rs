@@ -328,6 +328,22 @@ fn bad_expressions_are_refused_with_the_reason() {
         assert!(!out.status.success() && err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    // A chain as long as the text allows parsed into a tree as deep as it
+    // is long, and compiling it overflowed the main thread's stack (perfkit
+    // aborted with SIGABRT): refused when parsed.
+    let chain = vec!["1"; 2000].join("+");
+    for args in
+        [["trace".to_owned(), format!("c:malloc ({chain})")], ["-C".to_owned(), format!("p:c:malloc(size_t n):int:{chain}")]]
+    {
+        let mut cmd = perfkit();
+        if args[0] == "-C" {
+            cmd.arg("argdist");
+        }
+        let out = run(cmd.args(&args));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("more than 128 operators"), "{err}");
+    }
     // Names resolved against the probe: root reads the ELF file and tracefs.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {

@@ -336,6 +336,14 @@ pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
         "perfkit argdist: {} hits, {} filtered out by the filters (in user space), {} lost",
         s.tool.events, s.filtered, s.tool.ring_full
     );
+    if tool.uncounted() > 0 {
+        eprintln!(
+            "perfkit argdist: warning: {} hits not counted: their values were new after {} distinct ones of a -C \
+             specifier in one interval (the cap on memory a target's values can take)",
+            tool.uncounted(),
+            perfkit_probes::tools::MAX_DISTINCT
+        );
+    }
     Ok(watch.finish(exited))
 }
 

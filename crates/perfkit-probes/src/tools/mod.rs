@@ -83,7 +83,9 @@ pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen, RunqlenConfig};
 pub use source::EventStream;
 pub use source::{EventSource, Events};
 pub use tcpconn::{PortCount, TcpOpen, TcpOpenKind, TcpOpens, TcpOpensConfig};
-pub use trace::{Aggregate, ArgDist, ArgDistConfig, MAX_STRING_SIZE, TraceConfig, TraceMessage, TraceStats, Tracer};
+pub use trace::{
+    Aggregate, ArgDist, ArgDistConfig, MAX_DISTINCT, MAX_STRING_SIZE, TraceConfig, TraceMessage, TraceStats, Tracer,
+};
 pub use traceexpr::{ArgdistMode, ArgdistSpec, ExprError, TraceProbeSpec, Value};
 pub use ufunc::{
     FuncCount, FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyHistogram, LatencyUnit,

@@ -411,12 +411,32 @@ pub enum Aggregate {
     },
 }
 
+/// The most distinct tuples of values one `-C` specifier counts in one
+/// interval (bcc's argdist: its hash map's 10240 entries). The values come
+/// from a target, which could otherwise make each hit a new key and grow
+/// perfkit's memory without bound; hits of tuples beyond these are counted
+/// in [`ArgDist::uncounted`].
+pub const MAX_DISTINCT: usize = 10240;
+
+/// Counts `values` in `counts`, unless it is a new tuple and `counts`
+/// already holds [`MAX_DISTINCT`]: then the hit adds to `uncounted`.
+fn count_values(counts: &mut BTreeMap<Vec<Value>, u64>, values: Vec<Value>, uncounted: &mut u64) {
+    if let Some(c) = counts.get_mut(&values) {
+        *c += 1;
+    } else if counts.len() < MAX_DISTINCT {
+        counts.insert(values, 1);
+    } else {
+        *uncounted += 1;
+    }
+}
+
 /// Counts or histograms of values at probes (bcc's argdist).
 #[derive(Debug)]
 pub struct ArgDist {
     engine: Engine,
     specs: Vec<ArgdistSpec>,
     aggregates: Vec<Aggregate>,
+    uncounted: u64,
 }
 
 fn empty(mode: ArgdistMode) -> Aggregate {
@@ -445,7 +465,7 @@ impl ArgDist {
             .collect();
         let engine = Engine::start(selection, &resolver, wanted, string_size)?;
         let aggregates = specs.iter().map(|s| empty(s.mode)).collect();
-        Ok(Self { engine, specs, aggregates })
+        Ok(Self { engine, specs, aggregates, uncounted: 0 })
     }
 
     /// The specifiers, in order.
@@ -467,7 +487,7 @@ impl ArgDist {
                 })
                 .collect();
             match &mut self.aggregates[owner] {
-                Aggregate::Counts(m) => *m.entry(values).or_insert(0) += 1,
+                Aggregate::Counts(m) => count_values(m, values, &mut self.uncounted),
                 Aggregate::Histogram { hist, negative } => match values.first() {
                     Some(Value::Int(v)) if *v < 0 => *negative += 1,
                     Some(Value::Int(v)) => {
@@ -495,8 +515,36 @@ impl ArgDist {
         Ok(self.engine.stats()?.tool)
     }
 
+    /// Hits since the start left out of a `-C` count because their tuple
+    /// was new and the interval's count already held [`MAX_DISTINCT`].
+    pub fn uncounted(&self) -> u64 {
+        self.uncounted
+    }
+
     /// Counters since the start, with the hits filtered out.
     pub fn trace_stats(&self) -> Result<TraceStats, ProbeError> {
         self.engine.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_at_most_max_distinct_tuples_and_the_rest_apart() {
+        let mut counts = BTreeMap::new();
+        let mut uncounted = 0;
+        // A hostile target: every hit a new value, twice the cap.
+        for i in 0..2 * MAX_DISTINCT as i128 {
+            count_values(&mut counts, vec![Value::Int(i), Value::Str(format!("s{i}"))], &mut uncounted);
+        }
+        assert_eq!(counts.len(), MAX_DISTINCT);
+        assert_eq!(uncounted, MAX_DISTINCT as u64);
+        // Tuples already counted still count once the cap is reached.
+        count_values(&mut counts, vec![Value::Int(7), Value::Str("s7".into())], &mut uncounted);
+        assert_eq!(counts[&vec![Value::Int(7), Value::Str("s7".into())]], 2);
+        assert_eq!(counts.len(), MAX_DISTINCT);
+        assert_eq!(uncounted, MAX_DISTINCT as u64);
     }
 }

@@ -26,6 +26,10 @@ use super::probespec::{ProbeSpec, SpecError};
 const MAX_TEXT: usize = 4096;
 /// Deepest nesting of an expression.
 const MAX_DEPTH: usize = 64;
+/// The most operators one expression holds. Compiling and evaluating walk
+/// the tree recursively, and a chain such as `1+1+...+1` is as deep as it
+/// is long: 2000 of them overflowed the main thread's stack.
+const MAX_OPERATORS: usize = 128;
 
 /// `struct pt_regs` words (x86-64) of the first six integer arguments.
 pub const ARG_REGS: [u32; 6] = [14, 13, 12, 11, 9, 8];
@@ -300,9 +304,19 @@ struct Parser<'a> {
     toks: Vec<Tok>,
     at: usize,
     depth: usize,
+    operators: usize,
 }
 
 impl Parser<'_> {
+    /// Counts one more operator node, refusing past [`MAX_OPERATORS`].
+    fn operator(&mut self) -> Result<(), ExprError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(syntax(self.text, format!("more than {MAX_OPERATORS} operators")));
+        }
+        Ok(())
+    }
+
     fn peek_op(&self) -> Option<&'static str> {
         match self.toks.get(self.at) {
             Some(Tok::Op(o)) => Some(o),
@@ -330,6 +344,7 @@ impl Parser<'_> {
         while let Some(op) = self.peek_op() {
             let Some(&(_, b)) = LEVELS[level].iter().find(|(s, _)| *s == op) else { break };
             self.at += 1;
+            self.operator()?;
             let right = self.binary(level + 1)?;
             left = Expr::Binary(b, Box::new(left), Box::new(right));
         }
@@ -344,10 +359,12 @@ impl Parser<'_> {
         let out = match self.peek_op() {
             Some("-") => {
                 self.at += 1;
+                self.operator()?;
                 Expr::Neg(Box::new(self.unary()?))
             }
             Some("!") => {
                 self.at += 1;
+                self.operator()?;
                 Expr::Not(Box::new(self.unary()?))
             }
             _ => self.primary()?,
@@ -396,7 +413,7 @@ impl Expr {
         if text.len() > MAX_TEXT {
             return Err(syntax(text, format!("longer than {MAX_TEXT} bytes")));
         }
-        let mut p = Parser { text, toks: lex(text)?, at: 0, depth: 0 };
+        let mut p = Parser { text, toks: lex(text)?, at: 0, depth: 0, operators: 0 };
         if p.toks.is_empty() {
             return Err(syntax(text, "empty expression"));
         }
@@ -1390,6 +1407,36 @@ mod tests {
         assert!(e.compile(&Expr::parse("retval").unwrap(), false).unwrap_err().to_string().contains("r:LIB:FUNC"));
         assert!(e.compile(&Expr::parse("1 / 0").unwrap(), false).is_ok());
         assert_eq!(Node::Binary(BinOp::Div, Box::new(Node::Int(1)), Box::new(Node::Int(0))).eval(&h), Value::Int(0));
+    }
+
+    #[test]
+    fn bounds_an_expressions_operators_so_its_walks_fit_a_stack() {
+        // The most operators taken: compiled and evaluated on a thread with
+        // a quarter of the test threads' 2 MiB, in a debug build.
+        let most = vec!["-1"; MAX_OPERATORS / 2].join("+") + "+1";
+        assert_eq!(most.matches(['+', '-']).count(), MAX_OPERATORS);
+        let worker = std::thread::Builder::new().stack_size(512 << 10);
+        let v = worker
+            .spawn(move || {
+                let e = Expr::parse(&most).unwrap();
+                let fields = HashMap::new();
+                let mut c = Compiler::new(Site::Entry, &[], &fields, &[], "p:x:f");
+                let n = c.compile(&e, false).unwrap();
+                let h =
+                    Hit { regs: &[0; 21], derefs: &[0; 6], record: &[], strings: &[], latency: None, pid: 1, tid: 1 };
+                n.eval(&h)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(v, Value::Int(1 - (MAX_OPERATORS / 2) as i128));
+        // One more, and a chain as long as the text allows (it overflowed
+        // the main thread's stack when compiled), are refused.
+        for text in [vec!["1"; MAX_OPERATORS + 2].join("+"), vec!["1"; 2000].join("+")] {
+            let err = Expr::parse(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("more than 128 operators"), "{err}");
+        }
+        assert!(Expr::parse(&("-".repeat(MAX_OPERATORS) + "1")).is_err());
     }
 
     #[test]

@@ -409,8 +409,8 @@ impl<M: Memory> HotSpot<M> {
             return Err(Error::Unsupported { pid, why: "its code cache is not made yet".into() });
         }
         let len_at = offset("GrowableArrayBase", "_len").or_else(|_| offset("GenericGrowableArray", "_len"))?;
-        let len = read_u32(&mem, pid, array + len_at, "the code heaps' count")?;
-        let data = u64_at(array + offset("GrowableArray<int>", "_data")?, "the code heaps")?;
+        let len = read_u32(&mem, pid, field_at(pid, array, len_at)?, "the code heaps' count")?;
+        let data = u64_at(field_at(pid, array, offset("GrowableArray<int>", "_data")?)?, "the code heaps")?;
         if len as usize > MAX_HEAPS {
             return Err(Error::Corrupt { pid, what: format!("{len} code heaps (at most {MAX_HEAPS})") });
         }
@@ -421,12 +421,13 @@ impl<M: Memory> HotSpot<M> {
         let high = offset("VirtualSpace", "_high_boundary")?;
         let mut heaps = Vec::with_capacity(len as usize);
         for i in 0..u64::from(len) {
-            let heap = u64_at(data + 8 * i, "a CodeHeap*")?;
+            let heap = u64_at(field_at(pid, data, 8 * i)?, "a CodeHeap*")?;
+            let at = |a: u64, b: u64| field_at(pid, heap, a.saturating_add(b));
             let h = Heap {
-                low: u64_at(heap + memory + low, "CodeHeap::_memory")?,
-                high: u64_at(heap + memory + high, "CodeHeap::_memory")?,
-                segmap: u64_at(heap + segmap + low, "CodeHeap::_segmap")?,
-                log2_segment: read_u32(&mem, pid, heap + log2, "CodeHeap::_log2_segment_size")?,
+                low: u64_at(at(memory, low)?, "CodeHeap::_memory")?,
+                high: u64_at(at(memory, high)?, "CodeHeap::_memory")?,
+                segmap: u64_at(at(segmap, low)?, "CodeHeap::_segmap")?,
+                log2_segment: read_u32(&mem, pid, at(log2, 0)?, "CodeHeap::_log2_segment_size")?,
             };
             if h.low >= h.high || !(4..=16).contains(&h.log2_segment) || h.segmap == 0 {
                 return Err(Error::Corrupt { pid, what: format!("a code heap {h:x?}") });
@@ -468,7 +469,7 @@ impl<M: Memory> HotSpot<M> {
         'walk: loop {
             let from = index.saturating_sub(255);
             let bytes = &mut window[..(index - from + 1) as usize];
-            self.read(heap.segmap + from, bytes, "a code heap's segment map")?;
+            self.read(field_at(self.pid, heap.segmap, from)?, bytes, "a code heap's segment map")?;
             loop {
                 let b = bytes[(index - from) as usize];
                 match b {
@@ -515,7 +516,7 @@ impl<M: Memory> HotSpot<M> {
         let method = match kind {
             BlobKind::Nmethod => {
                 let mut b = [0u8; 8];
-                self.read(start + o.nmethod_method, &mut b, "nmethod::_method")?;
+                self.read(field_at(self.pid, start, o.nmethod_method)?, &mut b, "nmethod::_method")?;
                 Some(u64::from_le_bytes(b)).filter(|&m| m != 0)
             }
             _ => None,
@@ -576,7 +577,7 @@ impl<M: Memory> HotSpot<M> {
         let step = match blob.kind {
             // The frame is not built yet: the return address is on top.
             BlobKind::Nmethod | BlobKind::Stub if in_prologue => {
-                read_stack(sp).map(|ra| Step { pc: ra, sp: sp + 8, bp, ..made })
+                sp.checked_add(8).and_then(|next| read_stack(sp).map(|ra| Step { pc: ra, sp: next, bp, ..made }))
             }
             BlobKind::Nmethod | BlobKind::Stub if blob.frame_bytes >= 16 => {
                 let sender_sp = sp.checked_add(blob.frame_bytes);
@@ -632,15 +633,16 @@ impl<M: Memory> HotSpot<M> {
             self.read(addr, &mut b, what)?;
             Ok(u16::from_le_bytes(b))
         };
-        let const_method = ptr(method + o.const_method, "Method::_constMethod")?;
-        let pool = ptr(const_method + o.constants, "ConstMethod::_constants")?;
-        let name_index = u16_at(const_method + o.name_index, "ConstMethod::_name_index")?;
-        let signature_index = u16_at(const_method + o.signature_index, "ConstMethod::_signature_index")?;
-        let holder = ptr(pool + o.pool_holder, "ConstantPool::_pool_holder")?;
-        let slot = |i: u16| pool + o.pool_size + 8 * u64::from(i);
-        let class = self.symbol(ptr(holder + o.klass_name, "Klass::_name")?, &o)?;
-        let name = self.symbol(ptr(slot(name_index), "a method name")?, &o)?;
-        let signature = self.symbol(ptr(slot(signature_index), "a method signature")?, &o)?;
+        let at = |base: u64, offset: u64| field_at(self.pid, base, offset);
+        let const_method = ptr(at(method, o.const_method)?, "Method::_constMethod")?;
+        let pool = ptr(at(const_method, o.constants)?, "ConstMethod::_constants")?;
+        let name_index = u16_at(at(const_method, o.name_index)?, "ConstMethod::_name_index")?;
+        let signature_index = u16_at(at(const_method, o.signature_index)?, "ConstMethod::_signature_index")?;
+        let holder = ptr(at(pool, o.pool_holder)?, "ConstantPool::_pool_holder")?;
+        let slot = |i: u16| at(pool, o.pool_size.saturating_add(8 * u64::from(i)));
+        let class = self.symbol(ptr(at(holder, o.klass_name)?, "Klass::_name")?, &o)?;
+        let name = self.symbol(ptr(slot(name_index)?, "a method name")?, &o)?;
+        let signature = self.symbol(ptr(slot(signature_index)?, "a method signature")?, &o)?;
         let full: std::sync::Arc<str> = java_name(&class, &name, &signature).into();
         let mut names = self.names.lock().expect("method names");
         if names.0.len() >= MAX_NAMES {
@@ -656,13 +658,13 @@ impl<M: Memory> HotSpot<M> {
     /// A `Symbol`'s text (at most [`MAX_SYMBOL`] bytes).
     fn symbol(&self, symbol: u64, o: &NameOffsets) -> Result<String, Error> {
         let mut b = [0u8; 2];
-        self.read(symbol + o.symbol_length, &mut b, "Symbol::_length")?;
+        self.read(field_at(self.pid, symbol, o.symbol_length)?, &mut b, "Symbol::_length")?;
         let len = u64::from(u16::from_le_bytes(b));
         if len > MAX_SYMBOL {
             return Err(self.corrupt(format!("a symbol of {len} bytes")));
         }
         let mut text = vec![0u8; len as usize];
-        self.read(symbol + o.symbol_body, &mut text, "Symbol::_body")?;
+        self.read(field_at(self.pid, symbol, o.symbol_body)?, &mut text, "Symbol::_body")?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 }
@@ -720,6 +722,16 @@ fn java_type(d: &str) -> Option<(String, &str)> {
         }
     };
     Some((format!("{base}{}", "[]".repeat(dims)), rest))
+}
+
+/// `base + offset`, where either comes from the target (a pointer read from
+/// its memory, an offset from its libjvm's VMStructs): past the end of the
+/// address space is a corrupt structure, never an overflow.
+fn field_at(pid: u32, base: u64, offset: u64) -> Result<u64, Error> {
+    base.checked_add(offset).ok_or_else(|| Error::Corrupt {
+        pid,
+        what: format!("an address past the end of memory ({base:#x} + {offset:#x})"),
+    })
 }
 
 fn read_u64(mem: &impl Memory, pid: u32, addr: u64, what: &'static str) -> Result<u64, Error> {

@@ -422,3 +422,24 @@ fn method_names_are_bounded_and_charged() {
     drop(hs);
     assert_eq!(budget.used(), 0);
 }
+
+#[test]
+fn pointers_at_the_end_of_memory_are_corrupt_not_an_overflow() {
+    // A method pointer (from a hostile JVM's frame or nmethod) whose fields
+    // lie past the end of the address space.
+    let (b, exports) = jvm();
+    let hs = HotSpot::new(b.mem, 7, &exports, &Budget::new(1 << 20), soon()).unwrap();
+    let err = hs.method_name(u64::MAX - 4).unwrap_err();
+    assert!(err.to_string().contains("past the end of memory"), "{err}");
+    // A constant pool pointer there, read from the target's memory.
+    let (mut b, exports) = jvm();
+    b.u64(META_AT + 0x100 + 8, u64::MAX - 2);
+    let hs = HotSpot::new(b.mem, 7, &exports, &Budget::new(1 << 20), soon()).unwrap();
+    let err = hs.method_name(META_AT).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. } | Error::Read { .. }), "{err}");
+    // A CodeHeap* at the end of memory (its _memory field is past it).
+    let (mut b, exports) = jvm();
+    b.u64(0x30800 + 0x20, u64::MAX - 2);
+    let err = HotSpot::new(b.mem, 7, &exports, &Budget::new(1 << 20), soon()).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("past the end of memory"), "{err}");
+}
