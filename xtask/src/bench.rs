@@ -828,7 +828,7 @@ fn table_build(root: &Path, runs: usize) -> Result<(), String> {
 
 /// The tools benchmark: each tool's slowdown of a syscall-heavy and a
 /// context-switch-heavy workload, against bpftrace doing the same.
-pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
+pub fn tools(root: &Path, runs: usize, calls: usize) -> Result<(), String> {
     let perfkit = build_perfkit(root)?;
     let bpftrace = find_on_path("bpftrace").ok_or("bpftrace not found: install Debian's bpftrace")?;
     let dir = root.join("target/bench/tools");
@@ -885,6 +885,7 @@ pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
             ],
         ),
     ];
+    tools_uprobes(&perfkit, &bpftrace, &build("ucalls.c", "ucalls")?, runs, calls)?;
     println!("\ntools: the workload's wall time under each tracer, median (range) of {runs} interleaved runs");
     for (name, workload, tracers) in &cases {
         let mut plain = || -> Result<f64, String> {
@@ -918,6 +919,71 @@ pub fn tools(root: &Path, runs: usize) -> Result<(), String> {
             if let (Some(a), Some(b)) = (slow.get(ours), slow.get(theirs)) {
                 println!("  {ours}: slowdown {a:.1}% vs bpftrace's {b:.1}% (medians)");
             }
+        }
+    }
+    Ok(())
+}
+
+/// The uprobe tools' rows: a loop calling one user function `calls` times,
+/// untraced, under perfkit funccount and funclatency, and under bpftrace's
+/// `uprobe:` count and latency histogram, interleaved. Each traced row
+/// gives the loop's slowdown and the cost of one call's probes in
+/// nanoseconds: (traced wall - untraced wall) / calls, from the medians.
+fn tools_uprobes(perfkit: &Path, bpftrace: &Path, ucalls: &Path, runs: usize, calls: usize) -> Result<(), String> {
+    let target = format!("{}:call_me", ucalls.display());
+    let workload = vec![ucalls.to_string_lossy().into_owned(), calls.to_string()];
+    let pk = |tool: &str| -> Vec<String> { vec![perfkit.to_string_lossy().into_owned(), tool.into(), target.clone()] };
+    let bt = |script: String| -> Vec<String> { vec![bpftrace.to_string_lossy().into_owned(), "-e".into(), script] };
+    let path = ucalls.display();
+    let tracers: Vec<(&str, Vec<String>, &str)> = vec![
+        ("perfkit funccount", pk("funccount"), "Tracing"),
+        ("bpftrace uprobe count()", bt(format!("uprobe:{path}:call_me {{ @ = count(); }}")), "Attaching"),
+        ("perfkit funclatency", pk("funclatency"), "Tracing"),
+        (
+            "bpftrace uprobe+uretprobe hist()",
+            bt(format!(
+                "uprobe:{path}:call_me {{ @s[tid] = nsecs; }} \
+                 uretprobe:{path}:call_me /@s[tid]/ {{ @ns = hist(nsecs - @s[tid]); delete(@s[tid]); }}"
+            )),
+            "Attaching",
+        ),
+    ];
+    let mut plain =
+        || -> Result<f64, String> { Ok(measure(Command::new(&workload[0]).args(&workload[1..]))?.wall.as_secs_f64()) };
+    let mut closures: Vec<Box<dyn FnMut() -> Result<f64, String>>> = Vec::new();
+    for (_, cmd, ready) in &tracers {
+        let (cmd, ready, workload) = (cmd.clone(), *ready, workload.clone());
+        closures.push(Box::new(move || traced(&cmd, ready, &workload)));
+    }
+    let mut all: Vec<&mut dyn FnMut() -> Result<f64, String>> = vec![&mut plain];
+    for c in closures.iter_mut() {
+        all.push(c.as_mut());
+    }
+    println!(
+        "\ntools, uprobes: a loop calling call_me() {calls} times (--calls N), wall time, median (range) of {runs} interleaved runs"
+    );
+    let results = interleaved(runs, &mut all)?;
+    let base = median(&results[0]);
+    println!("  {:<36} {}", "untraced", show(&results[0], 3, " s"));
+    let mut per_call: HashMap<&str, f64> = HashMap::new();
+    for (i, (label, _, _)) in tracers.iter().enumerate() {
+        let r = &results[i + 1];
+        let pct: Vec<f64> = r.iter().map(|t| 100.0 * (t / base - 1.0)).collect();
+        let ns: Vec<f64> = r.iter().map(|t| (t - base).max(0.0) * 1e9 / calls as f64).collect();
+        println!(
+            "  {:<36} {}   slowdown {}   per call {}",
+            label,
+            show(r, 3, " s"),
+            show(&pct, 0, "%"),
+            show(&ns, 0, " ns")
+        );
+        per_call.insert(label, median(&ns));
+    }
+    for (ours, theirs) in
+        [("perfkit funccount", "bpftrace uprobe count()"), ("perfkit funclatency", "bpftrace uprobe+uretprobe hist()")]
+    {
+        if let (Some(a), Some(b)) = (per_call.get(ours), per_call.get(theirs)) {
+            println!("  {ours}: {a:.0} ns a call vs bpftrace's {b:.0} ns (medians), {:.2}x", a / b);
         }
     }
     Ok(())

@@ -9,7 +9,7 @@
 //!   is byte for byte the committed one.
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
-//! - `bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N]
+//! - `bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--calls N]
 //!   [--seconds N] [--rates HZ,...] [--duration SECS]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 //! - `vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS]
@@ -34,7 +34,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | test-jdks | package | \
-                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--seconds N] [--rates HZ,...] [--duration SECS] | \
+                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--calls N] [--seconds N] [--rates HZ,...] [--duration SECS] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
 fn main() -> ExitCode {
@@ -66,6 +66,8 @@ fn main() -> ExitCode {
 fn run_bench(args: &[String]) -> Result<(), String> {
     let mut stacks = 1_000_000;
     let mut runs = 3;
+    // The uprobe loop's calls (`bench tools`), as issue #20 sets it.
+    let mut calls = 10_000_000;
     let mut seconds = 3;
     let mut rates = vec![99, 999, 4999];
     let mut rates_given = false;
@@ -81,6 +83,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
             "--stacks" => stacks = number("--stacks")?,
             "--runs" => runs = number("--runs")?.max(3),
             "--seconds" => seconds = number("--seconds")?,
+            "--calls" => calls = number("--calls")?,
             "--duration" => duration = number("--duration")?,
             "--rates" => {
                 rates_given = true;
@@ -106,7 +109,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
         bench::profile(&root, seconds as u32, runs, &rates)?;
     }
     if all || which.contains(&"tools") {
-        bench::tools(&root, runs)?;
+        bench::tools(&root, runs, calls)?;
     }
     if all || which.contains(&"host") {
         bench::host(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[19, 99, 999] })?;
