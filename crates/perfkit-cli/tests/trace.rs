@@ -332,9 +332,10 @@ fn bad_expressions_are_refused_with_the_reason() {
     // is long, and compiling it overflowed the main thread's stack (perfkit
     // aborted with SIGABRT): refused when parsed.
     let chain = vec!["1"; 2000].join("+");
-    for args in
-        [["trace".to_owned(), format!("c:malloc ({chain})")], ["-C".to_owned(), format!("p:c:malloc(size_t n):int:{chain}")]]
-    {
+    for args in [
+        ["trace".to_owned(), format!("c:malloc ({chain})")],
+        ["-C".to_owned(), format!("p:c:malloc(size_t n):int:{chain}")],
+    ] {
         let mut cmd = perfkit();
         if args[0] == "-C" {
             cmd.arg("argdist");
