@@ -1234,7 +1234,9 @@ fn mountsnoop(ctx: &Ctx) -> Result<String, Fail> {
 
 /// 16. `capable -- unshare -n true`: with kprobes (every kernel the suite
 ///     boots has them), the CAP_SYS_ADMIN check of unshare(CLONE_NEWNET);
-///     without, an error naming the missing feature.
+///     then `capable -x -p PID` shows only that process's checks, with
+///     bcc's extra TID and INSETID columns; without kprobes, an error
+///     naming the missing feature.
 fn capable(ctx: &Ctx) -> Result<String, Fail> {
     let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
         || Path::new("/sys/kernel/tracing/kprobe_events").exists();
@@ -1247,10 +1249,46 @@ fn capable(ctx: &Ctx) -> Result<String, Fail> {
     }
     let out = perfkit_ok(ctx.perfkit().args(["capable", "--json", "--", "unshare", "-n", "true"]))?;
     let events = json_lines(&out.stdout).map_err(|e| Fail::with(e, &out.stderr))?;
-    match events.iter().find(|e| e["name"] == "CAP_SYS_ADMIN" && e["cap"] == 21) {
-        Some(e) => Ok(format!("{} checks; {e}", events.len())),
-        None => Err(Fail::with(format!("expected a CAP_SYS_ADMIN check, saw {}", show(&events)), &out.stderr)),
+    let Some(e) = events.iter().find(|e| e["name"] == "CAP_SYS_ADMIN" && e["cap"] == 21) else {
+        return Err(Fail::with(format!("expected a CAP_SYS_ADMIN check, saw {}", show(&events)), &out.stderr));
+    };
+    let first = format!("{} checks; {e}", events.len());
+    // bcc-flags: capable -x -p
+    // bcc's -p and -x: only the checks of one process, with the TID and
+    // INSETID columns. `sh` waits for a line, then execs unshare (the same
+    // PID); an unshare run beside it is another process and must not show.
+    let mut held = Command::new("sh")
+        .args(["-c", "read x; exec unshare -n true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Background)
+        .map_err(|e| Fail::new(format!("starting sh: {e}")))?;
+    let pid = held.pid().to_string();
+    let tool = Tool::start(ctx, &["capable", "-x", "-p", &pid], "Tracing")?;
+    run(Command::new("unshare").args(["-n", "true"]), COMMAND_LIMIT)?;
+    if let Some(mut stdin) = held.0.stdin.take() {
+        stdin.write_all(b"go\n").map_err(|e| Fail::new(format!("starting the held unshare: {e}")))?;
     }
+    let _ = held.0.wait();
+    thread::sleep(Duration::from_millis(300));
+    let (stdout, stderr) = tool.stop()?;
+    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    let theirs = rows.iter().filter(|r| r.len() == 9 && r[2] == pid && r[6] == "CAP_SYS_ADMIN").count();
+    if header.get(3) != Some(&"TID")
+        || header.last() != Some(&"INSETID")
+        || theirs == 0
+        || rows.iter().any(|r| r.get(2) != Some(&pid.as_str()))
+    {
+        return Err(Fail::with(
+            format!("expected -x columns and only PID {pid}'s checks (CAP_SYS_ADMIN among them), saw\n{stdout}"),
+            &stderr,
+        ));
+    }
+    Ok(format!("{first}; -x -p {pid}: {} rows, all its own", rows.len()))
 }
 
 /// A /proc table of counts summed over CPUs: `/proc/softirqs` by vector
