@@ -10,7 +10,6 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    thread,
 };
 
 use serde_json::Value;
@@ -72,37 +71,6 @@ fn waiting(bin: &Path, path: &str) -> (Killed, std::process::ChildStdin) {
     (target, stdin)
 }
 
-/// Starts perfkit in the background and waits for its "Tracing" line.
-fn start(args: &[&str]) -> (Killed, thread::JoinHandle<String>) {
-    let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Tracing") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "{args:?} ended before it was ready");
-    }
-    thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        eprintln!("tool stderr: {rest}");
-    });
-    (Killed(child), reader)
-}
-
-/// SIGINT, then the tool's stdout.
-fn stop(mut tool: Killed, reader: thread::JoinHandle<String>) -> String {
-    // SAFETY: kill(2) of our own child.
-    unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };
-    tool.0.wait().unwrap();
-    reader.join().unwrap()
-}
-
 #[test]
 fn trace_prints_each_call_as_bpftrace_does_with_returns_and_filters() {
     // bcc-flags: trace -p -Z
@@ -119,10 +87,10 @@ fn trace_prints_each_call_as_bpftrace_does_with_returns_and_filters() {
     let f = format!("{b}:f \"a=%d s=%s\", arg1, arg2");
     let g = format!("r:{b}:g \"ret=%d\", retval");
     let filtered = format!("{b}:f (arg1 == 3 || arg1 > 50) \"kept %d\", arg1");
-    let (tool, tool_out) = start(&["trace", "--json", "-Z", "127", "-p", &pid, &f, &g, &filtered]);
+    let (tool, tool_out) = start_tracing(&["trace", "--json", "-Z", "127", "-p", &pid, &f, &g, &filtered]);
     go.write_all(b"x").unwrap();
     target.0.wait().unwrap();
-    let events = json_lines(&stop(tool, tool_out));
+    let events = json_lines(&stop_tracing(tool, tool_out));
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
     let mut bt_text = String::new();
@@ -287,7 +255,7 @@ fn argdist_reports_every_interval_and_stops_after_n_or_the_duration() {
     let pid = target.0.id().to_string();
     let a = format!("p:{b}:f(int a, char *s):int:a");
     // -n 2: two outputs, one a second, then exit; the calls come between.
-    let (tool, out) = start(&["argdist", "--json", "-i", "1", "-n", "2", "-p", &pid, "-C", &a]);
+    let (tool, out) = start_tracing(&["argdist", "--json", "-i", "1", "-n", "2", "-p", &pid, "-C", &a]);
     go.write_all(b"x").unwrap();
     target.0.wait().unwrap();
     let mut tool = tool;

@@ -100,37 +100,6 @@ fn waiting_target(bin: &Path, n: &str) -> (Killed, BufReader<std::process::Child
     (target, out)
 }
 
-/// Starts perfkit in the background and waits for its "Tracing" line.
-fn start(args: &[&str]) -> (Killed, thread::JoinHandle<String>) {
-    let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Tracing") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "{args:?} ended before it was ready");
-    }
-    thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        eprintln!("tool stderr: {rest}");
-    });
-    (Killed(child), reader)
-}
-
-/// SIGINT, then the tool's stdout.
-fn stop(mut tool: Killed, reader: thread::JoinHandle<String>) -> String {
-    // SAFETY: kill(2) of our own child.
-    unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };
-    tool.0.wait().unwrap();
-    reader.join().unwrap()
-}
-
 #[test]
 fn funccount_of_a_process_agrees_with_bpftrace_uprobe_count() {
     let Some(_serial) = privileged() else { return };
@@ -144,14 +113,15 @@ fn funccount_of_a_process_agrees_with_bpftrace_uprobe_count() {
     let script = format!("uprobe:{}:work_a /pid == {pid}/ {{ @n = count(); }}", bin.display());
     let (bt, mut bt_out) = start_bpftrace(&script);
     let mut line = String::new();
-    let (fc, fc_out) = start(&["funccount", "--json", "-p", &pid.to_string(), &format!("{}:work_a", bin.display())]);
+    let (fc, fc_out) =
+        start_tracing(&["funccount", "--json", "-p", &pid.to_string(), &format!("{}:work_a", bin.display())]);
     let mut stdin = target.0.stdin.take().unwrap();
     stdin.write_all(b"x").unwrap();
     line.clear();
     target_out.read_line(&mut line).unwrap();
     stdin.write_all(b"x").unwrap();
     target.0.wait().unwrap();
-    let ours = json_lines(&stop(fc, fc_out));
+    let ours = json_lines(&stop_tracing(fc, fc_out));
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
     let mut bt_text = String::new();
@@ -191,7 +161,7 @@ fn usdt_probes_are_counted_exactly_and_semaphores_set_then_restored() {
     // A running process (-p): set while traced, restored after.
     let (mut target, mut out) = waiting_target(&bin, "500");
     let pid = target.0.id().to_string();
-    let (fc, fc_out) = start(&["funccount", "--json", "-p", &pid, &format!("u:{b}:app:guarded")]);
+    let (fc, fc_out) = start_tracing(&["funccount", "--json", "-p", &pid, &format!("u:{b}:app:guarded")]);
     let mut stdin = target.0.stdin.take().unwrap();
     stdin.write_all(b"x").unwrap();
     line.clear();
@@ -199,7 +169,7 @@ fn usdt_probes_are_counted_exactly_and_semaphores_set_then_restored() {
     assert_eq!(line, "sem=1\n", "the semaphore while traced");
     // Wait for the work to end (the naps: 40 ms), then detach.
     thread::sleep(Duration::from_millis(500));
-    let report = json_lines(&stop(fc, fc_out));
+    let report = json_lines(&stop_tracing(fc, fc_out));
     assert_eq!(counts(report.last().unwrap()), pairs(&[("app:guarded", 500)]));
     stdin.write_all(b"x").unwrap();
     line.clear();
@@ -340,7 +310,7 @@ fn funclatency_of_one_process_in_microseconds_with_times() {
     let (mut other, mut other_out) = waiting_target(&bin, "10");
     let pid = selected.0.id().to_string();
     let probe = format!("{}:nap", bin.display());
-    let (fl, fl_out) = start(&["funclatency", "-u", "-T", "-i", "1", "-d", "2.5", "-p", &pid, &probe]);
+    let (fl, fl_out) = start_tracing(&["funclatency", "-u", "-T", "-i", "1", "-d", "2.5", "-p", &pid, &probe]);
     // Both do their 20 naps; only the selected one's are timed.
     for (t, out) in [(&mut selected, &mut selected_out), (&mut other, &mut other_out)] {
         let mut stdin = t.0.stdin.take().unwrap();

@@ -392,6 +392,41 @@ pub fn profile_command(extra: &[&str], command: &[impl AsRef<OsStr>]) -> (Vec<(S
 /// A child process, killed and reaped when dropped.
 pub struct Killed(pub Child);
 
+/// Starts a perfkit tool in the background and returns once its stderr
+/// says "Tracing" (its probes are attached): the process, and a thread
+/// collecting its stdout. The rest of its stderr is echoed.
+pub fn start_tracing(args: &[&str]) -> (Killed, thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Tracing") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "{args:?} ended before it was ready");
+    }
+    thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        eprintln!("tool stderr: {rest}");
+    });
+    (Killed(child), reader)
+}
+
+/// Stops a tool [`start_tracing`] started with SIGINT (Ctrl-C) and returns
+/// its stdout; it must end as Ctrl-C ends it (0, or 130 as perf does).
+pub fn stop_tracing(mut tool: Killed, reader: thread::JoinHandle<String>) -> String {
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };
+    assert!(tool.0.wait().unwrap().code().is_none_or(|c| c == 0 || c == 130));
+    reader.join().unwrap()
+}
+
 /// Starts bpftrace with `script` (`-f json`, which says on stdout when its
 /// probes are attached), returning once they are: the process and its
 /// output, for the counts it prints when stopped.

@@ -5,10 +5,9 @@
 //! times from parent_b, each call one getppid().
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
@@ -61,37 +60,6 @@ fn go(target: &mut Killed) {
     assert!(target.0.wait().unwrap().success());
 }
 
-/// Starts perfkit in the background and waits for its "Tracing" line.
-fn start(args: &[&str]) -> (Killed, thread::JoinHandle<String>) {
-    let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Tracing") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "{args:?} ended before it was ready");
-    }
-    thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        eprintln!("tool stderr: {rest}");
-    });
-    (Killed(child), reader)
-}
-
-/// SIGINT, then the tool's stdout.
-fn stop(mut tool: Killed, reader: thread::JoinHandle<String>) -> String {
-    // SAFETY: kill(2) of our own child.
-    unsafe { libc::kill(tool.0.id() as i32, libc::SIGINT) };
-    assert!(tool.0.wait().unwrap().code().is_none_or(|c| c == 0 || c == 130));
-    reader.join().unwrap()
-}
-
 fn names(frames: &Value) -> Vec<String> {
     frames
         .as_array()
@@ -126,9 +94,10 @@ fn wakeuptime_sums_a_sleepers_blocks_under_its_wakers_stack() {
     // 20 naps of 20 ms: the reader is blocked about 400 ms in all.
     let (mut target, _out) = waiting(&bin, &["wake", "20", "20"]);
     let pid = target.0.id().to_string();
-    let (tool, tool_out) = start(&["wakeuptime", "--json", "-p", &pid, "-m", "1000", "--stack-storage-size", "1024"]);
+    let (tool, tool_out) =
+        start_tracing(&["wakeuptime", "--json", "-p", &pid, "-m", "1000", "--stack-storage-size", "1024"]);
     go(&mut target);
-    let ours = last_json(&stop(tool, tool_out));
+    let ours = last_json(&stop_tracing(tool, tool_out));
     let (total, named) = reader_time(&ours);
     assert!(named, "a wk-waker -> wk-reader stack without wake_reader: {ours}");
     // N x nap, less the reader's few microseconds of work per round, plus
@@ -243,9 +212,9 @@ fn stackcount_counts_a_function_by_its_two_callers_exactly() {
     let (mut target, _out) = waiting(&bin, &["count", "1000"]);
     let pid = target.0.id().to_string();
     let probe = format!("{}:hot", bin.display());
-    let (tool, tool_out) = start(&["stackcount", "--json", "-p", &pid, "-P", "-U", &probe]);
+    let (tool, tool_out) = start_tracing(&["stackcount", "--json", "-p", &pid, "-P", "-U", &probe]);
     go(&mut target);
-    let ours = last_json(&stop(tool, tool_out));
+    let ours = last_json(&stop_tracing(tool, tool_out));
     let stacks = by_user_stack(&ours);
     assert_eq!(under(&stacks, "parent_a", "hot"), 3000, "{ours}");
     assert_eq!(under(&stacks, "parent_b", "hot"), 1000, "{ours}");
