@@ -619,29 +619,6 @@ fn syscount_one_process_failed_calls_only_and_milliseconds() {
     assert!(head.split_whitespace().eq(["SYSCALL", "COUNT", "TIME", "(ms)"]), "{out}");
 }
 
-/// A loop device over a file on disk, detached at the end.
-struct Loop(String);
-
-impl Loop {
-    fn new(dir: &Path) -> Self {
-        let file = dir.join("disk.img");
-        let f = fs::File::create(&file).unwrap();
-        f.set_len(64 << 20).unwrap();
-        let out = Command::new("losetup").args(["-f", "--show"]).arg(&file).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
-        Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned())
-    }
-    fn name(&self) -> &str {
-        self.0.trim_start_matches("/dev/")
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
-}
-
 #[test]
 fn block_tools_one_disk_queued_time_and_milliseconds() {
     let Some(_serial) = privileged() else { return };

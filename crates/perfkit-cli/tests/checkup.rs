@@ -238,15 +238,6 @@ fn bad_input_is_a_clear_error() {
     assert!(!out.status.success() && !stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
 
-/// A loop device over a sparse file, detached when dropped.
-struct Loop(String);
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
-}
-
 /// A cgroup made for the test, removed when dropped (after its processes
 /// are gone).
 struct Group(PathBuf);
@@ -287,11 +278,7 @@ fn disk_saturation_names_the_writer() {
         return;
     }
     let dir = scratch_dir();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
-    let out = run(Command::new("losetup").args(["-f", "--show"]).arg(&image));
-    assert!(out.status.success(), "losetup: {}", stderr(&out));
-    let dev = Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    let dev = Loop::new(dir.path());
     let rdev = fs::metadata(&dev.0).unwrap().rdev();
     let (major, minor) = (libc::major(rdev), libc::minor(rdev));
     // 20 writes a second of 4 KiB: 80 KiB/s, each write waiting about 50 ms.

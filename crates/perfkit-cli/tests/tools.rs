@@ -8,7 +8,7 @@
 use std::{
     fs,
     io::{BufRead, BufReader, Read, Write},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -175,29 +175,6 @@ fn median_us(h: &Value) -> u64 {
         }
     }
     u64::MAX
-}
-
-/// A loop device over a file on disk, detached at the end.
-struct Loop(String);
-
-impl Loop {
-    fn new(dir: &Path) -> Self {
-        let file = dir.join("disk.img");
-        let f = fs::File::create(&file).unwrap();
-        f.set_len(64 << 20).unwrap();
-        let out = Command::new("losetup").args(["-f", "--show"]).arg(&file).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
-        Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned())
-    }
-    fn name(&self) -> &str {
-        self.0.trim_start_matches("/dev/")
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
 }
 
 #[test]

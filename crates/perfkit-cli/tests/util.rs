@@ -392,6 +392,32 @@ pub fn profile_command(extra: &[&str], command: &[impl AsRef<OsStr>]) -> (Vec<(S
 /// A child process, killed and reaped when dropped.
 pub struct Killed(pub Child);
 
+/// A loop device over a sparse 64 MiB file `disk.img` in `dir`, detached
+/// when dropped.
+pub struct Loop(pub String);
+
+impl Loop {
+    pub fn new(dir: &Path) -> Self {
+        let file = dir.join("disk.img");
+        let f = fs::File::create(&file).unwrap();
+        f.set_len(64 << 20).unwrap();
+        let out = Command::new("losetup").args(["-f", "--show"]).arg(&file).output().unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+
+    /// The device's name (`loop0`).
+    pub fn name(&self) -> &str {
+        self.0.trim_start_matches("/dev/")
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
 /// Starts a perfkit tool in the background and returns once its stderr
 /// says "Tracing" (its probes are attached): the process, and a thread
 /// collecting its stdout. The rest of its stderr is echoed.
