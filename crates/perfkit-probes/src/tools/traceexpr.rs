@@ -425,11 +425,11 @@ impl Expr {
     }
 }
 
-/// Splits `text` at top-level `sep` (outside parentheses and strings).
-fn split_top(text: &str, sep: char) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut depth, mut in_str, mut escape, mut start) = (0i32, false, false, 0);
-    for (i, c) in text.char_indices() {
+/// The characters of `text` outside string literals (the quotes
+/// included), each with its byte index and the parenthesis depth before it.
+fn outside_strings(text: &str) -> impl Iterator<Item = (usize, char, i32)> + '_ {
+    let (mut depth, mut in_str, mut escape) = (0i32, false, false);
+    text.char_indices().filter_map(move |(i, c)| {
         if in_str {
             match c {
                 _ if escape => escape = false,
@@ -437,17 +437,27 @@ fn split_top(text: &str, sep: char) -> Vec<&str> {
                 '"' => in_str = false,
                 _ => {}
             }
-            continue;
+            return None;
         }
+        let before = depth;
         match c {
             '"' => in_str = true,
             '(' => depth += 1,
             ')' => depth -= 1,
-            c if c == sep && depth == 0 => {
-                out.push(&text[start..i]);
-                start = i + c.len_utf8();
-            }
             _ => {}
+        }
+        Some((i, c, before))
+    })
+}
+
+/// Splits `text` at top-level `sep` (outside parentheses and strings).
+fn split_top(text: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c, depth) in outside_strings(text) {
+        if c == sep && depth == 0 {
+            out.push(&text[start..i]);
+            start = i + c.len_utf8();
         }
     }
     out.push(&text[start..]);
@@ -456,32 +466,7 @@ fn split_top(text: &str, sep: char) -> Vec<&str> {
 
 /// The index of the `)` closing the `(` at `open`.
 fn closing(text: &str, open: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut in_str = false;
-    let mut escape = false;
-    for (i, c) in text[open..].char_indices() {
-        if in_str {
-            match c {
-                _ if escape => escape = false,
-                '\\' => escape = true,
-                '"' => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_str = true,
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(open + i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    outside_strings(&text[open..]).find(|&(_, c, depth)| c == ')' && depth == 1).map(|(i, ..)| open + i)
 }
 
 /// Parses the probe part (`p:LIB:FUNC`, `r:LIB:FUNC`, `t:...`, `u:...`):
