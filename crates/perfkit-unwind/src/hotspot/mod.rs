@@ -49,6 +49,11 @@ pub const ATTACH_DEADLINE: Duration = Duration::from_secs(2);
 pub const MAX_HEAPS: usize = 16;
 /// The most segment map entries followed back to a blob's start.
 const MAX_HOPS: usize = 1 << 12;
+/// The most scopes followed from one PC: C2 inlines 15 levels deep by
+/// default (`-XX:MaxInlineLevel`).
+pub const MAX_INLINE_DEPTH: usize = 64;
+/// The most PcDescs of one nmethod.
+const MAX_PC_DESCS: u64 = 1 << 20;
 /// The longest Java name read (a class, method or signature symbol).
 pub const MAX_SYMBOL: u64 = 4096;
 /// The most method names remembered; past it, all are forgotten.
@@ -184,9 +189,20 @@ const FIELDS: &[(&str, &str)] = &[
     ("Klass", "_name"),
     ("Symbol", "_length"),
     ("Symbol", "_body"),
+    // Inlined methods (see `ScopeOffsets`): where an nmethod's debug
+    // information is (CompiledMethod's `_scopes_data_begin` until JDK 22),
+    // and a PcDesc's fields.
+    ("CompiledMethod", "_scopes_data_begin"),
+    ("nmethod", "_scopes_data_begin"),
+    ("nmethod", "_metadata_offset"),
+    ("nmethod", "_scopes_pcs_offset"),
+    ("nmethod", "_dependencies_offset"),
+    ("PcDesc", "_pc_offset"),
+    ("PcDesc", "_scope_decode_offset"),
+    ("Abstract_VM_Version", "_vm_major_version"),
 ];
 /// The types whose sizes are read.
-const TYPES: &[&str] = &["HeapBlock", "ConstantPool"];
+const TYPES: &[&str] = &["HeapBlock", "ConstantPool", "PcDesc"];
 /// The interpreter frame's layout (in words from RBP).
 const METHOD_SLOT: &str = "frame::interpreter_frame_method_offset";
 const SENDER_SP_SLOT: &str = "frame::interpreter_frame_sender_sp_offset";
@@ -219,6 +235,44 @@ struct Offsets {
     method_slot: i64,
     sender_sp_slot: i64,
     names: Option<NameOffsets>,
+    scopes: Option<ScopeOffsets>,
+}
+
+/// What finding the methods inlined at a PC of an nmethod needs: the
+/// nmethod's sections (offsets from its start, `int`s), the place of its
+/// scopes data (a pointer in the nmethod), and a `PcDesc`'s layout.
+#[derive(Clone, Copy, Debug)]
+struct ScopeOffsets {
+    /// `CompiledMethod::_scopes_data_begin` (an `address`): the scopes
+    /// data run from there to the PcDescs.
+    scopes_data_begin: u64,
+    /// `nmethod::_metadata_offset`: the metadata (`Metadata*`s) run from
+    /// there to the scopes data.
+    metadata: u64,
+    /// `nmethod::_scopes_pcs_offset`: the PcDescs run from there to the
+    /// dependencies (`nmethod::_dependencies_offset`).
+    scopes_pcs: u64,
+    dependencies: u64,
+    /// `sizeof(PcDesc)`, and its `_pc_offset` and `_scope_decode_offset`
+    /// (`int`s).
+    pc_desc_size: u64,
+    pc_offset: u64,
+    scope_decode_offset: u64,
+    /// The compressed integers' encoding: UNSIGNED5 without zero bytes
+    /// (JDK 20 and later) or Pack200's (JDK 19 and before).
+    encoding: Encoding,
+}
+
+/// How HotSpot's `CompressedReadStream::read_int` decodes an integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Pack200's UNSIGNED5 (JDK 19 and before): a byte under 192 ends the
+    /// number, each byte adds `b * 64^i`, at most 5 bytes.
+    Pack200,
+    /// `UNSIGNED5` (unsigned5.hpp, JDK 20 and later): the same with the
+    /// zero byte excluded (every byte is taken 1 from), so a byte under
+    /// 192 ends the number.
+    Unsigned5,
 }
 
 /// What naming a `Method*` needs.
@@ -282,6 +336,8 @@ pub struct Step {
     pub code: (u64, u64),
     /// Where its code blob's name is.
     pub name: u64,
+    /// Its code blob's address.
+    pub blob: u64,
 }
 
 /// A HotSpot JVM, ready to be read.
@@ -295,6 +351,8 @@ pub struct HotSpot<M: Memory = ProcessMemory> {
     kinds: Mutex<HashMap<u64, (BlobKind, std::sync::Arc<str>)>>,
     /// Method names by `Method*`, charged to the budget.
     names: Mutex<(HashMap<u64, std::sync::Arc<str>>, Charge)>,
+    /// Why inlined methods cannot be read, when they cannot.
+    no_inlining: Option<String>,
 }
 
 impl<M: Memory> std::fmt::Debug for HotSpot<M> {
@@ -380,6 +438,33 @@ impl<M: Memory> HotSpot<M> {
             })
         })()
         .ok();
+        // Inlined methods: without any of these (JDK 22 and later lay
+        // their nmethods out otherwise), compiled frames are named by
+        // their own method only.
+        let scopes = (|| -> Result<ScopeOffsets, Error> {
+            let version = field("Abstract_VM_Version", "_vm_major_version")?;
+            let major = if version.is_static {
+                read_u32(&mem, pid, version.address, "Abstract_VM_Version::_vm_major_version")?
+            } else {
+                return Err(missing("Abstract_VM_Version", "_vm_major_version (static)"));
+            };
+            Ok(ScopeOffsets {
+                scopes_data_begin: offset("nmethod", "_scopes_data_begin")
+                    .or_else(|_| offset("CompiledMethod", "_scopes_data_begin"))?,
+                metadata: offset("nmethod", "_metadata_offset")?,
+                scopes_pcs: offset("nmethod", "_scopes_pcs_offset")?,
+                dependencies: offset("nmethod", "_dependencies_offset")?,
+                pc_desc_size: sizes.get("PcDesc").copied().filter(|&s| (8..=64).contains(&s)).unwrap_or(16),
+                pc_offset: offset("PcDesc", "_pc_offset")?,
+                scope_decode_offset: offset("PcDesc", "_scope_decode_offset")?,
+                encoding: if major >= 20 { Encoding::Unsigned5 } else { Encoding::Pack200 },
+            })
+        })();
+        let (scopes, no_inlining) = match scopes {
+            Ok(s) if s.pc_offset.max(s.scope_decode_offset) + 4 <= s.pc_desc_size => (Some(s), None),
+            Ok(_) => return Err(Error::Corrupt { pid, what: "a PcDesc's fields lie outside it".into() }),
+            Err(e) => (None, Some(e.to_string())),
+        };
         // x86-64's layout (frame_x86.hpp), when the constants are not
         // exported: RBP-1 the caller's SP, RBP-3 the Method*.
         let slot = |name: &str, default: i64| constants.get(name).map_or(default, |&v| i64::from(v)).clamp(-64, -1);
@@ -398,6 +483,7 @@ impl<M: Memory> HotSpot<M> {
             method_slot: slot(METHOD_SLOT, -3),
             sender_sp_slot: slot(SENDER_SP_SLOT, -1),
             names,
+            scopes,
         };
         // The heaps: CodeCache::_heaps, a GrowableArray<CodeHeap*>*.
         let heaps_field = field("CodeCache", "_heaps")?;
@@ -435,7 +521,7 @@ impl<M: Memory> HotSpot<M> {
             heaps.push(h);
         }
         let names = Mutex::new((HashMap::new(), budget.start(format_args!("Java method names of PID {pid}"))));
-        Ok(Self { mem, pid, heaps, off, kinds: Mutex::new(HashMap::new()), names })
+        Ok(Self { mem, pid, heaps, off, kinds: Mutex::new(HashMap::new()), names, no_inlining })
     }
 
     /// The code cache's heaps.
@@ -573,6 +659,7 @@ impl<M: Memory> HotSpot<M> {
             method: blob.method,
             code: (blob.code.start, blob.code.end),
             name: blob.name,
+            blob: blob.start,
         };
         let step = match blob.kind {
             // The frame is not built yet: the return address is on top.
@@ -615,6 +702,108 @@ impl<M: Memory> HotSpot<M> {
             }
         };
         Ok(step.filter(|s| s.sp > sp && s.pc != 0))
+    }
+
+    /// Why the methods inlined into compiled ones are not read from this
+    /// JVM ([`HotSpot::inlined`] finds none), when they are not: a field
+    /// missing from its VMStructs.
+    pub fn inlining_unsupported(&self) -> Option<&str> {
+        self.no_inlining.as_deref()
+    }
+
+    /// The methods inlined at `pc` into the nmethod at `blob` (whose code
+    /// begins at `code_begin` and whose method is `method`), innermost
+    /// first, as the JVM's debug information describes them; empty where
+    /// none is (or where this JVM's debug information cannot be read).
+    /// `pc` is the sampled PC or a return address: as HotSpot's
+    /// `nmethod::find_pc_desc` does when it approximates, its PcDesc is the
+    /// first (they are sorted) at or after its offset in the code, and its
+    /// scope chain is decoded from the scopes data
+    /// (`ScopeDesc::decode_body`: the sender's decode offset, then the
+    /// method's index in the metadata, then the bci), up to the nmethod's
+    /// own method, which must be `method`.
+    pub fn inlined(&self, blob: u64, code_begin: u64, method: u64, pc: u64) -> Result<Vec<u64>, Error> {
+        let Some(o) = self.off.scopes else { return Ok(Vec::new()) };
+        let Some(target) = pc.checked_sub(code_begin) else { return Ok(Vec::new()) };
+        // The nmethod's sections, in the order HotSpot lays them out:
+        // metadata, scopes data, PcDescs, dependencies.
+        let len = [o.scopes_data_begin + 8, o.metadata + 4, o.scopes_pcs + 4, o.dependencies + 4]
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        let mut header = [0u8; 4096 + 8];
+        let header = &mut header[..len as usize];
+        self.read(blob, header, "an nmethod")?;
+        let i32_at = |at: u64| i32::from_le_bytes(header[at as usize..][..4].try_into().expect("4 bytes"));
+        let section = |at: u64| u64::try_from(i32_at(at)).ok().and_then(|off| blob.checked_add(off));
+        let data = u64::from_le_bytes(header[o.scopes_data_begin as usize..][..8].try_into().expect("8 bytes"));
+        let (Some(metadata), Some(pcs), Some(pcs_end)) =
+            (section(o.metadata), section(o.scopes_pcs), section(o.dependencies))
+        else {
+            return Err(self.corrupt(format!("an nmethod at {blob:#x} with negative section offsets")));
+        };
+        let heap = self.heaps.iter().find(|h| h.low <= blob && blob < h.high);
+        if !(metadata <= data && data <= pcs && pcs <= pcs_end && heap.is_some_and(|h| pcs_end <= h.high)) {
+            return Err(self.corrupt(format!("an nmethod at {blob:#x} whose debug information is out of order")));
+        }
+        let count = (pcs_end - pcs) / o.pc_desc_size;
+        if count > MAX_PC_DESCS {
+            return Err(self.corrupt(format!("an nmethod at {blob:#x} with {count} PcDescs")));
+        }
+        let desc_field = |i: u64, field: u64, what| -> Result<i32, Error> {
+            let mut b = [0u8; 4];
+            self.read(pcs + i * o.pc_desc_size + field, &mut b, what)?;
+            Ok(i32::from_le_bytes(b))
+        };
+        // The first PcDesc at or after the offset (the first one, HotSpot's
+        // sentinel, has -1).
+        let (mut lo, mut hi) = (0, count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if i64::from(desc_field(mid, o.pc_offset, "PcDesc::_pc_offset")?) < target as i64 {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == count {
+            return Ok(Vec::new());
+        }
+        let mut decode = desc_field(lo, o.scope_decode_offset, "PcDesc::_scope_decode_offset")?;
+        let (data_len, methods) = (pcs - data, (data - metadata) / 8);
+        let mut chain = Vec::new();
+        // 0 is DebugInformationRecorder::serialized_null: no scope (the
+        // nmethod's own method) or no sender.
+        while decode != 0 {
+            let off = u64::try_from(decode).ok().filter(|&d| d < data_len);
+            let Some(off) = off.filter(|_| chain.len() < MAX_INLINE_DEPTH) else {
+                return Err(self.corrupt(format!("an nmethod at {blob:#x} with a scope at {decode}")));
+            };
+            // The sender's offset and the method's index: at most two
+            // compressed integers of 5 bytes.
+            let mut bytes = [0u8; 10];
+            let bytes = &mut bytes[..(data_len - off).min(10) as usize];
+            self.read(data + off, bytes, "an nmethod's scopes data")?;
+            let mut pos = 0;
+            let (Some(sender), Some(index)) =
+                (read_compressed(bytes, &mut pos, o.encoding), read_compressed(bytes, &mut pos, o.encoding))
+            else {
+                return Err(self.corrupt(format!("an nmethod at {blob:#x} with a scope at {decode} cut short")));
+            };
+            if index == 0 || index > methods {
+                return Err(self.corrupt(format!("an nmethod at {blob:#x} with metadata #{index} of {methods}")));
+            }
+            chain.push(read_u64(&self.mem, self.pid, metadata + 8 * (index - 1), "an nmethod's metadata")?);
+            decode = i32::try_from(sender).map_err(|_| self.corrupt(format!("a scope's sender at {sender}")))?;
+        }
+        match chain.pop() {
+            None => Ok(chain),
+            Some(outer) if outer == method => Ok(chain),
+            Some(outer) => {
+                Err(self
+                    .corrupt(format!("an nmethod at {blob:#x} of Method* {method:#x} whose scopes end at {outer:#x}")))
+            }
+        }
     }
 
     /// The name of a Java method as HotSpot's perf map writes it
@@ -722,6 +911,29 @@ fn java_type(d: &str) -> Option<(String, &str)> {
         }
     };
     Some((format!("{base}{}", "[]".repeat(dims)), rest))
+}
+
+/// One compressed integer of HotSpot's debug information
+/// (`CompressedReadStream::read_int`) from `bytes` at `pos`, which it
+/// moves past it; `None` where the bytes end first or hold an excluded
+/// byte. Up to 5 bytes: a byte under 192 is the last, each adds its value
+/// (less 1 in [`Encoding::Unsigned5`], where 0 is excluded) times 64 to the
+/// power of its place.
+pub fn read_compressed(bytes: &[u8], pos: &mut usize, encoding: Encoding) -> Option<u64> {
+    let mut sum = 0u64;
+    for i in 0..5 {
+        let b = u64::from(*bytes.get(pos.checked_add(i)?)?);
+        let value = match encoding {
+            Encoding::Pack200 => b,
+            Encoding::Unsigned5 => b.checked_sub(1)?,
+        };
+        sum += value << (6 * i);
+        if b < 192 || i == 4 {
+            *pos += i + 1;
+            return Some(sum);
+        }
+    }
+    None
 }
 
 /// `base + offset`, where either comes from the target (a pointer read from

@@ -157,8 +157,16 @@ fn jvm_of(growable: &str) -> (Builder, Exports) {
         ("Klass", "_name", 0x10, false),
         ("Symbol", "_length", 0, false),
         ("Symbol", "_body", 6, false),
+        ("CompiledMethod", "_scopes_data_begin", 0x68, false),
+        ("nmethod", "_metadata_offset", 0x70, false),
+        ("nmethod", "_scopes_pcs_offset", 0x74, false),
+        ("nmethod", "_dependencies_offset", 0x78, false),
+        ("PcDesc", "_pc_offset", 0, false),
+        ("PcDesc", "_scope_decode_offset", 4, false),
+        ("Abstract_VM_Version", "_vm_major_version", HEAP_AT + 0x200, true),
     ]);
-    b.types(&[("HeapBlock", 16), ("ConstantPool", 0x48), ("int", 4)]);
+    b.types(&[("HeapBlock", 16), ("ConstantPool", 0x48), ("int", 4), ("PcDesc", 16)]);
+    b.write(HEAP_AT + 0x200, &17u32.to_le_bytes());
     // No constants: x86-64's interpreter layout is assumed.
     b.u64(heaps_var, array);
     b.write(array, &1u32.to_le_bytes());
@@ -442,4 +450,128 @@ fn pointers_at_the_end_of_memory_are_corrupt_not_an_overflow() {
     b.u64(0x30800 + 0x20, u64::MAX - 2);
     let err = HotSpot::new(b.mem, 7, &exports, &Budget::new(1 << 20), soon()).map(|_| ()).unwrap_err();
     assert!(err.to_string().contains("past the end of memory"), "{err}");
+}
+
+/// HotSpot's writer of compressed integers (`CompressedWriteStream::
+/// write_int`), for both encodings: low bytes (under 192) end a number,
+/// high bytes carry 6 more bits each; UNSIGNED5 adds 1 to every byte.
+fn write_compressed(mut v: u64, encoding: Encoding, out: &mut Vec<u8>) {
+    let x = match encoding {
+        Encoding::Pack200 => 0,
+        Encoding::Unsigned5 => 1,
+    };
+    let l = 192 - x;
+    for i in 0..5 {
+        if v < l || i == 4 {
+            out.push((v + x) as u8);
+            return;
+        }
+        v -= l;
+        out.push((l + x + v % 64) as u8);
+        v >>= 6;
+    }
+}
+
+#[test]
+fn compressed_integers_read_as_hotspot_writes_them() {
+    for encoding in [Encoding::Pack200, Encoding::Unsigned5] {
+        let values = [0u64, 1, 190, 191, 192, 193, 4000, 12_287, 12_288, 1 << 20, 0x7fff_ffff];
+        let mut bytes = Vec::new();
+        for &v in &values {
+            write_compressed(v, encoding, &mut bytes);
+        }
+        let mut pos = 0;
+        for &v in &values {
+            assert_eq!(read_compressed(&bytes, &mut pos, encoding), Some(v), "{encoding:?}");
+        }
+        assert_eq!(pos, bytes.len());
+        // Cut short: no number, and the position stays.
+        let mut pos = 0;
+        assert_eq!(read_compressed(&[0xc0, 0xff], &mut pos, encoding), None);
+        assert_eq!(pos, 0);
+    }
+    // One byte each: under 192 the value itself (less 1 in UNSIGNED5).
+    assert_eq!(read_compressed(&[7], &mut 0, Encoding::Pack200), Some(7));
+    assert_eq!(read_compressed(&[7], &mut 0, Encoding::Unsigned5), Some(6));
+    // UNSIGNED5 never writes a zero byte.
+    assert_eq!(read_compressed(&[0], &mut 0, Encoding::Unsigned5), None);
+    // Five bytes at most, whatever the fifth.
+    let mut pos = 0;
+    assert!(read_compressed(&[0xff; 8], &mut pos, Encoding::Pack200).is_some());
+    assert_eq!(pos, 5);
+}
+
+/// [`jvm`]'s nmethod with debug information after its code: two
+/// `Metadata*` (its method, and an inlined one), scopes data (Pack200,
+/// JDK 17), and PcDescs at code offsets 0x10 (the inlined method's scope,
+/// whose sender is the nmethod's own), 0x40 (its own), 0x50 (a scope that
+/// is its own sender) and 0x60 (a method index past the metadata).
+fn jvm_with_scopes() -> (Builder, Exports, u64) {
+    let (mut b, exports) = jvm();
+    let blob = CODE_AT + 2 * 128 + 16;
+    let inner = META_AT + 0x1000;
+    b.write(blob + 0x70, &0x180i32.to_le_bytes());
+    b.u64(blob + 0x180, META_AT);
+    b.u64(blob + 0x188, inner);
+    b.u64(blob + 0x68, blob + 0x190);
+    // Each scope: sender, method index, bci + 1.
+    b.write(blob + 0x190, &[0xff, 0, 1, 6, 1, 2, 4, 7, 2, 1, 0, 9, 1]);
+    b.write(blob + 0x74, &0x1a0i32.to_le_bytes());
+    let descs: [(i32, i32); 5] = [(-1, 0), (0x10, 4), (0x40, 1), (0x50, 7), (0x60, 10)];
+    for (i, (pc, scope)) in descs.iter().enumerate() {
+        b.write(blob + 0x1a0 + 16 * i as u64, &pc.to_le_bytes());
+        b.write(blob + 0x1a4 + 16 * i as u64, &scope.to_le_bytes());
+    }
+    b.write(blob + 0x78, &(0x1a0i32 + 16 * 5).to_le_bytes());
+    (b, exports, blob)
+}
+
+#[test]
+fn inlined_methods_are_read_from_the_scopes_of_the_next_pc_desc() {
+    let (b, exports, blob) = jvm_with_scopes();
+    let budget = Budget::new(1 << 20);
+    let hs = HotSpot::new(b.mem, 7, &exports, &budget, soon()).unwrap();
+    assert_eq!(hs.inlining_unsupported(), None);
+    let code = blob + 0x80;
+    let inner = META_AT + 0x1000;
+    // Before the first PcDesc and at it: the inlined method's scope.
+    assert_eq!(hs.inlined(blob, code, META_AT, code).unwrap(), [inner]);
+    assert_eq!(hs.inlined(blob, code, META_AT, code + 0x10).unwrap(), [inner]);
+    // Past it, up to the next: the nmethod's own scope, nothing inlined.
+    assert!(hs.inlined(blob, code, META_AT, code + 0x11).unwrap().is_empty());
+    assert!(hs.inlined(blob, code, META_AT, code + 0x40).unwrap().is_empty());
+    // Past the last PcDesc, or before the code: nothing known.
+    assert!(hs.inlined(blob, code, META_AT, code + 0x61).unwrap().is_empty());
+    assert!(hs.inlined(blob, code, META_AT, code - 1).unwrap().is_empty());
+    // Scopes that end at another method than the nmethod's: an error.
+    let e = hs.inlined(blob, code, META_AT + 8, code).unwrap_err();
+    assert!(e.to_string().contains("whose scopes end at"), "{e}");
+    // A scope that is its own sender ends at the depth limit.
+    let e = hs.inlined(blob, code, META_AT, code + 0x50).unwrap_err();
+    assert!(e.to_string().contains("with a scope at 7"), "{e}");
+    // A method index past the metadata.
+    let e = hs.inlined(blob, code, META_AT, code + 0x60).unwrap_err();
+    assert!(e.to_string().contains("metadata #9 of 2"), "{e}");
+}
+
+#[test]
+fn corrupt_nmethod_sections_are_errors() {
+    let budget = Budget::new(1 << 20);
+    // Sections out of order: the PcDescs end before they begin.
+    let (mut b, exports, blob) = jvm_with_scopes();
+    b.write(blob + 0x78, &0x100i32.to_le_bytes());
+    let hs = HotSpot::new(b.mem, 7, &exports, &budget, soon()).unwrap();
+    let e = hs.inlined(blob, blob + 0x80, META_AT, blob + 0x80).unwrap_err();
+    assert!(e.to_string().contains("out of order"), "{e}");
+    // A negative section offset.
+    let (mut b, exports, blob) = jvm_with_scopes();
+    b.write(blob + 0x74, &(-8i32).to_le_bytes());
+    let hs = HotSpot::new(b.mem, 7, &exports, &budget, soon()).unwrap();
+    let e = hs.inlined(blob, blob + 0x80, META_AT, blob + 0x80).unwrap_err();
+    assert!(e.to_string().contains("negative section offsets"), "{e}");
+    // Scopes data past the heap: out of order too.
+    let (mut b, exports, blob) = jvm_with_scopes();
+    b.u64(blob + 0x68, u64::MAX - 4);
+    let hs = HotSpot::new(b.mem, 7, &exports, &budget, soon()).unwrap();
+    assert!(hs.inlined(blob, blob + 0x80, META_AT, blob + 0x80).is_err());
 }
