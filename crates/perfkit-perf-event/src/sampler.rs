@@ -32,7 +32,7 @@ use perfkit_model::{
     Truncation,
     raw::{InterpretedFrame, RawFrame, RawSample, RawStack, SampleKind, StackEnd},
 };
-use perfkit_target::{MapsTracker, ModuleFile, Modules};
+use perfkit_target::{InlinedAt, MapsTracker, ModuleFile, Modules};
 use perfkit_unwind::{
     cpython::{CPython, Error as CpythonError},
     hotspot::{BlobKind, Error as HotSpotError, HotSpot},
@@ -1084,7 +1084,12 @@ impl Jvm {
         };
         if let Some(tries) = tries {
             let found = match HotSpot::attach(pid, perfkit_safeio::Budget::process()) {
-                Ok(hs) => Jvm::HotSpot(Box::new(hs)),
+                Ok(hs) => {
+                    if let Some(why) = hs.inlining_unsupported() {
+                        perfkit_target::notices::push(format!("Java frames: inlined methods not shown: {why}"));
+                    }
+                    Jvm::HotSpot(Box::new(hs))
+                }
                 Err(
                     e @ (HotSpotError::Corrupt { .. }
                     | HotSpotError::Budget(_)
@@ -1225,6 +1230,8 @@ impl Worker {
                         interpreted = java_frames(hs, &out.java);
                         let names = self.agg.modules.code_names.entry(pid).or_default();
                         name_code(hs, &out.java, names);
+                        let inlined = self.agg.modules.inlined.entry(pid).or_default();
+                        read_inlined(hs, &out.java, &out.frames, inlined);
                     }
                     match out.end {
                         UnwindEnd::Root => {}
@@ -1321,6 +1328,39 @@ fn name_code(hs: &HotSpot, frames: &[JavaFrame], names: &mut std::collections::B
             }
             Err(e) => tracing::debug!(%e, "code blob not named"),
         }
+    }
+}
+
+/// The most places of one JVM's compiled code whose inlined methods are
+/// remembered; past it, all are forgotten.
+const MAX_INLINED_PLACES: usize = 1 << 16;
+
+/// Reads the methods inlined at the places of these compiled frames
+/// (`frames` being the stack's PCs) not read yet, or read when other code
+/// was there: [`HotSpot::inlined`], named, outermost first, under the
+/// address the symbolizer looks the frame up by (a return address less
+/// 1). A place whose debug information cannot be read gets none.
+fn read_inlined(hs: &HotSpot, java: &[JavaFrame], frames: &[u64], places: &mut HashMap<u64, InlinedAt>) {
+    for f in java.iter().filter(|f| f.kind == BlobKind::Nmethod) {
+        let (Some(method), Some(&pc)) = (f.method, frames.get(f.index)) else { continue };
+        let key = if f.index == 0 { pc } else { pc.saturating_sub(1) };
+        if places.get(&key).is_some_and(|at| at.code == f.code) {
+            continue;
+        }
+        if places.len() >= MAX_INLINED_PLACES {
+            places.clear();
+        }
+        let names = hs
+            .inlined(f.blob, f.code.0, method, pc)
+            .and_then(|chain| chain.iter().rev().map(|&m| hs.method_name(m)).collect::<Result<Vec<_>, _>>());
+        let names = match names {
+            Ok(n) => n.into(),
+            Err(e) => {
+                tracing::debug!(%e, "inlined Java methods not read");
+                Arc::from([])
+            }
+        };
+        places.insert(key, InlinedAt { code: f.code, names });
     }
 }
 

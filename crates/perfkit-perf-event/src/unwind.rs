@@ -114,6 +114,8 @@ pub struct JavaFrame {
     pub code: (u64, u64),
     /// Where its code blob's name is.
     pub name: u64,
+    /// Its code blob's address.
+    pub blob: u64,
 }
 
 /// The longest the Java frames of one stack are read for.
@@ -211,6 +213,7 @@ impl DwarfUnwinder {
                                 method: step.method,
                                 code: step.code,
                                 name: step.name,
+                                blob: step.blob,
                             });
                             regs.set_sp(step.sp);
                             regs.set_bp(step.bp);

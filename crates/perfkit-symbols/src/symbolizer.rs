@@ -397,7 +397,13 @@ impl Symbolizer {
                                     // cache) when no map names it.
                                     .or_else(|| modules.code_name(*pid, *addr).map(|n| n.to_string()));
                                 match name {
-                                    Some(name) => frames.push(Frame::jit(name)),
+                                    Some(name) => {
+                                        frames.push(Frame::jit(name));
+                                        // The methods the runtime inlined
+                                        // there (a JVM's compiled code).
+                                        let inlined = modules.inlined_at(*pid, *addr);
+                                        frames.extend(inlined.iter().map(|n| Frame::inlined(n.clone())));
+                                    }
                                     None => {
                                         let target = &user_targets[&(s.tgid, ip)];
                                         unnamed_jit |= matches!(target, Target::Jit(..));

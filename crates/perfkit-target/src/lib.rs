@@ -21,7 +21,7 @@ pub mod notices;
 
 pub use cgroup::Cgroup;
 pub use files::{ModuleFile, OpenError};
-pub use maps::{Mapping, MapsError, MapsTracker, Modules, own_vdso, parse_maps};
+pub use maps::{InlinedAt, Mapping, MapsError, MapsTracker, Modules, own_vdso, parse_maps};
 
 use std::{
     ffi::{CString, OsStr, OsString},

@@ -150,6 +150,23 @@ pub struct Modules {
     /// start address -> (end address, name). Used where no perf map names
     /// the code.
     pub code_names: HashMap<u32, std::collections::BTreeMap<u64, (u64, Arc<str>)>>,
+    /// The methods inlined at places of that code (a JVM's compiled
+    /// methods, from their debug information), per process: the frame's
+    /// address as symbolization looks it up (the sampled PC, or a return
+    /// address less 1) -> (its code's start and end, the inlined methods'
+    /// names, outermost first). Each frame named from [`Modules::code_names`]
+    /// or a perf map is followed by these, as inlined frames.
+    pub inlined: HashMap<u32, HashMap<u64, InlinedAt>>,
+}
+
+/// The methods inlined at one place of generated code (see
+/// [`Modules::inlined`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlinedAt {
+    /// The code (start, end) the place was in when it was read.
+    pub code: (u64, u64),
+    /// The inlined methods' names, outermost first.
+    pub names: Arc<[Arc<str>]>,
 }
 
 impl Modules {
@@ -157,6 +174,15 @@ impl Modules {
     pub fn code_name(&self, pid: u32, addr: u64) -> Option<&Arc<str>> {
         let (_, (end, name)) = self.code_names.get(&pid)?.range(..=addr).next_back()?;
         (addr < *end).then_some(name)
+    }
+
+    /// The methods inlined at `addr` of `pid`'s generated code (see
+    /// [`Modules::inlined`]), outermost first: none where nothing was read
+    /// there, or where the code named there has changed since.
+    pub fn inlined_at(&self, pid: u32, addr: u64) -> &[Arc<str>] {
+        let Some(at) = self.inlined.get(&pid).and_then(|m| m.get(&addr)) else { return &[] };
+        let same = self.code_names.get(&pid).and_then(|n| n.get(&at.code.0)).is_none_or(|(end, _)| *end == at.code.1);
+        if same { &at.names } else { &[] }
     }
 
     /// Notes a process's user id, from `/proc/PID`'s owner.
@@ -328,6 +354,21 @@ mod tests {
         assert_eq!(m.code_name(7, 0xfff), None);
         assert_eq!(m.code_name(7, 0x23ff).map(|n| &**n), Some("Interpreter"));
         assert_eq!(m.code_name(8, 0x1000), None, "another process");
+    }
+
+    #[test]
+    fn inlined_methods_hold_while_their_code_does() {
+        let mut m = Modules::default();
+        m.code_names.entry(7).or_default().insert(0x1000, (0x1080, Arc::from("long A.outer(long)")));
+        let names: Arc<[Arc<str>]> = Arc::from([Arc::from("long A.mid(long)"), Arc::from("long A.inner(long)")]);
+        m.inlined.entry(7).or_default().insert(0x1040, InlinedAt { code: (0x1000, 0x1080), names: names.clone() });
+        assert_eq!(m.inlined_at(7, 0x1040), &*names);
+        assert!(m.inlined_at(7, 0x1041).is_empty(), "another place");
+        assert!(m.inlined_at(8, 0x1040).is_empty(), "another process");
+        // Other code was compiled there since: its inlined methods are not
+        // the ones read.
+        m.code_names.entry(7).or_default().insert(0x1000, (0x1100, Arc::from("long A.other(long)")));
+        assert!(m.inlined_at(7, 0x1040).is_empty());
     }
 
     const MAPS: &str = "\
