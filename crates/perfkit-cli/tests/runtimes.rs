@@ -521,6 +521,88 @@ fn a_jdk_21_jvm_without_flags_is_named_and_walked_from_its_code_cache() {
     jvm_without_flags_known_answer(21);
 }
 
+/// The known answer for inlined Java frames on a JVM started without
+/// flags: InlineSplit's outer, a compiled method of its own, runs
+/// innerAlpha and innerBeta inlined by C2, 3:1 (the same loop body run
+/// 3000 and 1000 times). The samples in outer's code are told apart by
+/// its debug information: at least 90 % of them end in
+/// `outer_[j];innerAlpha_[i]` or `outer_[j];innerBeta_[i]`, and
+/// innerAlpha's share of the two is within 5 points of 75. No perf map
+/// shows inlining (HotSpot's names each compiled method only), so the
+/// workload's designed split is the reference.
+fn jvm_inlined_known_answer(major: u32) {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["javac"]) {
+        return;
+    }
+    let Some(jdk) = jdk(major) else { return };
+    let classes = scratch_dir();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/InlineSplit.java");
+    let out = run(Command::new("javac").args(["--release", "11", "-d"]).arg(classes.path()).arg(&source));
+    assert!(out.status.success());
+    let jvm = Killed(
+        Command::new(&jdk.java)
+            .arg("-cp")
+            .arg(classes.path())
+            .args(["InlineSplit", "30"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = jvm.0.id();
+    // C2 compiles outer, with its callees inlined, within the first second.
+    std::thread::sleep(Duration::from_secs(3));
+    let dir = scratch_dir();
+    let folded = dir.path().join("out.folded");
+    let out = run(perfkit()
+        .args(["profile", "-F", "999", "-d", "5", "-p", &pid.to_string(), "-o"])
+        .arg(dir.path().join("f.svg"))
+        .arg("--folded")
+        .arg(&folded));
+    drop(jvm);
+    let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("inlined methods not shown"), "JDK {major}: {err}");
+    let folded = read_folded(&folded);
+    let (mut in_outer, mut alpha, mut beta) = (0, 0, 0);
+    for (stack, count) in &folded {
+        let frames: Vec<&str> = stack.split(';').filter(|f| !f.ends_with("_[k]")).collect();
+        let Some(at) = frames.iter().rposition(|f| f.contains("InlineSplit.outer(long)_[j]")) else { continue };
+        in_outer += count;
+        // outer's inlined callee, and nothing after it.
+        match &frames[at + 1..] {
+            [f] if f.contains("InlineSplit.innerAlpha(long, long)_[i]") => alpha += count,
+            [f] if f.contains("InlineSplit.innerBeta(long, long)_[i]") => beta += count,
+            _ => {}
+        }
+    }
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let share = 100.0 * alpha as f64 / (alpha + beta).max(1) as f64;
+    eprintln!(
+        "JDK {major}: {in_outer} of {total} samples in outer, {alpha} in innerAlpha and {beta} in innerBeta \
+         inlined into it: innerAlpha {share:.1} % of the two"
+    );
+    assert!(in_outer * 100 >= total * 80, "JDK {major}: {in_outer} of {total} in outer: {err}");
+    assert!((alpha + beta) * 100 >= in_outer * 90, "JDK {major}: {alpha} + {beta} of {in_outer} inlined");
+    assert!((share - 75.0).abs() <= 5.0, "JDK {major}: innerAlpha {share:.1} % of the two, expected 75");
+}
+
+#[test]
+fn a_jvm_without_flags_shows_the_methods_c2_inlined() {
+    jvm_inlined_known_answer(17);
+}
+
+#[test]
+fn a_jdk_11_jvm_without_flags_shows_the_methods_c2_inlined() {
+    jvm_inlined_known_answer(11);
+}
+
+#[test]
+fn a_jdk_21_jvm_without_flags_shows_the_methods_c2_inlined() {
+    jvm_inlined_known_answer(21);
+}
+
 #[test]
 fn a_jvm_that_cannot_be_attached_is_named_from_its_code_cache() {
     let Some(_serial) = privileged() else { return };
