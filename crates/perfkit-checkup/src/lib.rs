@@ -13,7 +13,8 @@
 //!    tool can feed observations of its own.
 //! 3. [`CheckupDocument`] holds both (what `perfkit checkup --json`
 //!    writes); [`report::render_html`] makes it one self-contained HTML
-//!    page, and [`compare`] tells what changed between two of them.
+//!    page, [`text::summary`] the terminal summary, and [`compare`] tells
+//!    what changed between two of them.
 //!
 //! The rules and the sources of their thresholds: docs/CHECKUP.md in the
 //! repository.
@@ -44,6 +45,7 @@ pub mod report;
 mod rules;
 pub mod stacks;
 pub mod tcp;
+pub mod text;
 
 pub use collect::{ObserveError, ObserveOptions, Observer};
 pub use document::{CheckupDocument, DocumentError, SCHEMA_VERSION};

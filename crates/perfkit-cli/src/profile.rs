@@ -16,8 +16,8 @@ use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
 use perfkit_model::{CountUnit, Profile, printable};
 use perfkit_profiler::{
-    BackendChoice, EndReason, Finished, Grouping, Note, OffCpu, Options, Remedy, SampleEvent, Session, Target,
-    UnwindChoice,
+    BackendChoice, EmptyProfile, EndReason, Finished, Grouping, Note, OffCpu, Options, Remedy, SampleEvent, Session,
+    Target, UnwindChoice,
 };
 use perfkit_target::TargetError;
 
@@ -456,19 +456,6 @@ enum Kind {
     OffCpu,
 }
 
-/// Why sampling stopped, for the summary.
-fn why(end: EndReason, command: Option<perfkit_target::ExitStatus>) -> String {
-    match end {
-        EndReason::Interrupted => "interrupted".to_owned(),
-        EndReason::Duration => "duration reached".to_owned(),
-        EndReason::TargetExited => match command {
-            Some(status) => format!("command exited, {status}"),
-            None => "target exited".to_owned(),
-        },
-        _ => "stopped".to_owned(),
-    }
-}
-
 pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     let options = args.options();
     run_kind(Kind::Profile, &args.target, &args.out, &options, &args.command)
@@ -524,44 +511,23 @@ fn run_kind(
 
     let end = sample_until_done(&mut session, args.duration)?;
     let sampling_ended = Instant::now();
-    let watched: Vec<u32> = session.watched().to_vec();
-    let description = session.description().to_owned();
-    let Finished { profile, notes, mut command, command_status, idle_samples, processes, children_hint, .. } =
-        session.finish()?;
-
-    if profile.total_samples() == 0 {
+    let mut finished = session.finish()?;
+    if let Some(empty) = finished.why_empty(end, kind == Kind::OffCpu) {
+        let Finished { notes, mut command, .. } = finished;
         if let Some(c) = &mut command {
             let _ = c.terminate(perfkit_profiler::COMMAND_GRACE);
         }
         for n in &notes {
             eprintln!("{}", note_line(n));
         }
-        let elapsed = profile.meta.duration.as_secs_f64();
-        let what = if watched.is_empty() { description.clone() } else { list(&watched) };
-        if kind == Kind::OffCpu {
-            bail!(
-                "no off-CPU time: {what} did not block (in the states asked for) during the {elapsed:.1} s; nothing written"
-            );
+        match &empty {
+            EmptyProfile::NotOnCpu { children: Some(hint), .. } => {
+                bail!("{empty} ({}); nothing written", note_line(hint))
+            }
+            _ => bail!("{empty}; nothing written"),
         }
-        if end == EndReason::Interrupted && elapsed < 0.05 {
-            bail!("interrupted before the first sample; nothing written");
-        }
-        if end == EndReason::TargetExited && elapsed < 0.05 {
-            bail!("no samples: {what} exited before the first sample; nothing written");
-        }
-        if idle_samples > 0 && watched.is_empty() {
-            bail!(
-                "no samples: the CPUs were idle for the {elapsed:.1} s of sampling ({idle_samples} idle samples); nothing written"
-            );
-        }
-        if let Some(hint) = children_hint {
-            bail!(
-                "no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling ({}); nothing written",
-                note_line(&hint)
-            );
-        }
-        bail!("no samples: {what} did not run on a CPU during the {elapsed:.1} s of sampling; nothing written");
     }
+    let profile = &finished.profile;
 
     let title = args.title.clone().unwrap_or_else(|| match kind {
         Kind::Profile => format!("perfkit profile: {}", profile.meta.command),
@@ -571,7 +537,7 @@ fn run_kind(
     if kind == Kind::OffCpu {
         svg_options.palette = perfkit_flamegraph::parse_palette("io").map_err(anyhow::Error::msg)?;
     }
-    svg_options.subtitle = Some(subtitle(&profile));
+    svg_options.subtitle = Some(subtitle(profile));
     if profile.meta.unit != CountUnit::Samples {
         svg_options.count_name = profile.meta.unit.name().to_owned();
     }
@@ -580,36 +546,21 @@ fn run_kind(
         folded.commit(|w| profile.write_folded(w).context("writing folded stacks"))?;
     }
     let main_path = main_out.path_display();
-    write_profile(main_out, args.format, &profile, &svg_options)?;
+    write_profile(main_out, args.format, profile, &svg_options)?;
 
     // Every output is written: now the command may be ended and reaped.
-    let status = match (command_status, &mut command) {
+    let status = match (finished.command_status, &mut finished.command) {
         (Some(s), _) => Some(s),
         (None, Some(c)) => Some(c.terminate(perfkit_profiler::COMMAND_GRACE)?),
         (None, None) => None,
     };
 
-    let total = profile.total_samples();
-    let m = &profile.meta;
-    let unit = m.unit.name();
-    let rate = if m.frequency_hz > 0 { format!(" at {} Hz", m.frequency_hz) } else { String::new() };
-    eprintln!(
-        "{total} {unit}{} in {:.2} s{rate} ({}); {} unique stacks, {} process{}",
-        if kind == Kind::OffCpu { " off CPU" } else { "" },
-        m.duration.as_secs_f64(),
-        why(end, command_status),
-        profile.folded_counts().len(),
-        processes,
-        if processes == 1 { "" } else { "es" }
-    );
-    if idle_samples > 0 {
-        let all = idle_samples + if m.unit == CountUnit::Samples { total } else { 0 };
-        eprintln!(
-            "idle: {idle_samples} samples ({:.1}% of CPU time) not drawn",
-            100.0 * idle_samples as f64 / all.max(1) as f64
-        );
+    eprintln!("{}", finished.summary_line(end, kind == Kind::OffCpu));
+    if let Some(idle) = finished.idle_line() {
+        eprintln!("{idle}");
     }
-    for n in &notes {
+    let total = profile.total_samples();
+    for n in &finished.notes {
         eprintln!("{}", note_line(n));
     }
     if args.top > 0 && total > 0 {
@@ -639,11 +590,6 @@ fn run_kind(
         (EndReason::TargetExited, Some(s)) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
         _ => ExitCode::SUCCESS,
     })
-}
-
-fn list(pids: &[u32]) -> String {
-    let ids: Vec<String> = pids.iter().map(u32::to_string).collect();
-    if ids.len() == 1 { format!("PID {}", ids[0]) } else { format!("PIDs {}", ids.join(", ")) }
 }
 
 /// Samples until Ctrl-C (or SIGTERM, SIGHUP), the duration, or the exit of

@@ -328,25 +328,7 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         });
         writeln!(o, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
-        writeln!(
-            o,
-            "{} samples before, {} after; share of samples, most changed first:",
-            before.total_samples(),
-            after.total_samples()
-        )?;
-        writeln!(o, "{:>8} {:>8} {:>8}   {:>8} {:>8}  function", "self%", "before", "after", "total%", "change")?;
-        for d in deltas.iter().take(args.top) {
-            writeln!(
-                o,
-                "{:>+8.2} {:>8.2} {:>8.2}   {:>8.2} {:>+8.2}  {}",
-                100.0 * d.self_change(),
-                100.0 * d.self_before,
-                100.0 * d.self_after,
-                100.0 * d.total_after,
-                100.0 * d.total_change(),
-                perfkit_model::printable(&d.name)
-            )?;
-        }
+        perfkit_model::write_diff_summary(&mut o, &deltas, before.total_samples(), after.total_samples(), args.top)?;
     }
     o.flush()?;
     if let Some(p) = written {
@@ -449,25 +431,10 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Everything `input` holds, the buffer charged as it grows.
-pub fn read_charged(mut input: impl Read, name: &str) -> Result<Vec<u8>> {
-    let mut charge = perfkit_safeio::Budget::process().start(name);
-    let mut data: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 256 << 10];
-    loop {
-        let n = match input.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if data.len() + n > data.capacity() {
-            let more = data.capacity().max(n).max(1 << 20);
-            charge.grow(more as u64)?;
-            data.reserve_exact(data.capacity() + more - data.len());
-        }
-        data.extend_from_slice(&chunk[..n]);
-    }
+/// Everything `input` holds, the buffer charged as it is read and kept
+/// charged for the job.
+pub fn read_charged(input: impl Read, name: &str) -> Result<Vec<u8>> {
+    let (data, charge) = perfkit_safeio::Budget::process().read_all(input, name)?;
     charge.keep();
     Ok(data)
 }

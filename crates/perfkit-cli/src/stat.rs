@@ -9,7 +9,10 @@ use std::{
 
 use anyhow::{Result, bail};
 use clap::Args;
-use perfkit_perf_event::stat::{EventCount, StatEvent, StatSession, StatTarget, derived, mean_and_rel_stddev};
+use perfkit_perf_event::stat::{
+    EventCount, StatEvent, StatSession, StatTarget, derived,
+    text::{self, Layout, Run},
+};
 use perfkit_profiler::EndReason;
 use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo, TargetError};
 use serde_json::json;
@@ -93,19 +96,11 @@ fn parse_separator(s: &str) -> Result<String, String> {
 
 /// What one run counted.
 struct Counted {
-    counts: Vec<EventCount>,
-    elapsed: Duration,
+    run: Run,
     end: EndReason,
     status: Option<ExitStatus>,
     /// The process counted first (the command, or the first PID).
     info: Option<ProcessInfo>,
-}
-
-/// How the counts are printed.
-#[derive(Clone, Copy)]
-enum Style<'a> {
-    Text,
-    Csv(&'a str),
 }
 
 pub fn run(args: StatArgs) -> Result<ExitCode> {
@@ -120,13 +115,13 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
     if args.pid.is_none() && !args.all_cpus && args.command.is_empty() {
         bail!("nothing to count: give -p PIDS, -a or a command (see --help)");
     }
-    let style = match &args.separator {
-        Some(sep) => Style::Csv(sep),
-        None => Style::Text,
+    let layout = match &args.separator {
+        Some(sep) => Layout::Csv(sep.clone()),
+        None => Layout::Table,
     };
     let mut done: Vec<Counted> = Vec::new();
     for _ in 0..runs {
-        let counted = match count_once(&args, &events, style)? {
+        let counted = match count_once(&args, &events, &layout)? {
             Ok(c) => c,
             Err(code) => return Ok(code),
         };
@@ -157,7 +152,9 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
         if args.json {
             print_json(last, args.pid.as_ref().map(|p| p.0.as_slice()).unwrap_or_default(), args.all_cpus)?;
         } else {
-            print_summary(&done, style, &target);
+            let runs: Vec<Run> = done.into_iter().map(|c| c.run).collect();
+            // Ignored as perf does: standard error gone, there is no one to tell.
+            let _ = text::write_summary(&mut std::io::stderr().lock(), &layout, &runs, &target);
         }
     }
     Ok(match (end, status) {
@@ -168,7 +165,7 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
 
 /// One run: counts until the end, printing intervals with -I. `Err` is
 /// the exit code of a command that could not run.
-fn count_once(args: &StatArgs, events: &[StatEvent], style: Style) -> Result<Result<Counted, ExitCode>> {
+fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<Result<Counted, ExitCode>> {
     let (target, info, mut child) = if let Some(IdList(pids)) = &args.pid {
         let info = ProcessInfo::read(pids[0])?;
         (StatTarget::Processes(pids.clone()), Some(info), None)
@@ -209,7 +206,7 @@ fn count_once(args: &StatArgs, events: &[StatEvent], style: Style) -> Result<Res
     let stop = crate::signals::interrupt_flag()?;
     let end = match args.interval {
         None => perfkit_profiler::wait_for(&watched, args.duration, stop),
-        Some(every) => print_intervals(&mut session, started, every, args.duration, &watched, stop, style),
+        Some(every) => print_intervals(&mut session, started, every, args.duration, &watched, stop, layout),
     };
     let elapsed = started.elapsed();
     let counts = session.read();
@@ -218,7 +215,7 @@ fn count_once(args: &StatArgs, events: &[StatEvent], style: Style) -> Result<Res
         Some(c) => Some(c.wait()?),
         None => None,
     };
-    Ok(Ok(Counted { counts, elapsed, end, status, info }))
+    Ok(Ok(Counted { run: Run::new(counts, elapsed), end, status, info }))
 }
 
 /// With -I: the counts of each interval until the end, as `perf stat -I`
@@ -230,14 +227,14 @@ fn print_intervals(
     duration: Option<Duration>,
     watched: &[u32],
     stop: &std::sync::atomic::AtomicBool,
-    style: Style,
+    layout: &Layout,
 ) -> EndReason {
     let last = duration.map(|d| started + d);
     let mut previous: Option<Vec<EventCount>> = None;
     let mut previous_at = Duration::ZERO;
     let mut err = std::io::stderr().lock();
-    if matches!(style, Style::Text) {
-        let _ = writeln!(err, "#           time             counts unit events");
+    if let Some(header) = text::interval_header(layout) {
+        let _ = writeln!(err, "{header}");
     }
     let mut k = 0u32;
     loop {
@@ -249,16 +246,9 @@ fn print_intervals(
         let now = session.read();
         let delta: Vec<EventCount> = match &previous {
             None => now.clone(),
-            Some(before) => now.iter().zip(before).map(|(n, b)| difference(n, b)).collect(),
+            Some(before) => now.iter().zip(before).map(|(n, b)| n.since(b)).collect(),
         };
-        let span = (at - previous_at).as_nanos() as u64;
-        for c in &delta {
-            let line = match style {
-                Style::Text => format!("{:>16.9} {}", at.as_secs_f64(), text_line(c, &delta, span, None)),
-                Style::Csv(sep) => format!("{:>16.9}{sep}{}", at.as_secs_f64(), csv_line(c, &delta, span, sep, None)),
-            };
-            let _ = writeln!(err, "{line}");
-        }
+        let _ = text::write_interval(&mut err, layout, at, at - previous_at, &delta);
         previous = Some(now);
         previous_at = at;
         let ended = end != EndReason::Duration || last.is_some_and(|l| until >= l);
@@ -268,169 +258,9 @@ fn print_intervals(
     }
 }
 
-/// The counts of an interval: `now` less `before`.
-fn difference(now: &EventCount, before: &EventCount) -> EventCount {
-    let mut d = *now;
-    d.value = match (now.value, before.value) {
-        (Some(n), Some(b)) => Some(n.saturating_sub(b)),
-        (n, _) => n,
-    };
-    d.enabled_ns = now.enabled_ns.saturating_sub(before.enabled_ns);
-    d
-}
-
-/// Groups digits by thousands, as perf does: 1,234,567.
-fn thousands(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A rate per second as perf shows it: K/sec, M/sec, G/sec past 1000.
-fn rate(value: f64, unit: &'static str) -> (f64, &'static str) {
-    if unit != "/sec" {
-        return (value, unit);
-    }
-    if value >= 1e9 {
-        (value / 1e9, "G/sec")
-    } else if value >= 1e6 {
-        (value / 1e6, "M/sec")
-    } else if value >= 1e3 {
-        (value / 1e3, "K/sec")
-    } else {
-        (value, "/sec")
-    }
-}
-
-fn event_name(c: &EventCount) -> String {
-    if c.user_only { format!("{}:u", c.event.name()) } else { c.event.name().to_owned() }
-}
-
-/// One event's line of perf's table; `spread`: the relative standard
-/// deviation of repeated runs (percent).
-fn text_line(c: &EventCount, counts: &[EventCount], span_ns: u64, spread: Option<f64>) -> String {
-    let name = event_name(c);
-    let line = match c.value {
-        None => format!("{:>18}      {name}", "<not supported>"),
-        Some(v) if c.event.is_clock() => {
-            let ms = v as f64 / 1e6;
-            format!("{:>18} msec {name:<27}", format!("{}.{:02}", thousands(ms as u64), (ms.fract() * 100.0) as u64))
-        }
-        Some(v) => format!("{:>18}      {name:<27}", thousands(v)),
-    };
-    let extra = derived(c.event, counts, span_ns)
-        .map(|d| {
-            let (value, unit) = rate(d.value, d.unit);
-            if unit.starts_with('%') {
-                format!("  #  {value:>7.2}{unit}")
-            } else {
-                format!("  #  {value:>8.3} {unit:<14}")
-            }
-        })
-        .unwrap_or_default();
-    let spread = match (c.value, spread) {
-        // As perf: no spread shown when the runs agree exactly.
-        (Some(_), Some(s)) if s != 0.0 => format!("  ( +-{s:>6.2}% )"),
-        _ => String::new(),
-    };
-    let scaled =
-        if c.value.is_some() && c.running < 0.999 { format!("  ({:.2}%)", c.running * 100.0) } else { String::new() };
-    let line = format!("{line}{extra}{spread}{scaled}");
-    line.trim_end().to_owned()
-}
-
-/// One event as `perf stat -x SEP` prints it: value, unit, event, [spread
-/// with -r,] run time (ns), % running, metric, metric unit.
-fn csv_line(c: &EventCount, counts: &[EventCount], span_ns: u64, sep: &str, spread: Option<f64>) -> String {
-    let name = event_name(c);
-    let spread = spread.map(|s| format!("{s:.2}%{sep}")).unwrap_or_default();
-    let Some(v) = c.value else {
-        return format!("<not supported>{sep}{sep}{name}{sep}{spread}0{sep}100.00{sep}{sep}");
-    };
-    let (value, unit) =
-        if c.event.is_clock() { (format!("{:.2}", v as f64 / 1e6), "msec") } else { (v.to_string(), "") };
-    let (metric, metric_unit) = match derived(c.event, counts, span_ns) {
-        Some(d) => {
-            let (value, unit) = rate(d.value, d.unit);
-            (format!("{value:.3}"), unit.trim_start_matches('%').trim())
-        }
-        None => (String::new(), ""),
-    };
-    format!(
-        "{value}{sep}{unit}{sep}{name}{sep}{spread}{}{sep}{:.2}{sep}{metric}{sep}{metric_unit}",
-        c.enabled_ns,
-        c.running * 100.0
-    )
-}
-
-/// The table (or CSV) after the run, or the means of repeated runs.
-fn print_summary(done: &[Counted], style: Style, target: &str) {
-    let n = done.len();
-    let elapsed: Vec<f64> = done.iter().map(|d| d.elapsed.as_secs_f64()).collect();
-    let (mean_elapsed, elapsed_spread) = mean_and_rel_stddev(&elapsed);
-    // The mean of each event over the runs (not supported in any run: not
-    // supported), and its spread.
-    let first = &done[0].counts;
-    let mut means: Vec<EventCount> = Vec::with_capacity(first.len());
-    let mut spreads: Vec<Option<f64>> = Vec::with_capacity(first.len());
-    for (i, c) in first.iter().enumerate() {
-        let values: Option<Vec<f64>> = done.iter().map(|d| d.counts.get(i)?.value.map(|v| v as f64)).collect();
-        let enabled: Vec<f64> = done.iter().filter_map(|d| d.counts.get(i)).map(|c| c.enabled_ns as f64).collect();
-        let mut m = *c;
-        match values {
-            Some(values) => {
-                let (mean, spread) = mean_and_rel_stddev(&values);
-                m.value = Some(mean.round() as u64);
-                spreads.push((n > 1).then_some(spread));
-            }
-            None => {
-                m.value = None;
-                spreads.push(None);
-            }
-        }
-        m.enabled_ns = mean_and_rel_stddev(&enabled).0.round() as u64;
-        means.push(m);
-    }
-    let span_ns = (mean_elapsed * 1e9) as u64;
-    let mut err = std::io::stderr().lock();
-    match style {
-        Style::Csv(sep) => {
-            for (c, s) in means.iter().zip(&spreads) {
-                let _ = writeln!(
-                    err,
-                    "{}",
-                    csv_line(c, &means, span_ns, sep, if n > 1 { Some(s.unwrap_or(0.0)) } else { None })
-                );
-            }
-        }
-        Style::Text => {
-            let runs = if n > 1 { format!(" ({n} runs)") } else { String::new() };
-            let _ = writeln!(err, "\n Performance counter stats for {target}{runs}:\n");
-            for (c, s) in means.iter().zip(&spreads) {
-                let _ = writeln!(err, "{}", text_line(c, &means, span_ns, *s));
-            }
-            if n > 1 {
-                let abs = mean_elapsed * elapsed_spread / 100.0;
-                let _ = writeln!(
-                    err,
-                    "\n{mean_elapsed:>18.9} +- {abs:.9} seconds time elapsed  ( +-{elapsed_spread:>6.2}% )\n"
-                );
-            } else {
-                let _ = writeln!(err, "\n{mean_elapsed:>18.9} seconds time elapsed\n");
-            }
-        }
-    }
-}
-
 fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {
-    let elapsed_ns = run.elapsed.as_nanos() as u64;
-    let counts = &run.counts;
+    let elapsed_ns = run.run.elapsed.as_nanos() as u64;
+    let counts = &run.run.counts;
     let events: Vec<_> = counts
         .iter()
         .map(|c| {
@@ -463,7 +293,7 @@ fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {
         // The process's own command line: control characters as `\xNN`,
         // as in every format perfkit writes.
         "command": run.info.as_ref().map(|i| perfkit_model::escape_control(&i.display_command()).into_owned()),
-        "elapsed_seconds": (run.elapsed.as_secs_f64() * 1e9).round() / 1e9,
+        "elapsed_seconds": (run.run.elapsed.as_secs_f64() * 1e9).round() / 1e9,
         "exit": exit,
         "events": events,
     });
@@ -484,14 +314,6 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<StatArgs, clap::Error> {
         Cli::try_parse_from(std::iter::once("stat").chain(args.iter().copied())).map(|c| c.args)
-    }
-
-    #[test]
-    fn groups_thousands() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
     }
 
     #[test]
@@ -516,21 +338,5 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
-    }
-
-    #[test]
-    fn csv_lines_follow_perf() {
-        let mut task = EventCount::new(StatEvent::TaskClock, Some(1_009_717));
-        task.enabled_ns = 1_009_717;
-        let cycles = EventCount::new(StatEvent::Cycles, None);
-        let counts = [task, cycles];
-        assert_eq!(
-            csv_line(&task, &counts, 101_000_000, ",", None),
-            "1.01,msec,task-clock,1009717,100.00,0.010,CPUs utilized"
-        );
-        assert_eq!(csv_line(&cycles, &counts, 101_000_000, ",", None), "<not supported>,,cycles,0,100.00,,");
-        assert_eq!(csv_line(&cycles, &counts, 101_000_000, ",", Some(0.0)), "<not supported>,,cycles,0.00%,0,100.00,,");
-        assert_eq!(rate(76_259.0, "/sec"), (76.259, "K/sec"));
-        assert_eq!(rate(990.0, "/sec"), (990.0, "/sec"));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::{
     fs,
-    io::{IsTerminal, Write},
+    io::IsTerminal,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -11,8 +11,9 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use perfkit_procstat::{
-    CollectOptions, Collector, ProcessSelection, Sample, model,
+    CollectOptions, Collector, ProcessSelection, Sample,
     record::{self, Recorder},
+    text::{Reporter, View},
 };
 
 use crate::output::Output;
@@ -138,7 +139,7 @@ struct RecordArgs {
 
 /// A view of a recording.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-enum View {
+enum ViewArg {
     /// mpstat -P ALL
     #[default]
     Cpu,
@@ -162,7 +163,7 @@ struct ReportArgs {
 
     /// The view to print.
     #[arg(value_enum, default_value_t)]
-    view: View,
+    view: ViewArg,
 
     /// With the proc view: only these processes.
     #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
@@ -177,6 +178,19 @@ struct ReportArgs {
     json: bool,
 }
 
+impl From<ViewArg> for View {
+    fn from(v: ViewArg) -> Self {
+        match v {
+            ViewArg::Cpu => View::Cpu,
+            ViewArg::Proc => View::Proc,
+            ViewArg::Mem => View::Mem,
+            ViewArg::Disk => View::Disk,
+            ViewArg::Net => View::Net,
+            ViewArg::Psi => View::Psi,
+        }
+    }
+}
+
 pub fn run(args: SysArgs) -> Result<()> {
     match args.command {
         SysCommand::Cpu(live) => Live::new(View::Cpu, live, CollectOptions::default()).run(),
@@ -185,7 +199,7 @@ pub fn run(args: SysArgs) -> Result<()> {
         SysCommand::Psi(live) => Live::new(View::Psi, live, CollectOptions::default()).run(),
         SysCommand::Disk(d) => {
             let mut l = Live::new(View::Disk, d.live, CollectOptions::default());
-            l.printer.all_disks = d.all;
+            l.reporter.all_disks = d.all;
             l.run()
         }
         SysCommand::Proc(p) => {
@@ -194,300 +208,11 @@ pub fn run(args: SysArgs) -> Result<()> {
                 if p.pids.is_empty() { ProcessSelection::All } else { ProcessSelection::Pids(p.pids.clone()) };
             opts.threads = p.threads;
             let mut l = Live::new(View::Proc, p.live, opts);
-            l.printer.pids = p.pids;
+            l.reporter.pids = p.pids;
             l.run()
         }
         SysCommand::Record(r) => record(r),
         SysCommand::Report(r) => report(r),
-    }
-}
-
-/// Formats reports as text tables or JSON lines.
-struct Printer {
-    view: View,
-    json: bool,
-    /// Only these pids in the proc view (and list them even when idle).
-    pids: Vec<u32>,
-    all_disks: bool,
-    header_every: Option<usize>,
-    printed: usize,
-}
-
-impl Printer {
-    fn new(view: View, json: bool) -> Self {
-        Self { view, json, pids: Vec::new(), all_disks: false, header_every: None, printed: 0 }
-    }
-
-    /// Prints the report for the interval `prev` → `cur`; `label` is the
-    /// time column (a clock time, or `Average:`).
-    fn print(&mut self, out: &mut impl Write, prev: Option<&Sample>, cur: &Sample, label: &str) -> Result<()> {
-        let secs = model::elapsed(prev, cur);
-        if self.json {
-            use perfkit_procstat::json;
-            let (key, data) = match self.view {
-                View::Cpu => ("cpus", json::cpu(&model::cpu(prev, cur))),
-                View::Proc => ("processes", json::processes(&self.proc_rows(prev, cur))),
-                View::Mem => ("memory", json::memory(model::mem(prev, cur).as_ref())),
-                View::Disk => ("disks", json::disks(&model::disk(prev, cur, !self.all_disks))),
-                View::Net => ("interfaces", json::interfaces(&model::net(prev, cur))),
-                View::Psi => ("pressure", json::pressure(&model::psi(prev, cur))),
-            };
-            let obj = json::document(cur.unix_ms, secs, label == "Average:", key, data);
-            writeln!(out, "{obj}")?;
-            return Ok(());
-        }
-        let table = self.table(prev, cur);
-        let show_header = self.view != View::Mem || self.header_every.is_none_or(|n| self.printed.is_multiple_of(n));
-        writeln!(out)?;
-        if show_header || label == "Average:" {
-            writeln!(out, "{label:<10} {}", table.header)?;
-        }
-        for row in &table.rows {
-            writeln!(out, "{label:<10} {row}")?;
-        }
-        self.printed += 1;
-        out.flush()?;
-        Ok(())
-    }
-
-    fn proc_rows(&self, prev: Option<&Sample>, cur: &Sample) -> Vec<model::ProcRow> {
-        model::processes(prev, cur)
-            .into_iter()
-            .filter(|r| if self.pids.is_empty() { r.active() } else { self.pids.contains(&r.pid) })
-            .collect()
-    }
-
-    fn table(&self, prev: Option<&Sample>, cur: &Sample) -> Table {
-        let f2 = |v: f64| format!("{v:.2}");
-        match self.view {
-            View::Cpu => Table::new(
-                &["CPU", "%usr", "%nice", "%sys", "%iowait", "%irq", "%soft", "%steal", "%guest", "%gnice", "%idle"],
-                model::cpu(prev, cur)
-                    .into_iter()
-                    .map(|r| {
-                        vec![
-                            r.cpu,
-                            f2(r.usr),
-                            f2(r.nice),
-                            f2(r.sys),
-                            f2(r.iowait),
-                            f2(r.irq),
-                            f2(r.soft),
-                            f2(r.steal),
-                            f2(r.guest),
-                            f2(r.gnice),
-                            f2(r.idle),
-                        ]
-                    })
-                    .collect(),
-            ),
-            View::Proc => {
-                let threads = cur.processes.iter().any(|p| p.tid.is_some());
-                let mut cols = vec!["UID", "PID"];
-                if threads {
-                    cols.push("TID");
-                }
-                cols.extend([
-                    "%usr",
-                    "%system",
-                    "%guest",
-                    "%wait",
-                    "%CPU",
-                    "CPU",
-                    "minflt/s",
-                    "majflt/s",
-                    "VSZ",
-                    "RSS",
-                    "%MEM",
-                    "kB_rd/s",
-                    "kB_wr/s",
-                    "kB_ccwr/s",
-                    "iodelay",
-                    "cswch/s",
-                    "nvcswch/s",
-                    "Command",
-                ]);
-                let io = |v: Option<f64>| v.map_or_else(|| "-1.00".to_owned(), f2);
-                let rows = self
-                    .proc_rows(prev, cur)
-                    .into_iter()
-                    .map(|r| {
-                        let mut row = vec![r.uid.to_string(), r.pid.to_string()];
-                        if threads {
-                            row.push(r.tid.map_or_else(|| "-".to_owned(), |t| t.to_string()));
-                        }
-                        row.extend([
-                            f2(r.usr),
-                            f2(r.system),
-                            f2(r.guest),
-                            r.wait.map_or_else(|| "-".to_owned(), f2),
-                            f2(r.cpu_pct),
-                            r.cpu.to_string(),
-                            f2(r.minflt_s),
-                            f2(r.majflt_s),
-                            r.vsz_kib.to_string(),
-                            r.rss_kib.to_string(),
-                            f2(r.mem_pct),
-                            io(r.kb_rd_s),
-                            io(r.kb_wr_s),
-                            io(r.kb_ccwr_s),
-                            r.iodelay.to_string(),
-                            f2(r.cswch_s),
-                            f2(r.nvcswch_s),
-                            r.command,
-                        ]);
-                        row
-                    })
-                    .collect();
-                Table::new(&cols, rows)
-            }
-            View::Mem => {
-                let cols = [
-                    "r", "b", "swpd", "free", "buff", "cache", "si", "so", "bi", "bo", "in", "cs", "us", "sy", "id",
-                    "wa", "st", "total", "used", "avail",
-                ];
-                let rows = model::mem(prev, cur)
-                    .map(|m| {
-                        let f0 = |v: f64| format!("{v:.0}");
-                        vec![vec![
-                            m.r.to_string(),
-                            m.b.to_string(),
-                            m.swpd_kib.to_string(),
-                            m.free_kib.to_string(),
-                            m.buff_kib.to_string(),
-                            m.cache_kib.to_string(),
-                            f0(m.si),
-                            f0(m.so),
-                            f0(m.bi),
-                            f0(m.bo),
-                            f0(m.interrupts),
-                            f0(m.cs),
-                            f0(m.us),
-                            f0(m.sy),
-                            f0(m.id),
-                            f0(m.wa),
-                            f0(m.st),
-                            m.total_kib.to_string(),
-                            m.used_kib.to_string(),
-                            m.available_kib.to_string(),
-                        ]]
-                    })
-                    .unwrap_or_default();
-                Table::new(&cols, rows)
-            }
-            View::Disk => Table::new(
-                &[
-                    "Device", "r/s", "rkB/s", "rrqm/s", "%rrqm", "r_await", "rareq-sz", "w/s", "wkB/s", "wrqm/s",
-                    "%wrqm", "w_await", "wareq-sz", "aqu-sz", "%util",
-                ],
-                model::disk(prev, cur, !self.all_disks)
-                    .into_iter()
-                    .map(|r| {
-                        vec![
-                            r.device,
-                            f2(r.r_s),
-                            f2(r.rkb_s),
-                            f2(r.rrqm_s),
-                            f2(r.rrqm_pct),
-                            f2(r.r_await),
-                            f2(r.rareq_sz),
-                            f2(r.w_s),
-                            f2(r.wkb_s),
-                            f2(r.wrqm_s),
-                            f2(r.wrqm_pct),
-                            f2(r.w_await),
-                            f2(r.wareq_sz),
-                            f2(r.aqu_sz),
-                            f2(r.util),
-                        ]
-                    })
-                    .collect(),
-            ),
-            View::Net => Table::new(
-                &["IFACE", "rxpck/s", "txpck/s", "rxkB/s", "txkB/s", "rxcmp/s", "txcmp/s", "rxmcst/s", "%ifutil"],
-                model::net(prev, cur)
-                    .into_iter()
-                    .map(|r| {
-                        vec![
-                            r.iface,
-                            f2(r.rxpck_s),
-                            f2(r.txpck_s),
-                            f2(r.rxkb_s),
-                            f2(r.txkb_s),
-                            f2(r.rxcmp_s),
-                            f2(r.txcmp_s),
-                            f2(r.rxmcst_s),
-                            f2(r.ifutil),
-                        ]
-                    })
-                    .collect(),
-            ),
-            View::Psi => {
-                let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), f2);
-                Table::new(
-                    &["resource", "some10", "some60", "some300", "some%", "full10", "full60", "full300", "full%"],
-                    model::psi(prev, cur)
-                        .into_iter()
-                        .map(|r| {
-                            vec![
-                                r.resource.to_owned(),
-                                f2(r.some_avg10),
-                                f2(r.some_avg60),
-                                f2(r.some_avg300),
-                                f2(r.some_pct),
-                                opt(r.full_avg10),
-                                opt(r.full_avg60),
-                                opt(r.full_avg300),
-                                opt(r.full_pct),
-                            ]
-                        })
-                        .collect(),
-                )
-            }
-        }
-    }
-}
-
-/// Aligned columns: text columns left-aligned, numbers right-aligned.
-struct Table {
-    header: String,
-    rows: Vec<String>,
-}
-
-impl Table {
-    fn new(cols: &[&str], rows: Vec<Vec<String>>) -> Self {
-        // Names come from processes and devices: nothing they contain may
-        // drive the terminal.
-        let rows: Vec<Vec<String>> = rows
-            .into_iter()
-            .map(|r| r.into_iter().map(|c| perfkit_model::printable(&c).into_owned()).collect())
-            .collect();
-        let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let left = |i: usize| matches!(cols[i], "Device" | "IFACE" | "resource" | "Command");
-        let fmt = |cells: &[String]| -> String {
-            let mut line = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                if i > 0 {
-                    line.push(' ');
-                }
-                let last = i + 1 == cells.len();
-                if left(i) && !last {
-                    line.push_str(&format!("{cell:<w$}", w = widths[i]));
-                } else if left(i) {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:>w$}", w = widths[i]));
-                }
-            }
-            line
-        };
-        let header = fmt(&cols.iter().map(|c| c.to_string()).collect::<Vec<_>>());
-        Self { header, rows: rows.iter().map(|r| fmt(r)).collect() }
     }
 }
 
@@ -501,17 +226,17 @@ fn nth(interval: Duration, n: u64) -> Duration {
 struct Live {
     live: LiveArgs,
     options: CollectOptions,
-    printer: Printer,
+    reporter: Reporter,
 }
 
 impl Live {
     fn new(view: View, live: LiveArgs, options: CollectOptions) -> Self {
-        let mut printer = Printer::new(view, live.json);
+        let mut reporter = Reporter::new(view, live.json);
         if view == View::Mem {
             // vmstat repeats its header every 20 reports on a terminal.
-            printer.header_every = std::io::stdout().is_terminal().then_some(20);
+            reporter.header_every = std::io::stdout().is_terminal().then_some(20);
         }
-        Self { live, options, printer }
+        Self { live, options, reporter }
     }
 
     fn run(mut self) -> Result<()> {
@@ -544,7 +269,7 @@ impl Live {
         }
         let mut recorder = pending.map(|(out, path)| start_recording(out, &path, &first)).transpose()?;
         let Some(interval) = self.live.interval else {
-            return self.printer.print(&mut out, None, &first, &crate::clock::hms_of_unix_ms(first.unix_ms));
+            return Ok(self.reporter.write_interval(&mut out, None, &first)?);
         };
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
@@ -560,13 +285,13 @@ impl Live {
             if let Some((r, _)) = &mut recorder {
                 r.push(&cur)?;
             }
-            self.printer.print(&mut out, Some(&prev), &cur, &crate::clock::hms_of_unix_ms(cur.unix_ms))?;
+            self.reporter.write_interval(&mut out, Some(&prev), &cur)?;
             prev = cur;
             reports += 1;
         }
         // As sysstat does: the average over the whole run.
         if reports > 0 {
-            self.printer.print(&mut out, Some(&first), &prev, "Average:")?;
+            self.reporter.write_average(&mut out, &first, &prev)?;
         }
         if let Some((r, path)) = recorder {
             eprintln!("recorded {} samples ({} bytes) to {}", r.samples(), r.bytes(), path.display());
@@ -699,16 +424,16 @@ fn report(args: ReportArgs) -> Result<()> {
             rec.samples.len()
         );
     }
-    let mut printer = Printer::new(args.view, args.json);
-    printer.pids = args.pids;
-    printer.all_disks = args.all;
+    let mut reporter = Reporter::new(args.view.into(), args.json);
+    reporter.pids = args.pids;
+    reporter.all_disks = args.all;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for pair in rec.samples.windows(2) {
-        printer.print(&mut out, Some(&pair[0]), &pair[1], &crate::clock::hms_of_unix_ms(pair[1].unix_ms))?;
+        reporter.write_interval(&mut out, Some(&pair[0]), &pair[1])?;
     }
     if rec.samples.len() > 2 {
-        printer.print(&mut out, rec.samples.first(), rec.samples.last().expect("two or more"), "Average:")?;
+        reporter.write_average(&mut out, &rec.samples[0], rec.samples.last().expect("two or more"))?;
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! Which functions' shares changed between two profiles.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    io::{self, Write},
+};
 
-use crate::{Frame, Profile};
+use crate::{Frame, Profile, printable};
 
 /// How one function's share of samples changed between two profiles.
 ///
@@ -85,6 +88,34 @@ pub fn diff_functions(before: &Profile, after: &Profile) -> Vec<FunctionDelta> {
     out
 }
 
+/// Writes the summary of [`diff_functions`]' `deltas` as a table, the
+/// `top` most changed first: self share change, self share before and
+/// after, total share after and its change (percentages), and the function
+/// (its name made printable). `before_samples` and `after_samples` head it.
+pub fn write_diff_summary(
+    w: &mut impl Write,
+    deltas: &[FunctionDelta],
+    before_samples: u64,
+    after_samples: u64,
+    top: usize,
+) -> io::Result<()> {
+    writeln!(w, "{before_samples} samples before, {after_samples} after; share of samples, most changed first:")?;
+    writeln!(w, "{:>8} {:>8} {:>8}   {:>8} {:>8}  function", "self%", "before", "after", "total%", "change")?;
+    for d in deltas.iter().take(top) {
+        writeln!(
+            w,
+            "{:>+8.2} {:>8.2} {:>8.2}   {:>8.2} {:>+8.2}  {}",
+            100.0 * d.self_change(),
+            100.0 * d.self_before,
+            100.0 * d.self_after,
+            100.0 * d.total_after,
+            100.0 * d.total_change(),
+            printable(&d.name)
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +148,19 @@ mod tests {
         assert_eq!((f.total_before, f.total_after), (1.0, 1.0));
         let g = d.iter().find(|x| x.name == "g").unwrap();
         assert_eq!((g.self_before, g.self_after), (0.0, 0.5));
+    }
+
+    #[test]
+    fn the_summary_lists_the_top_changes_as_percentages() {
+        let before = profile(&[("app;main;parse", 50), ("app;main;render", 50)]);
+        let after = profile(&[("app;main;parse", 50), ("app;main;render\u{1b}[2J", 150)]);
+        let mut out = Vec::new();
+        write_diff_summary(&mut out, &diff_functions(&before, &after), 100, 200, 2).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], "100 samples before, 200 after; share of samples, most changed first:");
+        assert_eq!(lines[2], "  +75.00     0.00    75.00      75.00   +75.00  render\\x1b[2J");
+        assert_eq!(lines[3], "  -50.00    50.00     0.00       0.00   -50.00  render");
     }
 }

@@ -26,7 +26,7 @@ mod folded;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-pub use diff::{FunctionDelta, diff_functions};
+pub use diff::{FunctionDelta, diff_functions, write_diff_summary};
 pub use folded::{FoldedError, disambiguate, parse_folded, parse_line as parse_folded_line};
 
 /// Text with its control characters made visible: each C0 control

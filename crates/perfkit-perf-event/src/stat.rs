@@ -1,5 +1,5 @@
 //! Counting events like `perf stat`, with the `perf-event2` crate's
-//! counters.
+//! counters; [`text`] prints them as perf does.
 
 use std::{fmt, str::FromStr};
 
@@ -12,6 +12,8 @@ use crate::{
     error::{PerfError, classify},
     sampler::{online_cpus, threads_of},
 };
+
+pub mod text;
 
 /// An event `perfkit stat` counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,6 +180,19 @@ impl EventCount {
     /// time (`running` 1.0), kernel mode included, no enabled time.
     pub fn new(event: StatEvent, value: Option<u64>) -> Self {
         Self { event, value, running: 1.0, user_only: false, enabled_ns: 0 }
+    }
+
+    /// What was counted since `earlier`, a reading of the same counter
+    /// (an interval of `perf stat -I`): the count and the enabled time
+    /// less `earlier`'s.
+    pub fn since(&self, earlier: &EventCount) -> EventCount {
+        let mut d = *self;
+        d.value = match (self.value, earlier.value) {
+            (Some(n), Some(b)) => Some(n.saturating_sub(b)),
+            (n, _) => n,
+        };
+        d.enabled_ns = self.enabled_ns.saturating_sub(earlier.enabled_ns);
+        d
     }
 }
 

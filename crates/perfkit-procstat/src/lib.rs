@@ -8,8 +8,9 @@
 //!    them, parsed by the `procfs-core` crate.
 //! 2. [`model`] turns two samples into rates and percentages, with
 //!    sysstat's formulas. It does no I/O.
-//! 3. Samples are recorded and replayed with [`record`], and exported to
-//!    Prometheus with [`prometheus`].
+//! 3. Samples are recorded and replayed with [`record`], exported to
+//!    Prometheus with [`prometheus`], and reported as sysstat's tables
+//!    with [`text`] or as JSON lines with [`json`].
 //!
 //! ```no_run
 //! use perfkit_procstat::{CollectOptions, Collector, ProcessSelection, model};
@@ -31,6 +32,7 @@ pub mod model;
 pub mod prometheus;
 pub mod record;
 pub mod sample;
+pub mod text;
 
 pub use collect::{CollectError, CollectOptions, Collector, ProcessSelection};
 pub use sample::Sample;

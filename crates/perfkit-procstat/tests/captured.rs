@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use perfkit_procstat::{CollectOptions, Collector, ProcessSelection, model, prometheus};
+use perfkit_procstat::{CollectOptions, Collector, ProcessSelection, model, prometheus, text};
 
 fn collector() -> Collector {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/root");
@@ -113,6 +113,36 @@ fn exposition_of_the_captured_sample() {
     assert!(text.contains("perfkit_process_written_bytes_total{pid=\"3636\",comm=\"python3\"} 8192\n"));
     assert!(text.contains("perfkit_cgroup_memory_bytes{cgroup=\"/system.slice/app.service\"} 73400320\n"));
     assert!(text.contains("perfkit_memory_total_bytes 25276510208\n"));
+}
+
+#[test]
+fn the_cpu_table_of_the_captured_sample_is_mpstats() {
+    // Since boot: each CPU's ticks in /proc/stat over its total, worked
+    // out by hand (cpu  81083 26 17893 294491 712 0 158 42 0 0: user
+    // 81083 / 394405 = 20.56 %).
+    let s = collector().collect(&CollectOptions::default()).unwrap();
+    let mut out = Vec::new();
+    text::Reporter::new(text::View::Cpu, false).write_interval(&mut out, None, &s).unwrap();
+    let time = text::clock_time(s.unix_ms);
+    let expected = [
+        "",
+        "CPU  %usr %nice %sys %iowait %irq %soft %steal %guest %gnice %idle",
+        "all 20.56  0.01 4.54    0.18 0.00  0.04   0.01   0.00   0.00 74.67",
+        "  0 19.73  0.01 4.11    0.10 0.00  0.02   0.01   0.00   0.00 76.03",
+        "  1 21.39  0.01 4.97    0.26 0.00  0.06   0.01   0.00   0.00 73.31",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, l)| if i == 0 { String::new() } else { format!("{time:<10} {l}") })
+    .collect::<Vec<_>>();
+    assert_eq!(String::from_utf8(out).unwrap().lines().collect::<Vec<_>>(), expected);
+
+    // The same report as a JSON line.
+    let mut out = Vec::new();
+    text::Reporter::new(text::View::Cpu, true).write_interval(&mut out, None, &s).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["cpus"][0]["usr_percent"], 20.56);
+    assert_eq!(doc["cpus"][2]["idle_percent"], 73.31);
 }
 
 #[test]

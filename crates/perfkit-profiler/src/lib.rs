@@ -38,6 +38,7 @@ mod ldpath;
 pub mod notes;
 mod runtimes;
 mod session;
+mod summary;
 mod target;
 mod wait;
 
@@ -55,6 +56,7 @@ pub use perfkit_probes::OffCpu;
 pub use perfkit_probes::tools;
 pub use perfkit_symbols::Grouping;
 pub use session::{Backend, Choice, EndReason, Finished, Session, Walker};
+pub use summary::EmptyProfile;
 pub use target::{Target, TargetKind, ToolTarget};
 pub use wait::wait_for;
 

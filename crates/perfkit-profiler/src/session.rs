@@ -106,6 +106,9 @@ pub struct Finished {
     pub command_status: Option<ExitStatus>,
     /// Samples of the idle task (system-wide runs): not drawn.
     pub idle_samples: u64,
+    /// The processes (or threads) whose exit was to end the profile
+    /// ([`Session::watched`]).
+    pub watched: Vec<u32>,
     /// Bytes the kernel handed over (perf_event).
     pub bytes_from_kernel: Option<u64>,
     /// Processes seen in samples.
@@ -537,6 +540,7 @@ impl Session {
             choice,
             options,
             description,
+            watched,
             mut command,
             early_notes,
             mut exit,
@@ -645,6 +649,7 @@ impl Session {
             command,
             command_status: exit,
             idle_samples: idle,
+            watched,
             bytes_from_kernel: bytes,
             processes,
             children_hint,

@@ -23,7 +23,7 @@
 //! how much memory perfkit uses, and that the failure names the input.
 
 use std::{
-    fmt,
+    fmt, io,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
@@ -144,6 +144,31 @@ impl Budget {
     pub fn start(&self, what: impl fmt::Display) -> Charge {
         Charge { budget: self.clone(), bytes: 0, what: what.to_string() }
     }
+
+    /// Everything `input` holds (a file, a pipe, a socket), its buffer
+    /// charged as it grows: an input larger than the budget stops here,
+    /// named `what`, before it is held. The charge comes back with the
+    /// bytes; a [`BudgetError`] is the error's source (`io::Error::other`).
+    pub fn read_all(&self, mut input: impl io::Read, what: impl fmt::Display) -> io::Result<(Vec<u8>, Charge)> {
+        let mut charge = self.start(what);
+        let mut data: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 256 << 10];
+        loop {
+            let n = match input.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if data.len() + n > data.capacity() {
+                let more = data.capacity().max(n).max(1 << 20);
+                charge.grow(more as u64).map_err(io::Error::other)?;
+                data.reserve_exact(data.capacity() + more - data.len());
+            }
+            data.extend_from_slice(&chunk[..n]);
+        }
+        Ok((data, charge))
+    }
 }
 
 /// Bytes reserved from a [`Budget`], released when dropped.
@@ -201,6 +226,21 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_all_charges_the_buffer_and_stops_at_the_limit() {
+        let budget = Budget::new(4 << 20);
+        let (data, charge) = budget.read_all(&[7u8; 3 << 20][..], "input").unwrap();
+        assert_eq!(data.len(), 3 << 20);
+        assert!(charge.bytes() >= data.len() as u64 && budget.used() == charge.bytes());
+        drop(charge);
+        assert_eq!(budget.used(), 0);
+        let e = budget.read_all(&[7u8; 5 << 20][..], "big.folded").unwrap_err();
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<BudgetError>()).expect("a budget error");
+        assert_eq!(inner.what, "big.folded");
+        assert!(e.to_string().starts_with("big.folded: needs more than the memory budget of 4 MiB"), "{e}");
+        assert_eq!(budget.used(), 0, "a refused read holds nothing");
+    }
 
     #[test]
     fn charges_count_against_one_limit_and_are_released() {
