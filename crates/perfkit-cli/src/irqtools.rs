@@ -9,10 +9,12 @@ use clap::Args;
 use perfkit_model::printable;
 use perfkit_probes::tools::{
     DEFAULT_RUNQLEN_HZ, Histogram, IrqKind, IrqTime, Irqs, IrqsConfig, Runqlen, RunqlenConfig, ToolStats,
+    run::Watch,
+    text::{HistogramJson, SCHEMA_VERSION, round3, write_log2_hist},
 };
 use serde_json::json;
 
-use crate::tools::{Reporting, SCHEMA_VERSION, Watch, histogram_loop, print_histogram, round3, warn_losses};
+use crate::tools::{Reporting, finish, histogram_loop, warn_losses};
 
 /// Options hardirqs and softirqs share.
 #[derive(Debug, Args)]
@@ -164,15 +166,7 @@ fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
                         json!(r.numbers.first())
                     };
                     if o.dist {
-                        let last = r.hist.counts.iter().rposition(|&c| c > 0).map_or(0, |l| l + 1);
-                        v["buckets"] = r.hist.counts[..last]
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &c)| {
-                                let (low, high) = Histogram::bounds_us(i);
-                                json!({ "low_usecs": low, "high_usecs": high, "count": c })
-                            })
-                            .collect();
+                        v["buckets"] = json!(HistogramJson::new(&r.hist, ()).buckets);
                     }
                     v
                 }).collect::<Vec<_>>(),
@@ -188,7 +182,7 @@ fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
                 let section = if kind == IrqKind::Hard { "hardirq" } else { "softirq" };
                 for r in &rows {
                     writeln!(out, "\n{section} = {}", printable(&r.name))?;
-                    print_histogram(&mut out, unit, &r.hist, 1)?;
+                    write_log2_hist(&mut out, unit, &r.hist, 1)?;
                 }
             } else {
                 let width = if kind == IrqKind::Hard { 26 } else { 16 };
@@ -203,7 +197,7 @@ fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
         out.flush()?;
         Ok(())
     })?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 const RUNQLEN_EXAMPLES: &str = "\
@@ -352,7 +346,7 @@ pub fn runqlen(mut args: RunqlenArgs) -> Result<ExitCode> {
         out.flush()?;
         Ok(())
     })?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 #[cfg(test)]

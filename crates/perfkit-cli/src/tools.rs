@@ -1,17 +1,13 @@
 //! The bcc-style tools: `runqlat`, `biolatency`, `biosnoop`, `syscount`,
 //! `execsnoop`, `opensnoop`, `tcplife`, `tcpretrans`, and (in `events`)
 //! `tcpconnect`, `tcpaccept`, `oomkill`, `mountsnoop`, `capable`. Each is a thin
-//! caller of `perfkit_probes::tools`: parse the options, watch, print in
-//! bcc's layout or as JSON.
+//! caller of `perfkit_probes::tools`: parse the options into the tool's
+//! configuration, run it with `tools::run` (intervals, `-d`, the command's
+//! exit, Ctrl-C's flag), and print to stdout what `tools::text` writes
+//! (bcc's layouts, JSON documents); colour, escaping for the terminal and
+//! warnings on stderr stay here.
 
-use std::{
-    collections::HashMap,
-    ffi::OsString,
-    io::Write,
-    path::PathBuf,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, ffi::OsString, io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Result;
 use clap::Args;
@@ -22,10 +18,12 @@ use perfkit_probes::{
         BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, Histogram, OpenSnoop, OpenSnoopConfig, Runqlat,
         RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans, TcpRetransConfig,
         ToolStats, disk_name,
+        run::{Report, Schedule, Watch, losses, run_events, run_intervals},
+        syscount::{SyscountIntervals, SyscountReport, write_syscount_table},
+        text::{EventJson, HistogramJson, HistogramReport, SCHEMA_VERSION, TimeColumns, round3, write_histograms},
     },
 };
 use perfkit_profiler::Target;
-use perfkit_target::HeldCommand;
 use serde_json::json;
 
 use crate::profile::{IdList, parse_pid_list};
@@ -45,11 +43,6 @@ mod memleak;
 pub use memleak::{MemleakArgs, memleak};
 mod trace;
 pub use trace::{ArgdistArgs, TraceArgs, argdist, trace};
-
-/// JSON documents' schema version (docs/JSON.md). Version 2: `time`
-/// became RFC 3339, and histograms are in microseconds whatever the text
-/// unit.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// Processes to watch: a PID list, a cgroup, or a command.
 #[derive(Debug, Args)]
@@ -72,12 +65,6 @@ pub struct ToolTarget {
     command: Vec<OsString>,
 }
 
-/// What a tool watches, and the command it started.
-pub(crate) struct Watch {
-    selection: Option<Selection>,
-    command: Option<HeldCommand>,
-}
-
 impl ToolTarget {
     /// The target as the library makes it (`perfkit_profiler::Target`, as
     /// `profile` takes it), for a tool.
@@ -96,41 +83,14 @@ impl ToolTarget {
             Target::all()
         };
         let t = target.into_tool_target();
-        Ok(Watch { selection: t.selection, command: t.command })
+        Ok(Watch::new(t.selection, t.command))
     }
 }
 
-impl Watch {
-    /// No command, no selection: the whole machine.
-    pub(crate) fn machine() -> Self {
-        Self { selection: None, command: None }
-    }
-
-    /// Lets the command run, once the probes are attached.
-    fn release(&mut self) -> Result<()> {
-        if let Some(c) = &mut self.command {
-            c.release()?;
-        }
-        Ok(())
-    }
-
-    /// Whether the command has exited (its status once it has).
-    fn exited(&mut self) -> Option<perfkit_target::ExitStatus> {
-        self.command.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// Ends the command if it still runs, and its exit code as perf passes
-    /// it on.
-    pub(crate) fn finish(mut self, exited: Option<perfkit_target::ExitStatus>) -> ExitCode {
-        match (exited, self.command.as_mut()) {
-            (Some(s), _) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
-            (None, Some(c)) => {
-                let _ = c.terminate(perfkit_profiler::COMMAND_GRACE);
-                ExitCode::SUCCESS
-            }
-            (None, None) => ExitCode::SUCCESS,
-        }
-    }
+/// Ends the run (the command terminated if it still runs) with the exit
+/// code perf would pass on.
+pub(crate) fn finish(watch: Watch, exited: Option<perfkit_target::ExitStatus>) -> ExitCode {
+    ExitCode::from(watch.finish(exited, perfkit_profiler::COMMAND_GRACE))
 }
 
 /// Interval, count and JSON: the reporting options of the histogram tools.
@@ -155,121 +115,27 @@ pub struct Reporting {
     count: Option<u64>,
 }
 
-/// Why a watch loop ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    /// An interval ended: report, and go on.
-    Interval,
-    /// Ctrl-C, SIGTERM, SIGHUP, or the count reached: report and stop.
-    Stop,
-    /// The command exited: report and stop.
-    Exited(Option<perfkit_target::ExitStatus>),
-}
-
-/// Waits for the next interval end (or Ctrl-C, SIGTERM, SIGHUP, the
-/// command's exit), calling `tick` every 100 ms.
-fn wait(until: Option<Instant>, watch: &mut Watch, mut tick: impl FnMut() -> Result<()>) -> Result<End> {
-    use std::sync::atomic::Ordering;
-    let stop = crate::signals::interrupt_flag()?;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(End::Stop);
-        }
-        if let Some(s) = watch.exited() {
-            return Ok(End::Exited(Some(s)));
-        }
-        if until.is_some_and(|u| Instant::now() >= u) {
-            return Ok(End::Interval);
-        }
-        tick()?;
-        std::thread::sleep(
-            Duration::from_millis(100)
-                .min(until.map_or(Duration::MAX, |u| u.saturating_duration_since(Instant::now())))
-                .max(Duration::from_millis(1)),
-        );
+impl Reporting {
+    /// When to report: every INTERVAL, COUNT times.
+    pub(crate) fn schedule(&self) -> Schedule {
+        Schedule { interval: self.interval, count: self.count, duration: None }
     }
 }
 
-/// Runs a histogram tool: report every interval (or once at the end).
+/// Runs a histogram tool: `report` every interval (or once at the end),
+/// until Ctrl-C, the count or the command's exit.
 pub(crate) fn histogram_loop(
     reporting: &Reporting,
     watch: &mut Watch,
-    mut report: impl FnMut(bool) -> Result<()>,
+    report: impl FnMut(Report) -> Result<()>,
 ) -> Result<Option<perfkit_target::ExitStatus>> {
-    let mut reports = 0u64;
-    loop {
-        let until = reporting.interval.map(|i| Instant::now() + i);
-        let end = wait(until, watch, || Ok(()))?;
-        report(matches!(end, End::Interval))?;
-        reports += 1;
-        match end {
-            End::Interval if reporting.count.is_none_or(|c| reports < c) => continue,
-            End::Exited(s) => return Ok(s),
-            _ => return Ok(None),
-        }
-    }
+    run_intervals(&reporting.schedule(), watch, crate::signals::interrupt_flag()?, || Ok(()), report)
 }
 
-/// Prints a log2 histogram in bcc's layout.
-pub(crate) fn print_histogram(out: &mut impl Write, unit: &str, h: &Histogram, scale: u64) -> std::io::Result<()> {
-    let counts = h.rescaled(scale).counts;
-    let Some(last) = counts.iter().rposition(|&c| c > 0) else {
-        return writeln!(out, "     {unit:<19} : count     distribution\n     (no events)");
-    };
-    let max = counts.iter().copied().max().unwrap_or(1).max(1);
-    writeln!(out, "     {unit:<19} : count     distribution")?;
-    for (i, &c) in counts.iter().enumerate().take(last + 1) {
-        let (low, high) = Histogram::bounds_us(i);
-        let stars = ((c as u128 * 40) / max as u128) as usize;
-        writeln!(out, "{low:>10} -> {high:<10} : {c:<8} |{:<40}|", "*".repeat(stars))?;
-    }
-    Ok(())
-}
-
-/// A histogram as JSON, always in microseconds (`-m` changes only the text
-/// tables, so key names never change with flags).
-pub(crate) fn histogram_json(h: &Histogram, per: serde_json::Value) -> serde_json::Value {
-    let last = h.used().map_or(0, |(_, l)| l + 1);
-    let buckets: Vec<serde_json::Value> = h
-        .counts
-        .iter()
-        .enumerate()
-        .take(last)
-        .map(|(i, &c)| {
-            let (low, high) = Histogram::bounds_us(i);
-            json!({ "low_usecs": low, "high_usecs": high, "count": c })
-        })
-        .collect();
-    json!({
-        "per": per,
-        "count": h.count(),
-        "sum_usecs": round3(h.sum_ns as f64 / 1000.0),
-        "buckets": buckets,
-    })
-}
-
-pub(crate) fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
-
+/// Warns about what the tool lost since the last warning (never silent).
 pub(crate) fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
-    if stats.ring_full > reported.ring_full {
-        eprintln!(
-            "perfkit {tool}: {} events lost: the ring buffer was full (the reader fell behind)",
-            stats.ring_full - reported.ring_full
-        );
-    }
-    if stats.starts_lost > reported.starts_lost {
-        eprintln!(
-            "perfkit {tool}: {} events not timed: the map of starts was full",
-            stats.starts_lost - reported.starts_lost
-        );
-    }
-    if stats.updates_lost > reported.updates_lost {
-        eprintln!(
-            "perfkit {tool}: {} updates lost: the histogram map was full",
-            stats.updates_lost - reported.updates_lost
-        );
+    for loss in losses(stats, reported) {
+        eprintln!("perfkit {tool}: {loss}");
     }
     *reported = *stats;
 }
@@ -344,7 +210,7 @@ pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
     };
     let mut watch = args.target.watch()?;
     let mut config = RunqlatConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.per = per;
     let tool = Runqlat::start(config)?;
     watch.release()?;
@@ -387,12 +253,12 @@ pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
         previous = hists.into_iter().map(|h| (h.id, h)).collect();
         Ok(())
     })?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Prints one report of histograms, as text or JSON.
 fn print_report(
-    tool: &str,
+    tool: &'static str,
     reporting: &Reporting,
     unit: &str,
     scale: u64,
@@ -402,13 +268,8 @@ fn print_report(
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if reporting.json {
-        let doc = json!({
-            "schema_version": SCHEMA_VERSION,
-            "tool": tool,
-            "time": crate::clock::now_rfc3339(),
-            "interval_seconds": reporting.interval.map(|d| d.as_secs_f64()),
-            "histograms": hists.iter().map(|h| histogram_json(h, label(h).1)).collect::<Vec<_>>(),
-        });
+        let hists = hists.iter().map(|h| HistogramJson::new(h, label(h).1)).collect();
+        let doc = HistogramReport::new(tool, crate::clock::now_rfc3339(), reporting.interval, hists);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
@@ -416,16 +277,7 @@ fn print_report(
         if reporting.timestamp {
             writeln!(out, "{}", crate::clock::now_hms())?;
         }
-        if hists.is_empty() {
-            writeln!(out, "     {unit:<19} : count     distribution\n     (no events)")?;
-        }
-        for h in hists {
-            let (text, _) = label(h);
-            if !text.is_empty() {
-                writeln!(out, "\n{}", printable(&text))?;
-            }
-            print_histogram(&mut out, unit, h, scale)?;
-        }
+        write_histograms(&mut out, unit, scale, hists.iter().map(|h| (printable(&label(h).0).into_owned(), h)))?;
     }
     out.flush()?;
     Ok(())
@@ -477,7 +329,7 @@ pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
     config.per_flags = args.flags;
     config.queued = args.queued;
     let tool = BlockIo::start(config)?;
-    let mut watch = Watch { selection: None, command: None };
+    let mut watch = Watch::machine();
     eprintln!("Tracing block device I/O... Hit Ctrl-C to end.");
     let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
     let mut previous: HashMap<(u64, u32), Histogram> = HashMap::new();
@@ -511,7 +363,7 @@ pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
         previous = hists.into_iter().map(|h| ((h.id, h.sub), h)).collect();
         Ok(())
     })?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// One I/O per line, like bcc's biosnoop.
@@ -558,7 +410,7 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
     snoop_loop(
         "biosnoop",
         args.duration,
-        &mut Watch { selection: None, command: None },
+        &mut Watch::machine(),
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, _| {
             let t = e.ts_ns.saturating_sub(start_ns) as f64 / 1e9;
@@ -609,10 +461,6 @@ fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
-}
-
 const SYSCOUNT_EXAMPLES: &str = "\
 Examples:
   perfkit syscount                 # top 10 syscalls until Ctrl-C
@@ -659,7 +507,7 @@ pub struct SyscountArgs {
 pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let mut config = SyscountConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.per_process = args.process;
     config.latency = args.latency;
     config.failed_only = args.failures;
@@ -670,101 +518,39 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
         if args.failures { "failed " } else { "" },
         args.top
     );
-    let mut previous: HashMap<(u32, u32), perfkit_probes::tools::SyscallCount> = HashMap::new();
+    let mut intervals = SyscountIntervals::new(args.process);
     let mut reported = ToolStats::default();
     let (unit, div) = if args.milliseconds { ("ms", 1e6) } else { ("us", 1e3) };
     let exited = histogram_loop(&args.reporting, &mut watch, |_| {
-        let counts = tool.counts()?;
+        let rows = intervals.next(tool.counts()?, args.latency, args.top);
         warn_losses("syscount", &tool.stats()?, &mut reported);
-        // This interval's counts, by row (syscall, or process).
-        let mut rows: HashMap<u32, (u64, u64, u64)> = HashMap::new();
-        for c in &counts {
-            let (count, errors, total) = match previous.get(&(c.pid, c.nr)) {
-                Some(p) => (
-                    c.count - p.count.min(c.count),
-                    c.errors - p.errors.min(c.errors),
-                    c.total_ns - p.total_ns.min(c.total_ns),
-                ),
-                None => (c.count, c.errors, c.total_ns),
-            };
-            let key = if args.process { c.pid } else { c.nr };
-            let r = rows.entry(key).or_default();
-            r.0 += count;
-            r.1 += errors;
-            r.2 += total;
-        }
-        let mut rows: Vec<(u32, (u64, u64, u64))> = rows.into_iter().filter(|(_, r)| r.0 > 0).collect();
-        rows.sort_by(|a, b| if args.latency { b.1.2.cmp(&a.1.2) } else { b.1.0.cmp(&a.1.0) }.then(a.0.cmp(&b.0)));
-        rows.truncate(args.top);
         // Names as first counted: a process that has exited keeps its own.
         let names = if args.process { tool.process_names()? } else { HashMap::new() };
-        let comm_of = |pid: u32| names.get(&pid).cloned().unwrap_or_else(|| comm_of(pid));
+        let name =
+            |k: u32| if args.process { names.get(&k).cloned().unwrap_or_else(|| comm_of(k)) } else { tool.name(k) };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         if args.reporting.json {
-            let list: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|(k, (count, errors, total))| {
-                    let mut o = if args.process {
-                        json!({"pid": k, "comm": comm_of(*k)})
-                    } else {
-                        json!({"syscall": tool.name(*k), "nr": k})
-                    };
-                    o["count"] = json!(count);
-                    o["errors"] = json!(errors);
-                    if args.latency {
-                        o["time_usecs"] = json!(round3(*total as f64 / 1e3));
-                    }
-                    o
-                })
-                .collect();
-            serde_json::to_writer(
-                &mut out,
-                &json!({
-                    "schema_version": SCHEMA_VERSION,
-                    "tool": "syscount",
-                    "time": crate::clock::now_rfc3339(),
-                    "interval_seconds": args.reporting.interval.map(|d| d.as_secs_f64()),
-                    "per": if args.process { "process" } else { "syscall" },
-                    "rows": list,
-                }),
-            )?;
+            let interval = args.reporting.interval;
+            let doc =
+                SyscountReport::new(crate::clock::now_rfc3339(), interval, &rows, args.process, args.latency, name);
+            serde_json::to_writer(&mut out, &doc)?;
             writeln!(out)?;
         } else {
             writeln!(out, "[{}]", crate::clock::now_hms())?;
-            let first =
-                if args.process { format!("{:<6} {:<15}", "PID", "COMM") } else { format!("{:<22}", "SYSCALL") };
-            if args.latency {
-                writeln!(out, "{first} {:>10} {:>16}", "COUNT", format!("TIME ({unit})"))?;
-            } else {
-                writeln!(out, "{first} {:>10}", "COUNT")?;
-            }
-            for (k, (count, _, total)) in &rows {
-                let name = if args.process {
-                    format!("{:<6} {:<15}", k, printable(&comm_of(*k)))
-                } else {
-                    format!("{:<22}", tool.name(*k))
-                };
-                if args.latency {
-                    writeln!(out, "{name} {count:>10} {:>16.3}", *total as f64 / div)?;
-                } else {
-                    writeln!(out, "{name} {count:>10}")?;
-                }
-            }
+            let latency = args.latency.then_some((unit, div));
+            write_syscount_table(&mut out, &rows, args.process, latency, |k| printable(&name(k)).into_owned())?;
             writeln!(out)?;
         }
         out.flush()?;
-        previous = counts.into_iter().map(|c| ((c.pid, c.nr), c)).collect();
         Ok(())
     })?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Writes one event as a JSON line, with the schema version and its time.
-fn write_event(out: &mut dyn Write, t: f64, mut event: serde_json::Value) -> Result<()> {
-    event["schema_version"] = json!(SCHEMA_VERSION);
-    event["time_s"] = json!(round6(t));
-    serde_json::to_writer(&mut *out, &event)?;
+fn write_event(out: &mut dyn Write, t: f64, event: serde_json::Value) -> Result<()> {
+    serde_json::to_writer(&mut *out, &EventJson::new(event, t))?;
     writeln!(out)?;
     Ok(())
 }
@@ -790,32 +576,24 @@ pub struct Snooping {
 }
 
 impl Snooping {
-    /// The timestamp column's heading, if it is shown.
-    fn time_heading(&self) -> String {
-        let mut h = String::new();
-        if self.time {
-            h.push_str(&format!("{:<8} ", "TIME"));
-        }
-        if self.timestamp {
-            h.push_str(&format!("{:<9} ", "TIME(s)"));
-        }
-        h
+    /// The time columns shown.
+    fn columns(&self) -> TimeColumns {
+        TimeColumns { clock: self.time, seconds: self.timestamp }
     }
 
-    /// The timestamp column at `t` seconds, if it is shown.
+    /// The time columns' headings, if they are shown.
+    fn time_heading(&self) -> String {
+        self.columns().heading()
+    }
+
+    /// The time columns at `t` seconds, if they are shown.
     fn time_column(&self, t: f64) -> String {
-        let mut c = String::new();
-        if self.time {
-            c.push_str(&format!("{:<8} ", crate::clock::now_hms()));
-        }
-        if self.timestamp {
-            c.push_str(&format!("{t:<9.3} "));
-        }
-        c
+        self.columns().columns(t, crate::clock::now_hms)
     }
 }
 
-/// Streams events until Ctrl-C, the duration or the command's exit.
+/// Streams events until Ctrl-C, the duration or the command's exit:
+/// `print` each, and warn of losses.
 fn snoop_loop<E>(
     tool: &str,
     duration: Option<Duration>,
@@ -823,30 +601,18 @@ fn snoop_loop<E>(
     mut poll: impl FnMut(Duration) -> Result<(Vec<E>, ToolStats)>,
     mut print: impl FnMut(&mut dyn Write, &E, f64) -> Result<()>,
 ) -> Result<Option<perfkit_target::ExitStatus>> {
-    let started = Instant::now();
-    let stop = crate::signals::interrupt_flag()?;
     let mut reported = ToolStats::default();
     let stdout = std::io::stdout();
-    let mut exited = None;
-    loop {
-        let done = stop.load(std::sync::atomic::Ordering::Relaxed)
-            || duration.is_some_and(|d| started.elapsed() >= d)
-            || exited.is_some();
-        let (events, stats) = poll(if done { Duration::from_millis(20) } else { Duration::from_millis(100) })?;
+    run_events(duration, watch, crate::signals::interrupt_flag()?, |timeout, started| {
+        let (events, stats) = poll(timeout)?;
         let mut out = stdout.lock();
         for e in &events {
             print(&mut out, e, started.elapsed().as_secs_f64())?;
         }
         out.flush()?;
         warn_losses(tool, &stats, &mut reported);
-        if done {
-            return Ok(exited);
-        }
-        if let Some(s) = watch.exited() {
-            // One more round for the events of its last moments.
-            exited = Some(s);
-        }
-    }
+        Ok(true)
+    })
 }
 
 /// Each exec, with its arguments and result, like bcc's execsnoop.
@@ -912,7 +678,7 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
     args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
     let mut config = ExecSnoopConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     let mut tool = ExecSnoop::start(config)?;
     eprintln!("Tracing execs... Hit Ctrl-C to end.");
     watch.release()?;
@@ -979,7 +745,7 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Each open, with its path, flags and result, like bcc's opensnoop.
@@ -1065,7 +831,7 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
     let mask = args.flag_filter.iter().fold(0i64, |m, f| m | i64::from(*f));
     let mut watch = args.target.watch()?;
     let mut config = OpenSnoopConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.failed_only = args.failed;
     let mut tool = OpenSnoop::start(config)?;
     eprintln!("Tracing opens... Hit Ctrl-C to end.");
@@ -1121,7 +887,7 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Each closed TCP session, like bcc's tcplife.
@@ -1177,7 +943,7 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
     config.selection = selection;
     let mut tool = TcpLife::start(config)?;
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
-    let mut watch = Watch { selection: None, command: None };
+    let mut watch = Watch::machine();
     let w = if args.wide { 39 } else { 15 };
     if !args.snooping.json {
         let ts = args.snooping.time_heading();
@@ -1265,7 +1031,7 @@ pub struct TcpretransArgs {
 pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     let mut tool = TcpRetrans::start(TcpRetransConfig::default())?;
     eprintln!("Tracing TCP retransmissions... Hit Ctrl-C to end.");
-    let mut watch = Watch { selection: None, command: None };
+    let mut watch = Watch::machine();
     if !args.snooping.json && !args.count {
         println!(
             "{:<9} {:>7} {:>2} {:<21} {:>2} {:<21} STATE",
@@ -1361,34 +1127,6 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histograms_print_in_bccs_layout() {
-        let mut h = Histogram::new(0, 0);
-        h.counts[1] = 2;
-        h.counts[3] = 8;
-        let mut out = Vec::new();
-        print_histogram(&mut out, "usecs", &h, 1).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "     usecs               : count     distribution");
-        assert_eq!(lines[1], "         0 -> 1          : 0        |                                        |");
-        assert_eq!(lines[2], "         2 -> 3          : 2        |**********                              |");
-        assert_eq!(lines[4], "         8 -> 15         : 8        |****************************************|");
-        assert_eq!(lines.len(), 5);
-    }
-
-    #[test]
-    fn json_histograms_keep_microseconds() {
-        let mut h = Histogram::new(0, 0);
-        h.counts[13] = 5; // 8192..16383 us: 8..15 ms
-        h.sum_ns = 50_000_000;
-        let j = histogram_json(&h, json!({"pid": 1}));
-        assert_eq!(j["count"], 5);
-        assert_eq!(j["sum_usecs"], 50_000.0);
-        assert_eq!(j["buckets"][13]["low_usecs"], 8192);
-        assert_eq!(j["per"]["pid"], 1);
-    }
 
     #[test]
     fn intervals_are_checked() {

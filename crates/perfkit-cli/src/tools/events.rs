@@ -9,11 +9,11 @@ use clap::Args;
 use perfkit_model::printable;
 use perfkit_probes::tools::{
     Capable, CapableConfig, MountSnoop, MountSnoopConfig, OomKillConfig, OomKiller, TcpOpen, TcpOpens, TcpOpensConfig,
-    capability_name, mount_flags_text, umount_flags_text,
+    capability_name, mount_flags_text, run::Watch, text::SCHEMA_VERSION, umount_flags_text,
 };
 use serde_json::json;
 
-use super::{SCHEMA_VERSION, Snooping, ToolTarget, Watch, snoop_loop, write_event};
+use super::{Snooping, ToolTarget, finish, snoop_loop, write_event};
 
 /// Filters bcc's tcpconnect and tcpaccept apply to each open.
 #[derive(Debug, Args)]
@@ -82,7 +82,7 @@ pub fn tcpconnect(mut args: TcpconnectArgs) -> Result<ExitCode> {
     args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
     let mut config = TcpOpensConfig::connects();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     let mut tool = TcpOpens::start(config)?;
     eprintln!("Tracing connect ... Hit Ctrl-C to end");
     watch.release()?;
@@ -154,7 +154,7 @@ pub fn tcpconnect(mut args: TcpconnectArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Each accepted TCP connection, like bcc's tcpaccept.
@@ -195,7 +195,7 @@ pub fn tcpaccept(mut args: TcpacceptArgs) -> Result<ExitCode> {
     args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
     let mut config = TcpOpensConfig::accepts();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     let mut tool = TcpOpens::start(config)?;
     eprintln!("Tracing accept ... Hit Ctrl-C to end");
     watch.release()?;
@@ -248,7 +248,7 @@ pub fn tcpaccept(mut args: TcpacceptArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Each OOM kill, like bcc's oomkill.
@@ -275,7 +275,7 @@ fn loadavg() -> String {
 pub fn oomkill(args: OomkillArgs) -> Result<ExitCode> {
     let mut tool = OomKiller::start(OomKillConfig::default())?;
     eprintln!("Tracing OOM kills... Ctrl-C to stop.");
-    let mut watch = Watch { selection: None, command: None };
+    let mut watch = Watch::machine();
     let page_kb = (rustix::param::page_size().max(1024) / 1024) as u64;
     snoop_loop(
         "oomkill",
@@ -405,7 +405,7 @@ pub fn mountsnoop(mut args: MountsnoopArgs) -> Result<ExitCode> {
     args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
     let mut config = MountSnoopConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     let mut tool = MountSnoop::start(config)?;
     eprintln!("Tracing mount and umount... Hit Ctrl-C to end.");
     watch.release()?;
@@ -460,7 +460,7 @@ pub fn mountsnoop(mut args: MountsnoopArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 /// Each capability check, like bcc's capable.
@@ -490,7 +490,7 @@ pub struct CapableArgs {
 pub fn capable(args: CapableArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let mut config = CapableConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.non_audit = args.non_audit;
     let mut tool = Capable::start(config)?;
     eprintln!("Tracing capability checks... Hit Ctrl-C to end.");
@@ -558,7 +558,7 @@ pub fn capable(args: CapableArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 #[cfg(test)]

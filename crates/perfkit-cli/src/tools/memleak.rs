@@ -7,18 +7,22 @@ use std::{
     ffi::OsString,
     io::Write,
     process::ExitCode,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use perfkit_model::raw::{RawSample, RawStack, SampleKind, StackEnd};
-use perfkit_probes::tools::{Memleak, MemleakConfig, MemleakMode, MemleakStats};
+use perfkit_probes::tools::{
+    Memleak, MemleakConfig, MemleakMode, MemleakStats,
+    run::{Schedule, memleak_losses, run_intervals},
+    text::SCHEMA_VERSION,
+};
 use perfkit_symbols::{SymbolizeOptions, Symbolizer};
 use perfkit_target::{MapsTracker, Modules};
 use serde_json::json;
 
-use super::{End, Reporting, SCHEMA_VERSION, ToolTarget, wait};
+use super::{Reporting, ToolTarget, finish};
 use crate::profile::IdList;
 
 const MEMLEAK_EXAMPLES: &str = "\
@@ -139,13 +143,13 @@ pub fn memleak(mut args: MemleakArgs) -> Result<ExitCode> {
         if let Some(IdList(p)) = &args.target.pid {
             pids.extend(p);
         }
-        if let Some(c) = &watch.command {
-            pids.push(c.pid());
+        if let Some(c) = watch.command_pid() {
+            pids.push(c);
         }
         let object = args.obj.clone().unwrap_or_else(|| "c".to_owned());
         let pid = args.target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
         config.mode = MemleakMode::User { object: object.clone(), pid, library_dirs: perfkit_profiler::library_dirs() };
-        config.selection = watch.selection.clone();
+        config.selection = watch.selection();
     }
     let tool = Memleak::start(config).context("starting memleak")?;
     let mut trackers: HashMap<u32, MapsTracker> = pids.iter().map(|&p| (p, MapsTracker::new(p))).collect();
@@ -162,25 +166,26 @@ pub fn memleak(mut args: MemleakArgs) -> Result<ExitCode> {
     }
     let symbolizer = Symbolizer::new(&SymbolizeOptions::default());
     let interval = args.reporting.interval.unwrap_or(DEFAULT_INTERVAL);
-    let mut reports = 0u64;
     let mut reported = MemleakStats::default();
-    let exited = loop {
-        let until = Some(Instant::now() + interval);
-        let end = wait(until, &mut watch, || {
-            refresh(&mut trackers);
+    let schedule = Schedule { interval: Some(interval), count: args.reporting.count, duration: None };
+    let trackers = std::cell::RefCell::new(trackers);
+    let exited = run_intervals(
+        &schedule,
+        &mut watch,
+        crate::signals::interrupt_flag()?,
+        || {
+            refresh(&mut trackers.borrow_mut());
+            Ok::<(), anyhow::Error>(())
+        },
+        |_| {
+            let trackers = &mut *trackers.borrow_mut();
+            refresh(trackers);
+            report(&args, &tool, &symbolizer, trackers, user)?;
+            warn_losses(&tool.memleak_stats()?, &mut reported);
             Ok(())
-        })?;
-        refresh(&mut trackers);
-        report(&args, &tool, &symbolizer, &trackers, user)?;
-        warn_losses(&tool.memleak_stats()?, &mut reported);
-        reports += 1;
-        match end {
-            End::Interval if args.reporting.count.is_none_or(|c| reports < c) => continue,
-            End::Exited(s) => break s,
-            _ => break None,
-        }
-    };
-    Ok(watch.finish(exited))
+        },
+    )?;
+    Ok(finish(watch, exited))
 }
 
 /// Reads the mappings of the watched processes again (new libraries).
@@ -193,26 +198,8 @@ fn refresh(trackers: &mut HashMap<u32, MapsTracker>) {
 /// Warns about allocations not recorded since the last warning: never
 /// silent.
 fn warn_losses(s: &MemleakStats, reported: &mut MemleakStats) {
-    let new = |now: u64, then: u64| now.saturating_sub(then);
-    let lines = [
-        (
-            new(s.allocs_lost, reported.allocs_lost),
-            "allocations not recorded: the map of outstanding allocations was full",
-        ),
-        (
-            new(s.sizes_lost, reported.sizes_lost),
-            "allocations not recorded: the map of threads in an allocator was full",
-        ),
-        (
-            new(s.combined_lost, reported.combined_lost),
-            "allocations left out of --combined-only: the map of stacks was full",
-        ),
-        (new(s.stacks_lost, reported.stacks_lost), "allocations recorded without their stack (the stack map was full)"),
-    ];
-    for (n, what) in lines {
-        if n > 0 {
-            eprintln!("perfkit memleak: warning: {n} {what}");
-        }
+    for loss in memleak_losses(s, reported) {
+        eprintln!("perfkit memleak: warning: {loss}");
     }
     *reported = *s;
 }

@@ -2,11 +2,7 @@
 //! and tracepoints (`perfkit_probes::tools::{Tracer, ArgDist}`), with the
 //! subset of bcc's probe syntax they need and bcc's flags.
 
-use std::{
-    io::Write,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{io::Write, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -14,10 +10,12 @@ use perfkit_model::printable;
 use perfkit_probes::tools::{
     Aggregate, ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, Histogram, Resolver, ToolStats, TraceConfig,
     TraceMessage, TraceProbeSpec, Tracer, Value,
+    run::{Schedule, run_events, run_intervals},
+    text::{SCHEMA_VERSION, round6, write_log2_hist},
 };
 use serde_json::json;
 
-use super::{End, SCHEMA_VERSION, ToolTarget, print_histogram, wait, warn_losses};
+use super::{ToolTarget, finish, warn_losses};
 use crate::profile::IdList;
 
 fn resolver(target: &ToolTarget) -> Resolver {
@@ -114,7 +112,7 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
     config.resolver = resolver(&args.target);
     config.probes = probes;
     let mut watch = args.target.watch()?;
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     let mut tool = Tracer::start(config)?;
     watch.release()?;
     eprintln!("Tracing {} probes... Hit Ctrl-C to end.", args.probes.len());
@@ -126,22 +124,13 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
         println!("{head}{:<7} {:<7} {:<15} {:<16} -", "PID", "TID", "COMM", "FUNC");
     }
     let mut shown = 0u64;
-    let started = Instant::now();
-    let stop = crate::signals::interrupt_flag()?;
     let stdout = std::io::stdout();
     let mut reported = ToolStats::default();
-    let mut exited = None;
-    let mut full = false;
-    loop {
-        let done = stop.load(std::sync::atomic::Ordering::Relaxed)
-            || args.duration.is_some_and(|d| started.elapsed() >= d)
-            || exited.is_some()
-            || full;
-        let messages = tool.messages(if done { Duration::from_millis(20) } else { Duration::from_millis(100) });
+    let exited = run_events(args.duration, &mut watch, crate::signals::interrupt_flag()?, |timeout, started| {
+        let messages = tool.messages(timeout);
         let mut out = stdout.lock();
         for m in &messages {
             if args.max_events.is_some_and(|n| shown >= n) {
-                full = true;
                 break;
             }
             if args.name.as_deref().is_some_and(|n| !m.comm.contains(n))
@@ -153,29 +142,22 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
             print_message(&mut out, &args, m, started.elapsed().as_secs_f64())?;
         }
         out.flush()?;
-        full |= args.max_events.is_some_and(|n| shown >= n);
         warn_losses("trace", &tool.stats()?, &mut reported);
-        if done {
-            break;
-        }
-        if let Some(s) = watch.exited() {
-            // One more round for the hits of its last moments.
-            exited = Some(s);
-        }
-    }
+        Ok::<_, anyhow::Error>(args.max_events.is_none_or(|n| shown < n))
+    })?;
     let s = tool.trace_stats()?;
     eprintln!(
         "perfkit trace: {} hits, {} filtered out by the filters (in user space), {} lost",
         s.tool.events, s.filtered, s.tool.ring_full
     );
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 fn print_message(out: &mut impl Write, args: &TraceArgs, m: &TraceMessage, t: f64) -> Result<()> {
     if args.json {
         let v = json!({
             "schema_version": SCHEMA_VERSION,
-            "time_s": (t * 1e6).round() / 1e6,
+            "time_s": round6(t),
             "pid": m.pid,
             "tid": m.tid,
             "comm": m.comm,
@@ -306,31 +288,30 @@ pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
     config.resolver = resolver(&args.target);
     config.specs = specs;
     let mut watch = args.target.watch()?;
-    config.selection = watch.selection.clone();
-    let mut tool = ArgDist::start(config)?;
+    config.selection = watch.selection();
+    let tool = ArgDist::start(config)?;
     watch.release()?;
     eprintln!("[{}] Tracing... Hit Ctrl-C to end.", crate::clock::now_hms());
-    let deadline = args.duration.map(|d| Instant::now() + d);
     let mut reported = ToolStats::default();
-    let mut outputs = 0u64;
-    let exited = loop {
-        let until = Some(deadline.map_or(Instant::now() + args.interval, |d| d.min(Instant::now() + args.interval)));
-        let end = wait(until, &mut watch, || {
-            tool.poll(Duration::ZERO);
-            Ok(())
-        })?;
-        tool.poll(Duration::from_millis(20));
-        warn_losses("argdist", &tool.stats()?, &mut reported);
-        let aggregates = tool.take(!args.cumulative);
-        print_argdist(&args, tool.specs(), &aggregates).context("writing the report")?;
-        outputs += 1;
-        let done = args.number.is_some_and(|n| outputs >= n) || deadline.is_some_and(|d| Instant::now() >= d);
-        match end {
-            End::Interval if !done => continue,
-            End::Exited(s) => break s,
-            _ => break None,
-        }
-    };
+    let schedule = Schedule { interval: Some(args.interval), count: args.number, duration: args.duration };
+    let tool = std::cell::RefCell::new(tool);
+    let exited = run_intervals(
+        &schedule,
+        &mut watch,
+        crate::signals::interrupt_flag()?,
+        || {
+            tool.borrow_mut().poll(Duration::ZERO);
+            Ok::<(), anyhow::Error>(())
+        },
+        |_| {
+            let mut tool = tool.borrow_mut();
+            tool.poll(Duration::from_millis(20));
+            warn_losses("argdist", &tool.stats()?, &mut reported);
+            let aggregates = tool.take(!args.cumulative);
+            print_argdist(&args, tool.specs(), &aggregates).context("writing the report")
+        },
+    )?;
+    let tool = tool.into_inner();
     let s = tool.trace_stats()?;
     eprintln!(
         "perfkit argdist: {} hits, {} filtered out by the filters (in user space), {} lost",
@@ -344,7 +325,7 @@ pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
             perfkit_probes::tools::MAX_DISTINCT
         );
     }
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 fn print_argdist(args: &ArgdistArgs, specs: &[ArgdistSpec], aggregates: &[Aggregate]) -> Result<()> {
@@ -427,7 +408,7 @@ fn print_argdist(args: &ArgdistArgs, specs: &[ArgdistSpec], aggregates: &[Aggreg
                 }
                 Aggregate::Histogram { hist, negative } => {
                     let unit = s.expr_texts.first().map_or("value", String::as_str);
-                    print_histogram(&mut out, &printable(unit), hist, 1)?;
+                    write_log2_hist(&mut out, &printable(unit), hist, 1)?;
                     if *negative > 0 {
                         writeln!(out, "     {negative} values below zero")?;
                     }

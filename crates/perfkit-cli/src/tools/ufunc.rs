@@ -2,21 +2,19 @@
 //! probes and tracepoints (`perfkit_probes::tools::{FuncCounter,
 //! FuncLatency}`), with bcc's probe syntax and flags.
 
-use std::{
-    io::Write,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{io::Write, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use perfkit_probes::tools::{
     FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, Histogram, LatencyHistogram, LatencyUnit, ProbeSpec,
     ResolvedProbe, Resolver, ToolStats,
+    run::{Schedule, Watch, run_intervals},
+    text::{HistogramJson, SCHEMA_VERSION, write_log2_hist},
 };
 use serde_json::json;
 
-use super::{End, SCHEMA_VERSION, ToolTarget, Watch, print_histogram, wait, warn_losses};
+use super::{ToolTarget, finish, warn_losses};
 use crate::profile::IdList;
 
 /// Reporting of the user-function tools: bcc's `-i` and `-d`.
@@ -48,21 +46,8 @@ fn report_loop(
     watch: &mut Watch,
     mut report: impl FnMut() -> Result<()>,
 ) -> Result<Option<perfkit_target::ExitStatus>> {
-    let deadline = r.duration.map(|d| Instant::now() + d);
-    loop {
-        let next = r.interval.map(|i| Instant::now() + i);
-        let until = match (next, deadline) {
-            (Some(n), Some(d)) => Some(n.min(d)),
-            (n, d) => n.or(d),
-        };
-        let end = wait(until, watch, || Ok(()))?;
-        report()?;
-        match end {
-            End::Interval if deadline.is_none_or(|d| Instant::now() < d) => continue,
-            End::Exited(s) => return Ok(s),
-            _ => return Ok(None),
-        }
-    }
+    let schedule = Schedule { interval: r.interval, count: None, duration: r.duration };
+    run_intervals(&schedule, watch, crate::signals::interrupt_flag()?, || Ok(()), |_| report())
 }
 
 /// Parses and resolves the pattern: against the first process of -p
@@ -123,7 +108,7 @@ pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
     let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
     let mut watch = args.target.watch()?;
     let mut config = FuncCountConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.probes = probes;
     let tool = FuncCounter::start(config)?;
     watch.release()?;
@@ -165,7 +150,7 @@ pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
         Ok(())
     })?;
     eprintln!("Detaching...");
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 const FUNCLATENCY_EXAMPLES: &str = "\
@@ -221,7 +206,7 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
     let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
     let mut watch = args.target.watch()?;
     let mut config = FuncLatencyConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.probes = probes.clone();
     config.unit = unit;
     let tool = FuncLatency::start(config)?;
@@ -239,18 +224,11 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
         let mut out = stdout.lock();
         let name = unit.name();
         let count = h.count();
+        let mut shown = Histogram::new(0, 0);
+        shown.counts = h.counts;
+        shown.sum_ns = h.sum_ns;
         if r.json {
-            let last = h.counts.iter().rposition(|&c| c > 0).map_or(0, |l| l + 1);
-            let buckets: Vec<serde_json::Value> = h
-                .counts
-                .iter()
-                .enumerate()
-                .take(last)
-                .map(|(i, &c)| {
-                    let (low, high) = Histogram::bounds_us(i);
-                    json!({ "low_usecs": low, "high_usecs": high, "count": c })
-                })
-                .collect();
+            let buckets = HistogramJson::new(&shown, ()).buckets;
             let doc = json!({
                 "schema_version": SCHEMA_VERSION,
                 "tool": "funclatency",
@@ -266,10 +244,7 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
             writeln!(out)?;
         } else {
             header(&mut out, r)?;
-            let mut shown = Histogram::new(0, 0);
-            shown.counts = h.counts;
-            shown.sum_ns = h.sum_ns;
-            print_histogram(&mut out, name, &shown, 1)?;
+            write_log2_hist(&mut out, name, &shown, 1)?;
             let total = h.sum_ns / unit.divisor();
             if let Some(avg) = total.checked_div(count) {
                 writeln!(out, "\navg = {avg} {name}, total: {total} {name}, count: {count}")?;
@@ -279,5 +254,5 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
         Ok(())
     })?;
     eprintln!("Detaching...");
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }

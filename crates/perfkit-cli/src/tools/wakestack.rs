@@ -19,12 +19,14 @@ use perfkit_model::{
 };
 use perfkit_probes::tools::{
     ProbeSpec, Resolver, StackCountConfig, StackCounter, StackKinds, ToolStats, WakeupTime, WakeupTimeConfig,
+    run::{Schedule, run_intervals},
+    text::SCHEMA_VERSION,
 };
 use perfkit_symbols::{SymbolizeOptions, Symbolizer};
 use perfkit_target::{MapsTracker, Modules};
 use serde_json::json;
 
-use super::{End, SCHEMA_VERSION, ToolTarget, wait, warn_losses};
+use super::{ToolTarget, finish, warn_losses};
 use crate::profile::IdList;
 
 /// Names stacks: each process's mappings are read when it first appears
@@ -180,7 +182,7 @@ pub struct WakeuptimeArgs {
 pub fn wakeuptime(args: WakeuptimeArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let mut config = WakeupTimeConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.min_block = args.min_block;
     if let Some(max) = args.max_block {
         config.max_block = max;
@@ -191,13 +193,14 @@ pub fn wakeuptime(args: WakeuptimeArgs) -> Result<ExitCode> {
     watch.release()?;
     eprintln!("Tracing blocked time (us) by waker stack... Hit Ctrl-C to end.");
     let mut namer = Namer::new();
-    let deadline = args.duration.map(|d| Instant::now() + d);
-    let end = wait(deadline, &mut watch, || {
+    let schedule = Schedule { duration: args.duration, ..Schedule::default() };
+    let tick = || {
         if namer.due() {
             namer.note(tool.stacks()?.iter().map(|s| s.waker_pid));
         }
-        Ok(())
-    })?;
+        Ok::<(), anyhow::Error>(())
+    };
+    let exited = run_intervals(&schedule, &mut watch, crate::signals::interrupt_flag()?, tick, |_| Ok(()))?;
     let stacks = tool.stacks()?;
     namer.note(stacks.iter().map(|s| s.waker_pid));
     warn_losses("wakeuptime", &tool.stats()?, &mut ToolStats::default());
@@ -263,11 +266,7 @@ pub fn wakeuptime(args: WakeuptimeArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     eprintln!("Detaching...");
-    let exited = match end {
-        End::Exited(s) => s,
-        _ => None,
-    };
-    Ok(watch.finish(exited))
+    Ok(finish(watch, exited))
 }
 
 const STACKCOUNT_EXAMPLES: &str = "\
@@ -354,7 +353,7 @@ pub fn stackcount(args: StackcountArgs) -> Result<ExitCode> {
     let probes = Resolver::new(pid, perfkit_profiler::library_dirs()).resolve(&spec)?;
     let mut watch = args.target.watch()?;
     let mut config = StackCountConfig::default();
-    config.selection = watch.selection.clone();
+    config.selection = watch.selection();
     config.probes = probes;
     let mut kinds = StackKinds::default();
     kinds.user = !args.kernel_stacks_only;
@@ -363,22 +362,20 @@ pub fn stackcount(args: StackcountArgs) -> Result<ExitCode> {
     let tool = StackCounter::start(config)?;
     watch.release()?;
     eprintln!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", tool.probes().len());
-    let mut namer = Namer::new();
+    let namer = Namer::new();
     let mut previous: HashMap<StackRow, u64> = HashMap::new();
     let mut reported = ToolStats::default();
-    let deadline = args.duration.map(|d| Instant::now() + d);
-    loop {
-        let next = args.interval.map(|i| Instant::now() + i);
-        let until = match (next, deadline) {
-            (Some(n), Some(d)) => Some(n.min(d)),
-            (n, d) => n.or(d),
-        };
-        let end = wait(until, &mut watch, || {
-            if namer.due() {
-                namer.note(tool.stacks()?.iter().map(|s| s.pid));
-            }
-            Ok(())
-        })?;
+    let schedule = Schedule { interval: args.interval, count: None, duration: args.duration };
+    let namer = std::cell::RefCell::new(namer);
+    let tick = || {
+        let mut namer = namer.borrow_mut();
+        if namer.due() {
+            namer.note(tool.stacks()?.iter().map(|s| s.pid));
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    let exited = run_intervals(&schedule, &mut watch, crate::signals::interrupt_flag()?, tick, |_| {
+        let mut namer = namer.borrow_mut();
         let stacks = tool.stacks()?;
         namer.note(stacks.iter().map(|s| s.pid));
         warn_losses("stackcount", &tool.stats()?, &mut reported);
@@ -401,18 +398,10 @@ pub fn stackcount(args: StackcountArgs) -> Result<ExitCode> {
             .collect();
         previous = totals;
         rows.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        print_stackcount(&args, &spec, &rows, &addrs)?;
-        match end {
-            End::Interval if deadline.is_none_or(|d| Instant::now() < d) => continue,
-            End::Exited(s) => {
-                eprintln!("Detaching...");
-                return Ok(watch.finish(s));
-            }
-            _ => break,
-        }
-    }
+        print_stackcount(&args, &spec, &rows, &addrs)
+    })?;
     eprintln!("Detaching...");
-    Ok(watch.finish(None))
+    Ok(finish(watch, exited))
 }
 
 fn print_stackcount(

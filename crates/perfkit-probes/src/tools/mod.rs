@@ -1,7 +1,10 @@
 //! The bcc-style tools, user side: each loads its programs from the shipped
 //! object, attaches them to tracepoints, and reads typed histograms,
-//! counters or events. Nothing here prints: the `perfkit` commands and
-//! in-house tools decide how to show them.
+//! counters or events. Nothing here prints on its own: [`run`] runs a tool
+//! as bcc's tools run (intervals, a duration, the watched command's exit, a
+//! stop flag) and [`text`] writes bcc's layouts into any `Write` and gives
+//! the JSON documents as types; the `perfkit` commands and in-house tools
+//! choose where output goes.
 //!
 //! | tool | kernel side | reads |
 //! |---|---|---|
@@ -37,9 +40,12 @@ pub mod metrics;
 mod mountsnoop;
 mod oomkill;
 pub mod probespec;
+pub mod run;
 mod runqlen;
 mod source;
+pub mod syscount;
 mod tcpconn;
+pub mod text;
 mod trace;
 pub mod traceexpr;
 pub mod tracefs;
