@@ -1492,3 +1492,31 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
     let _ = fs::remove_dir_all(&copies);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(at: Instant, ticks_s: f64, threads: &[(u32, u64)], bpf_ns: u64) -> CpuReading {
+        CpuReading { at, ticks_s, threads_ns: threads.iter().copied().collect(), bpf_ns }
+    }
+
+    #[test]
+    fn phases_split_a_run_into_start_rate_and_end() {
+        let t0 = Instant::now();
+        // 300 ms to start; then over 4 s, two threads ran 20 ms and 10 ms,
+        // a thread started in the window 6 ms, the BPF programs 4 ms: 40 ms
+        // in 4 s is 1 %. A 5 s window at that rate is 50 ms; a total of
+        // 1 s leaves 650 ms to the end.
+        let start = reading(t0, 0.3, &[(1, 250_000_000), (2, 50_000_000)], 0);
+        let end =
+            reading(t0 + Duration::from_secs(4), 0.34, &[(1, 270_000_000), (2, 60_000_000), (3, 6_000_000)], 4_000_000);
+        let p = phases(&start, &end, 1.0, 5.0).expect("a long enough span");
+        assert!((p.steady_rate - 0.01).abs() < 1e-9, "{p:?}");
+        assert!((p.start_s - 0.3).abs() < 1e-9, "{p:?}");
+        assert!((p.end_s - 0.65).abs() < 1e-9, "{p:?}");
+        // Readings that cover under half the window give no split.
+        let early = reading(t0 + Duration::from_secs(2), 0.31, &[(1, 260_000_000)], 0);
+        assert!(phases(&start, &early, 1.0, 5.0).is_none());
+    }
+}
