@@ -29,7 +29,8 @@
 //!   starting and exiting, against `perf record -a -g` + `perf script` +
 //!   inferno-collapse-perf and bpftrace's `profile:hz`: CPU (with the BPF
 //!   programs' run time), peak memory, table memory, stacks rooted and
-//!   samples named.
+//!   samples named; and the eBPF profilers' CPU split into a fixed cost
+//!   per run (start, end) and a rate while sampling ([`Phases`]).
 //! - `checkup`: `perfkit checkup` over its window against the classic
 //!   first minute in the same kind of window (sysstat's five tools,
 //!   bpftrace runqlat and biolatency, `perf record -a -g` with its flame
