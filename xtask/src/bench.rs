@@ -29,7 +29,8 @@
 //!   starting and exiting, against `perf record -a -g` + `perf script` +
 //!   inferno-collapse-perf and bpftrace's `profile:hz`: CPU (with the BPF
 //!   programs' run time), peak memory, table memory, stacks rooted and
-//!   samples named.
+//!   samples named; and the eBPF profilers' CPU split into a fixed cost
+//!   per run (start, end) and a rate while sampling ([`Phases`]).
 //! - `checkup`: `perfkit checkup` over its window against the classic
 //!   first minute in the same kind of window (sysstat's five tools,
 //!   bpftrace runqlat and biolatency, `perf record -a -g` with its flame
@@ -1030,8 +1031,14 @@ fn traced(tracer: &[String], ready: &str, workload: &[String]) -> Result<f64, St
 /// A profiler run measured with its BPF programs' run time: the sum of
 /// `run_time_ns` over the BPF program descriptors the process holds
 /// (`/proc/PID/fdinfo`, with `kernel.bpf_stats_enabled`), read every
-/// 100 ms while it runs (the last reading counts).
-fn measure_with_bpf(cmd: &mut Command) -> Result<(Run, f64), String> {
+/// 50 ms while it runs (the last reading counts). With a `marker`, its CPU
+/// is also split into start, steady rate and end ([`Phases`]) over a
+/// sampling window of `window_s` seconds that begins at the marker.
+fn measure_with_bpf(
+    cmd: &mut Command,
+    marker: Option<Marker>,
+    window_s: f64,
+) -> Result<(Run, f64, Option<Phases>), String> {
     let dir = tempdir()?;
     let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
     let out = fs::File::create(&out_path).map_err(|e| e.to_string())?;
@@ -1042,15 +1049,32 @@ fn measure_with_bpf(cmd: &mut Command) -> Result<(Run, f64), String> {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let done = done.clone();
+        let said = marker.map(|m| (if m.stderr { err_path.clone() } else { out_path.clone() }, m.prefix));
+        // The last reading is taken this long before the window's end, so
+        // that none falls into the end's work.
+        let window = Duration::from_secs_f64(window_s).saturating_sub(Duration::from_millis(150));
         std::thread::spawn(move || {
             let mut last = 0u64;
+            let (mut at_marker, mut before_end): (Option<CpuReading>, Option<CpuReading>) = (None, None);
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Some(ns) = bpf_run_time_ns(pid) {
                     last = last.max(ns);
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                if let Some((path, prefix)) = &said {
+                    match &at_marker {
+                        None => {
+                            let text = fs::read_to_string(path).unwrap_or_default();
+                            if text.lines().any(|l| l.starts_with(prefix)) {
+                                at_marker = cpu_reading(pid);
+                            }
+                        }
+                        Some(m) if m.at.elapsed() < window => before_end = cpu_reading(pid).or(before_end),
+                        Some(_) => {}
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            last
+            (last, at_marker, before_end)
         })
     };
     let mut status = 0;
@@ -1059,7 +1083,7 @@ fn measure_with_bpf(cmd: &mut Command) -> Result<(Run, f64), String> {
     // SAFETY: `pid` is our own child, not yet reaped.
     let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let bpf_ns = watcher.join().unwrap_or(0);
+    let (bpf_ns, at_marker, before_end) = watcher.join().unwrap_or((0, None, None));
     let wall = started.elapsed();
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
@@ -1073,7 +1097,93 @@ fn measure_with_bpf(cmd: &mut Command) -> Result<(Run, f64), String> {
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     let run =
         Run { wall, max_rss_kib: usage.ru_maxrss as u64, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), stdout, stderr };
-    Ok((run, bpf_ns as f64))
+    let total_s = run.cpu.as_secs_f64() + bpf_ns as f64 / 1e9;
+    let split = match (&at_marker, &before_end) {
+        (Some(a), Some(b)) => phases(a, b, total_s, window_s),
+        _ => None,
+    };
+    Ok((run, bpf_ns as f64, split))
+}
+
+/// Where a profiler says that it is sampling: a line beginning with
+/// `prefix` in its standard error (`stderr`) or standard output.
+#[derive(Clone, Copy, Debug)]
+struct Marker {
+    stderr: bool,
+    prefix: &'static str,
+}
+
+/// A profiler's CPU split into the fixed cost of a run and its rate while
+/// sampling, from readings of its CPU time taken every 50 ms while it runs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Phases {
+    /// CPU seconds (user and system, BPF programs included) until it said
+    /// that it was sampling: loading programs, first reading of the
+    /// machine.
+    start_s: f64,
+    /// CPU seconds per second while sampling (BPF programs included), from
+    /// the first reading after the marker to the last one before the
+    /// window's end.
+    steady_rate: f64,
+    /// CPU seconds of the rest: the end (reading maps, naming frames,
+    /// writing outputs), what is left of the total once the start and the
+    /// window at the steady rate are taken out.
+    end_s: f64,
+}
+
+/// One reading of a running process's CPU time.
+#[derive(Clone, Debug)]
+struct CpuReading {
+    at: Instant,
+    /// utime + stime of the whole process (exited threads included), in
+    /// seconds, at the clock tick's resolution (10 ms).
+    ticks_s: f64,
+    /// Run time of each live thread (`/proc/PID/task/TID/schedstat`), in
+    /// nanoseconds: exact, but blind to threads that exited.
+    threads_ns: HashMap<u32, u64>,
+    bpf_ns: u64,
+}
+
+fn cpu_reading(pid: u32) -> Option<CpuReading> {
+    let at = Instant::now();
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the line.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks_s = (tick(11)? + tick(12)?) as f64 / hz;
+    let mut threads_ns = HashMap::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        let Ok(text) = fs::read_to_string(entry.path().join("schedstat")) else { continue };
+        if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+            threads_ns.insert(tid, ns);
+        }
+    }
+    Some(CpuReading { at, ticks_s, threads_ns, bpf_ns: bpf_run_time_ns(pid).unwrap_or(0) })
+}
+
+/// Splits a run's CPU (`total_s`, BPF included) into start, steady rate and
+/// end, from the reading at the marker and the last one before the end of
+/// a sampling window of `window_s` seconds.
+fn phases(at_marker: &CpuReading, before_end: &CpuReading, total_s: f64, window_s: f64) -> Option<Phases> {
+    let span = before_end.at.duration_since(at_marker.at).as_secs_f64();
+    if span < 0.5 * window_s {
+        return None;
+    }
+    let threads_ns: u64 = before_end
+        .threads_ns
+        .iter()
+        .map(|(tid, &ns)| ns.saturating_sub(at_marker.threads_ns.get(tid).copied().unwrap_or(0)))
+        .sum();
+    let bpf_ns = before_end.bpf_ns.saturating_sub(at_marker.bpf_ns);
+    let steady_rate = (threads_ns + bpf_ns) as f64 / 1e9 / span;
+    let start_s = at_marker.ticks_s + at_marker.bpf_ns as f64 / 1e9;
+    let end_s = (total_s - start_s - steady_rate * window_s).max(0.0);
+    Some(Phases { start_s, steady_rate, end_s })
 }
 
 /// The summed `run_time_ns` of the BPF programs process `pid` holds open.
@@ -1096,8 +1206,14 @@ fn bpf_run_time_ns(pid: u32) -> Option<u64> {
 /// What one system-wide profiler run cost and gave.
 #[derive(Clone, Debug, Default)]
 struct HostRun {
-    /// CPU time (user, system and BPF programs) as % of one CPU.
+    /// CPU time (user, system and BPF programs) as % of one CPU, over the
+    /// sampling window.
     cpu_percent: f64,
+    /// While sampling: CPU time per second as % of one CPU.
+    steady_percent: f64,
+    /// CPU milliseconds before sampling began, and after it ended.
+    start_ms: f64,
+    end_ms: f64,
     peak_mib: f64,
     table_kib: f64,
     table_capacity_kib: f64,
@@ -1206,12 +1322,14 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
             eprintln!("xtask: host at {hz} Hz");
             let folded = dir.join("perfkit.folded");
             let mut ours = || -> Result<HostRun, String> {
-                let (run, bpf_ns) = measure_with_bpf(
+                let (run, bpf_ns, split) = measure_with_bpf(
                     Command::new(&perfkit)
                         .args(["profile", "-a", "-F", &hz.to_string(), "-d", &seconds.to_string(), "-o"])
                         .arg(dir.join("perfkit.svg"))
                         .arg("--folded")
                         .arg(&folded),
+                    Some(Marker { stderr: true, prefix: "backend: " }),
+                    secs,
                 )?;
                 let text = fs::read_to_string(&folded).map_err(|e| e.to_string())?;
                 let (named, short_lived_full) = host_shares(&text);
@@ -1234,6 +1352,9 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
                     .unwrap_or(0.0);
                 Ok(HostRun {
                     cpu_percent: 100.0 * (run.cpu.as_secs_f64() + bpf_ns / 1e9) / secs,
+                    steady_percent: split.map_or(f64::NAN, |p| 100.0 * p.steady_rate),
+                    start_ms: split.map_or(f64::NAN, |p| 1e3 * p.start_s),
+                    end_ms: split.map_or(f64::NAN, |p| 1e3 * p.end_s),
                     peak_mib: mib(run.max_rss_kib as f64),
                     table_kib: kib(1),
                     table_capacity_kib: kib(2),
@@ -1258,6 +1379,9 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
                 let steps = [&rec, &script, &collapse];
                 Ok(HostRun {
                     cpu_percent: 100.0 * steps.iter().map(|r| r.cpu.as_secs_f64()).sum::<f64>() / secs,
+                    steady_percent: f64::NAN,
+                    start_ms: f64::NAN,
+                    end_ms: f64::NAN,
                     peak_mib: steps.iter().map(|r| mib(r.max_rss_kib as f64)).fold(0.0, f64::max),
                     table_kib: f64::NAN,
                     table_capacity_kib: f64::NAN,
@@ -1270,9 +1394,16 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
                 let script = format!(
                     "profile:hz:{hz} {{ @[comm, ustack, kstack] = count(); }} interval:s:{seconds} {{ exit(); }}"
                 );
-                let (run, bpf_ns) = measure_with_bpf(Command::new(&bpftrace).args(["-e", &script]))?;
+                let (run, bpf_ns, split) = measure_with_bpf(
+                    Command::new(&bpftrace).args(["-e", &script]),
+                    Some(Marker { stderr: false, prefix: "Attaching " }),
+                    secs,
+                )?;
                 Ok(HostRun {
                     cpu_percent: 100.0 * (run.cpu.as_secs_f64() + bpf_ns / 1e9) / secs,
+                    steady_percent: split.map_or(f64::NAN, |p| 100.0 * p.steady_rate),
+                    start_ms: split.map_or(f64::NAN, |p| 1e3 * p.start_s),
+                    end_ms: split.map_or(f64::NAN, |p| 1e3 * p.end_s),
                     peak_mib: mib(run.max_rss_kib as f64),
                     table_kib: f64::NAN,
                     table_capacity_kib: f64::NAN,
@@ -1312,10 +1443,81 @@ pub fn host(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(),
                     show(&col(&|h| h.short_lived_full), 1, "%"),
                 );
             }
+            // The fixed cost of a run against its rate while sampling: what
+            // a run of another length, or continuous profiling, costs.
+            println!(
+                "  {:<36} {:>22} {:>20} {:>20} {:>16} {:>16}",
+                "CPU split", "while sampling", "start (CPU)", "end (CPU)", "60 s run", "1 h run"
+            );
+            for (label, r) in labels.iter().zip(&results) {
+                let col = |f: &dyn Fn(&HostRun) -> f64| r.iter().map(f).collect::<Vec<f64>>();
+                let steady = col(&|h| h.steady_percent);
+                if Stat::of(&steady).is_none() {
+                    println!("  {label:<36} {:>22}", "- (no reading while sampling)");
+                    continue;
+                }
+                // Per run: the fixed cost spread over `len` seconds of sampling.
+                let over = |len: f64| col(&|h| h.steady_percent + (h.start_ms + h.end_ms) / 10.0 / len);
+                println!(
+                    "  {:<36} {:>22} {:>20} {:>20} {:>16} {:>16}",
+                    label,
+                    show(&steady, 2, "%"),
+                    show(&col(&|h| h.start_ms), 0, " ms"),
+                    show(&col(&|h| h.end_ms), 0, " ms"),
+                    show(&over(60.0), 2, "%"),
+                    show(&over(3600.0), 2, "%"),
+                );
+            }
+            let ours = &results[0];
+            let steady = median(&ours.iter().map(|h| h.steady_percent).collect::<Vec<_>>());
+            let window = median(&ours.iter().map(|h| h.cpu_percent).collect::<Vec<_>>());
+            let fixed_ms = median(&ours.iter().map(|h| h.start_ms + h.end_ms).collect::<Vec<_>>());
+            if steady.is_finite() && fixed_ms.is_finite() {
+                let verdict = |v: f64| if v < 1.0 { "under" } else { "over" };
+                let breakeven = if steady < 1.0 {
+                    format!("runs of {:.0} s or longer stay under 1 %", fixed_ms / 10.0 / (1.0 - steady))
+                } else {
+                    "no run length brings it under 1 %".into()
+                };
+                println!(
+                    "  perfkit at {hz} Hz: {steady:.2}% of one CPU while sampling ({} the 1 % target), plus {fixed_ms:.0} ms \
+                     of CPU per run (start and end); over this {seconds} s window {window:.2}% ({} 1 %); {breakeven}",
+                    verdict(steady),
+                    verdict(window),
+                );
+            }
         }
         Ok(())
     })();
     let _ = fs::write(stats_path, stats_before.trim());
     let _ = fs::remove_dir_all(&copies);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(at: Instant, ticks_s: f64, threads: &[(u32, u64)], bpf_ns: u64) -> CpuReading {
+        CpuReading { at, ticks_s, threads_ns: threads.iter().copied().collect(), bpf_ns }
+    }
+
+    #[test]
+    fn phases_split_a_run_into_start_rate_and_end() {
+        let t0 = Instant::now();
+        // 300 ms to start; then over 4 s, two threads ran 20 ms and 10 ms,
+        // a thread started in the window 6 ms, the BPF programs 4 ms: 40 ms
+        // in 4 s is 1 %. A 5 s window at that rate is 50 ms; a total of
+        // 1 s leaves 650 ms to the end.
+        let start = reading(t0, 0.3, &[(1, 250_000_000), (2, 50_000_000)], 0);
+        let end =
+            reading(t0 + Duration::from_secs(4), 0.34, &[(1, 270_000_000), (2, 60_000_000), (3, 6_000_000)], 4_000_000);
+        let p = phases(&start, &end, 1.0, 5.0).expect("a long enough span");
+        assert!((p.steady_rate - 0.01).abs() < 1e-9, "{p:?}");
+        assert!((p.start_s - 0.3).abs() < 1e-9, "{p:?}");
+        assert!((p.end_s - 0.65).abs() < 1e-9, "{p:?}");
+        // Readings that cover under half the window give no split.
+        let early = reading(t0 + Duration::from_secs(2), 0.31, &[(1, 260_000_000)], 0);
+        assert!(phases(&start, &early, 1.0, 5.0).is_none());
+    }
 }
