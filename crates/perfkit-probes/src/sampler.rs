@@ -328,6 +328,9 @@ impl StackSampler {
         // selected processes' mappings, and serves the kernel side's
         // requests from its own thread.
         let mut tables = None;
+        // Whether the loader learns execs from the kernel's side-band
+        // events (the whole machine).
+        let mut events_followed = false;
         if config.user_stacks == UserStacks::Tables {
             let mut take = |name: &'static str| object::take_map(&mut ebpf, name);
             let (procs, file_state, pages, rows, requests) = (
@@ -375,6 +378,7 @@ impl StackSampler {
                 },
                 _ => None,
             };
+            events_followed = events.is_some();
             loader.serve(requests, events)?;
             tables = Some(loader);
         }
@@ -383,10 +387,25 @@ impl StackSampler {
         if matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
             this.attach_raw_tp(names::FORK_PROGRAM, "sched_process_fork")?;
         }
-        if this.tables.is_some() || matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
+        // The exit tracepoint drops an exited process's mappings (and its
+        // id from the followed set). With the side-band events the loader
+        // drops them at the exit's record instead: the tracepoint fires
+        // early in the exit, and the samples taken after it, still in the
+        // process (flushing its output, in the kernel's exit path), would
+        // find no mappings.
+        let follows = matches!(config.selection, Selection::Processes { follow_children: true, .. });
+        if (this.tables.is_some() && !events_followed) || follows {
             this.attach_raw_tp(programs.exit, "sched_process_exit")?;
         }
-        if this.tables.is_some() {
+        // The exec tracepoint drops a process's mappings from the kernel
+        // side and asks for them again. With the side-band events it is
+        // left out: it fires at the end of exec, after the new program's
+        // mmaps, so it would drop the mappings the loader had just
+        // published from those mmaps, and the program's first samples
+        // (its loader at work) would find none until the request was
+        // served. The loader drops them itself at the exec's record,
+        // which comes before the mmaps.
+        if this.tables.is_some() && !events_followed {
             this.attach_raw_tp(names::EXEC_PROGRAM, "sched_process_exec")?;
         }
         if let Some((on_cpu, off_cpu)) = programs.walk_more {

@@ -243,6 +243,17 @@ struct Loader {
     /// Files whose state is `FILE_ON_DEMAND`: built on the kernel side's
     /// first request.
     waiting_for_frame: HashSet<u32>,
+    /// While the kernel's events are read: the tables the loader thread
+    /// is to build itself, least CFI first, one at a time between its
+    /// readings of the events and requests. Publishing mappings comes
+    /// first: a new program's are never kept waiting behind tables of
+    /// other programs (a build starting dozens of compilers), nor its
+    /// loader's and libraries' (shared, built already) behind its own.
+    deferred: BinaryHeap<Reverse<(u64, u32)>>,
+    /// The files of `deferred`.
+    deferred_files: HashMap<u32, Arc<ModuleFile>>,
+    /// Whether builds the loader thread does itself go to `deferred`.
+    defer_builds: bool,
 }
 
 /// A process's executable mappings as they are now.
@@ -404,6 +415,9 @@ impl TableLoader {
             history_keys: HashMap::new(),
             on_demand: false,
             waiting_for_frame: HashSet::new(),
+            deferred: BinaryHeap::new(),
+            deferred_files: HashMap::new(),
+            defer_builds: false,
             history: perfkit_safeio::Budget::process().start("the mapping history of the processes sampled"),
         };
         loader.load_vdso();
@@ -463,6 +477,7 @@ impl TableLoader {
             let mut loader = shared.lock().expect("table loader lock");
             loader.stats.events = events.is_some();
             loader.on_demand = events.is_some();
+            loader.defer_builds = events.is_some();
         }
         let thread = std::thread::Builder::new()
             .name("perfkit-tables".into())
@@ -523,6 +538,10 @@ impl TableLoader {
                     }
                     if stopping {
                         break;
+                    }
+                    // One table, then the events and requests again.
+                    if shared.lock().expect("table loader lock").build_next_deferred() {
+                        continue;
                     }
                     // SAFETY: valid pollfds; a timeout so `stop` is seen.
                     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
@@ -847,6 +866,10 @@ impl Loader {
                 self.stats.task_events += 1;
                 self.modules.note_uid(&self.proc_root, pid);
                 self.live.insert(pid, LiveProcess::default());
+                // The old program's mappings leave the kernel side now,
+                // before the new program's mmaps (the exec tracepoint is
+                // not attached while the events are read).
+                let _ = self.procs.remove(&pid);
                 // New mappings: a mapping seen before the exec is kept
                 // again if mapped again.
                 self.history_keys.remove(&pid);
@@ -887,6 +910,9 @@ impl Loader {
             TaskEvent::Exit { pid } => {
                 self.stats.task_events += 1;
                 self.live.remove(&pid);
+                // Its mappings leave the kernel side (the exit tracepoint
+                // is not attached while the events are read).
+                let _ = self.procs.remove(&pid);
                 self.history_keys.remove(&pid);
             }
             TaskEvent::Lost(n) => {
@@ -894,6 +920,13 @@ impl Loader {
                 // from `/proc` again when next asked for.
                 self.stats.events_lost += n;
                 self.live.clear();
+                // An exec may be among the records lost: the kernel side
+                // forgets every process's mappings, so that no new
+                // program is walked with its old one's, and asks again.
+                let published: Vec<u32> = self.procs.keys().filter_map(Result::ok).collect();
+                for pid in published {
+                    let _ = self.procs.remove(&pid);
+                }
             }
         }
     }
@@ -947,6 +980,28 @@ impl Loader {
         let started = Instant::now();
         let encoded = encode_table(file);
         self.install(id, file, encoded, started.elapsed());
+    }
+
+    /// Builds a file's table now, or, while the events are read, once
+    /// the mappings known are published (see `deferred`).
+    fn build_soon(&mut self, id: u32, file: &Arc<ModuleFile>) {
+        if !self.defer_builds {
+            self.build(id, file);
+            return;
+        }
+        let cfi = file.map().map_or(file.size(), |data| perfkit_unwind::cfi_size(&data));
+        self.deferred.push(Reverse((cfi, id)));
+        self.deferred_files.insert(id, file.clone());
+    }
+
+    /// Builds the deferred table with the least CFI; false when none is
+    /// left.
+    fn build_next_deferred(&mut self) -> bool {
+        let Some(Reverse((_, id))) = self.deferred.pop() else { return false };
+        if let Some(file) = self.deferred_files.remove(&id) {
+            self.build(id, &file);
+        }
+        true
     }
 
     /// Queues a file's table for the builder thread; its frames are
@@ -1064,7 +1119,7 @@ impl Loader {
     /// it is queued).
     fn build_or_defer(&mut self, id: u32, file: &Arc<ModuleFile>, build_now: u64) {
         if file.size() <= build_now || (self.on_demand && little_cfi(file)) {
-            self.build(id, file);
+            self.build_soon(id, file);
         } else if self.on_demand {
             if self.file_state.set(id, FILE_ON_DEMAND, 0).is_ok() {
                 self.waiting_for_frame.insert(id);

@@ -48,6 +48,12 @@ pub struct ModuleFile {
     copied: bool,
     /// The copy's memory, held in the budget while the copy lives.
     _charge: Option<Charge>,
+    /// The original file, held open while a copy is read instead: its
+    /// device and inode identify it (the loader's tables are keyed by
+    /// them), and a deleted file's inode, once released, is given to the
+    /// next file created (another program would take this one's tables
+    /// and names).
+    _original: Option<File>,
 }
 
 /// Why a mapped file could not be opened.
@@ -110,7 +116,16 @@ impl ModuleFile {
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self, OpenError> {
         let file = sealed_copy(name, &mut io::Cursor::new(bytes)).map_err(|e| io_err(name, e))?;
         let meta = file.metadata().map_err(|e| io_err(name, e))?;
-        Ok(Self { file, path: name.to_owned(), dev: 0, ino: 0, size: meta.len(), copied: true, _charge: None })
+        Ok(Self {
+            file,
+            path: name.to_owned(),
+            dev: 0,
+            ino: 0,
+            size: meta.len(),
+            copied: true,
+            _charge: None,
+            _original: None,
+        })
     }
 
     fn checked(file: File, path: String) -> Result<Self, OpenError> {
@@ -132,6 +147,7 @@ impl ModuleFile {
         let writable_by_others = meta.uid() != 0 || meta.mode() & 0o022 != 0;
         let mut copied = false;
         let mut charge = None;
+        let mut original = None;
         if writable_by_others {
             let (copy, c) = match sealed_ranges_copy(&path, &file, size, budget) {
                 Ok(done) => done,
@@ -141,11 +157,11 @@ impl ModuleFile {
                 }
                 Err(CopyError::Io(e)) => return Err(io_err(&path, e)),
             };
-            file = copy;
+            original = Some(std::mem::replace(&mut file, copy));
             copied = true;
             charge = Some(c);
         }
-        Ok(Self { file, path, dev, ino, size, copied, _charge: charge })
+        Ok(Self { file, path, dev, ino, size, copied, _charge: charge, _original: original })
     }
 
     /// Opens a file by path as [`ModuleFile::open_path`] does, charging a
@@ -442,6 +458,27 @@ mod tests {
         assert_eq!(m.name(), "lib.so");
         let bytes = std::fs::read(m2.fd_path()).unwrap();
         assert_eq!(bytes, b"\x7fELF original");
+    }
+
+    #[test]
+    fn a_copied_file_keeps_its_identity_after_it_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lib.so");
+        std::fs::write(&path, b"\x7fELF original").unwrap();
+        writable_by_others(&path);
+        let m = ModuleFile::open_path(&path).unwrap();
+        assert!(m.is_copy());
+        std::fs::remove_file(&path).unwrap();
+        // The original stays open: its inode is not released, so no file
+        // created after it can have its device and inode (the loader's key
+        // for tables and names).
+        let deleted = format!("{} (deleted)", path.display());
+        let held = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .any(|target| target.to_str() == Some(deleted.as_str()));
+        assert!(held, "the original of a copy is not held open");
+        drop(m);
     }
 
     fn writable_by_others(path: &Path) {
