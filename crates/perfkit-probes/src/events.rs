@@ -202,6 +202,14 @@ fn keep(pids: &mut HashSet<u32>, follow: bool, event: TaskEvent) -> Option<TaskE
     mine.then_some(event)
 }
 
+/// A mapping's path as `/proc/PID/maps` shows it: the kernel names
+/// anonymous memory `//anon` in its records and leaves it blank in the
+/// maps file, where perfkit-target recognises it (JIT code, generated
+/// code: named from perf maps, marked `anon-code`).
+fn mapping_path(name: &[u8]) -> String {
+    if name == b"//anon" { String::new() } else { String::from_utf8_lossy(name).into_owned() }
+}
+
 fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
     Some(match record {
         // Build-id records (which carry no device and inode) are not asked
@@ -213,7 +221,7 @@ fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
             offset: m.pgoff,
             dev: libc::makedev(m.maj().unwrap_or(0), m.min().unwrap_or(0)),
             inode: m.ino().unwrap_or(0),
-            path: String::from_utf8_lossy(&m.filename).into_owned(),
+            path: mapping_path(&m.filename),
         },
         Record::Comm(c) if misc & MISC_COMM_EXEC != 0 => TaskEvent::Exec { pid: c.pid },
         Record::Fork(f) if f.pid != f.ppid => TaskEvent::Fork { pid: f.pid, parent: f.ppid },
@@ -226,6 +234,13 @@ fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anonymous_memory_is_named_as_proc_names_it() {
+        assert_eq!(mapping_path(b"//anon"), "");
+        assert_eq!(mapping_path(b"/usr/lib/libc.so.6"), "/usr/lib/libc.so.6");
+        assert_eq!(mapping_path(b"[vdso]"), "[vdso]");
+    }
 
     #[test]
     fn only_the_selected_processes_and_their_followed_children_are_kept() {
