@@ -221,6 +221,13 @@ fn system_wide_names_and_roots_programs_that_start_and_exit() {
     let (folded, err, code) = profile(&[os("-a"), os("-F"), os("99"), os("-d"), os("9.5")]);
     let runs = runner.join().unwrap();
     assert_eq!(code, Some(0), "{err}");
+    check_fresh_copies(&folded, runs, &err);
+}
+
+/// Asserts that the samples of the fresh copies `fresh_copies_until` ran
+/// (`runs` of them) are named and rooted: at least 99 % rooted, at most 1 %
+/// with an unnamed frame, and hot_a/hot_b on their full paths.
+fn check_fresh_copies(folded: &[(String, u64)], runs: u32, err: &str) {
     // Samples inside the exec that starts each copy have the new name but
     // the old program's user stack (the new one has none yet): they are
     // the parent's, not the program's, and left out.
@@ -486,6 +493,82 @@ fn an_idle_machine_gives_an_honest_summary() {
     } else {
         assert!(err.contains("CPUs were idle"), "{err}");
     }
+}
+
+/// `-p` of a process that loads a fresh copy of a library (a new file,
+/// so a new inode and a table never built) every 5 ms and runs a known
+/// path in it: the library's mappings come from the kernel's mmap events
+/// as they happen, so its samples are named and rooted, not ended at an
+/// address no reading of `/proc/PID/maps` knew yet.
+#[test]
+fn a_pid_that_dlopens_fresh_libraries_gets_them_named_and_rooted() {
+    let Some(_serial) = privileged() else { return };
+    let lib = build_c("cc", "libhot.c", "libhot.so", &["-O2", "-fPIC", "-shared", "-fomit-frame-pointer"]);
+    let host = build_c("cc", "dlloop.c", "dlloop", &["-O2", "-ldl"]);
+    let dir = scratch_dir();
+    let target =
+        Killed(Command::new(&host).arg(&lib).arg("7").arg(dir.path()).arg("5").stdout(Stdio::null()).spawn().unwrap());
+    thread::sleep(Duration::from_millis(300));
+    let pid = target.0.id().to_string();
+    let (folded, err, code) = profile(&[os("-p"), os(&pid), os("-F"), os("997"), os("-d"), os("4")]);
+    assert_eq!(code, Some(0), "{err}");
+    // Every sample that ran in a copy of the library, however its stack
+    // ended: named in it, unresolved in it (`libcopy-N.so+0x...`), or
+    // with no mapping at all.
+    let mut total = 0;
+    let mut full = 0;
+    let mut odd = Vec::new();
+    for (stack, count) in &folded {
+        let frames = physical(stack);
+        let in_library = frames
+            .iter()
+            .any(|f| matches!(*f, "lib_hot" | "lib_inner") || f.starts_with("libcopy-") || f.starts_with("[unknown]"))
+            || stack.contains("[truncated: ");
+        if !in_library {
+            continue;
+        }
+        total += count;
+        if frames.first().is_some_and(|f| ROOTS.contains(f))
+            && (frames.ends_with(&["main", "run_copy", "lib_hot", "lib_inner"])
+                || frames.ends_with(&["main", "run_copy", "lib_hot"]))
+        {
+            full += count;
+        } else {
+            odd.push((stack.as_str(), *count));
+        }
+    }
+    let report = format!("{full} of {total} samples in the library named and rooted\n{err}\nothers: {odd:#?}");
+    eprintln!("{report}");
+    assert!(total > 500, "{report}");
+    assert!(full * 100 >= total * 95, "{report}");
+}
+
+/// `--cgroup` of a group whose shell runs a fresh copy of the hotspots
+/// workload (a new inode each time) for 0.1 s, one after another: each
+/// program is learned from the kernel's exec and mmap events of the
+/// group's tasks, so its samples are named and rooted as with `-a`.
+#[test]
+fn a_cgroup_whose_programs_exec_fresh_copies_gets_them_named() {
+    let Some(_serial) = privileged() else { return };
+    let mount = cgroup2_mount();
+    let group = TempCgroup(mount.join(format!("perfkit-fresh-{}", std::process::id())));
+    fs::create_dir(&group.0).unwrap();
+    let dir = scratch_dir();
+    let script = r#"sleep 0.7; n=0; while [ $n -lt 45 ]; do mkdir "$1/run$n" && cp "$2" "$1/run$n/knownhot" && "$1/run$n/knownhot" 0.1 >/dev/null || exit 1; n=$((n+1)); done"#;
+    let shell = Killed(
+        Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(dir.path())
+            .arg(hotspots_nofp())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    fs::write(group.0.join("cgroup.procs"), shell.0.id().to_string()).unwrap();
+    let (folded, err, code) = profile(&[os("--cgroup"), group.0.as_os_str(), os("-F"), os("199"), os("-d"), os("6.5")]);
+    assert_eq!(code, Some(0), "{err}");
+    let runs = fs::read_dir(dir.path()).unwrap().count() as u32;
+    check_fresh_copies(&folded, runs, &err);
 }
 
 #[test]

@@ -8,8 +8,21 @@
 //! about a millisecond of its exec, without reading `/proc` after the
 //! fact, and are recorded even when the program exits before anyone
 //! could have read its `/proc/PID/maps`.
+//!
+//! The events follow the sampler's selection ([`EventScope`]): every
+//! task for the whole machine; the tasks of a cgroup (and the groups
+//! below it) through `PERF_FLAG_PID_CGROUP`, so the kernel filters; the
+//! selected processes, and with `follow_children` the processes they
+//! fork later, by their process ids as the records are read (a per-task
+//! event would need one event per thread and CPU, and inheriting
+//! followed children would also need each event's ring mapped or
+//! redirected).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::{
+    collections::HashSet,
+    fs::File,
+    os::fd::{AsRawFd, RawFd},
+};
 
 use perf_event::{Builder, SampleFlag, Sampler, data::Record, events::Software};
 
@@ -64,9 +77,30 @@ pub(crate) enum TaskEvent {
     Lost(u64),
 }
 
+/// Whose side-band events are read.
+#[derive(Debug)]
+pub(crate) enum EventScope {
+    /// Every task.
+    All,
+    /// The tasks of this cgroup v2 group (its directory, held open) and
+    /// of the groups below it.
+    Cgroup(File),
+    /// These processes (all their threads), and with `follow_children`
+    /// the processes they create later.
+    Processes {
+        /// Process ids.
+        pids: HashSet<u32>,
+        /// Children followed as their fork records are read.
+        follow_children: bool,
+    },
+}
+
 /// The side-band events of every online CPU.
 pub(crate) struct TaskEvents {
     rings: Vec<Sampler>,
+    /// The processes whose records are kept (`EventScope::Processes`);
+    /// `None`: every record the kernel gave.
+    wanted: Option<(HashSet<u32>, bool)>,
 }
 
 impl std::fmt::Debug for TaskEvents {
@@ -76,14 +110,17 @@ impl std::fmt::Debug for TaskEvents {
 }
 
 impl TaskEvents {
-    /// Opens and enables one event per online CPU for every process.
-    pub(crate) fn open() -> std::io::Result<Self> {
+    /// Opens and enables one event per online CPU for `scope`.
+    pub(crate) fn open(scope: EventScope) -> std::io::Result<Self> {
         let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
         let mut rings = Vec::with_capacity(cpus.len());
         for cpu in cpus {
             let mut b = Builder::new(Software::DUMMY);
-            b.any_pid()
-                .one_cpu(cpu as usize)
+            match &scope {
+                EventScope::Cgroup(dir) => b.observe_cgroup(dir),
+                EventScope::All | EventScope::Processes { .. } => b.any_pid(),
+            };
+            b.one_cpu(cpu as usize)
                 .enabled(true)
                 .exclude_hv(true)
                 .mmap(true)
@@ -101,7 +138,11 @@ impl TaskEvents {
                 .wakeup_watermark(1);
             rings.push(b.build()?.sampled(RING_BYTES)?);
         }
-        Ok(Self { rings })
+        let wanted = match scope {
+            EventScope::Processes { pids, follow_children } => Some((pids, follow_children)),
+            EventScope::All | EventScope::Cgroup(_) => None,
+        };
+        Ok(Self { rings, wanted })
     }
 
     /// The file descriptors to poll.
@@ -131,8 +172,42 @@ impl TaskEvents {
             }
         }
         timed.sort_by_key(|(time, _)| *time);
-        out.extend(timed.into_iter().map(|(_, e)| e));
+        match &mut self.wanted {
+            None => out.extend(timed.into_iter().map(|(_, e)| e)),
+            Some((pids, follow)) => {
+                out.extend(timed.into_iter().filter_map(|(_, e)| keep(pids, *follow, e)));
+            }
+        }
     }
+}
+
+/// Whether an event of these processes (and, with `follow`, of the
+/// children they fork, added to `pids` as their forks are read) is kept.
+/// A lost count is always kept: any process may have missed records.
+fn keep(pids: &mut HashSet<u32>, follow: bool, event: TaskEvent) -> Option<TaskEvent> {
+    let mine = match &event {
+        TaskEvent::Mapped { pid, .. } | TaskEvent::Exec { pid } => pids.contains(pid),
+        TaskEvent::Fork { pid, parent } => {
+            let followed = follow && pids.contains(parent);
+            if followed {
+                pids.insert(*pid);
+            }
+            followed
+        }
+        // A pid may be reused by another process: an exited one is
+        // forgotten.
+        TaskEvent::Exit { pid } => pids.remove(pid),
+        TaskEvent::Lost(_) => true,
+    };
+    mine.then_some(event)
+}
+
+/// A mapping's path as `/proc/PID/maps` shows it: the kernel names
+/// anonymous memory `//anon` in its records and leaves it blank in the
+/// maps file, where perfkit-target recognises it (JIT code, generated
+/// code: named from perf maps, marked `anon-code`).
+fn mapping_path(name: &[u8]) -> String {
+    if name == b"//anon" { String::new() } else { String::from_utf8_lossy(name).into_owned() }
 }
 
 fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
@@ -146,7 +221,7 @@ fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
             offset: m.pgoff,
             dev: libc::makedev(m.maj().unwrap_or(0), m.min().unwrap_or(0)),
             inode: m.ino().unwrap_or(0),
-            path: String::from_utf8_lossy(&m.filename).into_owned(),
+            path: mapping_path(&m.filename),
         },
         Record::Comm(c) if misc & MISC_COMM_EXEC != 0 => TaskEvent::Exec { pid: c.pid },
         Record::Fork(f) if f.pid != f.ppid => TaskEvent::Fork { pid: f.pid, parent: f.ppid },
@@ -154,4 +229,43 @@ fn to_event(record: Record<'_>, misc: u16) -> Option<TaskEvent> {
         Record::Lost(l) => TaskEvent::Lost(l.lost),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_memory_is_named_as_proc_names_it() {
+        assert_eq!(mapping_path(b"//anon"), "");
+        assert_eq!(mapping_path(b"/usr/lib/libc.so.6"), "/usr/lib/libc.so.6");
+        assert_eq!(mapping_path(b"[vdso]"), "[vdso]");
+    }
+
+    #[test]
+    fn only_the_selected_processes_and_their_followed_children_are_kept() {
+        let map = |pid| TaskEvent::Mapped {
+            pid,
+            start: 0x1000,
+            end: 0x2000,
+            offset: 0,
+            dev: 1,
+            inode: 2,
+            path: "/lib/x.so".into(),
+        };
+        for follow in [false, true] {
+            let mut pids: HashSet<u32> = [10].into_iter().collect();
+            let mut kept = |e: TaskEvent| keep(&mut pids, follow, e.clone()) == Some(e);
+            assert!(kept(map(10)));
+            assert!(!kept(map(11)), "another process");
+            assert!(kept(TaskEvent::Exec { pid: 10 }));
+            assert_eq!(kept(TaskEvent::Fork { pid: 12, parent: 10 }), follow);
+            assert_eq!(kept(map(12)), follow, "a child only when followed");
+            assert!(!kept(TaskEvent::Fork { pid: 13, parent: 11 }), "the child of another process");
+            assert!(!kept(map(13)));
+            assert!(kept(TaskEvent::Lost(3)));
+            assert!(kept(TaskEvent::Exit { pid: 10 }));
+            assert!(!kept(map(10)), "an exited pid, reused by another process");
+        }
+    }
 }

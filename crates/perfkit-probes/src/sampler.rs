@@ -328,8 +328,9 @@ impl StackSampler {
         // selected processes' mappings, and serves the kernel side's
         // requests from its own thread.
         let mut tables = None;
-        // Whether the loader learns execs from the kernel's side-band
-        // events (the whole machine).
+        // Whether the loader alone learns execs and exits from the
+        // kernel's side-band events (the whole machine; narrower
+        // selections keep the tracepoints as well).
         let mut events_followed = false;
         if config.user_stacks == UserStacks::Tables {
             let mut take = |name: &'static str| object::take_map(&mut ebpf, name);
@@ -363,23 +364,26 @@ impl StackSampler {
             // The selected processes' tables are ready before the first
             // sample; later files are built in the background.
             loader.wait_built();
-            // With the whole machine selected, processes and mappings are
-            // learned from the kernel's events as they happen: programs
-            // that start and exit while sampling are known before most of
-            // their samples arrive. (A narrower selection is served on
-            // request: most processes on the machine are not its.)
-            let events = match config.selection {
-                Selection::All => match crate::events::TaskEvents::open() {
-                    Ok(e) => Some(e),
-                    Err(e) => {
-                        tracing::debug!(%e, "no side-band perf events: mappings read from /proc on request");
-                        None
-                    }
-                },
-                _ => None,
+            // Processes and mappings are learned from the kernel's events
+            // as they happen, for every selection: programs that start
+            // and exit while sampling, and libraries loaded by the
+            // selected processes, are known before most of their samples
+            // arrive. Without the events, mappings are read from /proc on
+            // request.
+            let events = match event_scope(&config.selection) {
+                Ok(scope) => crate::events::TaskEvents::open(scope),
+                Err(e) => Err(e),
             };
-            events_followed = events.is_some();
-            loader.serve(requests, events)?;
+            let events = match events {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::debug!(%e, "no side-band perf events: mappings read from /proc on request");
+                    None
+                }
+            };
+            let whole_machine = matches!(config.selection, Selection::All);
+            events_followed = whole_machine && events.is_some();
+            loader.serve(requests, events, whole_machine)?;
             tables = Some(loader);
         }
 
@@ -619,6 +623,48 @@ fn stack_end(code: u8) -> StackEnd {
         END_PENDING => Truncation::TablePending,
         _ => Truncation::Other,
     })
+}
+
+/// Whose side-band events the table loader reads for a selection.
+fn event_scope(selection: &Selection) -> std::io::Result<crate::events::EventScope> {
+    use crate::events::EventScope;
+    Ok(match selection {
+        Selection::All => EventScope::All,
+        Selection::Processes { pids, follow_children } => {
+            EventScope::Processes { pids: pids.iter().copied().collect(), follow_children: *follow_children }
+        }
+        Selection::Threads(tids) => EventScope::Processes {
+            pids: tids.iter().filter_map(|&t| perfkit_target::process_of_thread(t)).collect(),
+            follow_children: false,
+        },
+        Selection::Cgroup { id, level } => EventScope::Cgroup(cgroup_directory(*id, *level)?),
+    })
+}
+
+/// The directory of the cgroup v2 group with this id (its inode number)
+/// at this depth below the root, opened: searched level by level, so only
+/// the groups above its depth are listed.
+fn cgroup_directory(id: u64, level: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let not_found = || std::io::Error::new(std::io::ErrorKind::NotFound, format!("no cgroup v2 group with id {id}"));
+    let root = perfkit_target::cgroup::cgroup2_mount().ok_or_else(not_found)?;
+    let mut at_level = vec![root];
+    for _ in 0..level {
+        let mut next = Vec::new();
+        for dir in &at_level {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            next.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+        }
+        at_level = next;
+    }
+    for dir in at_level {
+        let Ok(file) = std::fs::File::open(&dir) else { continue };
+        // Checked on the open directory: the one held is the one meant.
+        if file.metadata().is_ok_and(|m| m.is_dir() && m.ino() == id) {
+            return Ok(file);
+        }
+    }
+    Err(not_found())
 }
 
 #[cfg(test)]

@@ -465,19 +465,21 @@ impl TableLoader {
 
     /// Starts the thread that serves the kernel side's requests, and with
     /// `events` learns processes and mappings from the kernel's events as
-    /// they happen.
+    /// they happen; with `on_demand` (the whole machine, with events),
+    /// large files' tables wait for a walk to reach them.
     pub(crate) fn serve(
         &mut self,
         mut requests: RingBuf<MapData>,
         mut events: Option<TaskEvents>,
+        on_demand: bool,
     ) -> Result<(), crate::ProbeError> {
         let shared = self.shared.clone();
         let stop = self.stop.clone();
         {
             let mut loader = shared.lock().expect("table loader lock");
             loader.stats.events = events.is_some();
-            loader.on_demand = events.is_some();
-            loader.defer_builds = events.is_some();
+            loader.on_demand = on_demand && events.is_some();
+            loader.defer_builds = on_demand && events.is_some();
         }
         let thread = std::thread::Builder::new()
             .name("perfkit-tables".into())
