@@ -10,7 +10,7 @@
 //! - `test`: the whole test suite in strict mode: privileged tests must run,
 //!   and a run that ignores any test fails.
 //! - `bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--calls N]
-//!   [--seconds N] [--rates HZ,...] [--duration SECS]`: perfkit against the
+//!   [--seconds N] [--rates HZ,...] [--only cpython|jvm] [--duration SECS]`: perfkit against the
 //!   classic tools on the same input in one run, printed as ratios.
 //! - `vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS]
 //!   [--perfkit PATH]`:
@@ -34,7 +34,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask <build-ebpf | check-ebpf | rebuild-check-ebpf | test [-- CARGO_TEST_ARGS...] | test-jdks | package | \
-                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--calls N] [--seconds N] [--rates HZ,...] [--duration SECS] | \
+                     bench [flamegraph] [procs] [profile] [tools] [host] [runtimes] [checkup] [--stacks N] [--runs N] [--calls N] [--seconds N] [--rates HZ,...] [--only cpython|jvm] [--duration SECS] | \
                      vmtest [--host] [--kernels 5.10,6.1,6.12] [--only TEST,...] [--timeout SECS] [--perfkit PATH]>";
 
 fn main() -> ExitCode {
@@ -74,6 +74,8 @@ fn run_bench(args: &[String]) -> Result<(), String> {
     // checkup's window (its default).
     let mut duration = 60;
     let mut which = Vec::new();
+    // `bench runtimes --only cpython|jvm`: one runtime's rows.
+    let mut only: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -85,6 +87,7 @@ fn run_bench(args: &[String]) -> Result<(), String> {
             "--seconds" => seconds = number("--seconds")?,
             "--calls" => calls = number("--calls")?,
             "--duration" => duration = number("--duration")?,
+            "--only" => only = Some(it.next().cloned().ok_or("--only takes cpython or jvm")?),
             "--rates" => {
                 rates_given = true;
                 rates = it
@@ -115,7 +118,8 @@ fn run_bench(args: &[String]) -> Result<(), String> {
         bench::host(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[19, 99, 999] })?;
     }
     if all || which.contains(&"runtimes") {
-        bench::runtimes(&root, seconds.max(5) as u32, runs, if rates_given { &rates } else { &[99, 999] })?;
+        let rates: &[u32] = if rates_given { &rates } else { &[99, 999] };
+        bench::runtimes(&root, seconds.max(5) as u32, runs, rates, only.as_deref())?;
     }
     if all || which.contains(&"checkup") {
         bench::checkup(&root, duration as u32, runs)?;

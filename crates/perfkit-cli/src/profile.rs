@@ -157,6 +157,13 @@ pub struct TargetArgs {
     /// One root frame per thread (name-PID/TID).
     #[arg(long)]
     per_thread: bool,
+
+    /// Also read the DWARF of separate debug files (/usr/lib/debug, by
+    /// build id): inlined frames and file:line in stripped distribution
+    /// libraries such as libc, at the cost of decompressing them. Their
+    /// functions are named from those files' symbol tables either way.
+    #[arg(long)]
+    separate_debug_info: bool,
 }
 
 /// Where the profile goes and when sampling ends, shared by `profile` and
@@ -421,6 +428,7 @@ impl TargetArgs {
         } else {
             Grouping::Process
         };
+        o.separate_debug_info = self.separate_debug_info;
         o.stack_entries = maps.stack_map_size;
         o.counts_entries = maps.counts_map_size;
         o.table_rows = maps.table_rows.unwrap_or_else(perfkit_probes::default_table_rows);

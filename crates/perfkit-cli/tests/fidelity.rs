@@ -326,6 +326,57 @@ fn a_stripped_distro_binary_reaches_the_libc_start() {
 }
 
 #[test]
+fn a_stripped_program_is_named_from_its_separate_debug_file() {
+    let Some(_serial) = privileged() else { return };
+    if !tools(&["objcopy"]) {
+        return;
+    }
+    // hotspots without a symbol table, its symbols and DWARF moved to a
+    // debug file beside it that its .gnu_debuglink names, as distributions
+    // ship libraries: its functions are in no .dynsym.
+    let dir = scratch_dir();
+    let exe = dir.path().join("hotspots-stripped");
+    let debug = dir.path().join("hotspots-stripped.debug");
+    let objcopy = |args: &[&OsStr]| assert!(Command::new("objcopy").args(args).status().unwrap().success(), "{args:?}");
+    objcopy(&[os("--only-keep-debug"), hotspots_nofp().as_os_str(), debug.as_os_str()]);
+    let link = format!("--add-gnu-debuglink={}", debug.display());
+    objcopy(&[os("--strip-all"), OsStr::new(&link), hotspots_nofp().as_os_str(), exe.as_os_str()]);
+    let cmd = [exe.as_os_str(), os("2")];
+    let paths = |folded: &[(String, u64)]| {
+        let (a, a_full) = complete_paths(folded, "hot_a", &["main", "parent_a", "hot_a"]);
+        let (b, b_full) = complete_paths(folded, "hot_b", &["main", "parent_b", "hot_b"]);
+        (a, a_full, b, b_full)
+    };
+    // By default its symbol table names the functions, its DWARF is not
+    // read; asked for, the DWARF names them the same and gives their
+    // lines. Both backends.
+    for extra in [&["--backend", "ebpf"][..], &["--backend", "perf"], &["--separate-debug-info"]] {
+        let (folded, err) = profile_command(&[extra, &["-F", "499"][..]].concat(), &cmd);
+        let (a, a_full, b, b_full) = paths(&folded);
+        assert!(a + b > 300, "{extra:?}: {err}\n{folded:?}");
+        assert!((a_full + b_full) * 100 >= (a + b) * 95, "{extra:?}: {a_full}+{b_full} of {a}+{b} on their paths");
+        let share = a as f64 / (a + b) as f64;
+        assert!((share - 0.75).abs() < 0.07, "{extra:?}: hot_a has {share:.3} of the hot samples, not 3/4");
+        let unresolved: u64 = folded.iter().filter(|(s, _)| s.contains("hotspots-stripped+0x")).map(|(_, c)| c).sum();
+        assert!(unresolved * 100 <= (a + b) * 2, "{extra:?}: {unresolved} samples with unresolved frames");
+    }
+    // The debug file found again, read whole: file:line in JSON.
+    let json = dir.path().join("p.json");
+    let out = run(perfkit()
+        .args(["profile", "-F", "499", "--separate-debug-info", "-f", "json", "-o"])
+        .arg(&json)
+        .arg("--")
+        .args(cmd));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = fs::read_to_string(&json).unwrap();
+    assert!(
+        text.contains("hotspots.c"),
+        "no file:line from the debug file's DWARF in {}",
+        &text[..text.len().min(2000)]
+    );
+}
+
+#[test]
 fn calls_through_a_library_without_frame_pointers_keep_their_callers() {
     let Some(_serial) = privileged() else { return };
     // qsort in Debian's libc (no frame pointers) calls back into the program.

@@ -143,6 +143,10 @@ pub struct Options {
     /// Unwind table rows held at most (eBPF; 8 bytes each); by default
     /// sized from the machine's memory ([`perfkit_probes::default_table_rows`]).
     pub table_rows: u32,
+    /// Read separate debug files' DWARF (inlined frames and `file:line`
+    /// of stripped distribution libraries) when naming frames
+    /// ([`perfkit_symbols::SymbolizeOptions::separate_debug_info`]).
+    pub separate_debug_info: bool,
 }
 
 impl Default for Options {
@@ -158,6 +162,7 @@ impl Default for Options {
             stack_entries: perfkit_probes::DEFAULT_STACK_ENTRIES,
             counts_entries: perfkit_probes::DEFAULT_COUNTS_ENTRIES,
             table_rows: perfkit_probes::default_table_rows(),
+            separate_debug_info: false,
         }
     }
 }

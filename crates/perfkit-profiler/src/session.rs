@@ -509,7 +509,8 @@ impl Session {
 
     /// [`Session::wait`], that also ends when `stop` is set (by a signal
     /// handler, or another thread: [`EndReason::Interrupted`]), and calls
-    /// `on_tick` every 20 ms (for a progress line).
+    /// `on_tick` every 100 ms (for a progress line) and when a watched
+    /// process exits.
     pub fn wait_until(
         &mut self,
         duration: Option<Duration>,
@@ -518,7 +519,7 @@ impl Session {
     ) -> EndReason {
         let watches = Watches::new(&self.watched);
         let command = self.command_pid();
-        wait_loop(self.started, duration, stop, || {
+        wait_loop(self.started, duration, stop, &watches, || {
             on_tick(self);
             let reaped = command.filter(|_| self.command_exited());
             watches.all_gone(reaped)
@@ -594,6 +595,7 @@ impl Session {
         let processes = samples.iter().map(|s| s.tgid).collect::<std::collections::HashSet<_>>().len();
         let mut symbolize_options = SymbolizeOptions::default();
         symbolize_options.grouping = options.grouping;
+        symbolize_options.separate_debug_info = options.separate_debug_info;
         let (mut profile, report) = Symbolizer::new(&symbolize_options).profile(&samples, &modules);
         for &(pid, symbols) in &report.perf_maps_read {
             notes.push(Note::JitSymbols { pid, symbols, source: JitSource::PerfMap });

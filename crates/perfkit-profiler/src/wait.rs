@@ -12,8 +12,12 @@ use perfkit_target::ExitWatch;
 use crate::EndReason;
 
 /// How often the wait looks at its targets, the flag and the clock, and
-/// calls its tick.
-pub(crate) const TICK: Duration = Duration::from_millis(20);
+/// calls its tick. The exit of a process with a pidfd ends the wait at
+/// once (it sleeps in `poll` on the pidfds), and a signal interrupts that
+/// sleep: the tick bounds only how late a flag set by another thread, or
+/// the exit of a thread without a pidfd, is seen. Each tick wakes perfkit:
+/// at 10 a second, a profile at 99 Hz spends little of its CPU waiting.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// The exit watches of a list of processes or threads.
 ///
@@ -29,6 +33,28 @@ pub(crate) struct Watches {
 impl Watches {
     pub(crate) fn new(ids: &[u32]) -> Self {
         Self { ids: ids.iter().map(|&id| (id, ExitWatch::new(id).ok())).collect() }
+    }
+
+    /// Sleeps for `step`, or until one of the processes with a pidfd that
+    /// had not exited yet exits, or a signal arrives.
+    pub(crate) fn sleep(&self, step: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut fds: Vec<libc::pollfd> = self
+            .ids
+            .iter()
+            .filter_map(|(_, w)| w.as_ref())
+            .filter(|w| !w.has_exited())
+            .map(|w| libc::pollfd { fd: w.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        if fds.is_empty() {
+            std::thread::sleep(step);
+            return;
+        }
+        let ms = step.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds, whose
+        // descriptors the watches keep open for the call. An error (EINTR)
+        // ends the sleep early, which the caller's loop allows.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     }
 
     /// Whether every id is gone; `reaped` is one known to have exited
@@ -47,11 +73,13 @@ impl Watches {
 }
 
 /// Waits from `started` until `done` says the targets are gone, `duration`
-/// has passed or `stop` is set, calling `done` every [`TICK`].
+/// has passed or `stop` is set, calling `done` every [`TICK`] and whenever
+/// one of `watches` exits.
 pub(crate) fn wait_loop(
     started: Instant,
     duration: Option<Duration>,
     stop: &AtomicBool,
+    watches: &Watches,
     mut done: impl FnMut() -> bool,
 ) -> EndReason {
     let deadline = duration.map(|d| started + d);
@@ -68,7 +96,7 @@ pub(crate) fn wait_loop(
             Some(d) => (d - now).min(TICK),
             None => TICK,
         };
-        std::thread::sleep(step);
+        watches.sleep(step);
     }
 }
 
@@ -78,7 +106,7 @@ pub(crate) fn wait_loop(
 /// An empty `ids` waits for the duration or the flag alone.
 pub fn wait_for(ids: &[u32], duration: Option<Duration>, stop: &AtomicBool) -> EndReason {
     let watches = Watches::new(ids);
-    wait_loop(Instant::now(), duration, stop, || watches.all_gone(None))
+    wait_loop(Instant::now(), duration, stop, &watches, || watches.all_gone(None))
 }
 
 #[cfg(test)]

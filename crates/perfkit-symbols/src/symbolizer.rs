@@ -40,11 +40,19 @@ pub struct SymbolizeOptions {
     pub demangle: bool,
     /// The root frame of each stack.
     pub grouping: Grouping,
+    /// Read the DWARF of separate debug files (found by build id or
+    /// `.gnu_debuglink`, as `/usr/lib/debug` holds them for distribution
+    /// libraries) for the inlined frames and `file:line` of stripped
+    /// files. Off by default: such a file is usually compressed, and
+    /// decompressing it costs more than a short profile (libc's, 4 MiB,
+    /// inflates to tens); its `.symtab` names their functions all the same.
+    /// Files that carry their own debug information are always read.
+    pub separate_debug_info: bool,
 }
 
 impl Default for SymbolizeOptions {
     fn default() -> Self {
-        Self { inlined: true, demangle: true, grouping: Grouping::Process }
+        Self { inlined: true, demangle: true, grouping: Grouping::Process, separate_debug_info: false }
     }
 }
 
@@ -499,6 +507,27 @@ impl Symbolizer {
             let origin = Origin { path: origin_path.clone(), build_id: build_id.clone(), file_offset: off };
             vec![Frame::user(format!("{module}+{addr:#x}")).from_origin(Some(origin))]
         };
+        // A stripped file: without separate debug files' DWARF, its
+        // functions are named from its symbol tables and its debug file's.
+        if !self.options.separate_debug_info && data.as_deref().is_some_and(|d| !has_own_debug_info(d)) {
+            let mut index = index;
+            let debug = data.as_deref().and_then(|d| separate_debug_file(d, file.path()));
+            let debug_map = debug.as_ref().and_then(|f| f.map().ok());
+            if let (Some(f), Some(d)) = (&debug, debug_map.as_deref()) {
+                index.add(d, budget, f.path());
+            }
+            let mut go = GoNames::new(data.as_deref(), budget, file.path());
+            return offsets
+                .iter()
+                .map(|&off| {
+                    let vaddr = layout.offset_to_vaddr(off);
+                    match vaddr.and_then(|a| index.containing(a)) {
+                        Some((_, name)) => vec![Frame::user(name)],
+                        None => vaddr.and_then(|a| go.frames(a)).unwrap_or_else(|| unresolved(off)),
+                    }
+                })
+                .collect();
+        }
         let mut elf = Elf::new(&path);
         // blazesym decompresses each compressed section it reads, whole,
         // and keeps it as long as it caches the file: their total is
@@ -634,6 +663,48 @@ impl<'d> GoNames<'d> {
 /// are looked up one byte earlier, at the call itself.
 fn call_site(index: usize, addr: u64) -> u64 {
     if index == 0 { addr } else { addr.saturating_sub(1) }
+}
+
+/// Whether an ELF file carries DWARF of its own (a `.debug_info` with
+/// bytes in the file), compressed or not.
+fn has_own_debug_info(data: &[u8]) -> bool {
+    use object::{Object, ObjectSection, SectionKind};
+    let Ok(file) = object::File::parse(data) else { return false };
+    file.section_by_name(".debug_info").is_some_and(|s| s.kind() != SectionKind::UninitializedData && s.size() > 0)
+}
+
+/// The separate debug file of a stripped ELF file, where the system keeps
+/// one, as gdb and perf find it: by build id under
+/// `/usr/lib/debug/.build-id`, or by its `.gnu_debuglink` name beside the
+/// file, in its `.debug` directory or under `/usr/lib/debug`. Taken only
+/// when its build id is the file's: another build's symbols would name
+/// the wrong functions.
+fn separate_debug_file(data: &[u8], path: &str) -> Option<ModuleFile> {
+    use object::Object;
+    const ROOT: &str = "/usr/lib/debug";
+    let file = object::File::parse(data).ok()?;
+    let id = file.build_id().ok()??.to_vec();
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let mut candidates = Vec::new();
+    if hex.len() > 2 {
+        candidates.push(std::path::PathBuf::from(format!("{ROOT}/.build-id/{}/{}.debug", &hex[..2], &hex[2..])));
+    }
+    if let Ok(Some((name, _crc))) = file.gnu_debuglink()
+        && let Ok(name) = std::str::from_utf8(name)
+        && !name.is_empty()
+        && !name.contains('/')
+        && let Some(dir) = Path::new(path.strip_suffix(" (deleted)").unwrap_or(path)).parent()
+    {
+        candidates.push(dir.join(name));
+        candidates.push(dir.join(".debug").join(name));
+        candidates.push(Path::new(ROOT).join(dir.strip_prefix("/").unwrap_or(dir)).join(name));
+    }
+    candidates.into_iter().find_map(|candidate| {
+        let f = ModuleFile::open_path(&candidate).ok()?;
+        let map = f.map().ok()?;
+        let same = object::File::parse(&*map).ok()?.build_id().ok()?? == id.as_slice();
+        same.then_some(f)
+    })
 }
 
 /// The GNU build id of an ELF file, hex.

@@ -29,8 +29,9 @@ struct Symbol {
 #[derive(Debug, Default)]
 pub(crate) struct SymbolIndex {
     symbols: Vec<Symbol>,
-    /// The index's memory, held in the budget while it lives.
-    _charge: Option<perfkit_safeio::Charge>,
+    /// The index's memory, held in the budget while it lives (one charge
+    /// per file read).
+    _charges: Vec<perfkit_safeio::Charge>,
 }
 
 impl SymbolIndex {
@@ -38,9 +39,20 @@ impl SymbolIndex {
     /// charging each symbol and its name to `budget`: past the budget, the
     /// rest are left to blazesym.
     pub(crate) fn new(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> Self {
-        let Ok(file) = object::File::parse(data) else { return Self::default() };
+        let mut index = Self::default();
+        index.add(data, budget, what);
+        index
+    }
+
+    /// Adds the function symbols of another ELF file for the same code (a
+    /// separate debug file, whose `.symtab` names the local functions a
+    /// stripped library's `.dynsym` lacks), charged as [`SymbolIndex::new`]
+    /// charges them.
+    pub(crate) fn add(&mut self, data: &[u8], budget: &perfkit_safeio::Budget, what: &str) {
+        let Ok(file) = object::File::parse(data) else { return };
         let mut charge = budget.start(format_args!("{what} (symbol table)"));
-        let mut symbols: Vec<Symbol> = file
+        let room = MAX_SYMBOLS.saturating_sub(self.symbols.len());
+        let symbols: Vec<Symbol> = file
             .symbols()
             .chain(file.dynamic_symbols())
             .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
@@ -61,12 +73,13 @@ impl SymbolIndex {
                 };
                 Some(Symbol { address: s.address(), size: s.size(), binding, name })
             })
-            .take(MAX_SYMBOLS)
+            .take(room)
             .take_while(|s| charge.grow((std::mem::size_of::<Symbol>() + s.name.len()) as u64).is_ok())
             .collect();
-        symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| a.name.cmp(&b.name)));
-        symbols.dedup_by(|b, a| a.address == b.address && a.name == b.name);
-        Self { symbols, _charge: Some(charge) }
+        self.symbols.extend(symbols);
+        self.symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| a.name.cmp(&b.name)));
+        self.symbols.dedup_by(|b, a| a.address == b.address && a.name == b.name);
+        self._charges.push(charge);
     }
 
     /// The best name among the symbols at exactly `address`, demangled, as
@@ -133,7 +146,7 @@ mod tests {
     #[test]
     fn chooses_aliases_as_perf_does() {
         let index = SymbolIndex {
-            _charge: None,
+            _charges: Vec::new(),
             symbols: vec![
                 sym("__GI___libc_read", 157, 0),
                 sym("__libc_read", 157, 2),
@@ -142,8 +155,10 @@ mod tests {
             ],
         };
         assert_eq!(index.best_name(0x100).as_deref(), Some("read"));
-        let index =
-            SymbolIndex { _charge: None, symbols: vec![sym("__GI___strcoll_l", 80, 0), sym("__strcoll_l", 80, 2)] };
+        let index = SymbolIndex {
+            _charges: Vec::new(),
+            symbols: vec![sym("__GI___strcoll_l", 80, 0), sym("__strcoll_l", 80, 2)],
+        };
         assert_eq!(index.best_name(0x100).as_deref(), Some("__strcoll_l"));
         // Sized beats unsized, non-weak beats weak.
         assert!(better(&sym("a", 1, 0), &sym("bbbb", 0, 2)));
@@ -161,7 +176,7 @@ mod tests {
     #[test]
     fn finds_the_containing_function() {
         let index = SymbolIndex {
-            _charge: None,
+            _charges: Vec::new(),
             symbols: vec![
                 Symbol { address: 0x100, size: 0x20, binding: 2, name: "f".into() },
                 Symbol { address: 0x200, size: 0x10, binding: 2, name: "g".into() },

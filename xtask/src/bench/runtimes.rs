@@ -70,25 +70,34 @@ fn py_spy(root: &Path) -> Result<PathBuf, String> {
     Ok(find_on_path("py-spy").unwrap_or_else(|| root.join("target/pyspy/bin/py-spy")))
 }
 
-pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result<(), String> {
+/// The benchmark; `only` (`cpython` or `jvm`) keeps one runtime's rows.
+pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32], only: Option<&str>) -> Result<(), String> {
+    let (with_python, with_jvm) = match only {
+        None => (true, true),
+        Some("cpython") => (true, false),
+        Some("jvm") => (false, true),
+        Some(other) => return Err(format!("--only takes cpython or jvm, not {other:?}")),
+    };
     let perfkit = build_perfkit(root)?;
     let perf = find_on_path("perf").ok_or("perf not found: install Debian's linux-perf")?;
     let inferno = ensure_inferno()?;
     let py_spy = py_spy(root)?;
-    for tool in ["java", "javac", "jcmd"] {
-        find_on_path(tool).ok_or(format!("{tool} not found: install Debian's default-jdk-headless"))?;
-    }
     let dir = root.join("target/bench/runtimes");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let workloads = root.join("crates/perfkit-cli/tests/workloads");
-    let st = Command::new("javac")
-        .arg("-d")
-        .arg(&dir)
-        .arg(workloads.join("HotSplit.java"))
-        .status()
-        .map_err(|e| format!("running javac: {e}"))?;
-    if !st.success() {
-        return Err("javac HotSplit.java failed".into());
+    if with_jvm {
+        for tool in ["java", "javac", "jcmd"] {
+            find_on_path(tool).ok_or(format!("{tool} not found: install Debian's default-jdk-headless"))?;
+        }
+        let st = Command::new("javac")
+            .arg("-d")
+            .arg(&dir)
+            .arg(workloads.join("HotSplit.java"))
+            .status()
+            .map_err(|e| format!("running javac: {e}"))?;
+        if !st.success() {
+            return Err("javac HotSplit.java failed".into());
+        }
     }
     // The workloads outlive the profile by a second; they report their
     // throughput ("rounds N") at exit.
@@ -153,34 +162,39 @@ pub fn runtimes(root: &Path, seconds: u32, runs: usize, rates: &[u32]) -> Result
     };
     for &hz in rates {
         super::allow_rate(hz);
-        // CPython: perfkit (no flag) against py-spy record.
-        eprintln!("xtask: CPython at {hz} Hz");
-        let py_hot = ["hot_alpha", "hot_beta"];
-        let mut base = || sample(&py);
-        let mut pk = || perfkit_run(&py, hz, &py_hot);
-        let mut spy = || -> Result<Cost, String> {
-            let out = dir.join("py-spy.txt");
-            let (run, err) = attached(&py, |pid| {
-                let mut c = Command::new(&py_spy);
-                c.args(["record", "-r", &hz.to_string(), "-d", &seconds.to_string(), "-p", &pid.to_string()])
-                    .args(["-f", "raw", "-o"])
-                    .arg(&out);
-                c
-            })?;
-            let text = fs::read_to_string(&out).unwrap_or_default();
-            Ok(Cost {
-                rounds: rounds_of(&err),
-                cpu_s: run.cpu.as_secs_f64(),
-                peak_mib: mib(run.max_rss_kib as f64),
-                named: named_share(&text, &py_hot),
-            })
-        };
-        let results = interleaved(runs, &mut [&mut base, &mut pk, &mut spy])?;
-        report(
-            &format!("CPython ({}) at {hz} Hz", py.command[0]),
-            &results,
-            &["perfkit profile (no flag)", "py-spy record"],
-        );
+        if with_python {
+            // CPython: perfkit (no flag) against py-spy record.
+            eprintln!("xtask: CPython at {hz} Hz");
+            let py_hot = ["hot_alpha", "hot_beta"];
+            let mut base = || sample(&py);
+            let mut pk = || perfkit_run(&py, hz, &py_hot);
+            let mut spy = || -> Result<Cost, String> {
+                let out = dir.join("py-spy.txt");
+                let (run, err) = attached(&py, |pid| {
+                    let mut c = Command::new(&py_spy);
+                    c.args(["record", "-r", &hz.to_string(), "-d", &seconds.to_string(), "-p", &pid.to_string()])
+                        .args(["-f", "raw", "-o"])
+                        .arg(&out);
+                    c
+                })?;
+                let text = fs::read_to_string(&out).unwrap_or_default();
+                Ok(Cost {
+                    rounds: rounds_of(&err),
+                    cpu_s: run.cpu.as_secs_f64(),
+                    peak_mib: mib(run.max_rss_kib as f64),
+                    named: named_share(&text, &py_hot),
+                })
+            };
+            let results = interleaved(runs, &mut [&mut base, &mut pk, &mut spy])?;
+            report(
+                &format!("CPython ({}) at {hz} Hz", py.command[0]),
+                &results,
+                &["perfkit profile (no flag)", "py-spy record"],
+            );
+        }
+        if !with_jvm {
+            continue;
+        }
 
         // The JVM: perfkit (no flag) against perf with a perf map.
         eprintln!("xtask: JVM at {hz} Hz");
