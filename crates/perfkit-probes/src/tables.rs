@@ -848,6 +848,12 @@ impl Loader {
                     // time its samples are read is still resolved.
                     self.file_id(pid, dev, inode, start, end, BUILD_NOW_BYTES)
                 };
+                if path.is_empty() {
+                    // Anonymous code (JIT): its perf map is written by the
+                    // process's user as of now, which may have changed
+                    // since its exec (a server dropping root).
+                    self.modules.note_uid(&self.proc_root, pid);
+                }
                 let module = self.modules.files.get(&file).filter(|_| file != 0).cloned();
                 self.remember(pid, Mapping { start, end, offset, path, file: module });
                 let live = self.live.get_mut(&pid).expect("checked above");

@@ -5,7 +5,7 @@
 //! glibc function by its internal alias (`__GI___libc_read`). `perf` names
 //! them from the symbol tables, fully qualified and demangled
 //! (`rusthot::parse_phase`), choosing among aliases at one address by fixed
-//! rules (a sized symbol, then non-weak, then global, then fewer leading
+//! rules (not a glibc-internal `__GI_` alias, then a sized symbol, then non-weak, then global, then fewer leading
 //! underscores, then the longer name). This index applies the same rules.
 
 use object::{Object, ObjectSymbol, SymbolKind};
@@ -102,6 +102,13 @@ impl SymbolIndex {
 
 /// perf's `choose_best_symbol`: whether `a` is a better name than `b`.
 fn better(a: &Symbol, b: &Symbol) -> bool {
+    // glibc's hidden internal aliases (`__GI___qsort_r`), found in its
+    // separate debug file's `.symtab`, are never the name a user knows:
+    // any other alias at the address is better (`qsort_r`, weak).
+    let internal = |s: &Symbol| s.name.starts_with("__GI_");
+    if internal(a) != internal(b) {
+        return !internal(a);
+    }
     if (a.size > 0) != (b.size > 0) {
         return a.size > 0;
     }
@@ -160,6 +167,10 @@ mod tests {
             symbols: vec![sym("__GI___strcoll_l", 80, 0), sym("__strcoll_l", 80, 2)],
         };
         assert_eq!(index.best_name(0x100).as_deref(), Some("__strcoll_l"));
+        // A weak public name beats glibc's local internal alias.
+        let index =
+            SymbolIndex { _charges: Vec::new(), symbols: vec![sym("__GI___qsort_r", 834, 0), sym("qsort_r", 834, 1)] };
+        assert_eq!(index.best_name(0x100).as_deref(), Some("qsort_r"));
         // Sized beats unsized, non-weak beats weak.
         assert!(better(&sym("a", 1, 0), &sym("bbbb", 0, 2)));
         assert!(better(&sym("_x", 1, 2), &sym("x", 1, 1)));

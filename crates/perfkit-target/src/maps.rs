@@ -257,9 +257,14 @@ impl MapsTracker {
             return Err(MapsError::Exited(self.pid));
         }
         let dir = self.proc_root.join(self.pid.to_string());
-        if self.uid.is_none() {
+        // The owner as of this reading: a process may change its user
+        // (a server dropping root after start), and the files it writes
+        // later (its perf map) are then that user's.
+        {
             use std::os::unix::fs::MetadataExt;
-            self.uid = fs::metadata(&dir).ok().map(|m| m.uid());
+            if let Ok(m) = fs::metadata(&dir) {
+                self.uid = Some(m.uid());
+            }
         }
         let text = match fs::read_to_string(dir.join("maps")) {
             Ok(t) => t,
