@@ -22,6 +22,10 @@ struct Symbol {
     size: u64,
     /// 0: local, 1: weak, 2: global (rank order for perf's rules).
     binding: u8,
+    /// From a separate debug file's `.symtab`: used where the file's own
+    /// tables have no name at that address (its local functions), never
+    /// over a name the file itself exports.
+    secondary: bool,
     name: String,
 }
 
@@ -40,7 +44,7 @@ impl SymbolIndex {
     /// rest are left to blazesym.
     pub(crate) fn new(data: &[u8], budget: &perfkit_safeio::Budget, what: &str) -> Self {
         let mut index = Self::default();
-        index.add(data, budget, what);
+        index.read(data, budget, what, false);
         index
     }
 
@@ -49,13 +53,17 @@ impl SymbolIndex {
     /// stripped library's `.dynsym` lacks), charged as [`SymbolIndex::new`]
     /// charges them.
     pub(crate) fn add(&mut self, data: &[u8], budget: &perfkit_safeio::Budget, what: &str) {
+        self.read(data, budget, what, true);
+    }
+
+    fn read(&mut self, data: &[u8], budget: &perfkit_safeio::Budget, what: &str, secondary: bool) {
         let Ok(file) = object::File::parse(data) else { return };
         let mut charge = budget.start(format_args!("{what} (symbol table)"));
         let room = MAX_SYMBOLS.saturating_sub(self.symbols.len());
         let symbols: Vec<Symbol> = file
             .symbols()
             .chain(file.dynamic_symbols())
-            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .filter(|s| s.address() != 0 && (s.kind() == SymbolKind::Text || is_code_label(&file, s)))
             .filter_map(|s| {
                 let name = s.name().ok()?;
                 if name.is_empty() {
@@ -71,7 +79,7 @@ impl SymbolIndex {
                 } else {
                     0
                 };
-                Some(Symbol { address: s.address(), size: s.size(), binding, name })
+                Some(Symbol { address: s.address(), size: s.size(), binding, secondary, name })
             })
             .take(room)
             .take_while(|s| charge.grow((std::mem::size_of::<Symbol>() + s.name.len()) as u64).is_ok())
@@ -86,8 +94,11 @@ impl SymbolIndex {
     /// perf chooses it; `None` when no symbol starts there.
     pub(crate) fn best_name(&self, address: u64) -> Option<String> {
         let first = self.symbols.partition_point(|s| s.address < address);
-        let candidates = self.symbols[first..].iter().take_while(|s| s.address == address);
-        let best = candidates.reduce(|a, b| if better(b, a) { b } else { a })?;
+        let candidates = || self.symbols[first..].iter().take_while(|s| s.address == address);
+        // The file's own names first (`getppid`, exported weak), the debug
+        // file's local aliases (`__getppid`) only where it has none.
+        let own = candidates().any(|s| !s.secondary);
+        let best = candidates().filter(|s| !own || !s.secondary).reduce(|a, b| if better(b, a) { b } else { a })?;
         Some(demangle(&best.name))
     }
 
@@ -95,9 +106,31 @@ impl SymbolIndex {
     /// last sized symbol starting at or before it that covers it.
     pub(crate) fn containing(&self, address: u64) -> Option<(u64, String)> {
         let end = self.symbols.partition_point(|s| s.address <= address);
-        let s = self.symbols[..end].iter().rev().take(64).find(|s| address < s.address + s.size.max(1))?;
+        let prior = &self.symbols[..end];
+        // A sized symbol covering it; else the nearest unsized one before
+        // it (an assembly label such as ld.so's `_start`), which reaches to
+        // the next symbol, as perf extends it.
+        let s = prior
+            .iter()
+            .rev()
+            .take(64)
+            .find(|s| address < s.address + s.size.max(1))
+            .or_else(|| prior.last().filter(|s| s.size == 0))?;
         Some((s.address, self.best_name(s.address).unwrap_or_else(|| demangle(&s.name))))
     }
+}
+
+/// An untyped symbol defined in code: an assembly entry point such as
+/// ld.so's `_start` (`NOTYPE`, unsized).
+fn is_code_label<'d>(file: &object::File<'d>, s: &object::Symbol<'d, '_>) -> bool {
+    use object::{ObjectSection, SectionFlags};
+    // By the section's flags, not its kind: in a separate debug file the
+    // code sections are NOBITS.
+    s.kind() == SymbolKind::Unknown
+        && !s.is_undefined()
+        && s.section_index().and_then(|i| file.section_by_index(i).ok()).is_some_and(|sec| {
+            matches!(sec.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0)
+        })
 }
 
 /// perf's `choose_best_symbol`: whether `a` is a better name than `b`.
@@ -147,7 +180,7 @@ mod tests {
     use super::*;
 
     fn sym(name: &str, size: u64, binding: u8) -> Symbol {
-        Symbol { address: 0x100, size, binding, name: name.into() }
+        Symbol { address: 0x100, size, binding, secondary: false, name: name.into() }
     }
 
     #[test]
@@ -171,6 +204,17 @@ mod tests {
         let index =
             SymbolIndex { _charges: Vec::new(), symbols: vec![sym("__GI___qsort_r", 834, 0), sym("qsort_r", 834, 1)] };
         assert_eq!(index.best_name(0x100).as_deref(), Some("qsort_r"));
+        // A debug file's local alias never replaces the file's own name.
+        let index = SymbolIndex {
+            _charges: Vec::new(),
+            symbols: vec![Symbol { secondary: true, ..sym("__getppid", 8, 0) }, sym("getppid", 8, 1)],
+        };
+        assert_eq!(index.best_name(0x100).as_deref(), Some("getppid"));
+        let index = SymbolIndex {
+            _charges: Vec::new(),
+            symbols: vec![Symbol { secondary: true, ..sym("msort_with_tmp", 8, 0) }],
+        };
+        assert_eq!(index.best_name(0x100).as_deref(), Some("msort_with_tmp"));
         // Sized beats unsized, non-weak beats weak.
         assert!(better(&sym("a", 1, 0), &sym("bbbb", 0, 2)));
         assert!(better(&sym("_x", 1, 2), &sym("x", 1, 1)));
@@ -189,8 +233,8 @@ mod tests {
         let index = SymbolIndex {
             _charges: Vec::new(),
             symbols: vec![
-                Symbol { address: 0x100, size: 0x20, binding: 2, name: "f".into() },
-                Symbol { address: 0x200, size: 0x10, binding: 2, name: "g".into() },
+                Symbol { address: 0x100, size: 0x20, binding: 2, secondary: false, name: "f".into() },
+                Symbol { address: 0x200, size: 0x10, binding: 2, secondary: false, name: "g".into() },
             ],
         };
         assert_eq!(index.containing(0x110), Some((0x100, "f".into())));
