@@ -36,35 +36,6 @@ pub(crate) fn tool(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Starts perfkit with `args` in the background, waiting until it has
-/// printed `ready` on stderr (its probes are attached).
-pub(crate) fn start_tool(args: &[&str], ready: &str) -> (Killed, thread::JoinHandle<String>) {
-    let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        line.clear();
-        if err.read_line(&mut line).unwrap_or(0) == 0 || line.contains(ready) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{args:?} never became ready");
-    }
-    assert!(line.contains(ready), "{args:?} ended before it was ready");
-    thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        eprintln!("tool stderr: {rest}");
-    });
-    (Killed(child), reader)
-}
-
 /// Stops a background tool with SIGINT (its final report) and returns its
 /// stdout.
 pub(crate) fn stop_tool(tool: Killed, reader: thread::JoinHandle<String>) -> String {

@@ -18,7 +18,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    tools::{json_lines, start_tool, stop_tool, tool},
+    tools::{json_lines, stop_tool, tool},
     util::*,
 };
 

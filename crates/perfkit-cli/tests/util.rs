@@ -422,7 +422,12 @@ impl Drop for Loop {
 /// says "Tracing" (its probes are attached): the process, and a thread
 /// collecting its stdout. The rest of its stderr is echoed.
 pub fn start_tracing(args: &[&str]) -> (Killed, thread::JoinHandle<String>) {
-    use std::io::{BufRead, BufReader};
+    start_tool(args, "Tracing")
+}
+
+/// Starts perfkit with `args` in the background, waiting until it has
+/// printed `ready` on stderr (its probes are attached).
+pub fn start_tool(args: &[&str], ready: &str) -> (Killed, thread::JoinHandle<String>) {
     let mut child = perfkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
@@ -430,12 +435,18 @@ pub fn start_tracing(args: &[&str]) -> (Killed, thread::JoinHandle<String>) {
         let _ = stdout.read_to_string(&mut s);
         s
     });
+    use std::io::{BufRead, BufReader};
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("Tracing") {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
         line.clear();
-        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "{args:?} ended before it was ready");
+        if err.read_line(&mut line).unwrap_or(0) == 0 || line.contains(ready) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{args:?} never became ready");
     }
+    assert!(line.contains(ready), "{args:?} ended before it was ready");
     thread::spawn(move || {
         let mut rest = String::new();
         let _ = err.read_to_string(&mut rest);
