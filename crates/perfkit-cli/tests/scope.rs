@@ -833,11 +833,15 @@ fn go_tool_pprof_pulls_a_profile_from_serve() {
         return;
     }
     let (_server, port) = serve(&[]);
-    let _work = spawn(hotspots(), &["6"]);
+    // Killed when the test ends; long enough for both requests however
+    // slowly `go tool pprof` starts on a loaded machine.
+    let _work = spawn(hotspots(), &["60"]);
     let dir = scratch_dir();
+    // pprof waits 1.5 times the duration by default: too short for a
+    // whole-machine profile's start and end on a loaded machine.
     let url = format!("http://127.0.0.1:{port}/debug/pprof/profile?seconds=2");
     let out = run(Command::new("go")
-        .args(["tool", "pprof", "-top", &url])
+        .args(["tool", "pprof", "-timeout", "60", "-top", &url])
         .env("HOME", dir.path())
         .env("PPROF_TMPDIR", dir.path()));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -848,10 +852,11 @@ fn go_tool_pprof_pulls_a_profile_from_serve() {
     // A process's profile, by pid.
     let url = format!("http://127.0.0.1:{port}/debug/pprof/profile?seconds=1&pid={}", _work.0.id());
     let out = run(Command::new("go")
-        .args(["tool", "pprof", "-top", &url])
+        .args(["tool", "pprof", "-timeout", "60", "-top", &url])
         .env("HOME", dir.path())
         .env("PPROF_TMPDIR", dir.path()));
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hot_b"), "{}", stderr(&out));
+    let top = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && top.contains("hot_b"), "{top}\n{}", stderr(&out));
 }
 
 #[test]

@@ -648,7 +648,9 @@ impl Opener<'_> {
         if c.unwind == Unwind::Dwarf {
             #[cfg(target_arch = "x86_64")]
             b.sample_regs_user(REGS_MASK);
-            b.sample_stack_user(c.stack_bytes).exclude_callchain_user(true);
+            // The kernel's frame-pointer walk of the user stack is kept too:
+            // it goes on past Go's stack switches, where the copy ends.
+            b.sample_stack_user(c.stack_bytes);
             flags |= SampleFlag::REGS_USER | SampleFlag::STACK_USER;
         }
         b.sample(flags);
@@ -1221,7 +1223,16 @@ impl Worker {
                     let unwinder = self.unwinders.entry(pid).or_default();
                     unwinder.update(tracker);
                     let hotspot = self.jvms.as_mut().and_then(|jvms| Jvm::of(jvms, pid));
-                    let out = unwinder.unwind(ip, sp, bp, stack, hotspot);
+                    let mut out = unwinder.unwind(ip, sp, bp, stack, hotspot);
+                    // A Go program's walk that stopped at one of its
+                    // runtime's stack switches goes on with the frame
+                    // pointers, which Go keeps across them.
+                    if matches!(out.end, UnwindEnd::StackCopy(_) | UnwindEnd::ReadFault | UnwindEnd::Failed)
+                        && out.frames.last().is_some_and(|&a| unwinder.in_go(a))
+                        && crate::unwind::splice_frame_pointers(&mut out.frames, &user)
+                    {
+                        out.end = UnwindEnd::Root;
+                    }
                     // Interpreted Java frames, named from their Method*:
                     // each takes the place of its frame of the interpreter.
                     if let Some(hs) = hotspot

@@ -57,6 +57,8 @@ struct Sections {
     eh_frame_hdr: Option<(std::ops::Range<u64>, SectionBytes)>,
     debug_frame: Option<SectionBytes>,
     layout: ElfLayout,
+    /// The file is a Go program (it has a `.gopclntab`).
+    go: bool,
 }
 
 /// Sections by file, shared by the unwinders of all processes.
@@ -129,6 +131,8 @@ pub struct DwarfUnwinder {
     /// Start addresses of the mappings added (or found unusable).
     known: HashSet<(u64, u64)>,
     modules: usize,
+    /// Address ranges of the Go programs' mappings.
+    go: Vec<std::ops::Range<u64>>,
 }
 
 impl std::fmt::Debug for DwarfUnwinder {
@@ -146,7 +150,13 @@ impl Default for DwarfUnwinder {
 impl DwarfUnwinder {
     /// An unwinder that knows no modules yet.
     pub fn new() -> Self {
-        Self { unwinder: UnwinderX86_64::new(), cache: CacheX86_64::new(), known: HashSet::new(), modules: 0 }
+        Self {
+            unwinder: UnwinderX86_64::new(),
+            cache: CacheX86_64::new(),
+            known: HashSet::new(),
+            modules: 0,
+            go: Vec::new(),
+        }
     }
 
     /// Modules with unwind information loaded so far.
@@ -162,13 +172,26 @@ impl DwarfUnwinder {
                 continue;
             }
             match load_module(m) {
-                Some(module) => {
+                Some((module, go)) => {
                     self.unwinder.add_module(module);
                     self.modules += 1;
+                    if go {
+                        self.go.push(m.start..m.end);
+                    }
                 }
                 None => tracing::debug!(path = %m.path, "no unwind information"),
             }
         }
+    }
+
+    /// Whether `addr` is in a Go program's code. Go's runtime switches to
+    /// another stack (`systemstack`, `mcall`, `morestack`, signal and cgo
+    /// transitions); a copy of one stack cannot be unwound past such a
+    /// switch, but Go keeps frame pointers across it, so the kernel's
+    /// frame-pointer callchain goes on where the copy ends
+    /// (see the sampler).
+    pub fn in_go(&self, addr: u64) -> bool {
+        self.go.iter().any(|r| r.contains(&addr))
     }
 
     /// Unwinds from the user registers `ip`, `sp`, `bp` through `stack`, the
@@ -253,8 +276,28 @@ impl DwarfUnwinder {
     }
 }
 
+/// Continues `dwarf`, a walk of one stack copy that ended early, with `fp`,
+/// the kernel's frame-pointer walk of the same sample (innermost first):
+/// from the outermost frame of `dwarf` that `fp` also holds, `fp`'s
+/// callers are appended. Only the last few frames of `dwarf` are tried, so
+/// a frame-pointer walk that went astray early is not followed. Returns
+/// whether frames were added.
+pub(crate) fn splice_frame_pointers(dwarf: &mut Vec<u64>, fp: &[u64]) -> bool {
+    const TRIED: usize = 4;
+    for k in (dwarf.len().saturating_sub(TRIED)..dwarf.len()).rev() {
+        let Some(j) = fp.iter().position(|&a| a == dwarf[k]) else { continue };
+        if j + 1 >= fp.len() {
+            return false;
+        }
+        dwarf.truncate(k + 1);
+        dwarf.extend(fp[j + 1..].iter().take(MAX_FRAMES.saturating_sub(k + 1)));
+        return true;
+    }
+    false
+}
+
 /// The unwind data of one mapped binary, and where it is loaded.
-fn load_module(m: &Mapping) -> Option<Module<SectionBytes>> {
+fn load_module(m: &Mapping) -> Option<(Module<SectionBytes>, bool)> {
     let sections = if m.path == "[vdso]" {
         let (_, image) = perfkit_target::own_vdso()?;
         Arc::new(read_sections(image, None, "[vdso]")?)
@@ -291,7 +334,7 @@ fn load_module(m: &Mapping) -> Option<Module<SectionBytes>> {
         debug_frame: sections.debug_frame.clone(),
         ..Default::default()
     };
-    Some(Module::new(m.path.clone(), m.start..m.end, bias, info))
+    Some((Module::new(m.path.clone(), m.start..m.end, bias, info), sections.go))
 }
 
 /// Finds the sections an unwinder needs: ranges of the file's mapping
@@ -347,5 +390,29 @@ fn read_sections(data: &[u8], map: Option<&Arc<memmap2::Mmap>>, path: &str) -> O
         eh_frame_hdr: if go { None } else { section(".eh_frame_hdr") },
         debug_frame,
         layout: ElfLayout::parse(data),
+        go: go || perfkit_unwind::gopclntab::GoTable::find(data).is_some(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_frame_pointers;
+
+    #[test]
+    fn a_walk_that_stopped_at_a_stack_switch_goes_on_with_the_frame_pointers() {
+        // The copy's walk reached systemstack's frame (0x30); the kernel's
+        // frame-pointer walk skipped the frameless leaf's caller (0x20) but
+        // went on to the goroutine's frames.
+        let mut dwarf = vec![0x10, 0x20, 0x30];
+        assert!(splice_frame_pointers(&mut dwarf, &[0x10, 0x30, 0x40, 0x50]));
+        assert_eq!(dwarf, [0x10, 0x20, 0x30, 0x40, 0x50]);
+        // No frame in common, or nothing beyond: unchanged.
+        let mut dwarf = vec![0x10, 0x20];
+        assert!(!splice_frame_pointers(&mut dwarf, &[0x11, 0x40]));
+        assert!(!splice_frame_pointers(&mut dwarf, &[0x10, 0x20]));
+        assert_eq!(dwarf, [0x10, 0x20]);
+        // Only the walk's last frames are matched.
+        let mut dwarf = vec![0x10, 0x20, 0x30, 0x31, 0x32, 0x33, 0x34];
+        assert!(!splice_frame_pointers(&mut dwarf, &[0x10, 0x99]));
+    }
 }
