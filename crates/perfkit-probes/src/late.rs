@@ -96,6 +96,9 @@ pub struct LateStats {
 struct Queue {
     records: Vec<LateRecord>,
     dropped: u64,
+    /// Records without a stack to finish over (the stack's page did not
+    /// read: a sample in an exec, whose old stack is gone).
+    unreadable: u64,
     charge: Option<perfkit_safeio::Charge>,
 }
 
@@ -125,7 +128,7 @@ impl Drainer {
                         let mut q = q.lock().expect("late queue lock");
                         match record {
                             Some(r) => q.push(r),
-                            None => q.dropped += 1,
+                            None => q.unreadable += 1,
                         }
                     }
                     if stopping {
@@ -139,15 +142,15 @@ impl Drainer {
         Ok(Self { queue, stop, thread: Some(thread) })
     }
 
-    /// Stops reading (after a last drain) and hands over the records and
-    /// how many were not kept.
-    pub(crate) fn finish(&mut self) -> (Vec<LateRecord>, u64) {
+    /// Stops reading (after a last drain) and hands over the records, how
+    /// many were not kept, and how many had no stack to finish over.
+    pub(crate) fn finish(&mut self) -> (Vec<LateRecord>, u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         let mut q = self.queue.lock().expect("late queue lock");
-        (std::mem::take(&mut q.records), q.dropped)
+        (std::mem::take(&mut q.records), q.dropped, q.unreadable)
     }
 }
 

@@ -529,7 +529,8 @@ impl StackSampler {
     pub fn finish(mut self) -> Result<RawProfile, ProbeError> {
         self.detach();
         // The walks to finish: all sent by now (the programs are detached).
-        let (records, queue_dropped) = self.late.as_mut().map(crate::late::Drainer::finish).unwrap_or_default();
+        let (records, queue_dropped, unreadable) =
+            self.late.as_mut().map(crate::late::Drainer::finish).unwrap_or_default();
         let mut loader = self.tables.take();
         let (modules, tables) = match &mut loader {
             Some(t) => t.finish(),
@@ -590,6 +591,7 @@ impl StackSampler {
             None => crate::late::LateStats::default(),
         };
         late.lost = stats.late_dropped + queue_dropped;
+        late.unfinished += unreadable;
         Ok(RawProfile { samples, stats, modules, tables, bytes_read, late })
     }
 
