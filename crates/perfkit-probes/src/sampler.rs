@@ -621,21 +621,28 @@ fn finish_late(
 ) -> crate::late::LateStats {
     use crate::late::{Code, Known, Place, TableRows};
     struct Process<'a> {
+        tgid: u32,
         history: &'a [perfkit_target::Mapping],
         ids: &'a HashMap<*const perfkit_target::ModuleFile, u32>,
         loader: &'a TableLoader,
         tables: &'a mut HashMap<u32, Option<TableRows>>,
+        /// Places looked up already, by (process, address): the same
+        /// return addresses recur from walk to walk.
+        places: &'a mut HashMap<(u32, u64), Option<Place>>,
     }
     impl Known for Process<'_> {
         fn place(&mut self, addr: u64) -> Option<Place> {
-            // The newest mapping holding the address (the history keeps
-            // every mapping the process had, an older program's included).
-            let m = self.history.iter().rev().find(|m| m.start <= addr && addr < m.end)?;
-            Some(match m.file.as_ref().and_then(|f| self.ids.get(&std::sync::Arc::as_ptr(f))) {
-                Some(&id) => Place::File { id, start: m.start, end: m.end, offset: m.offset },
-                // Anonymous code, or a file that could not be opened: the
-                // kernel walks both as anonymous memory.
-                None => Place::Anonymous,
+            let (history, ids) = (self.history, self.ids);
+            *self.places.entry((self.tgid, addr)).or_insert_with(|| {
+                // The newest mapping holding the address (the history keeps
+                // every mapping the process had, an older program's included).
+                let m = history.iter().rev().find(|m| m.start <= addr && addr < m.end)?;
+                Some(match m.file.as_ref().and_then(|f| ids.get(&std::sync::Arc::as_ptr(f))) {
+                    Some(&id) => Place::File { id, start: m.start, end: m.end, offset: m.offset },
+                    // Anonymous code, or a file that could not be opened: the
+                    // kernel walks both as anonymous memory.
+                    None => Place::Anonymous,
+                })
             })
         }
         fn code(&mut self, id: u32) -> Option<Code<'_>> {
@@ -653,6 +660,7 @@ fn finish_late(
     let ids: HashMap<*const perfkit_target::ModuleFile, u32> =
         modules.files.iter().map(|(&id, f)| (std::sync::Arc::as_ptr(f), id)).collect();
     let mut tables: HashMap<u32, Option<TableRows>> = HashMap::new();
+    let mut places: HashMap<(u32, u64), Option<Place>> = HashMap::new();
     // (sample moved from, finished frames, end) -> samples.
     let mut moved: HashMap<(usize, Vec<u64>, u8), u64> = HashMap::new();
     let no_history = Vec::new();
@@ -663,7 +671,8 @@ fn finish_late(
                 return None;
             }
             let history = modules.processes.get(&record.key.tgid).unwrap_or(&no_history);
-            let mut known = Process { history, ids: &ids, loader, tables: &mut tables };
+            let mut known =
+                Process { tgid: record.key.tgid, history, ids: &ids, loader, tables: &mut tables, places: &mut places };
             let (frames, end) = crate::late::finish(&prefix[..record.n], record, &mut known)?;
             Some((i, frames, end))
         });
