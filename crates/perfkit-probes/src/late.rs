@@ -246,12 +246,26 @@ enum Step {
     Fail,
 }
 
+/// Why a walk could not be finished (for the debug log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unfinished {
+    /// The kernel's frames before the resume frame were not as recorded.
+    Prefix,
+    /// An address in no known mapping of the process.
+    Unmapped(u64),
+    /// A file whose table is not loaded (never built, or evicted).
+    NoTable(u32),
+    /// The stack copy ended, or a rule could not be followed, at this
+    /// frame.
+    Stopped(usize),
+}
+
 /// Finishes a walk: `prefix` is the kernel's frames before the resume
 /// frame. Returns the whole stack and how it ended (`END_ROOT` or
-/// `END_DEPTH`), or `None` when it cannot be finished.
-pub(crate) fn finish(prefix: &[u64], record: &LateRecord, known: &mut dyn Known) -> Option<(Vec<u64>, u8)> {
+/// `END_DEPTH`), or why it cannot be finished.
+pub(crate) fn finish(prefix: &[u64], record: &LateRecord, known: &mut dyn Known) -> Result<(Vec<u64>, u8), Unfinished> {
     if prefix.len() != record.n {
-        return None;
+        return Err(Unfinished::Prefix);
     }
     let copy = Copy { base: record.sp, bytes: &record.stack };
     let mut frames = prefix.to_vec();
@@ -260,7 +274,7 @@ pub(crate) fn finish(prefix: &[u64], record: &LateRecord, known: &mut dyn Known)
         let n = frames.len();
         // A return address points after its call: look up the call itself.
         let look = if n == 0 { r.pc } else { r.pc.wrapping_sub(1) };
-        let step = match known.place(look)? {
+        let step = match known.place(look).ok_or(Unfinished::Unmapped(look))? {
             Place::Anonymous => {
                 frames.push(r.pc);
                 fp_step(&mut r, &copy)
@@ -268,7 +282,7 @@ pub(crate) fn finish(prefix: &[u64], record: &LateRecord, known: &mut dyn Known)
             Place::File { id, start, offset, .. } => {
                 frames.push(encode_frame(id, r.pc.wrapping_sub(start).wrapping_add(offset)));
                 let file_offset = look.wrapping_sub(start).wrapping_add(offset);
-                match known.code(id)? {
+                match known.code(id).ok_or(Unfinished::NoTable(id))? {
                     Code::FramePointers => fp_step(&mut r, &copy),
                     Code::Rows(pages) => match pages.get(&((file_offset >> PAGE_BITS) as u32)) {
                         // No CFI anywhere in this page.
@@ -280,11 +294,11 @@ pub(crate) fn finish(prefix: &[u64], record: &LateRecord, known: &mut dyn Known)
         };
         match step {
             Step::Next => {}
-            Step::Root => return Some((frames, END_ROOT)),
-            Step::Fail => return None,
+            Step::Root => return Ok((frames, END_ROOT)),
+            Step::Fail => return Err(Unfinished::Stopped(n)),
         }
     }
-    Some((frames, END_DEPTH))
+    Ok((frames, END_DEPTH))
 }
 
 /// One step with the frame pointer, as the kernel's `fp_step`.
@@ -426,15 +440,15 @@ mod tests {
     fn a_walk_whose_mapping_or_table_is_still_unknown_or_whose_copy_ends_is_not_finished() {
         let words = vec![0x40_0250u64, 0, 0, 0];
         // The caller's frame lies beyond the four words copied.
-        assert!(finish(&[], &record(0, 0x40_0150, 0, &words), &mut fake()).is_none());
+        assert_eq!(finish(&[], &record(0, 0x40_0150, 0, &words), &mut fake()), Err(Unfinished::Stopped(1)));
         // An address in no mapping.
-        assert!(finish(&[], &record(0, 0x1234, 0, &words), &mut fake()).is_none());
+        assert_eq!(finish(&[], &record(0, 0x1234, 0, &words), &mut fake()), Err(Unfinished::Unmapped(0x1234)));
         // A file whose table is not loaded.
         let mut f = fake();
         f.loaded9 = false;
-        assert!(finish(&[], &record(0, 0x7f00_0000_0480, 0, &words), &mut f).is_none());
+        assert_eq!(finish(&[], &record(0, 0x7f00_0000_0480, 0, &words), &mut f), Err(Unfinished::NoTable(9)));
         // A prefix that does not match the resume frame.
-        assert!(finish(&[1, 2], &record(1, 0x40_0150, 0, &words), &mut fake()).is_none());
+        assert_eq!(finish(&[1, 2], &record(1, 0x40_0150, 0, &words), &mut fake()), Err(Unfinished::Prefix));
         // The outermost frame at once: complete.
         let (frames, end) = finish(&[], &record(0, 0x40_0310, 0, &words), &mut fake()).unwrap();
         assert_eq!((frames.len(), end), (1, END_ROOT));

@@ -619,7 +619,7 @@ fn finish_late(
     modules: &Modules,
     loader: &TableLoader,
 ) -> crate::late::LateStats {
-    use crate::late::{Code, Known, Place, TableRows};
+    use crate::late::{Code, Known, Place, TableRows, Unfinished};
     struct Process<'a> {
         tgid: u32,
         history: &'a [perfkit_target::Mapping],
@@ -665,24 +665,33 @@ fn finish_late(
     let mut moved: HashMap<(usize, Vec<u64>, u8), u64> = HashMap::new();
     let no_history = Vec::new();
     for record in records {
-        let finished = index.get(&record.key).and_then(|&i| {
-            let RawStack::Frames(prefix) = &samples[i].user else { return None };
+        let finished = (|| {
+            let &i = index.get(&record.key).ok_or(Unfinished::Prefix)?;
+            let RawStack::Frames(prefix) = &samples[i].user else { return Err(Unfinished::Prefix) };
             if samples[i].count == 0 || prefix.len() < record.n {
-                return None;
+                return Err(Unfinished::Prefix);
             }
             let history = modules.processes.get(&record.key.tgid).unwrap_or(&no_history);
             let mut known =
                 Process { tgid: record.key.tgid, history, ids: &ids, loader, tables: &mut tables, places: &mut places };
             let (frames, end) = crate::late::finish(&prefix[..record.n], record, &mut known)?;
-            Some((i, frames, end))
-        });
+            Ok((i, frames, end))
+        })();
         match finished {
-            Some((i, frames, end)) => {
+            Ok((i, frames, end)) => {
                 samples[i].count -= 1;
                 *moved.entry((i, frames, end)).or_default() += 1;
                 stats.finished += 1;
             }
-            None => stats.unfinished += 1,
+            Err(why) => {
+                tracing::debug!(
+                    tgid = record.key.tgid,
+                    comm = comm_to_string(&record.key.process_comm),
+                    ?why,
+                    "a late walk could not be finished"
+                );
+                stats.unfinished += 1;
+            }
         }
     }
     for ((i, frames, end), count) in moved {
