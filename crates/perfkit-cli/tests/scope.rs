@@ -224,6 +224,42 @@ fn system_wide_names_and_roots_programs_that_start_and_exit() {
     check_fresh_copies(&folded, runs, &err);
 }
 
+/// Samples the summary says were finished late (walks that met a mapping
+/// or table not known yet, finished in user space); 0 when it says none.
+fn finished_late(err: &str) -> u64 {
+    err.lines()
+        .find_map(|l| {
+            let (before, _) = l.split_once(" samples finished late")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// At 997 Hz a fresh copy of a program without frame pointers gets its
+/// first samples (the dynamic loader at work, its first calls) before the
+/// loader has published its mappings or built its table: those walks are
+/// sent to user space with a copy of the stack and finished there, so the
+/// copies' stacks are still rooted and named. The summary counts them.
+#[test]
+fn system_wide_finishes_late_the_walks_of_programs_newer_than_their_mappings() {
+    let Some(_serial) = privileged() else { return };
+    let dir = scratch_dir();
+    hotspots_nofp();
+    let runner = {
+        let dir = dir.path().to_owned();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(700));
+            fresh_copies_until(&dir, Instant::now() + Duration::from_secs(4))
+        })
+    };
+    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("997"), os("-d"), os("5.5")]);
+    let runs = runner.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let late = finished_late(&err);
+    assert!(late > 0, "no walk was finished late:\n{err}");
+    check_fresh_copies(&folded, runs, &err);
+}
+
 /// Asserts that the samples of the fresh copies `fresh_copies_until` ran
 /// (`runs` of them) are named and rooted: at least 99 % rooted, at most 1 %
 /// with an unnamed frame, and hot_a/hot_b on their full paths.

@@ -213,6 +213,8 @@ pub mod names {
     pub const ROWS: &str = "ROWS";
     /// Ring buffer of [`Request`](super::unwind::Request)s for unwind tables.
     pub const REQUESTS: &str = "REQUESTS";
+    /// Ring buffer of walks to finish in user space (`sampler::LateWalk`).
+    pub const LATE: &str = "LATE";
     /// Hash map from thread id to [`OffCpuStart`](super::sampler::OffCpuStart).
     pub const OFF_CPU_START: &str = "OFF_CPU_START";
     /// hardirqs: irq_handler_entry (raw).
@@ -641,6 +643,41 @@ pub mod sampler {
         pub key: SampleKey,
     }
 
+    /// Bytes of user stack copied with a [`LateWalk`]: whole pages from
+    /// the one holding the resume SP upwards.
+    pub const LATE_STACK_BYTES: usize = 16384;
+    /// Pages of [`LATE_STACK_BYTES`].
+    pub const LATE_STACK_PAGES: usize = LATE_STACK_BYTES / 4096;
+
+    /// An on-CPU walk that reached, at frame `n`, a mapping not known yet
+    /// or a file whose table was not loaded: the place to resume it from
+    /// and a copy of the stack above, for user space to finish it once
+    /// the mappings and tables are known. The sample is counted under
+    /// `key` as the kernel walked it; user space moves that one count to
+    /// the finished stack.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct LateWalk {
+        /// The sample's key, exactly as counted.
+        pub key: SampleKey,
+        /// The frame the walk resumes at (frames before it are the
+        /// kernel's).
+        pub n: u32,
+        /// Pages of `stack` read (from `stack_base`), 0 to
+        /// [`LATE_STACK_PAGES`].
+        pub pages: u32,
+        /// The registers at frame `n`.
+        pub pc: u64,
+        /// SP at frame `n`.
+        pub sp: u64,
+        /// RBP at frame `n`.
+        pub bp: u64,
+        /// The address of `stack[0]`: SP rounded down to its page.
+        pub stack_base: u64,
+        /// The user stack from `stack_base`.
+        pub stack: [u8; LATE_STACK_BYTES],
+    }
+
     /// Counters kept per CPU by the programs. User space sums them over
     /// CPUs; each field only ever grows.
     #[repr(C)]
@@ -675,6 +712,12 @@ pub mod sampler {
         pub blocks_lost: u64,
         /// User stacks by how their walk ended (`END_*`).
         pub user_end: [u64; END_REASONS],
+        /// On-CPU walks that met a mapping or table not known yet, sent
+        /// to user space to be finished there ([`LateWalk`]).
+        pub late_sent: u64,
+        /// Such walks that could not be sent (the ring buffer was full):
+        /// they keep the stack the kernel walked.
+        pub late_dropped: u64,
     }
 
     impl SampleStats {
@@ -700,6 +743,8 @@ pub mod sampler {
                 self.user_end[i] += other.user_end[i];
                 i += 1;
             }
+            self.late_sent += other.late_sent;
+            self.late_dropped += other.late_dropped;
         }
     }
 }
@@ -2283,6 +2328,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::sampler::OffCpuStart {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::sampler::LateWalk {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::tools::HistKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::tools::ToolStats {}
@@ -2333,7 +2380,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<Request>(), 8);
         assert_eq!(core::mem::size_of::<ProcMaps>(), 8 + 32 * MAX_MAPPINGS);
         assert_eq!(core::mem::size_of::<StackTrace>(), 8 + 8 * MAX_FRAMES);
-        assert_eq!(core::mem::size_of::<SampleStats>(), 8 * (13 + END_REASONS));
+        assert_eq!(core::mem::size_of::<SampleStats>(), 8 * (15 + END_REASONS));
+        assert_eq!(core::mem::size_of::<LateWalk>(), 64 + 8 + 32 + LATE_STACK_BYTES);
         assert_eq!(core::mem::size_of::<super::filter::FilterConfig>(), 24);
         assert_eq!(core::mem::size_of::<super::kernel::KernelOffsets>(), 36);
         assert_eq!(core::mem::size_of::<OffCpuStart>(), 72);

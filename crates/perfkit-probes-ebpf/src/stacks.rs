@@ -9,7 +9,7 @@ use aya_ebpf::{
 use perfkit_probes_common::{
     kernel::PF_KTHREAD,
     sampler::{
-        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_NO_USER, MAX_FRAMES, OffCpuStart, SampleKey, SampleStats,
+        DEFAULT_COUNTS_ENTRIES, DEFAULT_STACK_ENTRIES, END_NO_USER, KIND_ON_CPU, MAX_FRAMES, OffCpuStart, SampleKey, SampleStats,
         SamplerConfig, StackTrace, UNWIND_TABLES,
     },
 };
@@ -152,6 +152,12 @@ fn finish_user(which: u32, key: &mut SampleKey, hash: u64, end: u8, stats: &mut 
     {
         key.user_stack = store(&w.trace, hash, stats);
         key.user_lost = (key.user_stack == 0) as u8;
+        // On CPU, a walk that met a mapping or table not known yet is
+        // finished in user space once they are (the count stays here,
+        // under this key, until user space moves it).
+        if key.kind == KIND_ON_CPU && key.user_stack != 0 {
+            walk::send_late(which, key, stats);
+        }
     }
 }
 

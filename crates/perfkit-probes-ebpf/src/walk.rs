@@ -16,7 +16,7 @@ use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{
         bpf_ktime_get_ns, bpf_probe_read_user,
-        generated::bpf_loop,
+        generated::{bpf_loop, bpf_probe_read_user as bpf_probe_read_user_raw},
     },
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
@@ -24,7 +24,7 @@ use aya_ebpf::{
 use perfkit_probes_common::{
     sampler::{
         END_DEPTH, END_NO_CFI, END_NO_USER, END_OTHER, END_PENDING, END_READ, END_ROOT, END_UNSUPPORTED,
-        FRAMES_PER_RUN, MAX_FRAMES, SampleStats, StackTrace, UNWIND_TABLES,
+        FRAMES_PER_RUN, LATE_STACK_PAGES, LateWalk, MAX_FRAMES, SampleKey, SampleStats, StackTrace, UNWIND_TABLES,
     },
     unwind::{
         CFA_END, CFA_NONE, CFA_PLT, CFA_RBP, CFA_RBP_X8, CFA_RSP, CFA_RSP_X8, CFA_STACK_SWITCH, CFA_UNSUPPORTED, FILE_LOADED,
@@ -60,6 +60,11 @@ static ROWS: Array<Row> = Array::with_max_entries(1 << 20, aya_ebpf::bindings::B
 /// Requests to user space.
 #[map]
 pub(crate) static REQUESTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Walks to finish in user space ([`LateWalk`], about 16 KiB each): a
+/// sample whose walk met a mapping or table not known yet.
+#[map]
+pub(crate) static LATE: RingBuf = RingBuf::with_byte_size(1 << 21, 0);
 
 /// When each process last asked for its mappings (ns), to ask at most
 /// every few milliseconds.
@@ -102,6 +107,14 @@ pub(crate) struct Walk {
     unmapped: u32,
     /// Stack switches followed (`CFA_STACK_SWITCH` rows below SP).
     switches: u32,
+    /// Non-zero once the walk met its first frame whose mapping or table
+    /// was not known (`pending`): where it could resume from, kept before
+    /// the frame-pointer step it took instead.
+    resume_set: u32,
+    resume_n: u32,
+    resume_pc: u64,
+    resume_sp: u64,
+    resume_bp: u64,
     /// The row search of a loopless walk, kept here, in map memory, so
     /// that the verifier knows nothing of its bounds and checks each
     /// halving once rather than every path through fifteen.
@@ -174,6 +187,7 @@ pub(crate) fn begin(which: u32, task: u64, regs: u64, mode: u32, user: bool) -> 
     w.fp_frames = 0;
     w.unmapped = 0;
     w.switches = 0;
+    w.resume_set = 0;
     w.trace.len = 0;
     Some(w)
 }
@@ -273,6 +287,13 @@ fn step_frame<const LOOP: bool>(w: &mut Walk, which: u32, index: u64) {
         table_step::<LOOP>(w, look);
     } else {
         if w.tables != 0 && (w.cached == 2 || (w.cached == 1 && w.file_state != FILE_NO_CFI)) {
+            if w.pending == 0 {
+                w.resume_set = 1;
+                w.resume_n = index as u32;
+                w.resume_pc = w.pc;
+                w.resume_sp = w.sp;
+                w.resume_bp = w.bp;
+            }
             w.pending = 1;
         }
         if w.tables != 0 && w.cached == 1 && w.file_state == FILE_ON_DEMAND {
@@ -281,6 +302,51 @@ fn step_frame<const LOOP: bool>(w: &mut Walk, which: u32, index: u64) {
         }
         fp_step(w);
     }
+}
+
+/// Sends the walk in slot `which`, counted under `key`, to user space to
+/// be finished there, when it met a mapping or table not known yet: the
+/// resume state and the user stack's pages from the one holding the
+/// resume SP upwards, as many as read (up to 16 KiB). Counted in `stats`
+/// as sent or, with the ring buffer full, dropped.
+#[inline(always)]
+pub(crate) fn send_late(which: u32, key: &SampleKey, stats: &mut SampleStats) {
+    let Some(w) = slot(which) else { return };
+    if w.resume_set == 0 {
+        return;
+    }
+    // A fixed-size record; none when the ring buffer is full.
+    let Some(mut record) = LATE.reserve_bytes(size_of::<LateWalk>(), 0) else {
+        stats.late_dropped += 1;
+        return;
+    };
+    let p = record.as_mut_ptr().cast::<LateWalk>();
+    let base = w.resume_sp & !4095;
+    // SAFETY: `p` is a reserved record of this size, written field by
+    // field (it is far too large for the BPF stack), then submitted.
+    unsafe {
+        (*p).key = *key;
+        (*p).n = w.resume_n;
+        (*p).pc = w.resume_pc;
+        (*p).sp = w.resume_sp;
+        (*p).bp = w.resume_bp;
+        (*p).stack_base = base;
+        let mut pages = 0u32;
+        let stack = (&raw mut (*p).stack).cast::<u8>();
+        for i in 0..LATE_STACK_PAGES {
+            // A page that does not read (the stack's end, or not present)
+            // ends the copy; the helper zeroes what it could not read.
+            if bpf_probe_read_user_raw(stack.add(i * 4096).cast(), 4096, (base + (i as u64) * 4096) as *const c_void)
+                != 0
+            {
+                break;
+            }
+            pages += 1;
+        }
+        (*p).pages = pages;
+    }
+    record.submit(0);
+    stats.late_sent += 1;
 }
 
 /// Finds the mapping of `addr` (cached between frames of one mapping) and

@@ -219,6 +219,9 @@ pub struct RawProfile {
     pub tables: TableStats,
     /// Bytes read from the kernel's maps at the end (counts and stacks).
     pub bytes_read: u64,
+    /// Walks that met a mapping or table not known yet, finished in user
+    /// space (or not).
+    pub late: crate::late::LateStats,
 }
 
 /// A running stack sampler. Sampling starts in [`start`](Self::start) and
@@ -230,6 +233,8 @@ pub struct StackSampler {
     perf_links: Vec<PerfEventLinkId>,
     tp_links: Vec<(&'static str, RawTracePointLinkId)>,
     tables: Option<TableLoader>,
+    /// Reads the walks to finish in user space while sampling runs.
+    late: Option<crate::late::Drainer>,
 }
 
 impl std::fmt::Debug for StackSampler {
@@ -278,6 +283,7 @@ impl StackSampler {
             names::COUNTS,
             names::STACKS,
             names::REQUESTS,
+            names::LATE,
             names::TARGET_TGIDS,
             names::TARGET_TIDS,
         ];
@@ -328,6 +334,7 @@ impl StackSampler {
         // selected processes' mappings, and serves the kernel side's
         // requests from its own thread.
         let mut tables = None;
+        let mut late = None;
         // Whether the loader alone learns execs and exits from the
         // kernel's side-band events (the whole machine; narrower
         // selections keep the tracepoints as well).
@@ -385,9 +392,12 @@ impl StackSampler {
             events_followed = whole_machine && events.is_some();
             loader.serve(requests, events, whole_machine)?;
             tables = Some(loader);
+            let ring = aya::maps::RingBuf::try_from(take(names::LATE)?)
+                .map_err(|source| ProbeError::Map { map: names::LATE, source })?;
+            late = Some(crate::late::Drainer::start(ring)?);
         }
 
-        let mut this = Self { ebpf, programs, perf_links: Vec::new(), tp_links: Vec::new(), tables };
+        let mut this = Self { ebpf, programs, perf_links: Vec::new(), tp_links: Vec::new(), tables, late };
         if matches!(config.selection, Selection::Processes { follow_children: true, .. }) {
             this.attach_raw_tp(names::FORK_PROGRAM, "sched_process_fork")?;
         }
@@ -518,8 +528,12 @@ impl StackSampler {
     /// Stops sampling and reads the unique stacks and their counts.
     pub fn finish(mut self) -> Result<RawProfile, ProbeError> {
         self.detach();
-        let (modules, tables) = match self.tables.take() {
-            Some(mut t) => t.finish(),
+        // The walks to finish: all sent by now (the programs are detached).
+        let (records, queue_dropped, unreadable) =
+            self.late.as_mut().map(crate::late::Drainer::finish).unwrap_or_default();
+        let mut loader = self.tables.take();
+        let (modules, tables) = match &mut loader {
+            Some(t) => t.finish(),
             None => (Modules::default(), TableStats::default()),
         };
         let stats = self.stats()?;
@@ -550,10 +564,12 @@ impl StackSampler {
                 .clone()
         };
         let mut samples = Vec::new();
+        let mut index: HashMap<SampleKey, usize> = HashMap::new();
         for entry in counts.iter() {
             let (key, count) = entry.map_err(count_err)?;
             // A user stack that was walked but could not be kept.
             let user = if key.user_lost != 0 { RawStack::Lost } else { lookup(key.user_stack) };
+            index.insert(key, samples.len());
             samples.push(RawSample {
                 tgid: key.tgid,
                 tid: key.tid,
@@ -570,7 +586,13 @@ impl StackSampler {
         let by_hash_len = by_hash.len();
         let bytes_read = samples.len() as u64 * (size_of::<SampleKey>() + 8) as u64
             + by_hash_len as u64 * (8 + size_of::<StackTrace>()) as u64;
-        Ok(RawProfile { samples, stats, modules, tables, bytes_read })
+        let mut late = match &loader {
+            Some(t) => finish_late(&mut samples, &index, &records, &modules, t),
+            None => crate::late::LateStats::default(),
+        };
+        late.lost = stats.late_dropped + queue_dropped;
+        late.unfinished += unreadable;
+        Ok(RawProfile { samples, stats, modules, tables, bytes_read, late })
     }
 
     fn detach(&mut self) {
@@ -585,6 +607,102 @@ impl StackSampler {
         }
         object::detach_raw(&mut self.ebpf, self.tp_links.drain(..));
     }
+}
+
+/// Finishes the walks sent late (`records`) with the mappings and tables
+/// now known, and moves each one's count from the stack the kernel walked
+/// (found in `samples` by its key, through `index`) to the finished stack.
+fn finish_late(
+    samples: &mut Vec<RawSample>,
+    index: &HashMap<SampleKey, usize>,
+    records: &[crate::late::LateRecord],
+    modules: &Modules,
+    loader: &TableLoader,
+) -> crate::late::LateStats {
+    use crate::late::{Code, Known, Place, TableRows, Unfinished};
+    struct Process<'a> {
+        tgid: u32,
+        history: &'a [perfkit_target::Mapping],
+        ids: &'a HashMap<*const perfkit_target::ModuleFile, u32>,
+        loader: &'a TableLoader,
+        tables: &'a mut HashMap<u32, Option<TableRows>>,
+        /// Places looked up already, by (process, address): the same
+        /// return addresses recur from walk to walk.
+        places: &'a mut HashMap<(u32, u64), Option<Place>>,
+    }
+    impl Known for Process<'_> {
+        fn place(&mut self, addr: u64) -> Option<Place> {
+            let (history, ids) = (self.history, self.ids);
+            *self.places.entry((self.tgid, addr)).or_insert_with(|| {
+                // The newest mapping holding the address (the history keeps
+                // every mapping the process had, an older program's included).
+                let m = history.iter().rev().find(|m| m.start <= addr && addr < m.end)?;
+                Some(match m.file.as_ref().and_then(|f| ids.get(&std::sync::Arc::as_ptr(f))) {
+                    Some(&id) => Place::File { id, start: m.start, end: m.end, offset: m.offset },
+                    // Anonymous code, or a file that could not be opened: the
+                    // kernel walks both as anonymous memory.
+                    None => Place::Anonymous,
+                })
+            })
+        }
+        fn code(&mut self, id: u32) -> Option<Code<'_>> {
+            let loader = self.loader;
+            match self.tables.entry(id).or_insert_with(|| loader.table_rows(id)).as_ref()? {
+                TableRows::Rows(pages) => Some(Code::Rows(pages)),
+                TableRows::FramePointers => Some(Code::FramePointers),
+            }
+        }
+    }
+    let mut stats = crate::late::LateStats::default();
+    if records.is_empty() {
+        return stats;
+    }
+    let ids: HashMap<*const perfkit_target::ModuleFile, u32> =
+        modules.files.iter().map(|(&id, f)| (std::sync::Arc::as_ptr(f), id)).collect();
+    let mut tables: HashMap<u32, Option<TableRows>> = HashMap::new();
+    let mut places: HashMap<(u32, u64), Option<Place>> = HashMap::new();
+    // (sample moved from, finished frames, end) -> samples.
+    let mut moved: HashMap<(usize, Vec<u64>, u8), u64> = HashMap::new();
+    let no_history = Vec::new();
+    for record in records {
+        let finished = (|| {
+            let &i = index.get(&record.key).ok_or(Unfinished::Prefix)?;
+            let RawStack::Frames(prefix) = &samples[i].user else { return Err(Unfinished::Prefix) };
+            if samples[i].count == 0 || prefix.len() < record.n {
+                return Err(Unfinished::Prefix);
+            }
+            let history = modules.processes.get(&record.key.tgid).unwrap_or(&no_history);
+            let mut known =
+                Process { tgid: record.key.tgid, history, ids: &ids, loader, tables: &mut tables, places: &mut places };
+            let (frames, end) = crate::late::finish(&prefix[..record.n], record, &mut known)?;
+            Ok((i, frames, end))
+        })();
+        match finished {
+            Ok((i, frames, end)) => {
+                samples[i].count -= 1;
+                *moved.entry((i, frames, end)).or_default() += 1;
+                stats.finished += 1;
+            }
+            Err(why) => {
+                tracing::debug!(
+                    tgid = record.key.tgid,
+                    comm = comm_to_string(&record.key.process_comm),
+                    ?why,
+                    "a late walk could not be finished"
+                );
+                stats.unfinished += 1;
+            }
+        }
+    }
+    for ((i, frames, end), count) in moved {
+        let mut sample = samples[i].clone();
+        sample.user = RawStack::Frames(frames);
+        sample.user_end = stack_end(end);
+        sample.count = count;
+        samples.push(sample);
+    }
+    samples.retain(|s| s.count > 0);
+    stats
 }
 
 /// The kernel side's selection for `selection`.

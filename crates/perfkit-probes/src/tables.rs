@@ -134,6 +134,18 @@ impl RowsMap {
     }
 }
 
+impl RowsMap {
+    /// A copy of `n` rows from `at`; `None` past the map.
+    fn read(&self, at: usize, n: usize) -> Option<Vec<Row>> {
+        if at.checked_add(n)? > self.len {
+            return None;
+        }
+        // SAFETY: the range is inside the mapping (checked above); rows
+        // are plain integers.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr.add(at), n) }.to_vec())
+    }
+}
+
 impl Drop for RowsMap {
     fn drop(&mut self) {
         let bytes = (self.len * size_of::<Row>()).next_multiple_of(4096);
@@ -552,6 +564,25 @@ impl TableLoader {
             .map_err(|error| crate::ProbeError::Thread { what: "table loader", error })?;
         self.thread = Some(thread);
         Ok(())
+    }
+
+    /// File `id`'s table as the kernel side reads it (its rows per page
+    /// of file offsets, or frame pointers for a file without CFI); `None`
+    /// while it is not loaded. For walks finished in user space.
+    pub(crate) fn table_rows(&self, id: u32) -> Option<crate::late::TableRows> {
+        let loader = self.shared.lock().expect("table loader lock");
+        match loader.file_state.get(&id, 0) {
+            Ok(FILE_NO_CFI) => return Some(crate::late::TableRows::FramePointers),
+            Ok(FILE_LOADED) => {}
+            _ => return None,
+        }
+        let installed = loader.installed.get(&id)?;
+        let mut pages = HashMap::with_capacity(installed.pages.len());
+        for &page in &installed.pages {
+            let info = loader.pages.get(&PageKey { file: id, page }, 0).ok()?;
+            pages.insert(page, loader.rows.read(info.start as usize, info.count as usize)?);
+        }
+        Some(crate::late::TableRows::Rows(pages))
     }
 
     /// What was loaded so far.

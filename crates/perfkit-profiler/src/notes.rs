@@ -161,6 +161,18 @@ pub enum Note {
         /// Time spent building them.
         build_time: Duration,
     },
+    /// Walks that reached a mapping or table not known yet (a program that
+    /// just started, a library just mapped), finished in user space once
+    /// they were known.
+    LateWalks {
+        /// Samples whose walk was finished.
+        finished: u64,
+        /// Samples whose walk could not be finished: they keep the stack
+        /// the kernel walked (and its `[truncated: ...]` reason).
+        unfinished: u64,
+        /// Walks not kept (a full ring buffer or queue): as `unfinished`.
+        lost: u64,
+    },
     /// Tables of large files built when a walk first reached them.
     TablesOnDemand {
         /// Tables built.
@@ -365,6 +377,7 @@ impl Note {
             ThreadOfProcess { .. }
             | UnwindTables { .. }
             | TablesOnDemand { .. }
+            | LateWalks { .. }
             | TablesEvicted { .. }
             | ReadFromKernel { .. }
             | JvmPerfMapWritten { .. }
@@ -466,6 +479,12 @@ impl fmt::Display for Note {
                 rows * 8 / 1024,
                 row_capacity * 8 / 1024,
                 build_time.as_secs_f64() * 1e3
+            ),
+            Note::LateWalks { finished, unfinished, lost } => write!(
+                f,
+                "stacks of new programs and libraries finished once their mappings and tables were known: \
+                 {finished} samples finished late, {} could not be ({unfinished} unfinished, {lost} not kept)",
+                unfinished + lost
             ),
             Note::TablesOnDemand { built, never_reached } => write!(
                 f,

@@ -563,6 +563,14 @@ impl Session {
                 let st = raw.stats;
                 let tables = raw.tables;
                 ebpf_notes(&st, &tables, &mut notes);
+                let late = raw.late;
+                if late.finished + late.unfinished + late.lost > 0 {
+                    notes.push(Note::LateWalks {
+                        finished: late.finished,
+                        unfinished: late.unfinished,
+                        lost: late.lost,
+                    });
+                }
                 notes.push(Note::ReadFromKernel { bytes: raw.bytes_read });
                 (raw.samples, raw.modules, st.idle, st.stacks_full, st.counts_full, Some(raw.bytes_read))
             }

@@ -103,7 +103,7 @@ pub use wakestack::{
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
 
 /// Ring buffers in the object, and the size each tool's own gets.
-const RINGS: [&str; 11] = [
+const RINGS: [&str; 12] = [
     names::TCP_CONN_EVENTS,
     names::OOM_EVENTS,
     names::MOUNT_EVENTS,
@@ -114,6 +114,7 @@ const RINGS: [&str; 11] = [
     names::TCP_LIFE_EVENTS,
     names::TCP_RETRANS_EVENTS,
     names::REQUESTS,
+    names::LATE,
     perfkit_probes_common::trace::EVENTS,
 ];
 
