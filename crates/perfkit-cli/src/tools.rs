@@ -25,11 +25,10 @@ use perfkit_probes::{
             SessionJson, SessionLayout, Stamp, write_retransmit, write_retransmit_heading,
         },
         syscount::{SyscountIntervals, SyscountReport, write_syscount_table},
-        text::{EventJson, HistogramJson, HistogramReport, TimeColumns, write_histograms},
+        text::{EventJson, HistogramJson, HistogramPer, HistogramReport, TimeColumns, write_histograms},
     },
 };
 use perfkit_profiler::Target;
-use serde_json::json;
 
 use crate::profile::{IdList, parse_pid_list};
 
@@ -235,24 +234,16 @@ pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
         let names =
             if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) { tool.names()? } else { HashMap::new() };
         let comm_of = |id: u32| names.get(&id).cloned().unwrap_or_else(|| comm_of(id));
-        let label = |h: &Histogram| -> (String, serde_json::Value) {
-            match per {
-                RunqlatPer::Process => {
-                    let comm = comm_of(h.id as u32);
-                    (format!("pid = {} {comm}", h.id), json!({"pid": h.id, "comm": comm}))
-                }
-                RunqlatPer::Thread => {
-                    let comm = comm_of(h.id as u32);
-                    (format!("tid = {} {comm}", h.id), json!({"tid": h.id, "comm": comm}))
-                }
-                RunqlatPer::PidNamespace => (format!("pidns = {}", h.id), json!({"pidns": h.id})),
-                RunqlatPer::Cgroup => {
-                    // A walk of the whole cgroup tree: once per group.
-                    let path = perfkit_target::cgroup::path_of_id(h.id).unwrap_or_default();
-                    (format!("cgroup = {path}"), json!({"cgroup_id": h.id, "cgroup": path}))
-                }
-                _ => (String::new(), json!({})),
-            }
+        let label = |h: &Histogram| match per {
+            RunqlatPer::Process => HistogramPer::Process { comm: comm_of(h.id as u32), pid: h.id },
+            RunqlatPer::Thread => HistogramPer::Thread { comm: comm_of(h.id as u32), tid: h.id },
+            RunqlatPer::PidNamespace => HistogramPer::PidNamespace { pidns: h.id },
+            // A walk of the whole cgroup tree: once per group.
+            RunqlatPer::Cgroup => HistogramPer::Cgroup {
+                cgroup: perfkit_target::cgroup::path_of_id(h.id).unwrap_or_default(),
+                cgroup_id: h.id,
+            },
+            _ => HistogramPer::All {},
         };
         print_report("runqlat", &args.reporting, unit, scale, &interval, label)?;
         previous = hists.into_iter().map(|h| (h.id, h)).collect();
@@ -268,12 +259,13 @@ fn print_report(
     unit: &str,
     scale: u64,
     hists: &[Histogram],
-    label: impl Fn(&Histogram) -> (String, serde_json::Value),
+    label: impl Fn(&Histogram) -> HistogramPer,
 ) -> Result<()> {
+    let labelled: Vec<(HistogramPer, &Histogram)> = hists.iter().map(|h| (label(h), h)).collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if reporting.json {
-        let hists = hists.iter().map(|h| HistogramJson::new(h, label(h).1)).collect();
+        let hists = labelled.into_iter().map(|(per, h)| HistogramJson::new(h, per)).collect();
         let doc = HistogramReport::new(tool, crate::clock::now_rfc3339(), reporting.interval, hists);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
@@ -282,7 +274,12 @@ fn print_report(
         if reporting.timestamp {
             writeln!(out, "{}", crate::clock::now_hms())?;
         }
-        write_histograms(&mut out, unit, scale, hists.iter().map(|h| (printable(&label(h).0).into_owned(), h)))?;
+        write_histograms(
+            &mut out,
+            unit,
+            scale,
+            labelled.iter().map(|(per, h)| (printable(&per.label()).into_owned(), *h)),
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -347,22 +344,13 @@ pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
             .map(|h| previous.get(&(h.id, h.sub)).map_or_else(|| h.clone(), |p| h.since(p)))
             .filter(|h| h.count() > 0 || !(args.disks || args.flags))
             .collect();
-        let label = |h: &Histogram| -> (String, serde_json::Value) {
+        let label = |h: &Histogram| {
             let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
-            let mut text = Vec::new();
-            let mut per = serde_json::Map::new();
-            if args.disks {
-                let name = disk_name(major, minor);
-                text.push(format!("disk = {name}"));
-                per.insert("disk".into(), json!(name));
-                per.insert("device".into(), json!(format!("{major}:{minor}")));
+            HistogramPer::Block {
+                device: args.disks.then(|| format!("{major}:{minor}")),
+                disk: args.disks.then(|| disk_name(major, minor)),
+                flags: args.flags.then(|| perfkit_probes::tools::operation_name(h.sub)),
             }
-            if args.flags {
-                let op = perfkit_probes::tools::operation_name(h.sub);
-                text.push(format!("flags = {op}"));
-                per.insert("flags".into(), json!(op));
-            }
-            (text.join(", "), serde_json::Value::Object(per))
         };
         print_report("biolatency", &args.reporting, unit, scale, &interval, label)?;
         previous = hists.into_iter().map(|h| ((h.id, h.sub), h)).collect();

@@ -109,7 +109,9 @@ pub use ufunc::{
     FuncLatencyReport, LatencyHistogram, LatencyUnit, ProbeCountJson, write_funccount,
 };
 pub use wakestack::{
-    CountedStack, StackCountConfig, StackCounter, StackKinds, WakeupStack, WakeupTime, WakeupTimeConfig,
+    CountedStack, StackCountConfig, StackCountReport, StackCountRow, StackCountRowJson, StackCounter, StackKinds,
+    WakerRow, WakerRowJson, WakeupStack, WakeupTime, WakeupTimeConfig, WakeuptimeReport, stack_addresses,
+    write_stackcount, write_stackcount_folded, write_wakeuptime, write_wakeuptime_folded,
 };
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};
