@@ -2,17 +2,14 @@
 //! `softirqs` and `runqlen`, in bcc's layouts or as JSON. Thin callers of
 //! `perfkit_probes::tools::{Irqs, Runqlen}`.
 
-use std::{collections::BTreeMap, io::Write, process::ExitCode};
+use std::{io::Write, process::ExitCode};
 
 use anyhow::Result;
 use clap::Args;
-use perfkit_model::printable;
 use perfkit_probes::tools::{
-    DEFAULT_RUNQLEN_HZ, Histogram, IrqKind, IrqTime, Irqs, IrqsConfig, Runqlen, RunqlenConfig, ToolStats,
-    run::Watch,
-    text::{HistogramJson, SCHEMA_VERSION, round3, write_log2_hist},
+    DEFAULT_RUNQLEN_HZ, IrqIntervals, IrqKind, IrqReport, Irqs, IrqsConfig, Runqlen, RunqlenConfig, RunqlenIntervals,
+    RunqlenReport, ToolStats, run::Watch, write_irq_dists, write_irq_table, write_runqlen,
 };
-use serde_json::json;
 
 use crate::tools::{Reporting, finish, histogram_loop, warn_losses};
 
@@ -92,35 +89,11 @@ pub fn softirqs(args: SoftirqsArgs) -> Result<ExitCode> {
 
 /// One row of a report: a handler name (hard IRQs with the same name are
 /// one row, as bcc keys them) or a vector, with its IRQ numbers.
-struct Row {
-    name: String,
-    numbers: Vec<u32>,
-    hist: Histogram,
-}
-
-fn rows(times: &[IrqTime], previous: &BTreeMap<(u32, String), Histogram>) -> Vec<Row> {
-    let mut by_name: BTreeMap<String, Row> = BTreeMap::new();
-    for t in times {
-        let h = previous.get(&(t.number, t.name.clone())).map_or_else(|| t.hist.clone(), |p| t.hist.since(p));
-        let row = by_name.entry(t.name.clone()).or_insert_with(|| Row {
-            name: t.name.clone(),
-            numbers: Vec::new(),
-            hist: Histogram::new(0, 0),
-        });
-        row.numbers.push(t.number);
-        for (a, b) in row.hist.counts.iter_mut().zip(h.counts) {
-            *a = a.saturating_add(b);
-        }
-        row.hist.sum_ns = row.hist.sum_ns.saturating_add(h.sum_ns);
-    }
-    by_name.into_values().filter(|r| r.hist.count() > 0).collect()
-}
-
 fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
     o.reporting.timestamp |= o.time;
-    let (tool_name, what, column) = match kind {
-        IrqKind::Hard => ("hardirqs", "hard irq", "HARDIRQ"),
-        _ => ("softirqs", "soft irq", "SOFTIRQ"),
+    let (tool_name, what) = match kind {
+        IrqKind::Hard => ("hardirqs", "hard irq"),
+        _ => ("softirqs", "soft irq"),
     };
     let mut config = IrqsConfig::new(kind == IrqKind::Hard, kind == IrqKind::Soft);
     config.cpu = o.cpu;
@@ -131,46 +104,16 @@ fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
     let tool = Irqs::start(config)?;
     let mut watch = Watch::machine();
     eprintln!("Tracing {what} event time... Hit Ctrl-C to end.");
-    let unit = if nanoseconds { "nsecs" } else { "usecs" };
-    let mut previous: BTreeMap<(u32, String), Histogram> = BTreeMap::new();
+    let mut intervals = IrqIntervals::new();
     let mut reported = ToolStats::default();
     let stdout = std::io::stdout();
     let exited = histogram_loop(&o.reporting, &mut watch, |_| {
         let times = tool.times()?;
         warn_losses(tool_name, &tool.stats(kind)?, &mut reported);
-        let mut rows = rows(&times, &previous);
-        previous = times.into_iter().map(|t| ((t.number, t.name), t.hist)).collect();
-        let total = |r: &Row| if nanoseconds { r.hist.sum_ns } else { r.hist.sum_ns / 1000 };
-        // bcc sorts by the value printed, smallest first.
-        if o.counts {
-            rows.sort_by_key(|r| (r.hist.count(), r.name.clone()));
-        } else {
-            rows.sort_by_key(|r| (total(r), r.name.clone()));
-        }
+        let rows = intervals.next(times, o.counts, nanoseconds);
         let mut out = stdout.lock();
         if o.reporting.json {
-            let doc = json!({
-                "schema_version": SCHEMA_VERSION,
-                "tool": tool_name,
-                "time": crate::clock::now_rfc3339(),
-                "interval_seconds": o.reporting.interval.map(|d| d.as_secs_f64()),
-                "rows": rows.iter().map(|r| {
-                    let mut v = json!({
-                        "name": r.name,
-                        "count": r.hist.count(),
-                        "total_usecs": round3(r.hist.sum_ns as f64 / 1000.0),
-                    });
-                    v[if kind == IrqKind::Hard { "irqs" } else { "vector" }] = if kind == IrqKind::Hard {
-                        json!(r.numbers)
-                    } else {
-                        json!(r.numbers.first())
-                    };
-                    if o.dist {
-                        v["buckets"] = json!(HistogramJson::new(&r.hist, ()).buckets);
-                    }
-                    v
-                }).collect::<Vec<_>>(),
-            });
+            let doc = IrqReport::new(kind, crate::clock::now_rfc3339(), o.reporting.interval, &rows, o.dist);
             serde_json::to_writer(&mut out, &doc)?;
             writeln!(out)?;
         } else {
@@ -179,19 +122,9 @@ fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
                 writeln!(out, "{}", crate::clock::now_hms())?;
             }
             if o.dist {
-                let section = if kind == IrqKind::Hard { "hardirq" } else { "softirq" };
-                for r in &rows {
-                    writeln!(out, "\n{section} = {}", printable(&r.name))?;
-                    write_log2_hist(&mut out, unit, &r.hist, 1)?;
-                }
+                write_irq_dists(&mut out, kind, &rows, nanoseconds)?;
             } else {
-                let width = if kind == IrqKind::Hard { 26 } else { 16 };
-                let label = if o.counts { "TOTAL_count".to_owned() } else { format!("TOTAL_{unit}") };
-                writeln!(out, "{column:<width$} {label:>11}")?;
-                for r in &rows {
-                    let v = if o.counts { r.hist.count() } else { total(r) };
-                    writeln!(out, "{:<width$} {v:>11}", printable(&r.name))?;
-                }
+                write_irq_table(&mut out, kind, &rows, o.counts, nanoseconds)?;
             }
         }
         out.flush()?;
@@ -244,26 +177,6 @@ pub struct RunqlenArgs {
 }
 
 /// Prints a linear histogram of queue lengths in bcc's layout.
-fn print_linear(out: &mut impl Write, h: &Histogram) -> std::io::Result<()> {
-    writeln!(out, "     {:<13} : count     distribution", "runqlen")?;
-    let (Some(first), Some(last)) = (h.counts.iter().position(|&c| c > 0), h.counts.iter().rposition(|&c| c > 0))
-    else {
-        return writeln!(out, "     (no samples)");
-    };
-    let max = h.counts.iter().copied().max().unwrap_or(1).max(1);
-    for (i, &c) in h.counts.iter().enumerate().take(last + 1).skip(first) {
-        let stars = ((c as u128 * 40) / max as u128) as usize;
-        writeln!(out, "        {i:<3}      : {c:<8} |{:<40}|", "*".repeat(stars))?;
-    }
-    Ok(())
-}
-
-/// The share of samples that found a task waiting, in percent.
-fn occupancy(h: &Histogram) -> f64 {
-    let total = h.count();
-    if total == 0 { 0.0 } else { 100.0 * (total - h.counts[0]) as f64 / total as f64 }
-}
-
 pub fn runqlen(mut args: RunqlenArgs) -> Result<ExitCode> {
     args.reporting.timestamp |= args.time;
     let mut config = RunqlenConfig::default();
@@ -271,7 +184,7 @@ pub fn runqlen(mut args: RunqlenArgs) -> Result<ExitCode> {
     let tool = Runqlen::start(config)?;
     let mut watch = Watch::machine();
     eprintln!("Sampling run queue length... Hit Ctrl-C to end.");
-    let mut previous: BTreeMap<u64, Histogram> = BTreeMap::new();
+    let mut intervals = RunqlenIntervals::new();
     let mut reported = ToolStats::default();
     let stdout = std::io::stdout();
     let exited = histogram_loop(&args.reporting, &mut watch, |_| {
@@ -284,41 +197,10 @@ pub fn runqlen(mut args: RunqlenArgs) -> Result<ExitCode> {
             );
         }
         warn_losses("runqlen", &stats, &mut reported);
-        let interval: Vec<Histogram> =
-            now.iter().map(|h| previous.get(&h.id).map_or_else(|| h.clone(), |p| h.since(p))).collect();
-        previous = now.into_iter().map(|h| (h.id, h)).collect();
-        let hists: Vec<(Option<u64>, Histogram)> = if args.cpus {
-            interval.into_iter().map(|h| (Some(h.id), h)).collect()
-        } else {
-            let mut all = Histogram::new(0, 0);
-            for h in &interval {
-                for (a, b) in all.counts.iter_mut().zip(h.counts) {
-                    *a = a.saturating_add(b);
-                }
-            }
-            vec![(None, all)]
-        };
+        let hists = intervals.next(now, args.cpus);
         let mut out = stdout.lock();
         if args.reporting.json {
-            let doc = json!({
-                "schema_version": SCHEMA_VERSION,
-                "tool": "runqlen",
-                "time": crate::clock::now_rfc3339(),
-                "interval_seconds": args.reporting.interval.map(|d| d.as_secs_f64()),
-                "frequency_hz": args.frequency,
-                "unit": "tasks",
-                "histograms": hists.iter().map(|(cpu, h)| {
-                    let last = h.counts.iter().rposition(|&c| c > 0).map_or(0, |l| l + 1);
-                    json!({
-                        "cpu": cpu,
-                        "samples": h.count(),
-                        "occupancy_percent": round3(occupancy(h)),
-                        "buckets": h.counts[..last].iter().enumerate()
-                            .map(|(len, &c)| json!({"length": len, "count": c}))
-                            .collect::<Vec<_>>(),
-                    })
-                }).collect::<Vec<_>>(),
-            });
+            let doc = RunqlenReport::new(crate::clock::now_rfc3339(), args.reporting.interval, args.frequency, &hists);
             serde_json::to_writer(&mut out, &doc)?;
             writeln!(out)?;
         } else {
@@ -326,43 +208,10 @@ pub fn runqlen(mut args: RunqlenArgs) -> Result<ExitCode> {
             if args.reporting.timestamp {
                 writeln!(out, "{}", crate::clock::now_hms())?;
             }
-            if args.runqocc {
-                for (cpu, h) in &hists {
-                    match cpu {
-                        Some(c) => writeln!(out, "runqocc, CPU {c:<3} {:6.2}%", occupancy(h))?,
-                        None => writeln!(out, "runqocc: {:0.2}%", occupancy(h))?,
-                    }
-                }
-            }
-            if !args.runqocc || args.histograms {
-                for (cpu, h) in &hists {
-                    if let Some(c) = cpu {
-                        writeln!(out, "\ncpu = {c}")?;
-                    }
-                    print_linear(&mut out, h)?;
-                }
-            }
+            write_runqlen(&mut out, &hists, args.runqocc, args.histograms)?;
         }
         out.flush()?;
         Ok(())
     })?;
     Ok(finish(watch, exited))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn occupancy_is_the_share_of_samples_with_a_waiting_task() {
-        let mut h = Histogram::new(0, 0);
-        h.counts[0] = 75;
-        h.counts[2] = 25;
-        assert_eq!(occupancy(&h), 25.0);
-        assert_eq!(occupancy(&Histogram::new(0, 0)), 0.0);
-        let mut out = Vec::new();
-        print_linear(&mut out, &h).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("        2        : 25       |*************"), "{text}");
-    }
 }

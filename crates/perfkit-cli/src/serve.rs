@@ -1,18 +1,13 @@
 //! `perfkit serve`: Prometheus metrics and Go's pprof profile endpoint,
 //! served by `perfkit-exporter` (access control, fairness).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
-use axum::{
-    extract::{Query, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-};
 use clap::Args;
+use perfkit_exporter::pprof::PprofOptions;
 use perfkit_probes::tools::metrics::{Probe, ProbeMetrics, ProbeMetricsConfig};
 use perfkit_procstat::{CollectOptions, ProcessSelection, prometheus::ProcfsCollector};
-use serde::Deserialize;
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -169,15 +164,6 @@ impl From<ProbeArg> for Probe {
     }
 }
 
-/// What the pprof routes share.
-struct AppState {
-    max_profile_seconds: u64,
-    /// One profile at a time; the lock holds when it ends (for the
-    /// Retry-After of a request that comes meanwhile).
-    profiling: tokio::sync::Mutex<()>,
-    profile_ends: std::sync::Mutex<Option<std::time::Instant>>,
-}
-
 pub fn serve(args: ServeArgs) -> Result<()> {
     let web = match &args.web_config {
         Some(path) => Some(perfkit_exporter::WebConfig::load(path)?),
@@ -218,29 +204,16 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             config.runqlat_per_cgroup = args.probe_per_cgroup;
             exporter = exporter.collector(ProbeMetrics::start(&config)?);
         }
-        let state = Arc::new(AppState {
-            max_profile_seconds: args.max_profile_seconds,
-            profiling: tokio::sync::Mutex::new(()),
-            profile_ends: std::sync::Mutex::new(None),
-        });
-        let routes = axum::Router::new()
-            .route("/debug/pprof/profile", axum::routing::get(profile))
-            .route("/debug/pprof/", axum::routing::get(|| async { axum::response::Html(PPROF_INDEX) }))
-            .route(
-                "/debug/pprof",
-                axum::routing::get(|| async { axum::response::Redirect::permanent("/debug/pprof/") }),
-            )
-            .route(
-                "/",
-                axum::routing::get(|| async {
-                    axum::response::Html(
-                        "<html><body><a href=\"/metrics\">/metrics</a><br>\
-                         <a href=\"/debug/pprof/\">/debug/pprof/</a><br>\
-                         <a href=\"/debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=10</a></body></html>",
-                    )
-                }),
-            )
-            .with_state(state);
+        let routes = perfkit_exporter::pprof::routes(PprofOptions::new(args.max_profile_seconds)).route(
+            "/",
+            axum::routing::get(|| async {
+                axum::response::Html(
+                    "<html><body><a href=\"/metrics\">/metrics</a><br>\
+                     <a href=\"/debug/pprof/\">/debug/pprof/</a><br>\
+                     <a href=\"/debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=10</a></body></html>",
+                )
+            }),
+        );
         tokio::select! {
             r = exporter.routes(routes).serve(listener) => r.context("serving"),
             _ = crate::signals::interrupted() => Ok(()),
@@ -256,165 +229,4 @@ fn procfs_collector(args: &ServeArgs) -> ProcfsCollector {
         options.processes = ProcessSelection::Pids(args.pids.clone());
     }
     ProcfsCollector::new(options).comms(args.comm.clone())
-}
-
-/// The query of /debug/pprof/profile, as Go's net/http/pprof takes it,
-/// with perfkit's target parameters.
-#[derive(Debug, Deserialize)]
-struct ProfileQuery {
-    seconds: Option<String>,
-    pid: Option<String>,
-    /// With `pid`: `1` or `true` adds each process's existing descendants.
-    children: Option<String>,
-    cgroup: Option<String>,
-    hz: Option<String>,
-}
-
-/// How long Go waits when `seconds` is missing or not a positive number.
-const DEFAULT_PROFILE_SECONDS: f64 = 30.0;
-
-/// The length of a profile, as Go's net/http/pprof reads `seconds`: a
-/// missing, unparsable, zero or negative value means 30 s; perfkit also
-/// takes fractions (`0.5`). Longer than `max` is refused (Go refuses what
-/// exceeds its server's WriteTimeout).
-fn profile_seconds(query: Option<&str>, max: u64) -> Result<f64, String> {
-    let seconds = match query.map(|q| q.trim().parse::<f64>()) {
-        Some(Ok(s)) if s.is_finite() && s > 0.0 => s,
-        _ => DEFAULT_PROFILE_SECONDS,
-    };
-    if seconds > max as f64 {
-        return Err(format!(
-            "a profile of {seconds} s exceeds the server's --max-profile-seconds ({max}); ask for at most {max}"
-        ));
-    }
-    Ok(seconds)
-}
-
-/// `/debug/pprof/`: the index of the profiles served, as Go's
-/// net/http/pprof gives one.
-const PPROF_INDEX: &str = "<html>
-<head><title>/debug/pprof/</title></head>
-<body>
-/debug/pprof/<br>
-<br>
-Types of profiles available:
-<table>
-<thead><td>Count</td><td>Profile</td></thead>
-<tr><td></td><td><a href='profile'>profile</a></td></tr>
-</table>
-<br>
-<p>
-Profile Descriptions:
-<ul>
-<li><div class=profile-name>profile: </div> CPU profile (perfkit: every process on the machine, sampled
-with stacks by eBPF, or perf_event where eBPF is unavailable). You can specify the duration in the seconds
-GET parameter (default 30); pid=PID[,PID] (with children=1 for their descendants) or cgroup=PATH narrows it,
-and hz=N sets the sampling rate (default 99). After you get the profile file, use the go tool pprof command
-to investigate the profile.</li>
-</ul>
-</p>
-</body>
-</html>
-";
-
-fn bad_request(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, format!("{}\n", msg.into())).into_response()
-}
-
-async fn profile(State(state): State<Arc<AppState>>, Query(q): Query<ProfileQuery>) -> Response {
-    let max = state.max_profile_seconds;
-    let seconds = match profile_seconds(q.seconds.as_deref(), max) {
-        Ok(s) => s,
-        Err(e) => return bad_request(e),
-    };
-    let hz = match q.hz.as_deref().map(str::parse::<u64>) {
-        None => 99,
-        Some(Ok(h)) if (1..=10_000).contains(&h) => h,
-        Some(_) => return bad_request("hz must be from 1 to 10000"),
-    };
-    let children = match q.children.as_deref() {
-        None | Some("0" | "false") => false,
-        Some("1" | "true") => true,
-        Some(_) => return bad_request("children must be 1, true, 0 or false"),
-    };
-    let target = if let Some(pids) = &q.pid {
-        match perfkit_target::parse_pid_list(pids)
-            .map_err(anyhow::Error::from)
-            .and_then(|p| Ok(perfkit_profiler::Target::pids(&p)?))
-        {
-            Ok(t) if children => t.with_children(),
-            Ok(t) => t,
-            Err(e) => return bad_request(format!("{e:#}")),
-        }
-    } else if let Some(cg) = &q.cgroup {
-        match perfkit_profiler::Target::cgroup(std::path::Path::new(cg)) {
-            Ok(t) => t,
-            Err(e) => return bad_request(e.to_string()),
-        }
-    } else {
-        perfkit_profiler::Target::all()
-    };
-    // One profile at a time: a second request gets 429.
-    let Ok(_running) = state.profiling.try_lock() else {
-        // When the running profile ends.
-        let ends = *state.profile_ends.lock().unwrap_or_else(|p| p.into_inner());
-        let retry = ends
-            .map(|e| e.saturating_duration_since(std::time::Instant::now()).as_secs_f64())
-            .unwrap_or(seconds)
-            .ceil()
-            .max(1.0);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, retry.to_string())],
-            "a profile is already being taken; retry later\n",
-        )
-            .into_response();
-    };
-    *state.profile_ends.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(std::time::Instant::now() + Duration::from_secs_f64(seconds));
-    let mut options = perfkit_profiler::Options::default();
-    options.frequency_hz = Some(hz);
-    let session = match tokio::task::spawn_blocking(move || perfkit_profiler::Session::start(target, &options)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot profile: {e}\n")).into_response(),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot profile: {e}\n")).into_response(),
-    };
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let finished = session.finish()?;
-        let mut out = Vec::new();
-        perfkit_formats::pprof::write(&finished.profile, &mut out)?;
-        Ok(out)
-    })
-    .await;
-    match result {
-        Ok(Ok(bytes)) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"profile\""),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("profiling failed: {e:#}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("profiling failed: {e}\n")).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_seconds_fall_back_to_30_as_in_go() {
-        for bad in [None, Some("abc"), Some("0"), Some("-5"), Some(""), Some("NaN"), Some("inf"), Some("-0.5")] {
-            assert_eq!(profile_seconds(bad, 300), Ok(30.0), "{bad:?}");
-        }
-        assert_eq!(profile_seconds(Some("10"), 300), Ok(10.0));
-        assert_eq!(profile_seconds(Some("0.5"), 300), Ok(0.5));
-        let long = profile_seconds(Some("301"), 300).unwrap_err();
-        assert!(long.contains("--max-profile-seconds (300)"), "{long}");
-        // The fallback itself is bounded by the maximum.
-        assert!(profile_seconds(Some("abc"), 10).unwrap_err().contains("30 s"));
-    }
 }

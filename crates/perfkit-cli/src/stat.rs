@@ -10,12 +10,12 @@ use std::{
 use anyhow::{Result, bail};
 use clap::Args;
 use perfkit_perf_event::stat::{
-    EventCount, StatEvent, StatSession, StatTarget, derived,
+    EventCount, StatEvent, StatSession, StatTarget,
+    json::StatReport,
     text::{self, Layout, Run},
 };
 use perfkit_profiler::EndReason;
 use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo, TargetError};
-use serde_json::json;
 
 use crate::profile::IdList;
 
@@ -259,44 +259,8 @@ fn print_intervals(
 }
 
 fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {
-    let elapsed_ns = run.run.elapsed.as_nanos() as u64;
-    let counts = &run.run.counts;
-    let events: Vec<_> = counts
-        .iter()
-        .map(|c| {
-            let d = derived(c.event, counts, elapsed_ns);
-            json!({
-                "event": c.event.name(),
-                "user_only": c.user_only,
-                "supported": c.value.is_some(),
-                "value": c.value,
-                "unit": if c.event.is_clock() { "ns" } else { "" },
-                "running": c.running,
-                "derived": d.as_ref().map(|d| d.value),
-                "derived_unit": d.as_ref().map(|d| d.unit),
-            })
-        })
-        .collect();
-    let exit = run.status.map(|s| match s {
-        ExitStatus::Code(c) => json!({ "code": c, "signal": null }),
-        ExitStatus::Signal(sig) => json!({ "code": null, "signal": sig }),
-    });
-    let pids: Vec<u32> = match &run.info {
-        Some(info) if pids.is_empty() => vec![info.pid],
-        _ => pids.to_vec(),
-    };
-    let doc = json!({
-        "schema_version": 1,
-        "pid": run.info.as_ref().map(|i| i.pid),
-        "pids": pids,
-        "system_wide": system_wide,
-        // The process's own command line: control characters as `\xNN`,
-        // as in every format perfkit writes.
-        "command": run.info.as_ref().map(|i| perfkit_model::escape_control(&i.display_command()).into_owned()),
-        "elapsed_seconds": (run.run.elapsed.as_secs_f64() * 1e9).round() / 1e9,
-        "exit": exit,
-        "events": events,
-    });
+    let r = &run.run;
+    let doc = StatReport::new(&r.counts, r.elapsed, run.info.as_ref(), pids, system_wide, run.status);
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! `tcpconnect`, `tcpaccept`, `oomkill`, `mountsnoop`, `capable`. Each is a thin
 //! caller of `perfkit_probes::tools`: parse the options into the tool's
 //! configuration, run it with `tools::run` (intervals, `-d`, the command's
-//! exit, Ctrl-C's flag), and print to stdout what `tools::text` writes
-//! (bcc's layouts, JSON documents); colour, escaping for the terminal and
-//! warnings on stderr stay here.
+//! exit, Ctrl-C's flag), and print to stdout what the library writes
+//! (`tools::{text, snoop, tracetext}` and each tool's report: bcc's
+//! layouts, JSON documents); the filters bcc applies in user space (`-u`,
+//! `-n`, ports), the clock's text and warnings on stderr stay here.
 
 use std::{collections::HashMap, ffi::OsString, io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -19,12 +20,15 @@ use perfkit_probes::{
         RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans, TcpRetransConfig,
         ToolStats, disk_name,
         run::{Report, Schedule, Watch, losses, run_events, run_intervals},
+        snoop::{
+            BlockJson, BlockLayout, ExecJson, ExecLayout, OpenJson, OpenLayout, RetransFlows, RetransmitJson,
+            SessionJson, SessionLayout, Stamp, write_retransmit, write_retransmit_heading,
+        },
         syscount::{SyscountIntervals, SyscountReport, write_syscount_table},
-        text::{EventJson, HistogramJson, HistogramReport, SCHEMA_VERSION, TimeColumns, round3, write_histograms},
+        text::{EventJson, HistogramJson, HistogramPer, HistogramReport, TimeColumns, write_histograms},
     },
 };
 use perfkit_profiler::Target;
-use serde_json::json;
 
 use crate::profile::{IdList, parse_pid_list};
 
@@ -230,24 +234,16 @@ pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
         let names =
             if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) { tool.names()? } else { HashMap::new() };
         let comm_of = |id: u32| names.get(&id).cloned().unwrap_or_else(|| comm_of(id));
-        let label = |h: &Histogram| -> (String, serde_json::Value) {
-            match per {
-                RunqlatPer::Process => {
-                    let comm = comm_of(h.id as u32);
-                    (format!("pid = {} {comm}", h.id), json!({"pid": h.id, "comm": comm}))
-                }
-                RunqlatPer::Thread => {
-                    let comm = comm_of(h.id as u32);
-                    (format!("tid = {} {comm}", h.id), json!({"tid": h.id, "comm": comm}))
-                }
-                RunqlatPer::PidNamespace => (format!("pidns = {}", h.id), json!({"pidns": h.id})),
-                RunqlatPer::Cgroup => {
-                    // A walk of the whole cgroup tree: once per group.
-                    let path = perfkit_target::cgroup::path_of_id(h.id).unwrap_or_default();
-                    (format!("cgroup = {path}"), json!({"cgroup_id": h.id, "cgroup": path}))
-                }
-                _ => (String::new(), json!({})),
-            }
+        let label = |h: &Histogram| match per {
+            RunqlatPer::Process => HistogramPer::Process { comm: comm_of(h.id as u32), pid: h.id },
+            RunqlatPer::Thread => HistogramPer::Thread { comm: comm_of(h.id as u32), tid: h.id },
+            RunqlatPer::PidNamespace => HistogramPer::PidNamespace { pidns: h.id },
+            // A walk of the whole cgroup tree: once per group.
+            RunqlatPer::Cgroup => HistogramPer::Cgroup {
+                cgroup: perfkit_target::cgroup::path_of_id(h.id).unwrap_or_default(),
+                cgroup_id: h.id,
+            },
+            _ => HistogramPer::All {},
         };
         print_report("runqlat", &args.reporting, unit, scale, &interval, label)?;
         previous = hists.into_iter().map(|h| (h.id, h)).collect();
@@ -263,12 +259,13 @@ fn print_report(
     unit: &str,
     scale: u64,
     hists: &[Histogram],
-    label: impl Fn(&Histogram) -> (String, serde_json::Value),
+    label: impl Fn(&Histogram) -> HistogramPer,
 ) -> Result<()> {
+    let labelled: Vec<(HistogramPer, &Histogram)> = hists.iter().map(|h| (label(h), h)).collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if reporting.json {
-        let hists = hists.iter().map(|h| HistogramJson::new(h, label(h).1)).collect();
+        let hists = labelled.into_iter().map(|(per, h)| HistogramJson::new(h, per)).collect();
         let doc = HistogramReport::new(tool, crate::clock::now_rfc3339(), reporting.interval, hists);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
@@ -277,7 +274,12 @@ fn print_report(
         if reporting.timestamp {
             writeln!(out, "{}", crate::clock::now_hms())?;
         }
-        write_histograms(&mut out, unit, scale, hists.iter().map(|h| (printable(&label(h).0).into_owned(), h)))?;
+        write_histograms(
+            &mut out,
+            unit,
+            scale,
+            labelled.iter().map(|(per, h)| (printable(&per.label()).into_owned(), *h)),
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -342,22 +344,13 @@ pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
             .map(|h| previous.get(&(h.id, h.sub)).map_or_else(|| h.clone(), |p| h.since(p)))
             .filter(|h| h.count() > 0 || !(args.disks || args.flags))
             .collect();
-        let label = |h: &Histogram| -> (String, serde_json::Value) {
+        let label = |h: &Histogram| {
             let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
-            let mut text = Vec::new();
-            let mut per = serde_json::Map::new();
-            if args.disks {
-                let name = disk_name(major, minor);
-                text.push(format!("disk = {name}"));
-                per.insert("disk".into(), json!(name));
-                per.insert("device".into(), json!(format!("{major}:{minor}")));
+            HistogramPer::Block {
+                device: args.disks.then(|| format!("{major}:{minor}")),
+                disk: args.disks.then(|| disk_name(major, minor)),
+                flags: args.flags.then(|| perfkit_probes::tools::operation_name(h.sub)),
             }
-            if args.flags {
-                let op = perfkit_probes::tools::operation_name(h.sub);
-                text.push(format!("flags = {op}"));
-                per.insert("flags".into(), json!(op));
-            }
-            (text.join(", "), serde_json::Value::Object(per))
         };
         print_report("biolatency", &args.reporting, unit, scale, &interval, label)?;
         previous = hists.into_iter().map(|h| ((h.id, h.sub), h)).collect();
@@ -397,12 +390,9 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
     let mut tool = BlockIo::start(config)?;
     eprintln!("Tracing block I/O... Hit Ctrl-C to end.");
     let mut names: HashMap<(u32, u32), String> = HashMap::new();
+    let layout = BlockLayout::new(args.queued);
     if !args.json {
-        let queued = if args.queued { format!("{:>7} ", "QUE(ms)") } else { String::new() };
-        println!(
-            "{:<11} {:<14} {:>7} {:<7} {:<1} {:>10} {:>7} {queued}{:>7}",
-            "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
-        );
+        layout.write_heading(&mut std::io::stdout().lock())?;
     }
     // Times from the tool's start, on the clock of the events' own
     // timestamps (CLOCK_MONOTONIC, as bpf_ktime_get_ns).
@@ -419,36 +409,9 @@ pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             if args.json {
-                return write_event(
-                    out,
-                    t,
-                    json!({
-                        "comm": e.comm,
-                        "pid": e.pid,
-                        "disk": disk,
-                        "device": format!("{}:{}", e.major, e.minor),
-                        "op": e.rwbs,
-                        "sector": e.sector,
-                        "bytes": e.bytes,
-                        "queued_ms": round3(e.queued_ns as f64 / 1e6),
-                        "latency_ms": round3(e.latency_ns as f64 / 1e6),
-                        "error": e.error,
-                    }),
-                );
+                return write_event(out, t, BlockJson::new(e, &disk));
             }
-            let op = e.rwbs.chars().find(|c| matches!(c, 'R' | 'W' | 'D' | 'F' | 'N')).unwrap_or('?');
-            let queued = if args.queued { format!("{:>7.2} ", e.queued_ns as f64 / 1e6) } else { String::new() };
-            writeln!(
-                out,
-                "{t:<11.6} {:<14} {:>7} {:<7} {op:<1} {:>10} {:>7} {queued}{:>7.2}",
-                printable(&e.comm),
-                e.pid,
-                disk,
-                e.sector,
-                e.bytes,
-                e.latency_ns as f64 / 1e6
-            )?;
-            Ok(())
+            Ok(layout.write(out, e, &disk, t)?)
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -549,7 +512,7 @@ pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
 }
 
 /// Writes one event as a JSON line, with the schema version and its time.
-fn write_event(out: &mut dyn Write, t: f64, event: serde_json::Value) -> Result<()> {
+fn write_event(out: &mut dyn Write, t: f64, event: impl serde::Serialize) -> Result<()> {
     serde_json::to_writer(&mut *out, &EventJson::new(event, t))?;
     writeln!(out)?;
     Ok(())
@@ -580,16 +543,16 @@ impl Snooping {
     fn columns(&self) -> TimeColumns {
         TimeColumns { clock: self.time, seconds: self.timestamp }
     }
+}
 
-    /// The time columns' headings, if they are shown.
-    fn time_heading(&self) -> String {
-        self.columns().heading()
-    }
+/// An event's time, `t` seconds after the start, on the terminal's clock.
+fn stamp(t: f64) -> Stamp<'static> {
+    Stamp { t, clock: &crate::clock::now_hms }
+}
 
-    /// The time columns at `t` seconds, if they are shown.
-    fn time_column(&self, t: f64) -> String {
-        self.columns().columns(t, crate::clock::now_hms)
-    }
+/// Writes a heading line to stdout.
+fn heading(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    Ok(write(&mut std::io::stdout().lock())?)
 }
 
 /// Streams events until Ctrl-C, the duration or the command's exit:
@@ -682,10 +645,9 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
     let mut tool = ExecSnoop::start(config)?;
     eprintln!("Tracing execs... Hit Ctrl-C to end.");
     watch.release()?;
+    let layout = ExecLayout::new(args.snooping.columns(), args.print_uid, args.quote);
     if !args.snooping.json {
-        let ts = args.snooping.time_heading();
-        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
-        println!("{ts}{uid}{:<16} {:>7} {:>7} {:>4} ARGS", "PCOMM", "PID", "PPID", "RET");
+        heading(|o| layout.write_heading(o))?;
     }
     let exited = snoop_loop(
         "execsnoop",
@@ -701,48 +663,11 @@ pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
             {
                 return Ok(());
             }
-            // An argument that could not be read is said, never shown empty.
-            let shown = |a: &Option<String>| {
-                let a = a.as_deref().unwrap_or("[unreadable]");
-                if args.quote { format!("\"{}\"", a.replace('"', "\\\"")) } else { a.to_owned() }
-            };
-            let mut line = e.args.iter().map(shown).collect::<Vec<_>>().join(" ");
-            if e.args.is_empty() && e.path.is_none() {
-                line.push_str("[unreadable]");
-            }
-            if e.args_truncated {
-                line.push_str(" ...");
-            }
             if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "comm": e.comm,
-                        "pid": e.pid,
-                        "ppid": e.ppid,
-                        "uid": e.uid,
-                        "ret": e.ret,
-                        "path": e.path,
-                        "path_truncated": e.path_truncated,
-                        "args": e.args,
-                        "args_truncated": e.args_truncated,
-                    }),
-                )?;
+                write_event(out, t, ExecJson::new(e))
             } else {
-                let ts = args.snooping.time_column(t);
-                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
-                writeln!(
-                    out,
-                    "{ts}{uid}{:<16} {:>7} {:>7} {:>4} {}",
-                    printable(&e.comm),
-                    e.pid,
-                    e.ppid,
-                    e.ret,
-                    printable(&line)
-                )?;
+                Ok(layout.write(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(finish(watch, exited))
@@ -836,11 +761,9 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
     let mut tool = OpenSnoop::start(config)?;
     eprintln!("Tracing opens... Hit Ctrl-C to end.");
     watch.release()?;
+    let layout = OpenLayout::new(args.snooping.columns(), args.print_uid, args.flags);
     if !args.snooping.json {
-        let ts = args.snooping.time_heading();
-        let flags = if args.flags { format!("{:<8} ", "FLAGS") } else { String::new() };
-        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
-        println!("{ts}{uid}{:>7} {:<16} {:>4} {:>3} {flags}PATH", "PID", "COMM", "FD", "ERR");
+        heading(|o| layout.write_heading(o))?;
     }
     let exited = snoop_loop(
         "opensnoop",
@@ -855,36 +778,11 @@ pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
             {
                 return Ok(());
             }
-            let (fd, err) = if e.ret >= 0 { (e.ret, 0) } else { (-1, -e.ret) };
             if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "pid": e.pid,
-                        "tid": e.tid,
-                        "uid": e.uid,
-                        "comm": e.comm,
-                        "fd": fd,
-                        "errno": err,
-                        "error": (err != 0).then(|| std::io::Error::from_raw_os_error(err).to_string()),
-                        "flags": e.flags,
-                        "path": e.path,
-                    }),
-                )?;
+                write_event(out, t, OpenJson::new(e))
             } else {
-                let ts = args.snooping.time_column(t);
-                let flags = if args.flags { format!("{:08o} ", e.flags) } else { String::new() };
-                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
-                writeln!(
-                    out,
-                    "{ts}{uid}{:>7} {:<16} {fd:>4} {err:>3} {flags}{}",
-                    e.pid,
-                    printable(&e.comm),
-                    printable(&e.path)
-                )?;
+                Ok(layout.write(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(finish(watch, exited))
@@ -944,13 +842,9 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
     let mut tool = TcpLife::start(config)?;
     eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
     let mut watch = Watch::machine();
-    let w = if args.wide { 39 } else { 15 };
+    let layout = SessionLayout::new(args.snooping.columns(), args.wide);
     if !args.snooping.json {
-        let ts = args.snooping.time_heading();
-        println!(
-            "{ts}{:>7} {:<12} {:<w$} {:>5} {:<w$} {:>5} {:>8} {:>8} {:>9}",
-            "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"
-        );
+        heading(|o| layout.write_heading(o))?;
     }
     snoop_loop(
         "tcplife",
@@ -966,38 +860,10 @@ pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "pid": e.pid,
-                        "comm": e.comm,
-                        "local_addr": e.local.to_string(),
-                        "local_port": e.local_port,
-                        "remote_addr": e.remote.to_string(),
-                        "remote_port": e.remote_port,
-                        "tx_bytes": e.tx_bytes,
-                        "rx_bytes": e.rx_bytes,
-                        "duration_ms": round3(e.duration_ns as f64 / 1e6),
-                    }),
-                )?;
+                write_event(out, t, SessionJson::new(e))
             } else {
-                let ts = args.snooping.time_column(t);
-                writeln!(
-                    out,
-                    "{ts}{:>7} {:<12} {:<w$} {:>5} {:<w$} {:>5} {:>8} {:>8} {:>9.2}",
-                    e.pid,
-                    printable(&e.comm),
-                    e.local,
-                    e.local_port,
-                    e.remote,
-                    e.remote_port,
-                    e.tx_bytes / 1024,
-                    e.rx_bytes / 1024,
-                    e.duration_ns as f64 / 1e6
-                )?;
+                Ok(layout.write(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -1033,17 +899,14 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     eprintln!("Tracing TCP retransmissions... Hit Ctrl-C to end.");
     let mut watch = Watch::machine();
     if !args.snooping.json && !args.count {
-        println!(
-            "{:<9} {:>7} {:>2} {:<21} {:>2} {:<21} STATE",
-            "TIME(s)", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT"
-        );
+        heading(write_retransmit_heading)?;
     }
     let count = args.count;
     let json_out = args.snooping.json;
     let (ipv4, ipv6) = (args.ipv4, args.ipv6);
     // -c: retransmissions (that sent something) by flow, counted here from
     // the events (bcc's -c); the ring buffer's losses are reported as such.
-    let mut flows: std::collections::BTreeMap<(String, String), u64> = std::collections::BTreeMap::new();
+    let mut flows = RetransFlows::new();
     snoop_loop(
         "tcpretrans",
         args.snooping.duration,
@@ -1054,71 +917,23 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             if count {
-                if e.error == 0 {
-                    let flow = (format!("{}:{}", e.local, e.local_port), format!("{}:{}", e.remote, e.remote_port));
-                    *flows.entry(flow).or_default() += 1;
-                }
-                return Ok(());
-            }
-            if json_out {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "pid": e.pid,
-                        "local_addr": e.local.to_string(),
-                        "local_port": e.local_port,
-                        "remote_addr": e.remote.to_string(),
-                        "remote_port": e.remote_port,
-                        "state": e.state,
-                        "segments": e.segments,
-                        "error": e.error,
-                    }),
-                )?;
+                flows.add(e);
+                Ok(())
+            } else if json_out {
+                write_event(out, t, RetransmitJson::new(e))
             } else {
-                let ip = if e.local.is_ipv4() { 4 } else { 6 };
-                // R>: retransmitted; F>: an attempt that failed (sent
-                // nothing).
-                let kind = if e.error == 0 { "R>" } else { "F>" };
-                writeln!(
-                    out,
-                    "{t:<9.3} {:>7} {ip:>2} {:<21} {kind} {:<21} {}",
-                    e.pid,
-                    format!("{}:{}", e.local, e.local_port),
-                    format!("{}:{}", e.remote, e.remote_port),
-                    e.state
-                )?;
+                Ok(write_retransmit(out, e, t)?)
             }
-            Ok(())
         },
     )?;
     if count {
         let counts = tool.counts()?;
+        let mut out = std::io::stdout().lock();
         if json_out {
-            let by: serde_json::Map<String, serde_json::Value> = counts
-                .iter()
-                .map(|c| {
-                    let v = json!({"retransmissions": c.retransmissions, "segments": c.segments,
-                                   "failed": c.failed, "failed_segments": c.failed_segments});
-                    (c.state.to_owned(), v)
-                })
-                .collect();
-            let by_flow: Vec<serde_json::Value> =
-                flows.iter().map(|((l, r), n)| json!({"local": l, "remote": r, "retransmissions": n})).collect();
-            println!(
-                "{}",
-                json!({"schema_version": SCHEMA_VERSION, "tool": "tcpretrans", "by_flow": by_flow, "by_state": by})
-            );
+            serde_json::to_writer(&mut out, &flows.json(&counts))?;
+            writeln!(out)?;
         } else {
-            println!("{:<25} {:<25} RETRANSMITS", "LADDR:LPORT", "RADDR:RPORT");
-            for ((l, r), n) in &flows {
-                println!("{l:<25} {r:<25} {n}");
-            }
-            println!();
-            println!("{:<14} {:>8} {:>8} {:>8}", "STATE", "RETRANS", "SEGS", "FAILED");
-            for c in counts {
-                println!("{:<14} {:>8} {:>8} {:>8}", c.state, c.retransmissions, c.segments, c.failed);
-            }
+            flows.write(&mut out, &counts)?;
         }
     }
     Ok(ExitCode::SUCCESS)

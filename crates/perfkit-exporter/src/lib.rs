@@ -23,6 +23,8 @@
 //!   after 30 s, and a connection makes at most 1,000 requests.
 //! - [`Shared`]: one collection shared by concurrent scrapes, and reused
 //!   for a short time, so that many clients cost one collection.
+//! - `pprof` (feature `pprof`): Go's `/debug/pprof/profile` CPU profile
+//!   endpoint, with perfkit-profiler's profiles, for continuous profilers.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,6 +38,8 @@
 //! ```
 
 mod exporter;
+#[cfg(feature = "pprof")]
+pub mod pprof;
 mod server;
 pub mod web_config;
 

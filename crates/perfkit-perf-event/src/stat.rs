@@ -13,6 +13,7 @@ use crate::{
     sampler::{online_cpus, threads_of},
 };
 
+pub mod json;
 pub mod text;
 
 /// An event `perfkit stat` counts.

@@ -2,18 +2,20 @@
 //! `tcpconnect`, `tcpaccept`, `oomkill`, `mountsnoop`, `capable`, each in
 //! bcc's layout or as JSON.
 
-use std::{collections::BTreeMap, net::IpAddr, process::ExitCode};
+use std::{io::Write, process::ExitCode};
 
 use anyhow::Result;
 use clap::Args;
 use perfkit_model::printable;
 use perfkit_probes::tools::{
     Capable, CapableConfig, MountSnoop, MountSnoopConfig, OomKillConfig, OomKiller, TcpOpen, TcpOpens, TcpOpensConfig,
-    capability_name, mount_flags_text, run::Watch, text::SCHEMA_VERSION, umount_flags_text,
+    run::Watch,
+    snoop::{
+        AcceptJson, CapJson, CapLayout, ConnectCounts, ConnectJson, MountJson, MountLayout, OomKillSeen, TcpOpenLayout,
+    },
 };
-use serde_json::json;
 
-use super::{Snooping, ToolTarget, finish, snoop_loop, write_event};
+use super::{Snooping, ToolTarget, finish, heading, snoop_loop, stamp, write_event};
 
 /// Filters bcc's tcpconnect and tcpaccept apply to each open.
 #[derive(Debug, Args)]
@@ -31,10 +33,6 @@ impl OpenFilters {
     fn pass(&self, e: &TcpOpen) -> bool {
         (e.local.is_ipv4() || !self.ipv4) && (e.local.is_ipv6() || !self.ipv6)
     }
-}
-
-fn ip_version(a: &IpAddr) -> u8 {
-    if a.is_ipv4() { 4 } else { 6 }
 }
 
 /// Each TCP connect, like bcc's tcpconnect.
@@ -86,12 +84,11 @@ pub fn tcpconnect(mut args: TcpconnectArgs) -> Result<ExitCode> {
     let mut tool = TcpOpens::start(config)?;
     eprintln!("Tracing connect ... Hit Ctrl-C to end");
     watch.release()?;
+    let layout = TcpOpenLayout::new(args.snooping.columns(), args.print_uid);
     if !args.snooping.json && !args.count {
-        let ts = args.snooping.time_heading();
-        let uid = if args.print_uid { format!("{:<6} ", "UID") } else { String::new() };
-        println!("{ts}{uid}{:<7} {:<12} {:<2} {:<16} {:<16} {:<6}", "PID", "COMM", "IP", "SADDR", "DADDR", "DPORT");
+        heading(|o| layout.write_connect_heading(o))?;
     }
-    let mut counts: BTreeMap<(IpAddr, IpAddr, u16), u64> = BTreeMap::new();
+    let mut counts = ConnectCounts::new();
     let exited = snoop_loop(
         "tcpconnect",
         args.snooping.duration,
@@ -105,53 +102,22 @@ pub fn tcpconnect(mut args: TcpconnectArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             if args.count {
-                *counts.entry((e.local, e.remote, e.remote_port)).or_default() += 1;
+                counts.add(e);
+                Ok(())
             } else if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "pid": e.pid,
-                        "tid": e.tid,
-                        "uid": e.uid,
-                        "comm": e.comm,
-                        "ip": ip_version(&e.local),
-                        "local_addr": e.local.to_string(),
-                        "remote_addr": e.remote.to_string(),
-                        "remote_port": e.remote_port,
-                    }),
-                )?;
+                write_event(out, t, ConnectJson::new(e))
             } else {
-                let ts = args.snooping.time_column(t);
-                let uid = if args.print_uid { format!("{:<6} ", e.uid) } else { String::new() };
-                writeln!(
-                    out,
-                    "{ts}{uid}{:<7} {:<12} {:<2} {:<16} {:<16} {:<6}",
-                    e.pid,
-                    printable(&e.comm),
-                    ip_version(&e.local),
-                    e.local,
-                    e.remote,
-                    e.remote_port
-                )?;
+                Ok(layout.write_connect(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     if args.count {
+        let mut out = std::io::stdout().lock();
         if args.snooping.json {
-            let rows: Vec<serde_json::Value> = counts
-                .iter()
-                .map(|((l, r, p), n)| {
-                    json!({"local_addr": l.to_string(), "remote_addr": r.to_string(), "remote_port": p, "connects": n})
-                })
-                .collect();
-            println!("{}", json!({"schema_version": SCHEMA_VERSION, "tool": "tcpconnect", "counts": rows}));
+            serde_json::to_writer(&mut out, &counts.json())?;
+            writeln!(out)?;
         } else {
-            println!("{:<25} {:<25} {:<20} {:<10}", "LADDR", "RADDR", "RPORT", "CONNECTS");
-            for ((l, r, p), n) in &counts {
-                println!("{:<25} {:<25} {:<20} {:<10}", l.to_string(), r.to_string(), p, n);
-            }
+            counts.write(&mut out)?;
         }
     }
     Ok(finish(watch, exited))
@@ -199,12 +165,9 @@ pub fn tcpaccept(mut args: TcpacceptArgs) -> Result<ExitCode> {
     let mut tool = TcpOpens::start(config)?;
     eprintln!("Tracing accept ... Hit Ctrl-C to end");
     watch.release()?;
+    let layout = TcpOpenLayout::new(args.snooping.columns(), false);
     if !args.snooping.json {
-        let ts = args.snooping.time_heading();
-        println!(
-            "{ts}{:<7} {:<12} {:<2} {:<16} {:<5} {:<16} {:<5}",
-            "PID", "COMM", "IP", "RADDR", "RPORT", "LADDR", "LPORT"
-        );
+        heading(|o| layout.write_accept_heading(o))?;
     }
     let exited = snoop_loop(
         "tcpaccept",
@@ -216,36 +179,10 @@ pub fn tcpaccept(mut args: TcpacceptArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "pid": e.pid,
-                        "tid": e.tid,
-                        "uid": e.uid,
-                        "comm": e.comm,
-                        "ip": ip_version(&e.local),
-                        "remote_addr": e.remote.to_string(),
-                        "remote_port": e.remote_port,
-                        "local_addr": e.local.to_string(),
-                        "local_port": e.local_port,
-                    }),
-                )?;
+                write_event(out, t, AcceptJson::new(e))
             } else {
-                let ts = args.snooping.time_column(t);
-                writeln!(
-                    out,
-                    "{ts}{:<7} {:<12} {:<2} {:<16} {:<5} {:<16} {:<5}",
-                    e.pid,
-                    printable(&e.comm),
-                    ip_version(&e.local),
-                    e.remote,
-                    e.remote_port,
-                    e.local,
-                    e.local_port
-                )?;
+                Ok(layout.write_accept(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(finish(watch, exited))
@@ -287,39 +224,13 @@ pub fn oomkill(args: OomkillArgs) -> Result<ExitCode> {
                 let c = super::comm_of(e.victim_pid);
                 (!c.is_empty()).then_some(c)
             });
-            let pages = e.total_vm_kb.map(|kb| kb / page_kb);
+            let loadavg = loadavg();
+            let seen = OomKillSeen { kill: e, victim_comm: victim.as_deref(), page_kb, loadavg: &loadavg };
             if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "trigger_pid": e.trigger_pid,
-                        "trigger_comm": e.trigger_comm,
-                        "victim_pid": e.victim_pid,
-                        "victim_comm": victim,
-                        "total_vm_pages": pages,
-                        "total_vm_kb": e.total_vm_kb,
-                        "anon_rss_kb": e.anon_rss_kb,
-                        "file_rss_kb": e.file_rss_kb,
-                        "shmem_rss_kb": e.shmem_rss_kb,
-                        "loadavg": loadavg(),
-                    }),
-                )?;
+                write_event(out, t, seen.json())
             } else {
-                let ts = args.snooping.time_column(t);
-                let pages = pages.map_or_else(|| "? pages".to_owned(), |p| format!("{p} pages"));
-                writeln!(
-                    out,
-                    "{ts}{} Triggered by PID {} (\"{}\"), OOM kill of PID {} (\"{}\"), {pages}, loadavg: {}",
-                    crate::clock::now_hms(),
-                    e.trigger_pid,
-                    printable(&e.trigger_comm),
-                    e.victim_pid,
-                    printable(victim.as_deref().unwrap_or("?")),
-                    loadavg()
-                )?;
+                Ok(seen.write(out, &args.snooping.columns(), stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -346,61 +257,6 @@ pub struct MountsnoopArgs {
     snooping: Snooping,
 }
 
-/// A negative errno as bcc writes a result (`-EPERM`), or the number.
-fn errno_text(ret: i32) -> String {
-    const NAMES: [&str; 41] = [
-        "0",
-        "EPERM",
-        "ENOENT",
-        "ESRCH",
-        "EINTR",
-        "EIO",
-        "ENXIO",
-        "E2BIG",
-        "ENOEXEC",
-        "EBADF",
-        "ECHILD",
-        "EAGAIN",
-        "ENOMEM",
-        "EACCES",
-        "EFAULT",
-        "ENOTBLK",
-        "EBUSY",
-        "EEXIST",
-        "EXDEV",
-        "ENODEV",
-        "ENOTDIR",
-        "EISDIR",
-        "EINVAL",
-        "ENFILE",
-        "EMFILE",
-        "ENOTTY",
-        "ETXTBSY",
-        "EFBIG",
-        "ENOSPC",
-        "ESPIPE",
-        "EROFS",
-        "EMLINK",
-        "EPIPE",
-        "EDOM",
-        "ERANGE",
-        "EDEADLK",
-        "ENAMETOOLONG",
-        "ENOLCK",
-        "ENOSYS",
-        "ENOTEMPTY",
-        "ELOOP",
-    ];
-    match usize::try_from(-(ret as i64)) {
-        Ok(n) if n > 0 && n < NAMES.len() => format!("-{}", NAMES[n]),
-        _ => ret.to_string(),
-    }
-}
-
-fn quoted(s: &str) -> String {
-    format!("\"{}\"", printable(s))
-}
-
 pub fn mountsnoop(mut args: MountsnoopArgs) -> Result<ExitCode> {
     args.snooping.timestamp |= args.timestamp_short;
     let mut watch = args.target.watch()?;
@@ -409,9 +265,9 @@ pub fn mountsnoop(mut args: MountsnoopArgs) -> Result<ExitCode> {
     let mut tool = MountSnoop::start(config)?;
     eprintln!("Tracing mount and umount... Hit Ctrl-C to end.");
     watch.release()?;
+    let layout = MountLayout::new(args.snooping.columns());
     if !args.snooping.json {
-        let ts = args.snooping.time_heading();
-        println!("{ts}{:<16} {:<7} {:<7} {:<11} CALL", "COMM", "PID", "TID", "MNT_NS");
+        heading(|o| layout.write_heading(o))?;
     }
     let exited = snoop_loop(
         "mountsnoop",
@@ -419,45 +275,11 @@ pub fn mountsnoop(mut args: MountsnoopArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            let flags = if e.umount { umount_flags_text(e.flags) } else { mount_flags_text(e.flags) };
             if args.snooping.json {
-                let mut v = json!({
-                    "call": if e.umount { "umount" } else { "mount" },
-                    "pid": e.pid,
-                    "tid": e.tid,
-                    "comm": e.comm,
-                    "mnt_ns": e.mnt_ns,
-                    "flags": e.flags,
-                    "flags_text": flags,
-                    "ret": e.ret,
-                    "error": (e.ret < 0).then(|| std::io::Error::from_raw_os_error(-e.ret).to_string()),
-                });
-                if e.umount {
-                    v["target"] = json!(e.source);
-                } else {
-                    v["source"] = json!(e.source);
-                    v["target"] = json!(e.target);
-                    v["fstype"] = json!(e.fstype);
-                    v["data"] = json!(e.data);
-                }
-                write_event(out, t, v)?;
+                write_event(out, t, MountJson::new(e))
             } else {
-                let call = if e.umount {
-                    format!("umount({}, {flags}) = {}", quoted(&e.source), errno_text(e.ret))
-                } else {
-                    format!(
-                        "mount({}, {}, {}, {flags}, {}) = {}",
-                        quoted(&e.source),
-                        quoted(&e.target),
-                        quoted(&e.fstype),
-                        quoted(&e.data),
-                        errno_text(e.ret)
-                    )
-                };
-                let ts = args.snooping.time_column(t);
-                writeln!(out, "{ts}{:<16} {:<7} {:<7} {:<11} {call}", printable(&e.comm), e.pid, e.tid, e.mnt_ns)?;
+                Ok(layout.write(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(finish(watch, exited))
@@ -495,16 +317,9 @@ pub fn capable(args: CapableArgs) -> Result<ExitCode> {
     let mut tool = Capable::start(config)?;
     eprintln!("Tracing capability checks... Hit Ctrl-C to end.");
     watch.release()?;
+    let layout = CapLayout::new(args.snooping.columns(), args.extra);
     if !args.snooping.json {
-        let ts = args.snooping.time_heading();
-        if args.extra {
-            println!(
-                "{ts}{:<9} {:<6} {:<7} {:<7} {:<16} {:<4} {:<20} {:<6} INSETID",
-                "TIME", "UID", "PID", "TID", "COMM", "CAP", "NAME", "AUDIT"
-            );
-        } else {
-            println!("{ts}{:<9} {:<6} {:<7} {:<16} {:<4} {:<20} AUDIT", "TIME", "UID", "PID", "COMM", "CAP", "NAME");
-        }
+        heading(|o| layout.write_heading(o))?;
     }
     let exited = snoop_loop(
         "capable",
@@ -512,65 +327,12 @@ pub fn capable(args: CapableArgs) -> Result<ExitCode> {
         &mut watch,
         |t| Ok((tool.events(t), tool.stats()?)),
         |out, e, t| {
-            let name = capability_name(e.cap);
             if args.snooping.json {
-                write_event(
-                    out,
-                    t,
-                    json!({
-                        "uid": e.uid,
-                        "pid": e.pid,
-                        "tid": e.tid,
-                        "comm": e.comm,
-                        "cap": e.cap,
-                        "name": name,
-                        "audit": e.audit,
-                        "insetid": e.insetid,
-                    }),
-                )?;
+                write_event(out, t, CapJson::new(e))
             } else {
-                let ts = args.snooping.time_column(t);
-                let hms = crate::clock::now_hms();
-                if args.extra {
-                    writeln!(
-                        out,
-                        "{ts}{hms:<9} {:<6} {:<7} {:<7} {:<16} {:<4} {name:<20} {:<6} {}",
-                        e.uid,
-                        e.pid,
-                        e.tid,
-                        printable(&e.comm),
-                        e.cap,
-                        u8::from(e.audit),
-                        u8::from(e.insetid)
-                    )?;
-                } else {
-                    writeln!(
-                        out,
-                        "{ts}{hms:<9} {:<6} {:<7} {:<16} {:<4} {name:<20} {}",
-                        e.uid,
-                        e.pid,
-                        printable(&e.comm),
-                        e.cap,
-                        u8::from(e.audit)
-                    )?;
-                }
+                Ok(layout.write(out, e, stamp(t))?)
             }
-            Ok(())
         },
     )?;
     Ok(finish(watch, exited))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_named_as_bcc_names_them() {
-        assert_eq!(errno_text(0), "0");
-        assert_eq!(errno_text(-1), "-EPERM");
-        assert_eq!(errno_text(-16), "-EBUSY");
-        assert_eq!(errno_text(-40), "-ELOOP");
-        assert_eq!(errno_text(-95), "-95");
-    }
 }

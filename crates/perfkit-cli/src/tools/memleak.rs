@@ -2,25 +2,18 @@
 //! made and not yet freed, by stack, every interval; a user allocator with
 //! `-p PID` or `-c COMMAND`, the kernel's otherwise.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    ffi::OsString,
-    io::Write,
-    process::ExitCode,
-    time::Duration,
-};
+use std::{collections::HashMap, ffi::OsString, io::Write, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use perfkit_model::raw::{RawSample, RawStack, SampleKind, StackEnd};
 use perfkit_probes::tools::{
-    Memleak, MemleakConfig, MemleakMode, MemleakStats,
+    Memleak, MemleakConfig, MemleakMode, MemleakReport, MemleakStats, StackGroup, StackGroupJson, oldest_first,
     run::{Schedule, memleak_losses, run_intervals},
-    text::SCHEMA_VERSION,
+    write_memleak,
 };
 use perfkit_symbols::{SymbolizeOptions, Symbolizer};
 use perfkit_target::{MapsTracker, Modules};
-use serde_json::json;
 
 use super::{Reporting, ToolTarget, finish};
 use crate::profile::IdList;
@@ -102,15 +95,6 @@ pub struct MemleakArgs {
 
 /// Seconds between reports when none is given (bcc's default).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// One stack's outstanding allocations.
-struct Group {
-    tgid: u32,
-    stack_id: Option<u32>,
-    bytes: u64,
-    count: u64,
-    oldest: Option<Duration>,
-}
 
 pub fn memleak(mut args: MemleakArgs) -> Result<ExitCode> {
     if let Some(line) = &args.command_line {
@@ -204,19 +188,6 @@ fn warn_losses(s: &MemleakStats, reported: &mut MemleakStats) {
     *reported = *s;
 }
 
-fn stats_json(s: &MemleakStats) -> serde_json::Value {
-    json!({
-        "allocations_recorded": s.allocs,
-        "frees_recorded": s.frees,
-        "allocations_lost_map_full": s.allocs_lost,
-        "allocations_lost_threads_map_full": s.sizes_lost,
-        "allocations_without_stack": s.stacks_lost,
-        "combined_lost_map_full": s.combined_lost,
-        "allocations_replaced_missing_free": s.replaced,
-        "allocations_skipped": s.skipped,
-    })
-}
-
 fn report(
     args: &MemleakArgs,
     tool: &Memleak,
@@ -226,95 +197,35 @@ fn report(
 ) -> Result<()> {
     let older = Duration::from_millis(args.older);
     let mut allocations = Vec::new();
-    let mut groups: Vec<Group> = if args.combined_only {
-        tool.combined()?
-            .into_iter()
-            .map(|t| Group { tgid: 0, stack_id: t.stack_id, bytes: t.bytes, count: t.count, oldest: None })
-            .collect()
+    let groups = if args.combined_only {
+        StackGroup::from_totals(&tool.combined()?)
     } else {
         allocations = tool.allocations()?;
         allocations.retain(|a| a.age >= older);
-        let mut by: BTreeMap<(u32, Option<u32>), Group> = BTreeMap::new();
-        for a in &allocations {
-            let g = by.entry((a.tgid, a.stack_id)).or_insert(Group {
-                tgid: a.tgid,
-                stack_id: a.stack_id,
-                bytes: 0,
-                count: 0,
-                oldest: None,
-            });
-            g.bytes = g.bytes.saturating_add(a.size);
-            g.count += 1;
-            g.oldest = Some(g.oldest.map_or(a.age, |o| o.max(a.age)));
-        }
-        by.into_values().collect()
+        StackGroup::from_allocations(&allocations)
     };
-    // The biggest first; ties by the oldest.
-    groups.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.oldest.cmp(&a.oldest)));
-    groups.truncate(usize::try_from(args.top).unwrap_or(usize::MAX));
+    let groups = StackGroup::top(groups, usize::try_from(args.top).unwrap_or(usize::MAX));
     // In combined mode stacks carry no process: in user mode they belong to
     // the watched processes, whose mappings symbolize them.
     let frames = symbolize(tool, symbolizer, trackers, &groups, user)?;
-    // Oldest first.
-    allocations.sort_by(|a, b| b.age.cmp(&a.age).then(a.addr.cmp(&b.addr)));
+    oldest_first(&mut allocations);
+    let shown = args.show_allocs.then_some(&allocations[..]);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.reporting.json {
-        let doc = json!({
-            "schema_version": SCHEMA_VERSION,
-            "tool": "memleak",
-            "time": crate::clock::now_rfc3339(),
-            "mode": if user { "user" } else { "kernel" },
-            "interval_seconds": args.reporting.interval.unwrap_or(DEFAULT_INTERVAL).as_secs_f64(),
-            "older_than_ms": if args.combined_only { None } else { Some(args.older) },
-            "stacks": groups.iter().zip(&frames).map(|(g, f)| json!({
-                "pid": if user && !args.combined_only { Some(g.tgid) } else { None },
-                "stack_id": g.stack_id,
-                "outstanding_bytes": g.bytes,
-                "allocations": g.count,
-                "oldest_age_ms": g.oldest.map(|d| d.as_millis() as u64),
-                "frames": f,
-            })).collect::<Vec<_>>(),
-            "outstanding_allocations": if args.show_allocs {
-                Some(allocations.iter().map(|a| json!({
-                    "pid": a.tgid,
-                    "tid": a.tid,
-                    "address": format!("{:#x}", a.addr),
-                    "page_frame": a.page,
-                    "size_bytes": a.size,
-                    "age_ms": a.age.as_millis() as u64,
-                    "stack_id": a.stack_id,
-                })).collect::<Vec<_>>())
-            } else {
-                None
-            },
-            "counters": stats_json(&tool.memleak_stats()?),
-        });
-        writeln!(out, "{doc}")?;
-        out.flush()?;
-        return Ok(());
-    }
-    if args.reporting.timestamp {
-        writeln!(out, "{}", crate::clock::now_hms())?;
-    }
-    if args.show_allocs {
-        for a in &allocations {
-            writeln!(
-                out,
-                "\t{} = {:x} size = {} age = {}ms",
-                if a.page { "pfn" } else { "addr" },
-                a.addr,
-                a.size,
-                a.age.as_millis()
-            )?;
+        let with_pid = user && !args.combined_only;
+        let stacks = groups.iter().zip(&frames).map(|(g, f)| StackGroupJson::new(g, f, with_pid)).collect();
+        let interval = args.reporting.interval.unwrap_or(DEFAULT_INTERVAL);
+        let older = (!args.combined_only).then_some(args.older);
+        let stats = tool.memleak_stats()?;
+        let doc = MemleakReport::new(crate::clock::now_rfc3339(), user, interval, older, stacks, shown, &stats);
+        serde_json::to_writer(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        if args.reporting.timestamp {
+            writeln!(out, "{}", crate::clock::now_hms())?;
         }
-    }
-    writeln!(out, "[{}] Top {} stacks with outstanding allocations:", crate::clock::now_hms(), groups.len())?;
-    for (g, f) in groups.iter().zip(&frames) {
-        writeln!(out, "\t{} bytes in {} allocations from stack", g.bytes, g.count)?;
-        for name in f {
-            writeln!(out, "\t\t{}", perfkit_model::printable(name))?;
-        }
+        write_memleak(&mut out, shown, &groups, &frames, &crate::clock::now_hms())?;
     }
     out.flush()?;
     Ok(())
@@ -325,7 +236,7 @@ fn symbolize(
     tool: &Memleak,
     symbolizer: &Symbolizer,
     trackers: &HashMap<u32, MapsTracker>,
-    groups: &[Group],
+    groups: &[StackGroup],
     user: bool,
 ) -> Result<Vec<Vec<String>>> {
     let mut modules = Modules::default();

@@ -6,14 +6,12 @@ use std::{io::Write, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use perfkit_model::printable;
 use perfkit_probes::tools::{
-    Aggregate, ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, Histogram, Resolver, ToolStats, TraceConfig,
-    TraceMessage, TraceProbeSpec, Tracer, Value,
+    Aggregate, ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, Resolver, ToolStats, TraceConfig, TraceProbeSpec,
+    Tracer,
     run::{Schedule, run_events, run_intervals},
-    text::{SCHEMA_VERSION, round6, write_log2_hist},
+    tracetext::{ArgdistReport, TraceLayout, TraceMessageJson, write_argdist},
 };
-use serde_json::json;
 
 use super::{ToolTarget, finish, warn_losses};
 use crate::profile::IdList;
@@ -116,12 +114,9 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
     let mut tool = Tracer::start(config)?;
     watch.release()?;
     eprintln!("Tracing {} probes... Hit Ctrl-C to end.", args.probes.len());
+    let layout = TraceLayout::new(args.time, args.timestamp);
     if !args.json {
-        let mut head = String::new();
-        if args.timestamp || args.time {
-            head.push_str("TIME     ");
-        }
-        println!("{head}{:<7} {:<7} {:<15} {:<16} -", "PID", "TID", "COMM", "FUNC");
+        super::heading(|o| layout.write_heading(o))?;
     }
     let mut shown = 0u64;
     let stdout = std::io::stdout();
@@ -139,7 +134,14 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
                 continue;
             }
             shown += 1;
-            print_message(&mut out, &args, m, started.elapsed().as_secs_f64())?;
+            let t = started.elapsed().as_secs_f64();
+            if args.json {
+                let probe = args.probes.get(m.probe).map(String::as_str);
+                serde_json::to_writer(&mut out, &TraceMessageJson::new(m, probe, t))?;
+                writeln!(out)?;
+            } else {
+                layout.write(&mut out, m, super::stamp(t))?;
+            }
         }
         out.flush()?;
         warn_losses("trace", &tool.stats()?, &mut reported);
@@ -151,60 +153,6 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
         s.tool.events, s.filtered, s.tool.ring_full
     );
     Ok(finish(watch, exited))
-}
-
-fn print_message(out: &mut impl Write, args: &TraceArgs, m: &TraceMessage, t: f64) -> Result<()> {
-    if args.json {
-        let v = json!({
-            "schema_version": SCHEMA_VERSION,
-            "time_s": round6(t),
-            "pid": m.pid,
-            "tid": m.tid,
-            "comm": m.comm,
-            "func": m.func,
-            "probe": args.probes.get(m.probe),
-            "message": m.message,
-            "values": m.values.iter().map(value_json).collect::<Vec<_>>(),
-            "truncated": m.truncated,
-        });
-        serde_json::to_writer(&mut *out, &v)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let time = if args.time {
-        format!("{:<8} ", crate::clock::now_hms())
-    } else if args.timestamp {
-        format!("{t:<8.3} ")
-    } else {
-        String::new()
-    };
-    let func = m.func.rsplit(':').next().unwrap_or(&m.func);
-    writeln!(
-        out,
-        "{time}{:<7} {:<7} {:<15} {:<16} {}",
-        m.pid,
-        m.tid,
-        printable(&m.comm),
-        printable(func),
-        printable(&m.message)
-    )?;
-    Ok(())
-}
-
-fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Int(i) => {
-            if let Ok(n) = i64::try_from(*i) {
-                json!(n)
-            } else if let Ok(n) = u64::try_from(*i) {
-                json!(n)
-            } else {
-                json!(i.to_string())
-            }
-        }
-        Value::Str(s) => json!(s),
-        _ => json!(null),
-    }
 }
 
 const ARGDIST_EXAMPLES: &str = "\
@@ -267,13 +215,6 @@ pub struct ArgdistArgs {
     target: ToolTarget,
 }
 
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::Str(s) => printable(s).into_owned(),
-        v => v.to_string(),
-    }
-}
-
 pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
     let mut specs = Vec::new();
     for c in &args.count {
@@ -332,90 +273,13 @@ fn print_argdist(args: &ArgdistArgs, specs: &[ArgdistSpec], aggregates: &[Aggreg
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        let probes: Vec<serde_json::Value> = specs
-            .iter()
-            .zip(aggregates)
-            .map(|(s, a)| match a {
-                Aggregate::Counts(m) => {
-                    let mut rows: Vec<_> = m.iter().collect();
-                    rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-                    if let Some(t) = args.top {
-                        rows.truncate(t);
-                    }
-                    json!({
-                        "label": s.label,
-                        "mode": "count",
-                        "exprs": s.expr_texts,
-                        "counts": rows.iter().map(|(v, c)| json!({
-                            "values": v.iter().map(value_json).collect::<Vec<_>>(),
-                            "count": c,
-                        })).collect::<Vec<_>>(),
-                    })
-                }
-                Aggregate::Histogram { hist, negative } => {
-                    let last = hist.used().map_or(0, |(_, l)| l + 1);
-                    json!({
-                        "label": s.label,
-                        "mode": "histogram",
-                        "exprs": s.expr_texts,
-                        "buckets": hist.counts.iter().enumerate().take(last).map(|(i, c)| {
-                            let (low, high) = Histogram::bounds_us(i);
-                            json!({"low": low, "high": high, "count": c})
-                        }).collect::<Vec<_>>(),
-                        "negative": negative,
-                    })
-                }
-                _ => json!(null),
-            })
-            .collect();
-        let doc = json!({
-            "schema_version": SCHEMA_VERSION,
-            "tool": "argdist",
-            "time": crate::clock::now_rfc3339(),
-            "interval_seconds": args.interval.as_secs_f64(),
-            "cumulative": args.cumulative,
-            "probes": probes,
-        });
+        let now = crate::clock::now_rfc3339();
+        let doc = ArgdistReport::new(now, args.interval, args.cumulative, specs, aggregates, args.top);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
         writeln!(out, "[{}]", crate::clock::now_hms())?;
-        for (s, a) in specs.iter().zip(aggregates) {
-            writeln!(out, "{}", printable(&s.label))?;
-            match a {
-                Aggregate::Counts(m) => {
-                    // bcc's order: by count, the largest last; -T keeps the
-                    // largest.
-                    let mut rows: Vec<_> = m.iter().collect();
-                    rows.sort_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
-                    if let Some(t) = args.top {
-                        rows.drain(..rows.len().saturating_sub(t));
-                    }
-                    writeln!(out, "\t{:<10} EVENT", "COUNT")?;
-                    for (values, count) in rows {
-                        let event = if values.is_empty() {
-                            "calls".to_owned()
-                        } else {
-                            s.expr_texts
-                                .iter()
-                                .zip(values)
-                                .map(|(e, v)| format!("{} = {}", printable(e), value_text(v)))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        };
-                        writeln!(out, "\t{count:<10} {event}")?;
-                    }
-                }
-                Aggregate::Histogram { hist, negative } => {
-                    let unit = s.expr_texts.first().map_or("value", String::as_str);
-                    write_log2_hist(&mut out, &printable(unit), hist, 1)?;
-                    if *negative > 0 {
-                        writeln!(out, "     {negative} values below zero")?;
-                    }
-                }
-                _ => {}
-            }
-        }
+        write_argdist(&mut out, specs, aggregates, args.top)?;
     }
     out.flush()?;
     Ok(())

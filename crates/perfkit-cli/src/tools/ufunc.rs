@@ -7,12 +7,11 @@ use std::{io::Write, process::ExitCode, time::Duration};
 use anyhow::{Context, Result};
 use clap::Args;
 use perfkit_probes::tools::{
-    FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, Histogram, LatencyHistogram, LatencyUnit, ProbeSpec,
-    ResolvedProbe, Resolver, ToolStats,
+    FuncCountConfig, FuncCountIntervals, FuncCountReport, FuncCounter, FuncLatency, FuncLatencyConfig,
+    FuncLatencyReport, LatencyHistogram, LatencyUnit, ProbeSpec, ResolvedProbe, Resolver, ToolStats,
     run::{Schedule, Watch, run_intervals},
-    text::{HistogramJson, SCHEMA_VERSION, write_log2_hist},
+    write_funccount,
 };
-use serde_json::json;
 
 use super::{ToolTarget, finish, warn_losses};
 use crate::profile::IdList;
@@ -114,37 +113,21 @@ pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
     watch.release()?;
     eprintln!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", tool.probes().len());
     let r = &args.reporting;
-    let mut previous: Vec<u64> = vec![0; tool.probes().len()];
+    let mut intervals = FuncCountIntervals::new();
     let mut reported = ToolStats::default();
     let exited = report_loop(r, &mut watch, || {
         let counts = tool.counts()?;
         losses("funccount", &tool.stats()?, &mut reported);
-        let mut rows: Vec<(String, u64)> =
-            counts.iter().zip(&previous).map(|(c, p)| (c.name.clone(), c.count.saturating_sub(*p))).collect();
-        previous = counts.iter().map(|c| c.count).collect();
+        let rows = intervals.next(&counts);
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         if r.json {
-            let doc = json!({
-                "schema_version": SCHEMA_VERSION,
-                "tool": "funccount",
-                "time": crate::clock::now_rfc3339(),
-                "interval_seconds": r.interval.map(|d| d.as_secs_f64()),
-                "pattern": spec.to_string(),
-                "probes": rows.iter().map(|(name, count)| json!({"probe": name, "count": count})).collect::<Vec<_>>(),
-            });
+            let doc = FuncCountReport::new(crate::clock::now_rfc3339(), r.interval, spec.to_string(), &rows);
             serde_json::to_writer(&mut out, &doc)?;
             writeln!(out)?;
         } else {
             header(&mut out, r)?;
-            // bcc's order: by count, the largest last; probes never hit are
-            // left out.
-            rows.retain(|(_, c)| *c > 0);
-            rows.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-            writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT")?;
-            for (name, count) in &rows {
-                writeln!(out, "{:<36} {count:>8}", perfkit_model::printable(name))?;
-            }
+            write_funccount(&mut out, &rows)?;
         }
         out.flush()?;
         Ok(())
@@ -222,33 +205,14 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
         previous = Some(now);
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        let name = unit.name();
-        let count = h.count();
-        let mut shown = Histogram::new(0, 0);
-        shown.counts = h.counts;
-        shown.sum_ns = h.sum_ns;
         if r.json {
-            let buckets = HistogramJson::new(&shown, ()).buckets;
-            let doc = json!({
-                "schema_version": SCHEMA_VERSION,
-                "tool": "funclatency",
-                "time": crate::clock::now_rfc3339(),
-                "interval_seconds": r.interval.map(|d| d.as_secs_f64()),
-                "pattern": spec.to_string(),
-                "functions": probes.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-                "count": count,
-                "sum_nsecs": h.sum_ns,
-                "buckets": buckets,
-            });
+            let now = crate::clock::now_rfc3339();
+            let doc = FuncLatencyReport::new(now, r.interval, spec.to_string(), &probes, &h);
             serde_json::to_writer(&mut out, &doc)?;
             writeln!(out)?;
         } else {
             header(&mut out, r)?;
-            write_log2_hist(&mut out, name, &shown, 1)?;
-            let total = h.sum_ns / unit.divisor();
-            if let Some(avg) = total.checked_div(count) {
-                writeln!(out, "\navg = {avg} {name}, total: {total} {name}, count: {count}")?;
-            }
+            h.write(&mut out)?;
         }
         out.flush()?;
         Ok(())

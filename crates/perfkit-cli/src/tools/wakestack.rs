@@ -14,17 +14,17 @@ use std::{
 use anyhow::{Context, Result};
 use clap::Args;
 use perfkit_model::{
-    Frame, Stack,
+    Frame,
     raw::{RawSample, RawStack, SampleKind, StackEnd},
 };
 use perfkit_probes::tools::{
-    ProbeSpec, Resolver, StackCountConfig, StackCounter, StackKinds, ToolStats, WakeupTime, WakeupTimeConfig,
+    ProbeSpec, Resolver, StackCountConfig, StackCountReport, StackCountRow, StackCounter, StackKinds, ToolStats,
+    WakerRow, WakeupTime, WakeupTimeConfig, WakeuptimeReport,
     run::{Schedule, run_intervals},
-    text::SCHEMA_VERSION,
+    stack_addresses, write_stackcount, write_stackcount_folded, write_wakeuptime, write_wakeuptime_folded,
 };
 use perfkit_symbols::{SymbolizeOptions, Symbolizer};
 use perfkit_target::{MapsTracker, Modules};
-use serde_json::json;
 
 use super::{ToolTarget, finish, warn_losses};
 use crate::profile::IdList;
@@ -99,16 +99,6 @@ impl Namer {
     }
 }
 
-/// Raw addresses (`--addresses`), innermost first.
-fn addresses(user: &RawStack, kernel: &RawStack) -> String {
-    let list = |s: &RawStack| match s {
-        RawStack::Frames(f) => f.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(" "),
-        RawStack::Lost => "[lost]".to_owned(),
-        RawStack::None => "-".to_owned(),
-    };
-    format!("kernel {} user {}", list(kernel), list(user))
-}
-
 /// Duration in microseconds, from a bcc-style number of microseconds.
 fn micros(s: &str) -> Result<Duration, String> {
     s.parse::<u64>().map(Duration::from_micros).map_err(|_| format!("{s:?} is not a whole number of microseconds"))
@@ -179,6 +169,9 @@ pub struct WakeuptimeArgs {
     target: ToolTarget,
 }
 
+/// A wakeuptime row's key: waker, target and the waker's frames.
+type WakerKey = (String, String, Vec<Frame>);
+
 pub fn wakeuptime(args: WakeuptimeArgs) -> Result<ExitCode> {
     let mut watch = args.target.watch()?;
     let mut config = WakeupTimeConfig::default();
@@ -206,7 +199,7 @@ pub fn wakeuptime(args: WakeuptimeArgs) -> Result<ExitCode> {
     warn_losses("wakeuptime", &tool.stats()?, &mut ToolStats::default());
     // Merged by names and symbolized frames: one waker stack of many
     // processes of one program is one row, as bcc's.
-    let mut rows: HashMap<(String, String, Vec<Frame>), (u64, String)> = HashMap::new();
+    let mut rows: HashMap<WakerKey, (u64, Option<String>)> = HashMap::new();
     let mut lost = 0u64;
     for s in &stacks {
         if matches!(s.user, RawStack::Lost) || matches!(s.kernel, RawStack::Lost) {
@@ -215,54 +208,26 @@ pub fn wakeuptime(args: WakeuptimeArgs) -> Result<ExitCode> {
         let frames = namer.frames(s.waker_pid, &s.waker, &s.user, &s.kernel);
         let e = rows.entry((s.waker.clone(), s.target.clone(), frames)).or_default();
         e.0 += s.blocked_ns;
-        if args.addresses && e.1.is_empty() {
-            e.1 = addresses(&s.user, &s.kernel);
+        if args.addresses && e.1.is_none() {
+            e.1 = Some(stack_addresses(&s.user, &s.kernel));
         }
     }
     let mut rows: Vec<_> = rows.into_iter().collect();
     // bcc's order: the largest last.
     rows.sort_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| a.0.cmp(&b.0)));
+    let rows: Vec<WakerRow> = rows
+        .into_iter()
+        .map(|((waker, target, frames), (ns, addrs))| WakerRow::new(waker, target, frames, ns, addrs))
+        .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        let doc = json!({
-            "schema_version": SCHEMA_VERSION,
-            "tool": "wakeuptime",
-            "time": crate::clock::now_rfc3339(),
-            "stacks": rows.iter().map(|((waker, target, frames), (ns, addrs))| {
-                let mut v = json!({
-                    "waker": waker,
-                    "target": target,
-                    "frames": frames,
-                    "blocked_usecs": ns / 1000,
-                });
-                if args.addresses {
-                    v["addresses"] = json!(addrs);
-                }
-                v
-            }).collect::<Vec<_>>(),
-            "lost_stacks_blocked_usecs": lost / 1000,
-        });
-        serde_json::to_writer(&mut out, &doc)?;
+        serde_json::to_writer(&mut out, &WakeuptimeReport::new(crate::clock::now_rfc3339(), &rows, lost))?;
         writeln!(out)?;
     } else if args.folded {
-        for ((waker, target, frames), (ns, _)) in &rows {
-            let line = Stack::new(waker.clone(), frames.clone(), 0).folded();
-            let target = Stack::new(target.clone(), Vec::new(), 0).folded();
-            writeln!(out, "{line};{target} {}", ns / 1000)?;
-        }
+        write_wakeuptime_folded(&mut out, &rows)?;
     } else {
-        for ((waker, target, frames), (ns, addrs)) in &rows {
-            writeln!(out, "    {:<16} {}", "target:", perfkit_model::printable(target))?;
-            for f in frames.iter().rev() {
-                writeln!(out, "    {}", perfkit_model::printable(&f.folded_name()))?;
-            }
-            if args.addresses {
-                writeln!(out, "    {addrs}")?;
-            }
-            writeln!(out, "    {:<16} {}", "waker:", perfkit_model::printable(waker))?;
-            writeln!(out, "        {}\n", ns / 1000)?;
-        }
+        write_wakeuptime(&mut out, &rows)?;
     }
     out.flush()?;
     eprintln!("Detaching...");
@@ -387,7 +352,7 @@ pub fn stackcount(args: StackcountArgs) -> Result<ExitCode> {
             let kernel = namer.frames(s.pid, &s.comm, &RawStack::None, &s.kernel);
             let key = (root, user, kernel);
             if args.addresses {
-                addrs.entry(key.clone()).or_insert_with(|| addresses(&s.user, &s.kernel));
+                addrs.entry(key.clone()).or_insert_with(|| stack_addresses(&s.user, &s.kernel));
             }
             *totals.entry(key).or_default() += s.count;
         }
@@ -410,64 +375,26 @@ fn print_stackcount(
     rows: &[(StackRow, u64)],
     addrs: &HashMap<StackRow, String>,
 ) -> Result<()> {
+    let rows: Vec<StackCountRow> = rows
+        .iter()
+        .map(|(key, count)| {
+            let (comm, user, kernel) = key.clone();
+            StackCountRow::new(comm, user, kernel, *count, addrs.get(key).cloned())
+        })
+        .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        let doc = json!({
-            "schema_version": SCHEMA_VERSION,
-            "tool": "stackcount",
-            "time": crate::clock::now_rfc3339(),
-            "interval_seconds": args.interval.map(|d| d.as_secs_f64()),
-            "pattern": spec.to_string(),
-            "stacks": rows.iter().map(|(key, count)| {
-                let (root, user, kernel) = key;
-                let mut v = json!({
-                    "comm": root,
-                    "user_frames": user,
-                    "kernel_frames": kernel,
-                    "count": count,
-                });
-                if let Some(a) = addrs.get(key) {
-                    v["addresses"] = json!(a);
-                }
-                v
-            }).collect::<Vec<_>>(),
-        });
-        serde_json::to_writer(&mut out, &doc)?;
+        let now = crate::clock::now_rfc3339();
+        serde_json::to_writer(&mut out, &StackCountReport::new(now, args.interval, spec.to_string(), &rows))?;
         writeln!(out)?;
     } else if args.folded {
-        for ((root, user, kernel), count) in rows {
-            let root = root.replace(" [", "-").replace(']', "");
-            let mut frames = user.clone();
-            if args.delimited && !user.is_empty() && !kernel.is_empty() {
-                frames.push(Frame::user("-"));
-            }
-            frames.extend(kernel.iter().cloned());
-            writeln!(out, "{} {count}", Stack::new(root, frames, 0).folded())?;
-        }
+        write_stackcount_folded(&mut out, &rows, args.delimited)?;
     } else {
         if args.timestamp {
             writeln!(out, "{}", crate::clock::now_hms())?;
         }
-        for (key, count) in rows {
-            let (root, user, kernel) = key;
-            for f in kernel.iter().rev() {
-                writeln!(out, "  {}", perfkit_model::printable(&f.name))?;
-            }
-            if args.delimited && !user.is_empty() && !kernel.is_empty() {
-                writeln!(out, "    --")?;
-            }
-            for f in user.iter().rev() {
-                writeln!(out, "  {}", perfkit_model::printable(&f.name))?;
-            }
-            if let Some(a) = addrs.get(key) {
-                writeln!(out, "    {a}")?;
-            }
-            if args.per_pid {
-                writeln!(out, "    {}", perfkit_model::printable(root))?;
-            }
-            writeln!(out, "    {count}\n")?;
-        }
+        write_stackcount(&mut out, &rows, args.delimited, args.per_pid)?;
     }
     out.flush()?;
     Ok(())

@@ -16,15 +16,24 @@
 //! `--combined-only`, each stack's totals kept in the kernel
 //! ([`StackTotal`]s), and the stacks' raw frames ([`Memleak::stack`]).
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    io::{self, Write},
+    time::Duration,
+};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, StackTraceMap};
 use perfkit_probes_common::memleak::{
     self as abi, AllocInfo, AllocKey, Combined, MemleakConfig as Abi, MemleakStats, NO_STACK, PAGE_TGID,
 };
 
+use perfkit_model::printable;
+use serde::Serialize;
+
 use super::{
-    Globals, Probe, ProbeSpec, ProbeTarget, Resolver, SpecError, ToolStats, tracefs,
+    Globals, Probe, ProbeSpec, ProbeTarget, Resolver, SpecError, ToolStats,
+    text::SCHEMA_VERSION,
+    tracefs,
     ufunc::{UprobeLink, attach_uprobe},
 };
 use crate::{ProbeError, Selection};
@@ -367,4 +376,285 @@ fn load(selection: Option<Selection>, abi: &Abi, keep: Vec<&'static str>) -> Res
         Globals { selection, config: Default::default(), keep },
         &[(abi::CONFIG, &super::tcpconn::bytes_of(abi))],
     )
+}
+
+/// One stack's outstanding allocations, as memleak reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackGroup {
+    /// The process (0 when not known: the kernel, or `--combined-only`).
+    pub tgid: u32,
+    /// The stack, `None` when it was lost.
+    pub stack_id: Option<u32>,
+    /// Outstanding bytes.
+    pub bytes: u64,
+    /// Outstanding allocations.
+    pub count: u64,
+    /// The oldest's age (`None` from the kernel's totals, which keep none).
+    pub oldest: Option<Duration>,
+}
+
+impl StackGroup {
+    /// `allocations` by process and stack.
+    pub fn from_allocations(allocations: &[Allocation]) -> Vec<StackGroup> {
+        let mut by: BTreeMap<(u32, Option<u32>), StackGroup> = BTreeMap::new();
+        for a in allocations {
+            let g = by.entry((a.tgid, a.stack_id)).or_insert(StackGroup {
+                tgid: a.tgid,
+                stack_id: a.stack_id,
+                bytes: 0,
+                count: 0,
+                oldest: None,
+            });
+            g.bytes = g.bytes.saturating_add(a.size);
+            g.count += 1;
+            g.oldest = Some(g.oldest.map_or(a.age, |o| o.max(a.age)));
+        }
+        by.into_values().collect()
+    }
+
+    /// The kernel's totals by stack ([`Memleak::combined`]).
+    pub fn from_totals(totals: &[StackTotal]) -> Vec<StackGroup> {
+        totals
+            .iter()
+            .map(|t| StackGroup { tgid: 0, stack_id: t.stack_id, bytes: t.bytes, count: t.count, oldest: None })
+            .collect()
+    }
+
+    /// The `top` biggest groups, biggest first (ties: the oldest first).
+    pub fn top(mut groups: Vec<StackGroup>, top: usize) -> Vec<StackGroup> {
+        groups.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.oldest.cmp(&a.oldest)));
+        groups.truncate(top);
+        groups
+    }
+}
+
+/// Sorts allocations oldest first (ties by address), as memleak `-a`
+/// lists them.
+pub fn oldest_first(allocations: &mut [Allocation]) {
+    allocations.sort_by(|a, b| b.age.cmp(&a.age).then(a.addr.cmp(&b.addr)));
+}
+
+/// Writes an interval as bcc's memleak: the allocations (`-a`, if given),
+/// then each group's bytes, count and frames (innermost first), under a
+/// heading with the clock time `clock`.
+pub fn write_memleak(
+    out: &mut dyn Write,
+    allocations: Option<&[Allocation]>,
+    groups: &[StackGroup],
+    frames: &[Vec<String>],
+    clock: &str,
+) -> io::Result<()> {
+    for a in allocations.unwrap_or_default() {
+        writeln!(
+            out,
+            "\t{} = {:x} size = {} age = {}ms",
+            if a.page { "pfn" } else { "addr" },
+            a.addr,
+            a.size,
+            a.age.as_millis()
+        )?;
+    }
+    writeln!(out, "[{clock}] Top {} stacks with outstanding allocations:", groups.len())?;
+    for (g, f) in groups.iter().zip(frames) {
+        writeln!(out, "\t{} bytes in {} allocations from stack", g.bytes, g.count)?;
+        for name in f {
+            writeln!(out, "\t\t{}", printable(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// A group of [`MemleakReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StackGroupJson<'a> {
+    /// Outstanding allocations.
+    pub allocations: u64,
+    /// Frames, innermost first.
+    pub frames: &'a [String],
+    /// The oldest's age, milliseconds.
+    pub oldest_age_ms: Option<u64>,
+    /// Outstanding bytes.
+    pub outstanding_bytes: u64,
+    /// The process, if known.
+    pub pid: Option<u32>,
+    /// The stack.
+    pub stack_id: Option<u32>,
+}
+
+impl<'a> StackGroupJson<'a> {
+    /// `g` with its `frames`; its process shown if `with_pid`.
+    pub fn new(g: &StackGroup, frames: &'a [String], with_pid: bool) -> Self {
+        Self {
+            allocations: g.count,
+            frames,
+            oldest_age_ms: g.oldest.map(|d| d.as_millis() as u64),
+            outstanding_bytes: g.bytes,
+            pid: with_pid.then_some(g.tgid),
+            stack_id: g.stack_id,
+        }
+    }
+}
+
+/// An allocation of [`MemleakReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AllocationJson {
+    /// Its address (`0x...`), or a kernel page's frame number.
+    pub address: String,
+    /// Its age, milliseconds.
+    pub age_ms: u64,
+    /// A kernel page.
+    pub page_frame: bool,
+    /// The process.
+    pub pid: u32,
+    /// Bytes.
+    pub size_bytes: u64,
+    /// Its stack.
+    pub stack_id: Option<u32>,
+    /// The thread.
+    pub tid: u32,
+}
+
+impl From<&Allocation> for AllocationJson {
+    fn from(a: &Allocation) -> Self {
+        Self {
+            address: format!("{:#x}", a.addr),
+            age_ms: a.age.as_millis() as u64,
+            page_frame: a.page,
+            pid: a.tgid,
+            size_bytes: a.size,
+            stack_id: a.stack_id,
+            tid: a.tid,
+        }
+    }
+}
+
+/// memleak's counters in JSON: what was recorded, and what could not be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemleakCountersJson {
+    /// Allocations lost: the allocations map was full.
+    pub allocations_lost_map_full: u64,
+    /// Allocations lost: the threads' map was full.
+    pub allocations_lost_threads_map_full: u64,
+    /// Allocations recorded.
+    pub allocations_recorded: u64,
+    /// Allocations that replaced one whose free was missed.
+    pub allocations_replaced_missing_free: u64,
+    /// Allocations skipped (sampling, sizes).
+    pub allocations_skipped: u64,
+    /// Allocations whose stack was lost.
+    pub allocations_without_stack: u64,
+    /// Combined totals lost: their map was full.
+    pub combined_lost_map_full: u64,
+    /// Frees recorded.
+    pub frees_recorded: u64,
+}
+
+impl From<&MemleakStats> for MemleakCountersJson {
+    fn from(s: &MemleakStats) -> Self {
+        Self {
+            allocations_lost_map_full: s.allocs_lost,
+            allocations_lost_threads_map_full: s.sizes_lost,
+            allocations_recorded: s.allocs,
+            allocations_replaced_missing_free: s.replaced,
+            allocations_skipped: s.skipped,
+            allocations_without_stack: s.stacks_lost,
+            combined_lost_map_full: s.combined_lost,
+            frees_recorded: s.frees,
+        }
+    }
+}
+
+/// One interval of memleak as a JSON document (docs/JSON.md).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemleakReport<'a> {
+    /// The counters since the start.
+    pub counters: MemleakCountersJson,
+    /// Seconds between reports.
+    pub interval_seconds: f64,
+    /// `user` or `kernel`.
+    pub mode: &'static str,
+    /// Allocations younger than this are left out (`None` with the
+    /// kernel's totals).
+    pub older_than_ms: Option<u64>,
+    /// The allocations (`-a`), oldest first.
+    pub outstanding_allocations: Option<Vec<AllocationJson>>,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The groups, biggest first.
+    pub stacks: Vec<StackGroupJson<'a>>,
+    /// When (RFC 3339).
+    pub time: String,
+    /// `memleak`.
+    pub tool: &'static str,
+}
+
+impl<'a> MemleakReport<'a> {
+    /// The report at `time` of a `user` (or kernel) memleak.
+    pub fn new(
+        time: String,
+        user: bool,
+        interval: Duration,
+        older_than_ms: Option<u64>,
+        stacks: Vec<StackGroupJson<'a>>,
+        allocations: Option<&[Allocation]>,
+        counters: &MemleakStats,
+    ) -> Self {
+        Self {
+            counters: counters.into(),
+            interval_seconds: interval.as_secs_f64(),
+            mode: if user { "user" } else { "kernel" },
+            older_than_ms,
+            outstanding_allocations: allocations.map(|a| a.iter().map(AllocationJson::from).collect()),
+            schema_version: SCHEMA_VERSION,
+            stacks,
+            time,
+            tool: "memleak",
+        }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    fn alloc(tgid: u32, stack_id: Option<u32>, size: u64, age_ms: u64, addr: u64) -> Allocation {
+        Allocation { tgid, tid: tgid, addr, page: false, size, age: Duration::from_millis(age_ms), stack_id }
+    }
+
+    #[test]
+    fn groups_by_process_and_stack_biggest_first() {
+        let mut allocs =
+            vec![alloc(1, Some(7), 100, 50, 0x10), alloc(1, Some(7), 300, 900, 0x20), alloc(2, None, 1000, 10, 0x30)];
+        let groups = StackGroup::top(StackGroup::from_allocations(&allocs), 10);
+        assert_eq!(groups.len(), 2);
+        assert_eq!((groups[0].tgid, groups[0].bytes, groups[0].count), (2, 1000, 1));
+        assert_eq!((groups[1].bytes, groups[1].count, groups[1].oldest), (400, 2, Some(Duration::from_millis(900))));
+        assert_eq!(StackGroup::top(groups.clone(), 1).len(), 1);
+        oldest_first(&mut allocs);
+        assert_eq!(allocs[0].addr, 0x20);
+
+        let frames = [vec!["leak".to_owned(), "main".to_owned()], vec![]];
+        let mut out = Vec::new();
+        write_memleak(&mut out, Some(&allocs[..1]), &groups[1..], &frames[..1], "10:00:00").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\taddr = 20 size = 300 age = 900ms\n[10:00:00] Top 1 stacks with outstanding allocations:\n\
+             \t400 bytes in 2 allocations from stack\n\t\tleak\n\t\tmain\n"
+        );
+        let stacks = vec![StackGroupJson::new(&groups[1], &frames[0], true)];
+        let doc = MemleakReport::new(
+            "T".into(),
+            true,
+            Duration::from_secs(5),
+            Some(500),
+            stacks,
+            Some(&allocs[..1]),
+            &MemleakStats::default(),
+        );
+        assert_eq!(
+            serde_json::to_string(&doc).unwrap(),
+            r#"{"counters":{"allocations_lost_map_full":0,"allocations_lost_threads_map_full":0,"allocations_recorded":0,"allocations_replaced_missing_free":0,"allocations_skipped":0,"allocations_without_stack":0,"combined_lost_map_full":0,"frees_recorded":0},"interval_seconds":5.0,"mode":"user","older_than_ms":500,"outstanding_allocations":[{"address":"0x20","age_ms":900,"page_frame":false,"pid":1,"size_bytes":300,"stack_id":7,"tid":1}],"schema_version":2,"stacks":[{"allocations":2,"frames":["leak","main"],"oldest_age_ms":900,"outstanding_bytes":400,"pid":1,"stack_id":7}],"time":"T","tool":"memleak"}"#
+        );
+    }
 }

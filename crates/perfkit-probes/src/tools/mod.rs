@@ -42,6 +42,7 @@ mod oomkill;
 pub mod probespec;
 pub mod run;
 mod runqlen;
+pub mod snoop;
 mod source;
 pub mod syscount;
 mod tcpconn;
@@ -49,6 +50,7 @@ pub mod text;
 mod trace;
 pub mod traceexpr;
 pub mod tracefs;
+pub mod tracetext;
 mod ufunc;
 mod wakestack;
 
@@ -67,8 +69,14 @@ use aya::{
 pub use capable::{CapCheck, Capable, CapableConfig, capability_name, kprobes_available};
 pub use events::{BlockEvent, ExecEvent, OpenEvent, Retransmit, TcpSession, disk_name, kernel_dev, tcp_state_name};
 pub use hist::Histogram;
-pub use irqs::{IrqKind, IrqTime, Irqs, IrqsConfig, softirq_name};
-pub use memleak::{Allocation, Memleak, MemleakConfig, MemleakMode, StackTotal};
+pub use irqs::{
+    IrqIntervals, IrqKind, IrqReport, IrqRow, IrqRowJson, IrqTime, Irqs, IrqsConfig, softirq_name, write_irq_dists,
+    write_irq_table,
+};
+pub use memleak::{
+    Allocation, AllocationJson, Memleak, MemleakConfig, MemleakCountersJson, MemleakMode, MemleakReport, StackGroup,
+    StackGroupJson, StackTotal, oldest_first, write_memleak,
+};
 pub use mountsnoop::{MountCall, MountSnoop, MountSnoopConfig, mount_flags_text, umount_flags_text};
 pub use oomkill::{OomKill, OomKillConfig, OomKiller};
 pub use perfkit_probes_common::memleak::MemleakStats;
@@ -84,7 +92,10 @@ use perfkit_probes_common::{
     },
 };
 pub use probespec::{ProbeSpec, ProbeTarget, ResolvedProbe, Resolver, SpecError};
-pub use runqlen::{DEFAULT_RUNQLEN_HZ, Runqlen, RunqlenConfig};
+pub use runqlen::{
+    DEFAULT_RUNQLEN_HZ, LengthJson, Runqlen, RunqlenConfig, RunqlenHist, RunqlenHistJson, RunqlenIntervals,
+    RunqlenReport, occupancy_percent, write_runqlen, write_runqlen_hist,
+};
 #[cfg(feature = "tokio")]
 pub use source::EventStream;
 pub use source::{EventSource, Events};
@@ -94,10 +105,13 @@ pub use trace::{
 };
 pub use traceexpr::{ArgdistMode, ArgdistSpec, ExprError, TraceProbeSpec, Value};
 pub use ufunc::{
-    FuncCount, FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyHistogram, LatencyUnit,
+    FuncCount, FuncCountConfig, FuncCountIntervals, FuncCountReport, FuncCounter, FuncLatency, FuncLatencyConfig,
+    FuncLatencyReport, LatencyHistogram, LatencyUnit, ProbeCountJson, write_funccount,
 };
 pub use wakestack::{
-    CountedStack, StackCountConfig, StackCounter, StackKinds, WakeupStack, WakeupTime, WakeupTimeConfig,
+    CountedStack, StackCountConfig, StackCountReport, StackCountRow, StackCountRowJson, StackCounter, StackKinds,
+    WakerRow, WakerRowJson, WakeupStack, WakeupTime, WakeupTimeConfig, WakeuptimeReport, stack_addresses,
+    write_stackcount, write_stackcount_folded, write_wakeuptime, write_wakeuptime_folded,
 };
 
 use crate::{KernelFeatures, ProbeError, Selection, object, sampler::filter_config};

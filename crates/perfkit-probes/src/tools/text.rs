@@ -219,6 +219,73 @@ impl<E> EventJson<E> {
     }
 }
 
+/// What a histogram of runqlat or biolatency is per: its label in text
+/// (`pid = 7 sh`, `disk = sda, flags = Write`) and its `per` object in
+/// JSON (`{"comm": "sh", "pid": 7}`, `{}` for the whole machine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum HistogramPer {
+    /// One process.
+    Process {
+        /// Its name.
+        comm: String,
+        /// The process.
+        pid: u64,
+    },
+    /// One thread.
+    Thread {
+        /// Its name.
+        comm: String,
+        /// The thread.
+        tid: u64,
+    },
+    /// One PID namespace.
+    PidNamespace {
+        /// The namespace's inode number.
+        pidns: u64,
+    },
+    /// One cgroup v2 group.
+    Cgroup {
+        /// Its path under the cgroup v2 mount.
+        cgroup: String,
+        /// Its id (the directory's inode number).
+        cgroup_id: u64,
+    },
+    /// A disk and operation (biolatency `-D`, `-F`), either or both.
+    Block {
+        /// The disk's `major:minor`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// The disk's name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disk: Option<String>,
+        /// The operation (`Read`, `Write`, `Sync-Write`...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        flags: Option<String>,
+    },
+    /// Everything: one histogram.
+    All {},
+}
+
+impl HistogramPer {
+    /// The label printed above the histogram (empty for [`Self::All`]).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Process { comm, pid } => format!("pid = {pid} {comm}"),
+            Self::Thread { comm, tid } => format!("tid = {tid} {comm}"),
+            Self::PidNamespace { pidns } => format!("pidns = {pidns}"),
+            Self::Cgroup { cgroup, .. } => format!("cgroup = {cgroup}"),
+            Self::Block { disk, flags, .. } => {
+                let disk = disk.as_ref().map(|d| format!("disk = {d}"));
+                let flags = flags.as_ref().map(|f| format!("flags = {f}"));
+                disk.into_iter().chain(flags).collect::<Vec<_>>().join(", ")
+            }
+            Self::All {} => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +360,20 @@ mod tests {
         let none = TimeColumns::default();
         assert_eq!(none.columns(1.0, || unreachable!("the clock is not shown")), "");
         assert_eq!(round6(1.23456789), 1.234568);
+    }
+    #[test]
+    fn histograms_are_labelled_as_bcc_and_keyed_as_before() {
+        let json = |p: &HistogramPer| serde_json::to_string(p).unwrap();
+        let p = HistogramPer::Process { comm: "sh".into(), pid: 7 };
+        assert_eq!((p.label(), json(&p)), ("pid = 7 sh".to_owned(), r#"{"comm":"sh","pid":7}"#.to_owned()));
+        let c = HistogramPer::Cgroup { cgroup: "/a".into(), cgroup_id: 9 };
+        assert_eq!((c.label(), json(&c)), ("cgroup = /a".to_owned(), r#"{"cgroup":"/a","cgroup_id":9}"#.to_owned()));
+        let b =
+            HistogramPer::Block { device: Some("8:0".into()), disk: Some("sda".into()), flags: Some("Write".into()) };
+        assert_eq!(b.label(), "disk = sda, flags = Write");
+        assert_eq!(json(&b), r#"{"device":"8:0","disk":"sda","flags":"Write"}"#);
+        let f = HistogramPer::Block { device: None, disk: None, flags: Some("Read".into()) };
+        assert_eq!((f.label(), json(&f)), ("flags = Read".to_owned(), r#"{"flags":"Read"}"#.to_owned()));
+        assert_eq!((HistogramPer::All {}.label(), json(&HistogramPer::All {})), (String::new(), "{}".to_owned()));
     }
 }

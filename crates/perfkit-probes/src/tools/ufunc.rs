@@ -13,6 +13,7 @@ use std::{
     ffi::CString,
     io,
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    time::Duration,
 };
 
 use aya::{
@@ -24,7 +25,12 @@ use perfkit_probes_common::{
     ufunc::{self, COUNT_PROGRAMS, MAX_PROBES, TP_COUNT_PROGRAMS, UfuncConfig},
 };
 
-use super::{Globals, Probe, ProbeTarget, ResolvedProbe};
+use serde::Serialize;
+
+use super::{
+    Globals, Histogram, Probe, ProbeTarget, ResolvedProbe,
+    text::{BucketJson, HistogramJson, SCHEMA_VERSION, write_log2_hist},
+};
 use crate::{ProbeError, Selection, object};
 
 /// The uprobe PMU's sysfs directory.
@@ -387,4 +393,190 @@ fn load(selection: Option<Selection>, config: UfuncConfig, keep: Vec<&'static st
         Globals { selection, config: Default::default(), keep },
         &[(ufunc::CONFIG, &super::tcpconn::bytes_of(&config))],
     )
+}
+
+/// funccount's counts by interval: each call gives the hits of each probe
+/// since the previous one.
+#[derive(Clone, Debug, Default)]
+pub struct FuncCountIntervals {
+    previous: Vec<u64>,
+}
+
+impl FuncCountIntervals {
+    /// Intervals from the start.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The hits since the last call, one per probe in [`FuncCounter::counts`]'
+    /// order.
+    pub fn next(&mut self, counts: &[FuncCount]) -> Vec<FuncCount> {
+        let rows = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| FuncCount {
+                name: c.name.clone(),
+                count: c.count.saturating_sub(self.previous.get(i).copied().unwrap_or(0)),
+            })
+            .collect();
+        self.previous = counts.iter().map(|c| c.count).collect();
+        rows
+    }
+}
+
+/// Writes funccount's table as bcc: the probes hit, by count, the largest
+/// last.
+pub fn write_funccount(out: &mut dyn io::Write, rows: &[FuncCount]) -> io::Result<()> {
+    let mut rows: Vec<&FuncCount> = rows.iter().filter(|r| r.count > 0).collect();
+    rows.sort_by(|a, b| a.count.cmp(&b.count).then_with(|| a.name.cmp(&b.name)));
+    writeln!(out, "{:<36} {:>8}", "FUNC", "COUNT")?;
+    for r in rows {
+        writeln!(out, "{:<36} {:>8}", perfkit_model::printable(&r.name), r.count)?;
+    }
+    Ok(())
+}
+
+/// A probe of [`FuncCountReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProbeCountJson<'a> {
+    /// Hits in the interval.
+    pub count: u64,
+    /// The function, USDT probe or tracepoint.
+    pub probe: &'a str,
+}
+
+/// One interval of funccount as a JSON document: every probe, hit or not.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FuncCountReport<'a> {
+    /// The interval, if reports come at intervals.
+    pub interval_seconds: Option<f64>,
+    /// The pattern as given.
+    pub pattern: String,
+    /// The probes.
+    pub probes: Vec<ProbeCountJson<'a>>,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// When (RFC 3339).
+    pub time: String,
+    /// `funccount`.
+    pub tool: &'static str,
+}
+
+impl<'a> FuncCountReport<'a> {
+    /// The report of `rows` for `pattern` at `time`.
+    pub fn new(time: String, interval: Option<Duration>, pattern: String, rows: &'a [FuncCount]) -> Self {
+        Self {
+            interval_seconds: interval.map(|d| d.as_secs_f64()),
+            pattern,
+            probes: rows.iter().map(|r| ProbeCountJson { count: r.count, probe: &r.name }).collect(),
+            schema_version: SCHEMA_VERSION,
+            time,
+            tool: "funccount",
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// The buckets as a [`Histogram`] (in the histogram's unit).
+    pub fn as_histogram(&self) -> Histogram {
+        let mut h = Histogram::new(0, 0);
+        h.counts = self.counts;
+        h.sum_ns = self.sum_ns;
+        h
+    }
+
+    /// Writes the histogram as bcc's funclatency: log2 buckets in its
+    /// unit, then the average, total and count of the calls.
+    pub fn write(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        let name = self.unit.name();
+        write_log2_hist(out, name, &self.as_histogram(), 1)?;
+        let count = self.count();
+        let total = self.sum_ns / self.unit.divisor();
+        if let Some(avg) = total.checked_div(count) {
+            writeln!(out, "\navg = {avg} {name}, total: {total} {name}, count: {count}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One interval of funclatency as a JSON document (buckets of the
+/// histogram's unit: microseconds when it is read for JSON).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FuncLatencyReport<'a> {
+    /// The buckets, up to the last used.
+    pub buckets: Vec<BucketJson>,
+    /// Calls.
+    pub count: u64,
+    /// The functions timed.
+    pub functions: Vec<&'a str>,
+    /// The interval, if reports come at intervals.
+    pub interval_seconds: Option<f64>,
+    /// The pattern as given.
+    pub pattern: String,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The sum of the latencies, nanoseconds.
+    pub sum_nsecs: u64,
+    /// When (RFC 3339).
+    pub time: String,
+    /// `funclatency`.
+    pub tool: &'static str,
+}
+
+impl<'a> FuncLatencyReport<'a> {
+    /// The report of `h` for `pattern` and its `functions` at `time`.
+    pub fn new(
+        time: String,
+        interval: Option<Duration>,
+        pattern: String,
+        functions: &'a [ResolvedProbe],
+        h: &LatencyHistogram,
+    ) -> Self {
+        Self {
+            buckets: HistogramJson::new(&h.as_histogram(), ()).buckets,
+            count: h.count(),
+            functions: functions.iter().map(|p| p.name.as_str()).collect(),
+            interval_seconds: interval.map(|d| d.as_secs_f64()),
+            pattern,
+            schema_version: SCHEMA_VERSION,
+            sum_nsecs: h.sum_ns,
+            time,
+            tool: "funclatency",
+        }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn funccount_intervals_and_bccs_order() {
+        let c = |name: &str, count| FuncCount { name: name.into(), count };
+        let mut intervals = FuncCountIntervals::new();
+        intervals.next(&[c("read", 5), c("write", 1)]);
+        let rows = intervals.next(&[c("read", 6), c("write", 4)]);
+        assert_eq!(rows, [c("read", 1), c("write", 3)]);
+        let mut out = Vec::new();
+        write_funccount(&mut out, &[c("b", 3), c("never", 0), c("a", 3), c("z", 1)]).unwrap();
+        let names: Vec<String> =
+            String::from_utf8(out).unwrap().lines().map(|l| l.split_whitespace().next().unwrap().to_owned()).collect();
+        assert_eq!(names, ["FUNC", "z", "a", "b"]);
+        let doc = FuncCountReport::new("T".into(), None, "c:read".into(), &rows);
+        assert_eq!(
+            serde_json::to_string(&doc).unwrap(),
+            r#"{"interval_seconds":null,"pattern":"c:read","probes":[{"count":1,"probe":"read"},{"count":3,"probe":"write"}],"schema_version":2,"time":"T","tool":"funccount"}"#
+        );
+    }
+
+    #[test]
+    fn latency_in_its_unit_with_average() {
+        let mut h = LatencyHistogram { unit: LatencyUnit::Microseconds, counts: [0; HIST_SLOTS], sum_ns: 30_000 };
+        h.counts[3] = 2;
+        let mut out = Vec::new();
+        h.write(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("     usecs               : count     distribution\n"), "{text}");
+        assert!(text.ends_with("\navg = 15 usecs, total: 30 usecs, count: 2\n"), "{text}");
+    }
 }

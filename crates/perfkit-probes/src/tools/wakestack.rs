@@ -4,10 +4,14 @@
 //! frame pointers for user stacks, as bcc's tools) and return them as
 //! addresses ([`RawStack`]), for `perfkit-symbols` to name.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+    time::Duration,
+};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, StackTraceMap};
-use perfkit_model::raw::RawStack;
+use perfkit_model::{Frame, Stack, printable, raw::RawStack};
 use perfkit_probes_common::{
     tools::ToolStats,
     wakestack::{
@@ -15,9 +19,11 @@ use perfkit_probes_common::{
         STACKCOUNT_UPROBE_PROGRAM, StackCountKey, WAKE_SWITCH_PROGRAM, WAKE_WAKING_PROGRAM, WakeKey, WakeStackConfig,
     },
 };
+use serde::Serialize;
 
 use super::{
     Globals, Probe, ProbeTarget, ResolvedProbe,
+    text::SCHEMA_VERSION,
     ufunc::{UprobeLink, attach_tracepoint, attach_uprobe},
 };
 use crate::{ProbeError, Selection};
@@ -392,5 +398,290 @@ mod tests {
         assert!(check_storage(0).is_err());
         assert!(check_storage(16_384).is_ok());
         assert!(check_storage(u32::MAX).is_err());
+    }
+}
+
+/// The raw addresses of a stack (`kernel 0x... user 0x...`; `[lost]` for a
+/// stack that could not be kept, `-` for none), as `--addresses` shows them.
+pub fn stack_addresses(user: &RawStack, kernel: &RawStack) -> String {
+    let list = |s: &RawStack| match s {
+        RawStack::Frames(f) => f.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(" "),
+        RawStack::Lost => "[lost]".to_owned(),
+        RawStack::None => "-".to_owned(),
+    };
+    format!("kernel {} user {}", list(kernel), list(user))
+}
+
+/// One row of wakeuptime: the time a waker stack made targets of one
+/// name wait, merged by names and symbolized frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WakerRow {
+    /// The waker's name.
+    pub waker: String,
+    /// The target's name.
+    pub target: String,
+    /// The waker's stack, root first.
+    pub frames: Vec<Frame>,
+    /// Blocked time, nanoseconds.
+    pub blocked_ns: u64,
+    /// The raw addresses of one of its stacks ([`stack_addresses`]), if
+    /// asked for.
+    pub addresses: Option<String>,
+}
+
+impl WakerRow {
+    /// A row.
+    pub fn new(waker: String, target: String, frames: Vec<Frame>, blocked_ns: u64, addresses: Option<String>) -> Self {
+        Self { waker, target, frames, blocked_ns, addresses }
+    }
+}
+
+/// Writes wakeuptime's rows as bcc: the target, the waker's frames
+/// (innermost first), the addresses, the waker and the microseconds.
+pub fn write_wakeuptime(out: &mut dyn Write, rows: &[WakerRow]) -> io::Result<()> {
+    for r in rows {
+        writeln!(out, "    {:<16} {}", "target:", printable(&r.target))?;
+        for f in r.frames.iter().rev() {
+            writeln!(out, "    {}", printable(&f.folded_name()))?;
+        }
+        if let Some(a) = &r.addresses {
+            writeln!(out, "    {a}")?;
+        }
+        writeln!(out, "    {:<16} {}", "waker:", printable(&r.waker))?;
+        writeln!(out, "        {}\n", r.blocked_ns / 1000)?;
+    }
+    Ok(())
+}
+
+/// Writes wakeuptime's rows as folded lines: `waker;frames;target usecs`.
+pub fn write_wakeuptime_folded(out: &mut dyn Write, rows: &[WakerRow]) -> io::Result<()> {
+    for r in rows {
+        let line = Stack::new(r.waker.clone(), r.frames.clone(), 0).folded();
+        let target = Stack::new(r.target.clone(), Vec::new(), 0).folded();
+        writeln!(out, "{line};{target} {}", r.blocked_ns / 1000)?;
+    }
+    Ok(())
+}
+
+/// A row of [`WakeuptimeReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WakerRowJson<'a> {
+    /// The raw addresses, with `--addresses`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<&'a str>,
+    /// Blocked time, microseconds.
+    pub blocked_usecs: u64,
+    /// The waker's stack, root first.
+    pub frames: &'a [Frame],
+    /// The target's name.
+    pub target: &'a str,
+    /// The waker's name.
+    pub waker: &'a str,
+}
+
+/// wakeuptime's JSON document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WakeuptimeReport<'a> {
+    /// Blocked time under stacks that could not be kept, microseconds.
+    pub lost_stacks_blocked_usecs: u64,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The rows, the largest last.
+    pub stacks: Vec<WakerRowJson<'a>>,
+    /// When (RFC 3339).
+    pub time: String,
+    /// `wakeuptime`.
+    pub tool: &'static str,
+}
+
+impl<'a> WakeuptimeReport<'a> {
+    /// The report of `rows` at `time`; `lost_ns` blocked under lost stacks.
+    pub fn new(time: String, rows: &'a [WakerRow], lost_ns: u64) -> Self {
+        let stacks = rows
+            .iter()
+            .map(|r| WakerRowJson {
+                addresses: r.addresses.as_deref(),
+                blocked_usecs: r.blocked_ns / 1000,
+                frames: &r.frames,
+                target: &r.target,
+                waker: &r.waker,
+            })
+            .collect();
+        Self {
+            lost_stacks_blocked_usecs: lost_ns / 1000,
+            schema_version: SCHEMA_VERSION,
+            stacks,
+            time,
+            tool: "wakeuptime",
+        }
+    }
+}
+
+/// One row of stackcount: hits under one pair of symbolized stacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackCountRow {
+    /// The thread's name (`comm [PID]` per process).
+    pub comm: String,
+    /// The user stack, root first.
+    pub user: Vec<Frame>,
+    /// The kernel stack, root first.
+    pub kernel: Vec<Frame>,
+    /// Hits in the interval.
+    pub count: u64,
+    /// The raw addresses of one of its stacks, if asked for.
+    pub addresses: Option<String>,
+}
+
+impl StackCountRow {
+    /// A row.
+    pub fn new(comm: String, user: Vec<Frame>, kernel: Vec<Frame>, count: u64, addresses: Option<String>) -> Self {
+        Self { comm, user, kernel, count, addresses }
+    }
+}
+
+/// Writes stackcount's rows as bcc: kernel frames then user frames,
+/// innermost first (`--` between them when `delimited`), the addresses,
+/// the process (`per_pid`) and the count.
+pub fn write_stackcount(out: &mut dyn Write, rows: &[StackCountRow], delimited: bool, per_pid: bool) -> io::Result<()> {
+    for r in rows {
+        for f in r.kernel.iter().rev() {
+            writeln!(out, "  {}", printable(&f.name))?;
+        }
+        if delimited && !r.user.is_empty() && !r.kernel.is_empty() {
+            writeln!(out, "    --")?;
+        }
+        for f in r.user.iter().rev() {
+            writeln!(out, "  {}", printable(&f.name))?;
+        }
+        if let Some(a) = &r.addresses {
+            writeln!(out, "    {a}")?;
+        }
+        if per_pid {
+            writeln!(out, "    {}", printable(&r.comm))?;
+        }
+        writeln!(out, "    {}\n", r.count)?;
+    }
+    Ok(())
+}
+
+/// Writes stackcount's rows as folded lines (`comm-PID;user;kernel N`,
+/// a `-` frame between user and kernel when `delimited`).
+pub fn write_stackcount_folded(out: &mut dyn Write, rows: &[StackCountRow], delimited: bool) -> io::Result<()> {
+    for r in rows {
+        let root = r.comm.replace(" [", "-").replace(']', "");
+        let mut frames = r.user.clone();
+        if delimited && !r.user.is_empty() && !r.kernel.is_empty() {
+            frames.push(Frame::user("-"));
+        }
+        frames.extend(r.kernel.iter().cloned());
+        writeln!(out, "{} {}", Stack::new(root, frames, 0).folded(), r.count)?;
+    }
+    Ok(())
+}
+
+/// A row of [`StackCountReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StackCountRowJson<'a> {
+    /// The raw addresses, with `--addresses`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<&'a str>,
+    /// The thread's name.
+    pub comm: &'a str,
+    /// Hits.
+    pub count: u64,
+    /// The kernel stack, root first.
+    pub kernel_frames: &'a [Frame],
+    /// The user stack, root first.
+    pub user_frames: &'a [Frame],
+}
+
+/// stackcount's JSON document, one per interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StackCountReport<'a> {
+    /// The interval, if reports come at intervals.
+    pub interval_seconds: Option<f64>,
+    /// The pattern as given.
+    pub pattern: String,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The rows, the largest last.
+    pub stacks: Vec<StackCountRowJson<'a>>,
+    /// When (RFC 3339).
+    pub time: String,
+    /// `stackcount`.
+    pub tool: &'static str,
+}
+
+impl<'a> StackCountReport<'a> {
+    /// The report of `rows` for `pattern` at `time`.
+    pub fn new(time: String, interval: Option<Duration>, pattern: String, rows: &'a [StackCountRow]) -> Self {
+        let stacks = rows
+            .iter()
+            .map(|r| StackCountRowJson {
+                addresses: r.addresses.as_deref(),
+                comm: &r.comm,
+                count: r.count,
+                kernel_frames: &r.kernel,
+                user_frames: &r.user,
+            })
+            .collect();
+        Self {
+            interval_seconds: interval.map(|d| d.as_secs_f64()),
+            pattern,
+            schema_version: SCHEMA_VERSION,
+            stacks,
+            time,
+            tool: "stackcount",
+        }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn wakeuptime_rows_as_bcc_folded_and_json() {
+        let rows = [WakerRow::new(
+            "kworker".into(),
+            "app".into(),
+            vec![Frame::kernel("ret_from_fork"), Frame::kernel("try_to_wake_up")],
+            2_500_000,
+            Some(stack_addresses(&RawStack::None, &RawStack::Frames(vec![0x10, 0x20]))),
+        )];
+        let mut out = Vec::new();
+        write_wakeuptime(&mut out, &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "    target:          app\n    try_to_wake_up_[k]\n    ret_from_fork_[k]\n    kernel 0x10 0x20 user -\n    \
+             waker:           kworker\n        2500\n\n"
+        );
+        let mut out = Vec::new();
+        write_wakeuptime_folded(&mut out, &rows).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "kworker;ret_from_fork_[k];try_to_wake_up_[k];app 2500\n");
+        let json = serde_json::to_string(&WakeuptimeReport::new("T".into(), &rows, 1500)).unwrap();
+        assert!(json.starts_with(r#"{"lost_stacks_blocked_usecs":1,"schema_version":2,"stacks":[{"addresses":"kernel 0x10 0x20 user -","blocked_usecs":2500,"frames":["#), "{json}");
+        assert!(json.ends_with(r#"],"target":"app","waker":"kworker"}],"time":"T","tool":"wakeuptime"}"#), "{json}");
+    }
+
+    #[test]
+    fn stackcount_rows_with_the_delimiter() {
+        let rows = [StackCountRow::new(
+            "app [7]".into(),
+            vec![Frame::user("main"), Frame::user("f")],
+            vec![Frame::kernel("sys_write")],
+            3,
+            None,
+        )];
+        let mut out = Vec::new();
+        write_stackcount(&mut out, &rows, true, true).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "  sys_write\n    --\n  f\n  main\n    app [7]\n    3\n\n");
+        let mut out = Vec::new();
+        write_stackcount_folded(&mut out, &rows, true).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "app-7;main;f;-;sys_write_[k] 3\n");
+        let json = serde_json::to_string(&StackCountReport::new("T".into(), None, "c:write".into(), &rows)).unwrap();
+        assert!(json.starts_with(r#"{"interval_seconds":null,"pattern":"c:write","schema_version":2,"stacks":[{"comm":"app [7]","count":3,"kernel_frames":["#), "{json}");
     }
 }
