@@ -504,5 +504,5 @@ fn pprof_index_and_go_fallback_for_bad_seconds() {
     // Longer than the server allows is still refused, naming the limit.
     let (code, _, body) = get(port, "/debug/pprof/profile?seconds=301", None, Duration::from_secs(10)).unwrap();
     assert_eq!(code, 400);
-    assert!(String::from_utf8_lossy(&body).contains("--max-profile-seconds (300)"));
+    assert!(String::from_utf8_lossy(&body).contains("maximum of 300 s"));
 }

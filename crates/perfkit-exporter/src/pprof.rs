@@ -65,7 +65,8 @@ impl PprofOptions {
 /// The routes: `/debug/pprof/profile`, the index at `/debug/pprof/`, and
 /// `/debug/pprof` redirected to it.
 pub fn routes(options: PprofOptions) -> axum::Router {
-    let state = Arc::new(PprofState { options, running: tokio::sync::Mutex::new(()), ends: Mutex::new(None) });
+    let state =
+        Arc::new(PprofState { options, running: Arc::new(tokio::sync::Mutex::new(())), ends: Mutex::new(None) });
     axum::Router::new()
         .route("/debug/pprof/profile", get(profile))
         .route("/debug/pprof/", get(|| async { Html(INDEX) }))
@@ -73,18 +74,22 @@ pub fn routes(options: PprofOptions) -> axum::Router {
         .with_state(state)
 }
 
+/// The longest profile any server takes, whatever its options say (a day).
+pub const MAX_PROFILE_SECONDS: u64 = 86_400;
+
 /// The length of a profile from its `seconds` parameter: Go's fallback to
 /// 30 for a missing or bad one; an error (its text for a 400 answer) when
-/// it exceeds `max`.
+/// it exceeds `max` (or [`MAX_PROFILE_SECONDS`]).
 pub fn profile_seconds(query: Option<&str>, max: u64) -> Result<f64, String> {
     let seconds = match query.map(|q| q.trim().parse::<f64>()) {
         Some(Ok(s)) if s.is_finite() && s > 0.0 => s,
         _ => DEFAULT_PROFILE_SECONDS,
     };
+    // A day at most, whatever the caller set: durations stay far from
+    // the clock's limits.
+    let max = max.min(MAX_PROFILE_SECONDS);
     if seconds > max as f64 {
-        return Err(format!(
-            "a profile of {seconds} s exceeds the server's --max-profile-seconds ({max}); ask for at most {max}"
-        ));
+        return Err(format!("a profile of {seconds} s exceeds the server's maximum of {max} s; ask for at most {max}"));
     }
     Ok(seconds)
 }
@@ -92,7 +97,7 @@ pub fn profile_seconds(query: Option<&str>, max: u64) -> Result<f64, String> {
 struct PprofState {
     options: PprofOptions,
     /// Held while a profile runs.
-    running: tokio::sync::Mutex<()>,
+    running: Arc<tokio::sync::Mutex<()>>,
     /// When the running profile ends.
     ends: Mutex<Option<Instant>>,
 }
@@ -188,8 +193,10 @@ async fn profile(State(state): State<Arc<PprofState>>, Query(q): Query<ProfileQu
         Ok(t) => t,
         Err(e) => return bad_request(e),
     };
-    // One profile at a time: a second request gets 429.
-    let Ok(_running) = state.running.try_lock() else {
+    // One profile at a time: a second request gets 429. The profile runs
+    // in a task of its own that holds the guard until its session is
+    // finished, so a client that goes away cannot free the place early.
+    let Ok(running) = state.running.clone().try_lock_owned() else {
         let ends = *state.ends.lock().unwrap_or_else(|p| p.into_inner());
         let retry =
             ends.map(|e| e.saturating_duration_since(Instant::now()).as_secs_f64()).unwrap_or(seconds).ceil().max(1.0);
@@ -200,23 +207,32 @@ async fn profile(State(state): State<Arc<PprofState>>, Query(q): Query<ProfileQu
         )
             .into_response();
     };
-    *state.ends.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + Duration::from_secs_f64(seconds));
+    let duration = Duration::from_secs_f64(seconds);
+    *state.ends.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now().checked_add(duration);
     let mut options = Options::default();
     options.frequency_hz = Some(hz);
-    let session = match tokio::task::spawn_blocking(move || Session::start(target, &options)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return failed("cannot profile", e),
-        Err(e) => return failed("cannot profile", e),
-    };
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let finished = session.finish().map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        perfkit_formats::pprof::write(&finished.profile, &mut out).map_err(|e| e.to_string())?;
-        Ok(out)
-    })
-    .await;
-    match result {
+    let task = tokio::spawn(async move {
+        let _running = running;
+        let session = match tokio::task::spawn_blocking(move || Session::start(target, &options)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(("cannot profile", format!("{e:#}"))),
+            Err(e) => return Err(("cannot profile", e.to_string())),
+        };
+        tokio::time::sleep(duration).await;
+        match tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+            let finished = session.finish().map_err(|e| format!("{e:#}"))?;
+            let mut out = Vec::new();
+            perfkit_formats::pprof::write(&finished.profile, &mut out).map_err(|e| format!("{e:#}"))?;
+            Ok(out)
+        })
+        .await
+        {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(("profiling failed", e)),
+            Err(e) => Err(("profiling failed", e.to_string())),
+        }
+    });
+    match task.await {
         Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, "application/octet-stream"),
@@ -225,7 +241,7 @@ async fn profile(State(state): State<Arc<PprofState>>, Query(q): Query<ProfileQu
             bytes,
         )
             .into_response(),
-        Ok(Err(e)) => failed("profiling failed", e),
+        Ok(Err((what, e))) => failed(what, e),
         Err(e) => failed("profiling failed", e),
     }
 }
@@ -242,7 +258,9 @@ mod tests {
         assert_eq!(profile_seconds(Some("10"), 300), Ok(10.0));
         assert_eq!(profile_seconds(Some("0.5"), 300), Ok(0.5));
         let long = profile_seconds(Some("301"), 300).unwrap_err();
-        assert!(long.contains("--max-profile-seconds (300)"), "{long}");
+        assert!(long.contains("maximum of 300 s"), "{long}");
+        // No limit a caller sets lets a duration reach the clock's limits.
+        assert!(profile_seconds(Some("1e19"), u64::MAX).unwrap_err().contains("maximum of 86400 s"));
         // The fallback itself is bounded by the maximum.
         assert!(profile_seconds(Some("abc"), 10).unwrap_err().contains("30 s"));
     }

@@ -357,7 +357,9 @@ impl PerfSampler {
             .unwrap_or(127)
             .min(MAX_FRAMES) as u16;
         let per_sample = match config.unwind {
-            Unwind::Dwarf => config.stack_bytes as u64 + 256,
+            // The copy, and the kernel's frame-pointer callchain kept beside
+            // it (for Go's stack switches).
+            Unwind::Dwarf => config.stack_bytes as u64 + 8 * max_stack as u64 + 256,
             Unwind::FramePointer => 8 * max_stack as u64 + 128,
         };
         // Per CPU, up to frequency × (tasks on it) samples a second; one
@@ -483,6 +485,7 @@ impl PerfSampler {
                 .spawn(move || {
                     let mut w = Worker::new(unwind, stack_bytes, all, live);
                     w.filter = filter;
+                    w.max_stack = max_stack as usize;
                     if hotspot {
                         w.jvms = Some(HashMap::new());
                     }
@@ -1049,6 +1052,8 @@ struct Worker {
     live: Arc<Live>,
     agg: Aggregate,
     unwinders: HashMap<u32, DwarfUnwinder>,
+    /// The kernel's limit on a callchain's entries (`perf_event_max_stack`).
+    max_stack: usize,
     comms: HashMap<u32, String>,
     refreshed: HashMap<u32, Instant>,
     /// Per-CPU sampling of processes: the processes kept, and whether
@@ -1129,6 +1134,7 @@ impl Worker {
             live,
             agg: Aggregate::default(),
             unwinders: HashMap::new(),
+            max_stack: MAX_FRAMES,
             comms: HashMap::new(),
             refreshed: HashMap::new(),
             filter: None,
@@ -1231,7 +1237,13 @@ impl Worker {
                         && out.frames.last().is_some_and(|&a| unwinder.in_go(a))
                         && crate::unwind::splice_frame_pointers(&mut out.frames, &user)
                     {
-                        out.end = UnwindEnd::Root;
+                        // A callchain the kernel cut at its limit, or a
+                        // stack at perfkit's own, is no root.
+                        out.end = if callchain.len() >= self.max_stack || out.frames.len() >= MAX_FRAMES {
+                            UnwindEnd::DepthLimit
+                        } else {
+                            UnwindEnd::Root
+                        };
                     }
                     // Interpreted Java frames, named from their Method*:
                     // each takes the place of its frame of the interpreter.

@@ -285,7 +285,12 @@ impl DwarfUnwinder {
 pub(crate) fn splice_frame_pointers(dwarf: &mut Vec<u64>, fp: &[u64]) -> bool {
     const TRIED: usize = 4;
     for k in (dwarf.len().saturating_sub(TRIED)..dwarf.len()).rev() {
-        let Some(j) = fp.iter().position(|&a| a == dwarf[k]) else { continue };
+        // An address that repeats (recursion): the same occurrence,
+        // counted from the leaf, in both walks.
+        let nth = dwarf[..k].iter().filter(|&&a| a == dwarf[k]).count();
+        let Some(j) = fp.iter().enumerate().filter(|&(_, &a)| a == dwarf[k]).map(|(j, _)| j).nth(nth) else {
+            continue;
+        };
         if j + 1 >= fp.len() {
             return false;
         }
@@ -411,6 +416,11 @@ mod tests {
         assert!(!splice_frame_pointers(&mut dwarf, &[0x11, 0x40]));
         assert!(!splice_frame_pointers(&mut dwarf, &[0x10, 0x20]));
         assert_eq!(dwarf, [0x10, 0x20]);
+        // Recursion: the copy's third `0x20` is the chain's third, not its
+        // first.
+        let mut dwarf = vec![0x10, 0x20, 0x20, 0x20];
+        assert!(splice_frame_pointers(&mut dwarf, &[0x10, 0x20, 0x20, 0x20, 0x20, 0x40]));
+        assert_eq!(dwarf, [0x10, 0x20, 0x20, 0x20, 0x20, 0x40]);
         // Only the walk's last frames are matched.
         let mut dwarf = vec![0x10, 0x20, 0x30, 0x31, 0x32, 0x33, 0x34];
         assert!(!splice_frame_pointers(&mut dwarf, &[0x10, 0x99]));

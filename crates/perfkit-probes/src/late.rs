@@ -76,6 +76,11 @@ impl LateRecord {
 /// memory budget as well).
 pub(crate) const MAX_LATE_RECORDS: usize = 4096;
 
+/// Records kept at most per process: a process whose every walk ends in
+/// memory no mapping describes (a JIT without frame pointers, or a target
+/// that means to) cannot crowd out the others' walks.
+pub(crate) const MAX_LATE_RECORDS_PER_PROCESS: usize = 512;
+
 /// What became of the walks sent to be finished late.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -100,6 +105,8 @@ struct Queue {
     /// read: a sample in an exec, whose old stack is gone).
     unreadable: u64,
     charge: Option<perfkit_safeio::Charge>,
+    /// Records kept per process: one process cannot take the whole queue.
+    per_process: HashMap<u32, usize>,
 }
 
 /// Drains the kernel's ring buffer of walks from a thread of its own while
@@ -166,7 +173,8 @@ impl Drop for Drainer {
 impl Queue {
     fn push(&mut self, r: LateRecord) {
         let cost = (size_of::<LateRecord>() + r.stack.len()) as u64;
-        if self.records.len() >= MAX_LATE_RECORDS {
+        let kept = self.per_process.entry(r.key.tgid).or_default();
+        if self.records.len() >= MAX_LATE_RECORDS || *kept >= MAX_LATE_RECORDS_PER_PROCESS {
             self.dropped += 1;
             return;
         }
@@ -176,6 +184,7 @@ impl Queue {
             self.dropped += 1;
             return;
         }
+        *self.per_process.entry(r.key.tgid).or_default() += 1;
         self.records.push(r);
     }
 }
@@ -309,8 +318,10 @@ fn fp_step(r: &mut Regs, copy: &Copy<'_>) -> Step {
     if r.bp < r.sp || r.bp & 7 != 0 {
         return Step::Fail;
     }
-    let (Some(next_bp), Some(ra)) = (copy.read(r.bp), copy.read(r.bp + 8)) else { return Step::Fail };
-    r.sp = r.bp + 16;
+    // A hostile frame pointer may sit at the top of the address space.
+    let (Some(ra_at), Some(sp)) = (r.bp.checked_add(8), r.bp.checked_add(16)) else { return Step::Fail };
+    let (Some(next_bp), Some(ra)) = (copy.read(r.bp), copy.read(ra_at)) else { return Step::Fail };
+    r.sp = sp;
     r.bp = next_bp;
     r.pc = ra;
     if ra == 0 { Step::Root } else { Step::Next }
@@ -452,6 +463,29 @@ mod tests {
         // The outermost frame at once: complete.
         let (frames, end) = finish(&[], &record(0, 0x40_0310, 0, &words), &mut fake()).unwrap();
         assert_eq!((frames.len(), end), (1, END_ROOT));
+    }
+
+    #[test]
+    fn a_frame_pointer_at_the_top_of_the_address_space_ends_the_walk() {
+        // Libc-like code (frame pointers) with RBP where adding to it
+        // would overflow: the walk stops, it does not panic.
+        let words = vec![0u64; 4];
+        let r = record(0, 0x7f00_0000_0480, 0xffff_ffff_ffff_fff8, &words);
+        assert_eq!(finish(&[], &r, &mut fake()), Err(Unfinished::Stopped(0)));
+    }
+
+    #[test]
+    fn one_process_cannot_take_the_whole_queue() {
+        let mut q = Queue::default();
+        let mut r = record(0, 0x40_0150, 0, &[0; 4]);
+        r.key.tgid = 1;
+        for _ in 0..MAX_LATE_RECORDS_PER_PROCESS + 10 {
+            q.push(r.clone());
+        }
+        assert_eq!((q.records.len(), q.dropped), (MAX_LATE_RECORDS_PER_PROCESS, 10));
+        r.key.tgid = 2;
+        q.push(r);
+        assert_eq!(q.records.len(), MAX_LATE_RECORDS_PER_PROCESS + 1);
     }
 
     fn bytes_of(w: &LateWalk) -> Vec<u8> {
