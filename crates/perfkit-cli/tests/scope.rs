@@ -207,21 +207,28 @@ fn fresh_copies_until(dir: &Path, until: Instant) -> u32 {
 #[test]
 fn system_wide_names_and_roots_programs_that_start_and_exit() {
     let Some(_serial) = privileged() else { return };
+    let (folded, err, runs) = system_wide_during_fresh_copies("99", 8, "9.5");
+    check_fresh_copies(&folded, runs, &err);
+}
+
+/// `-a` at `hz` for `duration` seconds while fresh copies of the
+/// no-frame-pointer known-answer program run for `copies_secs` seconds,
+/// starting 0.7 s after sampling has (every copy starts and exits while
+/// perfkit runs): the folded stacks, the summary, and how many copies ran.
+fn system_wide_during_fresh_copies(hz: &str, copies_secs: u64, duration: &str) -> (Vec<(String, u64)>, String, u32) {
     let dir = scratch_dir();
     hotspots_nofp();
     let runner = {
         let dir = dir.path().to_owned();
         thread::spawn(move || {
-            // Sampling starts first: every copy starts and exits while
-            // perfkit runs.
             thread::sleep(Duration::from_millis(700));
-            fresh_copies_until(&dir, Instant::now() + Duration::from_secs(8))
+            fresh_copies_until(&dir, Instant::now() + Duration::from_secs(copies_secs))
         })
     };
-    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("99"), os("-d"), os("9.5")]);
+    let (folded, err, code) = profile(&[os("-a"), os("-F"), os(hz), os("-d"), os(duration)]);
     let runs = runner.join().unwrap();
     assert_eq!(code, Some(0), "{err}");
-    check_fresh_copies(&folded, runs, &err);
+    (folded, err, runs)
 }
 
 /// Samples the summary says were finished late (walks that met a mapping
@@ -243,18 +250,7 @@ fn finished_late(err: &str) -> u64 {
 #[test]
 fn system_wide_finishes_late_the_walks_of_programs_newer_than_their_mappings() {
     let Some(_serial) = privileged() else { return };
-    let dir = scratch_dir();
-    hotspots_nofp();
-    let runner = {
-        let dir = dir.path().to_owned();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_millis(700));
-            fresh_copies_until(&dir, Instant::now() + Duration::from_secs(4))
-        })
-    };
-    let (folded, err, code) = profile(&[os("-a"), os("-F"), os("997"), os("-d"), os("5.5")]);
-    let runs = runner.join().unwrap();
-    assert_eq!(code, Some(0), "{err}");
+    let (folded, err, runs) = system_wide_during_fresh_copies("997", 4, "5.5");
     let late = finished_late(&err);
     assert!(late > 0, "no walk was finished late:\n{err}");
     check_fresh_copies(&folded, runs, &err);

@@ -1196,13 +1196,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::tools::{TcpOpenKind, text::EventJson};
-
-    fn text(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
-        let mut out = Vec::new();
-        f(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use crate::tools::{
+        TcpOpenKind,
+        text::{EventJson, written as text},
+    };
 
     /// The line of an event as JSON, as the tools print it.
     fn line(event: impl Serialize, t: f64) -> String {

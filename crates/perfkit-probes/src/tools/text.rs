@@ -286,15 +286,19 @@ impl HistogramPer {
     }
 }
 
+/// What a writer of text output wrote, as a string (for the tools' tests).
+#[cfg(test)]
+pub(crate) fn written(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+    let mut out = Vec::new();
+    f(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
-        let mut out = Vec::new();
-        f(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use super::written as text;
 
     #[test]
     fn histograms_print_in_bccs_layout() {
