@@ -564,12 +564,16 @@ impl StackSampler {
                 .clone()
         };
         let mut samples = Vec::new();
+        // Each sample's place by its key, for the walks finished late (only
+        // when there are some).
         let mut index: HashMap<SampleKey, usize> = HashMap::new();
         for entry in counts.iter() {
             let (key, count) = entry.map_err(count_err)?;
             // A user stack that was walked but could not be kept.
             let user = if key.user_lost != 0 { RawStack::Lost } else { lookup(key.user_stack) };
-            index.insert(key, samples.len());
+            if !records.is_empty() {
+                index.insert(key, samples.len());
+            }
             samples.push(RawSample {
                 tgid: key.tgid,
                 tid: key.tid,
