@@ -3,8 +3,7 @@
 //! record` opens), whose ring buffer receives a record for every
 //! executable mapping (`PERF_RECORD_MMAP2`), exec (`COMM` with the exec
 //! flag), fork and exit on that CPU, in the order they happened. The
-//! table loader reads them as they come (each record wakes it; see
-//! `tables::EVENTS_HOLD`), so a new program's mappings, and the tables of
+//! table loader reads them as they come (each record wakes it), so a new program's mappings, and the tables of
 //! its files, are known within about a millisecond of its exec, without
 //! reading `/proc` after the fact, and are recorded even when the
 //! program exits before anyone could have read its `/proc/PID/maps`.

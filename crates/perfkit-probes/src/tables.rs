@@ -343,30 +343,6 @@ fn read_maps(path: &Path) -> Option<(String, bool)> {
     Some((String::from_utf8(bytes).ok()?, cut))
 }
 
-/// After a wake-up by side-band records alone (no request of the kernel
-/// side), how long the loader lets the records that follow gather before
-/// it reads them, instead of being woken by each; zero (the default):
-/// every record wakes the loader. An exec is a burst of records (the
-/// exec, the program's and its loader's mappings, then its libraries' a
-/// few hundred microseconds later), and on a machine starting programs a
-/// wake-up per record is most of the loader's CPU time at 19 Hz. The
-/// first record of a burst is read at once; a mapping in the rest is
-/// published up to this much later, and a sample in that window is
-/// walked without it (a request of the kernel side is served at once,
-/// with every record read first, but the sample that sent it is walked
-/// already).
-///
-/// Measured on 2 busy CPUs (a hog each, a fresh copy of a program every
-/// 0.1 s, other engineers' builds): 1 ms takes the loader from 210-250
-/// wake-ups a second to about 145 and its CPU while sampling at 19 Hz
-/// from 0.9-1.0 % to 0.5-0.9 % of one CPU, 2 ms to about 105 wake-ups; but
-/// at 1 ms the fresh copies' samples rooted fell from 98.9-100 % to
-/// 98.3-98.9 % (`scope::system_wide_names_and_roots_programs_that_start_and_exit`
-/// and `scope::a_cgroup_whose_programs_exec_fresh_copies_gets_them_named`,
-/// two runs each), under their 99 %. Kept at zero until a sample walked
-/// before its mappings are published can be finished later in user space.
-const EVENTS_HOLD: Duration = Duration::ZERO;
-
 /// Files up to this size, mapped by a process as it runs (an mmap event),
 /// have their tables built by the loader at once; larger ones are queued
 /// for the builder thread.
@@ -534,10 +510,6 @@ impl TableLoader {
                     fds.extend(events.fds().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
                 }
                 let mut happened: Vec<TaskEvent> = Vec::new();
-                // Woken by side-band records alone: the records that come
-                // next are let gather for `EVENTS_HOLD` before the next
-                // reading.
-                let mut hold = false;
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
                     // Events first: a request that follows an exec finds
@@ -592,16 +564,8 @@ impl TableLoader {
                     if shared.lock().expect("table loader lock").build_next_deferred() {
                         continue;
                     }
-                    if std::mem::take(&mut hold) {
-                        std::thread::sleep(EVENTS_HOLD);
-                        continue;
-                    }
                     // SAFETY: valid pollfds; a timeout so `stop` is seen.
-                    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
-                    hold = ready > 0
-                        && !EVENTS_HOLD.is_zero()
-                        && fds[0].revents == 0
-                        && fds[1..].iter().any(|f| f.revents & libc::POLLIN != 0);
+                    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
                 }
             })
             .map_err(|error| crate::ProbeError::Thread { what: "table loader", error })?;
