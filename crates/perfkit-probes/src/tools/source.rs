@@ -1,8 +1,8 @@
 //! One way to consume every event tool: [`EventSource`] polls with a
 //! timeout, [`Events`] is a blocking iterator over it, the source's file
 //! descriptor ([`AsFd`]) says when events are ready (for `poll`, `epoll`
-//! or any event loop), and with the `tokio` feature [`EventStream`] is a
-//! `futures_core::Stream` on tokio's reactor.
+//! or any event loop), and with the `tokio` feature `EventStream` (in this
+//! module) is a `futures_core::Stream` on tokio's reactor.
 //!
 //! ```no_run
 //! use perfkit_probes::tools::{EventSource, ExecSnoop, ExecSnoopConfig};
@@ -20,7 +20,7 @@ use std::{collections::VecDeque, os::fd::AsFd, time::Duration};
 /// tcpretrans... Its file descriptor (its ring buffer's) is readable when
 /// the kernel side has written events; it stays the same, and open, for
 /// the tool's life. Implemented by this crate's tools only (sealed), which
-/// is what lets [`EventStream`](crate::tools::EventStream) hand the
+/// is what lets `EventStream` (with the `tokio` feature) hand the
 /// descriptor to tokio.
 pub trait EventSource: AsFd + sealed::Sealed {
     /// One event.
