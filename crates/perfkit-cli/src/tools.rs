@@ -653,16 +653,3 @@ pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
     let ip = IpVersion::only(args.ipv4, args.ipv6);
     run("tcpretrans", Watch::machine(), start, banner, |t, d| drive::tcpretrans(t, &view, ip, args.count, d))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_are_checked() {
-        assert!(crate::clock::tool_interval("0").is_err());
-        assert!(crate::clock::tool_interval("1e20").is_err());
-        assert!(crate::clock::tool_interval("nan").is_err());
-        assert_eq!(crate::clock::tool_interval("0.5").unwrap(), Duration::from_millis(500));
-    }
-}

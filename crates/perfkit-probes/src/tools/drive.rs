@@ -465,6 +465,83 @@ mod tests {
     }
 
     #[test]
+    fn exec_and_open_filters_are_bccs() {
+        let exec = ExecEvent {
+            ts_ns: 1,
+            pid: 10,
+            ppid: 1,
+            uid: 1000,
+            comm: "make".to_owned(),
+            path: Some("/usr/bin/make".to_owned()),
+            args: vec![Some("make".to_owned()), None, Some("-j8".to_owned())],
+            path_truncated: false,
+            args_truncated: false,
+            ret: 0,
+        };
+        assert!(ExecFilter::default().pass(&exec));
+        assert!(!ExecFilter { failed_only: true, ..ExecFilter::default() }.pass(&exec));
+        assert!(ExecFilter { failed_only: true, ..ExecFilter::default() }.pass(&ExecEvent { ret: -2, ..exec.clone() }));
+        assert!(!ExecFilter { uid: Some(0), ..ExecFilter::default() }.pass(&exec));
+        assert!(ExecFilter { ppid: Some(1), name: Some("ak".into()), ..ExecFilter::default() }.pass(&exec));
+        assert!(!ExecFilter { name: Some("cc".into()), ..ExecFilter::default() }.pass(&exec));
+        assert!(ExecFilter { line: Some("-j".into()), ..ExecFilter::default() }.pass(&exec));
+        assert!(!ExecFilter { line: Some("-k".into()), ..ExecFilter::default() }.pass(&exec));
+        let open = OpenEvent {
+            ts_ns: 0,
+            pid: 2,
+            tid: 3,
+            uid: 0,
+            comm: "cat".into(),
+            path: "/etc/passwd".into(),
+            flags: (libc::O_WRONLY | libc::O_CREAT) as u64,
+            ret: 3,
+        };
+        assert!(OpenFilter { flags: vec![libc::O_CREAT, libc::O_RDWR], ..OpenFilter::default() }.pass(&open));
+        assert!(!OpenFilter { flags: vec![libc::O_RDWR], ..OpenFilter::default() }.pass(&open));
+        assert!(
+            OpenFilter { tid: Some(3), uid: Some(0), name: Some("at".into()), ..OpenFilter::default() }.pass(&open)
+        );
+        assert!(!OpenFilter { tid: Some(2), ..OpenFilter::default() }.pass(&open));
+    }
+
+    #[test]
+    fn network_filters_take_the_right_port() {
+        let local: IpAddr = "10.0.0.1".parse().unwrap();
+        let session = TcpSession {
+            ts_ns: 0,
+            pid: 4,
+            comm: "curl".into(),
+            local,
+            local_port: 4000,
+            remote: local,
+            remote_port: 80,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            duration_ns: 0,
+        };
+        assert!(SessionFilter { remote_ports: vec![80, 443], ..SessionFilter::default() }.pass(&session));
+        assert!(!SessionFilter { local_ports: vec![80], ..SessionFilter::default() }.pass(&session));
+        assert!(!SessionFilter { ip: IpVersion::V6, ..SessionFilter::default() }.pass(&session));
+        let accept = TcpOpen {
+            ts_ns: 0,
+            kind: super::super::TcpOpenKind::Accept,
+            pid: 5,
+            tid: 6,
+            uid: 7,
+            comm: "srv".into(),
+            local,
+            local_port: 22,
+            remote: local,
+            remote_port: 5555,
+        };
+        let by_port = |ports: Vec<u16>| TcpOpenFilter { ports, ..TcpOpenFilter::default() };
+        assert!(by_port(vec![22]).pass(&accept) && !by_port(vec![5555]).pass(&accept));
+        let connect = TcpOpen { kind: super::super::TcpOpenKind::Connect, ..accept };
+        assert!(!by_port(vec![22]).pass(&connect) && by_port(vec![5555]).pass(&connect));
+        assert!(!TcpOpenFilter { uid: Some(0), ..TcpOpenFilter::default() }.pass(&connect));
+    }
+
+    #[test]
     fn lists_accept_all_when_empty() {
         assert!(listed::<u16>(&[], &80));
         assert!(listed(&[80, 443], &443) && !listed(&[80], &22));
