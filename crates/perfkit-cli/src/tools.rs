@@ -7,13 +7,14 @@
 
 use std::{ffi::OsString, io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use perfkit_probes::{
     Selection,
     tools::{
-        BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, OpenSnoop, OpenSnoopConfig, Runqlat, RunqlatConfig,
-        RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans, TcpRetransConfig,
+        BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, OpenSnoop, OpenSnoopConfig, ProbeSpec, ResolvedProbe,
+        Resolver, Runqlat, RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans,
+        TcpRetransConfig,
         drive::{
             self, Clock, DriveError, Driver, ExecFilter, IpVersion, Notice, OpenFilter, ReportView, SessionFilter,
             SnoopView, SyscountView,
@@ -65,6 +66,28 @@ pub struct ToolTarget {
 }
 
 impl ToolTarget {
+    /// The first process of -p: its mappings name the libraries probes
+    /// are resolved in.
+    fn first_pid(&self) -> Option<u32> {
+        self.pid.as_ref().and_then(|IdList(p)| p.first().copied())
+    }
+
+    /// What resolves probes: the first process of -p, else the loader's
+    /// directories.
+    fn resolver(&self) -> Resolver {
+        Resolver::new(self.first_pid(), perfkit_profiler::library_dirs())
+    }
+
+    /// Parses and resolves the probe pattern of funccount, funclatency
+    /// and stackcount.
+    fn resolve(&self, pattern: Option<&str>) -> Result<(ProbeSpec, Vec<ResolvedProbe>)> {
+        let pattern =
+            pattern.context("a probe is needed: LIB:FUNC, PATH:FUNC, t:CATEGORY:NAME or u:PATH:[PROVIDER:]NAME")?;
+        let spec = ProbeSpec::parse(pattern)?;
+        let probes = self.resolver().resolve(&spec)?;
+        Ok((spec, probes))
+    }
+
     /// The target as the library makes it (`perfkit_profiler::Target`, as
     /// `profile` takes it), for a tool.
     fn watch(&self) -> Result<Watch> {

@@ -132,7 +132,7 @@ pub fn memleak(mut args: MemleakArgs) -> Result<ExitCode> {
         config.sample_every = args.sample_rate;
         if user {
             let object = args.obj.clone().unwrap_or_else(|| "c".to_owned());
-            let pid = args.target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
+            let pid = args.target.first_pid();
             config.mode = MemleakMode::User { object, pid, library_dirs: perfkit_profiler::library_dirs() };
             config.selection = selection;
         }

@@ -7,19 +7,13 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Result;
 use clap::Args;
 use perfkit_probes::tools::{
-    ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, Resolver, TraceConfig, TraceProbeSpec, Tracer,
+    ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, TraceConfig, TraceProbeSpec, Tracer,
     drive::{self, ReportView, SnoopView, TraceFilter},
     run::Schedule,
     text::TimeColumns,
 };
 
 use super::{ToolTarget, run};
-use crate::profile::IdList;
-
-fn resolver(target: &ToolTarget) -> Resolver {
-    let pid = target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
-    Resolver::new(pid, perfkit_profiler::library_dirs())
-}
 
 fn string_size(n: usize) -> Result<usize> {
     anyhow::ensure!(
@@ -106,7 +100,7 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
         config.probes.push(TraceProbeSpec::parse(p)?);
     }
     config.string_size = string_size(args.string_size)?;
-    config.resolver = resolver(&args.target);
+    config.resolver = args.target.resolver();
     let columns = TimeColumns { clock: args.time, seconds: args.timestamp };
     let view = SnoopView { json: args.json, columns, duration: args.duration };
     let filter = TraceFilter { name: args.name.clone(), message: args.msg_filter.clone(), max: args.max_events };
@@ -188,7 +182,7 @@ pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
     }
     anyhow::ensure!(!config.specs.is_empty(), "argdist needs at least one -C or -H SPECIFIER");
     config.string_size = string_size(args.string_size)?;
-    config.resolver = resolver(&args.target);
+    config.resolver = args.target.resolver();
     let schedule = Schedule { interval: Some(args.interval), count: args.number, duration: args.duration };
     let view = ReportView { json: args.json, timestamp: true, schedule };
     let start = |selection| {

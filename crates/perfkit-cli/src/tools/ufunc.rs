@@ -4,16 +4,15 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use perfkit_probes::tools::{
-    FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyUnit, ProbeSpec, ResolvedProbe, Resolver,
+    FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyUnit,
     drive::{self, ReportView},
     run::Schedule,
 };
 
 use super::{ToolTarget, run};
-use crate::profile::IdList;
 
 /// Reporting of the user-function tools: bcc's `-i` and `-d`.
 #[derive(Debug, Args)]
@@ -43,17 +42,6 @@ impl UfuncReporting {
         let schedule = Schedule { interval: self.interval, count: None, duration: self.duration };
         ReportView { json: self.json, timestamp: self.timestamp, schedule }
     }
-}
-
-/// Parses and resolves the pattern: against the first process of -p
-/// (its mappings name its libraries), else the loader's directories.
-fn resolve(pattern: Option<&str>, target: &ToolTarget) -> Result<(ProbeSpec, Vec<ResolvedProbe>)> {
-    let pattern =
-        pattern.context("a probe is needed: LIB:FUNC, PATH:FUNC, t:CATEGORY:NAME or u:PATH:[PROVIDER:]NAME")?;
-    let spec = ProbeSpec::parse(pattern)?;
-    let pid = target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
-    let probes = Resolver::new(pid, perfkit_profiler::library_dirs()).resolve(&spec)?;
-    Ok((spec, probes))
 }
 
 const FUNCCOUNT_EXAMPLES: &str = "\
@@ -88,7 +76,7 @@ pub struct FunccountArgs {
 }
 
 pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
-    let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
+    let (spec, probes) = args.target.resolve(args.pattern.as_deref())?;
     let view = args.reporting.view();
     let start = |selection| {
         let mut config = FuncCountConfig::default();
@@ -152,7 +140,7 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
     } else {
         LatencyUnit::Nanoseconds
     };
-    let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
+    let (spec, probes) = args.target.resolve(args.pattern.as_deref())?;
     let view = args.reporting.view();
     let start = |selection| {
         let mut config = FuncLatencyConfig::default();

@@ -4,15 +4,12 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use perfkit_probes::tools::{
-    ProbeSpec, Resolver, StackCountConfig, StackCounter, StackKinds, WakeupTime, WakeupTimeConfig, run::Schedule,
-};
+use perfkit_probes::tools::{StackCountConfig, StackCounter, StackKinds, WakeupTime, WakeupTimeConfig, run::Schedule};
 use perfkit_profiler::stack_tools::{self, StackcountView, WakeuptimeView};
 
 use super::{ToolTarget, run};
-use crate::profile::IdList;
 
 /// Duration in microseconds, from a bcc-style number of microseconds.
 fn micros(s: &str) -> Result<Duration, String> {
@@ -174,13 +171,7 @@ pub struct StackcountArgs {
 }
 
 pub fn stackcount(args: StackcountArgs) -> Result<ExitCode> {
-    let pattern = args
-        .pattern
-        .as_deref()
-        .context("a probe is needed: LIB:FUNC, PATH:FUNC, t:CATEGORY:NAME or u:PATH:[PROVIDER:]NAME")?;
-    let spec = ProbeSpec::parse(pattern)?;
-    let pid = args.target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
-    let probes = Resolver::new(pid, perfkit_profiler::library_dirs()).resolve(&spec)?;
+    let (spec, probes) = args.target.resolve(args.pattern.as_deref())?;
     let view = StackcountView {
         per_pid: args.per_pid,
         addresses: args.addresses,
