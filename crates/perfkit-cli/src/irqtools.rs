@@ -1,17 +1,19 @@
 //! The aggregating tools of interrupts and run queues: `hardirqs`,
 //! `softirqs` and `runqlen`, in bcc's layouts or as JSON. Thin callers of
-//! `perfkit_probes::tools::{Irqs, Runqlen}`.
+//! `perfkit_probes::tools::{Irqs, Runqlen}`, run by
+//! `perfkit_probes::tools::drive`.
 
-use std::{io::Write, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
 use perfkit_probes::tools::{
-    DEFAULT_RUNQLEN_HZ, IrqIntervals, IrqKind, IrqReport, Irqs, IrqsConfig, Runqlen, RunqlenConfig, RunqlenIntervals,
-    RunqlenReport, ToolStats, run::Watch, write_irq_dists, write_irq_table, write_runqlen,
+    DEFAULT_RUNQLEN_HZ, IrqKind, Irqs, IrqsConfig, Runqlen, RunqlenConfig,
+    drive::{self, IrqView, RunqlenView},
+    run::Watch,
 };
 
-use crate::tools::{Reporting, finish, histogram_loop, warn_losses};
+use crate::tools::{Reporting, run};
 
 /// Options hardirqs and softirqs share.
 #[derive(Debug, Args)]
@@ -89,48 +91,19 @@ pub fn softirqs(args: SoftirqsArgs) -> Result<ExitCode> {
 
 /// One row of a report: a handler name (hard IRQs with the same name are
 /// one row, as bcc keys them) or a vector, with its IRQ numbers.
-fn run_irqs(kind: IrqKind, mut o: IrqOptions) -> Result<ExitCode> {
-    o.reporting.timestamp |= o.time;
-    let (tool_name, what) = match kind {
-        IrqKind::Hard => ("hardirqs", "hard irq"),
-        _ => ("softirqs", "soft irq"),
-    };
-    let mut config = IrqsConfig::new(kind == IrqKind::Hard, kind == IrqKind::Soft);
-    config.cpu = o.cpu;
+fn run_irqs(kind: IrqKind, o: IrqOptions) -> Result<ExitCode> {
+    let (name, what) = if kind == IrqKind::Hard { ("hardirqs", "hard irq") } else { ("softirqs", "soft irq") };
     // -N changes the text tables only: JSON keeps microseconds, so that no
     // key changes with a flag.
-    let nanoseconds = o.nanoseconds && !o.reporting.json;
-    config.ns_slots = nanoseconds;
-    let tool = Irqs::start(config)?;
-    let mut watch = Watch::machine();
-    eprintln!("Tracing {what} event time... Hit Ctrl-C to end.");
-    let mut intervals = IrqIntervals::new();
-    let mut reported = ToolStats::default();
-    let stdout = std::io::stdout();
-    let exited = histogram_loop(&o.reporting, &mut watch, |_| {
-        let times = tool.times()?;
-        warn_losses(tool_name, &tool.stats(kind)?, &mut reported);
-        let rows = intervals.next(times, o.counts, nanoseconds);
-        let mut out = stdout.lock();
-        if o.reporting.json {
-            let doc = IrqReport::new(kind, crate::clock::now_rfc3339(), o.reporting.interval, &rows, o.dist);
-            serde_json::to_writer(&mut out, &doc)?;
-            writeln!(out)?;
-        } else {
-            writeln!(out)?;
-            if o.reporting.timestamp {
-                writeln!(out, "{}", crate::clock::now_hms())?;
-            }
-            if o.dist {
-                write_irq_dists(&mut out, kind, &rows, nanoseconds)?;
-            } else {
-                write_irq_table(&mut out, kind, &rows, o.counts, nanoseconds)?;
-            }
-        }
-        out.flush()?;
-        Ok(())
-    })?;
-    Ok(finish(watch, exited))
+    let v = IrqView { counts: o.counts, dist: o.dist, nanoseconds: o.nanoseconds && !o.reporting.json };
+    let view = o.reporting.view(o.time);
+    let start = |_| {
+        let mut config = IrqsConfig::new(kind == IrqKind::Hard, kind == IrqKind::Soft);
+        (config.cpu, config.ns_slots) = (o.cpu, v.nanoseconds);
+        Ok(Irqs::start(config)?)
+    };
+    let banner = |_: &_| format!("Tracing {what} event time... Hit Ctrl-C to end.");
+    run(name, Watch::machine(), start, banner, |t, d| drive::irqs(t, kind, v, &view, d))
 }
 
 const RUNQLEN_EXAMPLES: &str = "\
@@ -177,41 +150,19 @@ pub struct RunqlenArgs {
 }
 
 /// Prints a linear histogram of queue lengths in bcc's layout.
-pub fn runqlen(mut args: RunqlenArgs) -> Result<ExitCode> {
-    args.reporting.timestamp |= args.time;
-    let mut config = RunqlenConfig::default();
-    config.frequency_hz = args.frequency;
-    let tool = Runqlen::start(config)?;
-    let mut watch = Watch::machine();
-    eprintln!("Sampling run queue length... Hit Ctrl-C to end.");
-    let mut intervals = RunqlenIntervals::new();
-    let mut reported = ToolStats::default();
-    let stdout = std::io::stdout();
-    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
-        let now = tool.per_cpu()?;
-        let stats = tool.stats()?;
-        if stats.unmatched > reported.unmatched {
-            eprintln!(
-                "perfkit runqlen: {} samples not counted: the CPU's run queue could not be read",
-                stats.unmatched - reported.unmatched
-            );
-        }
-        warn_losses("runqlen", &stats, &mut reported);
-        let hists = intervals.next(now, args.cpus);
-        let mut out = stdout.lock();
-        if args.reporting.json {
-            let doc = RunqlenReport::new(crate::clock::now_rfc3339(), args.reporting.interval, args.frequency, &hists);
-            serde_json::to_writer(&mut out, &doc)?;
-            writeln!(out)?;
-        } else {
-            writeln!(out)?;
-            if args.reporting.timestamp {
-                writeln!(out, "{}", crate::clock::now_hms())?;
-            }
-            write_runqlen(&mut out, &hists, args.runqocc, args.histograms)?;
-        }
-        out.flush()?;
-        Ok(())
-    })?;
-    Ok(finish(watch, exited))
+pub fn runqlen(args: RunqlenArgs) -> Result<ExitCode> {
+    let view = args.reporting.view(args.time);
+    let v = RunqlenView {
+        frequency: args.frequency,
+        per_cpu: args.cpus,
+        occupancy: args.runqocc,
+        histograms: args.histograms,
+    };
+    let start = |_| {
+        let mut config = RunqlenConfig::default();
+        config.frequency_hz = args.frequency;
+        Ok(Runqlen::start(config)?)
+    };
+    let banner = |_: &_| "Sampling run queue length... Hit Ctrl-C to end.".to_owned();
+    run("runqlen", Watch::machine(), start, banner, |t, d| drive::runqlen(t, v, &view, d))
 }

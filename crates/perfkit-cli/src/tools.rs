@@ -1,34 +1,30 @@
 //! The bcc-style tools: `runqlat`, `biolatency`, `biosnoop`, `syscount`,
-//! `execsnoop`, `opensnoop`, `tcplife`, `tcpretrans`, and (in `events`)
-//! `tcpconnect`, `tcpaccept`, `oomkill`, `mountsnoop`, `capable`. Each is a thin
-//! caller of `perfkit_probes::tools`: parse the options into the tool's
-//! configuration, run it with `tools::run` (intervals, `-d`, the command's
-//! exit, Ctrl-C's flag), and print to stdout what the library writes
-//! (`tools::{text, snoop, tracetext}` and each tool's report: bcc's
-//! layouts, JSON documents); the filters bcc applies in user space (`-u`,
-//! `-n`, ports), the clock's text and warnings on stderr stay here.
+//! `execsnoop`, `opensnoop`, `tcplife`, `tcpretrans`, and (in the modules)
+//! the others. Each is its clap arguments, their conversion to the
+//! library's configuration and view, and one call of [`run`]: the library
+//! (`perfkit_probes::tools::drive`, `perfkit_profiler::stack_tools`) runs
+//! the tool to its output on stdout; its notices go to stderr.
 
-use std::{collections::HashMap, ffi::OsString, io::Write, path::PathBuf, process::ExitCode, time::Duration};
+use std::{ffi::OsString, io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
-use perfkit_model::printable;
 use perfkit_probes::{
     Selection,
     tools::{
-        BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, Histogram, OpenSnoop, OpenSnoopConfig, Runqlat,
-        RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans, TcpRetransConfig,
-        ToolStats, disk_name,
-        run::{Report, Schedule, Watch, losses, run_events, run_intervals},
-        snoop::{
-            BlockJson, BlockLayout, ExecJson, ExecLayout, OpenJson, OpenLayout, RetransFlows, RetransmitJson,
-            SessionJson, SessionLayout, Stamp, write_retransmit, write_retransmit_heading,
+        BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, OpenSnoop, OpenSnoopConfig, ProbeSpec, ResolvedProbe,
+        Resolver, Runqlat, RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans,
+        TcpRetransConfig,
+        drive::{
+            self, Clock, DriveError, Driver, ExecFilter, IpVersion, Notice, OpenFilter, ReportView, SessionFilter,
+            SnoopView, SyscountView,
         },
-        syscount::{SyscountIntervals, SyscountReport, write_syscount_table},
-        text::{EventJson, HistogramJson, HistogramPer, HistogramReport, TimeColumns, write_histograms},
+        run::{Schedule, Watch},
+        text::TimeColumns,
     },
 };
 use perfkit_profiler::Target;
+use perfkit_target::ExitStatus;
 
 use crate::profile::{IdList, parse_pid_list};
 
@@ -70,6 +66,28 @@ pub struct ToolTarget {
 }
 
 impl ToolTarget {
+    /// The first process of -p: its mappings name the libraries probes
+    /// are resolved in.
+    fn first_pid(&self) -> Option<u32> {
+        self.pid.as_ref().and_then(|IdList(p)| p.first().copied())
+    }
+
+    /// What resolves probes: the first process of -p, else the loader's
+    /// directories.
+    fn resolver(&self) -> Resolver {
+        Resolver::new(self.first_pid(), perfkit_profiler::library_dirs())
+    }
+
+    /// Parses and resolves the probe pattern of funccount, funclatency
+    /// and stackcount.
+    fn resolve(&self, pattern: Option<&str>) -> Result<(ProbeSpec, Vec<ResolvedProbe>)> {
+        let pattern =
+            pattern.context("a probe is needed: LIB:FUNC, PATH:FUNC, t:CATEGORY:NAME or u:PATH:[PROVIDER:]NAME")?;
+        let spec = ProbeSpec::parse(pattern)?;
+        let probes = self.resolver().resolve(&spec)?;
+        Ok((spec, probes))
+    }
+
     /// The target as the library makes it (`perfkit_profiler::Target`, as
     /// `profile` takes it), for a tool.
     fn watch(&self) -> Result<Watch> {
@@ -91,10 +109,59 @@ impl ToolTarget {
     }
 }
 
-/// Ends the run (the command terminated if it still runs) with the exit
-/// code perf would pass on.
-pub(crate) fn finish(watch: Watch, exited: Option<perfkit_target::ExitStatus>) -> ExitCode {
-    ExitCode::from(watch.finish(exited, perfkit_profiler::COMMAND_GRACE))
+/// The terminal's clock: jiff's, in the local time zone.
+struct Terminal;
+
+impl Clock for Terminal {
+    fn hms(&self) -> String {
+        crate::clock::now_hms()
+    }
+
+    fn rfc3339(&self) -> String {
+        crate::clock::now_rfc3339()
+    }
+}
+
+/// The library's error as the CLI reports it: the cause itself, so that a
+/// closed pipe is recognized and messages stay the same.
+fn cause(e: DriveError) -> anyhow::Error {
+    match e {
+        DriveError::Probe(e) => e.into(),
+        DriveError::Target(e) => e.into(),
+        DriveError::Write(e) => e.into(),
+        DriveError::Json(e) => e.into(),
+        e => e.into(),
+    }
+}
+
+/// Runs a tool `name`: `start`s it on the watch's selection, says `banner`
+/// on stderr, lets the watched command run, and `drive`s it to its output
+/// on stdout, with its notices on stderr (`perfkit NAME: NOTICE`) and
+/// Ctrl-C's flag; then ends the command and exits as perf would.
+pub(crate) fn run<T>(
+    name: &str,
+    mut watch: Watch,
+    start: impl FnOnce(Option<Selection>) -> Result<T>,
+    banner: impl FnOnce(&T) -> String,
+    drive: impl FnOnce(&mut T, &mut Driver<'_>) -> Result<Option<ExitStatus>, DriveError>,
+) -> Result<ExitCode> {
+    let mut tool = start(watch.selection())?;
+    eprintln!("{}", banner(&tool));
+    watch.release()?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut notify = |n: Notice| match n {
+        Notice::Uncounted { hits, distinct } => eprintln!(
+            "perfkit {name}: warning: {hits} hits not counted: their values were new after {distinct} distinct ones \
+             of a -C specifier in one interval (the cap on memory a target's values can take)"
+        ),
+        n => eprintln!("perfkit {name}: {n}"),
+    };
+    let stop = crate::signals::interrupt_flag()?;
+    let mut d = Driver { watch: &mut watch, stop, write: &mut out, notify: &mut notify, clock: &Terminal };
+    let exited = drive(&mut tool, &mut d).map_err(cause)?;
+    out.flush()?;
+    Ok(ExitCode::from(watch.finish(exited, perfkit_profiler::COMMAND_GRACE)))
 }
 
 /// Interval, count and JSON: the reporting options of the histogram tools.
@@ -120,35 +187,12 @@ pub struct Reporting {
 }
 
 impl Reporting {
-    /// When to report: every INTERVAL, COUNT times.
-    pub(crate) fn schedule(&self) -> Schedule {
-        Schedule { interval: self.interval, count: self.count, duration: None }
+    /// When and how to report: every INTERVAL, COUNT times; `-T` also
+    /// asks for the time.
+    pub(crate) fn view(&self, time: bool) -> ReportView {
+        let schedule = Schedule { interval: self.interval, count: self.count, duration: None };
+        ReportView { json: self.json, timestamp: self.timestamp || time, schedule }
     }
-}
-
-/// Runs a histogram tool: `report` every interval (or once at the end),
-/// until Ctrl-C, the count or the command's exit.
-pub(crate) fn histogram_loop(
-    reporting: &Reporting,
-    watch: &mut Watch,
-    report: impl FnMut(Report) -> Result<()>,
-) -> Result<Option<perfkit_target::ExitStatus>> {
-    run_intervals(&reporting.schedule(), watch, crate::signals::interrupt_flag()?, || Ok(()), report)
-}
-
-/// Warns about what the tool lost since the last warning (never silent).
-pub(crate) fn warn_losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
-    for loss in losses(stats, reported) {
-        eprintln!("perfkit {tool}: {loss}");
-    }
-    *reported = *stats;
-}
-
-/// A process's name for labels, from /proc (empty once it is gone).
-fn comm_of(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/comm"))
-        .map(|b| perfkit_model::escape_bytes(b.strip_suffix(b"\n").unwrap_or(&b)))
-        .unwrap_or_default()
 }
 
 const RUNQLAT_EXAMPLES: &str = "\
@@ -199,8 +243,7 @@ pub struct RunqlatArgs {
     target: ToolTarget,
 }
 
-pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
-    args.reporting.timestamp |= args.time;
+pub fn runqlat(args: RunqlatArgs) -> Result<ExitCode> {
     let per = if args.pids {
         RunqlatPer::Process
     } else if args.tids {
@@ -212,77 +255,14 @@ pub fn runqlat(mut args: RunqlatArgs) -> Result<ExitCode> {
     } else {
         RunqlatPer::All
     };
-    let mut watch = args.target.watch()?;
-    let mut config = RunqlatConfig::default();
-    config.selection = watch.selection();
-    config.per = per;
-    let tool = Runqlat::start(config)?;
-    watch.release()?;
-    eprintln!("Tracing run queue latency... Hit Ctrl-C to end.");
-    let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
-    let mut previous: HashMap<u64, Histogram> = HashMap::new();
-    let mut reported = ToolStats::default();
-    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
-        let hists = tool.histograms()?;
-        let stats = tool.stats()?;
-        warn_losses("runqlat", &stats, &mut reported);
-        let interval: Vec<Histogram> = hists
-            .iter()
-            .map(|h| previous.get(&h.id).map_or_else(|| h.clone(), |p| h.since(p)))
-            .filter(|h| h.count() > 0 || per == RunqlatPer::All)
-            .collect();
-        let names =
-            if matches!(per, RunqlatPer::Process | RunqlatPer::Thread) { tool.names()? } else { HashMap::new() };
-        let comm_of = |id: u32| names.get(&id).cloned().unwrap_or_else(|| comm_of(id));
-        let label = |h: &Histogram| match per {
-            RunqlatPer::Process => HistogramPer::Process { comm: comm_of(h.id as u32), pid: h.id },
-            RunqlatPer::Thread => HistogramPer::Thread { comm: comm_of(h.id as u32), tid: h.id },
-            RunqlatPer::PidNamespace => HistogramPer::PidNamespace { pidns: h.id },
-            // A walk of the whole cgroup tree: once per group.
-            RunqlatPer::Cgroup => HistogramPer::Cgroup {
-                cgroup: perfkit_target::cgroup::path_of_id(h.id).unwrap_or_default(),
-                cgroup_id: h.id,
-            },
-            _ => HistogramPer::All {},
-        };
-        print_report("runqlat", &args.reporting, unit, scale, &interval, label)?;
-        previous = hists.into_iter().map(|h| (h.id, h)).collect();
-        Ok(())
-    })?;
-    Ok(finish(watch, exited))
-}
-
-/// Prints one report of histograms, as text or JSON.
-fn print_report(
-    tool: &'static str,
-    reporting: &Reporting,
-    unit: &str,
-    scale: u64,
-    hists: &[Histogram],
-    label: impl Fn(&Histogram) -> HistogramPer,
-) -> Result<()> {
-    let labelled: Vec<(HistogramPer, &Histogram)> = hists.iter().map(|h| (label(h), h)).collect();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if reporting.json {
-        let hists = labelled.into_iter().map(|(per, h)| HistogramJson::new(h, per)).collect();
-        let doc = HistogramReport::new(tool, crate::clock::now_rfc3339(), reporting.interval, hists);
-        serde_json::to_writer(&mut out, &doc)?;
-        writeln!(out)?;
-    } else {
-        writeln!(out)?;
-        if reporting.timestamp {
-            writeln!(out, "{}", crate::clock::now_hms())?;
-        }
-        write_histograms(
-            &mut out,
-            unit,
-            scale,
-            labelled.iter().map(|(per, h)| (printable(&per.label()).into_owned(), *h)),
-        )?;
-    }
-    out.flush()?;
-    Ok(())
+    let view = args.reporting.view(args.time);
+    let start = |selection| {
+        let mut config = RunqlatConfig::default();
+        (config.selection, config.per) = (selection, per);
+        Ok(Runqlat::start(config)?)
+    };
+    let banner = |_: &_| "Tracing run queue latency... Hit Ctrl-C to end.".to_owned();
+    run("runqlat", args.target.watch()?, start, banner, |t, d| drive::runqlat(t, per, args.milliseconds, &view, d))
 }
 
 const BIOLATENCY_EXAMPLES: &str = "\
@@ -323,40 +303,17 @@ pub struct BiolatencyArgs {
     time: bool,
 }
 
-pub fn biolatency(mut args: BiolatencyArgs) -> Result<ExitCode> {
-    args.reporting.timestamp |= args.time;
-    let mut config = BlockIoConfig::default();
-    config.histograms = true;
-    config.per_disk = args.disks;
-    config.per_flags = args.flags;
-    config.queued = args.queued;
-    let tool = BlockIo::start(config)?;
-    let mut watch = Watch::machine();
-    eprintln!("Tracing block device I/O... Hit Ctrl-C to end.");
-    let (unit, scale) = if args.milliseconds { ("msecs", 1000) } else { ("usecs", 1) };
-    let mut previous: HashMap<(u64, u32), Histogram> = HashMap::new();
-    let mut reported = ToolStats::default();
-    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
-        let hists = tool.histograms()?;
-        warn_losses("biolatency", &tool.stats()?, &mut reported);
-        let interval: Vec<Histogram> = hists
-            .iter()
-            .map(|h| previous.get(&(h.id, h.sub)).map_or_else(|| h.clone(), |p| h.since(p)))
-            .filter(|h| h.count() > 0 || !(args.disks || args.flags))
-            .collect();
-        let label = |h: &Histogram| {
-            let (major, minor) = perfkit_probes::tools::kernel_dev(h.id);
-            HistogramPer::Block {
-                device: args.disks.then(|| format!("{major}:{minor}")),
-                disk: args.disks.then(|| disk_name(major, minor)),
-                flags: args.flags.then(|| perfkit_probes::tools::operation_name(h.sub)),
-            }
-        };
-        print_report("biolatency", &args.reporting, unit, scale, &interval, label)?;
-        previous = hists.into_iter().map(|h| ((h.id, h.sub), h)).collect();
-        Ok(())
-    })?;
-    Ok(finish(watch, exited))
+pub fn biolatency(args: BiolatencyArgs) -> Result<ExitCode> {
+    let view = args.reporting.view(args.time);
+    let start = |_| {
+        let mut config = BlockIoConfig::default();
+        (config.histograms, config.per_disk, config.per_flags, config.queued) =
+            (true, args.disks, args.flags, args.queued);
+        Ok(BlockIo::start(config)?)
+    };
+    let banner = |_: &_| "Tracing block device I/O... Hit Ctrl-C to end.".to_owned();
+    let per = (args.disks, args.flags);
+    run("biolatency", Watch::machine(), start, banner, |t, d| drive::biolatency(t, per, args.milliseconds, &view, d))
 }
 
 /// One I/O per line, like bcc's biosnoop.
@@ -384,44 +341,15 @@ pub struct BiosnoopArgs {
 }
 
 pub fn biosnoop(args: BiosnoopArgs) -> Result<ExitCode> {
-    let mut config = BlockIoConfig::default();
-    config.events = true;
-    config.queued = args.queued;
-    let mut tool = BlockIo::start(config)?;
-    eprintln!("Tracing block I/O... Hit Ctrl-C to end.");
-    let mut names: HashMap<(u32, u32), String> = HashMap::new();
-    let layout = BlockLayout::new(args.queued);
-    if !args.json {
-        layout.write_heading(&mut std::io::stdout().lock())?;
-    }
-    // Times from the tool's start, on the clock of the events' own
-    // timestamps (CLOCK_MONOTONIC, as bpf_ktime_get_ns).
-    let start_ns = monotonic_ns();
-    snoop_loop(
-        "biosnoop",
-        args.duration,
-        &mut Watch::machine(),
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, _| {
-            let t = e.ts_ns.saturating_sub(start_ns) as f64 / 1e9;
-            let disk = names.entry((e.major, e.minor)).or_insert_with(|| disk_name(e.major, e.minor)).clone();
-            if args.disk.as_ref().is_some_and(|d| *d != disk) {
-                return Ok(());
-            }
-            if args.json {
-                return write_event(out, t, BlockJson::new(e, &disk));
-            }
-            Ok(layout.write(out, e, &disk, t)?)
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// CLOCK_MONOTONIC now, in nanoseconds: the clock of the events'
-/// timestamps.
-fn monotonic_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    let view = SnoopView { json: args.json, duration: args.duration, ..SnoopView::default() };
+    let start = |_| {
+        let mut config = BlockIoConfig::default();
+        (config.events, config.queued) = (true, args.queued);
+        Ok(BlockIo::start(config)?)
+    };
+    let banner = |_: &_| "Tracing block I/O... Hit Ctrl-C to end.".to_owned();
+    let disk = args.disk.as_deref();
+    run("biosnoop", Watch::machine(), start, banner, |t, d| drive::biosnoop(t, args.queued, disk, &view, d))
 }
 
 const SYSCOUNT_EXAMPLES: &str = "\
@@ -468,54 +396,22 @@ pub struct SyscountArgs {
 }
 
 pub fn syscount(args: SyscountArgs) -> Result<ExitCode> {
-    let mut watch = args.target.watch()?;
-    let mut config = SyscountConfig::default();
-    config.selection = watch.selection();
-    config.per_process = args.process;
-    config.latency = args.latency;
-    config.failed_only = args.failures;
-    let tool = Syscount::start(config)?;
-    watch.release()?;
-    eprintln!(
-        "Tracing {}syscalls, printing top {}... Ctrl-C to quit.",
-        if args.failures { "failed " } else { "" },
-        args.top
-    );
-    let mut intervals = SyscountIntervals::new(args.process);
-    let mut reported = ToolStats::default();
-    let (unit, div) = if args.milliseconds { ("ms", 1e6) } else { ("us", 1e3) };
-    let exited = histogram_loop(&args.reporting, &mut watch, |_| {
-        let rows = intervals.next(tool.counts()?, args.latency, args.top);
-        warn_losses("syscount", &tool.stats()?, &mut reported);
-        // Names as first counted: a process that has exited keeps its own.
-        let names = if args.process { tool.process_names()? } else { HashMap::new() };
-        let name =
-            |k: u32| if args.process { names.get(&k).cloned().unwrap_or_else(|| comm_of(k)) } else { tool.name(k) };
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        if args.reporting.json {
-            let interval = args.reporting.interval;
-            let doc =
-                SyscountReport::new(crate::clock::now_rfc3339(), interval, &rows, args.process, args.latency, name);
-            serde_json::to_writer(&mut out, &doc)?;
-            writeln!(out)?;
-        } else {
-            writeln!(out, "[{}]", crate::clock::now_hms())?;
-            let latency = args.latency.then_some((unit, div));
-            write_syscount_table(&mut out, &rows, args.process, latency, |k| printable(&name(k)).into_owned())?;
-            writeln!(out)?;
-        }
-        out.flush()?;
-        Ok(())
-    })?;
-    Ok(finish(watch, exited))
-}
-
-/// Writes one event as a JSON line, with the schema version and its time.
-fn write_event(out: &mut dyn Write, t: f64, event: impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer(&mut *out, &EventJson::new(event, t))?;
-    writeln!(out)?;
-    Ok(())
+    let view = args.reporting.view(false);
+    let start = |selection| {
+        let mut config = SyscountConfig::default();
+        (config.selection, config.per_process, config.latency) = (selection, args.process, args.latency);
+        config.failed_only = args.failures;
+        Ok(Syscount::start(config)?)
+    };
+    let failed = if args.failures { "failed " } else { "" };
+    let banner = |_: &_| format!("Tracing {failed}syscalls, printing top {}... Ctrl-C to quit.", args.top);
+    let s = SyscountView {
+        per_process: args.process,
+        latency: args.latency,
+        milliseconds: args.milliseconds,
+        top: args.top,
+    };
+    run("syscount", args.target.watch()?, start, banner, |t, d| drive::syscount(t, s, &view, d))
 }
 
 /// Options of the snooping tools.
@@ -539,43 +435,12 @@ pub struct Snooping {
 }
 
 impl Snooping {
-    /// The time columns shown.
-    fn columns(&self) -> TimeColumns {
-        TimeColumns { clock: self.time, seconds: self.timestamp }
+    /// The view: JSON or lines, their time columns (`clock`, `seconds`
+    /// also from the tools' short flags), the duration.
+    fn view(&self, clock: bool, seconds: bool) -> SnoopView {
+        let columns = TimeColumns { clock: self.time || clock, seconds: self.timestamp || seconds };
+        SnoopView { json: self.json, columns, duration: self.duration }
     }
-}
-
-/// An event's time, `t` seconds after the start, on the terminal's clock.
-fn stamp(t: f64) -> Stamp<'static> {
-    Stamp { t, clock: &crate::clock::now_hms }
-}
-
-/// Writes a heading line to stdout.
-fn heading(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    Ok(write(&mut std::io::stdout().lock())?)
-}
-
-/// Streams events until Ctrl-C, the duration or the command's exit:
-/// `print` each, and warn of losses.
-fn snoop_loop<E>(
-    tool: &str,
-    duration: Option<Duration>,
-    watch: &mut Watch,
-    mut poll: impl FnMut(Duration) -> Result<(Vec<E>, ToolStats)>,
-    mut print: impl FnMut(&mut dyn Write, &E, f64) -> Result<()>,
-) -> Result<Option<perfkit_target::ExitStatus>> {
-    let mut reported = ToolStats::default();
-    let stdout = std::io::stdout();
-    run_events(duration, watch, crate::signals::interrupt_flag()?, |timeout, started| {
-        let (events, stats) = poll(timeout)?;
-        let mut out = stdout.lock();
-        for e in &events {
-            print(&mut out, e, started.elapsed().as_secs_f64())?;
-        }
-        out.flush()?;
-        warn_losses(tool, &stats, &mut reported);
-        Ok(true)
-    })
 }
 
 /// Each exec, with its arguments and result, like bcc's execsnoop.
@@ -636,41 +501,23 @@ pub struct ExecsnoopArgs {
     snooping: Snooping,
 }
 
-pub fn execsnoop(mut args: ExecsnoopArgs) -> Result<ExitCode> {
-    args.snooping.time |= args.time_short;
-    args.snooping.timestamp |= args.timestamp_short;
-    let mut watch = args.target.watch()?;
-    let mut config = ExecSnoopConfig::default();
-    config.selection = watch.selection();
-    let mut tool = ExecSnoop::start(config)?;
-    eprintln!("Tracing execs... Hit Ctrl-C to end.");
-    watch.release()?;
-    let layout = ExecLayout::new(args.snooping.columns(), args.print_uid, args.quote);
-    if !args.snooping.json {
-        heading(|o| layout.write_heading(o))?;
-    }
-    let exited = snoop_loop(
-        "execsnoop",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if args.failed_only && e.ret == 0
-                || args.uid.is_some_and(|u| u != e.uid)
-                || args.ppid.is_some_and(|p| p != e.ppid)
-                || args.name.as_ref().is_some_and(|n| !e.comm.contains(n.as_str()))
-                || args.line.as_ref().is_some_and(|l| !e.args.iter().flatten().any(|a| a.contains(l.as_str())))
-            {
-                return Ok(());
-            }
-            if args.snooping.json {
-                write_event(out, t, ExecJson::new(e))
-            } else {
-                Ok(layout.write(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    Ok(finish(watch, exited))
+pub fn execsnoop(args: ExecsnoopArgs) -> Result<ExitCode> {
+    let view = args.snooping.view(args.time_short, args.timestamp_short);
+    let filter = ExecFilter {
+        failed_only: args.failed_only,
+        uid: args.uid,
+        ppid: args.ppid,
+        name: args.name.clone(),
+        line: args.line.clone(),
+    };
+    let start = |selection| {
+        let mut config = ExecSnoopConfig::default();
+        config.selection = selection;
+        Ok(ExecSnoop::start(config)?)
+    };
+    let banner = |_: &_| "Tracing execs... Hit Ctrl-C to end.".to_owned();
+    let (uid, quote) = (args.print_uid, args.quote);
+    run("execsnoop", args.target.watch()?, start, banner, |t, d| drive::execsnoop(t, &view, &filter, uid, quote, d))
 }
 
 /// Each open, with its path, flags and result, like bcc's opensnoop.
@@ -693,7 +540,7 @@ pub struct OpensnoopArgs {
 
     /// Only opens whose flags have this one (O_WRONLY, O_RDWR, O_CREAT...;
     /// repeat for any of several), as bcc's -f.
-    #[arg(short = 'f', long = "flag-filter", value_name = "O_FLAG", value_parser = parse_open_flag)]
+    #[arg(short = 'f', long = "flag-filter", value_name = "O_FLAG", value_parser = drive::open_flag)]
     flag_filter: Vec<i32>,
 
     /// Print a timestamp column, seconds since the start (bcc's -T, as
@@ -721,71 +568,17 @@ pub struct OpensnoopArgs {
     snooping: Snooping,
 }
 
-/// An `O_*` flag by name, as bcc's opensnoop -f takes it.
-fn parse_open_flag(s: &str) -> Result<i32, String> {
-    let known = [
-        ("O_RDONLY", libc::O_RDONLY),
-        ("O_WRONLY", libc::O_WRONLY),
-        ("O_RDWR", libc::O_RDWR),
-        ("O_CREAT", libc::O_CREAT),
-        ("O_EXCL", libc::O_EXCL),
-        ("O_NOCTTY", libc::O_NOCTTY),
-        ("O_TRUNC", libc::O_TRUNC),
-        ("O_APPEND", libc::O_APPEND),
-        ("O_NONBLOCK", libc::O_NONBLOCK),
-        ("O_DSYNC", libc::O_DSYNC),
-        ("O_SYNC", libc::O_SYNC),
-        ("O_DIRECT", libc::O_DIRECT),
-        ("O_LARGEFILE", libc::O_LARGEFILE),
-        ("O_DIRECTORY", libc::O_DIRECTORY),
-        ("O_NOFOLLOW", libc::O_NOFOLLOW),
-        ("O_NOATIME", libc::O_NOATIME),
-        ("O_CLOEXEC", libc::O_CLOEXEC),
-        ("O_PATH", libc::O_PATH),
-        ("O_TMPFILE", libc::O_TMPFILE),
-    ];
-    known.iter().find(|(n, _)| *n == s).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
-        format!("{s:?} is not an open flag ({})", names.join(", "))
-    })
-}
-
-pub fn opensnoop(mut args: OpensnoopArgs) -> Result<ExitCode> {
-    args.snooping.timestamp |= args.timestamp_short;
-    // As bcc: an open passes when its flags share a bit with the filter's.
-    let mask = args.flag_filter.iter().fold(0i64, |m, f| m | i64::from(*f));
-    let mut watch = args.target.watch()?;
-    let mut config = OpenSnoopConfig::default();
-    config.selection = watch.selection();
-    config.failed_only = args.failed;
-    let mut tool = OpenSnoop::start(config)?;
-    eprintln!("Tracing opens... Hit Ctrl-C to end.");
-    watch.release()?;
-    let layout = OpenLayout::new(args.snooping.columns(), args.print_uid, args.flags);
-    if !args.snooping.json {
-        heading(|o| layout.write_heading(o))?;
-    }
-    let exited = snoop_loop(
-        "opensnoop",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if !args.flag_filter.is_empty() && (e.flags as i64) & mask == 0
-                || args.uid.is_some_and(|u| u != e.uid)
-                || args.tid.is_some_and(|t| t != e.tid)
-                || args.name.as_ref().is_some_and(|n| !e.comm.contains(n.as_str()))
-            {
-                return Ok(());
-            }
-            if args.snooping.json {
-                write_event(out, t, OpenJson::new(e))
-            } else {
-                Ok(layout.write(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    Ok(finish(watch, exited))
+pub fn opensnoop(args: OpensnoopArgs) -> Result<ExitCode> {
+    let view = args.snooping.view(false, args.timestamp_short);
+    let filter = OpenFilter { flags: args.flag_filter.clone(), uid: args.uid, tid: args.tid, name: args.name.clone() };
+    let start = |selection| {
+        let mut config = OpenSnoopConfig::default();
+        (config.selection, config.failed_only) = (selection, args.failed);
+        Ok(OpenSnoop::start(config)?)
+    };
+    let banner = |_: &_| "Tracing opens... Hit Ctrl-C to end.".to_owned();
+    let (uid, flags) = (args.print_uid, args.flags);
+    run("opensnoop", args.target.watch()?, start, banner, |t, d| drive::opensnoop(t, &view, &filter, uid, flags, d))
 }
 
 /// Each closed TCP session, like bcc's tcplife.
@@ -833,40 +626,22 @@ pub struct TcplifeArgs {
     snooping: Snooping,
 }
 
-pub fn tcplife(mut args: TcplifeArgs) -> Result<ExitCode> {
-    args.snooping.time |= args.time_short;
-    args.snooping.timestamp |= args.timestamp_short;
+pub fn tcplife(args: TcplifeArgs) -> Result<ExitCode> {
+    let view = args.snooping.view(args.time_short, args.timestamp_short);
+    let filter = SessionFilter {
+        local_ports: args.localport.clone(),
+        remote_ports: args.remoteport.clone(),
+        ip: IpVersion::only(args.ipv4, args.ipv6),
+    };
     let selection = args.pid.as_ref().map(|IdList(p)| Selection::Processes { pids: p.clone(), follow_children: true });
-    let mut config = TcpLifeConfig::default();
-    config.selection = selection;
-    let mut tool = TcpLife::start(config)?;
-    eprintln!("Tracing TCP sessions... Hit Ctrl-C to end.");
-    let mut watch = Watch::machine();
-    let layout = SessionLayout::new(args.snooping.columns(), args.wide);
-    if !args.snooping.json {
-        heading(|o| layout.write_heading(o))?;
-    }
-    snoop_loop(
-        "tcplife",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if !args.localport.is_empty() && !args.localport.contains(&e.local_port)
-                || !args.remoteport.is_empty() && !args.remoteport.contains(&e.remote_port)
-                || args.ipv4 && !e.local.is_ipv4()
-                || args.ipv6 && !e.local.is_ipv6()
-            {
-                return Ok(());
-            }
-            if args.snooping.json {
-                write_event(out, t, SessionJson::new(e))
-            } else {
-                Ok(layout.write(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
+    let start = |_| {
+        let mut config = TcpLifeConfig::default();
+        config.selection = selection.clone();
+        Ok(TcpLife::start(config)?)
+    };
+    let banner = |_: &_| "Tracing TCP sessions... Hit Ctrl-C to end.".to_owned();
+    let watch = Watch::machine();
+    run("tcplife", watch, start, banner, |t, d| drive::tcplife(t, &view, &filter, args.wide, d))
 }
 
 /// Each TCP retransmission, like bcc's tcpretrans.
@@ -895,59 +670,9 @@ pub struct TcpretransArgs {
 }
 
 pub fn tcpretrans(args: TcpretransArgs) -> Result<ExitCode> {
-    let mut tool = TcpRetrans::start(TcpRetransConfig::default())?;
-    eprintln!("Tracing TCP retransmissions... Hit Ctrl-C to end.");
-    let mut watch = Watch::machine();
-    if !args.snooping.json && !args.count {
-        heading(write_retransmit_heading)?;
-    }
-    let count = args.count;
-    let json_out = args.snooping.json;
-    let (ipv4, ipv6) = (args.ipv4, args.ipv6);
-    // -c: retransmissions (that sent something) by flow, counted here from
-    // the events (bcc's -c); the ring buffer's losses are reported as such.
-    let mut flows = RetransFlows::new();
-    snoop_loop(
-        "tcpretrans",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if ipv4 && !e.local.is_ipv4() || ipv6 && !e.local.is_ipv6() {
-                return Ok(());
-            }
-            if count {
-                flows.add(e);
-                Ok(())
-            } else if json_out {
-                write_event(out, t, RetransmitJson::new(e))
-            } else {
-                Ok(write_retransmit(out, e, t)?)
-            }
-        },
-    )?;
-    if count {
-        let counts = tool.counts()?;
-        let mut out = std::io::stdout().lock();
-        if json_out {
-            serde_json::to_writer(&mut out, &flows.json(&counts))?;
-            writeln!(out)?;
-        } else {
-            flows.write(&mut out, &counts)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_are_checked() {
-        assert!(crate::clock::tool_interval("0").is_err());
-        assert!(crate::clock::tool_interval("1e20").is_err());
-        assert!(crate::clock::tool_interval("nan").is_err());
-        assert_eq!(crate::clock::tool_interval("0.5").unwrap(), Duration::from_millis(500));
-    }
+    let view = args.snooping.view(false, false);
+    let start = |_| Ok(TcpRetrans::start(TcpRetransConfig::default())?);
+    let banner = |_: &_| "Tracing TCP retransmissions... Hit Ctrl-C to end.".to_owned();
+    let ip = IpVersion::only(args.ipv4, args.ipv6);
+    run("tcpretrans", Watch::machine(), start, banner, |t, d| drive::tcpretrans(t, &view, ip, args.count, d))
 }

@@ -38,6 +38,7 @@ mod ldpath;
 pub mod notes;
 mod runtimes;
 mod session;
+pub mod stack_tools;
 mod summary;
 mod target;
 mod wait;

@@ -2,20 +2,17 @@
 //! `tcpconnect`, `tcpaccept`, `oomkill`, `mountsnoop`, `capable`, each in
 //! bcc's layout or as JSON.
 
-use std::{io::Write, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use perfkit_model::printable;
 use perfkit_probes::tools::{
-    Capable, CapableConfig, MountSnoop, MountSnoopConfig, OomKillConfig, OomKiller, TcpOpen, TcpOpens, TcpOpensConfig,
+    Capable, CapableConfig, MountSnoop, MountSnoopConfig, OomKillConfig, OomKiller, TcpOpens, TcpOpensConfig,
+    drive::{self, IpVersion, TcpOpenFilter},
     run::Watch,
-    snoop::{
-        AcceptJson, CapJson, CapLayout, ConnectCounts, ConnectJson, MountJson, MountLayout, OomKillSeen, TcpOpenLayout,
-    },
 };
 
-use super::{Snooping, ToolTarget, finish, heading, snoop_loop, stamp, write_event};
+use super::{Snooping, ToolTarget, run};
 
 /// Filters bcc's tcpconnect and tcpaccept apply to each open.
 #[derive(Debug, Args)]
@@ -30,8 +27,9 @@ pub struct OpenFilters {
 }
 
 impl OpenFilters {
-    fn pass(&self, e: &TcpOpen) -> bool {
-        (e.local.is_ipv4() || !self.ipv4) && (e.local.is_ipv6() || !self.ipv6)
+    /// The library's filter, with these ports and user.
+    fn filter(&self, ports: &[u16], uid: Option<u32>) -> TcpOpenFilter {
+        TcpOpenFilter { ip: IpVersion::only(self.ipv4, self.ipv6), ports: ports.to_vec(), uid }
     }
 }
 
@@ -76,51 +74,17 @@ pub struct TcpconnectArgs {
     snooping: Snooping,
 }
 
-pub fn tcpconnect(mut args: TcpconnectArgs) -> Result<ExitCode> {
-    args.snooping.timestamp |= args.timestamp_short;
-    let mut watch = args.target.watch()?;
-    let mut config = TcpOpensConfig::connects();
-    config.selection = watch.selection();
-    let mut tool = TcpOpens::start(config)?;
-    eprintln!("Tracing connect ... Hit Ctrl-C to end");
-    watch.release()?;
-    let layout = TcpOpenLayout::new(args.snooping.columns(), args.print_uid);
-    if !args.snooping.json && !args.count {
-        heading(|o| layout.write_connect_heading(o))?;
-    }
-    let mut counts = ConnectCounts::new();
-    let exited = snoop_loop(
-        "tcpconnect",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if !args.filters.pass(e)
-                || !args.port.is_empty() && !args.port.contains(&e.remote_port)
-                || args.uid.is_some_and(|u| u != e.uid)
-            {
-                return Ok(());
-            }
-            if args.count {
-                counts.add(e);
-                Ok(())
-            } else if args.snooping.json {
-                write_event(out, t, ConnectJson::new(e))
-            } else {
-                Ok(layout.write_connect(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    if args.count {
-        let mut out = std::io::stdout().lock();
-        if args.snooping.json {
-            serde_json::to_writer(&mut out, &counts.json())?;
-            writeln!(out)?;
-        } else {
-            counts.write(&mut out)?;
-        }
-    }
-    Ok(finish(watch, exited))
+pub fn tcpconnect(args: TcpconnectArgs) -> Result<ExitCode> {
+    let view = args.snooping.view(false, args.timestamp_short);
+    let filter = args.filters.filter(&args.port, args.uid);
+    let start = |selection| {
+        let mut config = TcpOpensConfig::connects();
+        config.selection = selection;
+        Ok(TcpOpens::start(config)?)
+    };
+    let banner = |_: &_| "Tracing connect ... Hit Ctrl-C to end".to_owned();
+    let (uid, count) = (args.print_uid, args.count);
+    run("tcpconnect", args.target.watch()?, start, banner, |t, d| drive::tcpconnect(t, &view, &filter, uid, count, d))
 }
 
 /// Each accepted TCP connection, like bcc's tcpaccept.
@@ -156,36 +120,16 @@ pub struct TcpacceptArgs {
     snooping: Snooping,
 }
 
-pub fn tcpaccept(mut args: TcpacceptArgs) -> Result<ExitCode> {
-    args.snooping.time |= args.time_short;
-    args.snooping.timestamp |= args.timestamp_short;
-    let mut watch = args.target.watch()?;
-    let mut config = TcpOpensConfig::accepts();
-    config.selection = watch.selection();
-    let mut tool = TcpOpens::start(config)?;
-    eprintln!("Tracing accept ... Hit Ctrl-C to end");
-    watch.release()?;
-    let layout = TcpOpenLayout::new(args.snooping.columns(), false);
-    if !args.snooping.json {
-        heading(|o| layout.write_accept_heading(o))?;
-    }
-    let exited = snoop_loop(
-        "tcpaccept",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if !args.filters.pass(e) || !args.port.is_empty() && !args.port.contains(&e.local_port) {
-                return Ok(());
-            }
-            if args.snooping.json {
-                write_event(out, t, AcceptJson::new(e))
-            } else {
-                Ok(layout.write_accept(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    Ok(finish(watch, exited))
+pub fn tcpaccept(args: TcpacceptArgs) -> Result<ExitCode> {
+    let view = args.snooping.view(args.time_short, args.timestamp_short);
+    let filter = args.filters.filter(&args.port, None);
+    let start = |selection| {
+        let mut config = TcpOpensConfig::accepts();
+        config.selection = selection;
+        Ok(TcpOpens::start(config)?)
+    };
+    let banner = |_: &_| "Tracing accept ... Hit Ctrl-C to end".to_owned();
+    run("tcpaccept", args.target.watch()?, start, banner, |t, d| drive::tcpaccept(t, &view, &filter, d))
 }
 
 /// Each OOM kill, like bcc's oomkill.
@@ -202,38 +146,11 @@ pub struct OomkillArgs {
     snooping: Snooping,
 }
 
-/// /proc/loadavg's text, as bcc's oomkill shows it.
-fn loadavg() -> String {
-    std::fs::read("/proc/loadavg")
-        .map(|b| printable(String::from_utf8_lossy(&b[..b.len().min(128)]).trim()).into_owned())
-        .unwrap_or_default()
-}
-
 pub fn oomkill(args: OomkillArgs) -> Result<ExitCode> {
-    let mut tool = OomKiller::start(OomKillConfig::default())?;
-    eprintln!("Tracing OOM kills... Ctrl-C to stop.");
-    let mut watch = Watch::machine();
-    let page_kb = (rustix::param::page_size().max(1024) / 1024) as u64;
-    snoop_loop(
-        "oomkill",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            let victim = e.victim_comm.clone().or_else(|| {
-                let c = super::comm_of(e.victim_pid);
-                (!c.is_empty()).then_some(c)
-            });
-            let loadavg = loadavg();
-            let seen = OomKillSeen { kill: e, victim_comm: victim.as_deref(), page_kb, loadavg: &loadavg };
-            if args.snooping.json {
-                write_event(out, t, seen.json())
-            } else {
-                Ok(seen.write(out, &args.snooping.columns(), stamp(t))?)
-            }
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
+    let view = args.snooping.view(false, false);
+    let start = |_| Ok(OomKiller::start(OomKillConfig::default())?);
+    let banner = |_: &_| "Tracing OOM kills... Ctrl-C to stop.".to_owned();
+    run("oomkill", Watch::machine(), start, banner, |t, d| drive::oomkill(t, &view, d))
 }
 
 /// Each mount and umount, like bcc's mountsnoop.
@@ -257,32 +174,15 @@ pub struct MountsnoopArgs {
     snooping: Snooping,
 }
 
-pub fn mountsnoop(mut args: MountsnoopArgs) -> Result<ExitCode> {
-    args.snooping.timestamp |= args.timestamp_short;
-    let mut watch = args.target.watch()?;
-    let mut config = MountSnoopConfig::default();
-    config.selection = watch.selection();
-    let mut tool = MountSnoop::start(config)?;
-    eprintln!("Tracing mount and umount... Hit Ctrl-C to end.");
-    watch.release()?;
-    let layout = MountLayout::new(args.snooping.columns());
-    if !args.snooping.json {
-        heading(|o| layout.write_heading(o))?;
-    }
-    let exited = snoop_loop(
-        "mountsnoop",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if args.snooping.json {
-                write_event(out, t, MountJson::new(e))
-            } else {
-                Ok(layout.write(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    Ok(finish(watch, exited))
+pub fn mountsnoop(args: MountsnoopArgs) -> Result<ExitCode> {
+    let view = args.snooping.view(false, args.timestamp_short);
+    let start = |selection| {
+        let mut config = MountSnoopConfig::default();
+        config.selection = selection;
+        Ok(MountSnoop::start(config)?)
+    };
+    let banner = |_: &_| "Tracing mount and umount... Hit Ctrl-C to end.".to_owned();
+    run("mountsnoop", args.target.watch()?, start, banner, |t, d| drive::mountsnoop(t, &view, d))
 }
 
 /// Each capability check, like bcc's capable.
@@ -310,29 +210,12 @@ pub struct CapableArgs {
 }
 
 pub fn capable(args: CapableArgs) -> Result<ExitCode> {
-    let mut watch = args.target.watch()?;
-    let mut config = CapableConfig::default();
-    config.selection = watch.selection();
-    config.non_audit = args.non_audit;
-    let mut tool = Capable::start(config)?;
-    eprintln!("Tracing capability checks... Hit Ctrl-C to end.");
-    watch.release()?;
-    let layout = CapLayout::new(args.snooping.columns(), args.extra);
-    if !args.snooping.json {
-        heading(|o| layout.write_heading(o))?;
-    }
-    let exited = snoop_loop(
-        "capable",
-        args.snooping.duration,
-        &mut watch,
-        |t| Ok((tool.events(t), tool.stats()?)),
-        |out, e, t| {
-            if args.snooping.json {
-                write_event(out, t, CapJson::new(e))
-            } else {
-                Ok(layout.write(out, e, stamp(t))?)
-            }
-        },
-    )?;
-    Ok(finish(watch, exited))
+    let view = args.snooping.view(false, false);
+    let start = |selection| {
+        let mut config = CapableConfig::default();
+        (config.selection, config.non_audit) = (selection, args.non_audit);
+        Ok(Capable::start(config)?)
+    };
+    let banner = |_: &_| "Tracing capability checks... Hit Ctrl-C to end.".to_owned();
+    run("capable", args.target.watch()?, start, banner, |t, d| drive::capable(t, &view, args.extra, d))
 }

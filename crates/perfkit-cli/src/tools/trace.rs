@@ -2,24 +2,18 @@
 //! and tracepoints (`perfkit_probes::tools::{Tracer, ArgDist}`), with the
 //! subset of bcc's probe syntax they need and bcc's flags.
 
-use std::{io::Write, process::ExitCode, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use perfkit_probes::tools::{
-    Aggregate, ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, Resolver, ToolStats, TraceConfig, TraceProbeSpec,
-    Tracer,
-    run::{Schedule, run_events, run_intervals},
-    tracetext::{ArgdistReport, TraceLayout, TraceMessageJson, write_argdist},
+    ArgDist, ArgDistConfig, ArgdistMode, ArgdistSpec, TraceConfig, TraceProbeSpec, Tracer,
+    drive::{self, ReportView, SnoopView, TraceFilter},
+    run::Schedule,
+    text::TimeColumns,
 };
 
-use super::{ToolTarget, finish, warn_losses};
-use crate::profile::IdList;
-
-fn resolver(target: &ToolTarget) -> Resolver {
-    let pid = target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
-    Resolver::new(pid, perfkit_profiler::library_dirs())
-}
+use super::{ToolTarget, run};
 
 fn string_size(n: usize) -> Result<usize> {
     anyhow::ensure!(
@@ -101,58 +95,21 @@ pub fn trace(args: TraceArgs) -> Result<ExitCode> {
         !args.probes.is_empty(),
         "trace needs a PROBE: 'LIB:FUNC \"FORMAT\", ARG', 'r:LIB:FUNC', 't:CATEGORY:NAME' or 'u:LIB:PROVIDER:NAME'"
     );
-    let mut probes = Vec::new();
-    for p in &args.probes {
-        probes.push(TraceProbeSpec::parse(p)?);
-    }
     let mut config = TraceConfig::default();
-    config.string_size = string_size(args.string_size)?;
-    config.resolver = resolver(&args.target);
-    config.probes = probes;
-    let mut watch = args.target.watch()?;
-    config.selection = watch.selection();
-    let mut tool = Tracer::start(config)?;
-    watch.release()?;
-    eprintln!("Tracing {} probes... Hit Ctrl-C to end.", args.probes.len());
-    let layout = TraceLayout::new(args.time, args.timestamp);
-    if !args.json {
-        super::heading(|o| layout.write_heading(o))?;
+    for p in &args.probes {
+        config.probes.push(TraceProbeSpec::parse(p)?);
     }
-    let mut shown = 0u64;
-    let stdout = std::io::stdout();
-    let mut reported = ToolStats::default();
-    let exited = run_events(args.duration, &mut watch, crate::signals::interrupt_flag()?, |timeout, started| {
-        let messages = tool.messages(timeout);
-        let mut out = stdout.lock();
-        for m in &messages {
-            if args.max_events.is_some_and(|n| shown >= n) {
-                break;
-            }
-            if args.name.as_deref().is_some_and(|n| !m.comm.contains(n))
-                || args.msg_filter.as_deref().is_some_and(|f| !m.message.contains(f))
-            {
-                continue;
-            }
-            shown += 1;
-            let t = started.elapsed().as_secs_f64();
-            if args.json {
-                let probe = args.probes.get(m.probe).map(String::as_str);
-                serde_json::to_writer(&mut out, &TraceMessageJson::new(m, probe, t))?;
-                writeln!(out)?;
-            } else {
-                layout.write(&mut out, m, super::stamp(t))?;
-            }
-        }
-        out.flush()?;
-        warn_losses("trace", &tool.stats()?, &mut reported);
-        Ok::<_, anyhow::Error>(args.max_events.is_none_or(|n| shown < n))
-    })?;
-    let s = tool.trace_stats()?;
-    eprintln!(
-        "perfkit trace: {} hits, {} filtered out by the filters (in user space), {} lost",
-        s.tool.events, s.filtered, s.tool.ring_full
-    );
-    Ok(finish(watch, exited))
+    config.string_size = string_size(args.string_size)?;
+    config.resolver = args.target.resolver();
+    let columns = TimeColumns { clock: args.time, seconds: args.timestamp };
+    let view = SnoopView { json: args.json, columns, duration: args.duration };
+    let filter = TraceFilter { name: args.name.clone(), message: args.msg_filter.clone(), max: args.max_events };
+    let start = |selection| {
+        config.selection = selection;
+        Ok(Tracer::start(config)?)
+    };
+    let banner = |_: &_| format!("Tracing {} probes... Hit Ctrl-C to end.", args.probes.len());
+    run("trace", args.target.watch()?, start, banner, |t, d| drive::trace(t, &args.probes, &filter, &view, d))
 }
 
 const ARGDIST_EXAMPLES: &str = "\
@@ -216,71 +173,22 @@ pub struct ArgdistArgs {
 }
 
 pub fn argdist(args: ArgdistArgs) -> Result<ExitCode> {
-    let mut specs = Vec::new();
+    let mut config = ArgDistConfig::default();
     for c in &args.count {
-        specs.push(ArgdistSpec::parse(c, ArgdistMode::Count)?);
+        config.specs.push(ArgdistSpec::parse(c, ArgdistMode::Count)?);
     }
     for h in &args.histogram {
-        specs.push(ArgdistSpec::parse(h, ArgdistMode::Histogram)?);
+        config.specs.push(ArgdistSpec::parse(h, ArgdistMode::Histogram)?);
     }
-    anyhow::ensure!(!specs.is_empty(), "argdist needs at least one -C or -H SPECIFIER");
-    let mut config = ArgDistConfig::default();
+    anyhow::ensure!(!config.specs.is_empty(), "argdist needs at least one -C or -H SPECIFIER");
     config.string_size = string_size(args.string_size)?;
-    config.resolver = resolver(&args.target);
-    config.specs = specs;
-    let mut watch = args.target.watch()?;
-    config.selection = watch.selection();
-    let tool = ArgDist::start(config)?;
-    watch.release()?;
-    eprintln!("[{}] Tracing... Hit Ctrl-C to end.", crate::clock::now_hms());
-    let mut reported = ToolStats::default();
+    config.resolver = args.target.resolver();
     let schedule = Schedule { interval: Some(args.interval), count: args.number, duration: args.duration };
-    let tool = std::cell::RefCell::new(tool);
-    let exited = run_intervals(
-        &schedule,
-        &mut watch,
-        crate::signals::interrupt_flag()?,
-        || {
-            tool.borrow_mut().poll(Duration::ZERO);
-            Ok::<(), anyhow::Error>(())
-        },
-        |_| {
-            let mut tool = tool.borrow_mut();
-            tool.poll(Duration::from_millis(20));
-            warn_losses("argdist", &tool.stats()?, &mut reported);
-            let aggregates = tool.take(!args.cumulative);
-            print_argdist(&args, tool.specs(), &aggregates).context("writing the report")
-        },
-    )?;
-    let tool = tool.into_inner();
-    let s = tool.trace_stats()?;
-    eprintln!(
-        "perfkit argdist: {} hits, {} filtered out by the filters (in user space), {} lost",
-        s.tool.events, s.filtered, s.tool.ring_full
-    );
-    if tool.uncounted() > 0 {
-        eprintln!(
-            "perfkit argdist: warning: {} hits not counted: their values were new after {} distinct ones of a -C \
-             specifier in one interval (the cap on memory a target's values can take)",
-            tool.uncounted(),
-            perfkit_probes::tools::MAX_DISTINCT
-        );
-    }
-    Ok(finish(watch, exited))
-}
-
-fn print_argdist(args: &ArgdistArgs, specs: &[ArgdistSpec], aggregates: &[Aggregate]) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        let now = crate::clock::now_rfc3339();
-        let doc = ArgdistReport::new(now, args.interval, args.cumulative, specs, aggregates, args.top);
-        serde_json::to_writer(&mut out, &doc)?;
-        writeln!(out)?;
-    } else {
-        writeln!(out, "[{}]", crate::clock::now_hms())?;
-        write_argdist(&mut out, specs, aggregates, args.top)?;
-    }
-    out.flush()?;
-    Ok(())
+    let view = ReportView { json: args.json, timestamp: true, schedule };
+    let start = |selection| {
+        config.selection = selection;
+        Ok(ArgDist::start(config)?)
+    };
+    let banner = |_: &_| format!("[{}] Tracing... Hit Ctrl-C to end.", crate::clock::now_hms());
+    run("argdist", args.target.watch()?, start, banner, |t, d| drive::argdist(t, args.cumulative, args.top, &view, d))
 }

@@ -2,19 +2,17 @@
 //! probes and tracepoints (`perfkit_probes::tools::{FuncCounter,
 //! FuncLatency}`), with bcc's probe syntax and flags.
 
-use std::{io::Write, process::ExitCode, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use perfkit_probes::tools::{
-    FuncCountConfig, FuncCountIntervals, FuncCountReport, FuncCounter, FuncLatency, FuncLatencyConfig,
-    FuncLatencyReport, LatencyHistogram, LatencyUnit, ProbeSpec, ResolvedProbe, Resolver, ToolStats,
-    run::{Schedule, Watch, run_intervals},
-    write_funccount,
+    FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyUnit,
+    drive::{self, ReportView},
+    run::Schedule,
 };
 
-use super::{ToolTarget, finish, warn_losses};
-use crate::profile::IdList;
+use super::{ToolTarget, run};
 
 /// Reporting of the user-function tools: bcc's `-i` and `-d`.
 #[derive(Debug, Args)]
@@ -38,38 +36,12 @@ pub struct UfuncReporting {
     duration: Option<Duration>,
 }
 
-/// Runs `report` every interval until Ctrl-C, the duration or the
-/// command's exit, then once more.
-fn report_loop(
-    r: &UfuncReporting,
-    watch: &mut Watch,
-    mut report: impl FnMut() -> Result<()>,
-) -> Result<Option<perfkit_target::ExitStatus>> {
-    let schedule = Schedule { interval: r.interval, count: None, duration: r.duration };
-    run_intervals(&schedule, watch, crate::signals::interrupt_flag()?, || Ok(()), |_| report())
-}
-
-/// Parses and resolves the pattern: against the first process of -p
-/// (its mappings name its libraries), else the loader's directories.
-fn resolve(pattern: Option<&str>, target: &ToolTarget) -> Result<(ProbeSpec, Vec<ResolvedProbe>)> {
-    let pattern =
-        pattern.context("a probe is needed: LIB:FUNC, PATH:FUNC, t:CATEGORY:NAME or u:PATH:[PROVIDER:]NAME")?;
-    let spec = ProbeSpec::parse(pattern)?;
-    let pid = target.pid.as_ref().and_then(|IdList(p)| p.first().copied());
-    let probes = Resolver::new(pid, perfkit_profiler::library_dirs()).resolve(&spec)?;
-    Ok((spec, probes))
-}
-
-fn header(out: &mut impl Write, r: &UfuncReporting) -> std::io::Result<()> {
-    writeln!(out)?;
-    if r.timestamp {
-        writeln!(out, "{}", crate::clock::now_hms())?;
+impl UfuncReporting {
+    /// When and how to report.
+    fn view(&self) -> ReportView {
+        let schedule = Schedule { interval: self.interval, count: None, duration: self.duration };
+        ReportView { json: self.json, timestamp: self.timestamp, schedule }
     }
-    Ok(())
-}
-
-fn losses(tool: &str, stats: &ToolStats, reported: &mut ToolStats) {
-    warn_losses(tool, stats, reported);
 }
 
 const FUNCCOUNT_EXAMPLES: &str = "\
@@ -104,36 +76,18 @@ pub struct FunccountArgs {
 }
 
 pub fn funccount(args: FunccountArgs) -> Result<ExitCode> {
-    let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
-    let mut watch = args.target.watch()?;
-    let mut config = FuncCountConfig::default();
-    config.selection = watch.selection();
-    config.probes = probes;
-    let tool = FuncCounter::start(config)?;
-    watch.release()?;
-    eprintln!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", tool.probes().len());
-    let r = &args.reporting;
-    let mut intervals = FuncCountIntervals::new();
-    let mut reported = ToolStats::default();
-    let exited = report_loop(r, &mut watch, || {
-        let counts = tool.counts()?;
-        losses("funccount", &tool.stats()?, &mut reported);
-        let rows = intervals.next(&counts);
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        if r.json {
-            let doc = FuncCountReport::new(crate::clock::now_rfc3339(), r.interval, spec.to_string(), &rows);
-            serde_json::to_writer(&mut out, &doc)?;
-            writeln!(out)?;
-        } else {
-            header(&mut out, r)?;
-            write_funccount(&mut out, &rows)?;
-        }
-        out.flush()?;
-        Ok(())
-    })?;
-    eprintln!("Detaching...");
-    Ok(finish(watch, exited))
+    let (spec, probes) = args.target.resolve(args.pattern.as_deref())?;
+    let view = args.reporting.view();
+    let start = |selection| {
+        let mut config = FuncCountConfig::default();
+        (config.selection, config.probes) = (selection, probes);
+        Ok(FuncCounter::start(config)?)
+    };
+    let banner =
+        |t: &FuncCounter| format!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", t.probes().len());
+    run("funccount", args.target.watch()?, start, banner, |t, d| {
+        drive::funccount(t, &spec, &view, d).inspect(|_| eprintln!("Detaching..."))
+    })
 }
 
 const FUNCLATENCY_EXAMPLES: &str = "\
@@ -186,37 +140,15 @@ pub fn funclatency(args: FunclatencyArgs) -> Result<ExitCode> {
     } else {
         LatencyUnit::Nanoseconds
     };
-    let (spec, probes) = resolve(args.pattern.as_deref(), &args.target)?;
-    let mut watch = args.target.watch()?;
-    let mut config = FuncLatencyConfig::default();
-    config.selection = watch.selection();
-    config.probes = probes.clone();
-    config.unit = unit;
-    let tool = FuncLatency::start(config)?;
-    watch.release()?;
-    eprintln!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", probes.len());
-    let r = &args.reporting;
-    let mut previous: Option<LatencyHistogram> = None;
-    let mut reported = ToolStats::default();
-    let exited = report_loop(r, &mut watch, || {
-        let now = tool.histogram()?;
-        losses("funclatency", &tool.stats()?, &mut reported);
-        let h = previous.as_ref().map_or_else(|| now.clone(), |p| now.since(p));
-        previous = Some(now);
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        if r.json {
-            let now = crate::clock::now_rfc3339();
-            let doc = FuncLatencyReport::new(now, r.interval, spec.to_string(), &probes, &h);
-            serde_json::to_writer(&mut out, &doc)?;
-            writeln!(out)?;
-        } else {
-            header(&mut out, r)?;
-            h.write(&mut out)?;
-        }
-        out.flush()?;
-        Ok(())
-    })?;
-    eprintln!("Detaching...");
-    Ok(finish(watch, exited))
+    let (spec, probes) = args.target.resolve(args.pattern.as_deref())?;
+    let view = args.reporting.view();
+    let start = |selection| {
+        let mut config = FuncLatencyConfig::default();
+        (config.selection, config.probes, config.unit) = (selection, probes.clone(), unit);
+        Ok(FuncLatency::start(config)?)
+    };
+    let banner = |_: &_| format!("Tracing {} functions for \"{spec}\"... Hit Ctrl-C to end.", probes.len());
+    run("funclatency", args.target.watch()?, start, banner, |t, d| {
+        drive::funclatency(t, &spec, &probes, &view, d).inspect(|_| eprintln!("Detaching..."))
+    })
 }

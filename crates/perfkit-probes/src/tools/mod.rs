@@ -32,6 +32,7 @@
 //! before the tool.
 
 mod capable;
+pub mod drive;
 mod events;
 mod hist;
 mod irqs;
