@@ -2,8 +2,9 @@
 //! accepted with bcc's meaning, or refused here, before clap parses, with a
 //! message naming perfkit's equivalent. A flag perfkit also spells but
 //! means otherwise is never taken silently. The table is data,
-//! crates/perfkit-cli/bcc-flags.tsv; docs/TOOLS.md holds it row by row (a
-//! test keeps them in step).
+//! crates/perfkit-cli/bcc-flags.tsv; docs/TOOLS.md holds it row by row
+//! (perfkit-workspace-tests keeps them in step, and checks that each
+//! accepted flag has a test).
 
 use std::ffi::OsString;
 
@@ -80,12 +81,6 @@ fn flags() -> &'static [BccFlag] {
     });
     &FLAGS
 }
-
-/// Accepted rows no integration test can exercise on the machines the
-/// tests run on, and why (docs/TOOLS.md says so in the row): the
-/// markers' check lets these alone be unmarked.
-#[cfg(test)]
-const UNTESTED: &[(&str, &str, &str)] = &[];
 
 /// Options of perfkit's wakeuptime that take a value.
 const WAKEUPTIME_VALUES: &[&str] = &[
@@ -210,80 +205,6 @@ pub fn check(args: &[OsString]) -> Result<(), String> {
     Ok(())
 }
 
-/// The table as docs/TOOLS.md holds it, one row per flag.
-#[cfg(test)]
-fn markdown_rows() -> Vec<String> {
-    flags()
-        .iter()
-        .map(|e| {
-            let untested = UNTESTED.iter().find(|(tool, flag, _)| *tool == e.tool && *flag == e.flag);
-            let what = match (e.disposition, untested) {
-                (Same(_), Some((.., why))) => format!("accepted, same meaning (untested: {why})"),
-                (Same(_), None) => "accepted, same meaning".to_owned(),
-                (Refused(eq), _) => format!("refused: {eq}"),
-                (BareRefused(eq), _) => format!("refused without a value: {eq}"),
-            };
-            format!("| {} | `{}` | {} | {what} |", e.tool, e.flag, e.meaning)
-        })
-        .collect()
-}
-
-/// The markers `// bcc-flags: TOOL -x --long` in the integration tests'
-/// sources: (file, line number, tool, flag). A marker sits inside the test
-/// function whose assertions would fail if the flag meant something else.
-#[cfg(test)]
-fn markers(sources: &[(String, String)]) -> Result<Vec<(String, usize, String, String)>, String> {
-    let mut out = Vec::new();
-    for (file, text) in sources {
-        for (n, line) in text.lines().enumerate() {
-            let Some(rest) = line.trim_start().strip_prefix("// bcc-flags:") else { continue };
-            let mut words = rest.split_whitespace();
-            let (Some(tool), Some(first)) = (words.next(), words.next()) else {
-                return Err(format!("{file}:{}: a marker names a tool and its flags: {line:?}", n + 1));
-            };
-            if !line.starts_with(char::is_whitespace) {
-                return Err(format!("{file}:{}: a marker goes inside the test function: {line:?}", n + 1));
-            }
-            for flag in std::iter::once(first).chain(words) {
-                out.push((file.clone(), n + 1, tool.to_owned(), flag.to_owned()));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// What is wrong with the markers against the table: markers naming no
-/// accepted row (stale), and accepted rows no marker names (untested).
-#[cfg(test)]
-fn marker_problems(markers: &[(String, usize, String, String)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (file, line, tool, flag) in markers {
-        match flags().iter().find(|e| e.tool == tool && e.flag == flag) {
-            None => problems.push(format!("{file}:{line}: marker `{tool} {flag}`: no such row in bcc-flags.tsv")),
-            Some(e) if !matches!(e.disposition, Same(_)) => problems
-                .push(format!("{file}:{line}: marker `{tool} {flag}`: the row refuses it, so no test exercises it")),
-            Some(_) => {}
-        }
-    }
-    for &(tool, flag, _) in UNTESTED {
-        if !flags().iter().any(|e| e.tool == tool && e.flag == flag && matches!(e.disposition, Same(_))) {
-            problems.push(format!("UNTESTED names `{tool} {flag}`, which is no accepted row"));
-        } else if markers.iter().any(|(_, _, t, f)| t == tool && f == flag) {
-            problems.push(format!("UNTESTED names `{tool} {flag}`, which a test is marked to exercise"));
-        }
-    }
-    let untested = |e: &BccFlag| UNTESTED.iter().any(|(tool, flag, _)| *tool == e.tool && *flag == e.flag);
-    for e in flags().iter().filter(|e| matches!(e.disposition, Same(_)) && !untested(e)) {
-        if !markers.iter().any(|(_, _, tool, flag)| tool == e.tool && flag == e.flag) {
-            problems.push(format!(
-                "{} {} ({}): accepted, and no test is marked `// bcc-flags: {} {}`",
-                e.tool, e.flag, e.meaning, e.tool, e.flag
-            ));
-        }
-    }
-    problems
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -353,49 +274,6 @@ mod tests {
         assert!(format!("{cli:?}").contains("top: 5"), "{cli:?}");
     }
 
-    /// Every accepted row is exercised by an integration test marked
-    /// `// bcc-flags: TOOL FLAG...`, and every marker names an accepted row.
-    #[test]
-    fn every_accepted_bcc_flag_is_exercised_by_a_marked_test() {
-        // The integration tests' sources, read at run time: a published
-        // package has its tests/ but the check belongs to the repository.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-        let mut sources = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_some_and(|x| x == "rs") {
-                    let text = std::fs::read_to_string(&path).expect("a test source");
-                    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                    sources.push((name, text));
-                }
-            }
-        }
-        if sources.is_empty() {
-            assert!(
-                std::env::var("PERFKIT_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "no integration tests in {}; strict mode checks the markers in them",
-                dir.display()
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "perfkit-test: skipped every_accepted_bcc_flag_is_exercised_by_a_marked_test: no tests/*.rs beside this package; `cargo xtask test` runs it"
-            );
-            return;
-        }
-        // The kernel matrix (`cargo xtask vmtest`, run by CI) exercises
-        // what this machine's kernel cannot: capable needs kprobes.
-        let matrix = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xtask/src/vmtest/guest.rs");
-        if let Ok(text) = std::fs::read_to_string(&matrix) {
-            sources.push(("xtask/src/vmtest/guest.rs".to_owned(), text));
-        }
-        sources.sort();
-        let markers = markers(&sources).unwrap_or_else(|e| panic!("{e}"));
-        let problems = marker_problems(&markers);
-        assert!(problems.is_empty(), "{} problems with the bcc flag markers:\n{}", problems.len(), problems.join("\n"));
-    }
-
     #[test]
     fn every_row_of_the_table_parses() {
         let rows = parse_table(TABLE).unwrap_or_else(|e| panic!("{e}"));
@@ -426,45 +304,5 @@ mod tests {
         assert!(parse_row("t\t-x\tbare\tmeaning\tignored\tx").is_err(), "unknown disposition");
         assert!(parse_row("t\t-x\tbare\tmeaning\tsame\t1\textra").is_err(), "seven columns");
         assert!(parse_row("\t-x\tbare\tmeaning\tsame").is_err(), "no tool");
-    }
-
-    #[test]
-    fn markers_are_read_and_checked_against_the_table() {
-        let src = |t: &str| vec![("t.rs".to_owned(), t.to_owned())];
-        let m = markers(&src("fn t() {\n    // bcc-flags: runqlat -m -P\n}\n")).unwrap();
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[1].1, m[1].2.as_str(), m[1].3.as_str()), (2, "runqlat", "-P"));
-        assert!(markers(&src("// bcc-flags: runqlat -m\n")).is_err(), "outside a function");
-        assert!(markers(&src("    // bcc-flags: runqlat\n")).is_err(), "no flag");
-        let p = marker_problems(&m);
-        assert!(p.iter().any(|p| p.starts_with("runqlat -L ")), "{p:?}");
-        assert!(!p.iter().any(|p| p.starts_with("runqlat -m ")), "{p:?}");
-        let stale = markers(&src("    // bcc-flags: runqlat -Z\n    // bcc-flags: runqlat -c\n")).unwrap();
-        let p = marker_problems(&stale);
-        assert!(p.iter().any(|p| p.contains("runqlat -Z`: no such row")), "{p:?}");
-        assert!(p.iter().any(|p| p.contains("runqlat -c`: the row refuses it")), "{p:?}");
-    }
-
-    #[test]
-    fn the_table_is_in_the_docs() {
-        // The repository's docs, read at run time: a published package has
-        // no docs/, and its tests must build from the package.
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/TOOLS.md");
-        let Ok(doc) = std::fs::read_to_string(&path) else {
-            assert!(
-                std::env::var("PERFKIT_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{} is missing; strict mode checks the table against it",
-                path.display()
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "perfkit-test: skipped the_table_is_in_the_docs: no docs/TOOLS.md beside this package; `cargo xtask test` runs it"
-            );
-            return;
-        };
-        for row in markdown_rows() {
-            assert!(doc.contains(&row), "docs/TOOLS.md lacks the row\n{row}");
-        }
     }
 }
