@@ -14,10 +14,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use perfkit_flamegraph::SvgOptions;
 use perfkit_formats::OutputFormat;
-use perfkit_model::{CountUnit, Profile, printable};
+use perfkit_model::printable;
 use perfkit_profiler::{
     BackendChoice, EmptyProfile, EndReason, Finished, Grouping, Note, OffCpu, Options, Remedy, SampleEvent, Session,
-    Target, UnwindChoice,
+    Target, UnwindChoice, stack_copy_bytes,
 };
 use perfkit_target::TargetError;
 
@@ -103,7 +103,7 @@ pub struct ProfileArgs {
     /// As perf's `--call-graph`: `fp`, or `dwarf[,SIZE]` (the same as
     /// `--unwind fp`, or `--unwind dwarf --stack-size SIZE`).
     #[arg(long = "call-graph", value_name = "fp|dwarf[,SIZE]", value_parser = parse_call_graph, conflicts_with = "unwind")]
-    call_graph: Option<(UnwindArg, Option<u32>)>,
+    call_graph: Option<(UnwindChoice, Option<u32>)>,
 
     /// Bytes of user stack copied per sample by the perf backend's DWARF
     /// mode (raise it for deep stacks; the summary says when it was short).
@@ -304,25 +304,8 @@ pub enum BackendArg {
 
 /// perf's `--call-graph` modes: `fp`, `dwarf[,SIZE]`; `lbr` is refused
 /// with what to use instead.
-fn parse_call_graph(s: &str) -> Result<(UnwindArg, Option<u32>), String> {
-    let (mode, size) = match s.split_once(',') {
-        Some((m, size)) => (m, Some(size)),
-        None => (s, None),
-    };
-    let size = size
-        .map(|v| match v.parse::<u32>() {
-            Ok(n) if (8..=65528).contains(&n) => Ok(n),
-            _ => Err(format!("stack size {v:?}: expected bytes from 8 to 65528")),
-        })
-        .transpose()?;
-    match (mode, size) {
-        ("fp", None) => Ok((UnwindArg::Fp, None)),
-        ("dwarf", size) => Ok((UnwindArg::Dwarf, size)),
-        ("lbr", _) => {
-            Err("perfkit has no LBR call graphs (this needs hardware branch records): use fp or dwarf".into())
-        }
-        _ => Err(format!("{s:?}: expected fp or dwarf[,SIZE], as perf takes them")),
-    }
+fn parse_call_graph(s: &str) -> Result<(UnwindChoice, Option<u32>), String> {
+    UnwindChoice::from_call_graph(s).map_err(|e| e.to_string())
 }
 
 /// `--unwind`.
@@ -376,12 +359,10 @@ impl ProfileArgs {
             EventArg::Cycles => SampleEvent::Cycles,
             EventArg::Instructions => SampleEvent::Instructions,
         };
-        o.stack_bytes = self.stack_size.next_multiple_of(8).min(65528);
+        o.stack_bytes = stack_copy_bytes(self.stack_size);
         if let Some((unwind, size)) = self.call_graph {
-            o.unwind = unwind.choice();
-            if let Some(size) = size {
-                o.stack_bytes = size.next_multiple_of(8).min(65528);
-            }
+            o.unwind = unwind;
+            o.stack_bytes = stack_copy_bytes(size.unwrap_or(self.stack_size));
         }
         o
     }
@@ -506,12 +487,10 @@ fn run_kind(
     let target = target.target(command, to_stdout)?;
     let mut session = match Session::start(target, options) {
         Ok(s) => s,
-        Err(perfkit_profiler::ProfileError::Target(TargetError::Exec { program, source })) => {
+        Err(perfkit_profiler::ProfileError::Target(e)) if e.exec_failure().is_some() => {
             // As a shell: 127 for a command not found, 126 for one that
             // cannot run.
-            let code = if source.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
-            eprintln!("perfkit: error: cannot run {}: {source}", printable(&program.to_string_lossy()));
-            return Ok(ExitCode::from(code));
+            return Ok(exec_failed(&e));
         }
         Err(e) => return Err(e.into()),
     };
@@ -541,13 +520,9 @@ fn run_kind(
         Kind::Profile => format!("perfkit profile: {}", profile.meta.command),
         Kind::OffCpu => format!("Off-CPU Time: {}", profile.meta.command),
     });
-    let mut svg_options = SvgOptions::new(title);
+    let mut svg_options = SvgOptions::for_profile(title, profile);
     if kind == Kind::OffCpu {
         svg_options.palette = perfkit_flamegraph::parse_palette("io").map_err(anyhow::Error::msg)?;
-    }
-    svg_options.subtitle = Some(subtitle(profile));
-    if profile.meta.unit != CountUnit::Samples {
-        svg_options.count_name = profile.meta.unit.name().to_owned();
     }
     let folded_path = folded_out.as_ref().and_then(Output::path_display);
     if let Some(folded) = folded_out {
@@ -567,23 +542,11 @@ fn run_kind(
     if let Some(idle) = finished.idle_line() {
         eprintln!("{idle}");
     }
-    let total = profile.total_samples();
     for n in &finished.notes {
         eprintln!("{}", note_line(n));
     }
-    if args.top > 0 && total > 0 {
-        eprintln!(
-            "{}",
-            if kind == Kind::OffCpu { "top functions by off-CPU time:" } else { "top functions by self time:" }
-        );
-        for f in profile.top_self(args.top) {
-            eprintln!(
-                "  {:>6.2}%  {:>8}  {}",
-                100.0 * f.count as f64 / total as f64,
-                f.count,
-                printable(&f.folded_name())
-            );
-        }
+    for line in finished.top_lines(args.top, kind == Kind::OffCpu) {
+        eprintln!("{line}");
     }
     let written: Vec<String> = main_path.into_iter().chain(folded_path).collect();
     if !written.is_empty() {
@@ -594,10 +557,7 @@ fn run_kind(
         );
     }
     // As perf: a command that exited on its own passes its status on.
-    Ok(match (end, status) {
-        (EndReason::TargetExited, Some(s)) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(ExitCode::from(end.exit_code(status)))
 }
 
 /// Samples until Ctrl-C (or SIGTERM, SIGHUP), the duration, or the exit of
@@ -634,16 +594,12 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-fn subtitle(profile: &Profile) -> String {
-    let m = &profile.meta;
-    let mut s = format!("{} {} in {:.1} s", profile.total_samples(), m.unit.name(), m.duration.as_secs_f64());
-    if m.frequency_hz > 0 {
-        s.push_str(&format!(" at {} Hz", m.frequency_hz));
-    }
-    if m.lost_stacks > 0 || m.dropped_samples > 0 {
-        s.push_str(&format!(", {} stacks lost, {} samples dropped", m.lost_stacks, m.dropped_samples));
-    }
-    s
+/// Says that a command could not be executed, and returns the status a
+/// shell gives it (127 not found, 126 cannot run).
+pub(crate) fn exec_failed(e: &TargetError) -> ExitCode {
+    let Some((program, source, code)) = e.exec_failure() else { return ExitCode::FAILURE };
+    eprintln!("perfkit: error: cannot run {}: {source}", printable(&program.to_string_lossy()));
+    ExitCode::from(code)
 }
 
 /// A library note as the summary prints it: the sentence, then the flag
@@ -709,8 +665,9 @@ mod tests {
         assert!(a.command.is_empty());
         assert_eq!(a.target.pid, Some(IdList(vec![1])));
         let b = parse(&["--call-graph", "dwarf,16384", "-p", "1"]).unwrap();
-        assert_eq!(b.call_graph, Some((UnwindArg::Dwarf, Some(16384))));
-        assert_eq!(parse(&["--call-graph", "fp", "-a"]).unwrap().call_graph, Some((UnwindArg::Fp, None)));
+        assert_eq!(b.call_graph, Some((UnwindChoice::Dwarf, Some(16384))));
+        assert_eq!(b.options().stack_bytes, 16384);
+        assert_eq!(parse(&["--call-graph", "fp", "-a"]).unwrap().call_graph, Some((UnwindChoice::FramePointers, None)));
         let lbr = parse(&["--call-graph", "lbr", "-a"]).unwrap_err().to_string();
         assert!(lbr.contains("use fp or dwarf"), "{lbr}");
         assert!(parse(&["--call-graph", "dwarf", "--unwind", "fp", "-a"]).is_err());

@@ -82,26 +82,9 @@ impl ReadArgs {
     }
 }
 
-/// Parses `--max-memory`: bytes, or a number with K, M, G or T (powers of
-/// 1024, optionally followed by `iB` or `B`).
+/// Parses `--max-memory` (perfkit_safeio's sizes: 512M, 2G, bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let num: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (such as 512M, 2G or a number of bytes)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => return Err(format!("{s:?}: unknown unit (K, M, G or T)")),
-    };
-    let bytes = num.checked_shl(shift).filter(|b| b >> shift == num).ok_or_else(|| format!("{s:?} is too large"))?;
-    if bytes == 0 {
-        return Err("the memory budget must be more than 0".into());
-    }
-    Ok(bytes)
+    perfkit_safeio::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// Keeps `bytes` charged to the process's budget for the rest of the job
@@ -311,21 +294,7 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         Box::new(std::io::stdout().lock())
     };
     if args.json {
-        let rows: Vec<serde_json::Value> = deltas
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "function": d.name,
-                    "self_before": d.self_before, "self_after": d.self_after,
-                    "total_before": d.total_before, "total_after": d.total_after,
-                })
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "before": { "path": args.before, "samples": before.total_samples() },
-            "after": { "path": args.after, "samples": after.total_samples() },
-            "functions": rows,
-        });
+        let doc = perfkit_model::DiffReport::new((&args.before, &before), (&args.after, &after), &deltas);
         writeln!(o, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         perfkit_model::write_diff_summary(&mut o, &deltas, before.total_samples(), after.total_samples(), args.top)?;

@@ -204,15 +204,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             config.runqlat_per_cgroup = args.probe_per_cgroup;
             exporter = exporter.collector(ProbeMetrics::start(&config)?);
         }
-        let routes = perfkit_exporter::pprof::routes(PprofOptions::new(args.max_profile_seconds)).route(
-            "/",
-            axum::routing::get(|| async {
-                axum::response::Html(
-                    "<html><body><a href=\"/metrics\">/metrics</a><br>\
-                     <a href=\"/debug/pprof/\">/debug/pprof/</a><br>\
-                     <a href=\"/debug/pprof/profile?seconds=10\">/debug/pprof/profile?seconds=10</a></body></html>",
-                )
-            }),
+        let routes = perfkit_exporter::pprof::routes(PprofOptions::new(args.max_profile_seconds)).merge(
+            perfkit_exporter::landing_page(&["/metrics", "/debug/pprof/", "/debug/pprof/profile?seconds=10"]),
         );
         tokio::select! {
             r = exporter.routes(routes).serve(listener) => r.context("serving"),

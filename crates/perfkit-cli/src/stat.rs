@@ -2,7 +2,6 @@
 
 use std::{
     ffi::OsString,
-    io::Write,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -10,12 +9,12 @@ use std::{
 use anyhow::{Result, bail};
 use clap::Args;
 use perfkit_perf_event::stat::{
-    EventCount, StatEvent, StatSession, StatTarget,
+    StatEvent, StatSession, StatTarget,
     json::StatReport,
-    text::{self, Layout, Run},
+    text::{self, Intervals, Layout, Run},
 };
 use perfkit_profiler::EndReason;
-use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo, TargetError};
+use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo};
 
 use crate::profile::IdList;
 
@@ -140,15 +139,9 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
     }
     let Some(last) = done.last() else { bail!("no run was counted") };
     if args.interval.is_none() {
-        let target = if args.all_cpus {
-            "'system wide'".to_owned()
-        } else if let Some(IdList(pids)) = &args.pid {
-            let ids: Vec<String> = pids.iter().map(u32::to_string).collect();
-            format!("process id '{}'", ids.join(","))
-        } else {
-            let line = args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-            format!("'{}'", perfkit_model::printable(&line))
-        };
+        let line = args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+        let pids = args.pid.as_ref().map(|p| p.0.as_slice()).unwrap_or_default();
+        let target = text::target_label(args.all_cpus, pids, &perfkit_model::printable(&line));
         if args.json {
             print_json(last, args.pid.as_ref().map(|p| p.0.as_slice()).unwrap_or_default(), args.all_cpus)?;
         } else {
@@ -157,10 +150,7 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
             let _ = text::write_summary(&mut std::io::stderr().lock(), &layout, &runs, &target);
         }
     }
-    Ok(match (end, status) {
-        (EndReason::TargetExited, Some(s)) => ExitCode::from(s.shell_code().clamp(0, 255) as u8),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(ExitCode::from(end.exit_code(status)))
 }
 
 /// One run: counts until the end, printing intervals with -I. `Err` is
@@ -187,14 +177,7 @@ fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<
     if let Some(c) = &mut child {
         match c.release() {
             Ok(()) => {}
-            Err(TargetError::Exec { program, source }) => {
-                let code = if source.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
-                eprintln!(
-                    "perfkit: error: cannot run {}: {source}",
-                    perfkit_model::printable(&program.to_string_lossy())
-                );
-                return Ok(Err(ExitCode::from(code)));
-            }
+            Err(e) if e.exec_failure().is_some() => return Ok(Err(crate::profile::exec_failed(&e))),
             Err(e) => return Err(e.into()),
         }
     }
@@ -230,27 +213,16 @@ fn print_intervals(
     layout: &Layout,
 ) -> EndReason {
     let last = duration.map(|d| started + d);
-    let mut previous: Option<Vec<EventCount>> = None;
-    let mut previous_at = Duration::ZERO;
+    let mut intervals = Intervals::new(layout.clone());
     let mut err = std::io::stderr().lock();
-    if let Some(header) = text::interval_header(layout) {
-        let _ = writeln!(err, "{header}");
-    }
+    let _ = intervals.write_header(&mut err);
     let mut k = 0u32;
     loop {
         k = k.saturating_add(1);
         let due = started + every * k;
         let until = last.map_or(due, |l| l.min(due));
         let end = perfkit_profiler::wait_for(watched, Some(until.saturating_duration_since(Instant::now())), stop);
-        let at = started.elapsed();
-        let now = session.read();
-        let delta: Vec<EventCount> = match &previous {
-            None => now.clone(),
-            Some(before) => now.iter().zip(before).map(|(n, b)| n.since(b)).collect(),
-        };
-        let _ = text::write_interval(&mut err, layout, at, at - previous_at, &delta);
-        previous = Some(now);
-        previous_at = at;
+        let _ = intervals.write(&mut err, started.elapsed(), session.read());
         let ended = end != EndReason::Duration || last.is_some_and(|l| until >= l);
         if ended {
             return end;

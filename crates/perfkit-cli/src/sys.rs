@@ -259,8 +259,7 @@ impl Live {
         let mut out = stdout.lock();
         let first = collector.collect(&options).context("collecting statistics")?;
         if let ProcessSelection::Pids(pids) = &self.options.processes {
-            let missing: Vec<String> =
-                pids.iter().filter(|p| !first.processes.iter().any(|x| x.pid == **p)).map(|p| p.to_string()).collect();
+            let missing: Vec<String> = first.missing_pids(pids).iter().map(u32::to_string).collect();
             if missing.len() == pids.len() {
                 bail!("no process with PID {}", missing.join(", "));
             } else if !missing.is_empty() {
@@ -427,13 +426,5 @@ fn report(args: ReportArgs) -> Result<()> {
     let mut reporter = Reporter::new(args.view.into(), args.json);
     reporter.pids = args.pids;
     reporter.all_disks = args.all;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for pair in rec.samples.windows(2) {
-        reporter.write_interval(&mut out, Some(&pair[0]), &pair[1])?;
-    }
-    if rec.samples.len() > 2 {
-        reporter.write_average(&mut out, &rec.samples[0], rec.samples.last().expect("two or more"))?;
-    }
-    Ok(())
+    Ok(reporter.write_replay(&mut std::io::stdout().lock(), &rec.samples)?)
 }

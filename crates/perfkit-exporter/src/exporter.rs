@@ -187,11 +187,39 @@ impl Metrics {
     }
 }
 
+/// A route for `/` that links to `links` (paths on this server), for a
+/// person who opens the exporter in a browser.
+pub fn landing_page(links: &[&str]) -> axum::Router {
+    let html = landing_html(links);
+    axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }))
+}
+
+/// The page of [`landing_page`]: one link a line, each path shown as its
+/// text (escaped for HTML).
+fn landing_html(links: &[&str]) -> String {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let links: Vec<String> = links.iter().map(|l| format!("<a href=\"{0}\">{0}</a>", escape(l))).collect();
+    format!("<html><body>{}</body></html>", links.join("<br>"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use perfkit_exposition::Error;
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn the_landing_page_links_its_paths() {
+        assert_eq!(
+            landing_html(&["/metrics", "/debug/pprof/"]),
+            "<html><body><a href=\"/metrics\">/metrics</a><br><a href=\"/debug/pprof/\">/debug/pprof/</a></body></html>"
+        );
+        assert_eq!(
+            landing_html(&["/a?x=1&y=\"<"]),
+            "<html><body><a href=\"/a?x=1&amp;y=&quot;&lt;\">/a?x=1&amp;y=&quot;&lt;</a></body></html>"
+        );
+        assert_eq!(landing_html(&[]), "<html><body></body></html>");
+    }
 
     /// Counts its collections.
     struct Counting(AtomicU64);

@@ -50,7 +50,7 @@ use std::{
 };
 
 pub use axum::body::Bytes;
-pub use exporter::Exporter;
+pub use exporter::{Exporter, landing_page};
 pub use perfkit_exposition::{self as exposition, CONTENT_TYPE, Collector, Writer};
 pub use server::{ServerOptions, bind, serve};
 pub use web_config::{BasicAuth, Verdict, WebConfig, WebConfigError};

@@ -19,7 +19,7 @@ use inferno::{
     differential,
     flamegraph::{self, Direction, Options},
 };
-use perfkit_model::{FrameKind, Profile, escape_control};
+use perfkit_model::{CountUnit, FrameKind, Profile, escape_control};
 
 /// Why a flame graph could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,18 @@ impl SvgOptions {
             reverse: false,
             width: None,
         }
+    }
+
+    /// Options for drawing `profile` under `title`: the subtitle says how
+    /// it was taken ([`profile_subtitle`]), and the counts are named by the
+    /// profile's unit.
+    pub fn for_profile(title: impl Into<String>, profile: &Profile) -> Self {
+        let mut o = Self::new(title);
+        o.subtitle = Some(profile_subtitle(profile));
+        if profile.meta.unit != CountUnit::Samples {
+            o.count_name = profile.meta.unit.name().to_owned();
+        }
+        o
     }
 
     fn to_inferno(&self) -> Options<'static> {
@@ -222,10 +234,43 @@ fn escape_control_lines(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// How a profile was taken, in a line: `N samples in S s at F Hz`, with
+/// the stacks lost and samples dropped when there were any.
+pub fn profile_subtitle(profile: &Profile) -> String {
+    let m = &profile.meta;
+    let mut s = format!("{} {} in {:.1} s", profile.total_samples(), m.unit.name(), m.duration.as_secs_f64());
+    if m.frequency_hz > 0 {
+        s.push_str(&format!(" at {} Hz", m.frequency_hz));
+    }
+    if m.lost_stacks > 0 || m.dropped_samples > 0 {
+        s.push_str(&format!(", {} stacks lost, {} samples dropped", m.lost_stacks, m.dropped_samples));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use perfkit_model::{Frame, Stack};
+
+    #[test]
+    fn a_profile_subtitle_says_how_it_was_taken() {
+        let mut profile = Profile::from_folded([("a;b".to_owned(), 3), ("a;c".to_owned(), 2)]);
+        profile.meta.duration = std::time::Duration::from_millis(2540);
+        assert_eq!(profile_subtitle(&profile), "5 samples in 2.5 s");
+        profile.meta.frequency_hz = 99;
+        profile.meta.lost_stacks = 1;
+        assert_eq!(profile_subtitle(&profile), "5 samples in 2.5 s at 99 Hz, 1 stacks lost, 0 samples dropped");
+        let o = SvgOptions::for_profile("t", &profile);
+        assert_eq!(
+            (o.subtitle.as_deref(), o.count_name.as_str()),
+            (Some(profile_subtitle(&profile).as_str()), "samples")
+        );
+        profile.meta.unit = CountUnit::Microseconds;
+        let o = SvgOptions::for_profile("t", &profile);
+        assert_eq!(o.count_name, CountUnit::Microseconds.name());
+        assert!(o.subtitle.unwrap().contains(CountUnit::Microseconds.name()));
+    }
 
     #[test]
     fn empty_profile_is_an_error() {

@@ -116,9 +116,89 @@ pub fn write_diff_summary(
     Ok(())
 }
 
+/// `perfkit diff --json`'s document: the two profiles (their paths and
+/// sample counts) and every function's shares, most changed first (keys
+/// in alphabetical order, as the document has always had them).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct DiffReport<'a> {
+    /// The later profile.
+    pub after: DiffInput<'a>,
+    /// The earlier profile.
+    pub before: DiffInput<'a>,
+    /// Every function of either profile, from [`diff_functions`].
+    pub functions: Vec<DiffRow<'a>>,
+}
+
+/// One profile compared, in a [`DiffReport`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct DiffInput<'a> {
+    /// Where it was read from, as given.
+    pub path: &'a std::path::Path,
+    /// Its total sample count.
+    pub samples: u64,
+}
+
+/// One function's shares, in a [`DiffReport`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct DiffRow<'a> {
+    /// The frame's folded name.
+    pub function: &'a str,
+    /// [`FunctionDelta::self_after`].
+    pub self_after: f64,
+    /// [`FunctionDelta::self_before`].
+    pub self_before: f64,
+    /// [`FunctionDelta::total_after`].
+    pub total_after: f64,
+    /// [`FunctionDelta::total_before`].
+    pub total_before: f64,
+}
+
+impl<'a> DiffReport<'a> {
+    /// The document of `deltas` between the profile at `before` and the
+    /// one at `after`.
+    pub fn new(
+        before: (&'a std::path::Path, &Profile),
+        after: (&'a std::path::Path, &Profile),
+        deltas: &'a [FunctionDelta],
+    ) -> Self {
+        let input = |(path, p): (&'a std::path::Path, &Profile)| DiffInput { path, samples: p.total_samples() };
+        let row = |d: &'a FunctionDelta| DiffRow {
+            function: &d.name,
+            self_after: d.self_after,
+            self_before: d.self_before,
+            total_after: d.total_after,
+            total_before: d.total_before,
+        };
+        Self { after: input(after), before: input(before), functions: deltas.iter().map(row).collect() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_json_report_keeps_its_keys() {
+        let before = profile(&[("app;main;parse", 1), ("app;main;render", 1)]);
+        let after = profile(&[("app;main;render", 3)]);
+        let deltas = diff_functions(&before, &after);
+        let doc =
+            DiffReport::new((std::path::Path::new("a.folded"), &before), (std::path::Path::new("b"), &after), &deltas);
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["before"], serde_json::json!({"path": "a.folded", "samples": 2}));
+        assert_eq!(json["after"]["samples"], 3);
+        // A tie of changes: by name.
+        assert_eq!(json["functions"][0]["function"], "parse");
+        let render = &json["functions"][1];
+        assert_eq!(render["function"], "render");
+        assert_eq!((render["self_before"].as_f64(), render["self_after"].as_f64()), (Some(0.5), Some(1.0)));
+        let text = serde_json::to_string(&doc).unwrap();
+        assert!(text.starts_with("{\"after\":{\"path\":\"b\",\"samples\":3},\"before\":"), "{text}");
+        assert!(text.contains("{\"function\":\"render\",\"self_after\":1.0,\"self_before\":0.5,\"total_after\":1.0,\"total_before\":0.5}"), "{text}");
+    }
 
     fn profile(lines: &[(&str, u64)]) -> Profile {
         Profile::from_folded(lines.iter().map(|(s, c)| (s.to_string(), *c)))

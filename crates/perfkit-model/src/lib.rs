@@ -23,10 +23,11 @@
 
 mod diff;
 mod folded;
+pub mod time;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-pub use diff::{FunctionDelta, diff_functions, write_diff_summary};
+pub use diff::{DiffInput, DiffReport, DiffRow, FunctionDelta, diff_functions, write_diff_summary};
 pub use folded::{FoldedError, disambiguate, parse_folded, parse_line as parse_folded_line};
 
 /// Text with its control characters made visible: each C0 control

@@ -37,6 +37,13 @@ pub struct Sample {
     pub cgroups: Vec<Cgroup>,
 }
 
+impl Sample {
+    /// Of `pids`, those no process of this sample has, in the order given.
+    pub fn missing_pids(&self, pids: &[u32]) -> Vec<u32> {
+        pids.iter().copied().filter(|p| !self.processes.iter().any(|x| x.pid == *p)).collect()
+    }
+}
+
 /// CPU time in clock ticks, by state, as in `/proc/stat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuTicks {
@@ -276,4 +283,18 @@ pub struct Cgroup {
     pub io_read_bytes: u64,
     /// Bytes written, summed over devices.
     pub io_write_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_pids_are_those_no_process_has() {
+        let p = |pid| Process { pid, ..Default::default() };
+        let s = Sample { processes: vec![p(1), p(7)], ..Sample::default() };
+        assert_eq!(s.missing_pids(&[7, 3, 1, 9]), [3, 9]);
+        assert!(s.missing_pids(&[1]).is_empty());
+        assert!(Sample::default().missing_pids(&[]).is_empty());
+    }
 }

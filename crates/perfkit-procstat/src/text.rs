@@ -94,6 +94,19 @@ impl Reporter {
         self.write(out, Some(first), last, AVERAGE)
     }
 
+    /// Replays recorded `samples`: the report of each interval between two
+    /// samples, then (with more than one interval) the average over them
+    /// all. Fewer than two samples write nothing.
+    pub fn write_replay(&mut self, out: &mut impl Write, samples: &[Sample]) -> io::Result<()> {
+        for pair in samples.windows(2) {
+            self.write_interval(out, Some(&pair[0]), &pair[1])?;
+        }
+        if let [first, _, _, ..] = samples {
+            self.write_average(out, first, &samples[samples.len() - 1])?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, out: &mut impl Write, prev: Option<&Sample>, cur: &Sample, label: &str) -> io::Result<()> {
         let secs = model::elapsed(prev, cur);
         if self.json {
@@ -399,6 +412,24 @@ mod tests {
         let headers: Vec<&str> = text.lines().filter(|l| l.contains(" swpd ")).collect();
         assert_eq!(headers.len(), 3, "reports 1 and 3, and the average:\n{text}");
         assert!(headers[2].starts_with("Average:   "), "{text}");
+    }
+
+    #[test]
+    fn a_replay_reports_each_interval_then_the_average() {
+        let at = |unix_ms, uptime| Sample { unix_ms, uptime, ..Sample::default() };
+        let replay = |samples: &[Sample]| {
+            let mut out = Vec::new();
+            Reporter::new(View::Mem, true).write_replay(&mut out, samples).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let three = [at(1_000, 1.0), at(2_000, 2.0), at(3_000, 3.0)];
+        let text = replay(&three);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "two intervals and the average:\n{text}");
+        assert!(lines[2].contains("\"average\":true") && !lines[1].contains("\"average\":true"), "{text}");
+        assert_eq!(replay(&three[..2]).lines().count(), 1, "one interval, no average");
+        assert!(replay(&three[..1]).is_empty());
+        assert!(replay(&[]).is_empty());
     }
 
     #[test]

@@ -118,6 +118,62 @@ pub enum UnwindChoice {
     Dwarf,
 }
 
+/// The largest stack copy the perf backend takes per sample, in bytes
+/// (the kernel's limit, less one word).
+pub const MAX_STACK_BYTES: u32 = 65528;
+
+/// Why a `--call-graph` value (perf's spelling of an unwinder) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallGraphError {
+    /// The stack size after `dwarf,` is not a number of bytes in range.
+    #[error("stack size {0:?}: expected bytes from 8 to 65528")]
+    StackSize(String),
+    /// LBR: hardware branch records, which perfkit does not read.
+    #[error("perfkit has no LBR call graphs (this needs hardware branch records): use fp or dwarf")]
+    Lbr,
+    /// Neither `fp` nor `dwarf[,SIZE]`.
+    #[error("{0:?}: expected fp or dwarf[,SIZE], as perf takes them")]
+    Unknown(String),
+}
+
+impl UnwindChoice {
+    /// Reads perf's call-graph modes: `fp` and `dwarf[,SIZE]` (SIZE: the
+    /// stack bytes copied per sample, 8 to [`MAX_STACK_BYTES`]); `lbr` is
+    /// refused with what to use instead.
+    ///
+    /// ```
+    /// use perfkit_profiler::UnwindChoice;
+    /// assert_eq!(UnwindChoice::from_call_graph("dwarf,16384"), Ok((UnwindChoice::Dwarf, Some(16384))));
+    /// assert_eq!(UnwindChoice::from_call_graph("fp"), Ok((UnwindChoice::FramePointers, None)));
+    /// assert!(UnwindChoice::from_call_graph("lbr").is_err());
+    /// ```
+    pub fn from_call_graph(s: &str) -> Result<(UnwindChoice, Option<u32>), CallGraphError> {
+        let (mode, size) = match s.split_once(',') {
+            Some((m, size)) => (m, Some(size)),
+            None => (s, None),
+        };
+        let size = size
+            .map(|v| match v.parse::<u32>() {
+                Ok(n) if (8..=MAX_STACK_BYTES).contains(&n) => Ok(n),
+                _ => Err(CallGraphError::StackSize(v.to_owned())),
+            })
+            .transpose()?;
+        match (mode, size) {
+            ("fp", None) => Ok((UnwindChoice::FramePointers, None)),
+            ("dwarf", size) => Ok((UnwindChoice::Dwarf, size)),
+            ("lbr", _) => Err(CallGraphError::Lbr),
+            _ => Err(CallGraphError::Unknown(s.to_owned())),
+        }
+    }
+}
+
+/// `bytes` as a stack copy size the perf backend takes: a whole number of
+/// words, at most [`MAX_STACK_BYTES`].
+pub fn stack_copy_bytes(bytes: u32) -> u32 {
+    bytes.next_multiple_of(8).min(MAX_STACK_BYTES)
+}
+
 /// How to profile.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -185,4 +241,24 @@ pub fn library_dirs() -> Vec<std::path::PathBuf> {
         ld_library_path.as_deref(),
         std::path::Path::new("/etc/ld.so.conf"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_graphs_as_perf_takes_them() {
+        let cg = UnwindChoice::from_call_graph;
+        assert_eq!(cg("dwarf"), Ok((UnwindChoice::Dwarf, None)));
+        assert_eq!(cg("dwarf,8"), Ok((UnwindChoice::Dwarf, Some(8))));
+        assert_eq!(cg("fp"), Ok((UnwindChoice::FramePointers, None)));
+        assert_eq!(cg("dwarf,4").unwrap_err().to_string(), "stack size \"4\": expected bytes from 8 to 65528");
+        assert_eq!(cg("dwarf,65536"), Err(CallGraphError::StackSize("65536".into())));
+        assert_eq!(cg("lbr,64"), Err(CallGraphError::Lbr));
+        assert!(cg("lbr").unwrap_err().to_string().ends_with("use fp or dwarf"));
+        assert_eq!(cg("fp,64"), Err(CallGraphError::Unknown("fp,64".into())));
+        assert_eq!(cg("").unwrap_err().to_string(), "\"\": expected fp or dwarf[,SIZE], as perf takes them");
+        assert_eq!((stack_copy_bytes(8190), stack_copy_bytes(65535), stack_copy_bytes(0)), (8192, 65528, 0));
+    }
 }

@@ -89,6 +89,18 @@ pub enum EndReason {
     TargetExited,
 }
 
+impl EndReason {
+    /// The exit status a run ends with, as perf's: a command that exited
+    /// on its own (`status`) passes its status on, as a shell reports it
+    /// (128+N for signal N, at most 255); any other end is 0.
+    pub fn exit_code(self, status: Option<perfkit_target::ExitStatus>) -> u8 {
+        match (self, status) {
+            (EndReason::TargetExited, Some(s)) => s.shell_code().clamp(0, 255) as u8,
+            _ => 0,
+        }
+    }
+}
+
 /// A finished profile.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -127,6 +127,28 @@ impl Finished {
         )
     }
 
+    /// The `n` functions with the most self time (off-CPU time with
+    /// `off_cpu_only`), for the terminal: a heading, then one line per
+    /// function with its share, count and name (control characters made
+    /// visible). Empty when `n` is 0 or the profile is.
+    pub fn top_lines(&self, n: usize, off_cpu_only: bool) -> Vec<String> {
+        let total = self.profile.total_samples();
+        if n == 0 || total == 0 {
+            return Vec::new();
+        }
+        let heading = if off_cpu_only { "top functions by off-CPU time:" } else { "top functions by self time:" };
+        std::iter::once(heading.to_owned())
+            .chain(self.profile.top_self(n).iter().map(|f| {
+                format!(
+                    "  {:>6.2}%  {:>8}  {}",
+                    100.0 * f.count as f64 / total as f64,
+                    f.count,
+                    perfkit_model::printable(&f.folded_name())
+                )
+            }))
+            .collect()
+    }
+
     /// With samples of idle CPUs (system-wide runs): how many, and their
     /// share of the CPU time sampled.
     pub fn idle_line(&self) -> Option<String> {
@@ -169,6 +191,18 @@ mod tests {
             processes: stacks.len(),
             children_hint: None,
         }
+    }
+
+    #[test]
+    fn the_top_functions_by_self_time() {
+        let f = finished(&[("a;b", 3), ("a;c", 1), ("x;c\u{1b}", 4)], 1.0, &[], 0);
+        assert_eq!(
+            f.top_lines(2, false),
+            ["top functions by self time:", "   50.00%         4  c\\x1b", "   37.50%         3  b"]
+        );
+        assert_eq!(f.top_lines(1, true)[0], "top functions by off-CPU time:");
+        assert!(f.top_lines(0, false).is_empty());
+        assert!(finished(&[], 1.0, &[], 0).top_lines(5, false).is_empty());
     }
 
     #[test]

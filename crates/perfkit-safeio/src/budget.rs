@@ -75,6 +75,55 @@ pub struct BudgetError {
     pub asked: u64,
 }
 
+/// Why a text is not a budget size ([`parse_size`]). Each variant holds
+/// the text as given; the messages quote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// No number of bytes at the start.
+    #[error("{0:?} is not a size (such as 512M, 2G or a number of bytes)")]
+    NotASize(String),
+    /// A unit other than K, M, G or T.
+    #[error("{0:?}: unknown unit (K, M, G or T)")]
+    UnknownUnit(String),
+    /// More bytes than a `u64` holds.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    /// Zero bytes.
+    #[error("the memory budget must be more than 0")]
+    Zero,
+}
+
+/// Parses a budget's size: bytes, or a number with K, M, G or T (powers of
+/// 1024, optionally followed by `iB` or `B`, any case), above zero.
+///
+/// ```
+/// use perfkit_safeio::budget::parse_size;
+/// assert_eq!(parse_size("512M"), Ok(512 << 20));
+/// assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+/// assert!(parse_size("0").is_err());
+/// ```
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let num: u64 = num.parse().map_err(|_| SizeError::NotASize(s.to_owned()))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(SizeError::UnknownUnit(s.to_owned())),
+    };
+    let bytes =
+        num.checked_shl(shift).filter(|b| b >> shift == num).ok_or_else(|| SizeError::TooLarge(s.to_owned()))?;
+    if bytes == 0 {
+        return Err(SizeError::Zero);
+    }
+    Ok(bytes)
+}
+
 /// Bytes shown in MiB, or in bytes below 1 MiB.
 struct Mib(u64);
 
@@ -226,6 +275,26 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_with_and_without_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size(" 1k "), Ok(1024));
+        assert_eq!(parse_size("3 GiB"), Ok(3 << 30));
+        assert_eq!(parse_size("2gb"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("0"), Err(SizeError::Zero));
+        assert_eq!(parse_size("0M").unwrap_err().to_string(), "the memory budget must be more than 0");
+        assert_eq!(
+            parse_size("lots").unwrap_err().to_string(),
+            "\"lots\" is not a size (such as 512M, 2G or a number of bytes)"
+        );
+        assert_eq!(parse_size("-1"), Err(SizeError::NotASize("-1".into())));
+        assert_eq!(parse_size("5X").unwrap_err().to_string(), "\"5X\": unknown unit (K, M, G or T)");
+        assert_eq!(parse_size("99999999999999999999"), Err(SizeError::NotASize("99999999999999999999".into())));
+        assert_eq!(parse_size("17000000T").unwrap_err().to_string(), "\"17000000T\" is too large");
+    }
 
     #[test]
     fn reading_all_charges_the_buffer_and_stops_at_the_limit() {

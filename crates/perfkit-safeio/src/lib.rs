@@ -17,4 +17,4 @@
 pub mod budget;
 pub mod write;
 
-pub use budget::{Budget, BudgetError, Charge};
+pub use budget::{Budget, BudgetError, Charge, SizeError, parse_size};

@@ -77,6 +77,17 @@ pub enum TargetError {
     },
 }
 
+impl TargetError {
+    /// For a command that could not be executed: the program, why, and
+    /// the status a shell gives it (127 for a program not found, 126 for
+    /// one that cannot run). `None` for other errors.
+    pub fn exec_failure(&self) -> Option<(&OsStr, &io::Error, u8)> {
+        let TargetError::Exec { program, source } = self else { return None };
+        let code = if source.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
+        Some((program, source, code))
+    }
+}
+
 fn sys(call: &'static str) -> impl FnOnce(io::Error) -> TargetError {
     move |source| TargetError::Sys { call, source }
 }
@@ -586,6 +597,19 @@ impl AsRawFd for ExitWatch {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_exec_failure_has_a_shell_status() {
+        let exec = |kind: std::io::ErrorKind| super::TargetError::Exec {
+            program: "no\x1bsuch".into(),
+            source: std::io::Error::new(kind, "not here"),
+        };
+        let e = exec(std::io::ErrorKind::NotFound);
+        let (program, source, code) = e.exec_failure().unwrap();
+        assert_eq!((program.to_str(), source.to_string().as_str(), code), (Some("no\x1bsuch"), "not here", 127));
+        assert_eq!(exec(std::io::ErrorKind::PermissionDenied).exec_failure().map(|(.., c)| c), Some(126));
+        assert!(super::TargetError::NoSuchProcess(1).exec_failure().is_none());
+    }
+
     #[test]
     fn programs_are_found_in_path_before_the_fork() {
         let dir = tempfile_dir();

@@ -4,6 +4,8 @@
 //! - the fuzzing corpus in `fuzz/corpus` and `fuzz/artifacts`, replayed
 //!   against the parsers of perfkit-formats, perfkit-procstat,
 //!   perfkit-symbols and perfkit-unwind, as the fuzz targets call them;
+//! - the table of bcc's flags (`crates/perfkit-cli/bcc-flags.tsv`) against
+//!   docs/TOOLS.md and the markers of the CLI's integration tests;
 //! - `.gopclntab` read from the CLI tests' Go workload, built by the
 //!   machine's Go, against Go's own tools.
 //!

@@ -70,6 +70,59 @@ pub fn write_interval(
     Ok(())
 }
 
+/// `perf stat -I`'s intervals, written as the counters are read: each
+/// reading's counts since the one before (since counting began for the
+/// first), behind the time since counting began.
+#[derive(Clone, Debug)]
+pub struct Intervals {
+    layout: Layout,
+    previous: Option<Vec<EventCount>>,
+    previous_at: Duration,
+}
+
+impl Intervals {
+    /// No reading yet; lines in `layout`.
+    pub fn new(layout: Layout) -> Self {
+        Self { layout, previous: None, previous_at: Duration::ZERO }
+    }
+
+    /// Writes the header before the first interval (the table's; none
+    /// with CSV).
+    pub fn write_header(&self, out: &mut impl Write) -> io::Result<()> {
+        match interval_header(&self.layout) {
+            Some(header) => writeln!(out, "{header}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the interval that ends with `now`, the counters read `at`
+    /// after counting began (the last interval may be short).
+    pub fn write(&mut self, out: &mut impl Write, at: Duration, now: Vec<EventCount>) -> io::Result<()> {
+        let delta: Vec<EventCount> = match &self.previous {
+            None => now.clone(),
+            Some(before) => now.iter().zip(before).map(|(n, b)| n.since(b)).collect(),
+        };
+        let span = at.saturating_sub(self.previous_at);
+        self.previous = Some(now);
+        self.previous_at = at;
+        write_interval(out, &self.layout, at, span, &delta)
+    }
+}
+
+/// What `perf stat` says it counted, in its wording: `'system wide'`,
+/// `process id '1,2'`, or the command line quoted (control characters
+/// made visible by the caller).
+pub fn target_label(system_wide: bool, pids: &[u32], command: &str) -> String {
+    if system_wide {
+        "'system wide'".to_owned()
+    } else if !pids.is_empty() {
+        let ids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        format!("process id '{}'", ids.join(","))
+    } else {
+        format!("'{command}'")
+    }
+}
+
 /// What one run counted, and how long it took.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -249,6 +302,40 @@ pub fn csv_line(c: &EventCount, counts: &[EventCount], span_ns: u64, sep: &str, 
 mod tests {
     use super::*;
     use crate::stat::StatEvent;
+
+    #[test]
+    fn intervals_count_since_the_reading_before() {
+        let count = |v: u64| {
+            let mut c = EventCount::new(StatEvent::PageFaults, Some(v));
+            c.enabled_ns = v * 1000;
+            vec![c]
+        };
+        let mut csv = Intervals::new(Layout::Csv(";".into()));
+        let mut out = Vec::new();
+        csv.write_header(&mut out).unwrap();
+        assert!(out.is_empty(), "no header with CSV");
+        csv.write(&mut out, Duration::from_millis(500), count(10)).unwrap();
+        csv.write(&mut out, Duration::from_millis(1000), count(25)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("     0.500000000;10;;page-faults"), "{text}");
+        assert!(lines[1].starts_with("     1.000000000;15;;page-faults"), "{text}");
+        let mut table = Intervals::new(Layout::Table);
+        let mut out = Vec::new();
+        table.write_header(&mut out).unwrap();
+        table.write(&mut out, Duration::from_secs(1), count(3)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("#           time             counts unit events\n"), "{text}");
+        assert!(text.lines().nth(1).unwrap().contains("page-faults"), "{text}");
+    }
+
+    #[test]
+    fn targets_in_perfs_words() {
+        assert_eq!(target_label(true, &[1], "x"), "'system wide'");
+        assert_eq!(target_label(false, &[1, 20], "x"), "process id '1,20'");
+        assert_eq!(target_label(false, &[], "./bench -n 3"), "'./bench -n 3'");
+    }
 
     #[test]
     fn groups_thousands() {
