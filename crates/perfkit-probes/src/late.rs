@@ -246,6 +246,8 @@ impl Queue {
             return;
         }
         let results = finish_now(&tried);
+        let finished = results.iter().filter(|r| r.is_ok()).count();
+        tracing::debug!(finished, waiting = tried.len() - finished, "late walks finished while sampling");
         for (mut record, result) in tried.into_iter().zip(results) {
             match result {
                 Ok((frames, end)) => {
