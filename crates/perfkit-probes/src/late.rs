@@ -119,9 +119,9 @@ struct Queue {
 }
 
 /// Walks finished while sampling, without the frames the kernel walked
-/// (joined at the end with the sample's stack): (the sample's key, frames
-/// the kernel walked, the frames after them, how the walk ended) and how
-/// many samples. A few hundred bytes each, against a record's 16 KiB of
+/// (joined at the end with the sample's stack): (the sample's key, how
+/// many frames the kernel walked, the frames after them, how the walk
+/// ended) and how many samples. A few hundred bytes each, against a record's 16 KiB of
 /// stack, charged to the memory budget.
 #[derive(Default)]
 pub(crate) struct Finished {
