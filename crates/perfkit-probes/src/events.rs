@@ -3,10 +3,14 @@
 //! record` opens), whose ring buffer receives a record for every
 //! executable mapping (`PERF_RECORD_MMAP2`), exec (`COMM` with the exec
 //! flag), fork and exit on that CPU, in the order they happened. The
-//! table loader reads them as they come (each record wakes it), so a new program's mappings, and the tables of
-//! its files, are known within about a millisecond of its exec, without
-//! reading `/proc` after the fact, and are recorded even when the
-//! program exits before anyone could have read its `/proc/PID/maps`.
+//! table loader reads them when a sample needs them (the kernel side's
+//! request for a process or an address it does not know, or an exec) and
+//! otherwise every 50 ms; a record does not wake it (on a machine starting
+//! programs, a wake-up per record was most of perfkit's CPU time). So a
+//! new program's mappings, and the tables of its files, are known before
+//! most of its samples, without reading `/proc` after the fact, and are
+//! recorded even when the program exits before anyone could have read its
+//! `/proc/PID/maps`.
 //!
 //! The events follow the sampler's selection ([`EventScope`]): every
 //! task for the whole machine; the tasks of a cgroup (and the groups
@@ -32,6 +36,12 @@ const MISC_COMM_EXEC: u16 = 1 << 13;
 /// header page the library adds). A record is about 100 bytes: room for
 /// hundreds of execs between two reads.
 const RING_BYTES: usize = 64 << 10;
+
+/// Bytes waiting in one CPU's ring that wake the reader: half the ring, so
+/// that a burst of records (a parallel build starting compilers) is read
+/// before the ring fills, while ordinary records wait for the loader's
+/// next reading (a sample's request, an exec, or its 50 ms timer).
+const WAKEUP_BYTES: usize = RING_BYTES / 2;
 
 /// One thing a process did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,9 +142,11 @@ impl TaskEvents {
                 // may move to another CPU halfway).
                 .sample_id_all(true)
                 .sample(SampleFlag::TIME)
-                // Every record wakes the reader: a new program's mappings
-                // are wanted before its samples.
-                .wakeup_watermark(1);
+                // Records do not wake the reader (unless the ring is half
+                // full): a sample that needs them asks (the kernel side's
+                // requests), and the loader reads them at least every
+                // 50 ms.
+                .wakeup_watermark(WAKEUP_BYTES);
             rings.push(b.build()?.sampled(RING_BYTES)?);
         }
         let wanted = match scope {

@@ -37,6 +37,13 @@ pub(crate) struct LateRecord {
     pub bp: u64,
     /// The stack's bytes from `sp` (what the kernel read of it).
     pub stack: Vec<u8>,
+    /// Tries to finish it while sampling that found its mapping or table
+    /// not known yet.
+    pub tries: u8,
+    /// When it was read from the kernel's ring buffer: it is finished
+    /// while sampling only with the side-band records and requests the
+    /// loader read after it (the mmaps before its sample among them).
+    pub received: std::time::Instant,
 }
 
 impl LateRecord {
@@ -68,7 +75,7 @@ impl LateRecord {
             return None;
         }
         let stack = bytes[header + from..header + read].to_vec();
-        Some(Self { key, n: n as usize, pc, sp, bp, stack })
+        Some(Self { key, n: n as usize, pc, sp, bp, stack, tries: 0, received: std::time::Instant::now() })
     }
 }
 
@@ -107,7 +114,36 @@ struct Queue {
     charge: Option<perfkit_safeio::Charge>,
     /// Records kept per process: one process cannot take the whole queue.
     per_process: HashMap<u32, usize>,
+    /// Walks finished while sampling.
+    finished: Finished,
 }
+
+/// Walks finished while sampling, without the frames the kernel walked
+/// (joined at the end with the sample's stack): (the sample's key, how
+/// many frames the kernel walked, the frames after them, how the walk
+/// ended) and how many samples. A few hundred bytes each, against a record's 16 KiB of
+/// stack, charged to the memory budget.
+#[derive(Default)]
+pub(crate) struct Finished {
+    /// Samples per finished walk.
+    pub walks: HashMap<(SampleKey, usize, Vec<u64>, u8), u64>,
+    charge: Option<perfkit_safeio::Charge>,
+}
+
+/// What finishes walks while sampling (the table loader, which knows the
+/// mappings and tables so far): for each record, the frames after its
+/// first `n` and how it ended, `Err(true)` when its mapping or table is
+/// not known yet (tried again later), `Err(false)` when it cannot be
+/// finished now (left to the end).
+pub(crate) type FinishNow = Box<dyn Fn(&[LateRecord]) -> Vec<Result<(Vec<u64>, u8), bool>> + Send>;
+
+/// How often the queued walks are finished while sampling.
+const FINISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tries while sampling before a walk whose mapping or table stays
+/// unknown is left to the end (its table on demand and never built, a
+/// mapping the events never reported).
+const MAX_TRIES: u8 = 5;
 
 /// Drains the kernel's ring buffer of walks from a thread of its own while
 /// sampling runs, so that it never fills.
@@ -118,7 +154,10 @@ pub(crate) struct Drainer {
 }
 
 impl Drainer {
-    pub(crate) fn start(mut ring: RingBuf<MapData>) -> Result<Self, crate::ProbeError> {
+    /// Starts the thread; with `finish_now`, the walks queued are finished
+    /// every [`FINISH_EVERY`] once their mappings and tables are known, so
+    /// that a long run keeps few records (each up to 16 KiB).
+    pub(crate) fn start(mut ring: RingBuf<MapData>, finish_now: Option<FinishNow>) -> Result<Self, crate::ProbeError> {
         let queue: Arc<Mutex<Queue>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (q, s) = (queue.clone(), stop.clone());
@@ -126,6 +165,7 @@ impl Drainer {
             .name("perfkit-late".into())
             .spawn(move || {
                 let mut fd = libc::pollfd { fd: ring.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut last_finish = std::time::Instant::now();
                 loop {
                     // Read once more after the stop: the last records.
                     let stopping = s.load(Ordering::Relaxed);
@@ -141,6 +181,12 @@ impl Drainer {
                     if stopping {
                         break;
                     }
+                    if let Some(finish_now) = &finish_now
+                        && last_finish.elapsed() >= FINISH_EVERY
+                    {
+                        last_finish = std::time::Instant::now();
+                        q.lock().expect("late queue lock").finish_some(finish_now);
+                    }
                     // SAFETY: one valid pollfd; the timeout lets the stop be seen.
                     unsafe { libc::poll(&raw mut fd, 1, 50) };
                 }
@@ -149,15 +195,16 @@ impl Drainer {
         Ok(Self { queue, stop, thread: Some(thread) })
     }
 
-    /// Stops reading (after a last drain) and hands over the records, how
-    /// many were not kept, and how many had no stack to finish over.
-    pub(crate) fn finish(&mut self) -> (Vec<LateRecord>, u64, u64) {
+    /// Stops reading (after a last drain) and hands over the records to
+    /// finish, the walks finished already, how many were not kept, and how
+    /// many had no stack to finish over.
+    pub(crate) fn finish(&mut self) -> (Vec<LateRecord>, Finished, u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         let mut q = self.queue.lock().expect("late queue lock");
-        (std::mem::take(&mut q.records), q.dropped, q.unreadable)
+        (std::mem::take(&mut q.records), std::mem::take(&mut q.finished), q.dropped, q.unreadable)
     }
 }
 
@@ -187,6 +234,62 @@ impl Queue {
         *self.per_process.entry(r.key.tgid).or_default() += 1;
         self.records.push(r);
     }
+
+    /// Finishes the records whose mappings and tables are known now, and
+    /// keeps only their frames; the others wait (at most [`MAX_TRIES`]
+    /// tries, then until the end).
+    fn finish_some(&mut self, finish_now: &FinishNow) {
+        let (tried, waiting): (Vec<LateRecord>, Vec<LateRecord>) =
+            std::mem::take(&mut self.records).into_iter().partition(|r| r.tries < MAX_TRIES);
+        self.records = waiting;
+        if tried.is_empty() {
+            return;
+        }
+        let results = finish_now(&tried);
+        let finished = results.iter().filter(|r| r.is_ok()).count();
+        tracing::debug!(finished, waiting = tried.len() - finished, "late walks finished while sampling");
+        for (mut record, result) in tried.into_iter().zip(results) {
+            match result {
+                Ok((frames, end)) => {
+                    let cost = (size_of::<LateRecord>() + record.stack.len()) as u64;
+                    if let Some(charge) = &mut self.charge {
+                        charge.shrink(cost);
+                    }
+                    if let Some(kept) = self.per_process.get_mut(&record.key.tgid) {
+                        *kept = kept.saturating_sub(1);
+                    }
+                    if !self.finished.add(record.key, record.n, frames, end) {
+                        self.dropped += 1;
+                    }
+                }
+                Err(retry) => {
+                    record.tries = if retry { record.tries + 1 } else { MAX_TRIES };
+                    self.records.push(record);
+                }
+            }
+        }
+    }
+}
+
+impl Finished {
+    /// Counts one more sample of this walk; false when a new walk's frames
+    /// do not fit the memory budget (not kept).
+    fn add(&mut self, key: SampleKey, n: usize, frames: Vec<u64>, end: u8) -> bool {
+        let cost = (size_of::<SampleKey>() + 48 + frames.len() * 8) as u64;
+        match self.walks.entry((key, n, frames, end)) {
+            std::collections::hash_map::Entry::Occupied(mut o) => *o.get_mut() += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let charge = self
+                    .charge
+                    .get_or_insert_with(|| perfkit_safeio::Budget::process().start("walks finished while sampling"));
+                if charge.grow(cost).is_err() {
+                    return false;
+                }
+                v.insert(1);
+            }
+        }
+        true
+    }
 }
 
 /// Where an address is, as the process's mappings say.
@@ -199,18 +302,20 @@ pub(crate) enum Place {
     Anonymous,
 }
 
-/// A file's table as the loader holds it.
-pub(crate) enum TableRows {
-    /// Its rows, per page of file offsets.
-    Rows(HashMap<u32, Vec<Row>>),
-    /// No CFI: frame pointers.
+/// One page of a file's table as the loader holds it (read one page at a
+/// time: a compiler's library has millions of rows).
+pub(crate) enum PageRows {
+    /// The page's rows; `None`: no CFI anywhere in the page.
+    Rows(Option<Vec<Row>>),
+    /// No CFI in the file: frame pointers.
     FramePointers,
 }
 
-/// How a file's frames are walked.
+/// How a file's frames in one page of file offsets are walked.
 pub(crate) enum Code<'a> {
-    /// With its rows, per page of file offsets, as the kernel holds them.
-    Rows(&'a HashMap<u32, Vec<Row>>),
+    /// With the page's rows as the kernel holds them; `None`: the page has
+    /// none (frame pointers there).
+    Rows(Option<&'a [Row]>),
     /// With frame pointers (the file has no CFI).
     FramePointers,
 }
@@ -220,8 +325,51 @@ pub(crate) trait Known {
     /// The place of `addr` in the sampled process; `None`: in no known
     /// mapping.
     fn place(&mut self, addr: u64) -> Option<Place>;
-    /// How file `id`'s frames are walked; `None`: its table is not known.
-    fn code(&mut self, id: u32) -> Option<Code<'_>>;
+    /// How file `id`'s frames in `page` (of file offsets, `PAGE_BITS`) are
+    /// walked; `None`: its table is not known.
+    fn code(&mut self, id: u32, page: u32) -> Option<Code<'_>>;
+}
+
+/// A process's mappings as the loader recorded them (every mapping it
+/// had, in order) and the tables known, for [`finish`].
+pub(crate) struct Process<'a> {
+    /// The process.
+    pub tgid: u32,
+    /// Its mapping history.
+    pub history: &'a [perfkit_target::Mapping],
+    /// File ids by the file's handle.
+    pub ids: &'a HashMap<*const perfkit_target::ModuleFile, u32>,
+    /// A page of a file's table as loaded now.
+    pub rows: &'a dyn Fn(u32, u32) -> Option<PageRows>,
+    /// Pages of tables read so far, by (file, page).
+    pub tables: &'a mut HashMap<(u32, u32), Option<PageRows>>,
+    /// Places looked up already, by (process, address): the same return
+    /// addresses recur from walk to walk.
+    pub places: &'a mut HashMap<(u32, u64), Option<Place>>,
+}
+
+impl Known for Process<'_> {
+    fn place(&mut self, addr: u64) -> Option<Place> {
+        let (history, ids) = (self.history, self.ids);
+        *self.places.entry((self.tgid, addr)).or_insert_with(|| {
+            // The newest mapping holding the address (the history keeps
+            // every mapping the process had, an older program's included).
+            let m = history.iter().rev().find(|m| m.start <= addr && addr < m.end)?;
+            Some(match m.file.as_ref().and_then(|f| ids.get(&Arc::as_ptr(f))) {
+                Some(&id) => Place::File { id, start: m.start, end: m.end, offset: m.offset },
+                // Anonymous code, or a file that could not be opened: the
+                // kernel walks both as anonymous memory.
+                None => Place::Anonymous,
+            })
+        })
+    }
+    fn code(&mut self, id: u32, page: u32) -> Option<Code<'_>> {
+        let rows = self.rows;
+        match self.tables.entry((id, page)).or_insert_with(|| rows(id, page)).as_ref()? {
+            PageRows::Rows(page) => Some(Code::Rows(page.as_deref())),
+            PageRows::FramePointers => Some(Code::FramePointers),
+        }
+    }
 }
 
 /// Reads words from the stack copy.
@@ -291,13 +439,10 @@ pub(crate) fn finish(prefix: &[u64], record: &LateRecord, known: &mut dyn Known)
             Place::File { id, start, offset, .. } => {
                 frames.push(encode_frame(id, r.pc.wrapping_sub(start).wrapping_add(offset)));
                 let file_offset = look.wrapping_sub(start).wrapping_add(offset);
-                match known.code(id).ok_or(Unfinished::NoTable(id))? {
-                    Code::FramePointers => fp_step(&mut r, &copy),
-                    Code::Rows(pages) => match pages.get(&((file_offset >> PAGE_BITS) as u32)) {
-                        // No CFI anywhere in this page.
-                        None => fp_step(&mut r, &copy),
-                        Some(rows) => table_step(&mut r, &copy, rows, file_offset),
-                    },
+                match known.code(id, (file_offset >> PAGE_BITS) as u32).ok_or(Unfinished::NoTable(id))? {
+                    // No CFI in the file, or anywhere in this page.
+                    Code::FramePointers | Code::Rows(None) => fp_step(&mut r, &copy),
+                    Code::Rows(Some(rows)) => table_step(&mut r, &copy, rows, file_offset),
                 }
             }
         };
@@ -393,9 +538,9 @@ mod tests {
                 _ => None,
             }
         }
-        fn code(&mut self, id: u32) -> Option<Code<'_>> {
+        fn code(&mut self, id: u32, page: u32) -> Option<Code<'_>> {
             match id {
-                7 => Some(Code::Rows(&self.rows7)),
+                7 => Some(Code::Rows(self.rows7.get(&page).map(Vec::as_slice))),
                 9 if self.loaded9 => Some(Code::FramePointers),
                 _ => None,
             }
@@ -419,7 +564,16 @@ mod tests {
     /// A stack at 0x7ffd_0000_1000 with the given words.
     fn record(n: usize, pc: u64, bp: u64, words: &[u64]) -> LateRecord {
         let stack = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        LateRecord { key: crate::warm::zeroed(), n, pc, sp: 0x7ffd_0000_1000, bp, stack }
+        LateRecord {
+            key: crate::warm::zeroed(),
+            n,
+            pc,
+            sp: 0x7ffd_0000_1000,
+            bp,
+            stack,
+            tries: 0,
+            received: std::time::Instant::now(),
+        }
     }
 
     #[test]
@@ -514,5 +668,46 @@ mod tests {
         let bytes = bytes_of(&w);
         assert!(LateRecord::parse(&bytes).is_none());
         assert!(LateRecord::parse(&bytes[..100]).is_none());
+    }
+
+    #[test]
+    fn walks_finished_while_sampling_leave_the_queue_and_the_others_wait() {
+        let mut q = Queue::default();
+        let key = |tgid: u32| {
+            let mut r = record(2, 0x40_1000, 0, &[0; 4]);
+            r.key.tgid = tgid;
+            r
+        };
+        for tgid in [1, 2, 3, 1] {
+            q.push(key(tgid));
+        }
+        let charged = q.charge.as_ref().map(perfkit_safeio::Charge::bytes);
+        // Process 1's walks finish (the same frames: one walk, two
+        // samples), 2's mapping is not known yet, 3's cannot be finished.
+        let finish_now: FinishNow = Box::new(|records: &[LateRecord]| {
+            records
+                .iter()
+                .map(|r| match r.key.tgid {
+                    1 => Ok((vec![5, 6], END_ROOT)),
+                    2 => Err(true),
+                    _ => Err(false),
+                })
+                .collect()
+        });
+        q.finish_some(&finish_now);
+        assert_eq!(q.records.len(), 2);
+        assert_eq!(q.finished.walks.len(), 1);
+        let (&(k, n, ref frames, end), &count) = q.finished.walks.iter().next().unwrap();
+        assert_eq!((k.tgid, n, frames.as_slice(), end, count), (1, 2, &[5, 6][..], END_ROOT, 2));
+        assert_eq!(q.per_process[&1], 0, "process 1's records are released");
+        assert!(q.charge.as_ref().map(perfkit_safeio::Charge::bytes) < charged, "their stacks are no longer charged");
+        let tries = |tgid| q.records.iter().find(|r| r.key.tgid == tgid).unwrap().tries;
+        assert_eq!((tries(2), tries(3)), (1, MAX_TRIES), "3 is left to the end, 2 tried again");
+        // 2 is tried until MAX_TRIES, then left to the end too.
+        for _ in 0..MAX_TRIES + 2 {
+            q.finish_some(&finish_now);
+        }
+        assert_eq!(q.records.len(), 2);
+        assert!(q.records.iter().all(|r| r.tries == MAX_TRIES));
     }
 }

@@ -391,10 +391,13 @@ impl StackSampler {
             let whole_machine = matches!(config.selection, Selection::All);
             events_followed = whole_machine && events.is_some();
             loader.serve(requests, events, whole_machine)?;
+            // Late walks are finished while sampling too, once their
+            // mappings and tables are known: a long run keeps few of them.
+            let finish_now = loader.finisher();
             tables = Some(loader);
             let ring = aya::maps::RingBuf::try_from(take(names::LATE)?)
                 .map_err(|source| ProbeError::Map { map: names::LATE, source })?;
-            late = Some(crate::late::Drainer::start(ring)?);
+            late = Some(crate::late::Drainer::start(ring, Some(finish_now))?);
         }
 
         let mut this = Self { ebpf, programs, perf_links: Vec::new(), tp_links: Vec::new(), tables, late };
@@ -412,14 +415,14 @@ impl StackSampler {
             this.attach_raw_tp(programs.exit, "sched_process_exit")?;
         }
         // The exec tracepoint drops a process's mappings from the kernel
-        // side and asks for them again. With the side-band events it is
-        // left out: it fires at the end of exec, after the new program's
-        // mmaps, so it would drop the mappings the loader had just
-        // published from those mmaps, and the program's first samples
-        // (its loader at work) would find none until the request was
-        // served. The loader drops them itself at the exec's record,
-        // which comes before the mmaps.
-        if this.tables.is_some() && !events_followed {
+        // side and asks for them again, with every selection: it fires at
+        // the end of exec, after the new program's mmaps, whose records
+        // the loader reads when woken by that request, so the new
+        // program's mappings are published at once and no sample of it is
+        // walked with its old program's. (When the loader read each
+        // side-band record as it came, it was left out with `-a`: it
+        // dropped the mappings just published from those mmaps.)
+        if this.tables.is_some() {
             this.attach_raw_tp(names::EXEC_PROGRAM, "sched_process_exec")?;
         }
         if let Some((on_cpu, off_cpu)) = programs.walk_more {
@@ -529,7 +532,7 @@ impl StackSampler {
     pub fn finish(mut self) -> Result<RawProfile, ProbeError> {
         self.detach();
         // The walks to finish: all sent by now (the programs are detached).
-        let (records, queue_dropped, unreadable) =
+        let (records, finished, queue_dropped, unreadable) =
             self.late.as_mut().map(crate::late::Drainer::finish).unwrap_or_default();
         let mut loader = self.tables.take();
         let (modules, tables) = match &mut loader {
@@ -571,7 +574,7 @@ impl StackSampler {
             let (key, count) = entry.map_err(count_err)?;
             // A user stack that was walked but could not be kept.
             let user = if key.user_lost != 0 { RawStack::Lost } else { lookup(key.user_stack) };
-            if !records.is_empty() {
+            if !records.is_empty() || !finished.walks.is_empty() {
                 index.insert(key, samples.len());
             }
             samples.push(RawSample {
@@ -591,7 +594,7 @@ impl StackSampler {
         let bytes_read = samples.len() as u64 * (size_of::<SampleKey>() + 8) as u64
             + by_hash_len as u64 * (8 + size_of::<StackTrace>()) as u64;
         let mut late = match &loader {
-            Some(t) => finish_late(&mut samples, &index, &records, &modules, t),
+            Some(t) => finish_late(&mut samples, &index, &records, &finished, &modules, t),
             None => crate::late::LateStats::default(),
         };
         late.lost = stats.late_dropped + queue_dropped;
@@ -614,56 +617,25 @@ impl StackSampler {
 }
 
 /// Finishes the walks sent late (`records`) with the mappings and tables
-/// now known, and moves each one's count from the stack the kernel walked
-/// (found in `samples` by its key, through `index`) to the finished stack.
+/// now known, and moves each one's count, and the counts of the walks
+/// `finished` while sampling, from the stack the kernel walked (found in
+/// `samples` by its key, through `index`) to the finished stack.
 fn finish_late(
     samples: &mut Vec<RawSample>,
     index: &HashMap<SampleKey, usize>,
     records: &[crate::late::LateRecord],
+    finished: &crate::late::Finished,
     modules: &Modules,
     loader: &TableLoader,
 ) -> crate::late::LateStats {
-    use crate::late::{Code, Known, Place, TableRows, Unfinished};
-    struct Process<'a> {
-        tgid: u32,
-        history: &'a [perfkit_target::Mapping],
-        ids: &'a HashMap<*const perfkit_target::ModuleFile, u32>,
-        loader: &'a TableLoader,
-        tables: &'a mut HashMap<u32, Option<TableRows>>,
-        /// Places looked up already, by (process, address): the same
-        /// return addresses recur from walk to walk.
-        places: &'a mut HashMap<(u32, u64), Option<Place>>,
-    }
-    impl Known for Process<'_> {
-        fn place(&mut self, addr: u64) -> Option<Place> {
-            let (history, ids) = (self.history, self.ids);
-            *self.places.entry((self.tgid, addr)).or_insert_with(|| {
-                // The newest mapping holding the address (the history keeps
-                // every mapping the process had, an older program's included).
-                let m = history.iter().rev().find(|m| m.start <= addr && addr < m.end)?;
-                Some(match m.file.as_ref().and_then(|f| ids.get(&std::sync::Arc::as_ptr(f))) {
-                    Some(&id) => Place::File { id, start: m.start, end: m.end, offset: m.offset },
-                    // Anonymous code, or a file that could not be opened: the
-                    // kernel walks both as anonymous memory.
-                    None => Place::Anonymous,
-                })
-            })
-        }
-        fn code(&mut self, id: u32) -> Option<Code<'_>> {
-            let loader = self.loader;
-            match self.tables.entry(id).or_insert_with(|| loader.table_rows(id)).as_ref()? {
-                TableRows::Rows(pages) => Some(Code::Rows(pages)),
-                TableRows::FramePointers => Some(Code::FramePointers),
-            }
-        }
-    }
+    use crate::late::{PageRows, Place, Process, Unfinished};
     let mut stats = crate::late::LateStats::default();
-    if records.is_empty() {
+    if records.is_empty() && finished.walks.is_empty() {
         return stats;
     }
     let ids: HashMap<*const perfkit_target::ModuleFile, u32> =
         modules.files.iter().map(|(&id, f)| (std::sync::Arc::as_ptr(f), id)).collect();
-    let mut tables: HashMap<u32, Option<TableRows>> = HashMap::new();
+    let mut tables: HashMap<(u32, u32), Option<PageRows>> = HashMap::new();
     let mut places: HashMap<(u32, u64), Option<Place>> = HashMap::new();
     // (sample moved from, finished frames, end) -> samples.
     let mut moved: HashMap<(usize, Vec<u64>, u8), u64> = HashMap::new();
@@ -676,8 +648,14 @@ fn finish_late(
                 return Err(Unfinished::Prefix);
             }
             let history = modules.processes.get(&record.key.tgid).unwrap_or(&no_history);
-            let mut known =
-                Process { tgid: record.key.tgid, history, ids: &ids, loader, tables: &mut tables, places: &mut places };
+            let mut known = Process {
+                tgid: record.key.tgid,
+                history,
+                ids: &ids,
+                rows: &|id, page| loader.page_rows(id, page),
+                tables: &mut tables,
+                places: &mut places,
+            };
             let (frames, end) = crate::late::finish(&prefix[..record.n], record, &mut known)?;
             Ok((i, frames, end))
         })();
@@ -697,6 +675,26 @@ fn finish_late(
                 stats.unfinished += 1;
             }
         }
+    }
+    // The walks finished while sampling: their frames after the kernel's.
+    for ((key, n, rest, end), count) in &finished.walks {
+        let Some(&i) = index.get(key) else {
+            stats.unfinished += count;
+            continue;
+        };
+        let RawStack::Frames(prefix) = &samples[i].user else {
+            stats.unfinished += count;
+            continue;
+        };
+        if prefix.len() < *n {
+            stats.unfinished += count;
+            continue;
+        }
+        let count = (*count).min(samples[i].count);
+        let frames: Vec<u64> = prefix[..*n].iter().chain(rest).copied().collect();
+        samples[i].count -= count;
+        *moved.entry((i, frames, *end)).or_default() += count;
+        stats.finished += count;
     }
     for ((i, frames, end), count) in moved {
         let mut sample = samples[i].clone();

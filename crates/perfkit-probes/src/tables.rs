@@ -271,6 +271,9 @@ struct Loader {
     /// mappings, four or five mmaps read together, are one map update
     /// instead of one each).
     dirty: HashSet<u32>,
+    /// When the loader's last finished pass began: the side-band records
+    /// and requests written before then are read and published.
+    read_at: Option<Instant>,
 }
 
 /// A process's executable mappings as they are now.
@@ -436,6 +439,7 @@ impl TableLoader {
             deferred_files: HashMap::new(),
             defer_builds: false,
             dirty: HashSet::new(),
+            read_at: None,
             history: perfkit_safeio::Budget::process().start("the mapping history of the processes sampled"),
         };
         loader.load_vdso();
@@ -512,11 +516,7 @@ impl TableLoader {
                 let mut happened: Vec<TaskEvent> = Vec::new();
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
-                    // Events first: a request that follows an exec finds
-                    // the new mappings already known.
-                    if let Some(events) = &mut events {
-                        events.drain(&mut happened);
-                    }
+                    let pass = Instant::now();
                     let mut batch: Vec<Request> = Vec::new();
                     while let Some(item) = requests.next() {
                         if item.len() >= size_of::<Request>() {
@@ -524,6 +524,14 @@ impl TableLoader {
                             // the kernel side wrote; read it unaligned.
                             batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Request>()) });
                         }
+                    }
+                    // Then the events: every record written before the
+                    // requests just read (the exec or mmap a request
+                    // follows) is among them, so a request for a process
+                    // whose mappings they describe is served without
+                    // reading `/proc`.
+                    if let Some(events) = &mut events {
+                        events.drain(&mut happened);
                     }
                     // Tables asked for by a walk: queued for the builder
                     // (the request names a file, not a process).
@@ -537,6 +545,9 @@ impl TableLoader {
                     batch.sort_by_key(|r| (r.tgid, std::cmp::Reverse(r.kind)));
                     batch.dedup_by_key(|r| r.tgid);
                     let mut pending = batch.into_iter();
+                    // Processes published from the events in this pass:
+                    // their requests are answered already.
+                    let mut fresh: HashSet<u32> = HashSet::new();
                     loop {
                         // New programs first, between two requests: a
                         // request may read an old process's mappings.
@@ -545,18 +556,23 @@ impl TableLoader {
                             for event in happened.drain(..) {
                                 loader.on_event(event);
                             }
-                            loader.publish_dirty();
+                            fresh.extend(loader.publish_dirty());
                         }
                         let Some(req) = pending.next() else { break };
                         {
                             let mut loader = shared.lock().expect("table loader lock");
                             loader.stats.requests += 1;
-                            loader.on_request(req, events.is_some());
+                            if fresh.contains(&req.tgid) {
+                                loader.stats.requests_from_events += 1;
+                            } else {
+                                loader.on_request(req, events.is_some());
+                            }
                         }
                         if let Some(events) = &mut events {
                             events.drain(&mut happened);
                         }
                     }
+                    shared.lock().expect("table loader lock").read_at = Some(pass);
                     if stopping {
                         break;
                     }
@@ -573,23 +589,18 @@ impl TableLoader {
         Ok(())
     }
 
-    /// File `id`'s table as the kernel side reads it (its rows per page
-    /// of file offsets, or frame pointers for a file without CFI); `None`
-    /// while it is not loaded. For walks finished in user space.
-    pub(crate) fn table_rows(&self, id: u32) -> Option<crate::late::TableRows> {
-        let loader = self.shared.lock().expect("table loader lock");
-        match loader.file_state.get(&id, 0) {
-            Ok(FILE_NO_CFI) => return Some(crate::late::TableRows::FramePointers),
-            Ok(FILE_LOADED) => {}
-            _ => return None,
-        }
-        let installed = loader.installed.get(&id)?;
-        let mut pages = HashMap::with_capacity(installed.pages.len());
-        for &page in &installed.pages {
-            let info = loader.pages.get(&PageKey { file: id, page }, 0).ok()?;
-            pages.insert(page, loader.rows.read(info.start as usize, info.count as usize)?);
-        }
-        Some(crate::late::TableRows::Rows(pages))
+    /// One page of file `id`'s table as the kernel side reads it (the
+    /// page's rows, or frame pointers for a file without CFI); `None`
+    /// while the table is not loaded. For walks finished in user space.
+    pub(crate) fn page_rows(&self, id: u32, page: u32) -> Option<crate::late::PageRows> {
+        self.shared.lock().expect("table loader lock").page_rows(id, page)
+    }
+
+    /// Finishes late walks with the mappings and tables known so far, for
+    /// the late-walk reader while sampling (see [`crate::late::FinishNow`]).
+    pub(crate) fn finisher(&self) -> crate::late::FinishNow {
+        let shared = self.shared.clone();
+        Box::new(move |records| shared.lock().expect("table loader lock").finish_walks(records))
     }
 
     /// What was loaded so far.
@@ -731,6 +742,59 @@ fn encode_table(file: &ModuleFile) -> Option<Vec<(u32, Vec<Row>)>> {
 }
 
 impl Loader {
+    /// One page of file `id`'s table as the kernel side reads it; `None`
+    /// while the table is not loaded.
+    fn page_rows(&self, id: u32, page: u32) -> Option<crate::late::PageRows> {
+        match self.file_state.get(&id, 0) {
+            Ok(FILE_NO_CFI) => return Some(crate::late::PageRows::FramePointers),
+            Ok(FILE_LOADED) => {}
+            _ => return None,
+        }
+        if !self.installed.get(&id)?.pages.contains(&page) {
+            return Some(crate::late::PageRows::Rows(None));
+        }
+        let info = self.pages.get(&PageKey { file: id, page }, 0).ok()?;
+        Some(crate::late::PageRows::Rows(Some(self.rows.read(info.start as usize, info.count as usize)?)))
+    }
+
+    /// Finishes what it can of `records` with the mappings and tables
+    /// known now: each one's frames after its first `n`, or whether to try
+    /// again (its mapping or table not known yet).
+    fn finish_walks(&self, records: &[crate::late::LateRecord]) -> Vec<Result<(Vec<u64>, u8), bool>> {
+        use crate::late::{Process, Unfinished};
+        let read_at = self.read_at;
+        let ids: HashMap<*const ModuleFile, u32> =
+            self.modules.files.iter().map(|(&id, f)| (Arc::as_ptr(f), id)).collect();
+        let mut tables = HashMap::new();
+        let mut places = HashMap::new();
+        let rows = |id, page| self.page_rows(id, page);
+        records
+            .iter()
+            .map(|record| {
+                // Not before the loader read what came before its sample.
+                if read_at.is_none_or(|at| at <= record.received) {
+                    return Err(true);
+                }
+                let history = self.modules.processes.get(&record.key.tgid).map_or(&[][..], Vec::as_slice);
+                let mut known = Process {
+                    tgid: record.key.tgid,
+                    history,
+                    ids: &ids,
+                    rows: &rows,
+                    tables: &mut tables,
+                    places: &mut places,
+                };
+                // The kernel's frames are joined at the end: placeholders
+                // of the same number here.
+                match crate::late::finish(&vec![0; record.n], record, &mut known) {
+                    Ok((frames, end)) => Ok((frames[record.n..].to_vec(), end)),
+                    Err(Unfinished::Unmapped(_) | Unfinished::NoTable(_)) => Err(true),
+                    Err(Unfinished::Prefix | Unfinished::Stopped(_)) => Err(false),
+                }
+            })
+            .collect()
+    }
+
     fn load_vdso(&mut self) {
         let Some((_, image)) = perfkit_target::own_vdso() else { return };
         let Ok(file) = ModuleFile::from_bytes("[vdso]", image) else { return };
@@ -855,13 +919,14 @@ impl Loader {
     /// Writes to `PROCS` the mappings of the processes whose mappings
     /// the events changed (see `dirty`); a process that exited or called
     /// exec since is not written (`live` no longer has its old mappings).
-    fn publish_dirty(&mut self) {
-        let dirty: Vec<u32> = self.dirty.drain().collect();
-        for pid in dirty {
-            if self.live.get(&pid).is_some_and(|l| !l.published && !l.maps.is_empty()) {
-                self.publish_live(pid);
-            }
+    /// Returns the processes written.
+    fn publish_dirty(&mut self) -> Vec<u32> {
+        let mut dirty: Vec<u32> = self.dirty.drain().collect();
+        dirty.retain(|pid| self.live.get(pid).is_some_and(|l| !l.published && !l.maps.is_empty()));
+        for &pid in &dirty {
+            self.publish_live(pid);
         }
+        dirty
     }
 
     /// What a process did, as the kernel reported it.
@@ -924,9 +989,10 @@ impl Loader {
                 self.stats.task_events += 1;
                 self.modules.note_uid(&self.proc_root, pid);
                 self.live.insert(pid, LiveProcess::default());
-                // The old program's mappings leave the kernel side now,
-                // before the new program's mmaps (the exec tracepoint is
-                // not attached while the events are read).
+                // The old program's mappings leave the kernel side, if
+                // the exec tracepoint has not dropped them already (a
+                // record read before the tracepoint fired); the new
+                // program's mmaps follow.
                 let _ = self.procs.remove(&pid);
                 // New mappings: a mapping seen before the exec is kept
                 // again if mapped again.
