@@ -222,11 +222,15 @@ fn stripped_go_is_named_and_unwound_from_its_function_table() {
             rooted * 100 >= total * 95,
             "{backend}: {rooted} of {total} samples reach runtime.goexit or runtime.main"
         );
-        // main.step is inlined into main.leaf, where the time is spent.
+        // main.step is inlined into main.leaf, where the time is spent:
+        // its multiply and add are 3 of the loop's 7 instructions. Which
+        // of them a sample's pc lands on depends on the CPU (over half in
+        // step on Intel machines, about 27 % on an AMD EPYC), so the check
+        // is that a good part of leaf's samples carry the inlined frame.
         let leaf: u64 = folded.iter().filter(|(s, _)| s.contains(";main.leaf")).map(|(_, c)| c).sum();
         let inlined: u64 = folded.iter().filter(|(s, _)| s.contains(";main.leaf;main.step_[i]")).map(|(_, c)| c).sum();
         assert!(leaf * 100 >= total * 90, "{backend}: {leaf} of {total} in main.leaf");
-        assert!(inlined * 2 >= leaf, "{backend}: {inlined} of {leaf} main.leaf samples in the inlined main.step");
+        assert!(inlined * 5 >= leaf, "{backend}: {inlined} of {leaf} main.leaf samples in the inlined main.step");
         // Nothing in main.leaf is ever rooted elsewhere than main.main.
         assert!(
             folded.iter().filter(|(s, _)| s.contains(";main.leaf")).all(|(s, _)| s.contains(";main.main;")),

@@ -12,9 +12,13 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Spins 0.3 ms by the clock, not for a number of iterations, so the CPU
+ * time in short threads is about the same on every CPU. */
 __attribute__((noinline)) static void *brief_work(void *arg) {
     (void)arg;
-    for (unsigned long i = 0; i < 100000UL; i++) sink += i;
+    double until = now() + 0.0003;
+    while (now() < until)
+        for (unsigned long i = 0; i < 1000UL; i++) sink += i;
     return NULL;
 }
 
