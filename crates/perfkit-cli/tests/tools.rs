@@ -806,17 +806,21 @@ fn prometheus_reads_the_probe_histograms() {
     let dir = scratch_dir();
     let (_prom, prom_port) = start_prometheus(dir.path(), port);
     let query =
-        "/api/v1/query?query=histogram_quantile(0.5%2C%20rate(perfkit_runqueue_latency_seconds_bucket%5B10s%5D))";
+        "/api/v1/query?query=histogram_quantile(0.9%2C%20rate(perfkit_runqueue_latency_seconds_bucket%5B10s%5D))";
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(body) = http_get(prom_port, query) {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             if let Some(first) = v["data"]["result"].as_array().and_then(|r| r.first()) {
-                let median: f64 = first["value"][1].as_str().unwrap().parse().unwrap_or(f64::NAN);
-                if median.is_finite() {
-                    // Three hogs on one CPU: the machine's median wait is
-                    // dominated by their milliseconds.
-                    assert!(median > 0.0002, "median run-queue latency {median} s: {body}");
+                let p90: f64 = first["value"][1].as_str().unwrap().parse().unwrap_or(f64::NAN);
+                if p90.is_finite() {
+                    // Three hogs on one CPU wait milliseconds at each of
+                    // their hundreds of switches a second. The other CPU's
+                    // many short waits (Prometheus, perfkit, the test) can
+                    // outnumber them, so the median may stay at
+                    // microseconds; the slowest tenth of the machine's
+                    // waits is theirs.
+                    assert!(p90 > 0.0002, "90th percentile run-queue latency {p90} s: {body}");
                     break;
                 }
             }
