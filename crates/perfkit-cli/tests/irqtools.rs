@@ -183,14 +183,15 @@ fn softirqs_count_every_run_as_proc_softirqs_and_bpftrace_do() {
     // has bpf_prog_active raised: another BPF program running, or any
     // process's BPF map syscall (bpf_disable_instrumentation), which a
     // softirq run on the way out of an interrupt can land in. Raw
-    // tracepoints, as perfkit's, only skip their own recursion. 5% and 3
-    // runs allowed below.
+    // tracepoints, as perfkit's, only skip their own recursion. 10 % and 3
+    // runs allowed below (bpftrace once missed 7 of 67 block runs that
+    // perfkit and /proc/softirqs counted).
     let map = theirs.iter().find(|v| v["type"] == "map").unwrap_or_else(|| panic!("{theirs:?}"));
     let names = ["hi", "timer", "net_tx", "net_rx", "block", "irq_poll", "tasklet", "sched", "hrtimer", "rcu"];
     for (vec, n) in map["data"]["@"].as_object().unwrap() {
         let name = names[vec.parse::<usize>().unwrap()];
         let (n, lo, ours) = (n.as_u64().unwrap(), low.get(name).copied().unwrap_or(0), counted[name]);
-        assert!(n + 3 + lo / 20 >= lo && n <= ours, "bpftrace {name}: {n}, kernel at least {lo}, perfkit {ours}");
+        assert!(n + 3 + lo / 10 >= lo && n <= ours, "bpftrace {name}: {n}, kernel at least {lo}, perfkit {ours}");
     }
     // Times: every counted vector took some time; the text is bcc's.
     for r in &rows {
@@ -238,7 +239,7 @@ fn hardirqs_count_every_handler_run_as_proc_interrupts_and_bpftrace_do() {
     for (irq, n) in map["data"]["@"].as_object().unwrap() {
         let irq: u32 = irq.parse().unwrap();
         let (n, lo, ours) = (n.as_u64().unwrap(), low.get(&irq).copied().unwrap_or(0), counted[&irq]);
-        assert!(n + 3 + lo / 20 >= lo && n <= ours, "bpftrace IRQ {irq}: {n}, kernel at least {lo}, perfkit {ours}");
+        assert!(n + 3 + lo / 10 >= lo && n <= ours, "bpftrace IRQ {irq}: {n}, kernel at least {lo}, perfkit {ours}");
     }
     // Time, distributions, one CPU, and bcc's columns.
     let out = run(perfkit().args(["hardirqs", "--json", "-d", "-c", "0", "1", "1"]));
