@@ -58,8 +58,10 @@ fn python_frames_with_huge_names_cost_memory_once_not_per_sample() {
         let frames = json["frames"].as_array().unwrap();
         let named = frames.iter().any(|f| f["kind"] == "interpreted" && f["name"].as_str() == Some(name.as_str()));
         let note = ran.stderr.contains("such samples are left without their Python frames");
-        // Huge names: stacks shallow enough (the recursion's first
-        // frames) keep them, the others are said to lose them.
+        // Huge names: stacks shallow enough (the leaf called from the
+        // top level, half of the samples) keep them, the deep ones are
+        // said to lose them. Before, only the recursion's first frames
+        // were shallow enough, and a run could sample none of them.
         assert!(named && note != kept, "{ctx}: named {named}, note {note}: {}", ran.stderr);
         let stacks = json["stacks"].as_array().unwrap().len();
         // With short names, Python frames make most samples new stacks

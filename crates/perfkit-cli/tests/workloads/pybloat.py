@@ -1,7 +1,8 @@
 """A hostile CPython target (3.11+): every frame's name and file are
 CHARS four-byte characters (4096: 16 KiB each in UTF-8), the stack is 100
 to 160 frames deep, and its depth and line change all the time, so that
-nearly every sample of it is a new stack. A few KiB of its memory, read
+nearly every sample of it is a new stack. Half of its time is spent in
+the same leaf called from the top level, a stack of two such frames. A few KiB of its memory, read
 at each sample, were megabytes of perfkit's:
 `python3 pybloat.py SECONDS CHARS`."""
 
@@ -29,4 +30,5 @@ end = time.monotonic() + float(sys.argv[1])
 d = 0
 while time.monotonic() < end:
     deep(100 + d % 61, 0)
+    leaf(0)
     d += 1
