@@ -153,6 +153,41 @@ pub fn selected(only: &[String]) -> Vec<&'static str> {
     TESTS.iter().copied().filter(|t| only.is_empty() || only.iter().any(|o| o == t)).collect()
 }
 
+/// Runs test `name` once in a fresh scratch directory: its detail, or
+/// why it failed, with the seconds it took.
+fn run_once(name: &str, config: &Config, scratch: &Path) -> Result<(String, f64), (Fail, f64)> {
+    let _ = fs::remove_dir_all(scratch);
+    let ctx = Ctx { perfkit: &config.perfkit, workloads: &config.workloads, scratch };
+    let start = Instant::now();
+    let result = fs::create_dir_all(scratch)
+        .map_err(|e| Fail::new(format!("creating {}: {e}", scratch.display())))
+        .and_then(|()| run_test(name, &ctx));
+    let secs = start.elapsed().as_secs_f64();
+    result.map(|d| (d, secs)).map_err(|f| (f, secs))
+}
+
+/// Prints the head and tail of perfkit's stderr for a failed run (all of
+/// it, between markers, with `full_stderr`).
+fn show_stderr(name: &str, fail: &Fail, config: &Config) {
+    let Some(err) = fail.stderr.as_deref().filter(|e| !e.trim().is_empty()) else { return };
+    let lines: Vec<&str> = err.lines().collect();
+    if lines.len() <= STDERR_HEAD + STDERR_TAIL {
+        say("    perfkit's stderr:");
+        lines.iter().for_each(|l| say(&format!("    | {l}")));
+        return;
+    }
+    let n = lines.len();
+    say(&format!("    perfkit's stderr (the first {STDERR_HEAD} and last {STDERR_TAIL} of {n} lines):"));
+    lines[..STDERR_HEAD].iter().for_each(|l| say(&format!("    | {l}")));
+    say("    | ...");
+    lines[n - STDERR_TAIL..].iter().for_each(|l| say(&format!("    | {l}")));
+    if config.full_stderr {
+        say(&format!("{LOG_ONLY_BEGIN}: {name}'s whole stderr"));
+        lines.iter().for_each(|l| say(&format!("    | {l}")));
+        say(LOG_ONLY_END);
+    }
+}
+
 /// Runs the selected tests, printing a line for each and the summary;
 /// returns (passed, failed).
 pub fn run_suite(config: &Config) -> (usize, usize) {
@@ -161,47 +196,37 @@ pub fn run_suite(config: &Config) -> (usize, usize) {
     say(&format!("vmtest: running {} test(s) on Linux {}", tests.len(), release.trim()));
     let scratch = std::env::temp_dir().join(format!("perfkit-vmtest-{}", std::process::id()));
     let (mut passed, mut failed) = (0, 0);
+    let mut flaky = Vec::new();
     for name in tests {
-        let _ = fs::remove_dir_all(&scratch);
-        let ctx = Ctx { perfkit: &config.perfkit, workloads: &config.workloads, scratch: &scratch };
-        let start = Instant::now();
-        let result = fs::create_dir_all(&scratch)
-            .map_err(|e| Fail::new(format!("creating {}: {e}", scratch.display())))
-            .and_then(|()| run_test(name, &ctx));
-        let secs = start.elapsed().as_secs_f64();
-        match result {
-            Ok(detail) => {
+        // A test that fails runs once more: the suite measures shares and
+        // rates on a small guest. Failing twice fails it; passing the
+        // second time passes it, named as flaky at the end.
+        let mut outcome = run_once(name, config, &scratch);
+        if let Err((fail, secs)) = &outcome {
+            say(&format!("vmtest: RETRY {name}: {} ({secs:.1}s)", one_line(&fail.reason)));
+            show_stderr(name, fail, config);
+            outcome = run_once(name, config, &scratch);
+            if outcome.is_ok() {
+                flaky.push(name);
+            }
+        }
+        match outcome {
+            Ok((detail, secs)) => {
                 passed += 1;
                 say(&format!("vmtest: PASS {name} ({secs:.1}s)"));
                 if !detail.is_empty() {
                     say(&format!("    {name}: {detail}"));
                 }
             }
-            Err(fail) => {
+            Err((fail, secs)) => {
                 failed += 1;
                 say(&format!("vmtest: FAIL {name}: {} ({secs:.1}s)", one_line(&fail.reason)));
-                if let Some(err) = fail.stderr.as_deref().filter(|e| !e.trim().is_empty()) {
-                    let lines: Vec<&str> = err.lines().collect();
-                    if lines.len() <= STDERR_HEAD + STDERR_TAIL {
-                        say("    perfkit's stderr:");
-                        lines.iter().for_each(|l| say(&format!("    | {l}")));
-                    } else {
-                        let n = lines.len();
-                        say(&format!(
-                            "    perfkit's stderr (the first {STDERR_HEAD} and last {STDERR_TAIL} of {n} lines):"
-                        ));
-                        lines[..STDERR_HEAD].iter().for_each(|l| say(&format!("    | {l}")));
-                        say("    | ...");
-                        lines[n - STDERR_TAIL..].iter().for_each(|l| say(&format!("    | {l}")));
-                        if config.full_stderr {
-                            say(&format!("{LOG_ONLY_BEGIN}: {name}'s whole stderr"));
-                            lines.iter().for_each(|l| say(&format!("    | {l}")));
-                            say(LOG_ONLY_END);
-                        }
-                    }
-                }
+                show_stderr(name, &fail, config);
             }
         }
+    }
+    for name in flaky {
+        say(&format!("vmtest: FLAKY {name}: failed, then passed when run again"));
     }
     let _ = fs::remove_dir_all(&scratch);
     say(&format!("vmtest: {passed} passed, {failed} failed"));
