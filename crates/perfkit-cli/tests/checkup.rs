@@ -42,6 +42,34 @@ fn checkup(args: &[&str]) -> (Value, String) {
     (json, stderr(&out))
 }
 
+/// `perfkit checkup ARGS --json -`, with `release` called once checkup
+/// says its window has started (what it does then falls inside the
+/// window, however long checkup took to start).
+fn checkup_released(args: &[&str], release: impl FnOnce()) -> (Value, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = perfkit()
+        .arg("checkup")
+        .args(args)
+        .args(["--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("Observing for") {
+        assert!(err.read_line(&mut text).unwrap() > 0, "checkup ended before its window: {text}");
+    }
+    release();
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    err.read_to_string(&mut text).unwrap();
+    assert!(child.wait().unwrap().success(), "{text}");
+    let json: Value = serde_json::from_slice(&out).expect("checkup --json - prints one JSON document");
+    assert_eq!(json["schema_version"], 1);
+    (json, text)
+}
+
 fn pids_of(list: &[Killed]) -> Vec<u32> {
     list.iter().map(|k| k.0.id()).collect()
 }
@@ -362,13 +390,16 @@ s.bind(('10.251.77.2',4477))\ns.listen(64)\nc=[s.accept() for _ in range(16)]\nt
             Err(e) => panic!("connecting to the peer: {e}"),
         }
     }
-    // The peer's link goes down; what is sent next is never acknowledged.
-    ip(&["-n", &ns.0, "link", "set", &there, "down"]);
-    for c in &mut conns {
-        c.set_nonblocking(true).unwrap();
-        let _ = std::io::Write::write(c, &[7u8; 4096]);
-    }
-    let (json, text) = checkup(&["-d", "6"]);
+    // Once the window starts, the peer's link goes down; what is sent
+    // next is never acknowledged, and retransmitted at about 0.2, 0.6, 1.4
+    // and 3 s, inside the window.
+    let (json, text) = checkup_released(&["-d", "6"], || {
+        ip(&["-n", &ns.0, "link", "set", &there, "down"]);
+        for c in &mut conns {
+            c.set_nonblocking(true).unwrap();
+            let _ = std::io::Write::write(c, &[7u8; 4096]);
+        }
+    });
     let f = json["findings"]
         .as_array()
         .unwrap()
@@ -509,10 +540,26 @@ fn an_oom_kill_in_a_limited_cgroup_names_the_victim() {
         return;
     }
     let group = memory_limited_group(&format!("perfkit-checkup-oom-{}", std::process::id()), 32 << 20);
-    // dd's 256 MiB buffer, filled from /dev/zero: far past the limit.
-    let victim = in_group(&group, "sleep 2; exec dd if=/dev/zero of=/dev/null bs=256M count=1");
+    // dd's 256 MiB buffer, filled from /dev/zero: far past the limit. It
+    // starts once checkup's window has (a line on its standard input).
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && read go && exec dd if=/dev/zero of=/dev/null bs=256M count=1",
+        group.0.display()
+    );
+    let mut victim = Killed(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let pid = victim.0.id();
-    let (json, text) = checkup(&["-d", "5", "-p", &pid.to_string()]);
+    let mut go = victim.0.stdin.take().unwrap();
+    let (json, text) = checkup_released(&["-d", "5", "-p", &pid.to_string()], || {
+        std::io::Write::write_all(&mut go, b"go\n").unwrap();
+    });
     drop(victim);
     let f = &json["findings"][0];
     assert_eq!((f["resource"].as_str(), f["kind"].as_str()), (Some("memory"), Some("errors")), "{text}");

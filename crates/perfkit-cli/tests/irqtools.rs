@@ -348,7 +348,8 @@ fn runqlen_sees_two_waiting_behind_three_pinned_hogs() {
     }
     let burner = build_c("cc", "burner.c", "burner-runqlen", &["-O1"]);
     let _hogs: Vec<Killed> = (0..3)
-        .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("8").spawn().unwrap()))
+        // Far longer than the runs below need (they are killed after them).
+        .map(|_| Killed(Command::new("taskset").args(["-c", "0"]).arg(&burner).arg("30").spawn().unwrap()))
         .collect();
     thread::sleep(Duration::from_millis(300));
     // bpftrace reads the same struct rq count on the same beat.

@@ -230,7 +230,9 @@ fn sigterm_and_sighup_write_every_output_and_leave_no_temporary_file() {
         let dir = scratch_dir();
         let (svg, folded) = (dir.path().join("f.svg"), dir.path().join("f.folded"));
         let mut cmd = perfkit();
-        cmd.args(["profile", "-p", &target.id().to_string(), "-o"]).arg(&svg).arg("--folded").arg(&folded);
+        // 499 Hz: a hundred samples within the 2 s, however long perfkit
+        // takes to start.
+        cmd.args(["profile", "-F", "499", "-p", &target.id().to_string(), "-o"]).arg(&svg).arg("--folded").arg(&folded);
         let out = signal_after(cmd, signal, Duration::from_secs(2));
         let mut target = target;
         let _ = target.kill();
@@ -300,7 +302,9 @@ fn a_target_swapping_its_executable_for_a_fifo_cannot_block_perfkit() {
     let started = Instant::now();
     let svg = dir.path().join("f.svg");
     let folded = dir.path().join("f.folded");
-    let out = run(perfkit().args(["profile", "-p", &pid, "-o"]).arg(&svg).arg("--folded").arg(&folded));
+    // 499 Hz: a hundred samples of hot_a within the target's 2 s, however
+    // long perfkit takes to start.
+    let out = run(perfkit().args(["profile", "-F", "499", "-p", &pid, "-o"]).arg(&svg).arg("--folded").arg(&folded));
     swap.join().unwrap();
     target.wait().unwrap();
     assert!(started.elapsed() < Duration::from_secs(20), "perfkit hung: {:?}", started.elapsed());

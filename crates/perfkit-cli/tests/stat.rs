@@ -136,17 +136,18 @@ fn stat_repeat_gives_means_and_spread_like_perf_stat() {
     // Ctrl-C in the third run: the two runs that ended are printed, and
     // perfkit ends by the signal, as perf does.
     let child = perfkit()
-        .args(["stat", "-r", "5", "-e", "task-clock", "--", "sleep", "0.4"])
+        .args(["stat", "-r", "5", "-e", "task-clock", "--", "sleep", "1"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(1000));
+    // The middle of the third run: half a second from either end.
+    thread::sleep(Duration::from_millis(2500));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert!(ended_by(out.status, libc::SIGINT), "{err}");
-    assert!(err.contains("'sleep 0.4' (2 runs):"), "{err}");
+    assert!(err.contains("'sleep 1' (2 runs):"), "{err}");
 
     let out = run(perfkit().args(["stat", "-r", "3", "-a", "-d", "1"]));
     assert_eq!(out.status.code(), Some(1));

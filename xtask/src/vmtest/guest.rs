@@ -1092,8 +1092,9 @@ fn tcpretrans(ctx: &Ctx) -> Result<String, Fail> {
     let events = json_lines(&out).map_err(|e| Fail::with(e, &err))?;
     let syns: Vec<&Value> = events.iter().filter(|e| e["remote_port"] == port).collect();
     // Linux retransmits a SYN after 1 s, then 2 s later (or, since 6.5,
-    // 1 s later: tcp_syn_linear_timeouts): one or two within 2.5 s.
-    let expected = 1..=waited.as_secs().clamp(1, 2) as usize;
+    // 1 s later: tcp_syn_linear_timeouts): one or two within 2.5 s, and
+    // at most one a second when the wait ran late on a slow guest.
+    let expected = 1..=waited.as_secs().max(1) as usize;
     if !expected.contains(&syns.len())
         || !syns.iter().all(|e| e["state"] == "SYN_SENT" && e["remote_addr"] == "127.0.0.1")
     {
