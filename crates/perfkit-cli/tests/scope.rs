@@ -767,10 +767,12 @@ fn a_cgroup_holds_one_workload_and_the_other_is_absent() {
                 os("-F"),
                 os("199"),
                 os("-d"),
-                os("1"),
+                os("2"),
             ]);
             assert_eq!(code, Some(0), "{backend} {path}: {err}");
             let total: u64 = folded.iter().map(|(_, c)| c).sum();
+            // About 398 samples of its busy CPU; far fewer on a machine
+            // busy with other work.
             assert!(rooted(&folded, "hotspots") > 100, "{backend}: {folded:?}");
             assert_eq!(rooted(&folded, "hotspots"), total, "{backend}: only the cgroup's process: {folded:?}");
         }
