@@ -790,7 +790,6 @@ fn compare_refuses_bad_and_mismatched_inputs() {
 /// one waiting on each, wherever the scheduler puts them).
 #[test]
 fn activity_counts_known_execs_connections_and_queues() {
-    use std::io::{BufRead, BufReader, Read};
     let Some(_serial) = privileged() else { return };
     let dir = scratch_dir();
     let truth = dir.path().join("perfkit-true");
@@ -799,31 +798,17 @@ fn activity_counts_known_execs_connections_and_queues() {
     let burning = burners(2 * cpus, 20);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut child = perfkit()
-        .args(["checkup", "-d", "6", "--json", "-"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut text = String::new();
-    while !text.contains("Observing for") {
-        assert!(err.read_line(&mut text).unwrap() > 0, "checkup ended before its window: {text}");
-    }
-    for _ in 0..40 {
-        assert!(Command::new(&truth).status().unwrap().success());
-    }
-    for _ in 0..12 {
-        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (s, _) = listener.accept().unwrap();
-        drop((c, s));
-    }
-    let mut json = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut json).unwrap();
-    err.read_to_string(&mut text).unwrap();
-    assert!(child.wait().unwrap().success(), "{text}");
+    let (json, text) = checkup_released(&["-d", "6"], || {
+        for _ in 0..40 {
+            assert!(Command::new(&truth).status().unwrap().success());
+        }
+        for _ in 0..12 {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (s, _) = listener.accept().unwrap();
+            drop((c, s));
+        }
+    });
     drop(burning);
-    let json: Value = serde_json::from_str(&json).unwrap();
     let a = &json["observations"]["activity"];
     let top = a["execs"]["top"].as_array().unwrap_or_else(|| panic!("{a}\n{text}"));
     let ours = top.iter().find(|c| c["name"] == "perfkit-true").unwrap_or_else(|| panic!("{a}\n{text}"));
