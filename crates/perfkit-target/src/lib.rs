@@ -177,6 +177,20 @@ pub fn parse_pid_list(s: &str) -> Result<Vec<u32>, TargetError> {
     Ok(out)
 }
 
+/// A comma-separated list of process or thread ids (`-p 1,2,3`), parsed
+/// by [`parse_pid_list`]: what command-line flags hold, so that one flag
+/// value is one list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PidList(pub Vec<u32>);
+
+impl std::str::FromStr for PidList {
+    type Err = TargetError;
+
+    fn from_str(s: &str) -> Result<Self, TargetError> {
+        parse_pid_list(s).map(PidList)
+    }
+}
+
 /// A forked child that has not yet executed its command.
 ///
 /// Dropping a `HeldCommand` that was never released kills the child.
