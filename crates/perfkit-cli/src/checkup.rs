@@ -12,10 +12,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use perfkit_checkup::{CheckupDocument, ObserveOptions, Observer, Thresholds, analyze, compare, report};
 
-use crate::{
-    output::Output,
-    profile::{IdList, parse_pid_list},
-};
+use crate::{output::Output, profile::PidList as IdList};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -49,7 +46,7 @@ pub struct CheckupArgs {
     /// The processes under investigation, comma-separated: culprits are
     /// looked for among them, and a finding none of them causes is lowered
     /// to info.
-    #[arg(short, long, value_name = "PID[,PID...]", value_parser = parse_pid_list)]
+    #[arg(short, long, value_name = "PID[,PID...]")]
     pid: Option<IdList>,
 
     /// Write the report as one self-contained HTML file (findings, charts

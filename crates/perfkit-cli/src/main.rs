@@ -24,7 +24,7 @@ macro_rules! println {
 mod bcc_flags;
 mod checkup;
 mod clock;
-mod irqtools;
+mod help;
 mod limits;
 mod output;
 mod profile;
@@ -38,6 +38,7 @@ mod tools;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use perfkit_profiler::flags;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -78,31 +79,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Profile(profile::ProfileArgs),
-    Offcpu(profile::OffcpuArgs),
-    Runqlat(tools::RunqlatArgs),
-    Biolatency(tools::BiolatencyArgs),
-    Biosnoop(tools::BiosnoopArgs),
-    Syscount(tools::SyscountArgs),
-    Execsnoop(tools::ExecsnoopArgs),
-    Opensnoop(tools::OpensnoopArgs),
-    Tcplife(tools::TcplifeArgs),
-    Tcpretrans(tools::TcpretransArgs),
-    Tcpconnect(tools::TcpconnectArgs),
-    Tcpaccept(tools::TcpacceptArgs),
-    Oomkill(tools::OomkillArgs),
-    Mountsnoop(tools::MountsnoopArgs),
-    Capable(tools::CapableArgs),
-    Hardirqs(irqtools::HardirqsArgs),
-    Softirqs(irqtools::SoftirqsArgs),
-    Runqlen(irqtools::RunqlenArgs),
-    Funccount(tools::FunccountArgs),
-    Funclatency(tools::FunclatencyArgs),
-    Memleak(tools::MemleakArgs),
-    Trace(tools::TraceArgs),
-    Argdist(tools::ArgdistArgs),
-    Wakeuptime(tools::WakeuptimeArgs),
-    Stackcount(tools::StackcountArgs),
+    #[command(after_help = help::PROFILE_EXAMPLES)]
+    Profile(flags::ProfileArgs),
+    #[command(after_help = help::OFFCPU_EXAMPLES)]
+    Offcpu(flags::OffcpuArgs),
+    #[command(after_help = help::RUNQLAT_EXAMPLES)]
+    Runqlat(flags::RunqlatArgs),
+    #[command(after_help = help::BIOLATENCY_EXAMPLES)]
+    Biolatency(flags::BiolatencyArgs),
+    #[command(after_help = help::BIOSNOOP_EXAMPLES)]
+    Biosnoop(flags::BiosnoopArgs),
+    #[command(after_help = help::SYSCOUNT_EXAMPLES)]
+    Syscount(flags::SyscountArgs),
+    #[command(after_help = help::EXECSNOOP_EXAMPLES)]
+    Execsnoop(flags::ExecsnoopArgs),
+    #[command(after_help = help::OPENSNOOP_EXAMPLES)]
+    Opensnoop(flags::OpensnoopArgs),
+    #[command(after_help = help::TCPLIFE_EXAMPLES)]
+    Tcplife(flags::TcplifeArgs),
+    #[command(after_help = help::TCPRETRANS_EXAMPLES)]
+    Tcpretrans(flags::TcpretransArgs),
+    #[command(after_help = help::TCPCONNECT_EXAMPLES)]
+    Tcpconnect(flags::TcpconnectArgs),
+    #[command(after_help = help::TCPACCEPT_EXAMPLES)]
+    Tcpaccept(flags::TcpacceptArgs),
+    #[command(after_help = help::OOMKILL_EXAMPLES)]
+    Oomkill(flags::OomkillArgs),
+    #[command(after_help = help::MOUNTSNOOP_EXAMPLES)]
+    Mountsnoop(flags::MountsnoopArgs),
+    #[command(after_help = help::CAPABLE_EXAMPLES)]
+    Capable(flags::CapableArgs),
+    #[command(after_help = help::HARDIRQS_EXAMPLES)]
+    Hardirqs(flags::HardirqsArgs),
+    #[command(after_help = help::SOFTIRQS_EXAMPLES)]
+    Softirqs(flags::SoftirqsArgs),
+    #[command(after_help = help::RUNQLEN_EXAMPLES)]
+    Runqlen(flags::RunqlenArgs),
+    #[command(after_help = help::FUNCCOUNT_EXAMPLES)]
+    Funccount(flags::FunccountArgs),
+    #[command(after_help = help::FUNCLATENCY_EXAMPLES)]
+    Funclatency(flags::FunclatencyArgs),
+    #[command(after_help = help::MEMLEAK_EXAMPLES)]
+    Memleak(flags::MemleakArgs),
+    #[command(after_help = help::TRACE_EXAMPLES)]
+    Trace(flags::TraceArgs),
+    #[command(after_help = help::ARGDIST_EXAMPLES)]
+    Argdist(flags::ArgdistArgs),
+    #[command(after_help = help::WAKEUPTIME_EXAMPLES)]
+    Wakeuptime(flags::WakeuptimeArgs),
+    #[command(after_help = help::STACKCOUNT_EXAMPLES)]
+    Stackcount(flags::StackcountArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell).
     #[command(
@@ -163,37 +189,15 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     // Before anything is created: see `signals`.
-    let handled = matches!(
+    // The commands that only read and write files end at the first
+    // signal; the others handle it.
+    let handled = !matches!(
         cli.command,
-        Command::Profile(_)
-            | Command::Offcpu(_)
-            | Command::Runqlat(_)
-            | Command::Biolatency(_)
-            | Command::Biosnoop(_)
-            | Command::Syscount(_)
-            | Command::Execsnoop(_)
-            | Command::Opensnoop(_)
-            | Command::Tcplife(_)
-            | Command::Tcpretrans(_)
-            | Command::Tcpconnect(_)
-            | Command::Tcpaccept(_)
-            | Command::Oomkill(_)
-            | Command::Mountsnoop(_)
-            | Command::Capable(_)
-            | Command::Hardirqs(_)
-            | Command::Softirqs(_)
-            | Command::Runqlen(_)
-            | Command::Funccount(_)
-            | Command::Funclatency(_)
-            | Command::Memleak(_)
-            | Command::Trace(_)
-            | Command::Argdist(_)
-            | Command::Wakeuptime(_)
-            | Command::Stackcount(_)
-            | Command::Stat(_)
-            | Command::Sys(_)
-            | Command::Serve(_)
-            | Command::Checkup(_)
+        Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Flamegraph(_)
+            | Command::Diff(_)
+            | Command::Convert(_)
     );
     if let Err(err) = signals::install(handled) {
         eprintln!("perfkit: error: {err:#}");
@@ -215,29 +219,29 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Profile(args) => profile::run(args),
         Command::Offcpu(args) => profile::run_offcpu(args),
-        Command::Runqlat(args) => tools::runqlat(args),
-        Command::Biolatency(args) => tools::biolatency(args),
-        Command::Biosnoop(args) => tools::biosnoop(args),
-        Command::Syscount(args) => tools::syscount(args),
-        Command::Execsnoop(args) => tools::execsnoop(args),
-        Command::Opensnoop(args) => tools::opensnoop(args),
-        Command::Tcplife(args) => tools::tcplife(args),
-        Command::Tcpretrans(args) => tools::tcpretrans(args),
-        Command::Tcpconnect(args) => tools::tcpconnect(args),
-        Command::Tcpaccept(args) => tools::tcpaccept(args),
-        Command::Oomkill(args) => tools::oomkill(args),
-        Command::Mountsnoop(args) => tools::mountsnoop(args),
-        Command::Capable(args) => tools::capable(args),
-        Command::Hardirqs(args) => irqtools::hardirqs(args),
-        Command::Softirqs(args) => irqtools::softirqs(args),
-        Command::Runqlen(args) => irqtools::runqlen(args),
-        Command::Funccount(args) => tools::funccount(args),
-        Command::Funclatency(args) => tools::funclatency(args),
-        Command::Memleak(args) => tools::memleak(args),
-        Command::Trace(args) => tools::trace(args),
-        Command::Argdist(args) => tools::argdist(args),
-        Command::Wakeuptime(args) => tools::wakeuptime(args),
-        Command::Stackcount(args) => tools::stackcount(args),
+        Command::Runqlat(args) => tools::run(args),
+        Command::Biolatency(args) => tools::run(args),
+        Command::Biosnoop(args) => tools::run(args),
+        Command::Syscount(args) => tools::run(args),
+        Command::Execsnoop(args) => tools::run(args),
+        Command::Opensnoop(args) => tools::run(args),
+        Command::Tcplife(args) => tools::run(args),
+        Command::Tcpretrans(args) => tools::run(args),
+        Command::Tcpconnect(args) => tools::run(args),
+        Command::Tcpaccept(args) => tools::run(args),
+        Command::Oomkill(args) => tools::run(args),
+        Command::Mountsnoop(args) => tools::run(args),
+        Command::Capable(args) => tools::run(args),
+        Command::Hardirqs(args) => tools::run(args),
+        Command::Softirqs(args) => tools::run(args),
+        Command::Runqlen(args) => tools::run(args),
+        Command::Funccount(args) => tools::run(args),
+        Command::Funclatency(args) => tools::run(args),
+        Command::Memleak(args) => tools::run(args),
+        Command::Trace(args) => tools::run(args),
+        Command::Argdist(args) => tools::run(args),
+        Command::Wakeuptime(args) => tools::run(args),
+        Command::Stackcount(args) => tools::run(args),
         Command::Completions { shell } => ok(completions(shell)),
         Command::Man { command } => ok(man(command.as_deref())),
         Command::Flamegraph(args) => ok(render::flamegraph(args)),

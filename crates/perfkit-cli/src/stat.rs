@@ -16,7 +16,7 @@ use perfkit_perf_event::stat::{
 use perfkit_profiler::EndReason;
 use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo};
 
-use crate::profile::IdList;
+use perfkit_target::PidList as IdList;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,7 +41,7 @@ Events the machine cannot count (hardware counters in many VMs) read
 pub struct StatArgs {
     /// Processes to count, comma-separated (all their threads, and the
     /// processes they start).
-    #[arg(short, long, value_name = "PIDS", value_parser = crate::profile::parse_pid_list, conflicts_with_all = ["command", "all_cpus"])]
+    #[arg(short, long, value_name = "PIDS", conflicts_with_all = ["command", "all_cpus"])]
     pid: Option<IdList>,
 
     /// Count on every CPU (system-wide), until Ctrl-C, the duration, or

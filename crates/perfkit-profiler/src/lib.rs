@@ -34,6 +34,8 @@
 //! ```
 
 mod choose;
+#[cfg(feature = "clap")]
+pub mod flags;
 mod ldpath;
 pub mod notes;
 mod runtimes;
