@@ -40,6 +40,20 @@ impl Drop for Busy {
     }
 }
 
+/// Builds a program that spends nearly all its time in `spin_here`.
+fn spin_binary(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = dir.join("spin.c");
+    std::fs::write(
+        &src,
+        "__attribute__((noinline, noipa)) long spin_here(long n) { long s = 0; for (long i = 0; i < n; i++) s += i ^ (s >> 3); return s; }\n\
+         int main(void) { volatile long n = 100000000, sink = 0; for (;;) sink += spin_here(n); }\n",
+    )
+    .unwrap();
+    let bin = dir.join("spin");
+    assert!(Command::new("cc").args(["-O1", "-g", "-o"]).arg(&bin).arg(&src).status().unwrap().success());
+    bin
+}
+
 #[test]
 fn top_json_prints_frames_as_data() {
     if !root_or_skip("top_json_prints_frames_as_data") {
@@ -47,16 +61,7 @@ fn top_json_prints_frames_as_data() {
     }
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("spin.c");
-    std::fs::write(
-        &src,
-        "__attribute__((noinline, noipa)) long spin_here(long n) { long s = 0; for (long i = 0; i < n; i++) s += i ^ (s >> 3); return s; }\n\
-         int main(void) { volatile long n = 100000000, sink = 0; for (;;) sink += spin_here(n); }\n",
-    )
-    .unwrap();
-    let bin = dir.path().join("spin");
-    assert!(Command::new("cc").args(["-O1", "-g", "-o"]).arg(&bin).arg(&src).status().unwrap().success());
-    let busy = Busy(Command::new(&bin).stdout(Stdio::null()).spawn().unwrap());
+    let busy = Busy(Command::new(spin_binary(dir.path())).stdout(Stdio::null()).spawn().unwrap());
     std::thread::sleep(Duration::from_millis(200));
     let out = Command::new(env!("CARGO_BIN_EXE_top-json")).args([&busy.0.id().to_string(), "2", "5"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -199,4 +204,50 @@ fn exporter_serves_a_custom_collector_beside_procstat() {
     for c in ["procfs", "process_states"] {
         assert_eq!(value(&format!("team_scrape_collector_success{{collector=\"{c}\"}}")), Some(1.0), "{response}");
     }
+}
+
+/// `tprof` takes perfkit's flags: `top` with `profile`'s `-p` finds the
+/// known hot function; `execsnoop` with its `-- COMMAND` logs the
+/// command's known execs under the run's header; a flag perfkit refuses is
+/// refused with perfkit's words.
+#[test]
+fn tprof_takes_perfkits_flags() {
+    if !root_or_skip("tprof_takes_perfkits_flags") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let busy = Busy(Command::new(spin_binary(dir.path())).stdout(Stdio::null()).spawn().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let tprof = env!("CARGO_BIN_EXE_tprof");
+    let out = Command::new(tprof).args(["top", "-p", &busy.0.id().to_string(), "-d", "2", "-n", "3"]).output().unwrap();
+    drop(busy);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let first = stdout.lines().nth(1).unwrap_or_default();
+    assert!(first.ends_with("  spin_here"), "{stdout}\n{stderr}");
+    let share: f64 = first.split('%').next().unwrap().trim().parse().unwrap();
+    assert!(share > 80.0, "{stdout}");
+
+    let log = dir.path().join("team.log");
+    let out = Command::new(tprof)
+        .args(["execsnoop", "--log"])
+        .arg(&log)
+        .args(["--", "sh", "-c", "/bin/true tprof-one; /bin/true tprof-two"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("== execsnoop at "), "{text}");
+    for arg in ["tprof-one", "tprof-two"] {
+        let lines: Vec<&str> =
+            text.lines().filter(|l| l.starts_with("true ") && l.ends_with(&format!("/bin/true {arg}"))).collect();
+        assert_eq!(lines.len(), 1, "{arg} in {text}");
+    }
+    assert!(stderr.contains("Tracing execs"), "{stderr}");
+
+    let out = Command::new(tprof).args(["top", "-p", "1", "--children", "--no-inherit"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-inherit"), "{:?}", out);
 }
