@@ -18,16 +18,6 @@ pub(crate) fn tool_interval(s: &str) -> Result<Duration, String> {
     parse_interval(s, Bare::Seconds, Duration::from_nanos(1)).map_err(|e| e.to_string())
 }
 
-/// The sys views' INTERVAL: 10 ms to a day; bare numbers are seconds.
-pub(crate) fn sys_interval(s: &str) -> Result<Duration, String> {
-    parse_interval(s, Bare::Seconds, Duration::from_millis(10)).map_err(|e| e.to_string())
-}
-
-/// `stat -I`: 10 ms to a day; bare numbers are milliseconds, as perf's.
-pub(crate) fn stat_interval(s: &str) -> Result<Duration, String> {
-    parse_interval(s, Bare::Millis, Duration::from_millis(10)).map_err(|e| e.to_string())
-}
-
 /// An off-CPU block time: bare numbers are microseconds (bcc's unit).
 pub(crate) fn block_time(s: &str) -> Result<Duration, String> {
     parse_duration(s, Bare::Micros).map_err(|e| e.to_string())
@@ -53,10 +43,6 @@ mod tests {
         assert_eq!(positive("10").unwrap(), Duration::from_secs(10));
         assert!(positive("0").unwrap_err().contains("must be positive"));
         assert_eq!(block_time("250").unwrap(), Duration::from_micros(250));
-        assert_eq!(stat_interval("500").unwrap(), Duration::from_millis(500));
-        assert!(stat_interval("5").is_err(), "under 10 ms");
-        assert_eq!(sys_interval("0.5").unwrap(), Duration::from_millis(500));
-        assert!(sys_interval("0.001").is_err());
         assert_eq!(tool_interval("0.5").unwrap(), Duration::from_millis(500));
         assert!(tool_interval("0").is_err());
     }

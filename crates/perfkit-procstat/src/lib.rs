@@ -27,6 +27,8 @@
 //! ```
 
 mod collect;
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod json;
 pub mod model;
 pub mod prometheus;
