@@ -1,11 +1,7 @@
 //! `perfkit stat`: event counts like `perf stat`; the flags are
 //! `perfkit_perf_event::flags`.
 
-use std::{
-    ffi::OsString,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{ffi::OsString, process::ExitCode, time::Instant};
 
 use anyhow::{Result, bail};
 use perfkit_perf_event::{
@@ -13,7 +9,7 @@ use perfkit_perf_event::{
     stat::{
         StatEvent, StatSession, StatTarget,
         json::StatReport,
-        text::{self, Intervals, Layout, Run},
+        text::{self, Layout, Run},
     },
 };
 use perfkit_profiler::EndReason;
@@ -123,7 +119,19 @@ fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<
     let stop = crate::signals::interrupt_flag()?;
     let end = match args.interval {
         None => perfkit_profiler::wait_for(&watched, args.duration, stop),
-        Some(every) => print_intervals(&mut session, started, every, args.duration, &watched, stop, layout),
+        // With -I: the counts of each interval until the end, as `perf stat
+        // -I` prints them (the last interval may be short).
+        Some(every) => {
+            let mut end = EndReason::Duration;
+            let last = args.duration.map(|d| started + d);
+            // Ignored as perf does: standard error gone, there is no one to tell.
+            let wait = |until: Instant| {
+                end = perfkit_profiler::wait_for(&watched, Some(until.saturating_duration_since(Instant::now())), stop);
+                end == EndReason::Duration
+            };
+            let _ = session.write_intervals(&mut std::io::stderr().lock(), layout.clone(), started, every, last, wait);
+            end
+        }
     };
     let elapsed = started.elapsed();
     let counts = session.read();
@@ -133,35 +141,6 @@ fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<
         None => None,
     };
     Ok(Ok(Counted { run: Run::new(counts, elapsed), end, status, info }))
-}
-
-/// With -I: the counts of each interval until the end, as `perf stat -I`
-/// prints them (the last interval may be short).
-fn print_intervals(
-    session: &mut StatSession,
-    started: Instant,
-    every: Duration,
-    duration: Option<Duration>,
-    watched: &[u32],
-    stop: &std::sync::atomic::AtomicBool,
-    layout: &Layout,
-) -> EndReason {
-    let last = duration.map(|d| started + d);
-    let mut intervals = Intervals::new(layout.clone());
-    let mut err = std::io::stderr().lock();
-    let _ = intervals.write_header(&mut err);
-    let mut k = 0u32;
-    loop {
-        k = k.saturating_add(1);
-        let due = started + every * k;
-        let until = last.map_or(due, |l| l.min(due));
-        let end = perfkit_profiler::wait_for(watched, Some(until.saturating_duration_since(Instant::now())), stop);
-        let _ = intervals.write(&mut err, started.elapsed(), session.read());
-        let ended = end != EndReason::Duration || last.is_some_and(|l| until >= l);
-        if ended {
-            return end;
-        }
-    }
 }
 
 fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {

@@ -5,12 +5,12 @@ use std::{
     fs,
     io::IsTerminal,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
 use perfkit_procstat::{
-    CollectOptions, Collector, ProcessSelection, Sample,
+    CollectOptions, Collector, ProcessSelection, Sample, Schedule,
     flags::{LiveArgs, RecordArgs, ReportArgs, SysArgs, SysCommand},
     record::{self, Recorder},
     text::{Reporter, View},
@@ -58,12 +58,6 @@ pub fn run(args: SysArgs) -> Result<()> {
     }
 }
 
-/// The end of the `n`th interval from the start (past any real run when
-/// it overflows).
-fn nth(interval: Duration, n: u64) -> Duration {
-    u32::try_from(n).ok().and_then(|n| interval.checked_mul(n)).unwrap_or(Duration::from_secs(1 << 32))
-}
-
 /// A live view: samples every interval and prints each report.
 struct Live {
     live: LiveArgs,
@@ -90,12 +84,9 @@ impl Live {
             .as_deref()
             .map(|p| Ok::<_, anyhow::Error>((Output::create(p)?, p.to_owned())))
             .transpose()?;
-        let mut options = self.options.clone();
-        if pending.is_some() {
-            // A recording can be replayed as any view: take everything.
-            options.processes = ProcessSelection::All;
-            options.cgroup_depth = 2;
-        }
+        // A recording can be replayed as any view: take everything.
+        let options =
+            if pending.is_some() { record::collect_options(self.options.threads) } else { self.options.clone() };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let first = collector.collect(&options).context("collecting statistics")?;
@@ -114,10 +105,9 @@ impl Live {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
         let mut prev = first.clone();
-        let started = Instant::now();
+        let mut schedule = Schedule::start(interval, self.live.count);
         let mut reports = 0u64;
-        while self.live.count.is_none_or(|c| reports < c) {
-            let due = started + nth(interval, reports + 1);
+        while let Some(due) = schedule.next_due() {
             if !runtime.block_on(wait_until(due)) {
                 break;
             }
@@ -202,34 +192,25 @@ fn record(args: RecordArgs) -> Result<()> {
         bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
         bar
     });
-    let started = Instant::now();
-    let mut n = 1u64;
-    let mut first = Some(first);
+    // COUNT intervals: COUNT+1 samples, the first in the file already.
+    let mut schedule = Schedule::start(interval, args.count);
     loop {
-        // The first sample is in the file already.
-        if first.take().is_none() {
-            let sample = collector.collect(&options).context("collecting statistics")?;
-            recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
-            n += 1;
-        }
         if let Some(bar) = &progress {
             bar.set_message(format!(
                 "recording to {}: {} samples, {} KiB, {:.0} s (Ctrl-C stops)",
                 path.display(),
                 recorder.samples(),
                 recorder.bytes() / 1024,
-                started.elapsed().as_secs_f64()
+                schedule.started().elapsed().as_secs_f64()
             ));
             bar.tick();
         }
-        // COUNT intervals: COUNT+1 samples.
-        if args.count.is_some_and(|c| n > c) {
-            break;
-        }
-        let due = started + nth(interval, n);
+        let Some(due) = schedule.next_due() else { break };
         if !runtime.block_on(wait_until(due)) {
             break;
         }
+        let sample = collector.collect(&options).context("collecting statistics")?;
+        recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();

@@ -25,7 +25,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use perfkit_model::time::{Bare, parse_interval};
 
 use crate::{
-    CollectOptions, ProcessSelection,
+    CollectOptions, ProcessSelection, record,
     text::{Reporter, View},
 };
 
@@ -192,11 +192,10 @@ impl RecordArgs {
         self.interval.unwrap_or(Duration::from_secs(1))
     }
 
-    /// What a recording collects: every process (threads too with
-    /// `--threads`) and cgroups two levels deep, so that it can be
-    /// replayed as any view.
+    /// What a recording collects ([`record::collect_options`]): every
+    /// process, threads too with `--threads`.
     pub fn collect_options(&self) -> CollectOptions {
-        CollectOptions { processes: ProcessSelection::All, threads: self.threads, cgroup_depth: 2 }
+        record::collect_options(self.threads)
     }
 }
 
@@ -307,7 +306,7 @@ mod tests {
         let Ok(SysCommand::Record(r)) = parse(&["record", "-o", "x.rec"]) else { panic!("record") };
         assert_eq!(r.interval(), Duration::from_secs(1));
         assert!(matches!(r.collect_options().processes, ProcessSelection::All));
-        assert_eq!(r.collect_options().cgroup_depth, 2);
+        assert_eq!(r.collect_options().cgroup_depth, record::CGROUP_DEPTH);
         assert!(parse(&["record"]).is_err(), "-o is required");
         let Ok(SysCommand::Record(r)) = parse(&["record", "-i", "-5", "-o", "x.rec"]) else { panic!("old -i") };
         assert_eq!(r.old_interval.as_deref(), Some("-5"));
