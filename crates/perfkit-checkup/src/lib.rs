@@ -38,6 +38,8 @@ pub mod cgroup;
 mod collect;
 pub mod compare;
 pub mod document;
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod kmsg;
 pub mod latency;
 pub mod observe;

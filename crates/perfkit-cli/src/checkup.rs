@@ -1,20 +1,16 @@
 //! `perfkit checkup`: flags in, perfkit-checkup's observations and
-//! findings out, on the terminal and in JSON.
+//! findings out, on the terminal and in JSON; the flags are
+//! `perfkit_checkup::flags`.
 
-use std::{
-    io::IsTerminal,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{io::IsTerminal, path::Path, time::Duration};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use perfkit_checkup::{CheckupDocument, ObserveOptions, Observer, Thresholds, analyze, compare, report};
+use perfkit_checkup::{CheckupDocument, Observer, Thresholds, analyze, compare, flags::CheckupArgs, report};
 
-use crate::{output::Output, profile::PidList as IdList};
+use crate::output::Output;
 
-const EXAMPLES: &str = "\
+pub(crate) const CHECKUP_EXAMPLES: &str = "\
 Examples:
   perfkit checkup                          # observe the host for 60 s, then the findings
   perfkit checkup -d 10                    # a shorter look
@@ -28,44 +24,9 @@ Ctrl-C ends the observation early and still reports. The rules and their
 thresholds (USE method: utilization, saturation, errors per resource) are in
 docs/CHECKUP.md.";
 
-/// Observe the host for a while (CPU, memory, disks, network, processes)
-/// and report its bottlenecks: ranked findings by the USE method, with
-/// evidence, culprits and the next command to run.
-#[derive(Debug, Args)]
-#[command(after_help = EXAMPLES)]
-pub struct CheckupArgs {
-    /// How long to observe: seconds, or with a unit (500ms, 2m).
-    #[arg(short, long, value_name = "DURATION", default_value = "60", value_parser = crate::clock::positive)]
-    duration: Duration,
-
-    /// Write the findings and the time series as JSON to FILE (`-`:
-    /// standard output, the text summary then goes to standard error).
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-
-    /// The processes under investigation, comma-separated: culprits are
-    /// looked for among them, and a finding none of them causes is lowered
-    /// to info.
-    #[arg(short, long, value_name = "PID[,PID...]")]
-    pid: Option<IdList>,
-
-    /// Write the report as one self-contained HTML file (findings, charts
-    /// over time, latency histograms, on-CPU flame graph, the culprits'
-    /// off-CPU stacks); with --compare, the comparison and a differential
-    /// flame graph.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-
-    /// Compare two checkups written by --json instead of observing: the
-    /// findings that appeared, went away or changed severity, and key
-    /// metrics before and after.
-    #[arg(long, num_args = 2, value_names = ["BEFORE", "AFTER"], conflicts_with_all = ["pid", "json", "duration"])]
-    compare: Option<Vec<PathBuf>>,
-}
-
 pub fn run(args: CheckupArgs) -> Result<()> {
-    if let Some(files) = &args.compare {
-        return run_compare(&files[0], &files[1], args.output.as_deref());
+    if let Some((before, after)) = args.compare_files() {
+        return run_compare(before, after, args.output.as_deref());
     }
     let json = args.json.as_deref().map(Output::create).transpose()?;
     let html = args.output.as_deref().map(Output::create).transpose()?;
@@ -74,16 +35,8 @@ pub fn run(args: CheckupArgs) -> Result<()> {
     {
         bail!("--json - and -o - both write to standard output: give one of them a file");
     }
-    let scope: Vec<u32> = args.pid.map(|l| l.0).unwrap_or_default();
-    for pid in &scope {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            bail!("no process {pid}");
-        }
-    }
+    let options = args.observe_options()?;
     let stop = crate::signals::interrupt_flag()?;
-    let mut options = ObserveOptions::default();
-    options.duration = args.duration;
-    options.scope_pids = scope;
     let bar = progress_bar(args.duration);
     let mut started = false;
     let mut observations = Observer::new()
@@ -179,36 +132,4 @@ fn progress_bar(duration: Duration) -> ProgressBar {
         ProgressStyle::with_template("observing {bar:40} {msg}  (Ctrl-C to stop and report)").expect("valid template"),
     );
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: CheckupArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<CheckupArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("checkup").chain(args.iter().copied())).map(|c| c.args)
-    }
-
-    #[test]
-    fn flags() {
-        let a = parse(&[]).unwrap();
-        assert_eq!(a.duration, Duration::from_secs(60));
-        let a = parse(&["-d", "500ms", "-p", "1,2", "--json", "x.json"]).unwrap();
-        assert_eq!(a.duration, Duration::from_millis(500));
-        assert_eq!(a.pid.unwrap().0, [1, 2]);
-        assert!(parse(&["-d", "-3"]).is_err());
-        assert!(parse(&["-p", "abc"]).is_err());
-        let a = parse(&["--compare", "a.json", "b.json", "-o", "d.html"]).unwrap();
-        assert_eq!(a.compare.unwrap(), [PathBuf::from("a.json"), PathBuf::from("b.json")]);
-        assert_eq!(a.output.unwrap(), PathBuf::from("d.html"));
-        assert!(parse(&["--compare", "a.json"]).is_err(), "two files");
-        assert!(parse(&["--compare", "a.json", "b.json", "-p", "1"]).is_err(), "compare observes nothing");
-    }
 }

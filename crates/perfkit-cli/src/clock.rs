@@ -1,27 +1,8 @@
-//! Durations on the command line (parsed by `perfkit_model::time`, one
-//! parser for every flag that takes a time) and clock times on the
-//! terminal through `jiff`: the local time zone (`TZ`, `/etc/localtime`)
-//! without `localtime_r`.
-
-use std::time::Duration;
+//! Clock times on the terminal through `jiff`: the local time zone (`TZ`,
+//! `/etc/localtime`) without `localtime_r`. (Durations on the command
+//! line are the flags modules' `perfkit_model::time`.)
 
 use jiff::{Timestamp, tz::TimeZone};
-use perfkit_model::time::{Bare, parse_interval, positive_duration};
-
-/// A duration above zero (`-d`): a bare number is seconds.
-pub(crate) fn positive(s: &str) -> Result<Duration, String> {
-    positive_duration(s).map_err(|e| e.to_string())
-}
-
-/// The sys views' INTERVAL: 10 ms to a day; bare numbers are seconds.
-pub(crate) fn sys_interval(s: &str) -> Result<Duration, String> {
-    parse_interval(s, Bare::Seconds, Duration::from_millis(10)).map_err(|e| e.to_string())
-}
-
-/// `stat -I`: 10 ms to a day; bare numbers are milliseconds, as perf's.
-pub(crate) fn stat_interval(s: &str) -> Result<Duration, String> {
-    parse_interval(s, Bare::Millis, Duration::from_millis(10)).map_err(|e| e.to_string())
-}
 
 /// Now as an RFC 3339 timestamp in UTC, the `time` of JSON documents.
 pub(crate) fn now_rfc3339() -> String {
@@ -36,17 +17,6 @@ pub(crate) fn now_hms() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The flags' bare units (the parser's own tests are in perfkit-model).
-    #[test]
-    fn bare_units_per_flag() {
-        assert_eq!(positive("10").unwrap(), Duration::from_secs(10));
-        assert!(positive("0").unwrap_err().contains("must be positive"));
-        assert_eq!(stat_interval("500").unwrap(), Duration::from_millis(500));
-        assert!(stat_interval("5").is_err(), "under 10 ms");
-        assert_eq!(sys_interval("0.5").unwrap(), Duration::from_millis(500));
-        assert!(sys_interval("0.001").is_err());
-    }
 
     #[test]
     fn clock_times_follow_the_local_zone() {

@@ -70,7 +70,7 @@ struct Cli {
     /// maps, clients), for the whole job: bytes, or with a suffix K, M, G
     /// (powers of 1024), such as 512M or 2G. Reaching it stops the reading
     /// with an error naming the input and the limit.
-    #[arg(long, global = true, value_name = "SIZE", default_value = "512M", value_parser = render::parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", default_value = "512M", value_parser = perfkit_safeio::parse_size)]
     max_memory: u64,
 
     #[command(subcommand)]
@@ -144,13 +144,20 @@ enum Command {
         /// A command (`profile`, `sys`...); default: perfkit itself.
         command: Option<String>,
     },
-    Flamegraph(render::FlamegraphArgs),
-    Diff(render::DiffArgs),
-    Convert(render::ConvertArgs),
-    Stat(stat::StatArgs),
-    Sys(sys::SysArgs),
-    Serve(serve::ServeArgs),
-    Checkup(checkup::CheckupArgs),
+    #[command(after_help = render::FLAMEGRAPH_EXAMPLES)]
+    Flamegraph(perfkit_formats::flags::FlamegraphArgs),
+    #[command(after_help = render::DIFF_EXAMPLES)]
+    Diff(perfkit_formats::flags::DiffArgs),
+    #[command(after_help = render::CONVERT_EXAMPLES)]
+    Convert(perfkit_formats::flags::ConvertArgs),
+    #[command(after_help = stat::STAT_EXAMPLES)]
+    Stat(perfkit_perf_event::flags::StatArgs),
+    #[command(after_help = sys::SYS_EXAMPLES)]
+    Sys(perfkit_procstat::flags::SysArgs),
+    #[command(after_help = serve::SERVE_EXAMPLES)]
+    Serve(perfkit_exporter::flags::ServeArgs),
+    #[command(after_help = checkup::CHECKUP_EXAMPLES)]
+    Checkup(perfkit_checkup::flags::CheckupArgs),
 }
 
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {

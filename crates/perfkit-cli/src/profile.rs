@@ -20,7 +20,6 @@ use perfkit_profiler::{
     EmptyProfile, EndReason, Finished, Note, Options, Remedy, Session,
     flags::{OffcpuArgs, OutputArgs, ProfileArgs, TargetArgs},
 };
-pub(crate) use perfkit_target::PidList;
 use perfkit_target::TargetError;
 
 use crate::{output::Output, render::write_profile};

@@ -1,24 +1,21 @@
-//! `perfkit stat`: event counts like `perf stat`.
+//! `perfkit stat`: event counts like `perf stat`; the flags are
+//! `perfkit_perf_event::flags`.
 
-use std::{
-    ffi::OsString,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{ffi::OsString, process::ExitCode, time::Instant};
 
 use anyhow::{Result, bail};
-use clap::Args;
-use perfkit_perf_event::stat::{
-    StatEvent, StatSession, StatTarget,
-    json::StatReport,
-    text::{self, Intervals, Layout, Run},
+use perfkit_perf_event::{
+    flags::StatArgs,
+    stat::{
+        StatEvent, StatSession, StatTarget,
+        json::StatReport,
+        text::{self, Layout, Run},
+    },
 };
 use perfkit_profiler::EndReason;
-use perfkit_target::{ExitStatus, HeldCommand, ProcessInfo};
+use perfkit_target::{ExitStatus, HeldCommand, PidList, ProcessInfo};
 
-use perfkit_target::PidList as IdList;
-
-const EXAMPLES: &str = "\
+pub(crate) const STAT_EXAMPLES: &str = "\
 Examples:
   perfkit stat -- ./my-benchmark           # until it exits
   perfkit stat -p 1234,1240 -d 10          # running processes for 10 s
@@ -29,69 +26,6 @@ Examples:
 
 Events the machine cannot count (hardware counters in many VMs) read
 <not supported>, as in perf, without failing the run.";
-
-/// Count events of processes, a command or the whole machine, like `perf
-/// stat`.
-///
-/// Counts every thread of the target, threads and child processes created
-/// later included (every CPU with -a), until Ctrl-C, the duration, or the
-/// target's exit. The counts are printed on standard error, as perf does.
-#[derive(Debug, Args)]
-#[command(after_help = EXAMPLES)]
-pub struct StatArgs {
-    /// Processes to count, comma-separated (all their threads, and the
-    /// processes they start).
-    #[arg(short, long, value_name = "PIDS", conflicts_with_all = ["command", "all_cpus"])]
-    pid: Option<IdList>,
-
-    /// Count on every CPU (system-wide), until Ctrl-C, the duration, or
-    /// the exit of the command given.
-    #[arg(short, long)]
-    all_cpus: bool,
-
-    /// Events, comma-separated: task-clock, cpu-clock, context-switches, cpu-migrations,
-    /// page-faults, minor-faults, major-faults, cycles, instructions, branches, branch-misses,
-    /// cache-references, cache-misses, L1-dcache-loads, L1-dcache-load-misses.
-    #[arg(short, long, value_name = "EVENTS", value_delimiter = ',')]
-    events: Vec<StatEvent>,
-
-    /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
-    #[arg(short, long, value_name = "DURATION", value_parser = crate::clock::positive)]
-    duration: Option<Duration>,
-
-    /// Print the counts of each interval of MS milliseconds (at least 10;
-    /// or with a unit: 2s), each line starting with the time since counting
-    /// began.
-    #[arg(short = 'I', long = "interval-print", value_name = "MS", value_parser = crate::clock::stat_interval)]
-    interval: Option<Duration>,
-
-    /// Print perf's CSV with this separator: value, unit, event, run time
-    /// (ns), % running, metric, metric unit (and the spread of the runs
-    /// after the event with -r).
-    #[arg(short = 'x', long = "field-separator", value_name = "SEP", value_parser = parse_separator)]
-    separator: Option<String>,
-
-    /// Run the command N times and print the means, each with its
-    /// relative standard deviation, as perf does.
-    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "interval")]
-    repeat: Option<u32>,
-
-    /// Print the counts as JSON on standard output.
-    #[arg(long, conflicts_with_all = ["interval", "separator", "repeat"])]
-    json: bool,
-
-    /// Command to run and count until it exits (`--` before it is needed
-    /// only when its first word starts with `-`).
-    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
-    command: Vec<OsString>,
-}
-
-fn parse_separator(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(format!("{s:?} cannot separate fields (examples: -x, or -x ';')"));
-    }
-    Ok(s.to_owned())
-}
 
 /// What one run counted.
 struct Counted {
@@ -106,18 +40,15 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
     if args.json {
         crate::output::check_stdout_open()?;
     }
-    let events: Vec<StatEvent> = if args.events.is_empty() { StatEvent::DEFAULT.to_vec() } else { args.events.clone() };
-    let runs = args.repeat.unwrap_or(1);
+    let events = args.events();
+    let runs = args.runs();
     if runs > 1 && args.command.is_empty() {
         bail!("-r repeats a command: give one (perfkit stat -r {runs} -- ./my-benchmark)");
     }
     if args.pid.is_none() && !args.all_cpus && args.command.is_empty() {
         bail!("nothing to count: give -p PIDS, -a or a command (see --help)");
     }
-    let layout = match &args.separator {
-        Some(sep) => Layout::Csv(sep.clone()),
-        None => Layout::Table,
-    };
+    let layout = args.layout();
     let mut done: Vec<Counted> = Vec::new();
     for _ in 0..runs {
         let counted = match count_once(&args, &events, &layout)? {
@@ -140,10 +71,9 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
     let Some(last) = done.last() else { bail!("no run was counted") };
     if args.interval.is_none() {
         let line = args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-        let pids = args.pid.as_ref().map(|p| p.0.as_slice()).unwrap_or_default();
-        let target = text::target_label(args.all_cpus, pids, &perfkit_model::printable(&line));
+        let target = text::target_label(args.all_cpus, args.pids(), &perfkit_model::printable(&line));
         if args.json {
-            print_json(last, args.pid.as_ref().map(|p| p.0.as_slice()).unwrap_or_default(), args.all_cpus)?;
+            print_json(last, args.pids(), args.all_cpus)?;
         } else {
             let runs: Vec<Run> = done.into_iter().map(|c| c.run).collect();
             // Ignored as perf does: standard error gone, there is no one to tell.
@@ -156,7 +86,7 @@ pub fn run(args: StatArgs) -> Result<ExitCode> {
 /// One run: counts until the end, printing intervals with -I. `Err` is
 /// the exit code of a command that could not run.
 fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<Result<Counted, ExitCode>> {
-    let (target, info, mut child) = if let Some(IdList(pids)) = &args.pid {
+    let (target, info, mut child) = if let Some(PidList(pids)) = &args.pid {
         let info = ProcessInfo::read(pids[0])?;
         (StatTarget::Processes(pids.clone()), Some(info), None)
     } else if let Some((program, rest)) = args.command.split_first() {
@@ -183,13 +113,25 @@ fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<
     }
     let watched: Vec<u32> = match (&child, &args.pid) {
         (Some(c), _) => vec![c.pid()],
-        (None, Some(IdList(pids))) => pids.clone(),
+        (None, Some(PidList(pids))) => pids.clone(),
         (None, None) => Vec::new(),
     };
     let stop = crate::signals::interrupt_flag()?;
     let end = match args.interval {
         None => perfkit_profiler::wait_for(&watched, args.duration, stop),
-        Some(every) => print_intervals(&mut session, started, every, args.duration, &watched, stop, layout),
+        // With -I: the counts of each interval until the end, as `perf stat
+        // -I` prints them (the last interval may be short).
+        Some(every) => {
+            let mut end = EndReason::Duration;
+            let last = args.duration.map(|d| started + d);
+            // Ignored as perf does: standard error gone, there is no one to tell.
+            let wait = |until: Instant| {
+                end = perfkit_profiler::wait_for(&watched, Some(until.saturating_duration_since(Instant::now())), stop);
+                end == EndReason::Duration
+            };
+            let _ = session.write_intervals(&mut std::io::stderr().lock(), layout.clone(), started, every, last, wait);
+            end
+        }
     };
     let elapsed = started.elapsed();
     let counts = session.read();
@@ -201,78 +143,9 @@ fn count_once(args: &StatArgs, events: &[StatEvent], layout: &Layout) -> Result<
     Ok(Ok(Counted { run: Run::new(counts, elapsed), end, status, info }))
 }
 
-/// With -I: the counts of each interval until the end, as `perf stat -I`
-/// prints them (the last interval may be short).
-fn print_intervals(
-    session: &mut StatSession,
-    started: Instant,
-    every: Duration,
-    duration: Option<Duration>,
-    watched: &[u32],
-    stop: &std::sync::atomic::AtomicBool,
-    layout: &Layout,
-) -> EndReason {
-    let last = duration.map(|d| started + d);
-    let mut intervals = Intervals::new(layout.clone());
-    let mut err = std::io::stderr().lock();
-    let _ = intervals.write_header(&mut err);
-    let mut k = 0u32;
-    loop {
-        k = k.saturating_add(1);
-        let due = started + every * k;
-        let until = last.map_or(due, |l| l.min(due));
-        let end = perfkit_profiler::wait_for(watched, Some(until.saturating_duration_since(Instant::now())), stop);
-        let _ = intervals.write(&mut err, started.elapsed(), session.read());
-        let ended = end != EndReason::Duration || last.is_some_and(|l| until >= l);
-        if ended {
-            return end;
-        }
-    }
-}
-
 fn print_json(run: &Counted, pids: &[u32], system_wide: bool) -> Result<()> {
     let r = &run.run;
     let doc = StatReport::new(&r.counts, r.elapsed, run.info.as_ref(), pids, system_wide, run.status);
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: StatArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<StatArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("stat").chain(args.iter().copied())).map(|c| c.args)
-    }
-
-    #[test]
-    fn perf_flags() {
-        let a = parse(&["-a", "-I", "500", "-x", ";", "-e", "task-clock"]).unwrap();
-        assert!(a.all_cpus);
-        assert_eq!(a.interval, Some(Duration::from_millis(500)));
-        assert_eq!(a.separator.as_deref(), Some(";"));
-        assert_eq!(parse(&["-p", "1,2,3"]).unwrap().pid, Some(IdList(vec![1, 2, 3])));
-        assert_eq!(parse(&["-r", "5", "--", "true"]).unwrap().repeat, Some(5));
-        let b = parse(&["-a", "sleep", "1"]).unwrap();
-        assert!(b.all_cpus && b.command.len() == 2);
-        for bad in [
-            &["-I", "5", "-a"][..],
-            &["-I", "abc", "-a"],
-            &["-r", "0", "true"],
-            &["-r", "2", "-I", "100", "true"],
-            &["-x", "", "-a"],
-            &["--json", "-x", ",", "-a"],
-            &["-p", "1", "-a"],
-            &["-p", "1", "--", "true"],
-        ] {
-            assert!(parse(bad).is_err(), "{bad:?} was accepted");
-        }
-    }
 }

@@ -1,24 +1,24 @@
-//! `perfkit sys` (sysstat-style views, recording, replay) and `perfkit
-//! serve` (Prometheus exporter).
+//! `perfkit sys`: sysstat-style views, recording and replay; the flags are
+//! `perfkit_procstat::flags`.
 
 use std::{
     fs,
     io::IsTerminal,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand, ValueEnum};
 use perfkit_procstat::{
-    CollectOptions, Collector, ProcessSelection, Sample,
+    CollectOptions, Collector, ProcessSelection, Sample, Schedule,
+    flags::{LiveArgs, RecordArgs, ReportArgs, SysArgs, SysCommand},
     record::{self, Recorder},
     text::{Reporter, View},
 };
 
 use crate::output::Output;
 
-const SYS_EXAMPLES: &str = "\
+pub(crate) const SYS_EXAMPLES: &str = "\
 Examples:
   perfkit sys cpu 1 5               # mpstat -P ALL 1 5
   perfkit sys proc 1                # pidstat 1: active processes every second
@@ -35,191 +35,27 @@ INTERVAL and COUNT work as in sysstat: no INTERVAL prints one report of the
 figures since boot; an INTERVAL without COUNT reports until Ctrl-C, then
 prints the average over the whole run.";
 
-/// System and process statistics, like the sysstat tools.
-#[derive(Debug, Args)]
-#[command(after_help = SYS_EXAMPLES)]
-pub struct SysArgs {
-    #[command(subcommand)]
-    command: SysCommand,
-}
-
-#[derive(Debug, Subcommand)]
-enum SysCommand {
-    /// Per-CPU utilisation, like `mpstat -P ALL`.
-    Cpu(LiveArgs),
-    /// Per-process CPU, memory, I/O and context switches, like `pidstat -u -r -d -w`.
-    Proc(ProcArgs),
-    /// Memory, swap, run queue and system activity, like `vmstat` and `free`.
-    Mem(LiveArgs),
-    /// Block device I/O, like `iostat -xz`.
-    Disk(DiskArgs),
-    /// Network interfaces, like `sar -n DEV`.
-    Net(LiveArgs),
-    /// Pressure stall information (/proc/pressure).
-    Psi(LiveArgs),
-    /// Record raw samples of every view to a file, every INTERVAL seconds
-    /// for COUNT intervals or until Ctrl-C.
-    Record(RecordArgs),
-    /// Replay a recording as any view.
-    Report(ReportArgs),
-}
-
-/// The arguments every live view takes.
-#[derive(Debug, Args)]
-struct LiveArgs {
-    /// Seconds between reports (fractions allowed, or with a unit: 500ms, 1m). Without it, one
-    /// report since boot.
-    #[arg(value_name = "INTERVAL", value_parser = crate::clock::sys_interval)]
-    interval: Option<Duration>,
-
-    /// Number of reports; without it, until Ctrl-C.
-    #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
-    count: Option<u64>,
-
-    /// One JSON object per interval on standard output, for scripts.
-    #[arg(long)]
-    json: bool,
-
-    /// Also record the raw samples to FILE (replay with `perfkit sys report`).
-    #[arg(short = 'o', long = "record", value_name = "FILE")]
-    record: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-struct ProcArgs {
-    /// Only these processes (repeat or separate with commas); default: every active process.
-    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
-    pids: Vec<u32>,
-
-    /// One row per thread.
-    #[arg(short = 't', long)]
-    threads: bool,
-
-    #[command(flatten)]
-    live: LiveArgs,
-}
-
-#[derive(Debug, Args)]
-struct DiskArgs {
-    /// Also list devices that did no I/O in the interval (iostat without -z).
-    #[arg(long)]
-    all: bool,
-
-    #[command(flatten)]
-    live: LiveArgs,
-}
-
-#[derive(Debug, Args)]
-struct RecordArgs {
-    /// Seconds between samples (fractions allowed, or with a unit: 500ms, 1m); default 1.
-    #[arg(value_name = "INTERVAL", value_parser = crate::clock::sys_interval)]
-    interval: Option<Duration>,
-
-    /// Number of intervals, as for the views: COUNT+1 samples, replayed as
-    /// COUNT reports; without it, until Ctrl-C.
-    #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
-    count: Option<u64>,
-
-    /// The recording to write (samples are appended and flushed as taken).
-    #[arg(short, long, value_name = "FILE")]
-    output: PathBuf,
-
-    /// Record threads as well as processes.
-    #[arg(long)]
-    threads: bool,
-
-    /// The former -i SECONDS: refused, naming the positional form.
-    #[arg(short = 'i', long = "interval", hide = true, value_name = "SECONDS", allow_hyphen_values = true)]
-    old_interval: Option<String>,
-
-    /// The former -c SAMPLES: refused, naming the positional form.
-    #[arg(short = 'c', long = "count", hide = true, value_name = "SAMPLES", allow_hyphen_values = true)]
-    old_count: Option<String>,
-}
-
-/// A view of a recording.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-enum ViewArg {
-    /// mpstat -P ALL
-    #[default]
-    Cpu,
-    /// pidstat
-    Proc,
-    /// vmstat and free
-    Mem,
-    /// iostat -xz
-    Disk,
-    /// sar -n DEV
-    Net,
-    /// PSI
-    Psi,
-}
-
-#[derive(Debug, Args)]
-struct ReportArgs {
-    /// A recording made by `perfkit sys record` (or a view's --record).
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
-
-    /// The view to print.
-    #[arg(value_enum, default_value_t)]
-    view: ViewArg,
-
-    /// With the proc view: only these processes.
-    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
-    pids: Vec<u32>,
-
-    /// With the disk view: also devices that did no I/O.
-    #[arg(long)]
-    all: bool,
-
-    /// One JSON object per interval.
-    #[arg(long)]
-    json: bool,
-}
-
-impl From<ViewArg> for View {
-    fn from(v: ViewArg) -> Self {
-        match v {
-            ViewArg::Cpu => View::Cpu,
-            ViewArg::Proc => View::Proc,
-            ViewArg::Mem => View::Mem,
-            ViewArg::Disk => View::Disk,
-            ViewArg::Net => View::Net,
-            ViewArg::Psi => View::Psi,
-        }
-    }
-}
-
 pub fn run(args: SysArgs) -> Result<()> {
+    let live = |view, live: LiveArgs| {
+        let reporter = live.reporter(view);
+        Live::new(live, CollectOptions::default(), reporter).run()
+    };
     match args.command {
-        SysCommand::Cpu(live) => Live::new(View::Cpu, live, CollectOptions::default()).run(),
-        SysCommand::Mem(live) => Live::new(View::Mem, live, CollectOptions::default()).run(),
-        SysCommand::Net(live) => Live::new(View::Net, live, CollectOptions::default()).run(),
-        SysCommand::Psi(live) => Live::new(View::Psi, live, CollectOptions::default()).run(),
+        SysCommand::Cpu(l) => live(View::Cpu, l),
+        SysCommand::Mem(l) => live(View::Mem, l),
+        SysCommand::Net(l) => live(View::Net, l),
+        SysCommand::Psi(l) => live(View::Psi, l),
         SysCommand::Disk(d) => {
-            let mut l = Live::new(View::Disk, d.live, CollectOptions::default());
-            l.reporter.all_disks = d.all;
-            l.run()
+            let reporter = d.reporter();
+            Live::new(d.live, CollectOptions::default(), reporter).run()
         }
         SysCommand::Proc(p) => {
-            let mut opts = CollectOptions::default();
-            opts.processes =
-                if p.pids.is_empty() { ProcessSelection::All } else { ProcessSelection::Pids(p.pids.clone()) };
-            opts.threads = p.threads;
-            let mut l = Live::new(View::Proc, p.live, opts);
-            l.reporter.pids = p.pids;
-            l.run()
+            let (options, reporter) = (p.collect_options(), p.reporter());
+            Live::new(p.live, options, reporter).run()
         }
         SysCommand::Record(r) => record(r),
         SysCommand::Report(r) => report(r),
     }
-}
-
-/// The end of the `n`th interval from the start (past any real run when
-/// it overflows).
-fn nth(interval: Duration, n: u64) -> Duration {
-    u32::try_from(n).ok().and_then(|n| interval.checked_mul(n)).unwrap_or(Duration::from_secs(1 << 32))
 }
 
 /// A live view: samples every interval and prints each report.
@@ -230,9 +66,8 @@ struct Live {
 }
 
 impl Live {
-    fn new(view: View, live: LiveArgs, options: CollectOptions) -> Self {
-        let mut reporter = Reporter::new(view, live.json);
-        if view == View::Mem {
+    fn new(live: LiveArgs, options: CollectOptions, mut reporter: Reporter) -> Self {
+        if reporter.view == View::Mem {
             // vmstat repeats its header every 20 reports on a terminal.
             reporter.header_every = std::io::stdout().is_terminal().then_some(20);
         }
@@ -249,12 +84,9 @@ impl Live {
             .as_deref()
             .map(|p| Ok::<_, anyhow::Error>((Output::create(p)?, p.to_owned())))
             .transpose()?;
-        let mut options = self.options.clone();
-        if pending.is_some() {
-            // A recording can be replayed as any view: take everything.
-            options.processes = ProcessSelection::All;
-            options.cgroup_depth = 2;
-        }
+        // A recording can be replayed as any view: take everything.
+        let options =
+            if pending.is_some() { record::collect_options(self.options.threads) } else { self.options.clone() };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let first = collector.collect(&options).context("collecting statistics")?;
@@ -273,10 +105,9 @@ impl Live {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_time().build().context("starting the runtime")?;
         let mut prev = first.clone();
-        let started = Instant::now();
+        let mut schedule = Schedule::start(interval, self.live.count);
         let mut reports = 0u64;
-        while self.live.count.is_none_or(|c| reports < c) {
-            let due = started + nth(interval, reports + 1);
+        while let Some(due) = schedule.next_due() {
             if !runtime.block_on(wait_until(due)) {
                 break;
             }
@@ -348,12 +179,9 @@ fn record(args: RecordArgs) -> Result<()> {
             if count.is_empty() { String::new() } else { format!("{} ", count.trim()) }
         );
     }
-    let interval = args.interval.unwrap_or(Duration::from_secs(1));
+    let interval = args.interval();
     let collector = Collector::new();
-    let mut options = CollectOptions::default();
-    options.processes = ProcessSelection::All;
-    options.threads = args.threads;
-    options.cgroup_depth = 2;
+    let options = args.collect_options();
     let out = Output::create(&args.output)?;
     let first = collector.collect(&options).context("collecting statistics")?;
     let (mut recorder, path) = start_recording(out, &args.output, &first)?;
@@ -364,34 +192,25 @@ fn record(args: RecordArgs) -> Result<()> {
         bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
         bar
     });
-    let started = Instant::now();
-    let mut n = 1u64;
-    let mut first = Some(first);
+    // COUNT intervals: COUNT+1 samples, the first in the file already.
+    let mut schedule = Schedule::start(interval, args.count);
     loop {
-        // The first sample is in the file already.
-        if first.take().is_none() {
-            let sample = collector.collect(&options).context("collecting statistics")?;
-            recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
-            n += 1;
-        }
         if let Some(bar) = &progress {
             bar.set_message(format!(
                 "recording to {}: {} samples, {} KiB, {:.0} s (Ctrl-C stops)",
                 path.display(),
                 recorder.samples(),
                 recorder.bytes() / 1024,
-                started.elapsed().as_secs_f64()
+                schedule.started().elapsed().as_secs_f64()
             ));
             bar.tick();
         }
-        // COUNT intervals: COUNT+1 samples.
-        if args.count.is_some_and(|c| n > c) {
-            break;
-        }
-        let due = started + nth(interval, n);
+        let Some(due) = schedule.next_due() else { break };
         if !runtime.block_on(wait_until(due)) {
             break;
         }
+        let sample = collector.collect(&options).context("collecting statistics")?;
+        recorder.push(&sample).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -423,8 +242,5 @@ fn report(args: ReportArgs) -> Result<()> {
             rec.samples.len()
         );
     }
-    let mut reporter = Reporter::new(args.view.into(), args.json);
-    reporter.pids = args.pids;
-    reporter.all_disks = args.all;
-    Ok(reporter.write_replay(&mut std::io::stdout().lock(), &rec.samples)?)
+    Ok(args.reporter().write_replay(&mut std::io::stdout().lock(), &rec.samples)?)
 }

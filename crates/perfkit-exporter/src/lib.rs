@@ -25,6 +25,8 @@
 //!   for a short time, so that many clients cost one collection.
 //! - `pprof` (feature `pprof`): Go's `/debug/pprof/profile` CPU profile
 //!   endpoint, with perfkit-profiler's profiles, for continuous profilers.
+//! - `flags` (feature `clap`): `serve`'s command-line flags, with their
+//!   help and validation, for clap programs.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +40,8 @@
 //! ```
 
 mod exporter;
+#[cfg(feature = "clap")]
+pub mod flags;
 #[cfg(feature = "pprof")]
 pub mod pprof;
 mod server;

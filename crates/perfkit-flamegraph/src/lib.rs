@@ -14,6 +14,9 @@
 
 use std::{io::Write, str::FromStr};
 
+#[cfg(feature = "clap")]
+pub mod flags;
+
 pub use inferno::flamegraph::color::{MultiPalette, Palette};
 use inferno::{
     differential,

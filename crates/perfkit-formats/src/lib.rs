@@ -27,6 +27,8 @@
 //! assert_eq!(again.folded_counts(), profile.folded_counts());
 //! ```
 
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod json;
 pub mod pprof;
 

@@ -17,6 +17,8 @@
 //! Events, ring buffers and records come from the `perf-event2` crate.
 
 mod error;
+#[cfg(feature = "clap")]
+pub mod flags;
 mod sampler;
 pub mod stat;
 mod unwind;

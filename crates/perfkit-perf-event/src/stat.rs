@@ -1,7 +1,11 @@
 //! Counting events like `perf stat`, with the `perf-event2` crate's
 //! counters; [`text`] prints them as perf does.
 
-use std::{fmt, str::FromStr};
+use std::{
+    fmt, io,
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use perf_event::{
     Builder, Counter, ReadFormat,
@@ -328,6 +332,39 @@ impl StatSession {
         Ok(Self { counters })
     }
 
+    /// Counts in intervals, as `perf stat -I` does: every `every` from
+    /// `started` (and at `last`, the end of the count, if any), reads the
+    /// counters and writes the interval's counts to `out` in `layout`,
+    /// after its header. `wait(until)` blocks until the instant `until`
+    /// and returns true, or returns false as soon as the count ends early
+    /// (the target exited, an interrupt); the interval cut short is written
+    /// too, and is the last. A failed write (standard error gone) does not
+    /// stop the count: the first one is returned at its end.
+    pub fn write_intervals(
+        &mut self,
+        out: &mut impl io::Write,
+        layout: text::Layout,
+        started: Instant,
+        every: Duration,
+        last: Option<Instant>,
+        mut wait: impl FnMut(Instant) -> bool,
+    ) -> io::Result<()> {
+        let mut intervals = text::Intervals::new(layout);
+        let mut result = intervals.write_header(out);
+        let mut k = 0u32;
+        loop {
+            k = k.saturating_add(1);
+            let due = started + every * k;
+            let until = last.map_or(due, |l| l.min(due));
+            let ran = wait(until);
+            let written = intervals.write(out, started.elapsed(), self.read());
+            result = result.and(written);
+            if !ran || last.is_some_and(|l| until >= l) {
+                return result;
+            }
+        }
+    }
+
     /// The counts so far, in the order the events were given.
     pub fn read(&mut self) -> Vec<EventCount> {
         self.counters
@@ -467,6 +504,51 @@ mod tests {
         assert_eq!(d(StatEvent::ContextSwitches), Some(Derived { value: 5.0, unit: "/sec" }));
         assert_eq!(d(StatEvent::Instructions), Some(Derived { value: 2.5, unit: "insn per cycle" }));
         assert_eq!(d(StatEvent::BranchMisses), None, "no branch count to divide by");
+    }
+
+    /// Software events count on any machine perfkit's tests run on (root).
+    fn own_task_clock() -> StatSession {
+        StatSession::start_target(&StatTarget::Processes(vec![std::process::id()]), &[StatEvent::TaskClock], false)
+            .unwrap()
+    }
+
+    #[test]
+    fn intervals_until_the_end_or_until_the_wait_says_stop() {
+        let (started, every) = (Instant::now(), Duration::from_millis(10));
+        let mut out = Vec::new();
+        let mut waits = Vec::new();
+        let sleep_until = |until: Instant| std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        own_task_clock()
+            .write_intervals(
+                &mut out,
+                text::Layout::Csv(",".into()),
+                started,
+                every,
+                Some(started + every * 3 + every / 2),
+                |u| {
+                    waits.push(u - started);
+                    sleep_until(u);
+                    true
+                },
+            )
+            .unwrap();
+        // 10, 20, 30 ms, and the short last one at 35 ms; CSV has no header.
+        assert_eq!(waits, [every, every * 2, every * 3, every * 3 + every / 2]);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.lines().all(|l| l.contains(",task-clock,")), "{text}");
+        // Ended early: the interval cut short is the last.
+        let mut out = Vec::new();
+        let mut calls = 0;
+        own_task_clock()
+            .write_intervals(&mut out, text::Layout::Table, Instant::now(), every, None, |_| {
+                calls += 1;
+                calls < 2
+            })
+            .unwrap();
+        assert_eq!(calls, 2);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 3, "the header and two intervals: {text}");
     }
 
     #[test]

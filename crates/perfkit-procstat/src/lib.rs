@@ -27,12 +27,16 @@
 //! ```
 
 mod collect;
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod json;
 pub mod model;
 pub mod prometheus;
 pub mod record;
 pub mod sample;
+mod schedule;
 pub mod text;
 
 pub use collect::{CollectError, CollectOptions, Collector, ProcessSelection};
 pub use sample::Sample;
+pub use schedule::Schedule;

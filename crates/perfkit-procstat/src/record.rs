@@ -35,7 +35,19 @@ use std::io::{self, Read, Write};
 
 use perfkit_safeio::{Budget, BudgetError, Charge};
 
-use crate::sample::Sample;
+use crate::{CollectOptions, ProcessSelection, sample::Sample};
+
+/// The cgroup v2 depth a recording takes: the root's children and theirs
+/// (a systemd slice's services, a pod's containers), which every view
+/// replayed from it can show, without the unbounded deeper levels.
+pub const CGROUP_DEPTH: usize = 2;
+
+/// What a recording collects so that any view can be replayed from it:
+/// every process (one row per thread too with `threads`) and cgroups
+/// [`CGROUP_DEPTH`] deep.
+pub fn collect_options(threads: bool) -> CollectOptions {
+    CollectOptions { processes: ProcessSelection::All, threads, cgroup_depth: CGROUP_DEPTH }
+}
 
 const MAGIC: &[u8; 11] = b"PERFKIT-SYS";
 /// The recording format version this crate writes.

@@ -66,11 +66,6 @@ pub enum FlagError {
     Expr(#[from] perfkit_probes::tools::ExprError),
 }
 
-/// A duration above zero (`-d`): a bare number is seconds.
-pub(crate) fn positive(s: &str) -> Result<Duration, String> {
-    positive_duration(s).map_err(|e| e.to_string())
-}
-
 /// A tool's INTERVAL: above zero, at most a day; bare numbers are seconds.
 pub(crate) fn tool_interval(s: &str) -> Result<Duration, String> {
     parse_interval(s, Bare::Seconds, Duration::from_nanos(1)).map_err(|e| e.to_string())
@@ -214,7 +209,7 @@ pub struct TargetArgs {
 pub struct OutputArgs {
     /// Stop after this long: seconds, or with a unit (500ms, 1.5s, 2m, 1h30m).
     /// Without it, sampling runs until Ctrl-C or the target exits.
-    #[arg(short, long, value_name = "DURATION", value_parser = positive, allow_hyphen_values = true)]
+    #[arg(short, long, value_name = "DURATION", value_parser = positive_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     /// Where to write the profile; `-` for standard output. Default: the

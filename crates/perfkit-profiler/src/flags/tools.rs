@@ -20,7 +20,7 @@ use perfkit_probes::{
 };
 use perfkit_target::{ExitStatus, PidList};
 
-use super::{FlagError, positive, tool_interval};
+use super::{FlagError, tool_interval};
 use crate::Target;
 
 mod events;
@@ -189,7 +189,7 @@ pub struct Snooping {
     pub time: bool,
 
     /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
-    #[arg(short, long, value_name = "DURATION", value_parser = positive)]
+    #[arg(short, long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 }
 
@@ -346,7 +346,7 @@ pub struct BiosnoopArgs {
     pub json: bool,
 
     /// Stop after this long (seconds, or 500ms, 1.5s, 2m, 1h30m).
-    #[arg(long, value_name = "DURATION", value_parser = positive)]
+    #[arg(long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 
     /// Only I/O of this disk (`sda`, `nvme0n1`), as libbpf-tools' -d.

@@ -17,7 +17,7 @@ use perfkit_target::{ExitStatus, PidList};
 
 use super::{Reporting, ToolFlags, ToolTargetArgs};
 use crate::{
-    flags::{FlagError, positive, tool_interval},
+    flags::{FlagError, tool_interval},
     stack_tools::{self, MemleakView, StackcountView, WakeuptimeView},
 };
 
@@ -70,7 +70,7 @@ pub struct WakeuptimeArgs {
 
     /// Trace for this long, then report and exit (`10`, `500ms`, `2m`);
     /// bcc's positional DURATION.
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = positive)]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 
     /// Which blocked threads.
@@ -161,7 +161,7 @@ pub struct StackcountArgs {
 
     /// Trace for this long, then report and exit (bcc's -D; `10`,
     /// `500ms`).
-    #[arg(short = 'D', long, value_name = "DURATION", value_parser = positive)]
+    #[arg(short = 'D', long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 
     /// What to watch.

@@ -16,7 +16,7 @@ use perfkit_probes::{
 use perfkit_target::ExitStatus;
 
 use super::{ToolFlags, ToolTargetArgs};
-use crate::flags::{FlagError, positive, tool_interval};
+use crate::flags::{FlagError, tool_interval};
 
 /// A string size the kernel side can read: 1 to [`MAX_STRING_SIZE`].
 fn string_size(n: usize) -> Result<usize, FlagError> {
@@ -66,7 +66,7 @@ pub struct TraceArgs {
     pub msg_filter: Option<String>,
 
     /// Trace for this long, then exit (`10`, `500ms`, `2m`).
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = positive)]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 
     /// What to watch.
@@ -141,7 +141,7 @@ pub struct ArgdistArgs {
     pub interval: Duration,
 
     /// Trace for this long, then exit (`10`, `500ms`, `2m`).
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = positive)]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 
     /// Exit after this many outputs.

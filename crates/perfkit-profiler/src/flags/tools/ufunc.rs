@@ -15,7 +15,7 @@ use perfkit_probes::{
 use perfkit_target::ExitStatus;
 
 use super::{ToolFlags, ToolTargetArgs};
-use crate::flags::{FlagError, positive, tool_interval};
+use crate::flags::{FlagError, tool_interval};
 
 /// Reporting of the user-function tools: bcc's `-i` and `-d`.
 #[derive(Debug, Args)]
@@ -36,7 +36,7 @@ pub struct UfuncReporting {
 
     /// Trace for this long, then report and exit (bcc's -d; `10`, `500ms`,
     /// `2m`).
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = positive)]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = perfkit_model::time::positive_duration)]
     pub duration: Option<Duration>,
 }
 
