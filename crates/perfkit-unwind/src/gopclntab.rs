@@ -225,7 +225,7 @@ impl Iterator for PcValues<'_> {
 }
 
 /// The most bytes of a file without section headers searched for the
-/// table's header.
+/// table's header, over all its loadable segments.
 const MAX_SCAN: usize = 512 << 20;
 
 impl<'d> GoTable<'d> {
@@ -242,27 +242,39 @@ impl<'d> GoTable<'d> {
             return Self::at(file, table, elf, section.address());
         }
         // No section headers: the header by its magic and shape, at a
-        // pointer-aligned place. A file with sections but no .gopclntab is
-        // not Go's (and is not scanned).
-        // Not an ELF file at all: not scanned either. The scan reads at
-        // most MAX_SCAN bytes (a sparse or huge file costs nothing more).
+        // pointer-aligned place inside a loadable segment (the runtime
+        // reads the table, so it is loaded). A file with sections but no
+        // .gopclntab is not Go's (and is not scanned), nor is a file that
+        // is not ELF. Only the bytes segments load are read, at most
+        // MAX_SCAN of them: the holes of a sparse file outside its
+        // segments, or a huge file, cost nothing more.
         match parsed.as_ref() {
             None => return None,
             Some(f) if f.sections().any(|s| s.size() > 0) => return None,
             Some(_) => {}
         }
-        let mut at = 0;
-        while at + 8 <= file.len().min(MAX_SCAN) {
-            let word = &file[at..at + 8];
-            if (word[0] == 0xf0 || word[0] == 0xf1 || word[0] == 0xfa)
-                && word[1..4] == [0xff, 0xff, 0xff]
-                && word[4..8] == [0, 0, 1, 8]
-                && let Some(vaddr) = elf.offset_to_vaddr(at as u64)
-                && let Some(t) = Self::at(file, &file[at..], elf.clone(), vaddr)
-            {
-                return Some(t);
+        let mut budget = MAX_SCAN;
+        for segment in &elf.segments {
+            let Ok(start) = usize::try_from(segment.offset) else { continue };
+            let end = usize::try_from(segment.offset.saturating_add(segment.filesz)).unwrap_or(usize::MAX);
+            let end = end.min(file.len()).min(start.saturating_add(budget));
+            let mut at = start.next_multiple_of(8);
+            while at + 8 <= end {
+                let word = &file[at..at + 8];
+                if (word[0] == 0xf0 || word[0] == 0xf1 || word[0] == 0xfa)
+                    && word[1..4] == [0xff, 0xff, 0xff]
+                    && word[4..8] == [0, 0, 1, 8]
+                    && let Some(vaddr) = elf.offset_to_vaddr(at as u64)
+                    && let Some(t) = Self::at(file, &file[at..], elf.clone(), vaddr)
+                {
+                    return Some(t);
+                }
+                at += 8;
             }
-            at += 8;
+            budget = budget.saturating_sub(end.saturating_sub(start));
+            if budget == 0 {
+                break;
+            }
         }
         None
     }
@@ -780,6 +792,40 @@ mod tests {
             assert_eq!((leaf.len(), &*leaf[0].name, leaf[0].line), (1, "main.leaf", 0), "{layout:?}");
             assert!(t.lookup(0x401060).is_none() && t.lookup(0x400fff).is_none(), "{layout:?}");
         }
+    }
+
+    /// A 64-bit ELF file without section headers: one read-only `PT_LOAD`
+    /// at 0x400000 over the whole file, or (`loaded` false) over its
+    /// headers only, and `table` at offset 0x1000.
+    fn elf_without_sections(table: &[u8], loaded: bool) -> Vec<u8> {
+        let at = 0x1000;
+        let mut f = vec![0u8; at + table.len()];
+        let put = |f: &mut Vec<u8>, at: usize, bytes: &[u8]| f[at..at + bytes.len()].copy_from_slice(bytes);
+        put(&mut f, 0, b"\x7fELF\x02\x01\x01");
+        for (at, v) in [(16, 2u16), (18, 62), (52, 64), (54, 56), (56, 1), (58, 64)] {
+            put(&mut f, at, &v.to_le_bytes());
+        }
+        put(&mut f, 20, &1u32.to_le_bytes());
+        put(&mut f, 32, &64u64.to_le_bytes());
+        let filesz = if loaded { f.len() as u64 } else { at as u64 };
+        put(&mut f, 64, &1u32.to_le_bytes());
+        put(&mut f, 68, &4u32.to_le_bytes());
+        for (i, v) in [0, 0x400000, 0x400000, filesz, filesz, 0x1000u64].into_iter().enumerate() {
+            put(&mut f, 72 + 8 * i, &v.to_le_bytes());
+        }
+        put(&mut f, at, table);
+        f
+    }
+
+    #[test]
+    fn a_stripped_file_is_searched_only_where_it_is_loaded() {
+        let (table, _) = synthesize(Layout::Go120);
+        let file = elf_without_sections(&table, true);
+        let t = GoTable::find(&file).expect("the table in a loaded segment is found");
+        assert_eq!(t.nfunc, 2);
+        // The same bytes outside every segment are not a table (and are
+        // not read: the sparse-file test in perfkit-cli measures that).
+        assert!(GoTable::find(&elf_without_sections(&table, false)).is_none());
     }
 
     #[test]
