@@ -258,8 +258,8 @@ impl<'d> GoTable<'d> {
             let Ok(start) = usize::try_from(segment.offset) else { continue };
             let end = usize::try_from(segment.offset.saturating_add(segment.filesz)).unwrap_or(usize::MAX);
             let end = end.min(file.len()).min(start.saturating_add(budget));
-            let mut at = start.next_multiple_of(8);
-            while at + 8 <= end {
+            let Some(mut at) = start.checked_next_multiple_of(8) else { continue };
+            while end.saturating_sub(at) >= 8 {
                 let word = &file[at..at + 8];
                 if (word[0] == 0xf0 || word[0] == 0xf1 || word[0] == 0xfa)
                     && word[1..4] == [0xff, 0xff, 0xff]
