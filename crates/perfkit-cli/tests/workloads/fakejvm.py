@@ -23,7 +23,19 @@ threading.Thread(target=dispatcher, daemon=True).start()
 mode = sys.argv[2]
 path = "/tmp/.java_pid%d" % os.getpid()
 s = socket.socket(socket.AF_UNIX)
-s.bind(path)
+# A socket left by an earlier process of this PID (killed before it could
+# remove it) is ours to remove; one of another user's is removed by the
+# test, so bind again until it is gone.
+for _ in range(100):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    try:
+        s.bind(path)
+        break
+    except OSError:
+        time.sleep(0.1)
 s.listen(0)
 s.setblocking(False)
 held = []
@@ -37,6 +49,8 @@ if mode == "stuck":
         except OSError:
             pass
         held.append(c)
+# Listening (and, when stuck, its queue full): the test may start.
+open(os.path.join(sys.argv[1], "ready"), "w").close()
 end = time.time() + float(sys.argv[3])
 last = time.time()
 try:
