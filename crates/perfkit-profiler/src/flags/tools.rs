@@ -5,7 +5,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::Args;
 use perfkit_probes::{
-    Selection,
+    ProbeError, Selection,
     tools::{
         BlockIo, BlockIoConfig, ExecSnoop, ExecSnoopConfig, OpenSnoop, OpenSnoopConfig, ProbeSpec, ResolvedProbe,
         Resolver, Runqlat, RunqlatConfig, RunqlatPer, Syscount, SyscountConfig, TcpLife, TcpLifeConfig, TcpRetrans,
@@ -70,6 +70,15 @@ pub trait ToolFlags {
     fn farewell(&self) -> Option<&'static str> {
         None
     }
+}
+
+/// A probe pattern as [`ToolFlags::watch`] resolved it (funccount,
+/// funclatency, stackcount).
+type Resolved = Option<(ProbeSpec, Vec<ResolvedProbe>)>;
+
+/// The resolution, which `watch` made before `start` and `drive`.
+fn resolved(r: &Resolved) -> Result<&(ProbeSpec, Vec<ResolvedProbe>), ProbeError> {
+    r.as_ref().ok_or_else(|| ProbeError::InvalidConfig("the probe pattern is resolved by ToolFlags::watch".into()))
 }
 
 /// Processes to watch: a PID list, a cgroup, or a command.

@@ -5,17 +5,16 @@ use std::{ffi::OsString, time::Duration};
 
 use clap::Args;
 use perfkit_probes::{
-    ProbeError, Selection,
+    Selection,
     tools::{
-        Memleak, MemleakConfig, MemleakMode, ProbeSpec, ResolvedProbe, StackCountConfig, StackCounter, StackKinds,
-        WakeupTime, WakeupTimeConfig,
+        Memleak, MemleakConfig, MemleakMode, StackCountConfig, StackCounter, StackKinds, WakeupTime, WakeupTimeConfig,
         drive::{Clock, DriveError, Driver},
         run::{Schedule, Watch},
     },
 };
 use perfkit_target::{ExitStatus, PidList};
 
-use super::{Reporting, ToolFlags, ToolTargetArgs};
+use super::{Reporting, Resolved, ToolFlags, ToolTargetArgs, resolved};
 use crate::{
     flags::{FlagError, tool_interval},
     stack_tools::{self, MemleakView, StackcountView, WakeuptimeView},
@@ -169,15 +168,7 @@ pub struct StackcountArgs {
     pub target: ToolTargetArgs,
 
     #[arg(skip)]
-    resolved: Option<(ProbeSpec, Vec<ResolvedProbe>)>,
-}
-
-impl StackcountArgs {
-    fn resolved(&self) -> Result<&(ProbeSpec, Vec<ResolvedProbe>), ProbeError> {
-        self.resolved
-            .as_ref()
-            .ok_or_else(|| ProbeError::InvalidConfig("the probe pattern is resolved by ToolFlags::watch".into()))
-    }
+    resolved: Resolved,
 }
 
 impl ToolFlags for StackcountArgs {
@@ -191,7 +182,7 @@ impl ToolFlags for StackcountArgs {
 
     fn start(&self, selection: Option<Selection>) -> Result<StackCounter, FlagError> {
         let mut config = StackCountConfig::default();
-        (config.selection, config.probes) = (selection, self.resolved()?.1.clone());
+        (config.selection, config.probes) = (selection, resolved(&self.resolved)?.1.clone());
         let mut kinds = StackKinds::default();
         (kinds.user, kinds.kernel) = (!self.kernel_stacks_only, !self.user_stacks_only);
         config.stacks = kinds;
@@ -213,7 +204,7 @@ impl ToolFlags for StackcountArgs {
             timestamp: self.timestamp,
             schedule: Schedule { interval: self.interval, count: None, duration: self.duration },
         };
-        stack_tools::stackcount(tool, &self.resolved()?.0, &view, d)
+        stack_tools::stackcount(tool, &resolved(&self.resolved)?.0, &view, d)
     }
 
     fn farewell(&self) -> Option<&'static str> {

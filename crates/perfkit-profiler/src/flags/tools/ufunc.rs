@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use clap::Args;
 use perfkit_probes::{
-    ProbeError, Selection,
+    Selection,
     tools::{
-        FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyUnit, ProbeSpec, ResolvedProbe,
+        FuncCountConfig, FuncCounter, FuncLatency, FuncLatencyConfig, LatencyUnit,
         drive::{self, Clock, DriveError, Driver, ReportView},
         run::{Schedule, Watch},
     },
 };
 use perfkit_target::ExitStatus;
 
-use super::{ToolFlags, ToolTargetArgs};
+use super::{Resolved, ToolFlags, ToolTargetArgs, resolved};
 use crate::flags::{FlagError, tool_interval};
 
 /// Reporting of the user-function tools: bcc's `-i` and `-d`.
@@ -46,14 +46,6 @@ impl UfuncReporting {
         let schedule = Schedule { interval: self.interval, count: None, duration: self.duration };
         ReportView { json: self.json, timestamp: self.timestamp, schedule }
     }
-}
-
-/// The probe pattern as [`ToolFlags::watch`] resolved it.
-type Resolved = Option<(ProbeSpec, Vec<ResolvedProbe>)>;
-
-/// The resolution, which `watch` made before `start` and `drive`.
-fn resolved(r: &Resolved) -> Result<&(ProbeSpec, Vec<ResolvedProbe>), ProbeError> {
-    r.as_ref().ok_or_else(|| ProbeError::InvalidConfig("the probe pattern is resolved by ToolFlags::watch".into()))
 }
 
 /// Count calls of user functions, USDT probes or tracepoints, like bcc's
